@@ -1,0 +1,36 @@
+# Helpers shared by every CMakeLists.txt in the tree.
+
+# Adds each listed subdirectory that has a CMakeLists.txt, so modules can land independently.
+function(moeserve_add_subdirectories)
+  foreach(dir IN LISTS ARGN)
+    if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/CMakeLists.txt)
+      add_subdirectory(${dir})
+    endif()
+  endforeach()
+endfunction()
+
+set(MOESERVE_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare)
+
+# moeserve_library(NAME SOURCES ... DEPS ...): a static library rooted at the repository root for
+# includes (#include "server/common/status.h").
+function(moeserve_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_compile_options(${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${MOESERVE_WARNINGS}>)
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# moeserve_test(NAME SOURCES ... DEPS ...): a GoogleTest binary registered with CTest. Tests find the
+# shared data through MOESERVE_TEST_DATA (default ../shared/data beside the source tree).
+function(moeserve_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_compile_options(${name} PRIVATE ${MOESERVE_WARNINGS})
+  target_compile_definitions(${name} PRIVATE MOESERVE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} moeserve_test_util GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
+                       PROPERTIES LABELS "${ARG_LABELS}")
+endfunction()

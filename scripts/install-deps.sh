@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages moeserve builds against. Idempotent: installs only what is missing.
+# Shared by the README, .ci/run and the Dockerfile.
+#   MOESERVE_WITH_GRPC=0  skip gRPC/Protobuf (engine-only build)
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libabsl-dev nlohmann-json3-dev libpcre2-dev libicu-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then
+  packages+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,50 @@
+#ifndef MOESERVE_SERVER_COMMON_THREAD_POOL_H_
+#define MOESERVE_SERVER_COMMON_THREAD_POOL_H_
+
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace moeserve {
+
+// A fixed set of worker threads for data-parallel loops (the CPU backend's ops).
+//
+// ParallelFor splits [0, n) into contiguous chunks and runs `fn(begin, end)` on the workers and the
+// calling thread, returning when all chunks are done. It is meant to be called from one thread at a
+// time (the engine thread); concurrent callers are serialised. Nested calls from inside `fn` run
+// inline on the calling worker.
+class ThreadPool {
+ public:
+  // num_threads <= 0 picks std::thread::hardware_concurrency().
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn over [0, n) in chunks of at least `min_chunk` items.
+  void ParallelFor(int64_t n, int64_t min_chunk, const std::function<void(int64_t, int64_t)>& fn);
+
+ private:
+  void WorkerLoop(int index);
+
+  std::vector<std::thread> workers_;
+  absl::Mutex call_mu_;  // serialises ParallelFor callers
+  absl::Mutex mu_;
+  const std::function<void(int64_t, int64_t)>* fn_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int64_t n_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t chunk_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_COMMON_THREAD_POOL_H_
