@@ -1,0 +1,170 @@
+#ifndef MOESERVE_SERVER_BACKEND_BACKEND_H_
+#define MOESERVE_SERVER_BACKEND_BACKEND_H_
+
+// The Backend interface: device memory and the ops the model code is written in.
+//
+// Model code never names a backend; it calls these ops, so the CPU reference and the CUDA backend
+// run the same model code and can be compared op by op. Every op validates shapes and dtypes and
+// returns InvalidArgument naming the op and the offending operand instead of touching memory it
+// should not. Ops are asynchronous on devices with streams: results are visible to later ops on the
+// same backend and after CopyToHost / Synchronize.
+//
+// Conventions (T = tokens in the flat batch, S = sequences, H = query heads, Hkv = kv heads,
+// D = head dim, E = experts, NB = KV blocks, BS = block size):
+// - Activations are `activation_dtype()` (f32 on CPU, bf16 on CUDA). Index tensors are i32.
+// - Weights are created through CreateWeight from host fp32 data; the backend picks the storage
+//   dtype. A linear weight has shape [out, in] (PyTorch layout): y = x · wᵀ (+ b).
+// - Outputs are preallocated by the caller and never alias inputs unless an op says so.
+//
+// Thread safety: a Backend is used by one thread (the engine thread) at a time.
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "server/backend/tensor.h"
+
+namespace moeserve {
+
+// Where the K/V rows of one layer live for a batch. Built once per step by the model runner and
+// shared by every attention layer. All tensors are i32 on the backend.
+struct AttentionMetadata {
+  int32_t num_seqs = 0;
+  int32_t num_tokens = 0;
+  int32_t max_query_len = 0;
+  int32_t max_seq_len = 0;
+  int32_t block_size = 0;
+  Tensor query_start_loc;  // [S + 1]: tokens of sequence s are rows [qsl[s], qsl[s+1]) of the batch
+  Tensor seq_lens;         // [S]: context length of s after this step (cached + new tokens)
+  Tensor block_tables;     // [S, max_blocks_per_seq]: physical block of each logical block
+  Tensor slot_mapping;     // [T]: cache slot (block * BS + offset) each new token writes; < 0 skips
+};
+
+// How a precomputed rotary table is applied.
+enum class RopeStyle : uint8_t {
+  kNeox,         // rotate halves: pairs (i, i + rot/2) — Hugging Face Llama/Qwen2 "rotate_half"
+  kInterleaved,  // rotate adjacent pairs (2i, 2i + 1) — GPT-J, llama2.c, DeepSeek's MLA rope
+};
+
+enum class MoeScoring : uint8_t { kSoftmax, kSigmoid };
+enum class MoeTopkMethod : uint8_t {
+  kGreedy,              // top-k over all experts
+  kGroupLimitedGreedy,  // DeepSeek-V2: groups ranked by their best expert score
+  kNoAuxTc,             // DeepSeek-V3: groups ranked by the sum of their top-2 biased scores;
+                        // experts chosen by biased score, weighted by unbiased score
+};
+
+struct MoeRoutingParams {
+  int32_t top_k = 2;
+  MoeScoring scoring = MoeScoring::kSoftmax;
+  MoeTopkMethod method = MoeTopkMethod::kGreedy;
+  int32_t n_group = 1;
+  int32_t topk_group = 1;
+  bool norm_topk_prob = true;         // renormalise the chosen weights to sum to 1
+  float routed_scaling_factor = 1.0f;  // multiplies the final weights
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view name() const = 0;  // "cpu", "cuda"
+  virtual DType activation_dtype() const = 0;
+
+  // ---- Memory --------------------------------------------------------------------------------
+  // Uninitialised device memory. Fails with ResourceExhausted when the device is out of memory.
+  virtual absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) = 0;
+  // A weight from host fp32 values (`values.size() == shape.numel()`), stored in the backend's
+  // weight dtype.
+  virtual absl::StatusOr<Tensor> CreateWeight(absl::Span<const float> values, Shape shape) = 0;
+  // Host -> device copy of raw bytes; `bytes.size() == dst.bytes()`.
+  virtual absl::Status CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) = 0;
+  // Device -> host copy; synchronises. `bytes.size() == src.bytes()`.
+  virtual absl::Status CopyToHost(const Tensor& src, absl::Span<uint8_t> bytes) = 0;
+  // Device -> host as fp32, converting from the tensor's dtype (f32/bf16/f16); synchronises.
+  virtual absl::Status CopyToHostF32(const Tensor& src, absl::Span<float> out) = 0;
+  // Sets every byte of `dst` to zero.
+  virtual absl::Status Zero(const Tensor& dst) = 0;
+  // Waits for all queued work.
+  virtual absl::Status Synchronize() = 0;
+
+  // ---- Ops -----------------------------------------------------------------------------------
+  // out[t] = table[ids[t]]. table [V, d], ids i32 [T], out [T, d]. An id outside [0, V) is an error.
+  virtual absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
+
+  // out = x · wᵀ + bias. x [T, in], w [out, in], bias [out] or empty, out [T, out].
+  virtual absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
+                              const Tensor& out) = 0;
+
+  // out[t, h] = w[h] · x[t, h]. x [T, H, in], w [H, out, in], out [T, H, out]. Per-head
+  // projections: MLA's absorbed key and value up-projections.
+  virtual absl::Status HeadwiseLinear(const Tensor& x, const Tensor& w, const Tensor& out) = 0;
+
+  // out = x / rms(x) * w, rms over the last dimension. x, out [T, d] (may alias), w [d].
+  virtual absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) = 0;
+
+  // residual += x; out = RmsNorm(residual). x, residual, out [T, d]; out may alias x.
+  virtual absl::Status AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w,
+                                  float eps, const Tensor& out) = 0;
+
+  // out = a + b, same shapes; out may alias a or b.
+  virtual absl::Status Add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+
+  // In place: rotates the first `rotary_dim` dims of every head of x [T, H, D] at position
+  // positions[t] using cos_sin [max_position, rotary_dim] whose row p holds rotary_dim/2 cosines
+  // followed by rotary_dim/2 sines (any scaling already folded in). A position outside
+  // [0, max_position) is an error.
+  virtual absl::Status Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
+                            int32_t rotary_dim, RopeStyle style) = 0;
+
+  // out = silu(gate) * up with gate_up [T, 2I] = [gate | up], out [T, I].
+  virtual absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) = 0;
+
+  // rows[i] = x[indices[i]]. x [T, d], indices i32 [n], out [n, d].
+  virtual absl::Status GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) = 0;
+
+  // Writes the new tokens' keys and values into the paged cache at meta.slot_mapping.
+  // k [T, Hkv, D], v [T, Hkv, Dv], k_cache [NB, BS, Hkv, D], v_cache [NB, BS, Hkv, Dv].
+  virtual absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
+                                    const Tensor& k_cache, const Tensor& v_cache) = 0;
+
+  // Causal attention of the batch's queries over the paged cache (which already holds this step's
+  // keys and values). Query row i of sequence s (query length q, context L) sits at position
+  // L - q + i and attends to cache positions [0, L - q + i]. GQA: head h reads kv head h / (H/Hkv).
+  // q [T, H, D], caches as in WriteKvCache, out [T, H, Dv].
+  virtual absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                      const AttentionMetadata& meta, float scale,
+                                      const Tensor& out) = 0;
+
+  // MLA: writes latent rows [kv_c | k_pe] into cache [NB, BS, L + R] at meta.slot_mapping.
+  // kv_c [T, L] (normalised latent), k_pe [T, R] (rotated).
+  virtual absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
+                                     const AttentionMetadata& meta, const Tensor& cache) = 0;
+
+  // MLA attention in the latent space (weights absorbed): score(t, h, j) =
+  // scale * (q_latent[t, h] · c_j + q_pe[t, h] · pe_j) over cache rows j = [c_j | pe_j], causal as
+  // in PagedAttention, out[t, h] = Σ_j softmax_j · c_j.
+  // q_latent [T, H, L], q_pe [T, H, R], cache [NB, BS, L + R], out [T, H, L].
+  virtual absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe,
+                                         const Tensor& cache, const AttentionMetadata& meta,
+                                         float scale, const Tensor& out) = 0;
+
+  // Expert choice per token. router_logits f32 [T, E]; correction_bias f32 [E] (kNoAuxTc only,
+  // else empty); topk_ids i32 [T, k]; topk_weights f32 [T, k].
+  virtual absl::Status MoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
+                                const MoeRoutingParams& params, const Tensor& topk_ids,
+                                const Tensor& topk_weights) = 0;
+
+  // out[t] = Σ_k topk_weights[t, k] · down_e(silu(gate_e(x[t])) * up_e(x[t])), e = topk_ids[t, k].
+  // x [T, d], gate_up [E, 2I, d] (gate rows then up rows), down [E, d, I], out [T, d].
+  virtual absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids,
+                                  const Tensor& topk_weights, const Tensor& gate_up,
+                                  const Tensor& down, const Tensor& out) = 0;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_BACKEND_BACKEND_H_
