@@ -70,6 +70,6 @@ Tensor Tensor::Slice(int64_t begin, int64_t count) const {
   return Tensor(storage_, static_cast<char*>(data_) + begin * row_bytes, dtype_, s);
 }
 
-std::string Tensor::DebugString() const { return absl::StrCat(DTypeName(dtype_), shape_.ToString()); }
+std::string Tensor::DebugString() const { return absl::StrCat(std::string(DTypeName(dtype_)), shape_.ToString()); }
 
 }  // namespace moeserve

@@ -1,0 +1,281 @@
+// Paged KV cache writes and causal attention over the paged cache (standard/GQA and MLA).
+//
+// Attention runs one (query token, head) pair per work item with an online softmax over the
+// sequence's cache positions, one KV block at a time: the block's scores are computed first, then
+// the running max, sum and output accumulator are rescaled once per block. Parallel over
+// tokens × heads.
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/backend/cpu/cpu_backend.h"
+#include "server/backend/cpu/cpu_internal.h"
+#include "server/common/status_macros.h"
+
+namespace moeserve {
+namespace {
+
+using cpu::Expect;
+using cpu::OpError;
+
+// Validates slot_mapping [T] against a cache of num_blocks × block_size slots.
+absl::Status CheckSlots(absl::string_view op, const AttentionMetadata& meta, int64_t T,
+                        int64_t num_blocks, int64_t block_size) {
+  RETURN_IF_ERROR(Expect(op, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
+  if (meta.block_size != block_size) {
+    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size,
+                                    " differs from the cache's block size ", block_size));
+  }
+  const int32_t* slots = meta.slot_mapping.data_as<int32_t>();
+  const int64_t limit = num_blocks * block_size;
+  for (int64_t t = 0; t < T; ++t) {
+    if (slots[t] >= limit) {
+      return OpError(op, absl::StrCat("meta.slot_mapping[", t, "] = ", slots[t],
+                                      " is outside the cache's ", limit, " slots"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A validated host view of the sequence layout of AttentionMetadata.
+struct SeqLayout {
+  const int32_t* qsl = nullptr;
+  const int32_t* seq_lens = nullptr;
+  const int32_t* block_tables = nullptr;
+  int64_t max_blocks = 0;
+  int64_t block_size = 0;
+  std::vector<int32_t> token_seq;  // sequence of each token
+};
+
+absl::Status CheckLayout(absl::string_view op, const AttentionMetadata& meta, int64_t T,
+                         int64_t num_blocks, int64_t block_size, SeqLayout* layout) {
+  RETURN_IF_ERROR(Expect(op, "meta.seq_lens", meta.seq_lens, DType::kI32, {"S"}));
+  const int64_t S = meta.seq_lens.dim(0);
+  RETURN_IF_ERROR(Expect(op, "meta.query_start_loc", meta.query_start_loc, DType::kI32, {S + 1}));
+  RETURN_IF_ERROR(Expect(op, "meta.block_tables", meta.block_tables, DType::kI32,
+                         {S, "max_blocks_per_seq"}));
+  if (meta.num_seqs != S || meta.num_tokens != T) {
+    return OpError(op, absl::StrCat("meta has num_seqs ", meta.num_seqs, " and num_tokens ",
+                                    meta.num_tokens, ", expected ", S, " and ", T));
+  }
+  if (meta.block_size != block_size) {
+    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size,
+                                    " differs from the cache's block size ", block_size));
+  }
+  const int32_t* qsl = meta.query_start_loc.data_as<int32_t>();
+  const int32_t* lens = meta.seq_lens.data_as<int32_t>();
+  const int32_t* bt = meta.block_tables.data_as<int32_t>();
+  const int64_t max_blocks = meta.block_tables.dim(1);
+  if (qsl[0] != 0 || qsl[S] != T) {
+    return OpError(op, absl::StrCat("meta.query_start_loc must run from 0 to ", T, ", got ",
+                                    qsl[0], " .. ", qsl[S]));
+  }
+  layout->token_seq.assign(T, 0);
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t q_len = static_cast<int64_t>(qsl[s + 1]) - qsl[s];
+    if (q_len < 0) {
+      return OpError(op, absl::StrCat("meta.query_start_loc decreases at sequence ", s));
+    }
+    if (q_len > meta.max_query_len) {
+      return OpError(op, absl::StrCat("sequence ", s, " has ", q_len,
+                                      " query tokens > meta.max_query_len ", meta.max_query_len));
+    }
+    const int64_t len = lens[s];
+    if (len < q_len || len > meta.max_seq_len || len > max_blocks * block_size) {
+      return OpError(op, absl::StrCat("meta.seq_lens[", s, "] = ", len, " must be in [", q_len,
+                                      ", min(max_seq_len ", meta.max_seq_len, ", ",
+                                      max_blocks * block_size, ")]"));
+    }
+    for (int64_t b = 0; b < (len + block_size - 1) / block_size; ++b) {
+      const int32_t phys = bt[s * max_blocks + b];
+      if (phys < 0 || phys >= num_blocks) {
+        return OpError(op, absl::StrCat("meta.block_tables[", s, ", ", b, "] = ", phys,
+                                        " is outside [0, ", num_blocks, ")"));
+      }
+    }
+    for (int64_t t = qsl[s]; t < qsl[s + 1]; ++t) layout->token_seq[t] = static_cast<int32_t>(s);
+  }
+  layout->qsl = qsl;
+  layout->seq_lens = lens;
+  layout->block_tables = bt;
+  layout->max_blocks = max_blocks;
+  layout->block_size = block_size;
+  return absl::OkStatus();
+}
+
+// Online-softmax attention of one query over cache positions [0, n_ctx). The query is split in two
+// parts (qa over the first da values of a key row, qb over the next db; db = 0 for standard
+// attention). key_row(phys, off) and value_row(phys, off) return the rows of a cache slot.
+// scratch holds block_size + dv floats.
+template <class KeyRow, class ValueRow>
+void AttendOne(const float* qa, int64_t da, const float* qb, int64_t db, int64_t dv,
+               int64_t n_ctx, int64_t block_size, const int32_t* blocks, float scale,
+               KeyRow key_row, ValueRow value_row, float* scratch, float* out) {
+  float* scores = scratch;
+  float* acc = scratch + block_size;
+  std::fill(acc, acc + dv, 0.0f);
+  float m = -std::numeric_limits<float>::infinity();
+  float l = 0.0f;
+  for (int64_t b = 0; b * block_size < n_ctx; ++b) {
+    const int32_t phys = blocks[b];
+    const int64_t n = std::min(block_size, n_ctx - b * block_size);
+    float bm = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) {
+      const float* k = key_row(phys, j);
+      float s = cpu::Dot(qa, k, da);
+      if (db > 0) s += cpu::Dot(qb, k + da, db);
+      scores[j] = s * scale;
+      bm = std::max(bm, scores[j]);
+    }
+    const float new_m = std::max(m, bm);
+    const float corr = std::exp(m - new_m);  // 0 on the first block (m = -inf)
+    l *= corr;
+    for (int64_t i = 0; i < dv; ++i) acc[i] *= corr;
+    for (int64_t j = 0; j < n; ++j) {
+      const float p = std::exp(scores[j] - new_m);
+      l += p;
+      const float* v = value_row(phys, j);
+      for (int64_t i = 0; i < dv; ++i) acc[i] += p * v[i];
+    }
+    m = new_m;
+  }
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  for (int64_t i = 0; i < dv; ++i) out[i] = acc[i] * inv;
+}
+
+}  // namespace
+
+absl::Status CpuBackend::WriteKvCache(const Tensor& k, const Tensor& v,
+                                      const AttentionMetadata& meta, const Tensor& k_cache,
+                                      const Tensor& v_cache) {
+  constexpr absl::string_view kOp = "WriteKvCache";
+  RETURN_IF_ERROR(Expect(kOp, "k", k, DType::kF32, {"T", "Hkv", "D"}));
+  const int64_t T = k.dim(0), Hkv = k.dim(1), D = k.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "v", v, DType::kF32, {T, Hkv, "Dv"}));
+  const int64_t Dv = v.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, DType::kF32, {"NB", "BS", Hkv, D}));
+  const int64_t NB = k_cache.dim(0), BS = k_cache.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, DType::kF32, {NB, BS, Hkv, Dv}));
+  RETURN_IF_ERROR(CheckSlots(kOp, meta, T, NB, BS));
+  const int32_t* slots = meta.slot_mapping.data_as<int32_t>();
+  const int64_t krow = Hkv * D, vrow = Hkv * Dv;
+  const float* kp = k.data_as<float>();
+  const float* vp = v.data_as<float>();
+  float* kc = k_cache.data_as<float>();
+  float* vc = v_cache.data_as<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    if (slots[t] < 0) continue;
+    std::memcpy(kc + slots[t] * krow, kp + t * krow, krow * sizeof(float));
+    std::memcpy(vc + slots[t] * vrow, vp + t * vrow, vrow * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
+                                        const Tensor& v_cache, const AttentionMetadata& meta,
+                                        float scale, const Tensor& out) {
+  constexpr absl::string_view kOp = "PagedAttention";
+  RETURN_IF_ERROR(Expect(kOp, "q", q, DType::kF32, {"T", "H", "D"}));
+  const int64_t T = q.dim(0), H = q.dim(1), D = q.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, DType::kF32, {"NB", "BS", "Hkv", D}));
+  const int64_t NB = k_cache.dim(0), BS = k_cache.dim(1), Hkv = k_cache.dim(2);
+  if (Hkv == 0 || H % Hkv != 0) {
+    return OpError(kOp, absl::StrCat("q has ", H, " heads, not a multiple of the cache's ", Hkv,
+                                     " kv heads"));
+  }
+  if (BS <= 0) return OpError(kOp, "k_cache has block size 0");
+  RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, DType::kF32, {NB, BS, Hkv, "Dv"}));
+  const int64_t Dv = v_cache.dim(3);
+  RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {T, H, Dv}));
+  SeqLayout lay;
+  RETURN_IF_ERROR(CheckLayout(kOp, meta, T, NB, BS, &lay));
+
+  const int64_t group = H / Hkv;
+  const float* qp = q.data_as<float>();
+  const float* kc = k_cache.data_as<float>();
+  const float* vc = v_cache.data_as<float>();
+  float* op = out.data_as<float>();
+  const int64_t avg_ctx = std::max<int64_t>(1, meta.max_seq_len);
+  pool_.ParallelFor(T * H, cpu::RowGrain(avg_ctx * (D + Dv)), [&](int64_t b, int64_t e) {
+    std::vector<float> scratch(BS + Dv);
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t t = item / H, h = item % H, kvh = h / group;
+      const int64_t s = lay.token_seq[t];
+      const int64_t q_len = lay.qsl[s + 1] - lay.qsl[s];
+      const int64_t n_ctx = lay.seq_lens[s] - q_len + (t - lay.qsl[s]) + 1;
+      auto key_row = [&](int32_t phys, int64_t j) { return kc + ((phys * BS + j) * Hkv + kvh) * D; };
+      auto value_row = [&](int32_t phys, int64_t j) {
+        return vc + ((phys * BS + j) * Hkv + kvh) * Dv;
+      };
+      AttendOne(qp + item * D, D, nullptr, 0, Dv, n_ctx, BS, lay.block_tables + s * lay.max_blocks,
+                scale, key_row, value_row, scratch.data(), op + item * Dv);
+    }
+  });
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
+                                       const AttentionMetadata& meta, const Tensor& cache) {
+  constexpr absl::string_view kOp = "WriteMlaCache";
+  RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, DType::kF32, {"T", "L"}));
+  const int64_t T = kv_c.dim(0), L = kv_c.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "k_pe", k_pe, DType::kF32, {T, "R"}));
+  const int64_t R = k_pe.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "cache", cache, DType::kF32, {"NB", "BS", L + R}));
+  const int64_t NB = cache.dim(0), BS = cache.dim(1);
+  RETURN_IF_ERROR(CheckSlots(kOp, meta, T, NB, BS));
+  const int32_t* slots = meta.slot_mapping.data_as<int32_t>();
+  const float* cp = kv_c.data_as<float>();
+  const float* pp = k_pe.data_as<float>();
+  float* dst = cache.data_as<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    if (slots[t] < 0) continue;
+    float* row = dst + slots[t] * (L + R);
+    std::memcpy(row, cp + t * L, L * sizeof(float));
+    std::memcpy(row + L, pp + t * R, R * sizeof(float));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe,
+                                           const Tensor& cache, const AttentionMetadata& meta,
+                                           float scale, const Tensor& out) {
+  constexpr absl::string_view kOp = "PagedMlaAttention";
+  RETURN_IF_ERROR(Expect(kOp, "q_latent", q_latent, DType::kF32, {"T", "H", "L"}));
+  const int64_t T = q_latent.dim(0), H = q_latent.dim(1), L = q_latent.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "q_pe", q_pe, DType::kF32, {T, H, "R"}));
+  const int64_t R = q_pe.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "cache", cache, DType::kF32, {"NB", "BS", L + R}));
+  const int64_t NB = cache.dim(0), BS = cache.dim(1);
+  if (BS <= 0) return OpError(kOp, "cache has block size 0");
+  RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {T, H, L}));
+  SeqLayout lay;
+  RETURN_IF_ERROR(CheckLayout(kOp, meta, T, NB, BS, &lay));
+
+  const float* ql = q_latent.data_as<float>();
+  const float* qr = q_pe.data_as<float>();
+  const float* cp = cache.data_as<float>();
+  float* op = out.data_as<float>();
+  const int64_t row = L + R;
+  const int64_t avg_ctx = std::max<int64_t>(1, meta.max_seq_len);
+  pool_.ParallelFor(T * H, cpu::RowGrain(avg_ctx * (row + L)), [&](int64_t b, int64_t e) {
+    std::vector<float> scratch(BS + L);
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t t = item / H;
+      const int64_t s = lay.token_seq[t];
+      const int64_t q_len = lay.qsl[s + 1] - lay.qsl[s];
+      const int64_t n_ctx = lay.seq_lens[s] - q_len + (t - lay.qsl[s]) + 1;
+      auto cache_row = [&](int32_t phys, int64_t j) { return cp + (phys * BS + j) * row; };
+      AttendOne(ql + item * L, L, qr + item * R, R, L, n_ctx, BS,
+                lay.block_tables + s * lay.max_blocks, scale, cache_row, cache_row,
+                scratch.data(), op + item * L);
+    }
+  });
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve

@@ -1,0 +1,153 @@
+#include "server/backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/backend/cpu/cpu_internal.h"
+#include "server/common/numeric.h"
+
+namespace moeserve {
+namespace cpu {
+
+absl::Status OpError(absl::string_view op, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(op, ": ", message));
+}
+
+absl::Status Expect(absl::string_view op, absl::string_view name, const Tensor& t, DType dtype,
+                    std::initializer_list<Dim> dims) {
+  if (!t.defined()) return OpError(op, absl::StrCat(name, " is missing"));
+  if (t.dtype() != dtype) {
+    return OpError(op, absl::StrCat(name, " has dtype ", cpu::DTypeStr(t.dtype()), ", expected ",
+                                    cpu::DTypeStr(dtype)));
+  }
+  bool ok = t.rank() == static_cast<int>(dims.size());
+  int i = 0;
+  for (const Dim& d : dims) {
+    if (!ok) break;
+    if (t.dim(i) < 0 || (d.size >= 0 && t.dim(i) != d.size)) ok = false;
+    ++i;
+  }
+  if (!ok) {
+    std::string expected = absl::StrJoin(dims, ", ", [](std::string* out, const Dim& d) {
+      if (d.size >= 0) {
+        absl::StrAppend(out, d.size);
+      } else {
+        absl::StrAppend(out, d.label);
+      }
+    });
+    return OpError(op, absl::StrCat(name, " has shape ", t.shape().ToString(), ", expected [",
+                                    expected, "]"));
+  }
+  if (t.numel() > 0 && t.data() == nullptr) {
+    return OpError(op, absl::StrCat(name, " has no memory"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace cpu
+
+namespace {
+
+constexpr size_t kAlignment = 64;
+
+absl::Status CheckCopy(absl::string_view op, const Tensor& t, size_t bytes) {
+  if (!t.defined()) return cpu::OpError(op, "tensor is missing");
+  if (t.bytes() != bytes) {
+    return cpu::OpError(op, absl::StrCat("host buffer has ", bytes, " bytes, tensor ",
+                                         t.DebugString(), " has ", t.bytes()));
+  }
+  if (bytes > 0 && t.data() == nullptr) return cpu::OpError(op, "tensor has no memory");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int num_threads) : pool_(num_threads) {}
+
+CpuBackend::~CpuBackend() = default;
+
+absl::StatusOr<Tensor> CpuBackend::Allocate(DType dtype, Shape shape) {
+  for (int64_t d : shape.dims()) {
+    if (d < 0) return cpu::OpError("Allocate", absl::StrCat("negative shape ", shape.ToString()));
+  }
+  const size_t bytes = static_cast<size_t>(shape.numel()) * DTypeSize(dtype);
+  // Round up to the alignment (aligned_alloc requires it) and never ask for zero bytes, so that
+  // every allocated tensor has a non-null data pointer.
+  const size_t padded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  void* p = std::aligned_alloc(kAlignment, padded);
+  if (p == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("Allocate: out of host memory for ", cpu::DTypeStr(dtype), shape.ToString()));
+  }
+  std::shared_ptr<void> storage(p, [](void* q) { std::free(q); });
+  return Tensor(std::move(storage), p, dtype, shape);
+}
+
+absl::StatusOr<Tensor> CpuBackend::CreateWeight(absl::Span<const float> values, Shape shape) {
+  if (static_cast<int64_t>(values.size()) != shape.numel()) {
+    return cpu::OpError("CreateWeight", absl::StrCat(values.size(), " values for shape ",
+                                                     shape.ToString()));
+  }
+  auto t = Allocate(DType::kF32, shape);
+  if (!t.ok()) return t.status();
+  if (!values.empty()) std::memcpy(t->data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+absl::Status CpuBackend::CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) {
+  if (auto s = CheckCopy("CopyFromHost", dst, bytes.size()); !s.ok()) return s;
+  if (!bytes.empty()) std::memcpy(dst.data(), bytes.data(), bytes.size());
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::CopyToHost(const Tensor& src, absl::Span<uint8_t> bytes) {
+  if (auto s = CheckCopy("CopyToHost", src, bytes.size()); !s.ok()) return s;
+  if (!bytes.empty()) std::memcpy(bytes.data(), src.data(), bytes.size());
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::CopyToHostF32(const Tensor& src, absl::Span<float> out) {
+  constexpr absl::string_view kOp = "CopyToHostF32";
+  if (!src.defined()) return cpu::OpError(kOp, "tensor is missing");
+  if (static_cast<int64_t>(out.size()) != src.numel()) {
+    return cpu::OpError(kOp, absl::StrCat("host buffer has ", out.size(), " floats, tensor ",
+                                          src.DebugString(), " has ", src.numel()));
+  }
+  if (out.empty()) return absl::OkStatus();
+  if (src.data() == nullptr) return cpu::OpError(kOp, "tensor has no memory");
+  const int64_t n = src.numel();
+  switch (src.dtype()) {
+    case DType::kF32:
+      std::memcpy(out.data(), src.data(), n * sizeof(float));
+      return absl::OkStatus();
+    case DType::kBF16: {
+      const uint16_t* p = src.data_as<uint16_t>();
+      for (int64_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(p[i]);
+      return absl::OkStatus();
+    }
+    case DType::kF16: {
+      const uint16_t* p = src.data_as<uint16_t>();
+      for (int64_t i = 0; i < n; ++i) out[i] = Fp16ToFloat(p[i]);
+      return absl::OkStatus();
+    }
+    default:
+      return cpu::OpError(kOp, absl::StrCat("cannot convert ", cpu::DTypeStr(src.dtype()),
+                                            " to f32"));
+  }
+}
+
+absl::Status CpuBackend::Zero(const Tensor& dst) {
+  if (!dst.defined()) return cpu::OpError("Zero", "tensor is missing");
+  if (dst.bytes() > 0) {
+    if (dst.data() == nullptr) return cpu::OpError("Zero", "tensor has no memory");
+    std::memset(dst.data(), 0, dst.bytes());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve

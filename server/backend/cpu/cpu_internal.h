@@ -1,0 +1,66 @@
+#ifndef MOESERVE_SERVER_BACKEND_CPU_CPU_INTERNAL_H_
+#define MOESERVE_SERVER_BACKEND_CPU_CPU_INTERNAL_H_
+
+// Helpers shared by the CPU backend's op files: operand validation and the GEMM kernel.
+// Not part of the backend's interface.
+
+#include <cstdint>
+#include <initializer_list>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "server/backend/tensor.h"
+#include "server/common/thread_pool.h"
+
+namespace moeserve::cpu {
+
+// One expected dimension: a fixed size, or any size (shown by its label in error messages).
+struct Dim {
+  Dim(int64_t s) : size(s) {}  // NOLINT: implicit so that {4, "out"} reads naturally
+  Dim(const char* l) : label(l) {}  // NOLINT
+  int64_t size = -1;
+  absl::string_view label;
+};
+
+// OK when `t` is defined, has `dtype`, the rank of `dims` and every fixed dimension; otherwise
+// InvalidArgument such as "Linear: w has shape [3, 5], expected [out, 4]".
+absl::Status Expect(absl::string_view op, absl::string_view name, const Tensor& t, DType dtype,
+                    std::initializer_list<Dim> dims);
+
+// DTypeName as an absl::string_view (this Abseil does not alias std::string_view).
+inline absl::string_view DTypeStr(DType d) {
+  const std::string_view s = DTypeName(d);
+  return absl::string_view(s.data(), s.size());
+}
+
+// InvalidArgument "<op>: <message>".
+absl::Status OpError(absl::string_view op, absl::string_view message);
+
+// out[t, n] = Σ_k x[t, k] · w[n, k] (+ bias[n]) for t < T, n < N, k < K, with row strides ldx,
+// ldw, ldo (in floats). Parallel over `pool` when the product is large enough. bias may be null.
+void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx,
+             const float* w, int64_t ldw, const float* bias, float* out, int64_t ldo);
+
+// Grain for ParallelFor over rows of `row_cost` floats of work: aims at ≥ 16k floats per chunk so
+// tiny ops run inline.
+inline int64_t RowGrain(int64_t row_cost) {
+  const int64_t kTarget = 16384;
+  return row_cost <= 0 ? 1 : (kTarget + row_cost - 1) / row_cost;
+}
+
+// Σ a[i]·b[i] with eight independent partial sums, so that it vectorises without -ffast-math.
+inline float Dot(const float* a, const float* b, int64_t n) {
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) s[j] += a[i + j] * b[i + j];
+  }
+  float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+
+}  // namespace moeserve::cpu
+
+#endif  // MOESERVE_SERVER_BACKEND_CPU_CPU_INTERNAL_H_

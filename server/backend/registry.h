@@ -1,0 +1,25 @@
+#ifndef MOESERVE_SERVER_BACKEND_REGISTRY_H_
+#define MOESERVE_SERVER_BACKEND_REGISTRY_H_
+
+// Creates a Backend by device name. This is the one place that knows which backends were built;
+// the rest of the server holds a `std::unique_ptr<Backend>`.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/backend/backend.h"
+
+namespace moeserve {
+
+struct BackendOptions {
+  std::string device = "cpu";  // "cpu", "cuda", "auto" (the best backend built in; cpu for now)
+  int num_threads = 0;         // CPU worker threads; <= 0 uses every hardware thread
+};
+
+// InvalidArgument for an unknown device; Unavailable when the device's backend was not built.
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options);
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_BACKEND_REGISTRY_H_
