@@ -65,8 +65,11 @@ def mixtral_cfg():
 
 
 def deepseek_v2_cfg(full_v2):
+    # YaRN: original_max_position_embeddings 64 (not 16) so that with qk_rope_head_dim 8 the correction
+    # range is [0, 2]: pair 0 extrapolated, pair 1 blended 50/50, pairs 2-3 interpolated (with 16 the
+    # blend region is empty).
     kw = common(hidden_size=64, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                num_key_value_heads=4, kv_lora_rank=32, qk_nope_head_dim=16, qk_rope_head_dim=8,
+                num_key_value_heads=4, kv_lora_rank=32, max_position_embeddings=256, qk_nope_head_dim=16, qk_rope_head_dim=8,
                 v_head_dim=16, n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=2,
                 moe_intermediate_size=32, first_k_dense_replace=1, tie_word_embeddings=False,
                 norm_topk_prob=False)
@@ -77,7 +80,7 @@ def deepseek_v2_cfg(full_v2):
                   num_experts_per_tok=3,
                   routed_scaling_factor=16.0,
                   rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
-                                   "original_max_position_embeddings": 16, "beta_fast": 32,
+                                   "original_max_position_embeddings": 64, "beta_fast": 32,
                                    "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707})
     else:
         kw.update(q_lora_rank=None, topk_method="greedy", n_group=1, topk_group=1,
@@ -90,13 +93,13 @@ def deepseek_v2_cfg(full_v2):
 
 def deepseek_v3_cfg(fp8=False):
     kw = common(hidden_size=64, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                num_key_value_heads=4, q_lora_rank=24, kv_lora_rank=32, qk_nope_head_dim=16,
+                num_key_value_heads=4, q_lora_rank=24, max_position_embeddings=256, kv_lora_rank=32, qk_nope_head_dim=16,
                 qk_rope_head_dim=8, v_head_dim=16, n_routed_experts=8, num_experts_per_tok=3,
                 n_shared_experts=1, moe_intermediate_size=32, n_group=4, topk_group=2,
                 norm_topk_prob=True, routed_scaling_factor=2.5, first_k_dense_replace=1,
                 tie_word_embeddings=False, rope_interleave=True,
                 rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
-                                 "original_max_position_embeddings": 16, "beta_fast": 32,
+                                 "original_max_position_embeddings": 64, "beta_fast": 32,
                                  "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.8})
     # hub configs carry these; transformers' DeepseekV3 router hard-codes sigmoid + noaux_tc.
     kw.update(topk_method="noaux_tc", scoring_func="sigmoid")
@@ -111,7 +114,7 @@ CASES = [
     # name, model class, config builder, storage
     ("llama", "LlamaForCausalLM", lambda: llama_cfg(), "fp32"),
     ("llama3_tied", "LlamaForCausalLM", lambda: llama_cfg(
-        tie_word_embeddings=True,
+        tie_word_embeddings=True, max_position_embeddings=128,
         rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
                          "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                          "original_max_position_embeddings": 64}), "fp32"),
