@@ -31,7 +31,7 @@ typedef float v8f __attribute__((vector_size(32)));
 constexpr int64_t kKc = 256;   // k slice
 constexpr int64_t kMb = 64;    // rows of x per tile
 constexpr int64_t kNb = 48;    // rows of w (output columns) per tile
-constexpr int64_t kMinTileMacs = 1 << 15;  // below this per chunk, threading costs more than it saves
+constexpr int64_t kMinTileMacs = 1 << 17;  // below this per chunk, waking threads costs more
 
 MS_INLINE v8f Load8(const float* p) {
   v8f v;

@@ -1,0 +1,348 @@
+// CPU backend ops against naive double-precision references, plus error cases.
+
+#include "server/backend/cpu/cpu_backend.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/backend/backend_test_util.h"
+
+namespace moeserve {
+namespace {
+
+using ::moeserve::testing::Empty;
+using ::moeserve::testing::kTol;
+using ::moeserve::testing::MakeF32;
+using ::moeserve::testing::MakeI32;
+using ::moeserve::testing::Random;
+using ::moeserve::testing::ReadF32;
+using ::moeserve::testing::RelErr;
+using ::testing::HasSubstr;
+
+class CpuBackendTest : public ::testing::Test {
+ protected:
+  CpuBackend b_{3};  // more threads than cores: exercises the parallel paths
+  std::mt19937 rng_{1234};
+};
+
+TEST_F(CpuBackendTest, AllocateIsAlignedAndOutlivesViews) {
+  auto t = b_.Allocate(DType::kF32, Shape{3, 5});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t->data()) % 64, 0u);
+  auto empty = b_.Allocate(DType::kF32, Shape{0, 5});
+  ASSERT_TRUE(empty.ok());
+  EXPECT_NE(empty->data(), nullptr);
+  Tensor slice = t->Slice(1, 2);
+  t = absl::InternalError("drop");  // the slice keeps the storage alive
+  ASSERT_TRUE(b_.Zero(slice).ok());
+  EXPECT_EQ(ReadF32(b_, slice), std::vector<float>(10, 0.0f));
+}
+
+TEST_F(CpuBackendTest, CreateWeightAndCopies) {
+  std::vector<float> v = {1, 2, 3, 4, 5, 6};
+  auto w = b_.CreateWeight(v, Shape{2, 3});
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(w->dtype(), DType::kF32);
+  EXPECT_EQ(ReadF32(b_, *w), v);
+  EXPECT_EQ(b_.CreateWeight(v, Shape{2, 2}).status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<float> small(5);
+  EXPECT_EQ(b_.CopyToHostF32(*w, absl::MakeSpan(small)).code(),
+            absl::StatusCode::kInvalidArgument);
+  // bf16 -> f32 on the way out.
+  Tensor h = Empty(b_, DType::kBF16, Shape{2});
+  const uint16_t bits[2] = {0x3f80, 0xc000};  // 1.0, -2.0
+  ASSERT_TRUE(b_.CopyFromHost({reinterpret_cast<const uint8_t*>(bits), 4}, h).ok());
+  EXPECT_EQ(ReadF32(b_, h), (std::vector<float>{1.0f, -2.0f}));
+}
+
+// ---- Linear / HeadwiseLinear ----------------------------------------------------------------
+
+std::vector<double> NaiveLinear(const std::vector<float>& x, const std::vector<float>& w,
+                                const std::vector<float>* bias, int64_t T, int64_t in,
+                                int64_t out) {
+  std::vector<double> y(T * out);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = bias ? (*bias)[o] : 0.0;
+      for (int64_t i = 0; i < in; ++i) s += static_cast<double>(x[t * in + i]) * w[o * in + i];
+      y[t * out + o] = s;
+    }
+  return y;
+}
+
+TEST_F(CpuBackendTest, LinearMatchesNaive) {
+  struct Case { int64_t T, in, out; };
+  // Odd sizes, the 8-wide vector tail, the 256-long k slices, 64-row and 48-column tiles.
+  for (Case c : {Case{1, 1, 1}, Case{1, 64, 172}, Case{1, 512, 64}, Case{2, 7, 3},
+                 Case{3, 17, 5}, Case{5, 9, 33}, Case{7, 300, 13}, Case{70, 257, 50},
+                 Case{129, 64, 97}, Case{4, 0, 6}}) {
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << c.T << " in=" << c.in << " out=" << c.out
+                                        << " bias=" << with_bias);
+      auto x = Random(rng_, c.T * c.in);
+      auto w = Random(rng_, c.out * c.in);
+      auto bias = Random(rng_, c.out);
+      Tensor tx = MakeF32(b_, Shape{c.T, c.in}, x);
+      Tensor tw = *b_.CreateWeight(w, Shape{c.out, c.in});
+      Tensor tb = with_bias ? *b_.CreateWeight(bias, Shape{c.out}) : Tensor();
+      Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.out});
+      ASSERT_TRUE(b_.Linear(tx, tw, tb, ty).ok());
+      EXPECT_LE(RelErr(ReadF32(b_, ty), NaiveLinear(x, w, with_bias ? &bias : nullptr, c.T, c.in,
+                                                    c.out)),
+                kTol);
+    }
+  }
+}
+
+TEST_F(CpuBackendTest, HeadwiseLinearMatchesNaive) {
+  struct Case { int64_t T, H, in, out; };
+  for (Case c : {Case{1, 3, 10, 7}, Case{9, 4, 65, 40}, Case{20, 2, 128, 64}}) {
+    auto x = Random(rng_, c.T * c.H * c.in);
+    auto w = Random(rng_, c.H * c.out * c.in);
+    Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.H, c.out});
+    ASSERT_TRUE(b_.HeadwiseLinear(MakeF32(b_, Shape{c.T, c.H, c.in}, x),
+                                  *b_.CreateWeight(w, Shape{c.H, c.out, c.in}), ty)
+                    .ok());
+    std::vector<double> ref(c.T * c.H * c.out);
+    for (int64_t t = 0; t < c.T; ++t)
+      for (int64_t h = 0; h < c.H; ++h)
+        for (int64_t o = 0; o < c.out; ++o) {
+          double s = 0;
+          for (int64_t i = 0; i < c.in; ++i)
+            s += static_cast<double>(x[(t * c.H + h) * c.in + i]) * w[(h * c.out + o) * c.in + i];
+          ref[(t * c.H + h) * c.out + o] = s;
+        }
+    EXPECT_LE(RelErr(ReadF32(b_, ty), ref), kTol) << "T=" << c.T << " H=" << c.H;
+  }
+}
+
+TEST_F(CpuBackendTest, LinearRejectsBadShapes) {
+  Tensor x = Empty(b_, DType::kF32, Shape{2, 4});
+  Tensor w = Empty(b_, DType::kF32, Shape{3, 5});
+  Tensor y = Empty(b_, DType::kF32, Shape{2, 3});
+  absl::Status s = b_.Linear(x, w, Tensor(), y);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("Linear: w has shape [3, 5], expected [out, 4]"));
+  Tensor w2 = Empty(b_, DType::kF32, Shape{3, 4});
+  EXPECT_THAT(b_.Linear(x, w2, Empty(b_, DType::kF32, Shape{4}), y).message(),
+              HasSubstr("Linear: bias has shape [4], expected [3]"));
+  EXPECT_THAT(b_.Linear(x, w2, Tensor(), Empty(b_, DType::kF32, Shape{2, 4})).message(),
+              HasSubstr("Linear: out"));
+  EXPECT_THAT(b_.Linear(Empty(b_, DType::kBF16, Shape{2, 4}), w2, Tensor(), y).message(),
+              HasSubstr("Linear: x has dtype bf16, expected f32"));
+  EXPECT_THAT(b_.HeadwiseLinear(Empty(b_, DType::kF32, Shape{2, 3, 4}),
+                                Empty(b_, DType::kF32, Shape{2, 5, 4}),
+                                Empty(b_, DType::kF32, Shape{2, 3, 5}))
+                  .message(),
+              HasSubstr("HeadwiseLinear: w has shape [2, 5, 4], expected [3, out, 4]"));
+}
+
+// ---- Row ops ---------------------------------------------------------------------------------
+
+TEST_F(CpuBackendTest, EmbeddingAndGatherRows) {
+  const int64_t V = 11, d = 13;
+  auto table = Random(rng_, V * d);
+  std::vector<int32_t> ids = {0, 10, 3, 3, 7};
+  Tensor out = Empty(b_, DType::kF32, Shape{5, d});
+  Tensor tt = *b_.CreateWeight(table, Shape{V, d});
+  ASSERT_TRUE(b_.Embedding(tt, MakeI32(b_, Shape{5}, ids), out).ok());
+  std::vector<double> ref;
+  for (int32_t id : ids)
+    for (int64_t i = 0; i < d; ++i) ref.push_back(table[id * d + i]);
+  EXPECT_EQ(RelErr(ReadF32(b_, out), ref), 0.0);
+
+  Tensor g = Empty(b_, DType::kF32, Shape{3, d});
+  ASSERT_TRUE(b_.GatherRows(tt, MakeI32(b_, Shape{3}, {10, 0, 10}), g).ok());
+  ref.clear();
+  for (int32_t id : {10, 0, 10})
+    for (int64_t i = 0; i < d; ++i) ref.push_back(table[id * d + i]);
+  EXPECT_EQ(RelErr(ReadF32(b_, g), ref), 0.0);
+
+  absl::Status s = b_.Embedding(tt, MakeI32(b_, Shape{5}, {0, 1, 11, 2, 3}), out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("Embedding: ids[2] = 11 is outside [0, 11)"));
+  EXPECT_EQ(b_.Embedding(tt, MakeI32(b_, Shape{5}, {0, -1, 1, 2, 3}), out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(b_.GatherRows(tt, MakeI32(b_, Shape{3}, {0, 1, 99}), g).message(),
+              HasSubstr("GatherRows: indices[2] = 99"));
+}
+
+TEST_F(CpuBackendTest, RmsNormAndAddRmsNorm) {
+  for (int64_t d : {1, 7, 64, 333}) {
+    const int64_t T = 5;
+    const float eps = 1e-6f;
+    auto x = Random(rng_, T * d);
+    auto r = Random(rng_, T * d);
+    auto w = Random(rng_, d);
+    Tensor tw = *b_.CreateWeight(w, Shape{d});
+    std::vector<double> norm_ref(T * d), res_ref(T * d), add_ref(T * d);
+    auto naive = [&](const std::vector<double>& in, std::vector<double>& out) {
+      for (int64_t t = 0; t < T; ++t) {
+        double ss = 0;
+        for (int64_t i = 0; i < d; ++i) ss += in[t * d + i] * in[t * d + i];
+        const double inv = 1.0 / std::sqrt(ss / d + eps);
+        for (int64_t i = 0; i < d; ++i) out[t * d + i] = in[t * d + i] * inv * w[i];
+      }
+    };
+    naive(std::vector<double>(x.begin(), x.end()), norm_ref);
+    for (int64_t i = 0; i < T * d; ++i) res_ref[i] = static_cast<double>(x[i]) + r[i];
+    naive(res_ref, add_ref);
+
+    Tensor tx = MakeF32(b_, Shape{T, d}, x);
+    Tensor out = Empty(b_, DType::kF32, Shape{T, d});
+    ASSERT_TRUE(b_.RmsNorm(tx, tw, eps, out).ok());
+    EXPECT_LE(RelErr(ReadF32(b_, out), norm_ref), kTol) << d;
+    ASSERT_TRUE(b_.RmsNorm(tx, tw, eps, tx).ok());  // in place
+    EXPECT_LE(RelErr(ReadF32(b_, tx), norm_ref), kTol) << d;
+
+    Tensor tx2 = MakeF32(b_, Shape{T, d}, x);
+    Tensor tr = MakeF32(b_, Shape{T, d}, r);
+    ASSERT_TRUE(b_.AddRmsNorm(tx2, tr, tw, eps, tx2).ok());  // out aliases x
+    EXPECT_LE(RelErr(ReadF32(b_, tr), res_ref), kTol) << d;
+    EXPECT_LE(RelErr(ReadF32(b_, tx2), add_ref), kTol) << d;
+  }
+  EXPECT_THAT(b_.RmsNorm(Empty(b_, DType::kF32, Shape{2, 4}), Empty(b_, DType::kF32, Shape{5}),
+                         1e-6f, Empty(b_, DType::kF32, Shape{2, 4}))
+                  .message(),
+              HasSubstr("RmsNorm: w has shape [5], expected [4]"));
+}
+
+TEST_F(CpuBackendTest, AddAndSiluMul) {
+  const int64_t T = 3, I = 37;
+  auto a = Random(rng_, T * I);
+  auto c = Random(rng_, T * I);
+  Tensor ta = MakeF32(b_, Shape{T, I}, a);
+  ASSERT_TRUE(b_.Add(ta, MakeF32(b_, Shape{T, I}, c), ta).ok());  // out aliases a
+  std::vector<double> ref(T * I);
+  for (int64_t i = 0; i < T * I; ++i) ref[i] = static_cast<double>(a[i]) + c[i];
+  EXPECT_LE(RelErr(ReadF32(b_, ta), ref), kTol);
+  EXPECT_THAT(b_.Add(ta, Empty(b_, DType::kF32, Shape{T, I + 1}), ta).message(),
+              HasSubstr("Add: b is f32[3, 38], expected f32[3, 37]"));
+
+  auto gu = Random(rng_, T * 2 * I, 3.0f);
+  Tensor out = Empty(b_, DType::kF32, Shape{T, I});
+  ASSERT_TRUE(b_.SiluMul(MakeF32(b_, Shape{T, 2 * I}, gu), out).ok());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < I; ++i) {
+      const double g = gu[t * 2 * I + i], u = gu[t * 2 * I + I + i];
+      ref[t * I + i] = g / (1.0 + std::exp(-g)) * u;
+    }
+  EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol);
+  EXPECT_EQ(b_.SiluMul(MakeF32(b_, Shape{1, 3}, {1, 2, 3}), Empty(b_, DType::kF32, Shape{1, 1}))
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CpuBackendTest, RopeBothStyles) {
+  const int64_t T = 4, H = 3, D = 10, max_pos = 9;
+  for (int32_t rot : {4, 10}) {
+    for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kInterleaved}) {
+      auto x = Random(rng_, T * H * D);
+      std::vector<float> cs(max_pos * rot);
+      for (int64_t p = 0; p < max_pos; ++p)
+        for (int64_t i = 0; i < rot / 2; ++i) {
+          const double ang = p * std::pow(10000.0, -2.0 * i / rot);
+          cs[p * rot + i] = static_cast<float>(std::cos(ang));
+          cs[p * rot + rot / 2 + i] = static_cast<float>(std::sin(ang));
+        }
+      std::vector<int32_t> pos = {0, 8, 3, 3};
+      Tensor tx = MakeF32(b_, Shape{T, H, D}, x);
+      ASSERT_TRUE(b_.Rope(tx, MakeI32(b_, Shape{T}, pos), *b_.CreateWeight(cs, Shape{max_pos, rot}),
+                          rot, style)
+                      .ok());
+      std::vector<double> ref(x.begin(), x.end());
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t i = 0; i < rot / 2; ++i) {
+            const double c = cs[pos[t] * rot + i], s = cs[pos[t] * rot + rot / 2 + i];
+            const int64_t a = style == RopeStyle::kNeox ? i : 2 * i;
+            const int64_t bb = style == RopeStyle::kNeox ? i + rot / 2 : 2 * i + 1;
+            const double x1 = x[(t * H + h) * D + a], x2 = x[(t * H + h) * D + bb];
+            ref[(t * H + h) * D + a] = x1 * c - x2 * s;
+            ref[(t * H + h) * D + bb] = x2 * c + x1 * s;
+          }
+      EXPECT_LE(RelErr(ReadF32(b_, tx), ref), kTol) << rot;
+    }
+  }
+  Tensor tx = Empty(b_, DType::kF32, Shape{2, 1, 4});
+  Tensor cs = Empty(b_, DType::kF32, Shape{5, 4});
+  absl::Status s = b_.Rope(tx, MakeI32(b_, Shape{2}, {1, 5}), cs, 4, RopeStyle::kNeox);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("Rope: positions[1] = 5 is outside [0, 5)"));
+  EXPECT_EQ(b_.Rope(tx, MakeI32(b_, Shape{2}, {1, -1}), cs, 4, RopeStyle::kNeox).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b_.Rope(tx, MakeI32(b_, Shape{2}, {1, 1}), cs, 3, RopeStyle::kNeox).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b_.Rope(tx, MakeI32(b_, Shape{2}, {1, 1}), cs, 2, RopeStyle::kNeox).code(),
+            absl::StatusCode::kInvalidArgument);  // cos_sin has rotary_dim 4
+}
+
+// ---- MoeExperts ------------------------------------------------------------------------------
+
+TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
+  struct Case { int64_t T, d, I, E, k; };
+  for (Case c : {Case{1, 24, 10, 5, 2}, Case{7, 24, 10, 5, 2}, Case{13, 33, 17, 8, 3},
+                 Case{70, 64, 48, 4, 2}}) {
+    auto x = Random(rng_, c.T * c.d);
+    auto gu = Random(rng_, c.E * 2 * c.I * c.d, 0.3f);
+    auto dn = Random(rng_, c.E * c.d * c.I, 0.3f);
+    std::vector<int32_t> ids(c.T * c.k);
+    std::vector<float> wts = Random(rng_, c.T * c.k);
+    // Experts E-1 stays unused; a token never repeats an expert.
+    for (int64_t t = 0; t < c.T; ++t) {
+      std::vector<int32_t> perm(c.E - 1);
+      for (int32_t e = 0; e < c.E - 1; ++e) perm[e] = e;
+      std::shuffle(perm.begin(), perm.end(), rng_);
+      for (int64_t j = 0; j < c.k; ++j) ids[t * c.k + j] = perm[j];
+    }
+    Tensor out = Empty(b_, DType::kF32, Shape{c.T, c.d});
+    ASSERT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{c.T, c.d}, x), MakeI32(b_, Shape{c.T, c.k}, ids),
+                              MakeF32(b_, Shape{c.T, c.k}, wts),
+                              *b_.CreateWeight(gu, Shape{c.E, 2 * c.I, c.d}),
+                              *b_.CreateWeight(dn, Shape{c.E, c.d, c.I}), out)
+                    .ok());
+    std::vector<double> ref(c.T * c.d, 0.0);
+    for (int64_t t = 0; t < c.T; ++t)
+      for (int64_t j = 0; j < c.k; ++j) {
+        const int64_t e = ids[t * c.k + j];
+        std::vector<double> act(c.I);
+        for (int64_t i = 0; i < c.I; ++i) {
+          double g = 0, u = 0;
+          for (int64_t m = 0; m < c.d; ++m) {
+            g += static_cast<double>(gu[(e * 2 * c.I + i) * c.d + m]) * x[t * c.d + m];
+            u += static_cast<double>(gu[(e * 2 * c.I + c.I + i) * c.d + m]) * x[t * c.d + m];
+          }
+          act[i] = g / (1.0 + std::exp(-g)) * u;
+        }
+        for (int64_t m = 0; m < c.d; ++m) {
+          double y = 0;
+          for (int64_t i = 0; i < c.I; ++i) y += dn[(e * c.d + m) * c.I + i] * act[i];
+          ref[t * c.d + m] += wts[t * c.k + j] * y;
+        }
+      }
+    EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol) << "T=" << c.T;
+  }
+}
+
+TEST_F(CpuBackendTest, MoeExpertsRejectsBadIds) {
+  Tensor x = Empty(b_, DType::kF32, Shape{2, 4});
+  Tensor gu = Empty(b_, DType::kF32, Shape{3, 6, 4});
+  Tensor dn = Empty(b_, DType::kF32, Shape{3, 4, 3});
+  Tensor w = MakeF32(b_, Shape{2, 1}, {1, 1});
+  Tensor out = Empty(b_, DType::kF32, Shape{2, 4});
+  absl::Status s = b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {0, 3}), w, gu, dn, out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("MoeExperts: topk_ids[1, 0] = 3 is outside [0, 3)"));
+  EXPECT_EQ(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {-1, 0}), w, gu, dn, out).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {0, 0}), w, gu,
+                            Empty(b_, DType::kF32, Shape{3, 4, 4}), out)
+                  .message(),
+              HasSubstr("MoeExperts: down has shape [3, 4, 4], expected [3, 4, 3]"));
+}
+
+}  // namespace
+}  // namespace moeserve
