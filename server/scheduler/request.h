@@ -1,0 +1,100 @@
+#ifndef MOESERVE_SERVER_SCHEDULER_REQUEST_H_
+#define MOESERVE_SERVER_SCHEDULER_REQUEST_H_
+
+// Request: the sampling-independent state of one generation request as the scheduler tracks it.
+// Tokens are the prompt followed by the outputs so far; num_computed_tokens of them have their KV
+// written. There are no prefill and decode phases: a request with num_tokens() -
+// num_computed_tokens() > 1 still has prompt (or, after preemption, output) tokens to compute.
+//
+// Owned and mutated by the Scheduler; others read it. Requires external synchronization.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/kv/kv_cache_manager.h"
+
+namespace moeserve {
+
+enum class RequestStatus {
+  kWaiting,          // queued, never scheduled
+  kRunning,          // holds blocks, scheduled in turn
+  kPreempted,        // lost its blocks to a higher-priority or older request; queued to recompute
+  kFinishedStopped,  // sampled an EOS or stop token id (or the engine matched a stop string)
+  kFinishedLength,   // reached max_tokens or max_model_len
+  kFinishedAborted,  // cancelled by the client, a deadline or shutdown
+  kFinishedError,    // failed alone (e.g. NaN logits)
+};
+
+bool IsFinished(RequestStatus status);
+const char* RequestStatusName(RequestStatus status);
+
+// What the caller specifies when adding a request.
+struct RequestSpec {
+  RequestId id = 0;
+  std::vector<int32_t> prompt_token_ids;
+  int32_t max_tokens = 16;  // output tokens, >= 1
+  int32_t min_tokens = 0;   // stop token ids do not finish the request before this many outputs
+  int32_t priority = 0;     // lower is served first
+  std::string cache_salt;   // separates prefix caches (per tenant); empty: shared
+  std::vector<int32_t> eos_token_ids;   // ignored when ignore_eos
+  std::vector<int32_t> stop_token_ids;  // always honoured
+  bool ignore_eos = false;
+  absl::Time arrival_time = absl::InfinitePast();  // InfinitePast: set by AddRequest to now
+};
+
+class Request {
+ public:
+  Request(RequestSpec spec, uint64_t arrival_seq);
+
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+
+  RequestId id() const { return spec_.id; }
+  const RequestSpec& spec() const { return spec_; }
+  int32_t priority() const { return spec_.priority; }
+  uint64_t arrival_seq() const { return arrival_seq_; }  // FCFS order among equal priorities
+  absl::Time arrival_time() const { return spec_.arrival_time; }
+  RequestStatus status() const { return status_; }
+
+  int32_t num_prompt_tokens() const { return num_prompt_tokens_; }
+  int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens_; }
+  int32_t num_tokens() const { return static_cast<int32_t>(token_ids_.size()); }
+  int32_t num_computed_tokens() const { return num_computed_tokens_; }
+  absl::Span<const int32_t> token_ids() const { return token_ids_; }
+  absl::Span<const int32_t> prompt_token_ids() const {
+    return absl::MakeConstSpan(token_ids_).first(num_prompt_tokens_);
+  }
+  absl::Span<const int32_t> output_token_ids() const {
+    return absl::MakeConstSpan(token_ids_).subspan(num_prompt_tokens_);
+  }
+
+  // Prompt tokens served from the prefix cache at first admission (usage reporting).
+  int32_t num_cached_prompt_tokens() const { return num_cached_prompt_tokens_; }
+  int32_t num_preemptions() const { return num_preemptions_; }
+
+ private:
+  friend class Scheduler;
+
+  KvSequence kv_sequence() {
+    return KvSequence{spec_.id, token_ids_, num_computed_tokens_, spec_.cache_salt,
+                      &block_hashes_};
+  }
+
+  RequestSpec spec_;  // prompt_token_ids moved into token_ids_
+  const uint64_t arrival_seq_;
+  std::vector<int32_t> token_ids_;
+  const int32_t num_prompt_tokens_;
+  int32_t num_computed_tokens_ = 0;
+  RequestStatus status_ = RequestStatus::kWaiting;
+  int32_t num_cached_prompt_tokens_ = -1;  // -1 until first admitted
+  int32_t num_preemptions_ = 0;
+  std::vector<BlockHash> block_hashes_;  // memo for the KV cache manager
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_SCHEDULER_REQUEST_H_

@@ -1,0 +1,330 @@
+#include "server/scheduler/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/logging.h"
+
+namespace moeserve {
+namespace {
+
+bool Contains(const std::vector<int32_t>& ids, int32_t token) {
+  return std::find(ids.begin(), ids.end(), token) != ids.end();
+}
+
+absl::Status Positive(const char* name, int64_t value) {
+  if (value >= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(name, " must be at least 1, got ", value));
+}
+
+absl::Status NonNegative(const char* name, int64_t value) {
+  if (value >= 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(name, " must not be negative, got ", value));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
+                                                             KvCacheManager* kv_cache) {
+  if (kv_cache == nullptr) return absl::InvalidArgumentError("scheduler needs a KV cache");
+  for (absl::Status status :
+       {Positive("max_num_batched_tokens", config.max_num_batched_tokens),
+        Positive("max_num_seqs", config.max_num_seqs),
+        Positive("max_model_len", config.max_model_len),
+        NonNegative("long_prefill_token_threshold", config.long_prefill_token_threshold),
+        NonNegative("max_queued_requests", config.max_queued_requests),
+        NonNegative("max_queued_tokens", config.max_queued_tokens)}) {
+    if (!status.ok()) return status;
+  }
+  if (config.max_num_batched_tokens < config.max_num_seqs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_num_batched_tokens (", config.max_num_batched_tokens,
+        ") must be at least max_num_seqs (", config.max_num_seqs, ") so every decode fits a step"));
+  }
+  const int32_t blocks_needed = kv_cache->NumBlocksFor(config.max_model_len);
+  if (blocks_needed > kv_cache->num_usable_blocks()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the KV cache holds ", kv_cache->num_usable_blocks(), " blocks of ",
+        kv_cache->block_size(), " tokens, fewer than the ", blocks_needed,
+        " one request of max_model_len=", config.max_model_len, " tokens needs"));
+  }
+  return std::unique_ptr<Scheduler>(new Scheduler(config, kv_cache));
+}
+
+Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager* kv_cache)
+    : config_(config), kv_(kv_cache) {}
+
+absl::Status Scheduler::AddRequest(RequestSpec spec) {
+  const int64_t num_prompt = static_cast<int64_t>(spec.prompt_token_ids.size());
+  if (num_prompt == 0) return absl::InvalidArgumentError("prompt is empty");
+  if (num_prompt > config_.max_model_len) {
+    return absl::InvalidArgumentError(absl::StrCat("prompt has ", num_prompt,
+                                                   " tokens, more than max_model_len=",
+                                                   config_.max_model_len));
+  }
+  if (spec.max_tokens < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_tokens must be at least 1, got ", spec.max_tokens));
+  }
+  if (spec.min_tokens < 0 || spec.min_tokens > spec.max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("min_tokens must be in [0, max_tokens=",
+                                                   spec.max_tokens, "], got ", spec.min_tokens));
+  }
+  if (requests_.contains(spec.id)) {
+    return absl::AlreadyExistsError(absl::StrCat("request id ", spec.id, " is already in use"));
+  }
+  if (config_.max_queued_requests > 0 && num_waiting() >= config_.max_queued_requests) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("request queue is full: ", num_waiting(),
+                     " requests waiting (max_queued_requests=", config_.max_queued_requests, ")"));
+  }
+  if (config_.max_queued_tokens > 0 && queued_tokens_ + num_prompt > config_.max_queued_tokens) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "request queue is full: ", queued_tokens_, " tokens waiting plus ", num_prompt,
+        " would exceed max_queued_tokens=", config_.max_queued_tokens));
+  }
+  if (spec.arrival_time == absl::InfinitePast()) spec.arrival_time = absl::Now();
+  const RequestId id = spec.id;
+  auto request = std::make_unique<Request>(std::move(spec), next_arrival_seq_++);
+  Enqueue(request.get());
+  requests_.emplace(id, std::move(request));
+  return absl::OkStatus();
+}
+
+bool Scheduler::Finish(RequestId id, RequestStatus reason) {
+  MS_CHECK(IsFinished(reason)) << "Finish with status " << RequestStatusName(reason);
+  auto it = requests_.find(id);
+  if (it == requests_.end() || IsFinished(it->second->status())) return false;
+  Request* request = it->second.get();
+  if (request->status_ == RequestStatus::kRunning) {
+    RemoveRunning(request);
+  } else {
+    Dequeue(request);
+  }
+  request->status_ = reason;
+  to_release_.push_back(request);
+  return true;
+}
+
+void Scheduler::Enqueue(Request* request) {
+  waiting_.insert(request);
+  queued_tokens_ += request->num_tokens();
+}
+
+void Scheduler::Dequeue(Request* request) {
+  MS_CHECK(waiting_.erase(request) == 1);
+  queued_tokens_ -= request->num_tokens();
+}
+
+void Scheduler::InsertRunning(Request* request) {
+  running_.insert(std::upper_bound(running_.begin(), running_.end(), request, QueueOrder()),
+                  request);
+}
+
+void Scheduler::RemoveRunning(Request* request) {
+  auto it = std::find(running_.begin(), running_.end(), request);
+  MS_CHECK(it != running_.end());
+  running_.erase(it);
+}
+
+void Scheduler::Preempt(Request* request, SchedulerOutput* out) {
+  RemoveRunning(request);
+  kv_->Free(request->kv_sequence());
+  request->num_computed_tokens_ = 0;
+  request->status_ = RequestStatus::kPreempted;
+  ++request->num_preemptions_;
+  Enqueue(request);
+  out->preempted_request_ids.push_back(request->id());
+}
+
+int32_t Scheduler::PrefillChunk(int32_t remaining, int32_t room) const {
+  int32_t n = remaining;
+  if (config_.long_prefill_token_threshold > 0) {
+    n = std::min(n, config_.long_prefill_token_threshold);
+  }
+  return std::min(n, room);
+}
+
+SchedulerOutput Scheduler::Schedule() {
+  MS_CHECK(in_flight_.empty()) << "Schedule() called again before UpdateFromOutput()";
+  SchedulerOutput out;
+  for (Request* request : to_release_) {
+    kv_->Free(request->kv_sequence());
+    out.finished_request_ids.push_back(request->id());
+    requests_.erase(request->id());
+  }
+  to_release_.clear();
+
+  int32_t budget = config_.max_num_batched_tokens;
+  auto is_decode = [](const Request* r) { return r->num_tokens() - r->num_computed_tokens() == 1; };
+  // Decodes not yet visited: prefill chunks leave room for them.
+  int32_t pending_decodes =
+      static_cast<int32_t>(std::count_if(running_.begin(), running_.end(), is_decode));
+  bool preempted = false;
+  size_t i = 0;
+  while (i < running_.size() && budget > 0) {
+    Request* request = running_[i];
+    const int32_t remaining = request->num_tokens() - request->num_computed_tokens_;
+    int32_t num_new = 1;
+    if (is_decode(request)) {
+      --pending_decodes;
+    } else {
+      num_new = PrefillChunk(remaining, budget - pending_decodes);
+      if (num_new <= 0) {
+        ++i;
+        continue;
+      }
+    }
+    bool allocated = false;
+    while (!(allocated = kv_->AllocateSlots(request->kv_sequence(), num_new))) {
+      // Out of blocks: the lowest-priority newest running request (the back) goes. It has not
+      // been scheduled this step, unless it is `request` itself.
+      Request* victim = running_.back();
+      if (victim != request && is_decode(victim)) --pending_decodes;
+      Preempt(victim, &out);
+      preempted = true;
+      if (victim == request) break;
+    }
+    if (!allocated) break;  // `request` was the last running one
+    out.scheduled.push_back({request->id(), request->num_computed_tokens_, num_new, {}, {}, false});
+    in_flight_.push_back({request, num_new, num_new == remaining});
+    budget -= num_new;
+    ++i;
+  }
+
+  // Admitting while preempting would only thrash the cache.
+  while (!preempted && !waiting_.empty() && budget > 0 && num_running() < config_.max_num_seqs) {
+    Request* request = *waiting_.begin();
+    const ComputedBlocks hit = kv_->GetComputedBlocks(request->kv_sequence());
+    const int32_t remaining = request->num_tokens() - hit.num_tokens;
+    const int32_t num_new = PrefillChunk(remaining, budget);
+    if (!kv_->AllocateSlots(request->kv_sequence(), num_new, hit)) break;
+    Dequeue(request);
+    request->num_computed_tokens_ = hit.num_tokens;
+    if (request->num_cached_prompt_tokens_ < 0) {
+      request->num_cached_prompt_tokens_ = std::min(hit.num_tokens, request->num_prompt_tokens());
+    }
+    request->status_ = RequestStatus::kRunning;
+    InsertRunning(request);
+    out.scheduled.push_back({request->id(), hit.num_tokens, num_new, {}, {}, false});
+    in_flight_.push_back({request, num_new, num_new == remaining});
+    budget -= num_new;
+  }
+
+  // Spans last: no block table or token vector changes after this point until the next call.
+  for (size_t k = 0; k < out.scheduled.size(); ++k) {
+    ScheduledRequest& s = out.scheduled[k];
+    s.token_ids = in_flight_[k].request->token_ids().subspan(s.start_position, s.num_new_tokens);
+    s.block_ids = kv_->GetBlockIds(s.id);
+    s.samples = in_flight_[k].samples;
+    out.total_num_scheduled_tokens += s.num_new_tokens;
+  }
+  return out;
+}
+
+RequestStatus Scheduler::CheckStop(const Request& request, int32_t token) const {
+  const RequestSpec& spec = request.spec();
+  if (request.num_output_tokens() >= spec.min_tokens) {  // the token is already appended
+    if (!spec.ignore_eos && Contains(spec.eos_token_ids, token)) {
+      return RequestStatus::kFinishedStopped;
+    }
+    if (Contains(spec.stop_token_ids, token)) return RequestStatus::kFinishedStopped;
+  }
+  if (request.num_output_tokens() >= spec.max_tokens ||
+      request.num_tokens() >= config_.max_model_len) {
+    return RequestStatus::kFinishedLength;
+  }
+  return RequestStatus::kRunning;
+}
+
+std::vector<RequestUpdate> Scheduler::UpdateFromOutput(
+    absl::Span<const int32_t> sampled_token_ids) {
+  MS_CHECK(sampled_token_ids.size() == in_flight_.size())
+      << sampled_token_ids.size() << " sampled tokens for " << in_flight_.size()
+      << " scheduled requests";
+  std::vector<RequestUpdate> updates;
+  for (size_t k = 0; k < in_flight_.size(); ++k) {
+    Request* request = in_flight_[k].request;
+    if (IsFinished(request->status_)) continue;  // finished or aborted while in flight
+    request->num_computed_tokens_ += in_flight_[k].num_new_tokens;
+    if (!in_flight_[k].samples) continue;
+    const int32_t token = sampled_token_ids[k];
+    MS_CHECK(token >= 0) << "no token sampled for request " << request->id();
+    request->token_ids_.push_back(token);
+    const RequestStatus status = CheckStop(*request, token);
+    if (IsFinished(status)) {
+      RemoveRunning(request);
+      request->status_ = status;
+      kv_->Free(request->kv_sequence());
+      to_release_.push_back(request);
+    }
+    updates.push_back({request->id(), token, status});
+  }
+  in_flight_.clear();
+  return updates;
+}
+
+const Request* Scheduler::GetRequest(RequestId id) const {
+  auto it = requests_.find(id);
+  return it == requests_.end() ? nullptr : it->second.get();
+}
+
+absl::Status Scheduler::CheckIntegrity() const {
+  if (absl::Status status = kv_->CheckIntegrity(); !status.ok()) return status;
+  if (requests_.size() != waiting_.size() + running_.size() + to_release_.size()) {
+    return absl::InternalError(absl::StrCat(requests_.size(), " requests but ", waiting_.size(),
+                                            " waiting + ", running_.size(), " running + ",
+                                            to_release_.size(), " to release"));
+  }
+  if (num_running() > config_.max_num_seqs) {
+    return absl::InternalError(absl::StrCat(num_running(), " running > max_num_seqs"));
+  }
+  int64_t queued_tokens = 0;
+  for (const Request* r : waiting_) {
+    if (r->status() != RequestStatus::kWaiting && r->status() != RequestStatus::kPreempted) {
+      return absl::InternalError(absl::StrCat("queued request ", r->id(), " is ",
+                                              RequestStatusName(r->status())));
+    }
+    if (kv_->HoldsBlocks(r->id()) || r->num_computed_tokens() != 0) {
+      return absl::InternalError(absl::StrCat("queued request ", r->id(), " holds KV state"));
+    }
+    queued_tokens += r->num_tokens();
+  }
+  if (queued_tokens != queued_tokens_) {
+    return absl::InternalError(absl::StrCat("queued tokens ", queued_tokens, " but counter says ",
+                                            queued_tokens_));
+  }
+  int32_t holders = 0;
+  for (size_t k = 0; k < running_.size(); ++k) {
+    const Request* r = running_[k];
+    if (r->status() != RequestStatus::kRunning) {
+      return absl::InternalError(absl::StrCat("running request ", r->id(), " is ",
+                                              RequestStatusName(r->status())));
+    }
+    if (k > 0 && !QueueOrder()(running_[k - 1], r)) {
+      return absl::InternalError("running requests are out of priority order");
+    }
+    const int64_t covered = int64_t{kv_->block_size()} * kv_->GetBlockIds(r->id()).size();
+    if (!kv_->HoldsBlocks(r->id()) || covered < r->num_computed_tokens() ||
+        r->num_computed_tokens() >= r->num_tokens()) {
+      return absl::InternalError(absl::StrCat(
+          "running request ", r->id(), " has ", r->num_computed_tokens(), " of ", r->num_tokens(),
+          " tokens computed and blocks for ", covered));
+    }
+    ++holders;
+  }
+  for (const Request* r : to_release_) {
+    if (!IsFinished(r->status())) {
+      return absl::InternalError(absl::StrCat("released request ", r->id(), " is not finished"));
+    }
+    if (kv_->HoldsBlocks(r->id())) ++holders;
+  }
+  if (holders != kv_->num_requests()) {
+    return absl::InternalError(absl::StrCat("the KV cache tracks ", kv_->num_requests(),
+                                            " requests, the scheduler ", holders));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve

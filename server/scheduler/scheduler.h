@@ -1,0 +1,159 @@
+#ifndef MOESERVE_SERVER_SCHEDULER_SCHEDULER_H_
+#define MOESERVE_SERVER_SCHEDULER_SCHEDULER_H_
+
+// Scheduler: continuous batching under a token budget, with chunked prefill, priorities,
+// preemption by recompute and admission control. Bookkeeping only: it hands the model runner
+// token ranges and block tables, and reads back one sampled token per request.
+//
+// One engine step:
+//   SchedulerOutput out = scheduler.Schedule();
+//   ... forward pass over out.scheduled, sample where `samples` ...
+//   std::vector<RequestUpdate> updates = scheduler.UpdateFromOutput(sampled);
+//
+// Policy of Schedule():
+//   1. Requests finished or aborted since the last step release their blocks (finished_request_ids).
+//   2. Running requests, highest priority (lowest value) and oldest first, each get their next
+//      tokens: 1 for a decode, a chunk for an unfinished prefill. Prefill chunks leave budget for
+//      the running decodes behind them, so a long prompt never delays anyone's next token.
+//   3. When the KV cache is full, the lowest-priority, most recently arrived running request is
+//      preempted: its blocks are freed (computed full blocks stay in the prefix cache), its
+//      num_computed_tokens drops to 0 and it is queued again to recompute prompt + outputs; its
+//      outputs are kept, so it continues exactly where it stopped.
+//   4. If nothing was preempted, waiting requests in (priority, arrival) order are admitted while
+//      budget, max_num_seqs and blocks last, each starting after its cached prefix.
+//
+// Requires external synchronization: one engine thread calls every method.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "server/kv/kv_cache_manager.h"
+#include "server/scheduler/request.h"
+
+namespace moeserve {
+
+struct SchedulerConfig {
+  int32_t max_num_batched_tokens = 2048;  // token budget of one step; >= max_num_seqs
+  int32_t max_num_seqs = 256;             // running requests at most
+  int32_t max_model_len = 4096;           // prompt + output tokens at most
+  int32_t long_prefill_token_threshold = 0;  // > 0: a prefill chunk takes at most this many
+  int32_t max_queued_requests = 0;  // > 0: AddRequest refuses beyond this many waiting requests
+  int64_t max_queued_tokens = 0;    // > 0: ... or beyond this many tokens waiting to be computed
+};
+
+struct ScheduledRequest {
+  RequestId id = 0;
+  int32_t start_position = 0;  // position of the first new token == its num_computed_tokens
+  int32_t num_new_tokens = 0;
+  // The new tokens, positions [start_position, start_position + num_new_tokens), and the
+  // request's full block table. Both valid until the next non-const Scheduler call.
+  absl::Span<const int32_t> token_ids;
+  absl::Span<const int32_t> block_ids;
+  // The step computes the request's last known token: sample the next one from its logits.
+  bool samples = false;
+};
+
+struct SchedulerOutput {
+  std::vector<ScheduledRequest> scheduled;  // running requests first, then newly admitted ones
+  int32_t total_num_scheduled_tokens = 0;
+  // Lost their blocks this step (the model runner drops any per-request state it keeps).
+  std::vector<RequestId> preempted_request_ids;
+  // Finished, stopped or aborted since the last Schedule(); their blocks are now released.
+  std::vector<RequestId> finished_request_ids;
+};
+
+// The result of one step for one request that sampled a token.
+struct RequestUpdate {
+  RequestId id = 0;
+  int32_t new_token = 0;
+  RequestStatus status = RequestStatus::kRunning;  // kRunning or the reason it finished
+};
+
+class Scheduler {
+ public:
+  // Fails with InvalidArgument naming the field when the config is inconsistent, including a
+  // KV cache too small to hold one max_model_len request. `kv_cache` must outlive the scheduler.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(const SchedulerConfig& config,
+                                                           KvCacheManager* kv_cache);
+
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request. InvalidArgument (naming the field or limit) for an empty or too long
+  // prompt or bad max_tokens/min_tokens; AlreadyExists for a live id; ResourceExhausted, saying
+  // which limit and its value, when the queue is full.
+  absl::Status AddRequest(RequestSpec spec);
+
+  // Ends a live request in any state with `reason` (a finished status). Its blocks are released
+  // and its id reported by the next Schedule(); a token sampled for it in the step in flight is
+  // dropped. Returns false for an unknown or already finished id.
+  bool Finish(RequestId id, RequestStatus reason);
+  bool Abort(RequestId id) { return Finish(id, RequestStatus::kFinishedAborted); }
+
+  // REQUIRES: UpdateFromOutput() was called for the previous Schedule().
+  SchedulerOutput Schedule();
+
+  // `sampled_token_ids[i]` is the token sampled for the i-th entry of the last Schedule()'s
+  // `scheduled`; entries with samples == false are ignored. Advances num_computed_tokens,
+  // appends tokens, and finishes requests on an EOS (unless ignore_eos) or stop token id after
+  // min_tokens, on max_tokens or on max_model_len. Finished requests free their blocks now.
+  std::vector<RequestUpdate> UpdateFromOutput(absl::Span<const int32_t> sampled_token_ids);
+
+  // A live request, or one finished since the last Schedule(); null otherwise.
+  const Request* GetRequest(RequestId id) const;
+
+  const SchedulerConfig& config() const { return config_; }
+  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  int64_t num_queued_tokens() const { return queued_tokens_; }
+  bool HasUnfinishedRequests() const { return !waiting_.empty() || !running_.empty(); }
+
+  // KvCacheManager::CheckIntegrity() plus: every request is in exactly one of waiting, running
+  // and to-release; only running and to-release requests hold blocks, running ones enough for
+  // their computed tokens; queue counters match.
+  absl::Status CheckIntegrity() const;
+
+ private:
+  struct QueueOrder {
+    bool operator()(const Request* a, const Request* b) const {
+      if (a->priority() != b->priority()) return a->priority() < b->priority();
+      return a->arrival_seq() < b->arrival_seq();
+    }
+  };
+  struct InFlight {
+    Request* request;
+    int32_t num_new_tokens;
+    bool samples;
+  };
+
+  Scheduler(const SchedulerConfig& config, KvCacheManager* kv_cache);
+
+  void Enqueue(Request* request);
+  void Dequeue(Request* request);
+  void InsertRunning(Request* request);
+  void RemoveRunning(Request* request);
+  void Preempt(Request* request, SchedulerOutput* out);
+  int32_t PrefillChunk(int32_t remaining, int32_t room) const;
+  RequestStatus CheckStop(const Request& request, int32_t token) const;
+
+  const SchedulerConfig config_;
+  KvCacheManager* const kv_;
+  uint64_t next_arrival_seq_ = 0;
+  absl::flat_hash_map<RequestId, std::unique_ptr<Request>> requests_;
+  std::set<Request*, QueueOrder> waiting_;  // waiting and preempted
+  std::vector<Request*> running_;           // sorted by QueueOrder
+  std::vector<Request*> to_release_;        // finished; reported by the next Schedule()
+  std::vector<InFlight> in_flight_;         // the last Schedule()'s requests, until updated
+  int64_t queued_tokens_ = 0;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_SCHEDULER_SCHEDULER_H_

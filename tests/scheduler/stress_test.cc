@@ -1,0 +1,181 @@
+// Randomized stress: thousands of steps of random arrivals (with shared prefixes and salts),
+// priorities, lengths, stop ids, aborts at random points (including while a step is in flight),
+// admission refusals and preemptions under a small KV pool. Integrity is checked after every
+// Schedule() and UpdateFromOutput(); every request that finished on its own must have produced
+// exactly what it produces alone, and an aborted one a prefix of that.
+
+#include <map>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "server/scheduler/scheduler.h"
+#include "tests/scheduler/fake_model.h"
+
+namespace moeserve {
+namespace {
+
+using ::moeserve::testing::Harness;
+using ::moeserve::testing::ReferenceOutput;
+
+struct StressParams {
+  uint32_t seed;
+  int32_t block_size;
+  int32_t num_blocks;
+  int32_t budget;
+  int32_t max_seqs;
+  int32_t max_model_len;
+  int32_t long_prefill_threshold;
+  int32_t max_queued_requests;
+  bool prefix_caching;
+  int steps;
+};
+
+// The output of `spec` run alone through a fresh scheduler with a roomy cache.
+std::vector<int32_t> RunAlone(const RequestSpec& spec, const StressParams& p) {
+  SchedulerConfig config;
+  config.max_num_batched_tokens = 4096;
+  config.max_num_seqs = 1;
+  config.max_model_len = p.max_model_len;
+  Harness alone(config, KvCacheConfig{p.max_model_len / p.block_size + 8, p.block_size, true});
+  EXPECT_TRUE(alone.scheduler().AddRequest(spec).ok());
+  alone.RunToCompletion();
+  return alone.outputs()[spec.id];
+}
+
+class StressTest : public ::testing::TestWithParam<StressParams> {};
+
+TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
+  const StressParams p = GetParam();
+  std::mt19937 rng(p.seed);
+  auto uniform = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  auto chance = [&rng](double q) { return std::bernoulli_distribution(q)(rng); };
+
+  SchedulerConfig config;
+  config.max_num_batched_tokens = p.budget;
+  config.max_num_seqs = p.max_seqs;
+  config.max_model_len = p.max_model_len;
+  config.long_prefill_token_threshold = p.long_prefill_threshold;
+  config.max_queued_requests = p.max_queued_requests;
+  Harness h(config, KvCacheConfig{p.num_blocks, p.block_size, p.prefix_caching});
+
+  // A few shared prefixes so that prefix hits, shared blocks and evictions happen.
+  std::vector<std::vector<int32_t>> prefixes;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<int32_t> prefix(uniform(1, 3 * p.block_size));
+    for (int32_t& t : prefix) t = uniform(1, 63);
+    prefixes.push_back(prefix);
+  }
+
+  std::map<RequestId, RequestSpec> specs;
+  std::map<RequestId, bool> aborted;
+  std::vector<RequestId> live;
+  RequestId next_id = 1;
+  int refused = 0;
+  int preemptions = 0;
+  int prefix_hits = 0;
+
+  auto abort_random = [&]() {
+    if (live.empty()) return;
+    const size_t k = uniform(0, static_cast<int>(live.size()) - 1);
+    const RequestId id = live[k];
+    if (h.scheduler().Abort(id)) aborted[id] = true;
+  };
+
+  for (int step = 0; step < p.steps; ++step) {
+    const bool draining = step >= p.steps - 400;  // let the tail finish
+    if (!draining) {
+      for (int n = uniform(0, 2); n > 0; --n) {
+        RequestSpec spec;
+        spec.id = next_id++;
+        if (chance(0.6)) spec.prompt_token_ids = prefixes[uniform(0, 3)];
+        for (int extra = uniform(chance(0.5) ? 0 : 1, 2 * p.block_size + 3); extra > 0; --extra) {
+          spec.prompt_token_ids.push_back(uniform(1, 63));
+        }
+        if (spec.prompt_token_ids.empty()) spec.prompt_token_ids.push_back(uniform(1, 63));
+        if (static_cast<int32_t>(spec.prompt_token_ids.size()) > p.max_model_len) {
+          spec.prompt_token_ids.resize(p.max_model_len);
+        }
+        spec.max_tokens = uniform(1, 24);
+        spec.priority = uniform(0, 2);
+        if (chance(0.2)) spec.cache_salt = "tenant";
+        if (chance(0.5)) spec.eos_token_ids.push_back(uniform(0, 63));
+        if (chance(0.2)) spec.stop_token_ids.push_back(uniform(0, 63));
+        spec.ignore_eos = chance(0.2);
+        spec.min_tokens = chance(0.2) ? uniform(0, spec.max_tokens) : 0;
+        const absl::Status status = h.scheduler().AddRequest(spec);
+        if (status.ok()) {
+          specs[spec.id] = spec;
+          live.push_back(spec.id);
+        } else {
+          ASSERT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+          ++refused;
+        }
+      }
+      if (chance(0.05)) abort_random();
+    }
+
+    const SchedulerOutput& out = h.Begin();
+    preemptions += static_cast<int>(out.preempted_request_ids.size());
+    for (const ScheduledRequest& s : out.scheduled) {
+      const Request* r = h.scheduler().GetRequest(s.id);
+      if (s.start_position > 0 && r->num_preemptions() == 0 &&
+          s.start_position == r->num_cached_prompt_tokens() &&
+          r->num_output_tokens() == 0) {
+        ++prefix_hits;
+      }
+    }
+    for (RequestId id : out.finished_request_ids) {
+      live.erase(std::find(live.begin(), live.end(), id));
+      ASSERT_EQ(h.scheduler().GetRequest(id), nullptr);
+    }
+    if (!draining && chance(0.03)) abort_random();  // while the step is in flight
+    h.Finish();
+  }
+  h.RunToCompletion();
+  EXPECT_EQ(h.kv().usage().num_used_blocks, 0);
+
+  int finished_alone = 0;
+  int checked_alone = 0;
+  for (const auto& [id, spec] : specs) {
+    const std::vector<int32_t> expected = ReferenceOutput(spec, h.vocab_size(), p.max_model_len);
+    const std::vector<int32_t>& got = h.outputs()[id];
+    if (aborted.count(id)) {
+      ASSERT_LE(got.size(), expected.size()) << "request " << id;
+      ASSERT_TRUE(std::equal(got.begin(), got.end(), expected.begin())) << "request " << id;
+      continue;
+    }
+    ASSERT_EQ(got, expected) << "request " << id;
+    ++finished_alone;
+    if (id % 5 == 0) {  // the literal check, through a scheduler of its own, on a sample
+      ASSERT_EQ(got, RunAlone(spec, p)) << "request " << id;
+      ++checked_alone;
+    }
+  }
+  RecordProperty("requests", static_cast<int>(specs.size()));
+  RecordProperty("preemptions", preemptions);
+  std::printf("seed %u: %zu requests (%d refused, %zu aborted, %d compared alone), %d preemptions, "
+              "%d prefix-hit admissions, prefix hit tokens %lld\n",
+              p.seed, specs.size(), refused, aborted.size(), checked_alone, preemptions,
+              prefix_hits, static_cast<long long>(h.kv().usage().prefix_hit_tokens));
+  EXPECT_GT(finished_alone, 0);
+  if (p.num_blocks * p.block_size < 4 * p.max_model_len) {
+    EXPECT_GT(preemptions, 0);
+  }
+  if (p.prefix_caching) {
+    EXPECT_GT(h.kv().usage().prefix_hit_tokens, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Workloads, StressTest,
+    ::testing::Values(
+        // seed, block, blocks, budget, seqs, max_len, prefill cap, max queued, caching, steps
+        StressParams{1, 4, 33, 32, 8, 96, 0, 0, true, 3000},
+        StressParams{2, 16, 9, 64, 16, 128, 16, 0, true, 3000},
+        StressParams{3, 1, 70, 16, 6, 64, 5, 12, true, 3000},
+        StressParams{4, 8, 20, 24, 24, 80, 0, 0, false, 3000},
+        StressParams{5, 4, 200, 48, 12, 96, 0, 20, true, 3000}));
+
+}  // namespace
+}  // namespace moeserve
