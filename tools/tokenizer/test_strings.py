@@ -135,7 +135,7 @@ def make_strings(rng, count=3200):
     strings += ["a" * n for n in (50, 200, 1000)]
     strings += ["ab" * 300, "1" * 100, "🙂" * 30, "的" * 50]
     while len(strings) < count:
-        n = rng.choice([1, 2, 3, 5, 8, 12, 20])
+        n = rng.choice([1, 2, 3, 4, 6, 8, 12])
         parts = [fragment(rng) for _ in range(n)]
         sep = rng.choice(["", " ", " ", " ", "\n", "\t", "  "])
         strings.append(sep.join(parts))

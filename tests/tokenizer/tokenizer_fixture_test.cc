@@ -1,0 +1,110 @@
+// Compares Encode/Decode with the Hugging Face `tokenizers` reference in tests/fixtures/tokenizer/
+// (made by tools/tokenizer/make_fixtures.py): 100% exact match required.
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "server/tokenizer/llama2c_vocab.h"
+#include "server/tokenizer/tokenizer.h"
+#include "tests/test_util.h"
+
+namespace moeserve {
+namespace {
+
+using Json = nlohmann::json;
+
+std::unique_ptr<Tokenizer> Load(const std::string& name) {
+  if (name == "stories260k") {
+    auto converted =
+        ConvertLlama2cVocab((testing::TestDataDir() / "models/stories260K/tok512.bin").string());
+    EXPECT_TRUE(converted.ok()) << converted.status();
+    if (!converted.ok()) return nullptr;
+    auto t = Tokenizer::FromJson(converted->tokenizer_json, converted->tokenizer_config_json);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t.ok() ? std::move(*t) : nullptr;
+  }
+  auto t = Tokenizer::FromDirectory((testing::TestDataDir() / "tokenizers" / name).string());
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? std::move(*t) : nullptr;
+}
+
+std::vector<Json> ReadFixture(const std::string& name) {
+  std::ifstream in(testing::FixturesDir() / "tokenizer" / (name + ".jsonl"));
+  std::vector<Json> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(Json::parse(line));
+  return lines;
+}
+
+std::string Show(const std::vector<int32_t>& ids) { return Json(ids).dump(); }
+
+void CheckFixture(const std::string& name) {
+  std::unique_ptr<Tokenizer> tok = Load(name);
+  ASSERT_NE(tok, nullptr);
+  const std::vector<Json> lines = ReadFixture(name);
+  ASSERT_GT(lines.size(), 3000u) << "fixture missing for " << name;
+  const Json& header = lines[0];
+  const auto prefix = header["prefix"].get<std::vector<int32_t>>();
+  const auto suffix = header["suffix"].get<std::vector<int32_t>>();
+
+  int encode_ok = 0, encode_total = 0, decode_ok = 0, decode_total = 0, reported = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const Json& c = lines[i];
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    if (c.contains("text") && c["text"].is_string()) {
+      const std::string text = c["text"].get<std::string>();
+      std::vector<int32_t> special = prefix;
+      special.insert(special.end(), ids.begin(), ids.end());
+      special.insert(special.end(), suffix.begin(), suffix.end());
+      if (c.contains("special")) special = c["special"].get<std::vector<int32_t>>();
+      auto plain = tok->Encode(text, /*add_special_tokens=*/false);
+      auto with = tok->Encode(text, /*add_special_tokens=*/true);
+      ++encode_total;
+      const bool ok = plain.ok() && with.ok() && *plain == ids && *with == special;
+      encode_ok += ok;
+      if (!ok && reported++ < 10) {
+        ADD_FAILURE() << name << " encode " << Json(text).dump() << "\n  want " << Show(ids)
+                      << "\n  got  " << (plain.ok() ? Show(*plain) : plain.status().ToString());
+      }
+    }
+    const std::string text = c.contains("text") && c["text"].is_string() ? c["text"] : "";
+    const std::string decode = c.value("decode", text);
+    const std::string decode_skip = c.value("decode_skip", decode);
+    auto d = tok->Decode(ids, /*skip_special_tokens=*/false);
+    auto ds = tok->Decode(ids, /*skip_special_tokens=*/true);
+    ++decode_total;
+    const bool ok = d.ok() && ds.ok() && *d == decode && *ds == decode_skip;
+    decode_ok += ok;
+    if (!ok && reported++ < 10) {
+      ADD_FAILURE() << name << " decode " << Show(ids) << "\n  want " << Json(decode).dump()
+                    << " / " << Json(decode_skip).dump() << "\n  got  "
+                    << (d.ok() ? Json(*d).dump() : d.status().ToString()) << " / "
+                    << (ds.ok() ? Json(*ds).dump() : ds.status().ToString());
+    }
+  }
+  std::printf("%s: encode %d/%d, decode %d/%d exact\n", name.c_str(), encode_ok, encode_total,
+              decode_ok, decode_total);
+  EXPECT_EQ(encode_ok, encode_total);
+  EXPECT_EQ(decode_ok, decode_total);
+}
+
+TEST(TokenizerFixtureTest, DeepSeekV3) {
+  MOESERVE_REQUIRE_TEST_DATA("tokenizers/deepseek_v3");
+  CheckFixture("deepseek_v3");
+}
+
+TEST(TokenizerFixtureTest, Qwen3) {
+  MOESERVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
+  CheckFixture("qwen3");
+}
+
+TEST(TokenizerFixtureTest, Stories260K) {
+  MOESERVE_REQUIRE_TEST_DATA("models/stories260K/tok512.bin");
+  CheckFixture("stories260k");
+}
+
+}  // namespace
+}  // namespace moeserve
