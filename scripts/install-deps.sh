@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
-  libabsl-dev nlohmann-json3-dev libpcre2-dev libicu-dev
+  libabsl-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then

@@ -1,0 +1,103 @@
+#include "server/model/decoder_model.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/common/status_macros.h"
+#include "server/model/rope.h"
+
+namespace moeserve {
+
+absl::Status DecoderModel::LoadShared(WeightLoader& loader) {
+  const ModelConfig& c = config_;
+  const int64_t d = c.hidden_size;
+  ASSIGN_OR_RETURN(embed_, loader.Load("model.embed_tokens.weight", {c.vocab_size, d}));
+  ASSIGN_OR_RETURN(final_norm_, loader.Load("model.norm.weight", {d}));
+  if (c.tie_word_embeddings || !loader.Has("lm_head.weight")) {
+    lm_head_ = embed_;
+  } else {
+    ASSIGN_OR_RETURN(lm_head_, loader.Load("lm_head.weight", {c.vocab_size, d}));
+  }
+  layers_.resize(c.num_hidden_layers);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    Layer& layer = layers_[i];
+    const std::string p = absl::StrCat("model.layers.", i);
+    ASSIGN_OR_RETURN(layer.input_norm, loader.Load(p + ".input_layernorm.weight", {d}));
+    ASSIGN_OR_RETURN(layer.post_attention_norm, loader.Load(p + ".post_attention_layernorm.weight", {d}));
+    if (c.IsMoeLayer(i)) {
+      // Mixtral checkpoints on the hub use `block_sparse_moe`; transformers 5 writes `mlp`.
+      std::string moe_prefix = p + ".mlp";
+      if (c.architecture == Architecture::kMixtral && loader.Has(p + ".block_sparse_moe.gate.weight")) {
+        moe_prefix = p + ".block_sparse_moe";
+      }
+      ASSIGN_OR_RETURN(MoeFfn moe, MoeFfn::Load(loader, moe_prefix, c));
+      layer.moe = std::move(moe);
+    } else {
+      ASSIGN_OR_RETURN(DenseMlp mlp, DenseMlp::Load(loader, p + ".mlp", d, c.intermediate_size));
+      layer.mlp = std::move(mlp);
+    }
+  }
+  const int64_t rotary_dim = c.rotary_dim();
+  const std::vector<float> table =
+      BuildRopeCosSinTable(ComputeRopeFrequencies(c.rope, rotary_dim), max_model_len_);
+  ASSIGN_OR_RETURN(rope_cos_sin_, backend_->Allocate(DType::kF32, {max_model_len_, rotary_dim}));
+  return backend_->CopyFromHost(
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(table.data()), table.size() * sizeof(float)),
+      rope_cos_sin_);
+}
+
+absl::Status DecoderModel::AllocateKvCache(int32_t num_blocks, int32_t block_size) {
+  if (num_blocks <= 0 || block_size <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AllocateKvCache: num_blocks (", num_blocks, ") and block_size (", block_size, ") must be positive"));
+  }
+  RETURN_IF_ERROR(AllocateLayerCaches(num_blocks, block_size));
+  num_kv_blocks_ = num_blocks;
+  block_size_ = block_size;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> DecoderModel::Forward(const ForwardBatch& batch) {
+  if (num_kv_blocks_ == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
+  if (batch.block_size != block_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Forward: batch block_size ", batch.block_size, " != cache block size ", block_size_));
+  }
+  RETURN_IF_ERROR(batch.Validate(num_kv_blocks_, static_cast<int32_t>(max_model_len_)));
+  for (int32_t id : batch.token_ids) {
+    if (id >= config_.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Forward: token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+    }
+  }
+  Backend* b = backend_;
+  const DType act = b->activation_dtype();
+  const int64_t t = batch.num_tokens();
+  const int64_t d = config_.hidden_size;
+  const float eps = static_cast<float>(config_.rms_norm_eps);
+  ASSIGN_OR_RETURN(StepContext ctx, StepContext::Upload(batch, b));
+
+  ASSIGN_OR_RETURN(Tensor residual, b->Allocate(act, {t, d}));
+  ASSIGN_OR_RETURN(Tensor x, b->Allocate(act, {t, d}));
+  ASSIGN_OR_RETURN(Tensor block_out, b->Allocate(act, {t, d}));
+  RETURN_IF_ERROR(b->Embedding(embed_, ctx.token_ids, residual));
+  RETURN_IF_ERROR(b->RmsNorm(residual, layers_.empty() ? final_norm_ : layers_[0].input_norm, eps, x));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& layer = layers_[i];
+    RETURN_IF_ERROR(Attention(static_cast<int>(i), ctx, x, block_out));
+    RETURN_IF_ERROR(b->AddRmsNorm(block_out, residual, layer.post_attention_norm, eps, x));
+    if (layer.moe) {
+      RETURN_IF_ERROR(layer.moe->Forward(b, x, block_out));
+    } else {
+      RETURN_IF_ERROR(layer.mlp->Forward(b, x, block_out));
+    }
+    const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm : final_norm_;
+    RETURN_IF_ERROR(b->AddRmsNorm(block_out, residual, next_norm, eps, x));
+  }
+  const int64_t n = static_cast<int64_t>(batch.logits_indices.size());
+  ASSIGN_OR_RETURN(Tensor rows, b->Allocate(act, {n, d}));
+  RETURN_IF_ERROR(b->GatherRows(x, ctx.logits_indices, rows));
+  ASSIGN_OR_RETURN(Tensor logits, b->Allocate(act, {n, config_.vocab_size}));
+  RETURN_IF_ERROR(b->Linear(rows, lm_head_, Tensor(), logits));
+  return logits;
+}
+
+}  // namespace moeserve

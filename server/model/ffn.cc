@@ -1,0 +1,98 @@
+#include "server/model/ffn.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/common/status_macros.h"
+
+namespace moeserve {
+namespace {
+
+// The checkpoint name of a projection: Hugging Face style (`gate_proj`) or Mixtral's (`w1`).
+std::string ProjName(const WeightLoader& loader, const std::string& prefix, const char* hf, const char* mixtral) {
+  const std::string a = absl::StrCat(prefix, ".", hf, ".weight");
+  if (loader.Has(a)) return a;
+  const std::string b = absl::StrCat(prefix, ".", mixtral, ".weight");
+  return loader.Has(b) ? b : a;  // report the HF name when neither exists
+}
+
+}  // namespace
+
+absl::StatusOr<DenseMlp> DenseMlp::Load(WeightLoader& loader, const std::string& prefix, int64_t hidden,
+                                        int64_t intermediate) {
+  DenseMlp mlp;
+  mlp.intermediate_ = intermediate;
+  ASSIGN_OR_RETURN(mlp.gate_up_, loader.LoadConcatRows({ProjName(loader, prefix, "gate_proj", "w1"),
+                                                        ProjName(loader, prefix, "up_proj", "w3")},
+                                                       {intermediate, intermediate}, hidden));
+  ASSIGN_OR_RETURN(mlp.down_, loader.Load(ProjName(loader, prefix, "down_proj", "w2"), {hidden, intermediate}));
+  return mlp;
+}
+
+absl::Status DenseMlp::Forward(Backend* backend, const Tensor& x, const Tensor& out) const {
+  const int64_t t = x.dim(0);
+  ASSIGN_OR_RETURN(Tensor gate_up, backend->Allocate(backend->activation_dtype(), {t, 2 * intermediate_}));
+  ASSIGN_OR_RETURN(Tensor act, backend->Allocate(backend->activation_dtype(), {t, intermediate_}));
+  RETURN_IF_ERROR(backend->Linear(x, gate_up_, Tensor(), gate_up));
+  RETURN_IF_ERROR(backend->SiluMul(gate_up, act));
+  return backend->Linear(act, down_, Tensor(), out);
+}
+
+absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& prefix, const ModelConfig& config) {
+  MoeFfn moe;
+  const int64_t e_count = config.num_experts;
+  const int64_t d = config.hidden_size;
+  const int64_t i_size = config.moe_intermediate_size;
+  moe.routing_ = config.routing;
+  moe.num_experts_ = e_count;
+  moe.intermediate_ = i_size;
+  ASSIGN_OR_RETURN(moe.router_, loader.Load(absl::StrCat(prefix, ".gate.weight"), {e_count, d}));
+  if (config.routing.method == MoeTopkMethod::kNoAuxTc) {
+    ASSIGN_OR_RETURN(moe.correction_bias_,
+                     loader.Load(absl::StrCat(prefix, ".gate.e_score_correction_bias"), {e_count}));
+  }
+
+  const std::string fused_gate_up = absl::StrCat(prefix, ".experts.gate_up_proj");
+  if (loader.Has(fused_gate_up)) {
+    ASSIGN_OR_RETURN(moe.gate_up_, loader.Load(fused_gate_up, {e_count, 2 * i_size, d}));
+    ASSIGN_OR_RETURN(moe.down_, loader.Load(absl::StrCat(prefix, ".experts.down_proj"), {e_count, d, i_size}));
+  } else {
+    std::vector<float> gate_up, down;
+    gate_up.reserve(static_cast<size_t>(e_count * 2 * i_size * d));
+    down.reserve(static_cast<size_t>(e_count * d * i_size));
+    for (int64_t e = 0; e < e_count; ++e) {
+      const std::string ep = absl::StrCat(prefix, ".experts.", e);
+      for (auto [hf, mx] : {std::pair{"gate_proj", "w1"}, std::pair{"up_proj", "w3"}}) {
+        ASSIGN_OR_RETURN(std::vector<float> w, loader.Host(ProjName(loader, ep, hf, mx), {i_size, d}));
+        gate_up.insert(gate_up.end(), w.begin(), w.end());
+      }
+      ASSIGN_OR_RETURN(std::vector<float> w, loader.Host(ProjName(loader, ep, "down_proj", "w2"), {d, i_size}));
+      down.insert(down.end(), w.begin(), w.end());
+    }
+    ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count, 2 * i_size, d}));
+    ASSIGN_OR_RETURN(moe.down_, loader.Upload(down, {e_count, d, i_size}));
+  }
+  if (config.n_shared_experts > 0) {
+    ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, absl::StrCat(prefix, ".shared_experts"), d,
+                                                     i_size * config.n_shared_experts));
+    moe.shared_ = std::move(shared);
+  }
+  return moe;
+}
+
+absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& out) const {
+  const int64_t t = x.dim(0);
+  const int64_t k = routing_.top_k;
+  ASSIGN_OR_RETURN(Tensor logits, backend->Allocate(DType::kF32, {t, num_experts_}));
+  ASSIGN_OR_RETURN(Tensor ids, backend->Allocate(DType::kI32, {t, k}));
+  ASSIGN_OR_RETURN(Tensor weights, backend->Allocate(DType::kF32, {t, k}));
+  RETURN_IF_ERROR(backend->Linear(x, router_, Tensor(), logits));
+  RETURN_IF_ERROR(backend->MoeRoute(logits, correction_bias_, routing_, ids, weights));
+  RETURN_IF_ERROR(backend->MoeExperts(x, ids, weights, gate_up_, down_, out));
+  if (shared_) {
+    ASSIGN_OR_RETURN(Tensor shared_out, backend->Allocate(backend->activation_dtype(), x.shape()));
+    RETURN_IF_ERROR(shared_->Forward(backend, x, shared_out));
+    RETURN_IF_ERROR(backend->Add(out, shared_out, out));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve

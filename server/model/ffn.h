@@ -1,0 +1,50 @@
+#ifndef MOESERVE_SERVER_MODEL_FFN_H_
+#define MOESERVE_SERVER_MODEL_FFN_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/backend/backend.h"
+#include "server/model/config.h"
+#include "server/model/weight_loader.h"
+
+namespace moeserve {
+
+// SwiGLU MLP: down(silu(gate(x)) * up(x)), with gate and up merged into one [2I, d] weight.
+class DenseMlp {
+ public:
+  // Loads `{prefix}.gate_proj.weight`, `up_proj`, `down_proj` (or Mixtral-style w1/w3/w2).
+  static absl::StatusOr<DenseMlp> Load(WeightLoader& loader, const std::string& prefix,
+                                       int64_t hidden, int64_t intermediate);
+  // out [T, d] = MLP(x [T, d]).
+  absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out) const;
+
+ private:
+  Tensor gate_up_;  // [2I, d]
+  Tensor down_;     // [d, I]
+  int64_t intermediate_ = 0;
+};
+
+// Routed experts (+ optional always-on shared experts): Mixtral's and DeepSeek's MoE FFN.
+class MoeFfn {
+ public:
+  // `prefix` is the module holding `gate` and `experts` (".mlp" or Mixtral's ".block_sparse_moe").
+  // Experts may be stored per expert (Hugging Face hub layout) or fused as 3-D tensors
+  // (`experts.gate_up_proj` [E, 2I, d], `experts.down_proj` [E, d, I]).
+  static absl::StatusOr<MoeFfn> Load(WeightLoader& loader, const std::string& prefix, const ModelConfig& config);
+  absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out) const;
+
+ private:
+  MoeRoutingParams routing_;
+  int64_t num_experts_ = 0;
+  int64_t intermediate_ = 0;
+  Tensor router_;           // [E, d]
+  Tensor correction_bias_;  // [E] or empty
+  Tensor gate_up_;          // [E, 2I, d]
+  Tensor down_;             // [E, d, I]
+  std::optional<DenseMlp> shared_;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_MODEL_FFN_H_

@@ -1,0 +1,54 @@
+#ifndef MOESERVE_SERVER_MODEL_MODEL_H_
+#define MOESERVE_SERVER_MODEL_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/backend/backend.h"
+#include "server/model/config.h"
+#include "server/model/forward_batch.h"
+
+namespace moeserve {
+
+// Bytes the paged KV cache needs per token and how the engine should size it.
+struct KvCacheSpec {
+  int64_t num_layers = 0;
+  int64_t bytes_per_token_per_layer = 0;  // K+V rows, or one MLA latent row
+  int64_t bytes_per_block(int32_t block_size) const {
+    return num_layers * bytes_per_token_per_layer * block_size;
+  }
+};
+
+// A causal language model loaded onto a backend: weights, rotary tables and the paged KV cache.
+// Forward runs one step over a flat batch (see ForwardBatch) and returns the logits of the rows
+// named by batch.logits_indices. Requires external synchronisation (the engine thread).
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual KvCacheSpec kv_cache_spec() const = 0;
+
+  // (Re)allocates the paged cache: `num_blocks` blocks of `block_size` tokens for every layer.
+  virtual absl::Status AllocateKvCache(int32_t num_blocks, int32_t block_size) = 0;
+  virtual int32_t num_kv_blocks() const = 0;
+
+  // Logits [logits_indices.size(), vocab] in the backend's activation dtype.
+  virtual absl::StatusOr<Tensor> Forward(const ForwardBatch& batch) = 0;
+};
+
+struct LoadModelOptions {
+  // Positions the rotary tables cover; 0 = config.max_position_embeddings.
+  int64_t max_model_len = 0;
+};
+
+// Loads a Hugging Face model directory (config.json + safetensors) onto `backend`, which must
+// outlive the model.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& model_dir, Backend* backend,
+                                                 const LoadModelOptions& options = {});
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_MODEL_MODEL_H_

@@ -1,0 +1,23 @@
+#ifndef MOESERVE_SERVER_MODEL_STEP_CONTEXT_H_
+#define MOESERVE_SERVER_MODEL_STEP_CONTEXT_H_
+
+#include "absl/status/statusor.h"
+#include "server/backend/backend.h"
+#include "server/model/forward_batch.h"
+
+namespace moeserve {
+
+// A ForwardBatch's index arrays uploaded to the backend once per step and shared by every layer.
+struct StepContext {
+  int32_t num_tokens = 0;
+  Tensor token_ids;       // i32 [T]
+  Tensor positions;       // i32 [T]
+  Tensor logits_indices;  // i32 [n]
+  AttentionMetadata attention;
+
+  static absl::StatusOr<StepContext> Upload(const ForwardBatch& batch, Backend* backend);
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_MODEL_STEP_CONTEXT_H_
