@@ -156,6 +156,8 @@ SchedulerOutput Scheduler::Schedule() {
   }
   to_release_.clear();
 
+  out.scheduled.reserve(running_.size() + 8);
+  in_flight_.reserve(running_.size() + 8);
   int32_t budget = config_.max_num_batched_tokens;
   auto is_decode = [](const Request* r) { return r->num_tokens() - r->num_computed_tokens() == 1; };
   // Decodes not yet visited: prefill chunks leave room for them.
@@ -244,6 +246,7 @@ std::vector<RequestUpdate> Scheduler::UpdateFromOutput(
       << sampled_token_ids.size() << " sampled tokens for " << in_flight_.size()
       << " scheduled requests";
   std::vector<RequestUpdate> updates;
+  updates.reserve(in_flight_.size());
   for (size_t k = 0; k < in_flight_.size(); ++k) {
     Request* request = in_flight_[k].request;
     if (IsFinished(request->status_)) continue;  // finished or aborted while in flight

@@ -171,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(
     Workloads, StressTest,
     ::testing::Values(
         // seed, block, blocks, budget, seqs, max_len, prefill cap, max queued, caching, steps
-        StressParams{1, 4, 33, 32, 8, 96, 0, 0, true, 3000},
+        StressParams{1, 4, 33, 32, 8, 96, 0, 0, true, 10000},
         StressParams{2, 16, 9, 64, 16, 128, 16, 0, true, 3000},
         StressParams{3, 1, 70, 16, 6, 64, 5, 12, true, 3000},
         StressParams{4, 8, 20, 24, 24, 80, 0, 0, false, 3000},
