@@ -65,6 +65,13 @@ class ErrorPrefix {
   std::string_view file_;
 };
 
+// A JSON value for an error message, cut short: headers can hold arbitrarily large values.
+std::string Abbrev(const Json& v) {
+  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (s.size() > 64) s = s.substr(0, 60) + " ...";
+  return s;
+}
+
 enum class IntKind { kOk, kNotInteger, kNegative, kTooLarge };
 
 // Reads a JSON non-negative integer that fits in int64.
@@ -158,11 +165,11 @@ absl::StatusOr<TensorInfo> ParseEntry(const ErrorPrefix& err, const std::string&
     switch (ReadNonNegative((*shape_it)[i], &dim)) {
       case IntKind::kOk: break;
       case IntKind::kNegative:
-        return err.Tensor(name, absl::StrCat("shape ", shape_it->dump(), " has a negative dimension"));
+        return err.Tensor(name, absl::StrCat("shape ", Abbrev(*shape_it), " has a negative dimension"));
       case IntKind::kNotInteger:
         return err.Tensor(name, absl::StrCat("shape dimension ", i, " is not an integer"));
       case IntKind::kTooLarge:
-        return err.Tensor(name, absl::StrCat("shape ", shape_it->dump(), " has a dimension above 2^63"));
+        return err.Tensor(name, absl::StrCat("shape ", Abbrev(*shape_it), " has a dimension above 2^63"));
     }
     info.shape.push_back(dim);
     overflow = overflow || __builtin_mul_overflow(numel, dim, &numel);
@@ -185,12 +192,12 @@ absl::StatusOr<TensorInfo> ParseEntry(const ErrorPrefix& err, const std::string&
   if (offsets_it == entry.end()) return err.Tensor(name, "missing \"data_offsets\"");
   if (!offsets_it->is_array() || offsets_it->size() != 2) {
     return err.Tensor(name, absl::StrCat("\"data_offsets\" is not an array of 2 integers: ",
-                                         offsets_it->dump()));
+                                         Abbrev(*offsets_it)));
   }
   int64_t begin = 0, end = 0;
   if (ReadNonNegative((*offsets_it)[0], &begin) != IntKind::kOk ||
       ReadNonNegative((*offsets_it)[1], &end) != IntKind::kOk) {
-    return err.Tensor(name, absl::StrCat("\"data_offsets\" ", offsets_it->dump(),
+    return err.Tensor(name, absl::StrCat("\"data_offsets\" ", Abbrev(*offsets_it),
                                          " are not integers in [0, 2^63)"));
   }
   const std::string offsets = absl::StrCat("data_offsets [", begin, ", ", end, "]");

@@ -63,6 +63,10 @@ std::vector<MalformedCase> MalformedSafetensorsCases() {
   c.push_back({"TopLevelString", RawSafetensors("\"x\"", 0), "not an object"});
   c.push_back({"DeepNesting", RawSafetensors("{\"a\": " + std::string(100, '[') + std::string(100, ']') + "}", 0),
                "nests deeper"});
+  c.push_back({"VeryDeepNesting",
+               RawSafetensors("{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + "}", 0),
+               "nests deeper"});
+  c.push_back({"VeryDeepUnclosed", RawSafetensors("{\"a\": " + std::string(100000, '{'), 0), "not valid JSON"});
 
   // Entries.
   c.push_back({"EntryNumber", one("\"a\": 3"), "tensor \"a\": entry is a JSON number, not an object"});

@@ -91,6 +91,8 @@ TEST(SafetensorsTest, WriteRejectsBadTensors) {
   EXPECT_FALSE(s.ok());
   s = WriteSafetensors(path, {{"a", DType::kU8, {-1}, {}}});
   EXPECT_THAT(s.message(), HasSubstr("negative"));
+  s = WriteSafetensors(path, {{"bad\xff", DType::kU8, {1}, {0}}});
+  EXPECT_THAT(s.message(), HasSubstr("cannot encode header"));
   EXPECT_FALSE(std::filesystem::exists(path));
 }
 
