@@ -24,9 +24,51 @@ pcre2_match_data* ThreadMatchData() {
   return md.data;
 }
 
+// Unicode White_Space, which Oniguruma (used by HF tokenizers) matches with \s. PCRE2's \s in UCP
+// mode also matches U+180E (MONGOLIAN VOWEL SEPARATOR, no longer a space since Unicode 6.3).
+constexpr char kWhiteSpaceSet[] =
+    R"(\t\n\x{0B}\f\r\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+
+// Rewrites \s and \S (outside character classes) and \s inside classes to kWhiteSpaceSet.
+std::string RewriteWhitespaceClasses(std::string_view pattern) {
+  std::string out;
+  out.reserve(pattern.size() + 64);
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char n = pattern[i + 1];
+      if (n == 's' && in_class) {
+        out += kWhiteSpaceSet;
+      } else if (n == 's') {
+        out += absl::StrCat("[", kWhiteSpaceSet, "]");
+      } else if (n == 'S' && !in_class) {
+        out += absl::StrCat("[^", kWhiteSpaceSet, "]");
+      } else {
+        out += c;
+        out += n;
+      }
+      ++i;
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern) {
+absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view original) {
+  const std::string pattern = RewriteWhitespaceClasses(original);
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -35,7 +77,7 @@ absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern) 
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof(message));
-    return absl::InvalidArgumentError(absl::StrCat("cannot compile regex \"", std::string(pattern), "\" at ",
+    return absl::InvalidArgumentError(absl::StrCat("cannot compile regex \"", std::string(original), "\" at ",
                                                    offset, ": ",
                                                    reinterpret_cast<const char*>(message)));
   }

@@ -16,6 +16,7 @@ namespace moeserve {
 // where available. Immutable after Compile; safe for concurrent use (match state is per call).
 class Regex {
  public:
+  // \s and \S mean Unicode White_Space, as in Oniguruma (not PCRE2's \s, which adds U+180E).
   static absl::StatusOr<std::unique_ptr<Regex>> Compile(std::string_view pattern);
   // A pattern matching `literal` exactly.
   static absl::StatusOr<std::unique_ptr<Regex>> Literal(std::string_view literal);

@@ -56,6 +56,9 @@ PHRASES = [
     "!!!??? ... --- *** ((())) [[[]]] {{{}}} ''' \"\"\" ``` ~~~",
     "C'est l'été. Don't stop—it's “quoted” and ‘single’ «guillemets».",
     "𠀀𠀁𠀂 𪚥 𰻞 rare CJK extension characters",
+    "it'ſ case folding: IT'S it'S 'K 'Ǆ ǅ ǆ İstanbul ΣΑΣ",
+    "x\u2028y\u2029z\u180e\u00ad\ufeffw\u0600\u200e\u200f",
+    "\x00\x01\x1f\x7f control \x1b[31mred\x1b[0m",
 ]
 
 WORDS = ("the a to and of in is it you that he was for on are with as I his they be at one have "
