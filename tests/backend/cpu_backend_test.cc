@@ -8,6 +8,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/backend/cpu/cpu_internal.h"
 #include "tests/backend/backend_test_util.h"
 
 namespace moeserve {
@@ -73,7 +74,16 @@ std::vector<double> NaiveLinear(const std::vector<float>& x, const std::vector<f
   return y;
 }
 
-TEST_F(CpuBackendTest, LinearMatchesNaive) {
+class CpuLinearTest : public CpuBackendTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override { cpu::ForceBaselineGemmForTesting(GetParam()); }
+  void TearDown() override { cpu::ForceBaselineGemmForTesting(false); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Isa, CpuLinearTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Baseline" : "Best"; });
+
+TEST_P(CpuLinearTest, LinearMatchesNaive) {
   struct Case { int64_t T, in, out; };
   // Odd sizes, the 8-wide vector tail, the 256-long k slices, 64-row and 48-column tiles.
   for (Case c : {Case{1, 1, 1}, Case{1, 64, 172}, Case{1, 512, 64}, Case{2, 7, 3},
@@ -97,7 +107,7 @@ TEST_F(CpuBackendTest, LinearMatchesNaive) {
   }
 }
 
-TEST_F(CpuBackendTest, HeadwiseLinearMatchesNaive) {
+TEST_P(CpuLinearTest, HeadwiseLinearMatchesNaive) {
   struct Case { int64_t T, H, in, out; };
   for (Case c : {Case{1, 3, 10, 7}, Case{9, 4, 65, 40}, Case{20, 2, 128, 64}}) {
     auto x = Random(rng_, c.T * c.H * c.in);

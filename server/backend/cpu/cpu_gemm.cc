@@ -10,6 +10,7 @@
 // AVX2+FMA, and picked at run time.
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -152,6 +153,8 @@ void TileBaseline(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t
 
 using TileFn = void (*)(const GemmArgs&, int64_t, int64_t, int64_t, int64_t);
 
+std::atomic<bool> force_baseline{false};
+
 TileFn PickTile() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &TileAvx2;
@@ -168,7 +171,8 @@ void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, 
       for (int64_t n = 0; n < N; ++n) out[t * ldo + n] = bias != nullptr ? bias[n] : 0.0f;
     return;
   }
-  static const TileFn tile = PickTile();
+  static const TileFn best = PickTile();
+  const TileFn tile = force_baseline.load(std::memory_order_relaxed) ? &TileBaseline : best;
   const GemmArgs a{T, N, K, x, ldx, w, ldw, bias, out, ldo};
   // Rows of a tile: keep single-row (decode) products on the 1-row kernel, and do not split few
   // rows across tiles (they would re-read the same weights).
@@ -193,6 +197,8 @@ void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, 
     pool->ParallelFor(tiles, grain, run);
   }
 }
+
+void ForceBaselineGemmForTesting(bool on) { force_baseline.store(on); }
 
 }  // namespace cpu
 

@@ -42,6 +42,10 @@ absl::Status OpError(absl::string_view op, absl::string_view message);
 void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx,
              const float* w, int64_t ldw, const float* bias, float* out, int64_t ldo);
 
+// Makes GemmXWt use the baseline x86-64 kernel even where AVX2+FMA is available, so tests cover
+// both builds of the kernel.
+void ForceBaselineGemmForTesting(bool on);
+
 // Grain for ParallelFor over rows of `row_cost` floats of work: aims at ≥ 16k floats per chunk so
 // tiny ops run inline.
 inline int64_t RowGrain(int64_t row_cost) {
