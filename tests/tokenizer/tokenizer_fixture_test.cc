@@ -7,8 +7,10 @@
 
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/tokenizer/incremental_detokenizer.h"
 #include "server/tokenizer/llama2c_vocab.h"
 #include "server/tokenizer/tokenizer.h"
+#include "server/tokenizer/unicode.h"
 #include "tests/test_util.h"
 
 namespace moeserve {
@@ -91,6 +93,40 @@ void CheckFixture(const std::string& name) {
   EXPECT_EQ(decode_ok, decode_total);
 }
 
+// Fed one id at a time, the incremental detokenizer emits valid UTF-8 deltas whose concatenation
+// (plus Flush) is the full decode.
+void CheckIncremental(const std::string& name) {
+  std::unique_ptr<Tokenizer> tok = Load(name);
+  ASSERT_NE(tok, nullptr);
+  const std::vector<Json> lines = ReadFixture(name);
+  ASSERT_GT(lines.size(), 3000u);
+  int ok_count = 0, total = 0, reported = 0;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    const auto ids = lines[i]["ids"].get<std::vector<int32_t>>();
+    for (bool skip : {false, true}) {
+      IncrementalDetokenizer detok(tok.get(), {}, skip);
+      std::string streamed;
+      bool valid = true;
+      for (int32_t id : ids) {
+        const std::string delta = detok.Step(id);
+        valid = valid && IsValidUtf8(delta);
+        streamed += delta;
+      }
+      streamed += detok.Flush();
+      const std::string full = tok->Decode(ids, skip).value();
+      ++total;
+      const bool ok = valid && streamed == full;
+      ok_count += ok;
+      if (!ok && reported++ < 10) {
+        ADD_FAILURE() << name << " incremental " << Show(ids) << " skip=" << skip << "\n  want "
+                      << Json(full).dump() << "\n  got  " << Json(Utf8Lossy(streamed)).dump();
+      }
+    }
+  }
+  std::printf("%s: incremental %d/%d exact\n", name.c_str(), ok_count, total);
+  EXPECT_EQ(ok_count, total);
+}
+
 TEST(TokenizerFixtureTest, DeepSeekV3) {
   MOESERVE_REQUIRE_TEST_DATA("tokenizers/deepseek_v3");
   CheckFixture("deepseek_v3");
@@ -104,6 +140,38 @@ TEST(TokenizerFixtureTest, Qwen3) {
 TEST(TokenizerFixtureTest, Stories260K) {
   MOESERVE_REQUIRE_TEST_DATA("models/stories260K/tok512.bin");
   CheckFixture("stories260k");
+}
+
+TEST(IncrementalDetokenizerTest, DeepSeekV3) {
+  MOESERVE_REQUIRE_TEST_DATA("tokenizers/deepseek_v3");
+  CheckIncremental("deepseek_v3");
+}
+
+TEST(IncrementalDetokenizerTest, Qwen3) {
+  MOESERVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
+  CheckIncremental("qwen3");
+}
+
+TEST(IncrementalDetokenizerTest, Stories260K) {
+  MOESERVE_REQUIRE_TEST_DATA("models/stories260K/tok512.bin");
+  CheckIncremental("stories260k");
+}
+
+TEST(IncrementalDetokenizerTest, NeverReemitsPrompt) {
+  MOESERVE_REQUIRE_TEST_DATA("tokenizers/qwen3");
+  std::unique_ptr<Tokenizer> tok = Load("qwen3");
+  ASSERT_NE(tok, nullptr);
+  const auto prompt = tok->Encode("The answer is", false).value();
+  const auto gen = tok->Encode(" 42 \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x92\xBB done", false).value();
+  IncrementalDetokenizer detok(tok.get(), prompt, /*skip_special_tokens=*/true);
+  std::string streamed;
+  for (int32_t id : gen) {
+    const std::string delta = detok.Step(id);
+    EXPECT_TRUE(IsValidUtf8(delta));
+    streamed += delta;
+  }
+  streamed += detok.Flush();
+  EXPECT_EQ(streamed, " 42 \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x92\xBB done");
 }
 
 }  // namespace
