@@ -1,0 +1,24 @@
+#ifndef MOESERVE_SERVER_CLI_COMMANDS_H_
+#define MOESERVE_SERVER_CLI_COMMANDS_H_
+
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+
+namespace moeserve {
+
+// Each subcommand of `moeserve` registers itself on the app; its callback stores the command's
+// result in *status. main() turns that into the exit code.
+void AddGenerateCommand(CLI::App& app, absl::Status* status);
+void AddConvertCommand(CLI::App& app, absl::Status* status);
+void AddMakeModelCommand(CLI::App& app, absl::Status* status);
+void AddTokenizeCommand(CLI::App& app, absl::Status* status);
+void AddServeCommand(CLI::App& app, absl::Status* status);  // serve_command.cc (gRPC builds only)
+
+// The model `serve` and `generate` use when --model is not given: the repository's embedded model.
+std::string DefaultModelDir();
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_CLI_COMMANDS_H_
