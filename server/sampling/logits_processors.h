@@ -1,0 +1,48 @@
+#ifndef MOESERVE_SERVER_SAMPLING_LOGITS_PROCESSORS_H_
+#define MOESERVE_SERVER_SAMPLING_LOGITS_PROCESSORS_H_
+
+// The sparse logits processors the Sampler applies before temperature, each editing one row of fp32
+// logits in place with plain fp32 arithmetic (a GPU version must do the same operations):
+//   ApplyLogitBias      logits[id] += bias
+//   SuppressTokens      logits[id] = -inf
+//   Penalties::Apply    repetition (prompt + output tokens, each distinct id once):
+//                         logits[id] = logits[id] > 0 ? logits[id] / r : logits[id] * r
+//                       then frequency and presence (output tokens, count c >= 1):
+//                         logits[id] = (logits[id] - frequency * c) - presence
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+
+namespace moeserve {
+
+// Ids outside the row are ignored (Validate() rejects them earlier).
+void ApplyLogitBias(const std::map<int32_t, float>& bias, absl::Span<float> logits);
+void SuppressTokens(absl::Span<const int32_t> ids, absl::Span<float> logits);
+
+// Holds per-vocabulary scratch so that a row costs O(prompt + output), not O(vocab), and allocates
+// nothing. Requires external synchronization.
+class Penalties {
+ public:
+  explicit Penalties(int32_t vocab_size);
+
+  Penalties(const Penalties&) = delete;
+  Penalties& operator=(const Penalties&) = delete;
+
+  // InvalidArgument when a token id is outside the vocabulary (logits then unchanged).
+  absl::Status Apply(float repetition, float presence, float frequency,
+                     absl::Span<const int32_t> prompt, absl::Span<const int32_t> output,
+                     absl::Span<float> logits);
+
+ private:
+  int32_t vocab_size_;
+  std::vector<uint8_t> seen_;   // all zero between calls
+  std::vector<int32_t> count_;  // all zero between calls
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_SAMPLING_LOGITS_PROCESSORS_H_
