@@ -1,0 +1,85 @@
+#include "server/model/random_model.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "server/backend/registry.h"
+#include "server/model/checkpoint.h"
+#include "server/model/model.h"
+#include "tests/test_util.h"
+
+namespace moeserve {
+namespace {
+
+constexpr char kDeepseekV3Fp8[] = R"({"architectures": ["DeepseekV3ForCausalLM"], "vocab_size": 300,
+  "hidden_size": 160, "intermediate_size": 200, "num_hidden_layers": 2, "num_attention_heads": 2,
+  "q_lora_rank": 48, "kv_lora_rank": 32, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16,
+  "n_routed_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 136, "n_shared_experts": 1,
+  "first_k_dense_replace": 1, "n_group": 4, "topk_group": 2, "max_position_embeddings": 64,
+  "quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 128]}})";
+
+constexpr char kMixtral[] = R"({"architectures": ["MixtralForCausalLM"], "vocab_size": 128, "hidden_size": 32,
+  "intermediate_size": 48, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2,
+  "num_local_experts": 4, "num_experts_per_tok": 2, "max_position_embeddings": 64})";
+
+// Writes a random model, loads it and runs one step; returns the logits.
+std::vector<float> WriteLoadAndRun(const char* config, const RandomModelOptions& options, const std::string& dir) {
+  EXPECT_TRUE(WriteRandomModel(config, dir, options).ok());
+  auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
+  auto model = LoadModel(dir, backend->get());
+  EXPECT_TRUE(model.ok()) << model.status();
+  if (!model.ok()) return {};
+  EXPECT_TRUE((*model)->AllocateKvCache(4, 16).ok());
+  ForwardBatch batch{.block_size = 16};
+  batch.AddSequence({1, 2, 3, 4, 5}, 0, {0}, true);
+  auto logits = (*model)->Forward(batch);
+  EXPECT_TRUE(logits.ok()) << logits.status();
+  std::vector<float> host(static_cast<size_t>(logits->numel()));
+  EXPECT_TRUE((*backend)->CopyToHostF32(*logits, absl::MakeSpan(host)).ok());
+  return host;
+}
+
+TEST(RandomModelTest, Fp8DeepseekV3LoadsAndRuns) {
+  const auto dir = moeserve::testing::MakeTempDir("random-v3");
+  const std::vector<float> logits = WriteLoadAndRun(kDeepseekV3Fp8, {.seed = 3}, dir.string());
+  ASSERT_EQ(logits.size(), 300u);
+  auto checkpoint = Checkpoint::Open(dir.string());
+  ASSERT_TRUE(checkpoint.ok());
+  auto info = (*checkpoint)->Info("model.layers.1.mlp.experts.0.down_proj.weight");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ((*info)->file_dtype, SafetensorsDType::kF8E4M3);
+  EXPECT_TRUE((*checkpoint)->Has("model.layers.1.mlp.experts.0.down_proj.weight_scale_inv"));
+  EXPECT_TRUE((*checkpoint)->Has("model.layers.1.mlp.gate.e_score_correction_bias"));
+}
+
+TEST(RandomModelTest, SameSeedSameWeightsAcrossShardings) {
+  const auto one = moeserve::testing::MakeTempDir("random-one");
+  const auto many = moeserve::testing::MakeTempDir("random-many");
+  const std::vector<float> a = WriteLoadAndRun(kMixtral, {.seed = 5, .dtype = DType::kF32}, one.string());
+  const std::vector<float> b =
+      WriteLoadAndRun(kMixtral, {.seed = 5, .dtype = DType::kF32, .max_shard_bytes = 20000}, many.string());
+  EXPECT_TRUE(std::filesystem::exists(many / "model.safetensors.index.json"));
+  EXPECT_FALSE(std::filesystem::exists(one / "model.safetensors.index.json"));
+  EXPECT_EQ(a, b);
+  const auto other = moeserve::testing::MakeTempDir("random-other");
+  EXPECT_NE(a, WriteLoadAndRun(kMixtral, {.seed = 6, .dtype = DType::kF32}, other.string()));
+}
+
+TEST(RandomModelTest, MissingTensorIsReportedWithItsName) {
+  const auto dir = moeserve::testing::MakeTempDir("random-missing");
+  ASSERT_TRUE(WriteRandomModel(kMixtral, dir.string(), {}).ok());
+  // Claim a second layer the weights do not have.
+  std::string config = kMixtral;
+  config.replace(config.find("\"num_hidden_layers\": 1"), 22, "\"num_hidden_layers\": 2");
+  std::FILE* f = std::fopen((dir / "config.json").c_str(), "w");
+  std::fputs(config.c_str(), f);
+  std::fclose(f);
+  auto backend = CreateBackend({});
+  auto model = LoadModel(dir.string(), backend->get());
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("model.layers.1."), std::string::npos) << model.status();
+}
+
+}  // namespace
+}  // namespace moeserve
