@@ -17,8 +17,15 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions&
 namespace moeserve {
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
-  if (options.device == "cpu" || options.device == "auto") {
-    // "auto" should prefer CUDA once that backend exists and finds a device.
+  if (options.device == "auto") {
+#ifdef MOESERVE_HAS_CUDA_BACKEND
+    // CUDA when a device is present at run time; a machine without one runs on the CPU.
+    auto cuda = CreateCudaBackend(options);
+    if (cuda.ok() || !absl::IsUnavailable(cuda.status())) return cuda;
+#endif
+    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(options.num_threads));
+  }
+  if (options.device == "cpu") {
     return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(options.num_threads));
   }
   if (options.device == "cuda") {

@@ -1,0 +1,28 @@
+#ifndef MOESERVE_CUDA_MOE_COMBINE_CUH_
+#define MOESERVE_CUDA_MOE_COMBINE_CUH_
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace moeserve::kernels {
+
+// Un-permutes the experts' outputs: out[t] = Σ_k weights[t, k] · expert_out[rows[t, k]], with
+// expert_out [N, dim] the per-expert GEMM results in expert-sorted order and rows [T, top_k] the
+// sorted row of each (token, slot) pair. Deterministic (no atomics). fp32 accumulation.
+struct MoeCombineParams {
+  const __nv_bfloat16* expert_out = nullptr;
+  const int32_t* rows = nullptr;
+  const float* weights = nullptr;
+  __nv_bfloat16* out = nullptr;
+  int64_t tokens = 0;
+  int top_k = 0;
+  int64_t dim = 0;
+};
+
+cudaError_t LaunchMoeCombine(const MoeCombineParams& p, cudaStream_t stream);
+
+}  // namespace moeserve::kernels
+
+#endif  // MOESERVE_CUDA_MOE_COMBINE_CUH_

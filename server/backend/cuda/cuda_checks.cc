@@ -1,0 +1,276 @@
+#include "server/backend/cuda/cuda_checks.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "cuda/attention_dispatch.h"
+#include "server/backend/cpu/cpu_internal.h"
+#include "server/common/status_macros.h"
+
+namespace moeserve::cuda_checks {
+namespace {
+
+using cpu::Expect;
+using cpu::OpError;
+
+// Shapes of AttentionMetadata against T tokens and a cache block size (contents are on the device
+// and checked by the kernels).
+absl::Status CheckMetaShapes(absl::string_view op, const AttentionMetadata& meta, int64_t T,
+                             int64_t block_size) {
+  RETURN_IF_ERROR(Expect(op, "meta.seq_lens", meta.seq_lens, DType::kI32, {"S"}));
+  const int64_t S = meta.seq_lens.dim(0);
+  RETURN_IF_ERROR(Expect(op, "meta.query_start_loc", meta.query_start_loc, DType::kI32, {S + 1}));
+  RETURN_IF_ERROR(Expect(op, "meta.block_tables", meta.block_tables, DType::kI32,
+                         {S, "max_blocks_per_seq"}));
+  if (meta.num_seqs != S || meta.num_tokens != T) {
+    return OpError(op, absl::StrCat("meta has num_seqs ", meta.num_seqs, " and num_tokens ",
+                                    meta.num_tokens, ", expected ", S, " and ", T));
+  }
+  if (meta.block_size != block_size) {
+    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size,
+                                    " differs from the cache's block size ", block_size));
+  }
+  if (S == 0 && T > 0) return OpError(op, "tokens without sequences");
+  return absl::OkStatus();
+}
+
+absl::Status CheckBlockSize(absl::string_view op, int64_t BS) {
+  if (BS <= 0 || BS > kMaxAttentionBlockSize) {
+    return OpError(op, absl::StrCat("cache block size ", BS, " is outside [1, ",
+                                    kMaxAttentionBlockSize, "] (CUDA attention kernel)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckHeadDims(absl::string_view op, int64_t qk, int64_t v) {
+  if (kernels::ChooseAttentionCapacity(qk, v) < 0) {
+    return OpError(op, absl::StrCat("head dims q·k ", qk, " / v ", v,
+                                    " are not supported by the CUDA attention kernel (max 576 / 512)"));
+  }
+  return absl::OkStatus();
+}
+
+// Mirrors the CPU backend's routing-parameter check (cpu_moe.cc keeps it file-local).
+absl::Status CheckRoutingParams(const MoeRoutingParams& p, int64_t E) {
+  constexpr absl::string_view kOp = "MoeRoute";
+  const bool grouped = p.method != MoeTopkMethod::kGreedy;
+  if (grouped && (p.n_group < 1 || E % p.n_group != 0)) {
+    return OpError(kOp, absl::StrCat("n_group ", p.n_group, " does not divide ", E, " experts"));
+  }
+  const int64_t per_group = grouped ? E / p.n_group : E;
+  if (grouped && (p.topk_group < 1 || p.topk_group > p.n_group)) {
+    return OpError(kOp, absl::StrCat("topk_group ", p.topk_group, " is outside [1, n_group ",
+                                     p.n_group, "]"));
+  }
+  const int64_t eligible = grouped ? p.topk_group * per_group : E;
+  if (p.top_k < 1 || p.top_k > eligible) {
+    return OpError(kOp, absl::StrCat("top_k ", p.top_k, " is outside [1, ", eligible,
+                                     "] (experts in the selected groups)"));
+  }
+  if (p.method == MoeTopkMethod::kNoAuxTc && per_group < 2) {
+    return OpError(kOp, absl::StrCat("noaux_tc ranks groups by their top-2 experts but groups have ",
+                                     per_group, " expert"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+DType WeightDType(const Shape& shape) { return shape.rank() <= 1 ? DType::kF32 : DType::kBF16; }
+
+absl::Status CheckEmbedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
+  constexpr absl::string_view kOp = "Embedding";
+  RETURN_IF_ERROR(Expect(kOp, "table", table, kAct, {"V", "d"}));
+  RETURN_IF_ERROR(Expect(kOp, "ids", ids, DType::kI32, {"T"}));
+  return Expect(kOp, "out", out, kAct, {ids.dim(0), table.dim(1)});
+}
+
+absl::Status CheckLinear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) {
+  constexpr absl::string_view kOp = "Linear";
+  RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "in"}));
+  const int64_t T = x.dim(0), in = x.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "w", w, DType::kBF16, {"out", in}));
+  const int64_t n = w.dim(0);
+  if (bias.defined()) RETURN_IF_ERROR(Expect(kOp, "bias", bias, DType::kF32, {n}));
+  if (out.defined() && out.dtype() == DType::kF32) {
+    return Expect(kOp, "out", out, DType::kF32, {T, n});
+  }
+  return Expect(kOp, "out", out, kAct, {T, n});
+}
+
+absl::Status CheckHeadwiseLinear(const Tensor& x, const Tensor& w, const Tensor& out) {
+  constexpr absl::string_view kOp = "HeadwiseLinear";
+  RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "H", "in"}));
+  const int64_t T = x.dim(0), H = x.dim(1), in = x.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "w", w, DType::kBF16, {H, "out", in}));
+  return Expect(kOp, "out", out, kAct, {T, H, w.dim(1)});
+}
+
+absl::Status CheckRmsNorm(const Tensor& x, const Tensor& w, const Tensor& out) {
+  constexpr absl::string_view kOp = "RmsNorm";
+  RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "d"}));
+  RETURN_IF_ERROR(Expect(kOp, "w", w, DType::kF32, {x.dim(1)}));
+  return Expect(kOp, "out", out, kAct, {x.dim(0), x.dim(1)});
+}
+
+absl::Status CheckAddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w,
+                             const Tensor& out) {
+  constexpr absl::string_view kOp = "AddRmsNorm";
+  RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "d"}));
+  const int64_t T = x.dim(0), d = x.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "residual", residual, kAct, {T, d}));
+  RETURN_IF_ERROR(Expect(kOp, "w", w, DType::kF32, {d}));
+  return Expect(kOp, "out", out, kAct, {T, d});
+}
+
+absl::Status CheckAdd(const Tensor& a, const Tensor& b, const Tensor& out) {
+  constexpr absl::string_view kOp = "Add";
+  if (!a.defined()) return OpError(kOp, "a is missing");
+  if (a.dtype() != kAct) {
+    return OpError(kOp, absl::StrCat("a has dtype ", cpu::DTypeStr(a.dtype()), ", expected bf16"));
+  }
+  for (const auto& [name, t] : {std::pair<absl::string_view, const Tensor*>{"b", &b}, {"out", &out}}) {
+    if (!t->defined() || t->dtype() != kAct || t->shape() != a.shape()) {
+      return OpError(kOp, absl::StrCat(name, " is ", t->defined() ? t->DebugString() : "missing",
+                                       ", expected ", a.DebugString()));
+    }
+  }
+  if (a.numel() > 0 && (a.data() == nullptr || b.data() == nullptr || out.data() == nullptr)) {
+    return OpError(kOp, "operand has no memory");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
+                       int32_t rotary_dim) {
+  constexpr absl::string_view kOp = "Rope";
+  RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "H", "D"}));
+  const int64_t T = x.dim(0), D = x.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "positions", positions, DType::kI32, {T}));
+  if (rotary_dim <= 0 || rotary_dim % 2 != 0 || rotary_dim > D) {
+    return OpError(kOp, absl::StrCat("rotary_dim ", rotary_dim, " must be even and in (0, ", D,
+                                     "]"));
+  }
+  return Expect(kOp, "cos_sin", cos_sin, DType::kF32, {"max_position", rotary_dim});
+}
+
+absl::Status CheckSiluMul(const Tensor& gate_up, const Tensor& out) {
+  constexpr absl::string_view kOp = "SiluMul";
+  RETURN_IF_ERROR(Expect(kOp, "gate_up", gate_up, kAct, {"T", "2I"}));
+  if (gate_up.dim(1) % 2 != 0) {
+    return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(),
+                                     ", expected an even last dimension [T, 2I]"));
+  }
+  return Expect(kOp, "out", out, kAct, {gate_up.dim(0), gate_up.dim(1) / 2});
+}
+
+absl::Status CheckGatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) {
+  constexpr absl::string_view kOp = "GatherRows";
+  RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "d"}));
+  RETURN_IF_ERROR(Expect(kOp, "indices", indices, DType::kI32, {"n"}));
+  return Expect(kOp, "out", out, kAct, {indices.dim(0), x.dim(1)});
+}
+
+absl::Status CheckWriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
+                               const Tensor& k_cache, const Tensor& v_cache) {
+  constexpr absl::string_view kOp = "WriteKvCache";
+  RETURN_IF_ERROR(Expect(kOp, "k", k, kAct, {"T", "Hkv", "D"}));
+  const int64_t T = k.dim(0), Hkv = k.dim(1), D = k.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "v", v, kAct, {T, Hkv, "Dv"}));
+  RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, kAct, {"NB", "BS", Hkv, D}));
+  const int64_t NB = k_cache.dim(0), BS = k_cache.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, kAct, {NB, BS, Hkv, v.dim(2)}));
+  RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
+  if (meta.block_size != BS) {
+    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size,
+                                     " differs from the cache's block size ", BS));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                 const AttentionMetadata& meta, const Tensor& out) {
+  constexpr absl::string_view kOp = "PagedAttention";
+  RETURN_IF_ERROR(Expect(kOp, "q", q, kAct, {"T", "H", "D"}));
+  const int64_t T = q.dim(0), H = q.dim(1), D = q.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, kAct, {"NB", "BS", "Hkv", D}));
+  const int64_t NB = k_cache.dim(0), BS = k_cache.dim(1), Hkv = k_cache.dim(2);
+  if (Hkv == 0 || H % Hkv != 0) {
+    return OpError(kOp, absl::StrCat("q has ", H, " heads, not a multiple of the cache's ", Hkv,
+                                     " kv heads"));
+  }
+  RETURN_IF_ERROR(CheckBlockSize(kOp, BS));
+  RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, kAct, {NB, BS, Hkv, "Dv"}));
+  const int64_t Dv = v_cache.dim(3);
+  RETURN_IF_ERROR(Expect(kOp, "out", out, kAct, {T, H, Dv}));
+  RETURN_IF_ERROR(CheckHeadDims(kOp, D, Dv));
+  return CheckMetaShapes(kOp, meta, T, BS);
+}
+
+absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
+                                const AttentionMetadata& meta, const Tensor& cache) {
+  constexpr absl::string_view kOp = "WriteMlaCache";
+  RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, kAct, {"T", "L"}));
+  const int64_t T = kv_c.dim(0), L = kv_c.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "k_pe", k_pe, kAct, {T, "R"}));
+  RETURN_IF_ERROR(Expect(kOp, "cache", cache, kAct, {"NB", "BS", L + k_pe.dim(1)}));
+  RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
+  if (meta.block_size != cache.dim(1)) {
+    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size,
+                                     " differs from the cache's block size ", cache.dim(1)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
+                                    const AttentionMetadata& meta, const Tensor& out) {
+  constexpr absl::string_view kOp = "PagedMlaAttention";
+  RETURN_IF_ERROR(Expect(kOp, "q_latent", q_latent, kAct, {"T", "H", "L"}));
+  const int64_t T = q_latent.dim(0), H = q_latent.dim(1), L = q_latent.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "q_pe", q_pe, kAct, {T, H, "R"}));
+  const int64_t R = q_pe.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "cache", cache, kAct, {"NB", "BS", L + R}));
+  const int64_t BS = cache.dim(1);
+  RETURN_IF_ERROR(CheckBlockSize(kOp, BS));
+  RETURN_IF_ERROR(Expect(kOp, "out", out, kAct, {T, H, L}));
+  RETURN_IF_ERROR(CheckHeadDims(kOp, L + R, L));
+  return CheckMetaShapes(kOp, meta, T, BS);
+}
+
+absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
+                           const MoeRoutingParams& params, const Tensor& topk_ids,
+                           const Tensor& topk_weights) {
+  constexpr absl::string_view kOp = "MoeRoute";
+  const DType ld = router_logits.defined() && router_logits.dtype() == DType::kBF16 ? DType::kBF16
+                                                                                   : DType::kF32;
+  RETURN_IF_ERROR(Expect(kOp, "router_logits", router_logits, ld, {"T", "E"}));
+  const int64_t T = router_logits.dim(0), E = router_logits.dim(1);
+  if (E == 0) return OpError(kOp, "router_logits has no experts");
+  RETURN_IF_ERROR(CheckRoutingParams(params, E));
+  if (params.method == MoeTopkMethod::kNoAuxTc) {
+    RETURN_IF_ERROR(Expect(kOp, "correction_bias", correction_bias, DType::kF32, {E}));
+  } else if (correction_bias.defined()) {
+    return OpError(kOp, "correction_bias is only used by the noaux_tc method; pass an empty tensor");
+  }
+  RETURN_IF_ERROR(Expect(kOp, "topk_ids", topk_ids, DType::kI32, {T, params.top_k}));
+  return Expect(kOp, "topk_weights", topk_weights, DType::kF32, {T, params.top_k});
+}
+
+absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
+                             const Tensor& gate_up, const Tensor& down, const Tensor& out) {
+  constexpr absl::string_view kOp = "MoeExperts";
+  RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "d"}));
+  const int64_t T = x.dim(0), d = x.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "topk_ids", topk_ids, DType::kI32, {T, "k"}));
+  RETURN_IF_ERROR(Expect(kOp, "topk_weights", topk_weights, DType::kF32, {T, topk_ids.dim(1)}));
+  RETURN_IF_ERROR(Expect(kOp, "gate_up", gate_up, DType::kBF16, {"E", "2I", d}));
+  const int64_t E = gate_up.dim(0), I2 = gate_up.dim(1);
+  if (I2 % 2 != 0) {
+    return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(),
+                                     ", expected [E, 2I, ", d, "] with an even 2I"));
+  }
+  RETURN_IF_ERROR(Expect(kOp, "down", down, DType::kBF16, {E, d, I2 / 2}));
+  return Expect(kOp, "out", out, kAct, {T, d});
+}
+
+}  // namespace moeserve::cuda_checks

@@ -1,0 +1,239 @@
+// Host-side logic of the CUDA backend, tested without a GPU: attention head-dim dispatch, shape
+// validation (on tensors whose memory is never touched), the MoE plan, the caching allocator and
+// routing shared-memory sizing.
+
+#include <cstdlib>
+#include <vector>
+
+#include "cuda/attention_dispatch.h"
+#include "cuda/moe_route.cuh"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/backend/cuda/caching_allocator.h"
+#include "server/backend/cuda/cuda_checks.h"
+#include "server/backend/cuda/moe_plan.h"
+
+namespace moeserve {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A tensor with a fake, never-dereferenced device address.
+Tensor Fake(DType dtype, Shape shape) {
+  static char dummy[64];
+  return Tensor(nullptr, dummy, dtype, shape);
+}
+
+TEST(AttentionDispatchTest, PicksSmallestCapacityThatFits) {
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(8, 8), 0);
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(64, 64), 0);
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(65, 64), 1);
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(128, 128), 1);
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(192, 128), 2);
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(40, 32), 0);    // test-fixture MLA (32 + 8)
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(576, 512), 3);  // DeepSeek MLA
+}
+
+TEST(AttentionDispatchTest, RejectsUnsupportedDims) {
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(577, 512), -1);
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(576, 513), -1);
+  EXPECT_EQ(kernels::ChooseAttentionCapacity(0, 64), -1);
+}
+
+TEST(CudaChecksTest, WeightDTypeKeepsVectorsInF32) {
+  EXPECT_EQ(cuda_checks::WeightDType(Shape{7}), DType::kF32);
+  EXPECT_EQ(cuda_checks::WeightDType(Shape{7, 3}), DType::kBF16);
+  EXPECT_EQ(cuda_checks::WeightDType(Shape{2, 7, 3}), DType::kBF16);
+}
+
+TEST(CudaChecksTest, LinearAcceptsBf16OrF32Output) {
+  const Tensor x = Fake(DType::kBF16, {3, 8}), w = Fake(DType::kBF16, {5, 8});
+  EXPECT_TRUE(cuda_checks::CheckLinear(x, w, Tensor(), Fake(DType::kBF16, {3, 5})).ok());
+  EXPECT_TRUE(cuda_checks::CheckLinear(x, w, Fake(DType::kF32, {5}), Fake(DType::kF32, {3, 5})).ok());
+  auto s = cuda_checks::CheckLinear(x, w, Tensor(), Fake(DType::kBF16, {3, 4}));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("Linear: out has shape [3, 4]"));
+  EXPECT_FALSE(cuda_checks::CheckLinear(Fake(DType::kF32, {3, 8}), w, Tensor(), Fake(DType::kBF16, {3, 5})).ok());
+}
+
+TEST(CudaChecksTest, RmsNormWantsF32Weight) {
+  EXPECT_TRUE(cuda_checks::CheckRmsNorm(Fake(DType::kBF16, {2, 4}), Fake(DType::kF32, {4}),
+                                        Fake(DType::kBF16, {2, 4})).ok());
+  EXPECT_FALSE(cuda_checks::CheckRmsNorm(Fake(DType::kBF16, {2, 4}), Fake(DType::kBF16, {4}),
+                                         Fake(DType::kBF16, {2, 4})).ok());
+}
+
+TEST(CudaChecksTest, RopeRejectsOddRotaryDim) {
+  auto s = cuda_checks::CheckRope(Fake(DType::kBF16, {2, 4, 16}), Fake(DType::kI32, {2}),
+                                  Fake(DType::kF32, {128, 15}), 15);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("rotary_dim 15"));
+}
+
+AttentionMetadata FakeMeta(int S, int T, int bs) {
+  AttentionMetadata m;
+  m.num_seqs = S;
+  m.num_tokens = T;
+  m.block_size = bs;
+  m.max_query_len = T;
+  m.max_seq_len = 64;
+  m.query_start_loc = Fake(DType::kI32, {S + 1});
+  m.seq_lens = Fake(DType::kI32, {S});
+  m.block_tables = Fake(DType::kI32, {S, 4});
+  m.slot_mapping = Fake(DType::kI32, {T});
+  return m;
+}
+
+TEST(CudaChecksTest, PagedAttentionShapes) {
+  const auto meta = FakeMeta(2, 5, 16);
+  const Tensor q = Fake(DType::kBF16, {5, 8, 128});
+  const Tensor kc = Fake(DType::kBF16, {10, 16, 2, 128}), vc = Fake(DType::kBF16, {10, 16, 2, 128});
+  EXPECT_TRUE(cuda_checks::CheckPagedAttention(q, kc, vc, meta, Fake(DType::kBF16, {5, 8, 128})).ok());
+  // GQA group must divide.
+  EXPECT_FALSE(cuda_checks::CheckPagedAttention(Fake(DType::kBF16, {5, 7, 128}), kc, vc, meta,
+                                                Fake(DType::kBF16, {5, 7, 128})).ok());
+  // Block size mismatch and oversized blocks.
+  EXPECT_FALSE(cuda_checks::CheckPagedAttention(q, kc, vc, FakeMeta(2, 5, 8),
+                                                Fake(DType::kBF16, {5, 8, 128})).ok());
+  const Tensor kbig = Fake(DType::kBF16, {10, 256, 2, 128});
+  auto s = cuda_checks::CheckPagedAttention(q, kbig, kbig, FakeMeta(2, 5, 256), Fake(DType::kBF16, {5, 8, 128}));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("block size 256"));
+  // Head dim beyond every kernel capacity.
+  const Tensor kwide = Fake(DType::kBF16, {10, 16, 2, 640});
+  s = cuda_checks::CheckPagedAttention(Fake(DType::kBF16, {5, 8, 640}), kwide, kwide, meta,
+                                       Fake(DType::kBF16, {5, 8, 640}));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("not supported by the CUDA attention kernel"));
+  // num_tokens mismatch.
+  EXPECT_FALSE(cuda_checks::CheckPagedAttention(q, kc, vc, FakeMeta(2, 4, 16),
+                                                Fake(DType::kBF16, {5, 8, 128})).ok());
+}
+
+TEST(CudaChecksTest, MlaShapes) {
+  const auto meta = FakeMeta(1, 3, 16);
+  const Tensor cache = Fake(DType::kBF16, {4, 16, 576});
+  EXPECT_TRUE(cuda_checks::CheckPagedMlaAttention(Fake(DType::kBF16, {3, 16, 512}), Fake(DType::kBF16, {3, 16, 64}),
+                                                  cache, meta, Fake(DType::kBF16, {3, 16, 512})).ok());
+  EXPECT_TRUE(cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 64}), meta, cache).ok());
+  EXPECT_FALSE(cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 32}), meta, cache).ok());
+}
+
+TEST(CudaChecksTest, MoeRouteParamsAndDtypes) {
+  MoeRoutingParams p;
+  p.top_k = 8;
+  p.method = MoeTopkMethod::kNoAuxTc;
+  p.n_group = 8;
+  p.topk_group = 4;
+  const Tensor ids = Fake(DType::kI32, {3, 8}), w = Fake(DType::kF32, {3, 8});
+  EXPECT_TRUE(cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).ok());
+  EXPECT_TRUE(cuda_checks::CheckMoeRoute(Fake(DType::kBF16, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).ok());
+  EXPECT_FALSE(cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Tensor(), p, ids, w).ok());
+  p.n_group = 7;
+  EXPECT_THAT(std::string(cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).message()),
+              HasSubstr("n_group 7"));
+  p.method = MoeTopkMethod::kGreedy;
+  EXPECT_FALSE(cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).ok());
+}
+
+TEST(CudaChecksTest, MoeExpertsShapes) {
+  EXPECT_TRUE(cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}),
+                                           Fake(DType::kF32, {4, 2}), Fake(DType::kBF16, {8, 24, 16}),
+                                           Fake(DType::kBF16, {8, 16, 12}), Fake(DType::kBF16, {4, 16})).ok());
+  EXPECT_FALSE(cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}),
+                                            Fake(DType::kF32, {4, 2}), Fake(DType::kBF16, {8, 23, 16}),
+                                            Fake(DType::kBF16, {8, 16, 12}), Fake(DType::kBF16, {4, 16})).ok());
+}
+
+TEST(MoePlanTest, SortsPairsByExpertThenPair) {
+  // 3 tokens, top-2, 4 experts.
+  const std::vector<int32_t> ids = {2, 0, 0, 2, 3, 0};
+  auto plan = BuildMoePlan(ids, 3, 2, 4);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(plan->expert_start, ElementsAre(0, 3, 3, 5, 6));
+  EXPECT_THAT(plan->row_token, ElementsAre(0, 1, 2, 0, 1, 2));
+  EXPECT_THAT(plan->pair_row, ElementsAre(3, 0, 1, 4, 5, 2));
+  EXPECT_EQ(plan->max_rows, 3);
+}
+
+TEST(MoePlanTest, RejectsOutOfRangeIds) {
+  auto plan = BuildMoePlan(std::vector<int32_t>{0, 4}, 1, 2, 4);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(plan.status().message()), HasSubstr("topk_ids[0, 1] = 4"));
+}
+
+TEST(MoePlanTest, EmptyBatch) {
+  auto plan = BuildMoePlan({}, 0, 2, 4);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_THAT(plan->expert_start, ElementsAre(0, 0, 0, 0, 0));
+}
+
+CachingAllocator::RawOps MallocOps(int64_t* live, size_t limit = SIZE_MAX) {
+  return {[live, limit](size_t n) -> void* {
+            if (n > limit) return nullptr;
+            ++*live;
+            return std::malloc(n);
+          },
+          [live](void* p) {
+            --*live;
+            std::free(p);
+          }};
+}
+
+TEST(CachingAllocatorTest, RoundsToSizeClasses) {
+  EXPECT_EQ(CachingAllocator::RoundSize(0), 512u);
+  EXPECT_EQ(CachingAllocator::RoundSize(513), 1024u);
+  EXPECT_EQ(CachingAllocator::RoundSize((1 << 20) + 1), size_t{2} << 20);
+  EXPECT_EQ(CachingAllocator::RoundSize((5 << 20) + 1), size_t{6} << 20);
+}
+
+TEST(CachingAllocatorTest, SteadyStateMakesNoRawAllocations) {
+  int64_t live = 0;
+  {
+    CachingAllocator a(MallocOps(&live));
+    for (int step = 0; step < 10; ++step) {
+      std::vector<void*> blocks;
+      for (size_t n : {100, 4096, 70000, 3 << 20}) blocks.push_back(a.Allocate(n));
+      for (void* p : blocks) a.Free(p);
+    }
+    EXPECT_EQ(a.stats().raw_allocs, 4);
+    EXPECT_EQ(a.stats().in_use_bytes, 0u);
+    EXPECT_GT(a.stats().cached_bytes, 0u);
+  }
+  EXPECT_EQ(live, 0);  // the destructor returned every cached block
+}
+
+TEST(CachingAllocatorTest, DoesNotHandOutFarLargerBlocks) {
+  int64_t live = 0;
+  CachingAllocator a(MallocOps(&live));
+  a.Free(a.Allocate(64 << 20));
+  void* small = a.Allocate(1024);
+  EXPECT_EQ(a.stats().raw_allocs, 2);
+  a.Free(small);
+}
+
+TEST(CachingAllocatorTest, ReleasesCacheAndRetriesWhenOutOfMemory) {
+  int64_t live = 0;
+  size_t limit = SIZE_MAX;
+  CachingAllocator a({[&](size_t n) -> void* {
+                        if (live > 0 && limit != SIZE_MAX) return nullptr;  // one block fits
+                        ++live;
+                        return std::malloc(n);
+                      },
+                      [&](void* p) {
+                        --live;
+                        std::free(p);
+                      }});
+  limit = 1;
+  a.Free(a.Allocate(1 << 20));  // cached
+  void* p = a.Allocate(8 << 20);  // needs the cached block released first
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(a.stats().raw_frees, 1);
+  a.Free(p);
+}
+
+TEST(MoeRouteSizingTest, SharedMemoryFitsDeepSeekV3) {
+  EXPECT_LE(kernels::MoeRouteSharedBytes(256, 8), 48 * 1024);
+  EXPECT_GT(kernels::MoeRouteSharedBytes(256, 8), 256 * 10);
+}
+
+}  // namespace
+}  // namespace moeserve
