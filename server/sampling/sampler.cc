@@ -100,7 +100,7 @@ absl::Status Sampler::SampleRowImpl(const SamplerRow& row, SampleResult* result)
       if (absl::Status st = CheckMax(max, has_nan, "logits / temperature"); !st.ok()) return st;
     }
     const absl::Span<float> w(weights_);
-    filter_.Apply(s, max, p.temperature, p.top_k, p.top_p, p.min_p, w);
+    filter_.Apply(s, max, p.top_k, p.top_p, p.min_p, w);
     token = SampleFromWeights(w, SamplingUniform(row.seed, row.output_token_ids.size()));
     if (token < 0) return absl::InvalidArgumentError("no token has a nonzero probability");
   }

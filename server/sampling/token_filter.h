@@ -12,12 +12,16 @@
 // The kept set is the intersection. Cumulative masses are double sums; a different summation order
 // can change the result only where a cumulative mass is within rounding of top_p * Z.
 //
-// Cost O(vocab): a 4096-bucket histogram of (max x - x) finds the bucket that holds the top-k or
-// top-p boundary, and only that bucket is selected/sorted exactly.
+// Cost O(vocab) and allocation-free: one pass gathers the tokens above a threshold that must hold
+// the kept prefix (top-k: estimated from a strided sample of 1024 logits; top-p: windows of 4, 8,
+// ... 64 nats below the top token; each checked and widened when short), and only those
+// candidates are selected (nth_element for top-k, a weighted quickselect for top-p). exp() runs
+// over the whole row only for top-p without top-k.
 //
 // Owns scratch sized for the vocabulary: requires external synchronization.
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -28,35 +32,35 @@ class TokenFilter {
  public:
   explicit TokenFilter(int32_t vocab_size);
 
+  struct Candidate {  // contiguous copies, so that selection does not chase ids
+    float x;
+    float w;
+    int32_t id;
+  };
+
   TokenFilter(const TokenFilter&) = delete;
   TokenFilter& operator=(const TokenFilter&) = delete;
 
-  // Writes w[i] = exp(x[i] - x_max) for kept tokens and 0 for the others. `temperature` only sets
-  // the histogram's resolution (buckets cover 64 nats of the unscaled logits).
+  // Writes w[i] = exp(x[i] - x_max) for kept tokens and 0 for the others.
   // REQUIRES: x.size() == w.size() == vocab_size; x_max == max(x), finite; no NaN in x.
-  void Apply(absl::Span<const float> x, float x_max, float temperature, int32_t top_k,
-             float top_p, float min_p, absl::Span<float> w);
+  void Apply(absl::Span<const float> x, float x_max, int32_t top_k, float top_p, float min_p,
+             absl::Span<float> w);
 
  private:
-  static constexpr int kNumBuckets = 4096;
-
-  struct Cut {  // the last kept token of the prefix; bucket == kNumBuckets: no prefix limit
-    int32_t bucket = kNumBuckets;
-    int32_t token = -1;
-  };
-
-  void BuildHistogram(absl::Span<const float> x, float x_max, float temperature,
-                      absl::Span<const float> w);
-  // Fills candidates_ with the tokens of `bucket` that are not after `cut`, in ascending id.
-  void GatherBucket(int32_t bucket, const Cut& cut, absl::Span<const float> x);
-  Cut TopK(int32_t k, absl::Span<const float> x);
-  Cut TopP(float top_p, const Cut& cut, absl::Span<const float> x, absl::Span<const float> w);
+  // Fills candidates_ (ascending ids) with the tokens whose x >= threshold.
+  void Gather(absl::Span<const float> x, float threshold);
+  // A threshold (never below `floor`) that the sample predicts leaves at least `count` tokens at
+  // or above it, with a margin that grows with `attempt`; `floor` when the sample cannot tell.
+  float SampleThreshold(absl::Span<const float> x, int32_t count, int attempt, float floor);
+  // The last token of the shortest prefix of sel_[0, size) (in token order) whose mass reaches
+  // target; permutes sel_.
+  int32_t WeightedSelect(size_t size, double target);
 
   int32_t vocab_size_;
-  std::vector<uint16_t> bucket_;   // per token
-  std::vector<int32_t> count_;     // per bucket
-  std::vector<double> mass_;       // per bucket: sum of w
-  std::vector<int32_t> candidates_;
+  std::vector<int32_t> candidates_;  // ascending ids
+  std::vector<Candidate> sel_;       // candidates permuted by selection
+  std::vector<int32_t> sample_;      // sample ids
+  std::vector<std::pair<int32_t, float>> kept_;
 };
 
 // Draws a token from the weights w (zero = excluded): with S = sum w (double) the result is the

@@ -1,8 +1,8 @@
 #ifndef MOESERVE_SERVER_SAMPLING_VEC_MATH_H_
 #define MOESERVE_SERVER_SAMPLING_VEC_MATH_H_
 
-// Whole-row float kernels for the sampler, written so the compiler vectorizes them on the baseline
-// ISA (vec_math.cc is built with -O3). Rows are a vocabulary long (up to ~256k entries).
+// Whole-row float kernels for the sampler: SSE2 (the x86-64 baseline) where it matters, a scalar
+// loop elsewhere, with identical results. Rows are a vocabulary long (up to ~256k entries).
 
 #include <cstdint>
 
