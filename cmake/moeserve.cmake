@@ -9,7 +9,7 @@ function(moeserve_add_subdirectories)
   endforeach()
 endfunction()
 
-set(MOESERVE_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare)
+set(MOESERVE_WARNINGS -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers)
 
 # moeserve_library(NAME SOURCES ... DEPS ...): a static library rooted at the repository root for
 # includes (#include "server/common/status.h").
