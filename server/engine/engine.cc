@@ -1,0 +1,519 @@
+#include "server/engine/engine.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/backend/registry.h"
+#include "server/common/logging.h"
+#include "server/common/status_macros.h"
+#include "server/engine/stop_strings.h"
+#include "server/tokenizer/incremental_detokenizer.h"
+
+namespace moeserve {
+
+// Engine-side state of one request, owned by the engine thread once drained from the inbox.
+struct LiveRequest {
+  uint64_t id = 0;
+  std::vector<int32_t> prompt;
+  int32_t num_prompt_tokens = 0;
+  SamplingParams params;
+  int32_t priority = 0;
+  std::string cache_salt;
+  bool skip_special_tokens = true;
+  std::shared_ptr<RequestStream> stream;
+  std::optional<IncrementalDetokenizer> detokenizer;
+  std::optional<StopStringMatcher> stops;
+  uint64_t seed = 0;
+  int32_t num_output_tokens = 0;
+  RequestTimings timings;
+};
+
+namespace {
+
+FinishReason ReasonOf(RequestStatus status) {
+  switch (status) {
+    case RequestStatus::kFinishedStopped: return FinishReason::kStop;
+    case RequestStatus::kFinishedLength: return FinishReason::kLength;
+    case RequestStatus::kFinishedAborted: return FinishReason::kAbort;
+    case RequestStatus::kFinishedError: return FinishReason::kError;
+    default: return FinishReason::kNone;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
+  EngineParts parts;
+  ASSIGN_OR_RETURN(parts.backend,
+                   CreateBackend({.device = config.device, .num_threads = config.num_threads}));
+  ASSIGN_OR_RETURN(parts.model, LoadModel(config.model_dir, parts.backend.get(),
+                                          {.max_model_len = config.max_model_len}));
+  const std::string tokenizer_dir =
+      config.tokenizer_dir.empty() ? config.model_dir : config.tokenizer_dir;
+  if (!config.tokenizer_dir.empty() ||
+      std::filesystem::exists(std::filesystem::path(tokenizer_dir) / "tokenizer.json")) {
+    ASSIGN_OR_RETURN(parts.tokenizer, Tokenizer::FromDirectory(tokenizer_dir));
+  }
+  return Create(config, std::move(parts));
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config,
+                                                       EngineParts parts) {
+  if (parts.backend == nullptr || parts.model == nullptr) {
+    return absl::InvalidArgumentError("engine: a backend and a model are required");
+  }
+  std::unique_ptr<Engine> engine(new Engine(config, std::move(parts)));
+  RETURN_IF_ERROR(engine->Init());
+  return engine;
+}
+
+Engine::Engine(const EngineConfig& config, EngineParts parts)
+    : config_(config),
+      backend_(std::move(parts.backend)),
+      model_(std::move(parts.model)),
+      tokenizer_(std::move(parts.tokenizer)) {}
+
+absl::Status Engine::Init() {
+  const ModelConfig& mc = model_->config();
+  vocab_size_ = static_cast<int32_t>(mc.vocab_size);
+  const int64_t model_len = mc.max_position_embeddings;
+  if (config_.max_model_len <= 0) config_.max_model_len = static_cast<int32_t>(model_len);
+  if (config_.max_model_len > model_len) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_model_len ", config_.max_model_len,
+                     " exceeds the model's max_position_embeddings ", model_len));
+  }
+  if (config_.block_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_size must be >= 1, got ", config_.block_size));
+  }
+  eos_token_ids_ = mc.eos_token_ids;
+  if (tokenizer_ != nullptr && tokenizer_->eos_token_id().has_value() &&
+      std::find(eos_token_ids_.begin(), eos_token_ids_.end(), *tokenizer_->eos_token_id()) ==
+          eos_token_ids_.end()) {
+    eos_token_ids_.push_back(*tokenizer_->eos_token_id());
+  }
+
+  if (config_.num_kv_blocks <= 0) {
+    const int64_t bytes_per_block = model_->kv_cache_spec().bytes_per_block(config_.block_size);
+    ASSIGN_OR_RETURN(config_.num_kv_blocks,
+                     NumKvBlocksForMemory(config_.kv_cache_memory_bytes, bytes_per_block));
+  }
+  // The pool reserves block 0 as the null block, so the model's cache has the same block count.
+  RETURN_IF_ERROR(model_->AllocateKvCache(config_.num_kv_blocks, config_.block_size));
+  ASSIGN_OR_RETURN(kv_, KvCacheManager::Create({.num_blocks = config_.num_kv_blocks,
+                                                .block_size = config_.block_size,
+                                                .enable_prefix_caching =
+                                                    config_.enable_prefix_caching}));
+  ASSIGN_OR_RETURN(scheduler_,
+                   Scheduler::Create(
+                       {.max_num_batched_tokens = config_.max_num_batched_tokens,
+                        .max_num_seqs = config_.max_num_seqs,
+                        .max_model_len = config_.max_model_len,
+                        .long_prefill_token_threshold = config_.long_prefill_token_threshold,
+                        .max_queued_requests = config_.max_queued_requests,
+                        .max_queued_tokens = config_.max_queued_tokens},
+                       kv_.get()));
+  sampler_ = std::make_unique<Sampler>(SamplerOptions{
+      .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
+  runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get(),
+                                          config_.block_size);
+  PublishMetrics();
+  return absl::OkStatus();
+}
+
+Engine::~Engine() { Stop(); }
+
+void Engine::Start() {
+  MS_CHECK(!thread_.joinable()) << "Engine::Start called twice";
+  thread_ = std::thread([this] { ThreadLoop(); });
+}
+
+void Engine::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  AbortAllLocal();
+}
+
+void Engine::ThreadLoop() {
+  bool idle_checked = false;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    if (Step()) {
+      idle_checked = false;
+      continue;
+    }
+    if (!idle_checked) {
+      if (absl::Status s = CheckIntegrity(); !s.ok()) MS_LOG(ERROR) << "engine integrity: " << s;
+      idle_checked = true;
+    }
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(this, &Engine::InboxReadyLocked), absl::Seconds(1));
+  }
+}
+
+absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest request) {
+  auto refuse = [this](absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    ++refused_;
+    return status;
+  };
+  const std::vector<int32_t>& prompt = request.prompt_token_ids;
+  if (prompt.empty()) {
+    return refuse(absl::InvalidArgumentError("prompt_token_ids must not be empty"));
+  }
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= vocab_size_) {
+      return refuse(absl::InvalidArgumentError(
+          absl::StrCat("prompt_token_ids[", i, "] = ", prompt[i],
+                       " is outside the vocabulary [0, ", vocab_size_, ")")));
+    }
+  }
+  if (static_cast<int64_t>(prompt.size()) >= config_.max_model_len) {
+    return refuse(absl::InvalidArgumentError(
+        absl::StrCat("the prompt has ", prompt.size(), " tokens; max_model_len is ",
+                     config_.max_model_len, " and at least one output token must fit")));
+  }
+  const SamplingParams& params = request.sampling;
+  if (absl::Status s = Validate(params, {.vocab_size = vocab_size_,
+                                         .max_model_len = config_.max_model_len,
+                                         .prompt_tokens = static_cast<int32_t>(prompt.size())});
+      !s.ok()) {
+    return refuse(s);
+  }
+  if (!params.stop.empty() && tokenizer_ == nullptr) {
+    return refuse(absl::InvalidArgumentError(
+        "stop: stop strings need a tokenizer, and this engine has none"));
+  }
+  if (params.prompt_logprobs.has_value()) {
+    return refuse(absl::InvalidArgumentError("prompt_logprobs is not supported yet"));
+  }
+
+  auto live = std::make_unique<LiveRequest>();
+  live->num_prompt_tokens = static_cast<int32_t>(prompt.size());
+  live->prompt = std::move(request.prompt_token_ids);
+  live->params = std::move(request.sampling);
+  live->priority = request.priority;
+  live->cache_salt = std::move(request.cache_salt);
+  live->skip_special_tokens = request.skip_special_tokens;
+  live->timings.arrival = absl::Now();
+
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    ++refused_;
+    return absl::UnavailableError("the engine is shutting down");
+  }
+  const int64_t queued = waiting_requests_ + static_cast<int64_t>(inbox_.size());
+  if (config_.max_queued_requests > 0 && queued >= config_.max_queued_requests) {
+    ++refused_;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many queued requests: max_queued_requests is ",
+                     config_.max_queued_requests));
+  }
+  const int64_t queued_tokens = waiting_tokens_ + inbox_tokens_ + live->num_prompt_tokens;
+  if (config_.max_queued_tokens > 0 && queued_tokens > config_.max_queued_tokens) {
+    ++refused_;
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many queued tokens: max_queued_tokens is ", config_.max_queued_tokens,
+                     " and this request would make it ", queued_tokens));
+  }
+  live->id = next_id_++;
+  live->stream = std::make_shared<RequestStream>(live->id, std::move(request.on_output));
+  std::shared_ptr<RequestStream> stream = live->stream;
+  live_ids_.insert(live->id);
+  inbox_tokens_ += live->num_prompt_tokens;
+  inbox_.push_back(std::move(live));
+  return stream;
+}
+
+bool Engine::Abort(uint64_t request_id) {
+  absl::MutexLock lock(&mu_);
+  if (!live_ids_.contains(request_id)) return false;
+  aborts_.push_back(request_id);
+  return true;
+}
+
+EngineMetrics Engine::GetMetrics() const {
+  absl::MutexLock lock(&mu_);
+  EngineMetrics m = metrics_;
+  m.num_waiting += static_cast<int32_t>(inbox_.size());
+  m.requests_refused = refused_;
+  return m;
+}
+
+void Engine::DrainInbox() {
+  std::vector<std::unique_ptr<LiveRequest>> adds;
+  std::vector<uint64_t> aborts;
+  {
+    absl::MutexLock lock(&mu_);
+    adds.swap(inbox_);
+    aborts.swap(aborts_);
+    inbox_tokens_ = 0;
+  }
+  for (std::unique_ptr<LiveRequest>& request : adds) Admit(std::move(request));
+  for (uint64_t id : aborts) {
+    auto it = live_.find(id);
+    if (it == live_.end()) continue;  // finished meanwhile
+    scheduler_->Finish(id, RequestStatus::kFinishedAborted);
+    needs_release_ = true;
+    Emit(it->second.get(), RequestOutput{}, FinishReason::kAbort, absl::OkStatus(),
+         scheduler_->GetRequest(id));
+  }
+}
+
+void Engine::Admit(std::unique_ptr<LiveRequest> request) {
+  ++counters_.requests_added;
+  const SamplingParams& p = request->params;
+  RequestSpec spec{.id = request->id,
+                   .prompt_token_ids = request->prompt,
+                   .max_tokens = p.max_tokens,
+                   .min_tokens = p.min_tokens,
+                   .priority = request->priority,
+                   .cache_salt = request->cache_salt,
+                   .eos_token_ids = eos_token_ids_,
+                   .stop_token_ids = p.stop_token_ids,
+                   .ignore_eos = p.ignore_eos,
+                   .arrival_time = request->timings.arrival};
+  if (absl::Status s = scheduler_->AddRequest(std::move(spec)); !s.ok()) {
+    Emit(request.get(), RequestOutput{}, FinishReason::kError, s, nullptr);
+    return;
+  }
+  request->seed = sampler_->RequestSeed(p);
+  if (tokenizer_ != nullptr) {
+    request->detokenizer.emplace(tokenizer_.get(), request->prompt, request->skip_special_tokens);
+    if (!p.stop.empty()) request->stops.emplace(p.stop);
+  }
+  request->prompt = {};  // the scheduler and the detokenizer hold their own copies
+  const uint64_t id = request->id;
+  live_.emplace(id, std::move(request));
+}
+
+bool Engine::Step() {
+  DrainInbox();
+  if (!scheduler_->HasUnfinishedRequests() && !needs_release_) {
+    PublishMetrics();
+    return false;
+  }
+  const SchedulerOutput step = scheduler_->Schedule();
+  needs_release_ = false;
+  ++counters_.num_steps;
+  counters_.num_preemptions += static_cast<int64_t>(step.preempted_request_ids.size());
+  counters_.tokens_computed += step.total_num_scheduled_tokens;
+
+  const absl::Time now = absl::Now();
+  inputs_.assign(step.scheduled.size(), SamplingInput{});
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    const ScheduledRequest& entry = step.scheduled[i];
+    if (!entry.samples) counters_.prompt_tokens_computed += entry.num_new_tokens;
+    auto it = live_.find(entry.id);
+    MS_CHECK(it != live_.end()) << "scheduled request " << entry.id << " is not live";
+    LiveRequest* request = it->second.get();
+    if (request->timings.first_scheduled == absl::InfinitePast()) {
+      request->timings.first_scheduled = now;
+    }
+    if (!entry.samples) continue;
+    const Request* scheduled = scheduler_->GetRequest(entry.id);
+    inputs_[i] = SamplingInput{.params = &request->params,
+                               .prompt_token_ids = scheduled->prompt_token_ids(),
+                               .output_token_ids = scheduled->output_token_ids(),
+                               .seed = request->seed};
+  }
+  if (absl::Status s = runner_->Execute(step, inputs_, &results_); !s.ok()) {
+    MS_LOG(ERROR) << "engine step failed: " << s;
+    FailStep(step, s);
+  } else {
+    Postprocess(step, results_);
+  }
+  PublishMetrics();
+  if (config_.check_integrity_every_step) {
+    const absl::Status s = CheckIntegrity();
+    MS_CHECK(s.ok()) << "engine integrity after step " << counters_.num_steps << ": " << s;
+  }
+  return true;
+}
+
+void Engine::RunUntilIdle() {
+  while (Step()) {
+  }
+}
+
+void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleResult>& results) {
+  sampled_.assign(step.scheduled.size(), 0);
+  std::vector<std::pair<uint64_t, absl::Status>> failed;
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    if (!step.scheduled[i].samples) continue;
+    if (results[i].status.ok()) {
+      sampled_[i] = results[i].token_id;
+    } else {
+      // This request fails alone (e.g. NaN logits); its token is dropped by the scheduler.
+      scheduler_->Finish(step.scheduled[i].id, RequestStatus::kFinishedError);
+      needs_release_ = true;
+      failed.emplace_back(step.scheduled[i].id, results[i].status);
+    }
+  }
+  const std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(sampled_);
+  for (auto& [id, status] : failed) {
+    Emit(live_.at(id).get(), RequestOutput{}, FinishReason::kError, status,
+         scheduler_->GetRequest(id));
+  }
+
+  const absl::Time now = absl::Now();
+  size_t i = 0;  // updates follow the order of step.scheduled
+  for (const RequestUpdate& update : updates) {
+    while (step.scheduled[i].id != update.id) ++i;
+    const SampleResult& result = results[i];
+    LiveRequest* request = live_.at(update.id).get();
+    ++request->num_output_tokens;
+    ++counters_.generation_tokens;
+    if (request->timings.first_token == absl::InfinitePast()) request->timings.first_token = now;
+
+    RequestOutput delta;
+    delta.token_ids.push_back(update.new_token);
+    if (request->params.logprobs.has_value()) {
+      delta.logprobs.push_back({update.new_token, result.logprob, result.top_logprobs});
+    }
+    FinishReason reason = ReasonOf(update.status);
+    if (request->detokenizer.has_value()) {
+      std::string text = request->detokenizer->Step(update.new_token);
+      if (reason != FinishReason::kNone) text += request->detokenizer->Flush();
+      if (request->stops.has_value()) {
+        text = request->stops->Feed(text);
+        if (request->stops->matched()) {
+          reason = FinishReason::kStop;
+          delta.stop_string = request->stops->matched_string();
+          if (scheduler_->Finish(update.id, RequestStatus::kFinishedStopped)) {
+            needs_release_ = true;
+          }
+        } else if (reason != FinishReason::kNone) {
+          text += request->stops->Flush();
+        }
+      }
+      delta.text = std::move(text);
+    }
+    if (reason == FinishReason::kStop && delta.stop_string.empty()) {
+      delta.stop_token_id = update.new_token;
+    }
+    Emit(request, std::move(delta), reason, absl::OkStatus(), scheduler_->GetRequest(update.id));
+  }
+}
+
+void Engine::FailStep(const SchedulerOutput& step, const absl::Status& status) {
+  for (const ScheduledRequest& entry : step.scheduled) {
+    scheduler_->Finish(entry.id, RequestStatus::kFinishedError);
+  }
+  needs_release_ = true;
+  sampled_.assign(step.scheduled.size(), 0);
+  scheduler_->UpdateFromOutput(sampled_);
+  for (const ScheduledRequest& entry : step.scheduled) {
+    Emit(live_.at(entry.id).get(), RequestOutput{}, FinishReason::kError, status,
+         scheduler_->GetRequest(entry.id));
+  }
+}
+
+void Engine::Emit(LiveRequest* request, RequestOutput delta, FinishReason reason,
+                  absl::Status error, const Request* scheduled) {
+  delta.request_id = request->id;
+  delta.time = absl::Now();
+  delta.usage = RequestUsage{
+      .prompt_tokens = request->num_prompt_tokens,
+      .completion_tokens = request->num_output_tokens,
+      .cached_tokens = scheduled ? std::max(0, scheduled->num_cached_prompt_tokens()) : 0,
+      .num_preemptions = scheduled ? scheduled->num_preemptions() : 0};
+  if (reason != FinishReason::kNone) {
+    request->timings.finish = delta.time;
+    delta.finished = true;
+    delta.finish_reason = reason;
+    delta.error = std::move(error);
+  }
+  delta.timings = request->timings;
+  const uint64_t id = request->id;
+  std::shared_ptr<RequestStream> stream = request->stream;
+  if (reason != FinishReason::kNone) {
+    switch (reason) {
+      case FinishReason::kStop: ++counters_.requests_finished_stop; break;
+      case FinishReason::kLength: ++counters_.requests_finished_length; break;
+      case FinishReason::kAbort: ++counters_.requests_finished_abort; break;
+      default: ++counters_.requests_finished_error; break;
+    }
+    live_.erase(id);  // `request` is gone
+    absl::MutexLock lock(&mu_);
+    live_ids_.erase(id);
+  }
+  stream->Push(std::move(delta));
+}
+
+void Engine::AbortAllLocal() {
+  std::vector<std::unique_ptr<LiveRequest>> adds;
+  {
+    absl::MutexLock lock(&mu_);
+    adds.swap(inbox_);
+    aborts_.clear();
+    inbox_tokens_ = 0;
+  }
+  for (std::unique_ptr<LiveRequest>& request : adds) {
+    Emit(request.get(), RequestOutput{}, FinishReason::kAbort, absl::OkStatus(), nullptr);
+  }
+  std::vector<uint64_t> ids;
+  for (const auto& [id, request] : live_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    scheduler_->Finish(id, RequestStatus::kFinishedAborted);
+    Emit(live_.at(id).get(), RequestOutput{}, FinishReason::kAbort, absl::OkStatus(),
+         scheduler_->GetRequest(id));
+    needs_release_ = true;
+  }
+  if (needs_release_) {
+    scheduler_->Schedule();  // releases the blocks; nothing is left to schedule
+    scheduler_->UpdateFromOutput({});
+    needs_release_ = false;
+  }
+  PublishMetrics();
+}
+
+void Engine::PublishMetrics() {
+  const KvCacheUsage usage = kv_->usage();
+  EngineMetrics m = counters_;
+  m.num_running = scheduler_->num_running();
+  m.num_waiting = scheduler_->num_waiting();
+  m.kv_blocks_total = usage.num_blocks;
+  m.kv_blocks_used = usage.num_used_blocks;
+  m.kv_blocks_cached_free = usage.num_cached_free_blocks;
+  m.kv_usage = usage.num_blocks > 0 ? static_cast<double>(usage.num_used_blocks) / usage.num_blocks
+                                    : 0.0;
+  m.prefix_query_tokens = usage.prefix_query_tokens;
+  m.prefix_hit_tokens = usage.prefix_hit_tokens;
+  m.prefix_hit_rate = usage.prefix_query_tokens > 0
+                          ? static_cast<double>(usage.prefix_hit_tokens) / usage.prefix_query_tokens
+                          : 0.0;
+  absl::MutexLock lock(&mu_);
+  metrics_ = m;
+  waiting_requests_ = m.num_waiting;
+  waiting_tokens_ = scheduler_->num_queued_tokens();
+}
+
+absl::Status Engine::CheckIntegrity() const {
+  RETURN_IF_ERROR(scheduler_->CheckIntegrity());
+  const int64_t tracked = scheduler_->num_running() + scheduler_->num_waiting();
+  if (tracked != static_cast<int64_t>(live_.size())) {
+    return absl::InternalError(absl::StrCat("engine tracks ", live_.size(),
+                                            " live requests, the scheduler ", tracked));
+  }
+  for (const auto& [id, request] : live_) {
+    const Request* r = scheduler_->GetRequest(id);
+    if (r == nullptr || IsFinished(r->status())) {
+      return absl::InternalError(absl::StrCat("live request ", id, " is not live in the scheduler"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve

@@ -1,0 +1,172 @@
+#ifndef MOESERVE_SERVER_ENGINE_ENGINE_H_
+#define MOESERVE_SERVER_ENGINE_ENGINE_H_
+
+// Engine: continuous batching over one model. One engine thread owns the scheduler, the KV cache
+// manager, the model runner and the sampler, and loops Step() = drain inbox -> schedule ->
+// forward -> sample -> postprocess (append tokens, detokenize, stop strings, push deltas).
+// Other threads only post to the inbox (AddRequest, Abort) and read RequestStreams.
+//
+//   auto engine = Engine::Create(config);        // loads model + tokenizer, sizes the KV cache
+//   (*engine)->Start();                          // the engine thread
+//   auto stream = (*engine)->AddRequest({.prompt_token_ids = ids, .sampling = params});
+//   while (auto delta = (*stream)->Next()) { ... if (delta->finished) break; }
+//
+// Tests may instead drive the engine from their own thread with Step() and call CheckIntegrity()
+// between steps (never together with Start()).
+//
+// Thread safety: AddRequest, Abort, GetMetrics and the accessors are safe from any thread.
+// Step, RunUntilIdle and CheckIntegrity require the engine thread (or an engine never started).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/backend/backend.h"
+#include "server/engine/engine_config.h"
+#include "server/engine/engine_metrics.h"
+#include "server/engine/model_runner.h"
+#include "server/engine/request_output.h"
+#include "server/engine/request_stream.h"
+#include "server/kv/kv_cache_manager.h"
+#include "server/model/model.h"
+#include "server/sampling/sampler.h"
+#include "server/sampling/sampling_params.h"
+#include "server/scheduler/scheduler.h"
+#include "server/tokenizer/tokenizer.h"
+
+namespace moeserve {
+
+struct LiveRequest;
+
+struct EngineRequest {
+  std::vector<int32_t> prompt_token_ids;  // non-empty, each in [0, vocab_size)
+  SamplingParams sampling;                // validated by AddRequest
+  int32_t priority = 0;                   // lower is served first
+  std::string cache_salt;                 // separates prefix caches (per tenant)
+  bool skip_special_tokens = true;        // in the text deltas
+  // Optional: deltas go to this callback on the engine thread instead of RequestStream::Next().
+  RequestStream::Callback on_output;
+};
+
+// The pieces an Engine runs on, for callers that load them themselves (tests, tools).
+struct EngineParts {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Model> model;          // loaded onto backend
+  std::unique_ptr<Tokenizer> tokenizer;  // may be null: ids only
+};
+
+class Engine {
+ public:
+  // Loads the model and tokenizer named by config and sizes the KV cache. InvalidArgument for
+  // inconsistent options; NotFound/InvalidArgument from loading.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config);
+  // Same with preloaded parts; config.model_dir, tokenizer_dir, device and num_threads are unused.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config,
+                                                        EngineParts parts);
+
+  // Stops the engine thread, aborting every live request.
+  ~Engine();
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Starts the engine thread. REQUIRES: not started; Step() not used concurrently.
+  void Start();
+  // Stops and joins the engine thread; live requests finish with FinishReason::kAbort and new
+  // ones are refused with Unavailable. Idempotent.
+  void Stop();
+
+  // Validates and queues a request; its output arrives on the returned stream. Errors:
+  // InvalidArgument naming the field (empty prompt, id outside the vocabulary, prompt +
+  // max_tokens beyond max_model_len, bad sampling params, stop strings without a tokenizer),
+  // ResourceExhausted when max_queued_requests / max_queued_tokens are reached, Unavailable
+  // after Stop(). A request the scheduler still refuses on the engine thread finishes at once
+  // with FinishReason::kError and that status.
+  absl::StatusOr<std::shared_ptr<RequestStream>> AddRequest(EngineRequest request);
+
+  // Aborts a live request in any state: it finishes with FinishReason::kAbort and its blocks are
+  // freed within one step. Returns false for an unknown or finished id.
+  bool Abort(uint64_t request_id);
+
+  EngineMetrics GetMetrics() const;
+
+  const ModelConfig& model_config() const { return model_->config(); }
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }  // null: ids only
+  const EngineConfig& config() const { return config_; }  // with resolved sizes
+  int32_t max_model_len() const { return config_.max_model_len; }
+  int32_t vocab_size() const { return vocab_size_; }
+
+  // One step. Returns false when there was nothing to do.
+  bool Step();
+  // Steps until no request is live and all blocks are released.
+  void RunUntilIdle();
+  // Scheduler (and KV cache) integrity, plus: the engine tracks exactly the scheduler's live
+  // requests.
+  absl::Status CheckIntegrity() const;
+
+ private:
+  Engine(const EngineConfig& config, EngineParts parts);
+  absl::Status Init();
+  void ThreadLoop();
+  bool InboxReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !inbox_.empty() || !aborts_.empty() || stopping_;
+  }
+
+  void DrainInbox();
+  void Admit(std::unique_ptr<LiveRequest> request);
+  void Postprocess(const SchedulerOutput& step, const std::vector<SampleResult>& results);
+  // Pushes `delta` with usage and timings filled in. When `reason` is not kNone it is the final
+  // delta and the request is forgotten. `scheduled` is the scheduler's record (null when the
+  // scheduler never took the request).
+  void Emit(LiveRequest* request, RequestOutput delta, FinishReason reason, absl::Status error,
+            const Request* scheduled);
+  void AbortAllLocal();
+  void FailStep(const SchedulerOutput& step, const absl::Status& status);
+  void PublishMetrics();
+
+  EngineConfig config_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  int32_t vocab_size_ = 0;
+  std::vector<int32_t> eos_token_ids_;
+
+  // Engine-thread state.
+  std::unique_ptr<KvCacheManager> kv_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Sampler> sampler_;
+  std::unique_ptr<ModelRunner> runner_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<LiveRequest>> live_;
+  bool needs_release_ = false;  // Scheduler::Finish was called since the last Schedule()
+  EngineMetrics counters_;      // engine-thread copy of the counters
+  std::vector<SamplingInput> inputs_;  // per-step scratch
+  std::vector<SampleResult> results_;
+  std::vector<int32_t> sampled_;
+
+  // Inbox, shared with other threads.
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<LiveRequest>> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> aborts_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<uint64_t> live_ids_ ABSL_GUARDED_BY(mu_);  // added, not yet finished
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int32_t waiting_requests_ ABSL_GUARDED_BY(mu_) = 0;  // scheduler's, after the last step
+  int64_t waiting_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t inbox_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  EngineMetrics metrics_ ABSL_GUARDED_BY(mu_);
+
+  std::thread thread_;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_ENGINE_ENGINE_H_

@@ -1,0 +1,42 @@
+#ifndef MOESERVE_SERVER_ENGINE_ENGINE_CONFIG_H_
+#define MOESERVE_SERVER_ENGINE_ENGINE_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace moeserve {
+
+// Every option of an Engine, in one place. The defaults serve a small model on the CPU.
+struct EngineConfig {
+  std::string model_dir;        // Hugging Face directory (config.json + safetensors)
+  std::string tokenizer_dir;    // empty: model_dir. Without tokenizer.json there the engine
+                                // works on ids only: no text deltas and no stop strings.
+  std::string device = "cpu";   // see BackendOptions::device
+  int num_threads = 0;          // backend worker threads; <= 0: all hardware threads
+
+  // KV cache: num_kv_blocks (including the null block) when > 0, else sized from
+  // kv_cache_memory_bytes through Model::kv_cache_spec() and NumKvBlocksForMemory().
+  int32_t block_size = 16;
+  int64_t kv_cache_memory_bytes = 64LL << 20;
+  int32_t num_kv_blocks = 0;
+  bool enable_prefix_caching = true;
+
+  // Scheduling (see SchedulerConfig).
+  int32_t max_num_batched_tokens = 2048;
+  int32_t max_num_seqs = 256;
+  int32_t max_model_len = 0;  // 0: the model's max_position_embeddings
+  int32_t long_prefill_token_threshold = 0;
+  int32_t max_queued_requests = 0;  // > 0: AddRequest refuses beyond this many waiting
+  int64_t max_queued_tokens = 0;    // > 0: ... or beyond this many waiting tokens
+
+  // Seeds the source of seeds for requests without one; nullopt: nondeterministic.
+  std::optional<uint64_t> seed;
+
+  // Test hook: after every step, run CheckIntegrity() and fail loudly (MS_CHECK) on an error.
+  bool check_integrity_every_step = false;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_ENGINE_ENGINE_CONFIG_H_

@@ -1,0 +1,71 @@
+#include "server/engine/model_runner.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/common/status_macros.h"
+
+namespace moeserve {
+
+ModelRunner::ModelRunner(Model* model, Backend* backend, Sampler* sampler, int32_t block_size)
+    : model_(model),
+      backend_(backend),
+      sampler_(sampler),
+      block_size_(block_size),
+      vocab_size_(static_cast<int32_t>(model->config().vocab_size)) {}
+
+ForwardBatch ModelRunner::PrepareBatch(const SchedulerOutput& step) const {
+  ForwardBatch batch;
+  batch.block_size = block_size_;
+  batch.token_ids.reserve(step.total_num_scheduled_tokens);
+  for (const ScheduledRequest& entry : step.scheduled) {
+    batch.AddSequence(entry.token_ids, entry.start_position, entry.block_ids, entry.samples);
+  }
+  return batch;
+}
+
+absl::Status ModelRunner::Execute(const SchedulerOutput& step,
+                                  absl::Span<const SamplingInput> inputs,
+                                  std::vector<SampleResult>* results) {
+  if (inputs.size() != step.scheduled.size()) {
+    return absl::InternalError(absl::StrCat("model runner: ", inputs.size(),
+                                            " sampling inputs for ", step.scheduled.size(),
+                                            " scheduled requests"));
+  }
+  results->resize(step.scheduled.size());
+  for (SampleResult& r : *results) {
+    r = SampleResult();
+    r.token_id = -1;
+  }
+  if (step.scheduled.empty()) return absl::OkStatus();
+
+  const ForwardBatch batch = PrepareBatch(step);
+  const size_t num_rows = batch.logits_indices.size();
+  if (num_rows == 0) return absl::OkStatus();  // prefill chunks only
+  ASSIGN_OR_RETURN(Tensor logits, model_->Forward(batch));
+  host_logits_.resize(num_rows * static_cast<size_t>(vocab_size_));
+  RETURN_IF_ERROR(backend_->CopyToHostF32(logits, absl::MakeSpan(host_logits_)));
+
+  rows_.clear();
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    if (!step.scheduled[i].samples) continue;
+    const SamplingInput& in = inputs[i];
+    if (in.params == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("model runner: no sampling params for request ", step.scheduled[i].id));
+    }
+    const size_t row = rows_.size();
+    rows_.push_back(SamplerRow{
+        .logits = absl::MakeConstSpan(host_logits_).subspan(row * vocab_size_, vocab_size_),
+        .params = in.params,
+        .prompt_token_ids = in.prompt_token_ids,
+        .output_token_ids = in.output_token_ids,
+        .seed = in.seed});
+  }
+  sampler_->Sample(rows_, &row_results_);
+  size_t row = 0;
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    if (step.scheduled[i].samples) (*results)[i] = std::move(row_results_[row++]);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve

@@ -1,0 +1,65 @@
+#ifndef MOESERVE_SERVER_ENGINE_MODEL_RUNNER_H_
+#define MOESERVE_SERVER_ENGINE_MODEL_RUNNER_H_
+
+// ModelRunner: executes one scheduler step on the model. Turns a SchedulerOutput into a flat
+// ForwardBatch (logits only for entries that sample), runs Model::Forward, copies the logits to
+// the host and samples one token per sampling entry.
+//
+// The three phases (PrepareBatch, Forward, Sample) are separate so that a later version can
+// prepare batch n+1 on the CPU while the device runs batch n.
+//
+// Requires external synchronization (the engine thread). Holds no per-request state, so
+// preemption needs no notification.
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "server/backend/backend.h"
+#include "server/model/forward_batch.h"
+#include "server/model/model.h"
+#include "server/sampling/sampler.h"
+#include "server/scheduler/scheduler.h"
+
+namespace moeserve {
+
+// What the sampler needs of one scheduled entry; ignored for entries that do not sample.
+struct SamplingInput {
+  const SamplingParams* params = nullptr;
+  absl::Span<const int32_t> prompt_token_ids;
+  absl::Span<const int32_t> output_token_ids;  // generated so far
+  uint64_t seed = 0;                            // Sampler::RequestSeed() of the request
+};
+
+class ModelRunner {
+ public:
+  // `model`, `backend` and `sampler` must outlive the runner. block_size: the KV manager's.
+  ModelRunner(Model* model, Backend* backend, Sampler* sampler, int32_t block_size);
+
+  ModelRunner(const ModelRunner&) = delete;
+  ModelRunner& operator=(const ModelRunner&) = delete;
+
+  // The ForwardBatch of a step: entries in order, logits rows for the sampling entries.
+  ForwardBatch PrepareBatch(const SchedulerOutput& step) const;
+
+  // Runs the step. `inputs` is parallel to step.scheduled. On OK, (*results)[i] is the sample of
+  // entry i (token_id -1 for entries that do not sample; a per-row failure such as NaN logits is
+  // in that row's status). An error means the whole step failed (forward or copy).
+  absl::Status Execute(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
+                       std::vector<SampleResult>* results);
+
+ private:
+  Model* const model_;
+  Backend* const backend_;
+  Sampler* const sampler_;
+  const int32_t block_size_;
+  const int32_t vocab_size_;
+  std::vector<float> host_logits_;
+  std::vector<SamplerRow> rows_;
+  std::vector<SampleResult> row_results_;
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_ENGINE_MODEL_RUNNER_H_

@@ -1,0 +1,74 @@
+#ifndef MOESERVE_SERVER_ENGINE_REQUEST_OUTPUT_H_
+#define MOESERVE_SERVER_ENGINE_REQUEST_OUTPUT_H_
+
+// What a request sends back: deltas of generated tokens and text, and a final record. Plain
+// value types shared by the engine and the front ends.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/sampling/sampler.h"
+
+namespace moeserve {
+
+enum class FinishReason {
+  kNone,    // not finished
+  kStop,    // EOS, a stop token id or a stop string
+  kLength,  // max_tokens or max_model_len
+  kAbort,   // Engine::Abort, shutdown
+  kError,   // this request failed (error says why); others are unaffected
+};
+
+const char* FinishReasonName(FinishReason reason);  // "stop", "length", "abort", "error", ""
+
+// Log-probabilities of one generated token under the raw model distribution.
+struct TokenLogprobs {
+  int32_t token_id = -1;
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top;  // SamplingParams::logprobs alternatives, most likely first
+};
+
+struct RequestUsage {
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  int32_t cached_tokens = 0;  // prompt tokens served from the prefix cache at first admission
+  int32_t num_preemptions = 0;
+};
+
+// Wall-clock times; InfinitePast() until the event happened.
+struct RequestTimings {
+  absl::Time arrival = absl::InfinitePast();         // Engine::AddRequest
+  absl::Time first_scheduled = absl::InfinitePast();  // first step that computed it (queue end)
+  absl::Time first_token = absl::InfinitePast();
+  absl::Time finish = absl::InfinitePast();
+};
+
+// One delta of a request's output. Deltas concatenate: the text of all deltas is the output text
+// and their token_ids the output ids. Text may lag the ids: it is held back while a UTF-8
+// character or a stop string may still be forming. The last delta has finished == true.
+struct RequestOutput {
+  uint64_t request_id = 0;
+  std::vector<int32_t> token_ids;
+  std::string text;
+  std::vector<TokenLogprobs> logprobs;  // parallel to token_ids when logprobs were requested
+  absl::Time time = absl::InfinitePast();  // when the delta was produced (inter-token gaps)
+
+  bool finished = false;
+  FinishReason finish_reason = FinishReason::kNone;
+  absl::Status error;           // kError: why (ResourceExhausted for a refused admission, ...)
+  std::string stop_string;      // kStop on a stop string: the one that matched
+  int32_t stop_token_id = -1;   // kStop on EOS or a stop token id: that id
+
+  RequestUsage usage;      // so far (final on the last delta)
+  RequestTimings timings;  // so far (final on the last delta)
+
+  // Appends `next` (a later delta) to this one.
+  void Merge(RequestOutput next);
+};
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_ENGINE_REQUEST_OUTPUT_H_
