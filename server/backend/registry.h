@@ -13,7 +13,7 @@
 namespace moeserve {
 
 struct BackendOptions {
-  std::string device = "cpu";  // "cpu", "cuda", "auto" (the best backend built in; cpu for now)
+  std::string device = "cpu";  // "cpu", "cuda", "auto" (cuda when built in and a GPU is present)
   int num_threads = 0;         // CPU worker threads; <= 0 uses every hardware thread
 };
 
