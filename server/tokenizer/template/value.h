@@ -1,0 +1,141 @@
+#ifndef MOESERVE_SERVER_TOKENIZER_TEMPLATE_VALUE_H_
+#define MOESERVE_SERVER_TOKENIZER_TEMPLATE_VALUE_H_
+
+// The dynamic value of the chat-template interpreter. It models the Python objects a Jinja2
+// template sees when transformers renders it: None, bool, int, float, str, list, dict (insertion
+// ordered), a namespace(), a callable, and Jinja's Undefined. Strings are UTF-8; lengths, indices
+// and slices count code points as Python does.
+// Values are immutable except namespaces (which `{% set ns.x = ... %}` mutates); copies share
+// containers. Not thread-safe: a value lives inside one render.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace moeserve::jinja {
+
+class Value;
+using List = std::vector<Value>;
+
+// A string-keyed map that keeps insertion order, like a Python dict built from JSON.
+class Dict {
+ public:
+  const Value* Find(std::string_view key) const;
+  // Replaces the value of an existing key in place, else appends.
+  void Set(std::string key, Value value);
+  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> entries_;
+};
+
+// Arguments of a call: positional, then keyword arguments in source order.
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> named;
+};
+
+struct Callable {
+  std::string name;
+  std::function<absl::StatusOr<Value>(const CallArgs&)> fn;
+};
+
+struct Namespace {
+  Dict attrs;
+};
+
+class Value {
+ public:
+  enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kCallable };
+
+  Value() = default;  // Undefined.
+  Value(bool b) : data_(b) {}                     // NOLINT(google-explicit-constructor)
+  Value(int64_t i) : data_(i) {}                  // NOLINT
+  Value(int i) : data_(static_cast<int64_t>(i)) {}  // NOLINT
+  Value(double d) : data_(d) {}                   // NOLINT
+  Value(std::string s) : data_(std::move(s)) {}   // NOLINT
+  Value(const char* s) : data_(std::string(s)) {}  // NOLINT
+  Value(List l) : data_(std::make_shared<const List>(std::move(l))) {}  // NOLINT
+  Value(Dict d) : data_(std::make_shared<const Dict>(std::move(d))) {}  // NOLINT
+
+  static Value None() { return Value(Tag::kNone); }
+  // `message` is the error raised when the value is used: "'foo' is undefined".
+  static Value Undefined(std::string message);
+  static Value MakeNamespace(Dict attrs);
+  static Value MakeCallable(std::string name,
+                            std::function<absl::StatusOr<Value>(const CallArgs&)> fn);
+  // Objects become dicts in key order, arrays lists; JSON strings are trusted to be UTF-8.
+  static Value FromJson(const nlohmann::ordered_json& json);
+
+  Kind kind() const;
+  bool is_undefined() const { return kind() == Kind::kUndefined; }
+  bool is_none() const { return kind() == Kind::kNone; }
+  bool is_bool() const { return kind() == Kind::kBool; }
+  bool is_int() const { return kind() == Kind::kInt; }
+  bool is_float() const { return kind() == Kind::kFloat; }
+  bool is_number() const { return is_int() || is_float(); }  // bool excluded
+  bool is_string() const { return kind() == Kind::kString; }
+  bool is_list() const { return kind() == Kind::kList; }
+  bool is_dict() const { return kind() == Kind::kDict; }
+  bool is_namespace() const { return kind() == Kind::kNamespace; }
+  bool is_callable() const { return kind() == Kind::kCallable; }
+
+  // REQUIRES: the matching kind (as_int also accepts bool, as_float any number or bool).
+  bool as_bool() const { return std::get<bool>(data_); }
+  int64_t as_int() const;
+  double as_float() const;
+  const std::string& as_string() const { return std::get<std::string>(data_); }
+  const List& as_list() const { return *std::get<std::shared_ptr<const List>>(data_); }
+  const Dict& as_dict() const { return *std::get<std::shared_ptr<const Dict>>(data_); }
+  Namespace& as_namespace() const { return *std::get<std::shared_ptr<Namespace>>(data_); }
+  const Callable& as_callable() const { return *std::get<std::shared_ptr<const Callable>>(data_); }
+  const std::string& undefined_message() const;
+
+  bool Truthy() const;              // Python bool()
+  std::string Str() const;          // Python str(); Undefined -> ""
+  std::string Repr() const;         // Python repr()
+  std::string TypeName() const;     // Python type name: 'str', 'dict', 'NoneType', ...
+
+ private:
+  enum class Tag { kNone };
+  struct UndefinedTag {
+    std::shared_ptr<const std::string> name;
+  };
+  explicit Value(Tag) : data_(nullptr) {}
+
+  std::variant<UndefinedTag, std::nullptr_t, bool, int64_t, double, std::string,
+               std::shared_ptr<const List>, std::shared_ptr<const Dict>, std::shared_ptr<Namespace>,
+               std::shared_ptr<const Callable>>
+      data_;
+};
+
+// Python ==: numbers compare by value across int/float/bool, containers element-wise, Undefined
+// equals only Undefined.
+bool Equal(const Value& a, const Value& b);
+
+// Python repr() of a float ('1.0', '1e+16', '0.0001', '1e-05', 'inf').
+std::string FormatFloat(double d);
+
+struct JsonOptions {
+  std::optional<int> indent;  // None: one line
+  std::string item_separator = ", ";
+  std::string key_separator = ": ";
+  bool ensure_ascii = false;
+  bool sort_keys = false;
+};
+// Python json.dumps(value, ...). Undefined, namespaces and callables are not serializable.
+absl::StatusOr<std::string> ToJson(const Value& value, const JsonOptions& options);
+
+}  // namespace moeserve::jinja
+
+#endif  // MOESERVE_SERVER_TOKENIZER_TEMPLATE_VALUE_H_
