@@ -44,6 +44,8 @@ struct GenerateOptions {
   std::string device = "cpu";
   int32_t max_tokens = 256;
   float temperature = 0.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
   uint64_t seed = 0;
   int threads = 0;
   bool ignore_eos = false;
@@ -68,11 +70,11 @@ absl::Status RunGenerate(const GenerateOptions& o) {
     ASSIGN_OR_RETURN(prompt, tokenizer->Encode(o.prompt, /*add_special_tokens=*/true));
   }
 
-  SingleSequenceOptions options{.max_tokens = o.max_tokens, .temperature = o.temperature, .seed = o.seed};
-  if (!o.ignore_eos) {
-    options.stop_token_ids = model->config().eos_token_ids;
-    if (auto eos = tokenizer->eos_token_id()) options.stop_token_ids.push_back(*eos);
-  }
+  SingleSequenceOptions options;
+  options.sampling = {.max_tokens = o.max_tokens, .temperature = o.temperature, .top_k = o.top_k,
+                      .top_p = o.top_p, .seed = o.seed, .ignore_eos = o.ignore_eos};
+  options.eos_token_ids = model->config().eos_token_ids;
+  if (auto eos = tokenizer->eos_token_id()) options.eos_token_ids.push_back(*eos);
   // Print the completion as it grows: decode(prompt + output) minus decode(prompt), so that
   // tokenizers that strip a leading space never eat one from the completion.
   ASSIGN_OR_RETURN(const std::string prompt_text, tokenizer->Decode(prompt, /*skip_special_tokens=*/true));
@@ -81,7 +83,8 @@ absl::Status RunGenerate(const GenerateOptions& o) {
   absl::Status stream_status;
   options.on_token = [&](int32_t token) {
     if (!stream_status.ok()) return;
-    if (std::find(options.stop_token_ids.begin(), options.stop_token_ids.end(), token) != options.stop_token_ids.end()) {
+    if (!o.ignore_eos && std::find(options.eos_token_ids.begin(), options.eos_token_ids.end(), token) !=
+                             options.eos_token_ids.end()) {
       return;
     }
     all.push_back(token);
@@ -119,8 +122,10 @@ void AddGenerateCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--model", o->model, "Hugging Face model directory")->capture_default_str();
   cmd->add_option("--prompt", o->prompt, "prompt text; empty starts from BOS alone");
   cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()
-      ->check(CLI::Range(0, 1 << 20));
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str()->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
+  cmd->add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", o->seed, "sampling seed")->capture_default_str();
   cmd->add_option("--device", o->device, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();

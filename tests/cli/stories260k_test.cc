@@ -61,7 +61,7 @@ TEST_F(Stories260kTest, ConvertedConfigDescribesTheModel) {
 }
 
 TEST_F(Stories260kTest, GreedyFromBosWritesTheReferenceStory) {
-  SingleSequenceOptions options{.max_tokens = 80};
+  SingleSequenceOptions options{.sampling = {.max_tokens = 80, .temperature = 0.0f}};
   auto out = GenerateSingleSequence(*model_, *backend_, std::vector<int32_t>{1}, options);
   ASSERT_TRUE(out.ok()) << out.status();
   auto text = tokenizer_->Decode(*out, /*skip_special_tokens=*/true);
@@ -73,7 +73,7 @@ TEST_F(Stories260kTest, PromptContinuationMatchesTheStory) {
   auto prompt = tokenizer_->Encode("Once upon a time", /*add_special_tokens=*/true);
   ASSERT_TRUE(prompt.ok());
   ASSERT_EQ((*prompt)[0], 1);  // BOS from add_bos_token
-  auto out = GenerateSingleSequence(*model_, *backend_, *prompt, {.max_tokens = 12});
+  auto out = GenerateSingleSequence(*model_, *backend_, *prompt, {.sampling = {.max_tokens = 12, .temperature = 0.0f}});
   ASSERT_TRUE(out.ok()) << out.status();
   std::vector<int32_t> all = *prompt;
   all.insert(all.end(), out->begin(), out->end());
@@ -83,12 +83,12 @@ TEST_F(Stories260kTest, PromptContinuationMatchesTheStory) {
 }
 
 TEST_F(Stories260kTest, SeededSamplingIsReproducible) {
-  SingleSequenceOptions options{.max_tokens = 30, .temperature = 1.0f, .seed = 7};
+  SingleSequenceOptions options{.sampling = {.max_tokens = 30, .temperature = 1.0f, .seed = 7}};
   auto a = GenerateSingleSequence(*model_, *backend_, std::vector<int32_t>{1}, options);
   auto b = GenerateSingleSequence(*model_, *backend_, std::vector<int32_t>{1}, options);
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(*a, *b);
-  options.seed = 8;
+  options.sampling.seed = 8;
   auto c = GenerateSingleSequence(*model_, *backend_, std::vector<int32_t>{1}, options);
   ASSERT_TRUE(c.ok());
   EXPECT_NE(*a, *c);
