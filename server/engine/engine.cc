@@ -453,6 +453,7 @@ void Engine::Emit(LiveRequest* request, RequestOutput delta, FinishReason reason
 }
 
 void Engine::AbortAllLocal() {
+  if (scheduler_ == nullptr) return;  // Init() failed
   std::vector<std::unique_ptr<LiveRequest>> adds;
   {
     absl::MutexLock lock(&mu_);

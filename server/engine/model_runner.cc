@@ -39,8 +39,9 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
 
   const ForwardBatch batch = PrepareBatch(step);
   const size_t num_rows = batch.logits_indices.size();
-  if (num_rows == 0) return absl::OkStatus();  // prefill chunks only
+  // Always run: prefill chunks that sample nothing still write their KV.
   ASSIGN_OR_RETURN(Tensor logits, model_->Forward(batch));
+  if (num_rows == 0) return absl::OkStatus();
   host_logits_.resize(num_rows * static_cast<size_t>(vocab_size_));
   RETURN_IF_ERROR(backend_->CopyToHostF32(logits, absl::MakeSpan(host_logits_)));
 

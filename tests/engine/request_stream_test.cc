@@ -1,0 +1,71 @@
+#include "server/engine/request_stream.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace moeserve {
+namespace {
+
+RequestOutput Delta(std::vector<int32_t> ids, std::string text, bool finished = false) {
+  RequestOutput d;
+  d.token_ids = std::move(ids);
+  d.text = std::move(text);
+  d.finished = finished;
+  if (finished) d.finish_reason = FinishReason::kLength;
+  d.usage.completion_tokens = 9;
+  return d;
+}
+
+TEST(RequestStreamTest, NextMergesPendingDeltas) {
+  RequestStream s(7);
+  EXPECT_FALSE(s.Next(absl::ZeroDuration()).has_value());
+  s.Push(Delta({1}, "a"));
+  s.Push(Delta({2, 3}, "bc"));
+  auto d = s.Next(absl::ZeroDuration());
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->token_ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(d->text, "abc");
+  EXPECT_FALSE(d->finished);
+  s.Push(Delta({4}, "d", true));
+  EXPECT_TRUE(s.finished());
+  d = s.Next(absl::ZeroDuration());
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->finished);
+  EXPECT_EQ(d->finish_reason, FinishReason::kLength);
+  EXPECT_EQ(d->usage.completion_tokens, 9);
+  EXPECT_FALSE(s.Next().has_value());  // drained: returns at once, even without a timeout
+}
+
+TEST(RequestStreamTest, NextBlocksUntilAnotherThreadPushes) {
+  RequestStream s(1);
+  std::thread writer([&] {
+    absl::SleepFor(absl::Milliseconds(20));
+    s.Push(Delta({5}, "x", true));
+  });
+  RequestOutput all = s.WaitForCompletion();
+  writer.join();
+  EXPECT_EQ(all.token_ids, std::vector<int32_t>{5});
+  EXPECT_EQ(all.request_id, 1u);
+  EXPECT_TRUE(all.finished);
+}
+
+TEST(RequestStreamTest, CallbackGetsEachDelta) {
+  std::vector<RequestOutput> seen;
+  RequestStream s(2, [&](const RequestOutput& d) { seen.push_back(d); });
+  s.Push(Delta({1}, "a"));
+  s.Push(Delta({2}, "b", true));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[1].text, "b");
+  EXPECT_TRUE(s.finished());
+}
+
+TEST(FinishReasonTest, Names) {
+  EXPECT_STREQ(FinishReasonName(FinishReason::kStop), "stop");
+  EXPECT_STREQ(FinishReasonName(FinishReason::kLength), "length");
+  EXPECT_STREQ(FinishReasonName(FinishReason::kAbort), "abort");
+  EXPECT_STREQ(FinishReasonName(FinishReason::kError), "error");
+}
+
+}  // namespace
+}  // namespace moeserve
