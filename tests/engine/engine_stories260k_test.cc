@@ -104,9 +104,13 @@ TEST_F(EngineStoriesTest, BatchedPromptsMatchEachAlone) {
     const RequestOutput alone = moeserve::testing::RunAll(*alone_engine, {requests[i]}).at(0);
     EXPECT_EQ(batched[i].token_ids, alone.token_ids) << prompts[i];
     EXPECT_EQ(batched[i].text, alone.text) << prompts[i];
-    auto text = engine->tokenizer()->Decode(alone.token_ids, /*skip_special_tokens=*/true);
-    ASSERT_TRUE(text.ok());
-    EXPECT_EQ(alone.text, *text) << prompts[i];
+    // The deltas continue the prompt's text (a leading space stays).
+    std::vector<int32_t> all = requests[i].prompt_token_ids;
+    all.insert(all.end(), alone.token_ids.begin(), alone.token_ids.end());
+    auto full = engine->tokenizer()->Decode(all, /*skip_special_tokens=*/true);
+    auto prompt = engine->tokenizer()->Decode(requests[i].prompt_token_ids, true);
+    ASSERT_TRUE(full.ok() && prompt.ok());
+    EXPECT_EQ(*prompt + alone.text, *full) << prompts[i];
   }
 }
 

@@ -340,7 +340,7 @@ TEST(EngineTest, RandomArrivalsAndAbortsKeepIntegrity) {
   std::mt19937 rng(7);
   std::vector<std::shared_ptr<RequestStream>> streams;
   int added = 0;
-  for (int step = 0; step < 600; ++step) {
+  for (int step = 0; step < 10000; ++step) {
     if (rng() % 3 == 0) {
       EngineRequest r = RandomRequests(1, 256, kMaxModelLen, rng()).at(0);
       r.priority = static_cast<int32_t>(rng() % 3);
