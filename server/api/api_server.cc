@@ -1,0 +1,198 @@
+#include "server/api/api_server.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/impl/server_builder_option.h"
+#include "server/api/http_server.h"
+#include "server/api/inference_service.h"
+#include "server/api/serving_metrics.h"
+#include "server/common/logging.h"
+
+namespace moeserve::api {
+namespace {
+
+constexpr char kServiceName[] = "moeserve.v1.Inference";
+constexpr char kReflectionPluginName[] = "proto_server_reflection";
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(flag, ": cannot read ", path));
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Turns server reflection on or off for one builder, whatever the process-wide plugin
+// registration (linking grpc++_reflection registers it for every server).
+class ReflectionOption : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enable) : enable_(enable) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+      return p->name() == kReflectionPluginName;
+    });
+    if (enable_) {
+      plugins->push_back(std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  bool enable_;
+};
+
+std::string HostPort(const std::string& host, int port) {
+  if (host.find(':') != std::string::npos && host.front() != '[') {
+    return absl::StrCat("[", host, "]:", port);  // IPv6 literal
+  }
+  return absl::StrCat(host, ":", port);
+}
+
+int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
+}  // namespace
+
+ApiServer::ApiServer(Engine* engine, const ApiServerOptions& options)
+    : engine_(engine), options_(options) {}
+
+ApiServer::~ApiServer() { Shutdown(absl::ZeroDuration()); }
+
+absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options,
+                                                            Engine* engine) {
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--port must be in [0, 65535], got ", options.port));
+  }
+  if (options.metrics_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--metrics-port must be at most 65535, got ", options.metrics_port));
+  }
+  if (options.max_message_bytes <= 0 || options.max_message_bytes > (1LL << 31) - 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-message-bytes must be in [1, 2147483647], got ", options.max_message_bytes));
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
+  }
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options.tls_cert_file.empty()) {
+    absl::StatusOr<std::string> cert = ReadFile(options.tls_cert_file, "--tls-cert");
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadFile(options.tls_key_file, "--tls-key");
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    if (!options.tls_client_ca_file.empty()) {
+      absl::StatusOr<std::string> ca = ReadFile(options.tls_client_ca_file, "--tls-client-ca");
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *ca;
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+
+  std::unique_ptr<ApiServer> s(new ApiServer(engine, options));
+  s->metrics_ = std::make_unique<ServingMetrics>();
+  s->service_ = std::make_unique<InferenceService>(
+      engine, s->metrics_.get(),
+      InferenceServiceOptions{.api_keys = options.api_keys,
+                              .model_id = options.model_id,
+                              .log_requests = options.log_requests});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<ReflectionOption>(options.enable_reflection));
+  builder.AddListeningPort(HostPort(options.host, options.port), credentials, &s->port_);
+  builder.RegisterService(s->service_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Millis(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Millis(options.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             Millis(options.min_client_ping_interval));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ",
+                                               HostPort(options.host, options.port),
+                                               " (address in use or not local?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(kServiceName, true);
+  s->serving_.store(true, std::memory_order_release);
+
+  if (options.metrics_port >= 0) {
+    ApiServer* self = s.get();
+    s->http_ = std::make_unique<HttpServer>([self](const std::string& path) -> HttpResponse {
+      if (path == "/metrics") {
+        return {.status = 200, .content_type = "text/plain; version=0.0.4; charset=utf-8",
+                .body = self->MetricsText()};
+      }
+      if (path == "/health") {
+        return self->serving() ? HttpResponse{.status = 200, .body = "SERVING\n"}
+                               : HttpResponse{.status = 503, .body = "NOT_SERVING\n"};
+      }
+      return {.status = 404, .body = "not found; try /metrics or /health\n"};
+    });
+    absl::StatusOr<int> port = s->http_->Start(options.host, options.metrics_port);
+    if (!port.ok()) {
+      s->Shutdown(absl::ZeroDuration());
+      return port.status();
+    }
+    s->metrics_port_ = *port;
+  }
+  MS_LOG(INFO) << "serving " << kServiceName << " on " << HostPort(options.host, s->port_)
+               << (options.tls_cert_file.empty() ? "" : " (TLS)")
+               << (options.api_keys.enabled() ? " with API keys" : "");
+  if (s->metrics_port_ >= 0) {
+    MS_LOG(INFO) << "metrics on http://" << HostPort(options.host, s->metrics_port_) << "/metrics";
+  }
+  return s;
+}
+
+void ApiServer::Shutdown(absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&shutdown_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  serving_.store(false, std::memory_order_release);
+  if (server_ != nullptr) {
+    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    health->SetServingStatus(kServiceName, false);
+    health->SetServingStatus(false);
+  }
+  service_->StartDraining();
+  const absl::Time deadline = absl::Now() + timeout;
+  if (!service_->WaitForNoActiveCalls(deadline)) {
+    MS_LOG(WARNING) << "drain: " << service_->active_calls()
+                    << " calls still in flight after the shutdown timeout; cancelling them";
+    service_->CancelInFlight();
+    service_->WaitForNoActiveCalls(absl::Now() + absl::Seconds(5));
+  }
+  // A second for the calls that just returned to send their final status; then cancels whatever
+  // is left (e.g. a handler blocked writing to a client that does not read), whose handlers see
+  // the cancellation and abort their engine requests.
+  if (server_ != nullptr) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    server_->Wait();
+  }
+  if (http_ != nullptr) http_->Stop();
+}
+
+std::string ApiServer::MetricsText() const {
+  return metrics_->RenderPrometheus(engine_->GetMetrics());
+}
+
+}  // namespace moeserve::api

@@ -1,0 +1,101 @@
+#ifndef MOESERVE_SERVER_API_API_SERVER_H_
+#define MOESERVE_SERVER_API_API_SERVER_H_
+
+// ApiServer: the gRPC server (moeserve.v1.Inference, grpc.health.v1.Health, reflection) and the
+// operator HTTP endpoint (/metrics, /health) over one running Engine, with TLS, API keys,
+// keepalive enforcement, message-size limits and graceful draining.
+//
+//   auto server = ApiServer::Start(options, engine.get());
+//   ... (*server)->Shutdown(absl::Seconds(30));   // drain, then cancel what is left
+//
+// Thread-safe. The engine must outlive the server.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/api/auth.h"
+#include "server/engine/engine.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace moeserve::api {
+
+class HttpServer;
+class InferenceService;
+class ServingMetrics;
+
+struct ApiServerOptions {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  int port = 50051;                // 0: any free port (see ApiServer::port())
+  int metrics_port = 9400;         // on the same host; 0: any free port; < 0: no HTTP endpoint
+
+  ApiKeys api_keys;  // empty: no authentication
+
+  // TLS when both are set (PEM files); mutual TLS when tls_client_ca is set too.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+
+  bool enable_reflection = true;
+  int64_t max_message_bytes = 16 << 20;  // per received message; larger: RESOURCE_EXHAUSTED
+
+  // Keepalive: the server pings idle connections every keepalive_time and closes those that do
+  // not answer within keepalive_timeout; clients may ping at most every min_client_ping_interval
+  // (more often, twice: the connection is closed with ENHANCE_YOUR_CALM).
+  absl::Duration keepalive_time = absl::Minutes(1);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
+
+  std::string model_id;       // GetModelInfo.model_id
+  bool log_requests = false;  // log prompts and outputs
+};
+
+class ApiServer {
+ public:
+  // Builds and starts the servers. InvalidArgument for bad options, NotFound for unreadable TLS
+  // files, Unavailable when a port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<ApiServer>> Start(const ApiServerOptions& options,
+                                                          Engine* engine);
+  ~ApiServer();  // Shutdown(0) if still serving
+
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  int port() const { return port_; }
+  int metrics_port() const { return metrics_port_; }  // -1 when off
+  bool serving() const { return serving_.load(std::memory_order_acquire); }
+
+  // Graceful drain: health turns NOT_SERVING at once and new calls get UNAVAILABLE; calls in
+  // flight may finish within `timeout`, then the rest are cancelled (their engine requests
+  // aborted) and the servers stop. Idempotent; the first call's timeout wins.
+  void Shutdown(absl::Duration timeout);
+
+  // The /metrics page (also for tests).
+  std::string MetricsText() const;
+
+ private:
+  ApiServer(Engine* engine, const ApiServerOptions& options);
+
+  Engine* const engine_;
+  ApiServerOptions options_;
+  std::unique_ptr<ServingMetrics> metrics_;
+  std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpServer> http_;
+  int port_ = 0;
+  int metrics_port_ = -1;
+  std::atomic<bool> serving_{false};
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+}  // namespace moeserve::api
+
+#endif  // MOESERVE_SERVER_API_API_SERVER_H_

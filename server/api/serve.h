@@ -1,0 +1,34 @@
+#ifndef MOESERVE_SERVER_API_SERVE_H_
+#define MOESERVE_SERVER_API_SERVE_H_
+
+// `moeserve serve`: load the engine, start the API server, run until SIGTERM/SIGINT, drain, exit.
+// Free of gRPC types so that the CLI can call it without including grpcpp.
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/api/api_server.h"
+#include "server/engine/engine_config.h"
+
+namespace moeserve::api {
+
+struct ServeOptions {
+  EngineConfig engine;
+  ApiServerOptions server;  // api_keys is built from api_key / api_key_file
+  std::string api_key;
+  std::string api_key_file;
+  absl::Duration shutdown_timeout = absl::Seconds(30);
+  // Called once both servers listen, with the bound ports (tests; the CLI prints them).
+  std::function<void(int port, int metrics_port)> on_ready;
+};
+
+// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts), loads the
+// engine, serves until one of those signals arrives, then drains for up to shutdown_timeout and
+// returns OK. Errors: loading the model, bad options, ports that cannot be bound.
+absl::Status RunServe(ServeOptions options);
+
+}  // namespace moeserve::api
+
+#endif  // MOESERVE_SERVER_API_SERVE_H_

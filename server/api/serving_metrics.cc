@@ -1,0 +1,141 @@
+#include "server/api/serving_metrics.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+
+namespace moeserve::api {
+namespace {
+
+std::vector<double> LatencyBounds() {
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+          0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0};
+}
+
+std::string Number(double v) { return absl::StrFormat("%.9g", v); }
+
+void Header(std::string* out, const char* name, const char* type, const char* help) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+}
+
+void Gauge(std::string* out, const char* name, const char* help, double value) {
+  Header(out, name, "gauge", help);
+  absl::StrAppend(out, name, " ", Number(value), "\n");
+}
+
+void Counter(std::string* out, const char* name, const char* help, double value) {
+  Header(out, name, "counter", help);
+  absl::StrAppend(out, name, " ", Number(value), "\n");
+}
+
+double Seconds(absl::Time from, absl::Time to) {
+  return absl::ToDoubleSeconds(to - from);
+}
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::Observe(double value) {
+  const size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
+  ++counts_[i];
+  sum_ += value;
+  ++count_;
+}
+
+void Histogram::Render(const std::string& name, std::string* out) const {
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    absl::StrAppend(out, name, "_bucket{le=\"", Number(bounds_[i]), "\"} ", cumulative, "\n");
+  }
+  absl::StrAppend(out, name, "_bucket{le=\"+Inf\"} ", count_, "\n");
+  absl::StrAppend(out, name, "_sum ", Number(sum_), "\n", name, "_count ", count_, "\n");
+}
+
+ServingMetrics::ServingMetrics()
+    : ttft_(LatencyBounds()), itl_(LatencyBounds()), e2e_(LatencyBounds()),
+      queue_(LatencyBounds()) {}
+
+void ServingMetrics::ObserveInterToken(double gap_seconds, int tokens) {
+  if (tokens <= 0) return;
+  absl::MutexLock lock(&mu_);
+  for (int i = 0; i < tokens; ++i) itl_.Observe(gap_seconds / tokens);
+}
+
+void ServingMetrics::ObserveFinished(const RequestOutput& d) {
+  const RequestTimings& t = d.timings;
+  if (t.arrival == absl::InfinitePast()) return;
+  absl::MutexLock lock(&mu_);
+  prompt_tokens_ += d.usage.prompt_tokens;
+  if (t.first_token != absl::InfinitePast()) ttft_.Observe(Seconds(t.arrival, t.first_token));
+  if (t.first_scheduled != absl::InfinitePast()) {
+    queue_.Observe(Seconds(t.arrival, t.first_scheduled));
+  }
+  if (t.finish != absl::InfinitePast()) e2e_.Observe(Seconds(t.arrival, t.finish));
+}
+
+std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
+  std::string out;
+  int64_t prompt_tokens = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    prompt_tokens = prompt_tokens_;
+    struct Entry {
+      const char* name;
+      const char* help;
+      const Histogram* h;
+    };
+    for (const Entry& e : {
+             Entry{"moeserve_time_to_first_token_seconds",
+                   "Seconds from arrival to the first generated token.", &ttft_},
+             Entry{"moeserve_inter_token_latency_seconds",
+                   "Seconds between consecutive generated tokens.", &itl_},
+             Entry{"moeserve_e2e_request_latency_seconds",
+                   "Seconds from arrival to the end of a request.", &e2e_},
+             Entry{"moeserve_request_queue_time_seconds",
+                   "Seconds from arrival to the first step that computed the request.", &queue_},
+         }) {
+      Header(&out, e.name, "histogram", e.help);
+      e.h->Render(e.name, &out);
+    }
+  }
+  Gauge(&out, "moeserve_requests_running", "Requests in the running batch.", m.num_running);
+  Gauge(&out, "moeserve_requests_waiting", "Requests queued or preempted.", m.num_waiting);
+  Gauge(&out, "moeserve_kv_cache_blocks_used", "KV cache blocks held by requests.",
+        m.kv_blocks_used);
+  Gauge(&out, "moeserve_kv_cache_blocks_cached",
+        "Free KV cache blocks that still hold a reusable cached prefix.",
+        m.kv_blocks_cached_free);
+  Gauge(&out, "moeserve_kv_cache_blocks_total", "Usable KV cache blocks.", m.kv_blocks_total);
+  Counter(&out, "moeserve_prompt_tokens_total", "Prompt tokens of finished requests.",
+          static_cast<double>(prompt_tokens));
+  Counter(&out, "moeserve_generation_tokens_total", "Tokens generated.",
+          static_cast<double>(m.generation_tokens));
+  Counter(&out, "moeserve_prefix_cache_queries_total",
+          "Prompt tokens looked up in the prefix cache.",
+          static_cast<double>(m.prefix_query_tokens));
+  Counter(&out, "moeserve_prefix_cache_hits_total", "Prompt tokens found in the prefix cache.",
+          static_cast<double>(m.prefix_hit_tokens));
+  Header(&out, "moeserve_requests_total", "counter", "Finished requests by finish reason.");
+  const std::pair<const char*, int64_t> finished[] = {
+      {"stop", m.requests_finished_stop},
+      {"length", m.requests_finished_length},
+      {"abort", m.requests_finished_abort},
+      {"error", m.requests_finished_error},
+  };
+  for (const auto& [reason, n] : finished) {
+    absl::StrAppend(&out, "moeserve_requests_total{finish_reason=\"", reason, "\"} ", n, "\n");
+  }
+  Counter(&out, "moeserve_requests_refused_total",
+          "Requests refused at admission (invalid or queue full).",
+          static_cast<double>(m.requests_refused));
+  Counter(&out, "moeserve_preemptions_total", "Requests preempted to free KV blocks.",
+          static_cast<double>(m.num_preemptions));
+  return out;
+}
+
+}  // namespace moeserve::api

@@ -1,0 +1,82 @@
+// `moeserve serve`: the gRPC inference server (see server/api/serve.h).
+
+#include <cstdio>
+#include <memory>
+
+#include "server/api/serve.h"
+#include "server/cli/commands.h"
+#include "server/common/logging.h"
+
+namespace moeserve {
+
+void AddServeCommand(CLI::App& app, absl::Status* status) {
+  auto o = std::make_shared<api::ServeOptions>();
+  o->engine.model_dir = DefaultModelDir();
+  auto shutdown_seconds = std::make_shared<double>(30.0);
+  auto kv_cache_mib = std::make_shared<int64_t>(o->engine.kv_cache_memory_bytes >> 20);
+  auto no_prefix_caching = std::make_shared<bool>(false);
+  auto no_reflection = std::make_shared<bool>(false);
+  auto seed = std::make_shared<int64_t>(-1);
+
+  CLI::App* cmd = app.add_subcommand("serve", "Serve the model over gRPC (moeserve.v1.Inference)");
+  // Model and engine.
+  cmd->add_option("--model", o->engine.model_dir, "Hugging Face model directory")->capture_default_str();
+  cmd->add_option("--tokenizer", o->engine.tokenizer_dir, "tokenizer directory (default: --model)");
+  cmd->add_option("--served-model-name", o->server.model_id, "model id reported by GetModelInfo (default: directory name)");
+  cmd->add_option("--device", o->engine.device, "cpu, cuda or auto")->capture_default_str();
+  cmd->add_option("--threads", o->engine.num_threads, "CPU threads (0 = all)")->capture_default_str();
+  cmd->add_option("--kv-cache-mib", *kv_cache_mib, "KV cache memory budget in MiB")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--num-kv-blocks", o->engine.num_kv_blocks, "KV blocks (overrides --kv-cache-mib)");
+  cmd->add_option("--block-size", o->engine.block_size, "tokens per KV block")->capture_default_str();
+  cmd->add_flag("--no-prefix-caching", *no_prefix_caching, "disable prefix caching");
+  cmd->add_option("--max-model-len", o->engine.max_model_len, "context length (0 = the model's)")
+      ->capture_default_str();
+  cmd->add_option("--max-num-seqs", o->engine.max_num_seqs, "running requests at most")->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens, "tokens per step at most")
+      ->capture_default_str();
+  cmd->add_option("--max-queued-requests", o->engine.max_queued_requests,
+                  "refuse new requests (RESOURCE_EXHAUSTED) beyond this many waiting; 0 = no limit")
+      ->capture_default_str();
+  cmd->add_option("--max-queued-tokens", o->engine.max_queued_tokens,
+                  "... or beyond this many waiting prompt tokens; 0 = no limit")->capture_default_str();
+  cmd->add_option("--seed", *seed, "seed for requests without one (default: random)");
+  // Network.
+  cmd->add_option("--host", o->server.host, "address to bind (loopback unless told)")->capture_default_str();
+  cmd->add_option("--port", o->server.port, "gRPC port (0 = any free port)")->capture_default_str();
+  cmd->add_option("--metrics-port", o->server.metrics_port,
+                  "HTTP port for /metrics and /health (0 = any free port, -1 = off)")->capture_default_str();
+  cmd->add_option("--max-message-bytes", o->server.max_message_bytes, "largest message accepted")
+      ->capture_default_str();
+  cmd->add_flag("--no-reflection", *no_reflection, "do not offer gRPC server reflection");
+  cmd->add_option("--shutdown-timeout", *shutdown_seconds,
+                  "seconds in-flight requests may take to finish after SIGTERM/SIGINT")
+      ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
+  // Security.
+  cmd->add_option("--api-key", o->api_key, "require `authorization: Bearer KEY` (prefer --api-key-file)");
+  cmd->add_option("--api-key-file", o->api_key_file, "file with one accepted API key per line")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-cert", o->server.tls_cert_file, "server certificate chain (PEM)")->check(CLI::ExistingFile);
+  cmd->add_option("--tls-key", o->server.tls_key_file, "server private key (PEM)")->check(CLI::ExistingFile);
+  cmd->add_option("--tls-client-ca", o->server.tls_client_ca_file,
+                  "require client certificates signed by this CA (mutual TLS)")->check(CLI::ExistingFile);
+  cmd->add_flag("--log-requests", o->server.log_requests, "log prompts and outputs (off by default)");
+
+  cmd->callback([o, status, &app, shutdown_seconds, kv_cache_mib, no_prefix_caching, no_reflection, seed] {
+    // `serve` logs at info unless --log-level was given.
+    if (app.get_option("--log-level")->count() == 0) SetMinLogLevel(LogLevel::kInfo);
+    o->engine.kv_cache_memory_bytes = *kv_cache_mib << 20;
+    o->engine.enable_prefix_caching = !*no_prefix_caching;
+    if (*seed >= 0) o->engine.seed = static_cast<uint64_t>(*seed);
+    o->server.enable_reflection = !*no_reflection;
+    o->shutdown_timeout = absl::Seconds(*shutdown_seconds);
+    o->on_ready = [o](int port, int metrics_port) {
+      std::fprintf(stderr, "moeserve: serving on %s:%d", o->server.host.c_str(), port);
+      if (metrics_port >= 0) std::fprintf(stderr, ", metrics on http://%s:%d/metrics", o->server.host.c_str(), metrics_port);
+      std::fprintf(stderr, "\n");
+    };
+    *status = api::RunServe(*o);
+  });
+}
+
+}  // namespace moeserve

@@ -1,0 +1,133 @@
+#include "tests/api/api_test_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/model/llama2c_checkpoint.h"
+#include "server/tokenizer/llama2c_vocab.h"
+#include "tests/test_util.h"
+
+namespace moeserve::testing {
+
+std::string LlamaFixtureDir() { return (FixturesDir() / "models" / "llama").string(); }
+
+std::string Stories260kDir() {
+  static absl::Mutex mu(absl::kConstInit);
+  static std::string* dir = nullptr;
+  absl::MutexLock lock(&mu);
+  if (dir != nullptr) return *dir;
+  dir = new std::string;
+  const auto src = TestDataDir() / "models" / "stories260K";
+  if (!std::filesystem::exists(src / "stories260K.bin")) return *dir;
+  const std::string out = MakeTempDir("api_stories260k").string();
+  if (!ConvertLlama2cCheckpoint((src / "stories260K.bin").string(), out).ok()) return *dir;
+  auto vocab = ConvertLlama2cVocab((src / "tok512.bin").string());
+  if (!vocab.ok() || !WriteConvertedTokenizer(*vocab, out).ok()) return *dir;
+  *dir = out;
+  return *dir;
+}
+
+absl::StatusOr<std::unique_ptr<TestServer>> TestServer::Start(TestServerOptions options) {
+  auto s = std::make_unique<TestServer>();
+  options.engine.model_dir = options.model_dir;
+  if (options.engine.num_threads <= 0) options.engine.num_threads = 2;
+  auto engine = Engine::Create(options.engine);
+  if (!engine.ok()) return engine.status();
+  s->engine_ = std::move(*engine);
+  if (options.start_engine) s->StartEngine();
+  auto server = api::ApiServer::Start(options.server, s->engine_.get());
+  if (!server.ok()) return server.status();
+  s->server_ = std::move(*server);
+  return s;
+}
+
+TestServer::~TestServer() { Stop(); }
+
+void TestServer::StartEngine() {
+  if (engine_started_) return;
+  engine_started_ = true;
+  engine_->Start();
+}
+
+void TestServer::Stop(absl::Duration drain_timeout) {
+  if (server_ != nullptr) {
+    StartEngine();  // so that aborts of queued requests complete
+    server_->Shutdown(drain_timeout);
+    server_.reset();
+  }
+  if (engine_ != nullptr) engine_->Stop();
+}
+
+std::string TestServer::address() const { return absl::StrCat("127.0.0.1:", server_->port()); }
+
+std::shared_ptr<grpc::Channel> TestServer::Channel() const {
+  return grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+}
+
+std::unique_ptr<moeserve::v1::Inference::Stub> TestServer::Stub() const {
+  return moeserve::v1::Inference::NewStub(Channel());
+}
+
+StreamResult RunGenerate(moeserve::v1::Inference::Stub* stub,
+                         const moeserve::v1::GenerateRequest& request, const std::string& api_key,
+                         double timeout_seconds) {
+  StreamResult result;
+  grpc::ClientContext context;
+  if (!api_key.empty()) context.AddMetadata("authorization", "Bearer " + api_key);
+  if (timeout_seconds > 0) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
+  }
+  auto reader = stub->Generate(&context, request);
+  moeserve::v1::GenerateResponse response;
+  while (reader->Read(&response)) {
+    result.token_ids.insert(result.token_ids.end(), response.token_ids().begin(),
+                            response.token_ids().end());
+    result.text += response.text();
+    result.responses.push_back(response);
+  }
+  result.status = reader->Finish();
+  return result;
+}
+
+moeserve::v1::GenerateRequest IdsRequest(std::vector<int32_t> ids, int max_tokens,
+                                         bool ignore_eos) {
+  moeserve::v1::GenerateRequest request;
+  request.mutable_token_ids()->mutable_ids()->Add(ids.begin(), ids.end());
+  request.mutable_sampling()->set_max_tokens(max_tokens);
+  request.mutable_sampling()->set_temperature(0.0f);
+  request.mutable_sampling()->set_ignore_eos(ignore_eos);
+  return request;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n");
+  (void)!::write(fd, request.data(), request.size());
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) response.append(buf, n);
+  ::close(fd);
+  // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody"
+  if (response.size() < 12) return "";
+  const size_t body = response.find("\r\n\r\n");
+  return absl::StrCat(response.substr(9, 3), "\n\n",
+                      body == std::string::npos ? "" : response.substr(body + 4));
+}
+
+}  // namespace moeserve::testing

@@ -1,0 +1,420 @@
+// moeserve.v1.Inference end to end over a real engine: streaming equals the engine's output,
+// every bad input gets its status code and a message naming the field, limits, auth, health,
+// reflection, metrics, model info.
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "gtest/gtest.h"
+#include "server/tokenizer/tokenizer.h"
+#include "tests/api/api_test_util.h"
+
+namespace moeserve::testing {
+namespace {
+
+using ::testing::HasSubstr;
+namespace v1 = moeserve::v1;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TestServerOptions options;
+    options.model_dir = LlamaFixtureDir();
+    options.engine.check_integrity_every_step = true;
+    auto server = TestServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    stub_ = server_->Stub();
+  }
+
+  std::unique_ptr<TestServer> server_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+
+TEST_F(ServerTest, StreamingGenerateEqualsTheEngineOutput) {
+  const std::vector<int32_t> prompt = {1, 17, 33, 5, 90};
+  v1::GenerateRequest request = IdsRequest(prompt, 20);
+  request.set_request_id("client-7");
+  request.set_return_prompt_token_ids(true);
+  StreamResult got = RunGenerate(stub_.get(), request);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+
+  SamplingParams params;
+  params.max_tokens = 20;
+  params.temperature = 0.0f;
+  params.ignore_eos = true;
+  auto stream = server_->engine()->AddRequest({.prompt_token_ids = prompt, .sampling = params});
+  ASSERT_TRUE(stream.ok());
+  const RequestOutput want = (*stream)->WaitForCompletion();
+  EXPECT_EQ(got.token_ids, want.token_ids);
+  ASSERT_EQ(got.token_ids.size(), 20u);
+
+  ASSERT_GE(got.responses.size(), 1u);  // deltas merge while the handler is writing
+  for (const auto& r : got.responses) EXPECT_EQ(r.request_id(), "client-7");
+  EXPECT_THAT(std::vector<int32_t>(got.responses[0].prompt_token_ids().begin(),
+                                   got.responses[0].prompt_token_ids().end()),
+              ::testing::ElementsAreArray(prompt));
+  for (size_t i = 0; i + 1 < got.responses.size(); ++i) {
+    EXPECT_EQ(got.responses[i].finish_reason(), v1::FINISH_REASON_UNSPECIFIED);
+    EXPECT_FALSE(got.responses[i].has_usage());
+  }
+  const v1::GenerateResponse& last = got.responses.back();
+  EXPECT_EQ(last.finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(last.usage().prompt_tokens(), 5);
+  EXPECT_EQ(last.usage().completion_tokens(), 20);
+  EXPECT_GT(last.timings().e2e_seconds(), 0.0);
+  EXPECT_GE(last.timings().e2e_seconds(), last.timings().time_to_first_token_seconds());
+}
+
+TEST_F(ServerTest, SeededSamplingAndLogprobsReachTheEngine) {
+  v1::GenerateRequest request = IdsRequest({1, 2, 3}, 12);
+  request.mutable_sampling()->set_temperature(1.0f);
+  request.mutable_sampling()->set_seed(42);
+  request.mutable_sampling()->set_logprobs(3);
+  StreamResult a = RunGenerate(stub_.get(), request);
+  StreamResult b = RunGenerate(stub_.get(), request);
+  ASSERT_TRUE(a.status.ok() && b.status.ok());
+  EXPECT_EQ(a.token_ids, b.token_ids);
+  int logprobs = 0;
+  for (const auto& r : a.responses) {
+    ASSERT_EQ(r.logprobs_size(), r.token_ids_size());
+    for (int i = 0; i < r.logprobs_size(); ++i) {
+      EXPECT_EQ(r.logprobs(i).token_id(), r.token_ids(i));
+      EXPECT_EQ(r.logprobs(i).top_size(), 3);
+      EXPECT_LE(r.logprobs(i).logprob(), 0.0f);
+      ++logprobs;
+    }
+  }
+  EXPECT_EQ(logprobs, 12);
+}
+
+TEST_F(ServerTest, StopTokenIdFinishesWithStop) {
+  StreamResult free_run = RunGenerate(stub_.get(), IdsRequest({1, 9, 8}, 10));
+  ASSERT_TRUE(free_run.status.ok());
+  const int32_t stop_id = free_run.token_ids[3];
+  v1::GenerateRequest request = IdsRequest({1, 9, 8}, 10);
+  request.mutable_sampling()->add_stop_token_ids(stop_id);
+  StreamResult got = RunGenerate(stub_.get(), request);
+  ASSERT_TRUE(got.status.ok());
+  const auto& last = got.responses.back();
+  EXPECT_EQ(last.finish_reason(), v1::FINISH_REASON_STOP);
+  EXPECT_EQ(last.stop_token_id(), stop_id);
+  EXPECT_LE(got.token_ids.size(), 4u);
+}
+
+struct BadInput {
+  std::string name;
+  std::function<void(v1::GenerateRequest*)> edit;
+  grpc::StatusCode code;
+  std::vector<std::string> message_parts;
+};
+
+TEST_F(ServerTest, EveryBadInputNamesTheFieldAndTheLimit) {
+  const std::vector<BadInput> cases = {
+      {"no input", [](v1::GenerateRequest* r) { r->clear_input(); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"input", "exactly one"}},
+      {"empty ids", [](v1::GenerateRequest* r) { r->mutable_token_ids()->clear_ids(); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids", "empty"}},
+      {"id outside vocab", [](v1::GenerateRequest* r) { r->mutable_token_ids()->set_ids(1, 1 << 20); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids[1]", "vocabulary"}},
+      {"negative id", [](v1::GenerateRequest* r) { r->mutable_token_ids()->set_ids(0, -1); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids[0]", "vocabulary"}},
+      {"prompt longer than the context",
+       [](v1::GenerateRequest* r) {
+         for (int i = 0; i < 80; ++i) r->mutable_token_ids()->add_ids(3);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids", "max_model_len", "64"}},
+      {"max_tokens beyond the context", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_max_tokens(1000); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.max_tokens", "at most 61"}},
+      {"max_tokens 0", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_max_tokens(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.max_tokens", "at least 1"}},
+      {"temperature", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_temperature(-1); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.temperature", "100"}},
+      {"top_p", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_top_p(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.top_p"}},
+      {"min_p", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_min_p(2); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.min_p"}},
+      {"n", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(2); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.n"}},
+      {"logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.logprobs", "20"}},
+      {"prompt_logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_prompt_logprobs(1); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.prompt_logprobs"}},
+      {"stop token id", [](v1::GenerateRequest* r) { r->mutable_sampling()->add_stop_token_ids(1 << 20); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.stop_token_ids"}},
+      {"request_id", [](v1::GenerateRequest* r) { r->set_request_id(std::string(300, 'x')); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"request_id", "256"}},
+      {"cache_salt", [](v1::GenerateRequest* r) { r->set_cache_salt(std::string(300, 'x')); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"cache_salt", "256"}},
+      {"empty text", [](v1::GenerateRequest* r) { r->set_text(""); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"text", "empty"}},
+      {"text without a tokenizer", [](v1::GenerateRequest* r) { r->set_text("hello"); },
+       grpc::StatusCode::FAILED_PRECONDITION, {"text", "tokenizer"}},
+      {"stop strings without a tokenizer", [](v1::GenerateRequest* r) { r->mutable_sampling()->add_stop("x"); },
+       grpc::StatusCode::FAILED_PRECONDITION, {"sampling.stop"}},
+      {"messages", [](v1::GenerateRequest* r) {
+         auto* m = r->mutable_messages()->add_messages();
+         m->set_role("user");
+         m->set_content("hi");
+       },
+       grpc::StatusCode::FAILED_PRECONDITION, {"messages"}},
+  };
+  for (const BadInput& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::GenerateRequest request = IdsRequest({1, 2, 3}, 4);
+    c.edit(&request);
+    StreamResult got = RunGenerate(stub_.get(), request);
+    EXPECT_EQ(got.status.error_code(), c.code) << got.status.error_message();
+    for (const std::string& part : c.message_parts) {
+      EXPECT_THAT(got.status.error_message(), HasSubstr(part));
+    }
+    EXPECT_TRUE(got.responses.empty());
+  }
+  // Nothing of it reached the engine's blocks.
+  EXPECT_EQ(server_->engine()->GetMetrics().kv_blocks_used, 0);
+}
+
+TEST_F(ServerTest, DetokenizeAndTokenizeWithoutATokenizer) {
+  grpc::ClientContext c1;
+  v1::TokenizeRequest t;
+  t.set_text("hi");
+  v1::TokenizeResponse tr;
+  EXPECT_EQ(stub_->Tokenize(&c1, t, &tr).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  grpc::ClientContext c2;
+  v1::TokenizeResponse tr2;
+  EXPECT_EQ(stub_->Tokenize(&c2, v1::TokenizeRequest(), &tr2).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ServerTest, ModelInfoDescribesTheModel) {
+  grpc::ClientContext context;
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.architecture(), "LlamaForCausalLM");
+  EXPECT_EQ(info.model_type(), "llama");
+  EXPECT_EQ(info.model_id(), "");  // not set in ApiServerOptions here
+  EXPECT_EQ(info.max_model_len(), 64);
+  EXPECT_EQ(info.vocab_size(), server_->engine()->vocab_size());
+  EXPECT_EQ(info.backend(), "cpu");
+  EXPECT_GT(info.kv_capacity_tokens(), 0);
+  EXPECT_EQ(info.kv_capacity_tokens(), int64_t{info.kv_cache_blocks()} * info.kv_block_size());
+  EXPECT_FALSE(info.has_tokenizer());
+}
+
+TEST_F(ServerTest, HealthIsServing) {
+  auto health = grpc::health::v1::Health::NewStub(server_->Channel());
+  for (const char* service : {"", "moeserve.v1.Inference"}) {
+    grpc::ClientContext context;
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+  EXPECT_EQ(HttpGet(server_->metrics_port(), "/health"), "200\n\nSERVING\n");
+  EXPECT_THAT(HttpGet(server_->metrics_port(), "/nope"), ::testing::StartsWith("404"));
+}
+
+TEST_F(ServerTest, MetricsEndpointHasEveryNameAndCountsRequests) {
+  ASSERT_TRUE(RunGenerate(stub_.get(), IdsRequest({1, 2, 3, 4}, 6)).status.ok());
+  const std::string page = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_THAT(page, ::testing::StartsWith("200"));
+  for (const char* name :
+       {"moeserve_time_to_first_token_seconds_bucket", "moeserve_inter_token_latency_seconds_count",
+        "moeserve_e2e_request_latency_seconds_sum", "moeserve_request_queue_time_seconds_count",
+        "moeserve_requests_running ", "moeserve_requests_waiting ",
+        "moeserve_kv_cache_blocks_used 0", "moeserve_kv_cache_blocks_cached ",
+        "moeserve_kv_cache_blocks_total ", "moeserve_prompt_tokens_total 4",
+        "moeserve_generation_tokens_total 6", "moeserve_prefix_cache_queries_total ",
+        "moeserve_prefix_cache_hits_total ", "moeserve_requests_total{finish_reason=\"length\"} 1",
+        "# TYPE moeserve_e2e_request_latency_seconds histogram"}) {
+    EXPECT_THAT(page, HasSubstr(name));
+  }
+  EXPECT_THAT(page, HasSubstr("moeserve_e2e_request_latency_seconds_count 1\n"));
+  EXPECT_THAT(page, HasSubstr("moeserve_inter_token_latency_seconds_count 5\n"));
+}
+
+// Lists services over grpc.reflection.v1alpha with a hand-encoded request
+// (ServerReflectionRequest{list_services: ""}).
+grpc::Status ListServices(std::shared_ptr<grpc::Channel> channel, std::string* raw) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  void* tag;
+  bool ok;
+  auto call = stub.PrepareCall(&context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  cq.Next(&tag, &ok);
+  const char request[] = {0x3a, 0x00};  // field 7 (list_services), empty string
+  grpc::Slice slice(request, sizeof(request));
+  grpc::ByteBuffer buffer(&slice, 1);
+  call->Write(buffer, reinterpret_cast<void*>(2));
+  cq.Next(&tag, &ok);
+  call->WritesDone(reinterpret_cast<void*>(3));
+  cq.Next(&tag, &ok);
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(4));
+  cq.Next(&tag, &ok);
+  if (ok) {
+    std::vector<grpc::Slice> slices;
+    (void)response.Dump(&slices);
+    for (const auto& s : slices) raw->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  return status;
+}
+
+TEST_F(ServerTest, ReflectionListsTheService) {
+  std::string raw;
+  ASSERT_TRUE(ListServices(server_->Channel(), &raw).ok());
+  EXPECT_THAT(raw, HasSubstr("moeserve.v1.Inference"));
+}
+
+TEST(ServerOptionsTest, ReflectionCanBeTurnedOff) {
+  TestServerOptions options;
+  options.model_dir = LlamaFixtureDir();
+  options.server.enable_reflection = false;
+  auto server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::string raw;
+  EXPECT_EQ(ListServices((*server)->Channel(), &raw).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST(ServerOptionsTest, MessagesAboveTheLimitAreResourceExhausted) {
+  TestServerOptions options;
+  options.model_dir = LlamaFixtureDir();
+  options.server.max_message_bytes = 256;
+  auto server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = (*server)->Stub();
+  std::vector<int32_t> ids(300, 100000);  // > 256 bytes on the wire
+  StreamResult got = RunGenerate(stub.get(), IdsRequest(ids, 1));
+  EXPECT_EQ(got.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << got.status.error_message();
+  EXPECT_TRUE(RunGenerate(stub.get(), IdsRequest({1, 2}, 2)).status.ok());
+}
+
+TEST(ServerOptionsTest, FullAdmissionIsResourceExhausted) {
+  TestServerOptions options;
+  options.model_dir = LlamaFixtureDir();
+  options.engine.max_queued_requests = 1;
+  options.start_engine = false;  // the first request stays queued
+  auto started = TestServer::Start(options);
+  ASSERT_TRUE(started.ok()) << started.status();
+  TestServer* server = started->get();
+  auto stub = server->Stub();
+  StreamResult first;
+  std::thread t([&] { first = RunGenerate(stub.get(), IdsRequest({1, 2, 3}, 3)); });
+  for (int i = 0; i < 500 && server->engine()->GetMetrics().num_waiting == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  StreamResult second = RunGenerate(stub.get(), IdsRequest({1, 2, 3}, 3));
+  EXPECT_EQ(second.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(second.status.error_message(), HasSubstr("max_queued_requests"));
+  server->StartEngine();
+  t.join();
+  EXPECT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(first.token_ids.size(), 3u);
+}
+
+TEST(AuthTest, ApiKeyIsRequiredFromBearerMetadata) {
+  TestServerOptions options;
+  options.model_dir = LlamaFixtureDir();
+  options.server.api_keys = api::ApiKeys({"s3cret", "other"});
+  auto server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = (*server)->Stub();
+  const v1::GenerateRequest request = IdsRequest({1, 2}, 2);
+  StreamResult none = RunGenerate(stub.get(), request);
+  EXPECT_EQ(none.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(none.status.error_message(), HasSubstr("authorization"));
+  EXPECT_EQ(RunGenerate(stub.get(), request, "wrong").status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(RunGenerate(stub.get(), request, "s3cret").status.ok());
+  EXPECT_TRUE(RunGenerate(stub.get(), request, "other").status.ok());
+  grpc::ClientContext context;
+  v1::ModelInfo info;
+  EXPECT_EQ(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // Health stays open for probes.
+  auto health = grpc::health::v1::Health::NewStub((*server)->Channel());
+  grpc::ClientContext hc;
+  grpc::health::v1::HealthCheckResponse hr;
+  EXPECT_TRUE(health->Check(&hc, grpc::health::v1::HealthCheckRequest(), &hr).ok());
+}
+
+// On a trained model with a tokenizer: text in, text out, equal to the engine's own output.
+// (tests/clients compares the CLI client with `moeserve generate`.)
+TEST(Stories260kServerTest, TextStreamEqualsMoeserveGenerate) {
+  const std::string dir = Stories260kDir();
+  if (dir.empty()) GTEST_SKIP() << "shared data models/stories260K not found (set MOESERVE_TEST_DATA)";
+  TestServerOptions options;
+  options.model_dir = dir;
+  auto server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = (*server)->Stub();
+
+  v1::GenerateRequest request;
+  request.set_text("Once upon a time");
+  request.mutable_sampling()->set_max_tokens(60);
+  request.mutable_sampling()->set_temperature(0.0f);
+  StreamResult got = RunGenerate(stub.get(), request);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+
+  auto tokenizer = Tokenizer::FromDirectory(dir);
+  ASSERT_TRUE(tokenizer.ok());
+  auto prompt = (*tokenizer)->Encode("Once upon a time", true);
+  ASSERT_TRUE(prompt.ok());
+  SamplingParams params;
+  params.max_tokens = 60;
+  params.temperature = 0.0f;
+  auto stream = (*server)->engine()->AddRequest({.prompt_token_ids = *prompt, .sampling = params});
+  ASSERT_TRUE(stream.ok());
+  const RequestOutput want = (*stream)->WaitForCompletion();
+  EXPECT_EQ(got.token_ids, want.token_ids);
+  EXPECT_EQ(got.text, want.text);
+  // The text deltas are the completion as the tokenizer decodes it after the prompt.
+  std::vector<int32_t> all = *prompt;
+  all.insert(all.end(), got.token_ids.begin(), got.token_ids.end());
+  auto full = (*tokenizer)->Decode(all, true);
+  auto prompt_text = (*tokenizer)->Decode(*prompt, true);
+  ASSERT_TRUE(full.ok() && prompt_text.ok());
+  EXPECT_EQ(*prompt_text + got.text, *full);
+  EXPECT_THAT(got.text, ::testing::StartsWith(", there was a little girl named Lily"));
+
+  // Stop strings cut the text before the match.
+  request.mutable_sampling()->add_stop("Lily");
+  StreamResult stopped = RunGenerate(stub.get(), request);
+  ASSERT_TRUE(stopped.status.ok());
+  EXPECT_EQ(stopped.text, ", there was a little girl named ");
+  EXPECT_EQ(stopped.responses.back().finish_reason(), v1::FINISH_REASON_STOP);
+  EXPECT_EQ(stopped.responses.back().stop_string(), "Lily");
+
+  grpc::ClientContext c1;
+  v1::TokenizeRequest t;
+  t.set_text("Once upon a time");
+  t.set_return_token_strings(true);
+  v1::TokenizeResponse tr;
+  ASSERT_TRUE(stub->Tokenize(&c1, t, &tr).ok());
+  EXPECT_THAT(std::vector<int32_t>(tr.token_ids().begin(), tr.token_ids().end()),
+              ::testing::ElementsAreArray(*prompt));
+  EXPECT_EQ(tr.token_strings_size(), tr.token_ids_size());
+  grpc::ClientContext c2;
+  v1::DetokenizeRequest d;
+  d.mutable_token_ids()->Add(prompt->begin(), prompt->end());
+  v1::DetokenizeResponse dr;
+  ASSERT_TRUE(stub->Detokenize(&c2, d, &dr).ok());
+  EXPECT_EQ(dr.text(), "Once upon a time");
+  grpc::ClientContext c3;
+  d.add_token_ids(100000);
+  auto bad = stub->Detokenize(&c3, d, &dr);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), HasSubstr("token_ids["));
+}
+
+}  // namespace
+}  // namespace moeserve::testing
