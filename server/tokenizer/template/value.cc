@@ -29,6 +29,8 @@ void Dict::Set(std::string key, Value value) {
   entries_.emplace_back(std::move(key), std::move(value));
 }
 
+Value::Value(Dict d) : data_(std::make_shared<const Dict>(std::move(d))) {}
+
 Value Value::Undefined(std::string message) {
   Value v;
   v.data_ = UndefinedTag{std::make_shared<const std::string>(std::move(message))};

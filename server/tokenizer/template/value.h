@@ -26,33 +26,10 @@ namespace moeserve::jinja {
 class Value;
 using List = std::vector<Value>;
 
-// A string-keyed map that keeps insertion order, like a Python dict built from JSON.
-class Dict {
- public:
-  const Value* Find(std::string_view key) const;
-  // Replaces the value of an existing key in place, else appends.
-  void Set(std::string key, Value value);
-  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
-  size_t size() const { return entries_.size(); }
-
- private:
-  std::vector<std::pair<std::string, Value>> entries_;
-};
-
-// Arguments of a call: positional, then keyword arguments in source order.
-struct CallArgs {
-  std::vector<Value> positional;
-  std::vector<std::pair<std::string, Value>> named;
-};
-
-struct Callable {
-  std::string name;
-  std::function<absl::StatusOr<Value>(const CallArgs&)> fn;
-};
-
-struct Namespace {
-  Dict attrs;
-};
+class Dict;
+struct Callable;
+struct CallArgs;
+struct Namespace;
 
 class Value {
  public:
@@ -66,7 +43,7 @@ class Value {
   Value(std::string s) : data_(std::move(s)) {}   // NOLINT
   Value(const char* s) : data_(std::string(s)) {}  // NOLINT
   Value(List l) : data_(std::make_shared<const List>(std::move(l))) {}  // NOLINT
-  Value(Dict d) : data_(std::make_shared<const Dict>(std::move(d))) {}  // NOLINT
+  Value(Dict d);  // NOLINT(google-explicit-constructor)
 
   static Value None() { return Value(Tag::kNone); }
   // `message` is the error raised when the value is used: "'foo' is undefined".
@@ -117,6 +94,34 @@ class Value {
                std::shared_ptr<const List>, std::shared_ptr<const Dict>, std::shared_ptr<Namespace>,
                std::shared_ptr<const Callable>>
       data_;
+};
+
+// A string-keyed map that keeps insertion order, like a Python dict built from JSON.
+class Dict {
+ public:
+  const Value* Find(std::string_view key) const;
+  // Replaces the value of an existing key in place, else appends.
+  void Set(std::string key, Value value);
+  const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> entries_;
+};
+
+// Arguments of a call: positional, then keyword arguments in source order.
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> named;
+};
+
+struct Callable {
+  std::string name;
+  std::function<absl::StatusOr<Value>(const CallArgs&)> fn;
+};
+
+struct Namespace {
+  Dict attrs;
 };
 
 // Python ==: numbers compare by value across int/float/bool, containers element-wise, Undefined
