@@ -1,6 +1,5 @@
 // `moeserve generate` (one prompt, printed as it is generated) and `moeserve tokenize`.
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -9,12 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "server/backend/registry.h"
+#include "absl/time/time.h"
 #include "server/cli/commands.h"
-#include "server/cli/single_sequence.h"
-#include "server/common/logging.h"
 #include "server/common/status_macros.h"
-#include "server/model/model.h"
+#include "server/engine/engine.h"
 #include "server/tokenizer/tokenizer.h"
 
 namespace moeserve {
@@ -27,17 +24,6 @@ absl::Status CheckModelDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-// Bytes of `text` that are safe to print: everything up to a trailing U+FFFD, which marks a
-// character whose remaining bytes are still to come.
-size_t StableLength(const std::string& text) {
-  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
-  size_t n = text.size();
-  while (n >= kReplacement.size() && std::string_view(text).substr(n - kReplacement.size()) == kReplacement) {
-    n -= kReplacement.size();
-  }
-  return n;
-}
-
 struct GenerateOptions {
   std::string model = DefaultModelDir();
   std::string prompt;
@@ -46,70 +32,60 @@ struct GenerateOptions {
   float temperature = 0.0f;
   int32_t top_k = 0;
   float top_p = 1.0f;
-  uint64_t seed = 0;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
   int threads = 0;
+  int64_t kv_cache_mib = 256;
   bool ignore_eos = false;
   bool stats = false;
 };
 
+// Runs the prompt through the same engine `serve` uses and streams the completion's text.
 absl::Status RunGenerate(const GenerateOptions& o) {
   RETURN_IF_ERROR(CheckModelDir(o.model));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromDirectory(o.model));
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend({.device = o.device, .num_threads = o.threads}));
-  const auto load_start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(o.model, backend.get()));
-  const auto load_end = std::chrono::steady_clock::now();
+  EngineConfig config{.model_dir = o.model, .device = o.device, .num_threads = o.threads,
+                      .kv_cache_memory_bytes = o.kv_cache_mib << 20};
+  const auto load_start = absl::Now();
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(config));
+  const auto load_end = absl::Now();
+  const Tokenizer* tokenizer = engine->tokenizer();
+  if (tokenizer == nullptr) return absl::NotFoundError(absl::StrCat(o.model, ": no tokenizer.json"));
 
-  std::vector<int32_t> prompt;
+  EngineRequest request;
   if (o.prompt.empty()) {
-    const std::optional<int32_t> bos = tokenizer->bos_token_id().has_value() ? tokenizer->bos_token_id()
-                                                                            : model->config().bos_token_id;
+    std::optional<int32_t> bos = tokenizer->bos_token_id();
+    if (!bos) bos = engine->model_config().bos_token_id;
     if (!bos) return absl::InvalidArgumentError("--prompt is empty and the model has no BOS token to start from");
-    prompt.push_back(*bos);
+    request.prompt_token_ids.push_back(*bos);
   } else {
-    ASSIGN_OR_RETURN(prompt, tokenizer->Encode(o.prompt, /*add_special_tokens=*/true));
+    ASSIGN_OR_RETURN(request.prompt_token_ids, tokenizer->Encode(o.prompt, /*add_special_tokens=*/true));
   }
-
-  SingleSequenceOptions options;
-  options.sampling = {.max_tokens = o.max_tokens, .temperature = o.temperature, .top_k = o.top_k,
-                      .top_p = o.top_p, .seed = o.seed, .ignore_eos = o.ignore_eos};
-  options.eos_token_ids = model->config().eos_token_ids;
-  if (auto eos = tokenizer->eos_token_id()) options.eos_token_ids.push_back(*eos);
-  // Print the completion as it grows: decode(prompt + output) minus decode(prompt), so that
-  // tokenizers that strip a leading space never eat one from the completion.
-  ASSIGN_OR_RETURN(const std::string prompt_text, tokenizer->Decode(prompt, /*skip_special_tokens=*/true));
-  std::vector<int32_t> all = prompt;
-  size_t printed = prompt_text.size();
-  absl::Status stream_status;
-  options.on_token = [&](int32_t token) {
-    if (!stream_status.ok()) return;
-    if (!o.ignore_eos && std::find(options.eos_token_ids.begin(), options.eos_token_ids.end(), token) !=
-                             options.eos_token_ids.end()) {
-      return;
-    }
-    all.push_back(token);
-    absl::StatusOr<std::string> text = tokenizer->Decode(all, /*skip_special_tokens=*/true);
-    if (!text.ok()) {
-      stream_status = text.status();
-      return;
-    }
-    const size_t stable = StableLength(*text);
-    if (stable > printed && text->compare(0, prompt_text.size(), prompt_text) == 0) {
-      std::fwrite(text->data() + printed, 1, stable - printed, stdout);
-      std::fflush(stdout);
-      printed = stable;
-    }
-  };
-  const auto gen_start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(std::vector<int32_t> out, GenerateSingleSequence(*model, *backend, prompt, options));
-  const auto gen_end = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(stream_status);
+  request.sampling = {.max_tokens = o.max_tokens, .temperature = o.temperature, .top_k = o.top_k,
+                      .top_p = o.top_p, .seed = o.seed, .ignore_eos = o.ignore_eos, .stop = o.stop};
+  engine->Start();
+  ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine->AddRequest(std::move(request)));
+  RequestOutput last;
+  while (std::optional<RequestOutput> delta = stream->Next()) {
+    std::fwrite(delta->text.data(), 1, delta->text.size(), stdout);
+    std::fflush(stdout);
+    last = std::move(*delta);
+    if (last.finished) break;
+  }
+  engine->Stop();
   std::fputc('\n', stdout);
+  if (last.finish_reason == FinishReason::kError) return last.error;
   if (o.stats) {
-    const double secs = std::chrono::duration<double>(gen_end - gen_start).count();
-    std::fprintf(stderr, "load %.3f s, %zu prompt tokens, %zu generated in %.3f s (%.1f tokens/s)\n",
-                 std::chrono::duration<double>(load_end - load_start).count(), prompt.size(), out.size(), secs,
-                 secs > 0 ? static_cast<double>(out.size()) / secs : 0.0);
+    const RequestTimings& t = last.timings;
+    const double total = absl::ToDoubleSeconds(t.finish - t.arrival);
+    const double decode = absl::ToDoubleSeconds(t.finish - t.first_token);
+    const int64_t n = last.usage.completion_tokens;
+    std::fprintf(stderr,
+                 "load %.3f s; %lld prompt tokens; %lld generated in %.3f s; first token %.1f ms; "
+                 "%.1f tokens/s after it; finish: %s\n",
+                 absl::ToDoubleSeconds(load_end - load_start), static_cast<long long>(last.usage.prompt_tokens),
+                 static_cast<long long>(n), total, 1000.0 * absl::ToDoubleSeconds(t.first_token - t.arrival),
+                 n > 1 && decode > 0 ? static_cast<double>(n - 1) / decode : 0.0,
+                 std::string(FinishReasonName(last.finish_reason)).c_str());
   }
   return absl::OkStatus();
 }
@@ -126,7 +102,10 @@ void AddGenerateCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str()->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "sampling seed (default: random)");
+  cmd->add_option("--stop", o->stop, "stop string (repeatable)");
+  cmd->add_option("--kv-cache-mib", o->kv_cache_mib, "KV cache memory in MiB")->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--device", o->device, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after EOS");
