@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/tokenizer/template/lexer.h"
+#include "server/tokenizer/template/py_string.h"
 #include "server/tokenizer/unicode.h"
 #include "unicode/locid.h"
 #include "unicode/uchar.h"
@@ -24,330 +25,6 @@ absl::Status TypeError(const std::string& message) { return absl::InvalidArgumen
 
 absl::Status UndefinedError(const Value& v) { return absl::InvalidArgumentError(v.undefined_message()); }
 
-// Binds positional and keyword arguments to `params`; missing ones stay Undefined.
-absl::StatusOr<std::vector<Value>> Bind(const std::string& fn, const CallArgs& args,
-                                        std::initializer_list<std::string_view> params) {
-  std::vector<Value> out(params.size());
-  if (args.positional.size() > params.size()) {
-    return TypeError(absl::StrCat(fn, "() takes at most ", params.size(), " arguments (",
-                                  args.positional.size(), " given)"));
-  }
-  for (size_t i = 0; i < args.positional.size(); ++i) out[i] = args.positional[i];
-  for (const auto& [key, value] : args.named) {
-    size_t i = 0;
-    for (std::string_view p : params) {
-      if (p == key) break;
-      ++i;
-    }
-    if (i == params.size()) {
-      return TypeError(absl::StrCat(fn, "() got an unexpected keyword argument '", key, "'"));
-    }
-    out[i] = value;
-  }
-  return out;
-}
-
-// Code point boundaries of a UTF-8 string: offsets[i] is where character i starts.
-std::vector<size_t> CharOffsets(const std::string& s) {
-  std::vector<size_t> offsets;
-  for (size_t i = 0; i < s.size(); i += Utf8CharLength(s[i])) offsets.push_back(i);
-  offsets.push_back(s.size());
-  return offsets;
-}
-
-std::vector<uint32_t> CodePoints(std::string_view s) {
-  std::vector<uint32_t> cps;
-  size_t pos = 0;
-  while (pos < s.size()) cps.push_back(DecodeUtf8Char(s, &pos));
-  return cps;
-}
-
-std::string FromCodePoints(const std::vector<uint32_t>& cps, size_t begin, size_t end) {
-  std::string out;
-  for (size_t i = begin; i < end; ++i) AppendUtf8(cps[i], &out);
-  return out;
-}
-
-// Python str.strip/lstrip/rstrip; `chars` Undefined/None means whitespace.
-absl::StatusOr<std::string> Strip(const std::string& s, const Value& chars, bool left, bool right) {
-  std::vector<uint32_t> set;
-  const bool whitespace = chars.is_undefined() || chars.is_none();
-  if (!whitespace) {
-    if (!chars.is_string()) return TypeError("strip arg must be None or str");
-    set = CodePoints(chars.as_string());
-  }
-  auto strip_it = [&](uint32_t cp) {
-    return whitespace ? IsPyWhitespace(cp) : std::find(set.begin(), set.end(), cp) != set.end();
-  };
-  const std::vector<uint32_t> cps = CodePoints(s);
-  size_t b = 0, e = cps.size();
-  if (left) {
-    while (b < e && strip_it(cps[b])) ++b;
-  }
-  if (right) {
-    while (e > b && strip_it(cps[e - 1])) --e;
-  }
-  return FromCodePoints(cps, b, e);
-}
-
-// Python str.split / rsplit.
-absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const Value& maxsplit_value,
-                           bool from_right) {
-  int64_t maxsplit = -1;
-  if (!maxsplit_value.is_undefined() && !maxsplit_value.is_none()) {
-    if (!maxsplit_value.is_int()) return TypeError("split: maxsplit must be an integer");
-    maxsplit = maxsplit_value.as_int();
-  }
-  std::vector<std::string> parts;
-  if (sep_value.is_undefined() || sep_value.is_none()) {
-    // Runs of whitespace separate; leading/trailing whitespace yields no empty parts.
-    std::vector<uint32_t> cps = CodePoints(s);
-    if (from_right) std::reverse(cps.begin(), cps.end());
-    size_t i = 0;
-    while (true) {
-      while (i < cps.size() && IsPyWhitespace(cps[i])) ++i;
-      if (i == cps.size()) break;
-      if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
-        size_t e = cps.size();
-        while (e > i && IsPyWhitespace(cps[e - 1])) --e;
-        std::vector<uint32_t> rest(cps.begin() + i, cps.begin() + e);
-        if (from_right) std::reverse(rest.begin(), rest.end());
-        parts.push_back(FromCodePoints(rest, 0, rest.size()));
-        break;
-      }
-      size_t j = i;
-      while (j < cps.size() && !IsPyWhitespace(cps[j])) ++j;
-      std::vector<uint32_t> word(cps.begin() + i, cps.begin() + j);
-      if (from_right) std::reverse(word.begin(), word.end());
-      parts.push_back(FromCodePoints(word, 0, word.size()));
-      i = j;
-    }
-    if (from_right) std::reverse(parts.begin(), parts.end());
-  } else {
-    if (!sep_value.is_string()) return TypeError("must be str or None");
-    const std::string& sep = sep_value.as_string();
-    if (sep.empty()) return TypeError("empty separator");
-    if (!from_right) {
-      size_t start = 0;
-      while (maxsplit < 0 || static_cast<int64_t>(parts.size()) < maxsplit) {
-        const size_t at = s.find(sep, start);
-        if (at == std::string::npos) break;
-        parts.push_back(s.substr(start, at - start));
-        start = at + sep.size();
-      }
-      parts.push_back(s.substr(start));
-    } else {
-      size_t end = s.size();
-      std::vector<std::string> rev;
-      while (maxsplit < 0 || static_cast<int64_t>(rev.size()) < maxsplit) {
-        if (end < sep.size()) break;
-        const size_t at = s.rfind(sep, end - sep.size());
-        if (at == std::string::npos) break;
-        rev.push_back(s.substr(at + sep.size(), end - at - sep.size()));
-        end = at;
-      }
-      rev.push_back(s.substr(0, end));
-      parts.assign(rev.rbegin(), rev.rend());
-    }
-  }
-  List out;
-  for (std::string& p : parts) out.emplace_back(std::move(p));
-  return out;
-}
-
-absl::StatusOr<std::string> Replace(const std::string& s, const Value& old_v, const Value& new_v,
-                                    const Value& count_v) {
-  if (!old_v.is_string() || !new_v.is_string()) return TypeError("replace() arguments must be str");
-  int64_t count = -1;
-  if (!count_v.is_undefined() && !count_v.is_none()) {
-    if (!count_v.is_int()) return TypeError("replace() count must be an integer");
-    count = count_v.as_int();
-  }
-  const std::string& from = old_v.as_string();
-  const std::string& to = new_v.as_string();
-  std::string out;
-  if (from.empty()) {
-    // Python inserts `to` before every character and at the end.
-    const std::vector<size_t> offsets = CharOffsets(s);
-    int64_t done = 0;
-    for (size_t i = 0; i + 1 < offsets.size(); ++i) {
-      if (count < 0 || done < count) {
-        out += to;
-        ++done;
-      }
-      out.append(s, offsets[i], offsets[i + 1] - offsets[i]);
-    }
-    if (count < 0 || done < count) out += to;
-    return out;
-  }
-  size_t start = 0;
-  int64_t done = 0;
-  while (count < 0 || done < count) {
-    const size_t at = s.find(from, start);
-    if (at == std::string::npos) break;
-    out.append(s, start, at - start);
-    out += to;
-    start = at + from.size();
-    ++done;
-    if (out.size() > kMaxStringBytes) return TypeError("replace(): result too large");
-  }
-  out.append(s, start);
-  return out;
-}
-
-std::string CaseMap(const std::string& s, bool upper) {
-  icu::UnicodeString u = icu::UnicodeString::fromUTF8(s);
-  if (upper) {
-    u.toUpper(icu::Locale::getRoot());
-  } else {
-    u.toLower(icu::Locale::getRoot());
-  }
-  std::string out;
-  u.toUTF8String(out);
-  return out;
-}
-
-// Python str.capitalize: first character title-cased, the rest lower-cased.
-std::string Capitalize(const std::string& s) {
-  const std::vector<uint32_t> cps = CodePoints(s);
-  if (cps.empty()) return s;
-  std::string out;
-  AppendUtf8(static_cast<uint32_t>(u_totitle(static_cast<UChar32>(cps[0]))), &out);
-  return out + CaseMap(FromCodePoints(cps, 1, cps.size()), false);
-}
-
-// Python str.title: a letter after a non-letter is title-cased, other letters lower-cased.
-std::string Title(const std::string& s) {
-  std::string out;
-  bool prev_cased = false;
-  for (uint32_t cp : CodePoints(s)) {
-    const UChar32 c = static_cast<UChar32>(cp);
-    const bool cased = u_hasBinaryProperty(c, UCHAR_CASED);
-    AppendUtf8(static_cast<uint32_t>(prev_cased ? u_tolower(c) : u_totitle(c)), &out);
-    prev_cased = cased;
-  }
-  return out;
-}
-
-int64_t CountSubstr(const std::string& s, const std::string& sub) {
-  if (sub.empty()) return static_cast<int64_t>(CharOffsets(s).size());
-  int64_t n = 0;
-  for (size_t at = s.find(sub); at != std::string::npos; at = s.find(sub, at + sub.size())) ++n;
-  return n;
-}
-
-// Index in code points of the byte offset `at` (npos -> -1).
-int64_t CharIndex(const std::string& s, size_t at) {
-  if (at == std::string::npos) return -1;
-  int64_t n = 0;
-  for (size_t i = 0; i < at; i += Utf8CharLength(s[i])) ++n;
-  return n;
-}
-
-absl::StatusOr<bool> PrefixTest(const std::string& s, const Value& arg, bool suffix) {
-  auto one = [&](const Value& v) -> absl::StatusOr<bool> {
-    if (!v.is_string()) return TypeError("startswith/endswith arg must be str or a tuple of str");
-    const std::string& p = v.as_string();
-    if (p.size() > s.size()) return false;
-    return suffix ? s.compare(s.size() - p.size(), p.size(), p) == 0 : s.compare(0, p.size(), p) == 0;
-  };
-  if (arg.is_list()) {
-    for (const Value& v : arg.as_list()) {
-      ASSIGN_OR_RETURN(bool hit, one(v));
-      if (hit) return true;
-    }
-    return false;
-  }
-  return one(arg);
-}
-
-absl::StatusOr<std::string> Join(const Value& iterable, const std::string& sep,
-                                 const Value& attribute) {
-  ASSIGN_OR_RETURN(List items, Iterate(iterable));
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += sep;
-    Value item = items[i];
-    if (attribute.is_string()) item = GetItem(item, attribute);
-    out += item.Str();
-    if (out.size() > kMaxStringBytes) return TypeError("join(): result too large");
-  }
-  return out;
-}
-
-bool AllChars(const std::string& s, bool (*pred)(UChar32)) {
-  const std::vector<uint32_t> cps = CodePoints(s);
-  if (cps.empty()) return false;
-  for (uint32_t cp : cps) {
-    if (!pred(static_cast<UChar32>(cp))) return false;
-  }
-  return true;
-}
-bool IsDigitCp(UChar32 c) { return u_isdigit(c) != 0; }
-bool IsAlphaCp(UChar32 c) { return u_isalpha(c) != 0; }
-bool IsAlnumCp(UChar32 c) { return u_isalnum(c) != 0; }
-bool IsSpaceCp(UChar32 c) { return IsPyWhitespace(static_cast<uint32_t>(c)); }
-
-absl::StatusOr<Value> StringMethod(const std::string& s, const std::string& name,
-                                   const CallArgs& args) {
-  if (name == "startswith" || name == "endswith") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"prefix"}));
-    ASSIGN_OR_RETURN(bool hit, PrefixTest(s, a[0], name == "endswith"));
-    return Value(hit);
-  }
-  if (name == "strip" || name == "lstrip" || name == "rstrip") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"chars"}));
-    ASSIGN_OR_RETURN(std::string r, Strip(s, a[0], name != "rstrip", name != "lstrip"));
-    return Value(std::move(r));
-  }
-  if (name == "split" || name == "rsplit") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"sep", "maxsplit"}));
-    ASSIGN_OR_RETURN(List parts, Split(s, a[0], a[1], name == "rsplit"));
-    return Value(std::move(parts));
-  }
-  if (name == "replace") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"old", "new", "count"}));
-    ASSIGN_OR_RETURN(std::string r, Replace(s, a[0], a[1], a[2]));
-    return Value(std::move(r));
-  }
-  if (name == "upper" || name == "lower") return Value(CaseMap(s, name == "upper"));
-  if (name == "capitalize") return Value(Capitalize(s));
-  if (name == "title") return Value(Title(s));
-  if (name == "find" || name == "rfind" || name == "count") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"sub"}));
-    if (!a[0].is_string()) return TypeError(absl::StrCat(name, "() argument must be str"));
-    const std::string& sub = a[0].as_string();
-    if (name == "count") return Value(CountSubstr(s, sub));
-    return Value(CharIndex(s, name == "find" ? s.find(sub) : s.rfind(sub)));
-  }
-  if (name == "join") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"iterable"}));
-    ASSIGN_OR_RETURN(List items, Iterate(a[0]));
-    for (const Value& v : items) {
-      if (!v.is_string()) return TypeError("join(): sequence item is not a str");
-    }
-    ASSIGN_OR_RETURN(std::string r, Join(a[0], s, Value()));
-    return Value(std::move(r));
-  }
-  if (name == "splitlines") {
-    List out;
-    size_t start = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '\n' || s[i] == '\r') {
-        out.emplace_back(s.substr(start, i - start));
-        if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
-        start = i + 1;
-      }
-    }
-    if (start < s.size()) out.emplace_back(s.substr(start));
-    return Value(std::move(out));
-  }
-  if (name == "isdigit") return Value(AllChars(s, IsDigitCp));
-  if (name == "isalpha") return Value(AllChars(s, IsAlphaCp));
-  if (name == "isalnum") return Value(AllChars(s, IsAlnumCp));
-  if (name == "isspace") return Value(AllChars(s, IsSpaceCp));
-  return TypeError(absl::StrCat("'str' object has no attribute '", name, "'"));
-}
 
 absl::StatusOr<Value> DictMethod(const Dict& d, const std::string& name, const CallArgs& args) {
   if (name == "items") {
@@ -361,7 +38,7 @@ absl::StatusOr<Value> DictMethod(const Dict& d, const std::string& name, const C
     return Value(std::move(out));
   }
   if (name == "get") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"key", "default"}));
+    ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"key", "default"}));
     if (a[0].is_string()) {
       if (const Value* v = d.Find(a[0].as_string())) return *v;
     }
@@ -370,13 +47,6 @@ absl::StatusOr<Value> DictMethod(const Dict& d, const std::string& name, const C
   return TypeError(absl::StrCat("'dict' object has no attribute '", name, "'"));
 }
 
-const absl::flat_hash_set<std::string_view>& StringMethods() {
-  static const auto* kSet = new absl::flat_hash_set<std::string_view>{
-      "startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "replace",
-      "upper", "lower", "capitalize", "title", "find", "rfind", "count", "join", "splitlines",
-      "isdigit", "isalpha", "isalnum", "isspace"};
-  return *kSet;
-}
 const absl::flat_hash_set<std::string_view>& DictMethods() {
   static const auto* kSet =
       new absl::flat_hash_set<std::string_view>{"items", "keys", "values", "get"};
@@ -435,7 +105,7 @@ absl::StatusOr<bool> Contains(const Value& container, const Value& item) {
 }
 
 absl::StatusOr<Value> ToJsonFilter(const Value& input, const CallArgs& args) {
-  ASSIGN_OR_RETURN(auto a, Bind("tojson", args, {"ensure_ascii", "indent", "separators", "sort_keys"}));
+  ASSIGN_OR_RETURN(auto a, BindArgs("tojson", args, {"ensure_ascii", "indent", "separators", "sort_keys"}));
   JsonOptions o;
   o.ensure_ascii = a[0].Truthy();
   if (!a[1].is_undefined() && !a[1].is_none()) {
@@ -560,7 +230,7 @@ absl::StatusOr<Value> MapFilter(const Value& input, const CallArgs& args) {
 }
 
 absl::StatusOr<Value> StrftimeNow(const CallArgs& args) {
-  ASSIGN_OR_RETURN(auto a, Bind("strftime_now", args, {"format"}));
+  ASSIGN_OR_RETURN(auto a, BindArgs("strftime_now", args, {"format"}));
   if (!a[0].is_string()) return TypeError("strftime_now() format must be a string");
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -628,7 +298,7 @@ bool IsSupportedTest(std::string_view name) {
 }
 
 bool IsSupportedMethod(std::string_view name) {
-  return StringMethods().contains(name) || DictMethods().contains(name) || name == "cycle";
+  return IsStringMethod(name) || DictMethods().contains(name) || name == "cycle";
 }
 
 bool IsSupportedGlobal(std::string_view name) {
@@ -703,9 +373,9 @@ absl::StatusOr<int64_t> Length(const Value& v) {
 }
 
 Value GetAttr(const Value& obj, const std::string& name) {
-  if (obj.is_string() && StringMethods().contains(name)) {
+  if (obj.is_string() && IsStringMethod(name)) {
     const std::string s = obj.as_string();
-    return Value::MakeCallable(name, [s, name](const CallArgs& args) { return StringMethod(s, name, args); });
+    return Value::MakeCallable(name, [s, name](const CallArgs& args) { return CallStringMethod(s, name, args); });
   }
   if (obj.is_dict()) {
     if (DictMethods().contains(name)) {
@@ -803,7 +473,7 @@ absl::StatusOr<Value> Slice(const Value& obj, const Value& start_v, const Value&
 absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args) {
   if (name == "tojson") return ToJsonFilter(input, args);
   if (name == "default" || name == "d") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"default_value", "boolean"}));
+    ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"default_value", "boolean"}));
     const bool use_default = input.is_undefined() || (a[1].Truthy() && !input.Truthy());
     if (!use_default) return input;
     return a[0].is_undefined() ? Value("") : a[0];
@@ -823,7 +493,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, c
   }
   if (name == "string") return Value(input.Str());
   if (name == "trim") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"chars"}));
+    ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"chars"}));
     ASSIGN_OR_RETURN(std::string r, Strip(input.Str(), a[0], true, true));
     return Value(std::move(r));
   }
@@ -831,12 +501,12 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, c
   if (name == "capitalize") return Value(Capitalize(input.Str()));
   if (name == "title") return Value(Title(input.Str()));
   if (name == "replace") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"old", "new", "count"}));
+    ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"old", "new", "count"}));
     ASSIGN_OR_RETURN(std::string r, Replace(input.Str(), a[0], a[1], a[2]));
     return Value(std::move(r));
   }
   if (name == "join") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"d", "attribute"}));
+    ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"d", "attribute"}));
     const std::string sep = a[0].is_undefined() ? "" : a[0].Str();
     ASSIGN_OR_RETURN(std::string r, Join(input, sep, a[1]));
     return Value(std::move(r));
@@ -861,11 +531,11 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, c
     return Value(std::move(items));
   }
   if (name == "int") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"default", "base"}));
+    ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"default", "base"}));
     return ToInt(input, a[0]);
   }
   if (name == "float") {
-    ASSIGN_OR_RETURN(auto a, Bind(name, args, {"default"}));
+    ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"default"}));
     if (input.is_number() || input.is_bool()) return Value(input.as_float());
     if (input.is_string()) {
       char* end = nullptr;
