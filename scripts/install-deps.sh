@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages moeserve builds against. Idempotent: installs only what is missing.
+# Installs the Debian packages moeserve builds against, and the Python packages some tests use
+# (never the server). Idempotent: installs only what is missing.
 # Shared by the README, .ci/run and the Dockerfile.
-#   MOESERVE_WITH_GRPC=0  skip gRPC/Protobuf (engine-only build)
+#   MOESERVE_WITH_GRPC=0          skip gRPC/Protobuf (engine-only build)
+#   MOESERVE_WITH_PYTHON_TESTS=0  skip the Python test packages (container builds)
 set -euo pipefail
 
 packages=(
@@ -20,13 +22,23 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Python packages for tests of the Python client and the deployment manifests (module:package).
+if [[ "${MOESERVE_WITH_PYTHON_TESTS:-1}" != "0" ]] && command -v python3 >/dev/null 2>&1; then
+  py_missing=()
+  for spec in grpc:grpcio grpc_tools:grpcio-tools yaml:pyyaml; do
+    python3 -c "import ${spec%%:*}" 2>/dev/null || py_missing+=("${spec#*:}")
+  done
+  if ((${#py_missing[@]} > 0)); then
+    echo "install-deps: pip installing ${py_missing[*]}" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "${py_missing[@]}"
+  fi
+fi
