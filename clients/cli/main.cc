@@ -7,7 +7,6 @@
 // Exit status 0 on success; otherwise 1 with "moeserve-cli: CODE: message" on stderr (2 for usage
 // errors).
 
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "clients/common/channel.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "moeserve/v1/inference.grpc.pb.h"
@@ -22,9 +22,9 @@
 namespace {
 
 namespace v1 = moeserve::v1;
+using moeserve::clients::CodeName;
 
 struct Options {
-  std::string addr = "127.0.0.1:50051";
   std::string prompt;
   bool chat = false;
   std::string system;
@@ -50,38 +50,9 @@ struct Options {
   std::string cache_salt;
   bool usage = false;
   double timeout = 0.0;
-  // Security.
-  std::string api_key;
-  std::string api_key_file;
-  bool tls = false;
-  std::string tls_ca;
-  std::string tls_cert;
-  std::string tls_key;
-  std::string tls_server_name;
+  // Address, API key, TLS.
+  moeserve::clients::ChannelOptions channel;
 };
-
-const char* CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "STATUS";
-  }
-}
 
 int Fail(const grpc::Status& status) {
   std::cerr << "moeserve-cli: " << CodeName(status.error_code()) << ": " << status.error_message()
@@ -92,15 +63,6 @@ int Fail(const grpc::Status& status) {
 int Fail(const std::string& message) {
   std::cerr << "moeserve-cli: " << message << "\n";
   return 1;
-}
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  *out = s.str();
-  return true;
 }
 
 bool ParseIds(const std::string& text, std::vector<int32_t>* ids) {
@@ -273,7 +235,7 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"moeserve-cli: a client of the moeserve gRPC server"};
   app.add_option("prompt", o.prompt, "prompt text (generate, --chat, --tokenize)");
-  app.add_option("--addr", o.addr, "server address HOST:PORT")->capture_default_str();
+  app.add_option("--addr", o.channel.addr, "server address HOST:PORT")->capture_default_str();
   app.add_flag("--chat", o.chat, "send the prompt as a user message (rendered with the chat template)");
   app.add_option("--system", o.system, "system message for --chat");
   app.add_option("--token-ids", o.token_ids, "prompt as comma-separated token ids");
@@ -296,38 +258,15 @@ int main(int argc, char** argv) {
   app.add_option("--cache-salt", o.cache_salt, "prefix-cache salt");
   app.add_flag("--usage", o.usage, "print finish reason, token counts and timings to stderr");
   app.add_option("--timeout", o.timeout, "deadline in seconds (0 = none)");
-  app.add_option("--api-key", o.api_key, "API key sent as `authorization: Bearer KEY`");
-  app.add_option("--api-key-file", o.api_key_file, "file whose first line is the API key");
-  app.add_flag("--tls", o.tls, "connect with TLS (system roots unless --tls-ca)");
-  app.add_option("--tls-ca", o.tls_ca, "CA certificate (PEM) to verify the server (implies --tls)");
-  app.add_option("--tls-cert", o.tls_cert, "client certificate (PEM) for mutual TLS");
-  app.add_option("--tls-key", o.tls_key, "client private key (PEM) for mutual TLS");
-  app.add_option("--tls-server-name", o.tls_server_name, "expected server name in its certificate");
+  moeserve::clients::AddChannelFlags(&app, &o.channel);
   CLI11_PARSE(app, argc, argv);
 
-  std::string key = o.api_key;
-  if (!o.api_key_file.empty()) {
-    std::string content;
-    if (!ReadFile(o.api_key_file, &content)) return Fail("--api-key-file: cannot read " + o.api_key_file);
-    key = content.substr(0, content.find_first_of("\r\n"));
-  }
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-  if (o.tls || !o.tls_ca.empty() || !o.tls_cert.empty()) {
-    grpc::SslCredentialsOptions ssl;
-    if (!o.tls_ca.empty() && !ReadFile(o.tls_ca, &ssl.pem_root_certs)) {
-      return Fail("--tls-ca: cannot read " + o.tls_ca);
-    }
-    if (o.tls_cert.empty() != o.tls_key.empty()) return Fail("--tls-cert and --tls-key go together");
-    if (!o.tls_cert.empty() && (!ReadFile(o.tls_cert, &ssl.pem_cert_chain) ||
-                                !ReadFile(o.tls_key, &ssl.pem_private_key))) {
-      return Fail("cannot read --tls-cert or --tls-key");
-    }
-    credentials = grpc::SslCredentials(ssl);
-  }
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
-  if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
-  Client client(grpc::CreateCustomChannel(o.addr, credentials, args), key, o.timeout);
+  std::string key;
+  std::string error;
+  if (!moeserve::clients::ResolveApiKey(o.channel, &key, &error)) return Fail(error);
+  std::shared_ptr<grpc::Channel> channel = moeserve::clients::MakeChannel(o.channel, &error);
+  if (channel == nullptr) return Fail(error);
+  Client client(channel, key, o.timeout);
 
   if (o.health) return client.Health();
   if (o.model_info) return client.ModelInfo();
