@@ -106,7 +106,18 @@ class InferenceService::CallScope {
 
 InferenceService::InferenceService(Engine* engine, ServingMetrics* metrics,
                                    InferenceServiceOptions options)
-    : engine_(engine), metrics_(metrics), options_(std::move(options)) {}
+    : engine_(engine), metrics_(metrics), options_(std::move(options)) {
+  const EngineConfig& config = engine_->config();
+  const std::string dir = config.tokenizer_dir.empty() ? config.model_dir : config.tokenizer_dir;
+  if (engine_->tokenizer() != nullptr && !dir.empty()) {
+    absl::StatusOr<TokenizerChatTemplate> chat = TokenizerChatTemplate::FromDirectory(dir);
+    if (chat.ok()) {
+      chat_template_ = std::move(*chat);
+    } else if (!absl::IsNotFound(chat.status())) {
+      MS_LOG(WARNING) << "chat template unusable, `messages` requests will be refused: " << chat.status();
+    }
+  }
+}
 
 void InferenceService::StartDraining() { draining_.store(true, std::memory_order_release); }
 
@@ -152,6 +163,32 @@ absl::StatusOr<std::vector<int32_t>> InferenceService::EncodeText(const std::str
   return ids;
 }
 
+absl::StatusOr<std::vector<int32_t>> InferenceService::EncodeMessages(
+    const v1::ChatMessages& messages) const {
+  if (!chat_template_) {
+    return absl::FailedPreconditionError(
+        "messages: this model has no chat template (tokenizer_config.json); send text or token_ids");
+  }
+  if (messages.messages().empty()) {
+    return absl::InvalidArgumentError("messages.messages: at least one message is required");
+  }
+  ChatRequest chat;
+  chat.add_generation_prompt = !messages.has_add_generation_prompt() || messages.add_generation_prompt();
+  for (int i = 0; i < messages.messages_size(); ++i) {
+    const v1::ChatMessage& m = messages.messages(i);
+    if (m.role().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("messages.messages[", i, "].role must not be empty"));
+    }
+    chat.messages.push_back({{"role", m.role()}, {"content", m.content()}});
+  }
+  absl::StatusOr<std::string> prompt = chat_template_->Apply(chat);
+  if (!prompt.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("messages: the chat template cannot render them: ", std::string(prompt.status().message())));
+  }
+  return EncodeText(*prompt, /*add_special=*/false, "messages");
+}
+
 absl::StatusOr<std::vector<int32_t>> InferenceService::PromptIds(
     const v1::GenerateRequest& request) const {
   std::vector<int32_t> ids;
@@ -168,10 +205,13 @@ absl::StatusOr<std::vector<int32_t>> InferenceService::PromptIds(
     case v1::GenerateRequest::kTokenIds:
       ids.assign(request.token_ids().ids().begin(), request.token_ids().ids().end());
       break;
-    case v1::GenerateRequest::kMessages:
-      // TODO(issue 5): render with the tokenizer's chat template once the tokenizer has one.
-      return absl::FailedPreconditionError(
-          "messages: this server cannot render chat templates yet; send text or token_ids");
+    case v1::GenerateRequest::kMessages: {
+      field = "messages";
+      absl::StatusOr<std::vector<int32_t>> encoded = EncodeMessages(request.messages());
+      if (!encoded.ok()) return encoded.status();
+      ids = std::move(*encoded);
+      break;
+    }
     case v1::GenerateRequest::INPUT_NOT_SET:
       return absl::InvalidArgumentError(
           "input: exactly one of text, token_ids or messages must be set");
@@ -300,9 +340,12 @@ grpc::Status InferenceService::Tokenize(grpc::ServerContext* context,
       ids = std::move(*encoded);
       break;
     }
-    case v1::TokenizeRequest::kMessages:
-      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                          "messages: this server cannot render chat templates yet; send text");
+    case v1::TokenizeRequest::kMessages: {
+      absl::StatusOr<std::vector<int32_t>> encoded = EncodeMessages(request->messages());
+      if (!encoded.ok()) return ToGrpcStatus(encoded.status());
+      ids = std::move(*encoded);
+      break;
+    }
     case v1::TokenizeRequest::INPUT_NOT_SET:
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "input: exactly one of text or messages must be set");
@@ -362,7 +405,7 @@ grpc::Status InferenceService::GetModelInfo(grpc::ServerContext* context,
                                    engine_->config().block_size);
   response->set_num_experts(static_cast<int32_t>(c.num_experts));
   response->set_num_experts_per_token(static_cast<int32_t>(c.num_experts_per_tok));
-  response->set_has_chat_template(false);
+  response->set_has_chat_template(chat_template_.has_value());
   response->set_has_tokenizer(engine_->tokenizer() != nullptr);
   response->set_server_version(kVersion);
   return grpc::Status::OK;

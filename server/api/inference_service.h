@@ -21,6 +21,7 @@
 #include "server/api/auth.h"
 #include "server/api/serving_metrics.h"
 #include "server/engine/engine.h"
+#include "server/tokenizer/chat_template.h"
 
 namespace moeserve::api {
 
@@ -64,8 +65,13 @@ class InferenceService final : public v1::Inference::Service {
   absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& request) const;
   absl::StatusOr<std::vector<int32_t>> EncodeText(const std::string& text, bool add_special,
                                                   const char* field) const;
+  // Token ids of a conversation rendered with the model's chat template (special tokens come
+  // from the template itself, as transformers' apply_chat_template(tokenize=True) does).
+  absl::StatusOr<std::vector<int32_t>> EncodeMessages(const v1::ChatMessages& messages) const;
 
   Engine* const engine_;
+  // The model's chat template; empty when tokenizer_config.json has none.
+  std::optional<TokenizerChatTemplate> chat_template_;
   ServingMetrics* const metrics_;
   const InferenceServiceOptions options_;
   std::atomic<bool> draining_{false};

@@ -14,6 +14,7 @@ std::string DefaultModelDir() { return MOESERVE_DEFAULT_MODEL_DIR; }
 int main(int argc, char** argv) {
   CLI::App app{"moeserve: an inference server for DeepSeek-style mixture-of-experts models"};
   app.require_subcommand(1);
+  app.fallthrough();  // --log-level may also follow the subcommand
   std::string log_level = "warning";
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
   absl::Status status;

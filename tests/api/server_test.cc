@@ -2,14 +2,18 @@
 // every bad input gets its status code and a message naming the field, limits, auth, health,
 // reflection, metrics, model info.
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "server/tokenizer/tokenizer.h"
 #include "tests/api/api_test_util.h"
+#include "tests/test_util.h"
 
 namespace moeserve::testing {
 namespace {
@@ -414,6 +418,70 @@ TEST(Stories260kServerTest, TextStreamEqualsMoeserveGenerate) {
   auto bad = stub->Detokenize(&c3, d, &dr);
   EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(bad.error_message(), HasSubstr("token_ids["));
+}
+
+// A model whose tokenizer_config.json has a chat template: `messages` render through it, with
+// the template's own special tokens (no extra BOS), for Generate and Tokenize alike.
+TEST(Stories260kServerTest, MessagesRenderWithTheChatTemplate) {
+  const std::string src = Stories260kDir();
+  if (src.empty()) GTEST_SKIP() << "shared data models/stories260K not found (set MOESERVE_TEST_DATA)";
+  const std::filesystem::path dir = MakeTempDir("chat-model");
+  for (const auto& entry : std::filesystem::directory_iterator(src)) {
+    std::filesystem::copy(entry.path(), dir / entry.path().filename());
+  }
+  {
+    std::ifstream in(dir / "tokenizer_config.json");
+    nlohmann::json config = nlohmann::json::parse(in);
+    config["chat_template"] =
+        "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}";
+    std::ofstream(dir / "tokenizer_config.json") << config.dump();
+  }
+  TestServerOptions options;
+  options.model_dir = dir.string();
+  auto server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = (*server)->Stub();
+
+  grpc::ClientContext c0;
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModelInfo(&c0, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_TRUE(info.has_chat_template());
+
+  v1::TokenizeRequest by_messages;
+  auto* m = by_messages.mutable_messages()->add_messages();
+  m->set_role("user");
+  m->set_content("Tell me a story");
+  v1::TokenizeRequest by_text;
+  by_text.set_text("<s>user: Tell me a story\nassistant:");
+  by_text.set_add_special_tokens(false);
+  grpc::ClientContext c1, c2;
+  v1::TokenizeResponse r1, r2;
+  ASSERT_TRUE(stub->Tokenize(&c1, by_messages, &r1).ok());
+  ASSERT_TRUE(stub->Tokenize(&c2, by_text, &r2).ok());
+  EXPECT_THAT(std::vector<int32_t>(r1.token_ids().begin(), r1.token_ids().end()),
+              ::testing::ElementsAreArray(r2.token_ids()));
+  EXPECT_EQ(r1.token_ids(0), 1);  // BOS from the template, once
+  EXPECT_NE(r1.token_ids(1), 1);
+
+  v1::GenerateRequest chat;
+  *chat.mutable_messages() = by_messages.messages();
+  chat.mutable_sampling()->set_max_tokens(8);
+  chat.mutable_sampling()->set_temperature(0.0f);
+  chat.mutable_sampling()->set_ignore_eos(true);
+  v1::GenerateRequest ids = IdsRequest({r1.token_ids().begin(), r1.token_ids().end()}, 8);
+  ids.mutable_sampling()->set_temperature(0.0f);
+  StreamResult a = RunGenerate(stub.get(), chat);
+  StreamResult b = RunGenerate(stub.get(), ids);
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(a.token_ids, b.token_ids);
+
+  v1::GenerateRequest no_role = chat;
+  no_role.mutable_messages()->mutable_messages(0)->clear_role();
+  StreamResult bad = RunGenerate(stub.get(), no_role);
+  EXPECT_EQ(bad.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.status.error_message(), HasSubstr("messages.messages[0].role"));
 }
 
 }  // namespace
