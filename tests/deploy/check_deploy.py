@@ -888,6 +888,40 @@ class LiveServerTest(unittest.TestCase):
             cmd = Dockerfile.exec_form(df.ops(df.stage(name), "CMD")[-1])
             self.run_server(f"Dockerfile {name}", cmd + ["--api-key-file=x"])
 
+    def test_sigterm_as_pid1(self):
+        """In Kubernetes (no init) moeserve is PID 1 of its PID namespace, where signals without a
+        handler are dropped: SIGTERM must still drain and exit 0. Needs `unshare` (root)."""
+        if subprocess.run(["unshare", "-fp", "--mount-proc", "true"], capture_output=True).returncode:
+            self.skipTest("unshare -fp not permitted here")
+        metrics_port = free_port()
+        proc = subprocess.Popen(
+            ["unshare", "-fp", "--mount-proc", ARGS.moeserve, "serve", "--model",
+             os.path.join(ARGS.source, "tests", "fixtures", "models", "llama"), "--port", "0",
+             "--metrics-port", str(metrics_port), "--shutdown-timeout", "5", "--kv-cache-mib", "16"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 60
+            status = None
+            while time.time() < deadline and proc.poll() is None and status != 200:
+                try:
+                    status, _ = http_get(metrics_port, "/health")
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    time.sleep(0.2)
+            self.assertEqual(status, 200)
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                child = int(f.read().split()[0])
+            with open(f"/proc/{child}/status") as f:
+                nspid = re.search(r"^NSpid:\s+(.*)$", f.read(), re.M).group(1).split()
+            self.assertEqual(nspid[-1], "1", "moeserve is PID 1 in its namespace")
+            os.kill(child, signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+            self.assertEqual(proc.returncode, 0, err)
+            self.assertIn("received SIGTERM", err)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
     def test_compose_command(self):
         compose = load_yaml_docs(src("deploy", "compose", "compose.yaml"))[0]
         self.run_server("compose", compose["services"]["moeserve"]["command"] + ["--api-key-file=x"])
