@@ -280,6 +280,7 @@ RunResult Runner::Run(const std::vector<BenchPrompt>& prompts, const RunOptions&
   if (o.progress) std::fprintf(stderr, "\n");
 
   RunResult result;
+  result.start = t0;
   Clock::time_point last_done;
   {
     std::lock_guard<std::mutex> lock(st.mu);

@@ -9,6 +9,7 @@
 #define MOESERVE_CLIENTS_BENCH_RUNNER_H_
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -55,6 +56,7 @@ struct RunOptions {
 struct RunResult {
   std::vector<RequestRecord> records;  // every sent request, in send order
   double duration_s = 0;               // first send to last completion
+  std::chrono::steady_clock::time_point start;  // the origin of the records' offsets
 };
 
 class Runner {
