@@ -53,19 +53,8 @@ struct SeqLayout {
 
 absl::Status CheckLayout(absl::string_view op, const AttentionMetadata& meta, int64_t T,
                          int64_t num_blocks, int64_t block_size, SeqLayout* layout) {
-  RETURN_IF_ERROR(Expect(op, "meta.seq_lens", meta.seq_lens, DType::kI32, {"S"}));
+  RETURN_IF_ERROR(CheckAttentionMetaShapes(op, meta, T, block_size));
   const int64_t S = meta.seq_lens.dim(0);
-  RETURN_IF_ERROR(Expect(op, "meta.query_start_loc", meta.query_start_loc, DType::kI32, {S + 1}));
-  RETURN_IF_ERROR(Expect(op, "meta.block_tables", meta.block_tables, DType::kI32,
-                         {S, "max_blocks_per_seq"}));
-  if (meta.num_seqs != S || meta.num_tokens != T) {
-    return OpError(op, absl::StrCat("meta has num_seqs ", meta.num_seqs, " and num_tokens ",
-                                    meta.num_tokens, ", expected ", S, " and ", T));
-  }
-  if (meta.block_size != block_size) {
-    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size,
-                                    " differs from the cache's block size ", block_size));
-  }
   const int32_t* qsl = meta.query_start_loc.data_as<int32_t>();
   const int32_t* lens = meta.seq_lens.data_as<int32_t>();
   const int32_t* bt = meta.block_tables.data_as<int32_t>();

@@ -14,56 +14,12 @@
 namespace moeserve {
 namespace cpu {
 
-absl::Status OpError(absl::string_view op, absl::string_view message) {
-  return absl::InvalidArgumentError(absl::StrCat(op, ": ", message));
-}
-
-absl::Status Expect(absl::string_view op, absl::string_view name, const Tensor& t, DType dtype,
-                    std::initializer_list<Dim> dims) {
-  if (!t.defined()) return OpError(op, absl::StrCat(name, " is missing"));
-  if (t.dtype() != dtype) {
-    return OpError(op, absl::StrCat(name, " has dtype ", cpu::DTypeStr(t.dtype()), ", expected ",
-                                    cpu::DTypeStr(dtype)));
-  }
-  bool ok = t.rank() == static_cast<int>(dims.size());
-  int i = 0;
-  for (const Dim& d : dims) {
-    if (!ok) break;
-    if (t.dim(i) < 0 || (d.size >= 0 && t.dim(i) != d.size)) ok = false;
-    ++i;
-  }
-  if (!ok) {
-    std::string expected = absl::StrJoin(dims, ", ", [](std::string* out, const Dim& d) {
-      if (d.size >= 0) {
-        absl::StrAppend(out, d.size);
-      } else {
-        absl::StrAppend(out, d.label);
-      }
-    });
-    return OpError(op, absl::StrCat(name, " has shape ", t.shape().ToString(), ", expected [",
-                                    expected, "]"));
-  }
-  if (t.numel() > 0 && t.data() == nullptr) {
-    return OpError(op, absl::StrCat(name, " has no memory"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace cpu
 
 namespace {
 
 constexpr size_t kAlignment = 64;
 
-absl::Status CheckCopy(absl::string_view op, const Tensor& t, size_t bytes) {
-  if (!t.defined()) return cpu::OpError(op, "tensor is missing");
-  if (t.bytes() != bytes) {
-    return cpu::OpError(op, absl::StrCat("host buffer has ", bytes, " bytes, tensor ",
-                                         t.DebugString(), " has ", t.bytes()));
-  }
-  if (bytes > 0 && t.data() == nullptr) return cpu::OpError(op, "tensor has no memory");
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -100,13 +56,13 @@ absl::StatusOr<Tensor> CpuBackend::CreateWeight(absl::Span<const float> values, 
 }
 
 absl::Status CpuBackend::CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) {
-  if (auto s = CheckCopy("CopyFromHost", dst, bytes.size()); !s.ok()) return s;
+  if (auto s = CheckHostCopy("CopyFromHost", dst, bytes.size()); !s.ok()) return s;
   if (!bytes.empty()) std::memcpy(dst.data(), bytes.data(), bytes.size());
   return absl::OkStatus();
 }
 
 absl::Status CpuBackend::CopyToHost(const Tensor& src, absl::Span<uint8_t> bytes) {
-  if (auto s = CheckCopy("CopyToHost", src, bytes.size()); !s.ok()) return s;
+  if (auto s = CheckHostCopy("CopyToHost", src, bytes.size()); !s.ok()) return s;
   if (!bytes.empty()) std::memcpy(bytes.data(), src.data(), bytes.size());
   return absl::OkStatus();
 }

@@ -10,32 +10,17 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/backend/op_checks.h"
 #include "server/backend/tensor.h"
 #include "server/common/thread_pool.h"
 
 namespace moeserve::cpu {
 
-// One expected dimension: a fixed size, or any size (shown by its label in error messages).
-struct Dim {
-  Dim(int64_t s) : size(s) {}  // NOLINT: implicit so that {4, "out"} reads naturally
-  Dim(const char* l) : label(l) {}  // NOLINT
-  int64_t size = -1;
-  absl::string_view label;
-};
-
-// OK when `t` is defined, has `dtype`, the rank of `dims` and every fixed dimension; otherwise
-// InvalidArgument such as "Linear: w has shape [3, 5], expected [out, 4]".
-absl::Status Expect(absl::string_view op, absl::string_view name, const Tensor& t, DType dtype,
-                    std::initializer_list<Dim> dims);
-
-// DTypeName as an absl::string_view (this Abseil does not alias std::string_view).
-inline absl::string_view DTypeStr(DType d) {
-  const std::string_view s = DTypeName(d);
-  return absl::string_view(s.data(), s.size());
-}
-
-// InvalidArgument "<op>: <message>".
-absl::Status OpError(absl::string_view op, absl::string_view message);
+// Shared operand validation (server/backend/op_checks.h), under the names the op files use.
+using ::moeserve::Dim;
+using ::moeserve::DTypeStr;
+using ::moeserve::Expect;
+using ::moeserve::OpError;
 
 // out[t, n] = Σ_k x[t, k] · w[n, k] (+ bias[n]) for t < T, n < N, k < K, with row strides ldx,
 // ldw, ldo (in floats). Parallel over `pool` when the product is large enough. bias may be null.

@@ -38,31 +38,6 @@ void TopK(const float* score, const uint8_t* allowed, int64_t n, int64_t k, int3
   }
 }
 
-absl::Status CheckRoutingParams(const MoeRoutingParams& p, int64_t E) {
-  constexpr absl::string_view kOp = "MoeRoute";
-  // kGreedy ignores the group parameters, as Hugging Face does.
-  const bool grouped = p.method != MoeTopkMethod::kGreedy;
-  if (grouped && (p.n_group < 1 || E % p.n_group != 0)) {
-    return OpError(kOp, absl::StrCat("n_group ", p.n_group, " does not divide ", E, " experts"));
-  }
-  const int64_t per_group = grouped ? E / p.n_group : E;
-  if (grouped) {
-    if (p.topk_group < 1 || p.topk_group > p.n_group) {
-      return OpError(kOp, absl::StrCat("topk_group ", p.topk_group, " is outside [1, n_group ",
-                                       p.n_group, "]"));
-    }
-  }
-  const int64_t eligible = p.method == MoeTopkMethod::kGreedy ? E : p.topk_group * per_group;
-  if (p.top_k < 1 || p.top_k > eligible) {
-    return OpError(kOp, absl::StrCat("top_k ", p.top_k, " is outside [1, ", eligible,
-                                     "] (experts in the selected groups)"));
-  }
-  if (p.method == MoeTopkMethod::kNoAuxTc && per_group < 2) {
-    return OpError(kOp, absl::StrCat("noaux_tc ranks groups by their top-2 experts but groups have ",
-                                     per_group, " expert"));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -83,7 +58,7 @@ absl::Status CpuBackend::MoeRoute(const Tensor& router_logits, const Tensor& cor
   RETURN_IF_ERROR(Expect(kOp, "router_logits", router_logits, DType::kF32, {"T", "E"}));
   const int64_t T = router_logits.dim(0), E = router_logits.dim(1);
   if (E == 0) return OpError(kOp, "router_logits has no experts");
-  RETURN_IF_ERROR(CheckRoutingParams(params, E));
+  RETURN_IF_ERROR(CheckMoeRoutingParams(params, E));
   const int64_t K = params.top_k;
   const bool use_bias = params.method == MoeTopkMethod::kNoAuxTc;
   if (use_bias) {

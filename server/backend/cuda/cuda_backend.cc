@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cuda/error_flags.h"
-#include "server/backend/cpu/cpu_internal.h"
+#include "server/backend/op_checks.h"
 #include "server/backend/cuda/cuda_checks.h"
 #include "server/backend/cuda/cuda_status.h"
 #include "server/common/numeric.h"
@@ -17,15 +17,6 @@ namespace {
 
 constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;
 
-absl::Status CheckCopy(absl::string_view op, const Tensor& t, size_t bytes) {
-  if (!t.defined()) return cpu::OpError(op, "tensor is missing");
-  if (t.bytes() != bytes) {
-    return cpu::OpError(op, absl::StrCat("host buffer has ", bytes, " bytes, tensor ",
-                                         t.DebugString(), " has ", t.bytes()));
-  }
-  if (bytes > 0 && t.data() == nullptr) return cpu::OpError(op, "tensor has no memory");
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -104,13 +95,13 @@ CudaBackend::~CudaBackend() {
 
 absl::StatusOr<Tensor> CudaBackend::Allocate(DType dtype, Shape shape) {
   for (int64_t d : shape.dims()) {
-    if (d < 0) return cpu::OpError("Allocate", absl::StrCat("negative shape ", shape.ToString()));
+    if (d < 0) return OpError("Allocate", absl::StrCat("negative shape ", shape.ToString()));
   }
   const size_t bytes = static_cast<size_t>(shape.numel()) * DTypeSize(dtype);
   void* p = allocator_->Allocate(bytes);
   if (p == nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat("Allocate: out of CUDA memory for ",
-                                                     cpu::DTypeStr(dtype), shape.ToString()));
+                                                     DTypeStr(dtype), shape.ToString()));
   }
   std::shared_ptr<CachingAllocator> alloc = allocator_;
   std::shared_ptr<void> storage(p, [alloc](void* q) { alloc->Free(q); });
@@ -119,7 +110,7 @@ absl::StatusOr<Tensor> CudaBackend::Allocate(DType dtype, Shape shape) {
 
 absl::StatusOr<Tensor> CudaBackend::CreateWeight(absl::Span<const float> values, Shape shape) {
   if (static_cast<int64_t>(values.size()) != shape.numel()) {
-    return cpu::OpError("CreateWeight", absl::StrCat(values.size(), " values for shape ",
+    return OpError("CreateWeight", absl::StrCat(values.size(), " values for shape ",
                                                      shape.ToString()));
   }
   const DType dtype = cuda_checks::WeightDType(shape);
@@ -143,7 +134,7 @@ absl::StatusOr<Tensor> CudaBackend::CreateWeight(absl::Span<const float> values,
 }
 
 absl::Status CudaBackend::CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) {
-  RETURN_IF_ERROR(CheckCopy("CopyFromHost", dst, bytes.size()));
+  RETURN_IF_ERROR(CheckHostCopy("CopyFromHost", dst, bytes.size()));
   if (bytes.empty()) return absl::OkStatus();
   CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data(), bytes.data(), bytes.size(),
                                        cudaMemcpyHostToDevice, stream_),
@@ -152,7 +143,7 @@ absl::Status CudaBackend::CopyFromHost(absl::Span<const uint8_t> bytes, const Te
 }
 
 absl::Status CudaBackend::CopyToHost(const Tensor& src, absl::Span<uint8_t> bytes) {
-  RETURN_IF_ERROR(CheckCopy("CopyToHost", src, bytes.size()));
+  RETURN_IF_ERROR(CheckHostCopy("CopyToHost", src, bytes.size()));
   if (!bytes.empty()) {
     CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(bytes.data(), src.data(), bytes.size(),
                                          cudaMemcpyDeviceToHost, stream_),
@@ -163,9 +154,9 @@ absl::Status CudaBackend::CopyToHost(const Tensor& src, absl::Span<uint8_t> byte
 
 absl::Status CudaBackend::CopyToHostF32(const Tensor& src, absl::Span<float> out) {
   constexpr absl::string_view kOp = "CopyToHostF32";
-  if (!src.defined()) return cpu::OpError(kOp, "tensor is missing");
+  if (!src.defined()) return OpError(kOp, "tensor is missing");
   if (static_cast<int64_t>(out.size()) != src.numel()) {
-    return cpu::OpError(kOp, absl::StrCat("host buffer has ", out.size(), " floats, tensor ",
+    return OpError(kOp, absl::StrCat("host buffer has ", out.size(), " floats, tensor ",
                                           src.DebugString(), " has ", src.numel()));
   }
   if (out.empty()) return Synchronize();
@@ -183,15 +174,15 @@ absl::Status CudaBackend::CopyToHostF32(const Tensor& src, absl::Span<float> out
       return absl::OkStatus();
     }
     default:
-      return cpu::OpError(kOp, absl::StrCat("cannot convert ", cpu::DTypeStr(src.dtype()),
+      return OpError(kOp, absl::StrCat("cannot convert ", DTypeStr(src.dtype()),
                                             " to f32"));
   }
 }
 
 absl::Status CudaBackend::Zero(const Tensor& dst) {
-  if (!dst.defined()) return cpu::OpError("Zero", "tensor is missing");
+  if (!dst.defined()) return OpError("Zero", "tensor is missing");
   if (dst.bytes() == 0) return absl::OkStatus();
-  if (dst.data() == nullptr) return cpu::OpError("Zero", "tensor has no memory");
+  if (dst.data() == nullptr) return OpError("Zero", "tensor has no memory");
   CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dst.data(), 0, dst.bytes(), stream_), "Zero");
   return absl::OkStatus();
 }

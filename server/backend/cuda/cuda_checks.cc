@@ -4,35 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "cuda/attention_dispatch.h"
-#include "server/backend/cpu/cpu_internal.h"
+#include "server/backend/op_checks.h"
 #include "server/common/status_macros.h"
 
 namespace moeserve::cuda_checks {
 namespace {
 
-using cpu::Expect;
-using cpu::OpError;
 
-// Shapes of AttentionMetadata against T tokens and a cache block size (contents are on the device
-// and checked by the kernels).
-absl::Status CheckMetaShapes(absl::string_view op, const AttentionMetadata& meta, int64_t T,
-                             int64_t block_size) {
-  RETURN_IF_ERROR(Expect(op, "meta.seq_lens", meta.seq_lens, DType::kI32, {"S"}));
-  const int64_t S = meta.seq_lens.dim(0);
-  RETURN_IF_ERROR(Expect(op, "meta.query_start_loc", meta.query_start_loc, DType::kI32, {S + 1}));
-  RETURN_IF_ERROR(Expect(op, "meta.block_tables", meta.block_tables, DType::kI32,
-                         {S, "max_blocks_per_seq"}));
-  if (meta.num_seqs != S || meta.num_tokens != T) {
-    return OpError(op, absl::StrCat("meta has num_seqs ", meta.num_seqs, " and num_tokens ",
-                                    meta.num_tokens, ", expected ", S, " and ", T));
-  }
-  if (meta.block_size != block_size) {
-    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size,
-                                    " differs from the cache's block size ", block_size));
-  }
-  if (S == 0 && T > 0) return OpError(op, "tokens without sequences");
-  return absl::OkStatus();
-}
 
 absl::Status CheckBlockSize(absl::string_view op, int64_t BS) {
   if (BS <= 0 || BS > kMaxAttentionBlockSize) {
@@ -50,29 +28,6 @@ absl::Status CheckHeadDims(absl::string_view op, int64_t qk, int64_t v) {
   return absl::OkStatus();
 }
 
-// Mirrors the CPU backend's routing-parameter check (cpu_moe.cc keeps it file-local).
-absl::Status CheckRoutingParams(const MoeRoutingParams& p, int64_t E) {
-  constexpr absl::string_view kOp = "MoeRoute";
-  const bool grouped = p.method != MoeTopkMethod::kGreedy;
-  if (grouped && (p.n_group < 1 || E % p.n_group != 0)) {
-    return OpError(kOp, absl::StrCat("n_group ", p.n_group, " does not divide ", E, " experts"));
-  }
-  const int64_t per_group = grouped ? E / p.n_group : E;
-  if (grouped && (p.topk_group < 1 || p.topk_group > p.n_group)) {
-    return OpError(kOp, absl::StrCat("topk_group ", p.topk_group, " is outside [1, n_group ",
-                                     p.n_group, "]"));
-  }
-  const int64_t eligible = grouped ? p.topk_group * per_group : E;
-  if (p.top_k < 1 || p.top_k > eligible) {
-    return OpError(kOp, absl::StrCat("top_k ", p.top_k, " is outside [1, ", eligible,
-                                     "] (experts in the selected groups)"));
-  }
-  if (p.method == MoeTopkMethod::kNoAuxTc && per_group < 2) {
-    return OpError(kOp, absl::StrCat("noaux_tc ranks groups by their top-2 experts but groups have ",
-                                     per_group, " expert"));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -127,7 +82,7 @@ absl::Status CheckAdd(const Tensor& a, const Tensor& b, const Tensor& out) {
   constexpr absl::string_view kOp = "Add";
   if (!a.defined()) return OpError(kOp, "a is missing");
   if (a.dtype() != kAct) {
-    return OpError(kOp, absl::StrCat("a has dtype ", cpu::DTypeStr(a.dtype()), ", expected bf16"));
+    return OpError(kOp, absl::StrCat("a has dtype ", DTypeStr(a.dtype()), ", expected bf16"));
   }
   for (const auto& [name, t] : {std::pair<absl::string_view, const Tensor*>{"b", &b}, {"out", &out}}) {
     if (!t->defined() || t->dtype() != kAct || t->shape() != a.shape()) {
@@ -204,7 +159,7 @@ absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const T
   const int64_t Dv = v_cache.dim(3);
   RETURN_IF_ERROR(Expect(kOp, "out", out, kAct, {T, H, Dv}));
   RETURN_IF_ERROR(CheckHeadDims(kOp, D, Dv));
-  return CheckMetaShapes(kOp, meta, T, BS);
+  return CheckAttentionMetaShapes(kOp, meta, T, BS);
 }
 
 absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
@@ -234,7 +189,7 @@ absl::Status CheckPagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, 
   RETURN_IF_ERROR(CheckBlockSize(kOp, BS));
   RETURN_IF_ERROR(Expect(kOp, "out", out, kAct, {T, H, L}));
   RETURN_IF_ERROR(CheckHeadDims(kOp, L + R, L));
-  return CheckMetaShapes(kOp, meta, T, BS);
+  return CheckAttentionMetaShapes(kOp, meta, T, BS);
 }
 
 absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
@@ -246,7 +201,7 @@ absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction
   RETURN_IF_ERROR(Expect(kOp, "router_logits", router_logits, ld, {"T", "E"}));
   const int64_t T = router_logits.dim(0), E = router_logits.dim(1);
   if (E == 0) return OpError(kOp, "router_logits has no experts");
-  RETURN_IF_ERROR(CheckRoutingParams(params, E));
+  RETURN_IF_ERROR(CheckMoeRoutingParams(params, E));
   if (params.method == MoeTopkMethod::kNoAuxTc) {
     RETURN_IF_ERROR(Expect(kOp, "correction_bias", correction_bias, DType::kF32, {E}));
   } else if (correction_bias.defined()) {

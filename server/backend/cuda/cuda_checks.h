@@ -2,7 +2,7 @@
 #define MOESERVE_SERVER_BACKEND_CUDA_CUDA_CHECKS_H_
 
 // Operand validation of the CUDA backend's ops: ranks, shapes and dtypes, with the CPU reference's
-// messages (through cpu::Expect). Values that live in device memory (ids, positions, slots, block
+// messages (through server/backend/op_checks.h). Values that live in device memory (ids, positions, slots, block
 // tables) are not read here: the kernels bounds-check them (cuda/error_flags.h), except expert ids,
 // which MoeExperts reads on the host anyway. Plain C++: unit-tested without a GPU on tensors whose
 // data pointers are never dereferenced.

@@ -1,0 +1,93 @@
+#include "server/backend/op_checks.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/common/status_macros.h"
+
+namespace moeserve {
+
+absl::Status OpError(absl::string_view op, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(op, ": ", message));
+}
+
+absl::Status Expect(absl::string_view op, absl::string_view name, const Tensor& t, DType dtype,
+                    std::initializer_list<Dim> dims) {
+  if (!t.defined()) return OpError(op, absl::StrCat(name, " is missing"));
+  if (t.dtype() != dtype) {
+    return OpError(op, absl::StrCat(name, " has dtype ", DTypeStr(t.dtype()), ", expected ", DTypeStr(dtype)));
+  }
+  bool ok = t.rank() == static_cast<int>(dims.size());
+  int i = 0;
+  for (const Dim& d : dims) {
+    if (!ok) break;
+    if (t.dim(i) < 0 || (d.size >= 0 && t.dim(i) != d.size)) ok = false;
+    ++i;
+  }
+  if (!ok) {
+    const std::string expected = absl::StrJoin(dims, ", ", [](std::string* out, const Dim& d) {
+      if (d.size >= 0) {
+        absl::StrAppend(out, d.size);
+      } else {
+        absl::StrAppend(out, d.label);
+      }
+    });
+    return OpError(op, absl::StrCat(name, " has shape ", t.shape().ToString(), ", expected [", expected, "]"));
+  }
+  if (t.numel() > 0 && t.data() == nullptr) return OpError(op, absl::StrCat(name, " has no memory"));
+  return absl::OkStatus();
+}
+
+absl::Status CheckHostCopy(absl::string_view op, const Tensor& t, size_t bytes) {
+  if (!t.defined()) return OpError(op, "tensor is missing");
+  if (t.bytes() != bytes) {
+    return OpError(op, absl::StrCat("host buffer has ", bytes, " bytes, tensor ", t.DebugString(), " has ",
+                                    t.bytes()));
+  }
+  if (bytes > 0 && t.data() == nullptr) return OpError(op, "tensor has no memory");
+  return absl::OkStatus();
+}
+
+absl::Status CheckMoeRoutingParams(const MoeRoutingParams& p, int64_t E) {
+  constexpr absl::string_view kOp = "MoeRoute";
+  // kGreedy ignores the group parameters, as Hugging Face does.
+  const bool grouped = p.method != MoeTopkMethod::kGreedy;
+  if (grouped && (p.n_group < 1 || E % p.n_group != 0)) {
+    return OpError(kOp, absl::StrCat("n_group ", p.n_group, " does not divide ", E, " experts"));
+  }
+  const int64_t per_group = grouped ? E / p.n_group : E;
+  if (grouped && (p.topk_group < 1 || p.topk_group > p.n_group)) {
+    return OpError(kOp, absl::StrCat("topk_group ", p.topk_group, " is outside [1, n_group ", p.n_group, "]"));
+  }
+  const int64_t eligible = grouped ? p.topk_group * per_group : E;
+  if (p.top_k < 1 || p.top_k > eligible) {
+    return OpError(kOp, absl::StrCat("top_k ", p.top_k, " is outside [1, ", eligible,
+                                     "] (experts in the selected groups)"));
+  }
+  if (p.method == MoeTopkMethod::kNoAuxTc && per_group < 2) {
+    return OpError(kOp, absl::StrCat("noaux_tc ranks groups by their top-2 experts but groups have ", per_group,
+                                     " expert"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckAttentionMetaShapes(absl::string_view op, const AttentionMetadata& meta, int64_t T,
+                                      int64_t block_size) {
+  RETURN_IF_ERROR(Expect(op, "meta.seq_lens", meta.seq_lens, DType::kI32, {"S"}));
+  const int64_t S = meta.seq_lens.dim(0);
+  RETURN_IF_ERROR(Expect(op, "meta.query_start_loc", meta.query_start_loc, DType::kI32, {S + 1}));
+  RETURN_IF_ERROR(Expect(op, "meta.block_tables", meta.block_tables, DType::kI32, {S, "max_blocks_per_seq"}));
+  if (meta.num_seqs != S || meta.num_tokens != T) {
+    return OpError(op, absl::StrCat("meta has num_seqs ", meta.num_seqs, " and num_tokens ", meta.num_tokens,
+                                    ", expected ", S, " and ", T));
+  }
+  if (meta.block_size != block_size) {
+    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ",
+                                    block_size));
+  }
+  if (S == 0 && T > 0) return OpError(op, "tokens without sequences");
+  return absl::OkStatus();
+}
+
+}  // namespace moeserve
