@@ -1,13 +1,10 @@
-// `moeserve generate` (one prompt, printed as it is generated) and `moeserve tokenize`.
+// `moeserve generate`: one prompt through the engine, the completion printed as it is generated.
 
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "server/cli/commands.h"
 #include "server/common/status_macros.h"
@@ -111,42 +108,6 @@ void AddGenerateCommand(CLI::App& app, absl::Status* status) {
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after EOS");
   cmd->add_flag("--stats", o->stats, "print timing to stderr");
   cmd->callback([o, status] { *status = RunGenerate(*o); });
-}
-
-void AddTokenizeCommand(CLI::App& app, absl::Status* status) {
-  struct Options {
-    std::string model = DefaultModelDir();
-    std::string text;
-    std::string decode;
-    bool no_special = false;
-  };
-  auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of --text, or the text of --decode ids");
-  cmd->add_option("--model", o->model, "model (or tokenizer) directory")->capture_default_str();
-  auto* text = cmd->add_option("--text", o->text, "text to encode");
-  cmd->add_option("--decode", o->decode, "comma-separated ids to decode")->excludes(text);
-  cmd->add_flag("--no-special", o->no_special, "do not add BOS/EOS when encoding; skip special tokens when decoding");
-  cmd->callback([o, status] {
-    *status = [&]() -> absl::Status {
-      ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::FromDirectory(o->model));
-      if (!o->decode.empty()) {
-        std::vector<int32_t> ids;
-        for (absl::string_view part : absl::StrSplit(o->decode, ',', absl::SkipWhitespace())) {
-          int32_t id;
-          if (!absl::SimpleAtoi(part, &id)) {
-            return absl::InvalidArgumentError(absl::StrCat("--decode: \"", std::string(part), "\" is not an integer id"));
-          }
-          ids.push_back(id);
-        }
-        ASSIGN_OR_RETURN(std::string decoded, tokenizer->Decode(ids, o->no_special));
-        std::printf("%s\n", decoded.c_str());
-        return absl::OkStatus();
-      }
-      ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer->Encode(o->text, !o->no_special));
-      std::printf("%s\n", absl::StrJoin(ids, " ").c_str());
-      return absl::OkStatus();
-    }();
-  });
 }
 
 }  // namespace moeserve

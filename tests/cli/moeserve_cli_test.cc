@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -90,15 +91,41 @@ TEST_F(MoeserveCliTest, StopStringEndsTheCompletionBeforeIt) {
   EXPECT_EQ(r.output, "Once upon a time, there was a little girl named \n");
 }
 
-TEST_F(MoeserveCliTest, TokenizeRoundTrips) {
-  const Result ids = RunMoeserve("tokenize --model " + *dir_ + " --text 'Once upon a time'");
-  ASSERT_EQ(ids.exit_code, 0) << ids.output;
-  ASSERT_THAT(ids.output, StartsWith("1 "));  // BOS first
-  std::string csv = ids.output.substr(0, ids.output.find('\n'));
-  std::replace(csv.begin(), csv.end(), ' ', ',');
-  const Result text = RunMoeserve("tokenize --model " + *dir_ + " --no-special --decode " + csv);
+TEST_F(MoeserveCliTest, TokenizePrintsJsonArraysAndRoundTrips) {
+  const Result plain = RunMoeserve("tokenize --model " + *dir_ + " --text 'Once upon a time'");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const Result special = RunMoeserve("tokenize --model " + *dir_ + " --add-special-tokens --text 'Once upon a time'");
+  ASSERT_EQ(special.exit_code, 0) << special.output;
+  ASSERT_THAT(plain.output, StartsWith("["));
+  EXPECT_EQ(special.output, "[1, " + plain.output.substr(1));  // BOS from add_bos_token
+  const Result text = RunMoeserve("tokenize --model " + *dir_ + " --decode '" +
+                                  plain.output.substr(0, plain.output.size() - 1) + "'");
   ASSERT_EQ(text.exit_code, 0) << text.output;
   EXPECT_EQ(text.output, "Once upon a time\n");
+}
+
+TEST_F(MoeserveCliTest, TokenizeJsonlPrintsOneArrayPerLineInOrder) {
+  const auto file = moeserve::testing::MakeTempDir("jsonl") / "in.jsonl";
+  std::ofstream(file) << "{\"text\": \"Once upon a time\"}\n{\"text\": \"Lily\"}\n{\"text\": \"\"}\n";
+  const Result r = RunMoeserve("tokenize --model " + *dir_ + " --jsonl " + file.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Result one = RunMoeserve("tokenize --model " + *dir_ + " --text 'Once upon a time'");
+  const Result two = RunMoeserve("tokenize --model " + *dir_ + " --text Lily");
+  EXPECT_EQ(r.output, one.output + two.output + "[]\n");
+  std::ofstream(file) << "not json\n";
+  const Result bad = RunMoeserve("tokenize --model " + *dir_ + " --jsonl " + file.string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("in.jsonl:1"));
+}
+
+TEST_F(MoeserveCliTest, TokenizeChatRendersTheTemplate) {
+  MOESERVE_REQUIRE_TEST_DATA("tokenizers/deepseek_v3/tokenizer_config.json");
+  const auto dir = moeserve::testing::TestDataDir() / "tokenizers" / "deepseek_v3";
+  const auto file = moeserve::testing::MakeTempDir("chat") / "chat.json";
+  std::ofstream(file) << R"([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])";
+  const Result r = RunMoeserve("tokenize --model " + dir.string() + " --chat " + file.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "<｜begin▁of▁sentence｜>Be brief.<｜User｜>Hi<｜Assistant｜>\n");
 }
 
 TEST_F(MoeserveCliTest, BadInputFailsWithAMessage) {
