@@ -13,8 +13,12 @@ ModelRunner::ModelRunner(Model* model, Backend* backend, Sampler* sampler, int32
       vocab_size_(static_cast<int32_t>(model->config().vocab_size)) {}
 
 ForwardBatch ModelRunner::PrepareBatch(const SchedulerOutput& step) const {
+  return BuildForwardBatch(step, block_size_);
+}
+
+ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size) {
   ForwardBatch batch;
-  batch.block_size = block_size_;
+  batch.block_size = block_size;
   batch.token_ids.reserve(step.total_num_scheduled_tokens);
   for (const ScheduledRequest& entry : step.scheduled) {
     batch.AddSequence(entry.token_ids, entry.start_position, entry.block_ids, entry.samples);

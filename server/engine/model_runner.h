@@ -32,6 +32,10 @@ struct SamplingInput {
   uint64_t seed = 0;                            // Sampler::RequestSeed() of the request
 };
 
+// The ForwardBatch of a scheduler step: entries in order, logits rows for the entries that sample.
+// Pure bookkeeping (no model): also what the scheduler benchmark times.
+ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size);
+
 class ModelRunner {
  public:
   // `model`, `backend` and `sampler` must outlive the runner. block_size: the KV manager's.
