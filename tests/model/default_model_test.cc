@@ -18,6 +18,7 @@
 #include "server/model/model.h"
 #include "server/model/safetensors.h"
 #include "server/tokenizer/tokenizer.h"
+#include "tests/model/model_test_util.h"
 
 namespace moeserve {
 namespace {
@@ -33,18 +34,13 @@ const std::vector<int32_t> kGreedyIds = {
     261, 370, 432, 352, 266, 268, 388, 426, 338, 391, 266, 267, 337, 335, 312, 432,
 };
 
+using moeserve::testing::Argmax;
+using moeserve::testing::ExpectLogitsMatch;
+
 template <typename T>
 std::vector<T> Read(const SafetensorsFile& file, const std::string& name) {
-  const TensorInfo* info = file.Find(name);
-  EXPECT_NE(info, nullptr) << name;
-  if (info == nullptr) return {};
-  EXPECT_EQ(info->nbytes, static_cast<size_t>(info->numel) * sizeof(T)) << name;
-  std::vector<T> v(static_cast<size_t>(info->numel));
-  std::memcpy(v.data(), file.Data(*info).data(), std::min(info->nbytes, v.size() * sizeof(T)));
-  return v;
+  return moeserve::testing::ReadTensor<T>(file, name);
 }
-
-int32_t Argmax(const float* row, int64_t n) { return static_cast<int32_t>(std::max_element(row, row + n) - row); }
 
 class DefaultModelTest : public ::testing::Test {
  protected:
@@ -52,30 +48,21 @@ class DefaultModelTest : public ::testing::Test {
     auto ref = SafetensorsFile::Open(absl::StrCat(kModelDir, "/reference.safetensors"));
     ASSERT_TRUE(ref.ok()) << ref.status();
     ref_ = std::move(*ref);
-    auto backend = CreateBackend({.device = "cpu", .num_threads = 2});
-    ASSERT_TRUE(backend.ok()) << backend.status();
-    backend_ = std::move(*backend);
-    auto model = LoadModel(kModelDir, backend_.get());
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = std::move(*model);
-    vocab_ = model_->config().vocab_size;
-    ASSERT_TRUE(model_->AllocateKvCache(kNumBlocks, kBlockSize).ok());
+    loaded_ = std::make_unique<moeserve::testing::LoadedModel>(kModelDir, kNumBlocks, kBlockSize);
+    ASSERT_TRUE(loaded_->ok());
+    model_ = &loaded_->model();
+    backend_ = &loaded_->backend();
+    vocab_ = loaded_->vocab();
   }
 
-  std::vector<float> Run(const ForwardBatch& batch) {
-    auto logits = model_->Forward(batch);
-    EXPECT_TRUE(logits.ok()) << logits.status();
-    if (!logits.ok()) return {};
-    std::vector<float> host(static_cast<size_t>(logits->numel()));
-    EXPECT_TRUE(backend_->CopyToHostF32(*logits, absl::MakeSpan(host)).ok());
-    return host;
-  }
+  std::vector<float> Run(const ForwardBatch& batch) { return loaded_->Run(batch); }
 
   static constexpr int32_t kNumBlocks = 64;
   static constexpr int32_t kBlockSize = 16;
   std::unique_ptr<SafetensorsFile> ref_;
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<Model> model_;
+  std::unique_ptr<moeserve::testing::LoadedModel> loaded_;
+  Model* model_ = nullptr;
+  Backend* backend_ = nullptr;
   int64_t vocab_ = 0;
 };
 
@@ -112,17 +99,7 @@ TEST_F(DefaultModelTest, PrefillLogitsMatchTransformers) {
   for (int32_t i = 0; i < p; ++i) prefill.logits_indices.push_back(i);
   const std::vector<float> got = Run(prefill);
   ASSERT_EQ(got.size(), want.size());
-  for (int32_t r = 0; r < p; ++r) {
-    double max_diff = 0.0, max_ref = 0.0;
-    for (int64_t v = 0; v < vocab_; ++v) {
-      const float g = got[r * vocab_ + v], w = want[r * vocab_ + v];
-      ASSERT_FALSE(std::isnan(g)) << "row " << r;
-      max_diff = std::max(max_diff, std::fabs(static_cast<double>(g) - w));
-      max_ref = std::max(max_ref, std::fabs(static_cast<double>(w)));
-    }
-    EXPECT_LE(max_diff / max_ref, kRelTolerance) << "row " << r;
-    EXPECT_EQ(Argmax(got.data() + r * vocab_, vocab_), Argmax(want.data() + r * vocab_, vocab_)) << "row " << r;
-  }
+  ExpectLogitsMatch(got, want.data(), p, vocab_, "prefill", kRelTolerance);
 }
 
 // (b) Greedy decoding through the paged KV cache reproduces the committed continuation, which is

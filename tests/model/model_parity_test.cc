@@ -11,63 +11,35 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/backend/registry.h"
 #include "server/model/model.h"
 #include "server/model/safetensors.h"
+#include "tests/model/model_test_util.h"
 #include "tests/test_util.h"
 
 namespace moeserve {
 namespace {
-
-constexpr double kRelTolerance = 1e-4;
 
 struct Reference {
   std::vector<int32_t> input_ids, input_ids_2, decode_ids;
   std::vector<float> prefill_logits, prefill_logits_2, decode_logits;
 };
 
-template <typename T>
-std::vector<T> Read(const SafetensorsFile& file, const std::string& name) {
-  const TensorInfo* info = file.Find(name);
-  if (info == nullptr) return {};
-  std::vector<T> v(static_cast<size_t>(info->numel));
-  std::memcpy(v.data(), file.Data(*info).data(), info->nbytes);
-  return v;
-}
-
 Reference LoadReference(const std::filesystem::path& dir) {
   auto file = SafetensorsFile::Open((dir / "reference.safetensors").string());
   EXPECT_TRUE(file.ok()) << file.status();
   Reference r;
   if (!file.ok()) return r;
-  r.input_ids = Read<int32_t>(**file, "input_ids");
-  r.input_ids_2 = Read<int32_t>(**file, "input_ids_2");
-  r.decode_ids = Read<int32_t>(**file, "decode_ids");
-  r.prefill_logits = Read<float>(**file, "prefill_logits");
-  r.prefill_logits_2 = Read<float>(**file, "prefill_logits_2");
-  r.decode_logits = Read<float>(**file, "decode_logits");
+  r.input_ids = moeserve::testing::ReadTensor<int32_t>(**file, "input_ids");
+  r.input_ids_2 = moeserve::testing::ReadTensor<int32_t>(**file, "input_ids_2");
+  r.decode_ids = moeserve::testing::ReadTensor<int32_t>(**file, "decode_ids");
+  r.prefill_logits = moeserve::testing::ReadTensor<float>(**file, "prefill_logits");
+  r.prefill_logits_2 = moeserve::testing::ReadTensor<float>(**file, "prefill_logits_2");
+  r.decode_logits = moeserve::testing::ReadTensor<float>(**file, "decode_logits");
   return r;
 }
 
-int64_t Argmax(const float* row, int64_t n) { return std::max_element(row, row + n) - row; }
-
-// Checks rows [0, rows) of `got` against `want` (both [rows, vocab]).
-void ExpectLogitsMatch(const std::vector<float>& got, const float* want, int64_t rows, int64_t vocab,
-                       const std::string& what) {
-  ASSERT_EQ(static_cast<int64_t>(got.size()), rows * vocab) << what;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* g = got.data() + r * vocab;
-    const float* w = want + r * vocab;
-    double max_diff = 0.0, max_ref = 0.0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      ASSERT_FALSE(std::isnan(g[v])) << what << " row " << r << " has NaN";
-      max_diff = std::max(max_diff, std::fabs(static_cast<double>(g[v]) - w[v]));
-      max_ref = std::max(max_ref, std::fabs(static_cast<double>(w[v])));
-    }
-    EXPECT_LE(max_diff / max_ref, kRelTolerance) << what << " row " << r;
-    EXPECT_EQ(Argmax(g, vocab), Argmax(w, vocab)) << what << " row " << r;
-  }
-}
+using moeserve::testing::Argmax;
+using moeserve::testing::ExpectLogitsMatch;
 
 class ModelParityTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -75,31 +47,18 @@ class ModelParityTest : public ::testing::TestWithParam<std::string> {
     dir_ = moeserve::testing::FixturesDir() / "models" / GetParam();
     if (!std::filesystem::exists(dir_ / "reference.safetensors")) GTEST_SKIP() << "fixture missing: " << dir_;
     ref_ = LoadReference(dir_);
-    auto backend = CreateBackend({.device = "cpu", .num_threads = 2});
-    ASSERT_TRUE(backend.ok()) << backend.status();
-    backend_ = std::move(*backend);
-    auto model = LoadModel(dir_.string(), backend_.get());
-    ASSERT_TRUE(model.ok()) << model.status();
-    model_ = std::move(*model);
-    vocab_ = model_->config().vocab_size;
-    ASSERT_TRUE(model_->AllocateKvCache(kNumBlocks, kBlockSize).ok());
+    loaded_ = std::make_unique<moeserve::testing::LoadedModel>(dir_.string(), kNumBlocks, kBlockSize);
+    ASSERT_TRUE(loaded_->ok());
+    vocab_ = loaded_->vocab();
   }
 
-  std::vector<float> Run(const ForwardBatch& batch) {
-    auto logits = model_->Forward(batch);
-    EXPECT_TRUE(logits.ok()) << logits.status();
-    if (!logits.ok()) return {};
-    std::vector<float> host(static_cast<size_t>(logits->numel()));
-    EXPECT_TRUE(backend_->CopyToHostF32(*logits, absl::MakeSpan(host)).ok());
-    return host;
-  }
+  std::vector<float> Run(const ForwardBatch& batch) { return loaded_->Run(batch); }
 
   static constexpr int32_t kNumBlocks = 32;
   static constexpr int32_t kBlockSize = 4;  // small, so prompts cross several block boundaries
   std::filesystem::path dir_;
   Reference ref_;
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<Model> model_;
+  std::unique_ptr<moeserve::testing::LoadedModel> loaded_;
   int64_t vocab_ = 0;
 };
 
