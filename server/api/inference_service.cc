@@ -3,6 +3,7 @@
 #include <memory>
 #include <optional>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/request_convert.h"
 #include "server/common/logging.h"
@@ -35,6 +36,15 @@ struct GenerateCall {
   absl::Mutex mu;
   std::optional<RequestOutput> pending ABSL_GUARDED_BY(mu);
   bool finished ABSL_GUARDED_BY(mu) = false;
+  // The handler's context while the handler runs (cleared before it returns): lets the engine
+  // thread see a cancelled call at its next step boundary.
+  grpc::ServerContext* context ABSL_GUARDED_BY(mu) = nullptr;
+
+  // Engine thread, before every step.
+  bool IsCancelled() {
+    absl::MutexLock lock(&mu);
+    return context != nullptr && context->IsCancelled();
+  }
 
   // Engine thread; one delta per step, so inter-token gaps are measured here rather than on the
   // handler's merged deltas.
@@ -261,6 +271,16 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
   er.cache_salt = request->cache_salt();
   er.skip_special_tokens = !request->has_skip_special_tokens() || request->skip_special_tokens();
   er.on_output = [call](const RequestOutput& delta) { call->OnOutput(delta); };
+  {
+    absl::MutexLock lock(&call->mu);
+    call->context = context;
+  }
+  er.is_cancelled = [call] { return call->IsCancelled(); };
+  // The engine may probe after this handler returns (until the request's final delta).
+  absl::Cleanup forget_context = [call] {
+    absl::MutexLock lock(&call->mu);
+    call->context = nullptr;
+  };
   std::vector<int32_t> prompt_copy;
   if (request->return_prompt_token_ids()) prompt_copy = *prompt;
   er.prompt_token_ids = std::move(*prompt);

@@ -24,6 +24,7 @@ struct LiveRequest {
   std::string cache_salt;
   bool skip_special_tokens = true;
   std::shared_ptr<RequestStream> stream;
+  std::function<bool()> is_cancelled;  // may be empty
   std::optional<IncrementalDetokenizer> detokenizer;
   std::optional<StopStringMatcher> stops;
   uint64_t seed = 0;
@@ -229,6 +230,7 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
   }
   live->id = next_id_++;
   live->stream = std::make_shared<RequestStream>(live->id, std::move(request.on_output));
+  live->is_cancelled = std::move(request.is_cancelled);
   std::shared_ptr<RequestStream> stream = live->stream;
   live_ids_.insert(live->id);
   inbox_tokens_ += live->num_prompt_tokens;
@@ -261,9 +263,12 @@ void Engine::DrainInbox() {
     inbox_tokens_ = 0;
   }
   for (std::unique_ptr<LiveRequest>& request : adds) Admit(std::move(request));
+  for (const auto& [id, request] : live_) {
+    if (request->is_cancelled && request->is_cancelled()) aborts.push_back(id);
+  }
   for (uint64_t id : aborts) {
     auto it = live_.find(id);
-    if (it == live_.end()) continue;  // finished meanwhile
+    if (it == live_.end()) continue;  // finished meanwhile, or listed twice
     scheduler_->Finish(id, RequestStatus::kFinishedAborted);
     needs_release_ = true;
     Emit(it->second.get(), RequestOutput{}, FinishReason::kAbort, absl::OkStatus(),

@@ -18,6 +18,7 @@
 // Step, RunUntilIdle and CheckIntegrity require the engine thread (or an engine never started).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -54,6 +55,10 @@ struct EngineRequest {
   bool skip_special_tokens = true;        // in the text deltas
   // Optional: deltas go to this callback on the engine thread instead of RequestStream::Next().
   RequestStream::Callback on_output;
+  // Optional: probed on the engine thread before every step; once it returns true the request is
+  // aborted before that step is scheduled (a client that went away stops costing compute within
+  // one step). Must be cheap, thread-safe and callable until the request's final delta.
+  std::function<bool()> is_cancelled;
 };
 
 // The pieces an Engine runs on, for callers that load them themselves (tests, tools).

@@ -317,6 +317,28 @@ TEST_F(AbortTest, OnItsFinalStep) {
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
 }
 
+TEST_F(AbortTest, CancellationProbeAbortsBeforeTheNextStep) {
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  EngineRequest r;
+  r.prompt_token_ids = {10, 11, 12, 13};
+  r.sampling = Greedy(30);
+  r.is_cancelled = [cancelled] { return cancelled->load(); };
+  auto added = engine_->AddRequest(std::move(r));
+  ASSERT_TRUE(added.ok()) << added.status();
+  auto s = *added;
+  StepChecked(3);
+  auto partial = s->Next(absl::ZeroDuration());
+  ASSERT_TRUE(partial.has_value());
+  EXPECT_EQ(partial->token_ids.size(), 3u);
+  cancelled->store(true);  // no Abort() call: the engine finds out by itself
+  StepChecked(1);
+  RequestOutput rest = s->WaitForCompletion();
+  EXPECT_EQ(rest.finish_reason, FinishReason::kAbort);
+  EXPECT_TRUE(rest.token_ids.empty());  // aborted before the step ran: no new token
+  EXPECT_EQ(rest.usage.completion_tokens, 3);
+  EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
+}
+
 TEST_F(AbortTest, UnknownIdIsRefused) { EXPECT_FALSE(engine_->Abort(12345)); }
 
 TEST_F(AbortTest, StopAbortsEverythingLive) {
@@ -403,6 +425,7 @@ TEST(EngineThreadTest, CallbackStreamsAndAbortFromAnotherThread) {
   absl::Mutex mu;
   std::vector<int32_t> tokens;
   bool done = false;
+  bool abort_sent = false;
   FinishReason reason = FinishReason::kNone;
   RequestTimings timings;
   EngineRequest r;
@@ -415,6 +438,10 @@ TEST(EngineThreadTest, CallbackStreamsAndAbortFromAnotherThread) {
       done = true;
       reason = delta.finish_reason;
       timings = delta.timings;
+    } else if (tokens.size() >= 2) {
+      // Hold the engine thread until the other thread has called Abort, so the tiny model
+      // cannot finish all its tokens first (the race this test is not about).
+      mu.Await(absl::Condition(&abort_sent));
     }
   };
   auto s = engine->AddRequest(std::move(r));
@@ -423,8 +450,9 @@ TEST(EngineThreadTest, CallbackStreamsAndAbortFromAnotherThread) {
     absl::MutexLock lock(&mu);
     mu.Await(absl::Condition(+[](std::vector<int32_t>* t) { return t->size() >= 2; }, &tokens));
   }
-  engine->Abort((*s)->request_id());
+  EXPECT_TRUE(engine->Abort((*s)->request_id()));
   absl::MutexLock lock(&mu);
+  abort_sent = true;
   mu.Await(absl::Condition(&done));
   EXPECT_EQ(reason, FinishReason::kAbort);
   EXPECT_LT(tokens.size(), 60u);
