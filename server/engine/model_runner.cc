@@ -1,5 +1,7 @@
 #include "server/engine/model_runner.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 
@@ -20,6 +22,11 @@ ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size) 
   ForwardBatch batch;
   batch.block_size = block_size;
   batch.token_ids.reserve(step.total_num_scheduled_tokens);
+  // The widest block table fixes the row width up front, so AddSequence never re-packs rows.
+  for (const ScheduledRequest& entry : step.scheduled) {
+    batch.max_blocks_per_seq = std::max(batch.max_blocks_per_seq, static_cast<int32_t>(entry.block_ids.size()));
+  }
+  batch.block_tables.reserve(step.scheduled.size() * static_cast<size_t>(batch.max_blocks_per_seq));
   for (const ScheduledRequest& entry : step.scheduled) {
     batch.AddSequence(entry.token_ids, entry.start_position, entry.block_ids, entry.samples);
   }

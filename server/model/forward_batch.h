@@ -29,7 +29,9 @@ struct ForwardBatch {
 
   // Appends a sequence whose first `num_cached` tokens are already in the cache and whose
   // `new_tokens` follow; `block_table` must cover num_cached + new_tokens.size() tokens. When
-  // `want_logits`, the last new token's row is added to logits_indices.
+  // `want_logits`, the last new token's row is added to logits_indices. Rows are padded to
+  // max_blocks_per_seq (widened, re-packing earlier rows, when a longer table arrives; set it
+  // beforehand to the widest table to avoid that).
   void AddSequence(absl::Span<const int32_t> new_tokens, int32_t num_cached,
                    absl::Span<const int32_t> block_table, bool want_logits);
 
