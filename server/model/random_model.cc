@@ -116,21 +116,19 @@ absl::Status WriteRandomModel(std::string_view config_json, const std::string& o
   RETURN_IF_ERROR(WriteStringToFile(out_dir + "/config.json", config_json));
 
   const std::vector<WeightSpec> specs = CheckpointWeights(config);
-  std::vector<std::string> shard_files;
   nlohmann::json weight_map = nlohmann::json::object();
   std::vector<HostTensor> shard;
   int64_t shard_bytes = 0;
   int64_t total_bytes = 0;
-  std::vector<std::pair<std::string, std::vector<std::string>>> pending;  // file -> names
+  std::vector<std::pair<std::string, std::vector<std::string>>> written;  // shard file -> tensor names
 
   auto flush = [&]() -> absl::Status {
     if (shard.empty()) return absl::OkStatus();
-    const std::string file = absl::StrFormat("model-%05d.safetensors", static_cast<int>(shard_files.size()) + 1);
+    const std::string file = absl::StrFormat("model-%05d.safetensors", static_cast<int>(written.size()) + 1);
     RETURN_IF_ERROR(WriteSafetensors(out_dir + "/" + file, shard, {{"format", "pt"}}));
     std::vector<std::string> names;
     for (const HostTensor& t : shard) names.push_back(t.name);
-    pending.emplace_back(file, std::move(names));
-    shard_files.push_back(file);
+    written.emplace_back(file, std::move(names));
     shard.clear();
     shard_bytes = 0;
     return absl::OkStatus();
@@ -150,13 +148,13 @@ absl::Status WriteRandomModel(std::string_view config_json, const std::string& o
   RETURN_IF_ERROR(flush());
 
   // Rename to the hub's conventions: one file -> model.safetensors, several -> -0000k-of-0000n + index.
-  const int n = static_cast<int>(shard_files.size());
+  const int n = static_cast<int>(written.size());
   for (int i = 0; i < n; ++i) {
     const std::string final_name =
         n == 1 ? "model.safetensors" : absl::StrFormat("model-%05d-of-%05d.safetensors", i + 1, n);
-    std::filesystem::rename(out_dir + "/" + shard_files[i], out_dir + "/" + final_name, ec);
-    if (ec) return absl::InternalError(absl::StrCat("rename ", shard_files[i], ": ", ec.message()));
-    for (const std::string& name : pending[i].second) weight_map[name] = final_name;
+    std::filesystem::rename(out_dir + "/" + written[i].first, out_dir + "/" + final_name, ec);
+    if (ec) return absl::InternalError(absl::StrCat("rename ", written[i].first, ": ", ec.message()));
+    for (const std::string& name : written[i].second) weight_map[name] = final_name;
     total_bytes += static_cast<int64_t>(std::filesystem::file_size(out_dir + "/" + final_name));
   }
   if (n > 1) {
