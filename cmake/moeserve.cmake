@@ -21,16 +21,23 @@ function(moeserve_library name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
 endfunction()
 
-# moeserve_test(NAME SOURCES ... DEPS ...): a GoogleTest binary registered with CTest. Tests find the
-# shared data through MOESERVE_TEST_DATA (default ../shared/data beside the source tree).
+# moeserve_test(NAME [SERIAL] SOURCES ... DEPS ...): a GoogleTest binary registered with CTest. Tests
+# find the shared data through MOESERVE_TEST_DATA (default ../shared/data beside the source tree).
+# SERIAL: tests that measure wall-clock timing run alone, not beside other tests under ctest -j.
 function(moeserve_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_options(${name} PRIVATE ${MOESERVE_WARNINGS})
   target_compile_definitions(${name} PRIVATE MOESERVE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} moeserve_test_util GTest::gmock GTest::gtest_main)
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60
-                       PROPERTIES LABELS "${ARG_LABELS}")
+  set(properties RUN_SERIAL FALSE)
+  if(ARG_SERIAL)
+    set(properties RUN_SERIAL TRUE)
+  endif()
+  if(ARG_LABELS)
+    list(APPEND properties LABELS "${ARG_LABELS}")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 PROPERTIES ${properties})
 endfunction()
