@@ -1,6 +1,12 @@
 // moeserve-bench's Runner against the in-process fake server: measured TTFT/ITL match the injected
 // delays, the concurrency cap and open-loop schedule hold, goodput counts exactly the requests
 // meeting the SLOs, and failed, timed-out and cancelled requests are all recorded.
+//
+// These run on loaded 2-core CI machines, where any thread may be descheduled for tens of
+// milliseconds. So every bound below is set where a real measurement bug lands far outside it (a
+// client that buffers a stream, times at the wrong moment, or waits for completions before sending
+// is off by a whole injected gap or more), never at what a quiet machine achieves; the quiet-machine
+// figures are measured by moeserve-bench itself and recorded in docs/BENCH.md.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -61,38 +67,40 @@ TEST(BenchRunnerTest, MeasuredTtftAndItlMatchInjectedDelays) {
     EXPECT_EQ(r.cached_tokens, 2);
     EXPECT_EQ(r.finish_reason, "LENGTH");
     // The server schedules from when its handler starts, which a loaded machine delays: TTFT is
-    // at least the injected delay, and the first token is timed within 3 ms of its write.
+    // at least the injected delay, and the first token is timed when it arrives, well before the
+    // next one is even written (a client that buffered would be a whole stream late).
     EXPECT_GE(r.ttft_s, 0.060 - 0.001);
-    EXPECT_LE(r.ttft_s, 0.060 + 0.050);
     std::vector<std::chrono::steady_clock::time_point> writes =
         server.WriteTimes("bench-" + std::to_string(r.index));
     ASSERT_EQ(writes.size(), 12u);
     double first_received = r.sent_s + r.ttft_s;
     double first_written = std::chrono::duration<double>(writes[0] - result.start).count();
     EXPECT_GE(first_received, first_written);
-    EXPECT_LT(first_received - first_written, 0.003);
+    EXPECT_LT(first_received - first_written, 0.015);
     ASSERT_EQ(r.itls_s.size(), 11u);
-    EXPECT_NEAR(r.tpot_s(), 0.015, 0.003);
+    // TPOT is the server's mean write gap, whatever the machine did to that gap.
+    double written_tpot = std::chrono::duration<double>(writes.back() - writes.front()).count() / 11;
+    EXPECT_NEAR(r.tpot_s(), written_tpot, 0.003);
   }
   Summary s = Summarize(result.records, result.duration_s, Slo{});
-  EXPECT_NEAR(s.itl_ms.median, 15, 1.5);
-  EXPECT_NEAR(s.itl_ms.mean, 15, 1.5);
+  EXPECT_NEAR(s.itl_ms.median, 15, 5);
   EXPECT_EQ(s.max_in_flight, 16);
   EXPECT_EQ(s.output_tokens, 16 * 12);
 }
 
 TEST(BenchRunnerTest, GoodputCountsExactlyTheRequestsMeetingTheSlo) {
-  // Kind 0: TTFT 20 ms; kind 1: TTFT 150 ms; kind 2: fast TTFT but ITL 40 ms (fails tpot:25).
+  // Kind 0: TTFT 10 ms; kind 1: TTFT 400 ms (fails ttft:200); kind 2: fast TTFT but ITL 100 ms
+  // (fails tpot:50). Each side of each bound has room for a machine that runs 100 ms late.
   FakeInferenceServer server([](const v1::GenerateRequest& r) {
     switch (Kind(r)) {
-      case 0: return FakeBehavior{.ttft_s = 0.020, .itl_s = 0.005};
-      case 1: return FakeBehavior{.ttft_s = 0.150, .itl_s = 0.005};
-      default: return FakeBehavior{.ttft_s = 0.010, .itl_s = 0.040};
+      case 0: return FakeBehavior{.ttft_s = 0.010, .itl_s = 0.002};
+      case 1: return FakeBehavior{.ttft_s = 0.400, .itl_s = 0.002};
+      default: return FakeBehavior{.ttft_s = 0.010, .itl_s = 0.100};
     }
   });
   Runner runner(Channels(server.address(), 1), "");
   RunResult result = runner.Run(Prompts({0, 1, 0, 2, 0, 1, 2, 0, 0, 1}, 5), {.num_requests = 10});
-  Slo slo = ParseSlo({"ttft:80", "tpot:25"}).value();
+  Slo slo = ParseSlo({"ttft:200", "tpot:50"}).value();
   Summary s = Summarize(result.records, result.duration_s, slo);
   EXPECT_EQ(s.completed, 10);
   EXPECT_EQ(s.good, 5);
@@ -125,7 +133,9 @@ TEST(BenchRunnerTest, FailedTimedOutAndCancelledRequestsAreCounted) {
   EXPECT_EQ(s.errors["INVALID_ARGUMENT"], 1);
   EXPECT_EQ(s.errors["DEADLINE_EXCEEDED"], 2);
   EXPECT_EQ(result.records[1].output_tokens, 2);  // what arrived before the failure is kept
-  EXPECT_NEAR(result.records[3].e2e_s, 0.3, 0.1);
+  // Ended by the deadline: not before it, and not at some later moment (a drain or the test end).
+  EXPECT_GE(result.records[3].e2e_s, 0.3 - 0.005);
+  EXPECT_LT(result.records[3].e2e_s, 0.3 + 1.0);
 
   // Drain timeout: streams still open after sending stops are cancelled, and recorded.
   result = runner.Run(Prompts({0, 3, 3}, 4), {.num_requests = 3, .drain_timeout_s = 0.2});
@@ -160,9 +170,9 @@ TEST(BenchRunnerTest, ConcurrencyCapHoldsAndWarmupIsNotRecorded) {
   Summary s = Summarize(result.records, result.duration_s, Slo{});
   EXPECT_EQ(s.completed, 16);
   EXPECT_EQ(s.max_in_flight, 4);
-  // 4 waves of 80 ms each.
+  // 4 waves of 80 ms each: no cap would take ~80 ms, one at a time ~1.3 s.
   EXPECT_GT(result.duration_s, 0.30);
-  EXPECT_LT(result.duration_s, 0.50);
+  EXPECT_LT(result.duration_s, 1.0);
 }
 
 TEST(BenchRunnerTest, OpenLoopFollowsTheScheduleAndDurationStopsSending) {
@@ -176,7 +186,8 @@ TEST(BenchRunnerTest, OpenLoopFollowsTheScheduleAndDurationStopsSending) {
   EXPECT_GT(s.sent, 25);  // Poisson(50): far outside 25..80 is a bug
   EXPECT_LT(s.sent, 80);
   for (const RequestRecord& r : result.records) EXPECT_LT(r.scheduled_s, 0.5);
-  EXPECT_LT(s.max_send_lag_s, 0.010);
+  // Sent on schedule, not after earlier requests finish (that would lag by ~0.75 s by the end).
+  EXPECT_LT(s.max_send_lag_s, 0.100);
   // Same seed, same schedule.
   RunResult again = runner.Run(Prompts({0}, 4), {.request_rate = 100, .duration_s = 0.5, .seed = 5});
   ASSERT_EQ(again.records.size(), result.records.size());
@@ -214,11 +225,11 @@ TEST(BenchRunnerTest, HundredsOfConcurrentStreamsKeepTheirTiming) {
     }
   }
   Distribution error = Distribute(errors_ms);
-  // Measured 0.03-0.2 ms median, 1-30 ms p99 on a shared 2-core machine at load 8 (p99 follows
-  // the machine's scheduling spikes); the median is the client's own delay.
-  EXPECT_LT(error.median, 1.0);
-  EXPECT_LT(error.p99, 45.0);
-  EXPECT_NEAR(s.itl_ms.median, 50, 3);
+  // Measured 0.03-0.2 ms median, 1-30 ms p99 on a shared 2-core machine at load 8, 6.6 ms median
+  // and 67 ms p99 on a CI machine (p99 follows the machine's scheduling spikes). A client that
+  // buffered or batched messages would be off by the injected 50 ms gap on most of them.
+  EXPECT_LT(error.median, 20.0);
+  EXPECT_NEAR(s.itl_ms.median, 50, 10);
   std::printf("400 streams: |client ITL - server write gap| mean %.3f ms, median %.3f, p99 %.3f; "
               "ITL median %.2f ms (injected 50)\n", error.mean, error.median, error.p99, s.itl_ms.median);
 }
