@@ -1,0 +1,58 @@
+// Paged attention (MHA/GQA) of the CUDA backend: the KV-cache write and the attention over it.
+
+#include "cuda/paged_attention.cuh"
+#include "cuda/write_cache.cuh"
+#include "server/backend/cuda/cuda_backend.h"
+#include "server/backend/cuda/cuda_checks.h"
+#include "server/backend/cuda/cuda_launch.h"
+#include "server/common/status_macros.h"
+
+namespace moeserve {
+
+using cuda_launch::bf16;
+using cuda_launch::Flags;
+using cuda_launch::Launched;
+using cuda_launch::LayoutParams;
+using cuda_launch::Ptr;
+namespace k = ::moeserve::kernels;
+
+absl::Status CudaBackend::WriteKvCache(const Tensor& kt, const Tensor& v,
+                                       const AttentionMetadata& meta, const Tensor& k_cache,
+                                       const Tensor& v_cache) {
+  RETURN_IF_ERROR(cuda_checks::CheckWriteKvCache(kt, v, meta, k_cache, v_cache));
+  k::WriteCacheParams p;
+  const int64_t krow = kt.dim(1) * kt.dim(2) * 2, vrow = v.dim(1) * v.dim(2) * 2;
+  p.seg[0] = {kt.data(), krow, k_cache.data(), krow, 0};
+  p.seg[1] = {v.data(), vrow, v_cache.data(), vrow, 0};
+  p.num_segments = 2;
+  p.slot_mapping = Ptr<const int32_t>(meta.slot_mapping);
+  p.num_tokens = kt.dim(0);
+  p.num_slots = k_cache.dim(0) * k_cache.dim(1);
+  p.error_flags = Flags(error_flags_);
+  return Launched(k::LaunchWriteCache(p, stream_), "WriteKvCache");
+}
+
+absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
+                                         const Tensor& v_cache, const AttentionMetadata& meta,
+                                         float scale, const Tensor& out) {
+  RETURN_IF_ERROR(cuda_checks::CheckPagedAttention(q, k_cache, v_cache, meta, out));
+  k::PagedAttentionParams p = LayoutParams(meta, k_cache.dim(0));
+  const int64_t Hkv = k_cache.dim(2), D = q.dim(2), Dv = v_cache.dim(3);
+  p.q_a = Ptr<const bf16>(q);
+  p.dim_a = static_cast<int>(D);
+  p.dim_v = static_cast<int>(Dv);
+  p.k_cache = Ptr<const bf16>(k_cache);
+  p.k_slot_stride = Hkv * D;
+  p.k_head_stride = D;
+  p.v_cache = Ptr<const bf16>(v_cache);
+  p.v_slot_stride = Hkv * Dv;
+  p.v_head_stride = Dv;
+  p.out = Ptr<bf16>(out);
+  p.num_heads = static_cast<int>(q.dim(1));
+  p.num_kv_heads = static_cast<int>(Hkv);
+  p.scale = scale;
+  p.error_flags = Flags(error_flags_);
+  return Launched(k::LaunchPagedAttention(p, stream_), "PagedAttention");
+}
+
+}  // namespace moeserve
