@@ -61,6 +61,26 @@ ComputedBlocks KvCacheManager::GetComputedBlocks(const KvSequence& seq) {
   return hit;
 }
 
+ComputedBlocks KvCacheManager::GetForkedBlocks(RequestId parent, int32_t parent_computed_tokens,
+                                               int32_t shared_tokens,
+                                               const KvSequence& seq) const {
+  MS_CHECK(seq.num_computed_tokens == 0 && !requests_.contains(seq.id))
+      << "GetForkedBlocks for request " << seq.id << " that already holds blocks";
+  ComputedBlocks fork;
+  fork.forked = true;
+  auto it = requests_.find(parent);
+  if (it == requests_.end() || seq.token_ids.empty()) return fork;
+  const int64_t last_token = static_cast<int64_t>(seq.token_ids.size()) - 1;
+  const int64_t tokens =
+      std::min<int64_t>({parent_computed_tokens, shared_tokens, last_token});
+  const size_t num_blocks =
+      std::min<size_t>(std::max<int64_t>(tokens, 0) / config_.block_size,
+                       it->second.block_ids.size());
+  fork.block_ids.assign(it->second.block_ids.begin(), it->second.block_ids.begin() + num_blocks);
+  fork.num_tokens = static_cast<int32_t>(num_blocks) * config_.block_size;
+  return fork;
+}
+
 void KvCacheManager::CacheComputedBlocks(const KvSequence& seq, RequestBlocks* blocks) {
   if (!config_.enable_prefix_caching) return;
   const size_t num_full =
@@ -101,15 +121,19 @@ bool KvCacheManager::AllocateSlots(const KvSequence& seq, int32_t num_new_tokens
   if (fresh) {
     if (needed == 0) return true;
     it = requests_.try_emplace(seq.id).first;
-    prefix_query_tokens_ += static_cast<int64_t>(seq.token_ids.size());
-    prefix_hit_tokens_ += new_computed.num_tokens;
+    if (!new_computed.forked) {
+      prefix_query_tokens_ += static_cast<int64_t>(seq.token_ids.size());
+      prefix_hit_tokens_ += new_computed.num_tokens;
+    }
   }
   RequestBlocks& blocks = it->second;
   for (int32_t block : new_computed.block_ids) {
     pool_.Acquire(block);
     blocks.block_ids.push_back(block);
   }
-  blocks.num_cached_blocks += new_computed.block_ids.size();
+  // Forked blocks may not be registered yet: the child registers them itself (duplicates are
+  // no-ops).
+  if (!new_computed.forked) blocks.num_cached_blocks += new_computed.block_ids.size();
   pool_.Allocate(num_to_allocate, &blocks.block_ids);
   return true;
 }

@@ -20,6 +20,15 @@
 // logits. Free() releases blocks tail first, so a freed request's tail blocks are evicted before
 // its (more shareable) head blocks.
 //
+// Forking (parallel sampling, n > 1): a child request with the same prompt as a parent takes
+// GetForkedBlocks() instead of GetComputedBlocks() and passes it to AllocateSlots() the same way.
+// It then holds references to the parent's computed full prompt blocks, with or without prefix
+// caching. Only full blocks are shared, and never the one holding the child's last token, so no
+// request ever writes a block another one holds: the child recomputes its partial tail (at most
+// block_size tokens, and it needs the last prompt token's logits anyway) into blocks of its own.
+// That costs a few recomputed tokens per child instead of a backend block-copy op, keeps block
+// tables append-only and makes a shared block immutable for as long as it is shared.
+//
 // Requires external synchronization (owned by the engine thread).
 
 #include <cstdint>
@@ -64,6 +73,7 @@ struct KvSequence {
 struct ComputedBlocks {
   std::vector<int32_t> block_ids;
   int32_t num_tokens = 0;
+  bool forked = false;  // taken from a parent request, not from the prefix cache (not a "hit")
 };
 
 struct KvCacheUsage {
@@ -94,6 +104,16 @@ class KvCacheManager {
   // REQUIRES: the request holds no blocks and seq.num_computed_tokens == 0.
   ComputedBlocks GetComputedBlocks(const KvSequence& seq);
 
+  // The parent's leading full blocks that a child forked from it can hold instead of computing:
+  // blocks covering only tokens the parent has computed, among the first `shared_tokens` (the
+  // tokens the two sequences have in common, e.g. the prompt), and never seq's last token. Empty
+  // when the parent holds no blocks. Takes no references: pass the result to AllocateSlots()
+  // before any other call. Independent of enable_prefix_caching.
+  // REQUIRES: the child holds no blocks, seq.num_computed_tokens == 0, and the parent's first
+  // shared_tokens tokens equal seq's.
+  ComputedBlocks GetForkedBlocks(RequestId parent, int32_t parent_computed_tokens,
+                                 int32_t shared_tokens, const KvSequence& seq) const;
+
   // Makes the request's blocks cover num_computed_tokens + new_computed.num_tokens +
   // num_new_tokens tokens, first taking `new_computed` (from GetComputedBlocks in this step), then
   // allocating fresh blocks, evicting cached unreferenced ones LRU. Returns false, changing no
@@ -108,6 +128,8 @@ class KvCacheManager {
   // The request's block table; empty when it holds none. Valid until the next non-const call.
   absl::Span<const int32_t> GetBlockIds(RequestId id) const;
   bool HoldsBlocks(RequestId id) const { return requests_.contains(id); }
+  // Requests holding `block` (tests: a block written in a step must have exactly one holder).
+  int32_t BlockRefCount(int32_t block) const { return pool_.ref_count(block); }
   int32_t num_requests() const { return static_cast<int32_t>(requests_.size()); }
 
   KvCacheUsage usage() const;

@@ -9,6 +9,7 @@
 // Owned and mutated by the Scheduler; others read it. Requires external synchronization.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,10 @@ struct RequestSpec {
   std::vector<int32_t> stop_token_ids;  // always honoured
   bool ignore_eos = false;
   absl::Time arrival_time = absl::InfinitePast();  // InfinitePast: set by AddRequest to now
+  // Parallel sampling: a live request with the same prompt (the first sample of the group). This
+  // one waits until the parent has computed the prompt, then holds the parent's full prompt
+  // blocks by reference instead of computing them (KvCacheManager::GetForkedBlocks).
+  std::optional<RequestId> fork_parent;
 };
 
 class Request {
@@ -93,6 +98,10 @@ class Request {
   int32_t num_cached_prompt_tokens_ = -1;  // -1 until first admitted
   int32_t num_preemptions_ = 0;
   std::vector<BlockHash> block_hashes_;  // memo for the KV cache manager
+  // Fork links, set only until the child's first admission (or until either finishes): the
+  // child's parent, and the parent's children that have not taken their fork yet.
+  Request* fork_parent_ = nullptr;
+  std::vector<Request*> unforked_children_;
 };
 
 }  // namespace moeserve

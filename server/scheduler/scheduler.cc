@@ -74,6 +74,21 @@ absl::Status Scheduler::AddRequest(RequestSpec spec) {
   if (requests_.contains(spec.id)) {
     return absl::AlreadyExistsError(absl::StrCat("request id ", spec.id, " is already in use"));
   }
+  Request* parent = nullptr;
+  if (spec.fork_parent.has_value()) {
+    auto it = requests_.find(*spec.fork_parent);
+    if (it == requests_.end() || IsFinished(it->second->status())) {
+      return absl::InvalidArgumentError(absl::StrCat("fork_parent ", *spec.fork_parent,
+                                                     " is not a live request"));
+    }
+    parent = it->second.get();
+    const absl::Span<const int32_t> parent_prompt = parent->prompt_token_ids();
+    if (!std::equal(parent_prompt.begin(), parent_prompt.end(), spec.prompt_token_ids.begin(),
+                    spec.prompt_token_ids.end())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fork_parent ", *spec.fork_parent, " has a different prompt than request ", spec.id));
+    }
+  }
   if (config_.max_queued_requests > 0 && num_waiting() >= config_.max_queued_requests) {
     return absl::ResourceExhaustedError(
         absl::StrCat("request queue is full: ", num_waiting(),
@@ -87,6 +102,10 @@ absl::Status Scheduler::AddRequest(RequestSpec spec) {
   if (spec.arrival_time == absl::InfinitePast()) spec.arrival_time = absl::Now();
   const RequestId id = spec.id;
   auto request = std::make_unique<Request>(std::move(spec), next_arrival_seq_++);
+  if (parent != nullptr) {
+    request->fork_parent_ = parent;
+    parent->unforked_children_.push_back(request.get());
+  }
   Enqueue(request.get());
   requests_.emplace(id, std::move(request));
   return absl::OkStatus();
@@ -103,8 +122,40 @@ bool Scheduler::Finish(RequestId id, RequestStatus reason) {
     Dequeue(request);
   }
   request->status_ = reason;
+  DetachFromParent(request);
   to_release_.push_back(request);
   return true;
+}
+
+void Scheduler::DetachFromParent(Request* child) {
+  Request* parent = child->fork_parent_;
+  if (parent == nullptr) return;
+  auto& siblings = parent->unforked_children_;
+  siblings.erase(std::find(siblings.begin(), siblings.end(), child));
+  child->fork_parent_ = nullptr;
+}
+
+void Scheduler::DetachChildren(Request* parent) {
+  for (Request* child : parent->unforked_children_) child->fork_parent_ = nullptr;
+  parent->unforked_children_.clear();
+}
+
+bool Scheduler::ForkReady(Request* request, ComputedBlocks* fork) const {
+  const Request* parent = request->fork_parent_;
+  if (parent == nullptr) return true;
+  const int32_t shared = request->num_prompt_tokens();
+  *fork = kv_->GetForkedBlocks(parent->id(), parent->num_computed_tokens_, shared,
+                               request->kv_sequence());
+  const int32_t block_size = kv_->block_size();
+  const int32_t wanted = std::min(shared, request->num_tokens() - 1) / block_size * block_size;
+  return fork->num_tokens >= wanted || IsFinished(parent->status_);
+}
+
+void Scheduler::Release(Request* request, SchedulerOutput* out) {
+  kv_->Free(request->kv_sequence());
+  DetachChildren(request);
+  out->finished_request_ids.push_back(request->id());
+  requests_.erase(request->id());
 }
 
 void Scheduler::Enqueue(Request* request) {
@@ -149,10 +200,14 @@ int32_t Scheduler::PrefillChunk(int32_t remaining, int32_t room) const {
 SchedulerOutput Scheduler::Schedule() {
   MS_CHECK(in_flight_.empty()) << "Schedule() called again before UpdateFromOutput()";
   SchedulerOutput out;
+  // A finished parent whose children still wait keeps its blocks until they were admitted.
+  std::vector<Request*> release_after_admission;
   for (Request* request : to_release_) {
-    kv_->Free(request->kv_sequence());
-    out.finished_request_ids.push_back(request->id());
-    requests_.erase(request->id());
+    if (!request->unforked_children_.empty() && kv_->HoldsBlocks(request->id())) {
+      release_after_admission.push_back(request);
+    } else {
+      Release(request, &out);
+    }
   }
   to_release_.clear();
 
@@ -196,16 +251,22 @@ SchedulerOutput Scheduler::Schedule() {
   }
 
   // Admitting while preempting would only thrash the cache.
-  while (!preempted && !waiting_.empty() && budget > 0 && num_running() < config_.max_num_seqs) {
-    Request* request = *waiting_.begin();
-    const ComputedBlocks hit = kv_->GetComputedBlocks(request->kv_sequence());
+  auto next = waiting_.begin();
+  while (!preempted && next != waiting_.end() && budget > 0 &&
+         num_running() < config_.max_num_seqs) {
+    Request* request = *next++;
+    ComputedBlocks hit;
+    if (!ForkReady(request, &hit)) continue;  // its parent is still computing the prompt
+    if (hit.block_ids.empty()) hit = kv_->GetComputedBlocks(request->kv_sequence());
     const int32_t remaining = request->num_tokens() - hit.num_tokens;
     const int32_t num_new = PrefillChunk(remaining, budget);
     if (!kv_->AllocateSlots(request->kv_sequence(), num_new, hit)) break;
     Dequeue(request);
+    DetachFromParent(request);
     request->num_computed_tokens_ = hit.num_tokens;
     if (request->num_cached_prompt_tokens_ < 0) {
-      request->num_cached_prompt_tokens_ = std::min(hit.num_tokens, request->num_prompt_tokens());
+      request->num_cached_prompt_tokens_ =
+          hit.forked ? 0 : std::min(hit.num_tokens, request->num_prompt_tokens());
     }
     request->status_ = RequestStatus::kRunning;
     InsertRunning(request);
@@ -213,6 +274,8 @@ SchedulerOutput Scheduler::Schedule() {
     in_flight_.push_back({request, num_new, num_new == remaining});
     budget -= num_new;
   }
+
+  for (Request* request : release_after_admission) Release(request, &out);
 
   // Spans last: no block table or token vector changes after this point until the next call.
   for (size_t k = 0; k < out.scheduled.size(); ++k) {
@@ -259,7 +322,8 @@ std::vector<RequestUpdate> Scheduler::UpdateFromOutput(
     if (IsFinished(status)) {
       RemoveRunning(request);
       request->status_ = status;
-      kv_->Free(request->kv_sequence());
+      // Children still to be admitted fork its blocks first (released by the next Schedule()).
+      if (request->unforked_children_.empty()) kv_->Free(request->kv_sequence());
       to_release_.push_back(request);
     }
     updates.push_back({request->id(), token, status});
@@ -322,6 +386,20 @@ absl::Status Scheduler::CheckIntegrity() const {
       return absl::InternalError(absl::StrCat("released request ", r->id(), " is not finished"));
     }
     if (kv_->HoldsBlocks(r->id())) ++holders;
+  }
+  for (const auto& [id, r] : requests_) {
+    if (const Request* parent = r->fork_parent_; parent != nullptr) {
+      const bool linked = std::count(parent->unforked_children_.begin(),
+                                     parent->unforked_children_.end(), r.get()) == 1;
+      if (!linked || r->status() != RequestStatus::kWaiting || !requests_.contains(parent->id())) {
+        return absl::InternalError(absl::StrCat("request ", id, " has a stale fork link"));
+      }
+    }
+    for (const Request* child : r->unforked_children_) {
+      if (child->fork_parent_ != r.get()) {
+        return absl::InternalError(absl::StrCat("request ", id, " lists a child it does not own"));
+      }
+    }
   }
   if (holders != kv_->num_requests()) {
     return absl::InternalError(absl::StrCat("the KV cache tracks ", kv_->num_requests(),

@@ -21,6 +21,12 @@
 //      outputs are kept, so it continues exactly where it stopped.
 //   4. If nothing was preempted, waiting requests in (priority, arrival) order are admitted while
 //      budget, max_num_seqs and blocks last, each starting after its cached prefix.
+//   5. Parallel sampling: a request with a fork_parent is skipped at admission (others pass it)
+//      until its live parent has computed the prompt's full blocks, then admitted holding those
+//      blocks by reference (KvCacheManager::GetForkedBlocks), computing only its tail. A parent
+//      that finishes before its children were admitted keeps its blocks until the admission
+//      phase of the next Schedule(). A child whose parent is gone, or that was preempted after
+//      its fork, is admitted like any request (prefix cache or full recompute).
 //
 // Requires external synchronization: one engine thread calls every method.
 
@@ -140,6 +146,14 @@ class Scheduler {
   void InsertRunning(Request* request);
   void RemoveRunning(Request* request);
   void Preempt(Request* request, SchedulerOutput* out);
+  // Unlinks a child from its parent's unforked children (first admission or finish), or a parent
+  // from all its unforked children (release).
+  static void DetachFromParent(Request* child);
+  static void DetachChildren(Request* parent);
+  // A child's fork of its parent's prompt blocks in *fork (empty when none). False while a child
+  // never admitted should rather wait for its live parent to compute more of the prompt.
+  bool ForkReady(Request* request, ComputedBlocks* fork) const;
+  void Release(Request* request, SchedulerOutput* out);
   int32_t PrefillChunk(int32_t remaining, int32_t room) const;
   RequestStatus CheckStop(const Request& request, int32_t token) const;
 

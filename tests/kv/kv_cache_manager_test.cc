@@ -63,6 +63,60 @@ class KvCacheManagerTest : public ::testing::Test {
   std::unique_ptr<KvCacheManager> kv_;
 };
 
+// Parallel sampling: children share the parent's full prompt blocks by reference and each gets
+// its own tail, with prefix caching off, so n = 4 costs prompt blocks + 4 tails, not 4 prompts.
+TEST_F(KvCacheManagerTest, ForkedChildrenShareFullPromptBlocksWithoutPrefixCaching) {
+  Init(40, 16, /*prefix_caching=*/false);
+  const std::vector<int32_t> prompt = Iota(40, 0);  // 2 full blocks + 8 tokens
+  TestSeq parent{1, prompt};
+  ASSERT_TRUE(Prefill(parent));
+  EXPECT_EQ(kv_->usage().num_used_blocks, 3);
+  const std::vector<int32_t> parent_blocks = Blocks(1);
+  for (RequestId id = 2; id <= 4; ++id) {
+    TestSeq child{id, prompt};
+    const ComputedBlocks fork = kv_->GetForkedBlocks(1, parent.num_computed, 40, child.view());
+    ASSERT_EQ(fork.num_tokens, 32);
+    ASSERT_TRUE(kv_->AllocateSlots(child.view(), 40 - fork.num_tokens, fork));
+    Check();
+    const std::vector<int32_t> blocks = Blocks(id);
+    ASSERT_EQ(blocks.size(), 3u);
+    EXPECT_EQ(blocks[0], parent_blocks[0]);
+    EXPECT_EQ(blocks[1], parent_blocks[1]);
+    EXPECT_NE(blocks[2], parent_blocks[2]);  // the partial tail is never shared
+    EXPECT_EQ(kv_->BlockRefCount(blocks[2]), 1);
+  }
+  EXPECT_EQ(kv_->usage().num_used_blocks, 2 + 4 * 1);
+  EXPECT_EQ(kv_->BlockRefCount(parent_blocks[0]), 4);
+  EXPECT_EQ(kv_->usage().prefix_hit_tokens, 0);  // a fork is not a prefix-cache hit
+  // The parent leaving (finished or preempted) keeps the shared blocks alive for the children.
+  kv_->Free(parent.view());
+  Check();
+  EXPECT_EQ(kv_->usage().num_used_blocks, 2 + 3);
+  EXPECT_EQ(kv_->BlockRefCount(parent_blocks[0]), 3);
+  for (RequestId id = 2; id <= 4; ++id) {
+    TestSeq child{id, prompt};
+    kv_->Free(child.view());
+  }
+  Check();
+  EXPECT_EQ(kv_->usage().num_used_blocks, 0);
+}
+
+TEST_F(KvCacheManagerTest, ForkNeverCoversTheLastTokenNorUncomputedOrUnsharedTokens) {
+  Init(40, 16, /*prefix_caching=*/false);
+  TestSeq parent{1, Iota(48, 0)};
+  const ComputedBlocks none = kv_->GetForkedBlocks(1, 0, 48, TestSeq{2, Iota(48, 0)}.view());
+  EXPECT_TRUE(none.block_ids.empty());  // the parent holds no blocks yet
+  ASSERT_TRUE(Prefill(parent));
+  TestSeq child{2, Iota(48, 0)};
+  // 48 tokens = 3 full blocks, but the child must compute its last token: 2 blocks.
+  EXPECT_EQ(kv_->GetForkedBlocks(1, 48, 48, child.view()).num_tokens, 32);
+  // Only what the parent has computed, only the common prefix.
+  EXPECT_EQ(kv_->GetForkedBlocks(1, 20, 48, child.view()).num_tokens, 16);
+  EXPECT_EQ(kv_->GetForkedBlocks(1, 48, 15, child.view()).num_tokens, 0);
+  TestSeq short_child{3, Iota(10, 0)};
+  EXPECT_EQ(kv_->GetForkedBlocks(1, 48, 10, short_child.view()).num_tokens, 0);
+}
+
 TEST_F(KvCacheManagerTest, RejectsBadConfig) {
   EXPECT_FALSE(KvCacheManager::Create({1, 16, true}).ok());
   EXPECT_FALSE(KvCacheManager::Create({10, 0, true}).ok());

@@ -130,6 +130,7 @@ class Harness {
   }
 
   std::vector<RequestUpdate> Finish() {
+    CheckSingleWriter();
     std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(model_.Run(last_));
     for (const RequestUpdate& u : updates) {
       outputs_[u.id].push_back(u.new_token);
@@ -155,6 +156,19 @@ class Harness {
     Step();  // reports the last finished ids and releases them
     EXPECT_EQ(kv_->usage().num_used_blocks, 0);
     return steps;
+  }
+
+  // Every block a step writes is held by exactly one request: shared blocks (prefix hits,
+  // forks) are read-only.
+  void CheckSingleWriter() {
+    const int32_t block_size = kv_->block_size();
+    for (const ScheduledRequest& s : last_.scheduled) {
+      for (int32_t p = s.start_position; p < s.start_position + s.num_new_tokens; ++p) {
+        const int32_t block = s.block_ids[p / block_size];
+        ASSERT_EQ(kv_->BlockRefCount(block), 1)
+            << "request " << s.id << " writes position " << p << " into shared block " << block;
+      }
+    }
   }
 
   void CheckIntegrity() {

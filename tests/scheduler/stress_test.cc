@@ -1,6 +1,7 @@
 // Randomized stress: thousands of steps of random arrivals (with shared prefixes and salts),
 // priorities, lengths, stop ids, aborts at random points (including while a step is in flight),
-// admission refusals and preemptions under a small KV pool. Integrity is checked after every
+// admission refusals and preemptions under a small KV pool, and parallel-sampling groups (children
+// forked from a parent, aborted alone or together). Integrity is checked after every
 // Schedule() and UpdateFromOutput(); every request that finished on its own must have produced
 // exactly what it produces alone, and an aborted one a prefix of that.
 
@@ -38,7 +39,9 @@ std::vector<int32_t> RunAlone(const RequestSpec& spec, const StressParams& p) {
   config.max_num_seqs = 1;
   config.max_model_len = p.max_model_len;
   Harness alone(config, KvCacheConfig{p.max_model_len / p.block_size + 8, p.block_size, true});
-  EXPECT_TRUE(alone.scheduler().AddRequest(spec).ok());
+  RequestSpec solo = spec;
+  solo.fork_parent.reset();
+  EXPECT_TRUE(alone.scheduler().AddRequest(solo).ok());
   alone.RunToCompletion();
   return alone.outputs()[spec.id];
 }
@@ -74,12 +77,21 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
   int refused = 0;
   int preemptions = 0;
   int prefix_hits = 0;
+  int children = 0;
+  int forked_admissions = 0;
+  std::map<RequestId, std::vector<RequestId>> groups;  // parent -> forked children
 
   auto abort_random = [&]() {
     if (live.empty()) return;
     const size_t k = uniform(0, static_cast<int>(live.size()) - 1);
     const RequestId id = live[k];
     if (h.scheduler().Abort(id)) aborted[id] = true;
+    // Aborting a parallel-sampling request aborts all its samples (as the engine does).
+    if (groups.count(id) && chance(0.5)) {
+      for (RequestId child : groups[id]) {
+        if (h.scheduler().Abort(child)) aborted[child] = true;
+      }
+    }
   };
 
   for (int step = 0; step < p.steps; ++step) {
@@ -110,6 +122,26 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
         } else {
           ASSERT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
           ++refused;
+          continue;
+        }
+        // Parallel sampling: children forked from this request share its prompt blocks.
+        if (chance(0.25)) {
+          const RequestId parent = spec.id;
+          for (int k = uniform(1, 3); k > 0; --k) {
+            RequestSpec child = spec;
+            child.id = next_id++;
+            child.fork_parent = parent;
+            const absl::Status forked = h.scheduler().AddRequest(child);
+            if (!forked.ok()) {
+              ASSERT_EQ(forked.code(), absl::StatusCode::kResourceExhausted) << forked;
+              ++refused;
+              continue;
+            }
+            specs[child.id] = child;
+            groups[parent].push_back(child.id);
+            live.push_back(child.id);
+            ++children;
+          }
         }
       }
       if (chance(0.05)) abort_random();
@@ -123,6 +155,10 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
           s.start_position == r->num_cached_prompt_tokens() &&
           r->num_output_tokens() == 0) {
         ++prefix_hits;
+      }
+      if (s.start_position > 0 && r->num_preemptions() == 0 && r->num_output_tokens() == 0 &&
+          r->num_cached_prompt_tokens() == 0 && r->spec().fork_parent.has_value()) {
+        ++forked_admissions;  // shares its parent's prompt blocks
       }
     }
     for (RequestId id : out.finished_request_ids) {
@@ -155,10 +191,13 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
   RecordProperty("requests", static_cast<int>(specs.size()));
   RecordProperty("preemptions", preemptions);
   std::printf("seed %u: %zu requests (%d refused, %zu aborted, %d compared alone), %d preemptions, "
-              "%d prefix-hit admissions, prefix hit tokens %lld\n",
+              "%d prefix-hit admissions, prefix hit tokens %lld, %d forked children (%d admitted on a fork)\n",
               p.seed, specs.size(), refused, aborted.size(), checked_alone, preemptions,
-              prefix_hits, static_cast<long long>(h.kv().usage().prefix_hit_tokens));
+              prefix_hits, static_cast<long long>(h.kv().usage().prefix_hit_tokens), children,
+              forked_admissions);
   EXPECT_GT(finished_alone, 0);
+  EXPECT_GT(children, 0);
+  EXPECT_GT(forked_admissions, 0);
   if (p.num_blocks * p.block_size < 4 * p.max_model_len) {
     EXPECT_GT(preemptions, 0);
   }
