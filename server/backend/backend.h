@@ -67,6 +67,17 @@ struct MoeRoutingParams {
   float routed_scaling_factor = 1.0f;  // multiplies the final weights
 };
 
+// The device memory a backend allocates from (see Backend::MemoryStats).
+struct DeviceMemoryStats {
+  int64_t total_bytes = 0;         // the device's memory
+  int64_t free_bytes = 0;          // free on the device now (cached blocks count as used)
+  int64_t in_use_bytes = 0;        // held by live tensors
+  int64_t cached_bytes = 0;        // freed tensors kept by the caching allocator for reuse
+  int64_t peak_in_use_bytes = 0;   // highest in_use_bytes since the last MarkMemory()
+  int64_t raw_allocs = 0;          // device allocations (cudaMalloc) since creation
+  int64_t raw_allocs_since_mark = 0;  // ... since the last MarkMemory(): misses after warm-up
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -90,6 +101,16 @@ class Backend {
   virtual absl::Status Zero(const Tensor& dst) = 0;
   // Waits for all queued work.
   virtual absl::Status Synchronize() = 0;
+
+  // Device memory, for sizing the KV cache from what the weights and a measured step leave free.
+  // Unimplemented on backends that allocate host memory (the CPU). MarkMemory starts a measurement
+  // window (peak and raw-allocation counts); ReleaseCachedMemory returns cached blocks to the
+  // device. Both are no-ops where MemoryStats is unimplemented.
+  virtual absl::StatusOr<DeviceMemoryStats> MemoryStats() {
+    return absl::UnimplementedError("this backend has no device memory");
+  }
+  virtual void MarkMemory() {}
+  virtual void ReleaseCachedMemory() {}
 
   // ---- Ops -----------------------------------------------------------------------------------
   // out[t] = table[ids[t]]. table [V, d], ids i32 [T], out [T, d]. An id outside [0, V) is an error.

@@ -5,6 +5,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "server/engine/engine_config.h"
 
 namespace moeserve {
 
@@ -15,6 +16,10 @@ void AddConvertCommand(CLI::App& app, absl::Status* status);
 void AddMakeModelCommand(CLI::App& app, absl::Status* status);
 void AddTokenizeCommand(CLI::App& app, absl::Status* status);
 void AddServeCommand(CLI::App& app, absl::Status* status);  // serve_command.cc (gRPC builds only)
+
+// --gpu-memory-utilization and --kv-cache-memory (device KV budget) into `config`
+// (device_memory_options.cc).
+void AddDeviceMemoryOptions(CLI::App* cmd, EngineConfig* config);
 
 // The model `serve` and `generate` use when --model is not given: the repository's embedded model.
 std::string DefaultModelDir();

@@ -35,13 +35,16 @@ struct GenerateOptions {
   int64_t kv_cache_mib = 256;
   bool ignore_eos = false;
   bool stats = false;
+  EngineConfig memory;  // gpu_memory_utilization, device_kv_cache_memory_bytes
 };
 
 // Runs the prompt through the same engine `serve` uses and streams the completion's text.
 absl::Status RunGenerate(const GenerateOptions& o) {
   RETURN_IF_ERROR(CheckModelDir(o.model));
   EngineConfig config{.model_dir = o.model, .device = o.device, .num_threads = o.threads,
-                      .kv_cache_memory_bytes = o.kv_cache_mib << 20};
+                      .kv_cache_memory_bytes = o.kv_cache_mib << 20,
+                      .gpu_memory_utilization = o.memory.gpu_memory_utilization,
+                      .device_kv_cache_memory_bytes = o.memory.device_kv_cache_memory_bytes};
   const auto load_start = absl::Now();
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(config));
   const auto load_end = absl::Now();
@@ -104,6 +107,7 @@ void AddGenerateCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--kv-cache-mib", o->kv_cache_mib, "KV cache memory in MiB")->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--device", o->device, "cpu, cuda or auto")->capture_default_str();
+  AddDeviceMemoryOptions(cmd, &o->memory);
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after EOS");
   cmd->add_flag("--stats", o->stats, "print timing to stderr");

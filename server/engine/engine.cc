@@ -9,6 +9,7 @@
 #include "server/backend/registry.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
+#include "server/engine/kv_memory_plan.h"
 #include "server/engine/stop_strings.h"
 #include "server/tokenizer/incremental_detokenizer.h"
 
@@ -99,9 +100,17 @@ absl::Status Engine::Init() {
   }
 
   if (config_.num_kv_blocks <= 0) {
-    const int64_t bytes_per_block = model_->kv_cache_spec().bytes_per_block(config_.block_size);
-    ASSIGN_OR_RETURN(config_.num_kv_blocks,
-                     NumKvBlocksForMemory(config_.kv_cache_memory_bytes, bytes_per_block));
+    ASSIGN_OR_RETURN(const KvCachePlan plan,
+                     PlanKvCache(model_.get(), backend_.get(),
+                                 {.block_size = config_.block_size,
+                                  .max_num_batched_tokens = config_.max_num_batched_tokens,
+                                  .max_num_seqs = config_.max_num_seqs,
+                                  .max_model_len = config_.max_model_len,
+                                  .host_kv_cache_memory_bytes = config_.kv_cache_memory_bytes,
+                                  .gpu_memory_utilization = config_.gpu_memory_utilization,
+                                  .device_kv_cache_memory_bytes = config_.device_kv_cache_memory_bytes}));
+    if (plan.profiled) MS_LOG(INFO) << "KV cache: " << plan.ToString();
+    config_.num_kv_blocks = plan.num_blocks;
   }
   // The pool reserves block 0 as the null block, so the model's cache has the same block count.
   RETURN_IF_ERROR(model_->AllocateKvCache(config_.num_kv_blocks, config_.block_size));

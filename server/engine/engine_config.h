@@ -21,6 +21,11 @@ struct EngineConfig {
   int64_t kv_cache_memory_bytes = 64LL << 20;
   int32_t num_kv_blocks = 0;
   bool enable_prefix_caching = true;
+  // On a device backend (CUDA) kv_cache_memory_bytes is not used: the budget is
+  // device_kv_cache_memory_bytes when > 0, else gpu_memory_utilization x device memory minus what
+  // the weights and a measured max-size step use (see kv_memory_plan.h).
+  double gpu_memory_utilization = 0.9;
+  int64_t device_kv_cache_memory_bytes = 0;
 
   // Scheduling (see SchedulerConfig).
   int32_t max_num_batched_tokens = 2048;

@@ -230,6 +230,28 @@ TEST(CachingAllocatorTest, ReleasesCacheAndRetriesWhenOutOfMemory) {
   a.Free(p);
 }
 
+TEST(CachingAllocatorTest, MarkMeasuresPeakAndMissesOfAWindow) {
+  int64_t live = 0;
+  CachingAllocator a(MallocOps(&live));
+  void* weights = a.Allocate(8 << 20);  // stays in use
+  void* warm = a.Allocate(4 << 20);     // a warm-up step's activation
+  a.Free(warm);
+  a.Mark();
+  EXPECT_EQ(a.stats().peak_in_use_bytes, size_t{8} << 20);
+  EXPECT_EQ(a.stats().raw_allocs_since_mark, 0);
+  void* again = a.Allocate(4 << 20);  // cached: a hit
+  EXPECT_EQ(a.stats().peak_in_use_bytes, size_t{12} << 20);
+  EXPECT_EQ(a.stats().raw_allocs_since_mark, 0);
+  void* miss = a.Allocate(1 << 10);
+  EXPECT_EQ(a.stats().raw_allocs_since_mark, 1);
+  a.Free(again);
+  a.Free(miss);
+  EXPECT_EQ(a.stats().peak_in_use_bytes, (size_t{12} << 20) + 1024);  // the peak stays
+  a.Mark();
+  EXPECT_EQ(a.stats().peak_in_use_bytes, size_t{8} << 20);
+  a.Free(weights);
+}
+
 TEST(MoeRouteSizingTest, SharedMemoryFitsDeepSeekV3) {
   EXPECT_LE(kernels::MoeRouteSharedBytes(256, 8), 48 * 1024);
   EXPECT_GT(kernels::MoeRouteSharedBytes(256, 8), 256 * 10);

@@ -1,5 +1,6 @@
 #include "server/backend/cuda/caching_allocator.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace moeserve {
@@ -27,6 +28,7 @@ void* CachingAllocator::Allocate(size_t bytes) {
     free_.erase(it);
     stats_.cached_bytes -= size;
     stats_.in_use_bytes += size;
+    stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
     in_use_.emplace(p, size);
     return p;
   }
@@ -37,7 +39,9 @@ void* CachingAllocator::Allocate(size_t bytes) {
     if (p == nullptr) return nullptr;
   }
   ++stats_.raw_allocs;
+  ++stats_.raw_allocs_since_mark;
   stats_.in_use_bytes += rounded;
+  stats_.peak_in_use_bytes = std::max(stats_.peak_in_use_bytes, stats_.in_use_bytes);
   in_use_.emplace(p, rounded);
   return p;
 }
@@ -66,6 +70,12 @@ void CachingAllocator::ReleaseCachedLocked() {
   }
   free_.clear();
   stats_.cached_bytes = 0;
+}
+
+void CachingAllocator::Mark() {
+  absl::MutexLock lock(&mu_);
+  stats_.peak_in_use_bytes = stats_.in_use_bytes;
+  stats_.raw_allocs_since_mark = 0;
 }
 
 CachingAllocator::Stats CachingAllocator::stats() const {

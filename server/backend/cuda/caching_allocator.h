@@ -34,6 +34,11 @@ class CachingAllocator {
     size_t cached_bytes = 0;
     int64_t raw_allocs = 0;
     int64_t raw_frees = 0;
+    // Highest in_use_bytes since construction or the last Mark().
+    size_t peak_in_use_bytes = 0;
+    // Raw allocations since the last Mark(): after warm-up these are cache misses (a steady-state
+    // step should cause none).
+    int64_t raw_allocs_since_mark = 0;
   };
 
   static constexpr size_t kMinBlock = 512;
@@ -52,6 +57,9 @@ class CachingAllocator {
   void Free(void* p);
   // Returns every cached (free) block to the raw allocator.
   void ReleaseCached();
+  // Starts a measurement window: peak_in_use_bytes restarts at the current in_use_bytes and
+  // raw_allocs_since_mark at zero.
+  void Mark();
   Stats stats() const;
 
   // The size class of a request.

@@ -192,6 +192,22 @@ absl::Status CudaBackend::Synchronize() {
   return CheckDeviceErrors();
 }
 
+absl::StatusOr<DeviceMemoryStats> CudaBackend::MemoryStats() {
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_RETURN_IF_ERROR(cudaSetDevice(device_), "cudaSetDevice");
+  CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  const CachingAllocator::Stats a = allocator_->stats();
+  DeviceMemoryStats m;
+  m.total_bytes = static_cast<int64_t>(total_bytes);
+  m.free_bytes = static_cast<int64_t>(free_bytes);
+  m.in_use_bytes = static_cast<int64_t>(a.in_use_bytes);
+  m.cached_bytes = static_cast<int64_t>(a.cached_bytes);
+  m.peak_in_use_bytes = static_cast<int64_t>(a.peak_in_use_bytes);
+  m.raw_allocs = a.raw_allocs;
+  m.raw_allocs_since_mark = a.raw_allocs_since_mark;
+  return m;
+}
+
 absl::Status CudaBackend::CheckDeviceErrors() {
   unsigned flags = 0;
   CUDA_RETURN_IF_ERROR(cudaMemcpy(&flags, error_flags_.data(), sizeof(flags), cudaMemcpyDeviceToHost),

@@ -50,6 +50,9 @@ class CudaBackend : public Backend {
   absl::Status CopyToHostF32(const Tensor& src, absl::Span<float> out) override;
   absl::Status Zero(const Tensor& dst) override;
   absl::Status Synchronize() override;
+  absl::StatusOr<DeviceMemoryStats> MemoryStats() override;
+  void MarkMemory() override { allocator_->Mark(); }
+  void ReleaseCachedMemory() override { allocator_->ReleaseCached(); }
 
   // Row ops, attention, MoE (cuda_ops.cc).
   absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override;

@@ -1,0 +1,78 @@
+#ifndef MOESERVE_SERVER_ENGINE_KV_MEMORY_PLAN_H_
+#define MOESERVE_SERVER_ENGINE_KV_MEMORY_PLAN_H_
+
+// How many paged KV blocks the engine allocates.
+//
+// On a backend with device memory (CUDA) the budget is measured, as vLLM does: with the weights
+// loaded, one dummy step of the largest shape the scheduler can produce (max_num_batched_tokens
+// tokens over min(max_num_seqs, tokens) sequences, every sequence sampling) runs on a small
+// temporary cache, and the caching allocator's peak over that step is the activation peak. Then
+//
+//   budget = gpu_memory_utilization * total - used - activation_peak
+//
+// where `used` is the device memory in use after the step minus the temporary cache and the
+// allocator's cached (reusable) blocks: weights, workspaces, the CUDA context and other processes.
+// An explicit kv_cache_memory_bytes replaces the formula (and must fit in what is free).
+// On the CPU the configured host budget is used as is.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/backend/backend.h"
+#include "server/model/forward_batch.h"
+#include "server/model/model.h"
+
+namespace moeserve {
+
+// The budget arithmetic alone (no device), unit-tested.
+struct KvMemoryBudgetInputs {
+  int64_t total_bytes = 0;            // device memory
+  int64_t used_bytes = 0;             // in use, excluding activations and the allocator cache
+  int64_t activation_peak_bytes = 0;  // measured over the dummy step
+  double gpu_memory_utilization = 0.9;
+  int64_t kv_cache_memory_bytes = 0;  // > 0: explicit budget
+};
+// InvalidArgument for a utilization outside (0, 1]; ResourceExhausted when nothing is left for the
+// cache (the message names weights, activations and the limit).
+absl::StatusOr<int64_t> KvCacheMemoryBudget(const KvMemoryBudgetInputs& in);
+
+// The dummy step of the profile run: `num_tokens` tokens (capped at num_seqs * max_seq_len) over
+// min(num_seqs, num_tokens) sequences of near-equal length starting at position 0, each wanting
+// logits, on consecutive blocks from block 1 (block 0 is the pool's null block).
+// *num_blocks: the cache blocks it needs, null block included.
+ForwardBatch ProfileForwardBatch(int32_t num_tokens, int32_t num_seqs, int32_t max_seq_len,
+                                 int32_t block_size, int32_t* num_blocks);
+
+struct KvCachePlanOptions {
+  int32_t block_size = 16;
+  int32_t max_num_batched_tokens = 2048;
+  int32_t max_num_seqs = 256;
+  int32_t max_model_len = 0;
+  int64_t host_kv_cache_memory_bytes = 64LL << 20;  // the CPU budget
+  double gpu_memory_utilization = 0.9;
+  int64_t device_kv_cache_memory_bytes = 0;         // > 0: explicit device budget
+};
+
+struct KvCachePlan {
+  int32_t num_blocks = 0;  // null block included
+  int64_t budget_bytes = 0;
+  bool profiled = false;   // measured on a device (the fields below are set)
+  int64_t total_bytes = 0;
+  int64_t used_bytes = 0;
+  int64_t activation_peak_bytes = 0;
+  std::string ToString() const;
+};
+
+// Sizes the cache for `model` on `backend`. On a device backend this runs the profile step: the
+// model's KV cache is left at one block (the caller allocates the planned one next).
+absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend,
+                                        const KvCachePlanOptions& options);
+
+// "1.5GiB", "512MiB", "2G", "1000000" (bytes) -> bytes. InvalidArgument otherwise.
+absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);
+
+}  // namespace moeserve
+
+#endif  // MOESERVE_SERVER_ENGINE_KV_MEMORY_PLAN_H_
