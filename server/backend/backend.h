@@ -152,6 +152,16 @@ class Backend {
   virtual absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
                                     const Tensor& k_cache, const Tensor& v_cache) = 0;
 
+  // Rope fused with WriteKvCache: rotates q in place as Rope does, and writes Rope(k) and v into
+  // the paged cache at meta.slot_mapping (k itself is left unchanged). q [T, H, D], k [T, Hkv, D],
+  // v [T, Hkv, Dv], positions / cos_sin / rotary_dim / style as in Rope, caches as in WriteKvCache.
+  // A negative slot skips that token's cache write (its q is still rotated).
+  virtual absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& positions, const Tensor& cos_sin,
+                                        int32_t rotary_dim, RopeStyle style,
+                                        const AttentionMetadata& meta, const Tensor& k_cache,
+                                        const Tensor& v_cache) = 0;
+
   // Causal attention of the batch's queries over the paged cache (which already holds this step's
   // keys and values). Query row i of sequence s (query length q, context L) sits at position
   // L - q + i and attends to cache positions [0, L - q + i]. GQA: head h reads kv head h / (H/Hkv).

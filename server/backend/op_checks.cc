@@ -90,4 +90,34 @@ absl::Status CheckAttentionMetaShapes(absl::string_view op, const AttentionMetad
   return absl::OkStatus();
 }
 
+absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& positions, const Tensor& cos_sin,
+                                         int32_t rotary_dim, const AttentionMetadata& meta,
+                                         const Tensor& k_cache, const Tensor& v_cache, DType act) {
+  constexpr absl::string_view kOp = "RopeWriteKvCache";
+  RETURN_IF_ERROR(Expect(kOp, "q", q, act, {"T", "H", "D"}));
+  const int64_t T = q.dim(0), H = q.dim(1), D = q.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "k", k, act, {T, "Hkv", D}));
+  const int64_t Hkv = k.dim(1);
+  if (Hkv == 0 || H % Hkv != 0) {
+    return OpError(kOp, absl::StrCat("q has ", H, " heads, not a multiple of k's ", Hkv, " kv heads"));
+  }
+  RETURN_IF_ERROR(Expect(kOp, "v", v, act, {T, Hkv, "Dv"}));
+  const int64_t Dv = v.dim(2);
+  RETURN_IF_ERROR(Expect(kOp, "positions", positions, DType::kI32, {T}));
+  if (rotary_dim <= 0 || rotary_dim % 2 != 0 || rotary_dim > D) {
+    return OpError(kOp, absl::StrCat("rotary_dim ", rotary_dim, " must be even and in (0, ", D, "]"));
+  }
+  RETURN_IF_ERROR(Expect(kOp, "cos_sin", cos_sin, DType::kF32, {"max_position", rotary_dim}));
+  RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, act, {"NB", "BS", Hkv, D}));
+  const int64_t NB = k_cache.dim(0), BS = k_cache.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, act, {NB, BS, Hkv, Dv}));
+  RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
+  if (meta.block_size != BS) {
+    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ",
+                                     BS));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace moeserve

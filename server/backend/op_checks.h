@@ -50,6 +50,15 @@ absl::Status CheckMoeRoutingParams(const MoeRoutingParams& params, int64_t num_e
 absl::Status CheckAttentionMetaShapes(absl::string_view op, const AttentionMetadata& meta, int64_t T,
                                       int64_t block_size);
 
+// RopeWriteKvCache's operands with activations of dtype `act`: q [T, H, D], k [T, Hkv, D],
+// v [T, Hkv, Dv], positions i32 [T], rotary_dim even in (0, D], cos_sin f32
+// [max_position, rotary_dim], k_cache [NB, BS, Hkv, D], v_cache [NB, BS, Hkv, Dv],
+// meta.slot_mapping i32 [T] and meta.block_size == BS. Values (positions, slots) are not read.
+absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& positions, const Tensor& cos_sin,
+                                         int32_t rotary_dim, const AttentionMetadata& meta,
+                                         const Tensor& k_cache, const Tensor& v_cache, DType act);
+
 }  // namespace moeserve
 
 #endif  // MOESERVE_SERVER_BACKEND_OP_CHECKS_H_

@@ -71,9 +71,8 @@ class LlamaModel final : public DecoderModel {
     RETURN_IF_ERROR(b->Linear(x, w.q, w.q_bias, q.View({t, h * hd})));
     RETURN_IF_ERROR(b->Linear(x, w.k, w.k_bias, k.View({t, kv * hd})));
     RETURN_IF_ERROR(b->Linear(x, w.v, w.v_bias, v.View({t, kv * hd})));
-    RETURN_IF_ERROR(b->Rope(q, ctx.positions, rope_cos_sin(), static_cast<int32_t>(hd), RopeStyle::kNeox));
-    RETURN_IF_ERROR(b->Rope(k, ctx.positions, rope_cos_sin(), static_cast<int32_t>(hd), RopeStyle::kNeox));
-    RETURN_IF_ERROR(b->WriteKvCache(k, v, ctx.attention, w.k_cache, w.v_cache));
+    RETURN_IF_ERROR(b->RopeWriteKvCache(q, k, v, ctx.positions, rope_cos_sin(), static_cast<int32_t>(hd),
+                                        RopeStyle::kNeox, ctx.attention, w.k_cache, w.v_cache));
     ASSIGN_OR_RETURN(Tensor attn, b->Allocate(act, {t, h, hd}));
     RETURN_IF_ERROR(b->PagedAttention(q, w.k_cache, w.v_cache, ctx.attention,
                                       static_cast<float>(c.AttentionScale()), attn));

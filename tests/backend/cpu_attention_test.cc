@@ -309,5 +309,77 @@ TEST_F(CpuAttentionTest, RejectsOutOfRangeMetadata) {
   EXPECT_TRUE(b_.WriteKvCache(k, k, m, kc, vc).ok());
 }
 
+// The fused op is Rope(q), Rope(k copy) and WriteKvCache, for both styles and a partial rotary_dim;
+// slots < 0 skip the cache write (q is still rotated) and k is left unchanged.
+TEST_F(CpuAttentionTest, RopeWriteKvCacheIsRopeThenWrite) {
+  const int64_t BS = 16, H = 4, Hkv = 2, D = 12, Dv = 5, max_pos = 64;
+  for (RopeStyle style : {RopeStyle::kNeox, RopeStyle::kInterleaved}) {
+    for (int32_t rot : {12, 8}) {
+      PagedBatch pb(kMixedBatch, BS, Hkv * D, Hkv * Dv, rng_);
+      const int64_t T = pb.T;
+      AttentionMetadata meta = pb.Meta(b_);
+      auto slots = pb.slot_mapping;
+      slots[3] = -1;
+      meta.slot_mapping = MakeI32(b_, Shape{T}, slots);
+      std::vector<int32_t> pos(T);
+      for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>((t * 5) % max_pos);
+      const Tensor positions = MakeI32(b_, Shape{T}, pos);
+      const Tensor cos_sin = MakeF32(b_, Shape{max_pos, rot}, Random(rng_, max_pos * rot));
+      const auto q = Random(rng_, T * H * D), k = Random(rng_, T * Hkv * D), v = Random(rng_, T * Hkv * Dv);
+      const Tensor qf = MakeF32(b_, Shape{T, H, D}, q), kf = MakeF32(b_, Shape{T, Hkv, D}, k);
+      Tensor kcf = MakeF32(b_, Shape{pb.NB, BS, Hkv, D}, pb.k_cache);
+      Tensor vcf = MakeF32(b_, Shape{pb.NB, BS, Hkv, Dv}, pb.v_cache);
+      ASSERT_TRUE(b_.RopeWriteKvCache(qf, kf, MakeF32(b_, Shape{T, Hkv, Dv}, v), positions, cos_sin, rot,
+                                      style, meta, kcf, vcf)
+                      .ok());
+      const Tensor qr = MakeF32(b_, Shape{T, H, D}, q), kr = MakeF32(b_, Shape{T, Hkv, D}, k);
+      Tensor kcr = MakeF32(b_, Shape{pb.NB, BS, Hkv, D}, pb.k_cache);
+      Tensor vcr = MakeF32(b_, Shape{pb.NB, BS, Hkv, Dv}, pb.v_cache);
+      ASSERT_TRUE(b_.Rope(qr, positions, cos_sin, rot, style).ok());
+      ASSERT_TRUE(b_.Rope(kr, positions, cos_sin, rot, style).ok());
+      ASSERT_TRUE(b_.WriteKvCache(kr, MakeF32(b_, Shape{T, Hkv, Dv}, v), meta, kcr, vcr).ok());
+      EXPECT_EQ(ReadF32(b_, qf), ReadF32(b_, qr));
+      EXPECT_EQ(ReadF32(b_, kf), k);
+      for (auto [got_t, want_t] : {std::pair<Tensor*, Tensor*>{&kcf, &kcr}, {&vcf, &vcr}}) {
+        const auto got = ReadF32(b_, *got_t), want = ReadF32(b_, *want_t);
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t i = 0; i < got.size(); ++i) {
+          if (std::isnan(want[i])) {
+            ASSERT_TRUE(std::isnan(got[i])) << i;  // untouched (incl. the skipped token's slot)
+          } else {
+            ASSERT_EQ(got[i], want[i]) << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_F(CpuAttentionTest, RopeWriteKvCacheRejectsBadOperands) {
+  const int64_t BS = 16, H = 4, Hkv = 2, D = 8;
+  PagedBatch pb({{2, 2}}, BS, Hkv * D, Hkv * D, rng_);
+  const AttentionMetadata meta = pb.Meta(b_);
+  const Tensor kc = Empty(b_, DType::kF32, Shape{pb.NB, BS, Hkv, D});
+  const Tensor q = Empty(b_, DType::kF32, Shape{2, H, D}), k = Empty(b_, DType::kF32, Shape{2, Hkv, D});
+  const Tensor cos_sin = MakeF32(b_, Shape{4, D}, Random(rng_, 4 * D));
+  const Tensor pos_ok = MakeI32(b_, Shape{2}, {0, 1});
+  absl::Status s = b_.RopeWriteKvCache(q, k, k, MakeI32(b_, Shape{2}, {0, 4}), cos_sin, D, RopeStyle::kNeox,
+                                       meta, kc, kc);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("RopeWriteKvCache: positions[1] = 4"));
+  s = b_.RopeWriteKvCache(q, k, k, pos_ok, cos_sin, 6, RopeStyle::kNeox, meta, kc, kc);
+  EXPECT_THAT(s.message(), HasSubstr("RopeWriteKvCache: cos_sin has shape [4, 8], expected [max_position, 6]"));
+  s = b_.RopeWriteKvCache(q, k, k, pos_ok, cos_sin, 7, RopeStyle::kNeox, meta, kc, kc);
+  EXPECT_THAT(s.message(), HasSubstr("rotary_dim 7 must be even"));
+  s = b_.RopeWriteKvCache(Empty(b_, DType::kF32, Shape{2, 3, D}), k, k, pos_ok, cos_sin, D, RopeStyle::kNeox,
+                          meta, kc, kc);
+  EXPECT_THAT(s.message(), HasSubstr("not a multiple"));
+  AttentionMetadata bad = meta;
+  bad.slot_mapping = MakeI32(b_, Shape{2}, {0, static_cast<int32_t>(pb.NB * BS)});
+  s = b_.RopeWriteKvCache(q, k, k, pos_ok, cos_sin, D, RopeStyle::kNeox, bad, kc, kc);
+  EXPECT_THAT(s.message(), HasSubstr("RopeWriteKvCache: meta.slot_mapping[1]"));
+  EXPECT_TRUE(b_.RopeWriteKvCache(q, k, k, pos_ok, cos_sin, D, RopeStyle::kNeox, meta, kc, kc).ok());
+}
+
 }  // namespace
 }  // namespace moeserve

@@ -257,5 +257,27 @@ TEST(MoeRouteSizingTest, SharedMemoryFitsDeepSeekV3) {
   EXPECT_GT(kernels::MoeRouteSharedBytes(256, 8), 256 * 10);
 }
 
+TEST(CudaChecksTest, RopeWriteKvCacheShapes) {
+  const Tensor q = Fake(DType::kBF16, {5, 8, 128}), k = Fake(DType::kBF16, {5, 2, 128});
+  const Tensor pos = Fake(DType::kI32, {5}), cs = Fake(DType::kF32, {4096, 128});
+  const Tensor kc = Fake(DType::kBF16, {10, 16, 2, 128});
+  AttentionMetadata meta;
+  meta.block_size = 16;
+  meta.slot_mapping = Fake(DType::kI32, {5});
+  EXPECT_TRUE(cuda_checks::CheckRopeWriteKvCache(q, k, k, pos, cs, 128, meta, kc, kc).ok());
+  auto s = cuda_checks::CheckRopeWriteKvCache(Fake(DType::kF32, {5, 8, 128}), k, k, pos, cs, 128, meta, kc, kc);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("RopeWriteKvCache: q has dtype f32"));
+  s = cuda_checks::CheckRopeWriteKvCache(q, Fake(DType::kBF16, {5, 3, 128}), k, pos, cs, 128, meta, kc, kc);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("not a multiple"));
+  s = cuda_checks::CheckRopeWriteKvCache(q, k, k, pos, cs, 64, meta, kc, kc);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("cos_sin has shape [4096, 128], expected [max_position, 64]"));
+  AttentionMetadata bad = meta;
+  bad.block_size = 32;
+  s = cuda_checks::CheckRopeWriteKvCache(q, k, k, pos, cs, 128, bad, kc, kc);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("meta.block_size 32"));
+  s = cuda_checks::CheckRopeWriteKvCache(q, k, k, pos, cs, 128, meta, kc, Fake(DType::kBF16, {10, 16, 1, 128}));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("v_cache has shape"));
+}
+
 }  // namespace
 }  // namespace moeserve

@@ -164,6 +164,46 @@ absl::Status CpuBackend::WriteKvCache(const Tensor& k, const Tensor& v,
   return absl::OkStatus();
 }
 
+absl::Status CpuBackend::RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const Tensor& positions, const Tensor& cos_sin,
+                                          int32_t rotary_dim, RopeStyle style,
+                                          const AttentionMetadata& meta, const Tensor& k_cache,
+                                          const Tensor& v_cache) {
+  constexpr absl::string_view kOp = "RopeWriteKvCache";
+  RETURN_IF_ERROR(CheckRopeWriteKvCacheShapes(q, k, v, positions, cos_sin, rotary_dim, meta, k_cache,
+                                              v_cache, DType::kF32));
+  const int64_t T = q.dim(0), H = q.dim(1), D = q.dim(2), Hkv = k.dim(1), Dv = v.dim(2);
+  const int64_t max_pos = cos_sin.dim(0);
+  const int32_t* pos = positions.data_as<int32_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    if (pos[t] < 0 || pos[t] >= max_pos) {
+      return OpError(kOp, absl::StrCat("positions[", t, "] = ", pos[t], " is outside [0, ", max_pos, ")"));
+    }
+  }
+  RETURN_IF_ERROR(CheckSlots(kOp, meta, T, k_cache.dim(0), k_cache.dim(1)));
+  const int32_t* slots = meta.slot_mapping.data_as<int32_t>();
+  const int64_t half = rotary_dim / 2, krow = Hkv * D, vrow = Hkv * Dv;
+  const bool neox = style == RopeStyle::kNeox;
+  const float* cs = cos_sin.data_as<float>();
+  float* qp = q.data_as<float>();
+  const float* kp = k.data_as<float>();
+  const float* vp = v.data_as<float>();
+  float* kc = k_cache.data_as<float>();
+  float* vc = v_cache.data_as<float>();
+  pool_.ParallelFor(T, cpu::RowGrain((H + Hkv) * rotary_dim * 2), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* c = cs + pos[t] * rotary_dim;
+      for (int64_t h = 0; h < H; ++h) cpu::RotateHead(qp + (t * H + h) * D, c, c + half, half, neox);
+      if (slots[t] < 0) continue;
+      float* kdst = kc + slots[t] * krow;
+      std::memcpy(kdst, kp + t * krow, krow * sizeof(float));
+      for (int64_t h = 0; h < Hkv; ++h) cpu::RotateHead(kdst + h * D, c, c + half, half, neox);
+      std::memcpy(vc + slots[t] * vrow, vp + t * vrow, vrow * sizeof(float));
+    }
+  });
+  return absl::OkStatus();
+}
+
 absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
                                         const Tensor& v_cache, const AttentionMetadata& meta,
                                         float scale, const Tensor& out) {

@@ -141,20 +141,7 @@ absl::Status CpuBackend::Rope(const Tensor& x, const Tensor& positions, const Te
       const float* c = cs + pos[t] * rotary_dim;
       const float* s = c + half;
       for (int64_t h = 0; h < H; ++h) {
-        float* v = xp + (t * H + h) * D;
-        if (style == RopeStyle::kNeox) {
-          for (int64_t i = 0; i < half; ++i) {
-            const float x1 = v[i], x2 = v[i + half];
-            v[i] = x1 * c[i] - x2 * s[i];
-            v[i + half] = x2 * c[i] + x1 * s[i];
-          }
-        } else {
-          for (int64_t i = 0; i < half; ++i) {
-            const float x1 = v[2 * i], x2 = v[2 * i + 1];
-            v[2 * i] = x1 * c[i] - x2 * s[i];
-            v[2 * i + 1] = x2 * c[i] + x1 * s[i];
-          }
-        }
+        cpu::RotateHead(xp + (t * H + h) * D, c, s, half, style == RopeStyle::kNeox);
       }
     }
   });

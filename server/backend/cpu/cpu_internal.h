@@ -50,6 +50,18 @@ inline float Dot(const float* a, const float* b, int64_t n) {
   return r;
 }
 
+// Rotates the first 2·half values of one head `v` in place with cosines c[0, half) and sines
+// s[0, half): pairs (i, i + half) when neox, else (2i, 2i + 1).
+inline void RotateHead(float* v, const float* c, const float* s, int64_t half, bool neox) {
+  const int64_t stride = neox ? 1 : 2, other = neox ? half : 1;
+  for (int64_t i = 0; i < half; ++i) {
+    float* a = v + i * stride;
+    const float x1 = a[0], x2 = a[other];
+    a[0] = x1 * c[i] - x2 * s[i];
+    a[other] = x2 * c[i] + x1 * s[i];
+  }
+}
+
 }  // namespace moeserve::cpu
 
 #endif  // MOESERVE_SERVER_BACKEND_CPU_CPU_INTERNAL_H_

@@ -1,6 +1,7 @@
 // Paged attention (MHA/GQA) of the CUDA backend: the KV-cache write and the attention over it.
 
 #include "cuda/paged_attention.cuh"
+#include "cuda/rope_write_cache.cuh"
 #include "cuda/write_cache.cuh"
 #include "server/backend/cuda/cuda_backend.h"
 #include "server/backend/cuda/cuda_checks.h"
@@ -30,6 +31,35 @@ absl::Status CudaBackend::WriteKvCache(const Tensor& kt, const Tensor& v,
   p.num_slots = k_cache.dim(0) * k_cache.dim(1);
   p.error_flags = Flags(error_flags_);
   return Launched(k::LaunchWriteCache(p, stream_), "WriteKvCache");
+}
+
+absl::Status CudaBackend::RopeWriteKvCache(const Tensor& q, const Tensor& kt, const Tensor& v,
+                                           const Tensor& positions, const Tensor& cos_sin,
+                                           int32_t rotary_dim, RopeStyle style,
+                                           const AttentionMetadata& meta, const Tensor& k_cache,
+                                           const Tensor& v_cache) {
+  RETURN_IF_ERROR(cuda_checks::CheckRopeWriteKvCache(q, kt, v, positions, cos_sin, rotary_dim, meta,
+                                                     k_cache, v_cache));
+  k::RopeWriteCacheParams p;
+  p.q = Ptr<bf16>(q);
+  p.k = Ptr<const bf16>(kt);
+  p.v = Ptr<const bf16>(v);
+  p.k_cache = Ptr<bf16>(k_cache);
+  p.v_cache = Ptr<bf16>(v_cache);
+  p.positions = Ptr<const int32_t>(positions);
+  p.slot_mapping = Ptr<const int32_t>(meta.slot_mapping);
+  p.cos_sin = Ptr<const float>(cos_sin);
+  p.tokens = q.dim(0);
+  p.num_heads = static_cast<int>(q.dim(1));
+  p.num_kv_heads = static_cast<int>(kt.dim(1));
+  p.head_dim = static_cast<int>(q.dim(2));
+  p.v_head_dim = static_cast<int>(v.dim(2));
+  p.rotary_dim = rotary_dim;
+  p.max_position = cos_sin.dim(0);
+  p.num_slots = k_cache.dim(0) * k_cache.dim(1);
+  p.interleaved = style == RopeStyle::kInterleaved;
+  p.error_flags = Flags(error_flags_);
+  return Launched(k::LaunchRopeWriteCache(p, stream_), "RopeWriteKvCache");
 }
 
 absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,

@@ -69,6 +69,10 @@ class CudaBackend : public Backend {
   absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                               const AttentionMetadata& meta, float scale,
                               const Tensor& out) override;
+  absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
+                                const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
+                                RopeStyle style, const AttentionMetadata& meta,
+                                const Tensor& k_cache, const Tensor& v_cache) override;
   absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
                              const Tensor& cache) override;
   absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,

@@ -143,6 +143,14 @@ absl::Status CheckWriteKvCache(const Tensor& k, const Tensor& v, const Attention
   return absl::OkStatus();
 }
 
+absl::Status CheckRopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const Tensor& positions, const Tensor& cos_sin,
+                                   int32_t rotary_dim, const AttentionMetadata& meta,
+                                   const Tensor& k_cache, const Tensor& v_cache) {
+  return CheckRopeWriteKvCacheShapes(q, k, v, positions, cos_sin, rotary_dim, meta, k_cache, v_cache,
+                                     kAct);
+}
+
 absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                  const AttentionMetadata& meta, const Tensor& out) {
   constexpr absl::string_view kOp = "PagedAttention";

@@ -39,6 +39,10 @@ absl::Status CheckSiluMul(const Tensor& gate_up, const Tensor& out);
 absl::Status CheckGatherRows(const Tensor& x, const Tensor& indices, const Tensor& out);
 absl::Status CheckWriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
                                const Tensor& k_cache, const Tensor& v_cache);
+absl::Status CheckRopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const Tensor& positions, const Tensor& cos_sin,
+                                   int32_t rotary_dim, const AttentionMetadata& meta,
+                                   const Tensor& k_cache, const Tensor& v_cache);
 absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                                  const AttentionMetadata& meta, const Tensor& out);
 absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
