@@ -175,6 +175,16 @@ class Backend {
   virtual absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
                                      const AttentionMetadata& meta, const Tensor& cache) = 0;
 
+  // MLA: the rotary embedding of the shared rope key fused with the latent cache write. Writes
+  // [kv_c | rope(k_pe)] into cache [NB, BS, L + R] at meta.slot_mapping, where rope(k_pe) rotates
+  // all R dims of k_pe [T, R] at positions[t] with cos_sin [max_position, R] as Rope does
+  // (rotary_dim = R). k_pe itself is left unchanged. Same result as Rope on a copy of k_pe followed
+  // by WriteMlaCache; a position outside [0, max_position) is an error.
+  virtual absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
+                                         const Tensor& positions, const Tensor& cos_sin,
+                                         RopeStyle style, const AttentionMetadata& meta,
+                                         const Tensor& cache) = 0;
+
   // MLA attention in the latent space (weights absorbed): score(t, h, j) =
   // scale * (q_latent[t, h] · c_j + q_pe[t, h] · pe_j) over cache rows j = [c_j | pe_j], causal as
   // in PagedAttention, out[t, h] = Σ_j softmax_j · c_j.

@@ -114,15 +114,17 @@ class DeepseekModel final : public DecoderModel {
     RETURN_IF_ERROR(b->Linear(q_in, w.q_pe, Tensor(), q_pe.View({t, h * dr})));
 
     ASSIGN_OR_RETURN(Tensor kv_c, b->Allocate(act, {t, l}));
-    ASSIGN_OR_RETURN(Tensor k_pe, b->Allocate(act, {t, 1, dr}));
+    ASSIGN_OR_RETURN(Tensor k_pe, b->Allocate(act, {t, dr}));
     RETURN_IF_ERROR(b->Linear(x, w.kv_a, Tensor(), kv_c));
-    RETURN_IF_ERROR(b->Linear(x, w.k_pe, Tensor(), k_pe.View({t, dr})));
+    RETURN_IF_ERROR(b->Linear(x, w.k_pe, Tensor(), k_pe));
     RETURN_IF_ERROR(b->RmsNorm(kv_c, w.kv_a_norm, kLatentNormEps, kv_c));
 
     const int32_t rot = static_cast<int32_t>(dr);
     RETURN_IF_ERROR(b->Rope(q_pe, ctx.positions, rope_cos_sin(), rot, RopeStyle::kInterleaved));
-    RETURN_IF_ERROR(b->Rope(k_pe, ctx.positions, rope_cos_sin(), rot, RopeStyle::kInterleaved));
-    RETURN_IF_ERROR(b->WriteMlaCache(kv_c, k_pe.View({t, dr}), ctx.attention, w.cache));
+    // The rope key is only read back from the cache: rotate it on its way in (one op, no k_pe
+    // round trip).
+    RETURN_IF_ERROR(b->RopeWriteMlaCache(kv_c, k_pe, ctx.positions, rope_cos_sin(),
+                                         RopeStyle::kInterleaved, ctx.attention, w.cache));
 
     ASSIGN_OR_RETURN(Tensor q_latent, b->Allocate(act, {t, h, l}));
     RETURN_IF_ERROR(b->HeadwiseLinear(q_nope, w.uk_t, q_latent));

@@ -239,6 +239,60 @@ TEST_F(CpuAttentionTest, WriteKvCacheSkipsNegativeSlots) {
   EXPECT_EQ(ReadF32(b_, vc), v_expected);
 }
 
+// The fused op is Rope on a copy of k_pe followed by WriteMlaCache, for both rope styles; slots < 0
+// are skipped and k_pe is left unchanged.
+TEST_F(CpuAttentionTest, RopeWriteMlaCacheIsRopeThenWrite) {
+  const int64_t BS = 16, L = 20, R = 6, max_pos = 64;
+  for (RopeStyle style : {RopeStyle::kInterleaved, RopeStyle::kNeox}) {
+    PagedBatch pb(kMixedBatch, BS, L + R, 1, rng_);
+    const int64_t T = pb.T;
+    AttentionMetadata meta = pb.Meta(b_);
+    auto slots = pb.slot_mapping;
+    slots[2] = -1;
+    meta.slot_mapping = MakeI32(b_, Shape{T}, slots);
+    std::vector<int32_t> pos(T);
+    for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>((t * 7) % max_pos);
+    const Tensor positions = MakeI32(b_, Shape{T}, pos);
+    const Tensor cos_sin = MakeF32(b_, Shape{max_pos, R}, Random(rng_, max_pos * R));
+    const auto kv_c = Random(rng_, T * L), k_pe = Random(rng_, T * R);
+    const Tensor k_pe_t = MakeF32(b_, Shape{T, R}, k_pe);
+    Tensor fused = MakeF32(b_, Shape{pb.NB, BS, L + R}, pb.k_cache);
+    ASSERT_TRUE(b_.RopeWriteMlaCache(MakeF32(b_, Shape{T, L}, kv_c), k_pe_t, positions, cos_sin,
+                                     style, meta, fused)
+                    .ok());
+    Tensor ref = MakeF32(b_, Shape{pb.NB, BS, L + R}, pb.k_cache);
+    Tensor rotated = MakeF32(b_, Shape{T, 1, R}, k_pe);
+    ASSERT_TRUE(b_.Rope(rotated, positions, cos_sin, static_cast<int32_t>(R), style).ok());
+    ASSERT_TRUE(b_.WriteMlaCache(MakeF32(b_, Shape{T, L}, kv_c), rotated.View({T, R}), meta, ref).ok());
+    const auto got = ReadF32(b_, fused), want = ReadF32(b_, ref);
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(want[i])) {
+        ASSERT_TRUE(std::isnan(got[i])) << i;  // untouched slot (incl. the skipped token's)
+      } else {
+        ASSERT_EQ(got[i], want[i]) << i;
+      }
+    }
+    EXPECT_EQ(ReadF32(b_, k_pe_t), k_pe);
+  }
+}
+
+TEST_F(CpuAttentionTest, RopeWriteMlaCacheRejectsBadOperands) {
+  const int64_t BS = 16, L = 8, R = 4;
+  PagedBatch pb({{2, 2}}, BS, L + R, 1, rng_);
+  AttentionMetadata meta = pb.Meta(b_);
+  Tensor cache = Empty(b_, DType::kF32, Shape{pb.NB, BS, L + R});
+  const Tensor kv_c = Empty(b_, DType::kF32, Shape{2, L}), k_pe = Empty(b_, DType::kF32, Shape{2, R});
+  const Tensor cos_sin = MakeF32(b_, Shape{4, R}, Random(rng_, 4 * R));
+  absl::Status s = b_.RopeWriteMlaCache(kv_c, k_pe, MakeI32(b_, Shape{2}, {0, 4}), cos_sin,
+                                        RopeStyle::kInterleaved, meta, cache);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("RopeWriteMlaCache: positions[1] = 4"));
+  s = b_.RopeWriteMlaCache(kv_c, k_pe, MakeI32(b_, Shape{2}, {0, 1}),
+                           MakeF32(b_, Shape{4, 2}, Random(rng_, 8)), RopeStyle::kInterleaved, meta,
+                           cache);
+  EXPECT_THAT(s.message(), HasSubstr("RopeWriteMlaCache: cos_sin has shape [4, 2]"));
+}
+
 TEST_F(CpuAttentionTest, RejectsOutOfRangeMetadata) {
   const int64_t BS = 16, Hkv = 1, D = 4;
   PagedBatch pb({{1, 17}, {2, 5}}, BS, Hkv * D, Hkv * D, rng_);

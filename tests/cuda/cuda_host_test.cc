@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "cuda/attention_dispatch.h"
+#include "cuda/mla_plan.h"
+#include "cuda/moe_layout.h"
 #include "cuda/moe_route.cuh"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -115,6 +117,92 @@ TEST(CudaChecksTest, MlaShapes) {
                                                   cache, meta, Fake(DType::kBF16, {3, 16, 512})).ok());
   EXPECT_TRUE(cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 64}), meta, cache).ok());
   EXPECT_FALSE(cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 32}), meta, cache).ok());
+}
+
+TEST(CudaChecksTest, RopeWriteMlaCacheShapes) {
+  const auto meta = FakeMeta(1, 3, 16);
+  const Tensor cache = Fake(DType::kBF16, {4, 16, 576}), kv = Fake(DType::kBF16, {3, 512});
+  const Tensor pe = Fake(DType::kBF16, {3, 64}), pos = Fake(DType::kI32, {3});
+  const Tensor cs = Fake(DType::kF32, {4096, 64});
+  EXPECT_TRUE(cuda_checks::CheckRopeWriteMlaCache(kv, pe, pos, cs, meta, cache).ok());
+  auto s = cuda_checks::CheckRopeWriteMlaCache(kv, pe, pos, Fake(DType::kF32, {4096, 32}), meta, cache);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("RopeWriteMlaCache: cos_sin has shape [4096, 32]"));
+  s = cuda_checks::CheckRopeWriteMlaCache(kv, Fake(DType::kBF16, {3, 7}), pos, cs, meta, cache);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("positive even"));
+  s = cuda_checks::CheckRopeWriteMlaCache(kv, pe, Fake(DType::kI32, {2}), cs, meta, cache);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("positions has shape [2]"));
+  s = cuda_checks::CheckRopeWriteMlaCache(kv, pe, pos, cs, meta, Fake(DType::kBF16, {4, 16, 570}));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("cache has shape"));
+}
+
+TEST(CudaChecksTest, MlaAttentionShapeLimits) {
+  const auto meta = FakeMeta(1, 3, 16);
+  auto check = [&](int64_t L, int64_t R) {
+    return cuda_checks::CheckPagedMlaAttention(Fake(DType::kBF16, {3, 4, L}), Fake(DType::kBF16, {3, 4, R}),
+                                               Fake(DType::kBF16, {4, 16, L + R}), meta,
+                                               Fake(DType::kBF16, {3, 4, L}));
+  };
+  EXPECT_TRUE(check(32, 8).ok());
+  EXPECT_TRUE(check(20, 6).ok());
+  EXPECT_TRUE(check(512, 64).ok());
+  EXPECT_THAT(std::string(check(513, 0).message()), HasSubstr("not supported by the CUDA MLA kernels"));
+  EXPECT_FALSE(check(512, 72).ok());
+}
+
+TEST(MlaPlanTest, PicksKernelAndHeadTiles) {
+  using kernels::MlaPath;
+  EXPECT_EQ(kernels::PlanMla(8, 4, 32, 8, 100, 132).path, MlaPath::kGeneric);
+  EXPECT_EQ(kernels::PlanMla(8, 4, 32, 8, 100, 132).workspace_bytes(), 0);
+  EXPECT_EQ(kernels::PlanMla(8, 4, 513, 0, 100, 132).path, MlaPath::kUnsupported);
+  const auto v2lite = kernels::PlanMla(128, 16, 512, 64, 4096, 132);
+  EXPECT_EQ(v2lite.path, MlaPath::kTensorCore);
+  EXPECT_EQ(v2lite.heads_per_cta, 16);
+  EXPECT_EQ(v2lite.head_tiles, 1);
+  const auto v3 = kernels::PlanMla(128, 128, 512, 64, 4096, 132);
+  EXPECT_EQ(v3.heads_per_cta, 64);
+  EXPECT_EQ(v3.head_tiles, 2);
+  EXPECT_EQ(kernels::PlanMla(1, 20, 512, 64, 16, 132).head_groups, 2);
+  EXPECT_EQ(kernels::PlanMla(1, 100, 512, 64, 16, 132).head_tiles, 2);  // 64 + 36 heads
+  // Shared memory: queries + stages × 32 rows + P tile, rows padded to 584 bf16; fits 227 KB.
+  EXPECT_EQ(kernels::MlaTcSmemBytes(4), 2 * (64 * 584 + 3 * 32 * 584 + 64 * 40));
+  EXPECT_LE(kernels::MlaTcSmemBytes(4), 227 * 1024);
+  EXPECT_LE(2 * (kernels::MlaTcSmemBytes(2) + 1024), 228 * 1024);  // two CTAs per SM
+}
+
+TEST(MlaPlanTest, SplitsOnlyWhenTheGridIsShort) {
+  // Enough CTAs for the machine: no split, no workspace.
+  const auto big = kernels::PlanMla(128, 128, 512, 64, 4096, 132);
+  EXPECT_EQ(big.num_splits, 1);
+  EXPECT_EQ(big.workspace_bytes(), 0);
+  EXPECT_EQ(kernels::PlanMla(64, 128, 512, 64, 4096, 132).num_splits, 1);  // 128 CTAs ≈ one wave
+  // One long sequence: split to fill the machine, each split ≥ 4 tiles.
+  const auto one = kernels::PlanMla(1, 128, 512, 64, 32768, 132);
+  EXPECT_GT(one.num_splits, 32);
+  EXPECT_LE(one.num_splits, kernels::kMlaMaxSplits);
+  EXPECT_EQ(one.partial_floats, int64_t{one.num_splits} * 128 * 512);
+  EXPECT_EQ(one.lse_floats, int64_t{one.num_splits} * 128);
+  EXPECT_EQ(one.workspace_bytes(), (one.partial_floats + one.lse_floats) * 4);
+  // Short contexts cap the split count: 100 rows are 4 tiles, one split.
+  EXPECT_EQ(kernels::PlanMla(1, 128, 512, 64, 100, 132).num_splits, 1);
+  EXPECT_EQ(kernels::PlanMla(1, 128, 512, 64, 256, 132).num_splits, 2);
+  // V2-Lite batch 64: 64 CTAs on 264 slots -> 4 splits fill one wave.
+  EXPECT_EQ(kernels::PlanMla(64, 16, 512, 64, 4096, 132).num_splits, 4);
+}
+
+TEST(MlaPlanTest, SplitHeuristicPrefersWholeWaves) {
+  EXPECT_EQ(kernels::ChooseMlaSplits(100, 100, 1 << 20), 1);
+  EXPECT_EQ(kernels::ChooseMlaSplits(50, 100, 1 << 20), 2);
+  EXPECT_EQ(kernels::ChooseMlaSplits(1, 132, 1 << 20), 55);  // fewest within 85% of 64/132
+  EXPECT_EQ(kernels::ChooseMlaSplits(0, 132, 4096), 1);
+  EXPECT_EQ(kernels::ChooseMlaSplits(1, 132, 0), 1);
+  // The workspace bound: a split grid stays within two waves.
+  for (int64_t base = 1; base < 300; ++base) {
+    const int s = kernels::ChooseMlaSplits(base, 132, 1 << 20);
+    EXPECT_GE(s, 1);
+    if (s > 1) {
+      EXPECT_LE(base * s, 2 * 132) << base;
+    }
+  }
 }
 
 TEST(CudaChecksTest, MoeRouteParamsAndDtypes) {

@@ -270,6 +270,53 @@ absl::Status CpuBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
   return absl::OkStatus();
 }
 
+absl::Status CpuBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
+                                           const Tensor& positions, const Tensor& cos_sin,
+                                           RopeStyle style, const AttentionMetadata& meta,
+                                           const Tensor& cache) {
+  constexpr absl::string_view kOp = "RopeWriteMlaCache";
+  RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, DType::kF32, {"T", "L"}));
+  const int64_t T = kv_c.dim(0), L = kv_c.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "k_pe", k_pe, DType::kF32, {T, "R"}));
+  const int64_t R = k_pe.dim(1);
+  if (R <= 0 || R % 2 != 0) {
+    return OpError(kOp, absl::StrCat("k_pe has ", R, " dims, expected a positive even number"));
+  }
+  RETURN_IF_ERROR(Expect(kOp, "positions", positions, DType::kI32, {T}));
+  RETURN_IF_ERROR(Expect(kOp, "cos_sin", cos_sin, DType::kF32, {"max_position", R}));
+  RETURN_IF_ERROR(Expect(kOp, "cache", cache, DType::kF32, {"NB", "BS", L + R}));
+  const int64_t NB = cache.dim(0), BS = cache.dim(1), max_pos = cos_sin.dim(0);
+  RETURN_IF_ERROR(CheckSlots(kOp, meta, T, NB, BS));
+  const int32_t* pos = positions.data_as<int32_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    if (pos[t] < 0 || pos[t] >= max_pos) {
+      return OpError(kOp, absl::StrCat("positions[", t, "] = ", pos[t], " is outside [0, ", max_pos, ")"));
+    }
+  }
+  const int32_t* slots = meta.slot_mapping.data_as<int32_t>();
+  const float* cp = kv_c.data_as<float>();
+  const float* pp = k_pe.data_as<float>();
+  const float* cs = cos_sin.data_as<float>();
+  float* dst = cache.data_as<float>();
+  const int64_t half = R / 2;
+  for (int64_t t = 0; t < T; ++t) {
+    if (slots[t] < 0) continue;
+    float* row = dst + slots[t] * (L + R);
+    std::memcpy(row, cp + t * L, L * sizeof(float));
+    const float* x = pp + t * R;
+    const float* c = cs + pos[t] * R;
+    const float* sn = c + half;
+    float* y = row + L;
+    for (int64_t i = 0; i < half; ++i) {
+      const int64_t i1 = style == RopeStyle::kNeox ? i : 2 * i;
+      const int64_t i2 = style == RopeStyle::kNeox ? i + half : 2 * i + 1;
+      y[i1] = x[i1] * c[i] - x[i2] * sn[i];
+      y[i2] = x[i2] * c[i] + x[i1] * sn[i];
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CpuBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe,
                                            const Tensor& cache, const AttentionMetadata& meta,
                                            float scale, const Tensor& out) {

@@ -73,6 +73,9 @@ class CpuBackend : public Backend {
                                 const Tensor& k_cache, const Tensor& v_cache) override;
   absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
                              const Tensor& cache) override;
+  absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
+                                 const Tensor& cos_sin, RopeStyle style,
+                                 const AttentionMetadata& meta, const Tensor& cache) override;
   absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
                                  const AttentionMetadata& meta, float scale,
                                  const Tensor& out) override;

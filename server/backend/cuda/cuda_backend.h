@@ -75,6 +75,9 @@ class CudaBackend : public Backend {
                                 const Tensor& k_cache, const Tensor& v_cache) override;
   absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
                              const Tensor& cache) override;
+  absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
+                                 const Tensor& cos_sin, RopeStyle style,
+                                 const AttentionMetadata& meta, const Tensor& cache) override;
   absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
                                  const AttentionMetadata& meta, float scale,
                                  const Tensor& out) override;
@@ -115,8 +118,10 @@ class CudaBackend : public Backend {
   Tensor lt_workspace_;
   Tensor error_flags_;  // one u32 (kernels::ErrorFlag bits)
   absl::flat_hash_map<LtKey, LtPlan> lt_plans_;
-  std::vector<int32_t> moe_ids_host_;
-  std::vector<int32_t> moe_index_host_;
+  // MLA split-KV scratch (cuda_mla.cc): grown to the largest plan seen, never shrunk, so a steady
+  // state step allocates nothing. Its size is bounded by the split heuristic (kernels::PlanMla).
+  Tensor mla_workspace_;
+  int num_sms_ = 0;  // queried on first MLA use
 };
 
 // The registry's factory (declared in registry.cc under MOESERVE_HAS_CUDA_BACKEND).

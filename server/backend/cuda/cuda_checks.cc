@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cuda/attention_dispatch.h"
+#include "cuda/mla_plan.h"
 #include "server/backend/op_checks.h"
 #include "server/common/status_macros.h"
 
@@ -185,6 +186,28 @@ absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
   return absl::OkStatus();
 }
 
+absl::Status CheckRopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
+                                    const Tensor& cos_sin, const AttentionMetadata& meta,
+                                    const Tensor& cache) {
+  constexpr absl::string_view kOp = "RopeWriteMlaCache";
+  RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, kAct, {"T", "L"}));
+  const int64_t T = kv_c.dim(0), L = kv_c.dim(1);
+  RETURN_IF_ERROR(Expect(kOp, "k_pe", k_pe, kAct, {T, "R"}));
+  const int64_t R = k_pe.dim(1);
+  if (R <= 0 || R % 2 != 0) {
+    return OpError(kOp, absl::StrCat("k_pe has ", R, " dims, expected a positive even number"));
+  }
+  RETURN_IF_ERROR(Expect(kOp, "positions", positions, DType::kI32, {T}));
+  RETURN_IF_ERROR(Expect(kOp, "cos_sin", cos_sin, DType::kF32, {"max_position", R}));
+  RETURN_IF_ERROR(Expect(kOp, "cache", cache, kAct, {"NB", "BS", L + R}));
+  RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
+  if (meta.block_size != cache.dim(1)) {
+    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size,
+                                     " differs from the cache's block size ", cache.dim(1)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckPagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
                                     const AttentionMetadata& meta, const Tensor& out) {
   constexpr absl::string_view kOp = "PagedMlaAttention";
@@ -196,7 +219,10 @@ absl::Status CheckPagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, 
   const int64_t BS = cache.dim(1);
   RETURN_IF_ERROR(CheckBlockSize(kOp, BS));
   RETURN_IF_ERROR(Expect(kOp, "out", out, kAct, {T, H, L}));
-  RETURN_IF_ERROR(CheckHeadDims(kOp, L + R, L));
+  if (!kernels::MlaShapeSupported(L, R)) {
+    return OpError(kOp, absl::StrCat("latent dim ", L, " / rope dim ", R,
+                                     " are not supported by the CUDA MLA kernels (L <= 512, L + R <= 576)"));
+  }
   return CheckAttentionMetaShapes(kOp, meta, T, BS);
 }
 

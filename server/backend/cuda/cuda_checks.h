@@ -47,6 +47,9 @@ absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const T
                                  const AttentionMetadata& meta, const Tensor& out);
 absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
                                 const AttentionMetadata& meta, const Tensor& cache);
+absl::Status CheckRopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
+                                    const Tensor& cos_sin, const AttentionMetadata& meta,
+                                    const Tensor& cache);
 absl::Status CheckPagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
                                     const AttentionMetadata& meta, const Tensor& out);
 absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction_bias,

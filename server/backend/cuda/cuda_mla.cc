@@ -1,10 +1,13 @@
 // MLA of the CUDA backend: the latent cache write and the absorbed attention over latent rows.
 
-#include "cuda/paged_attention.cuh"
+#include "cuda/mla_cache.cuh"
+#include "cuda/mla_attention.cuh"
+#include "cuda/mla_plan.h"
 #include "cuda/write_cache.cuh"
 #include "server/backend/cuda/cuda_backend.h"
 #include "server/backend/cuda/cuda_checks.h"
 #include "server/backend/cuda/cuda_launch.h"
+#include "server/backend/cuda/cuda_status.h"
 #include "server/common/status_macros.h"
 
 namespace moeserve {
@@ -12,7 +15,6 @@ namespace moeserve {
 using cuda_launch::bf16;
 using cuda_launch::Flags;
 using cuda_launch::Launched;
-using cuda_launch::LayoutParams;
 using cuda_launch::Ptr;
 namespace k = ::moeserve::kernels;
 
@@ -31,27 +33,67 @@ absl::Status CudaBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
   return Launched(k::LaunchWriteCache(p, stream_), "WriteMlaCache");
 }
 
+absl::Status CudaBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
+                                            const Tensor& positions, const Tensor& cos_sin,
+                                            RopeStyle style, const AttentionMetadata& meta,
+                                            const Tensor& cache) {
+  RETURN_IF_ERROR(cuda_checks::CheckRopeWriteMlaCache(kv_c, k_pe, positions, cos_sin, meta, cache));
+  k::RopeWriteMlaCacheParams p;
+  p.kv_c = Ptr<const bf16>(kv_c);
+  p.k_pe = Ptr<const bf16>(k_pe);
+  p.positions = Ptr<const int32_t>(positions);
+  p.cos_sin = Ptr<const float>(cos_sin);
+  p.slot_mapping = Ptr<const int32_t>(meta.slot_mapping);
+  p.cache = Ptr<bf16>(cache);
+  p.tokens = kv_c.dim(0);
+  p.latent_dim = kv_c.dim(1);
+  p.rope_dim = k_pe.dim(1);
+  p.max_position = cos_sin.dim(0);
+  p.num_slots = cache.dim(0) * cache.dim(1);
+  p.interleaved = style == RopeStyle::kInterleaved;
+  p.error_flags = Flags(error_flags_);
+  return Launched(k::LaunchRopeWriteMlaCache(p, stream_), "RopeWriteMlaCache");
+}
+
 absl::Status CudaBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe,
                                             const Tensor& cache, const AttentionMetadata& meta,
                                             float scale, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckPagedMlaAttention(q_latent, q_pe, cache, meta, out));
-  k::PagedAttentionParams p = LayoutParams(meta, cache.dim(0));
-  const int64_t L = q_latent.dim(2), R = q_pe.dim(2);
-  p.q_a = Ptr<const bf16>(q_latent);
-  p.q_b = Ptr<const bf16>(q_pe);
-  p.dim_a = static_cast<int>(L);
-  p.dim_b = static_cast<int>(R);
-  p.dim_v = static_cast<int>(L);
-  p.k_cache = Ptr<const bf16>(cache);
-  p.k_slot_stride = L + R;
-  p.v_cache = Ptr<const bf16>(cache);
-  p.v_slot_stride = L + R;
+  const int64_t T = q_latent.dim(0), H = q_latent.dim(1), L = q_latent.dim(2), R = q_pe.dim(2);
+  if (T == 0) return absl::OkStatus();
+  if (num_sms_ == 0) {
+    CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_),
+                         "PagedMlaAttention: SM count");
+  }
+  const k::MlaPlan plan = k::PlanMla(T, H, L, R, meta.max_seq_len, num_sms_);
+  const int64_t need = plan.workspace_bytes();
+  if (need > 0 && (!mla_workspace_.defined() || static_cast<int64_t>(mla_workspace_.bytes()) < need)) {
+    mla_workspace_ = Tensor();  // back to the cache first, so it can be reused for the larger one
+    ASSIGN_OR_RETURN(mla_workspace_, Allocate(DType::kF32, {need / 4}));
+  }
+  k::MlaAttentionParams p;
+  p.q_latent = Ptr<const bf16>(q_latent);
+  p.q_pe = Ptr<const bf16>(q_pe);
+  p.cache = Ptr<const bf16>(cache);
   p.out = Ptr<bf16>(out);
-  p.num_heads = static_cast<int>(q_latent.dim(1));
-  p.num_kv_heads = 1;
+  p.query_start_loc = Ptr<const int32_t>(meta.query_start_loc);
+  p.seq_lens = Ptr<const int32_t>(meta.seq_lens);
+  p.block_tables = Ptr<const int32_t>(meta.block_tables);
+  p.max_blocks_per_seq = meta.block_tables.dim(1);
+  p.num_seqs = meta.num_seqs;
+  p.num_tokens = static_cast<int>(T);
+  p.num_heads = static_cast<int>(H);
+  p.latent_dim = static_cast<int>(L);
+  p.rope_dim = static_cast<int>(R);
+  p.block_size = meta.block_size;
+  p.num_blocks = cache.dim(0);
   p.scale = scale;
+  if (need > 0) {
+    p.workspace = Ptr<float>(mla_workspace_);
+    p.workspace_bytes = static_cast<int64_t>(mla_workspace_.bytes());
+  }
   p.error_flags = Flags(error_flags_);
-  return Launched(k::LaunchPagedAttention(p, stream_), "PagedMlaAttention");
+  return Launched(k::LaunchMlaAttention(p, plan, stream_), "PagedMlaAttention");
 }
 
 }  // namespace moeserve
