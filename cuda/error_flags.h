@@ -13,6 +13,7 @@ enum ErrorFlag : unsigned {
   kErrRopePosition = 1u << 1,   // Rope positions
   kErrCacheSlot = 1u << 2,      // WriteKvCache / WriteMlaCache slot_mapping
   kErrAttentionLayout = 1u << 3,  // query_start_loc / seq_lens / block_tables
+  kErrMoeExpertId = 1u << 8,     // MoeExperts topk_ids
 };
 
 }  // namespace moeserve::kernels

@@ -8,13 +8,15 @@
 
 namespace moeserve::kernels {
 
-// Un-permutes the experts' outputs: out[t] = Σ_k weights[t, k] · expert_out[rows[t, k]], with
-// expert_out [N, dim] the per-expert GEMM results in expert-sorted order and rows [T, top_k] the
-// sorted row of each (token, slot) pair. Deterministic (no atomics). fp32 accumulation.
+// Un-permutes the experts' outputs: out[t] = Σ_k weights[t, k] · expert_out[rows[t, k]]
+// (+ shared_out[t]), with expert_out [N, dim] the grouped GEMM results in expert-sorted order and
+// rows [T, top_k] the sorted row of each (token, slot) pair (< 0: the pair contributes nothing).
+// Deterministic (no atomics), fp32 accumulation. shared_out may alias out.
 struct MoeCombineParams {
   const __nv_bfloat16* expert_out = nullptr;
   const int32_t* rows = nullptr;
   const float* weights = nullptr;
+  const __nv_bfloat16* shared_out = nullptr;  // [T, dim] or null
   __nv_bfloat16* out = nullptr;
   int64_t tokens = 0;
   int top_k = 0;

@@ -78,6 +78,16 @@ struct DeviceMemoryStats {
   int64_t raw_allocs_since_mark = 0;  // ... since the last MarkMemory(): misses after warm-up
 };
 
+// Optional operands of MoeExperts (empty tensors when unused).
+struct MoeExpertsExtras {
+  // [T, d] activation dtype: added to the output (the shared experts' output, fused into the
+  // combine). May alias `out`.
+  Tensor shared_out;
+  // i64 [E]: += the number of (token, slot) pairs routed to each expert (load statistics; stays
+  // on the device until read).
+  Tensor expert_counts;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -199,11 +209,23 @@ class Backend {
                                 const MoeRoutingParams& params, const Tensor& topk_ids,
                                 const Tensor& topk_weights) = 0;
 
-  // out[t] = Σ_k topk_weights[t, k] · down_e(silu(gate_e(x[t])) * up_e(x[t])), e = topk_ids[t, k].
-  // x [T, d], gate_up [E, 2I, d] (gate rows then up rows), down [E, d, I], out [T, d].
+  // out[t] = Σ_k topk_weights[t, k] · down_e(silu(gate_e(x[t])) * up_e(x[t])), e = topk_ids[t, k]
+  // (+ extras.shared_out[t]). x [T, d], gate_up [E, 2I, d] (gate rows then up rows), down
+  // [E, d, I], out [T, d]. gate_up / down may be fp8 block weights (CreateFp8BlockWeight).
   virtual absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids,
                                   const Tensor& topk_weights, const Tensor& gate_up,
-                                  const Tensor& down, const Tensor& out) = 0;
+                                  const Tensor& down, const Tensor& out,
+                                  const MoeExpertsExtras& extras) = 0;
+
+  // A weight from fp8 e4m3 bytes with one fp32 scale per 128×128 block (DeepSeek-V3's
+  // `weight_scale_inv`): value[r, c] = e4m3(bytes[r, c]) · scales[r / 128, c / 128]. shape [R, C]
+  // or [E, R, C] (scales [E, ⌈R/128⌉, ⌈C/128⌉]). The backend keeps fp8 where its kernels read it
+  // (CUDA: MoeExperts weights with R, C multiples of 128), else stores the dequantized values as
+  // CreateWeight does (the CPU backend always: the reference). A kept-fp8 tensor has dtype
+  // kF8E4M3 and is valid only as MoeExperts' gate_up / down.
+  virtual absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                                      absl::Span<const float> scales,
+                                                      Shape shape) = 0;
 };
 
 }  // namespace moeserve

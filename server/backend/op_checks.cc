@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/common/numeric.h"
 #include "server/common/status_macros.h"
 
 namespace moeserve {
@@ -118,6 +119,41 @@ absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const
                                      BS));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                            absl::Span<const float> scales, const Shape& shape) {
+  constexpr absl::string_view kOp = "CreateFp8BlockWeight";
+  if (shape.rank() != 2 && shape.rank() != 3) {
+    return OpError(kOp, absl::StrCat("shape ", shape.ToString(), " is not [R, C] or [E, R, C]"));
+  }
+  const int64_t mats = shape.rank() == 3 ? shape[0] : 1;
+  const int64_t rows = shape[shape.rank() - 2], cols = shape[shape.rank() - 1];
+  const int64_t want_scales = mats * ((rows + 127) / 128) * ((cols + 127) / 128);
+  if (static_cast<int64_t>(bytes.size()) != shape.numel()) {
+    return OpError(kOp, absl::StrCat(bytes.size(), " bytes for shape ", shape.ToString()));
+  }
+  if (static_cast<int64_t>(scales.size()) != want_scales) {
+    return OpError(kOp, absl::StrCat(scales.size(), " scales for shape ", shape.ToString(),
+                                     ", expected ", want_scales, " (one per 128x128 block)"));
+  }
+  return mats;
+}
+
+std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                            absl::Span<const float> scales, const Shape& shape) {
+  const int64_t mats = shape.rank() == 3 ? shape[0] : 1;
+  const int64_t rows = shape[shape.rank() - 2], cols = shape[shape.rank() - 1];
+  const int64_t sr = (rows + 127) / 128, sc = (cols + 127) / 128;
+  std::vector<float> out(bytes.size());
+  for (int64_t m = 0; m < mats; ++m) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t base = (m * rows + r) * cols;
+      const float* s = scales.data() + (m * sr + r / 128) * sc;
+      for (int64_t c = 0; c < cols; ++c) out[base + c] = Fp8E4M3ToFloat(bytes[base + c]) * s[c / 128];
+    }
+  }
+  return out;
 }
 
 }  // namespace moeserve

@@ -8,8 +8,11 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "absl/strings/string_view.h"
 #include "server/backend/backend.h"
 #include "server/backend/tensor.h"
@@ -44,6 +47,14 @@ absl::Status CheckHostCopy(absl::string_view op, const Tensor& t, size_t bytes);
 // MoeRoute's parameters against E experts: n_group divides E (grouped methods), topk_group in
 // [1, n_group], top_k within the experts of the selected groups, noaux_tc groups of ≥ 2 experts.
 absl::Status CheckMoeRoutingParams(const MoeRoutingParams& params, int64_t num_experts);
+
+// CreateFp8BlockWeight's operands: shape [R, C] or [E, R, C], bytes.size() == numel, scales one per
+// 128×128 block of each [R, C] matrix. Returns the number of matrices (E or 1).
+absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                            absl::Span<const float> scales, const Shape& shape);
+// The fp32 values of a checked fp8 block weight (the reference every backend agrees with).
+std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                            absl::Span<const float> scales, const Shape& shape);
 
 // The shapes and counts of `meta` for an attention op over T tokens and a cache of `block_size`
 // (not its contents, which may live on a device).

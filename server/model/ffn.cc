@@ -86,13 +86,13 @@ absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& ou
   ASSIGN_OR_RETURN(Tensor weights, backend->Allocate(DType::kF32, {t, k}));
   RETURN_IF_ERROR(backend->Linear(x, router_, Tensor(), logits));
   RETURN_IF_ERROR(backend->MoeRoute(logits, correction_bias_, routing_, ids, weights));
-  RETURN_IF_ERROR(backend->MoeExperts(x, ids, weights, gate_up_, down_, out));
+  MoeExpertsExtras extras;
   if (shared_) {
-    ASSIGN_OR_RETURN(Tensor shared_out, backend->Allocate(backend->activation_dtype(), x.shape()));
-    RETURN_IF_ERROR(shared_->Forward(backend, x, shared_out));
-    RETURN_IF_ERROR(backend->Add(out, shared_out, out));
+    // The shared experts write `out`; the routed experts' combine adds onto it.
+    RETURN_IF_ERROR(shared_->Forward(backend, x, out));
+    extras.shared_out = out;
   }
-  return absl::OkStatus();
+  return backend->MoeExperts(x, ids, weights, gate_up_, down_, out, extras);
 }
 
 }  // namespace moeserve

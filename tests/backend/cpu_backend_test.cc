@@ -1,6 +1,7 @@
 // CPU backend ops against naive double-precision references, plus error cases.
 
 #include "server/backend/cpu/cpu_backend.h"
+#include "server/common/numeric.h"
 
 #include <cmath>
 #include <random>
@@ -312,7 +313,7 @@ TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
     ASSERT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{c.T, c.d}, x), MakeI32(b_, Shape{c.T, c.k}, ids),
                               MakeF32(b_, Shape{c.T, c.k}, wts),
                               *b_.CreateWeight(gu, Shape{c.E, 2 * c.I, c.d}),
-                              *b_.CreateWeight(dn, Shape{c.E, c.d, c.I}), out)
+                              *b_.CreateWeight(dn, Shape{c.E, c.d, c.I}), out, {})
                     .ok());
     std::vector<double> ref(c.T * c.d, 0.0);
     for (int64_t t = 0; t < c.T; ++t)
@@ -343,15 +344,78 @@ TEST_F(CpuBackendTest, MoeExpertsRejectsBadIds) {
   Tensor dn = Empty(b_, DType::kF32, Shape{3, 4, 3});
   Tensor w = MakeF32(b_, Shape{2, 1}, {1, 1});
   Tensor out = Empty(b_, DType::kF32, Shape{2, 4});
-  absl::Status s = b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {0, 3}), w, gu, dn, out);
+  absl::Status s = b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {0, 3}), w, gu, dn, out, {});
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("MoeExperts: topk_ids[1, 0] = 3 is outside [0, 3)"));
-  EXPECT_EQ(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {-1, 0}), w, gu, dn, out).code(),
+  EXPECT_EQ(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {-1, 0}), w, gu, dn, out, {}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {0, 0}), w, gu,
-                            Empty(b_, DType::kF32, Shape{3, 4, 4}), out)
+                            Empty(b_, DType::kF32, Shape{3, 4, 4}), out, {})
                   .message(),
               HasSubstr("MoeExperts: down has shape [3, 4, 4], expected [3, 4, 3]"));
+}
+
+// The shared output is added to the routed sum (also in place), and the per-expert pair counts
+// accumulate across calls.
+TEST_F(CpuBackendTest, MoeExpertsExtrasAddSharedOutputAndCountExperts) {
+  const int64_t T = 3, d = 4, E = 3, I = 2, K = 2;
+  std::vector<float> x(T * d), gu(E * 2 * I * d), dn(E * d * I), sh(T * d);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (auto* v : {&x, &gu, &dn, &sh}) {
+    for (float& f : *v) f = u(rng_);
+  }
+  const std::vector<int32_t> ids = {0, 2, 2, 0, 2, 1};
+  Tensor xt = MakeF32(b_, Shape{T, d}, x), it = MakeI32(b_, Shape{T, K}, ids);
+  Tensor wt = MakeF32(b_, Shape{T, K}, {0.5f, 0.25f, 1.0f, 2.0f, 0.75f, 0.125f});
+  Tensor gut = *b_.CreateWeight(gu, Shape{E, 2 * I, d}), dnt = *b_.CreateWeight(dn, Shape{E, d, I});
+  Tensor plain = Empty(b_, DType::kF32, Shape{T, d});
+  ASSERT_TRUE(b_.MoeExperts(xt, it, wt, gut, dnt, plain, {}).ok());
+  MoeExpertsExtras extras;
+  extras.shared_out = MakeF32(b_, Shape{T, d}, sh);
+  extras.expert_counts = Empty(b_, DType::kI64, Shape{E});
+  ASSERT_TRUE(b_.Zero(extras.expert_counts).ok());
+  Tensor fused = Empty(b_, DType::kF32, Shape{T, d});
+  ASSERT_TRUE(b_.MoeExperts(xt, it, wt, gut, dnt, fused, extras).ok());
+  // In place: out is the shared output.
+  Tensor inplace = MakeF32(b_, Shape{T, d}, sh);
+  extras.shared_out = inplace;
+  ASSERT_TRUE(b_.MoeExperts(xt, it, wt, gut, dnt, inplace, extras).ok());
+  const std::vector<float> p = ReadF32(b_, plain), f = ReadF32(b_, fused), ip = ReadF32(b_, inplace);
+  for (int64_t i = 0; i < T * d; ++i) {
+    EXPECT_NEAR(f[i], p[i] + sh[i], 1e-5f) << i;
+    EXPECT_NEAR(ip[i], p[i] + sh[i], 1e-5f) << i;
+  }
+  const int64_t* counts = extras.expert_counts.data_as<int64_t>();
+  EXPECT_EQ(counts[0], 4);  // two calls × {0, 0}
+  EXPECT_EQ(counts[1], 2);
+  EXPECT_EQ(counts[2], 6);
+  EXPECT_EQ(b_.MoeExperts(xt, it, wt, gut, dnt, fused,
+                          MoeExpertsExtras{Tensor(), Empty(b_, DType::kI64, Shape{E + 1})})
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// The CPU backend dequantizes fp8 block weights: value = e4m3(byte) · scale of its 128×128 block.
+TEST_F(CpuBackendTest, CreateFp8BlockWeightDequantizes) {
+  const int64_t E = 2, R = 130, C = 129;  // partial blocks in both dimensions
+  std::vector<uint8_t> bytes(E * R * C);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>((i * 37) % 0x7e);  // no NaN
+  std::vector<float> scales(E * 2 * 2);
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = 0.5f + static_cast<float>(i);
+  auto w = b_.CreateFp8BlockWeight(bytes, scales, Shape{E, R, C});
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->dtype(), DType::kF32);
+  const float* v = w->data_as<float>();
+  for (int64_t e = 0; e < E; ++e) {
+    for (int64_t r : {int64_t{0}, int64_t{127}, int64_t{128}, int64_t{129}}) {
+      for (int64_t c : {int64_t{0}, int64_t{127}, int64_t{128}}) {
+        const int64_t i = (e * R + r) * C + c;
+        EXPECT_EQ(v[i], Fp8E4M3ToFloat(bytes[i]) * scales[(e * 2 + r / 128) * 2 + c / 128]);
+      }
+    }
+  }
+  EXPECT_EQ(b_.CreateFp8BlockWeight(bytes, std::vector<float>(3), Shape{E, R, C}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

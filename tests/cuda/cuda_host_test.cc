@@ -2,11 +2,15 @@
 // validation (on tensors whose memory is never touched), the MoE plan, the caching allocator and
 // routing shared-memory sizing.
 
+#include <algorithm>
 #include <cstdlib>
+#include <random>
 #include <vector>
 
 #include "cuda/attention_dispatch.h"
 #include "cuda/mla_plan.h"
+#include "cuda/moe_layout.h"
+#include "cuda/fp8_weight.cuh"
 #include "cuda/moe_layout.h"
 #include "cuda/moe_route.cuh"
 #include "gmock/gmock.h"
@@ -223,35 +227,124 @@ TEST(CudaChecksTest, MoeRouteParamsAndDtypes) {
 }
 
 TEST(CudaChecksTest, MoeExpertsShapes) {
-  EXPECT_TRUE(cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}),
-                                           Fake(DType::kF32, {4, 2}), Fake(DType::kBF16, {8, 24, 16}),
-                                           Fake(DType::kBF16, {8, 16, 12}), Fake(DType::kBF16, {4, 16})).ok());
+  auto check = [](DType wt, int64_t d, int64_t I, const MoeExpertsExtras& extras = {}) {
+    return cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, d}), Fake(DType::kI32, {4, 2}),
+                                        Fake(DType::kF32, {4, 2}), Fake(wt, {8, 2 * I, d}),
+                                        Fake(wt, {8, d, I}), Fake(DType::kBF16, {4, d}), extras);
+  };
+  EXPECT_TRUE(check(DType::kBF16, 16, 24).ok());
+  EXPECT_TRUE(check(DType::kF8E4M3, 256, 128).ok());
+  EXPECT_THAT(std::string(check(DType::kF8E4M3, 256, 64).message()), HasSubstr("multiples of 128"));
+  EXPECT_THAT(std::string(check(DType::kBF16, 16, 12).message()), HasSubstr("multiples of 8"));
   EXPECT_FALSE(cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}),
                                             Fake(DType::kF32, {4, 2}), Fake(DType::kBF16, {8, 23, 16}),
-                                            Fake(DType::kBF16, {8, 16, 12}), Fake(DType::kBF16, {4, 16})).ok());
+                                            Fake(DType::kBF16, {8, 16, 12}), Fake(DType::kBF16, {4, 16}), {})
+                   .ok());
+  // Mixed weight dtypes are refused.
+  EXPECT_FALSE(cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 256}), Fake(DType::kI32, {4, 2}),
+                                            Fake(DType::kF32, {4, 2}), Fake(DType::kF8E4M3, {8, 256, 256}),
+                                            Fake(DType::kBF16, {8, 256, 128}), Fake(DType::kBF16, {4, 256}), {})
+                   .ok());
+  EXPECT_TRUE(check(DType::kBF16, 16, 24, {Fake(DType::kBF16, {4, 16}), Fake(DType::kI64, {8})}).ok());
+  EXPECT_THAT(std::string(check(DType::kBF16, 16, 24, {Fake(DType::kBF16, {4, 8}), Tensor()}).message()),
+              HasSubstr("shared_out"));
+  EXPECT_THAT(std::string(check(DType::kBF16, 16, 24, {Tensor(), Fake(DType::kI32, {8})}).message()),
+              HasSubstr("expert_counts"));
+  EXPECT_THAT(std::string(cuda_checks::CheckMoeExperts(
+                              Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}), Fake(DType::kF32, {4, 2}),
+                              Fake(DType::kBF16, {1025, 48, 16}), Fake(DType::kBF16, {1025, 16, 24}),
+                              Fake(DType::kBF16, {4, 16}), {})
+                              .message()),
+              HasSubstr("up to 1024"));
 }
 
-TEST(MoePlanTest, SortsPairsByExpertThenPair) {
-  // 3 tokens, top-2, 4 experts.
+TEST(MoePlanTest, TileBoundsCoverEveryRouting) {
+  // Padding adds < 64 rows to each non-empty expert; at most min(E, pairs) are non-empty.
+  EXPECT_EQ(kernels::MoeMaxMTiles(0, 64), 0);
+  EXPECT_EQ(kernels::MoeMaxMTiles(6, 64), 1 + 6);          // decode, top-6: six experts of one row
+  EXPECT_EQ(kernels::MoeMaxMTiles(256 * 6, 64), 24 + 64);  // batch 256 on V2-Lite
+  EXPECT_EQ(kernels::MoeMaxMTiles(128, 2), 2 + 2);
+  EXPECT_EQ(kernels::MoeMaxRows(6, 64), 7 * 64);
+  EXPECT_EQ(kernels::MoePaddedRows(0), 0);
+  EXPECT_EQ(kernels::MoePaddedRows(1), 64);
+  EXPECT_EQ(kernels::MoePaddedRows(64), 64);
+  EXPECT_EQ(kernels::MoePaddedRows(65), 128);
+  // The bound holds for adversarial routings: every split of the pairs over the experts.
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int64_t E = 1 + rng() % 300, T = 1 + rng() % 300, K = 1 + rng() % 8;
+    std::vector<int32_t> ids(T * K);
+    const int64_t hot = 1 + rng() % E;  // route everything to a few experts, or spread
+    for (auto& id : ids) id = static_cast<int32_t>(rng() % hot);
+    auto s = BuildMoeTileSchedule(ids, T, K, E);
+    ASSERT_TRUE(s.ok());
+    EXPECT_LE(s->num_m_tiles, kernels::MoeMaxMTiles(T * K, E)) << "E=" << E << " T=" << T << " K=" << K;
+    EXPECT_EQ(s->start[E], s->num_m_tiles * kernels::kMoeTileM);
+  }
+}
+
+TEST(MoePlanTest, ScheduleMatchesTheDevicePermutation) {
+  // 3 tokens, top-2, 4 experts: counts {3, 0, 2, 1}, segments padded to 64 rows.
   const std::vector<int32_t> ids = {2, 0, 0, 2, 3, 0};
-  auto plan = BuildMoePlan(ids, 3, 2, 4);
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_THAT(plan->expert_start, ElementsAre(0, 3, 3, 5, 6));
-  EXPECT_THAT(plan->row_token, ElementsAre(0, 1, 2, 0, 1, 2));
-  EXPECT_THAT(plan->pair_row, ElementsAre(3, 0, 1, 4, 5, 2));
-  EXPECT_EQ(plan->max_rows, 3);
+  auto s = BuildMoeTileSchedule(ids, 3, 2, 4);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_THAT(s->count, ElementsAre(3, 0, 2, 1));
+  EXPECT_THAT(s->start, ElementsAre(0, 64, 64, 128, 192));
+  EXPECT_THAT(s->tile_expert, ElementsAre(0, 2, 3));
+  EXPECT_EQ(s->num_m_tiles, 3);
+  // 130 pairs on one expert take three tiles; empty experts none.
+  auto big = BuildMoeTileSchedule(std::vector<int32_t>(130, 1), 65, 2, 3);
+  ASSERT_TRUE(big.ok());
+  EXPECT_THAT(big->tile_expert, ElementsAre(1, 1, 1));
+  EXPECT_THAT(big->start, ElementsAre(0, 0, 192, 192));
 }
 
 TEST(MoePlanTest, RejectsOutOfRangeIds) {
-  auto plan = BuildMoePlan(std::vector<int32_t>{0, 4}, 1, 2, 4);
-  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(plan.status().message()), HasSubstr("topk_ids[0, 1] = 4"));
+  auto s = BuildMoeTileSchedule(std::vector<int32_t>{0, 4}, 1, 2, 4);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("topk_ids[0, 1] = 4"));
 }
 
-TEST(MoePlanTest, EmptyBatch) {
-  auto plan = BuildMoePlan({}, 0, 2, 4);
-  ASSERT_TRUE(plan.ok());
-  EXPECT_THAT(plan->expert_start, ElementsAre(0, 0, 0, 0, 0));
+TEST(MoePlanTest, WorkspaceFromTokensTimesTopK) {
+  const MoeWorkspaceLayout w = PlanMoeWorkspace(256, 6, 64, 2048, 1408);
+  EXPECT_EQ(w.max_m_tiles, 88);
+  EXPECT_EQ(w.max_rows, 88 * 64);
+  for (int64_t off : {w.row_token, w.pair_row, w.tile_expert, w.num_m_tiles, w.act, w.expert_out}) {
+    EXPECT_EQ(off % 256, 0);
+  }
+  EXPECT_GE(w.pair_row - w.row_token, w.max_rows * 4);
+  EXPECT_GE(w.tile_expert - w.pair_row, 256 * 6 * 4);
+  EXPECT_GE(w.expert_out - w.act, w.max_rows * 1408 * 2);
+  EXPECT_EQ(w.total_bytes, w.expert_out + w.max_rows * 2048 * 2);
+  EXPECT_EQ(PlanMoeWorkspace(0, 6, 64, 2048, 1408).max_m_tiles, 0);
+}
+
+TEST(MoeGemmLayoutTest, SharedMemoryAndGrid) {
+  using kernels::MoeWeightFormat;
+  // 4 bf16 stages or 3 fp8 stages of (64 × BK activations + 128 × 128 weight bytes): 96 KiB, two
+  // CTAs per SM within 228 KiB.
+  EXPECT_EQ(kernels::MoeGemmSharedBytes(MoeWeightFormat::kBf16), 4 * (64 * 128 + 128 * 128));
+  EXPECT_EQ(kernels::MoeGemmSharedBytes(MoeWeightFormat::kFp8Block128), 3 * (64 * 256 + 128 * 128));
+  EXPECT_LE(2 * (kernels::MoeGemmSharedBytes(MoeWeightFormat::kBf16) + 1024), 228 * 1024);
+  EXPECT_EQ(kernels::MoeGemmNTiles(1408, /*gate_up_silu=*/true), 22);
+  EXPECT_EQ(kernels::MoeGemmNTiles(2048, /*gate_up_silu=*/false), 16);
+  EXPECT_EQ(kernels::MoeGemmNTiles(96, /*gate_up_silu=*/true), 2);
+}
+
+TEST(Fp8WeightTest, MmaPermutation) {
+  // Each 16-byte group: thread q's four bytes are columns {2q, 2q+1, 2q+8, 2q+9}.
+  std::vector<uint8_t> row(32);
+  for (int i = 0; i < 32; ++i) row[i] = static_cast<uint8_t>(i);
+  kernels::PermuteFp8ForMma(row.data(), 32);
+  EXPECT_THAT(std::vector<uint8_t>(row.begin(), row.begin() + 16),
+              ElementsAre(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
+  EXPECT_EQ(row[16], 16);
+  EXPECT_EQ(row[18], 24);
+  std::vector<bool> seen(16);
+  for (int c = 0; c < 16; ++c) seen[kernels::Fp8MmaPosition(c)] = true;
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), true), 16);
+  EXPECT_EQ(Fp8ScalesOffset(1), 256);
+  EXPECT_EQ(Fp8ScalesOffset(512), 512);
 }
 
 CachingAllocator::RawOps MallocOps(int64_t* live, size_t limit = SIZE_MAX) {

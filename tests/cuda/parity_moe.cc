@@ -56,9 +56,9 @@ void MoeCases(Harness& h) {
       }
       Tensor oc = Out(*h.cpu, {T, d}, DType::kF32), og = Out(*h.gpu, {T, d}, DType::kBF16);
       PARITY_CHECK_OK(h.cpu->MoeExperts(Act(*h.cpu, x, {T, d}), I32(*h.cpu, ids, {T, K}), F32(*h.cpu, wts, {T, K}),
-                                 Weight(*h.cpu, gu, {E, 2 * I, d}), Weight(*h.cpu, dn, {E, d, I}), oc));
+                                 Weight(*h.cpu, gu, {E, 2 * I, d}), Weight(*h.cpu, dn, {E, d, I}), oc, {}));
       PARITY_CHECK_OK(h.gpu->MoeExperts(Act(*h.gpu, x, {T, d}), I32(*h.gpu, ids, {T, K}), F32(*h.gpu, wts, {T, K}),
-                                 Weight(*h.gpu, gu, {E, 2 * I, d}), Weight(*h.gpu, dn, {E, d, I}), og));
+                                 Weight(*h.gpu, gu, {E, 2 * I, d}), Weight(*h.gpu, dn, {E, d, I}), og, {}));
       Report(h, absl::StrCat("MoeExperts T=", T, " E=", E, " k=", K, " d=", d, " I=", I),
              Down(*h.gpu, og), Down(*h.cpu, oc), kBf16Bound);
     }

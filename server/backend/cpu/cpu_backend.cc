@@ -55,6 +55,13 @@ absl::StatusOr<Tensor> CpuBackend::CreateWeight(absl::Span<const float> values, 
   return t;
 }
 
+absl::StatusOr<Tensor> CpuBackend::CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                                        absl::Span<const float> scales,
+                                                        Shape shape) {
+  if (auto mats = CheckFp8BlockWeight(bytes, scales, shape); !mats.ok()) return mats.status();
+  return CreateWeight(DequantizeFp8BlockWeight(bytes, scales, shape), shape);
+}
+
 absl::Status CpuBackend::CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) {
   if (auto s = CheckHostCopy("CopyFromHost", dst, bytes.size()); !s.ok()) return s;
   if (!bytes.empty()) std::memcpy(dst.data(), bytes.data(), bytes.size());

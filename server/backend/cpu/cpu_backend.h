@@ -39,6 +39,9 @@ class CpuBackend : public Backend {
   // Memory.
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
   absl::StatusOr<Tensor> CreateWeight(absl::Span<const float> values, Shape shape) override;
+  // Dequantizes (the reference for backends that keep fp8).
+  absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                              absl::Span<const float> scales, Shape shape) override;
   absl::Status CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) override;
   absl::Status CopyToHost(const Tensor& src, absl::Span<uint8_t> bytes) override;
   absl::Status CopyToHostF32(const Tensor& src, absl::Span<float> out) override;
@@ -86,7 +89,8 @@ class CpuBackend : public Backend {
                         const MoeRoutingParams& params, const Tensor& topk_ids,
                         const Tensor& topk_weights) override;
   absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                          const Tensor& gate_up, const Tensor& down, const Tensor& out) override;
+                          const Tensor& gate_up, const Tensor& down, const Tensor& out,
+                          const MoeExpertsExtras& extras) override;
 
  private:
   ThreadPool pool_;

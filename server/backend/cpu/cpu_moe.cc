@@ -1,5 +1,9 @@
 // Mixture-of-experts routing and expert computation.
 //
+// MoeExperts' extras: the shared experts' output is the starting value of the sum (so the
+// reference adds it in fp32 like the CUDA combine), and expert_counts accumulates the histogram the
+// sort builds anyway.
+//
 // MoeRoute follows Hugging Face transformers (Mixtral, DeepSeek-V2 TopkRouter, DeepSeek-V3
 // TopkRouter) step by step; see MoeRoute below. MoeExperts groups the batch's (token, slot) pairs by
 // expert with a counting sort and runs each active expert as two GEMMs over just its tokens, so
@@ -143,7 +147,8 @@ absl::Status CpuBackend::MoeRoute(const Tensor& router_logits, const Tensor& cor
 
 absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
                                     const Tensor& topk_weights, const Tensor& gate_up,
-                                    const Tensor& down, const Tensor& out) {
+                                    const Tensor& down, const Tensor& out,
+                                    const MoeExpertsExtras& extras) {
   constexpr absl::string_view kOp = "MoeExperts";
   RETURN_IF_ERROR(Expect(kOp, "x", x, DType::kF32, {"T", "d"}));
   const int64_t T = x.dim(0), d = x.dim(1);
@@ -159,6 +164,12 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   const int64_t I = I2 / 2;
   RETURN_IF_ERROR(Expect(kOp, "down", down, DType::kF32, {E, d, I}));
   RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {T, d}));
+  if (extras.shared_out.defined()) {
+    RETURN_IF_ERROR(Expect(kOp, "shared_out", extras.shared_out, DType::kF32, {T, d}));
+  }
+  if (extras.expert_counts.defined()) {
+    RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {E}));
+  }
   const int32_t* ids = topk_ids.data_as<int32_t>();
   for (int64_t i = 0; i < T * K; ++i) {
     if (ids[i] < 0 || ids[i] >= E) {
@@ -171,6 +182,10 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   std::vector<int64_t> start(E + 1, 0);
   for (int64_t i = 0; i < T * K; ++i) ++start[ids[i] + 1];
   int64_t max_rows = 0;
+  if (extras.expert_counts.defined()) {
+    int64_t* counts = extras.expert_counts.data_as<int64_t>();
+    for (int64_t e = 0; e < E; ++e) counts[e] += start[e + 1];
+  }
   for (int64_t e = 0; e < E; ++e) {
     max_rows = std::max(max_rows, start[e + 1]);
     start[e + 1] += start[e];
@@ -192,7 +207,13 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   const float* gu = gate_up.data_as<float>();
   const float* dn = down.data_as<float>();
   float* op = out.data_as<float>();
-  std::memset(op, 0, T * d * sizeof(float));
+  if (extras.shared_out.defined()) {
+    if (extras.shared_out.data() != out.data()) {
+      std::memcpy(op, extras.shared_out.data(), T * d * sizeof(float));
+    }
+  } else {
+    std::memset(op, 0, T * d * sizeof(float));
+  }
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = start[e + 1] - start[e];
     if (n == 0) continue;

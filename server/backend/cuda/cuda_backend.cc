@@ -221,6 +221,7 @@ absl::Status CudaBackend::CheckDeviceErrors() {
   add(kernels::kErrGatherIndex, "Embedding/GatherRows: an index is out of range");
   add(kernels::kErrRopePosition, "Rope: a position is outside the cos_sin table");
   add(kernels::kErrCacheSlot, "WriteKvCache/WriteMlaCache: a slot is outside the cache");
+  add(kernels::kErrMoeExpertId, "MoeExperts: an expert id is outside [0, E)");
   add(kernels::kErrAttentionLayout,
       "PagedAttention: query_start_loc/seq_lens/block_tables are inconsistent or out of range");
   return absl::InvalidArgumentError(absl::StrCat("a CUDA op read a bad index (its output row was "

@@ -28,7 +28,7 @@ namespace moeserve {
 // routing bias), larger in bf16. Every op validates operand shapes and dtypes on the host
 // (cuda_checks.h) and queues its work; index values in device memory are bounds-checked by the
 // kernels, and a bad one surfaces as InvalidArgument from the next Synchronize/CopyToHost*.
-// MoeExperts reads the expert ids on the host (one stream synchronisation per call; v1).
+// MoeExperts never synchronises: expert ids are sorted on the device (cuda_moe.cc).
 //
 // Thread safety: requires external synchronization (one engine thread at a time), as every Backend.
 class CudaBackend : public Backend {
@@ -85,7 +85,11 @@ class CudaBackend : public Backend {
                         const MoeRoutingParams& params, const Tensor& topk_ids,
                         const Tensor& topk_weights) override;
   absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                          const Tensor& gate_up, const Tensor& down, const Tensor& out) override;
+                          const Tensor& gate_up, const Tensor& down, const Tensor& out,
+                          const MoeExpertsExtras& extras) override;
+  // Keeps [E, R, C] weights with R, C multiples of 128 as fp8 (cuda_moe.cc).
+  absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                              absl::Span<const float> scales, Shape shape) override;
 
   // Matrix products (cuda_gemm.cc).
   absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -118,8 +122,6 @@ class CudaBackend : public Backend {
   Tensor lt_workspace_;
   Tensor error_flags_;  // one u32 (kernels::ErrorFlag bits)
   absl::flat_hash_map<LtKey, LtPlan> lt_plans_;
-  std::vector<int32_t> moe_ids_host_;
-  std::vector<int32_t> moe_index_host_;
   // MLA split-KV scratch (cuda_mla.cc): grown to the largest plan seen, never shrunk, so a steady
   // state step allocates nothing. Its size is bounded by the split heuristic (kernels::PlanMla).
   Tensor mla_workspace_;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "cuda/attention_dispatch.h"
 #include "cuda/mla_plan.h"
+#include "cuda/moe_layout.h"
 #include "server/backend/op_checks.h"
 #include "server/common/status_macros.h"
 
@@ -246,19 +247,40 @@ absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction
 }
 
 absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                             const Tensor& gate_up, const Tensor& down, const Tensor& out) {
+                             const Tensor& gate_up, const Tensor& down, const Tensor& out,
+                             const MoeExpertsExtras& extras) {
   constexpr absl::string_view kOp = "MoeExperts";
   RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "d"}));
   const int64_t T = x.dim(0), d = x.dim(1);
   RETURN_IF_ERROR(Expect(kOp, "topk_ids", topk_ids, DType::kI32, {T, "k"}));
   RETURN_IF_ERROR(Expect(kOp, "topk_weights", topk_weights, DType::kF32, {T, topk_ids.dim(1)}));
-  RETURN_IF_ERROR(Expect(kOp, "gate_up", gate_up, DType::kBF16, {"E", "2I", d}));
+  // Weights: bf16, or fp8 block weights (CreateFp8BlockWeight) for both.
+  const DType wt = gate_up.defined() && gate_up.dtype() == DType::kF8E4M3 ? DType::kF8E4M3 : DType::kBF16;
+  RETURN_IF_ERROR(Expect(kOp, "gate_up", gate_up, wt, {"E", "2I", d}));
   const int64_t E = gate_up.dim(0), I2 = gate_up.dim(1);
   if (I2 % 2 != 0) {
     return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(),
                                      ", expected [E, 2I, ", d, "] with an even 2I"));
   }
-  RETURN_IF_ERROR(Expect(kOp, "down", down, DType::kBF16, {E, d, I2 / 2}));
+  RETURN_IF_ERROR(Expect(kOp, "down", down, wt, {E, d, I2 / 2}));
+  if (E > kernels::kMoeMaxExperts) {
+    return OpError(kOp, absl::StrCat(E, " experts; the CUDA backend supports up to ",
+                                     kernels::kMoeMaxExperts));
+  }
+  if (d % 8 != 0 || (I2 / 2) % 8 != 0) {
+    return OpError(kOp, absl::StrCat("hidden ", d, " and intermediate ", I2 / 2,
+                                     " must be multiples of 8 on CUDA"));
+  }
+  if (wt == DType::kF8E4M3 && (d % 128 != 0 || (I2 / 2) % 128 != 0)) {
+    return OpError(kOp, absl::StrCat("fp8 expert weights need hidden ", d, " and intermediate ",
+                                     I2 / 2, " to be multiples of 128"));
+  }
+  if (extras.shared_out.defined()) {
+    RETURN_IF_ERROR(Expect(kOp, "shared_out", extras.shared_out, kAct, {T, d}));
+  }
+  if (extras.expert_counts.defined()) {
+    RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {E}));
+  }
   return Expect(kOp, "out", out, kAct, {T, d});
 }
 

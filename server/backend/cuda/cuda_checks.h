@@ -3,8 +3,7 @@
 
 // Operand validation of the CUDA backend's ops: ranks, shapes and dtypes, with the CPU reference's
 // messages (through server/backend/op_checks.h). Values that live in device memory (ids, positions, slots, block
-// tables) are not read here: the kernels bounds-check them (cuda/error_flags.h), except expert ids,
-// which MoeExperts reads on the host anyway. Plain C++: unit-tested without a GPU on tensors whose
+// tables, expert ids) are not read here: the kernels bounds-check them (cuda/error_flags.h). Plain C++: unit-tested without a GPU on tensors whose
 // data pointers are never dereferenced.
 //
 // Storage dtypes: activations bf16; CreateWeight keeps rank-1 weights (norm weights, biases,
@@ -55,8 +54,10 @@ absl::Status CheckPagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, 
 absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
                            const MoeRoutingParams& params, const Tensor& topk_ids,
                            const Tensor& topk_weights);
+// Also: E ≤ kMoeMaxExperts, d and I multiples of 8 (of 128 for fp8 weights), extras' shapes.
 absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                             const Tensor& gate_up, const Tensor& down, const Tensor& out);
+                             const Tensor& gate_up, const Tensor& down, const Tensor& out,
+                             const MoeExpertsExtras& extras);
 
 }  // namespace moeserve::cuda_checks
 

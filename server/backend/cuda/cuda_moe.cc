@@ -1,13 +1,26 @@
-// MoE of the CUDA backend: expert routing and the expert FFNs.
+// MoE of the CUDA backend: expert routing, the expert FFNs and fp8 block weights.
+//
+// MoeExperts is four launches and no host synchronisation (CUDA-graph capturable): the device
+// sorts the (token, slot) pairs by expert into tile-padded segments (moe_permute), one grouped GEMM
+// computes silu(gate) * up for every expert with the x gather fused into its loads, one grouped
+// GEMM computes down, and the combine un-permutes, weights and adds the shared experts' output.
+// The workspace is sized from T·K (moe_plan.h) and comes from the caching allocator.
 
 #include <cstring>
+#include <vector>
 
+#include "cuda/error_flags.h"
+#include "cuda/fp8_weight.cuh"
 #include "cuda/moe_combine.cuh"
+#include "cuda/moe_grouped_gemm.cuh"
+#include "cuda/moe_permute.cuh"
 #include "cuda/moe_route.cuh"
 #include "server/backend/cuda/cuda_backend.h"
 #include "server/backend/cuda/cuda_checks.h"
 #include "server/backend/cuda/cuda_launch.h"
+#include "server/backend/cuda/cuda_status.h"
 #include "server/backend/cuda/moe_plan.h"
+#include "server/backend/op_checks.h"
 #include "server/common/status_macros.h"
 
 namespace moeserve {
@@ -15,7 +28,6 @@ namespace moeserve {
 using cuda_launch::bf16;
 using cuda_launch::Flags;
 using cuda_launch::Launched;
-using cuda_launch::LayoutParams;
 using cuda_launch::Ptr;
 namespace k = ::moeserve::kernels;
 
@@ -49,58 +61,117 @@ absl::Status CudaBackend::MoeRoute(const Tensor& router_logits, const Tensor& co
   return Launched(k::LaunchMoeRoute(p, stream_), "MoeRoute");
 }
 
-// v1: the expert ids come to the host (one stream sync), the pairs are sorted by expert there
-// (moe_plan.h), and each active expert runs two cuBLAS GEMMs over its gathered rows.
 absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
                                      const Tensor& topk_weights, const Tensor& gate_up,
-                                     const Tensor& down, const Tensor& out) {
-  RETURN_IF_ERROR(cuda_checks::CheckMoeExperts(x, topk_ids, topk_weights, gate_up, down, out));
+                                     const Tensor& down, const Tensor& out,
+                                     const MoeExpertsExtras& extras) {
+  RETURN_IF_ERROR(
+      cuda_checks::CheckMoeExperts(x, topk_ids, topk_weights, gate_up, down, out, extras));
   const int64_t T = x.dim(0), d = x.dim(1), K = topk_ids.dim(1), E = gate_up.dim(0);
-  const int64_t I2 = gate_up.dim(1), I = I2 / 2, N = T * K;
+  const int64_t I = gate_up.dim(1) / 2;
   if (T == 0) return absl::OkStatus();
-  if (K == 0 || d == 0) return Zero(out);
-  moe_ids_host_.resize(N);
-  RETURN_IF_ERROR(CopyToHost(topk_ids, absl::MakeSpan(reinterpret_cast<uint8_t*>(moe_ids_host_.data()),
-                                                      N * sizeof(int32_t))));
-  ASSIGN_OR_RETURN(MoePlan plan, BuildMoePlan(moe_ids_host_, T, K, E));
-  moe_index_host_.resize(2 * N);
-  std::memcpy(moe_index_host_.data(), plan.row_token.data(), N * sizeof(int32_t));
-  std::memcpy(moe_index_host_.data() + N, plan.pair_row.data(), N * sizeof(int32_t));
-  ASSIGN_OR_RETURN(Tensor index, Allocate(DType::kI32, {2 * N}));
-  RETURN_IF_ERROR(CopyFromHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(moe_index_host_.data()),
-                                                   2 * N * sizeof(int32_t)),
-                               index));
-  ASSIGN_OR_RETURN(Tensor xe, Allocate(DType::kBF16, {N, d}));
-  ASSIGN_OR_RETURN(Tensor h, Allocate(DType::kBF16, {N, I2}));
-  ASSIGN_OR_RETURN(Tensor act, Allocate(DType::kBF16, {N, I}));
-  ASSIGN_OR_RETURN(Tensor ye, Allocate(DType::kBF16, {N, d}));
-  RETURN_IF_ERROR(GatherRows(x, index.Slice(0, N), xe));
-  const auto* xe_p = Ptr<const bf16>(xe);
-  const auto* gu_p = Ptr<const bf16>(gate_up);
-  const auto* dn_p = Ptr<const bf16>(down);
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t r0 = plan.expert_start[e], n = plan.expert_start[e + 1] - r0;
-    if (n == 0) continue;
-    RETURN_IF_ERROR(GemmXWt(xe_p + r0 * d, d, gu_p + e * I2 * d, d, Ptr<bf16>(h) + r0 * I2, I2, n,
-                            I2, d));
+  if (K == 0 || d == 0 || I == 0) {
+    if (!extras.shared_out.defined()) return Zero(out);
+    if (extras.shared_out.data() == out.data()) return absl::OkStatus();
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out.data(), extras.shared_out.data(), out.bytes(),
+                                         cudaMemcpyDeviceToDevice, stream_),
+                         "MoeExperts: copy shared_out");
+    return absl::OkStatus();
   }
-  RETURN_IF_ERROR(SiluMul(h, act));
-  const auto* act_p = Ptr<const bf16>(act);
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t r0 = plan.expert_start[e], n = plan.expert_start[e + 1] - r0;
-    if (n == 0) continue;
-    RETURN_IF_ERROR(GemmXWt(act_p + r0 * I, I, dn_p + e * d * I, I, Ptr<bf16>(ye) + r0 * d, d, n,
-                            d, I));
-  }
+  const MoeWorkspaceLayout lay = PlanMoeWorkspace(T, K, E, d, I);
+  ASSIGN_OR_RETURN(Tensor ws, Allocate(DType::kU8, {lay.total_bytes}));
+  char* base = static_cast<char*>(ws.data());
+  auto* row_token = reinterpret_cast<int32_t*>(base + lay.row_token);
+  auto* pair_row = reinterpret_cast<int32_t*>(base + lay.pair_row);
+  auto* tile_expert = reinterpret_cast<int32_t*>(base + lay.tile_expert);
+  auto* num_m_tiles = reinterpret_cast<int32_t*>(base + lay.num_m_tiles);
+
+  k::MoePermuteParams pp;
+  pp.topk_ids = Ptr<const int32_t>(topk_ids);
+  pp.pairs = T * K;
+  pp.top_k = static_cast<int>(K);
+  pp.num_experts = static_cast<int>(E);
+  pp.row_token = row_token;
+  pp.pair_row = pair_row;
+  pp.tile_expert = tile_expert;
+  pp.num_m_tiles = num_m_tiles;
+  pp.expert_counts = extras.expert_counts.defined() ? Ptr<int64_t>(extras.expert_counts) : nullptr;
+  pp.error_flags = Flags(error_flags_);
+  pp.error_bit = k::kErrMoeExpertId;
+  RETURN_IF_ERROR(Launched(k::LaunchMoePermute(pp, stream_), "MoeExperts: permute"));
+
+  const bool fp8 = gate_up.dtype() == DType::kF8E4M3;
+  k::MoeGemmParams g;
+  g.format = fp8 ? k::MoeWeightFormat::kFp8Block128 : k::MoeWeightFormat::kBf16;
+  g.tile_expert = tile_expert;
+  g.num_m_tiles = num_m_tiles;
+  g.max_m_tiles = lay.max_m_tiles;
+  g.valid_rows = row_token;
+  g.num_experts = static_cast<int>(E);
+  // gate/up: x rows gathered by token, silu(gate) * up into act [rows, I].
+  g.a = x.data();
+  g.a_rows = row_token;
+  g.w = gate_up.data();
+  g.w_scales = fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(gate_up.data()) +
+                                                    Fp8ScalesOffset(gate_up.numel()))
+                   : nullptr;
+  g.out = base + lay.act;
+  g.n = I;
+  g.k = d;
+  g.gate_up_silu = true;
+  RETURN_IF_ERROR(Launched(k::LaunchMoeGroupedGemm(g, stream_), "MoeExperts: gate_up GEMM"));
+  // down: act rows in permuted order into expert_out [rows, d].
+  g.a = base + lay.act;
+  g.a_rows = nullptr;
+  g.w = down.data();
+  g.w_scales = fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(down.data()) +
+                                                    Fp8ScalesOffset(down.numel()))
+                   : nullptr;
+  g.out = base + lay.expert_out;
+  g.n = d;
+  g.k = I;
+  g.gate_up_silu = false;
+  RETURN_IF_ERROR(Launched(k::LaunchMoeGroupedGemm(g, stream_), "MoeExperts: down GEMM"));
+
   k::MoeCombineParams c;
-  c.expert_out = Ptr<const bf16>(ye);
-  c.rows = Ptr<const int32_t>(index) + N;
+  c.expert_out = reinterpret_cast<const bf16*>(base + lay.expert_out);
+  c.rows = pair_row;
   c.weights = Ptr<const float>(topk_weights);
+  c.shared_out = extras.shared_out.defined() ? Ptr<const bf16>(extras.shared_out) : nullptr;
   c.out = Ptr<bf16>(out);
   c.tokens = T;
   c.top_k = static_cast<int>(K);
   c.dim = d;
-  return Launched(k::LaunchMoeCombine(c, stream_), "MoeExperts");
+  return Launched(k::LaunchMoeCombine(c, stream_), "MoeExperts: combine");
+}
+
+absl::StatusOr<Tensor> CudaBackend::CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
+                                                         absl::Span<const float> scales,
+                                                         Shape shape) {
+  ASSIGN_OR_RETURN(const int64_t mats, CheckFp8BlockWeight(bytes, scales, shape));
+  (void)mats;
+  const int64_t rows = shape[shape.rank() - 2], cols = shape[shape.rank() - 1];
+  // Kept fp8 only where the grouped GEMM reads it: stacked expert weights of whole blocks.
+  if (shape.rank() != 3 || rows % k::kFp8BlockSize != 0 || cols % k::kFp8BlockSize != 0) {
+    return CreateWeight(DequantizeFp8BlockWeight(bytes, scales, shape), shape);
+  }
+  const int64_t numel = shape.numel();
+  const int64_t scales_at = Fp8ScalesOffset(numel);
+  std::vector<uint8_t> host(static_cast<size_t>(scales_at + scales.size() * sizeof(float)), 0);
+  std::memcpy(host.data(), bytes.data(), bytes.size());
+  for (int64_t r = 0; r < numel / cols; ++r) k::PermuteFp8ForMma(host.data() + r * cols, cols);
+  std::memcpy(host.data() + scales_at, scales.data(), scales.size() * sizeof(float));
+  void* p = allocator_->Allocate(host.size());
+  if (p == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("CreateFp8BlockWeight: out of CUDA memory for ", shape.ToString()));
+  }
+  std::shared_ptr<CachingAllocator> alloc = allocator_;
+  std::shared_ptr<void> storage(p, [alloc](void* q) { alloc->Free(q); });
+  CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p, host.data(), host.size(), cudaMemcpyHostToDevice, stream_),
+                       "CreateFp8BlockWeight: copy");
+  CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "CreateFp8BlockWeight: sync");
+  return Tensor(std::move(storage), p, DType::kF8E4M3, shape);
 }
 
 }  // namespace moeserve

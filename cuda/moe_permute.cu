@@ -1,0 +1,112 @@
+// MoE permutation: the batch's (token, slot) pairs sorted by expert on the device, in one CTA of
+// 1024 threads (see moe_permute.cuh). Two passes over the T·K ids (histogram, scatter) with
+// warp-aggregated shared-memory atomics, so all tokens on one expert cost one atomic per warp;
+// one block scan over ≤ 1024 experts in between. Bytes: 8·T·K read, 8·T·K + 4·rows written.
+// A single CTA is enough: decode batches have a few thousand pairs at most, and a 64k-pair
+// prefill costs 2 × 64 iterations of 1024 threads (a few µs), small next to its GEMMs.
+
+#include "cuda/common.cuh"
+#include "cuda/moe_permute.cuh"
+
+namespace moeserve::kernels {
+namespace {
+
+constexpr int kThreads = 1024;
+
+// Exclusive prefix sum over the CTA (thread order); *total gets the sum. REQUIRES: blockDim.x ==
+// kThreads; called by every thread.
+__device__ int BlockExclusiveScan(int v, int* total) {
+  __shared__ int warp_sums[kThreads / 32];
+  __shared__ int sum;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int inc = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int n = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += n;
+  }
+  if (lane == 31) warp_sums[warp] = inc;
+  __syncthreads();
+  if (warp == 0) {
+    const int s = warp_sums[lane];
+    int si = s;
+    for (int o = 1; o < 32; o <<= 1) {
+      const int n = __shfl_up_sync(0xffffffffu, si, o);
+      if (lane >= o) si += n;
+    }
+    warp_sums[lane] = si - s;
+    if (lane == 31) sum = si;
+  }
+  __syncthreads();
+  *total = sum;
+  return inc - v + warp_sums[warp];
+}
+
+// The expert of pair i, or -1 for a padding lane or an out-of-range id.
+__device__ __forceinline__ int PairExpert(const MoePermuteParams& p, int64_t i) {
+  if (i >= p.pairs) return -1;
+  const int e = p.topk_ids[i];
+  return e >= 0 && e < p.num_experts ? e : -1;
+}
+
+__global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p) {
+  __shared__ int count[kMoeMaxExperts];
+  __shared__ int fill[kMoeMaxExperts];
+  const int tid = threadIdx.x, lane = tid & 31;
+  const unsigned lanes_below = (1u << lane) - 1u;
+  if (tid < p.num_experts) count[tid] = 0;
+  __syncthreads();
+  // Every lane of every warp runs every iteration, so the warp-wide intrinsics see full warps.
+  const int64_t n_round = (p.pairs + kThreads - 1) / kThreads * kThreads;
+  for (int64_t i = tid; i < n_round; i += kThreads) {
+    const int e = PairExpert(p, i);
+    if (i < p.pairs && e < 0) RaiseError(p.error_flags, p.error_bit);
+    const unsigned peers = __match_any_sync(0xffffffffu, e);
+    if (e >= 0 && (peers & lanes_below) == 0) atomicAdd(&count[e], __popc(peers));
+  }
+  __syncthreads();
+
+  const int c = tid < p.num_experts ? count[tid] : 0;
+  const int padded = (c + kMoeTileM - 1) / kMoeTileM * kMoeTileM;
+  int total_rows = 0;
+  const int start = BlockExclusiveScan(padded, &total_rows);
+  if (tid < p.num_experts) {
+    fill[tid] = start;
+    for (int t = start / kMoeTileM; t < (start + padded) / kMoeTileM; ++t) p.tile_expert[t] = tid;
+    for (int r = start + c; r < start + padded; ++r) p.row_token[r] = -1;
+    if (p.expert_counts != nullptr) p.expert_counts[tid] += c;
+  }
+  if (tid == 0) *p.num_m_tiles = total_rows / kMoeTileM;
+  __syncthreads();
+
+  for (int64_t i = tid; i < n_round; i += kThreads) {
+    const int e = PairExpert(p, i);
+    const unsigned peers = __match_any_sync(0xffffffffu, e);
+    const int leader = __ffs(peers) - 1;
+    int base = 0;
+    if (e >= 0 && lane == leader) base = atomicAdd(&fill[e], __popc(peers));
+    base = __shfl_sync(0xffffffffu, base, leader);
+    if (i < p.pairs) {
+      if (e >= 0) {
+        const int r = base + __popc(peers & lanes_below);
+        p.row_token[r] = static_cast<int32_t>(i / p.top_k);
+        p.pair_row[i] = r;
+      } else {
+        p.pair_row[i] = -1;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchMoePermute(const MoePermuteParams& p, cudaStream_t stream) {
+  if (p.num_experts <= 0 || p.num_experts > kMoeMaxExperts || p.top_k <= 0 || p.pairs < 0 ||
+      MoeMaxRows(p.pairs, p.num_experts) > 0x7fffffff) {
+    return cudaErrorInvalidValue;
+  }
+  if (p.pairs == 0) return cudaSuccess;
+  MoePermuteKernel<<<1, kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace moeserve::kernels

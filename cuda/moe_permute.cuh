@@ -1,0 +1,42 @@
+#ifndef MOESERVE_CUDA_MOE_PERMUTE_CUH_
+#define MOESERVE_CUDA_MOE_PERMUTE_CUH_
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/moe_layout.h"
+
+namespace moeserve::kernels {
+
+// Device-side counting sort of the (token, slot) pairs by expert, in one CTA of 1024 threads:
+// histogram (shared-memory atomics, warp-aggregated) → exclusive scan of the padded counts →
+// scatter. Writes, for the GEMMs and the combine:
+//   row_token [max_rows]   token whose x row permuted row r reads; -1 for padding rows
+//   pair_row  [T·K]        permuted row of pair i = t·K + k; -1 for an id outside [0, E)
+//   tile_expert [max_m_tiles]  expert of M-tile m (valid for m < *num_m_tiles)
+//   num_m_tiles [1]        tiles in use
+//   expert_counts [E] i64  optional (may be null): += pairs routed to each expert (load stats)
+// Rows within an expert's segment are in no particular order (each row's GEMM result does not
+// depend on its position, so outputs are still deterministic). An id outside [0, E) sets
+// `error_bit` in *error_flags and the pair contributes nothing.
+// REQUIRES: num_experts in [1, kMoeMaxExperts]; buffers sized by MoeMaxRows / MoeMaxMTiles.
+struct MoePermuteParams {
+  const int32_t* topk_ids = nullptr;  // [T, K]
+  int64_t pairs = 0;                  // T·K
+  int top_k = 0;
+  int num_experts = 0;
+  int32_t* row_token = nullptr;
+  int32_t* pair_row = nullptr;
+  int32_t* tile_expert = nullptr;
+  int32_t* num_m_tiles = nullptr;
+  int64_t* expert_counts = nullptr;
+  unsigned* error_flags = nullptr;
+  unsigned error_bit = 0;
+};
+
+cudaError_t LaunchMoePermute(const MoePermuteParams& p, cudaStream_t stream);
+
+}  // namespace moeserve::kernels
+
+#endif  // MOESERVE_CUDA_MOE_PERMUTE_CUH_
