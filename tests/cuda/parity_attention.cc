@@ -55,6 +55,70 @@ static void RopeWriteKvCacheCases(Harness& h) {
   }
 }
 
+// PagedAttention over a random cache (no write) for the flash kernels: decode at block (16), tile
+// (64) and split-partition boundaries ±1, batches 1 to 256, contexts to 32k, GQA ratios 1/4/8 and
+// one wider than an mma tile (32), D 64/128, chunked prefill over cached context, mixed batches.
+static void FlashAttentionCases(Harness& h) {
+  if (!h.Wanted("PagedAttention")) return;
+  const int bs = 16;
+  struct Case {
+    std::string label;
+    std::vector<SeqShape> seqs;
+    int64_t H, Hkv, D;
+  };
+  std::vector<Case> cases;
+  const std::vector<SeqShape> boundaries = {{1, 1},   {15, 1},   {16, 1},   {17, 1},  {63, 1},
+                                            {64, 1},  {65, 1},   {127, 1},  {128, 1}, {129, 1},
+                                            {1023, 1}, {1024, 1}, {1025, 1}};
+  for (auto [H, Hkv, D] : {std::tuple<int64_t, int64_t, int64_t>{8, 8, 64}, {16, 4, 128}, {32, 4, 128},
+                           {16, 2, 64}, {32, 1, 128}}) {
+    cases.push_back({"decode ctx=1..1025 boundaries", boundaries, H, Hkv, D});
+  }
+  // One sequence: the split count is largest, partitions end at 64-multiples.
+  for (int ctx : {65, 1000, 1025, 4095, 4097}) {
+    cases.push_back({absl::StrCat("decode batch=1 ctx=", ctx), {{ctx, 1}}, 32, 8, 128});
+    cases.push_back({absl::StrCat("decode batch=1 ctx=", ctx), {{ctx, 1}}, 8, 8, 64});
+  }
+  cases.push_back({"decode batch=1 ctx=32768", {{32768, 1}}, 16, 2, 128});
+  cases.push_back({"decode batch=2 ctx=32767,32769", {{32767, 1}, {32769, 1}}, 8, 1, 64});
+  {
+    std::vector<SeqShape> b256, b64;
+    for (int i = 0; i < 256; ++i) b256.push_back({1 + static_cast<int>(h.rng() % 2000), 1});
+    for (int i = 0; i < 64; ++i) b64.push_back({1 + static_cast<int>(h.rng() % 5000), 1});
+    cases.push_back({"decode batch=256 ctx<=2000", b256, 32, 4, 128});
+    cases.push_back({"decode batch=64 ctx<=5000", b64, 16, 4, 64});
+    cases.push_back({"decode batch=64 ctx<=5000", b64, 8, 8, 128});
+  }
+  const std::vector<SeqShape> prefill = {{17, 17}, {200, 200}, {64, 16}, {1000, 100}, {129, 65}};
+  const std::vector<SeqShape> mixed = {{33, 33}, {5, 1}, {129, 1}, {300, 37}, {16, 1}, {2000, 1}, {80, 2}};
+  for (auto [H, Hkv, D] : {std::tuple<int64_t, int64_t, int64_t>{8, 8, 64}, {8, 8, 128}, {16, 4, 128},
+                           {32, 4, 64}, {32, 4, 128}, {32, 1, 128}}) {
+    cases.push_back({"prefill/chunked over cache", prefill, H, Hkv, D});
+    cases.push_back({"mixed prefill+decode", mixed, H, Hkv, D});
+  }
+  cases.push_back({"chunk 64 over ctx=32768", {{32768, 64}, {7, 1}}, 8, 2, 128});
+  for (const Case& c : cases) {
+    Layout l = MakeLayout(h, c.seqs, bs);
+    const int64_t T = l.tokens, NB = l.num_blocks, H = c.H, Hkv = c.Hkv, D = c.D;
+    const std::string name = absl::StrCat(c.label, " H=", H, " Hkv=", Hkv, " D=", D);
+    auto kc = h.Rand(NB * bs * Hkv * D), vc = h.Rand(NB * bs * Hkv * D), q = h.Rand(T * H * D, -2.0f, 2.0f);
+    AttentionMetadata mc = Meta(*h.cpu, l, bs), mg = Meta(*h.gpu, l, bs);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    Tensor oc = Out(*h.cpu, {T, H, D}, DType::kF32), og = Out(*h.gpu, {T, H, D}, DType::kBF16);
+    PARITY_CHECK_OK(h.cpu->PagedAttention(Act(*h.cpu, q, {T, H, D}), Act(*h.cpu, kc, {NB, bs, Hkv, D}),
+                                          Act(*h.cpu, vc, {NB, bs, Hkv, D}), mc, scale, oc));
+    PARITY_CHECK_OK(h.gpu->PagedAttention(Act(*h.gpu, q, {T, H, D}), Act(*h.gpu, kc, {NB, bs, Hkv, D}),
+                                          Act(*h.gpu, vc, {NB, bs, Hkv, D}), mg, scale, og));
+    const auto got = Down(*h.gpu, og);
+    Report(h, "PagedAttention flash " + name, got, Down(*h.cpu, oc), kBf16Bound);
+    // Same inputs again: a result that changes between runs is a race.
+    Tensor og2 = Out(*h.gpu, {T, H, D}, DType::kBF16);
+    PARITY_CHECK_OK(h.gpu->PagedAttention(Act(*h.gpu, q, {T, H, D}), Act(*h.gpu, kc, {NB, bs, Hkv, D}),
+                                          Act(*h.gpu, vc, {NB, bs, Hkv, D}), mg, scale, og2));
+    Report(h, "PagedAttention flash rerun " + name, Down(*h.gpu, og2), got, 0.0);
+  }
+}
+
 void AttentionCases(Harness& h) {
   const int bs = 16;
   const auto batches = AttentionBatches(h);
@@ -81,6 +145,7 @@ void AttentionCases(Harness& h) {
     }
   }
   RopeWriteKvCacheCases(h);
+  FlashAttentionCases(h);
 }
 
 }  // namespace moeserve::parity

@@ -1,5 +1,7 @@
 // Paged attention (MHA/GQA) of the CUDA backend: the KV-cache write and the attention over it.
 
+#include "cuda/attention_plan.h"
+#include "cuda/flash_attention.cuh"
 #include "cuda/paged_attention.cuh"
 #include "cuda/rope_write_cache.cuh"
 #include "cuda/write_cache.cuh"
@@ -66,8 +68,48 @@ absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
                                          const Tensor& v_cache, const AttentionMetadata& meta,
                                          float scale, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckPagedAttention(q, k_cache, v_cache, meta, out));
-  k::PagedAttentionParams p = LayoutParams(meta, k_cache.dim(0));
   const int64_t Hkv = k_cache.dim(2), D = q.dim(2), Dv = v_cache.dim(3);
+  int sm_count = 0;
+  CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device_),
+                       "PagedAttention: SM count");
+  const k::AttentionPlan plan = k::PlanAttention({.num_seqs = meta.num_seqs,
+                                                  .num_heads = q.dim(1),
+                                                  .num_kv_heads = Hkv,
+                                                  .head_dim = D,
+                                                  .v_head_dim = Dv,
+                                                  .block_size = k_cache.dim(1),
+                                                  .max_query_len = meta.max_query_len,
+                                                  .max_seq_len = meta.max_seq_len,
+                                                  .sm_count = sm_count});
+  if (plan.use_flash) {
+    k::FlashAttentionParams f;
+    f.q = Ptr<const bf16>(q);
+    f.k_cache = Ptr<const bf16>(k_cache);
+    f.v_cache = Ptr<const bf16>(v_cache);
+    f.out = Ptr<bf16>(out);
+    f.query_start_loc = Ptr<const int32_t>(meta.query_start_loc);
+    f.seq_lens = Ptr<const int32_t>(meta.seq_lens);
+    f.block_tables = Ptr<const int32_t>(meta.block_tables);
+    f.max_blocks_per_seq = meta.block_tables.dim(1);
+    f.num_seqs = meta.num_seqs;
+    f.num_tokens = meta.num_tokens;
+    f.num_heads = static_cast<int>(q.dim(1));
+    f.num_kv_heads = static_cast<int>(Hkv);
+    f.head_dim = static_cast<int>(D);
+    f.num_blocks = k_cache.dim(0);
+    f.scale = scale;
+    f.plan = plan;
+    f.error_flags = Flags(error_flags_);
+    // Split-KV partials: from the caching allocator, so a steady-state step allocates nothing;
+    // released here but stream-ordered, so later work cannot reuse it before the kernels ran.
+    Tensor workspace;
+    if (plan.workspace_bytes > 0) {
+      ASSIGN_OR_RETURN(workspace, Allocate(DType::kU8, {plan.workspace_bytes}));
+      f.workspace = workspace.data();
+    }
+    return Launched(k::LaunchFlashAttention(f, stream_), "PagedAttention");
+  }
+  k::PagedAttentionParams p = LayoutParams(meta, k_cache.dim(0));
   p.q_a = Ptr<const bf16>(q);
   p.dim_a = static_cast<int>(D);
   p.dim_v = static_cast<int>(Dv);
