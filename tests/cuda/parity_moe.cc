@@ -1,12 +1,14 @@
 // Parity cases for MoE: expert routing (every top-k method) and the expert FFNs.
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/numeric.h"
 #include "tests/cuda/parity_harness.h"
 
 namespace moeserve::parity {
@@ -16,10 +18,12 @@ void MoeCases(Harness& h) {
   if (h.Wanted("MoeRoute")) {
     for (R r : {R{MoeTopkMethod::kGreedy, MoeScoring::kSoftmax, 8, 2, 1, 1},
                 R{MoeTopkMethod::kGreedy, MoeScoring::kSoftmax, 64, 6, 1, 1},
+                R{MoeTopkMethod::kGreedy, MoeScoring::kSigmoid, 128, 8, 1, 1},
+                R{MoeTopkMethod::kGroupLimitedGreedy, MoeScoring::kSoftmax, 64, 6, 8, 3},
                 R{MoeTopkMethod::kGroupLimitedGreedy, MoeScoring::kSoftmax, 160, 6, 8, 3},
                 R{MoeTopkMethod::kNoAuxTc, MoeScoring::kSigmoid, 256, 8, 8, 4},
                 R{MoeTopkMethod::kNoAuxTc, MoeScoring::kSigmoid, 8, 2, 2, 1}}) {
-      for (int64_t T : {1, 100}) {
+      for (int64_t T : {1, 100, 256}) {
         MoeRoutingParams p;
         p.method = r.method;
         p.scoring = r.scoring;
@@ -46,21 +50,81 @@ void MoeCases(Harness& h) {
     }
   }
   if (h.Wanted("MoeExperts")) {
-    for (auto [T, E, K, d, I] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{1, 8, 2, 64, 96},
-                                 {64, 8, 2, 128, 176}, {256, 64, 6, 256, 128}}) {
-      auto x = h.Rand(T * d), gu = h.Rand(E * 2 * I * d, -0.1f, 0.1f), dn = h.Rand(E * d * I, -0.1f, 0.1f);
-      auto wts = h.Rand(T * K, 0.0f, 1.0f);
+    struct X { int64_t T, E, K, d, I; const char* routing; bool shared; bool fp8; };
+    // routing: "spread" (pseudo-random, uneven), "two" (every token on experts 3 and 5: most
+    // experts empty, the busy ones span several 64-row tiles).
+    for (X c : {X{1, 8, 2, 64, 96, "spread", false, false}, X{64, 8, 2, 128, 176, "spread", false, false},
+                X{7, 64, 6, 256, 128, "spread", true, false}, X{256, 64, 6, 256, 128, "spread", false, false},
+                X{256, 256, 8, 128, 64, "spread", true, false}, X{200, 64, 2, 128, 96, "two", true, false},
+                X{33, 160, 6, 64, 32, "spread", false, false}, X{1, 64, 6, 256, 128, "spread", true, true},
+                X{40, 8, 2, 256, 128, "spread", false, true}, X{130, 16, 4, 256, 256, "two", true, true}}) {
+      const auto [T, E, K, d, I, routing, shared, fp8] = c;
+      auto x = h.Rand(T * d), wts = h.Rand(T * K, 0.0f, 1.0f), sh = h.Rand(T * d);
       std::vector<int32_t> ids(T * K);
       for (int64_t t = 0; t < T; ++t) {
-        for (int64_t k = 0; k < K; ++k) ids[t * K + k] = static_cast<int32_t>((t * 7 + k * 3 + h.rng() % 2) % E);
+        for (int64_t k = 0; k < K; ++k) {
+          ids[t * K + k] = std::string(routing) == "two"
+                               ? (k % 2 == 0 ? 3 : 5)
+                               : static_cast<int32_t>((t * 7 + k * 3 + h.rng() % 2) % E);
+        }
       }
+      Tensor gu_c, dn_c, gu_g, dn_g;
+      if (fp8) {
+        // e4m3 bytes of values in [-1, 1) with per-block scales around 0.1 / 448 · 4.
+        auto bytes = [&](int64_t n) {
+          std::vector<uint8_t> b(n);
+          for (auto& v : b) v = FloatToFp8E4M3(std::uniform_real_distribution<float>(-448.0f, 448.0f)(h.rng));
+          return b;
+        };
+        auto scales = [&](int64_t n) {
+          std::vector<float> v(n);
+          for (auto& f : v) f = std::uniform_real_distribution<float>(0.5f, 2.0f)(h.rng) * 0.1f / 448.0f;
+          return v;
+        };
+        const auto gub = bytes(E * 2 * I * d), dnb = bytes(E * d * I);
+        const auto gus = scales(E * (2 * I / 128) * (d / 128)), dns = scales(E * (d / 128) * (I / 128));
+        auto mk = [&](Backend& b, const std::vector<uint8_t>& v, const std::vector<float>& sc, Shape shape) {
+          auto w = b.CreateFp8BlockWeight(v, sc, shape);
+          PARITY_CHECK_OK(w.status());
+          return *w;
+        };
+        gu_c = mk(*h.cpu, gub, gus, {E, 2 * I, d});
+        dn_c = mk(*h.cpu, dnb, dns, {E, d, I});
+        gu_g = mk(*h.gpu, gub, gus, {E, 2 * I, d});
+        dn_g = mk(*h.gpu, dnb, dns, {E, d, I});
+        if (gu_g.dtype() != DType::kF8E4M3) h.failed++;  // the CUDA backend must keep fp8 here
+      } else {
+        auto gu = h.Rand(E * 2 * I * d, -0.1f, 0.1f), dn = h.Rand(E * d * I, -0.1f, 0.1f);
+        gu_c = Weight(*h.cpu, gu, {E, 2 * I, d});
+        dn_c = Weight(*h.cpu, dn, {E, d, I});
+        gu_g = Weight(*h.gpu, gu, {E, 2 * I, d});
+        dn_g = Weight(*h.gpu, dn, {E, d, I});
+      }
+      MoeExpertsExtras xc, xg;
+      xc.expert_counts = Out(*h.cpu, {E}, DType::kI64);
+      xg.expert_counts = Out(*h.gpu, {E}, DType::kI64);
+      PARITY_CHECK_OK(h.cpu->Zero(xc.expert_counts));
+      PARITY_CHECK_OK(h.gpu->Zero(xg.expert_counts));
       Tensor oc = Out(*h.cpu, {T, d}, DType::kF32), og = Out(*h.gpu, {T, d}, DType::kBF16);
+      if (shared) {  // in place, as the model calls it: out holds the shared experts' output
+        oc = Act(*h.cpu, sh, {T, d});
+        og = Act(*h.gpu, sh, {T, d});
+        xc.shared_out = oc;
+        xg.shared_out = og;
+      }
       PARITY_CHECK_OK(h.cpu->MoeExperts(Act(*h.cpu, x, {T, d}), I32(*h.cpu, ids, {T, K}), F32(*h.cpu, wts, {T, K}),
-                                 Weight(*h.cpu, gu, {E, 2 * I, d}), Weight(*h.cpu, dn, {E, d, I}), oc, {}));
+                                        gu_c, dn_c, oc, xc));
       PARITY_CHECK_OK(h.gpu->MoeExperts(Act(*h.gpu, x, {T, d}), I32(*h.gpu, ids, {T, K}), F32(*h.gpu, wts, {T, K}),
-                                 Weight(*h.gpu, gu, {E, 2 * I, d}), Weight(*h.gpu, dn, {E, d, I}), og, {}));
-      Report(h, absl::StrCat("MoeExperts T=", T, " E=", E, " k=", K, " d=", d, " I=", I),
-             Down(*h.gpu, og), Down(*h.cpu, oc), kBf16Bound);
+                                        gu_g, dn_g, og, xg));
+      std::vector<int64_t> cc(E), cg(E);
+      PARITY_CHECK_OK(h.cpu->CopyToHost(xc.expert_counts, {reinterpret_cast<uint8_t*>(cc.data()), cc.size() * 8}));
+      PARITY_CHECK_OK(h.gpu->CopyToHost(xg.expert_counts, {reinterpret_cast<uint8_t*>(cg.data()), cg.size() * 8}));
+      const bool counts_ok = cc == cg;
+      if (!counts_ok) h.failed++;  // the output line below still prints
+      Report(h, absl::StrCat(fp8 ? "MoeExpertsFp8" : "MoeExperts", " T=", T, " E=", E, " k=", K, " d=", d, " I=", I,
+                             " routing=", routing, shared ? " +shared" : ""),
+             Down(*h.gpu, og), Down(*h.cpu, oc), fp8 ? 3e-2 : kBf16Bound,
+             counts_ok ? " counts=ok" : " counts=MISMATCH");
     }
   }
 }
