@@ -15,6 +15,20 @@
 
 namespace moeserve {
 
+// Engine-side state of one sample (completion) of a request: the scheduler runs each sample as a
+// request of its own, with id request id + index; samples 1..n-1 fork sample 0's prompt blocks.
+struct LiveSample {
+  LiveRequest* request = nullptr;
+  int32_t index = 0;
+  uint64_t seq_id = 0;
+  std::optional<IncrementalDetokenizer> detokenizer;
+  std::optional<StopStringMatcher> stops;
+  uint64_t seed = 0;
+  int32_t num_output_tokens = 0;
+  int32_t num_preemptions = 0;  // as last reported by the scheduler
+  bool finished = false;
+};
+
 // Engine-side state of one request, owned by the engine thread once drained from the inbox.
 struct LiveRequest {
   uint64_t id = 0;
@@ -26,10 +40,10 @@ struct LiveRequest {
   bool skip_special_tokens = true;
   std::shared_ptr<RequestStream> stream;
   std::function<bool()> is_cancelled;  // may be empty
-  std::optional<IncrementalDetokenizer> detokenizer;
-  std::optional<StopStringMatcher> stops;
-  uint64_t seed = 0;
-  int32_t num_output_tokens = 0;
+  std::vector<LiveSample> samples;     // params.n of them; never resized once built
+  int32_t num_unfinished = 0;
+  int32_t num_output_tokens = 0;  // over all samples
+  int32_t cached_tokens = 0;      // sample 0's prompt tokens served from the prefix cache
   RequestTimings timings;
 };
 
@@ -91,6 +105,10 @@ absl::Status Engine::Init() {
   if (config_.block_size < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("block_size must be >= 1, got ", config_.block_size));
+  }
+  if (config_.max_num_samples < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_num_samples must be >= 1, got ", config_.max_num_samples));
   }
   eos_token_ids_ = mc.eos_token_ids;
   if (tokenizer_ != nullptr && tokenizer_->eos_token_id().has_value() &&
@@ -197,7 +215,8 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
   const SamplingParams& params = request.sampling;
   if (absl::Status s = Validate(params, {.vocab_size = vocab_size_,
                                          .max_model_len = config_.max_model_len,
-                                         .prompt_tokens = static_cast<int32_t>(prompt.size())});
+                                         .prompt_tokens = static_cast<int32_t>(prompt.size()),
+                                         .max_n = config_.max_num_samples});
       !s.ok()) {
     return refuse(s);
   }
@@ -208,6 +227,7 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
   if (params.prompt_logprobs.has_value()) {
     return refuse(absl::InvalidArgumentError("prompt_logprobs is not supported yet"));
   }
+  const int32_t n = params.n;
 
   auto live = std::make_unique<LiveRequest>();
   live->num_prompt_tokens = static_cast<int32_t>(prompt.size());
@@ -223,26 +243,38 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
     ++refused_;
     return absl::UnavailableError("the engine is shutting down");
   }
-  const int64_t queued = waiting_requests_ + static_cast<int64_t>(inbox_.size());
-  if (config_.max_queued_requests > 0 && queued >= config_.max_queued_requests) {
+  // Each sample waits in the scheduler as a request of its own, with the prompt's tokens.
+  const int64_t queued = waiting_requests_ + inbox_requests_;
+  if (config_.max_queued_requests > 0 && queued + n > config_.max_queued_requests) {
     ++refused_;
     return absl::ResourceExhaustedError(
         absl::StrCat("too many queued requests: max_queued_requests is ",
-                     config_.max_queued_requests));
+                     config_.max_queued_requests, " and ", queued, " are queued; this one has n=",
+                     n, " samples"));
   }
-  const int64_t queued_tokens = waiting_tokens_ + inbox_tokens_ + live->num_prompt_tokens;
+  const int64_t request_tokens = int64_t{n} * live->num_prompt_tokens;
+  const int64_t queued_tokens = waiting_tokens_ + inbox_tokens_ + request_tokens;
   if (config_.max_queued_tokens > 0 && queued_tokens > config_.max_queued_tokens) {
     ++refused_;
     return absl::ResourceExhaustedError(
         absl::StrCat("too many queued tokens: max_queued_tokens is ", config_.max_queued_tokens,
                      " and this request would make it ", queued_tokens));
   }
-  live->id = next_id_++;
+  live->id = next_id_;
+  next_id_ += n;  // sample i runs in the scheduler as request id + i
+  live->samples.resize(n);
+  for (int32_t i = 0; i < n; ++i) {
+    live->samples[i].request = live.get();
+    live->samples[i].index = i;
+    live->samples[i].seq_id = live->id + i;
+  }
+  live->num_unfinished = n;
   live->stream = std::make_shared<RequestStream>(live->id, std::move(request.on_output));
   live->is_cancelled = std::move(request.is_cancelled);
   std::shared_ptr<RequestStream> stream = live->stream;
   live_ids_.insert(live->id);
-  inbox_tokens_ += live->num_prompt_tokens;
+  inbox_tokens_ += request_tokens;
+  inbox_requests_ += n;
   inbox_.push_back(std::move(live));
   return stream;
 }
@@ -270,6 +302,7 @@ void Engine::DrainInbox() {
     adds.swap(inbox_);
     aborts.swap(aborts_);
     inbox_tokens_ = 0;
+    inbox_requests_ = 0;
   }
   for (std::unique_ptr<LiveRequest>& request : adds) Admit(std::move(request));
   for (const auto& [id, request] : live_) {
@@ -278,38 +311,57 @@ void Engine::DrainInbox() {
   for (uint64_t id : aborts) {
     auto it = live_.find(id);
     if (it == live_.end()) continue;  // finished meanwhile, or listed twice
-    scheduler_->Finish(id, RequestStatus::kFinishedAborted);
-    needs_release_ = true;
-    Emit(it->second.get(), RequestOutput{}, FinishReason::kAbort, absl::OkStatus(),
-         scheduler_->GetRequest(id));
+    FinishAllSamples(it->second.get(), FinishReason::kAbort, absl::OkStatus());
+  }
+}
+
+void Engine::FinishAllSamples(LiveRequest* request, FinishReason reason,
+                              const absl::Status& error) {
+  const RequestStatus status =
+      reason == FinishReason::kAbort ? RequestStatus::kFinishedAborted
+                                     : RequestStatus::kFinishedError;
+  std::vector<LiveSample*> unfinished;
+  for (LiveSample& sample : request->samples) {
+    if (!sample.finished) unfinished.push_back(&sample);
+  }
+  // The last Emit frees `request`: nothing of it is touched after the loop.
+  for (LiveSample* sample : unfinished) {
+    if (scheduler_->Finish(sample->seq_id, status)) needs_release_ = true;
+    Emit(sample, RequestOutput{}, reason, error, scheduler_->GetRequest(sample->seq_id));
   }
 }
 
 void Engine::Admit(std::unique_ptr<LiveRequest> request) {
   ++counters_.requests_added;
-  const SamplingParams& p = request->params;
-  RequestSpec spec{.id = request->id,
-                   .prompt_token_ids = request->prompt,
-                   .max_tokens = p.max_tokens,
-                   .min_tokens = p.min_tokens,
-                   .priority = request->priority,
-                   .cache_salt = request->cache_salt,
-                   .eos_token_ids = eos_token_ids_,
-                   .stop_token_ids = p.stop_token_ids,
-                   .ignore_eos = p.ignore_eos,
-                   .arrival_time = request->timings.arrival};
-  if (absl::Status s = scheduler_->AddRequest(std::move(spec)); !s.ok()) {
-    Emit(request.get(), RequestOutput{}, FinishReason::kError, s, nullptr);
-    return;
+  LiveRequest* live = request.get();
+  live_.emplace(live->id, std::move(request));
+  for (LiveSample& sample : live->samples) samples_.emplace(sample.seq_id, &sample);
+  const SamplingParams& p = live->params;
+  for (LiveSample& sample : live->samples) {
+    RequestSpec spec{.id = sample.seq_id,
+                     .prompt_token_ids = live->prompt,
+                     .max_tokens = p.max_tokens,
+                     .min_tokens = p.min_tokens,
+                     .priority = live->priority,
+                     .cache_salt = live->cache_salt,
+                     .eos_token_ids = eos_token_ids_,
+                     .stop_token_ids = p.stop_token_ids,
+                     .ignore_eos = p.ignore_eos,
+                     .arrival_time = live->timings.arrival};
+    if (sample.index > 0) spec.fork_parent = live->id;
+    if (absl::Status s = scheduler_->AddRequest(std::move(spec)); !s.ok()) {
+      // All samples or none: the ones already queued are dropped with the request.
+      FinishAllSamples(live, FinishReason::kError, s);
+      return;
+    }
+    // A seeded request's samples are reproducible one by one; unseeded ones differ.
+    sample.seed = p.seed.has_value() ? SampleSeed(*p.seed, sample.index) : sampler_->RequestSeed(p);
+    if (tokenizer_ != nullptr) {
+      sample.detokenizer.emplace(tokenizer_.get(), live->prompt, live->skip_special_tokens);
+      if (!p.stop.empty()) sample.stops.emplace(p.stop);
+    }
   }
-  request->seed = sampler_->RequestSeed(p);
-  if (tokenizer_ != nullptr) {
-    request->detokenizer.emplace(tokenizer_.get(), request->prompt, request->skip_special_tokens);
-    if (!p.stop.empty()) request->stops.emplace(p.stop);
-  }
-  request->prompt = {};  // the scheduler and the detokenizer hold their own copies
-  const uint64_t id = request->id;
-  live_.emplace(id, std::move(request));
+  live->prompt = {};  // the scheduler and the detokenizers hold their own copies
 }
 
 bool Engine::Step() {
@@ -329,9 +381,10 @@ bool Engine::Step() {
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     const ScheduledRequest& entry = step.scheduled[i];
     if (!entry.samples) counters_.prompt_tokens_computed += entry.num_new_tokens;
-    auto it = live_.find(entry.id);
-    MS_CHECK(it != live_.end()) << "scheduled request " << entry.id << " is not live";
-    LiveRequest* request = it->second.get();
+    auto it = samples_.find(entry.id);
+    MS_CHECK(it != samples_.end()) << "scheduled request " << entry.id << " is not live";
+    LiveSample* sample = it->second;
+    LiveRequest* request = sample->request;
     if (request->timings.first_scheduled == absl::InfinitePast()) {
       request->timings.first_scheduled = now;
     }
@@ -340,7 +393,7 @@ bool Engine::Step() {
     inputs_[i] = SamplingInput{.params = &request->params,
                                .prompt_token_ids = scheduled->prompt_token_ids(),
                                .output_token_ids = scheduled->output_token_ids(),
-                               .seed = request->seed};
+                               .seed = sample->seed};
   }
   if (absl::Status s = runner_->Execute(step, inputs_, &results_); !s.ok()) {
     MS_LOG(ERROR) << "engine step failed: " << s;
@@ -377,7 +430,7 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
   }
   const std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(sampled_);
   for (auto& [id, status] : failed) {
-    Emit(live_.at(id).get(), RequestOutput{}, FinishReason::kError, status,
+    Emit(samples_.at(id), RequestOutput{}, FinishReason::kError, status,
          scheduler_->GetRequest(id));
   }
 
@@ -386,7 +439,9 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
   for (const RequestUpdate& update : updates) {
     while (step.scheduled[i].id != update.id) ++i;
     const SampleResult& result = results[i];
-    LiveRequest* request = live_.at(update.id).get();
+    LiveSample* sample = samples_.at(update.id);
+    LiveRequest* request = sample->request;
+    ++sample->num_output_tokens;
     ++request->num_output_tokens;
     ++counters_.generation_tokens;
     if (request->timings.first_token == absl::InfinitePast()) request->timings.first_token = now;
@@ -397,19 +452,19 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
       delta.logprobs.push_back({update.new_token, result.logprob, result.top_logprobs});
     }
     FinishReason reason = ReasonOf(update.status);
-    if (request->detokenizer.has_value()) {
-      std::string text = request->detokenizer->Step(update.new_token);
-      if (reason != FinishReason::kNone) text += request->detokenizer->Flush();
-      if (request->stops.has_value()) {
-        text = request->stops->Feed(text);
-        if (request->stops->matched()) {
+    if (sample->detokenizer.has_value()) {
+      std::string text = sample->detokenizer->Step(update.new_token);
+      if (reason != FinishReason::kNone) text += sample->detokenizer->Flush();
+      if (sample->stops.has_value()) {
+        text = sample->stops->Feed(text);
+        if (sample->stops->matched()) {
           reason = FinishReason::kStop;
-          delta.stop_string = request->stops->matched_string();
+          delta.stop_string = sample->stops->matched_string();
           if (scheduler_->Finish(update.id, RequestStatus::kFinishedStopped)) {
             needs_release_ = true;
           }
         } else if (reason != FinishReason::kNone) {
-          text += request->stops->Flush();
+          text += sample->stops->Flush();
         }
       }
       delta.text = std::move(text);
@@ -417,7 +472,7 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
     if (reason == FinishReason::kStop && delta.stop_string.empty()) {
       delta.stop_token_id = update.new_token;
     }
-    Emit(request, std::move(delta), reason, absl::OkStatus(), scheduler_->GetRequest(update.id));
+    Emit(sample, std::move(delta), reason, absl::OkStatus(), scheduler_->GetRequest(update.id));
   }
 }
 
@@ -429,37 +484,53 @@ void Engine::FailStep(const SchedulerOutput& step, const absl::Status& status) {
   sampled_.assign(step.scheduled.size(), 0);
   scheduler_->UpdateFromOutput(sampled_);
   for (const ScheduledRequest& entry : step.scheduled) {
-    Emit(live_.at(entry.id).get(), RequestOutput{}, FinishReason::kError, status,
+    Emit(samples_.at(entry.id), RequestOutput{}, FinishReason::kError, status,
          scheduler_->GetRequest(entry.id));
   }
 }
 
-void Engine::Emit(LiveRequest* request, RequestOutput delta, FinishReason reason,
+void Engine::Emit(LiveSample* sample, RequestOutput delta, FinishReason reason,
                   absl::Status error, const Request* scheduled) {
+  LiveRequest* request = sample->request;
+  if (scheduled != nullptr) {
+    sample->num_preemptions = scheduled->num_preemptions();
+    if (sample->index == 0) request->cached_tokens = std::max(0, scheduled->num_cached_prompt_tokens());
+  }
   delta.request_id = request->id;
+  delta.index = sample->index;
   delta.time = absl::Now();
-  delta.usage = RequestUsage{
-      .prompt_tokens = request->num_prompt_tokens,
-      .completion_tokens = request->num_output_tokens,
-      .cached_tokens = scheduled ? std::max(0, scheduled->num_cached_prompt_tokens()) : 0,
-      .num_preemptions = scheduled ? scheduled->num_preemptions() : 0};
+  int32_t num_preemptions = 0;
+  for (const LiveSample& s : request->samples) num_preemptions += s.num_preemptions;
+  delta.usage = RequestUsage{.prompt_tokens = request->num_prompt_tokens,
+                             .completion_tokens = request->num_output_tokens,
+                             .cached_tokens = request->cached_tokens,
+                             .num_preemptions = num_preemptions};
+  bool request_finished = false;
   if (reason != FinishReason::kNone) {
-    request->timings.finish = delta.time;
+    MS_CHECK(!sample->finished) << "sample " << sample->seq_id << " finished twice";
+    sample->finished = true;
+    samples_.erase(sample->seq_id);
+    request_finished = --request->num_unfinished == 0;
     delta.finished = true;
     delta.finish_reason = reason;
     delta.error = std::move(error);
   }
-  delta.timings = request->timings;
-  const uint64_t id = request->id;
-  std::shared_ptr<RequestStream> stream = request->stream;
-  if (reason != FinishReason::kNone) {
+  if (request_finished) {
+    request->timings.finish = delta.time;
+    delta.request_finished = true;
+    // Counted once per request, by the reason of its last sample.
     switch (reason) {
       case FinishReason::kStop: ++counters_.requests_finished_stop; break;
       case FinishReason::kLength: ++counters_.requests_finished_length; break;
       case FinishReason::kAbort: ++counters_.requests_finished_abort; break;
       default: ++counters_.requests_finished_error; break;
     }
-    live_.erase(id);  // `request` is gone
+  }
+  delta.timings = request->timings;
+  std::shared_ptr<RequestStream> stream = request->stream;
+  if (request_finished) {
+    const uint64_t id = request->id;
+    live_.erase(id);  // `request` and `sample` are gone
     absl::MutexLock lock(&mu_);
     live_ids_.erase(id);
   }
@@ -474,17 +545,19 @@ void Engine::AbortAllLocal() {
     adds.swap(inbox_);
     aborts_.clear();
     inbox_tokens_ = 0;
+    inbox_requests_ = 0;
   }
   for (std::unique_ptr<LiveRequest>& request : adds) {
-    Emit(request.get(), RequestOutput{}, FinishReason::kAbort, absl::OkStatus(), nullptr);
+    LiveRequest* live = request.get();
+    live_.emplace(live->id, std::move(request));  // Emit forgets it with its last sample
+    for (LiveSample& sample : live->samples) {
+      Emit(&sample, RequestOutput{}, FinishReason::kAbort, absl::OkStatus(), nullptr);
+    }
   }
   std::vector<uint64_t> ids;
   for (const auto& [id, request] : live_) ids.push_back(id);
   for (uint64_t id : ids) {
-    scheduler_->Finish(id, RequestStatus::kFinishedAborted);
-    Emit(live_.at(id).get(), RequestOutput{}, FinishReason::kAbort, absl::OkStatus(),
-         scheduler_->GetRequest(id));
-    needs_release_ = true;
+    FinishAllSamples(live_.at(id).get(), FinishReason::kAbort, absl::OkStatus());
   }
   if (needs_release_) {
     scheduler_->Schedule();  // releases the blocks; nothing is left to schedule
@@ -518,14 +591,23 @@ void Engine::PublishMetrics() {
 absl::Status Engine::CheckIntegrity() const {
   RETURN_IF_ERROR(scheduler_->CheckIntegrity());
   const int64_t tracked = scheduler_->num_running() + scheduler_->num_waiting();
-  if (tracked != static_cast<int64_t>(live_.size())) {
-    return absl::InternalError(absl::StrCat("engine tracks ", live_.size(),
-                                            " live requests, the scheduler ", tracked));
+  if (tracked != static_cast<int64_t>(samples_.size())) {
+    return absl::InternalError(absl::StrCat("engine tracks ", samples_.size(),
+                                            " live samples, the scheduler ", tracked));
+  }
+  for (const auto& [id, sample] : samples_) {
+    const Request* r = scheduler_->GetRequest(id);
+    if (r == nullptr || IsFinished(r->status()) || sample->finished) {
+      return absl::InternalError(absl::StrCat("live sample ", id, " is not live in the scheduler"));
+    }
   }
   for (const auto& [id, request] : live_) {
-    const Request* r = scheduler_->GetRequest(id);
-    if (r == nullptr || IsFinished(r->status())) {
-      return absl::InternalError(absl::StrCat("live request ", id, " is not live in the scheduler"));
+    int32_t unfinished = 0;
+    for (const LiveSample& sample : request->samples) unfinished += sample.finished ? 0 : 1;
+    if (unfinished != request->num_unfinished || unfinished == 0) {
+      return absl::InternalError(absl::StrCat("live request ", id, " counts ",
+                                              request->num_unfinished, " unfinished samples of ",
+                                              unfinished));
     }
   }
   return absl::OkStatus();

@@ -46,6 +46,7 @@
 namespace moeserve {
 
 struct LiveRequest;
+struct LiveSample;
 
 struct EngineRequest {
   std::vector<int32_t> prompt_token_ids;  // non-empty, each in [0, vocab_size)
@@ -128,11 +129,14 @@ class Engine {
   void DrainInbox();
   void Admit(std::unique_ptr<LiveRequest> request);
   void Postprocess(const SchedulerOutput& step, const std::vector<SampleResult>& results);
-  // Pushes `delta` with usage and timings filled in. When `reason` is not kNone it is the final
-  // delta and the request is forgotten. `scheduled` is the scheduler's record (null when the
+  // Pushes `delta` of `sample` with usage and timings filled in. When `reason` is not kNone it is
+  // the sample's final delta; with the request's last sample the request is forgotten. `scheduled` is the scheduler's record (null when the
   // scheduler never took the request).
-  void Emit(LiveRequest* request, RequestOutput delta, FinishReason reason, absl::Status error,
+  void Emit(LiveSample* sample, RequestOutput delta, FinishReason reason, absl::Status error,
             const Request* scheduled);
+  // Finishes (in the scheduler too) and emits every unfinished sample of `request` with `reason`
+  // (kAbort or kError); the request is forgotten.
+  void FinishAllSamples(LiveRequest* request, FinishReason reason, const absl::Status& error);
   void AbortAllLocal();
   void FailStep(const SchedulerOutput& step, const absl::Status& status);
   void PublishMetrics();
@@ -149,7 +153,8 @@ class Engine {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ModelRunner> runner_;
-  absl::flat_hash_map<uint64_t, std::unique_ptr<LiveRequest>> live_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<LiveRequest>> live_;  // by request id
+  absl::flat_hash_map<uint64_t, LiveSample*> samples_;  // unfinished, by scheduler request id
   bool needs_release_ = false;  // Scheduler::Finish was called since the last Schedule()
   EngineMetrics counters_;      // engine-thread copy of the counters
   std::vector<SamplingInput> inputs_;  // per-step scratch
@@ -164,7 +169,8 @@ class Engine {
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int32_t waiting_requests_ ABSL_GUARDED_BY(mu_) = 0;  // scheduler's, after the last step
   int64_t waiting_tokens_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t inbox_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t inbox_tokens_ ABSL_GUARDED_BY(mu_) = 0;    // prompt tokens x n of the inbox
+  int64_t inbox_requests_ ABSL_GUARDED_BY(mu_) = 0;  // samples in the inbox
   int64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   EngineMetrics metrics_ ABSL_GUARDED_BY(mu_);

@@ -34,6 +34,9 @@ struct EngineConfig {
   int32_t long_prefill_token_threshold = 0;
   int32_t max_queued_requests = 0;  // > 0: AddRequest refuses beyond this many waiting
   int64_t max_queued_tokens = 0;    // > 0: ... or beyond this many waiting tokens
+  // SamplingParams::n at most. Each sample is scheduled as a request of its own (sharing the
+  // prompt's KV blocks) and counts n times against max_queued_requests / max_queued_tokens.
+  int32_t max_num_samples = 16;
 
   // Seeds the source of seeds for requests without one; nullopt: nondeterministic.
   std::optional<uint64_t> seed;

@@ -46,26 +46,32 @@ struct RequestTimings {
   absl::Time finish = absl::InfinitePast();
 };
 
-// One delta of a request's output. Deltas concatenate: the text of all deltas is the output text
-// and their token_ids the output ids. Text may lag the ids: it is held back while a UTF-8
-// character or a stop string may still be forming. The last delta has finished == true.
+// One delta of one sample of a request's output. A request with SamplingParams::n samples has n
+// independent completions, told apart by `index` in [0, n). Per index, deltas concatenate: the
+// text of all deltas is that completion's text and their token_ids its ids. Text may lag the ids:
+// it is held back while a UTF-8 character or a stop string may still be forming. Each sample's
+// last delta has finished == true; the request's very last delta also has request_finished.
 struct RequestOutput {
   uint64_t request_id = 0;
+  int32_t index = 0;  // which sample (completion) of the request
   std::vector<int32_t> token_ids;
   std::string text;
   std::vector<TokenLogprobs> logprobs;  // parallel to token_ids when logprobs were requested
   absl::Time time = absl::InfinitePast();  // when the delta was produced (inter-token gaps)
 
-  bool finished = false;
+  bool finished = false;          // this sample's last delta
+  bool request_finished = false;  // the request's last delta: every sample has finished
   FinishReason finish_reason = FinishReason::kNone;
   absl::Status error;           // kError: why (ResourceExhausted for a refused admission, ...)
   std::string stop_string;      // kStop on a stop string: the one that matched
   int32_t stop_token_id = -1;   // kStop on EOS or a stop token id: that id
 
-  RequestUsage usage;      // so far (final on the last delta)
+  // The request's, over all samples: prompt tokens once, completion tokens summed. So far;
+  // final on the request's last delta.
+  RequestUsage usage;
   RequestTimings timings;  // so far (final on the last delta)
 
-  // Appends `next` (a later delta) to this one.
+  // Appends `next` (a later delta of the same sample) to this one.
   void Merge(RequestOutput next);
 };
 

@@ -23,6 +23,7 @@ void RequestOutput::Merge(RequestOutput next) {
   for (TokenLogprobs& lp : next.logprobs) logprobs.push_back(std::move(lp));
   time = next.time;
   finished = next.finished;
+  request_finished = next.request_finished;
   finish_reason = next.finish_reason;
   error = std::move(next.error);
   stop_string = std::move(next.stop_string);
@@ -35,7 +36,7 @@ RequestStream::RequestStream(uint64_t request_id, Callback callback)
     : request_id_(request_id), callback_(std::move(callback)) {}
 
 void RequestStream::Push(RequestOutput delta) {
-  const bool final = delta.finished;
+  const bool final = delta.request_finished;
   if (callback_) {
     {
       absl::MutexLock lock(&mu_);
@@ -48,10 +49,11 @@ void RequestStream::Push(RequestOutput delta) {
   absl::MutexLock lock(&mu_);
   MS_CHECK(!finished_) << "output pushed after the final delta of request " << request_id_;
   finished_ = final;
-  if (pending_.has_value()) {
-    pending_->Merge(std::move(delta));
+  auto it = pending_.find(delta.index);
+  if (it != pending_.end()) {
+    it->second.Merge(std::move(delta));
   } else {
-    pending_ = std::move(delta);
+    pending_.emplace(delta.index, std::move(delta));
   }
 }
 
@@ -59,21 +61,43 @@ std::optional<RequestOutput> RequestStream::Next(absl::Duration timeout) {
   MS_CHECK(!callback_) << "Next() on a stream with a callback";
   absl::MutexLock lock(&mu_);
   mu_.AwaitWithTimeout(absl::Condition(this, &RequestStream::ReadableLocked), timeout);
-  if (!pending_.has_value()) return std::nullopt;
-  std::optional<RequestOutput> out = std::move(pending_);
-  pending_.reset();
-  if (out->finished) drained_ = true;
+  if (pending_.empty()) return std::nullopt;
+  std::optional<RequestOutput> out = std::move(pending_.begin()->second);
+  pending_.erase(pending_.begin());
+  // The request's final delta is returned last, after every other sample's pending output.
+  if (finished_ && pending_.empty()) {
+    drained_ = true;
+    out->request_finished = true;
+  } else {
+    out->request_finished = false;
+  }
   return out;
 }
 
-RequestOutput RequestStream::WaitForCompletion() {
-  RequestOutput all;
-  all.request_id = request_id_;
+std::vector<RequestOutput> RequestStream::WaitForCompletions() {
+  std::vector<RequestOutput> all;
   while (std::optional<RequestOutput> delta = Next()) {
-    all.Merge(std::move(*delta));
-    if (all.finished) break;
+    const size_t index = static_cast<size_t>(delta->index);
+    if (all.size() <= index) all.resize(index + 1);
+    all[index].request_id = request_id_;
+    all[index].index = delta->index;
+    const bool last = delta->request_finished;
+    all[index].Merge(std::move(*delta));
+    if (last) break;
   }
   return all;
+}
+
+RequestOutput RequestStream::WaitForCompletion() {
+  std::vector<RequestOutput> all = WaitForCompletions();
+  MS_CHECK(all.size() <= 1) << "WaitForCompletion on request " << request_id_ << " with "
+                            << all.size() << " samples; use WaitForCompletions";
+  if (all.empty()) {
+    RequestOutput none;
+    none.request_id = request_id_;
+    return none;
+  }
+  return std::move(all[0]);
 }
 
 bool RequestStream::finished() const {

@@ -2,15 +2,19 @@
 #define MOESERVE_SERVER_ENGINE_REQUEST_STREAM_H_
 
 // RequestStream: the per-request channel from the engine thread to a reader. The engine Push()es
-// deltas; a reader either polls Next() (deltas pushed since the last call, merged into one) or
-// has the engine call a callback with each delta.
+// deltas; a reader either polls Next() (one sample's deltas pushed since the last call, merged
+// into one) or has the engine call a callback with each delta. A request with n samples
+// interleaves their deltas, told apart by RequestOutput::index; the stream ends with the delta
+// that has request_finished.
 //
 // Thread-safe: one writer (the engine thread) and any number of readers.
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -33,12 +37,15 @@ class RequestStream {
 
   uint64_t request_id() const { return request_id_; }
 
-  // Waits up to `timeout` for output, then returns everything pushed since the last call merged
-  // into one delta; nullopt on timeout, or once the final delta has been returned.
+  // Waits up to `timeout` for output, then returns what one sample (the lowest index with any)
+  // pushed since it was last returned, merged into one delta; nullopt on timeout, or once the
+  // final delta has been returned. request_finished is set on the delta returned last.
   // Not for streams with a callback.
   std::optional<RequestOutput> Next(absl::Duration timeout = absl::InfiniteDuration());
 
-  // Reads until the final delta and returns all of it merged (tests, non-streaming calls).
+  // Reads until the final delta and returns each sample's output merged, by index (tests,
+  // non-streaming calls). WaitForCompletion: the same for a request with one sample.
+  std::vector<RequestOutput> WaitForCompletions();
   RequestOutput WaitForCompletion();
 
   // True once the final delta has been pushed.
@@ -49,13 +56,13 @@ class RequestStream {
 
  private:
   bool ReadableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return pending_.has_value() || drained_;
+    return !pending_.empty() || drained_;
   }
 
   const uint64_t request_id_;
   const Callback callback_;
   mutable absl::Mutex mu_;
-  std::optional<RequestOutput> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<int32_t, RequestOutput> pending_ ABSL_GUARDED_BY(mu_);  // by sample index
   bool finished_ ABSL_GUARDED_BY(mu_) = false;  // the final delta was pushed
   bool drained_ ABSL_GUARDED_BY(mu_) = false;   // ... and returned by Next()
 };

@@ -18,7 +18,9 @@ absl::Status Validate(const SamplingParams& p, const SamplingLimits& limits) {
   const int32_t vocab = limits.vocab_size;
   if (vocab <= 0) return absl::InternalError(absl::StrCat("vocab_size must be > 0, got ", vocab));
 
-  if (p.n != 1) return Invalid(absl::StrCat("n must be 1 (n > 1 is not supported yet), got ", p.n));
+  if (p.n < 1 || p.n > limits.max_n) {
+    return Invalid(absl::StrCat("n must be in [1, ", limits.max_n, "] (max_num_samples), got ", p.n));
+  }
   if (p.max_tokens < 1) return Invalid(absl::StrCat("max_tokens must be at least 1, got ", p.max_tokens));
   if (limits.max_model_len > 0) {
     const int64_t room = int64_t{limits.max_model_len} - limits.prompt_tokens;
@@ -107,6 +109,15 @@ absl::Status Validate(const SamplingParams& p, const SamplingLimits& limits) {
                                 *p.prompt_logprobs));
   }
   return absl::OkStatus();
+}
+
+uint64_t SampleSeed(uint64_t request_seed, int32_t index) {
+  if (index == 0) return request_seed;
+  // SplitMix64 finalizer over (seed, index): distinct, well-mixed keys for the Philox generator.
+  uint64_t x = request_seed + 0x9e3779b97f4a7c15ull * static_cast<uint64_t>(index);
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
 }
 
 absl::Status Validate(const SamplingParams& params, int32_t vocab_size) {

@@ -16,7 +16,7 @@
 namespace moeserve {
 
 struct SamplingParams {
-  int32_t n = 1;            // samples per prompt; only 1 is supported for now
+  int32_t n = 1;            // independent samples (completions) of the prompt, in [1, max_n]
   int32_t max_tokens = 16;  // output tokens, >= 1
   int32_t min_tokens = 0;   // stop/EOS ids are suppressed until this many outputs exist
 
@@ -58,13 +58,20 @@ inline constexpr int32_t kMaxStopTokenIds = 256;
 inline constexpr int32_t kMaxStopStrings = 16;
 inline constexpr int32_t kMaxStopStringBytes = 1024;
 inline constexpr int32_t kMaxLogprobs = 20;
+inline constexpr int32_t kDefaultMaxSamples = 16;  // SamplingLimits::max_n unless configured
 
 // Context-dependent limits; zero fields are not checked.
 struct SamplingLimits {
   int32_t vocab_size = 0;     // REQUIRED: > 0
   int32_t max_model_len = 0;  // when > 0: prompt_tokens + max_tokens must fit
   int32_t prompt_tokens = 0;
+  int32_t max_n = kDefaultMaxSamples;  // n at most (the engine's max_num_samples)
 };
+
+// The generator key of sample `index` of a request seeded with `request_seed`: sample 0 uses the
+// request seed itself (n = 1 is unchanged), the others a fixed mix of seed and index, so every
+// sample of a seeded request is reproducible whatever its batch neighbours.
+uint64_t SampleSeed(uint64_t request_seed, int32_t index);
 
 // Returns OK or InvalidArgument naming the first offending field and its allowed range, e.g.
 // "temperature must be in [0, 100], got -1".

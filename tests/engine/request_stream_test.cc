@@ -7,11 +7,14 @@
 namespace moeserve {
 namespace {
 
-RequestOutput Delta(std::vector<int32_t> ids, std::string text, bool finished = false) {
+RequestOutput Delta(std::vector<int32_t> ids, std::string text, bool finished = false,
+                    int32_t index = 0, bool request_finished = true) {
   RequestOutput d;
+  d.index = index;
   d.token_ids = std::move(ids);
   d.text = std::move(text);
   d.finished = finished;
+  d.request_finished = finished && request_finished;
   if (finished) d.finish_reason = FinishReason::kLength;
   d.usage.completion_tokens = 9;
   return d;
@@ -58,6 +61,39 @@ TEST(RequestStreamTest, CallbackGetsEachDelta) {
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[1].text, "b");
   EXPECT_TRUE(s.finished());
+}
+
+TEST(RequestStreamTest, SamplesAreMergedSeparatelyAndTheLastDeltaEndsTheStream) {
+  RequestStream s(3);
+  s.Push(Delta({1}, "a", false, /*index=*/0));
+  s.Push(Delta({7}, "x", false, /*index=*/1));
+  s.Push(Delta({2}, "b", true, /*index=*/0, /*request_finished=*/false));
+  EXPECT_FALSE(s.finished());
+  auto d = s.Next(absl::ZeroDuration());
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->index, 0);
+  EXPECT_EQ(d->token_ids, (std::vector<int32_t>{1, 2}));
+  EXPECT_TRUE(d->finished);
+  EXPECT_FALSE(d->request_finished);
+  s.Push(Delta({8}, "y", true, /*index=*/1));
+  EXPECT_TRUE(s.finished());
+  d = s.Next(absl::ZeroDuration());
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->index, 1);
+  EXPECT_EQ(d->text, "xy");
+  EXPECT_TRUE(d->request_finished);
+  EXPECT_FALSE(s.Next().has_value());
+}
+
+TEST(RequestStreamTest, RequestFinishedIsOnTheDeltaReturnedLast) {
+  RequestStream s(4);
+  s.Push(Delta({7}, "x", false, /*index=*/1));
+  s.Push(Delta({1}, "a", true, /*index=*/0));  // sample 0 ends the request
+  std::vector<RequestOutput> all = s.WaitForCompletions();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].text, "a");
+  EXPECT_EQ(all[1].text, "x");
+  EXPECT_TRUE(all[0].request_finished || all[1].request_finished);
 }
 
 TEST(FinishReasonTest, Names) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <set>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -49,8 +50,24 @@ TEST(SamplingParamsTest, AcceptsEveryFieldAtItsBounds) {
 }
 
 TEST(SamplingParamsTest, N) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = 2; }),
-            "n must be 1 (n > 1 is not supported yet), got 2");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = kDefaultMaxSamples; }), "");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = 0; }),
+            "n must be in [1, 16] (max_num_samples), got 0");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = 17; }),
+            "n must be in [1, 16] (max_num_samples), got 17");
+  SamplingParams p;
+  p.n = 5;
+  const absl::Status st = Validate(p, {.vocab_size = kVocab, .max_n = 4});
+  EXPECT_EQ(st.message(), "n must be in [1, 4] (max_num_samples), got 5");
+}
+
+TEST(SamplingParamsTest, SampleSeedsAreTheRequestSeedThenDistinct) {
+  EXPECT_EQ(SampleSeed(42, 0), 42u);
+  std::set<uint64_t> seeds;
+  for (int32_t i = 0; i < 16; ++i) seeds.insert(SampleSeed(42, i));
+  EXPECT_EQ(seeds.size(), 16u);
+  EXPECT_EQ(SampleSeed(42, 3), SampleSeed(42, 3));
+  EXPECT_NE(SampleSeed(42, 3), SampleSeed(43, 3));
 }
 
 TEST(SamplingParamsTest, MaxTokens) {
