@@ -16,6 +16,32 @@ std::string ProjName(const WeightLoader& loader, const std::string& prefix, cons
 
 }  // namespace
 
+// DeepSeek-V3 fp8 experts: the e4m3 bytes and 128×128 block scales of every expert, stacked, go to
+// the backend as they are (CreateFp8BlockWeight: the CUDA backend keeps fp8, the CPU backend
+// dequantizes). False when the experts are stored otherwise, or when gate and up would not stack
+// on whole scale blocks (intermediate or hidden not a multiple of 128).
+absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const std::string& prefix,
+                                            int64_t e_count, int64_t d, int64_t i_size, MoeFfn* moe) {
+  if (i_size % 128 != 0 || d % 128 != 0) return false;
+  std::vector<uint8_t> gu_bytes, dn_bytes;
+  std::vector<float> gu_scales, dn_scales;
+  for (int64_t e = 0; e < e_count; ++e) {
+    const std::string ep = absl::StrCat(prefix, ".experts.", e);
+    for (auto [hf, mx] : {std::pair{"gate_proj", "w1"}, std::pair{"up_proj", "w3"}}) {
+      ASSIGN_OR_RETURN(bool ok, loader.HostFp8Block(ProjName(loader, ep, hf, mx), {i_size, d},
+                                                    &gu_bytes, &gu_scales));
+      if (!ok) return false;
+    }
+    ASSIGN_OR_RETURN(bool ok, loader.HostFp8Block(ProjName(loader, ep, "down_proj", "w2"),
+                                                  {d, i_size}, &dn_bytes, &dn_scales));
+    if (!ok) return false;
+  }
+  Backend* backend = loader.backend();
+  ASSIGN_OR_RETURN(moe->gate_up_, backend->CreateFp8BlockWeight(gu_bytes, gu_scales, {e_count, 2 * i_size, d}));
+  ASSIGN_OR_RETURN(moe->down_, backend->CreateFp8BlockWeight(dn_bytes, dn_scales, {e_count, d, i_size}));
+  return true;
+}
+
 absl::StatusOr<DenseMlp> DenseMlp::Load(WeightLoader& loader, const std::string& prefix, int64_t hidden,
                                         int64_t intermediate) {
   DenseMlp mlp;
@@ -54,6 +80,9 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& pre
   if (loader.Has(fused_gate_up)) {
     ASSIGN_OR_RETURN(moe.gate_up_, loader.Load(fused_gate_up, {e_count, 2 * i_size, d}));
     ASSIGN_OR_RETURN(moe.down_, loader.Load(absl::StrCat(prefix, ".experts.down_proj"), {e_count, d, i_size}));
+  } else if (absl::StatusOr<bool> fp8 = LoadFp8Experts(loader, prefix, e_count, d, i_size, &moe);
+             !fp8.ok() || *fp8) {
+    if (!fp8.ok()) return fp8.status();
   } else {
     std::vector<float> gate_up, down;
     gate_up.reserve(static_cast<size_t>(e_count * 2 * i_size * d));

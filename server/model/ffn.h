@@ -35,6 +35,9 @@ class MoeFfn {
   absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out) const;
 
  private:
+  static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const std::string& prefix,
+                                             int64_t e_count, int64_t d, int64_t i_size, MoeFfn* moe);
+
   MoeRoutingParams routing_;
   int64_t num_experts_ = 0;
   int64_t intermediate_ = 0;

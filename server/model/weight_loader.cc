@@ -39,4 +39,24 @@ absl::StatusOr<Tensor> WeightLoader::LoadConcatRows(const std::vector<std::strin
   return Upload(all, {total, cols});
 }
 
+absl::StatusOr<bool> WeightLoader::HostFp8Block(const std::string& name,
+                                                const std::vector<int64_t>& shape,
+                                                std::vector<uint8_t>* bytes,
+                                                std::vector<float>* scales) const {
+  ASSIGN_OR_RETURN(const TensorInfo* info, checkpoint_->Info(name));
+  const std::string scale_name = name + "_scale_inv";
+  if (info->file_dtype != SafetensorsDType::kF8E4M3 || shape.size() != 2 || info->shape != shape ||
+      !checkpoint_->Has(scale_name)) {
+    return false;
+  }
+  const std::vector<int64_t> scale_shape = {(shape[0] + 127) / 128, (shape[1] + 127) / 128};
+  ASSIGN_OR_RETURN(const TensorInfo* scale_info, checkpoint_->Info(scale_name));
+  if (scale_info->shape != scale_shape) return false;  // another block size
+  ASSIGN_OR_RETURN(absl::Span<const uint8_t> raw, checkpoint_->RawData(name));
+  ASSIGN_OR_RETURN(std::vector<float> s, checkpoint_->LoadF32(scale_name, scale_shape));
+  bytes->insert(bytes->end(), raw.begin(), raw.end());
+  scales->insert(scales->end(), s.begin(), s.end());
+  return true;
+}
+
 }  // namespace moeserve

@@ -20,6 +20,7 @@ class WeightLoader {
   WeightLoader(const Checkpoint* checkpoint, Backend* backend) : checkpoint_(checkpoint), backend_(backend) {}
 
   bool Has(const std::string& name) const { return checkpoint_->Has(name); }
+  Backend* backend() const { return backend_; }
 
   // Host fp32 values of `name`, checked against `shape`.
   absl::StatusOr<std::vector<float>> Host(const std::string& name, std::vector<int64_t> shape) const;
@@ -30,6 +31,10 @@ class WeightLoader {
   // Row-wise concatenation of several [rows_i, cols] tensors into one weight.
   absl::StatusOr<Tensor> LoadConcatRows(const std::vector<std::string>& names,
                                         const std::vector<int64_t>& rows, int64_t cols);
+  // The e4m3 bytes and 128×128 block scales (`<name>_scale_inv`) of a 2-D weight stored that way
+  // (DeepSeek-V3), appended to *bytes / *scales; false (nothing appended) for any other storage.
+  absl::StatusOr<bool> HostFp8Block(const std::string& name, const std::vector<int64_t>& shape,
+                                    std::vector<uint8_t>* bytes, std::vector<float>* scales) const;
   // Uploads host values as a weight.
   absl::StatusOr<Tensor> Upload(const std::vector<float>& values, std::vector<int64_t> shape);
 
