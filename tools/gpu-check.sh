@@ -1,35 +1,79 @@
 #!/usr/bin/env bash
 # One-call GPU check for the CUDA backend (issue 6). Two modes:
 #
-#   Here (no GPU), build and pack the binaries with the non-system shared libraries they need
-#   (Abseil, GoogleTest; not libcuda/cudart/cuBLAS, which the GPU machine has):
-#     tools/gpu-check.sh pack            # -> build-cuda/gpu-bundle (git-ignored, a few MiB)
+#   Here (no GPU): build and pack the binaries, the non-system shared libraries they need (Abseil,
+#   GoogleTest...; not libcuda/cudart/cuBLAS, which the GPU machine has) and the test data
+#   (stories260K + tokenizer, the Llama-3-8B config) into one git-ignored folder under 64 MiB:
+#     BUILD_DIR=build-cuda tools/gpu-check.sh pack       # -> $BUILD_DIR/gpu-bundle
+#   Targets that do not exist (yet) or fail to build are reported and left out.
 #
 #   On a lent GPU machine, in one device call (carry the bundle):
 #     run(command="tools/gpu-check.sh", carry=["build-cuda/gpu-bundle"], timeout_s=600)
 #
-# The run prints the device (nvidia-smi), the driver and where libcublas.so.13 is, then runs the
-# host unit tests, the CPU-vs-CUDA parity harness, compute-sanitizer memcheck on a reduced
-# harness (when the tool exists), the model parity test with --device cuda when that binary
-# supports it, and ends with a one-line-per-step summary. Full logs go to $OUT (or build-cuda/gpu-check-out).
+# The run prints the device (nvidia-smi), the driver and where libcublas.so.13 is, then runs: the
+# host unit tests, the CPU-vs-CUDA parity harness (every op), the end-to-end greedy generation
+# check (random Llama-shaped model + converted stories260K, CUDA vs CPU), compute-sanitizer
+# memcheck on a reduced harness, the copy/GEMM ceilings, a random Llama-3-8B-shaped model made on
+# the GPU machine and its decode step time at batch 1/64/256 against the weight-bytes roofline, the
+# other engineers' bench/cuda binaries when packed, and ends with one short table. Full logs go to
+# $OUT (or $BUILD_DIR/gpu-check-out). Without a GPU every device step is skipped with a message and
+# the script exits 77 (nothing was verified).
+#
+# Environment: BUILD_DIR, GPU_BUNDLE, OUT, JOBS (pack), SKIP_8B=1 (no 8B model/bench),
+# LLAMA8B_LAYERS (fewer layers for a quick run; default 32), STEP_TIMEOUT (s, default 240).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${BUILD_DIR:-$root/build-cuda}"
 bundle="${GPU_BUNDLE:-$build_dir/gpu-bundle}"
-bins=(backend_parity cuda_host_test model_parity_test)
+# name:path-in-build-dir. Others add their bench/cuda binaries here (absent ones are skipped).
+bins=(
+  cuda_host_test:tests/cuda_host_test
+  backend_parity:tests/backend_parity
+  model_device_parity:tests/model_device_parity
+  moeserve:bin/moeserve
+  moeserve-decode-bench:bin/moeserve-decode-bench
+  moeserve-gpu-ceilings:bin/moeserve-gpu-ceilings
+)
+data_src="${MOESERVE_TEST_DATA:-$root/../shared/data}"
 
 if [[ "${1:-}" == "pack" ]]; then
-  set -e
-  cmake --build "$build_dir" --target "${bins[@]}" -j "${JOBS:-2}"
-  rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
-  for b in "${bins[@]}"; do
-    cp "$build_dir/tests/$b" "$bundle/bin/"
+  [[ -f "$build_dir/build.ninja" || -f "$build_dir/Makefile" ]] ||
+    { echo "pack: $build_dir is not a configured build dir (cmake -S . -B $build_dir -DMOESERVE_CUDA=ON -DMOESERVE_GRPC=OFF)"; exit 1; }
+  rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/data" "$bundle/configs"
+  known=$(cmake --build "$build_dir" --target help 2>/dev/null)
+  # The other areas' bench/cuda binaries: every executable whose sources live in bench/cuda/.
+  for t in $({ sed -n 's/^ *add_executable(\([^ )]*\) *cuda\/.*/\1/p' "$root/bench/CMakeLists.txt"
+               sed -n 's/^ *add_executable(\([^ )]*\).*/\1/p' "$root/bench/cuda/CMakeLists.txt" 2>/dev/null; } | sort -u); do
+    bins+=("$t:bench/cuda/$t")
+  done
+  packed=()
+  for entry in "${bins[@]}"; do
+    name="${entry%%:*}" rel="${entry#*:}"
+    if ! grep -qE "(^|[ /])$name(:|$)" <<<"$known"; then
+      echo "pack: target $name does not exist in $build_dir: left out"; continue
+    fi
+    if ! cmake --build "$build_dir" --target "$name" -j "${JOBS:-2}" >"$bundle/build-$name.log" 2>&1; then
+      echo "pack: target $name failed to build (see $bundle/build-$name.log): left out"; continue
+    fi
+    exe="$build_dir/$rel"
+    [[ -x "$exe" ]] || exe="$(find "$build_dir" -type f -name "$name" -perm -u+x | head -1)"
+    [[ -x "$exe" ]] || { echo "pack: built $name but found no executable: left out"; continue; }
+    cp "$exe" "$bundle/bin/" && strip --strip-debug "$bundle/bin/$name" 2>/dev/null
     # Non-system libraries the GPU machine lacks: everything outside libc/libstdc++ and CUDA.
-    ldd "$build_dir/tests/$b" | awk '/=> \//{print $3}' |
+    ldd "$exe" | awk '/=> \//{print $3}' |
       grep -Ev '/(libc|libm|libdl|librt|libpthread|libgcc_s|libstdc\+\+)\.so|libcuda|libcudart|libcublas' |
       xargs -r -I{} cp -Lu {} "$bundle/lib/"
+    packed+=("$name")
+    rm -f "$bundle/build-$name.log"
   done
-  du -sh "$bundle"
+  for f in models/stories260K/stories260K.bin models/stories260K/tok512.bin; do
+    if [[ -f "$data_src/$f" ]]; then cp "$data_src/$f" "$bundle/data/"; else echo "pack: $data_src/$f missing: e2e stories260K check will skip"; fi
+  done
+  cp "$root/bench/configs/llama3_8b.json" "$bundle/configs/"
+  echo "packed: ${packed[*]}"
+  size_kib=$(du -sk "$bundle" | cut -f1)
+  echo "bundle: $bundle $((size_kib / 1024)) MiB"
+  (( size_kib < 64 * 1024 )) || { echo "pack: bundle is over 64 MiB: carry would refuse it"; exit 1; }
   exit 0
 fi
 
@@ -37,45 +81,138 @@ out="${OUT:-$build_dir/gpu-check-out}"
 mkdir -p "$out"
 export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 bin="$bundle/bin"
-[[ -x "$bin/backend_parity" ]] || bin="$build_dir/tests"
+data="$bundle/data"
+[[ -d "$bin" ]] || { echo "no bundle at $bundle: run tools/gpu-check.sh pack first (and carry it)"; bin="$build_dir/tests"; }
+work="${GPU_CHECK_WORK:-/tmp/moeserve-gpu-check}"
+mkdir -p "$work"
+step_timeout="${STEP_TIMEOUT:-240}"
 summary=()
-step() {  # step NAME LOGFILE CMD...: runs CMD, logs, records rc
+results=()  # "key value" lines for the final table
+failed=0
+
+has() { [[ -x "$bin/$1" ]]; }
+step() {  # step NAME LOGFILE CMD...: runs CMD under a timeout, logs, records rc (77 = skip)
   local name="$1" log="$2"; shift 2
   echo "=== $name: $*"
-  "$@" >"$out/$log" 2>&1
+  local t0=$SECONDS
+  timeout --signal=INT --kill-after=10 "$step_timeout" "$@" >"$out/$log" 2>&1
   local rc=$?
-  tail -n 40 "$out/$log"
-  summary+=("$(printf '%-28s rc=%-4s log=%s' "$name" "$rc" "$log")")
+  tail -n 25 "$out/$log"
+  local verdict=ok
+  case $rc in 0) ;; 77) verdict=skip ;; 124|137) verdict=TIMEOUT; failed=1 ;; *) verdict=FAIL; failed=1 ;; esac
+  summary+=("$(printf '%-26s %-7s rc=%-4s %4ss log=%s' "$name" "$verdict" "$rc" $((SECONDS - t0)) "$log")")
+  return $rc
 }
+skip() { summary+=("$(printf '%-26s %-7s %s' "$1" skip "$2")"); echo "=== $1: skipped: $2"; }
 
+gpu=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
 {
   echo "date: $(date -u +%FT%TZ)"
-  nvidia-smi || echo "nvidia-smi not found"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || true
-  echo "libcublas: $(ldconfig -p 2>/dev/null | grep -m1 'libcublas.so.13' || find / -name 'libcublas.so.13' 2>/dev/null | head -1)"
-  echo "binaries: $bin"
-  ldd "$bin/backend_parity" | grep -E 'not found|cublas|cudart' || true
+  if (( gpu )); then
+    nvidia-smi
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
+  else
+    echo "NO GPU: nvidia-smi is missing or lists no device; device steps will be skipped"
+  fi
+  echo "libcublas: $(ldconfig -p 2>/dev/null | grep -m1 'libcublas.so.13' || find / -name 'libcublas.so.13*' 2>/dev/null | head -1)"
+  echo "binaries: $bin ($(ls "$bin" 2>/dev/null | tr '\n' ' '))"
+  for b in "$bin"/*; do [[ -x "$b" ]] && ldd "$b" 2>/dev/null | grep 'not found' | sed "s|^|$(basename "$b"): |"; done
 } 2>&1 | tee "$out/device.txt"
 
-step "cuda_host_test" host_test.log "$bin/cuda_host_test"
-step "backend_parity" parity.log "$bin/backend_parity"
-grep -E '^(PASS|FAIL)' "$out/parity.log" | sort | uniq -c -w4 | sed 's/^/parity: /' || true
-grep '^FAIL' "$out/parity.log" | head -20 || true
-if command -v compute-sanitizer >/dev/null 2>&1; then
-  for tool in memcheck racecheck; do
-    step "sanitizer-$tool" "sanitizer_$tool.log" compute-sanitizer --tool "$tool" --error-exitcode 3 \
-      "$bin/backend_parity" --filter Attention
-  done
-  step "sanitizer-memcheck-all" sanitizer_memcheck_all.log compute-sanitizer --tool memcheck \
-    --error-exitcode 3 "$bin/backend_parity"
+# 1. Host tests and the op parity harness.
+if has cuda_host_test; then step "cuda_host_test" host_test.log "$bin/cuda_host_test"; else skip cuda_host_test "not packed"; fi
+if has backend_parity; then
+  step "backend_parity" parity.log "$bin/backend_parity"
+  grep -cE '^PASS' "$out/parity.log" >/dev/null && results+=("parity_cases $(grep -cE '^PASS' "$out/parity.log") pass / $(grep -cE '^FAIL' "$out/parity.log") fail")
+  grep '^FAIL' "$out/parity.log" | head -20
 else
-  summary+=("compute-sanitizer            not installed")
-fi
-if [[ -x "$bin/model_parity_test" ]] && "$bin/model_parity_test" --help 2>&1 | grep -q -- '--device'; then
-  step "model_parity (cuda)" model_parity_cuda.log "$bin/model_parity_test" --device cuda
-else
-  summary+=("model_parity (cuda)          skipped: model_parity_test has no --device flag yet")
+  skip backend_parity "not packed"
 fi
 
+# 2. End to end: greedy generation CUDA vs CPU.
+if has model_device_parity; then
+  args=(--device cuda)
+  [[ -f "$data/stories260K.bin" ]] && args+=(--llama2c "$data/stories260K.bin")
+  step "e2e cuda vs cpu" e2e.log "$bin/model_device_parity" "${args[@]}"
+  while read -r line; do results+=("e2e ${line}"); done < <(grep -E '^(PASS|FAIL) ' "$out/e2e.log")
+else
+  skip "e2e cuda vs cpu" "model_device_parity not packed"
+fi
+
+# 3. compute-sanitizer memcheck on a reduced harness (a few cases per op area).
+if (( gpu )) && command -v compute-sanitizer >/dev/null 2>&1 && has backend_parity; then
+  for f in RmsNorm Attention Mla Moe Sampl; do
+    step "memcheck $f" "memcheck_$f.log" compute-sanitizer --tool memcheck --error-exitcode 3 \
+      "$bin/backend_parity" --filter "$f"
+  done
+elif (( gpu )); then
+  skip memcheck "compute-sanitizer not installed (or backend_parity not packed)"
+else
+  skip memcheck "no GPU"
+fi
+
+# 4. Ceilings and the Llama-3-8B-shaped decode benchmark.
+copy_gbps=""
+if has moeserve-gpu-ceilings; then
+  step "ceilings" ceilings.log "$bin/moeserve-gpu-ceilings" &&
+    copy_gbps=$(sed -n 's/^copy_gbps=//p' "$out/ceilings.log") &&
+    results+=("copy_bandwidth ${copy_gbps} GB/s" "bf16_gemm $(sed -n 's/^gemm_tflops=//p' "$out/ceilings.log") TFLOP/s")
+else
+  skip ceilings "moeserve-gpu-ceilings not packed"
+fi
+if (( ! gpu )); then
+  skip "llama3-8b decode" "no GPU"
+elif [[ -n "${SKIP_8B:-}" ]]; then
+  skip "llama3-8b decode" "SKIP_8B set"
+elif ! has moeserve || ! has moeserve-decode-bench; then
+  skip "llama3-8b decode" "moeserve or moeserve-decode-bench not packed"
+else
+  model8b="$work/llama3_8b"
+  cfg="$bundle/configs/llama3_8b.json"
+  if [[ -n "${LLAMA8B_LAYERS:-}" ]]; then
+    sed "s/\"num_hidden_layers\": 32/\"num_hidden_layers\": $LLAMA8B_LAYERS/" "$cfg" >"$work/llama3_8b_cfg.json"
+    cfg="$work/llama3_8b_cfg.json"
+  fi
+  if [[ ! -f "$model8b/config.json" ]] || ! cmp -s "$cfg" "$model8b/config.json"; then
+    rm -rf "$model8b"
+    step "make llama3-8b (random)" make_8b.log "$bin/moeserve" make-model --config "$cfg" --out "$model8b" --dtype bf16
+  fi
+  if [[ -f "$model8b/config.json" ]]; then
+    weight_bytes=$(find "$model8b" -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+    step "llama3-8b decode" decode_8b.log "$bin/moeserve-decode-bench" --model "$model8b" --device cuda \
+      --batch 1,64,256 --prompt-len 32 --steps 32
+    results+=("llama3_8b_weights $(awk -v b="$weight_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')")
+    while read -r b ms misses; do
+      line="decode_b${b} ${ms} ms/step, allocator misses ${misses}"
+      if [[ -n "$copy_gbps" ]]; then
+        # Roofline: every weight byte read once per step at the measured copy bandwidth (a copy reads
+        # and writes, so its GB/s is the read+write rate: the read-only rate is at least that).
+        roof=$(awk -v w="$weight_bytes" -v g="$copy_gbps" 'BEGIN{printf "%.3f", w/(g*1e9)*1e3}')
+        line+=", roofline ${roof} ms, x$(awk -v m="$ms" -v r="$roof" 'BEGIN{printf "%.2f", m/r}')"
+        [[ "$b" == 1 ]] && line+=" (goal <= 1.25)"
+      fi
+      results+=("$line")
+    done < <(sed -n 's/^decode batch=\([0-9]*\) median_ms=\([0-9.]*\) misses=\(-\?[0-9]*\)/\1 \2 \3/p' "$out/decode_8b.log")
+  fi
+fi
+
+# 5. Other areas' bench/cuda binaries (each prints its own table; logged).
+for b in "$bin"/*; do
+  n=$(basename "$b")
+  case "$n" in moeserve|moeserve-decode-bench|moeserve-gpu-ceilings|cuda_host_test|backend_parity|model_device_parity) continue ;; esac
+  if (( gpu )); then step "bench $n" "bench_$n.log" "$b"; else skip "bench $n" "no GPU"; fi
+done
+
+echo
 echo "=== summary (logs in $out)"
-printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
+{
+  printf '%s\n' "${summary[@]}"
+  echo "---"
+  printf '%s\n' "${results[@]}"
+} | tee "$out/summary.txt"
+if (( ! gpu )); then
+  echo "NO GPU: nothing on the device was verified (exit 77)"
+  exit 77
+fi
+exit $failed
