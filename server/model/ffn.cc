@@ -99,6 +99,8 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& pre
     ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count, 2 * i_size, d}));
     ASSIGN_OR_RETURN(moe.down_, loader.Upload(down, {e_count, d, i_size}));
   }
+  ASSIGN_OR_RETURN(moe.expert_counts_, loader.backend()->Allocate(DType::kI64, {e_count}));
+  RETURN_IF_ERROR(loader.backend()->Zero(moe.expert_counts_));
   if (config.n_shared_experts > 0) {
     ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, absl::StrCat(prefix, ".shared_experts"), d,
                                                      i_size * config.n_shared_experts));
@@ -116,6 +118,7 @@ absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& ou
   RETURN_IF_ERROR(backend->Linear(x, router_, Tensor(), logits));
   RETURN_IF_ERROR(backend->MoeRoute(logits, correction_bias_, routing_, ids, weights));
   MoeExpertsExtras extras;
+  extras.expert_counts = expert_counts_;
   if (shared_) {
     // The shared experts write `out`; the routed experts' combine adds onto it.
     RETURN_IF_ERROR(shared_->Forward(backend, x, out));

@@ -34,6 +34,10 @@ class MoeFfn {
   static absl::StatusOr<MoeFfn> Load(WeightLoader& loader, const std::string& prefix, const ModelConfig& config);
   absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out) const;
 
+  // i64 [E] on the backend: (token, slot) pairs routed to each expert since load, accumulated by
+  // MoeExperts on the device (no sync per step). Read it with Backend::CopyToHost at scrape time.
+  const Tensor& expert_counts() const { return expert_counts_; }
+
  private:
   static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const std::string& prefix,
                                              int64_t e_count, int64_t d, int64_t i_size, MoeFfn* moe);
@@ -46,6 +50,7 @@ class MoeFfn {
   Tensor gate_up_;          // [E, 2I, d]
   Tensor down_;             // [E, d, I]
   std::optional<DenseMlp> shared_;
+  Tensor expert_counts_;  // i64 [E]
 };
 
 }  // namespace moeserve
