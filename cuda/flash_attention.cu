@@ -34,24 +34,26 @@ __device__ __forceinline__ uint32_t SmemAddr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(SmemAddr(smem)), "l"(gmem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(SmemAddr(smem)), "l"(gmem) : "memory");
 }
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 __device__ __forceinline__ void LdMatrixX4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
                                            const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(SmemAddr(p)));
+               : "r"(SmemAddr(p))
+               : "memory");
 }
 __device__ __forceinline__ void LdMatrixX4Trans(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
                                                 const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(SmemAddr(p)));
+               : "r"(SmemAddr(p))
+               : "memory");
 }
 // d += a · b for a 16×16 bf16 A (row), 16×8 bf16 B (col), fp32 accumulators.
 __device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -111,6 +113,13 @@ __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionP
   if (kDecode ? seq.q_len != 1 : (seq.q_len == 0 || (p.plan.run_decode && seq.q_len == 1))) return;
   const int rows_total = seq.q_len * G;
   const int row0 = kDecode ? 0 : blockIdx.x * kRows;
+  // Rows or positions the grid (planned from max_query_len / max_seq_len) does not cover.
+  const bool uncovered = kDecode ? static_cast<int64_t>(seq.len) > p.plan.decode_splits * p.plan.partition_tokens
+                                 : static_cast<int64_t>(rows_total) > static_cast<int64_t>(gridDim.x) * kRows;
+  if (uncovered) {
+    if (threadIdx.x == 0) RaiseError(p.error_flags, kErrAttentionLayout);
+    return;
+  }
   if (row0 >= rows_total) return;
   const int ctx0 = seq.len - seq.q_len;  // position of query row 0
   int kv_begin = 0;
@@ -347,6 +356,7 @@ __global__ void __launch_bounds__(D) DecodeCombineKernel(FlashAttentionParams p)
   }
   const int splits = p.plan.decode_splits;
   const int n = static_cast<int>((len + p.plan.partition_tokens - 1) / p.plan.partition_tokens);
+  if (n > splits) return;  // flagged by the attention kernel
   const float* ws_o = static_cast<const float*>(p.workspace);
   const float* ws_lse = ws_o + (static_cast<int64_t>(p.num_seqs) * p.num_heads * splits * D + 63) / 64 * 64;
   const int64_t base = (static_cast<int64_t>(s) * p.num_heads + h) * splits;
@@ -410,6 +420,11 @@ cudaError_t LaunchFlashAttention(const FlashAttentionParams& p, cudaStream_t str
                            plan.decode_splits < 1 || plan.decode_splits > kMaxDecodeSplits)) ||
       (plan.decode_splits > 1 && (p.workspace == nullptr || plan.workspace_bytes <= 0 ||
                                   reinterpret_cast<uintptr_t>(p.workspace) % 16 != 0))) {
+    return cudaErrorInvalidValue;
+  }
+  // 16-byte cp.async loads of q / cache rows, 4-byte bf16x2 stores of out.
+  auto aligned = [](const void* ptr, uintptr_t a) { return reinterpret_cast<uintptr_t>(ptr) % a == 0; };
+  if (!aligned(p.q, 16) || !aligned(p.k_cache, 16) || !aligned(p.v_cache, 16) || !aligned(p.out, 4)) {
     return cudaErrorInvalidValue;
   }
   switch (p.head_dim) {
