@@ -142,7 +142,7 @@ fi
 
 # 3. compute-sanitizer memcheck on a reduced harness (a few cases per op area).
 if (( gpu )) && command -v compute-sanitizer >/dev/null 2>&1 && has backend_parity; then
-  for f in RmsNorm Attention Mla Moe Sampl; do
+  for f in RmsNorm Attention RopeWriteKvCache Mla Moe Sampl; do
     step "memcheck $f" "memcheck_$f.log" compute-sanitizer --tool memcheck --error-exitcode 3 \
       "$bin/backend_parity" --filter "$f"
   done
@@ -203,6 +203,11 @@ for b in "$bin"/*; do
   case "$n" in moeserve|moeserve-decode-bench|moeserve-gpu-ceilings|cuda_host_test|backend_parity|model_device_parity) continue ;; esac
   if (( gpu )); then step "bench $n" "bench_$n.log" "$b"; else skip "bench $n" "no GPU"; fi
 done
+
+# The attention bench's table rows (decode GB/s and % of copy, prefill TFLOP/s) in the final table.
+if [[ -f "$out/bench_moeserve-attention-bench.log" ]]; then
+  while read -r line; do results+=("attention ${line}"); done < <(grep -E '^(decode|prefill|chunk)' "$out/bench_moeserve-attention-bench.log")
+fi
 
 echo
 echo "=== summary (logs in $out)"
