@@ -8,6 +8,7 @@
 // errors).
 
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -36,6 +37,7 @@ struct Options {
   bool health = false;
   // Sampling.
   int max_tokens = 256;
+  int n = 1;  // completions; > 1 prints each, prefixed with its index, at the end
   double temperature = 0.0;
   int top_k = 0;
   double top_p = 1.0;
@@ -118,6 +120,7 @@ class Client {
     }
     v1::SamplingParams* s = request.mutable_sampling();
     s->set_max_tokens(o.max_tokens);
+    if (o.n != 1) s->set_n(o.n);
     s->set_temperature(static_cast<float>(o.temperature));
     if (o.top_k != 0) s->set_top_k(o.top_k);
     if (o.top_p != 1.0) s->set_top_p(static_cast<float>(o.top_p));
@@ -137,12 +140,19 @@ class Client {
         stub_->Generate(&context, request);
     v1::GenerateResponse response;
     v1::GenerateResponse last;
+    std::map<int32_t, std::string> texts;  // n > 1: by completion index
     while (reader->Read(&response)) {
-      std::cout << response.text() << std::flush;
+      if (o.n == 1) {
+        std::cout << response.text() << std::flush;
+      } else {
+        texts[response.index()] += response.text();
+      }
       if (response.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) last = response;
     }
     grpc::Status status = reader->Finish();
-    std::cout << "\n" << std::flush;
+    for (const auto& [index, text] : texts) std::cout << "[" << index << "] " << text << "\n";
+    if (o.n == 1) std::cout << "\n";
+    std::cout << std::flush;
     if (!status.ok()) return Fail(status);
     if (o.usage) {
       std::cerr << "finish_reason=" << v1::FinishReason_Name(last.finish_reason())
@@ -244,6 +254,9 @@ int main(int argc, char** argv) {
   app.add_flag("--model-info", o.model_info, "print what the server runs");
   app.add_flag("--health", o.health, "check grpc.health.v1 (exit 0 when SERVING)");
   app.add_option("--max-tokens", o.max_tokens, "output tokens at most")->capture_default_str();
+  app.add_option("--n", o.n, "completions of the prompt (each printed as [index] text)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--temperature", o.temperature, "0 = greedy")->capture_default_str();
   app.add_option("--top-k", o.top_k, "0 = off");
   app.add_option("--top-p", o.top_p, "1 = off");

@@ -101,7 +101,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
   }
 
   std::unique_ptr<ApiServer> s(new ApiServer(engine, options));
-  s->metrics_ = std::make_unique<ServingMetrics>();
+  s->metrics_ = std::make_unique<ServingMetrics>(
+      ServingMetricsOptions{.expert_load_per_layer = options.metrics_expert_per_layer});
   s->service_ = std::make_unique<InferenceService>(
       engine, s->metrics_.get(),
       InferenceServiceOptions{.api_keys = options.api_keys,

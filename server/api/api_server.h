@@ -55,6 +55,8 @@ struct ApiServerOptions {
 
   std::string model_id;       // GetModelInfo.model_id
   bool log_requests = false;  // log prompts and outputs
+  // /metrics: MoE expert token counts per layer too (see ServingMetricsOptions).
+  bool metrics_expert_per_layer = false;
 };
 
 class ApiServer {

@@ -1,6 +1,7 @@
 #include "server/api/inference_service.h"
 
 #include <memory>
+#include <map>
 #include <optional>
 
 #include "absl/cleanup/cleanup.h"
@@ -32,10 +33,10 @@ struct GenerateCall {
   explicit GenerateCall(ServingMetrics* metrics) : metrics(metrics) {}
 
   ServingMetrics* const metrics;  // may be null
-  absl::Time last_token_time = absl::InfinitePast();  // engine thread only
+  std::map<int32_t, absl::Time> last_token_time;  // by sample index; engine thread only
   absl::Mutex mu;
-  std::optional<RequestOutput> pending ABSL_GUARDED_BY(mu);
-  bool finished ABSL_GUARDED_BY(mu) = false;
+  std::map<int32_t, RequestOutput> pending ABSL_GUARDED_BY(mu);  // by sample index
+  bool finished ABSL_GUARDED_BY(mu) = false;  // the request's last delta was pushed
   // The handler's context while the handler runs (cleared before it returns): lets the engine
   // thread see a cancelled call at its next step boundary.
   grpc::ServerContext* context ABSL_GUARDED_BY(mu) = nullptr;
@@ -50,29 +51,34 @@ struct GenerateCall {
   // handler's merged deltas.
   void OnOutput(const RequestOutput& delta) {
     if (metrics != nullptr && !delta.token_ids.empty()) {
-      if (last_token_time != absl::InfinitePast()) {
-        metrics->ObserveInterToken(absl::ToDoubleSeconds(delta.time - last_token_time),
+      auto [last, fresh] = last_token_time.try_emplace(delta.index, delta.time);
+      if (!fresh) {
+        metrics->ObserveInterToken(absl::ToDoubleSeconds(delta.time - last->second),
                                    static_cast<int>(delta.token_ids.size()));
+        last->second = delta.time;
       }
-      last_token_time = delta.time;
     }
     absl::MutexLock lock(&mu);
-    if (pending.has_value()) {
-      pending->Merge(delta);
+    auto it = pending.find(delta.index);
+    if (it != pending.end()) {
+      it->second.Merge(delta);
     } else {
-      pending = delta;
+      pending.emplace(delta.index, delta);
     }
-    if (delta.finished) finished = true;
+    if (delta.request_finished) finished = true;
   }
 
-  bool Readable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return pending.has_value(); }
+  bool Readable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return !pending.empty(); }
 
-  // The deltas pushed since the last call, waiting up to `timeout`.
+  // One sample's deltas pushed since they were last taken (the lowest index first), waiting up to
+  // `timeout`. request_finished is set only on the delta that empties a finished call.
   std::optional<RequestOutput> Next(absl::Duration timeout) {
     absl::MutexLock lock(&mu);
     mu.AwaitWithTimeout(absl::Condition(this, &GenerateCall::Readable), timeout);
-    std::optional<RequestOutput> out = std::move(pending);
-    pending.reset();
+    if (pending.empty()) return std::nullopt;
+    std::optional<RequestOutput> out = std::move(pending.begin()->second);
+    pending.erase(pending.begin());
+    out->request_finished = finished && pending.empty();
     return out;
   }
 };
@@ -249,7 +255,8 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
   if (absl::Status s = ValidateSampling(
           er.sampling, {.vocab_size = engine_->vocab_size(),
                         .max_model_len = engine_->max_model_len(),
-                        .prompt_tokens = static_cast<int32_t>(prompt->size())});
+                        .prompt_tokens = static_cast<int32_t>(prompt->size()),
+                        .max_n = engine_->config().max_num_samples});
       !s.ok()) {
     return ToGrpcStatus(s);
   }
@@ -305,15 +312,17 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
       return CancelledStatus(*context);
     }
     if (cancel_in_flight_.load(std::memory_order_acquire) &&
-        !(delta.has_value() && delta->finished)) {
+        !(delta.has_value() && delta->request_finished)) {
       abort_and_wait();
       return grpc::Status(grpc::StatusCode::CANCELLED,
                           "the server shut down before the request finished (shutdown timeout)");
     }
     if (!delta.has_value()) continue;
 
-    if (delta->finished && metrics_ != nullptr) metrics_->ObserveFinished(*delta);
+    if (delta->request_finished && metrics_ != nullptr) metrics_->ObserveFinished(*delta);
     if (delta->finished && delta->finish_reason == FinishReason::kError) {
+      // One status ends the call: a failed sample fails the request (the others are aborted).
+      if (!delta->request_finished) abort_and_wait();
       absl::Status error = delta->error.ok() ? absl::InternalError("the engine failed") : delta->error;
       return ToGrpcStatus(error);
     }
@@ -331,12 +340,12 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
       grpc::WriteOptions write_options;
       if (!writer->Write(response, write_options)) {
         // The client is gone.
-        if (!delta->finished) abort_and_wait();
+        if (!delta->request_finished) abort_and_wait();
         return CancelledStatus(*context);
       }
       first = false;
     }
-    if (delta->finished) {
+    if (delta->request_finished) {
       if (options_.log_requests) {
         MS_LOG(INFO) << "generate " << request_id << " finished ("
                      << FinishReasonName(delta->finish_reason) << "): " << logged_output;

@@ -109,6 +109,7 @@ double SecondsBetween(absl::Time from, absl::Time to) {
 }  // namespace
 
 void ToProto(const RequestOutput& delta, v1::GenerateResponse* response) {
+  response->set_index(delta.index);
   response->set_text(delta.text);
   response->mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
   for (const TokenLogprobs& lp : delta.logprobs) {

@@ -30,6 +30,31 @@ void Counter(std::string* out, const char* name, const char* help, double value)
   absl::StrAppend(out, name, " ", Number(value), "\n");
 }
 
+// moeserve_moe_layers and moeserve_moe_expert_tokens_total (see ServingMetricsOptions).
+void RenderExpertLoad(const ExpertLoad& load, bool per_layer, std::string* out) {
+  Gauge(out, "moeserve_moe_layers", "MoE layers of the model (the expert token counts sum to "
+        "tokens x top_k per layer).", static_cast<double>(load.layers.size()));
+  constexpr char kName[] = "moeserve_moe_expert_tokens_total";
+  Header(out, kName, "counter",
+         per_layer ? "Tokens routed to each routed expert of each MoE layer (a token counts once "
+                     "for each of its top_k experts)."
+                   : "Tokens routed to each routed expert, summed over MoE layers (a token counts "
+                     "once for each of its top_k experts in every MoE layer).");
+  if (per_layer) {
+    for (size_t l = 0; l < load.layers.size(); ++l) {
+      for (int32_t e = 0; e < load.num_experts; ++e) {
+        absl::StrAppend(out, kName, "{layer=\"", load.layers[l], "\",expert=\"", e, "\"} ",
+                        load.at(l, e), "\n");
+      }
+    }
+    return;
+  }
+  const std::vector<int64_t> sum = load.SumOverLayers();
+  for (int32_t e = 0; e < load.num_experts; ++e) {
+    absl::StrAppend(out, kName, "{expert=\"", e, "\"} ", sum[e], "\n");
+  }
+}
+
 double Seconds(absl::Time from, absl::Time to) {
   return absl::ToDoubleSeconds(to - from);
 }
@@ -56,8 +81,8 @@ void Histogram::Render(const std::string& name, std::string* out) const {
   absl::StrAppend(out, name, "_sum ", Number(sum_), "\n", name, "_count ", count_, "\n");
 }
 
-ServingMetrics::ServingMetrics()
-    : ttft_(LatencyBounds()), itl_(LatencyBounds()), e2e_(LatencyBounds()),
+ServingMetrics::ServingMetrics(ServingMetricsOptions options)
+    : options_(options), ttft_(LatencyBounds()), itl_(LatencyBounds()), e2e_(LatencyBounds()),
       queue_(LatencyBounds()) {}
 
 void ServingMetrics::ObserveInterToken(double gap_seconds, int tokens) {
@@ -135,6 +160,9 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
           static_cast<double>(m.requests_refused));
   Counter(&out, "moeserve_preemptions_total", "Requests preempted to free KV blocks.",
           static_cast<double>(m.num_preemptions));
+  if (m.expert_load != nullptr && !m.expert_load->empty()) {
+    RenderExpertLoad(*m.expert_load, options_.expert_load_per_layer, &out);
+  }
   return out;
 }
 

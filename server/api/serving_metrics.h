@@ -35,9 +35,17 @@ class Histogram {
   int64_t count_ = 0;
 };
 
+struct ServingMetricsOptions {
+  // MoE expert load: false (default) renders moeserve_moe_expert_tokens_total{expert="e"} summed
+  // over MoE layers (E series: 256 for DeepSeek-V3); true adds a layer label
+  // {layer="l",expert="e"} (layers x E series: 58 x 256 = 14848 for V3), for a scraper that can
+  // afford the cardinality.
+  bool expert_load_per_layer = false;
+};
+
 class ServingMetrics {
  public:
-  ServingMetrics();
+  explicit ServingMetrics(ServingMetricsOptions options = {});
 
   ServingMetrics(const ServingMetrics&) = delete;
   ServingMetrics& operator=(const ServingMetrics&) = delete;
@@ -51,6 +59,7 @@ class ServingMetrics {
   std::string RenderPrometheus(const EngineMetrics& engine) const;
 
  private:
+  const ServingMetricsOptions options_;
   mutable absl::Mutex mu_;
   Histogram ttft_ ABSL_GUARDED_BY(mu_);
   Histogram itl_ ABSL_GUARDED_BY(mu_);

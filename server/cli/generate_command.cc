@@ -69,7 +69,7 @@ absl::Status RunGenerate(const GenerateOptions& o) {
     std::fwrite(delta->text.data(), 1, delta->text.size(), stdout);
     std::fflush(stdout);
     last = std::move(*delta);
-    if (last.finished) break;
+    if (last.request_finished) break;
   }
   engine->Stop();
   std::fputc('\n', stdout);

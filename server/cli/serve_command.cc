@@ -34,6 +34,7 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--max-model-len", o->engine.max_model_len, "context length (0 = the model's)")
       ->capture_default_str();
   cmd->add_option("--max-num-seqs", o->engine.max_num_seqs, "running requests at most")->capture_default_str();
+  cmd->add_option("--max-num-samples", o->engine.max_num_samples, "SamplingParams.n at most (parallel sampling)")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens, "tokens per step at most")
       ->capture_default_str();
   cmd->add_option("--max-queued-requests", o->engine.max_queued_requests,
@@ -47,6 +48,12 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--port", o->server.port, "gRPC port (0 = any free port)")->capture_default_str();
   cmd->add_option("--metrics-port", o->server.metrics_port,
                   "HTTP port for /metrics and /health (0 = any free port, -1 = off)")->capture_default_str();
+  cmd->add_flag("--metrics-expert-per-layer", o->server.metrics_expert_per_layer,
+                "/metrics: MoE expert token counts per layer too (layers x experts series; default: "
+                "summed over layers)");
+  cmd->add_option("--expert-load-interval-steps", o->engine.expert_load_interval_steps,
+                  "read the MoE expert counters from the device every N steps (and when idle); 0 = off")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-message-bytes", o->server.max_message_bytes, "largest message accepted")
       ->capture_default_str();
   cmd->add_flag("--no-reflection", *no_reflection, "do not offer gRPC server reflection");

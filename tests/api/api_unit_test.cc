@@ -58,7 +58,7 @@ TEST(RequestConvertTest, UnsetSamplingFieldsKeepTheEngineDefaults) {
 
 TEST(RequestConvertTest, EverySamplingFieldIsCarried) {
   v1::SamplingParams p;
-  p.set_n(1);
+  p.set_n(3);
   p.set_max_tokens(7);
   p.set_min_tokens(2);
   p.set_temperature(0.5f);
@@ -78,6 +78,7 @@ TEST(RequestConvertTest, EverySamplingFieldIsCarried) {
   const SamplingParams s = FromProto(p);
   EXPECT_EQ(s.max_tokens, 7);
   EXPECT_EQ(s.min_tokens, 2);
+  EXPECT_EQ(s.n, 3);
   EXPECT_EQ(s.temperature, 0.5f);
   EXPECT_EQ(s.top_k, 4);
   EXPECT_EQ(s.top_p, 0.9f);
@@ -104,6 +105,7 @@ TEST(RequestConvertTest, SamplingErrorsNameTheProtoField) {
 
 TEST(RequestConvertTest, FinalDeltaCarriesUsageAndTimings) {
   RequestOutput d;
+  d.index = 2;
   d.token_ids = {4, 5};
   d.text = "ab";
   d.finished = true;
@@ -115,6 +117,7 @@ TEST(RequestConvertTest, FinalDeltaCarriesUsageAndTimings) {
                .first_token = t0 + absl::Milliseconds(30), .finish = t0 + absl::Milliseconds(50)};
   v1::GenerateResponse r;
   ToProto(d, &r);
+  EXPECT_EQ(r.index(), 2);
   EXPECT_EQ(r.text(), "ab");
   EXPECT_EQ(r.finish_reason(), v1::FINISH_REASON_STOP);
   EXPECT_EQ(r.stop_token_id(), 5);
@@ -154,6 +157,29 @@ TEST(ServingMetricsTest, PageHasEveryMetricOfTheIssue) {
   }
   EXPECT_THAT(page, HasSubstr("moeserve_kv_cache_blocks_total 10\n"));
   EXPECT_THAT(page, HasSubstr("moeserve_requests_total{finish_reason=\"stop\"} 3\n"));
+}
+
+TEST(ServingMetricsTest, ExpertLoadSummedOverLayersByDefaultOrPerLayer) {
+  EngineMetrics engine;
+  EXPECT_THAT(ServingMetrics().RenderPrometheus(engine),
+              ::testing::Not(HasSubstr("moeserve_moe_expert_tokens_total")));  // dense model
+  auto load = std::make_shared<ExpertLoad>();
+  load->layers = {1, 3};
+  load->num_experts = 3;
+  load->tokens = {5, 0, 7, 1, 2, 3};
+  engine.expert_load = load;
+  const std::string summed = ServingMetrics().RenderPrometheus(engine);
+  EXPECT_THAT(summed, HasSubstr("# TYPE moeserve_moe_expert_tokens_total counter\n"));
+  EXPECT_THAT(summed, HasSubstr("moeserve_moe_layers 2\n"));
+  EXPECT_THAT(summed, HasSubstr("moeserve_moe_expert_tokens_total{expert=\"0\"} 6\n"
+                                "moeserve_moe_expert_tokens_total{expert=\"1\"} 2\n"
+                                "moeserve_moe_expert_tokens_total{expert=\"2\"} 10\n"));
+  EXPECT_THAT(summed, ::testing::Not(HasSubstr("layer=")));
+  const std::string per_layer =
+      ServingMetrics({.expert_load_per_layer = true}).RenderPrometheus(engine);
+  EXPECT_THAT(per_layer, HasSubstr("moeserve_moe_expert_tokens_total{layer=\"1\",expert=\"0\"} 5\n"));
+  EXPECT_THAT(per_layer, HasSubstr("moeserve_moe_expert_tokens_total{layer=\"3\",expert=\"2\"} 3\n"));
+  EXPECT_THAT(per_layer, ::testing::Not(HasSubstr("{expert=")));
 }
 
 }  // namespace

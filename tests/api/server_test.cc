@@ -4,9 +4,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
@@ -94,6 +99,46 @@ TEST_F(ServerTest, SeededSamplingAndLogprobsReachTheEngine) {
   EXPECT_EQ(logprobs, 12);
 }
 
+TEST_F(ServerTest, ParallelSamplesStreamWithTheirIndices) {
+  const std::vector<int32_t> prompt = {4, 8, 15, 16, 23, 42, 7};
+  v1::GenerateRequest request = IdsRequest(prompt, 10);
+  request.mutable_sampling()->set_n(3);
+  request.mutable_sampling()->set_temperature(1.0f);
+  request.mutable_sampling()->set_seed(99);
+  StreamResult got = RunGenerate(stub_.get(), request);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+
+  SamplingParams params;
+  params.n = 3;
+  params.max_tokens = 10;
+  params.temperature = 1.0f;
+  params.seed = 99;
+  params.ignore_eos = true;
+  auto stream = server_->engine()->AddRequest({.prompt_token_ids = prompt, .sampling = params});
+  ASSERT_TRUE(stream.ok());
+  const std::vector<RequestOutput> want = (*stream)->WaitForCompletions();
+  ASSERT_EQ(want.size(), 3u);
+
+  std::map<int32_t, std::vector<int32_t>> ids;
+  std::map<int32_t, int> finishes;
+  for (const v1::GenerateResponse& r : got.responses) {
+    ASSERT_GE(r.index(), 0);
+    ASSERT_LT(r.index(), 3);
+    ids[r.index()].insert(ids[r.index()].end(), r.token_ids().begin(), r.token_ids().end());
+    if (r.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+      EXPECT_EQ(r.finish_reason(), v1::FINISH_REASON_LENGTH);
+      ++finishes[r.index()];
+    }
+  }
+  for (int32_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(ids[i], want[i].token_ids) << "sample " << i;
+    EXPECT_EQ(finishes[i], 1) << "sample " << i;
+  }
+  const v1::GenerateResponse& last = got.responses.back();
+  EXPECT_EQ(last.usage().prompt_tokens(), 7);
+  EXPECT_EQ(last.usage().completion_tokens(), 3 * 10);
+}
+
 TEST_F(ServerTest, StopTokenIdFinishesWithStop) {
   StreamResult free_run = RunGenerate(stub_.get(), IdsRequest({1, 9, 8}, 10));
   ASSERT_TRUE(free_run.status.ok());
@@ -140,8 +185,10 @@ TEST_F(ServerTest, EveryBadInputNamesTheFieldAndTheLimit) {
        grpc::StatusCode::INVALID_ARGUMENT, {"sampling.top_p"}},
       {"min_p", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_min_p(2); },
        grpc::StatusCode::INVALID_ARGUMENT, {"sampling.min_p"}},
-      {"n", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(2); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.n"}},
+      {"n above max_num_samples", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(17); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.n", "[1, 16]", "got 17"}},
+      {"n 0", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.n", "got 0"}},
       {"logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); },
        grpc::StatusCode::INVALID_ARGUMENT, {"sampling.logprobs", "20"}},
       {"prompt_logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_prompt_logprobs(1); },
@@ -238,6 +285,47 @@ TEST_F(ServerTest, MetricsEndpointHasEveryNameAndCountsRequests) {
   }
   EXPECT_THAT(page, HasSubstr("moeserve_e2e_request_latency_seconds_count 1\n"));
   EXPECT_THAT(page, HasSubstr("moeserve_inter_token_latency_seconds_count 5\n"));
+}
+
+// The shipped default model is a DeepSeek-V3-style MoE: /metrics carries its expert token counts,
+// summed over MoE layers; they add up to tokens run x top_k x MoE layers.
+TEST(MoeServerTest, MetricsEndpointHasExpertTokenCounts) {
+  TestServerOptions options;
+  options.model_dir = MOESERVE_SOURCE_DIR "/models/default";
+  options.engine.max_model_len = 64;
+  options.engine.check_integrity_every_step = true;
+  auto server = TestServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = (*server)->Stub();
+  ASSERT_TRUE(RunGenerate(stub.get(), IdsRequest({1, 2, 3, 4}, 6)).status.ok());
+  // The engine reads the counters when it goes idle, right after the request's last step.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  int64_t sum = 0;
+  int64_t want = 0;
+  std::string page;
+  while (absl::Now() < deadline) {
+    const EngineMetrics m = (*server)->engine()->GetMetrics();
+    const ModelConfig& c = (*server)->engine()->model_config();
+    int64_t moe_layers = 0;
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) moe_layers += c.IsMoeLayer(i) ? 1 : 0;
+    want = m.tokens_computed * c.num_experts_per_tok * moe_layers;
+    page = HttpGet((*server)->metrics_port(), "/metrics");
+    sum = 0;
+    for (absl::string_view line : absl::StrSplit(page, '\n')) {
+      if (!absl::StartsWith(line, "moeserve_moe_expert_tokens_total{expert=")) continue;
+      int64_t n = 0;
+      ASSERT_TRUE(absl::SimpleAtoi(line.substr(line.rfind(' ') + 1), &n)) << line;
+      sum += n;
+    }
+    if (want > 0 && sum == want) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_THAT(page, HasSubstr("# TYPE moeserve_moe_expert_tokens_total counter"));
+  EXPECT_THAT(page, HasSubstr("moeserve_moe_expert_tokens_total{expert=\"7\"} "));
+  EXPECT_THAT(page, HasSubstr("moeserve_moe_layers 4\n"));
+  EXPECT_THAT(page, ::testing::Not(HasSubstr("layer=\"")));
+  EXPECT_EQ(want, 9 * 2 * 4);  // prompt 4 + 5 decoded tokens, top-2, 4 MoE layers
+  EXPECT_EQ(sum, want);
 }
 
 // Lists services over grpc.reflection.v1alpha with a hand-encoded request
