@@ -1,6 +1,7 @@
 // moeserve-scheduler-bench: CPU time of one engine step's bookkeeping with no model math —
 // Scheduler::Schedule (KV block allocation, prefix hashing of filled blocks), building the
-// ForwardBatch the model would get (BuildForwardBatch), and UpdateFromOutput — at N
+// ForwardBatch the model would get (ForwardBatchBuilder, as the ModelRunner does), and
+// UpdateFromOutput — at N
 // running sequences decoding at a given context length. See docs/PERF.md.
 //
 //   moeserve-scheduler-bench [--seqs 256] [--context 4096] [--steps 2000]
@@ -12,7 +13,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "server/engine/model_runner.h"
+#include "server/engine/forward_batch_builder.h"
 #include "server/kv/kv_cache_manager.h"
 #include "server/scheduler/scheduler.h"
 
@@ -56,13 +57,14 @@ int Run(const Options& o) {
     if (all_decoding) break;
   }
 
+  ForwardBatchBuilder builder(o.block_size);
   std::vector<double> micros;
   micros.reserve(o.steps);
   size_t batch_tokens = 0;
   for (int step = 0; step < o.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     SchedulerOutput out = (*scheduler)->Schedule();
-    ForwardBatch batch = BuildForwardBatch(out, o.block_size);
+    const ForwardBatch& batch = builder.Build(out);
     sampled.assign(out.scheduled.size(), 11 + step % 100);
     (*scheduler)->UpdateFromOutput(sampled);
     const auto t1 = std::chrono::steady_clock::now();

@@ -12,7 +12,8 @@ ModelRunner::ModelRunner(Model* model, Backend* backend, Sampler* sampler, int32
       backend_(backend),
       sampler_(sampler),
       block_size_(block_size),
-      vocab_size_(static_cast<int32_t>(model->config().vocab_size)) {}
+      vocab_size_(static_cast<int32_t>(model->config().vocab_size)),
+      builder_(block_size) {}
 
 ForwardBatch ModelRunner::PrepareBatch(const SchedulerOutput& step) const {
   return BuildForwardBatch(step, block_size_);
@@ -48,7 +49,7 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
   }
   if (step.scheduled.empty()) return absl::OkStatus();
 
-  const ForwardBatch batch = PrepareBatch(step);
+  const ForwardBatch& batch = builder_.Build(step);
   const size_t num_rows = batch.logits_indices.size();
   // Always run: prefill chunks that sample nothing still write their KV.
   ASSIGN_OR_RETURN(Tensor logits, model_->Forward(batch));

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "server/backend/backend.h"
+#include "server/engine/forward_batch_builder.h"
 #include "server/model/forward_batch.h"
 #include "server/model/model.h"
 #include "server/sampling/sampler.h"
@@ -44,7 +45,8 @@ class ModelRunner {
   ModelRunner(const ModelRunner&) = delete;
   ModelRunner& operator=(const ModelRunner&) = delete;
 
-  // The ForwardBatch of a step: entries in order, logits rows for the sampling entries.
+  // The ForwardBatch of a step: entries in order, logits rows for the sampling entries. (Execute
+  // builds the same batch incrementally, with ForwardBatchBuilder.)
   ForwardBatch PrepareBatch(const SchedulerOutput& step) const;
 
   // Runs the step. `inputs` is parallel to step.scheduled. On OK, (*results)[i] is the sample of
@@ -59,6 +61,7 @@ class ModelRunner {
   Sampler* const sampler_;
   const int32_t block_size_;
   const int32_t vocab_size_;
+  ForwardBatchBuilder builder_;  // the step's batch, built incrementally across steps
   std::vector<float> host_logits_;
   std::vector<SamplerRow> rows_;
   std::vector<SampleResult> row_results_;
