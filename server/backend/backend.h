@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -88,6 +90,38 @@ struct MoeExpertsExtras {
   Tensor expert_counts;
 };
 
+// Device sampling (optional; server/sampling/device_sampling.h builds these from SamplingParams and
+// the host Sampler is the reference). One sparse edit of a row's logits, in the host order: bias,
+// suppression (-inf), repetition penalty (id in prompt or output), frequency/presence (count > 0).
+struct SamplingEdit {
+  int32_t id = 0;
+  float bias = 0.0f;
+  bool suppress = false;
+  bool repetition = false;
+  int32_t count = 0;
+};
+struct SamplingRowSpec {
+  int32_t logits_row = 0;
+  bool greedy = false;
+  float temperature = 1.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f, min_p = 0.0f;
+  float repetition = 1.0f, presence = 0.0f, frequency = 0.0f;
+  uint64_t seed = 0, step = 0;    // Philox key and counter (server/sampling/philox.h)
+  int32_t edit_begin = 0, edit_end = 0;  // into SamplingBatch::edits
+  int32_t num_top_logprobs = -1;  // -1: no logprobs
+};
+struct SamplingBatch {
+  std::vector<SamplingRowSpec> rows;
+  std::vector<SamplingEdit> edits;
+};
+struct SampledToken {
+  int32_t token = -1;
+  int32_t status = 0;  // 0 ok; else why the row could not be sampled (kernels::SampleStatus)
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;  // (id, logprob), most likely first
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -121,6 +155,15 @@ class Backend {
   }
   virtual void MarkMemory() {}
   virtual void ReleaseCachedMemory() {}
+
+  // Samples one token per row of `logits` [n, vocab] on the device; only the ids (and requested
+  // logprobs) come back. Unimplemented where the backend has no device sampler (the CPU: the
+  // caller then copies the logits and runs the host Sampler, which is the reference).
+  virtual absl::Status SampleTokens(const Tensor& logits, const SamplingBatch& batch,
+                                    std::vector<SampledToken>* out) {
+    (void)logits, (void)batch, (void)out;
+    return absl::UnimplementedError("this backend samples on the host");
+  }
 
   // ---- Ops -----------------------------------------------------------------------------------
   // out[t] = table[ids[t]]. table [V, d], ids i32 [T], out [T, d]. An id outside [0, V) is an error.

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
+#include "server/engine/device_sampling.h"
 
 namespace moeserve {
 
@@ -54,6 +55,9 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
   // Always run: prefill chunks that sample nothing still write their KV.
   ASSIGN_OR_RETURN(Tensor logits, model_->Forward(batch));
   if (num_rows == 0) return absl::OkStatus();
+  // On the device when the backend can sample there and every row is supported (device_sampling.h).
+  ASSIGN_OR_RETURN(const bool sampled_on_device, SampleStepOnDevice(backend_, logits, step, inputs, results));
+  if (sampled_on_device) return absl::OkStatus();
   host_logits_.resize(num_rows * static_cast<size_t>(vocab_size_));
   RETURN_IF_ERROR(backend_->CopyToHostF32(logits, absl::MakeSpan(host_logits_)));
 

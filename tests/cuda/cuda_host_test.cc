@@ -13,11 +13,13 @@
 #include "cuda/fp8_weight.cuh"
 #include "cuda/moe_layout.h"
 #include "cuda/moe_route.cuh"
+#include "cuda/sampling.cuh"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/cuda/caching_allocator.h"
 #include "server/backend/cuda/cuda_checks.h"
 #include "server/backend/cuda/moe_plan.h"
+#include "server/sampling/philox.h"
 
 namespace moeserve {
 namespace {
@@ -431,6 +433,18 @@ TEST(CachingAllocatorTest, MarkMeasuresPeakAndMissesOfAWindow) {
   a.Mark();
   EXPECT_EQ(a.stats().peak_in_use_bytes, size_t{8} << 20);
   a.Free(weights);
+}
+
+TEST(SamplingKernelTest, PhiloxDrawMatchesTheHostSampler) {
+  // cuda/sampling.cuh's Philox (the device code, compiled for the host) vs server/sampling/philox.h.
+  for (uint64_t seed : {uint64_t{0}, uint64_t{1}, uint64_t{0xDEADBEEFCAFEF00D}, ~uint64_t{0}}) {
+    for (uint64_t step : {uint64_t{0}, uint64_t{1}, uint64_t{4095}, uint64_t{1} << 33}) {
+      EXPECT_EQ(kernels::SamplingUniformKernel(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                                               static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32)),
+                SamplingUniform(seed, step))
+          << seed << " " << step;
+    }
+  }
 }
 
 TEST(MoeRouteSizingTest, SharedMemoryFitsDeepSeekV3) {

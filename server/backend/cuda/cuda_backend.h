@@ -53,6 +53,9 @@ class CudaBackend : public Backend {
   absl::StatusOr<DeviceMemoryStats> MemoryStats() override;
   void MarkMemory() override { allocator_->Mark(); }
   void ReleaseCachedMemory() override { allocator_->ReleaseCached(); }
+  // cuda_sampling.cc: cuda/sampling.cuh, one block per row.
+  absl::Status SampleTokens(const Tensor& logits, const SamplingBatch& batch,
+                            std::vector<SampledToken>* out) override;
 
   // Row ops, attention, MoE (cuda_ops.cc).
   absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override;
