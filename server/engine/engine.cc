@@ -149,6 +149,13 @@ absl::Status Engine::Init() {
       .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
   runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get(),
                                           config_.block_size);
+  // The KV-cache profile step (and any warm-up) routed tokens no request sent.
+  RETURN_IF_ERROR(model_->ResetExpertLoad());
+  if (config_.expert_load_interval_steps < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("expert_load_interval_steps must be >= 0, got ",
+                                                   config_.expert_load_interval_steps));
+  }
+  RefreshExpertLoad();
   PublishMetrics();
   return absl::OkStatus();
 }
@@ -367,6 +374,7 @@ void Engine::Admit(std::unique_ptr<LiveRequest> request) {
 bool Engine::Step() {
   DrainInbox();
   if (!scheduler_->HasUnfinishedRequests() && !needs_release_) {
+    if (steps_since_expert_load_ > 0) RefreshExpertLoad();
     PublishMetrics();
     return false;
   }
@@ -400,6 +408,13 @@ bool Engine::Step() {
     FailStep(step, s);
   } else {
     Postprocess(step, results_);
+  }
+  // The step's results are on the host, so the device has synchronised: reading the counters
+  // now adds one small copy per MoE layer and no stall.
+  ++steps_since_expert_load_;
+  if (config_.expert_load_interval_steps > 0 &&
+      steps_since_expert_load_ >= config_.expert_load_interval_steps) {
+    RefreshExpertLoad();
   }
   PublishMetrics();
   if (config_.check_integrity_every_step) {
@@ -567,9 +582,22 @@ void Engine::AbortAllLocal() {
   PublishMetrics();
 }
 
+void Engine::RefreshExpertLoad() {
+  steps_since_expert_load_ = 0;
+  if (config_.expert_load_interval_steps == 0) return;
+  absl::StatusOr<ExpertLoad> load = model_->ReadExpertLoad();
+  if (!load.ok()) {
+    MS_LOG(ERROR) << "reading the MoE expert load: " << load.status();
+    return;
+  }
+  if (load->empty()) return;
+  expert_load_ = std::make_shared<const ExpertLoad>(*std::move(load));
+}
+
 void Engine::PublishMetrics() {
   const KvCacheUsage usage = kv_->usage();
   EngineMetrics m = counters_;
+  m.expert_load = expert_load_;
   m.num_running = scheduler_->num_running();
   m.num_waiting = scheduler_->num_waiting();
   m.kv_blocks_total = usage.num_blocks;

@@ -140,6 +140,8 @@ class Engine {
   void AbortAllLocal();
   void FailStep(const SchedulerOutput& step, const absl::Status& status);
   void PublishMetrics();
+  // Copies the model's expert-load counters into expert_load_ (engine thread, between steps).
+  void RefreshExpertLoad();
 
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;
@@ -157,6 +159,8 @@ class Engine {
   absl::flat_hash_map<uint64_t, LiveSample*> samples_;  // unfinished, by scheduler request id
   bool needs_release_ = false;  // Scheduler::Finish was called since the last Schedule()
   EngineMetrics counters_;      // engine-thread copy of the counters
+  int32_t steps_since_expert_load_ = 0;  // steps run since expert_load_ was read
+  std::shared_ptr<const ExpertLoad> expert_load_;  // null: dense model or never read
   std::vector<SamplingInput> inputs_;  // per-step scratch
   std::vector<SampleResult> results_;
   std::vector<int32_t> sampled_;

@@ -41,6 +41,11 @@ struct EngineConfig {
   // Seeds the source of seeds for requests without one; nullopt: nondeterministic.
   std::optional<uint64_t> seed;
 
+  // MoE expert-load counters (EngineMetrics::expert_load) are copied from the device every this
+  // many steps, right after a step's own synchronisation (one small copy per MoE layer, never an
+  // extra sync inside a step), and when the engine goes idle; 0: never read.
+  int32_t expert_load_interval_steps = 16;
+
   // Test hook: after every step, run CheckIntegrity() and fail loudly (MS_CHECK) on an error.
   bool check_integrity_every_step = false;
 };

@@ -2,6 +2,9 @@
 #define MOESERVE_SERVER_ENGINE_ENGINE_METRICS_H_
 
 #include <cstdint>
+#include <memory>
+
+#include "server/model/expert_load.h"
 
 namespace moeserve {
 
@@ -31,6 +34,11 @@ struct EngineMetrics {
   int64_t requests_finished_length = 0;
   int64_t requests_finished_abort = 0;
   int64_t requests_finished_error = 0;
+
+  // Routed-expert load of a MoE model (null for dense models): totals since the engine started,
+  // refreshed every EngineConfig::expert_load_interval_steps steps and whenever the engine goes
+  // idle, so it may trail the other counters by that many steps while busy.
+  std::shared_ptr<const ExpertLoad> expert_load;
 };
 
 }  // namespace moeserve

@@ -44,6 +44,34 @@ absl::Status DecoderModel::LoadShared(WeightLoader& loader) {
       rope_cos_sin_);
 }
 
+absl::StatusOr<ExpertLoad> DecoderModel::ReadExpertLoad() {
+  ExpertLoad load;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i].moe) continue;
+    const Tensor& counts = layers_[i].moe->expert_counts();
+    const int32_t e = static_cast<int32_t>(counts.numel());
+    if (load.layers.empty()) load.num_experts = e;
+    if (e != load.num_experts) {
+      return absl::InternalError(absl::StrCat("ReadExpertLoad: layer ", i, " has ", e,
+                                              " experts, an earlier MoE layer ", load.num_experts));
+    }
+    load.layers.push_back(static_cast<int32_t>(i));
+    const size_t base = load.tokens.size();
+    load.tokens.resize(base + e);
+    RETURN_IF_ERROR(backend_->CopyToHost(
+        counts, absl::MakeSpan(reinterpret_cast<uint8_t*>(load.tokens.data() + base),
+                               e * sizeof(int64_t))));
+  }
+  return load;
+}
+
+absl::Status DecoderModel::ResetExpertLoad() {
+  for (const Layer& layer : layers_) {
+    if (layer.moe) RETURN_IF_ERROR(backend_->Zero(layer.moe->expert_counts()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status DecoderModel::AllocateKvCache(int32_t num_blocks, int32_t block_size) {
   if (num_blocks <= 0 || block_size <= 0) {
     return absl::InvalidArgumentError(

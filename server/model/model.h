@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "server/backend/backend.h"
 #include "server/model/config.h"
+#include "server/model/expert_load.h"
 #include "server/model/forward_batch.h"
 
 namespace moeserve {
@@ -37,6 +38,13 @@ class Model {
 
   // Logits [logits_indices.size(), vocab] in the backend's activation dtype.
   virtual absl::StatusOr<Tensor> Forward(const ForwardBatch& batch) = 0;
+
+  // Tokens routed to each expert of each MoE layer since load or the last ResetExpertLoad(), read
+  // from the backend (synchronises: call it right after a step's own synchronisation). Empty for
+  // dense models.
+  virtual absl::StatusOr<ExpertLoad> ReadExpertLoad() { return ExpertLoad{}; }
+  // Zeroes those counters (e.g. after a profiling or warm-up step).
+  virtual absl::Status ResetExpertLoad() { return absl::OkStatus(); }
 };
 
 struct LoadModelOptions {
