@@ -1,6 +1,6 @@
 // MoE combine. One CTA of 128 threads per token; with dim % 8 == 0 thread i owns 8 contiguous dims
-// (16-byte loads) at 8i, 8i + 1024, ..., else single dims. Bytes per token: 2·dim·(top_k + 1)
-// (+ 2·dim for the shared output); 2·top_k·dim FLOPs.
+// (16-byte loads) at 8i, 8i + 1024, ..., else single dims. Bytes per token: 2·dim·(K + S + 1)
+// (+ 2·dim for the shared output); 2·(K + S)·dim FLOPs.
 
 #include "cuda/common.cuh"
 #include "cuda/moe_combine.cuh"
@@ -11,7 +11,8 @@ namespace {
 template <int kVec>
 __global__ void MoeCombineKernel(MoeCombineParams p) {
   const int64_t t = blockIdx.x;
-  const int32_t* rows = p.rows + t * p.top_k;
+  const int slots = p.top_k + p.num_shared;
+  const int32_t* rows = p.rows + t * slots;
   const float* w = p.weights + t * p.top_k;
   for (int64_t i = threadIdx.x * kVec; i < p.dim; i += blockDim.x * kVec) {
     float acc[kVec];
@@ -23,17 +24,18 @@ __global__ void MoeCombineKernel(MoeCombineParams p) {
 #pragma unroll
       for (int v = 0; v < kVec; ++v) acc[v] = 0.0f;
     }
-    for (int k = 0; k < p.top_k; ++k) {
+    for (int k = 0; k < slots; ++k) {
       const int32_t r = rows[k];
       if (r < 0) continue;
+      const float wk = k < p.top_k ? w[k] : 1.0f;
       const bf16* y = p.expert_out + static_cast<int64_t>(r) * p.dim + i;
       if constexpr (kVec == 8) {
         const uint4 raw = *reinterpret_cast<const uint4*>(y);
         const bf16* yv = reinterpret_cast<const bf16*>(&raw);
 #pragma unroll
-        for (int v = 0; v < kVec; ++v) acc[v] += w[k] * ToFloat(yv[v]);
+        for (int v = 0; v < kVec; ++v) acc[v] += wk * ToFloat(yv[v]);
       } else {
-        acc[0] += w[k] * ToFloat(y[0]);
+        acc[0] += wk * ToFloat(y[0]);
       }
     }
     bf16* o = p.out + t * p.dim + i;
@@ -53,7 +55,9 @@ __global__ void MoeCombineKernel(MoeCombineParams p) {
 
 cudaError_t LaunchMoeCombine(const MoeCombineParams& p, cudaStream_t stream) {
   if (p.tokens == 0 || p.dim == 0) return cudaSuccess;
-  if (p.tokens > 0x7fffffff || p.top_k <= 0) return cudaErrorInvalidValue;
+  if (p.tokens > 0x7fffffff || p.top_k < 0 || p.num_shared < 0 || p.top_k + p.num_shared == 0) {
+    return cudaErrorInvalidValue;
+  }
   const unsigned grid = static_cast<unsigned>(p.tokens);
   if (p.dim % 8 == 0) {
     MoeCombineKernel<8><<<grid, 128, 0, stream>>>(p);

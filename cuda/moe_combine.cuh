@@ -9,9 +9,10 @@
 namespace moeserve::kernels {
 
 // Un-permutes the experts' outputs: out[t] = Σ_k weights[t, k] · expert_out[rows[t, k]]
-// (+ shared_out[t]), with expert_out [N, dim] the grouped GEMM results in expert-sorted order and
-// rows [T, top_k] the sorted row of each (token, slot) pair (< 0: the pair contributes nothing).
-// Deterministic (no atomics), fp32 accumulation. shared_out may alias out.
+// + Σ_s expert_out[rows[t, top_k + s]] (+ shared_out[t]), with expert_out [N, dim] the grouped
+// GEMM results in expert-sorted order and rows [T, top_k + num_shared] the sorted row of each
+// (token, slot) pair (< 0: the pair contributes nothing); the num_shared fused shared-expert slots
+// have weight 1. Deterministic (no atomics), fp32 accumulation. shared_out may alias out.
 struct MoeCombineParams {
   const __nv_bfloat16* expert_out = nullptr;
   const int32_t* rows = nullptr;
@@ -19,7 +20,8 @@ struct MoeCombineParams {
   const __nv_bfloat16* shared_out = nullptr;  // [T, dim] or null
   __nv_bfloat16* out = nullptr;
   int64_t tokens = 0;
-  int top_k = 0;
+  int top_k = 0;       // routed slots: weights [T, top_k]
+  int num_shared = 0;  // shared-expert slots after them in rows, weight 1
   int64_t dim = 0;
 };
 

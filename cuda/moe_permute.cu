@@ -1,5 +1,5 @@
 // MoE permutation: the batch's (token, slot) pairs sorted by expert on the device, in one CTA of
-// 1024 threads (see moe_permute.cuh). Two passes over the T·K ids (histogram, scatter) with
+// 1024 threads (see moe_permute.cuh). Two passes over the T·(K+S) pairs (histogram, scatter) with
 // warp-aggregated shared-memory atomics, so all tokens on one expert cost one atomic per warp;
 // one block scan over ≤ 1024 experts in between. Bytes: 8·T·K read, 8·T·K + 4·rows written.
 // A single CTA is enough: decode batches have a few thousand pairs at most, and a 64k-pair
@@ -41,11 +41,21 @@ __device__ int BlockExclusiveScan(int v, int* total) {
   return inc - v + warp_sums[warp];
 }
 
-// The expert of pair i, or -1 for a padding lane or an out-of-range id.
+// The expert of pair i = t·(K+S) + slot: topk_ids[t, slot] for a routed slot, routed experts +
+// (slot - K) for a shared one; -1 for a padding lane or a routed id outside [0, E - S).
 __device__ __forceinline__ int PairExpert(const MoePermuteParams& p, int64_t i) {
   if (i >= p.pairs) return -1;
-  const int e = p.topk_ids[i];
-  return e >= 0 && e < p.num_experts ? e : -1;
+  const int routed = p.num_experts - p.num_shared;
+  if (p.num_shared == 0) {
+    const int e = p.topk_ids[i];
+    return e >= 0 && e < routed ? e : -1;
+  }
+  const int slots = p.top_k + p.num_shared;
+  const int64_t t = i / slots;
+  const int slot = static_cast<int>(i - t * slots);
+  if (slot >= p.top_k) return routed + (slot - p.top_k);
+  const int e = p.topk_ids[t * p.top_k + slot];
+  return e >= 0 && e < routed ? e : -1;
 }
 
 __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p) {
@@ -73,7 +83,7 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
     fill[tid] = start;
     for (int t = start / kMoeTileM; t < (start + padded) / kMoeTileM; ++t) p.tile_expert[t] = tid;
     for (int r = start + c; r < start + padded; ++r) p.row_token[r] = -1;
-    if (p.expert_counts != nullptr) p.expert_counts[tid] += c;
+    if (p.expert_counts != nullptr && tid < p.num_experts - p.num_shared) p.expert_counts[tid] += c;
   }
   if (tid == 0) *p.num_m_tiles = total_rows / kMoeTileM;
   __syncthreads();
@@ -88,7 +98,7 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
     if (i < p.pairs) {
       if (e >= 0) {
         const int r = base + __popc(peers & lanes_below);
-        p.row_token[r] = static_cast<int32_t>(i / p.top_k);
+        p.row_token[r] = static_cast<int32_t>(i / (p.top_k + p.num_shared));
         p.pair_row[i] = r;
       } else {
         p.pair_row[i] = -1;
@@ -100,8 +110,9 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
 }  // namespace
 
 cudaError_t LaunchMoePermute(const MoePermuteParams& p, cudaStream_t stream) {
-  if (p.num_experts <= 0 || p.num_experts > kMoeMaxExperts || p.top_k <= 0 || p.pairs < 0 ||
-      MoeMaxRows(p.pairs, p.num_experts) > 0x7fffffff) {
+  if (p.num_experts <= 0 || p.num_experts > kMoeMaxExperts || p.top_k < 0 || p.num_shared < 0 ||
+      p.num_shared >= p.num_experts || p.top_k + p.num_shared == 0 || p.pairs < 0 ||
+      p.pairs % (p.top_k + p.num_shared) != 0 || MoeMaxRows(p.pairs, p.num_experts) > 0x7fffffff) {
     return cudaErrorInvalidValue;
   }
   if (p.pairs == 0) return cudaSuccess;

@@ -11,21 +11,27 @@ namespace moeserve::kernels {
 
 // Device-side counting sort of the (token, slot) pairs by expert, in one CTA of 1024 threads:
 // histogram (shared-memory atomics, warp-aggregated) → exclusive scan of the padded counts →
-// scatter. Writes, for the GEMMs and the combine:
+// scatter. Each token has K + S slots: its K routed experts (topk_ids) and then the S shared
+// experts, which are the last S of the num_experts and are applied to every token (S =
+// num_shared, 0 for none). Writes, for the GEMMs and the combine:
 //   row_token [max_rows]   token whose x row permuted row r reads; -1 for padding rows
-//   pair_row  [T·K]        permuted row of pair i = t·K + k; -1 for an id outside [0, E)
+//   pair_row  [T·(K+S)]    permuted row of pair i = t·(K+S) + slot; -1 for a routed id outside
+//                          [0, E - S)
 //   tile_expert [max_m_tiles]  expert of M-tile m (valid for m < *num_m_tiles)
 //   num_m_tiles [1]        tiles in use
-//   expert_counts [E] i64  optional (may be null): += pairs routed to each expert (load stats)
+//   expert_counts [E - S] i64  optional (may be null): += pairs routed to each routed expert
+//                          (load stats; shared experts are not counted)
 // Rows within an expert's segment are in no particular order (each row's GEMM result does not
-// depend on its position, so outputs are still deterministic). An id outside [0, E) sets
-// `error_bit` in *error_flags and the pair contributes nothing.
-// REQUIRES: num_experts in [1, kMoeMaxExperts]; buffers sized by MoeMaxRows / MoeMaxMTiles.
+// depend on its position, so outputs are still deterministic). A routed id outside [0, E - S)
+// sets `error_bit` in *error_flags and the pair contributes nothing.
+// REQUIRES: num_experts in [1, kMoeMaxExperts], num_shared in [0, num_experts); buffers sized by
+// MoeMaxRows / MoeMaxMTiles of T·(K+S) pairs.
 struct MoePermuteParams {
   const int32_t* topk_ids = nullptr;  // [T, K]
-  int64_t pairs = 0;                  // T·K
-  int top_k = 0;
-  int num_experts = 0;
+  int64_t pairs = 0;                  // T·(K+S)
+  int top_k = 0;                      // K (may be 0 when S > 0)
+  int num_shared = 0;                 // S
+  int num_experts = 0;                // routed + shared
   int32_t* row_token = nullptr;
   int32_t* pair_row = nullptr;
   int32_t* tile_expert = nullptr;

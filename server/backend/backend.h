@@ -85,9 +85,14 @@ struct MoeExpertsExtras {
   // [T, d] activation dtype: added to the output (the shared experts' output, fused into the
   // combine). May alias `out`.
   Tensor shared_out;
-  // i64 [E]: += the number of (token, slot) pairs routed to each expert (load statistics; stays
-  // on the device until read).
+  // i64 [E - num_shared_experts]: += the number of (token, slot) pairs routed to each routed
+  // expert (load statistics; stays on the device until read).
   Tensor expert_counts;
+  // S: the last S of gate_up / down's E experts are always-on shared experts, applied to every
+  // token with weight 1 inside the same grouped computation as the routed ones (each token has
+  // K + S pairs); topk_ids then lie in [0, E - S). A DeepSeek shared MLP of intermediate S·I is
+  // exactly the sum of S such experts (MoeFfn splits it at load). 0 ≤ S < E.
+  int64_t num_shared_experts = 0;
 };
 
 // Device sampling (optional; server/sampling/device_sampling.h builds these from SamplingParams and
@@ -253,7 +258,8 @@ class Backend {
                                 const Tensor& topk_weights) = 0;
 
   // out[t] = Σ_k topk_weights[t, k] · down_e(silu(gate_e(x[t])) * up_e(x[t])), e = topk_ids[t, k]
-  // (+ extras.shared_out[t]). x [T, d], gate_up [E, 2I, d] (gate rows then up rows), down
+  // (+ Σ_s FFN_{E-S+s}(x[t]) for extras.num_shared_experts = S) (+ extras.shared_out[t]).
+  // x [T, d], gate_up [E, 2I, d] (gate rows then up rows), down
   // [E, d, I], out [T, d]. gate_up / down may be fp8 block weights (CreateFp8BlockWeight).
   virtual absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids,
                                   const Tensor& topk_weights, const Tensor& gate_up,

@@ -1,7 +1,12 @@
 #include "server/model/ffn.h"
 
+#include <tuple>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
+#include "server/model/shared_experts.h"
 
 namespace moeserve {
 namespace {
@@ -14,14 +19,28 @@ std::string ProjName(const WeightLoader& loader, const std::string& prefix, cons
   return loader.Has(b) ? b : a;  // report the HF name when neither exists
 }
 
+// The shared MLP at `sp` (intermediate n · i_size) as n more experts of host values.
+absl::Status AppendSharedExpertsHost(const WeightLoader& loader, const std::string& sp, int64_t n,
+                                     int64_t i_size, int64_t d, std::vector<float>* gate_up,
+                                     std::vector<float>* down) {
+  ASSIGN_OR_RETURN(std::vector<float> gate, loader.Host(ProjName(loader, sp, "gate_proj", "w1"), {n * i_size, d}));
+  ASSIGN_OR_RETURN(std::vector<float> up, loader.Host(ProjName(loader, sp, "up_proj", "w3"), {n * i_size, d}));
+  ASSIGN_OR_RETURN(std::vector<float> dn, loader.Host(ProjName(loader, sp, "down_proj", "w2"), {d, n * i_size}));
+  AppendSharedExperts(gate, up, dn, n, i_size, d, gate_up, down);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // DeepSeek-V3 fp8 experts: the e4m3 bytes and 128×128 block scales of every expert, stacked, go to
 // the backend as they are (CreateFp8BlockWeight: the CUDA backend keeps fp8, the CPU backend
 // dequantizes). False when the experts are stored otherwise, or when gate and up would not stack
-// on whole scale blocks (intermediate or hidden not a multiple of 128).
+// on whole scale blocks (intermediate or hidden not a multiple of 128). The n_shared shared
+// experts are stacked after the routed ones (num_shared_fused_) when they are fp8 blocks too (split
+// on whole blocks since I is a multiple of 128); otherwise they are left to the caller.
 absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const std::string& prefix,
-                                            int64_t e_count, int64_t d, int64_t i_size, MoeFfn* moe) {
+                                            int64_t e_count, int64_t d, int64_t i_size,
+                                            int64_t n_shared, MoeFfn* moe) {
   if (i_size % 128 != 0 || d % 128 != 0) return false;
   std::vector<uint8_t> gu_bytes, dn_bytes;
   std::vector<float> gu_scales, dn_scales;
@@ -36,9 +55,31 @@ absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const std::str
                                                   {d, i_size}, &dn_bytes, &dn_scales));
     if (!ok) return false;
   }
+  int64_t fused = 0;
+  if (n_shared > 0) {
+    const std::string sp = absl::StrCat(prefix, ".shared_experts");
+    std::vector<uint8_t> b[3];
+    std::vector<float> sc[3];
+    bool ok = true;
+    int j = 0;
+    for (auto [hf, mx, shape] : {std::tuple{"gate_proj", "w1", std::vector<int64_t>{n_shared * i_size, d}},
+                                 std::tuple{"up_proj", "w3", std::vector<int64_t>{n_shared * i_size, d}},
+                                 std::tuple{"down_proj", "w2", std::vector<int64_t>{d, n_shared * i_size}}}) {
+      ASSIGN_OR_RETURN(bool got, loader.HostFp8Block(ProjName(loader, sp, hf, mx), shape, &b[j], &sc[j]));
+      ok = ok && got;
+      ++j;
+    }
+    if (ok) {
+      AppendSharedExperts(b[0], b[1], b[2], n_shared, i_size, d, &gu_bytes, &dn_bytes);
+      AppendSharedExperts(sc[0], sc[1], sc[2], n_shared, i_size / 128, d / 128, &gu_scales, &dn_scales);
+      fused = n_shared;
+    }
+  }
+  const int64_t stacked = e_count + fused;
   Backend* backend = loader.backend();
-  ASSIGN_OR_RETURN(moe->gate_up_, backend->CreateFp8BlockWeight(gu_bytes, gu_scales, {e_count, 2 * i_size, d}));
-  ASSIGN_OR_RETURN(moe->down_, backend->CreateFp8BlockWeight(dn_bytes, dn_scales, {e_count, d, i_size}));
+  ASSIGN_OR_RETURN(moe->gate_up_, backend->CreateFp8BlockWeight(gu_bytes, gu_scales, {stacked, 2 * i_size, d}));
+  ASSIGN_OR_RETURN(moe->down_, backend->CreateFp8BlockWeight(dn_bytes, dn_scales, {stacked, d, i_size}));
+  moe->num_shared_fused_ = fused;
   return true;
 }
 
@@ -76,17 +117,29 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& pre
                      loader.Load(absl::StrCat(prefix, ".gate.e_score_correction_bias"), {e_count}));
   }
 
+  // Shared experts (DeepSeek: one MLP of intermediate n_shared · I) are fused into the expert stack
+  // where the layout allows (see num_shared_fused_), else kept as a DenseMlp.
+  const int64_t n_shared = config.n_shared_experts;
+  const std::string shared_prefix = absl::StrCat(prefix, ".shared_experts");
   const std::string fused_gate_up = absl::StrCat(prefix, ".experts.gate_up_proj");
-  if (loader.Has(fused_gate_up)) {
+  if (loader.Has(fused_gate_up) && n_shared == 0) {
     ASSIGN_OR_RETURN(moe.gate_up_, loader.Load(fused_gate_up, {e_count, 2 * i_size, d}));
     ASSIGN_OR_RETURN(moe.down_, loader.Load(absl::StrCat(prefix, ".experts.down_proj"), {e_count, d, i_size}));
-  } else if (absl::StatusOr<bool> fp8 = LoadFp8Experts(loader, prefix, e_count, d, i_size, &moe);
+  } else if (loader.Has(fused_gate_up)) {
+    ASSIGN_OR_RETURN(std::vector<float> gate_up, loader.Host(fused_gate_up, {e_count, 2 * i_size, d}));
+    ASSIGN_OR_RETURN(std::vector<float> down,
+                     loader.Host(absl::StrCat(prefix, ".experts.down_proj"), {e_count, d, i_size}));
+    RETURN_IF_ERROR(AppendSharedExpertsHost(loader, shared_prefix, n_shared, i_size, d, &gate_up, &down));
+    moe.num_shared_fused_ = n_shared;
+    ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count + n_shared, 2 * i_size, d}));
+    ASSIGN_OR_RETURN(moe.down_, loader.Upload(down, {e_count + n_shared, d, i_size}));
+  } else if (absl::StatusOr<bool> fp8 = LoadFp8Experts(loader, prefix, e_count, d, i_size, n_shared, &moe);
              !fp8.ok() || *fp8) {
     if (!fp8.ok()) return fp8.status();
   } else {
     std::vector<float> gate_up, down;
-    gate_up.reserve(static_cast<size_t>(e_count * 2 * i_size * d));
-    down.reserve(static_cast<size_t>(e_count * d * i_size));
+    gate_up.reserve(static_cast<size_t>((e_count + n_shared) * 2 * i_size * d));
+    down.reserve(static_cast<size_t>((e_count + n_shared) * d * i_size));
     for (int64_t e = 0; e < e_count; ++e) {
       const std::string ep = absl::StrCat(prefix, ".experts.", e);
       for (auto [hf, mx] : {std::pair{"gate_proj", "w1"}, std::pair{"up_proj", "w3"}}) {
@@ -96,14 +149,17 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& pre
       ASSIGN_OR_RETURN(std::vector<float> w, loader.Host(ProjName(loader, ep, "down_proj", "w2"), {d, i_size}));
       down.insert(down.end(), w.begin(), w.end());
     }
-    ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count, 2 * i_size, d}));
-    ASSIGN_OR_RETURN(moe.down_, loader.Upload(down, {e_count, d, i_size}));
+    if (n_shared > 0) {
+      RETURN_IF_ERROR(AppendSharedExpertsHost(loader, shared_prefix, n_shared, i_size, d, &gate_up, &down));
+      moe.num_shared_fused_ = n_shared;
+    }
+    ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count + n_shared, 2 * i_size, d}));
+    ASSIGN_OR_RETURN(moe.down_, loader.Upload(down, {e_count + n_shared, d, i_size}));
   }
   ASSIGN_OR_RETURN(moe.expert_counts_, loader.backend()->Allocate(DType::kI64, {e_count}));
   RETURN_IF_ERROR(loader.backend()->Zero(moe.expert_counts_));
-  if (config.n_shared_experts > 0) {
-    ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, absl::StrCat(prefix, ".shared_experts"), d,
-                                                     i_size * config.n_shared_experts));
+  if (n_shared > moe.num_shared_fused_) {
+    ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, shared_prefix, d, i_size * n_shared));
     moe.shared_ = std::move(shared);
   }
   return moe;
@@ -119,6 +175,7 @@ absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& ou
   RETURN_IF_ERROR(backend->MoeRoute(logits, correction_bias_, routing_, ids, weights));
   MoeExpertsExtras extras;
   extras.expert_counts = expert_counts_;
+  extras.num_shared_experts = num_shared_fused_;
   if (shared_) {
     // The shared experts write `out`; the routed experts' combine adds onto it.
     RETURN_IF_ERROR(shared_->Forward(backend, x, out));

@@ -40,16 +40,21 @@ class MoeFfn {
 
  private:
   static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const std::string& prefix,
-                                             int64_t e_count, int64_t d, int64_t i_size, MoeFfn* moe);
+                                             int64_t e_count, int64_t d, int64_t i_size,
+                                             int64_t n_shared, MoeFfn* moe);
 
   MoeRoutingParams routing_;
   int64_t num_experts_ = 0;
   int64_t intermediate_ = 0;
   Tensor router_;           // [E, d]
   Tensor correction_bias_;  // [E] or empty
-  Tensor gate_up_;          // [E, 2I, d]
-  Tensor down_;             // [E, d, I]
-  std::optional<DenseMlp> shared_;
+  Tensor gate_up_;          // [E + S, 2I, d]
+  Tensor down_;             // [E + S, d, I]
+  // S: the shared MLP (intermediate n_shared · I) split into n_shared experts of intermediate I,
+  // stacked after the routed ones and run by MoeExperts on every token with weight 1 (one grouped
+  // computation instead of two extra GEMMs). 0 when there are none or they stay a DenseMlp.
+  int64_t num_shared_fused_ = 0;
+  std::optional<DenseMlp> shared_;  // shared experts not fused (fp8 layouts that do not stack)
   Tensor expert_counts_;  // i64 [E]
 };
 

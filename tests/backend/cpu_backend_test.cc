@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/cpu/cpu_internal.h"
@@ -393,6 +394,77 @@ TEST_F(CpuBackendTest, MoeExpertsExtrasAddSharedOutputAndCountExperts) {
                           MoeExpertsExtras{Tensor(), Empty(b_, DType::kI64, Shape{E + 1})})
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A DeepSeek shared MLP of intermediate S·I, split into S experts of intermediate I stacked after
+// the routed ones (gate and up rows [s·I, (s+1)·I), down columns likewise) and fused with
+// num_shared_experts = S, equals the dense MLP added through shared_out; counts stay routed-only.
+TEST_F(CpuBackendTest, MoeExpertsFusedSharedExpertsEqualDenseMlp) {
+  struct Case { int64_t T, d, I, E, K, S; };
+  for (Case c : {Case{1, 24, 10, 5, 2, 1}, Case{9, 24, 10, 5, 2, 2}, Case{70, 32, 16, 6, 3, 2},
+                 Case{5, 16, 8, 3, 0, 1}}) {
+    const int64_t T = c.T, d = c.d, I = c.I, E = c.E, K = c.K, S = c.S;
+    auto x = Random(rng_, T * d);
+    auto gu = Random(rng_, E * 2 * I * d, 0.3f), dn = Random(rng_, E * d * I, 0.3f);
+    auto sg = Random(rng_, S * I * d, 0.3f), su = Random(rng_, S * I * d, 0.3f);
+    auto sd = Random(rng_, d * S * I, 0.3f);
+    std::vector<float> wts = Random(rng_, T * K);
+    std::vector<int32_t> ids(T * K);
+    for (int64_t i = 0; i < T * K; ++i) ids[i] = static_cast<int32_t>((i * 7 + i / 3) % E);
+    Tensor xt = MakeF32(b_, Shape{T, d}, x), it = MakeI32(b_, Shape{T, K}, ids);
+    Tensor wt = MakeF32(b_, Shape{T, K}, wts);
+
+    // Reference: the dense shared MLP (Linear, SiluMul, Linear) added through shared_out.
+    std::vector<float> sgu = sg;
+    sgu.insert(sgu.end(), su.begin(), su.end());
+    Tensor h = Empty(b_, DType::kF32, Shape{T, 2 * S * I}), act = Empty(b_, DType::kF32, Shape{T, S * I});
+    Tensor ref = Empty(b_, DType::kF32, Shape{T, d});
+    ASSERT_TRUE(b_.Linear(xt, *b_.CreateWeight(sgu, Shape{2 * S * I, d}), Tensor(), h).ok());
+    ASSERT_TRUE(b_.SiluMul(h, act).ok());
+    ASSERT_TRUE(b_.Linear(act, *b_.CreateWeight(sd, Shape{d, S * I}), Tensor(), ref).ok());
+    MoeExpertsExtras dense;
+    dense.shared_out = ref;
+    dense.expert_counts = Empty(b_, DType::kI64, Shape{E});
+    ASSERT_TRUE(b_.Zero(dense.expert_counts).ok());
+    ASSERT_TRUE(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(gu, Shape{E, 2 * I, d}),
+                              *b_.CreateWeight(dn, Shape{E, d, I}), ref, dense)
+                    .ok());
+
+    // Fused: shared expert s = gate rows, up rows and down columns [s·I, (s+1)·I).
+    for (int64_t s = 0; s < S; ++s) {
+      gu.insert(gu.end(), sg.begin() + s * I * d, sg.begin() + (s + 1) * I * d);
+      gu.insert(gu.end(), su.begin() + s * I * d, su.begin() + (s + 1) * I * d);
+      for (int64_t m = 0; m < d; ++m) {
+        dn.insert(dn.end(), sd.begin() + m * S * I + s * I, sd.begin() + m * S * I + (s + 1) * I);
+      }
+    }
+    MoeExpertsExtras fused;
+    fused.num_shared_experts = S;
+    fused.expert_counts = Empty(b_, DType::kI64, Shape{E});
+    ASSERT_TRUE(b_.Zero(fused.expert_counts).ok());
+    Tensor gut = *b_.CreateWeight(gu, Shape{E + S, 2 * I, d}), dnt = *b_.CreateWeight(dn, Shape{E + S, d, I});
+    Tensor out = Empty(b_, DType::kF32, Shape{T, d});
+    ASSERT_TRUE(b_.MoeExperts(xt, it, wt, gut, dnt, out, fused).ok());
+    const std::vector<float> r = ReadF32(b_, ref), o = ReadF32(b_, out);
+    EXPECT_LE(RelErr(o, std::vector<double>(r.begin(), r.end())), 1e-5) << "T=" << T << " S=" << S;
+    for (int64_t e = 0; e < E; ++e) {
+      EXPECT_EQ(fused.expert_counts.data_as<int64_t>()[e], dense.expert_counts.data_as<int64_t>()[e]);
+    }
+
+    // A routed id naming a shared expert, S ≥ E + S and counts over the shared experts are errors.
+    if (K > 0) {
+      std::vector<int32_t> bad = ids;
+      bad[0] = static_cast<int32_t>(E);
+      EXPECT_THAT(b_.MoeExperts(xt, MakeI32(b_, Shape{T, K}, bad), wt, gut, dnt, out, fused).message(),
+                  HasSubstr(absl::StrCat("is outside [0, ", E, ")")));
+    }
+    MoeExpertsExtras wrong = fused;
+    wrong.num_shared_experts = E + S;
+    EXPECT_EQ(b_.MoeExperts(xt, it, wt, gut, dnt, out, wrong).code(), absl::StatusCode::kInvalidArgument);
+    wrong = fused;
+    wrong.expert_counts = Empty(b_, DType::kI64, Shape{E + S});
+    EXPECT_EQ(b_.MoeExperts(xt, it, wt, gut, dnt, out, wrong).code(), absl::StatusCode::kInvalidArgument);
+  }
 }
 
 // The CPU backend dequantizes fp8 block weights: value = e4m3(byte) · scale of its 128×128 block.

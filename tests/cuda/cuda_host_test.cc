@@ -261,6 +261,23 @@ TEST(CudaChecksTest, MoeExpertsShapes) {
               HasSubstr("up to 1024"));
 }
 
+// Fused shared experts: the last S of the E stacked experts; expert_counts covers the routed ones.
+TEST(CudaChecksTest, MoeExpertsFusedSharedExperts) {
+  auto check = [](int64_t S, Tensor counts) {
+    MoeExpertsExtras extras;
+    extras.num_shared_experts = S;
+    extras.expert_counts = counts;
+    return cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}),
+                                        Fake(DType::kF32, {4, 2}), Fake(DType::kBF16, {8, 48, 16}),
+                                        Fake(DType::kBF16, {8, 16, 24}), Fake(DType::kBF16, {4, 16}), extras);
+  };
+  EXPECT_TRUE(check(1, Tensor()).ok());
+  EXPECT_TRUE(check(2, Fake(DType::kI64, {6})).ok());
+  EXPECT_THAT(std::string(check(2, Fake(DType::kI64, {8})).message()), HasSubstr("expert_counts"));
+  EXPECT_THAT(std::string(check(8, Tensor()).message()), HasSubstr("num_shared_experts 8 is outside [0, 8)"));
+  EXPECT_FALSE(check(-1, Tensor()).ok());
+}
+
 TEST(MoePlanTest, TileBoundsCoverEveryRouting) {
   // Padding adds < 64 rows to each non-empty expert; at most min(E, pairs) are non-empty.
   EXPECT_EQ(kernels::MoeMaxMTiles(0, 64), 0);
@@ -302,6 +319,39 @@ TEST(MoePlanTest, ScheduleMatchesTheDevicePermutation) {
   EXPECT_THAT(big->start, ElementsAre(0, 0, 192, 192));
 }
 
+// S shared experts are the last S experts, each with one row per token; routed ids stay below.
+TEST(MoePlanTest, ScheduleWithFusedSharedExperts) {
+  // 3 tokens, top-2 over 4 routed experts + 2 shared: counts {3, 0, 2, 1, 3, 3}.
+  const std::vector<int32_t> ids = {2, 0, 0, 2, 3, 0};
+  auto s = BuildMoeTileSchedule(ids, 3, 2, 6, 2);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_THAT(s->count, ElementsAre(3, 0, 2, 1, 3, 3));
+  EXPECT_THAT(s->start, ElementsAre(0, 64, 64, 128, 192, 256, 320));
+  EXPECT_THAT(s->tile_expert, ElementsAre(0, 2, 3, 4, 5));
+  // A routed id may not name a shared expert.
+  auto bad = BuildMoeTileSchedule(std::vector<int32_t>{0, 4}, 1, 2, 6, 2);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("topk_ids[0, 1] = 4 is outside [0, 4)"));
+  EXPECT_FALSE(BuildMoeTileSchedule(ids, 3, 2, 6, 6).ok());
+  // Shared only (K = 0): a shared expert with 130 tokens takes three tiles.
+  auto only = BuildMoeTileSchedule({}, 130, 0, 3, 1);
+  ASSERT_TRUE(only.ok()) << only.status();
+  EXPECT_THAT(only->tile_expert, ElementsAre(2, 2, 2));
+  // The workspace bound of T·(K+S) pairs over E + S experts covers every routing.
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int64_t E = 1 + rng() % 300, S = 1 + rng() % 3, T = 1 + rng() % 300, K = rng() % 9;
+    std::vector<int32_t> r(T * K);
+    const int64_t hot = 1 + rng() % E;
+    for (auto& id : r) id = static_cast<int32_t>(rng() % hot);
+    auto sch = BuildMoeTileSchedule(r, T, K, E + S, S);
+    ASSERT_TRUE(sch.ok()) << sch.status();
+    const MoeWorkspaceLayout w = PlanMoeWorkspace(T, K, E + S, 64, 64, S);
+    EXPECT_LE(sch->num_m_tiles, w.max_m_tiles) << "E=" << E << " S=" << S << " T=" << T << " K=" << K;
+    EXPECT_EQ(sch->start[E + S], sch->num_m_tiles * kernels::kMoeTileM);
+    for (int64_t e = E; e < E + S; ++e) EXPECT_EQ(sch->count[e], T);
+  }
+}
+
 TEST(MoePlanTest, RejectsOutOfRangeIds) {
   auto s = BuildMoeTileSchedule(std::vector<int32_t>{0, 4}, 1, 2, 4);
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
@@ -320,6 +370,12 @@ TEST(MoePlanTest, WorkspaceFromTokensTimesTopK) {
   EXPECT_GE(w.expert_out - w.act, w.max_rows * 1408 * 2);
   EXPECT_EQ(w.total_bytes, w.expert_out + w.max_rows * 2048 * 2);
   EXPECT_EQ(PlanMoeWorkspace(0, 6, 64, 2048, 1408).max_m_tiles, 0);
+  // DeepSeek-V3 decode at batch 1 with the shared expert fused: 8 + 1 pairs over 256 + 1 experts,
+  // nine one-row experts, nine tiles (+1 for the ⌈pairs / 64⌉ term of the bound).
+  const MoeWorkspaceLayout v3 = PlanMoeWorkspace(1, 8, 257, 7168, 2048, 1);
+  EXPECT_EQ(v3.max_m_tiles, 1 + 9);
+  EXPECT_GE(v3.tile_expert - v3.pair_row, 9 * 4);
+  EXPECT_EQ(PlanMoeWorkspace(256, 6, 66, 2048, 1408, 2).max_m_tiles, (256 * 8 + 63) / 64 + 66);
 }
 
 TEST(MoeGemmLayoutTest, SharedMemoryAndGrid) {

@@ -50,15 +50,23 @@ void MoeCases(Harness& h) {
     }
   }
   if (h.Wanted("MoeExperts")) {
-    struct X { int64_t T, E, K, d, I; const char* routing; bool shared; bool fp8; };
+    // S: shared experts fused into the grouped GEMMs (num_shared_experts), stacked after the E
+    // routed experts; `shared` is the separate shared_out add (both may be on).
+    struct X { int64_t T, E, K, d, I; const char* routing; bool shared; bool fp8; int64_t S = 0; };
     // routing: "spread" (pseudo-random, uneven), "two" (every token on experts 3 and 5: most
     // experts empty, the busy ones span several 64-row tiles).
     for (X c : {X{1, 8, 2, 64, 96, "spread", false, false}, X{64, 8, 2, 128, 176, "spread", false, false},
                 X{7, 64, 6, 256, 128, "spread", true, false}, X{256, 64, 6, 256, 128, "spread", false, false},
                 X{256, 256, 8, 128, 64, "spread", true, false}, X{200, 64, 2, 128, 96, "two", true, false},
                 X{33, 160, 6, 64, 32, "spread", false, false}, X{1, 64, 6, 256, 128, "spread", true, true},
-                X{40, 8, 2, 256, 128, "spread", false, true}, X{130, 16, 4, 256, 256, "two", true, true}}) {
-      const auto [T, E, K, d, I, routing, shared, fp8] = c;
+                X{40, 8, 2, 256, 128, "spread", false, true}, X{130, 16, 4, 256, 256, "two", true, true},
+                X{1, 64, 6, 256, 128, "spread", false, false, 1}, X{1, 64, 6, 256, 128, "spread", false, false, 2},
+                X{100, 64, 6, 256, 128, "spread", true, false, 2}, X{256, 256, 8, 128, 64, "spread", false, false, 1},
+                X{200, 64, 2, 128, 96, "two", false, false, 2}, X{33, 160, 6, 64, 32, "spread", false, false, 1},
+                X{3, 16, 4, 256, 256, "spread", false, true, 1}, X{130, 8, 2, 256, 128, "two", false, true, 2},
+                X{64, 8, 2, 256, 128, "spread", true, true, 1}}) {
+      const auto [T, E, K, d, I, routing, shared, fp8, S] = c;
+      const int64_t ES = E + S;  // stacked experts: routed, then the fused shared ones
       auto x = h.Rand(T * d), wts = h.Rand(T * K, 0.0f, 1.0f), sh = h.Rand(T * d);
       std::vector<int32_t> ids(T * K);
       for (int64_t t = 0; t < T; ++t) {
@@ -81,26 +89,27 @@ void MoeCases(Harness& h) {
           for (auto& f : v) f = std::uniform_real_distribution<float>(0.5f, 2.0f)(h.rng) * 0.1f / 448.0f;
           return v;
         };
-        const auto gub = bytes(E * 2 * I * d), dnb = bytes(E * d * I);
-        const auto gus = scales(E * (2 * I / 128) * (d / 128)), dns = scales(E * (d / 128) * (I / 128));
+        const auto gub = bytes(ES * 2 * I * d), dnb = bytes(ES * d * I);
+        const auto gus = scales(ES * (2 * I / 128) * (d / 128)), dns = scales(ES * (d / 128) * (I / 128));
         auto mk = [&](Backend& b, const std::vector<uint8_t>& v, const std::vector<float>& sc, Shape shape) {
           auto w = b.CreateFp8BlockWeight(v, sc, shape);
           PARITY_CHECK_OK(w.status());
           return *w;
         };
-        gu_c = mk(*h.cpu, gub, gus, {E, 2 * I, d});
-        dn_c = mk(*h.cpu, dnb, dns, {E, d, I});
-        gu_g = mk(*h.gpu, gub, gus, {E, 2 * I, d});
-        dn_g = mk(*h.gpu, dnb, dns, {E, d, I});
+        gu_c = mk(*h.cpu, gub, gus, {ES, 2 * I, d});
+        dn_c = mk(*h.cpu, dnb, dns, {ES, d, I});
+        gu_g = mk(*h.gpu, gub, gus, {ES, 2 * I, d});
+        dn_g = mk(*h.gpu, dnb, dns, {ES, d, I});
         if (gu_g.dtype() != DType::kF8E4M3) h.failed++;  // the CUDA backend must keep fp8 here
       } else {
-        auto gu = h.Rand(E * 2 * I * d, -0.1f, 0.1f), dn = h.Rand(E * d * I, -0.1f, 0.1f);
-        gu_c = Weight(*h.cpu, gu, {E, 2 * I, d});
-        dn_c = Weight(*h.cpu, dn, {E, d, I});
-        gu_g = Weight(*h.gpu, gu, {E, 2 * I, d});
-        dn_g = Weight(*h.gpu, dn, {E, d, I});
+        auto gu = h.Rand(ES * 2 * I * d, -0.1f, 0.1f), dn = h.Rand(ES * d * I, -0.1f, 0.1f);
+        gu_c = Weight(*h.cpu, gu, {ES, 2 * I, d});
+        dn_c = Weight(*h.cpu, dn, {ES, d, I});
+        gu_g = Weight(*h.gpu, gu, {ES, 2 * I, d});
+        dn_g = Weight(*h.gpu, dn, {ES, d, I});
       }
       MoeExpertsExtras xc, xg;
+      xc.num_shared_experts = xg.num_shared_experts = S;
       xc.expert_counts = Out(*h.cpu, {E}, DType::kI64);
       xg.expert_counts = Out(*h.gpu, {E}, DType::kI64);
       PARITY_CHECK_OK(h.cpu->Zero(xc.expert_counts));
@@ -122,7 +131,7 @@ void MoeCases(Harness& h) {
       const bool counts_ok = cc == cg;
       if (!counts_ok) h.failed++;  // the output line below still prints
       Report(h, absl::StrCat(fp8 ? "MoeExpertsFp8" : "MoeExperts", " T=", T, " E=", E, " k=", K, " d=", d, " I=", I,
-                             " routing=", routing, shared ? " +shared" : ""),
+                             " routing=", routing, shared ? " +shared" : "", S > 0 ? absl::StrCat(" S=", S) : ""),
              Down(*h.gpu, og), Down(*h.cpu, oc), fp8 ? 3e-2 : kBf16Bound,
              counts_ok ? " counts=ok" : " counts=MISMATCH");
     }

@@ -1,12 +1,16 @@
 #include "server/model/random_model.h"
 
 #include <filesystem>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "server/backend/registry.h"
 #include "server/model/checkpoint.h"
 #include "server/model/model.h"
+#include "server/model/shared_experts.h"
+#include "server/backend/op_checks.h"
+#include "server/common/numeric.h"
 #include "tests/test_util.h"
 
 namespace moeserve {
@@ -51,6 +55,45 @@ TEST(RandomModelTest, Fp8DeepseekV3LoadsAndRuns) {
   EXPECT_EQ((*info)->file_dtype, SafetensorsDType::kF8E4M3);
   EXPECT_TRUE((*checkpoint)->Has("model.layers.1.mlp.experts.0.down_proj.weight_scale_inv"));
   EXPECT_TRUE((*checkpoint)->Has("model.layers.1.mlp.gate.e_score_correction_bias"));
+}
+
+// Splitting an fp8 shared MLP on whole 128×128 blocks (bytes and scale grids split alike) gives the
+// same values as splitting the dequantized MLP: expert s = gate/up rows and down columns
+// [s·I, (s+1)·I).
+TEST(SharedExpertsTest, Fp8SplitMatchesDequantizedSplit) {
+  const int64_t S = 2, I = 256, d = 384, B = 128;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-448.0f, 448.0f), sc(0.5f, 2.0f);
+  auto bytes = [&](int64_t n) {
+    std::vector<uint8_t> b(n);
+    for (auto& v : b) v = FloatToFp8E4M3(u(rng));
+    return b;
+  };
+  auto scales = [&](int64_t n) {
+    std::vector<float> v(n);
+    for (auto& f : v) f = sc(rng);
+    return v;
+  };
+  const auto gb = bytes(S * I * d), ub = bytes(S * I * d), db = bytes(d * S * I);
+  const auto gs = scales(S * I / B * d / B), us = scales(S * I / B * d / B), ds = scales(d / B * S * I / B);
+  std::vector<uint8_t> gu_b, dn_b;
+  std::vector<float> gu_s, dn_s;
+  AppendSharedExperts(gb, ub, db, S, I, d, &gu_b, &dn_b);
+  AppendSharedExperts(gs, us, ds, S, I / B, d / B, &gu_s, &dn_s);
+  const std::vector<float> split_gu = DequantizeFp8BlockWeight(gu_b, gu_s, Shape{S, 2 * I, d});
+  const std::vector<float> split_dn = DequantizeFp8BlockWeight(dn_b, dn_s, Shape{S, d, I});
+
+  std::vector<float> ref_gu, ref_dn;
+  AppendSharedExperts(DequantizeFp8BlockWeight(gb, gs, Shape{S * I, d}),
+                      DequantizeFp8BlockWeight(ub, us, Shape{S * I, d}),
+                      DequantizeFp8BlockWeight(db, ds, Shape{d, S * I}), S, I, d, &ref_gu, &ref_dn);
+  EXPECT_EQ(split_gu, ref_gu);
+  EXPECT_EQ(split_dn, ref_dn);
+  // Spot check the layout: expert 1's first up row is up row I; its down row 0 starts at column I.
+  const std::vector<float> up = DequantizeFp8BlockWeight(ub, us, Shape{S * I, d});
+  const std::vector<float> dn = DequantizeFp8BlockWeight(db, ds, Shape{d, S * I});
+  EXPECT_EQ(ref_gu[(1 * 2 * I + I) * d + 5], up[I * d + 5]);
+  EXPECT_EQ(ref_dn[(1 * d + 3) * I + 7], dn[3 * S * I + I + 7]);
 }
 
 TEST(RandomModelTest, SameSeedSameWeightsAcrossShardings) {

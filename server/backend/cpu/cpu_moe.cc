@@ -1,8 +1,9 @@
 // Mixture-of-experts routing and expert computation.
 //
 // MoeExperts' extras: the shared experts' output is the starting value of the sum (so the
-// reference adds it in fp32 like the CUDA combine), and expert_counts accumulates the histogram the
-// sort builds anyway.
+// reference adds it in fp32 like the CUDA combine), expert_counts accumulates the histogram the
+// sort builds anyway, and num_shared_experts adds S slots of weight 1 to every token, sorted like
+// the routed pairs (the CUDA permutation does the same).
 //
 // MoeRoute follows Hugging Face transformers (Mixtral, DeepSeek-V2 TopkRouter, DeepSeek-V3
 // TopkRouter) step by step; see MoeRoute below. MoeExperts groups the batch's (token, slot) pairs by
@@ -167,33 +168,52 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   if (extras.shared_out.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "shared_out", extras.shared_out, DType::kF32, {T, d}));
   }
+  const int64_t S = extras.num_shared_experts;
+  if (S < 0 || S >= E) {
+    return OpError(kOp, absl::StrCat("num_shared_experts ", S, " is outside [0, ", E,
+                                     ") (the last S of the ", E, " experts)"));
+  }
+  const int64_t routed = E - S;
   if (extras.expert_counts.defined()) {
-    RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {E}));
+    RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {routed}));
   }
   const int32_t* ids = topk_ids.data_as<int32_t>();
   for (int64_t i = 0; i < T * K; ++i) {
-    if (ids[i] < 0 || ids[i] >= E) {
+    if (ids[i] < 0 || ids[i] >= routed) {
       return OpError(kOp, absl::StrCat("topk_ids[", i / K, ", ", i % K, "] = ", ids[i],
-                                       " is outside [0, ", E, ")"));
+                                       " is outside [0, ", routed, ")"));
     }
   }
 
-  // Counting sort of the (token, slot) pairs by expert; within an expert, by token.
+  // Pair p = t·(K+S) + slot: slots [0, K) are the routed choices, [K, K+S) the shared experts
+  // (weight 1). Counting sort of the pairs by expert; within an expert, by token.
+  const int64_t slots = K + S;
+  const float* wts = topk_weights.data_as<float>();
+  auto pair_expert = [&](int64_t p) -> int64_t {
+    const int64_t t = p / slots, j = p % slots;
+    return j < K ? ids[t * K + j] : routed + (j - K);
+  };
+  auto pair_weight = [&](int64_t p) -> float {
+    const int64_t t = p / slots, j = p % slots;
+    return j < K ? wts[t * K + j] : 1.0f;
+  };
   std::vector<int64_t> start(E + 1, 0);
-  for (int64_t i = 0; i < T * K; ++i) ++start[ids[i] + 1];
+  for (int64_t p = 0; p < T * slots; ++p) ++start[pair_expert(p) + 1];
   int64_t max_rows = 0;
   if (extras.expert_counts.defined()) {
     int64_t* counts = extras.expert_counts.data_as<int64_t>();
-    for (int64_t e = 0; e < E; ++e) counts[e] += start[e + 1];
+    for (int64_t e = 0; e < routed; ++e) counts[e] += start[e + 1];
   }
   for (int64_t e = 0; e < E; ++e) {
     max_rows = std::max(max_rows, start[e + 1]);
     start[e + 1] += start[e];
   }
-  moe_index_scratch_.resize(T * K);
+  moe_index_scratch_.resize(T * slots);
   {
     std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t i = 0; i < T * K; ++i) moe_index_scratch_[fill[ids[i]]++] = static_cast<int32_t>(i);
+    for (int64_t p = 0; p < T * slots; ++p) {
+      moe_index_scratch_[fill[pair_expert(p)]++] = static_cast<int32_t>(p);
+    }
   }
   // Scratch: gathered inputs [n, d], gate|up [n, 2I], activations [n, I], expert outputs [n, d].
   moe_scratch_.resize(max_rows * (d + I2 + I + d));
@@ -203,7 +223,6 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   float* ye = act + max_rows * I;
 
   const float* xp = x.data_as<float>();
-  const float* wts = topk_weights.data_as<float>();
   const float* gu = gate_up.data_as<float>();
   const float* dn = down.data_as<float>();
   float* op = out.data_as<float>();
@@ -219,7 +238,7 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
     if (n == 0) continue;
     const int32_t* pairs = moe_index_scratch_.data() + start[e];
     for (int64_t r = 0; r < n; ++r) {
-      std::memcpy(xe + r * d, xp + (pairs[r] / K) * d, d * sizeof(float));
+      std::memcpy(xe + r * d, xp + (pairs[r] / slots) * d, d * sizeof(float));
     }
     cpu::GemmXWt(&pool_, n, I2, d, xe, d, gu + e * I2 * d, d, nullptr, h, I2);
     for (int64_t r = 0; r < n; ++r) {
@@ -230,8 +249,8 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
     }
     cpu::GemmXWt(&pool_, n, d, I, act, I, dn + e * d * I, I, nullptr, ye, d);
     for (int64_t r = 0; r < n; ++r) {
-      const float wgt = wts[pairs[r]];
-      float* o = op + (pairs[r] / K) * d;
+      const float wgt = pair_weight(pairs[r]);
+      float* o = op + (pairs[r] / slots) * d;
       const float* y = ye + r * d;
       for (int64_t i = 0; i < d; ++i) o[i] += wgt * y[i];
     }

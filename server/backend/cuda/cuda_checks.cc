@@ -278,8 +278,13 @@ absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tens
   if (extras.shared_out.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "shared_out", extras.shared_out, kAct, {T, d}));
   }
+  const int64_t S = extras.num_shared_experts;
+  if (S < 0 || S >= E) {
+    return OpError(kOp, absl::StrCat("num_shared_experts ", S, " is outside [0, ", E,
+                                     ") (the last S of the ", E, " experts)"));
+  }
   if (extras.expert_counts.defined()) {
-    RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {E}));
+    RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {E - S}));
   }
   return Expect(kOp, "out", out, kAct, {T, d});
 }

@@ -1,7 +1,8 @@
 // MoE of the CUDA backend: expert routing, the expert FFNs and fp8 block weights.
 //
 // MoeExperts is four launches and no host synchronisation (CUDA-graph capturable): the device
-// sorts the (token, slot) pairs by expert into tile-padded segments (moe_permute), one grouped GEMM
+// sorts the (token, slot) pairs by expert into tile-padded segments (moe_permute; fused shared
+// experts are extra slots of every token, so both GEMMs cover them too), one grouped GEMM
 // computes silu(gate) * up for every expert with the x gather fused into its loads, one grouped
 // GEMM computes down, and the combine un-permutes, weights and adds the shared experts' output.
 // The workspace is sized from T·K (moe_plan.h) and comes from the caching allocator.
@@ -68,9 +69,9 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   RETURN_IF_ERROR(
       cuda_checks::CheckMoeExperts(x, topk_ids, topk_weights, gate_up, down, out, extras));
   const int64_t T = x.dim(0), d = x.dim(1), K = topk_ids.dim(1), E = gate_up.dim(0);
-  const int64_t I = gate_up.dim(1) / 2;
+  const int64_t I = gate_up.dim(1) / 2, S = extras.num_shared_experts;
   if (T == 0) return absl::OkStatus();
-  if (K == 0 || d == 0 || I == 0) {
+  if (K + S == 0 || d == 0 || I == 0) {
     if (!extras.shared_out.defined()) return Zero(out);
     if (extras.shared_out.data() == out.data()) return absl::OkStatus();
     CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out.data(), extras.shared_out.data(), out.bytes(),
@@ -78,7 +79,7 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
                          "MoeExperts: copy shared_out");
     return absl::OkStatus();
   }
-  const MoeWorkspaceLayout lay = PlanMoeWorkspace(T, K, E, d, I);
+  const MoeWorkspaceLayout lay = PlanMoeWorkspace(T, K, E, d, I, S);
   ASSIGN_OR_RETURN(Tensor ws, Allocate(DType::kU8, {lay.total_bytes}));
   char* base = static_cast<char*>(ws.data());
   auto* row_token = reinterpret_cast<int32_t*>(base + lay.row_token);
@@ -88,8 +89,9 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
 
   k::MoePermuteParams pp;
   pp.topk_ids = Ptr<const int32_t>(topk_ids);
-  pp.pairs = T * K;
+  pp.pairs = T * (K + S);
   pp.top_k = static_cast<int>(K);
+  pp.num_shared = static_cast<int>(S);
   pp.num_experts = static_cast<int>(E);
   pp.row_token = row_token;
   pp.pair_row = pair_row;
@@ -141,6 +143,7 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   c.out = Ptr<bf16>(out);
   c.tokens = T;
   c.top_k = static_cast<int>(K);
+  c.num_shared = static_cast<int>(S);
   c.dim = d;
   return Launched(k::LaunchMoeCombine(c, stream_), "MoeExperts: combine");
 }
