@@ -209,6 +209,11 @@ if [[ -f "$out/bench_moeserve-attention-bench.log" ]]; then
   while read -r line; do results+=("attention ${line}"); done < <(grep -E '^(decode|prefill|chunk)' "$out/bench_moeserve-attention-bench.log")
 fi
 
+# The MoE layer bench's rows (V2-Lite layer, bf16/fp8 weights: GB/s over touched experts, TFLOP/s).
+if [[ -f "$out/bench_moeserve-moe-bench.log" ]]; then
+  while read -r line; do results+=("moe ${line}"); done < <(grep -E '^(bf16|fp8) ' "$out/bench_moeserve-moe-bench.log")
+fi
+
 echo
 echo "=== summary (logs in $out)"
 {

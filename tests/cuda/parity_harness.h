@@ -76,6 +76,7 @@ void RowOpCases(Harness& h);      // parity_row_ops.cc: norms, add, SiLU, gather
 void AttentionCases(Harness& h);  // parity_attention.cc: KV write + paged attention
 void MlaCases(Harness& h);        // parity_mla.cc: latent cache write + MLA attention
 void MoeCases(Harness& h);        // parity_moe.cc: routing + experts
+void MoeW8A8Cases(Harness& h);    // parity_moe_w8a8.cc: fp8 x fp8 experts (prefill batches)
 void SamplingCases(Harness& h);   // parity_sampling.cc: device sampling vs the host Sampler
 
 }  // namespace moeserve::parity

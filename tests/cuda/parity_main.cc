@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   parity::AttentionCases(h);
   parity::MlaCases(h);
   parity::MoeCases(h);
+  parity::MoeW8A8Cases(h);
   parity::SamplingCases(h);
   PARITY_CHECK_OK(h.gpu->Synchronize());
   std::printf("%d passed, %d failed\n", h.passed, h.failed);

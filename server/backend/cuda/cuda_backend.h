@@ -42,6 +42,8 @@ class CudaBackend : public Backend {
   std::string_view name() const override { return "cuda"; }
   DType activation_dtype() const override { return DType::kBF16; }
   CachingAllocator::Stats allocator_stats() const { return allocator_->stats(); }
+  // The one stream every op runs on (for benchmarks that time ops with CUDA events).
+  cudaStream_t stream() const { return stream_; }
 
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
   absl::StatusOr<Tensor> CreateWeight(absl::Span<const float> values, Shape shape) override;

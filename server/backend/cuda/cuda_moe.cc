@@ -6,6 +6,9 @@
 // computes silu(gate) * up for every expert with the x gather fused into its loads, one grouped
 // GEMM computes down, and the combine un-permutes, weights and adds the shared experts' output.
 // The workspace is sized from T·K (moe_plan.h) and comes from the caching allocator.
+// fp8 block weights with prefill-sized batches (MoeUseW8A8: >= 64 pairs per expert on average)
+// run W8A8 instead: x and the intermediate are quantized per token per 128 channels and both
+// GEMMs are fp8 x fp8 (moe_fp8_gemm); decode keeps the W8A16 GEMM.
 
 #include <cstring>
 #include <vector>
@@ -13,6 +16,7 @@
 #include "cuda/error_flags.h"
 #include "cuda/fp8_weight.cuh"
 #include "cuda/moe_combine.cuh"
+#include "cuda/moe_fp8_gemm.cuh"
 #include "cuda/moe_grouped_gemm.cuh"
 #include "cuda/moe_permute.cuh"
 #include "cuda/moe_route.cuh"
@@ -103,37 +107,87 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   RETURN_IF_ERROR(Launched(k::LaunchMoePermute(pp, stream_), "MoeExperts: permute"));
 
   const bool fp8 = gate_up.dtype() == DType::kF8E4M3;
-  k::MoeGemmParams g;
-  g.format = fp8 ? k::MoeWeightFormat::kFp8Block128 : k::MoeWeightFormat::kBf16;
-  g.tile_expert = tile_expert;
-  g.num_m_tiles = num_m_tiles;
-  g.max_m_tiles = lay.max_m_tiles;
-  g.valid_rows = row_token;
-  g.num_experts = static_cast<int>(E);
-  // gate/up: x rows gathered by token, silu(gate) * up into act [rows, I].
-  g.a = x.data();
-  g.a_rows = row_token;
-  g.w = gate_up.data();
-  g.w_scales = fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(gate_up.data()) +
-                                                    Fp8ScalesOffset(gate_up.numel()))
-                   : nullptr;
-  g.out = base + lay.act;
-  g.n = I;
-  g.k = d;
-  g.gate_up_silu = true;
-  RETURN_IF_ERROR(Launched(k::LaunchMoeGroupedGemm(g, stream_), "MoeExperts: gate_up GEMM"));
-  // down: act rows in permuted order into expert_out [rows, d].
-  g.a = base + lay.act;
-  g.a_rows = nullptr;
-  g.w = down.data();
-  g.w_scales = fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(down.data()) +
-                                                    Fp8ScalesOffset(down.numel()))
-                   : nullptr;
-  g.out = base + lay.expert_out;
-  g.n = d;
-  g.k = I;
-  g.gate_up_silu = false;
-  RETURN_IF_ERROR(Launched(k::LaunchMoeGroupedGemm(g, stream_), "MoeExperts: down GEMM"));
+  if (k::MoeUseW8A8(fp8, T, K + S, E)) {
+    // Prefill-sized batches with fp8 weights: fp8 x fp8 GEMMs on per-token-per-128 quantized
+    // activations (moe_fp8_gemm.cuh).
+    const k::MoeW8A8Workspace w8 = k::PlanMoeW8A8Workspace(T, d, lay.max_rows, I);
+    ASSIGN_OR_RETURN(Tensor ws8, Allocate(DType::kU8, {w8.total_bytes}));
+    char* b8 = static_cast<char*>(ws8.data());
+    k::MoeQuantizeFp8Params q;
+    q.x = x.data();
+    q.q = b8 + w8.xq;
+    q.scales = reinterpret_cast<float*>(b8 + w8.xs);
+    q.rows = T;
+    q.k = d;
+    RETURN_IF_ERROR(Launched(k::LaunchMoeQuantizeFp8(q, stream_), "MoeExperts: quantize x"));
+    k::MoeFp8GemmParams f;
+    f.tile_expert = tile_expert;
+    f.num_m_tiles = num_m_tiles;
+    f.max_m_tiles = lay.max_m_tiles;
+    f.valid_rows = row_token;
+    f.num_experts = static_cast<int>(E);
+    f.a = b8 + w8.xq;
+    f.a_scales = reinterpret_cast<const float*>(b8 + w8.xs);
+    f.a_rows = row_token;
+    f.w = gate_up.data();
+    f.w_scales = reinterpret_cast<const float*>(static_cast<const char*>(gate_up.data()) +
+                                                Fp8ScalesOffset(gate_up.numel()));
+    f.out = base + lay.act;
+    f.n = I;
+    f.k = d;
+    f.gate_up_silu = true;
+    RETURN_IF_ERROR(Launched(k::LaunchMoeFp8GroupedGemm(f, stream_), "MoeExperts: W8A8 gate_up GEMM"));
+    q.x = base + lay.act;
+    q.q = b8 + w8.hq;
+    q.scales = reinterpret_cast<float*>(b8 + w8.hs);
+    q.rows = lay.max_rows;
+    q.k = I;
+    q.num_m_tiles = num_m_tiles;
+    RETURN_IF_ERROR(Launched(k::LaunchMoeQuantizeFp8(q, stream_), "MoeExperts: quantize act"));
+    f.a = b8 + w8.hq;
+    f.a_scales = reinterpret_cast<const float*>(b8 + w8.hs);
+    f.a_rows = nullptr;
+    f.w = down.data();
+    f.w_scales = reinterpret_cast<const float*>(static_cast<const char*>(down.data()) +
+                                                Fp8ScalesOffset(down.numel()));
+    f.out = base + lay.expert_out;
+    f.n = d;
+    f.k = I;
+    f.gate_up_silu = false;
+    RETURN_IF_ERROR(Launched(k::LaunchMoeFp8GroupedGemm(f, stream_), "MoeExperts: W8A8 down GEMM"));
+  } else {
+    k::MoeGemmParams g;
+    g.format = fp8 ? k::MoeWeightFormat::kFp8Block128 : k::MoeWeightFormat::kBf16;
+    g.tile_expert = tile_expert;
+    g.num_m_tiles = num_m_tiles;
+    g.max_m_tiles = lay.max_m_tiles;
+    g.valid_rows = row_token;
+    g.num_experts = static_cast<int>(E);
+    // gate/up: x rows gathered by token, silu(gate) * up into act [rows, I].
+    g.a = x.data();
+    g.a_rows = row_token;
+    g.w = gate_up.data();
+    g.w_scales = fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(gate_up.data()) +
+                                                      Fp8ScalesOffset(gate_up.numel()))
+                     : nullptr;
+    g.out = base + lay.act;
+    g.n = I;
+    g.k = d;
+    g.gate_up_silu = true;
+    RETURN_IF_ERROR(Launched(k::LaunchMoeGroupedGemm(g, stream_), "MoeExperts: gate_up GEMM"));
+    // down: act rows in permuted order into expert_out [rows, d].
+    g.a = base + lay.act;
+    g.a_rows = nullptr;
+    g.w = down.data();
+    g.w_scales = fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(down.data()) +
+                                                      Fp8ScalesOffset(down.numel()))
+                     : nullptr;
+    g.out = base + lay.expert_out;
+    g.n = d;
+    g.k = I;
+    g.gate_up_silu = false;
+    RETURN_IF_ERROR(Launched(k::LaunchMoeGroupedGemm(g, stream_), "MoeExperts: down GEMM"));
+  }
 
   k::MoeCombineParams c;
   c.expert_out = reinterpret_cast<const bf16*>(base + lay.expert_out);
