@@ -45,6 +45,12 @@ struct LiveRequest {
   int32_t num_output_tokens = 0;  // over all samples
   int32_t cached_tokens = 0;      // sample 0's prompt tokens served from the prefix cache
   RequestTimings timings;
+  // SamplingParams::prompt_logprobs, computed by sample 0 chunk by chunk and delivered with its
+  // first token. prompt_logprobs_next: the next prompt position to compute; a recompute after a
+  // preemption skips positions already gathered.
+  std::vector<TokenLogprobs> prompt_logprobs;
+  int32_t prompt_logprobs_next = 1;
+  bool prompt_logprobs_sent = false;
 };
 
 namespace {
@@ -231,9 +237,6 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
     return refuse(absl::InvalidArgumentError(
         "stop: stop strings need a tokenizer, and this engine has none"));
   }
-  if (params.prompt_logprobs.has_value()) {
-    return refuse(absl::InvalidArgumentError("prompt_logprobs is not supported yet"));
-  }
   const int32_t n = params.n;
 
   auto live = std::make_unique<LiveRequest>();
@@ -356,6 +359,8 @@ void Engine::Admit(std::unique_ptr<LiveRequest> request) {
                      .ignore_eos = p.ignore_eos,
                      .arrival_time = live->timings.arrival};
     if (sample.index > 0) spec.fork_parent = live->id;
+    // Prompt logprobs need every prompt position's logits: sample 0 reads no cached prefix.
+    if (sample.index == 0 && p.prompt_logprobs.has_value()) spec.skip_prefix_cache_lookup = true;
     if (absl::Status s = scheduler_->AddRequest(std::move(spec)); !s.ok()) {
       // All samples or none: the ones already queued are dropped with the request.
       FinishAllSamples(live, FinishReason::kError, s);
@@ -386,6 +391,7 @@ bool Engine::Step() {
 
   const absl::Time now = absl::Now();
   inputs_.assign(step.scheduled.size(), SamplingInput{});
+  bool any_prompt_logprobs = false;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     const ScheduledRequest& entry = step.scheduled[i];
     if (!entry.samples) counters_.prompt_tokens_computed += entry.num_new_tokens;
@@ -396,17 +402,27 @@ bool Engine::Step() {
     if (request->timings.first_scheduled == absl::InfinitePast()) {
       request->timings.first_scheduled = now;
     }
-    if (!entry.samples) continue;
+    const bool prompt_logprobs = sample->index == 0 &&
+                                 request->params.prompt_logprobs.has_value() &&
+                                 request->prompt_logprobs_next < request->num_prompt_tokens;
+    if (!entry.samples && !prompt_logprobs) continue;
     const Request* scheduled = scheduler_->GetRequest(entry.id);
     inputs_[i] = SamplingInput{.params = &request->params,
                                .prompt_token_ids = scheduled->prompt_token_ids(),
                                .output_token_ids = scheduled->output_token_ids(),
                                .seed = sample->seed};
+    if (prompt_logprobs) {
+      inputs_[i].prompt_logprobs_from = request->prompt_logprobs_next;
+      any_prompt_logprobs = true;
+    }
   }
-  if (absl::Status s = runner_->Execute(step, inputs_, &results_); !s.ok()) {
+  if (absl::Status s = runner_->Execute(step, inputs_, &results_,
+                                        any_prompt_logprobs ? &prompt_chunks_ : nullptr);
+      !s.ok()) {
     MS_LOG(ERROR) << "engine step failed: " << s;
     FailStep(step, s);
   } else {
+    if (any_prompt_logprobs) CollectPromptLogprobs(step);
     Postprocess(step, results_);
   }
   // The step's results are on the host, so the device has synchronised: reading the counters
@@ -426,6 +442,33 @@ bool Engine::Step() {
 
 void Engine::RunUntilIdle() {
   while (Step()) {
+  }
+}
+
+void Engine::CollectPromptLogprobs(const SchedulerOutput& step) {
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    if (inputs_[i].prompt_logprobs_from <= 0) continue;
+    PromptLogprobsChunk& chunk = prompt_chunks_[i];
+    LiveSample* sample = samples_.at(step.scheduled[i].id);
+    LiveRequest* request = sample->request;
+    if (!chunk.status.ok()) {
+      // Fails like a sampling row with bad logits: through Postprocess when the entry samples.
+      if (step.scheduled[i].samples) {
+        if (results_[i].status.ok()) results_[i].status = chunk.status;
+      } else {
+        scheduler_->Finish(step.scheduled[i].id, RequestStatus::kFinishedError);
+        needs_release_ = true;
+        Emit(sample, RequestOutput{}, FinishReason::kError, chunk.status,
+             scheduler_->GetRequest(step.scheduled[i].id));
+      }
+      continue;
+    }
+    if (chunk.entries.empty()) continue;
+    MS_CHECK(chunk.first_position == request->prompt_logprobs_next)
+        << "prompt logprobs of request " << request->id << " from position "
+        << chunk.first_position << ", expected " << request->prompt_logprobs_next;
+    request->prompt_logprobs_next += static_cast<int32_t>(chunk.entries.size());
+    for (TokenLogprobs& e : chunk.entries) request->prompt_logprobs.push_back(std::move(e));
   }
 }
 
@@ -465,6 +508,12 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
     delta.token_ids.push_back(update.new_token);
     if (request->params.logprobs.has_value()) {
       delta.logprobs.push_back({update.new_token, result.logprob, result.top_logprobs});
+    }
+    if (sample->index == 0 && request->params.prompt_logprobs.has_value() &&
+        !request->prompt_logprobs_sent) {
+      delta.prompt_logprobs = std::move(request->prompt_logprobs);
+      request->prompt_logprobs = {};
+      request->prompt_logprobs_sent = true;
     }
     FinishReason reason = ReasonOf(update.status);
     if (sample->detokenizer.has_value()) {

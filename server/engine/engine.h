@@ -128,6 +128,9 @@ class Engine {
 
   void DrainInbox();
   void Admit(std::unique_ptr<LiveRequest> request);
+  // Appends the step's prompt logprobs (prompt_chunks_) to their requests; a chunk with bad logits
+  // fails its request.
+  void CollectPromptLogprobs(const SchedulerOutput& step);
   void Postprocess(const SchedulerOutput& step, const std::vector<SampleResult>& results);
   // Pushes `delta` of `sample` with usage and timings filled in. When `reason` is not kNone it is
   // the sample's final delta; with the request's last sample the request is forgotten. `scheduled` is the scheduler's record (null when the
@@ -163,6 +166,7 @@ class Engine {
   std::shared_ptr<const ExpertLoad> expert_load_;  // null: dense model or never read
   std::vector<SamplingInput> inputs_;  // per-step scratch
   std::vector<SampleResult> results_;
+  std::vector<PromptLogprobsChunk> prompt_chunks_;
   std::vector<int32_t> sampled_;
 
   // Inbox, shared with other threads.

@@ -22,7 +22,8 @@ void ForwardBatchBuilder::WriteRow(size_t row, const ScheduledRequest& entry) {
   row_blocks_[row] = static_cast<int32_t>(want);
 }
 
-const ForwardBatch& ForwardBatchBuilder::Build(const SchedulerOutput& step) {
+const ForwardBatch& ForwardBatchBuilder::Build(const SchedulerOutput& step,
+                                               absl::Span<const int32_t> extra_logits_rows) {
   ForwardBatch& b = batch_;
   const size_t num_seqs = step.scheduled.size();
   b.token_ids.clear();
@@ -78,6 +79,8 @@ const ForwardBatch& ForwardBatchBuilder::Build(const SchedulerOutput& step) {
     b.seq_lens.push_back(entry.start_position + n);
     if (entry.samples && n > 0) b.logits_indices.push_back(b.query_start_loc.back() - 1);
   }
+  b.logits_indices.insert(b.logits_indices.end(), extra_logits_rows.begin(),
+                          extra_logits_rows.end());
   return b;
 }
 

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/types/span.h"
+
 #include "server/model/forward_batch.h"
 #include "server/scheduler/scheduler.h"
 
@@ -32,8 +34,9 @@ class ForwardBatchBuilder {
   ForwardBatchBuilder& operator=(const ForwardBatchBuilder&) = delete;
 
   // The batch of `step`; valid until the next Build(). Entries in order, logits rows for the
-  // entries that sample.
-  const ForwardBatch& Build(const SchedulerOutput& step);
+  // entries that sample, then `extra_logits_rows` (batch rows, e.g. prompt logprobs) in order.
+  const ForwardBatch& Build(const SchedulerOutput& step,
+                            absl::Span<const int32_t> extra_logits_rows = {});
 
   // Block ids written by the last Build() (tests: the incremental path is taken).
   int64_t last_block_ids_written() const { return last_block_ids_written_; }

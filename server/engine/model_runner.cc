@@ -37,7 +37,8 @@ ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size) 
 
 absl::Status ModelRunner::Execute(const SchedulerOutput& step,
                                   absl::Span<const SamplingInput> inputs,
-                                  std::vector<SampleResult>* results) {
+                                  std::vector<SampleResult>* results,
+                                  std::vector<PromptLogprobsChunk>* prompt_logprobs) {
   if (inputs.size() != step.scheduled.size()) {
     return absl::InternalError(absl::StrCat("model runner: ", inputs.size(),
                                             " sampling inputs for ", step.scheduled.size(),
@@ -50,17 +51,71 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
   }
   if (step.scheduled.empty()) return absl::OkStatus();
 
-  const ForwardBatch& batch = builder_.Build(step);
+  // Prompt logprobs: the rows of an asking entry's chunk that predict a prompt token (position q
+  // predicts q + 1; the last prompt token's row samples the first output instead).
+  prompt_rows_.clear();
+  if (prompt_logprobs != nullptr) {
+    prompt_logprobs->resize(step.scheduled.size());
+    int32_t offset = 0;  // the entry's first batch row
+    for (size_t i = 0; i < step.scheduled.size(); ++i) {
+      const ScheduledRequest& entry = step.scheduled[i];
+      PromptLogprobsChunk& chunk = (*prompt_logprobs)[i];
+      chunk.entries.clear();
+      chunk.status = absl::OkStatus();
+      const SamplingInput& in = inputs[i];
+      if (in.prompt_logprobs_from > 0 && in.params != nullptr) {
+        const int32_t first = std::max(in.prompt_logprobs_from, entry.start_position + 1);
+        const int32_t last = std::min(static_cast<int32_t>(in.prompt_token_ids.size()) - 1,
+                                      entry.start_position + entry.num_new_tokens);
+        chunk.first_position = first;
+        for (int32_t p = first; p <= last; ++p) {
+          prompt_rows_.push_back(offset + p - 1 - entry.start_position);
+        }
+        chunk.entries.resize(static_cast<size_t>(std::max(0, last - first + 1)));
+      }
+      offset += entry.num_new_tokens;
+    }
+  }
+
+  const ForwardBatch& batch = builder_.Build(step, prompt_rows_);
   const size_t num_rows = batch.logits_indices.size();
+  const size_t num_sample_rows = num_rows - prompt_rows_.size();
   // Always run: prefill chunks that sample nothing still write their KV.
   ASSIGN_OR_RETURN(Tensor logits, model_->Forward(batch));
   if (num_rows == 0) return absl::OkStatus();
   // On the device when the backend can sample there and every row is supported (device_sampling.h).
   ASSIGN_OR_RETURN(const bool sampled_on_device, SampleStepOnDevice(backend_, logits, step, inputs, results));
-  if (sampled_on_device) return absl::OkStatus();
+  if (sampled_on_device && prompt_rows_.empty()) return absl::OkStatus();
   host_logits_.resize(num_rows * static_cast<size_t>(vocab_size_));
   RETURN_IF_ERROR(backend_->CopyToHostF32(logits, absl::MakeSpan(host_logits_)));
+  if (!sampled_on_device) RETURN_IF_ERROR(SampleOnHost(step, inputs, results));
+  if (!prompt_rows_.empty()) FillPromptLogprobs(step, inputs, num_sample_rows, prompt_logprobs);
+  return absl::OkStatus();
+}
 
+void ModelRunner::FillPromptLogprobs(const SchedulerOutput& step,
+                                     absl::Span<const SamplingInput> inputs,
+                                     size_t first_row,
+                                     std::vector<PromptLogprobsChunk>* prompt_logprobs) {
+  size_t row = first_row;
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    PromptLogprobsChunk& chunk = (*prompt_logprobs)[i];
+    const SamplingInput& in = inputs[i];
+    for (size_t k = 0; k < chunk.entries.size(); ++k, ++row) {
+      TokenLogprobs& e = chunk.entries[k];
+      e.token_id = in.prompt_token_ids[chunk.first_position + k];
+      const auto logits =
+          absl::MakeConstSpan(host_logits_).subspan(row * vocab_size_, vocab_size_);
+      if (!chunk.status.ok()) continue;
+      chunk.status = sampler_->Logprobs(logits, e.token_id, std::max(0, in.params->prompt_logprobs.value_or(0)),
+                                        &e.logprob, &e.top);
+    }
+  }
+}
+
+absl::Status ModelRunner::SampleOnHost(const SchedulerOutput& step,
+                                       absl::Span<const SamplingInput> inputs,
+                                       std::vector<SampleResult>* results) {
   rows_.clear();
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     if (!step.scheduled[i].samples) continue;

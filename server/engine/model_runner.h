@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "server/backend/backend.h"
 #include "server/engine/forward_batch_builder.h"
+#include "server/engine/request_output.h"
 #include "server/model/forward_batch.h"
 #include "server/model/model.h"
 #include "server/sampling/sampler.h"
@@ -25,12 +26,24 @@
 
 namespace moeserve {
 
-// What the sampler needs of one scheduled entry; ignored for entries that do not sample.
+// What the sampler needs of one scheduled entry; ignored for entries that do not sample, except
+// for prompt logprobs.
 struct SamplingInput {
   const SamplingParams* params = nullptr;
   absl::Span<const int32_t> prompt_token_ids;
   absl::Span<const int32_t> output_token_ids;  // generated so far
   uint64_t seed = 0;                            // Sampler::RequestSeed() of the request
+  // > 0: the logprobs of prompt positions p >= this one that the entry's chunk predicts (rows
+  // p - 1 in [start, start + n), p < prompt length), with params->prompt_logprobs alternatives.
+  // Needs params and prompt_token_ids also when the entry does not sample. 0: none.
+  int32_t prompt_logprobs_from = 0;
+};
+
+// The prompt logprobs one entry's chunk produced: positions [first_position, + entries.size()).
+struct PromptLogprobsChunk {
+  int32_t first_position = 0;
+  std::vector<TokenLogprobs> entries;
+  absl::Status status;  // not OK: a row held NaN/+inf logits (the request should fail)
 };
 
 // The ForwardBatch of a scheduler step: entries in order, logits rows for the entries that sample.
@@ -52,10 +65,21 @@ class ModelRunner {
   // Runs the step. `inputs` is parallel to step.scheduled. On OK, (*results)[i] is the sample of
   // entry i (token_id -1 for entries that do not sample; a per-row failure such as NaN logits is
   // in that row's status). An error means the whole step failed (forward or copy).
+  // When `prompt_logprobs` is given, (*prompt_logprobs)[i] holds entry i's prompt logprobs (empty
+  // unless inputs[i].prompt_logprobs_from > 0). Only such entries add logits rows (their chunk's
+  // rows go through the LM head, after the sampling rows); a step without them costs nothing more.
   absl::Status Execute(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
-                       std::vector<SampleResult>* results);
+                       std::vector<SampleResult>* results,
+                       std::vector<PromptLogprobsChunk>* prompt_logprobs = nullptr);
 
  private:
+  // Samples the step's sampling rows (the first rows of host_logits_) with the host Sampler.
+  absl::Status SampleOnHost(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
+                            std::vector<SampleResult>* results);
+  // Logprobs of the prompt rows, host_logits_ rows [first_row, ...), into the sized chunks.
+  void FillPromptLogprobs(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
+                          size_t first_row, std::vector<PromptLogprobsChunk>* prompt_logprobs);
+
   Model* const model_;
   Backend* const backend_;
   Sampler* const sampler_;
@@ -65,6 +89,7 @@ class ModelRunner {
   std::vector<float> host_logits_;
   std::vector<SamplerRow> rows_;
   std::vector<SampleResult> row_results_;
+  std::vector<int32_t> prompt_rows_;  // extra logits rows of the step (batch row indices)
 };
 
 }  // namespace moeserve

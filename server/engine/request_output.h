@@ -57,6 +57,11 @@ struct RequestOutput {
   std::vector<int32_t> token_ids;
   std::string text;
   std::vector<TokenLogprobs> logprobs;  // parallel to token_ids when logprobs were requested
+  // SamplingParams::prompt_logprobs: entry i is prompt position i + 1 (position 0 has no
+  // prediction; vLLM's None), the prompt token with the top alternatives of the raw model
+  // distribution after the tokens before it. All prompt_tokens - 1 entries come at once, on
+  // sample 0's first delta (the one with its first token); empty on every other delta.
+  std::vector<TokenLogprobs> prompt_logprobs;
   absl::Time time = absl::InfinitePast();  // when the delta was produced (inter-token gaps)
 
   bool finished = false;          // this sample's last delta

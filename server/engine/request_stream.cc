@@ -21,6 +21,7 @@ void RequestOutput::Merge(RequestOutput next) {
   token_ids.insert(token_ids.end(), next.token_ids.begin(), next.token_ids.end());
   text += next.text;
   for (TokenLogprobs& lp : next.logprobs) logprobs.push_back(std::move(lp));
+  for (TokenLogprobs& lp : next.prompt_logprobs) prompt_logprobs.push_back(std::move(lp));
   time = next.time;
   finished = next.finished;
   request_finished = next.request_finished;

@@ -49,6 +49,9 @@ struct RequestSpec {
   // one waits until the parent has computed the prompt, then holds the parent's full prompt
   // blocks by reference instead of computing them (KvCacheManager::GetForkedBlocks).
   std::optional<RequestId> fork_parent;
+  // Reads no blocks from the prefix cache: every prompt position is computed (prompt_logprobs
+  // need the logits of each one). The request still caches its own full blocks for others.
+  bool skip_prefix_cache_lookup = false;
 };
 
 class Request {

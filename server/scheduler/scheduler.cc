@@ -257,7 +257,9 @@ SchedulerOutput Scheduler::Schedule() {
     Request* request = *next++;
     ComputedBlocks hit;
     if (!ForkReady(request, &hit)) continue;  // its parent is still computing the prompt
-    if (hit.block_ids.empty()) hit = kv_->GetComputedBlocks(request->kv_sequence());
+    if (hit.block_ids.empty() && !request->spec().skip_prefix_cache_lookup) {
+      hit = kv_->GetComputedBlocks(request->kv_sequence());
+    }
     const int32_t remaining = request->num_tokens() - hit.num_tokens;
     const int32_t num_new = PrefillChunk(remaining, budget);
     if (!kv_->AllocateSlots(request->kv_sequence(), num_new, hit)) break;

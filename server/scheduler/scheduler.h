@@ -20,7 +20,8 @@
 //      num_computed_tokens drops to 0 and it is queued again to recompute prompt + outputs; its
 //      outputs are kept, so it continues exactly where it stopped.
 //   4. If nothing was preempted, waiting requests in (priority, arrival) order are admitted while
-//      budget, max_num_seqs and blocks last, each starting after its cached prefix.
+//      budget, max_num_seqs and blocks last, each starting after its cached prefix
+//      (RequestSpec::skip_prefix_cache_lookup: from position 0).
 //   5. Parallel sampling: a request with a fork_parent is skipped at admission (others pass it)
 //      until its live parent has computed the prompt's full blocks, then admitted holding those
 //      blocks by reference (KvCacheManager::GetForkedBlocks), computing only its tail. A parent
