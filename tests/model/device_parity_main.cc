@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
 #include "server/model/llama2c_checkpoint.h"
@@ -46,6 +47,39 @@ constexpr char kRandomLlamaConfig[] = R"({
   "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64,
   "max_position_embeddings": 1024, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
   "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2
+})";
+
+// DeepSeek-V3 architecture (MLA, noaux_tc group routing over sigmoid scores, 1 shared expert fused
+// into the grouped GEMMs, first layer dense), small enough for the CPU reference. The fp8 variant
+// stores the decoder's linear weights as e4m3 with 128x128 block scales (W8A16 experts).
+constexpr char kRandomDeepseekV3Config[] = R"({
+  "architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
+  "vocab_size": 4096, "hidden_size": 256, "intermediate_size": 512, "moe_intermediate_size": 128,
+  "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4,
+  "q_lora_rank": 96, "kv_lora_rank": 64, "qk_nope_head_dim": 32, "qk_rope_head_dim": 16,
+  "v_head_dim": 32, "n_routed_experts": 16, "num_experts_per_tok": 4, "n_shared_experts": 1,
+  "n_group": 4, "topk_group": 2, "topk_method": "noaux_tc", "scoring_func": "sigmoid",
+  "norm_topk_prob": true, "routed_scaling_factor": 2.5, "first_k_dense_replace": 1,
+  "max_position_embeddings": 4096, "rms_norm_eps": 1e-6, "rope_theta": 10000,
+  "rope_scaling": {"type": "yarn", "factor": 4, "original_max_position_embeddings": 1024,
+                   "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0},
+  "tie_word_embeddings": false, "bos_token_id": 0, "eos_token_id": 1@QUANT@
+})";
+// DeepSeek-V2-Lite's real widths (hidden 2048, 64 experts top-6 of 1408, 2 shared, MLA 512/64,
+// 16 heads, vocab 102400) with 3 layers (1 dense + 2 MoE): ~2.9 GB of bf16 weights.
+constexpr char kRandomDeepseekV2LiteConfig[] = R"({
+  "architectures": ["DeepseekV2ForCausalLM"], "model_type": "deepseek_v2",
+  "vocab_size": 102400, "hidden_size": 2048, "intermediate_size": 10944,
+  "moe_intermediate_size": 1408, "num_hidden_layers": 3, "num_attention_heads": 16,
+  "num_key_value_heads": 16, "q_lora_rank": null, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+  "qk_rope_head_dim": 64, "v_head_dim": 128, "n_routed_experts": 64, "num_experts_per_tok": 6,
+  "n_shared_experts": 2, "n_group": 1, "topk_group": 1, "topk_method": "greedy",
+  "scoring_func": "softmax", "norm_topk_prob": false, "routed_scaling_factor": 1.0,
+  "first_k_dense_replace": 1, "moe_layer_freq": 1, "max_position_embeddings": 163840,
+  "rms_norm_eps": 1e-6, "rope_theta": 10000,
+  "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                   "beta_fast": 32, "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707},
+  "tie_word_embeddings": false, "bos_token_id": 100000, "eos_token_id": 100001
 })";
 
 struct Options {
@@ -215,6 +249,25 @@ int Main(int argc, char** argv) {
       return 1;
     }
     models.emplace_back("random_llama", dir);
+    // DeepSeek MoE models (MLA + routed/shared experts) on the same footing.
+    const std::string v3 = absl::StrReplaceAll(kRandomDeepseekV3Config, {{"@QUANT@", ""}});
+    const std::string v3_fp8 = absl::StrReplaceAll(
+        kRandomDeepseekV3Config, {{"@QUANT@", R"(,
+  "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                          "weight_block_size": [128, 128]})"}});
+    std::vector<std::pair<std::string, std::string>> moe = {{"random_deepseek_v3", v3},
+                                                            {"random_deepseek_v3_fp8", v3_fp8}};
+    // Real V2-Lite widths only against a device (CPU vs CPU would hold two fp32 copies, ~12 GB).
+    if (o.device != "cpu") moe.emplace_back("random_deepseek_v2_lite", kRandomDeepseekV2LiteConfig);
+    for (const auto& [name, config] : moe) {
+      const std::string moe_dir = (tmp / name).string();
+      if (absl::Status s = WriteRandomModel(config, moe_dir, {.seed = 11, .dtype = DType::kBF16, .init_std = 0.05f});
+          !s.ok()) {
+        std::printf("FAIL %s: writing the model: %s\n", name.c_str(), s.ToString().c_str());
+        return 1;
+      }
+      models.emplace_back(name, moe_dir);
+    }
   }
   if (!o.llama2c.empty()) {
     const std::string dir = (tmp / "stories").string();
