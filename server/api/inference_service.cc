@@ -248,10 +248,6 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
 
   EngineRequest er;
   er.sampling = FromProto(request->sampling());
-  if (er.sampling.prompt_logprobs.has_value()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "sampling.prompt_logprobs is not supported yet; leave it unset");
-  }
   if (absl::Status s = ValidateSampling(
           er.sampling, {.vocab_size = engine_->vocab_size(),
                         .max_model_len = engine_->max_model_len(),
@@ -335,6 +331,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
     }
     ToProto(*delta, &response);
     const bool has_content = !delta->token_ids.empty() || !delta->text.empty() ||
+                             !delta->prompt_logprobs.empty() ||
                              delta->finished || response.prompt_token_ids_size() > 0;
     if (has_content) {
       grpc::WriteOptions write_options;

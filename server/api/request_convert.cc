@@ -112,8 +112,7 @@ void ToProto(const RequestOutput& delta, v1::GenerateResponse* response) {
   response->set_index(delta.index);
   response->set_text(delta.text);
   response->mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
-  for (const TokenLogprobs& lp : delta.logprobs) {
-    v1::TokenLogprobs* out = response->add_logprobs();
+  auto add = [](const TokenLogprobs& lp, v1::TokenLogprobs* out) {
     out->set_token_id(lp.token_id);
     out->set_logprob(lp.logprob);
     for (const TokenLogprob& top : lp.top) {
@@ -121,7 +120,9 @@ void ToProto(const RequestOutput& delta, v1::GenerateResponse* response) {
       t->set_token_id(top.token_id);
       t->set_logprob(top.logprob);
     }
-  }
+  };
+  for (const TokenLogprobs& lp : delta.logprobs) add(lp, response->add_logprobs());
+  for (const TokenLogprobs& lp : delta.prompt_logprobs) add(lp, response->add_prompt_logprobs());
   if (!delta.finished) return;
   response->set_finish_reason(ToProto(delta.finish_reason));
   if (delta.finish_reason == FinishReason::kStop) {

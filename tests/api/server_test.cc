@@ -99,6 +99,49 @@ TEST_F(ServerTest, SeededSamplingAndLogprobsReachTheEngine) {
   EXPECT_EQ(logprobs, 12);
 }
 
+TEST_F(ServerTest, PromptLogprobsComeOnceOnCompletionZerosFirstResponse) {
+  const std::vector<int32_t> prompt = {4, 8, 15, 16, 23, 42, 7};
+  v1::GenerateRequest request = IdsRequest(prompt, 5);
+  request.mutable_sampling()->set_n(2);
+  request.mutable_sampling()->set_prompt_logprobs(2);
+  StreamResult got = RunGenerate(stub_.get(), request);
+  ASSERT_TRUE(got.status.ok()) << got.status.error_message();
+
+  SamplingParams params;
+  params.max_tokens = 5;
+  params.temperature = 0.0f;
+  params.ignore_eos = true;
+  params.prompt_logprobs = 2;
+  auto stream = server_->engine()->AddRequest({.prompt_token_ids = prompt, .sampling = params});
+  ASSERT_TRUE(stream.ok());
+  const RequestOutput want = (*stream)->WaitForCompletion();
+  ASSERT_EQ(want.prompt_logprobs.size(), prompt.size() - 1);
+
+  int carrying = 0;
+  bool seen_tokens_of_0 = false;
+  for (const v1::GenerateResponse& r : got.responses) {
+    if (r.prompt_logprobs_size() > 0) {
+      ++carrying;
+      EXPECT_EQ(r.index(), 0);
+      EXPECT_FALSE(seen_tokens_of_0) << "not on completion 0's first response";
+      EXPECT_GT(r.token_ids_size(), 0);
+      ASSERT_EQ(r.prompt_logprobs_size(), static_cast<int>(prompt.size()) - 1);
+      for (int i = 0; i < r.prompt_logprobs_size(); ++i) {
+        const v1::TokenLogprobs& lp = r.prompt_logprobs(i);
+        EXPECT_EQ(lp.token_id(), prompt[i + 1]);
+        EXPECT_EQ(lp.logprob(), want.prompt_logprobs[i].logprob) << i;
+        ASSERT_EQ(lp.top_size(), 2);
+        for (int k = 0; k < 2; ++k) {
+          EXPECT_EQ(lp.top(k).token_id(), want.prompt_logprobs[i].top[k].token_id);
+          EXPECT_EQ(lp.top(k).logprob(), want.prompt_logprobs[i].top[k].logprob);
+        }
+      }
+    }
+    if (r.index() == 0 && r.token_ids_size() > 0) seen_tokens_of_0 = true;
+  }
+  EXPECT_EQ(carrying, 1);
+}
+
 TEST_F(ServerTest, ParallelSamplesStreamWithTheirIndices) {
   const std::vector<int32_t> prompt = {4, 8, 15, 16, 23, 42, 7};
   v1::GenerateRequest request = IdsRequest(prompt, 10);
@@ -191,8 +234,8 @@ TEST_F(ServerTest, EveryBadInputNamesTheFieldAndTheLimit) {
        grpc::StatusCode::INVALID_ARGUMENT, {"sampling.n", "got 0"}},
       {"logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); },
        grpc::StatusCode::INVALID_ARGUMENT, {"sampling.logprobs", "20"}},
-      {"prompt_logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_prompt_logprobs(1); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.prompt_logprobs"}},
+      {"prompt_logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_prompt_logprobs(21); },
+       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.prompt_logprobs", "[0, 20]", "got 21"}},
       {"stop token id", [](v1::GenerateRequest* r) { r->mutable_sampling()->add_stop_token_ids(1 << 20); },
        grpc::StatusCode::INVALID_ARGUMENT, {"sampling.stop_token_ids"}},
       {"request_id", [](v1::GenerateRequest* r) { r->set_request_id(std::string(300, 'x')); },
