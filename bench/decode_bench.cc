@@ -2,9 +2,13 @@
 // the model (no scheduler), for several batch sizes. Prints a table; see docs/PERF.md.
 //
 //   moeserve-decode-bench --model DIR [--device cpu|cuda] [--batch 1,4,16] [--prompt-len 64] [--steps 64]
+//                         [--cuda-graphs on|off|both]
 //
 // Per batch size: prefill throughput, decode throughput, mean and median synchronised step time
-// after two warm-up steps, and (on a device) caching-allocator misses over the timed steps.
+// after two warm-up steps, and (on a device) caching-allocator misses over the timed steps. With
+// CUDA graphs on, decode steps go through DecodeGraphRunner (recorded during the warm-up steps,
+// replayed in the timed ones); `both` prints an eager and a graph row per batch size. On a backend
+// without graphs only eager rows are printed.
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +21,7 @@
 #include "CLI/CLI.hpp"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
+#include "server/engine/decode_graph_runner.h"
 #include "server/model/model.h"
 
 namespace moeserve {
@@ -30,6 +35,7 @@ struct Options {
   int steps = 64;
   int threads = 0;
   int block_size = 16;
+  std::string cuda_graphs = "both";  // on, off, both
 };
 
 double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
@@ -41,20 +47,33 @@ absl::Status Run(const Options& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(o.model, backend.get()));
   const ModelConfig& c = model->config();
   const int max_batch = *std::max_element(o.batches.begin(), o.batches.end());
-  const int per_seq_blocks = (o.prompt_len + o.steps + o.block_size - 1) / o.block_size;
-  RETURN_IF_ERROR(model->AllocateKvCache(max_batch * per_seq_blocks, o.block_size));
+  constexpr int kWarmup = 2;
+  const int max_len = o.prompt_len + o.steps + kWarmup;
+  const int per_seq_blocks = (max_len + o.block_size - 1) / o.block_size;
+  // Block 0 is left alone: it is the null block padded graph rows read.
+  RETURN_IF_ERROR(model->AllocateKvCache(max_batch * per_seq_blocks + 1, o.block_size));
+  std::vector<bool> graph_modes;
+  if (o.cuda_graphs != "on") graph_modes.push_back(false);
+  if (o.cuda_graphs != "off" && backend->graphs() != nullptr) graph_modes.push_back(true);
+  if (graph_modes.empty()) graph_modes.push_back(false);  // "on" without graphs: eager rows
+  std::unique_ptr<DecodeGraphRunner> graphs;
+  if (graph_modes.back()) {
+    graphs = DecodeGraphRunner::Create(model.get(), backend.get(),
+                                       {.max_batch = max_batch, .block_size = o.block_size, .max_model_len = max_len});
+  }
   std::printf("model %s (%s), device %s, prompt %d, decode steps %d\n", o.model.c_str(),
               std::string(ArchitectureName(c.architecture)).c_str(), o.device.c_str(), o.prompt_len, o.steps);
-  std::printf("%6s %14s %14s %14s %14s %8s\n", "batch", "prefill tok/s", "decode tok/s", "decode ms/step",
-              "median ms", "misses");
+  std::printf("%6s %6s %14s %14s %14s %14s %8s\n", "batch", "graphs", "prefill tok/s", "decode tok/s",
+              "decode ms/step", "median ms", "misses");
 
   std::mt19937 rng(0);
   std::uniform_int_distribution<int32_t> token(3, static_cast<int32_t>(c.vocab_size) - 1);
   for (int batch_size : o.batches) {
+   for (const bool use_graphs : graph_modes) {
     std::vector<std::vector<int32_t>> tables(batch_size);
     for (int s = 0; s < batch_size; ++s) {
       tables[s].resize(per_seq_blocks);
-      std::iota(tables[s].begin(), tables[s].end(), s * per_seq_blocks);
+      std::iota(tables[s].begin(), tables[s].end(), 1 + s * per_seq_blocks);
     }
     ForwardBatch prefill{.block_size = o.block_size};
     for (int s = 0; s < batch_size; ++s) {
@@ -69,9 +88,8 @@ absl::Status Run(const Options& o) {
     (void)logits;
 
     // Each decode step ends with a synchronisation, as sampling would; the first kWarmup steps are
-    // not timed (cuBLAS plans, allocator warm-up). Device allocations after warm-up are cache
-    // misses of the caching allocator and should be zero.
-    constexpr int kWarmup = 2;
+    // not timed (cuBLAS plans, allocator warm-up, graph recording). Device allocations after
+    // warm-up are cache misses of the caching allocator and should be zero.
     std::vector<double> step_ms;
     int64_t misses = -1;
     const auto d0 = std::chrono::steady_clock::now();
@@ -80,8 +98,13 @@ absl::Status Run(const Options& o) {
       const auto s0 = std::chrono::steady_clock::now();
       ForwardBatch decode{.block_size = o.block_size};
       for (int s = 0; s < batch_size; ++s) decode.AddSequence({token(rng)}, o.prompt_len + step, tables[s], true);
-      ASSIGN_OR_RETURN(Tensor out, model->Forward(decode));
-      (void)out;
+      Tensor out;
+      if (use_graphs) {
+        ASSIGN_OR_RETURN(out, graphs->Run(decode));
+      }
+      if (!out.defined()) {
+        ASSIGN_OR_RETURN(out, model->Forward(decode));
+      }
       RETURN_IF_ERROR(backend->Synchronize());
       if (step >= kWarmup) step_ms.push_back(1000.0 * Seconds(s0, std::chrono::steady_clock::now()));
     }
@@ -90,10 +113,17 @@ absl::Status Run(const Options& o) {
     std::sort(step_ms.begin(), step_ms.end());
     const double median_ms = step_ms[step_ms.size() / 2];
     const double decode_s = Seconds(d0, d1) * o.steps / (o.steps + kWarmup);
-    std::printf("%6d %14.1f %14.1f %14.2f %14.3f %8lld\n", batch_size, batch_size * o.prompt_len / Seconds(p0, p1),
-                batch_size * o.steps / decode_s, 1000.0 * decode_s / o.steps, median_ms,
+    const char* mode = use_graphs ? "on" : "off";
+    std::printf("%6d %6s %14.1f %14.1f %14.2f %14.3f %8lld\n", batch_size, mode,
+                batch_size * o.prompt_len / Seconds(p0, p1), batch_size * o.steps / decode_s,
+                1000.0 * decode_s / o.steps, median_ms, static_cast<long long>(misses));
+    std::printf("decode batch=%d graphs=%s median_ms=%.3f misses=%lld\n", batch_size, mode, median_ms,
                 static_cast<long long>(misses));
-    std::printf("decode batch=%d median_ms=%.3f misses=%lld\n", batch_size, median_ms, static_cast<long long>(misses));
+   }
+  }
+  if (graphs != nullptr) {
+    std::printf("cuda graphs: %d recorded, %lld replays\n", graphs->num_graphs(),
+                static_cast<long long>(graphs->replays()));
   }
   return absl::OkStatus();
 }
@@ -110,6 +140,9 @@ int main(int argc, char** argv) {
   app.add_option("--prompt-len", o.prompt_len, "prompt tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--steps", o.steps, "decode steps")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", o.threads, "CPU threads (0 = all)")->capture_default_str();
+  app.add_option("--cuda-graphs", o.cuda_graphs, "decode through CUDA graphs: on, off or both (a row each)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off", "both"}));
   CLI11_PARSE(app, argc, argv);
   const absl::Status status = moeserve::Run(o);
   if (!status.ok()) {

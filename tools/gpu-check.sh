@@ -19,7 +19,8 @@
 # $OUT (or $BUILD_DIR/gpu-check-out). Without a GPU every device step is skipped with a message and
 # the script exits 77 (nothing was verified).
 #
-# Environment: BUILD_DIR, GPU_BUNDLE, OUT, JOBS (pack), SKIP_8B=1 (no 8B model/bench),
+# Environment: BUILD_DIR, GPU_BUNDLE, OUT, JOBS (pack), SKIP_8B=1 (no 8B model/bench), SKIP_V2LITE=1,
+# V2LITE_LAYERS (random V2-Lite-shaped MoE model; default 4),
 # LLAMA8B_LAYERS (fewer layers for a quick run; default 32), STEP_TIMEOUT (s, default 240).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +71,7 @@ if [[ "${1:-}" == "pack" ]]; then
     if [[ -f "$data_src/$f" ]]; then cp "$data_src/$f" "$bundle/data/"; else echo "pack: $data_src/$f missing: e2e stories260K check will skip"; fi
   done
   cp "$root/bench/configs/llama3_8b.json" "$bundle/configs/"
+  cp "$root/bench/configs/deepseek_v2_lite.json" "$bundle/configs/"
   echo "packed: ${packed[*]}"
   size_kib=$(du -sk "$bundle" | cut -f1)
   echo "bundle: $bundle $((size_kib / 1024)) MiB"
@@ -181,10 +183,10 @@ else
   if [[ -f "$model8b/config.json" ]]; then
     weight_bytes=$(find "$model8b" -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
     step "llama3-8b decode" decode_8b.log "$bin/moeserve-decode-bench" --model "$model8b" --device cuda \
-      --batch 1,64,256 --prompt-len 32 --steps 32
+      --batch 1,64,256 --prompt-len 32 --steps 32 --cuda-graphs both
     results+=("llama3_8b_weights $(awk -v b="$weight_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')")
-    while read -r b ms misses; do
-      line="decode_b${b} ${ms} ms/step, allocator misses ${misses}"
+    while read -r b g ms misses; do
+      line="decode_b${b} graphs ${g} ${ms} ms/step, allocator misses ${misses}"
       if [[ -n "$copy_gbps" ]]; then
         # Roofline: every weight byte read once per step at the measured copy bandwidth (a copy reads
         # and writes, so its GB/s is the read+write rate: the read-only rate is at least that).
@@ -193,7 +195,45 @@ else
         [[ "$b" == 1 ]] && line+=" (goal <= 1.25)"
       fi
       results+=("$line")
-    done < <(sed -n 's/^decode batch=\([0-9]*\) median_ms=\([0-9.]*\) misses=\(-\?[0-9]*\)/\1 \2 \3/p' "$out/decode_8b.log")
+    done < <(sed -n 's/^decode batch=\([0-9]*\) graphs=\([a-z]*\) median_ms=\([0-9.]*\) misses=\(-\?[0-9]*\)/\1 \2 \3 \4/p' "$out/decode_8b.log")
+  fi
+fi
+
+# 4b. DeepSeek-V2-Lite-shaped MoE decode (issue 7): a random model of V2LITE_LAYERS layers (default
+# 4: 1 dense + 3 MoE, ~4.4 GB bf16) made on the GPU machine, decode step time at batch 1/32/128
+# against the bytes a step must read: every weight except the routed experts and the embedding
+# table, plus the routed experts B tokens touch in expectation under uniform routing,
+# 64·(1 − (1 − 6/64)^B) per MoE layer (3·2048·1408·2 bytes each), at the measured copy bandwidth.
+if (( ! gpu )); then
+  skip "v2-lite decode" "no GPU"
+elif [[ -n "${SKIP_V2LITE:-}" ]]; then
+  skip "v2-lite decode" "SKIP_V2LITE set"
+elif ! has moeserve || ! has moeserve-decode-bench || [[ ! -f "$bundle/configs/deepseek_v2_lite.json" ]]; then
+  skip "v2-lite decode" "moeserve, moeserve-decode-bench or the V2-Lite config not packed"
+else
+  v2_layers="${V2LITE_LAYERS:-4}"
+  model_v2="$work/deepseek_v2_lite"
+  sed "s/\"num_hidden_layers\": 27/\"num_hidden_layers\": $v2_layers/" "$bundle/configs/deepseek_v2_lite.json" >"$work/v2lite_cfg.json"
+  if [[ ! -f "$model_v2/config.json" ]] || ! cmp -s "$work/v2lite_cfg.json" "$model_v2/config.json"; then
+    rm -rf "$model_v2"
+    step "make v2-lite (random)" make_v2lite.log "$bin/moeserve" make-model --config "$work/v2lite_cfg.json" --out "$model_v2" --dtype bf16
+  fi
+  if [[ -f "$model_v2/config.json" ]]; then
+    v2_bytes=$(find "$model_v2" -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+    step "v2-lite decode" decode_v2lite.log "$bin/moeserve-decode-bench" --model "$model_v2" --device cuda \
+      --batch 1,32,128 --prompt-len 32 --steps 32
+    results+=("v2lite_weights $(awk -v b="$v2_bytes" 'BEGIN{printf "%.2f GB", b/1e9}') (${v2_layers} layers)")
+    while read -r b ms misses g; do
+      line="v2lite_decode_b${b}${g:+ $g} ${ms} ms/step, $(awk -v b="$b" -v m="$ms" 'BEGIN{printf "%.0f", b/(m/1e3)}') tok/s, allocator misses ${misses}"
+      if [[ -n "$copy_gbps" ]]; then
+        roof=$(awk -v w="$v2_bytes" -v g="$copy_gbps" -v b="$b" -v l="$((v2_layers - 1))" 'BEGIN{
+          x = 3 * 2048 * 1408 * 2; t = 64 * (1 - (1 - 6 / 64) ^ b);
+          e = 102400 * 2048 * 2;  # the embedding table: one row per token, not read whole
+          printf "%.3f", (w - e - l * 64 * x + l * t * x) / (g * 1e9) * 1e3}')
+        line+=", roofline ${roof} ms, x$(awk -v m="$ms" -v r="$roof" 'BEGIN{printf "%.2f", m/r}')"
+      fi
+      results+=("$line")
+    done < <(sed -n 's/^decode batch=\([0-9]*\) \(graphs=[a-z]* \)\?median_ms=\([0-9.]*\) misses=\(-\?[0-9]*\)/\1 \3 \4 \2/p' "$out/decode_v2lite.log")
   fi
 fi
 

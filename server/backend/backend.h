@@ -127,6 +127,43 @@ struct SampledToken {
   std::vector<std::pair<int32_t, float>> top;  // (id, logprob), most likely first
 };
 
+// One host -> device copy of GraphCapture::UploadAsync.
+struct HostUpload {
+  absl::Span<const uint8_t> bytes;  // bytes.size() == dst.bytes()
+  Tensor dst;
+};
+
+// CUDA graphs (optional, Backend::graphs()): a sequence of ops recorded once and replayed later
+// over the same device buffers, whose contents the caller rewrites between replays
+// (server/engine/decode_graph_runner.h records decode steps with it).
+//
+// Memory: while recording, and between BeginPoolAllocations/EndPoolAllocations, every Allocate
+// comes from one private pool whose blocks are never handed to anyone else, even once freed, so
+// a graph's intermediates stay valid between replays. All graphs share the pool: they never run
+// concurrently, so a graph's output is valid until the next replay or pooled allocation.
+// Requires external synchronization, as the Backend.
+class GraphCapture {
+ public:
+  virtual ~GraphCapture() = default;
+  // Starts recording on the backend's stream: ops queued until EndCapture are recorded, not run.
+  // REQUIRES: not recording.
+  virtual absl::Status BeginCapture() = 0;
+  // Ends recording: the new graph's id (>= 0), or why it could not be recorded (the recording is
+  // discarded; nothing ran). Always call it after BeginCapture succeeded, even when an op failed.
+  virtual absl::StatusOr<int> EndCapture() = 0;
+  // Queues graph `id` on the backend's stream.
+  virtual absl::Status Replay(int id) = 0;
+  // Eager ops in between allocate from the graph pool (a warm-up run of the shape about to be
+  // recorded leaves the pool holding the blocks the recording needs).
+  virtual void BeginPoolAllocations() = 0;
+  virtual void EndPoolAllocations() = 0;
+  // Queues the copies through pinned host staging; the host bytes may be reused on return.
+  // Not while recording.
+  virtual absl::Status UploadAsync(absl::Span<const HostUpload> copies) = 0;
+  // Device bytes the graph pool holds (in use or cached for graphs).
+  virtual int64_t pool_bytes() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -169,6 +206,9 @@ class Backend {
     (void)logits, (void)batch, (void)out;
     return absl::UnimplementedError("this backend samples on the host");
   }
+
+  // CUDA graphs, or nullptr where the backend cannot record (the CPU).
+  virtual GraphCapture* graphs() { return nullptr; }
 
   // ---- Ops -----------------------------------------------------------------------------------
   // out[t] = table[ids[t]]. table [V, d], ids i32 [T], out [T, d]. An id outside [0, V) is an error.

@@ -20,6 +20,13 @@ void AddDeviceMemoryOptions(CLI::App* cmd, EngineConfig* config) {
            config->device_kv_cache_memory_bytes = *bytes;
          },
          "GPU KV cache size, e.g. 20GiB (overrides --gpu-memory-utilization for the cache; CUDA)");
+  cmd->add_flag("--cuda-graphs,!--no-cuda-graphs", config->cuda_graphs,
+                "replay CUDA graphs for pure-decode steps, recorded per batch-size bucket (CUDA)")
+      ->capture_default_str();
+  cmd->add_option("--max-graph-batch", config->max_graph_batch,
+                  "largest decode batch replayed through a CUDA graph (capped at --max-num-seqs)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
 }
 
 }  // namespace moeserve

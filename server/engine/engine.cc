@@ -132,7 +132,8 @@ absl::Status Engine::Init() {
                                   .max_model_len = config_.max_model_len,
                                   .host_kv_cache_memory_bytes = config_.kv_cache_memory_bytes,
                                   .gpu_memory_utilization = config_.gpu_memory_utilization,
-                                  .device_kv_cache_memory_bytes = config_.device_kv_cache_memory_bytes}));
+                                  .device_kv_cache_memory_bytes = config_.device_kv_cache_memory_bytes,
+                                  .reserve_graph_memory = config_.cuda_graphs && backend_->graphs() != nullptr}));
     if (plan.profiled) MS_LOG(INFO) << "KV cache: " << plan.ToString();
     config_.num_kv_blocks = plan.num_blocks;
   }
@@ -155,6 +156,13 @@ absl::Status Engine::Init() {
       .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
   runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get(),
                                           config_.block_size);
+  if (config_.cuda_graphs && config_.max_graph_batch > 0 &&
+      runner_->EnableDecodeGraphs({.max_batch = std::min(config_.max_graph_batch, config_.max_num_seqs),
+                                   .block_size = config_.block_size,
+                                   .max_model_len = config_.max_model_len})) {
+    MS_LOG(INFO) << "CUDA graphs for decode steps of up to "
+                 << runner_->decode_graphs()->limits().buckets.back() << " sequences";
+  }
   // The KV-cache profile step (and any warm-up) routed tokens no request sent.
   RETURN_IF_ERROR(model_->ResetExpertLoad());
   if (config_.expert_load_interval_steps < 0) {

@@ -26,6 +26,12 @@ struct EngineConfig {
   // the weights and a measured max-size step use (see kv_memory_plan.h).
   double gpu_memory_utilization = 0.9;
   int64_t device_kv_cache_memory_bytes = 0;
+  // Pure-decode steps of up to max_graph_batch sequences (capped at max_num_seqs) replay CUDA
+  // graphs, recorded per batch-size bucket on first use (server/engine/decode_graph_runner.h);
+  // ignored on backends without graphs (the CPU). The KV budget then reserves one more
+  // activation peak for the graph pool.
+  bool cuda_graphs = true;
+  int32_t max_graph_batch = 256;
 
   // Scheduling (see SchedulerConfig).
   int32_t max_num_batched_tokens = 2048;

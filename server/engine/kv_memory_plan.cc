@@ -25,23 +25,27 @@ absl::StatusOr<int64_t> KvCacheMemoryBudget(const KvMemoryBudgetInputs& in) {
     return absl::InvalidArgumentError(absl::StrCat("gpu_memory_utilization must be in (0, 1], got ",
                                                    in.gpu_memory_utilization));
   }
-  const int64_t available = in.total_bytes - in.used_bytes - in.activation_peak_bytes;
+  const int64_t activations = in.activation_peak_bytes + in.graph_reserve_bytes;
+  const int64_t available = in.total_bytes - in.used_bytes - activations;
   if (in.kv_cache_memory_bytes > 0) {
     if (in.kv_cache_memory_bytes > available) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "kv cache memory ", GiB(in.kv_cache_memory_bytes), " does not fit: device ", GiB(in.total_bytes),
-          " - used ", GiB(in.used_bytes), " - activation peak ", GiB(in.activation_peak_bytes), " = ",
+          " - used ", GiB(in.used_bytes), " - activation peak ", GiB(in.activation_peak_bytes),
+          " - graph reserve ", GiB(in.graph_reserve_bytes), " = ",
           GiB(available)));
     }
     return in.kv_cache_memory_bytes;
   }
   const int64_t limit = static_cast<int64_t>(std::floor(in.gpu_memory_utilization * static_cast<double>(in.total_bytes)));
-  const int64_t budget = limit - in.used_bytes - in.activation_peak_bytes;
+  const int64_t budget = limit - in.used_bytes - activations;
   if (budget <= 0) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "no memory left for the KV cache: used ", GiB(in.used_bytes), " (weights, workspaces, context) + activation peak ",
-        GiB(in.activation_peak_bytes), " exceed gpu_memory_utilization ", in.gpu_memory_utilization, " x ",
-        GiB(in.total_bytes), " = ", GiB(limit), "; raise --gpu-memory-utilization or lower --max-num-batched-tokens"));
+        GiB(in.activation_peak_bytes), " + CUDA-graph reserve ", GiB(in.graph_reserve_bytes),
+        " exceed gpu_memory_utilization ", in.gpu_memory_utilization, " x ",
+        GiB(in.total_bytes), " = ", GiB(limit), "; raise --gpu-memory-utilization or lower --max-num-batched-tokens",
+        in.graph_reserve_bytes > 0 ? " (or --no-cuda-graphs)" : ""));
   }
   return budget;
 }
@@ -73,7 +77,9 @@ ForwardBatch ProfileForwardBatch(int32_t num_tokens, int32_t num_seqs, int32_t m
 std::string KvCachePlan::ToString() const {
   if (!profiled) return absl::StrCat(num_blocks, " KV blocks in ", GiB(budget_bytes), " (host budget)");
   return absl::StrCat(num_blocks, " KV blocks in ", GiB(budget_bytes), " (device ", GiB(total_bytes), ", used ",
-                      GiB(used_bytes), ", measured activation peak ", GiB(activation_peak_bytes), ")");
+                      GiB(used_bytes), ", measured activation peak ", GiB(activation_peak_bytes),
+                      graph_reserve_bytes > 0 ? absl::StrCat(", CUDA-graph reserve ", GiB(graph_reserve_bytes)) : "",
+                      ")");
 }
 
 absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const KvCachePlanOptions& o) {
@@ -108,6 +114,7 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   }
   ASSIGN_OR_RETURN(DeviceMemoryStats peak, backend->MemoryStats());
   plan.activation_peak_bytes = peak.peak_in_use_bytes - start.in_use_bytes;
+  if (o.reserve_graph_memory) plan.graph_reserve_bytes = plan.activation_peak_bytes;
 
   // Drop the temporary cache (one block stays) and measure what is used without it.
   RETURN_IF_ERROR(model->AllocateKvCache(1, o.block_size));
@@ -119,6 +126,7 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   ASSIGN_OR_RETURN(plan.budget_bytes, KvCacheMemoryBudget({.total_bytes = plan.total_bytes,
                                                            .used_bytes = plan.used_bytes,
                                                            .activation_peak_bytes = plan.activation_peak_bytes,
+                                                           .graph_reserve_bytes = plan.graph_reserve_bytes,
                                                            .gpu_memory_utilization = o.gpu_memory_utilization,
                                                            .kv_cache_memory_bytes = o.device_kv_cache_memory_bytes}));
   ASSIGN_OR_RETURN(plan.num_blocks, NumKvBlocksForMemory(plan.budget_bytes, bytes_per_block));

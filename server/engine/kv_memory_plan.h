@@ -13,6 +13,10 @@
 // where `used` is the device memory in use after the step minus the temporary cache and the
 // allocator's cached (reusable) blocks: weights, workspaces, the CUDA context and other processes.
 // An explicit kv_cache_memory_bytes replaces the formula (and must fit in what is free).
+// With CUDA-graph decode (reserve_graph_memory) one more activation peak is subtracted: the graphs'
+// private pool (decode_graph_runner.h) holds about one decode step's activations, which the
+// max-size profile step bounds, and is recorded after the cache exists, so it is estimated here
+// rather than measured.
 // On the CPU the configured host budget is used as is.
 
 #include <cstdint>
@@ -31,6 +35,7 @@ struct KvMemoryBudgetInputs {
   int64_t total_bytes = 0;            // device memory
   int64_t used_bytes = 0;             // in use, excluding activations and the allocator cache
   int64_t activation_peak_bytes = 0;  // measured over the dummy step
+  int64_t graph_reserve_bytes = 0;    // kept for the CUDA-graph pool
   double gpu_memory_utilization = 0.9;
   int64_t kv_cache_memory_bytes = 0;  // > 0: explicit budget
 };
@@ -53,6 +58,7 @@ struct KvCachePlanOptions {
   int64_t host_kv_cache_memory_bytes = 64LL << 20;  // the CPU budget
   double gpu_memory_utilization = 0.9;
   int64_t device_kv_cache_memory_bytes = 0;         // > 0: explicit device budget
+  bool reserve_graph_memory = false;                // CUDA graphs: keep one more activation peak
 };
 
 struct KvCachePlan {
@@ -62,6 +68,7 @@ struct KvCachePlan {
   int64_t total_bytes = 0;
   int64_t used_bytes = 0;
   int64_t activation_peak_bytes = 0;
+  int64_t graph_reserve_bytes = 0;
   std::string ToString() const;
 };
 

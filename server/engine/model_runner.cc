@@ -35,6 +35,19 @@ ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size) 
   return batch;
 }
 
+bool ModelRunner::EnableDecodeGraphs(const DecodeGraphOptions& options) {
+  decode_graphs_ = DecodeGraphRunner::Create(model_, backend_, options);
+  return decode_graphs_ != nullptr;
+}
+
+absl::StatusOr<Tensor> ModelRunner::RunForward(const ForwardBatch& batch) {
+  if (decode_graphs_ != nullptr) {
+    ASSIGN_OR_RETURN(Tensor logits, decode_graphs_->Run(batch));
+    if (logits.defined()) return logits;
+  }
+  return model_->Forward(batch);
+}
+
 absl::Status ModelRunner::Execute(const SchedulerOutput& step,
                                   absl::Span<const SamplingInput> inputs,
                                   std::vector<SampleResult>* results,
@@ -81,7 +94,7 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
   const size_t num_rows = batch.logits_indices.size();
   const size_t num_sample_rows = num_rows - prompt_rows_.size();
   // Always run: prefill chunks that sample nothing still write their KV.
-  ASSIGN_OR_RETURN(Tensor logits, model_->Forward(batch));
+  ASSIGN_OR_RETURN(Tensor logits, RunForward(batch));
   if (num_rows == 0) return absl::OkStatus();
   // On the device when the backend can sample there and every row is supported (device_sampling.h).
   ASSIGN_OR_RETURN(const bool sampled_on_device, SampleStepOnDevice(backend_, logits, step, inputs, results));

@@ -12,11 +12,13 @@
 // preemption needs no notification.
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "server/backend/backend.h"
+#include "server/engine/decode_graph_runner.h"
 #include "server/engine/forward_batch_builder.h"
 #include "server/engine/request_output.h"
 #include "server/model/forward_batch.h"
@@ -72,7 +74,14 @@ class ModelRunner {
                        std::vector<SampleResult>* results,
                        std::vector<PromptLogprobsChunk>* prompt_logprobs = nullptr);
 
+  // Pure-decode steps replay CUDA graphs from now on (decode_graph_runner.h), where the backend
+  // can record them; a no-op elsewhere. Returns whether graphs are on.
+  bool EnableDecodeGraphs(const DecodeGraphOptions& options);
+  const DecodeGraphRunner* decode_graphs() const { return decode_graphs_.get(); }
+
  private:
+  // The step's logits: a decode graph's replay when one applies, else Model::Forward.
+  absl::StatusOr<Tensor> RunForward(const ForwardBatch& batch);
   // Samples the step's sampling rows (the first rows of host_logits_) with the host Sampler.
   absl::Status SampleOnHost(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
                             std::vector<SampleResult>* results);
@@ -90,6 +99,7 @@ class ModelRunner {
   std::vector<SamplerRow> rows_;
   std::vector<SampleResult> row_results_;
   std::vector<int32_t> prompt_rows_;  // extra logits rows of the step (batch row indices)
+  std::unique_ptr<DecodeGraphRunner> decode_graphs_;  // null: eager only
 };
 
 }  // namespace moeserve

@@ -83,7 +83,7 @@ absl::Status DecoderModel::AllocateKvCache(int32_t num_blocks, int32_t block_siz
   return absl::OkStatus();
 }
 
-absl::StatusOr<Tensor> DecoderModel::Forward(const ForwardBatch& batch) {
+absl::Status DecoderModel::ValidateBatch(const ForwardBatch& batch) const {
   if (num_kv_blocks_ == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
   if (batch.block_size != block_size_) {
     return absl::InvalidArgumentError(
@@ -96,12 +96,22 @@ absl::StatusOr<Tensor> DecoderModel::Forward(const ForwardBatch& batch) {
           absl::StrCat("Forward: token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> DecoderModel::Forward(const ForwardBatch& batch) {
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  ASSIGN_OR_RETURN(StepContext ctx, StepContext::Upload(batch, backend_));
+  return ForwardOnDevice(ctx);
+}
+
+absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
+  if (num_kv_blocks_ == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
   Backend* b = backend_;
   const DType act = b->activation_dtype();
-  const int64_t t = batch.num_tokens();
+  const int64_t t = ctx.num_tokens;
   const int64_t d = config_.hidden_size;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  ASSIGN_OR_RETURN(StepContext ctx, StepContext::Upload(batch, b));
 
   ASSIGN_OR_RETURN(Tensor residual, b->Allocate(act, {t, d}));
   ASSIGN_OR_RETURN(Tensor x, b->Allocate(act, {t, d}));
@@ -120,7 +130,7 @@ absl::StatusOr<Tensor> DecoderModel::Forward(const ForwardBatch& batch) {
     const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm : final_norm_;
     RETURN_IF_ERROR(b->AddRmsNorm(block_out, residual, next_norm, eps, x));
   }
-  const int64_t n = static_cast<int64_t>(batch.logits_indices.size());
+  const int64_t n = ctx.logits_indices.defined() ? ctx.logits_indices.dim(0) : 0;
   ASSIGN_OR_RETURN(Tensor rows, b->Allocate(act, {n, d}));
   RETURN_IF_ERROR(b->GatherRows(x, ctx.logits_indices, rows));
   ASSIGN_OR_RETURN(Tensor logits, b->Allocate(act, {n, config_.vocab_size}));

@@ -20,6 +20,8 @@ class DecoderModel : public Model {
   int32_t num_kv_blocks() const override { return num_kv_blocks_; }
   absl::Status AllocateKvCache(int32_t num_blocks, int32_t block_size) override;
   absl::StatusOr<Tensor> Forward(const ForwardBatch& batch) override;
+  absl::Status ValidateBatch(const ForwardBatch& batch) const override;
+  absl::StatusOr<Tensor> ForwardOnDevice(const StepContext& ctx) override;
   absl::StatusOr<ExpertLoad> ReadExpertLoad() override;
   absl::Status ResetExpertLoad() override;
 

@@ -10,6 +10,7 @@
 #include "server/model/config.h"
 #include "server/model/expert_load.h"
 #include "server/model/forward_batch.h"
+#include "server/model/step_context.h"
 
 namespace moeserve {
 
@@ -38,6 +39,21 @@ class Model {
 
   // Logits [logits_indices.size(), vocab] in the backend's activation dtype.
   virtual absl::StatusOr<Tensor> Forward(const ForwardBatch& batch) = 0;
+
+  // Forward split in two for callers that keep the step's inputs on the device (CUDA-graph decode,
+  // server/engine/decode_graph_runner.h): ValidateBatch runs Forward's host checks of `batch`, and
+  // ForwardOnDevice runs the step over inputs already uploaded into `ctx` (as
+  // StepContext::Upload(batch) would), issuing only backend ops: no host copies, no
+  // synchronisation, so a recording backend can capture it. Logits rows = ctx.logits_indices.
+  // Unimplemented for models that do not split (Forward stays the path for them).
+  virtual absl::Status ValidateBatch(const ForwardBatch& batch) const {
+    (void)batch;
+    return absl::UnimplementedError("this model runs only through Forward");
+  }
+  virtual absl::StatusOr<Tensor> ForwardOnDevice(const StepContext& ctx) {
+    (void)ctx;
+    return absl::UnimplementedError("this model runs only through Forward");
+  }
 
   // Tokens routed to each expert of each MoE layer since load or the last ResetExpertLoad(), read
   // from the backend (synchronises: call it right after a step's own synchronisation). Empty for

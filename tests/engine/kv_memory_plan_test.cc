@@ -25,6 +25,14 @@ TEST(KvCacheMemoryBudgetTest, UtilizationMinusUsedMinusActivations) {
   EXPECT_EQ(*b, 900 * kMiB - 200 * kMiB - 30 * kMiB);
 }
 
+TEST(KvCacheMemoryBudgetTest, GraphReserveComesOffLikeActivations) {
+  auto b = KvCacheMemoryBudget({.total_bytes = 1000 * kMiB, .used_bytes = 200 * kMiB,
+                                .activation_peak_bytes = 30 * kMiB, .graph_reserve_bytes = 30 * kMiB,
+                                .gpu_memory_utilization = 0.9});
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(*b, 900 * kMiB - 200 * kMiB - 60 * kMiB);
+}
+
 TEST(KvCacheMemoryBudgetTest, ExplicitBudgetOverridesUtilizationButMustFit) {
   const KvMemoryBudgetInputs in{.total_bytes = 1000 * kMiB, .used_bytes = 200 * kMiB,
                                 .activation_peak_bytes = 30 * kMiB, .gpu_memory_utilization = 0.5,
@@ -132,6 +140,20 @@ TEST(PlanKvCacheTest, MeasuredPathRunsTheProfileStep) {
   EXPECT_EQ(plan->budget_bytes, 900 * kMiB - 200 * kMiB - 40 * kMiB);
   EXPECT_EQ(plan->num_blocks, plan->budget_bytes / (*model)->kv_cache_spec().bytes_per_block(4));
   EXPECT_EQ((*model)->num_kv_blocks(), 1);  // the temporary cache is dropped
+}
+
+TEST(PlanKvCacheTest, CudaGraphsReserveAnotherActivationPeak) {
+  FakeDeviceBackend dev;
+  auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(), &dev);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto plan = PlanKvCache(model->get(), &dev,
+                          {.block_size = 4, .max_num_batched_tokens = 40, .max_num_seqs = 8,
+                           .max_model_len = 32, .gpu_memory_utilization = 0.9,
+                           .reserve_graph_memory = true});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->graph_reserve_bytes, 40 * kMiB);
+  EXPECT_EQ(plan->budget_bytes, 900 * kMiB - 200 * kMiB - 40 * kMiB - 40 * kMiB);
+  EXPECT_THAT(plan->ToString(), HasSubstr("CUDA-graph reserve"));
 }
 
 }  // namespace

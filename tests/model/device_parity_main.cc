@@ -5,7 +5,7 @@
 // (the harness itself: identical by construction).
 //
 //   model_device_parity --device cuda [--model DIR]... [--llama2c stories260K.bin]
-//                       [--no-random] [--steps 48] [--max-gap-rel 0.01]
+//                       [--no-random] [--no-graphs] [--steps 48] [--max-gap-rel 0.01]
 //
 // Models: a random Llama-shaped model written to a temporary directory (unless --no-random), every
 // --model directory, and the llama2.c checkpoint given by --llama2c (converted here).
@@ -16,6 +16,14 @@
 // the bound GPU.md gives for bf16 activations with fp32 accumulation is 1e-2 relative). The first
 // step's logits must also agree: ||dev - cpu|| / ||cpu|| <= 3e-2. Exit 0 all pass, 1 a failure,
 // 77 when the device backend is unavailable.
+//
+// CUDA graphs (issue 6; skipped with --no-graphs or where the backend cannot record): decode
+// batches of 1..17 sequences (inside and at the edges of the buckets 1, 2, 4, 8, 16, 24) over a
+// prefilled cache, run three ways on the device: the padded step eagerly
+// (DecodeGraphRunner::RunPaddedEager), the first Run (warm-up + recording) and the second Run (a
+// replay). The replay must equal the padded eager step bit for bit and must have been a replay;
+// unpadded Model::Forward is reported beside it (other GEMM shapes: ||diff|| / ||eager|| <= 1e-2
+// and the same argmax rows as a sanity bound).
 
 #include <algorithm>
 #include <cmath>
@@ -33,6 +41,7 @@
 #include "absl/strings/str_replace.h"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
+#include "server/engine/decode_graph_runner.h"
 #include "server/model/llama2c_checkpoint.h"
 #include "server/model/model.h"
 #include "server/model/random_model.h"
@@ -90,6 +99,7 @@ struct Options {
   int steps = 48;
   double max_gap_rel = 1e-2;
   int prompt_len = 12;
+  bool graphs = true;
 };
 
 constexpr int32_t kBlockSize = 16;
@@ -201,6 +211,88 @@ absl::StatusOr<bool> CompareModel(const Options& o, const std::string& name, con
   return pass;
 }
 
+// Eager (padded) vs graph-replayed decode logits on the device; true when every case passes.
+absl::StatusOr<bool> CompareGraphs(const Options& o, const std::string& name, const std::string& dir) {
+  constexpr int32_t kMaxSeqs = 17, kMaxLen = kBlocksPerSeq * kBlockSize;
+  Side dev;
+  ASSIGN_OR_RETURN(dev.backend, CreateBackend({.device = o.device, .num_threads = 0}));
+  if (dev.backend->graphs() == nullptr) {
+    std::printf("SKIP %s graphs: the %s backend cannot record graphs\n", name.c_str(), o.device.c_str());
+    return true;
+  }
+  ASSIGN_OR_RETURN(dev.model, LoadModel(dir, dev.backend.get(), {.max_model_len = kMaxLen}));
+  RETURN_IF_ERROR(dev.model->AllocateKvCache(kMaxSeqs * kBlocksPerSeq + 1, kBlockSize));
+  std::unique_ptr<DecodeGraphRunner> runner = DecodeGraphRunner::Create(
+      dev.model.get(), dev.backend.get(), {.max_batch = 24, .block_size = kBlockSize, .max_model_len = kMaxLen});
+  if (runner == nullptr) return absl::InternalError("no DecodeGraphRunner on a backend with graphs");
+  const int64_t vocab = dev.model->config().vocab_size;
+
+  // Every sequence: a random prompt of 1..kMaxLen-1 tokens prefilled on its own blocks.
+  std::mt19937 rng(99);
+  std::uniform_int_distribution<int32_t> token(3, static_cast<int32_t>(vocab) - 1);
+  std::uniform_int_distribution<int32_t> length(1, kMaxLen - 1);
+  std::vector<std::vector<int32_t>> prompts(kMaxSeqs), tables(kMaxSeqs);
+  ForwardBatch prefill{.block_size = kBlockSize, .max_blocks_per_seq = kBlocksPerSeq};
+  for (int32_t s = 0; s < kMaxSeqs; ++s) {
+    prompts[s].resize(s == 0 ? kMaxLen - 1 : length(rng));  // one sequence uses the whole table
+    for (int32_t& t : prompts[s]) t = token(rng);
+    for (int b = 0; b < kBlocksPerSeq; ++b) tables[s].push_back(1 + b * kMaxSeqs + s);
+    prefill.AddSequence(prompts[s], 0, tables[s], false);
+  }
+  RETURN_IF_ERROR(dev.model->Forward(prefill).status());
+
+  auto to_host = [&](const Tensor& t) -> absl::StatusOr<std::vector<float>> {
+    std::vector<float> host(static_cast<size_t>(t.numel()));
+    RETURN_IF_ERROR(dev.backend->CopyToHostF32(t, absl::MakeSpan(host)));
+    return host;
+  };
+  bool pass = true;
+  for (int32_t n : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17}) {
+    // Each sequence decodes its next token (written at the same slot by every run: idempotent).
+    ForwardBatch step{.block_size = kBlockSize, .max_blocks_per_seq = kBlocksPerSeq};
+    for (int32_t s = 0; s < n; ++s) {
+      const int32_t next = token(rng);
+      step.AddSequence(absl::MakeConstSpan(&next, 1), static_cast<int32_t>(prompts[s].size()), tables[s], true);
+    }
+    ASSIGN_OR_RETURN(Tensor padded_t, runner->RunPaddedEager(step));
+    if (!padded_t.defined()) return absl::InternalError(absl::StrCat("batch ", n, " not eligible"));
+    ASSIGN_OR_RETURN(std::vector<float> padded, to_host(padded_t));
+    const int64_t replays_before = runner->replays();
+    ASSIGN_OR_RETURN(Tensor first_t, runner->Run(step));  // warm-up + recording on first use
+    ASSIGN_OR_RETURN(std::vector<float> first, to_host(first_t));
+    ASSIGN_OR_RETURN(Tensor replay_t, runner->Run(step));
+    ASSIGN_OR_RETURN(std::vector<float> replay, to_host(replay_t));
+    const bool replayed = runner->replays() > replays_before;
+    ASSIGN_OR_RETURN(Tensor eager_t, dev.model->Forward(step));
+    ASSIGN_OR_RETURN(std::vector<float> eager, to_host(eager_t));
+
+    const bool bitwise = replay.size() == padded.size() &&
+                         std::memcmp(replay.data(), padded.data(), replay.size() * sizeof(float)) == 0 &&
+                         std::memcmp(first.data(), padded.data(), first.size() * sizeof(float)) == 0;
+    double num = 0, den = 0;
+    bool nan = false;
+    int argmax_diff = 0;
+    for (size_t i = 0; i < eager.size(); ++i) {
+      nan |= !std::isfinite(replay[i]);
+      num += (replay[i] - eager[i]) * double(replay[i] - eager[i]);
+      den += double(eager[i]) * eager[i];
+    }
+    for (int32_t r = 0; r < n; ++r) {
+      argmax_diff += Argmax(&replay[r * vocab], vocab) != Argmax(&eager[r * vocab], vocab);
+    }
+    const double rel = std::sqrt(num / std::max(den, 1e-30));
+    const bool ok = replayed && bitwise && !nan && rel <= 1e-2;
+    pass &= ok;
+    std::printf("%s %s graphs: batch %2d: replay %s padded eager, %s; vs unpadded eager rel %.2e, "
+                "%d argmax rows differ\n",
+                ok ? "PASS" : "FAIL", name.c_str(), n, bitwise ? "==" : "!=",
+                replayed ? "replayed" : "NOT replayed (recording failed, see the log)", rel, argmax_diff);
+  }
+  std::printf("%s %s graphs: %d graphs recorded, %lld replays\n", pass ? "PASS" : "FAIL", name.c_str(),
+              runner->num_graphs(), static_cast<long long>(runner->replays()));
+  return pass;
+}
+
 int Main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -216,11 +308,12 @@ int Main(int argc, char** argv) {
     else if (a == "--model") o.models.push_back(next());
     else if (a == "--llama2c") o.llama2c = next();
     else if (a == "--no-random") o.random = false;
+    else if (a == "--no-graphs") o.graphs = false;
     else if (a == "--steps") o.steps = std::atoi(next().c_str());
     else if (a == "--max-gap-rel") o.max_gap_rel = std::atof(next().c_str());
     else if (a == "--help" || a == "-h") {
       std::printf("usage: model_device_parity --device cuda|cpu [--model DIR]... [--llama2c FILE.bin] "
-                  "[--no-random] [--steps N] [--max-gap-rel X]\n");
+                  "[--no-random] [--no-graphs] [--steps N] [--max-gap-rel X]\n");
       return 0;
     } else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
@@ -283,6 +376,10 @@ int Main(int argc, char** argv) {
     absl::StatusOr<bool> r = CompareModel(o, name, dir);
     if (!r.ok()) std::printf("FAIL %s: %s\n", name.c_str(), r.status().ToString().c_str());
     if (!r.ok() || !*r) ++failed;
+    if (!o.graphs) continue;
+    absl::StatusOr<bool> g = CompareGraphs(o, name, dir);
+    if (!g.ok()) std::printf("FAIL %s graphs: %s\n", name.c_str(), g.status().ToString().c_str());
+    if (!g.ok() || !*g) ++failed;
   }
   std::printf("%zu models, %d failed\n", models.size(), failed);
   return failed == 0 ? 0 : 1;

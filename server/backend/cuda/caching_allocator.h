@@ -10,7 +10,17 @@
 // (the CUDA backend's case): a kernel queued after the reuse runs after every kernel that used the
 // block before.
 //
-// Thread safety: safe for concurrent use (Tensors may be released on any thread).
+// Private pools (for CUDA graphs): between BeginPool(id) and EndPool() every allocation comes from
+// pool `id`, whose blocks are never handed to allocations outside the pool, even after they are
+// freed (a freed pool block goes back to its pool's own free list). A captured graph keeps using
+// the addresses it was captured with, so its blocks must stay out of everyone else's reach between
+// replays; graphs that never run concurrently may share one pool (their intermediate blocks
+// overlap, as the stream orders them). ReleaseCached() keeps pool blocks; ReleasePool() returns a
+// pool's free blocks.
+//
+// Thread safety: safe for concurrent use (Tensors may be released on any thread). The active pool
+// is one per allocator, not per thread: only one thread (the engine thread) may allocate while a
+// pool is active.
 
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +49,8 @@ class CachingAllocator {
     // Raw allocations since the last Mark(): after warm-up these are cache misses (a steady-state
     // step should cause none).
     int64_t raw_allocs_since_mark = 0;
+    // Bytes owned by private pools (in use or free there); included in in_use/cached above.
+    size_t pool_bytes = 0;
   };
 
   static constexpr size_t kMinBlock = 512;
@@ -62,6 +74,16 @@ class CachingAllocator {
   void Mark();
   Stats stats() const;
 
+  // A new private pool id (> 0).
+  int CreatePool();
+  // Allocations go to pool `id` until EndPool(). REQUIRES: id from CreatePool, no pool active.
+  void BeginPool(int id);
+  void EndPool();
+  // Returns pool `id`'s free blocks to the raw allocator (its blocks in use stay in the pool).
+  void ReleasePool(int id);
+  // Bytes owned by pool `id` (in use or free).
+  size_t pool_bytes(int id) const;
+
   // The size class of a request.
   static size_t RoundSize(size_t bytes);
   // Whether a cached block of `block` bytes may serve a request rounded to `rounded` bytes
@@ -71,13 +93,23 @@ class CachingAllocator {
   }
 
  private:
-  void ReleaseCachedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  struct Block {
+    size_t size = 0;
+    int pool = 0;  // 0: the shared cache
+  };
+  // Free blocks of one pool (0: the shared cache) by size.
+  using FreeList = std::multimap<size_t, void*>;
+
+  void ReleaseListLocked(FreeList* list) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   RawOps ops_;
   mutable absl::Mutex mu_;
-  std::multimap<size_t, void*> free_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<void*, size_t> in_use_ ABSL_GUARDED_BY(mu_);
+  std::map<int, FreeList> free_ ABSL_GUARDED_BY(mu_);
+  std::map<int, size_t> pool_bytes_ ABSL_GUARDED_BY(mu_);  // per private pool
+  std::unordered_map<void*, Block> in_use_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  int active_pool_ ABSL_GUARDED_BY(mu_) = 0;
+  int next_pool_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace moeserve

@@ -78,6 +78,7 @@ absl::Status CudaBackend::Init() {
 }
 
 CudaBackend::~CudaBackend() {
+  graphs_.reset();  // its graphs run on stream_
   cudaStreamSynchronize(stream_);
   for (auto& [key, plan] : lt_plans_) {
     cublasLtMatrixLayoutDestroy(plan.a);
@@ -91,6 +92,11 @@ CudaBackend::~CudaBackend() {
   cublasDestroy(cublas_);
   cudaStreamDestroy(stream_);
   // Cached blocks go back to the device when the last tensor is gone (allocator_ is shared).
+}
+
+GraphCapture* CudaBackend::graphs() {
+  if (graphs_ == nullptr) graphs_ = std::make_unique<CudaGraphs>(stream_, allocator_);
+  return graphs_.get();
 }
 
 absl::StatusOr<Tensor> CudaBackend::Allocate(DType dtype, Shape shape) {

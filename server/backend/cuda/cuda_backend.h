@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "server/backend/backend.h"
 #include "server/backend/cuda/caching_allocator.h"
+#include "server/backend/cuda/cuda_graphs.h"
 #include "server/backend/registry.h"
 
 namespace moeserve {
@@ -44,6 +45,9 @@ class CudaBackend : public Backend {
   CachingAllocator::Stats allocator_stats() const { return allocator_->stats(); }
   // The one stream every op runs on (for benchmarks that time ops with CUDA events).
   cudaStream_t stream() const { return stream_; }
+
+  // Stream capture into a private allocator pool (cuda_graphs.h), created on first use.
+  GraphCapture* graphs() override;
 
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
   absl::StatusOr<Tensor> CreateWeight(absl::Span<const float> values, Shape shape) override;
@@ -131,6 +135,7 @@ class CudaBackend : public Backend {
   // state step allocates nothing. Its size is bounded by the split heuristic (kernels::PlanMla).
   Tensor mla_workspace_;
   int num_sms_ = 0;  // queried on first MLA use
+  std::unique_ptr<CudaGraphs> graphs_;
 };
 
 // The registry's factory (declared in registry.cc under MOESERVE_HAS_CUDA_BACKEND).
