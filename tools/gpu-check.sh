@@ -183,10 +183,10 @@ else
   if [[ -f "$model8b/config.json" ]]; then
     weight_bytes=$(find "$model8b" -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
     step "llama3-8b decode" decode_8b.log "$bin/moeserve-decode-bench" --model "$model8b" --device cuda \
-      --batch 1,64,256 --prompt-len 32 --steps 32
+      --batch 1,64,256 --prompt-len 32 --steps 32 --cuda-graphs both
     results+=("llama3_8b_weights $(awk -v b="$weight_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')")
-    while read -r b ms misses; do
-      line="decode_b${b} ${ms} ms/step, allocator misses ${misses}"
+    while read -r b g ms misses; do
+      line="decode_b${b} graphs ${g} ${ms} ms/step, allocator misses ${misses}"
       if [[ -n "$copy_gbps" ]]; then
         # Roofline: every weight byte read once per step at the measured copy bandwidth (a copy reads
         # and writes, so its GB/s is the read+write rate: the read-only rate is at least that).
@@ -195,7 +195,7 @@ else
         [[ "$b" == 1 ]] && line+=" (goal <= 1.25)"
       fi
       results+=("$line")
-    done < <(sed -n 's/^decode batch=\([0-9]*\) median_ms=\([0-9.]*\) misses=\(-\?[0-9]*\)/\1 \2 \3/p' "$out/decode_8b.log")
+    done < <(sed -n 's/^decode batch=\([0-9]*\) graphs=\([a-z]*\) median_ms=\([0-9.]*\) misses=\(-\?[0-9]*\)/\1 \2 \3 \4/p' "$out/decode_8b.log")
   fi
 fi
 
