@@ -297,6 +297,29 @@ TEST(SchedulerTest, PrefixHitAcrossRequests) {
   EXPECT_EQ(h.kv().usage().prefix_hit_tokens, 20);
 }
 
+TEST(SchedulerTest, SkipPrefixCacheLookupComputesTheWholePromptAndStillCaches) {
+  Harness h(Config(64, 4), Kv(60));
+  std::vector<int32_t> prompt = Prompt(21, 6);
+  ASSERT_TRUE(h.scheduler().AddRequest(Spec(1, prompt, 3)).ok());
+  h.RunToCompletion();
+  RequestSpec skipping = Spec(2, prompt, 3);
+  skipping.skip_prefix_cache_lookup = true;
+  ASSERT_TRUE(h.scheduler().AddRequest(skipping).ok());
+  const SchedulerOutput& out = h.Begin();
+  ASSERT_EQ(out.scheduled.size(), 1u);
+  EXPECT_EQ(Find(out, 2)->start_position, 0);
+  EXPECT_EQ(Find(out, 2)->num_new_tokens, 21);
+  EXPECT_EQ(h.scheduler().GetRequest(2)->num_cached_prompt_tokens(), 0);
+  h.Finish();
+  h.RunToCompletion();
+  EXPECT_EQ(h.outputs()[2], ReferenceOutput(skipping, 64, 64));
+  // Its blocks (or the equal ones already cached) still serve the next request.
+  ASSERT_TRUE(h.scheduler().AddRequest(Spec(3, prompt, 3)).ok());
+  EXPECT_EQ(h.Begin().scheduled.at(0).start_position, 20);
+  h.Finish();
+  h.RunToCompletion();
+}
+
 TEST(SchedulerTest, IdenticalPromptRecomputesItsLastToken) {
   Harness h(Config(64, 4), Kv(60));
   ASSERT_TRUE(h.scheduler().AddRequest(Spec(1, Prompt(16, 5), 1)).ok());
