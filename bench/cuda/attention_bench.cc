@@ -11,7 +11,6 @@
 // working set. CUDA events after warm-up, median of --iters runs.
 // Usage: moeserve-attention-bench [--iters N] [--quick]
 
-#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -26,94 +25,15 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda/bench_ceilings.h"
 #include "cuda/attention_plan.h"
 #include "cuda/flash_attention.cuh"
 
 namespace {
 
-#define CHECK_CUDA(expr)                                                                          \
-  do {                                                                                            \
-    cudaError_t _e = (expr);                                                                      \
-    if (_e != cudaSuccess) {                                                                      \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(_e)); \
-      std::exit(1);                                                                               \
-    }                                                                                             \
-  } while (0)
-#define CHECK_CUBLAS(expr)                                                                              \
-  do {                                                                                                  \
-    cublasStatus_t _s = (expr);                                                                         \
-    if (_s != CUBLAS_STATUS_SUCCESS) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cublasGetStatusString(_s));    \
-      std::exit(1);                                                                                     \
-    }                                                                                                   \
-  } while (0)
-
 namespace k = moeserve::kernels;
+namespace mb = moeserve::bench;
 constexpr int kBlock = 16;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Median milliseconds of fn(i) over iters runs after 3 warm-up calls, each timed with events.
-template <class Fn>
-double TimeMs(int iters, Fn fn) {
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i) fn(i);
-  CHECK_CUDA(cudaDeviceSynchronize());
-  std::vector<double> ms;
-  for (int i = 0; i < iters; ++i) {
-    CHECK_CUDA(cudaEventRecord(a));
-    fn(i);
-    CHECK_CUDA(cudaEventRecord(b));
-    CHECK_CUDA(cudaEventSynchronize(b));
-    float t = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  CHECK_CUDA(cudaEventDestroy(a));
-  CHECK_CUDA(cudaEventDestroy(b));
-  return Median(ms);
-}
-
-// Read + write GB/s of a 1 GiB device-to-device copy.
-double CopyCeilingGbps(int iters) {
-  const size_t bytes = size_t{1} << 30;
-  void *src = nullptr, *dst = nullptr;
-  CHECK_CUDA(cudaMalloc(&src, bytes));
-  CHECK_CUDA(cudaMalloc(&dst, bytes));
-  CHECK_CUDA(cudaMemset(src, 1, bytes));
-  const double ms = TimeMs(iters, [&](int) { CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice)); });
-  CHECK_CUDA(cudaFree(src));
-  CHECK_CUDA(cudaFree(dst));
-  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
-}
-
-// TFLOP/s of an n³ bf16 GEMM with fp32 accumulation (cuBLAS).
-double GemmCeilingTflops(int n, int iters) {
-  cublasHandle_t h;
-  CHECK_CUBLAS(cublasCreate(&h));
-  const size_t bytes = size_t{1} * n * n * 2;
-  void *a, *b, *c;
-  CHECK_CUDA(cudaMalloc(&a, bytes));
-  CHECK_CUDA(cudaMalloc(&b, bytes));
-  CHECK_CUDA(cudaMalloc(&c, bytes));
-  CHECK_CUDA(cudaMemset(a, 0x3c, bytes));
-  CHECK_CUDA(cudaMemset(b, 0x3c, bytes));
-  const float alpha = 1.0f, beta = 0.0f;
-  const double ms = TimeMs(iters, [&](int) {
-    CHECK_CUBLAS(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n, b, CUDA_R_16BF, n,
-                              &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  });
-  CHECK_CUDA(cudaFree(a));
-  CHECK_CUDA(cudaFree(b));
-  CHECK_CUDA(cudaFree(c));
-  CHECK_CUBLAS(cublasDestroy(h));
-  return 2.0 * n * n * static_cast<double>(n) / (ms * 1e-3) / 1e12;
-}
 
 struct Case {
   std::string label;
@@ -136,32 +56,32 @@ Result RunCase(const Case& c, int num_sms, int iters) {
   const int tables = static_cast<int>(std::clamp<size_t>(((size_t{512} << 20) + cache_bytes - 1) / cache_bytes, 1, 64));
   const int64_t pool = nb * tables;
   void *kc, *vc;
-  CHECK_CUDA(cudaMalloc(&kc, pool * block_bytes));
-  CHECK_CUDA(cudaMalloc(&vc, pool * block_bytes));
-  CHECK_CUDA(cudaMemset(kc, 0x3c, pool * block_bytes));  // bf16 0x3c3c ≈ 0.0115
-  CHECK_CUDA(cudaMemset(vc, 0x3c, pool * block_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&kc, pool * block_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&vc, pool * block_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemset(kc, 0x3c, pool * block_bytes));  // bf16 0x3c3c ≈ 0.0115
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemset(vc, 0x3c, pool * block_bytes));
   std::mt19937 rng(7);
   std::vector<int32_t> perm(pool);
   std::iota(perm.begin(), perm.end(), 0);
   std::shuffle(perm.begin(), perm.end(), rng);
   int32_t* d_tables;
-  CHECK_CUDA(cudaMalloc(&d_tables, perm.size() * 4));
-  CHECK_CUDA(cudaMemcpy(d_tables, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&d_tables, perm.size() * 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(d_tables, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
   std::vector<int32_t> qsl(c.batch + 1), lens(c.batch, c.ctx);
   for (int s = 0; s <= c.batch; ++s) qsl[s] = s * c.q_len;
   const int tokens = c.batch * c.q_len;
   int32_t *d_qsl, *d_lens;
-  CHECK_CUDA(cudaMalloc(&d_qsl, qsl.size() * 4));
-  CHECK_CUDA(cudaMalloc(&d_lens, lens.size() * 4));
-  CHECK_CUDA(cudaMemcpy(d_qsl, qsl.data(), qsl.size() * 4, cudaMemcpyHostToDevice));
-  CHECK_CUDA(cudaMemcpy(d_lens, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&d_qsl, qsl.size() * 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&d_lens, lens.size() * 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(d_qsl, qsl.data(), qsl.size() * 4, cudaMemcpyHostToDevice));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(d_lens, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
   const size_t q_bytes = size_t{1} * tokens * c.heads * c.dim * 2;
   void *q, *out, *flags;
-  CHECK_CUDA(cudaMalloc(&q, q_bytes));
-  CHECK_CUDA(cudaMalloc(&out, q_bytes));
-  CHECK_CUDA(cudaMalloc(&flags, 4));
-  CHECK_CUDA(cudaMemset(q, 0x3c, q_bytes));
-  CHECK_CUDA(cudaMemset(flags, 0, 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&q, q_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&out, q_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&flags, 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemset(q, 0x3c, q_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemset(flags, 0, 4));
 
   const k::AttentionPlan plan = k::PlanAttention({.num_seqs = c.batch,
                                                   .num_heads = c.heads,
@@ -173,7 +93,7 @@ Result RunCase(const Case& c, int num_sms, int iters) {
                                                   .max_seq_len = c.ctx,
                                                   .sm_count = num_sms});
   void* ws = nullptr;
-  if (plan.workspace_bytes > 0) CHECK_CUDA(cudaMalloc(&ws, plan.workspace_bytes));
+  if (plan.workspace_bytes > 0) MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&ws, plan.workspace_bytes));
   k::FlashAttentionParams p;
   p.q = static_cast<const __nv_bfloat16*>(q);
   p.k_cache = static_cast<const __nv_bfloat16*>(kc);
@@ -192,13 +112,13 @@ Result RunCase(const Case& c, int num_sms, int iters) {
   p.plan = plan;
   p.workspace = ws;
   p.error_flags = static_cast<unsigned*>(flags);
-  const double ms = TimeMs(iters, [&](int i) {
+  const double ms = mb::TimeMs(iters, nullptr, [&](int i) {
     k::FlashAttentionParams pi = p;
     pi.block_tables = d_tables + static_cast<int64_t>(i % tables) * nb;
-    CHECK_CUDA(k::LaunchFlashAttention(pi, nullptr));
+    MOESERVE_BENCH_CHECK_CUDA(k::LaunchFlashAttention(pi, nullptr));
   });
   unsigned host_flags = 0;
-  CHECK_CUDA(cudaMemcpy(&host_flags, flags, 4, cudaMemcpyDeviceToHost));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(&host_flags, flags, 4, cudaMemcpyDeviceToHost));
   if (host_flags != 0) {
     std::fprintf(stderr, "%s: device error flags 0x%x\n", c.label.c_str(), host_flags);
     std::exit(1);
@@ -212,7 +132,7 @@ Result RunCase(const Case& c, int num_sms, int iters) {
   const double flops = 4.0 * c.dim * c.heads * pairs * c.batch;
   for (void* ptr : {kc, vc, static_cast<void*>(d_tables), static_cast<void*>(d_qsl), static_cast<void*>(d_lens), q,
                     out, flags, ws}) {
-    if (ptr != nullptr) CHECK_CUDA(cudaFree(ptr));
+    if (ptr != nullptr) MOESERVE_BENCH_CHECK_CUDA(cudaFree(ptr));
   }
   return {c, plan, ms, bytes / (ms * 1e-3) / 1e9, flops / (ms * 1e-3) / 1e12};
 }
@@ -227,15 +147,15 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
   }
   int dev = 0, num_sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
+  if (!mb::HasCudaDevice() || cudaGetDevice(&dev) != cudaSuccess) {
     std::printf("SKIP: no CUDA device\n");
     return 77;
   }
   cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, dev));
-  CHECK_CUDA(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev));
-  const double copy_gbps = CopyCeilingGbps(iters);
-  const double gemm_tflops = GemmCeilingTflops(8192, std::max(5, iters / 5));
+  MOESERVE_BENCH_CHECK_CUDA(cudaGetDeviceProperties(&prop, dev));
+  MOESERVE_BENCH_CHECK_CUDA(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev));
+  const double copy_gbps = mb::CopyCeilingGbps(iters);
+  const double gemm_tflops = mb::GemmCeilingTflops(8192, std::max(5, iters / 5));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, num_sms, prop.l2CacheSize >> 20);
   std::printf("copy_gbps=%.0f\ngemm_tflops=%.0f\n", copy_gbps, gemm_tflops);
 

@@ -21,67 +21,19 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda/bench_ceilings.h"
 #include "cuda/mla_attention.cuh"
 #include "cuda/mla_plan.h"
 
 namespace {
 
-#define CHECK_CUDA(expr)                                                                     \
-  do {                                                                                       \
-    cudaError_t _e = (expr);                                                                 \
-    if (_e != cudaSuccess) {                                                                 \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(_e)); \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
-
 using moeserve::kernels::LaunchMlaAttention;
 using moeserve::kernels::MlaAttentionParams;
 using moeserve::kernels::MlaPlan;
 using moeserve::kernels::PlanMla;
+namespace mb = moeserve::bench;
 
 constexpr int kL = 512, kR = 64, kBlock = 16;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// Median milliseconds of `fn(i)` over iters runs after warm-up, each timed with events.
-template <class Fn>
-double TimeMs(int iters, Fn fn) {
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  for (int i = 0; i < 3; ++i) fn(i);
-  CHECK_CUDA(cudaDeviceSynchronize());
-  std::vector<double> ms;
-  for (int i = 0; i < iters; ++i) {
-    CHECK_CUDA(cudaEventRecord(a));
-    fn(i);
-    CHECK_CUDA(cudaEventRecord(b));
-    CHECK_CUDA(cudaEventSynchronize(b));
-    float t = 0;
-    CHECK_CUDA(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  CHECK_CUDA(cudaEventDestroy(a));
-  CHECK_CUDA(cudaEventDestroy(b));
-  return Median(ms);
-}
-
-// Read + write GB/s of a large device-to-device copy.
-double CopyCeilingGbps(int iters) {
-  const size_t bytes = size_t{1} << 30;
-  void *src = nullptr, *dst = nullptr;
-  CHECK_CUDA(cudaMalloc(&src, bytes));
-  CHECK_CUDA(cudaMalloc(&dst, bytes));
-  CHECK_CUDA(cudaMemset(src, 1, bytes));
-  const double ms = TimeMs(iters, [&](int) { CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice)); });
-  CHECK_CUDA(cudaFree(src));
-  CHECK_CUDA(cudaFree(dst));
-  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
-}
 
 struct Case {
   int batch, ctx, heads;
@@ -101,33 +53,33 @@ Result RunCase(const Case& c, int num_sms, int iters) {
   std::vector<void*> caches(kCopies), tables(kCopies);
   std::mt19937 rng(7);
   for (int k = 0; k < kCopies; ++k) {
-    CHECK_CUDA(cudaMalloc(&caches[k], cache_bytes));
-    CHECK_CUDA(cudaMemset(caches[k], 0x3c, cache_bytes));  // bf16 0x3c3c ≈ 0.0115
+    MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&caches[k], cache_bytes));
+    MOESERVE_BENCH_CHECK_CUDA(cudaMemset(caches[k], 0x3c, cache_bytes));  // bf16 0x3c3c ≈ 0.0115
     std::vector<int32_t> perm(nb);
     std::iota(perm.begin(), perm.end(), 0);
     std::shuffle(perm.begin(), perm.end(), rng);
-    CHECK_CUDA(cudaMalloc(&tables[k], perm.size() * 4));
-    CHECK_CUDA(cudaMemcpy(tables[k], perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
+    MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&tables[k], perm.size() * 4));
+    MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(tables[k], perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
   }
   std::vector<int32_t> qsl(c.batch + 1), lens(c.batch, c.ctx);
   std::iota(qsl.begin(), qsl.end(), 0);
   void *d_qsl, *d_lens, *q, *qpe, *out, *flags;
   const size_t q_bytes = size_t{1} * c.batch * c.heads * kL * 2;
-  CHECK_CUDA(cudaMalloc(&d_qsl, qsl.size() * 4));
-  CHECK_CUDA(cudaMalloc(&d_lens, lens.size() * 4));
-  CHECK_CUDA(cudaMemcpy(d_qsl, qsl.data(), qsl.size() * 4, cudaMemcpyHostToDevice));
-  CHECK_CUDA(cudaMemcpy(d_lens, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
-  CHECK_CUDA(cudaMalloc(&q, q_bytes));
-  CHECK_CUDA(cudaMalloc(&qpe, q_bytes / 8));
-  CHECK_CUDA(cudaMalloc(&out, q_bytes));
-  CHECK_CUDA(cudaMalloc(&flags, 4));
-  CHECK_CUDA(cudaMemset(q, 0x3c, q_bytes));
-  CHECK_CUDA(cudaMemset(qpe, 0x3c, q_bytes / 8));
-  CHECK_CUDA(cudaMemset(flags, 0, 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&d_qsl, qsl.size() * 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&d_lens, lens.size() * 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(d_qsl, qsl.data(), qsl.size() * 4, cudaMemcpyHostToDevice));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(d_lens, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&q, q_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&qpe, q_bytes / 8));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&out, q_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&flags, 4));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemset(q, 0x3c, q_bytes));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemset(qpe, 0x3c, q_bytes / 8));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemset(flags, 0, 4));
 
   const MlaPlan plan = PlanMla(c.batch, c.heads, kL, kR, c.ctx, num_sms);
   void* ws = nullptr;
-  if (plan.workspace_bytes() > 0) CHECK_CUDA(cudaMalloc(&ws, plan.workspace_bytes()));
+  if (plan.workspace_bytes() > 0) MOESERVE_BENCH_CHECK_CUDA(cudaMalloc(&ws, plan.workspace_bytes()));
   MlaAttentionParams p;
   p.q_latent = static_cast<const __nv_bfloat16*>(q);
   p.q_pe = static_cast<const __nv_bfloat16*>(qpe);
@@ -146,24 +98,24 @@ Result RunCase(const Case& c, int num_sms, int iters) {
   p.workspace = static_cast<float*>(ws);
   p.workspace_bytes = plan.workspace_bytes();
   p.error_flags = static_cast<unsigned*>(flags);
-  const double ms = TimeMs(iters, [&](int i) {
+  const double ms = mb::TimeMs(iters, nullptr, [&](int i) {
     MlaAttentionParams pi = p;
     pi.cache = static_cast<const __nv_bfloat16*>(caches[i % kCopies]);
     pi.block_tables = static_cast<const int32_t*>(tables[i % kCopies]);
-    CHECK_CUDA(LaunchMlaAttention(pi, plan, nullptr));
+    MOESERVE_BENCH_CHECK_CUDA(LaunchMlaAttention(pi, plan, nullptr));
   });
   unsigned host_flags = 0;
-  CHECK_CUDA(cudaMemcpy(&host_flags, flags, 4, cudaMemcpyDeviceToHost));
+  MOESERVE_BENCH_CHECK_CUDA(cudaMemcpy(&host_flags, flags, 4, cudaMemcpyDeviceToHost));
   if (host_flags != 0) {
     std::fprintf(stderr, "device error flags 0x%x\n", host_flags);
     std::exit(1);
   }
   for (int k = 0; k < kCopies; ++k) {
-    CHECK_CUDA(cudaFree(caches[k]));
-    CHECK_CUDA(cudaFree(tables[k]));
+    MOESERVE_BENCH_CHECK_CUDA(cudaFree(caches[k]));
+    MOESERVE_BENCH_CHECK_CUDA(cudaFree(tables[k]));
   }
   for (void* ptr : {d_qsl, d_lens, q, qpe, out, flags, ws}) {
-    if (ptr != nullptr) CHECK_CUDA(cudaFree(ptr));
+    if (ptr != nullptr) MOESERVE_BENCH_CHECK_CUDA(cudaFree(ptr));
   }
   const double latent_bytes = double(c.batch) * c.ctx * (kL + kR) * 2;
   const double flops = 2.0 * c.batch * c.ctx * c.heads * double(kL + kR + kL);
@@ -179,17 +131,16 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
   }
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+  if (!mb::HasCudaDevice()) {
     std::printf("SKIP: no CUDA device\n");
     return 77;
   }
   cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  MOESERVE_BENCH_CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   int num_sms = 0;
-  CHECK_CUDA(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
+  MOESERVE_BENCH_CHECK_CUDA(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0));
   std::printf("device: %s, %d SMs, L2 %d MiB\n", prop.name, num_sms, prop.l2CacheSize >> 20);
-  const double copy = CopyCeilingGbps(iters);
+  const double copy = mb::CopyCeilingGbps(iters);
   std::printf("copy_gbps=%.0f (1 GiB D2D, read + write)\n", copy);
 
   std::vector<Case> cases = {{64, 4096, 128}, {128, 4096, 128}, {64, 4096, 16}, {128, 4096, 16}};
