@@ -817,7 +817,8 @@ class LiveServerTest(unittest.TestCase):
         with open(key_file, "w") as f:
             f.write("# test\nlive-test-key\n")
         port, metrics_port = free_port(), free_port()
-        repl = {"--model": os.path.join(ARGS.source, "tests", "fixtures", "models", "llama"),
+        # The container's own default model (a DeepSeek-V3 MoE), so MoE-only series are exported too.
+        repl = {"--model": os.path.join(ARGS.source, "models", "default"),
                 "--host": "127.0.0.1", "--port": str(port), "--metrics-port": str(metrics_port),
                 "--device": "auto", "--kv-cache-mib": "16", "--api-key-file": key_file}
         for k, v in flags.items():
