@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Python client (clients/python) against a `moeserve serve` child process: streaming and
-blocking generate, tokenize/detokenize, model info, health, status codes, API keys, and SIGTERM
-(drain, exit 0). Exits 77 (skipped) when grpcio or grpcio-tools is missing."""
+blocking generate, parallel samples (n = 2) and prompt logprobs, tokenize/detokenize, model info,
+health, status codes, API keys, and SIGTERM (drain, exit 0). Exits 77 (skipped) when grpcio or grpcio-tools is missing."""
 
 import argparse
 import os
@@ -95,6 +95,24 @@ class FixtureModelTest(unittest.TestCase):
         self.assertEqual(done.request_id, "py-1")
         self.assertEqual(done.usage.prompt_tokens, 3)
         self.assertEqual(done.usage.completion_tokens, 12)
+
+    def test_parallel_samples_and_prompt_logprobs(self):
+        done = self.client.generate_all(token_ids=[1, 5, 7, 9], max_tokens=5, n=2, seed=11,
+                                        temperature=1.0, ignore_eos=True, prompt_logprobs=2)
+        self.assertEqual([c.index for c in done], [0, 1])
+        for c in done:
+            self.assertEqual(len(c.token_ids), 5)
+            self.assertEqual(c.finish_reason, "length")
+            self.assertEqual(c.usage.prompt_tokens, 4)
+            self.assertEqual(c.usage.completion_tokens, 10)
+        # Prompt positions 1..3, once (on completion 0), each with its 2 alternatives.
+        self.assertEqual([p.token_id for p in done[0].prompt_logprobs], [5, 7, 9])
+        for p in done[0].prompt_logprobs:
+            self.assertLessEqual(p.logprob, 0.0)
+            self.assertEqual(len(p.top), 2)
+        self.assertEqual(done[1].prompt_logprobs, [])
+        with self.assertRaises(ValueError):
+            self.client.generate(token_ids=[1, 5], max_tokens=2, n=2)
 
     def test_bad_input_is_invalid_argument_naming_the_field(self):
         with self.assertRaises(grpc.RpcError) as e:

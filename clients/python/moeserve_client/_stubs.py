@@ -1,9 +1,12 @@
 """The generated moeserve.v1 modules (inference_pb2, inference_pb2_grpc).
 
 They are generated from proto/moeserve/v1/inference.proto with grpcio-tools: at build time by
-setup.py, or on first import from a source checkout (into moeserve_client/_generated, or a
-temporary directory when the package directory is read-only). The generated code imports itself
-as the top-level package `moeserve.v1`, so its directory is put on sys.path.
+setup.py, or on import from a source checkout into moeserve_client/_generated (or
+$MOESERVE_CLIENT_STUBS_DIR, which the CTest sets to the build dir; a temporary directory when the
+target is read-only). In a checkout the stubs are regenerated whenever a .proto file under the
+proto root is newer than them, so a proto change never leaves stale stubs behind; an installed
+package (no proto root) uses the stubs it shipped with. The generated code imports itself as the
+top-level package `moeserve.v1`, so its directory is put on sys.path.
 """
 
 import importlib
@@ -16,7 +19,8 @@ PACKAGE_GENERATED_DIR = os.path.join(PACKAGE_DIR, "_generated")
 PROTO = "moeserve/v1/inference.proto"
 
 
-def _proto_root():
+def _find_proto_root():
+    """The directory holding moeserve/v1/inference.proto, or None (an installed package)."""
     env = os.environ.get("MOESERVE_PROTO_DIR")
     candidates = ([env] if env else []) + [
         os.path.join(PACKAGE_DIR, "..", "..", "..", "proto"),  # source checkout
@@ -24,9 +28,36 @@ def _proto_root():
     for root in candidates:
         if os.path.isfile(os.path.join(root, PROTO)):
             return os.path.abspath(root)
-    raise ImportError(
-        "moeserve_client: no generated stubs and no proto/moeserve/v1/inference.proto found; "
-        "install the package with pip or set MOESERVE_PROTO_DIR")
+    return None
+
+
+def _proto_root():
+    root = _find_proto_root()
+    if root is None:
+        raise ImportError(
+            "moeserve_client: no generated stubs and no proto/moeserve/v1/inference.proto found; "
+            "install the package with pip or set MOESERVE_PROTO_DIR")
+    return root
+
+
+def _newest_proto_mtime(root):
+    newest = 0.0
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".proto"):
+                newest = max(newest, os.path.getmtime(os.path.join(dirpath, f)))
+    return newest
+
+
+def _stubs_current(out_dir, proto_root):
+    """True when out_dir holds stubs at least as new as every .proto under proto_root."""
+    paths = [os.path.join(out_dir, "moeserve", "v1", n)
+             for n in ("inference_pb2.py", "inference_pb2_grpc.py")]
+    if not all(os.path.isfile(p) for p in paths):
+        return False
+    if proto_root is None:
+        return True
+    return min(os.path.getmtime(p) for p in paths) >= _newest_proto_mtime(proto_root)
 
 
 def generate(out_dir):
@@ -50,12 +81,13 @@ def generate(out_dir):
 
 
 def _generated_dir():
-    marker = os.path.join("moeserve", "v1", "inference_pb2_grpc.py")
-    if os.path.isfile(os.path.join(PACKAGE_GENERATED_DIR, marker)):
-        return PACKAGE_GENERATED_DIR
+    target = os.environ.get("MOESERVE_CLIENT_STUBS_DIR") or PACKAGE_GENERATED_DIR
+    proto_root = _find_proto_root()
+    if _stubs_current(target, proto_root):
+        return target
     try:
-        generate(PACKAGE_GENERATED_DIR)
-        return PACKAGE_GENERATED_DIR
+        generate(target)
+        return target
     except OSError:
         out = tempfile.mkdtemp(prefix="moeserve_client_")
         generate(out)

@@ -17,7 +17,8 @@ _HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKN
 
 @dataclasses.dataclass
 class Completion:
-    """A whole Generate stream."""
+    """One completion of a Generate stream (index in [0, n); 0 when n = 1). usage and timings are
+    the request's: prompt counted once, completion tokens summed over all n completions."""
     request_id: str
     text: str
     token_ids: List[int]
@@ -26,6 +27,9 @@ class Completion:
     timings: "pb2.Timings"
     stop_string: str = ""
     logprobs: List["pb2.TokenLogprobs"] = dataclasses.field(default_factory=list)
+    index: int = 0
+    # With prompt_logprobs=k: one entry per prompt position 1..P-1 (completion 0 only).
+    prompt_logprobs: List["pb2.TokenLogprobs"] = dataclasses.field(default_factory=list)
 
 
 def _encode_health_request(service: str) -> bytes:
@@ -139,19 +143,36 @@ class Client:
 
     def generate(self, prompt: Optional[str] = None, *, timeout: Optional[float] = None,
                  **kwargs) -> Completion:
-        """The whole completion at once (blocking)."""
-        text, ids, logprobs = [], [], []
-        last = None
+        """The whole completion at once (blocking). With n > 1 use generate_all."""
+        if (kwargs.get("n") or 1) > 1:
+            raise ValueError("generate returns one completion; use generate_all for n > 1")
+        return self.generate_all(prompt, timeout=timeout, **kwargs)[0]
+
+    def generate_all(self, prompt: Optional[str] = None, *, timeout: Optional[float] = None,
+                     **kwargs) -> List[Completion]:
+        """All n completions (SamplingParams.n, default 1) at once (blocking), ordered by index.
+        The stream interleaves them; responses are merged per GenerateResponse.index."""
+        parts = {}  # index -> the Completion being merged
+        last_response = None
         for r in self.generate_stream(prompt, timeout=timeout, **kwargs):
-            text.append(r.text)
-            ids.extend(r.token_ids)
-            logprobs.extend(r.logprobs)
-            last = r
-        reason = pb2.FinishReason.Name(last.finish_reason)
-        return Completion(request_id=last.request_id, text="".join(text), token_ids=ids,
-                          finish_reason=reason.replace("FINISH_REASON_", "").lower(),
-                          usage=last.usage, timings=last.timings, stop_string=last.stop_string,
-                          logprobs=logprobs)
+            c = parts.get(r.index)
+            if c is None:
+                c = parts[r.index] = Completion(request_id=r.request_id, text="", token_ids=[],
+                                                finish_reason="", usage=r.usage,
+                                                timings=r.timings, index=r.index)
+            c.text += r.text
+            c.token_ids.extend(r.token_ids)
+            c.logprobs.extend(r.logprobs)
+            c.prompt_logprobs.extend(r.prompt_logprobs)
+            if r.finish_reason:
+                c.finish_reason = pb2.FinishReason.Name(r.finish_reason).replace(
+                    "FINISH_REASON_", "").lower()
+                c.stop_string = r.stop_string
+            last_response = r
+        completions = [parts[i] for i in sorted(parts)]
+        for c in completions:  # the request's final counts and latencies
+            c.usage, c.timings = last_response.usage, last_response.timings
+        return completions
 
     # ---- Other calls ---------------------------------------------------------------------------
 
