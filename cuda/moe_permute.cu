@@ -2,6 +2,8 @@
 // 1024 threads (see moe_permute.cuh). Two passes over the T·(K+S) pairs (histogram, scatter) with
 // warp-aggregated shared-memory atomics, so all tokens on one expert cost one atomic per warp;
 // one block scan over ≤ 1024 experts in between. Bytes: 8·T·K read, 8·T·K + 4·rows written.
+// With num_valid_tokens the histogram pass also counts the real tokens' pairs apart (one more
+// match and atomic per warp) for expert_counts; the layout still covers every pair.
 // A single CTA is enough: decode batches have a few thousand pairs at most, and a 64k-pair
 // prefill costs 2 × 64 iterations of 1024 threads (a few µs), small next to its GEMMs.
 
@@ -61,9 +63,22 @@ __device__ __forceinline__ int PairExpert(const MoePermuteParams& p, int64_t i) 
 __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p) {
   __shared__ int count[kMoeMaxExperts];
   __shared__ int fill[kMoeMaxExperts];
+  // Pairs of real tokens per expert when padding rows must not count; else `count` serves.
+  __shared__ int valid_count[kMoeMaxExperts];
   const int tid = threadIdx.x, lane = tid & 31;
   const unsigned lanes_below = (1u << lane) - 1u;
-  if (tid < p.num_experts) count[tid] = 0;
+  // Uniform over the CTA, so the extra warp-wide match below runs in every lane or in none.
+  const bool split_valid = p.expert_counts != nullptr && p.num_valid_tokens != nullptr;
+  int64_t valid_pairs = p.pairs;  // real tokens come first: pairs [0, n·(K+S))
+  if (split_valid) {
+    const int64_t slots = p.top_k + p.num_shared;
+    const int64_t n = min(max(static_cast<int64_t>(*p.num_valid_tokens), int64_t{0}), p.pairs / slots);
+    valid_pairs = n * slots;
+  }
+  if (tid < p.num_experts) {
+    count[tid] = 0;
+    valid_count[tid] = 0;
+  }
   __syncthreads();
   // Every lane of every warp runs every iteration, so the warp-wide intrinsics see full warps.
   const int64_t n_round = (p.pairs + kThreads - 1) / kThreads * kThreads;
@@ -72,6 +87,11 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
     if (i < p.pairs && e < 0) RaiseError(p.error_flags, p.error_bit);
     const unsigned peers = __match_any_sync(0xffffffffu, e);
     if (e >= 0 && (peers & lanes_below) == 0) atomicAdd(&count[e], __popc(peers));
+    if (split_valid) {
+      const int ev = i < valid_pairs ? e : -1;
+      const unsigned vpeers = __match_any_sync(0xffffffffu, ev);
+      if (ev >= 0 && (vpeers & lanes_below) == 0) atomicAdd(&valid_count[ev], __popc(vpeers));
+    }
   }
   __syncthreads();
 
@@ -83,7 +103,9 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
     fill[tid] = start;
     for (int t = start / kMoeTileM; t < (start + padded) / kMoeTileM; ++t) p.tile_expert[t] = tid;
     for (int r = start + c; r < start + padded; ++r) p.row_token[r] = -1;
-    if (p.expert_counts != nullptr && tid < p.num_experts - p.num_shared) p.expert_counts[tid] += c;
+    if (p.expert_counts != nullptr && tid < p.num_experts - p.num_shared) {
+      p.expert_counts[tid] += split_valid ? valid_count[tid] : c;
+    }
   }
   if (tid == 0) *p.num_m_tiles = total_rows / kMoeTileM;
   __syncthreads();

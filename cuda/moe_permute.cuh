@@ -20,7 +20,9 @@ namespace moeserve::kernels {
 //   tile_expert [max_m_tiles]  expert of M-tile m (valid for m < *num_m_tiles)
 //   num_m_tiles [1]        tiles in use
 //   expert_counts [E - S] i64  optional (may be null): += pairs routed to each routed expert
-//                          (load stats; shared experts are not counted)
+//                          (load stats; shared experts are not counted), only over tokens
+//                          t < *num_valid_tokens (clamped to [0, T]) when that is not null:
+//                          rows past it are padding, permuted and computed but not counted
 // Rows within an expert's segment are in no particular order (each row's GEMM result does not
 // depend on its position, so outputs are still deterministic). A routed id outside [0, E - S)
 // sets `error_bit` in *error_flags and the pair contributes nothing.
@@ -37,6 +39,7 @@ struct MoePermuteParams {
   int32_t* tile_expert = nullptr;
   int32_t* num_m_tiles = nullptr;
   int64_t* expert_counts = nullptr;
+  const int32_t* num_valid_tokens = nullptr;  // [1] on the device; null: all T tokens count
   unsigned* error_flags = nullptr;
   unsigned error_bit = 0;
 };

@@ -93,6 +93,11 @@ struct MoeExpertsExtras {
   // K + S pairs); topk_ids then lie in [0, E - S). A DeepSeek shared MLP of intermediate S·I is
   // exactly the sum of S such experts (MoeFfn splits it at load). 0 ≤ S < E.
   int64_t num_shared_experts = 0;
+  // i32 [1] on the backend, read on the device (no host sync, so a recorded graph reads each
+  // replay's value): the number n of real tokens; rows [n, T) are padding (a CUDA-graph decode
+  // step's bucket rows) and add nothing to expert_counts. n is clamped to [0, T]. Every row is
+  // still computed as usual, so `out` does not depend on it. Undefined: all T rows are real.
+  Tensor num_valid_tokens;
 };
 
 // Device sampling (optional; server/sampling/device_sampling.h builds these from SamplingParams and

@@ -77,6 +77,7 @@ void FillDecodeGraphInputs(const ForwardBatch& batch, DecodeGraphShape shape, De
   std::copy(batch.positions.begin(), batch.positions.begin() + n, in->positions.begin());
   std::copy(batch.seq_lens.begin(), batch.seq_lens.begin() + n, in->seq_lens.begin());
   std::copy(batch.slot_mapping.begin(), batch.slot_mapping.begin() + n, in->slot_mapping.begin());
+  in->num_valid_tokens = n;
   const int32_t cols = std::min(w, batch.max_blocks_per_seq);
   for (int32_t s = 0; s < n; ++s) {
     const auto src = batch.block_tables.begin() + static_cast<int64_t>(s) * batch.max_blocks_per_seq;

@@ -43,8 +43,9 @@ int32_t DecodeGraphWidth(int32_t needed, int32_t min_width, int32_t max_width);
 bool ChooseDecodeGraph(const ForwardBatch& batch, const DecodeGraphLimits& limits,
                        DecodeGraphShape* shape, std::string* why_not);
 
-// A step's inputs padded to a graph shape: rows [n, bucket) are inert (token 0 at position 0,
-// seq_len 1 reading the reserved null block 0, slot -1 so nothing is written).
+// A step's inputs padded to a graph shape: the batch's n rows first, then rows [n, bucket) that
+// are inert (token 0 at position 0, seq_len 1 reading the reserved null block 0, slot -1 so
+// nothing is written) and left out of the MoE expert-load counts (num_valid_tokens = n).
 struct DecodeGraphInputs {
   std::vector<int32_t> token_ids;        // [bucket]
   std::vector<int32_t> positions;        // [bucket]
@@ -52,6 +53,7 @@ struct DecodeGraphInputs {
   std::vector<int32_t> seq_lens;         // [bucket]
   std::vector<int32_t> block_tables;     // [bucket * width], unused entries the null block
   std::vector<int32_t> slot_mapping;     // [bucket]
+  int32_t num_valid_tokens = 0;          // n (StepContext::num_valid_tokens)
 };
 
 // REQUIRES: ChooseDecodeGraph(batch) gave `shape`.

@@ -51,6 +51,7 @@ absl::Status DecodeGraphRunner::AllocateBuffers() {
   ASSIGN_OR_RETURN(block_tables_, backend_->Allocate(DType::kI32, {b * limits_.max_width}));
   ASSIGN_OR_RETURN(slot_mapping_, backend_->Allocate(DType::kI32, {b}));
   ASSIGN_OR_RETURN(logits_indices_, backend_->Allocate(DType::kI32, {b}));
+  ASSIGN_OR_RETURN(num_valid_tokens_, backend_->Allocate(DType::kI32, {1}));
   std::vector<int32_t> identity(static_cast<size_t>(b));
   std::iota(identity.begin(), identity.end(), 0);
   const HostUpload up{Bytes(identity), logits_indices_};
@@ -67,6 +68,7 @@ absl::StatusOr<StepContext> DecodeGraphRunner::Stage(const ForwardBatch& batch,
   ctx.token_ids = token_ids_.Slice(0, b);
   ctx.positions = positions_.Slice(0, b);
   ctx.logits_indices = logits_indices_.Slice(0, b);
+  ctx.num_valid_tokens = num_valid_tokens_;
   AttentionMetadata& m = ctx.attention;
   m.num_seqs = shape.bucket;
   m.num_tokens = shape.bucket;
@@ -85,6 +87,8 @@ absl::StatusOr<StepContext> DecodeGraphRunner::Stage(const ForwardBatch& batch,
       {Bytes(host_.seq_lens), m.seq_lens},
       {Bytes(host_.block_tables), block_tables_.Slice(0, b * w)},
       {Bytes(host_.slot_mapping), m.slot_mapping},
+      {absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&host_.num_valid_tokens), sizeof(int32_t)),
+       num_valid_tokens_},
   };
   RETURN_IF_ERROR(graphs_->UploadAsync(ups));
   return ctx;

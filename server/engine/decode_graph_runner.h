@@ -14,8 +14,9 @@
 // cannot be captured), the shape runs eagerly (padded) from then on and the reason is logged once.
 //
 // The returned logits are valid until the next Run/RunPaddedEager (graphs share one pool, so a
-// later replay may reuse their memory). Padded rows route through MoE layers like real tokens, so
-// they count in the expert-load metrics.
+// later replay may reuse their memory). Padded rows route through MoE layers like real tokens but
+// stay out of the expert-load metrics: the step carries its real-row count on the device
+// (StepContext::num_valid_tokens, uploaded with the other inputs), which MoeExperts reads.
 //
 // Memory: the persistent inputs (max bucket x max width block table) plus the graph pool, which
 // holds about one decode step's activations at the largest bucket used (all graphs share it);
@@ -88,7 +89,7 @@ class DecodeGraphRunner {
   const int32_t max_bucket_;
   // Persistent inputs: every graph reads prefixes of these (bucket rows, width columns).
   Tensor token_ids_, positions_, query_start_loc_, seq_lens_, block_tables_, slot_mapping_,
-      logits_indices_;
+      logits_indices_, num_valid_tokens_;
   DecodeGraphInputs host_;
   std::map<std::pair<int32_t, int32_t>, Graph> graphs_by_shape_;
   int num_graphs_ = 0;

@@ -123,7 +123,7 @@ absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
     RETURN_IF_ERROR(Attention(static_cast<int>(i), ctx, x, block_out));
     RETURN_IF_ERROR(b->AddRmsNorm(block_out, residual, layer.post_attention_norm, eps, x));
     if (layer.moe) {
-      RETURN_IF_ERROR(layer.moe->Forward(b, x, block_out));
+      RETURN_IF_ERROR(layer.moe->Forward(b, x, block_out, ctx.num_valid_tokens));
     } else {
       RETURN_IF_ERROR(layer.mlp->Forward(b, x, block_out));
     }

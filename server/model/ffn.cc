@@ -165,7 +165,8 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& pre
   return moe;
 }
 
-absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& out) const {
+absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& out,
+                             const Tensor& num_valid_tokens) const {
   const int64_t t = x.dim(0);
   const int64_t k = routing_.top_k;
   ASSIGN_OR_RETURN(Tensor logits, backend->Allocate(DType::kF32, {t, num_experts_}));
@@ -176,6 +177,7 @@ absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& ou
   MoeExpertsExtras extras;
   extras.expert_counts = expert_counts_;
   extras.num_shared_experts = num_shared_fused_;
+  extras.num_valid_tokens = num_valid_tokens;
   if (shared_) {
     // The shared experts write `out`; the routed experts' combine adds onto it.
     RETURN_IF_ERROR(shared_->Forward(backend, x, out));

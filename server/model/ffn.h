@@ -32,10 +32,14 @@ class MoeFfn {
   // Experts may be stored per expert (Hugging Face hub layout) or fused as 3-D tensors
   // (`experts.gate_up_proj` [E, 2I, d], `experts.down_proj` [E, d, I]).
   static absl::StatusOr<MoeFfn> Load(WeightLoader& loader, const std::string& prefix, const ModelConfig& config);
-  absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out) const;
+  // `num_valid_tokens` (optional, i32 [1] on the backend): rows of x at or past it are padding,
+  // computed but left out of expert_counts (MoeExpertsExtras::num_valid_tokens).
+  absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out,
+                       const Tensor& num_valid_tokens) const;
 
-  // i64 [E] on the backend: (token, slot) pairs routed to each expert since load, accumulated by
-  // MoeExperts on the device (no sync per step). Read it with Backend::CopyToHost at scrape time.
+  // i64 [E] on the backend: (token, slot) pairs of real tokens routed to each expert since load,
+  // accumulated by MoeExperts on the device (no sync per step). Read it with Backend::CopyToHost
+  // at scrape time.
   const Tensor& expert_counts() const { return expert_counts_; }
 
  private:

@@ -13,6 +13,10 @@ struct StepContext {
   Tensor token_ids;       // i32 [T]
   Tensor positions;       // i32 [T]
   Tensor logits_indices;  // i32 [n]
+  // i32 [1]: the number of real tokens, read on the device; rows at or past it are padding (a
+  // CUDA-graph decode bucket, decode_graph_runner.h) and stay out of the MoE expert-load counts.
+  // Undefined (Upload's steps): all num_tokens rows are real.
+  Tensor num_valid_tokens;
   AttentionMetadata attention;
 
   static absl::StatusOr<StepContext> Upload(const ForwardBatch& batch, Backend* backend);

@@ -4,6 +4,7 @@
 #include "server/common/numeric.h"
 
 #include <cmath>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -394,6 +395,56 @@ TEST_F(CpuBackendTest, MoeExpertsExtrasAddSharedOutputAndCountExperts) {
                           MoeExpertsExtras{Tensor(), Empty(b_, DType::kI64, Shape{E + 1})})
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// num_valid_tokens = n: rows [n, T) are padding. The output is unchanged, and expert_counts
+// grows by what the first n rows alone would add (with fused shared experts too); n is clamped
+// to [0, T].
+TEST_F(CpuBackendTest, MoeExpertsCountsOnlyValidTokens) {
+  const int64_t T = 5, d = 4, E = 4, I = 2, K = 2, S = 1;
+  std::vector<float> x(T * d), gu((E + S) * 2 * I * d), dn((E + S) * d * I), w(T * K);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (auto* v : {&x, &gu, &dn, &w}) {
+    for (float& f : *v) f = u(rng_);
+  }
+  const std::vector<int32_t> ids = {0, 1, 2, 3, 1, 1, 3, 0, 2, 2};
+  Tensor gut = *b_.CreateWeight(gu, Shape{E + S, 2 * I, d});
+  Tensor dnt = *b_.CreateWeight(dn, Shape{E + S, d, I});
+  // Counts and output of rows [0, rows) run with num_valid_tokens `valid` (nullopt: undefined).
+  auto run = [&](int64_t rows, std::optional<int32_t> valid, std::vector<float>* out_values) {
+    MoeExpertsExtras extras;
+    extras.num_shared_experts = S;
+    extras.expert_counts = Empty(b_, DType::kI64, Shape{E});
+    EXPECT_TRUE(b_.Zero(extras.expert_counts).ok());
+    if (valid) extras.num_valid_tokens = MakeI32(b_, Shape{1}, {*valid});
+    Tensor out = Empty(b_, DType::kF32, Shape{rows, d});
+    EXPECT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{rows, d}, std::vector<float>(x.begin(), x.begin() + rows * d)),
+                              MakeI32(b_, Shape{rows, K}, std::vector<int32_t>(ids.begin(), ids.begin() + rows * K)),
+                              MakeF32(b_, Shape{rows, K}, std::vector<float>(w.begin(), w.begin() + rows * K)),
+                              gut, dnt, out, extras)
+                    .ok());
+    if (out_values != nullptr) *out_values = ReadF32(b_, out);
+    const int64_t* c = extras.expert_counts.data_as<int64_t>();
+    return std::vector<int64_t>(c, c + E);
+  };
+  std::vector<float> all_rows, padded;
+  const std::vector<int64_t> all = run(T, std::nullopt, &all_rows);
+  EXPECT_EQ(all, (std::vector<int64_t>{2, 3, 3, 2}));
+  for (int32_t n = 0; n <= T; ++n) {
+    EXPECT_EQ(run(T, n, &padded), run(n, std::nullopt, nullptr)) << n;
+    EXPECT_EQ(padded, all_rows) << n;  // bit for bit: every row is still computed
+  }
+  EXPECT_EQ(run(T, T + 3, nullptr), all);
+  EXPECT_EQ(run(T, -1, nullptr), (std::vector<int64_t>(E, 0)));
+  MoeExpertsExtras wrong;
+  wrong.num_valid_tokens = MakeI32(b_, Shape{2}, {1, 1});
+  Tensor out = Empty(b_, DType::kF32, Shape{T, d});
+  EXPECT_THAT(b_.MoeExperts(MakeF32(b_, Shape{T, d}, x), MakeI32(b_, Shape{T, K}, ids), MakeF32(b_, Shape{T, K}, w),
+                            *b_.CreateWeight(std::vector<float>(gu.begin(), gu.begin() + E * 2 * I * d), Shape{E, 2 * I, d}),
+                            *b_.CreateWeight(std::vector<float>(dn.begin(), dn.begin() + E * d * I), Shape{E, d, I}),
+                            out, wrong)
+                  .message(),
+              HasSubstr("num_valid_tokens"));
 }
 
 // A DeepSeek shared MLP of intermediate S·I, split into S experts of intermediate I stacked after

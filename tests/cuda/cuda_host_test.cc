@@ -281,6 +281,22 @@ TEST(CudaChecksTest, MoeExpertsFusedSharedExperts) {
   EXPECT_FALSE(check(-1, Tensor()).ok());
 }
 
+// num_valid_tokens: one i32 on the device.
+TEST(CudaChecksTest, MoeExpertsNumValidTokens) {
+  auto check = [](Tensor valid) {
+    MoeExpertsExtras extras;
+    extras.expert_counts = Fake(DType::kI64, {8});
+    extras.num_valid_tokens = valid;
+    return cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}),
+                                        Fake(DType::kF32, {4, 2}), Fake(DType::kBF16, {8, 48, 16}),
+                                        Fake(DType::kBF16, {8, 16, 24}), Fake(DType::kBF16, {4, 16}), extras);
+  };
+  EXPECT_TRUE(check(Tensor()).ok());
+  EXPECT_TRUE(check(Fake(DType::kI32, {1})).ok());
+  EXPECT_THAT(std::string(check(Fake(DType::kI32, {4})).message()), HasSubstr("num_valid_tokens"));
+  EXPECT_THAT(std::string(check(Fake(DType::kI64, {1})).message()), HasSubstr("num_valid_tokens"));
+}
+
 TEST(MoePlanTest, TileBoundsCoverEveryRouting) {
   // Padding adds < 64 rows to each non-empty expert; at most min(E, pairs) are non-empty.
   EXPECT_EQ(kernels::MoeMaxMTiles(0, 64), 0);

@@ -51,8 +51,13 @@ void MoeCases(Harness& h) {
   }
   if (h.Wanted("MoeExperts")) {
     // S: shared experts fused into the grouped GEMMs (num_shared_experts), stacked after the E
-    // routed experts; `shared` is the separate shared_out add (both may be on).
-    struct X { int64_t T, E, K, d, I; const char* routing; bool shared; bool fp8; int64_t S = 0; };
+    // routed experts; `shared` is the separate shared_out add (both may be on). valid >= 0: only
+    // the first `valid` tokens are real (num_valid_tokens, a padded decode bucket): expert_counts
+    // must equal the histogram of their pairs alone, the output still covers all T rows.
+    struct X {
+      int64_t T, E, K, d, I; const char* routing; bool shared; bool fp8; int64_t S = 0;
+      int32_t valid = -1;
+    };
     // routing: "spread" (pseudo-random, uneven), "two" (every token on experts 3 and 5: most
     // experts empty, the busy ones span several 64-row tiles).
     for (X c : {X{1, 8, 2, 64, 96, "spread", false, false}, X{64, 8, 2, 128, 176, "spread", false, false},
@@ -64,8 +69,10 @@ void MoeCases(Harness& h) {
                 X{100, 64, 6, 256, 128, "spread", true, false, 2}, X{256, 256, 8, 128, 64, "spread", false, false, 1},
                 X{200, 64, 2, 128, 96, "two", false, false, 2}, X{33, 160, 6, 64, 32, "spread", false, false, 1},
                 X{3, 16, 4, 256, 256, "spread", false, true, 1}, X{130, 8, 2, 256, 128, "two", false, true, 2},
-                X{64, 8, 2, 256, 128, "spread", true, true, 1}}) {
-      const auto [T, E, K, d, I, routing, shared, fp8, S] = c;
+                X{64, 8, 2, 256, 128, "spread", true, true, 1}, X{8, 64, 6, 256, 128, "spread", false, false, 0, 5},
+                X{24, 64, 6, 256, 128, "spread", true, false, 2, 17}, X{16, 16, 4, 256, 256, "spread", false, true, 1, 9},
+                X{4, 8, 2, 64, 96, "spread", false, false, 0, 0}}) {
+      const auto [T, E, K, d, I, routing, shared, fp8, S, valid] = c;
       const int64_t ES = E + S;  // stacked experts: routed, then the fused shared ones
       auto x = h.Rand(T * d), wts = h.Rand(T * K, 0.0f, 1.0f), sh = h.Rand(T * d);
       std::vector<int32_t> ids(T * K);
@@ -114,6 +121,10 @@ void MoeCases(Harness& h) {
       xg.expert_counts = Out(*h.gpu, {E}, DType::kI64);
       PARITY_CHECK_OK(h.cpu->Zero(xc.expert_counts));
       PARITY_CHECK_OK(h.gpu->Zero(xg.expert_counts));
+      if (valid >= 0) {
+        xc.num_valid_tokens = I32(*h.cpu, {valid}, {1});
+        xg.num_valid_tokens = I32(*h.gpu, {valid}, {1});
+      }
       Tensor oc = Out(*h.cpu, {T, d}, DType::kF32), og = Out(*h.gpu, {T, d}, DType::kBF16);
       if (shared) {  // in place, as the model calls it: out holds the shared experts' output
         oc = Act(*h.cpu, sh, {T, d});
@@ -128,10 +139,13 @@ void MoeCases(Harness& h) {
       std::vector<int64_t> cc(E), cg(E);
       PARITY_CHECK_OK(h.cpu->CopyToHost(xc.expert_counts, {reinterpret_cast<uint8_t*>(cc.data()), cc.size() * 8}));
       PARITY_CHECK_OK(h.gpu->CopyToHost(xg.expert_counts, {reinterpret_cast<uint8_t*>(cg.data()), cg.size() * 8}));
-      const bool counts_ok = cc == cg;
+      std::vector<int64_t> want(E, 0);  // the real tokens' routed pairs
+      for (int64_t i = 0; i < (valid >= 0 ? valid : T) * K; ++i) ++want[ids[i]];
+      const bool counts_ok = cc == cg && cc == want;
       if (!counts_ok) h.failed++;  // the output line below still prints
       Report(h, absl::StrCat(fp8 ? "MoeExpertsFp8" : "MoeExperts", " T=", T, " E=", E, " k=", K, " d=", d, " I=", I,
-                             " routing=", routing, shared ? " +shared" : "", S > 0 ? absl::StrCat(" S=", S) : ""),
+                             " routing=", routing, shared ? " +shared" : "", S > 0 ? absl::StrCat(" S=", S) : "",
+                             valid >= 0 ? absl::StrCat(" valid=", valid) : ""),
              Down(*h.gpu, og), Down(*h.cpu, oc), fp8 ? 3e-2 : kBf16Bound,
              counts_ok ? " counts=ok" : " counts=MISMATCH");
     }

@@ -107,6 +107,7 @@ TEST(FillDecodeGraphInputsTest, PadsRowsThatWriteNothingAndReadTheNullBlock) {
   EXPECT_EQ(in.slot_mapping[1], batch.slot_mapping[1]);
   EXPECT_EQ(in.slot_mapping[2], batch.slot_mapping[2]);
   EXPECT_EQ(in.slot_mapping[3], -1);
+  EXPECT_EQ(in.num_valid_tokens, 3);  // the real rows come first; row 3 stays out of MoE counts
   ASSERT_EQ(in.block_tables.size(), 4u * 16);
   for (int32_t s = 0; s < 3; ++s) {
     const int32_t used = (batch.seq_lens[s] + 15) / 16;
@@ -123,6 +124,7 @@ TEST(FillDecodeGraphInputsTest, RefillingASmallerBatchClearsOldRows) {
   FillDecodeGraphInputs(Decode({3}), {.bucket = 4, .width = 32}, &in);
   EXPECT_EQ(in.seq_lens, (std::vector<int32_t>{3, 1, 1, 1}));
   EXPECT_EQ(in.slot_mapping[1], -1);
+  EXPECT_EQ(in.num_valid_tokens, 1);
   for (size_t i = 1; i < in.block_tables.size(); ++i) EXPECT_EQ(in.block_tables[i], 0) << i;
 }
 

@@ -2,6 +2,7 @@
 // counts sum to tokens run through the model x top_k; the snapshot refreshes every
 // expert_load_interval_steps steps and when idle; dense models publish none.
 
+#include <cstring>
 #include <filesystem>
 #include <numeric>
 #include <string>
@@ -9,8 +10,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/registry.h"
+#include "server/engine/decode_graph_inputs.h"
 #include "server/engine/engine.h"
 #include "server/model/model.h"
+#include "server/model/step_context.h"
 #include "tests/engine/engine_test_util.h"
 
 namespace moeserve {
@@ -93,6 +96,74 @@ TEST(ExpertLoadTest, FixtureMoeModelsCountEveryToken) {
     RunAll(*engine, RandomRequests(5, engine->vocab_size(), 64, /*seed=*/9));
     ExpectCountsMatchTokens(*engine);
   }
+}
+
+// A decode step padded to a CUDA-graph bucket as DecodeGraphRunner stages it (here on the CPU):
+// with StepContext::num_valid_tokens the padding rows stay out of the counts, which equal the
+// unpadded step's; without it all bucket rows would count.
+TEST(ExpertLoadTest, PaddedDecodeRowsAreNotCounted) {
+  auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  auto model = LoadModel(MOESERVE_SOURCE_DIR "/models/default", backend->get());
+  ASSERT_TRUE(model.ok()) << model.status();
+  Model& m = **model;
+  const int32_t block_size = 16, k = m.config().num_experts_per_tok;
+  ASSERT_TRUE(m.AllocateKvCache(64, block_size).ok());
+  ForwardBatch batch;  // 3 sequences decoding at positions 4, 39, 16 (a zeroed cache before)
+  batch.block_size = block_size;
+  batch.max_blocks_per_seq = 3;
+  const std::vector<int32_t> lens = {5, 40, 17};
+  for (int32_t s = 0; s < 3; ++s) {
+    const std::vector<int32_t> table = {10 * s + 1, 10 * s + 2, 10 * s + 3};
+    const int32_t token = 7 + 11 * s;
+    batch.AddSequence(absl::MakeConstSpan(&token, 1), lens[s] - 1,
+                      absl::MakeConstSpan(table).first((lens[s] + 15) / 16), true);
+  }
+  auto read = [&] {
+    absl::StatusOr<ExpertLoad> load = m.ReadExpertLoad();
+    EXPECT_TRUE(load.ok()) << load.status();
+    return load.ok() ? load->tokens : std::vector<int64_t>();
+  };
+  ASSERT_TRUE(m.ResetExpertLoad().ok());
+  ASSERT_TRUE(m.Forward(batch).ok());
+  const std::vector<int64_t> want = read();
+
+  const DecodeGraphShape shape{.bucket = 8, .width = 4};
+  DecodeGraphInputs in;
+  FillDecodeGraphInputs(batch, shape, &in);
+  ForwardBatch padded;
+  padded.block_size = block_size;
+  padded.token_ids = in.token_ids;
+  padded.positions = in.positions;
+  padded.query_start_loc = in.query_start_loc;
+  padded.seq_lens = in.seq_lens;
+  padded.max_blocks_per_seq = shape.width;
+  padded.block_tables = in.block_tables;
+  padded.slot_mapping = in.slot_mapping;
+  padded.logits_indices = {0, 1, 2, 3, 4, 5, 6, 7};
+  auto ctx = StepContext::Upload(padded, backend->get());
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  for (bool with_valid : {true, false}) {
+    SCOPED_TRACE(with_valid);
+    if (with_valid) {
+      auto n = (*backend)->Allocate(DType::kI32, {1});
+      ASSERT_TRUE(n.ok());
+      std::memcpy(n->data(), &in.num_valid_tokens, sizeof(int32_t));
+      ctx->num_valid_tokens = *n;
+    } else {
+      ctx->num_valid_tokens = Tensor();
+    }
+    ASSERT_TRUE(m.ResetExpertLoad().ok());
+    ASSERT_TRUE(m.ForwardOnDevice(*ctx).ok());
+    const std::vector<int64_t> got = read();
+    if (with_valid) {
+      EXPECT_EQ(got, want);
+    } else {
+      EXPECT_EQ(std::accumulate(got.begin(), got.end(), int64_t{0}),
+                std::accumulate(want.begin(), want.end(), int64_t{0}) / 3 * 8);
+    }
+  }
+  EXPECT_EQ(std::accumulate(want.begin(), want.end(), int64_t{0}) % (3 * k), 0);
 }
 
 TEST(ExpertLoadTest, SnapshotTrailsWhileBusyAndCatchesUpWhenIdle) {

@@ -2,7 +2,7 @@
 //
 // MoeExperts' extras: the shared experts' output is the starting value of the sum (so the
 // reference adds it in fp32 like the CUDA combine), expert_counts accumulates the histogram the
-// sort builds anyway, and num_shared_experts adds S slots of weight 1 to every token, sorted like
+// sort builds anyway (over the first num_valid_tokens rows only), and num_shared_experts adds S slots of weight 1 to every token, sorted like
 // the routed pairs (the CUDA permutation does the same).
 //
 // MoeRoute follows Hugging Face transformers (Mixtral, DeepSeek-V2 TopkRouter, DeepSeek-V3
@@ -177,6 +177,9 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   if (extras.expert_counts.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {routed}));
   }
+  if (extras.num_valid_tokens.defined()) {
+    RETURN_IF_ERROR(Expect(kOp, "num_valid_tokens", extras.num_valid_tokens, DType::kI32, {1}));
+  }
   const int32_t* ids = topk_ids.data_as<int32_t>();
   for (int64_t i = 0; i < T * K; ++i) {
     if (ids[i] < 0 || ids[i] >= routed) {
@@ -201,8 +204,19 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   for (int64_t p = 0; p < T * slots; ++p) ++start[pair_expert(p) + 1];
   int64_t max_rows = 0;
   if (extras.expert_counts.defined()) {
+    // Padding rows [n, T) are computed but not counted (the CUDA permutation does the same).
+    const int64_t n = extras.num_valid_tokens.defined()
+                          ? std::clamp<int64_t>(extras.num_valid_tokens.data_as<int32_t>()[0], 0, T)
+                          : T;
     int64_t* counts = extras.expert_counts.data_as<int64_t>();
-    for (int64_t e = 0; e < routed; ++e) counts[e] += start[e + 1];
+    if (n == T) {
+      for (int64_t e = 0; e < routed; ++e) counts[e] += start[e + 1];
+    } else {
+      for (int64_t p = 0; p < n * slots; ++p) {
+        const int64_t e = pair_expert(p);
+        if (e < routed) ++counts[e];
+      }
+    }
   }
   for (int64_t e = 0; e < E; ++e) {
     max_rows = std::max(max_rows, start[e + 1]);

@@ -286,6 +286,9 @@ absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tens
   if (extras.expert_counts.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {E - S}));
   }
+  if (extras.num_valid_tokens.defined()) {
+    RETURN_IF_ERROR(Expect(kOp, "num_valid_tokens", extras.num_valid_tokens, DType::kI32, {1}));
+  }
   return Expect(kOp, "out", out, kAct, {T, d});
 }
 

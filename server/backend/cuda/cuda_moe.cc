@@ -102,6 +102,8 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   pp.tile_expert = tile_expert;
   pp.num_m_tiles = num_m_tiles;
   pp.expert_counts = extras.expert_counts.defined() ? Ptr<int64_t>(extras.expert_counts) : nullptr;
+  pp.num_valid_tokens =
+      extras.num_valid_tokens.defined() ? Ptr<const int32_t>(extras.num_valid_tokens) : nullptr;
   pp.error_flags = Flags(error_flags_);
   pp.error_bit = k::kErrMoeExpertId;
   RETURN_IF_ERROR(Launched(k::LaunchMoePermute(pp, stream_), "MoeExperts: permute"));
