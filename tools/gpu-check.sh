@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # One-call GPU check for the CUDA backend (issue 6). Two modes:
 #
-#   Here (no GPU): build and pack the binaries, the non-system shared libraries they need (Abseil,
-#   GoogleTest...; not libcuda/cudart/cuBLAS, which the GPU machine has) and the test data
-#   (stories260K + tokenizer, the Llama-3-8B config) into one git-ignored folder under 64 MiB:
-#     BUILD_DIR=build-cuda tools/gpu-check.sh pack       # -> $BUILD_DIR/gpu-bundle
-#   Targets that do not exist (yet) or fail to build are reported and left out.
+#   Here (no GPU), step 1: build and pack the binaries, the non-system shared libraries they need
+#   (Abseil, GoogleTest...; not libcuda/cudart/cuBLAS, which the GPU machine has) and the test data
+#   (stories260K + tokenizer, the Llama-3-8B and V2-Lite configs) into one git-ignored folder under
+#   64 MiB:
+#     tools/gpu-check.sh pack                            # -> build-cuda/gpu-bundle
+#   The build dir (BUILD_DIR, default build-cuda) must be an engine-only CUDA build: pack configures
+#   it when it is absent (cmake -S . -B build-cuda -G Ninja -DMOESERVE_CUDA=ON -DMOESERVE_GRPC=OFF
+#   -DCMAKE_BUILD_TYPE=Release) and refuses a dir configured with MOESERVE_GRPC=ON (gRPC bundles
+#   ICU and more: over the 64 MiB carry limit) or without CUDA. Targets that do not exist (yet) or
+#   fail to build are reported and left out.
 #
-#   On a lent GPU machine, in one device call (carry the bundle):
+#   Step 2, on a lent GPU machine, in one device call (carry the bundle):
 #     run(command="tools/gpu-check.sh", carry=["build-cuda/gpu-bundle"], timeout_s=600)
+#   With another BUILD_DIR, pass the same BUILD_DIR to both steps and carry $BUILD_DIR/gpu-bundle.
 #
 # The run prints the device (nvidia-smi), the driver and where libcublas.so.13 is, then runs: the
 # host unit tests, the CPU-vs-CUDA parity harness (every op), the end-to-end greedy generation
@@ -38,8 +44,26 @@ bins=(
 data_src="${MOESERVE_TEST_DATA:-$root/../shared/data}"
 
 if [[ "${1:-}" == "pack" ]]; then
-  [[ -f "$build_dir/build.ninja" || -f "$build_dir/Makefile" ]] ||
-    { echo "pack: $build_dir is not a configured build dir (cmake -S . -B $build_dir -DMOESERVE_CUDA=ON -DMOESERVE_GRPC=OFF)"; exit 1; }
+  configure=(cmake -S "$root" -B "$build_dir" -G Ninja -DMOESERVE_CUDA=ON -DMOESERVE_GRPC=OFF
+             -DCMAKE_BUILD_TYPE=Release)
+  if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
+    echo "pack: $build_dir is not configured: ${configure[*]}"
+    "${configure[@]}" >"${TMPDIR:-/tmp}/gpu-check-configure.log" 2>&1 ||
+      { tail -n 20 "${TMPDIR:-/tmp}/gpu-check-configure.log"; echo "pack: configuring $build_dir failed"; exit 1; }
+  fi
+  cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build_dir/CMakeCache.txt" | head -1; }
+  if [[ "$(cache_value MOESERVE_GRPC)" =~ ^(ON|On|on|TRUE|True|true|1|YES|Yes|yes)$ ]]; then
+    echo "pack: $build_dir is configured with MOESERVE_GRPC=ON; a gRPC build bundles ICU, gRPC and"
+    echo "      Protobuf libraries and goes over the 64 MiB carry limit. Use an engine-only build dir:"
+    echo "        BUILD_DIR=${build_dir%/}-engine tools/gpu-check.sh pack    (pack configures it)"
+    echo "      or reconfigure this one: cmake -B $build_dir -DMOESERVE_GRPC=OFF"
+    exit 1
+  fi
+  if [[ "$(cache_value MOESERVE_CUDA)" != ON ]] && ! grep -q '^CMAKE_CUDA_FLAGS:' "$build_dir/CMakeCache.txt"; then
+    echo "pack: $build_dir has no CUDA (MOESERVE_CUDA=$(cache_value MOESERVE_CUDA)); use a CUDA build dir:"
+    echo "        ${configure[*]}"
+    exit 1
+  fi
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/data" "$bundle/configs"
   known=$(cmake --build "$build_dir" --target help 2>/dev/null)
   # The other areas' bench/cuda binaries: every executable whose sources live in bench/cuda/.
@@ -106,6 +130,17 @@ step() {  # step NAME LOGFILE CMD...: runs CMD under a timeout, logs, records rc
   return $rc
 }
 skip() { summary+=("$(printf '%-26s %-7s %s' "$1" skip "$2")"); echo "=== $1: skipped: $2"; }
+# make_model NAME LOG CFG DIR: a random bf16 model of config CFG in DIR (made on this machine, kept
+# while DIR's config equals CFG); true when DIR holds a model.
+make_model() {
+  local name="$1" log="$2" cfg="$3" dir="$4"
+  if [[ ! -f "$dir/config.json" ]] || ! cmp -s "$cfg" "$dir/config.json"; then
+    rm -rf "$dir"
+    step "$name" "$log" "$bin/moeserve" make-model --config "$cfg" --out "$dir" --dtype bf16
+  fi
+  [[ -f "$dir/config.json" ]]
+}
+safetensors_bytes() { find "$1" -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}'; }
 
 gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
@@ -176,12 +211,8 @@ else
     sed "s/\"num_hidden_layers\": 32/\"num_hidden_layers\": $LLAMA8B_LAYERS/" "$cfg" >"$work/llama3_8b_cfg.json"
     cfg="$work/llama3_8b_cfg.json"
   fi
-  if [[ ! -f "$model8b/config.json" ]] || ! cmp -s "$cfg" "$model8b/config.json"; then
-    rm -rf "$model8b"
-    step "make llama3-8b (random)" make_8b.log "$bin/moeserve" make-model --config "$cfg" --out "$model8b" --dtype bf16
-  fi
-  if [[ -f "$model8b/config.json" ]]; then
-    weight_bytes=$(find "$model8b" -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+  if make_model "make llama3-8b (random)" make_8b.log "$cfg" "$model8b"; then
+    weight_bytes=$(safetensors_bytes "$model8b")
     step "llama3-8b decode" decode_8b.log "$bin/moeserve-decode-bench" --model "$model8b" --device cuda \
       --batch 1,64,256 --prompt-len 32 --steps 32 --cuda-graphs both
     results+=("llama3_8b_weights $(awk -v b="$weight_bytes" 'BEGIN{printf "%.2f GB", b/1e9}')")
@@ -214,12 +245,8 @@ else
   v2_layers="${V2LITE_LAYERS:-4}"
   model_v2="$work/deepseek_v2_lite"
   sed "s/\"num_hidden_layers\": 27/\"num_hidden_layers\": $v2_layers/" "$bundle/configs/deepseek_v2_lite.json" >"$work/v2lite_cfg.json"
-  if [[ ! -f "$model_v2/config.json" ]] || ! cmp -s "$work/v2lite_cfg.json" "$model_v2/config.json"; then
-    rm -rf "$model_v2"
-    step "make v2-lite (random)" make_v2lite.log "$bin/moeserve" make-model --config "$work/v2lite_cfg.json" --out "$model_v2" --dtype bf16
-  fi
-  if [[ -f "$model_v2/config.json" ]]; then
-    v2_bytes=$(find "$model_v2" -name '*.safetensors' -printf '%s\n' | awk '{s+=$1} END {print s}')
+  if make_model "make v2-lite (random)" make_v2lite.log "$work/v2lite_cfg.json" "$model_v2"; then
+    v2_bytes=$(safetensors_bytes "$model_v2")
     step "v2-lite decode" decode_v2lite.log "$bin/moeserve-decode-bench" --model "$model_v2" --device cuda \
       --batch 1,32,128 --prompt-len 32 --steps 32
     results+=("v2lite_weights $(awk -v b="$v2_bytes" 'BEGIN{printf "%.2f GB", b/1e9}') (${v2_layers} layers)")
