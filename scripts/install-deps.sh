@@ -41,4 +41,10 @@ if [[ "${MOESERVE_WITH_PYTHON_TESTS:-1}" != "0" ]] && command -v python3 >/dev/n
     echo "install-deps: pip installing ${py_missing[*]}" >&2
     python3 -m pip install --quiet --disable-pip-version-check "${py_missing[@]}"
   fi
+  # cuobjdump for the sm_90a check of the CUDA kernels (tests/cuda): the toolkit here lacks it.
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if [[ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]] && ! "$root/tools/find-cuobjdump.sh" >/dev/null; then
+    echo "install-deps: pip installing nvidia-cuda-cuobjdump" >&2
+    python3 -m pip install --quiet --disable-pip-version-check nvidia-cuda-cuobjdump
+  fi
 fi
