@@ -45,6 +45,7 @@ if [[ "${MOESERVE_WITH_PYTHON_TESTS:-1}" != "0" ]] && command -v python3 >/dev/n
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   if [[ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]] && ! "$root/tools/find-cuobjdump.sh" >/dev/null; then
     echo "install-deps: pip installing nvidia-cuda-cuobjdump" >&2
-    python3 -m pip install --quiet --disable-pip-version-check nvidia-cuda-cuobjdump
+    python3 -m pip install --quiet --disable-pip-version-check nvidia-cuda-cuobjdump ||
+      echo "install-deps: nvidia-cuda-cuobjdump not installed; the cuda_arch_check test will skip" >&2
   fi
 fi
