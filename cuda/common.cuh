@@ -58,6 +58,19 @@ __device__ __forceinline__ float BlockMax(float v) {
   return WarpMax(v);
 }
 
+// Rotary embedding of pair i of a head (half = rotary_dim / 2): the pair is (2i, 2i + 1) when
+// interleaved (GPT-J), else (i, i + half) (NeoX); c / s are the cos / sin halves of the position's
+// table row. Reads src, writes dst (may be the same row); fp32 math.
+template <typename I>
+__device__ __forceinline__ void RotatePair(const bf16* src, bf16* dst, I i, I half, bool interleaved,
+                                           const float* c, const float* s) {
+  const I i1 = interleaved ? 2 * i : i;
+  const I i2 = interleaved ? 2 * i + 1 : i + half;
+  const float x1 = ToFloat(src[i1]), x2 = ToFloat(src[i2]);
+  dst[i1] = FromFloat<bf16>(x1 * c[i] - x2 * s[i]);
+  dst[i2] = FromFloat<bf16>(x2 * c[i] + x1 * s[i]);
+}
+
 __device__ __forceinline__ void RaiseError(unsigned* flags, unsigned bit) {
   if (flags != nullptr) atomicOr(flags, bit);
 }

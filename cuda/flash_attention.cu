@@ -20,6 +20,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/flash_attention.cuh"
+#include "cuda/mma_utils.cuh"
 
 namespace moeserve::kernels {
 namespace {
@@ -29,44 +30,6 @@ constexpr int kStages = 2;
 constexpr int kTileN = kFlashTileTokens;
 constexpr int kBlock = kFlashBlockSize;
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(SmemAddr(smem)), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void LdMatrixX4(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                           const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(SmemAddr(p))
-               : "memory");
-}
-__device__ __forceinline__ void LdMatrixX4Trans(uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3,
-                                                const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(SmemAddr(p))
-               : "memory");
-}
-// d += a · b for a 16×16 bf16 A (row), 16×8 bf16 B (col), fp32 accumulators.
-__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 // Element offset of 16-byte chunk `chunk` of row `row` in a [rows][D] bf16 tile whose chunks are
 // XOR-swizzled by row % 8 (ldmatrix reads 8 rows at one logical chunk: 8 distinct bank groups).
@@ -192,7 +155,7 @@ __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionP
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         const int r = wm * 16 + (lane & 15);
-        LdMatrixX4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], sQ + Swz<D>(r, kk * 2 + (lane >> 4)));
+        LdMatrixX4(qf[kk], sQ + Swz<D>(r, kk * 2 + (lane >> 4)));
       }
     }
     const bf16* k_t = sK + (it & 1) * kTileN * D;
@@ -208,10 +171,10 @@ __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionP
 #pragma unroll
       for (int n2 = 0; n2 < kNT / 2; ++n2) {
         const int row = wn * kWarpTok + n2 * 16 + (lane & 7) + ((lane >> 4) << 3);
-        uint32_t b0, b1, b2, b3;
-        LdMatrixX4(b0, b1, b2, b3, k_t + Swz<D>(row, kk * 2 + ((lane >> 3) & 1)));
-        Mma(sc[2 * n2], qf[kk], b0, b1);
-        Mma(sc[2 * n2 + 1], qf[kk], b2, b3);
+        uint32_t b[4];
+        LdMatrixX4(b, k_t + Swz<D>(row, kk * 2 + ((lane >> 3) & 1)));
+        Mma(sc[2 * n2], qf[kk], b[0], b[1]);
+        Mma(sc[2 * n2 + 1], qf[kk], b[2], b[3]);
       }
     }
     // Mask, online softmax (log2 domain), P in bf16 A-fragments.
@@ -229,8 +192,7 @@ __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionP
     float corr[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+      mx[i] = QuadMax(mx[i]);
       const float m_new = fmaxf(m_run[i], mx[i]);
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing valid yet
       corr[i] = exp2f(m_run[i] - m_use);
@@ -249,8 +211,7 @@ __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionP
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-      rs[i] += __shfl_xor_sync(0xffffffffu, rs[i], 1);
-      rs[i] += __shfl_xor_sync(0xffffffffu, rs[i], 2);
+      rs[i] = QuadSum(rs[i]);
       l_run[i] = l_run[i] * corr[i] + rs[i];
     }
 #pragma unroll
@@ -269,10 +230,10 @@ __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionP
       const int row = wn * kWarpTok + kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
 #pragma unroll
       for (int d2 = 0; d2 < kDT / 2; ++d2) {
-        uint32_t b0, b1, b2, b3;
-        LdMatrixX4Trans(b0, b1, b2, b3, v_t + Swz<D>(row, d2 * 2 + (lane >> 4)));
-        Mma(o[2 * d2], a, b0, b1);
-        Mma(o[2 * d2 + 1], a, b2, b3);
+        uint32_t b[4];
+        LdMatrixX4Trans(b, v_t + Swz<D>(row, d2 * 2 + (lane >> 4)));
+        Mma(o[2 * d2], a, b[0], b[1]);
+        Mma(o[2 * d2 + 1], a, b[2], b[3]);
       }
     }
     __syncthreads();  // this stage is refilled by the next iteration's load

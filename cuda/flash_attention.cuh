@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "cuda/attention_plan.h"
+#include "cuda/paged_layout.cuh"
 
 namespace moeserve::kernels {
 
@@ -18,21 +19,14 @@ namespace moeserve::kernels {
 // Layout values read from device memory are checked: an inconsistent sequence sets
 // kErrAttentionLayout and its rows are not written; a block-table entry outside [0, num_blocks)
 // sets it too and reads block 0 instead.
-struct FlashAttentionParams {
+struct FlashAttentionParams : PagedLayout {
   const __nv_bfloat16* q = nullptr;
   const __nv_bfloat16* k_cache = nullptr;
   const __nv_bfloat16* v_cache = nullptr;
   __nv_bfloat16* out = nullptr;
-  const int32_t* query_start_loc = nullptr;  // [S + 1]
-  const int32_t* seq_lens = nullptr;         // [S]
-  const int32_t* block_tables = nullptr;     // [S, max_blocks_per_seq]
-  int64_t max_blocks_per_seq = 0;
-  int num_seqs = 0;
-  int num_tokens = 0;
   int num_heads = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
-  int64_t num_blocks = 0;
   float scale = 1.0f;
   AttentionPlan plan;              // PlanAttention of this shape (use_flash must be true)
   void* workspace = nullptr;       // plan.workspace_bytes of device memory, 16-byte aligned

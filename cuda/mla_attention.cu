@@ -24,6 +24,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/mla_attention.cuh"
+#include "cuda/mma_utils.cuh"
 
 namespace moeserve::kernels {
 namespace {
@@ -35,45 +36,6 @@ constexpr int kRow = kMlaSmemRow;       // 584
 constexpr int kPRow = kMlaPRow;         // 40
 constexpr int kChunksPerRow = kD / 8;   // 16-byte chunks per latent row: 72
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, or 16 zero bytes when !pred (src is then not read).
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool pred) {
-  const int n = pred ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(smem)), "l"(gmem),
-               "r"(n));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int kPending>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
-__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const void* smem) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SmemAddr(smem)));
-}
-__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], const void* smem) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SmemAddr(smem)));
-}
-// d += a · b for one m16n8k16 bf16 tile with fp32 accumulation.
-__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 // Where query token t sits: its sequence, the number of cache rows it attends to (causal), and
 // whether the layout in device memory is consistent.
@@ -168,7 +130,7 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
     const int64_t qrow = static_cast<int64_t>(t) * p.num_heads + h;
     const bf16* src = col < kL / 8 ? p.q_latent + qrow * kL + col * 8
                                    : p.q_pe + qrow * kMlaTcRope + (col - kL / 8) * 8;
-    CpAsync16(q_s + r * kRow + col * 8, h < p.num_heads ? src : p.q_latent, h < p.num_heads);
+    CpAsync16(q_s + r * kRow + col * 8, h < p.num_heads ? src : p.q_latent, h < p.num_heads ? 16 : 0);
   }
   CpAsyncCommit();
 
@@ -190,7 +152,7 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
           src = p.cache + (static_cast<int64_t>(phys) * p.block_size + j % p.block_size) * kD + col * 8;
         }
       }
-      CpAsync16(dst + r * kRow + col * 8, src, valid);
+      CpAsync16(dst + r * kRow + col * 8, src, valid ? 16 : 0);
     }
   };
   for (int s = 0; s < S::kStages - 1; ++s) {
@@ -247,8 +209,7 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
     }
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 1));
-      tmax[r] = fmaxf(tmax[r], __shfl_xor_sync(0xffffffffu, tmax[r], 2));
+      tmax[r] = QuadMax(tmax[r]);
     }
     if (q == 0) {
       red_max[half][grp * 16 + g] = tmax[0];
@@ -306,8 +267,7 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
   // Row sums were kept per thread (rescaled with o): reduce over the quad, then the two halves.
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 1);
-    l_row[r] += __shfl_xor_sync(0xffffffffu, l_row[r], 2);
+    l_row[r] = QuadSum(l_row[r]);
   }
   if (q == 0) {
     red_sum[half][grp * 16 + g] = l_row[0];

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "cuda/mla_plan.h"
+#include "cuda/paged_layout.cuh"
 
 namespace moeserve::kernels {
 
@@ -18,22 +19,15 @@ namespace moeserve::kernels {
 //
 // Layout values read from device memory are checked: an inconsistent query_start_loc / seq_lens
 // or a block id outside [0, num_blocks) sets kErrAttentionLayout and zero-fills that output row.
-struct MlaAttentionParams {
+struct MlaAttentionParams : PagedLayout {
   const __nv_bfloat16* q_latent = nullptr;  // [T, H, L]
   const __nv_bfloat16* q_pe = nullptr;      // [T, H, R]
   const __nv_bfloat16* cache = nullptr;     // [num_blocks, block_size, L + R]
   __nv_bfloat16* out = nullptr;             // [T, H, L]
-  const int32_t* query_start_loc = nullptr;  // [S + 1]
-  const int32_t* seq_lens = nullptr;         // [S]
-  const int32_t* block_tables = nullptr;     // [S, max_blocks_per_seq]
-  int64_t max_blocks_per_seq = 0;
-  int num_seqs = 0;
-  int num_tokens = 0;
   int num_heads = 0;
   int latent_dim = 0;
   int rope_dim = 0;
   int block_size = 0;
-  int64_t num_blocks = 0;
   float scale = 1.0f;
   // Split-KV scratch of at least plan.workspace_bytes() (may be null when that is 0).
   float* workspace = nullptr;

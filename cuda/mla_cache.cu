@@ -38,13 +38,7 @@ __global__ void __launch_bounds__(kThreads) RopeWriteMlaCacheKernel(RopeWriteMla
   const float* s = c + half;
   const bf16* x = p.k_pe + t * p.rope_dim;
   bf16* y = dst + p.latent_dim;
-  for (int64_t i = threadIdx.x; i < half; i += kThreads) {
-    const int64_t i1 = p.interleaved ? 2 * i : i;
-    const int64_t i2 = p.interleaved ? 2 * i + 1 : i + half;
-    const float x1 = ToFloat(x[i1]), x2 = ToFloat(x[i2]);
-    y[i1] = FromFloat<bf16>(x1 * c[i] - x2 * s[i]);
-    y[i2] = FromFloat<bf16>(x2 * c[i] + x1 * s[i]);
-  }
+  for (int64_t i = threadIdx.x; i < half; i += kThreads) RotatePair(x, y, i, half, p.interleaved, c, s);
 }
 
 }  // namespace

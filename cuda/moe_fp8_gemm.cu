@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 
+#include "cuda/mma_utils.cuh"
 #include "cuda/moe_fp8_gemm.cuh"
 
 namespace moeserve::kernels {
@@ -32,33 +33,6 @@ constexpr int kStages = kMoeFp8GemmStages;
 constexpr int kATile = kBM * kBK;
 constexpr int kStageBytes = kATile + kBN * kBK;
 static_assert(kStages * kStageBytes == MoeFp8GemmSharedBytes(), "smem plan");
-
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void Ldsm4(unsigned (&r)[4], const void* smem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s)
-               : "memory");
-}
-
-__device__ __forceinline__ void MmaE4m3(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // Byte offset of 16-byte chunk `ch` (0..7) of a 128-byte smem row.
 __device__ __forceinline__ int Swz(int row, int ch) { return row * 128 + ((ch ^ (row & 7)) << 4); }
@@ -172,7 +146,7 @@ __global__ void __launch_bounds__(kThreads) MoeFp8GemmKernel(MoeFp8GemmParams p)
       for (int i = 0; i < 2; ++i) {
         const int mat = lane >> 3;
         const int r = wm * 32 + i * 16 + (mat & 1) * 8 + (lane & 7);
-        Ldsm4(af[i], st + Swz(r, 2 * ks + (mat >> 1)));
+        LdMatrixX4(af[i], st + Swz(r, 2 * ks + (mat >> 1)));
       }
       unsigned bf[4][2];
 #pragma unroll
@@ -180,7 +154,7 @@ __global__ void __launch_bounds__(kThreads) MoeFp8GemmKernel(MoeFp8GemmParams p)
         const int mat = lane >> 3;
         const int r = wrow(2 * jj + (mat >> 1)) + (lane & 7);
         unsigned t[4];
-        Ldsm4(t, st + kATile + Swz(r, 2 * ks + (mat & 1)));
+        LdMatrixX4(t, st + kATile + Swz(r, 2 * ks + (mat & 1)));
         bf[2 * jj][0] = t[0];
         bf[2 * jj][1] = t[1];
         bf[2 * jj + 1][0] = t[2];

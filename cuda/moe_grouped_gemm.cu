@@ -16,6 +16,7 @@
 #include <cuda_bf16.h>
 
 #include "cuda/common.cuh"
+#include "cuda/mma_utils.cuh"
 #include "cuda/moe_grouped_gemm.cuh"
 #include "cuda/moe_permute.cuh"
 
@@ -26,29 +27,6 @@ constexpr int kThreads = 256;
 constexpr int kBM = kMoeTileM;
 constexpr int kBN = kMoeGemmTileN;
 constexpr int kWB = kMoeGemmStageWeightBytes;  // weight bytes per row per stage
-
-__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void Ldsm4(unsigned (&r)[4], const void* smem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-
-__device__ __forceinline__ void Mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-      "{%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // Byte offset of 16-byte chunk `ch` of smem row `row` (rows of 128 or 256 bytes): chunks are
 // XOR-swizzled within each 128-byte half.
@@ -172,7 +150,7 @@ __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
         const int row = wm * 32 + i * 16 + (lane & 15);
-        Ldsm4(af[i], sa + Swz(row, 2 * s + (lane >> 4), kABytes));
+        LdMatrixX4(af[i], sa + Swz(row, 2 * s + (lane >> 4), kABytes));
       }
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -189,7 +167,7 @@ __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p
         for (int pp = 0; pp < 2; ++pp) {
           unsigned r[4];
           const int row = b_base[pp] + (lane & 7) + ((lane >> 4) << 3);
-          Ldsm4(r, sb + Swz(row, 2 * s + ((lane >> 3) & 1), kWB));
+          LdMatrixX4(r, sb + Swz(row, 2 * s + ((lane >> 3) & 1), kWB));
           b[2 * pp][0] = r[0];
           b[2 * pp][1] = r[1];
           b[2 * pp + 1][0] = r[2];
@@ -213,7 +191,7 @@ __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p
         for (int pp = 0; pp < 2; ++pp) {
           unsigned r[4];
           const int row = b_base[pp] + (lane & 7) + ((lane >> 4) << 3);
-          Ldsm4(r, sb + Swz(row, 2 * s2 + ((lane >> 3) & 1), kWB));
+          LdMatrixX4(r, sb + Swz(row, 2 * s2 + ((lane >> 3) & 1), kWB));
           raw[2 * pp][0] = r[0];
           raw[2 * pp][1] = r[1];
           raw[2 * pp + 1][0] = r[2];

@@ -21,11 +21,7 @@ __global__ void RopeKernel(RopeParams p) {
   for (int64_t k = threadIdx.x; k < p.heads * half; k += blockDim.x) {
     const int64_t h = k / half, i = k % half;
     bf16* v = p.x + (t * p.heads + h) * p.head_dim;
-    const int64_t i1 = p.interleaved ? 2 * i : i;
-    const int64_t i2 = p.interleaved ? 2 * i + 1 : i + half;
-    const float x1 = ToFloat(v[i1]), x2 = ToFloat(v[i2]);
-    v[i1] = FromFloat<bf16>(x1 * c[i] - x2 * s[i]);
-    v[i2] = FromFloat<bf16>(x2 * c[i] + x1 * s[i]);
+    RotatePair(v, v, i, half, p.interleaved, c, s);
   }
 }
 

@@ -41,11 +41,7 @@ __global__ void __launch_bounds__(kThreads) RopeWriteCacheKernel(RopeWriteCacheP
     const int h = ee / half, i = ee - h * half;
     const bf16* src = is_q ? q + h * D : k + h * D;
     bf16* dst = is_q ? q + h * D : kc + h * D;
-    const int i1 = p.interleaved ? 2 * i : i;
-    const int i2 = p.interleaved ? 2 * i + 1 : i + half;
-    const float x1 = ToFloat(src[i1]), x2 = ToFloat(src[i2]);
-    dst[i1] = FromFloat<bf16>(x1 * c[i] - x2 * s[i]);
-    dst[i2] = FromFloat<bf16>(x2 * c[i] + x1 * s[i]);
+    RotatePair(src, dst, i, half, p.interleaved, c, s);
   }
   if (!write) return;
   const int tail = D - p.rotary_dim;

@@ -87,46 +87,19 @@ struct Shared {
 };
 
 // Block-wide results broadcast to every thread (each call synchronises twice).
-__device__ float BlockMax(Shared& sh, float v) {
-  const float r = ReduceF(sh.tmp.f).Reduce(v, MaxOp());
-  if (threadIdx.x == 0) sh.f = r;
+template <typename T>
+__device__ __forceinline__ T Broadcast(T& slot, T r) {
+  if (threadIdx.x == 0) slot = r;
   __syncthreads();
-  const float out = sh.f;
-  __syncthreads();
-  return out;
-}
-__device__ double BlockSum(Shared& sh, double v) {
-  const double r = ReduceD(sh.tmp.d).Sum(v);
-  if (threadIdx.x == 0) sh.d = r;
-  __syncthreads();
-  const double out = sh.d;
+  const T out = slot;
   __syncthreads();
   return out;
 }
-__device__ int32_t BlockSumI(Shared& sh, int32_t v) {
-  const int32_t r = ReduceI(sh.tmp.i).Sum(v);
-  if (threadIdx.x == 0) sh.i = r;
-  __syncthreads();
-  const int32_t out = sh.i;
-  __syncthreads();
-  return out;
-}
-__device__ int32_t BlockMaxI(Shared& sh, int32_t v) {
-  const int32_t r = ReduceI(sh.tmp.i).Reduce(v, MaxI());
-  if (threadIdx.x == 0) sh.i = r;
-  __syncthreads();
-  const int32_t out = sh.i;
-  __syncthreads();
-  return out;
-}
-__device__ Best BlockBest(Shared& sh, Best v) {
-  const Best r = ReduceB(sh.tmp.b).Reduce(v, BestOp());
-  if (threadIdx.x == 0) sh.b = r;
-  __syncthreads();
-  const Best out = sh.b;
-  __syncthreads();
-  return out;
-}
+__device__ float BlockMax(Shared& sh, float v) { return Broadcast(sh.f, ReduceF(sh.tmp.f).Reduce(v, MaxOp())); }
+__device__ double BlockSum(Shared& sh, double v) { return Broadcast(sh.d, ReduceD(sh.tmp.d).Sum(v)); }
+__device__ int32_t BlockSumI(Shared& sh, int32_t v) { return Broadcast(sh.i, ReduceI(sh.tmp.i).Sum(v)); }
+__device__ int32_t BlockMaxI(Shared& sh, int32_t v) { return Broadcast(sh.i, ReduceI(sh.tmp.i).Reduce(v, MaxI())); }
+__device__ Best BlockBest(Shared& sh, Best v) { return Broadcast(sh.b, ReduceB(sh.tmp.b).Reduce(v, BestOp())); }
 
 // A prefix of the token order: token i is in it when key > cut_key, or key == cut_key and
 // id <= cut_id. All tokens: cut_key = 0, cut_id = vocab.

@@ -82,21 +82,14 @@ absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
                                                   .max_seq_len = meta.max_seq_len,
                                                   .sm_count = sm_count});
   if (plan.use_flash) {
-    k::FlashAttentionParams f;
+    k::FlashAttentionParams f = LayoutParams<k::FlashAttentionParams>(meta, k_cache.dim(0));
     f.q = Ptr<const bf16>(q);
     f.k_cache = Ptr<const bf16>(k_cache);
     f.v_cache = Ptr<const bf16>(v_cache);
     f.out = Ptr<bf16>(out);
-    f.query_start_loc = Ptr<const int32_t>(meta.query_start_loc);
-    f.seq_lens = Ptr<const int32_t>(meta.seq_lens);
-    f.block_tables = Ptr<const int32_t>(meta.block_tables);
-    f.max_blocks_per_seq = meta.block_tables.dim(1);
-    f.num_seqs = meta.num_seqs;
-    f.num_tokens = meta.num_tokens;
     f.num_heads = static_cast<int>(q.dim(1));
     f.num_kv_heads = static_cast<int>(Hkv);
     f.head_dim = static_cast<int>(D);
-    f.num_blocks = k_cache.dim(0);
     f.scale = scale;
     f.plan = plan;
     f.error_flags = Flags(error_flags_);
@@ -109,7 +102,8 @@ absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
     }
     return Launched(k::LaunchFlashAttention(f, stream_), "PagedAttention");
   }
-  k::PagedAttentionParams p = LayoutParams(meta, k_cache.dim(0));
+  k::PagedAttentionParams p = LayoutParams<k::PagedAttentionParams>(meta, k_cache.dim(0));
+  p.block_size = meta.block_size;
   p.q_a = Ptr<const bf16>(q);
   p.dim_a = static_cast<int>(D);
   p.dim_v = static_cast<int>(Dv);

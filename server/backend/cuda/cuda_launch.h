@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "cuda/paged_attention.cuh"
+#include "cuda/paged_layout.cuh"
 #include "server/backend/backend.h"
 #include "server/backend/cuda/cuda_status.h"
 #include "server/backend/tensor.h"
@@ -32,16 +32,17 @@ inline absl::Status Launched(cudaError_t e, const char* op) {
   return cuda_status::FromCuda(e, std::string(op));
 }
 
-// The paged layout fields of the attention launchers' parameters, from the step's metadata.
-inline kernels::PagedAttentionParams LayoutParams(const AttentionMetadata& meta, int64_t num_blocks) {
-  kernels::PagedAttentionParams p;
+// Attention launcher parameters (derived from kernels::PagedLayout) with the paged layout filled
+// from the step's metadata.
+template <typename Params>
+Params LayoutParams(const AttentionMetadata& meta, int64_t num_blocks) {
+  Params p;
   p.query_start_loc = Ptr<const int32_t>(meta.query_start_loc);
   p.seq_lens = Ptr<const int32_t>(meta.seq_lens);
   p.block_tables = Ptr<const int32_t>(meta.block_tables);
   p.max_blocks_per_seq = meta.block_tables.dim(1);
   p.num_seqs = meta.num_seqs;
   p.num_tokens = meta.num_tokens;
-  p.block_size = meta.block_size;
   p.num_blocks = num_blocks;
   return p;
 }

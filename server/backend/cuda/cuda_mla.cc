@@ -15,6 +15,7 @@ namespace moeserve {
 using cuda_launch::bf16;
 using cuda_launch::Flags;
 using cuda_launch::Launched;
+using cuda_launch::LayoutParams;
 using cuda_launch::Ptr;
 namespace k = ::moeserve::kernels;
 
@@ -71,22 +72,16 @@ absl::Status CudaBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor
     mla_workspace_ = Tensor();  // back to the cache first, so it can be reused for the larger one
     ASSIGN_OR_RETURN(mla_workspace_, Allocate(DType::kF32, {need / 4}));
   }
-  k::MlaAttentionParams p;
+  k::MlaAttentionParams p = LayoutParams<k::MlaAttentionParams>(meta, cache.dim(0));
   p.q_latent = Ptr<const bf16>(q_latent);
   p.q_pe = Ptr<const bf16>(q_pe);
   p.cache = Ptr<const bf16>(cache);
   p.out = Ptr<bf16>(out);
-  p.query_start_loc = Ptr<const int32_t>(meta.query_start_loc);
-  p.seq_lens = Ptr<const int32_t>(meta.seq_lens);
-  p.block_tables = Ptr<const int32_t>(meta.block_tables);
-  p.max_blocks_per_seq = meta.block_tables.dim(1);
-  p.num_seqs = meta.num_seqs;
   p.num_tokens = static_cast<int>(T);
   p.num_heads = static_cast<int>(H);
   p.latent_dim = static_cast<int>(L);
   p.rope_dim = static_cast<int>(R);
   p.block_size = meta.block_size;
-  p.num_blocks = cache.dim(0);
   p.scale = scale;
   if (need > 0) {
     p.workspace = Ptr<float>(mla_workspace_);

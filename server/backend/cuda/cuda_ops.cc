@@ -16,7 +16,6 @@ namespace moeserve {
 using cuda_launch::bf16;
 using cuda_launch::Flags;
 using cuda_launch::Launched;
-using cuda_launch::LayoutParams;
 using cuda_launch::Ptr;
 namespace k = ::moeserve::kernels;
 
