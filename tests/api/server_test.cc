@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "server/tokenizer/tokenizer.h"
 #include "tests/api/api_test_util.h"
+#include "tests/engine/engine_test_util.h"
 #include "tests/test_util.h"
 
 namespace moeserve::testing {
@@ -25,6 +26,15 @@ namespace {
 
 using ::testing::HasSubstr;
 namespace v1 = moeserve::v1;
+
+// What `engine` itself generates for `prompt` under `params`, one output per sample: the reference a
+// stream is compared with. Empty (and a test failure) when the engine refuses the request.
+std::vector<RequestOutput> EngineOutputs(Engine& engine, const std::vector<int32_t>& prompt,
+                                         const SamplingParams& params) {
+  auto stream = engine.AddRequest({.prompt_token_ids = prompt, .sampling = params});
+  EXPECT_TRUE(stream.ok()) << stream.status();
+  return stream.ok() ? (*stream)->WaitForCompletions() : std::vector<RequestOutput>();
+}
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -50,14 +60,9 @@ TEST_F(ServerTest, StreamingGenerateEqualsTheEngineOutput) {
   StreamResult got = RunGenerate(stub_.get(), request);
   ASSERT_TRUE(got.status.ok()) << got.status.error_message();
 
-  SamplingParams params;
-  params.max_tokens = 20;
-  params.temperature = 0.0f;
-  params.ignore_eos = true;
-  auto stream = server_->engine()->AddRequest({.prompt_token_ids = prompt, .sampling = params});
-  ASSERT_TRUE(stream.ok());
-  const RequestOutput want = (*stream)->WaitForCompletion();
-  EXPECT_EQ(got.token_ids, want.token_ids);
+  const std::vector<RequestOutput> want = EngineOutputs(*server_->engine(), prompt, Greedy(20));
+  ASSERT_EQ(want.size(), 1u);
+  EXPECT_EQ(got.token_ids, want[0].token_ids);
   ASSERT_EQ(got.token_ids.size(), 20u);
 
   ASSERT_GE(got.responses.size(), 1u);  // deltas merge while the handler is writing
@@ -107,14 +112,11 @@ TEST_F(ServerTest, PromptLogprobsComeOnceOnCompletionZerosFirstResponse) {
   StreamResult got = RunGenerate(stub_.get(), request);
   ASSERT_TRUE(got.status.ok()) << got.status.error_message();
 
-  SamplingParams params;
-  params.max_tokens = 5;
-  params.temperature = 0.0f;
-  params.ignore_eos = true;
+  SamplingParams params = Greedy(5);
   params.prompt_logprobs = 2;
-  auto stream = server_->engine()->AddRequest({.prompt_token_ids = prompt, .sampling = params});
-  ASSERT_TRUE(stream.ok());
-  const RequestOutput want = (*stream)->WaitForCompletion();
+  const std::vector<RequestOutput> outputs = EngineOutputs(*server_->engine(), prompt, params);
+  ASSERT_EQ(outputs.size(), 1u);
+  const RequestOutput& want = outputs[0];
   ASSERT_EQ(want.prompt_logprobs.size(), prompt.size() - 1);
 
   int carrying = 0;
@@ -151,15 +153,10 @@ TEST_F(ServerTest, ParallelSamplesStreamWithTheirIndices) {
   StreamResult got = RunGenerate(stub_.get(), request);
   ASSERT_TRUE(got.status.ok()) << got.status.error_message();
 
-  SamplingParams params;
+  SamplingParams params = Sampled(10);
   params.n = 3;
-  params.max_tokens = 10;
-  params.temperature = 1.0f;
   params.seed = 99;
-  params.ignore_eos = true;
-  auto stream = server_->engine()->AddRequest({.prompt_token_ids = prompt, .sampling = params});
-  ASSERT_TRUE(stream.ok());
-  const std::vector<RequestOutput> want = (*stream)->WaitForCompletions();
+  const std::vector<RequestOutput> want = EngineOutputs(*server_->engine(), prompt, params);
   ASSERT_EQ(want.size(), 3u);
 
   std::map<int32_t, std::vector<int32_t>> ids;

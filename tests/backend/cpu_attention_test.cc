@@ -113,6 +113,24 @@ struct PagedBatch {
 
 class CpuAttentionTest : public ::testing::Test {
  protected:
+  // Inputs of the fused RoPE + cache-write ops over `pb`: its metadata with slot `skipped` set to -1
+  // (no cache write), positions (t * stride) % max_pos, and a random [max_pos, rot] cos/sin table.
+  struct RopeInputs {
+    AttentionMetadata meta;
+    Tensor positions, cos_sin;
+  };
+  RopeInputs MakeRopeInputs(const PagedBatch& pb, int64_t skipped, int64_t stride, int64_t max_pos, int64_t rot) {
+    RopeInputs in{.meta = pb.Meta(b_)};
+    auto slots = pb.slot_mapping;
+    slots[skipped] = -1;
+    in.meta.slot_mapping = MakeI32(b_, Shape{pb.T}, slots);
+    std::vector<int32_t> pos(pb.T);
+    for (int64_t t = 0; t < pb.T; ++t) pos[t] = static_cast<int32_t>((t * stride) % max_pos);
+    in.positions = MakeI32(b_, Shape{pb.T}, pos);
+    in.cos_sin = MakeF32(b_, Shape{max_pos, rot}, Random(rng_, max_pos * rot));
+    return in;
+  }
+
   CpuBackend b_{3};
   std::mt19937 rng_{99};
 };
@@ -246,14 +264,7 @@ TEST_F(CpuAttentionTest, RopeWriteMlaCacheIsRopeThenWrite) {
   for (RopeStyle style : {RopeStyle::kInterleaved, RopeStyle::kNeox}) {
     PagedBatch pb(kMixedBatch, BS, L + R, 1, rng_);
     const int64_t T = pb.T;
-    AttentionMetadata meta = pb.Meta(b_);
-    auto slots = pb.slot_mapping;
-    slots[2] = -1;
-    meta.slot_mapping = MakeI32(b_, Shape{T}, slots);
-    std::vector<int32_t> pos(T);
-    for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>((t * 7) % max_pos);
-    const Tensor positions = MakeI32(b_, Shape{T}, pos);
-    const Tensor cos_sin = MakeF32(b_, Shape{max_pos, R}, Random(rng_, max_pos * R));
+    const auto [meta, positions, cos_sin] = MakeRopeInputs(pb, /*skipped=*/2, /*stride=*/7, max_pos, R);
     const auto kv_c = Random(rng_, T * L), k_pe = Random(rng_, T * R);
     const Tensor k_pe_t = MakeF32(b_, Shape{T, R}, k_pe);
     Tensor fused = MakeF32(b_, Shape{pb.NB, BS, L + R}, pb.k_cache);
@@ -371,14 +382,7 @@ TEST_F(CpuAttentionTest, RopeWriteKvCacheIsRopeThenWrite) {
     for (int32_t rot : {12, 8}) {
       PagedBatch pb(kMixedBatch, BS, Hkv * D, Hkv * Dv, rng_);
       const int64_t T = pb.T;
-      AttentionMetadata meta = pb.Meta(b_);
-      auto slots = pb.slot_mapping;
-      slots[3] = -1;
-      meta.slot_mapping = MakeI32(b_, Shape{T}, slots);
-      std::vector<int32_t> pos(T);
-      for (int64_t t = 0; t < T; ++t) pos[t] = static_cast<int32_t>((t * 5) % max_pos);
-      const Tensor positions = MakeI32(b_, Shape{T}, pos);
-      const Tensor cos_sin = MakeF32(b_, Shape{max_pos, rot}, Random(rng_, max_pos * rot));
+      const auto [meta, positions, cos_sin] = MakeRopeInputs(pb, /*skipped=*/3, /*stride=*/5, max_pos, rot);
       const auto q = Random(rng_, T * H * D), k = Random(rng_, T * Hkv * D), v = Random(rng_, T * Hkv * Dv);
       const Tensor qf = MakeF32(b_, Shape{T, H, D}, q), kf = MakeF32(b_, Shape{T, Hkv, D}, k);
       Tensor kcf = MakeF32(b_, Shape{pb.NB, BS, Hkv, D}, pb.k_cache);

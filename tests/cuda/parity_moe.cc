@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/common/numeric.h"
 #include "tests/cuda/parity_harness.h"
+#include "tests/cuda/parity_moe_util.h"
 
 namespace moeserve::parity {
 
@@ -58,8 +58,7 @@ void MoeCases(Harness& h) {
       int64_t T, E, K, d, I; const char* routing; bool shared; bool fp8; int64_t S = 0;
       int32_t valid = -1;
     };
-    // routing: "spread" (pseudo-random, uneven), "two" (every token on experts 3 and 5: most
-    // experts empty, the busy ones span several 64-row tiles).
+    // routing: see RouteIds.
     for (X c : {X{1, 8, 2, 64, 96, "spread", false, false}, X{64, 8, 2, 128, 176, "spread", false, false},
                 X{7, 64, 6, 256, 128, "spread", true, false}, X{256, 64, 6, 256, 128, "spread", false, false},
                 X{256, 256, 8, 128, 64, "spread", true, false}, X{200, 64, 2, 128, 96, "two", true, false},
@@ -75,38 +74,14 @@ void MoeCases(Harness& h) {
       const auto [T, E, K, d, I, routing, shared, fp8, S, valid] = c;
       const int64_t ES = E + S;  // stacked experts: routed, then the fused shared ones
       auto x = h.Rand(T * d), wts = h.Rand(T * K, 0.0f, 1.0f), sh = h.Rand(T * d);
-      std::vector<int32_t> ids(T * K);
-      for (int64_t t = 0; t < T; ++t) {
-        for (int64_t k = 0; k < K; ++k) {
-          ids[t * K + k] = std::string(routing) == "two"
-                               ? (k % 2 == 0 ? 3 : 5)
-                               : static_cast<int32_t>((t * 7 + k * 3 + h.rng() % 2) % E);
-        }
-      }
+      const std::vector<int32_t> ids = RouteIds(h, routing, T, K, E);
       Tensor gu_c, dn_c, gu_g, dn_g;
       if (fp8) {
-        // e4m3 bytes of values in [-1, 1) with per-block scales around 0.1 / 448 · 4.
-        auto bytes = [&](int64_t n) {
-          std::vector<uint8_t> b(n);
-          for (auto& v : b) v = FloatToFp8E4M3(std::uniform_real_distribution<float>(-448.0f, 448.0f)(h.rng));
-          return b;
-        };
-        auto scales = [&](int64_t n) {
-          std::vector<float> v(n);
-          for (auto& f : v) f = std::uniform_real_distribution<float>(0.5f, 2.0f)(h.rng) * 0.1f / 448.0f;
-          return v;
-        };
-        const auto gub = bytes(ES * 2 * I * d), dnb = bytes(ES * d * I);
-        const auto gus = scales(ES * (2 * I / 128) * (d / 128)), dns = scales(ES * (d / 128) * (I / 128));
-        auto mk = [&](Backend& b, const std::vector<uint8_t>& v, const std::vector<float>& sc, Shape shape) {
-          auto w = b.CreateFp8BlockWeight(v, sc, shape);
-          PARITY_CHECK_OK(w.status());
-          return *w;
-        };
-        gu_c = mk(*h.cpu, gub, gus, {ES, 2 * I, d});
-        dn_c = mk(*h.cpu, dnb, dns, {ES, d, I});
-        gu_g = mk(*h.gpu, gub, gus, {ES, 2 * I, d});
-        dn_g = mk(*h.gpu, dnb, dns, {ES, d, I});
+        const Fp8Experts w = RandFp8Experts(h, ES, d, I);
+        gu_c = w.GateUpOn(*h.cpu);
+        dn_c = w.DownOn(*h.cpu);
+        gu_g = w.GateUpOn(*h.gpu);
+        dn_g = w.DownOn(*h.gpu);
         if (gu_g.dtype() != DType::kF8E4M3) h.failed++;  // the CUDA backend must keep fp8 here
       } else {
         auto gu = h.Rand(ES * 2 * I * d, -0.1f, 0.1f), dn = h.Rand(ES * d * I, -0.1f, 0.1f);
@@ -115,39 +90,17 @@ void MoeCases(Harness& h) {
         gu_g = Weight(*h.gpu, gu, {ES, 2 * I, d});
         dn_g = Weight(*h.gpu, dn, {ES, d, I});
       }
-      MoeExpertsExtras xc, xg;
-      xc.num_shared_experts = xg.num_shared_experts = S;
-      xc.expert_counts = Out(*h.cpu, {E}, DType::kI64);
-      xg.expert_counts = Out(*h.gpu, {E}, DType::kI64);
-      PARITY_CHECK_OK(h.cpu->Zero(xc.expert_counts));
-      PARITY_CHECK_OK(h.gpu->Zero(xg.expert_counts));
-      if (valid >= 0) {
-        xc.num_valid_tokens = I32(*h.cpu, {valid}, {1});
-        xg.num_valid_tokens = I32(*h.gpu, {valid}, {1});
-      }
-      Tensor oc = Out(*h.cpu, {T, d}, DType::kF32), og = Out(*h.gpu, {T, d}, DType::kBF16);
-      if (shared) {  // in place, as the model calls it: out holds the shared experts' output
-        oc = Act(*h.cpu, sh, {T, d});
-        og = Act(*h.gpu, sh, {T, d});
-        xc.shared_out = oc;
-        xg.shared_out = og;
-      }
-      PARITY_CHECK_OK(h.cpu->MoeExperts(Act(*h.cpu, x, {T, d}), I32(*h.cpu, ids, {T, K}), F32(*h.cpu, wts, {T, K}),
-                                        gu_c, dn_c, oc, xc));
-      PARITY_CHECK_OK(h.gpu->MoeExperts(Act(*h.gpu, x, {T, d}), I32(*h.gpu, ids, {T, K}), F32(*h.gpu, wts, {T, K}),
-                                        gu_g, dn_g, og, xg));
-      std::vector<int64_t> cc(E), cg(E);
-      PARITY_CHECK_OK(h.cpu->CopyToHost(xc.expert_counts, {reinterpret_cast<uint8_t*>(cc.data()), cc.size() * 8}));
-      PARITY_CHECK_OK(h.gpu->CopyToHost(xg.expert_counts, {reinterpret_cast<uint8_t*>(cg.data()), cg.size() * 8}));
+      const MoeExpertsInputs in{.T = T, .E = E, .K = K, .d = d, .S = S, .valid = valid, .x = x, .ids = ids,
+                                .weights = wts, .shared = shared ? &sh : nullptr};
+      const MoeExpertsResult rc = RunMoeExperts(*h.cpu, in, gu_c, dn_c), rg = RunMoeExperts(*h.gpu, in, gu_g, dn_g);
       std::vector<int64_t> want(E, 0);  // the real tokens' routed pairs
       for (int64_t i = 0; i < (valid >= 0 ? valid : T) * K; ++i) ++want[ids[i]];
-      const bool counts_ok = cc == cg && cc == want;
+      const bool counts_ok = rc.counts == rg.counts && rc.counts == want;
       if (!counts_ok) h.failed++;  // the output line below still prints
       Report(h, absl::StrCat(fp8 ? "MoeExpertsFp8" : "MoeExperts", " T=", T, " E=", E, " k=", K, " d=", d, " I=", I,
                              " routing=", routing, shared ? " +shared" : "", S > 0 ? absl::StrCat(" S=", S) : "",
                              valid >= 0 ? absl::StrCat(" valid=", valid) : ""),
-             Down(*h.gpu, og), Down(*h.cpu, oc), fp8 ? 3e-2 : kBf16Bound,
-             counts_ok ? " counts=ok" : " counts=MISMATCH");
+             rg.out, rc.out, fp8 ? 3e-2 : kBf16Bound, counts_ok ? " counts=ok" : " counts=MISMATCH");
     }
   }
 }

@@ -13,31 +13,15 @@
 #include "gtest/gtest.h"
 #include "tests/engine/engine_test_util.h"
 
-namespace moeserve {
+namespace moeserve::testing {
 namespace {
 
-using ::moeserve::testing::Greedy;
-using ::moeserve::testing::MakeFixtureEngine;
-using ::moeserve::testing::RandomRequests;
-using ::moeserve::testing::RunAll;
-using ::moeserve::testing::RunChecked;
-
-constexpr int32_t kMaxModelLen = 64;  // no more than any fixture's max_position_embeddings
-
-EngineConfig BigConfig() {
-  EngineConfig c;
-  c.block_size = 4;
-  c.num_kv_blocks = 1024;
-  c.max_num_batched_tokens = 256;
-  c.max_num_seqs = 64;
-  c.max_model_len = kMaxModelLen;
-  return c;
-}
+constexpr int32_t kMaxModelLen = kFixtureMaxModelLen;
 
 // Each request alone in a fresh engine.
 std::vector<std::vector<int32_t>> RunEachAlone(const std::string& model,
                                                const std::vector<EngineRequest>& requests) {
-  auto engine = MakeFixtureEngine(model, BigConfig());
+  auto engine = MakeFixtureEngine(model, RoomyConfig());
   std::vector<std::vector<int32_t>> out;
   for (const EngineRequest& r : requests) {
     std::vector<RequestOutput> o = RunAll(*engine, {r});
@@ -65,7 +49,7 @@ class BatchingTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(BatchingTest, ThirtyTwoRequestsTogetherMatchEachAlone) {
   const auto requests = RandomRequests(32, 256, kMaxModelLen, 1);
   const auto alone = RunEachAlone(GetParam(), requests);
-  auto engine = MakeFixtureEngine(GetParam(), BigConfig());
+  auto engine = MakeFixtureEngine(GetParam(), RoomyConfig());
   ExpectSameTokens(RunAll(*engine, requests), alone, requests);
   EXPECT_EQ(engine->GetMetrics().kv_blocks_used, 0);
 }
@@ -73,7 +57,7 @@ TEST_P(BatchingTest, ThirtyTwoRequestsTogetherMatchEachAlone) {
 TEST_P(BatchingTest, TinyKvPoolPreemptsAndStillMatches) {
   const auto requests = RandomRequests(32, 256, kMaxModelLen, 2);
   const auto alone = RunEachAlone(GetParam(), requests);
-  EngineConfig c = BigConfig();
+  EngineConfig c = RoomyConfig();
   c.num_kv_blocks = kMaxModelLen / c.block_size + 1 + 4;  // one full request and a little more
   auto engine = MakeFixtureEngine(GetParam(), c);
   ExpectSameTokens(RunAll(*engine, requests), alone, requests);
@@ -87,7 +71,7 @@ TEST_P(BatchingTest, ChunkedPrefillAtEveryBudgetMatches) {
   const auto alone = RunEachAlone(GetParam(), requests);
   for (int32_t budget : {4, 5, 7, 8, 9, 15, 16, 17, 31}) {
     SCOPED_TRACE(budget);
-    EngineConfig c = BigConfig();
+    EngineConfig c = RoomyConfig();
     c.max_num_seqs = 4;
     c.max_num_batched_tokens = budget;
     auto engine = MakeFixtureEngine(GetParam(), c);
@@ -104,7 +88,7 @@ TEST(EngineTest, CreateRefusesAKvPoolTooSmallForOneRequest) {
   auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(),
                          backend->get());
   ASSERT_TRUE(model.ok());
-  EngineConfig c = BigConfig();
+  EngineConfig c = RoomyConfig();
   c.num_kv_blocks = 4;  // 3 usable blocks of 4 tokens < max_model_len 64
   auto engine = Engine::Create(c, {.backend = std::move(*backend), .model = std::move(*model)});
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
@@ -119,7 +103,7 @@ TEST(EngineTest, SeededSamplingIgnoresBatchNeighbours) {
   seeded.sampling.max_tokens = 24;
   seeded.sampling.ignore_eos = true;
 
-  auto alone_engine = MakeFixtureEngine("llama", BigConfig());
+  auto alone_engine = MakeFixtureEngine("llama", RoomyConfig());
   const std::vector<int32_t> alone = RunAll(*alone_engine, {seeded}).at(0).token_ids;
   ASSERT_EQ(alone.size(), 24u);
 
@@ -129,14 +113,14 @@ TEST(EngineTest, SeededSamplingIgnoresBatchNeighbours) {
     if (i % 2 == 0) batch[i].sampling.seed = i;
   }
   batch.insert(batch.begin() + 5, seeded);
-  EngineConfig c = BigConfig();
+  EngineConfig c = RoomyConfig();
   c.num_kv_blocks = kMaxModelLen / c.block_size + 1 + 6;  // with preemption, too
   auto engine = MakeFixtureEngine("llama", c);
   EXPECT_EQ(RunAll(*engine, batch).at(5).token_ids, alone);
 }
 
 TEST(EngineTest, LogprobsComeWithEveryToken) {
-  auto engine = MakeFixtureEngine("llama", BigConfig());
+  auto engine = MakeFixtureEngine("llama", RoomyConfig());
   EngineRequest r;
   r.prompt_token_ids = {1, 2, 3, 4};
   r.sampling = Greedy(6);
@@ -153,7 +137,7 @@ TEST(EngineTest, LogprobsComeWithEveryToken) {
 }
 
 TEST(EngineTest, StopTokenIdFinishesWithStop) {
-  auto engine = MakeFixtureEngine("llama", BigConfig());
+  auto engine = MakeFixtureEngine("llama", RoomyConfig());
   EngineRequest r;
   r.prompt_token_ids = {9, 8, 7, 6, 5};
   r.sampling = Greedy(10);
@@ -168,7 +152,7 @@ TEST(EngineTest, StopTokenIdFinishesWithStop) {
 }
 
 TEST(EngineTest, RepeatedPromptHitsThePrefixCache) {
-  auto engine = MakeFixtureEngine("deepseek_v3", BigConfig());
+  auto engine = MakeFixtureEngine("deepseek_v3", RoomyConfig());
   EngineRequest r;
   for (int i = 0; i < 40; ++i) r.prompt_token_ids.push_back(3 + (i * 37) % 250);
   r.sampling = Greedy(8);
@@ -186,7 +170,7 @@ TEST(EngineTest, RepeatedPromptHitsThePrefixCache) {
 }
 
 TEST(EngineTest, AdmissionLimitIsResourceExhausted) {
-  EngineConfig c = BigConfig();
+  EngineConfig c = RoomyConfig();
   c.max_queued_requests = 2;
   auto engine = MakeFixtureEngine("llama", c);
   EngineRequest r;
@@ -204,7 +188,7 @@ TEST(EngineTest, AdmissionLimitIsResourceExhausted) {
 }
 
 TEST(EngineTest, InvalidRequestsNameTheField) {
-  auto engine = MakeFixtureEngine("llama", BigConfig());
+  auto engine = MakeFixtureEngine("llama", RoomyConfig());
   auto add = [&](std::vector<int32_t> prompt, SamplingParams p) {
     EngineRequest r;
     r.prompt_token_ids = std::move(prompt);
@@ -230,7 +214,7 @@ TEST(EngineTest, InvalidRequestsNameTheField) {
 class AbortTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    EngineConfig c = BigConfig();
+    EngineConfig c = RoomyConfig();
     c.max_num_seqs = 2;
     c.max_num_batched_tokens = 8;  // a 30-token prompt takes several chunks
     engine_ = MakeFixtureEngine("llama", c);
@@ -354,7 +338,7 @@ TEST_F(AbortTest, StopAbortsEverythingLive) {
 }
 
 TEST(EngineTest, RandomArrivalsAndAbortsKeepIntegrity) {
-  EngineConfig c = BigConfig();
+  EngineConfig c = RoomyConfig();
   c.num_kv_blocks = kMaxModelLen / c.block_size + 1 + 8;
   c.max_num_batched_tokens = 24;
   c.max_num_seqs = 8;
@@ -394,7 +378,7 @@ TEST(EngineTest, RandomArrivalsAndAbortsKeepIntegrity) {
 TEST(EngineThreadTest, ConcurrentClientsGetTheirAloneOutputs) {
   const auto requests = RandomRequests(24, 256, kMaxModelLen, 5);
   const auto alone = RunEachAlone("llama", requests);
-  EngineConfig c = BigConfig();
+  EngineConfig c = RoomyConfig();
   c.check_integrity_every_step = true;
   c.num_kv_blocks = kMaxModelLen / c.block_size + 1 + 10;
   auto engine = MakeFixtureEngine("llama", c);
@@ -420,7 +404,7 @@ TEST(EngineThreadTest, ConcurrentClientsGetTheirAloneOutputs) {
 }
 
 TEST(EngineThreadTest, CallbackStreamsAndAbortFromAnotherThread) {
-  auto engine = MakeFixtureEngine("llama", BigConfig());
+  auto engine = MakeFixtureEngine("llama", RoomyConfig());
   engine->Start();
   absl::Mutex mu;
   std::vector<int32_t> tokens;
@@ -462,4 +446,4 @@ TEST(EngineThreadTest, CallbackStreamsAndAbortFromAnotherThread) {
 }
 
 }  // namespace
-}  // namespace moeserve
+}  // namespace moeserve::testing

@@ -18,11 +18,27 @@
 
 namespace moeserve::testing {
 
-inline std::unique_ptr<Engine> MakeFixtureEngine(const std::string& name, EngineConfig config) {
+// max_model_len of the fixture tests: no more than any fixture's max_position_embeddings.
+constexpr int32_t kFixtureMaxModelLen = 64;
+
+// Room for every request of a test batch: 1024 blocks of 4 tokens, 256 batched tokens, 64
+// sequences, kFixtureMaxModelLen.
+inline EngineConfig RoomyConfig() {
+  EngineConfig c;
+  c.block_size = 4;
+  c.num_kv_blocks = 1024;
+  c.max_num_batched_tokens = 256;
+  c.max_num_seqs = 64;
+  c.max_model_len = kFixtureMaxModelLen;
+  return c;
+}
+
+// An engine over the model in `dir` on a one-thread CPU backend; nullptr (and a test failure) when
+// the model or the engine cannot be made.
+inline std::unique_ptr<Engine> MakeEngine(const std::string& dir, EngineConfig config) {
   auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
   EXPECT_TRUE(backend.ok()) << backend.status();
   if (!backend.ok()) return nullptr;
-  const std::string dir = (FixturesDir() / "models" / name).string();
   auto model = LoadModel(dir, backend->get());
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return nullptr;
@@ -33,11 +49,23 @@ inline std::unique_ptr<Engine> MakeFixtureEngine(const std::string& name, Engine
   return engine.ok() ? std::move(*engine) : nullptr;
 }
 
+// An engine over the committed fixture model tests/fixtures/models/<name>.
+inline std::unique_ptr<Engine> MakeFixtureEngine(const std::string& name, EngineConfig config) {
+  return MakeEngine((FixturesDir() / "models" / name).string(), std::move(config));
+}
+
 inline SamplingParams Greedy(int32_t max_tokens) {
   SamplingParams p;
   p.temperature = 0.0f;
   p.max_tokens = max_tokens;
   p.ignore_eos = true;
+  return p;
+}
+
+// Temperature-1 sampling of exactly `max_tokens` tokens.
+inline SamplingParams Sampled(int32_t max_tokens) {
+  SamplingParams p = Greedy(max_tokens);
+  p.temperature = 1.0f;
   return p;
 }
 

@@ -16,13 +16,8 @@
 #include "server/model/step_context.h"
 #include "tests/engine/engine_test_util.h"
 
-namespace moeserve {
+namespace moeserve::testing {
 namespace {
-
-using ::moeserve::testing::Greedy;
-using ::moeserve::testing::MakeFixtureEngine;
-using ::moeserve::testing::RandomRequests;
-using ::moeserve::testing::RunAll;
 
 EngineConfig SmallConfig(int32_t interval) {
   EngineConfig c;
@@ -38,18 +33,7 @@ EngineConfig SmallConfig(int32_t interval) {
 
 // The shipped default model (DeepSeek-V3 architecture, 8 experts, top-2, first layer dense).
 std::unique_ptr<Engine> MakeDefaultModelEngine(EngineConfig config) {
-  auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
-  EXPECT_TRUE(backend.ok()) << backend.status();
-  if (!backend.ok()) return nullptr;
-  const std::string dir = MOESERVE_SOURCE_DIR "/models/default";
-  auto model = LoadModel(dir, backend->get());
-  EXPECT_TRUE(model.ok()) << model.status();
-  if (!model.ok()) return nullptr;
-  config.model_dir = dir;
-  auto engine = Engine::Create(config, EngineParts{.backend = std::move(*backend),
-                                                   .model = std::move(*model)});
-  EXPECT_TRUE(engine.ok()) << engine.status();
-  return engine.ok() ? std::move(*engine) : nullptr;
+  return MakeEngine(MOESERVE_SOURCE_DIR "/models/default", std::move(config));
 }
 
 void ExpectCountsMatchTokens(const Engine& engine) {
@@ -203,4 +187,4 @@ TEST(ExpertLoadTest, IntervalZeroAndDenseModelsPublishNothing) {
 }
 
 }  // namespace
-}  // namespace moeserve
+}  // namespace moeserve::testing

@@ -11,24 +11,13 @@
 #include "server/engine/engine.h"
 #include "tests/engine/engine_test_util.h"
 
-namespace moeserve {
+namespace moeserve::testing {
 namespace {
 
-using ::moeserve::testing::Greedy;
-using ::moeserve::testing::MakeFixtureEngine;
-using ::moeserve::testing::RandomRequests;
-using ::moeserve::testing::RunAll;
-using ::moeserve::testing::RunChecked;
-
-constexpr int32_t kMaxModelLen = 64;
+constexpr int32_t kMaxModelLen = kFixtureMaxModelLen;
 
 EngineConfig Config() {
-  EngineConfig c;
-  c.block_size = 4;
-  c.num_kv_blocks = 1024;
-  c.max_num_batched_tokens = 256;
-  c.max_num_seqs = 64;
-  c.max_model_len = kMaxModelLen;
+  EngineConfig c = RoomyConfig();
   c.check_integrity_every_step = true;
   return c;
 }
@@ -98,9 +87,7 @@ TEST(ParallelSamplingTest, GreedySamplesAreIdenticalWithIndicesAndSummedUsage) {
 TEST(ParallelSamplingTest, SeededSamplesEqualSeparateRequestsWithDerivedSeeds) {
   EngineRequest r;
   r.prompt_token_ids = Prompt(18);
-  r.sampling.temperature = 1.0f;
-  r.sampling.max_tokens = 16;
-  r.sampling.ignore_eos = true;
+  r.sampling = Sampled(16);
   r.sampling.seed = 777;
 
   // Each sample alone, as an n = 1 request with the derived seed.
@@ -136,9 +123,7 @@ TEST(ParallelSamplingTest, UnseededSamplesDiffer) {
   auto engine = MakeFixtureEngine("llama", Config());
   EngineRequest r;
   r.prompt_token_ids = Prompt(10);
-  r.sampling.temperature = 1.0f;
-  r.sampling.max_tokens = 16;
-  r.sampling.ignore_eos = true;
+  r.sampling = Sampled(16);
   r.sampling.n = 4;
   const std::vector<RequestOutput> out = RunSamples(*engine, r);
   ASSERT_EQ(out.size(), 4u);
@@ -228,4 +213,4 @@ TEST(ParallelSamplingTest, RandomGroupsArrivalsAndAbortsKeepIntegrity) {
 }
 
 }  // namespace
-}  // namespace moeserve
+}  // namespace moeserve::testing

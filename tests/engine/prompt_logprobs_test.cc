@@ -16,18 +16,13 @@
 #include "tests/model/model_test_util.h"
 #include "tests/test_util.h"
 
-namespace moeserve {
+namespace moeserve::testing {
 namespace {
-
-using ::moeserve::testing::FixturesDir;
-using ::moeserve::testing::Greedy;
-using ::moeserve::testing::LoadedModel;
-using ::moeserve::testing::MakeFixtureEngine;
-using ::moeserve::testing::RunChecked;
 
 constexpr double kTolerance = 1e-4;
 
-EngineConfig Config() {
+// chunk: long_prefill_token_threshold, the most prompt tokens a step computes (0: no limit).
+EngineConfig Config(int32_t chunk = 0) {
   EngineConfig c;
   c.block_size = 4;
   c.num_kv_blocks = 256;
@@ -35,6 +30,7 @@ EngineConfig Config() {
   c.max_num_seqs = 16;
   c.max_model_len = 64;
   c.check_integrity_every_step = true;
+  c.long_prefill_token_threshold = chunk;
   return c;
 }
 
@@ -143,9 +139,7 @@ TEST(PromptLogprobsTest, MatchFullForwardAtEveryChunkSize) {
   const auto ref = ReferenceLogprobs("llama", ids);
   ASSERT_EQ(ref.size(), ids.size());
   for (int32_t chunk : {0, 1, 3, 4, 12}) {  // 0: whole prompt; 4: the block size; 12: prompt - 1
-    EngineConfig c = Config();
-    c.long_prefill_token_threshold = chunk;
-    auto engine = MakeFixtureEngine("llama", c);
+    auto engine = MakeFixtureEngine("llama", Config(chunk));
     ASSERT_NE(engine, nullptr);
     const auto deltas = RunDeltas(*engine, {WithPromptLogprobs(ids, 5), WithPromptLogprobs(ids, 0),
                                             EngineRequest{.prompt_token_ids = ids, .sampling = Greedy(3)}});
@@ -159,9 +153,7 @@ TEST(PromptLogprobsTest, MatchFullForwardAtEveryChunkSize) {
 TEST(PromptLogprobsTest, MlaModelMatchesFullForward) {
   const std::vector<int32_t> ids = Prompt(10, 1);
   const auto ref = ReferenceLogprobs("deepseek_v3", ids);
-  EngineConfig c = Config();
-  c.long_prefill_token_threshold = 3;
-  auto engine = MakeFixtureEngine("deepseek_v3", c);
+  auto engine = MakeFixtureEngine("deepseek_v3", Config(/*chunk=*/3));
   ASSERT_NE(engine, nullptr);
   const auto deltas = RunDeltas(*engine, {WithPromptLogprobs(ids, 2)});
   ExpectMatchesReference(PromptLogprobsOf(deltas[0]), ids, ref, 2, "deepseek_v3");
@@ -206,10 +198,9 @@ TEST(PromptLogprobsTest, CachedPrefixIsNotReadButStillWritten) {
 }
 
 TEST(PromptLogprobsTest, PreemptedRequestDeliversThemOnce) {
-  EngineConfig c = Config();
+  EngineConfig c = Config(/*chunk=*/4);
   c.num_kv_blocks = 12;  // 11 usable blocks of 4: 44 tokens
   c.max_model_len = 40;
-  c.long_prefill_token_threshold = 4;
   const std::vector<int32_t> ids = Prompt(16, 3);
   const auto ref = ReferenceLogprobs("llama", ids);
   // The older request's growth preempts the newer one (lower priority): {older prompt, older
@@ -237,9 +228,7 @@ TEST(PromptLogprobsTest, PreemptedRequestDeliversThemOnce) {
 TEST(PromptLogprobsTest, ParallelSamplesDeliverThemOnceOnSampleZero) {
   const std::vector<int32_t> ids = Prompt(14, 5);
   const auto ref = ReferenceLogprobs("llama", ids);
-  EngineConfig c = Config();
-  c.long_prefill_token_threshold = 5;
-  auto engine = MakeFixtureEngine("llama", c);
+  auto engine = MakeFixtureEngine("llama", Config(/*chunk=*/5));
   ASSERT_NE(engine, nullptr);
   EngineRequest r = WithPromptLogprobs(ids, 2, 4);
   r.sampling.n = 2;
@@ -251,4 +240,4 @@ TEST(PromptLogprobsTest, ParallelSamplesDeliverThemOnceOnSampleZero) {
 }
 
 }  // namespace
-}  // namespace moeserve
+}  // namespace moeserve::testing
