@@ -133,10 +133,13 @@ void TokenFilter::Apply(absl::Span<const float> x, float x_max, int32_t top_k, f
   int32_t cut = -1;  // last token of the kept prefix; -1: candidates_ are all in the prefix
 
   if (use_k) {
+    // With top-p, Z is the mass of every top-k survivor, min-p failures included: the gather may
+    // stop at the min-p floor only without top-p.
+    const float k_floor = use_p ? -kInf : floor;
     for (int attempt = 0;; ++attempt) {
-      const float t = SampleThreshold(x, top_k, attempt, floor);
+      const float t = SampleThreshold(x, top_k, attempt, k_floor);
       Gather(x, t);
-      if (static_cast<int32_t>(candidates_.size()) >= top_k || t <= floor) break;
+      if (static_cast<int32_t>(candidates_.size()) >= top_k || t <= k_floor) break;
     }
     sel_.clear();
     for (int32_t id : candidates_) {

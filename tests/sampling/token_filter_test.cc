@@ -116,6 +116,15 @@ TEST(TokenFilterTest, MinPIsRelativeToTheTopToken) {
   EXPECT_EQ(Kept(x, 2, 1.0f, 0.1f), (Ids{0, 1}));
 }
 
+TEST(TokenFilterTest, TopPOverTopKCountsTokensThatFailMinP) {
+  // Relative weights 1, 0.55, 0.47, 0.47, ~0. Top-k 4 keeps the first four, Z = 2.49, and top_p 0.6
+  // needs 1.494: two tokens. Min-p 0.5 then drops none of those two; the 0.47s count towards Z
+  // although min-p removes them.
+  const std::vector<float> x = {0.0f, std::log(0.55f), std::log(0.47f), std::log(0.47f), -10.0f};
+  EXPECT_EQ(ReferenceKept(x, 4, 0.6f, 0.5f), (Ids{0, 1}));
+  EXPECT_EQ(Kept(x, 4, 0.6f, 0.5f), (Ids{0, 1}));
+}
+
 // Random rows with many ties and a wide range of spreads against the sort-based reference.
 TEST(TokenFilterTest, MatchesReferenceOnRandomRows) {
   std::mt19937 rng(7);
