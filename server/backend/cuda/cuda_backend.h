@@ -131,9 +131,6 @@ class CudaBackend : public Backend {
   Tensor lt_workspace_;
   Tensor error_flags_;  // one u32 (kernels::ErrorFlag bits)
   absl::flat_hash_map<LtKey, LtPlan> lt_plans_;
-  // MLA split-KV scratch (cuda_mla.cc): grown to the largest plan seen, never shrunk, so a steady
-  // state step allocates nothing. Its size is bounded by the split heuristic (kernels::PlanMla).
-  Tensor mla_workspace_;
   int num_sms_ = 0;  // queried on first MLA use
   std::unique_ptr<CudaGraphs> graphs_;
 };

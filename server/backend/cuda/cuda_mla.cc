@@ -67,10 +67,12 @@ absl::Status CudaBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor
                          "PagedMlaAttention: SM count");
   }
   const k::MlaPlan plan = k::PlanMla(T, H, L, R, meta.max_seq_len, num_sms_);
+  // Split-KV scratch for this call only, as FlashAttention's: while a graph is recorded it comes
+  // from the graph's private pool, so the captured address stays out of everyone else's reach.
   const int64_t need = plan.workspace_bytes();
-  if (need > 0 && (!mla_workspace_.defined() || static_cast<int64_t>(mla_workspace_.bytes()) < need)) {
-    mla_workspace_ = Tensor();  // back to the cache first, so it can be reused for the larger one
-    ASSIGN_OR_RETURN(mla_workspace_, Allocate(DType::kF32, {need / 4}));
+  Tensor workspace;
+  if (need > 0) {
+    ASSIGN_OR_RETURN(workspace, Allocate(DType::kF32, {need / 4}));
   }
   k::MlaAttentionParams p = LayoutParams<k::MlaAttentionParams>(meta, cache.dim(0));
   p.q_latent = Ptr<const bf16>(q_latent);
@@ -84,8 +86,8 @@ absl::Status CudaBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor
   p.block_size = meta.block_size;
   p.scale = scale;
   if (need > 0) {
-    p.workspace = Ptr<float>(mla_workspace_);
-    p.workspace_bytes = static_cast<int64_t>(mla_workspace_.bytes());
+    p.workspace = Ptr<float>(workspace);
+    p.workspace_bytes = static_cast<int64_t>(workspace.bytes());
   }
   p.error_flags = Flags(error_flags_);
   return Launched(k::LaunchMlaAttention(p, plan, stream_), "PagedMlaAttention");
