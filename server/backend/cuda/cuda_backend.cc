@@ -60,7 +60,15 @@ CudaBackend::CudaBackend(int device, cudaStream_t stream, cublasHandle_t cublas,
       [dev](size_t bytes) -> void* {
         void* p = nullptr;
         cudaSetDevice(dev);
-        if (cudaMalloc(&p, bytes) != cudaSuccess) {
+        // While this thread records a graph (thread-local capture mode, cuda_graphs.h) cudaMalloc
+        // is a prohibited "potentially unsafe" call that would fail and invalidate the recording.
+        // A graph-pool block allocated then is never freed while a graph uses it, so relax the
+        // mode around the call (what PyTorch's allocator does); outside a capture this is a no-op.
+        cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+        cudaThreadExchangeStreamCaptureMode(&mode);
+        const cudaError_t e = cudaMalloc(&p, bytes);
+        cudaThreadExchangeStreamCaptureMode(&mode);
+        if (e != cudaSuccess) {
           (void)cudaGetLastError();
           return nullptr;
         }
