@@ -69,9 +69,6 @@ absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
                                          float scale, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckPagedAttention(q, k_cache, v_cache, meta, out));
   const int64_t Hkv = k_cache.dim(2), D = q.dim(2), Dv = v_cache.dim(3);
-  int sm_count = 0;
-  CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device_),
-                       "PagedAttention: SM count");
   const k::AttentionPlan plan = k::PlanAttention({.num_seqs = meta.num_seqs,
                                                   .num_heads = q.dim(1),
                                                   .num_kv_heads = Hkv,
@@ -80,7 +77,7 @@ absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
                                                   .block_size = k_cache.dim(1),
                                                   .max_query_len = meta.max_query_len,
                                                   .max_seq_len = meta.max_seq_len,
-                                                  .sm_count = sm_count});
+                                                  .sm_count = num_sms_});
   if (plan.use_flash) {
     k::FlashAttentionParams f = LayoutParams<k::FlashAttentionParams>(meta, k_cache.dim(0));
     f.q = Ptr<const bf16>(q);

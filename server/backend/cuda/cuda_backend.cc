@@ -80,6 +80,8 @@ CudaBackend::CudaBackend(int device, cudaStream_t stream, cublasHandle_t cublas,
 absl::Status CudaBackend::Init() {
   CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas_, stream_), "cublasSetStream");
   CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+  CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_),
+                       "SM count");
   ASSIGN_OR_RETURN(lt_workspace_, Allocate(DType::kU8, {static_cast<int64_t>(kLtWorkspaceBytes)}));
   ASSIGN_OR_RETURN(error_flags_, Allocate(DType::kI32, {1}));
   return Zero(error_flags_);

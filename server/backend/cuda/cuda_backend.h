@@ -131,7 +131,7 @@ class CudaBackend : public Backend {
   Tensor lt_workspace_;
   Tensor error_flags_;  // one u32 (kernels::ErrorFlag bits)
   absl::flat_hash_map<LtKey, LtPlan> lt_plans_;
-  int num_sms_ = 0;  // queried on first MLA use
+  int num_sms_ = 0;  // multiprocessors of device_, from Init (split-KV plans)
   std::unique_ptr<CudaGraphs> graphs_;
 };
 

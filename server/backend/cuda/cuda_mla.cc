@@ -62,10 +62,6 @@ absl::Status CudaBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor
   RETURN_IF_ERROR(cuda_checks::CheckPagedMlaAttention(q_latent, q_pe, cache, meta, out));
   const int64_t T = q_latent.dim(0), H = q_latent.dim(1), L = q_latent.dim(2), R = q_pe.dim(2);
   if (T == 0) return absl::OkStatus();
-  if (num_sms_ == 0) {
-    CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_),
-                         "PagedMlaAttention: SM count");
-  }
   const k::MlaPlan plan = k::PlanMla(T, H, L, R, meta.max_seq_len, num_sms_);
   // Split-KV scratch for this call only, as FlashAttention's: while a graph is recorded it comes
   // from the graph's private pool, so the captured address stays out of everyone else's reach.
