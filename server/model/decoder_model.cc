@@ -28,11 +28,9 @@ absl::Status DecoderModel::LoadShared(WeightLoader& loader) {
       if (c.architecture == Architecture::kMixtral && loader.Has(p + ".block_sparse_moe.gate.weight")) {
         moe_prefix = p + ".block_sparse_moe";
       }
-      ASSIGN_OR_RETURN(MoeFfn moe, MoeFfn::Load(loader, moe_prefix, c));
-      layer.moe = std::move(moe);
+      ASSIGN_OR_RETURN(layer.moe, MoeFfn::Load(loader, moe_prefix, c));
     } else {
-      ASSIGN_OR_RETURN(DenseMlp mlp, DenseMlp::Load(loader, p + ".mlp", d, c.intermediate_size));
-      layer.mlp = std::move(mlp);
+      ASSIGN_OR_RETURN(layer.mlp, DenseMlp::Load(loader, p + ".mlp", d, c.intermediate_size));
     }
   }
   const int64_t rotary_dim = c.rotary_dim();
