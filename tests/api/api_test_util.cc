@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "server/model/llama2c_checkpoint.h"
 #include "server/tokenizer/llama2c_vocab.h"
 #include "tests/test_util.h"
@@ -128,6 +129,24 @@ std::string HttpGet(int port, const std::string& path) {
   const size_t body = response.find("\r\n\r\n");
   return absl::StrCat(response.substr(9, 3), "\n\n",
                       body == std::string::npos ? "" : response.substr(body + 4));
+}
+
+int64_t Finished(const EngineMetrics& m) {
+  return m.requests_finished_stop + m.requests_finished_length + m.requests_finished_abort +
+         m.requests_finished_error;
+}
+
+EngineMetrics WaitForIdle(Engine* engine, int64_t finished) {
+  EngineMetrics m;
+  for (int i = 0; i < 1000; ++i) {
+    m = engine->GetMetrics();
+    if (m.num_running == 0 && m.num_waiting == 0 && m.kv_blocks_used == 0 &&
+        Finished(m) >= finished && Finished(m) == m.requests_added) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return m;
 }
 
 }  // namespace moeserve::testing

@@ -77,6 +77,15 @@ moeserve::v1::GenerateRequest IdsRequest(std::vector<int32_t> ids, int max_token
 // GET http://127.0.0.1:port/path; returns "STATUS\n\nBODY" (e.g. "200\n\n...") or "" on error.
 std::string HttpGet(int port, const std::string& path);
 
+// Requests finished for any reason.
+int64_t Finished(const EngineMetrics& m);
+
+// Waits until the engine is idle with every block released and at least `finished` requests
+// finished, or ~10 s; returns the last metrics. A client sees a request's last response before
+// the engine's step that produced it publishes its metrics and releases its blocks, so a test
+// reading metrics after a call ends waits here first.
+EngineMetrics WaitForIdle(Engine* engine, int64_t finished = 1);
+
 }  // namespace moeserve::testing
 
 #endif  // MOESERVE_TESTS_API_API_TEST_UTIL_H_

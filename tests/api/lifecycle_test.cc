@@ -16,26 +16,6 @@ namespace {
 using ::testing::HasSubstr;
 namespace v1 = moeserve::v1;
 
-int64_t Finished(const EngineMetrics& m) {
-  return m.requests_finished_stop + m.requests_finished_length + m.requests_finished_abort +
-         m.requests_finished_error;
-}
-
-// Waits until the engine is idle with every block released and at least `finished` requests
-// finished (the metrics are published after each step; or ~10 s).
-EngineMetrics WaitForIdle(Engine* engine, int64_t finished = 1) {
-  EngineMetrics m;
-  for (int i = 0; i < 1000; ++i) {
-    m = engine->GetMetrics();
-    if (m.num_running == 0 && m.num_waiting == 0 && m.kv_blocks_used == 0 &&
-        Finished(m) >= finished && Finished(m) == m.requests_added) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return m;
-}
-
 void WaitForWaiting(Engine* engine, int n) {
   for (int i = 0; i < 1000 && engine->GetMetrics().num_waiting < n; ++i) {
     absl::SleepFor(absl::Milliseconds(10));

@@ -310,6 +310,7 @@ TEST_F(ServerTest, HealthIsServing) {
 
 TEST_F(ServerTest, MetricsEndpointHasEveryNameAndCountsRequests) {
   ASSERT_TRUE(RunGenerate(stub_.get(), IdsRequest({1, 2, 3, 4}, 6)).status.ok());
+  WaitForIdle(server_->engine());  // the call ended; the engine's step publishes right after
   const std::string page = HttpGet(server_->metrics_port(), "/metrics");
   ASSERT_THAT(page, ::testing::StartsWith("200"));
   for (const char* name :
