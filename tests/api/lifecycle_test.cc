@@ -126,7 +126,10 @@ TEST(LifecycleTest, HundredConcurrentStreamsWithAThirdCancelledFreeEveryBlock) {
   const EngineMetrics m = WaitForIdle(server->engine(), completed.load());
   EXPECT_EQ(m.kv_blocks_used, 0);
   EXPECT_EQ(m.num_running, 0);
-  EXPECT_EQ(m.requests_finished_length, completed.load());
+  // A call cancelled after the engine had already produced all 40 tokens (the client reads behind
+  // a loaded machine's engine) ends CANCELLED for the client and by length for the engine.
+  EXPECT_GE(m.requests_finished_length, completed.load());
+  EXPECT_LE(m.requests_finished_length, completed.load() + cancelled.load());
   EXPECT_EQ(m.requests_finished_length + m.requests_finished_abort, m.requests_added);
   EXPECT_GE(m.requests_added, kStreams * 2 / 3);
   EXPECT_THAT(server->server()->MetricsText(), HasSubstr("moeserve_kv_cache_blocks_used 0\n"));
