@@ -11,7 +11,8 @@
 // padded with the null block 0 to max_blocks_per_seq, which grows in steps of kWidthQuantum
 // blocks so that growing contexts rarely re-lay the whole table.
 //
-// Produces exactly what BuildForwardBatch() produces, except for the wider padding.
+// Produces exactly what laying each entry out in order with ForwardBatch::AddSequence produces,
+// except for the wider padding.
 // Requires external synchronization (the engine thread).
 
 #include <cstdint>

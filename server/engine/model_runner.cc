@@ -12,28 +12,8 @@ ModelRunner::ModelRunner(Model* model, Backend* backend, Sampler* sampler, int32
     : model_(model),
       backend_(backend),
       sampler_(sampler),
-      block_size_(block_size),
       vocab_size_(static_cast<int32_t>(model->config().vocab_size)),
       builder_(block_size) {}
-
-ForwardBatch ModelRunner::PrepareBatch(const SchedulerOutput& step) const {
-  return BuildForwardBatch(step, block_size_);
-}
-
-ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size) {
-  ForwardBatch batch;
-  batch.block_size = block_size;
-  batch.token_ids.reserve(step.total_num_scheduled_tokens);
-  // The widest block table fixes the row width up front, so AddSequence never re-packs rows.
-  for (const ScheduledRequest& entry : step.scheduled) {
-    batch.max_blocks_per_seq = std::max(batch.max_blocks_per_seq, static_cast<int32_t>(entry.block_ids.size()));
-  }
-  batch.block_tables.reserve(step.scheduled.size() * static_cast<size_t>(batch.max_blocks_per_seq));
-  for (const ScheduledRequest& entry : step.scheduled) {
-    batch.AddSequence(entry.token_ids, entry.start_position, entry.block_ids, entry.samples);
-  }
-  return batch;
-}
 
 bool ModelRunner::EnableDecodeGraphs(const DecodeGraphOptions& options) {
   decode_graphs_ = DecodeGraphRunner::Create(model_, backend_, options);

@@ -2,11 +2,9 @@
 #define MOESERVE_SERVER_ENGINE_MODEL_RUNNER_H_
 
 // ModelRunner: executes one scheduler step on the model. Turns a SchedulerOutput into a flat
-// ForwardBatch (logits only for entries that sample), runs Model::Forward, copies the logits to
-// the host and samples one token per sampling entry.
-//
-// The three phases (PrepareBatch, Forward, Sample) are separate so that a later version can
-// prepare batch n+1 on the CPU while the device runs batch n.
+// ForwardBatch (ForwardBatchBuilder: logits only for entries that sample), runs Model::Forward
+// (or replays a decode graph), and samples one token per sampling entry, on the device when the
+// backend can, else on the host from copied logits.
 //
 // Requires external synchronization (the engine thread). Holds no per-request state, so
 // preemption needs no notification.
@@ -48,10 +46,6 @@ struct PromptLogprobsChunk {
   absl::Status status;  // not OK: a row held NaN/+inf logits (the request should fail)
 };
 
-// The ForwardBatch of a scheduler step: entries in order, logits rows for the entries that sample.
-// Pure bookkeeping (no model): also what the scheduler benchmark times.
-ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size);
-
 class ModelRunner {
  public:
   // `model`, `backend` and `sampler` must outlive the runner. block_size: the KV manager's.
@@ -59,10 +53,6 @@ class ModelRunner {
 
   ModelRunner(const ModelRunner&) = delete;
   ModelRunner& operator=(const ModelRunner&) = delete;
-
-  // The ForwardBatch of a step: entries in order, logits rows for the sampling entries. (Execute
-  // builds the same batch incrementally, with ForwardBatchBuilder.)
-  ForwardBatch PrepareBatch(const SchedulerOutput& step) const;
 
   // Runs the step. `inputs` is parallel to step.scheduled. On OK, (*results)[i] is the sample of
   // entry i (token_id -1 for entries that do not sample; a per-row failure such as NaN logits is
@@ -92,7 +82,6 @@ class ModelRunner {
   Model* const model_;
   Backend* const backend_;
   Sampler* const sampler_;
-  const int32_t block_size_;
   const int32_t vocab_size_;
   ForwardBatchBuilder builder_;  // the step's batch, built incrementally across steps
   std::vector<float> host_logits_;

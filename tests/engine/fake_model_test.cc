@@ -159,27 +159,5 @@ TEST_F(FakeModelEngineTest, FailedForwardFailsItsStepOnly) {
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
 }
 
-TEST(ModelRunnerTest, BatchHasLogitsRowsOnlyForSamplingEntries) {
-  auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
-  ASSERT_TRUE(backend.ok());
-  FakeModel model(backend->get());
-  Sampler sampler(SamplerOptions{.vocab_size = kVocab});
-  ModelRunner runner(&model, backend->get(), &sampler, 4);
-  const std::vector<int32_t> t1 = {7, 8, 9}, b1 = {1};
-  const std::vector<int32_t> t2 = {4}, b2 = {2, 3};
-  SchedulerOutput step;
-  step.scheduled.push_back({.id = 1, .start_position = 0, .num_new_tokens = 3, .token_ids = t1,
-                            .block_ids = b1, .samples = false});
-  step.scheduled.push_back({.id = 2, .start_position = 5, .num_new_tokens = 1, .token_ids = t2,
-                            .block_ids = b2, .samples = true});
-  step.total_num_scheduled_tokens = 4;
-  const ForwardBatch batch = runner.PrepareBatch(step);
-  EXPECT_EQ(batch.block_size, 4);
-  EXPECT_EQ(batch.token_ids, (std::vector<int32_t>{7, 8, 9, 4}));
-  EXPECT_EQ(batch.positions, (std::vector<int32_t>{0, 1, 2, 5}));
-  EXPECT_EQ(batch.logits_indices, std::vector<int32_t>{3});
-  EXPECT_EQ(batch.seq_lens, (std::vector<int32_t>{3, 6}));
-}
-
 }  // namespace
 }  // namespace moeserve

@@ -1,18 +1,32 @@
-// ForwardBatchBuilder builds, step after step, the same batch as BuildForwardBatch (rows padded
+// ForwardBatchBuilder builds, step after step, the same batch as the reference below (rows padded
 // wider), while writing only the block ids appended since the last step when the batch keeps its
 // requests in the same order.
 
 #include "server/engine/forward_batch_builder.h"
 
+#include <algorithm>
 #include <random>
 
 #include "gtest/gtest.h"
-#include "server/engine/model_runner.h"
 #include "server/kv/kv_cache_manager.h"
 #include "server/scheduler/scheduler.h"
 
 namespace moeserve {
 namespace {
+
+// The reference: a fresh batch with each entry laid out in order by ForwardBatch::AddSequence.
+ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size) {
+  ForwardBatch batch;
+  batch.block_size = block_size;
+  for (const ScheduledRequest& entry : step.scheduled) {
+    batch.max_blocks_per_seq =
+        std::max(batch.max_blocks_per_seq, static_cast<int32_t>(entry.block_ids.size()));
+  }
+  for (const ScheduledRequest& entry : step.scheduled) {
+    batch.AddSequence(entry.token_ids, entry.start_position, entry.block_ids, entry.samples);
+  }
+  return batch;
+}
 
 // Equal to the reference batch, with each row of `got` padded by null blocks.
 void ExpectSameBatch(const ForwardBatch& got, const ForwardBatch& want) {
@@ -35,6 +49,24 @@ void ExpectSameBatch(const ForwardBatch& got, const ForwardBatch& want) {
           << "row " << s << " block " << b;
     }
   }
+}
+
+TEST(ForwardBatchBuilderTest, LogitsRowsOnlyForSamplingEntries) {
+  const std::vector<int32_t> t1 = {7, 8, 9}, b1 = {1};
+  const std::vector<int32_t> t2 = {4}, b2 = {2, 3};
+  SchedulerOutput step;
+  step.scheduled.push_back({.id = 1, .start_position = 0, .num_new_tokens = 3, .token_ids = t1,
+                            .block_ids = b1, .samples = false});
+  step.scheduled.push_back({.id = 2, .start_position = 5, .num_new_tokens = 1, .token_ids = t2,
+                            .block_ids = b2, .samples = true});
+  step.total_num_scheduled_tokens = 4;
+  ForwardBatchBuilder builder(4);
+  const ForwardBatch& batch = builder.Build(step);
+  EXPECT_EQ(batch.block_size, 4);
+  EXPECT_EQ(batch.token_ids, (std::vector<int32_t>{7, 8, 9, 4}));
+  EXPECT_EQ(batch.positions, (std::vector<int32_t>{0, 1, 2, 5}));
+  EXPECT_EQ(batch.logits_indices, std::vector<int32_t>{3});
+  EXPECT_EQ(batch.seq_lens, (std::vector<int32_t>{3, 6}));
 }
 
 TEST(ForwardBatchBuilderTest, MatchesTheReferenceUnderArrivalsFinishesAndPreemption) {
