@@ -21,7 +21,7 @@
 #include "CLI/CLI.hpp"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
-#include "server/engine/decode_graph_runner.h"
+#include "server/runner/decode_graph_runner.h"
 #include "server/model/model.h"
 
 namespace moeserve {
@@ -51,7 +51,7 @@ absl::Status Run(const Options& o) {
   const int max_len = o.prompt_len + o.steps + kWarmup;
   const int per_seq_blocks = (max_len + o.block_size - 1) / o.block_size;
   // Block 0 is left alone: it is the null block padded graph rows read.
-  RETURN_IF_ERROR(model->AllocateKvCache(max_batch * per_seq_blocks + 1, o.block_size));
+  RETURN_IF_ERROR(model->AllocateKvCache(KvLayoutFor(*model, max_batch * per_seq_blocks + 1, o.block_size)));
   std::vector<bool> graph_modes;
   if (o.cuda_graphs != "on") graph_modes.push_back(false);
   if (o.cuda_graphs != "off" && backend->graphs() != nullptr) graph_modes.push_back(true);
@@ -59,7 +59,7 @@ absl::Status Run(const Options& o) {
   std::unique_ptr<DecodeGraphRunner> graphs;
   if (graph_modes.back()) {
     graphs = DecodeGraphRunner::Create(model.get(), backend.get(),
-                                       {.max_batch = max_batch, .block_size = o.block_size, .max_model_len = max_len});
+                                       {.max_batch = max_batch, .max_model_len = max_len});
   }
   std::printf("model %s (%s), device %s, prompt %d, decode steps %d\n", o.model.c_str(),
               std::string(ArchitectureName(c.architecture)).c_str(), o.device.c_str(), o.prompt_len, o.steps);

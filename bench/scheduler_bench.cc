@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "server/engine/forward_batch_builder.h"
+#include "server/runner/forward_batch_builder.h"
 #include "server/kv/kv_cache_manager.h"
 #include "server/scheduler/scheduler.h"
 
@@ -57,7 +57,7 @@ int Run(const Options& o) {
     if (all_decoding) break;
   }
 
-  ForwardBatchBuilder builder(o.block_size);
+  ForwardBatchBuilder builder(KvLayout{.block_size = o.block_size});
   std::vector<double> micros;
   micros.reserve(o.steps);
   size_t batch_tokens = 0;

@@ -7,15 +7,16 @@
 //
 // Kernels: the decode kernel takes sequences with one query token, one CTA per (sequence, kv head,
 // KV split) holding every query head of the GQA group (≤ kMaxDecodeGroup); the prefill kernel
-// takes the others in 64-row tiles of (position, head-of-group) rows. Both need block size 16,
-// equal K/V head dims of 64 or 128; anything else falls back to the v1 kernel (paged_attention.cuh).
+// takes the others in 64-row tiles of (position, head-of-group) rows. Both take any power-of-two
+// block size up to kMaxFlashBlockSize (the KV layout's; the kernels read it as a shift) and equal
+// K/V head dims of 64 or 128; anything else falls back to the v1 kernel (paged_attention.cuh).
 
 #include <algorithm>
 #include <cstdint>
 
 namespace moeserve::kernels {
 
-inline constexpr int kFlashBlockSize = 16;   // KV cache block (tokens)
+inline constexpr int kMaxFlashBlockSize = 128;  // KV cache block (tokens), a power of two
 inline constexpr int kFlashTileTokens = 64;  // KV tokens per pipeline stage
 inline constexpr int kFlashTileRows = 64;    // query rows per prefill CTA
 inline constexpr int kMaxDecodeGroup = 16;   // query heads per kv head in one decode CTA (one mma M)
@@ -43,9 +44,17 @@ struct AttentionPlan {
   int64_t workspace_bytes = 0;     // partial outputs + log-sum-exps when decode_splits > 1
 };
 
+// log2(block_size) for a power of two in [1, kMaxFlashBlockSize], else -1.
+constexpr int FlashBlockShift(int64_t block_size) {
+  for (int shift = 0; (int64_t{1} << shift) <= kMaxFlashBlockSize; ++shift) {
+    if ((int64_t{1} << shift) == block_size) return shift;
+  }
+  return -1;
+}
+
 // Whether the flash kernels take this shape at all.
 constexpr bool FlashAttentionSupports(int64_t head_dim, int64_t v_head_dim, int64_t block_size) {
-  return block_size == kFlashBlockSize && head_dim == v_head_dim && (head_dim == 64 || head_dim == 128);
+  return FlashBlockShift(block_size) >= 0 && head_dim == v_head_dim && (head_dim == 64 || head_dim == 128);
 }
 
 // Splits per decode sequence: enough CTAs to give every SM about two (num_seqs × kv heads work

@@ -28,7 +28,6 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kStages = 2;
 constexpr int kTileN = kFlashTileTokens;
-constexpr int kBlock = kFlashBlockSize;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Element offset of 16-byte chunk `chunk` of row `row` in a [rows][D] bf16 tile whose chunks are
@@ -45,7 +44,7 @@ struct SeqInfo {
 __device__ __forceinline__ bool LoadSeq(const FlashAttentionParams& p, int s, SeqInfo* info) {
   const int q_begin = p.query_start_loc[s], q_end = p.query_start_loc[s + 1], len = p.seq_lens[s];
   const bool ok = q_begin >= 0 && q_end >= q_begin && q_end <= p.num_tokens && len >= q_end - q_begin &&
-                  static_cast<int64_t>(len) <= p.max_blocks_per_seq * kBlock;
+                  static_cast<int64_t>(len) <= p.max_blocks_per_seq << p.block_shift;
   if (!ok) {
     if (threadIdx.x == 0) RaiseError(p.error_flags, kErrAttentionLayout);
     return false;
@@ -112,12 +111,13 @@ __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionP
       const int j = c / kChunks, ch = c % kChunks, tok = start + j;
       const int off = Swz<D>(j, ch);
       if (tok < kv_end) {
-        int32_t phys = blocks[tok / kBlock];
+        int32_t phys = blocks[tok >> p.block_shift];
         if (phys < 0 || phys >= p.num_blocks) {
           RaiseError(p.error_flags, kErrAttentionLayout);
           phys = 0;
         }
-        const int64_t row = (static_cast<int64_t>(phys) * kBlock + tok % kBlock) * p.num_kv_heads + g;
+        const int64_t slot = (static_cast<int64_t>(phys) << p.block_shift) + (tok & ((1 << p.block_shift) - 1));
+        const int64_t row = slot * p.num_kv_heads + g;
         CpAsync16(k_dst + off, p.k_cache + row * D + ch * 8);
         CpAsync16(v_dst + off, p.v_cache + row * D + ch * 8);
       } else {  // past the context: zeros, so masked p = 0 never meets a NaN value
@@ -312,7 +312,7 @@ __global__ void __launch_bounds__(D) DecodeCombineKernel(FlashAttentionParams p)
   const int s = blockIdx.x, h = blockIdx.y;
   const int q_begin = p.query_start_loc[s], q_end = p.query_start_loc[s + 1], len = p.seq_lens[s];
   if (q_end - q_begin != 1 || q_begin < 0 || q_end > p.num_tokens || len < 1 ||
-      static_cast<int64_t>(len) > p.max_blocks_per_seq * kBlock) {
+      static_cast<int64_t>(len) > p.max_blocks_per_seq << p.block_shift) {
     return;  // not a decode sequence, or flagged by the attention kernel
   }
   const int splits = p.plan.decode_splits;
@@ -373,7 +373,8 @@ cudaError_t LaunchForDim(const FlashAttentionParams& p, cudaStream_t stream) {
 cudaError_t LaunchFlashAttention(const FlashAttentionParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0 || p.num_heads == 0) return cudaSuccess;
   const AttentionPlan& plan = p.plan;
-  if (!plan.use_flash || p.num_seqs <= 0 || p.num_seqs > 65535 || p.num_kv_heads <= 0 ||
+  if (!plan.use_flash || p.block_shift < 0 || (1 << p.block_shift) > kMaxFlashBlockSize || p.num_seqs <= 0 ||
+      p.num_seqs > 65535 || p.num_kv_heads <= 0 ||
       p.num_kv_heads > 65535 || p.num_heads % p.num_kv_heads != 0 ||
       (plan.run_decode && p.num_heads / p.num_kv_heads > kMaxDecodeGroup) ||
       (plan.run_prefill && (plan.prefill_row_tiles <= 0 || plan.prefill_row_tiles > 0x7fffffff)) ||

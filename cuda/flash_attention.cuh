@@ -12,8 +12,9 @@
 namespace moeserve::kernels {
 
 // Causal MHA/GQA attention of a flat batch over a paged bf16 cache on tensor cores
-// (Backend::PagedAttention for block size 16 and head dim 64 or 128; see attention_plan.h).
-// q [num_tokens, num_heads, D], k_cache / v_cache [num_blocks, 16, num_kv_heads, D], out like q.
+// (Backend::PagedAttention for power-of-two block sizes and head dim 64 or 128; attention_plan.h).
+// q [num_tokens, num_heads, D], k_cache / v_cache [num_blocks, 1 << block_shift, num_kv_heads, D],
+// out like q.
 // Query row i of sequence s (query length q, context L) sits at position L - q + i and attends to
 // cache positions [0, L - q + i]; head h reads kv head h / (num_heads / num_kv_heads).
 // Layout values read from device memory are checked: an inconsistent sequence sets
@@ -27,6 +28,7 @@ struct FlashAttentionParams : PagedLayout {
   int num_heads = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
+  int block_shift = 4;             // log2 of the cache's block size (FlashBlockShift)
   float scale = 1.0f;
   AttentionPlan plan;              // PlanAttention of this shape (use_flash must be true)
   void* workspace = nullptr;       // plan.workspace_bytes of device memory, 16-byte aligned

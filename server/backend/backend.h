@@ -140,7 +140,7 @@ struct HostUpload {
 
 // CUDA graphs (optional, Backend::graphs()): a sequence of ops recorded once and replayed later
 // over the same device buffers, whose contents the caller rewrites between replays
-// (server/engine/decode_graph_runner.h records decode steps with it).
+// (server/runner/decode_graph_runner.h records decode steps with it).
 //
 // Memory: while recording, and between BeginPoolAllocations/EndPoolAllocations, every Allocate
 // comes from one private pool whose blocks are never handed to anyone else, even once freed, so

@@ -1,9 +1,9 @@
-// The device-memory options shared by `serve` and `generate` (see server/engine/kv_memory_plan.h).
+// The device-memory options shared by `serve` and `generate` (see server/runner/kv_memory_plan.h).
 
 #include <string>
 
 #include "server/cli/commands.h"
-#include "server/engine/kv_memory_plan.h"
+#include "server/runner/kv_memory_plan.h"
 
 namespace moeserve {
 

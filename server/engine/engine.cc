@@ -9,8 +9,8 @@
 #include "server/backend/registry.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
-#include "server/engine/kv_memory_plan.h"
 #include "server/engine/stop_strings.h"
+#include "server/runner/kv_memory_plan.h"
 #include "server/tokenizer/incremental_detokenizer.h"
 
 namespace moeserve {
@@ -108,10 +108,6 @@ absl::Status Engine::Init() {
         absl::StrCat("max_model_len ", config_.max_model_len,
                      " exceeds the model's max_position_embeddings ", model_len));
   }
-  if (config_.block_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("block_size must be >= 1, got ", config_.block_size));
-  }
   if (config_.max_num_samples < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_num_samples must be >= 1, got ", config_.max_num_samples));
@@ -123,26 +119,26 @@ absl::Status Engine::Init() {
     eos_token_ids_.push_back(*tokenizer_->eos_token_id());
   }
 
-  if (config_.num_kv_blocks <= 0) {
-    ASSIGN_OR_RETURN(const KvCachePlan plan,
-                     PlanKvCache(model_.get(), backend_.get(),
-                                 {.block_size = config_.block_size,
-                                  .max_num_batched_tokens = config_.max_num_batched_tokens,
-                                  .max_num_seqs = config_.max_num_seqs,
-                                  .max_model_len = config_.max_model_len,
-                                  .host_kv_cache_memory_bytes = config_.kv_cache_memory_bytes,
-                                  .gpu_memory_utilization = config_.gpu_memory_utilization,
-                                  .device_kv_cache_memory_bytes = config_.device_kv_cache_memory_bytes,
-                                  .reserve_graph_memory = config_.cuda_graphs && backend_->graphs() != nullptr}));
-    if (plan.profiled) MS_LOG(INFO) << "KV cache: " << plan.ToString();
-    config_.num_kv_blocks = plan.num_blocks;
-  }
+  // The one KV layout: the model's cache, the KV manager and the runner's batches all get it.
+  ASSIGN_OR_RETURN(const KvCachePlan plan,
+                   PlanKvCache(model_.get(), backend_.get(),
+                               {.block_size = config_.block_size,
+                                .num_blocks = config_.num_kv_blocks,
+                                .max_num_batched_tokens = config_.max_num_batched_tokens,
+                                .max_num_seqs = config_.max_num_seqs,
+                                .max_model_len = config_.max_model_len,
+                                .host_kv_cache_memory_bytes = config_.kv_cache_memory_bytes,
+                                .gpu_memory_utilization = config_.gpu_memory_utilization,
+                                .device_kv_cache_memory_bytes = config_.device_kv_cache_memory_bytes,
+                                .reserve_graph_memory = config_.cuda_graphs && backend_->graphs() != nullptr}));
+  if (plan.profiled) MS_LOG(INFO) << "KV cache: " << plan.ToString();
+  config_.num_kv_blocks = plan.layout.num_blocks;
+  sampler_ = std::make_unique<Sampler>(SamplerOptions{
+      .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
+  runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get());
   // The pool reserves block 0 as the null block, so the model's cache has the same block count.
-  RETURN_IF_ERROR(model_->AllocateKvCache(config_.num_kv_blocks, config_.block_size));
-  ASSIGN_OR_RETURN(kv_, KvCacheManager::Create({.num_blocks = config_.num_kv_blocks,
-                                                .block_size = config_.block_size,
-                                                .enable_prefix_caching =
-                                                    config_.enable_prefix_caching}));
+  RETURN_IF_ERROR(runner_->AllocateKvCache(plan.layout));
+  ASSIGN_OR_RETURN(kv_, KvCacheManager::Create(plan.layout, config_.enable_prefix_caching));
   ASSIGN_OR_RETURN(scheduler_,
                    Scheduler::Create(
                        {.max_num_batched_tokens = config_.max_num_batched_tokens,
@@ -152,13 +148,8 @@ absl::Status Engine::Init() {
                         .max_queued_requests = config_.max_queued_requests,
                         .max_queued_tokens = config_.max_queued_tokens},
                        kv_.get()));
-  sampler_ = std::make_unique<Sampler>(SamplerOptions{
-      .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
-  runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get(),
-                                          config_.block_size);
   if (config_.cuda_graphs && config_.max_graph_batch > 0 &&
       runner_->EnableDecodeGraphs({.max_batch = std::min(config_.max_graph_batch, config_.max_num_seqs),
-                                   .block_size = config_.block_size,
                                    .max_model_len = config_.max_model_len})) {
     MS_LOG(INFO) << "CUDA graphs for decode steps of up to "
                  << runner_->decode_graphs()->limits().buckets.back() << " sequences";

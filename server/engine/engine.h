@@ -33,11 +33,11 @@
 #include "server/backend/backend.h"
 #include "server/engine/engine_config.h"
 #include "server/engine/engine_metrics.h"
-#include "server/engine/model_runner.h"
 #include "server/engine/request_output.h"
 #include "server/engine/request_stream.h"
 #include "server/kv/kv_cache_manager.h"
 #include "server/model/model.h"
+#include "server/runner/model_runner.h"
 #include "server/sampling/sampler.h"
 #include "server/sampling/sampling_params.h"
 #include "server/scheduler/scheduler.h"
@@ -109,6 +109,7 @@ class Engine {
   const EngineConfig& config() const { return config_; }  // with resolved sizes
   int32_t max_model_len() const { return config_.max_model_len; }
   int32_t vocab_size() const { return vocab_size_; }
+  const KvLayout& kv_layout() const { return runner_->kv_layout(); }
 
   // One step. Returns false when there was nothing to do.
   bool Step();

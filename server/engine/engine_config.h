@@ -27,7 +27,7 @@ struct EngineConfig {
   double gpu_memory_utilization = 0.9;
   int64_t device_kv_cache_memory_bytes = 0;
   // Pure-decode steps of up to max_graph_batch sequences (capped at max_num_seqs) replay CUDA
-  // graphs, recorded per batch-size bucket on first use (server/engine/decode_graph_runner.h);
+  // graphs, recorded per batch-size bucket on first use (server/runner/decode_graph_runner.h);
   // ignored on backends without graphs (the CPU). The KV budget then reserves one more
   // activation peak for the graph pool.
   bool cuda_graphs = true;

@@ -10,7 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "server/sampling/sampler.h"
+#include "server/sampling/sampler.h"  // TokenLogprobs
 
 namespace moeserve {
 
@@ -23,13 +23,6 @@ enum class FinishReason {
 };
 
 const char* FinishReasonName(FinishReason reason);  // "stop", "length", "abort", "error", ""
-
-// Log-probabilities of one generated token under the raw model distribution.
-struct TokenLogprobs {
-  int32_t token_id = -1;
-  float logprob = 0.0f;
-  std::vector<TokenLogprob> top;  // SamplingParams::logprobs alternatives, most likely first
-};
 
 struct RequestUsage {
   int32_t prompt_tokens = 0;

@@ -35,6 +35,13 @@ absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(
   return std::unique_ptr<KvCacheManager>(new KvCacheManager(config));
 }
 
+absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(const KvLayout& layout,
+                                                                       bool enable_prefix_caching) {
+  return Create(KvCacheConfig{.num_blocks = layout.num_blocks,
+                              .block_size = layout.block_size,
+                              .enable_prefix_caching = enable_prefix_caching});
+}
+
 KvCacheManager::KvCacheManager(const KvCacheConfig& config)
     : config_(config), pool_(config.num_blocks) {}
 

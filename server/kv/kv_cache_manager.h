@@ -42,6 +42,7 @@
 #include "absl/types/span.h"
 #include "server/kv/block_hash.h"
 #include "server/kv/block_pool.h"
+#include "server/kv/kv_layout.h"
 
 namespace moeserve {
 
@@ -89,6 +90,9 @@ class KvCacheManager {
  public:
   // Fails with InvalidArgument on block_size < 1 or num_blocks < 2.
   static absl::StatusOr<std::unique_ptr<KvCacheManager>> Create(const KvCacheConfig& config);
+  // The manager of `layout`'s blocks (the engine's way: one layout for manager, cache and batches).
+  static absl::StatusOr<std::unique_ptr<KvCacheManager>> Create(const KvLayout& layout,
+                                                                bool enable_prefix_caching);
 
   KvCacheManager(const KvCacheManager&) = delete;
   KvCacheManager& operator=(const KvCacheManager&) = delete;

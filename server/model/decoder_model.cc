@@ -70,24 +70,31 @@ absl::Status DecoderModel::ResetExpertLoad() {
   return absl::OkStatus();
 }
 
-absl::Status DecoderModel::AllocateKvCache(int32_t num_blocks, int32_t block_size) {
-  if (num_blocks <= 0 || block_size <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("AllocateKvCache: num_blocks (", num_blocks, ") and block_size (", block_size, ") must be positive"));
+absl::Status DecoderModel::AllocateKvCache(const KvLayout& layout) {
+  if (layout.num_blocks <= 0 || layout.block_size <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("AllocateKvCache: num_blocks (", layout.num_blocks,
+                                                   ") and block_size (", layout.block_size, ") must be positive"));
   }
-  RETURN_IF_ERROR(AllocateLayerCaches(num_blocks, block_size));
-  num_kv_blocks_ = num_blocks;
-  block_size_ = block_size;
+  if (layout.spec != kv_cache_spec()) {
+    const KvCacheSpec own = kv_cache_spec();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "AllocateKvCache: the layout's spec (", layout.spec.num_layers, " layers x ",
+        layout.spec.bytes_per_token_per_layer, " B/token) is not this model's (", own.num_layers, " x ",
+        own.bytes_per_token_per_layer, ")"));
+  }
+  kv_layout_.num_blocks = 0;  // no cache while reallocating
+  RETURN_IF_ERROR(AllocateLayerCaches(layout.num_blocks, layout.block_size));
+  kv_layout_ = layout;
   return absl::OkStatus();
 }
 
 absl::Status DecoderModel::ValidateBatch(const ForwardBatch& batch) const {
-  if (num_kv_blocks_ == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
-  if (batch.block_size != block_size_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Forward: batch block_size ", batch.block_size, " != cache block size ", block_size_));
+  if (kv_layout_.num_blocks == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
+  if (batch.block_size != kv_layout_.block_size) {
+    return absl::InvalidArgumentError(absl::StrCat("Forward: batch block_size ", batch.block_size,
+                                                   " != cache block size ", kv_layout_.block_size));
   }
-  RETURN_IF_ERROR(batch.Validate(num_kv_blocks_, static_cast<int32_t>(max_model_len_)));
+  RETURN_IF_ERROR(batch.Validate(kv_layout_.num_blocks, static_cast<int32_t>(max_model_len_)));
   for (int32_t id : batch.token_ids) {
     if (id >= config_.vocab_size) {
       return absl::InvalidArgumentError(
@@ -104,7 +111,7 @@ absl::StatusOr<Tensor> DecoderModel::Forward(const ForwardBatch& batch) {
 }
 
 absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
-  if (num_kv_blocks_ == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
+  if (kv_layout_.num_blocks == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
   Backend* b = backend_;
   const DType act = b->activation_dtype();
   const int64_t t = ctx.num_tokens;

@@ -17,8 +17,8 @@ namespace moeserve {
 class DecoderModel : public Model {
  public:
   const ModelConfig& config() const override { return config_; }
-  int32_t num_kv_blocks() const override { return num_kv_blocks_; }
-  absl::Status AllocateKvCache(int32_t num_blocks, int32_t block_size) override;
+  const KvLayout& kv_layout() const override { return kv_layout_; }
+  absl::Status AllocateKvCache(const KvLayout& layout) override;
   absl::StatusOr<Tensor> Forward(const ForwardBatch& batch) override;
   absl::Status ValidateBatch(const ForwardBatch& batch) const override;
   absl::StatusOr<Tensor> ForwardOnDevice(const StepContext& ctx) override;
@@ -59,8 +59,7 @@ class DecoderModel : public Model {
   Tensor lm_head_;       // [V, d] (the embedding when tied)
   Tensor rope_cos_sin_;  // [max_model_len, rotary_dim]
   std::vector<Layer> layers_;
-  int32_t num_kv_blocks_ = 0;
-  int32_t block_size_ = 0;
+  KvLayout kv_layout_{.num_blocks = 0};  // the allocated cache's
 };
 
 // Architecture-specific factories (llama.cc, deepseek.cc).

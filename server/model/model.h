@@ -7,21 +7,13 @@
 
 #include "absl/status/statusor.h"
 #include "server/backend/backend.h"
+#include "server/kv/kv_layout.h"
 #include "server/model/config.h"
 #include "server/model/expert_load.h"
 #include "server/model/forward_batch.h"
 #include "server/model/step_context.h"
 
 namespace moeserve {
-
-// Bytes the paged KV cache needs per token and how the engine should size it.
-struct KvCacheSpec {
-  int64_t num_layers = 0;
-  int64_t bytes_per_token_per_layer = 0;  // K+V rows, or one MLA latent row
-  int64_t bytes_per_block(int32_t block_size) const {
-    return num_layers * bytes_per_token_per_layer * block_size;
-  }
-};
 
 // A causal language model loaded onto a backend: weights, rotary tables and the paged KV cache.
 // Forward runs one step over a flat batch (see ForwardBatch) and returns the logits of the rows
@@ -31,17 +23,20 @@ class Model {
   virtual ~Model() = default;
 
   virtual const ModelConfig& config() const = 0;
+  // The cache row every layer needs per token (the KV layout's spec).
   virtual KvCacheSpec kv_cache_spec() const = 0;
 
-  // (Re)allocates the paged cache: `num_blocks` blocks of `block_size` tokens for every layer.
-  virtual absl::Status AllocateKvCache(int32_t num_blocks, int32_t block_size) = 0;
-  virtual int32_t num_kv_blocks() const = 0;
+  // (Re)allocates the paged cache of `layout` (server/kv/kv_layout.h) for every layer: every
+  // later batch must use its block size. InvalidArgument when layout.spec != kv_cache_spec().
+  virtual absl::Status AllocateKvCache(const KvLayout& layout) = 0;
+  // The allocated cache's layout; num_blocks 0 before the first AllocateKvCache.
+  virtual const KvLayout& kv_layout() const = 0;
 
   // Logits [logits_indices.size(), vocab] in the backend's activation dtype.
   virtual absl::StatusOr<Tensor> Forward(const ForwardBatch& batch) = 0;
 
   // Forward split in two for callers that keep the step's inputs on the device (CUDA-graph decode,
-  // server/engine/decode_graph_runner.h): ValidateBatch runs Forward's host checks of `batch`, and
+  // server/runner/decode_graph_runner.h): ValidateBatch runs Forward's host checks of `batch`, and
   // ForwardOnDevice runs the step over inputs already uploaded into `ctx` (as
   // StepContext::Upload(batch) would), issuing only backend ops: no host copies, no
   // synchronisation, so a recording backend can capture it. Logits rows = ctx.logits_indices.
@@ -62,6 +57,12 @@ class Model {
   // Zeroes those counters (e.g. after a profiling or warm-up step).
   virtual absl::Status ResetExpertLoad() { return absl::OkStatus(); }
 };
+
+// The layout of `num_blocks` blocks of `block_size` tokens for `model`'s cache (tests, benches:
+// the engine's layout comes from PlanKvCache).
+inline KvLayout KvLayoutFor(const Model& model, int32_t num_blocks, int32_t block_size) {
+  return KvLayout{.block_size = block_size, .num_blocks = num_blocks, .spec = model.kv_cache_spec()};
+}
 
 struct LoadModelOptions {
   // Positions the rotary tables cover; 0 = config.max_position_embeddings.

@@ -64,6 +64,14 @@ struct TokenLogprob {
   friend bool operator==(const TokenLogprob&, const TokenLogprob&) = default;
 };
 
+// Log-probabilities of one token under the raw model distribution: the token's own and the top
+// alternatives, most likely first (a generated token's, or a prompt token's).
+struct TokenLogprobs {
+  int32_t token_id = -1;
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top;
+};
+
 struct SampleResult {
   absl::Status status;  // not OK: this row failed (fields below unspecified)
   int32_t token_id = -1;

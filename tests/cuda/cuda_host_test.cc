@@ -572,16 +572,25 @@ kernels::AttentionShape GqaShape(int64_t seqs, int64_t max_q, int64_t max_len) {
           .block_size = 16, .max_query_len = max_q, .max_seq_len = max_len, .sm_count = 132};
 }
 
-TEST(AttentionPlanTest, FlashOnlyForBlock16AndHeadDims64Or128) {
+TEST(AttentionPlanTest, FlashOnlyForPowerOfTwoBlocksAndHeadDims64Or128) {
   EXPECT_TRUE(kernels::PlanAttention(GqaShape(1, 1, 100)).use_flash);
   auto s = GqaShape(1, 1, 100);
   s.head_dim = s.v_head_dim = 64;
   EXPECT_TRUE(kernels::PlanAttention(s).use_flash);
   s.head_dim = s.v_head_dim = 16;
   EXPECT_FALSE(kernels::PlanAttention(s).use_flash);  // v1 kernel
-  s = GqaShape(1, 1, 100);
-  s.block_size = 32;
-  EXPECT_FALSE(kernels::PlanAttention(s).use_flash);
+  for (int64_t bs : {1, 8, 16, 32, 128}) {
+    s = GqaShape(1, 1, 100);
+    s.block_size = bs;
+    EXPECT_TRUE(kernels::PlanAttention(s).use_flash) << bs;
+    EXPECT_EQ(1 << kernels::FlashBlockShift(bs), bs);
+  }
+  for (int64_t bs : {0, 12, 24, 256}) {
+    s = GqaShape(1, 1, 100);
+    s.block_size = bs;
+    EXPECT_FALSE(kernels::PlanAttention(s).use_flash) << bs;  // v1 kernel (or refused by the checks)
+    EXPECT_EQ(kernels::FlashBlockShift(bs), -1);
+  }
   s = GqaShape(1, 1, 100);
   s.v_head_dim = 64;
   EXPECT_FALSE(kernels::PlanAttention(s).use_flash);

@@ -57,14 +57,15 @@ static void RopeWriteKvCacheCases(Harness& h) {
 
 // PagedAttention over a random cache (no write) for the flash kernels: decode at block (16), tile
 // (64) and split-partition boundaries ±1, batches 1 to 256, contexts to 32k, GQA ratios 1/4/8 and
-// one wider than an mma tile (32), D 64/128, chunked prefill over cached context, mixed batches.
+// one wider than an mma tile (32), D 64/128, chunked prefill over cached context, mixed batches;
+// other power-of-two block sizes (the KV layout's, read by the kernels as a shift).
 static void FlashAttentionCases(Harness& h) {
   if (!h.Wanted("PagedAttention")) return;
-  const int bs = 16;
   struct Case {
     std::string label;
     std::vector<SeqShape> seqs;
     int64_t H, Hkv, D;
+    int bs = 16;
   };
   std::vector<Case> cases;
   const std::vector<SeqShape> boundaries = {{1, 1},   {15, 1},   {16, 1},   {17, 1},  {63, 1},
@@ -97,7 +98,12 @@ static void FlashAttentionCases(Harness& h) {
     cases.push_back({"mixed prefill+decode", mixed, H, Hkv, D});
   }
   cases.push_back({"chunk 64 over ctx=32768", {{32768, 64}, {7, 1}}, 8, 2, 128});
+  for (int bs : {1, 8, 32, 128}) {
+    cases.push_back({absl::StrCat("block=", bs, " decode boundaries"), boundaries, 16, 4, 128, bs});
+    cases.push_back({absl::StrCat("block=", bs, " mixed prefill+decode"), mixed, 8, 8, 64, bs});
+  }
   for (const Case& c : cases) {
+    const int bs = c.bs;
     Layout l = MakeLayout(h, c.seqs, bs);
     const int64_t T = l.tokens, NB = l.num_blocks, H = c.H, Hkv = c.Hkv, D = c.D;
     const std::string name = absl::StrCat(c.label, " H=", H, " Hkv=", Hkv, " D=", D);

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/engine/device_sampling.h"
+#include "server/runner/device_sampling.h"
 #include "server/sampling/sampler.h"
 #include "server/sampling/token_filter.h"
 #include "tests/cuda/parity_harness.h"

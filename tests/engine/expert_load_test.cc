@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/registry.h"
-#include "server/engine/decode_graph_inputs.h"
+#include "server/runner/decode_graph_inputs.h"
 #include "server/engine/engine.h"
 #include "server/model/model.h"
 #include "server/model/step_context.h"
@@ -92,7 +92,7 @@ TEST(ExpertLoadTest, PaddedDecodeRowsAreNotCounted) {
   ASSERT_TRUE(model.ok()) << model.status();
   Model& m = **model;
   const int32_t block_size = 16, k = m.config().num_experts_per_tok;
-  ASSERT_TRUE(m.AllocateKvCache(64, block_size).ok());
+  ASSERT_TRUE(m.AllocateKvCache(KvLayoutFor(m, 64, block_size)).ok());
   ForwardBatch batch;  // 3 sequences decoding at positions 4, 39, 16 (a zeroed cache before)
   batch.block_size = block_size;
   batch.max_blocks_per_seq = 3;

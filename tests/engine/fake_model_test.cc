@@ -7,7 +7,7 @@
 #include "gtest/gtest.h"
 #include "server/backend/registry.h"
 #include "server/engine/engine.h"
-#include "server/engine/model_runner.h"
+#include "server/runner/model_runner.h"
 
 namespace moeserve {
 namespace {
@@ -29,11 +29,11 @@ class FakeModel : public Model {
   }
   const ModelConfig& config() const override { return config_; }
   KvCacheSpec kv_cache_spec() const override { return {.num_layers = 1, .bytes_per_token_per_layer = 8}; }
-  absl::Status AllocateKvCache(int32_t num_blocks, int32_t block_size) override {
-    num_blocks_ = num_blocks;
+  absl::Status AllocateKvCache(const KvLayout& layout) override {
+    layout_ = layout;
     return absl::OkStatus();
   }
-  int32_t num_kv_blocks() const override { return num_blocks_; }
+  const KvLayout& kv_layout() const override { return layout_; }
   absl::StatusOr<Tensor> Forward(const ForwardBatch& batch) override {
     ++forward_calls;
     last_batch = batch;
@@ -41,7 +41,7 @@ class FakeModel : public Model {
       fail_next_forward = false;
       return absl::InternalError("device lost");
     }
-    if (absl::Status s = batch.Validate(num_blocks_, 64); !s.ok()) return s;
+    if (absl::Status s = batch.Validate(layout_.num_blocks, 64); !s.ok()) return s;
     const int64_t n = static_cast<int64_t>(batch.logits_indices.size());
     std::vector<float> values(n * kVocab, 0.0f);
     for (int64_t r = 0; r < n; ++r) {
@@ -64,7 +64,7 @@ class FakeModel : public Model {
  private:
   Backend* backend_;
   ModelConfig config_;
-  int32_t num_blocks_ = 0;
+  KvLayout layout_{.num_blocks = 0};
 };
 
 class FakeModelEngineTest : public ::testing::Test {
@@ -102,7 +102,10 @@ class FakeModelEngineTest : public ::testing::Test {
 
 TEST_F(FakeModelEngineTest, KvCacheSizedFromMemory) {
   EXPECT_EQ(engine_->config().num_kv_blocks, 40);
-  EXPECT_EQ(model_->num_kv_blocks(), 40);  // the same count as the manager, null block included
+  // One layout for the model's cache, the manager and the batches (null block included).
+  EXPECT_EQ(model_->kv_layout(), engine_->kv_layout());
+  EXPECT_EQ(model_->kv_layout().num_blocks, 40);
+  EXPECT_EQ(model_->kv_layout().block_size, 4);
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_total, 39);
 }
 

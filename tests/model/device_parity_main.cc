@@ -41,7 +41,7 @@
 #include "absl/strings/str_replace.h"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
-#include "server/engine/decode_graph_runner.h"
+#include "server/runner/decode_graph_runner.h"
 #include "server/model/llama2c_checkpoint.h"
 #include "server/model/model.h"
 #include "server/model/random_model.h"
@@ -114,7 +114,7 @@ absl::StatusOr<Side> Load(const std::string& device, const std::string& dir) {
   Side s;
   ASSIGN_OR_RETURN(s.backend, CreateBackend({.device = device, .num_threads = 0}));
   ASSIGN_OR_RETURN(s.model, LoadModel(dir, s.backend.get(), {.max_model_len = kBlocksPerSeq * kBlockSize}));
-  RETURN_IF_ERROR(s.model->AllocateKvCache(2 * kBlocksPerSeq + 1, kBlockSize));
+  RETURN_IF_ERROR(s.model->AllocateKvCache(KvLayoutFor(*s.model, 2 * kBlocksPerSeq + 1, kBlockSize)));
   return s;
 }
 
@@ -221,9 +221,9 @@ absl::StatusOr<bool> CompareGraphs(const Options& o, const std::string& name, co
     return true;
   }
   ASSIGN_OR_RETURN(dev.model, LoadModel(dir, dev.backend.get(), {.max_model_len = kMaxLen}));
-  RETURN_IF_ERROR(dev.model->AllocateKvCache(kMaxSeqs * kBlocksPerSeq + 1, kBlockSize));
+  RETURN_IF_ERROR(dev.model->AllocateKvCache(KvLayoutFor(*dev.model, kMaxSeqs * kBlocksPerSeq + 1, kBlockSize)));
   std::unique_ptr<DecodeGraphRunner> runner = DecodeGraphRunner::Create(
-      dev.model.get(), dev.backend.get(), {.max_batch = 24, .block_size = kBlockSize, .max_model_len = kMaxLen});
+      dev.model.get(), dev.backend.get(), {.max_batch = 24, .max_model_len = kMaxLen});
   if (runner == nullptr) return absl::InternalError("no DecodeGraphRunner on a backend with graphs");
   const int64_t vocab = dev.model->config().vocab_size;
 

@@ -65,7 +65,7 @@ class LoadedModel {
     EXPECT_TRUE(model.ok()) << model.status();
     if (!model.ok()) return;
     model_ = std::move(*model);
-    EXPECT_TRUE(model_->AllocateKvCache(num_blocks, block_size).ok());
+    EXPECT_TRUE(model_->AllocateKvCache(KvLayoutFor(*model_, num_blocks, block_size)).ok());
   }
 
   bool ok() const { return model_ != nullptr; }

@@ -34,7 +34,7 @@ std::vector<float> WriteLoadAndRun(const char* config, const RandomModelOptions&
   auto model = LoadModel(dir, backend->get());
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return {};
-  EXPECT_TRUE((*model)->AllocateKvCache(4, 16).ok());
+  EXPECT_TRUE((*model)->AllocateKvCache(KvLayoutFor(**model, 4, 16)).ok());
   ForwardBatch batch{.block_size = 16};
   batch.AddSequence({1, 2, 3, 4, 5}, 0, {0}, true);
   auto logits = (*model)->Forward(batch);

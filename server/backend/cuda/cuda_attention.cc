@@ -87,6 +87,7 @@ absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
     f.num_heads = static_cast<int>(q.dim(1));
     f.num_kv_heads = static_cast<int>(Hkv);
     f.head_dim = static_cast<int>(D);
+    f.block_shift = k::FlashBlockShift(k_cache.dim(1));  // >= 0: the plan uses flash
     f.scale = scale;
     f.plan = plan;
     f.error_flags = Flags(error_flags_);

@@ -1,5 +1,5 @@
-#ifndef MOESERVE_SERVER_ENGINE_FORWARD_BATCH_BUILDER_H_
-#define MOESERVE_SERVER_ENGINE_FORWARD_BATCH_BUILDER_H_
+#ifndef MOESERVE_SERVER_RUNNER_FORWARD_BATCH_BUILDER_H_
+#define MOESERVE_SERVER_RUNNER_FORWARD_BATCH_BUILDER_H_
 
 // ForwardBatchBuilder: turns each scheduler step into its ForwardBatch, in storage kept across
 // steps, so that a decode step costs O(sequences + new blocks) instead of O(sequences x blocks
@@ -20,6 +20,7 @@
 
 #include "absl/types/span.h"
 
+#include "server/kv/kv_layout.h"
 #include "server/model/forward_batch.h"
 #include "server/scheduler/scheduler.h"
 
@@ -29,7 +30,8 @@ class ForwardBatchBuilder {
  public:
   static constexpr int32_t kWidthQuantum = 32;
 
-  explicit ForwardBatchBuilder(int32_t block_size);
+  // Batches for a cache of `layout` (its block size).
+  explicit ForwardBatchBuilder(const KvLayout& layout);
 
   ForwardBatchBuilder(const ForwardBatchBuilder&) = delete;
   ForwardBatchBuilder& operator=(const ForwardBatchBuilder&) = delete;
@@ -53,4 +55,4 @@ class ForwardBatchBuilder {
 
 }  // namespace moeserve
 
-#endif  // MOESERVE_SERVER_ENGINE_FORWARD_BATCH_BUILDER_H_
+#endif  // MOESERVE_SERVER_RUNNER_FORWARD_BATCH_BUILDER_H_

@@ -1,4 +1,4 @@
-#include "server/engine/kv_memory_plan.h"
+#include "server/runner/kv_memory_plan.h"
 
 #include <algorithm>
 #include <cctype>
@@ -75,6 +75,8 @@ ForwardBatch ProfileForwardBatch(int32_t num_tokens, int32_t num_seqs, int32_t m
 }
 
 std::string KvCachePlan::ToString() const {
+  const int32_t num_blocks = layout.num_blocks;
+  if (budget_bytes == 0) return absl::StrCat(num_blocks, " KV blocks (explicit)");
   if (!profiled) return absl::StrCat(num_blocks, " KV blocks in ", GiB(budget_bytes), " (host budget)");
   return absl::StrCat(num_blocks, " KV blocks in ", GiB(budget_bytes), " (device ", GiB(total_bytes), ", used ",
                       GiB(used_bytes), ", measured activation peak ", GiB(activation_peak_bytes),
@@ -83,12 +85,20 @@ std::string KvCachePlan::ToString() const {
 }
 
 absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const KvCachePlanOptions& o) {
+  if (o.block_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("block_size must be >= 1, got ", o.block_size));
+  }
   KvCachePlan plan;
-  const int64_t bytes_per_block = model->kv_cache_spec().bytes_per_block(o.block_size);
+  plan.layout = KvLayout{.block_size = o.block_size, .num_blocks = o.num_blocks, .spec = model->kv_cache_spec()};
+  if (o.num_blocks > 0) {
+    RETURN_IF_ERROR(plan.layout.Validate());
+    return plan;
+  }
+  const int64_t bytes_per_block = plan.layout.bytes_per_block();
   absl::StatusOr<DeviceMemoryStats> before = backend->MemoryStats();
   if (absl::IsUnimplemented(before.status())) {
     plan.budget_bytes = o.host_kv_cache_memory_bytes;
-    ASSIGN_OR_RETURN(plan.num_blocks, NumKvBlocksForMemory(plan.budget_bytes, bytes_per_block));
+    ASSIGN_OR_RETURN(plan.layout.num_blocks, NumKvBlocksForMemory(plan.budget_bytes, bytes_per_block));
     return plan;
   }
   RETURN_IF_ERROR(before.status());
@@ -99,7 +109,8 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   int32_t profile_blocks = 0;
   const ForwardBatch batch =
       ProfileForwardBatch(o.max_num_batched_tokens, o.max_num_seqs, max_len, o.block_size, &profile_blocks);
-  RETURN_IF_ERROR(model->AllocateKvCache(profile_blocks, o.block_size));
+  RETURN_IF_ERROR(model->AllocateKvCache(KvLayout{.block_size = o.block_size, .num_blocks = profile_blocks,
+                                                  .spec = plan.layout.spec}));
   RETURN_IF_ERROR(backend->Synchronize());
   backend->MarkMemory();
   ASSIGN_OR_RETURN(DeviceMemoryStats start, backend->MemoryStats());
@@ -117,7 +128,7 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   if (o.reserve_graph_memory) plan.graph_reserve_bytes = plan.activation_peak_bytes;
 
   // Drop the temporary cache (one block stays) and measure what is used without it.
-  RETURN_IF_ERROR(model->AllocateKvCache(1, o.block_size));
+  RETURN_IF_ERROR(model->AllocateKvCache(KvLayout{.block_size = o.block_size, .num_blocks = 1, .spec = plan.layout.spec}));
   RETURN_IF_ERROR(backend->Synchronize());
   ASSIGN_OR_RETURN(DeviceMemoryStats after, backend->MemoryStats());
   plan.profiled = true;
@@ -129,7 +140,7 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
                                                            .graph_reserve_bytes = plan.graph_reserve_bytes,
                                                            .gpu_memory_utilization = o.gpu_memory_utilization,
                                                            .kv_cache_memory_bytes = o.device_kv_cache_memory_bytes}));
-  ASSIGN_OR_RETURN(plan.num_blocks, NumKvBlocksForMemory(plan.budget_bytes, bytes_per_block));
+  ASSIGN_OR_RETURN(plan.layout.num_blocks, NumKvBlocksForMemory(plan.budget_bytes, bytes_per_block));
   return plan;
 }
 

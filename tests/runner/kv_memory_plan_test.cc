@@ -1,8 +1,8 @@
-// KV cache sizing (server/engine/kv_memory_plan.h): the budget arithmetic, the profile step's
+// KV cache sizing (server/runner/kv_memory_plan.h): the budget arithmetic, the profile step's
 // batch, byte sizes, and PlanKvCache on the CPU (host budget) and on a CPU backend that reports
 // made-up device memory (the measured path, without a GPU).
 
-#include "server/engine/kv_memory_plan.h"
+#include "server/runner/kv_memory_plan.h"
 
 #include <memory>
 
@@ -122,7 +122,30 @@ TEST(PlanKvCacheTest, HostBudgetOnTheCpu) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_FALSE(plan->profiled);
   EXPECT_EQ(plan->budget_bytes, 4 * kMiB);
-  EXPECT_EQ(plan->num_blocks, 4 * kMiB / (*model)->kv_cache_spec().bytes_per_block(4));
+  EXPECT_EQ(plan->layout.num_blocks, 4 * kMiB / (*model)->kv_cache_spec().bytes_per_block(4));
+}
+
+TEST(PlanKvCacheTest, ExplicitBlockCountIsTheLayoutAndTheModelTakesIt) {
+  FakeDeviceBackend dev;  // even on a device, no profile step
+  auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(), &dev);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto plan = PlanKvCache(model->get(), &dev, {.block_size = 8, .num_blocks = 33});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(dev.marked_);
+  EXPECT_EQ(plan->layout.block_size, 8);
+  EXPECT_EQ(plan->layout.num_blocks, 33);
+  EXPECT_EQ(plan->layout.spec, (*model)->kv_cache_spec());
+  EXPECT_EQ(plan->layout.capacity_tokens(), 32 * 8);
+  ASSERT_TRUE((*model)->AllocateKvCache(plan->layout).ok());
+  EXPECT_EQ((*model)->kv_layout(), plan->layout);
+  // A layout made for another model's cache row is refused.
+  KvLayout other = plan->layout;
+  other.spec.bytes_per_token_per_layer += 2;
+  EXPECT_THAT(std::string((*model)->AllocateKvCache(other).message()), HasSubstr("spec"));
+  EXPECT_THAT(std::string(PlanKvCache(model->get(), &dev, {.block_size = 0}).status().message()),
+              HasSubstr("block_size"));
+  EXPECT_THAT(std::string(PlanKvCache(model->get(), &dev, {.num_blocks = 1}).status().message()),
+              HasSubstr("num_blocks"));
 }
 
 TEST(PlanKvCacheTest, MeasuredPathRunsTheProfileStep) {
@@ -138,8 +161,8 @@ TEST(PlanKvCacheTest, MeasuredPathRunsTheProfileStep) {
   EXPECT_EQ(plan->activation_peak_bytes, 40 * kMiB);
   EXPECT_EQ(plan->used_bytes, 1000 * kMiB - 780 * kMiB - 20 * kMiB);
   EXPECT_EQ(plan->budget_bytes, 900 * kMiB - 200 * kMiB - 40 * kMiB);
-  EXPECT_EQ(plan->num_blocks, plan->budget_bytes / (*model)->kv_cache_spec().bytes_per_block(4));
-  EXPECT_EQ((*model)->num_kv_blocks(), 1);  // the temporary cache is dropped
+  EXPECT_EQ(plan->layout.num_blocks, plan->budget_bytes / (*model)->kv_cache_spec().bytes_per_block(4));
+  EXPECT_EQ((*model)->kv_layout().num_blocks, 1);  // the temporary cache is dropped
 }
 
 TEST(PlanKvCacheTest, CudaGraphsReserveAnotherActivationPeak) {

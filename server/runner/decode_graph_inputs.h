@@ -1,5 +1,5 @@
-#ifndef MOESERVE_SERVER_ENGINE_DECODE_GRAPH_INPUTS_H_
-#define MOESERVE_SERVER_ENGINE_DECODE_GRAPH_INPUTS_H_
+#ifndef MOESERVE_SERVER_RUNNER_DECODE_GRAPH_INPUTS_H_
+#define MOESERVE_SERVER_RUNNER_DECODE_GRAPH_INPUTS_H_
 
 // The host half of CUDA-graph decode (decode_graph_runner.h): which steps may replay a graph, the
 // graph shape they replay, and the padded inputs. Plain data, unit-tested on the CPU.
@@ -61,4 +61,4 @@ void FillDecodeGraphInputs(const ForwardBatch& batch, DecodeGraphShape shape, De
 
 }  // namespace moeserve
 
-#endif  // MOESERVE_SERVER_ENGINE_DECODE_GRAPH_INPUTS_H_
+#endif  // MOESERVE_SERVER_RUNNER_DECODE_GRAPH_INPUTS_H_

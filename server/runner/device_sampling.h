@@ -1,5 +1,5 @@
-#ifndef MOESERVE_SERVER_ENGINE_DEVICE_SAMPLING_H_
-#define MOESERVE_SERVER_ENGINE_DEVICE_SAMPLING_H_
+#ifndef MOESERVE_SERVER_RUNNER_DEVICE_SAMPLING_H_
+#define MOESERVE_SERVER_RUNNER_DEVICE_SAMPLING_H_
 
 // The model runner's hook for sampling on the device (Backend::SampleTokens, issue 6): turns the
 // step's sampling rows into a SamplingBatch (sparse logit-bias and penalty edits per row, the
@@ -53,4 +53,4 @@ absl::StatusOr<bool> SampleStepOnDevice(Backend* backend, const Tensor& logits, 
 
 }  // namespace moeserve
 
-#endif  // MOESERVE_SERVER_ENGINE_DEVICE_SAMPLING_H_
+#endif  // MOESERVE_SERVER_RUNNER_DEVICE_SAMPLING_H_

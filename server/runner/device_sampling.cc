@@ -1,4 +1,4 @@
-#include "server/engine/device_sampling.h"
+#include "server/runner/device_sampling.h"
 
 #include <algorithm>
 #include <utility>
@@ -6,7 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
-#include "server/engine/model_runner.h"
+#include "server/runner/model_runner.h"
 
 namespace moeserve {
 

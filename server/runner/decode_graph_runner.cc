@@ -1,4 +1,4 @@
-#include "server/engine/decode_graph_runner.h"
+#include "server/runner/decode_graph_runner.h"
 
 #include <algorithm>
 #include <numeric>
@@ -21,14 +21,15 @@ absl::Span<const uint8_t> Bytes(const std::vector<int32_t>& v) {
 std::unique_ptr<DecodeGraphRunner> DecodeGraphRunner::Create(Model* model, Backend* backend,
                                                              const DecodeGraphOptions& options) {
   GraphCapture* graphs = backend->graphs();
-  if (graphs == nullptr || options.max_batch < 1 || options.block_size < 1 ||
+  const int32_t block_size = model->kv_layout().block_size;
+  if (graphs == nullptr || model->kv_layout().num_blocks < 1 || options.max_batch < 1 || block_size < 1 ||
       options.max_model_len < 1) {
     return nullptr;
   }
   DecodeGraphLimits limits;
   limits.buckets = cuda_graphs::DecodeBuckets(options.max_batch);
-  limits.block_size = options.block_size;
-  limits.max_width = (options.max_model_len + options.block_size - 1) / options.block_size;
+  limits.block_size = block_size;
+  limits.max_width = (options.max_model_len + block_size - 1) / block_size;
   limits.min_width = std::min(std::max(1, options.min_width_blocks), limits.max_width);
   return std::unique_ptr<DecodeGraphRunner>(
       new DecodeGraphRunner(model, backend, graphs, std::move(limits)));

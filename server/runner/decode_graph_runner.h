@@ -1,5 +1,5 @@
-#ifndef MOESERVE_SERVER_ENGINE_DECODE_GRAPH_RUNNER_H_
-#define MOESERVE_SERVER_ENGINE_DECODE_GRAPH_RUNNER_H_
+#ifndef MOESERVE_SERVER_RUNNER_DECODE_GRAPH_RUNNER_H_
+#define MOESERVE_SERVER_RUNNER_DECODE_GRAPH_RUNNER_H_
 
 // DecodeGraphRunner: runs pure-decode steps by replaying a recorded graph of the whole forward
 // pass (Backend::graphs(), CUDA graphs), so a step costs one launch instead of hundreds.
@@ -32,23 +32,23 @@
 
 #include "absl/status/statusor.h"
 #include "server/backend/backend.h"
-#include "server/engine/decode_graph_inputs.h"
 #include "server/model/model.h"
 #include "server/model/step_context.h"
+#include "server/runner/decode_graph_inputs.h"
 
 namespace moeserve {
 
 struct DecodeGraphOptions {
   int32_t max_batch = 256;       // the largest bucket (--max-graph-batch)
-  int32_t block_size = 16;
   int32_t max_model_len = 0;     // tokens; sets the widest block table
   int32_t min_width_blocks = 16;
 };
 
 class DecodeGraphRunner {
  public:
-  // nullptr when the backend cannot record graphs (the CPU) or the model cannot run from device
-  // inputs. `model` and `backend` must outlive the runner.
+  // nullptr when the backend cannot record graphs (the CPU), the model cannot run from device
+  // inputs or has no KV cache. Graphs are shaped for the cache's layout (model->kv_layout()), which
+  // must not change while the runner lives. `model` and `backend` must outlive the runner.
   static std::unique_ptr<DecodeGraphRunner> Create(Model* model, Backend* backend,
                                                    const DecodeGraphOptions& options);
   DecodeGraphRunner(const DecodeGraphRunner&) = delete;
@@ -98,4 +98,4 @@ class DecodeGraphRunner {
 
 }  // namespace moeserve
 
-#endif  // MOESERVE_SERVER_ENGINE_DECODE_GRAPH_RUNNER_H_
+#endif  // MOESERVE_SERVER_RUNNER_DECODE_GRAPH_RUNNER_H_

@@ -1,4 +1,4 @@
-#include "server/engine/decode_graph_inputs.h"
+#include "server/runner/decode_graph_inputs.h"
 
 #include <algorithm>
 

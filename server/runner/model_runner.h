@@ -1,7 +1,8 @@
-#ifndef MOESERVE_SERVER_ENGINE_MODEL_RUNNER_H_
-#define MOESERVE_SERVER_ENGINE_MODEL_RUNNER_H_
+#ifndef MOESERVE_SERVER_RUNNER_MODEL_RUNNER_H_
+#define MOESERVE_SERVER_RUNNER_MODEL_RUNNER_H_
 
-// ModelRunner: executes one scheduler step on the model. Turns a SchedulerOutput into a flat
+// ModelRunner: executes one scheduler step on the model, one runner per rank. Owns the model's
+// paged cache (AllocateKvCache with the engine's KvLayout). Turns a SchedulerOutput into a flat
 // ForwardBatch (ForwardBatchBuilder: logits only for entries that sample), runs Model::Forward
 // (or replays a decode graph), and samples one token per sampling entry, on the device when the
 // backend can, else on the host from copied logits.
@@ -11,16 +12,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "server/backend/backend.h"
-#include "server/engine/decode_graph_runner.h"
-#include "server/engine/forward_batch_builder.h"
-#include "server/engine/request_output.h"
+#include "server/kv/kv_layout.h"
 #include "server/model/forward_batch.h"
 #include "server/model/model.h"
+#include "server/runner/decode_graph_runner.h"
+#include "server/runner/forward_batch_builder.h"
 #include "server/sampling/sampler.h"
 #include "server/scheduler/scheduler.h"
 
@@ -48,11 +50,17 @@ struct PromptLogprobsChunk {
 
 class ModelRunner {
  public:
-  // `model`, `backend` and `sampler` must outlive the runner. block_size: the KV manager's.
-  ModelRunner(Model* model, Backend* backend, Sampler* sampler, int32_t block_size);
+  // `model`, `backend` and `sampler` must outlive the runner.
+  ModelRunner(Model* model, Backend* backend, Sampler* sampler);
 
   ModelRunner(const ModelRunner&) = delete;
   ModelRunner& operator=(const ModelRunner&) = delete;
+
+  // Allocates the model's paged cache of `layout` (the one the KV manager got) and builds batches
+  // for it from then on. Turns decode graphs off (they hold the old cache's shape).
+  // REQUIRES: before Execute.
+  absl::Status AllocateKvCache(const KvLayout& layout);
+  const KvLayout& kv_layout() const { return model_->kv_layout(); }
 
   // Runs the step. `inputs` is parallel to step.scheduled. On OK, (*results)[i] is the sample of
   // entry i (token_id -1 for entries that do not sample; a per-row failure such as NaN logits is
@@ -65,7 +73,7 @@ class ModelRunner {
                        std::vector<PromptLogprobsChunk>* prompt_logprobs = nullptr);
 
   // Pure-decode steps replay CUDA graphs from now on (decode_graph_runner.h), where the backend
-  // can record them; a no-op elsewhere. Returns whether graphs are on.
+  // can record them; a no-op elsewhere. Returns whether graphs are on. REQUIRES: AllocateKvCache.
   bool EnableDecodeGraphs(const DecodeGraphOptions& options);
   const DecodeGraphRunner* decode_graphs() const { return decode_graphs_.get(); }
 
@@ -83,7 +91,7 @@ class ModelRunner {
   Backend* const backend_;
   Sampler* const sampler_;
   const int32_t vocab_size_;
-  ForwardBatchBuilder builder_;  // the step's batch, built incrementally across steps
+  std::optional<ForwardBatchBuilder> builder_;  // the step's batch, built incrementally across steps
   std::vector<float> host_logits_;
   std::vector<SamplerRow> rows_;
   std::vector<SampleResult> row_results_;
@@ -93,4 +101,4 @@ class ModelRunner {
 
 }  // namespace moeserve
 
-#endif  // MOESERVE_SERVER_ENGINE_MODEL_RUNNER_H_
+#endif  // MOESERVE_SERVER_RUNNER_MODEL_RUNNER_H_

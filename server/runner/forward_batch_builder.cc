@@ -1,10 +1,10 @@
-#include "server/engine/forward_batch_builder.h"
+#include "server/runner/forward_batch_builder.h"
 
 #include <algorithm>
 
 namespace moeserve {
 
-ForwardBatchBuilder::ForwardBatchBuilder(int32_t block_size) { batch_.block_size = block_size; }
+ForwardBatchBuilder::ForwardBatchBuilder(const KvLayout& layout) { batch_.block_size = layout.block_size; }
 
 void ForwardBatchBuilder::WriteRow(size_t row, const ScheduledRequest& entry) {
   const size_t width = static_cast<size_t>(batch_.max_blocks_per_seq);

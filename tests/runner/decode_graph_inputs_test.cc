@@ -1,7 +1,7 @@
 // The host half of CUDA-graph decode: which batches replay a graph, the (bucket, width) shape they
 // replay and the padded inputs, including a batch that outgrows its block-table width.
 
-#include "server/engine/decode_graph_inputs.h"
+#include "server/runner/decode_graph_inputs.h"
 
 #include <string>
 #include <vector>

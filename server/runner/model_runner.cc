@@ -1,21 +1,30 @@
-#include "server/engine/model_runner.h"
+#include "server/runner/model_runner.h"
 
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
-#include "server/engine/device_sampling.h"
+#include "server/runner/device_sampling.h"
 
 namespace moeserve {
 
-ModelRunner::ModelRunner(Model* model, Backend* backend, Sampler* sampler, int32_t block_size)
+ModelRunner::ModelRunner(Model* model, Backend* backend, Sampler* sampler)
     : model_(model),
       backend_(backend),
       sampler_(sampler),
-      vocab_size_(static_cast<int32_t>(model->config().vocab_size)),
-      builder_(block_size) {}
+      vocab_size_(static_cast<int32_t>(model->config().vocab_size)) {}
+
+absl::Status ModelRunner::AllocateKvCache(const KvLayout& layout) {
+  RETURN_IF_ERROR(layout.Validate());
+  decode_graphs_.reset();
+  builder_.reset();
+  RETURN_IF_ERROR(model_->AllocateKvCache(layout));
+  builder_.emplace(layout);
+  return absl::OkStatus();
+}
 
 bool ModelRunner::EnableDecodeGraphs(const DecodeGraphOptions& options) {
+  if (!builder_.has_value()) return false;
   decode_graphs_ = DecodeGraphRunner::Create(model_, backend_, options);
   return decode_graphs_ != nullptr;
 }
@@ -43,6 +52,7 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
     r.token_id = -1;
   }
   if (step.scheduled.empty()) return absl::OkStatus();
+  if (!builder_.has_value()) return absl::FailedPreconditionError("model runner: the KV cache is not allocated");
 
   // Prompt logprobs: the rows of an asking entry's chunk that predict a prompt token (position q
   // predicts q + 1; the last prompt token's row samples the first output instead).
@@ -70,7 +80,7 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
     }
   }
 
-  const ForwardBatch& batch = builder_.Build(step, prompt_rows_);
+  const ForwardBatch& batch = builder_->Build(step, prompt_rows_);
   const size_t num_rows = batch.logits_indices.size();
   const size_t num_sample_rows = num_rows - prompt_rows_.size();
   // Always run: prefill chunks that sample nothing still write their KV.

@@ -1,7 +1,8 @@
-#ifndef MOESERVE_SERVER_ENGINE_KV_MEMORY_PLAN_H_
-#define MOESERVE_SERVER_ENGINE_KV_MEMORY_PLAN_H_
+#ifndef MOESERVE_SERVER_RUNNER_KV_MEMORY_PLAN_H_
+#define MOESERVE_SERVER_RUNNER_KV_MEMORY_PLAN_H_
 
-// How many paged KV blocks the engine allocates.
+// The engine's KV layout (server/kv/kv_layout.h): the configured block size, the model's
+// per-layer spec and how many blocks fit.
 //
 // On a backend with device memory (CUDA) the budget is measured, as vLLM does: with the weights
 // loaded, one dummy step of the largest shape the scheduler can produce (max_num_batched_tokens
@@ -17,7 +18,7 @@
 // private pool (decode_graph_runner.h) holds about one decode step's activations, which the
 // max-size profile step bounds, and is recorded after the cache exists, so it is estimated here
 // rather than measured.
-// On the CPU the configured host budget is used as is.
+// On the CPU the configured host budget is used as is. An explicit block count skips sizing.
 
 #include <cstdint>
 #include <string>
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/backend/backend.h"
+#include "server/kv/kv_layout.h"
 #include "server/model/forward_batch.h"
 #include "server/model/model.h"
 
@@ -52,6 +54,7 @@ ForwardBatch ProfileForwardBatch(int32_t num_tokens, int32_t num_seqs, int32_t m
 
 struct KvCachePlanOptions {
   int32_t block_size = 16;
+  int32_t num_blocks = 0;  // > 0: exactly this many (null block included); no sizing
   int32_t max_num_batched_tokens = 2048;
   int32_t max_num_seqs = 256;
   int32_t max_model_len = 0;
@@ -62,8 +65,8 @@ struct KvCachePlanOptions {
 };
 
 struct KvCachePlan {
-  int32_t num_blocks = 0;  // null block included
-  int64_t budget_bytes = 0;
+  KvLayout layout;         // the value the KV manager, the model's cache and the runner get
+  int64_t budget_bytes = 0;  // 0 for an explicit block count
   bool profiled = false;   // measured on a device (the fields below are set)
   int64_t total_bytes = 0;
   int64_t used_bytes = 0;
@@ -72,8 +75,9 @@ struct KvCachePlan {
   std::string ToString() const;
 };
 
-// Sizes the cache for `model` on `backend`. On a device backend this runs the profile step: the
-// model's KV cache is left at one block (the caller allocates the planned one next).
+// Makes the KV layout for `model` on `backend`. On a device backend without an explicit block
+// count this runs the profile step: the model's KV cache is left at one block (the caller
+// allocates the planned layout next). InvalidArgument for block_size < 1 or num_blocks == 1.
 absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend,
                                         const KvCachePlanOptions& options);
 
@@ -82,4 +86,4 @@ absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);
 
 }  // namespace moeserve
 
-#endif  // MOESERVE_SERVER_ENGINE_KV_MEMORY_PLAN_H_
+#endif  // MOESERVE_SERVER_RUNNER_KV_MEMORY_PLAN_H_

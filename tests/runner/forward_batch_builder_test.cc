@@ -2,7 +2,7 @@
 // wider), while writing only the block ids appended since the last step when the batch keeps its
 // requests in the same order.
 
-#include "server/engine/forward_batch_builder.h"
+#include "server/runner/forward_batch_builder.h"
 
 #include <algorithm>
 #include <random>
@@ -60,7 +60,7 @@ TEST(ForwardBatchBuilderTest, LogitsRowsOnlyForSamplingEntries) {
   step.scheduled.push_back({.id = 2, .start_position = 5, .num_new_tokens = 1, .token_ids = t2,
                             .block_ids = b2, .samples = true});
   step.total_num_scheduled_tokens = 4;
-  ForwardBatchBuilder builder(4);
+  ForwardBatchBuilder builder(KvLayout{.block_size = 4});
   const ForwardBatch& batch = builder.Build(step);
   EXPECT_EQ(batch.block_size, 4);
   EXPECT_EQ(batch.token_ids, (std::vector<int32_t>{7, 8, 9, 4}));
@@ -77,7 +77,7 @@ TEST(ForwardBatchBuilderTest, MatchesTheReferenceUnderArrivalsFinishesAndPreempt
       {.max_num_batched_tokens = 32, .max_num_seqs = 8, .max_model_len = 160}, kv->get());
   ASSERT_TRUE(scheduler.ok());
   std::mt19937 rng(5);
-  ForwardBatchBuilder builder(kBlock);
+  ForwardBatchBuilder builder(KvLayout{.block_size = kBlock});
   RequestId next_id = 1;
   int preemptions = 0;
   for (int step = 0; step < 3000; ++step) {
@@ -114,7 +114,7 @@ TEST(ForwardBatchBuilderTest, SteadyDecodeWritesOnlyAppendedBlocks) {
                                   .max_tokens = 50, .ignore_eos = true})
                     .ok());
   }
-  ForwardBatchBuilder builder(kBlock);
+  ForwardBatchBuilder builder(KvLayout{.block_size = kBlock});
   int64_t written = 0;
   for (int step = 0; step < 40; ++step) {
     const SchedulerOutput out = (*scheduler)->Schedule();
