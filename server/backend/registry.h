@@ -15,6 +15,7 @@ namespace moeserve {
 struct BackendOptions {
   std::string device = "cpu";  // "cpu", "cuda", "auto" (cuda when built in and a GPU is present)
   int num_threads = 0;         // CPU worker threads; <= 0 uses every hardware thread
+  int device_index = 0;        // which GPU (a tensor-parallel rank's local rank)
 };
 
 // InvalidArgument for an unknown device; Unavailable when the device's backend was not built.

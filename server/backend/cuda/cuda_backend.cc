@@ -245,7 +245,7 @@ absl::Status CudaBackend::CheckDeviceErrors() {
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options) {
-  ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::Create(0));
+  ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::Create(options.device_index));
   return std::unique_ptr<Backend>(std::move(b));
 }
 

@@ -43,8 +43,9 @@ class CudaBackend : public Backend {
   std::string_view name() const override { return "cuda"; }
   DType activation_dtype() const override { return DType::kBF16; }
   CachingAllocator::Stats allocator_stats() const { return allocator_->stats(); }
-  // The one stream every op runs on (for benchmarks that time ops with CUDA events).
+  // The one stream every op runs on (benchmarks time ops with CUDA events; NCCL runs on it).
   cudaStream_t stream() const { return stream_; }
+  int device() const { return device_; }
 
   // Stream capture into a private allocator pool (cuda_graphs.h), created on first use.
   GraphCapture* graphs() override;
