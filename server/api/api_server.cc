@@ -12,6 +12,7 @@
 #include "server/api/inference_service.h"
 #include "server/api/serving_metrics.h"
 #include "server/common/logging.h"
+#include "server/serving/frontend.h"
 
 namespace moeserve::api {
 namespace {
@@ -101,12 +102,14 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
   }
 
   std::unique_ptr<ApiServer> s(new ApiServer(engine, options));
-  s->metrics_ = std::make_unique<ServingMetrics>(
+  s->metrics_ = std::make_shared<ServingMetrics>(
       ServingMetricsOptions{.expert_load_per_layer = options.metrics_expert_per_layer});
+  s->frontend_ = std::make_unique<serving::Frontend>(
+      engine, serving::FrontendOptions{.api_keys = options.api_keys,
+                                       .observer = s->metrics_});
   s->service_ = std::make_unique<InferenceService>(
-      engine, s->metrics_.get(),
-      InferenceServiceOptions{.api_keys = options.api_keys,
-                              .model_id = options.model_id,
+      s->frontend_.get(),
+      InferenceServiceOptions{.model_id = options.model_id,
                               .log_requests = options.log_requests});
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -174,7 +177,7 @@ void ApiServer::Shutdown(absl::Duration timeout) {
     health->SetServingStatus(kServiceName, false);
     health->SetServingStatus(false);
   }
-  service_->StartDraining();
+  frontend_->StartDraining();
   const absl::Time deadline = absl::Now() + timeout;
   if (!service_->WaitForNoActiveCalls(deadline)) {
     MS_LOG(WARNING) << "drain: " << service_->active_calls()
@@ -193,7 +196,7 @@ void ApiServer::Shutdown(absl::Duration timeout) {
 }
 
 std::string ApiServer::MetricsText() const {
-  return metrics_->RenderPrometheus(engine_->GetMetrics());
+  return metrics_->RenderPrometheus(frontend_->GetMetrics());
 }
 
 }  // namespace moeserve::api

@@ -18,12 +18,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/api/auth.h"
 #include "server/engine/engine.h"
+#include "server/serving/api_keys.h"
 
 namespace grpc {
 class Server;
 }  // namespace grpc
+
+namespace moeserve::serving {
+class Frontend;
+}  // namespace moeserve::serving
 
 namespace moeserve::api {
 
@@ -36,7 +40,7 @@ struct ApiServerOptions {
   int port = 50051;                // 0: any free port (see ApiServer::port())
   int metrics_port = 9400;         // on the same host; 0: any free port; < 0: no HTTP endpoint
 
-  ApiKeys api_keys;  // empty: no authentication
+  serving::ApiKeys api_keys;  // empty: no authentication
 
   // TLS when both are set (PEM files); mutual TLS when tls_client_ca is set too.
   std::string tls_cert_file;
@@ -87,7 +91,8 @@ class ApiServer {
 
   Engine* const engine_;
   ApiServerOptions options_;
-  std::unique_ptr<ServingMetrics> metrics_;
+  std::shared_ptr<ServingMetrics> metrics_;  // shared with requests still in the engine
+  std::unique_ptr<serving::Frontend> frontend_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> http_;

@@ -1,13 +1,13 @@
 #ifndef MOESERVE_SERVER_API_INFERENCE_SERVICE_H_
 #define MOESERVE_SERVER_API_INFERENCE_SERVICE_H_
 
-// InferenceService: moeserve.v1.Inference over an Engine. Validates and tokenizes on the gRPC
-// thread, posts to the engine and streams the engine's deltas back. A call whose client cancels,
-// disconnects or passes its deadline has its request aborted in the engine: the handler notices
-// within `poll_interval` (or when a write fails) and the engine frees the blocks at its next step
-// boundary.
+// InferenceService: moeserve.v1.Inference as a thin adapter over the serving layer: proto in,
+// serving::Frontend, proto out. A call whose client cancels, disconnects or passes its deadline has
+// its request aborted in the engine: the engine probes the call before every step, the handler
+// notices within `poll_interval` (or when a write fails), and the engine frees the blocks at its
+// next step boundary.
 //
-// Thread-safe: gRPC calls the handlers concurrently. The engine must outlive the service.
+// Thread-safe: gRPC calls the handlers concurrently. The frontend must outlive the service.
 
 #include <atomic>
 #include <cstdint>
@@ -18,15 +18,11 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "moeserve/v1/inference.grpc.pb.h"
-#include "server/api/auth.h"
-#include "server/api/serving_metrics.h"
-#include "server/engine/engine.h"
-#include "server/tokenizer/chat_template.h"
+#include "server/serving/frontend.h"
 
 namespace moeserve::api {
 
 struct InferenceServiceOptions {
-  ApiKeys api_keys;
   std::string model_id;       // GetModelInfo.model_id
   bool log_requests = false;  // log prompts and outputs (off: only ids and counts at debug)
   absl::Duration poll_interval = absl::Milliseconds(10);
@@ -34,15 +30,12 @@ struct InferenceServiceOptions {
 
 class InferenceService final : public v1::Inference::Service {
  public:
-  // `engine` and `metrics` must outlive the service; metrics may be null.
-  InferenceService(Engine* engine, ServingMetrics* metrics, InferenceServiceOptions options);
+  InferenceService(serving::Frontend* frontend, InferenceServiceOptions options);
 
-  // From now on new calls get UNAVAILABLE; calls in flight go on.
-  void StartDraining();
   // Ends the Generate calls in flight: their engine requests are aborted and they return
-  // CANCELLED (within poll_interval, unless blocked writing to a slow client).
+  // CANCELLED (within poll_interval, unless blocked writing to a slow client). New calls are
+  // refused by the frontend once it drains.
   void CancelInFlight();
-  bool draining() const { return draining_.load(std::memory_order_acquire); }
   // Waits until no call is in flight or `deadline`; returns true when none is.
   bool WaitForNoActiveCalls(absl::Time deadline) const;
   int active_calls() const;
@@ -61,20 +54,9 @@ class InferenceService final : public v1::Inference::Service {
 
   // OK, or the status that refuses a new call (draining, authentication).
   grpc::Status Admit(grpc::ServerContext* context) const;
-  // Prompt ids for a Generate input, or INVALID_ARGUMENT / FAILED_PRECONDITION.
-  absl::StatusOr<std::vector<int32_t>> PromptIds(const v1::GenerateRequest& request) const;
-  absl::StatusOr<std::vector<int32_t>> EncodeText(const std::string& text, bool add_special,
-                                                  const char* field) const;
-  // Token ids of a conversation rendered with the model's chat template (special tokens come
-  // from the template itself, as transformers' apply_chat_template(tokenize=True) does).
-  absl::StatusOr<std::vector<int32_t>> EncodeMessages(const v1::ChatMessages& messages) const;
 
-  Engine* const engine_;
-  // The model's chat template; empty when tokenizer_config.json has none.
-  std::optional<TokenizerChatTemplate> chat_template_;
-  ServingMetrics* const metrics_;
+  serving::Frontend* const frontend_;
   const InferenceServiceOptions options_;
-  std::atomic<bool> draining_{false};
   std::atomic<bool> cancel_in_flight_{false};
   std::atomic<uint64_t> next_request_number_{1};
   mutable absl::Mutex mu_;

@@ -27,61 +27,82 @@ SamplingParams FromProto(const v1::SamplingParams& p) {
   return s;
 }
 
-absl::Status ValidateSampling(const SamplingParams& params, const SamplingLimits& limits) {
-  absl::Status s = Validate(params, limits);
-  if (s.ok()) return s;
-  return absl::Status(s.code(), absl::StrCat("sampling.", std::string(s.message())));
+serving::FieldNames GrpcFieldNames(v1::GenerateRequest::InputCase input) {
+  serving::FieldNames names;
+  names.sampling_prefix = "sampling.";
+  switch (input) {
+    case v1::GenerateRequest::kText: names.prompt = "text"; break;
+    case v1::GenerateRequest::kMessages: names.prompt = "messages.messages"; break;
+    default: names.prompt = "token_ids.ids"; break;
+  }
+  return names;
 }
 
-absl::Status ValidatePromptIds(const std::vector<int32_t>& ids, int32_t vocab_size,
-                               int32_t max_model_len, const std::string& field) {
-  if (ids.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " must not be empty"));
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "] = ", ids[i],
-                                                     " is outside the vocabulary [0, ",
-                                                     vocab_size, ")"));
-    }
+namespace {
+
+serving::ChatPrompt FromProto(const v1::ChatMessages& messages) {
+  serving::ChatPrompt chat;
+  chat.add_generation_prompt =
+      !messages.has_add_generation_prompt() || messages.add_generation_prompt();
+  for (const v1::ChatMessage& m : messages.messages()) {
+    chat.messages.push_back({{"role", m.role()}, {"content", m.content()}});
   }
-  if (max_model_len > 0 && static_cast<int64_t>(ids.size()) >= max_model_len) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": the prompt has ", ids.size(),
-                     " tokens; the context (max_model_len) is ", max_model_len,
-                     " tokens and at least one output token must fit"));
-  }
-  return absl::OkStatus();
+  return chat;
 }
 
-absl::Status ValidateRequestFields(const v1::GenerateRequest& request) {
+}  // namespace
+
+absl::StatusOr<serving::ServingRequest> FromProto(const v1::GenerateRequest& request) {
   if (request.request_id().size() > kMaxRequestIdBytes) {
     return absl::InvalidArgumentError(absl::StrCat("request_id must be at most ",
                                                    kMaxRequestIdBytes, " bytes, got ",
                                                    request.request_id().size()));
   }
-  if (request.cache_salt().size() > kMaxCacheSaltBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("cache_salt must be at most ",
-                                                   kMaxCacheSaltBytes, " bytes, got ",
-                                                   request.cache_salt().size()));
-  }
+  serving::ServingRequest out;
   switch (request.input_case()) {
     case v1::GenerateRequest::INPUT_NOT_SET:
       return absl::InvalidArgumentError(
           "input: exactly one of text, token_ids or messages must be set");
     case v1::GenerateRequest::kText:
       if (request.text().empty()) return absl::InvalidArgumentError("text must not be empty");
+      out.prompt = serving::TextPrompt{
+          .text = request.text(),
+          .add_special_tokens = !request.has_add_special_tokens() || request.add_special_tokens()};
       break;
     case v1::GenerateRequest::kTokenIds:
       if (request.token_ids().ids().empty()) {
         return absl::InvalidArgumentError("token_ids.ids must not be empty");
       }
+      out.prompt = serving::TokenPrompt{
+          {request.token_ids().ids().begin(), request.token_ids().ids().end()}};
       break;
     case v1::GenerateRequest::kMessages:
       if (request.messages().messages().empty()) {
         return absl::InvalidArgumentError("messages.messages must not be empty");
       }
+      out.prompt = FromProto(request.messages());
       break;
   }
-  return absl::OkStatus();
+  out.sampling = FromProto(request.sampling());
+  out.priority = request.priority();
+  out.cache_salt = request.cache_salt();
+  out.skip_special_tokens = !request.has_skip_special_tokens() || request.skip_special_tokens();
+  out.names = GrpcFieldNames(request.input_case());
+  return out;
+}
+
+absl::StatusOr<serving::PromptInput> FromProto(const v1::TokenizeRequest& request) {
+  switch (request.input_case()) {
+    case v1::TokenizeRequest::kText:
+      return serving::TextPrompt{
+          .text = request.text(),
+          .add_special_tokens = !request.has_add_special_tokens() || request.add_special_tokens()};
+    case v1::TokenizeRequest::kMessages:
+      return FromProto(request.messages());
+    case v1::TokenizeRequest::INPUT_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("input: exactly one of text or messages must be set");
 }
 
 v1::FinishReason ToProto(FinishReason reason) {
@@ -106,35 +127,38 @@ double SecondsBetween(absl::Time from, absl::Time to) {
   return absl::ToDoubleSeconds(to - from);
 }
 
+void AddLogprobs(const serving::OutputLogprobs& lp, v1::TokenLogprobs* out) {
+  out->set_token_id(lp.token.token_id);
+  out->set_logprob(lp.token.logprob);
+  for (const serving::LogprobToken& top : lp.top) {
+    v1::TopLogprob* t = out->add_top();
+    t->set_token_id(top.token_id);
+    t->set_logprob(top.logprob);
+  }
+}
+
 }  // namespace
 
-void ToProto(const RequestOutput& delta, v1::GenerateResponse* response) {
-  response->set_index(delta.index);
-  response->set_text(delta.text);
-  response->mutable_token_ids()->Add(delta.token_ids.begin(), delta.token_ids.end());
-  auto add = [](const TokenLogprobs& lp, v1::TokenLogprobs* out) {
-    out->set_token_id(lp.token_id);
-    out->set_logprob(lp.logprob);
-    for (const TokenLogprob& top : lp.top) {
-      v1::TopLogprob* t = out->add_top();
-      t->set_token_id(top.token_id);
-      t->set_logprob(top.logprob);
-    }
-  };
-  for (const TokenLogprobs& lp : delta.logprobs) add(lp, response->add_logprobs());
-  for (const TokenLogprobs& lp : delta.prompt_logprobs) add(lp, response->add_prompt_logprobs());
-  if (!delta.finished) return;
-  response->set_finish_reason(ToProto(delta.finish_reason));
-  if (delta.finish_reason == FinishReason::kStop) {
-    if (!delta.stop_string.empty()) response->set_stop_string(delta.stop_string);
-    if (delta.stop_token_id >= 0) response->set_stop_token_id(delta.stop_token_id);
+void ToProto(const serving::Output& output, v1::GenerateResponse* response) {
+  response->set_index(output.index);
+  response->set_text(output.text);
+  response->mutable_token_ids()->Add(output.token_ids.begin(), output.token_ids.end());
+  for (const serving::OutputLogprobs& lp : output.logprobs) AddLogprobs(lp, response->add_logprobs());
+  for (const serving::OutputLogprobs& lp : output.prompt_logprobs) {
+    AddLogprobs(lp, response->add_prompt_logprobs());
+  }
+  if (!output.finished) return;
+  response->set_finish_reason(ToProto(output.finish_reason));
+  if (output.finish_reason == FinishReason::kStop) {
+    if (!output.stop_string.empty()) response->set_stop_string(output.stop_string);
+    if (output.stop_token_id >= 0) response->set_stop_token_id(output.stop_token_id);
   }
   v1::Usage* usage = response->mutable_usage();
-  usage->set_prompt_tokens(delta.usage.prompt_tokens);
-  usage->set_completion_tokens(delta.usage.completion_tokens);
-  usage->set_cached_tokens(delta.usage.cached_tokens);
-  usage->set_num_preemptions(delta.usage.num_preemptions);
-  const RequestTimings& t = delta.timings;
+  usage->set_prompt_tokens(output.usage.prompt_tokens);
+  usage->set_completion_tokens(output.usage.completion_tokens);
+  usage->set_cached_tokens(output.usage.cached_tokens);
+  usage->set_num_preemptions(output.usage.num_preemptions);
+  const RequestTimings& t = output.timings;
   v1::Timings* timings = response->mutable_timings();
   timings->set_queue_seconds(SecondsBetween(t.arrival, t.first_scheduled));
   timings->set_time_to_first_token_seconds(SecondsBetween(t.arrival, t.first_token));

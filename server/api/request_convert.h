@@ -1,8 +1,10 @@
 #ifndef MOESERVE_SERVER_API_REQUEST_CONVERT_H_
 #define MOESERVE_SERVER_API_REQUEST_CONVERT_H_
 
-// Conversions between the moeserve.v1 messages and the engine's types, and the validation of a
-// GenerateRequest that does not need the engine. Pure functions; safe from any thread.
+// Conversions between the moeserve.v1 messages and the serving layer's neutral types, and the
+// checks of a GenerateRequest's proto shape (one input, request_id length). Everything else is
+// validated by the serving layer, with the proto's field names (GrpcFieldNames). Pure functions;
+// safe from any thread.
 
 #include <cstdint>
 #include <string>
@@ -13,33 +15,33 @@
 #include "moeserve/v1/inference.pb.h"
 #include "server/engine/request_output.h"
 #include "server/sampling/sampling_params.h"
+#include "server/serving/serving_output.h"
+#include "server/serving/serving_request.h"
 
 namespace moeserve::api {
 
 inline constexpr size_t kMaxRequestIdBytes = 256;
-inline constexpr size_t kMaxCacheSaltBytes = 256;
 
-// The engine's SamplingParams for `proto` (defaults for unset fields). Range checks are left to
-// moeserve::Validate().
+// The engine's SamplingParams for `proto` (defaults for unset fields). Range checks are the
+// serving layer's.
 SamplingParams FromProto(const v1::SamplingParams& proto);
 
-// Validate(params, limits) with the field renamed as the client sees it ("sampling.temperature
-// must be in [0, 100], got -1").
-absl::Status ValidateSampling(const SamplingParams& params, const SamplingLimits& limits);
+// How errors name the fields of a GenerateRequest whose input is `input`: "sampling.temperature",
+// "token_ids.ids[3]", "messages.messages[0].role".
+serving::FieldNames GrpcFieldNames(v1::GenerateRequest::InputCase input);
 
-// Checks token ids against the vocabulary and the context, naming `field` ("token_ids.ids") in
-// errors. `max_model_len`: the prompt must leave room for one output token.
-absl::Status ValidatePromptIds(const std::vector<int32_t>& ids, int32_t vocab_size,
-                               int32_t max_model_len, const std::string& field);
+// The serving request for `request`, or InvalidArgument for a proto shape the serving layer cannot
+// take: no input, an empty text, ids or conversation, a request_id over kMaxRequestIdBytes.
+absl::StatusOr<serving::ServingRequest> FromProto(const v1::GenerateRequest& request);
 
-// Request-level fields that need no model: request_id and cache_salt lengths.
-absl::Status ValidateRequestFields(const v1::GenerateRequest& request);
+// The prompt of a TokenizeRequest, or InvalidArgument when it has none.
+absl::StatusOr<serving::PromptInput> FromProto(const v1::TokenizeRequest& request);
 
 v1::FinishReason ToProto(FinishReason reason);
 
-// Fills `response` from one engine delta. The final fields (finish reason, usage, timings) only
-// when delta.finished.
-void ToProto(const RequestOutput& delta, v1::GenerateResponse* response);
+// Fills `response` from one serving delta. The final fields (finish reason, usage, timings) only
+// when output.finished.
+void ToProto(const serving::Output& output, v1::GenerateResponse* response);
 
 }  // namespace moeserve::api
 

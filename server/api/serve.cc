@@ -24,7 +24,7 @@ absl::Status RunServe(ServeOptions options) {
     ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
   } restore{previous};
 
-  absl::StatusOr<ApiKeys> keys = ApiKeys::Load(options.api_key, options.api_key_file);
+  absl::StatusOr<serving::ApiKeys> keys = serving::ApiKeys::Load(options.api_key, options.api_key_file);
   if (!keys.ok()) return keys.status();
   options.server.api_keys = std::move(*keys);
   if (options.server.model_id.empty()) {

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/engine/engine_metrics.h"
 #include "server/engine/request_output.h"
+#include "server/serving/call.h"
 
 namespace moeserve::api {
 
@@ -43,7 +44,7 @@ struct ServingMetricsOptions {
   bool expert_load_per_layer = false;
 };
 
-class ServingMetrics {
+class ServingMetrics final : public serving::OutputObserver {
  public:
   explicit ServingMetrics(ServingMetricsOptions options = {});
 
@@ -51,9 +52,9 @@ class ServingMetrics {
   ServingMetrics& operator=(const ServingMetrics&) = delete;
 
   // Inter-token gap between two deltas: `gap_seconds` spread over the `tokens` of the later one.
-  void ObserveInterToken(double gap_seconds, int tokens);
+  void ObserveInterToken(double gap_seconds, int tokens) override;
   // The final delta of a request (its timings and usage are final).
-  void ObserveFinished(const RequestOutput& final_delta);
+  void ObserveFinished(const RequestOutput& final_delta) override;
 
   // The full /metrics page.
   std::string RenderPrometheus(const EngineMetrics& engine) const;

@@ -9,6 +9,7 @@
 #include "server/cli/commands.h"
 #include "server/common/status_macros.h"
 #include "server/engine/engine.h"
+#include "server/serving/frontend.h"
 #include "server/tokenizer/tokenizer.h"
 
 namespace moeserve {
@@ -51,25 +52,29 @@ absl::Status RunGenerate(const GenerateOptions& o) {
   const Tokenizer* tokenizer = engine->tokenizer();
   if (tokenizer == nullptr) return absl::NotFoundError(absl::StrCat(o.model, ": no tokenizer.json"));
 
-  EngineRequest request;
+  serving::ServingRequest request;
+  request.names.prompt = "--prompt";
   if (o.prompt.empty()) {
     std::optional<int32_t> bos = tokenizer->bos_token_id();
     if (!bos) bos = engine->model_config().bos_token_id;
     if (!bos) return absl::InvalidArgumentError("--prompt is empty and the model has no BOS token to start from");
-    request.prompt_token_ids.push_back(*bos);
+    request.prompt = serving::TokenPrompt{{*bos}};
   } else {
-    ASSIGN_OR_RETURN(request.prompt_token_ids, tokenizer->Encode(o.prompt, /*add_special_tokens=*/true));
+    request.prompt = serving::TextPrompt{.text = o.prompt};
   }
   request.sampling = {.max_tokens = o.max_tokens, .temperature = o.temperature, .top_k = o.top_k,
                       .top_p = o.top_p, .seed = o.seed, .ignore_eos = o.ignore_eos, .stop = o.stop};
   engine->Start();
-  ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream, engine->AddRequest(std::move(request)));
-  RequestOutput last;
-  while (std::optional<RequestOutput> delta = stream->Next()) {
-    std::fwrite(delta->text.data(), 1, delta->text.size(), stdout);
-    std::fflush(stdout);
-    last = std::move(*delta);
-    if (last.request_finished) break;
+  serving::Frontend frontend(engine.get(), {});
+  serving::Output last;
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<serving::Call> call, frontend.Submit(std::move(request)));
+    while (std::optional<serving::Output> out = call->Next(absl::InfiniteDuration())) {
+      std::fwrite(out->text.data(), 1, out->text.size(), stdout);
+      std::fflush(stdout);
+      last = std::move(*out);
+      if (last.request_finished) break;
+    }
   }
   engine->Stop();
   std::fputc('\n', stdout);

@@ -2,16 +2,13 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/backend/registry.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
-#include "server/engine/stop_strings.h"
 #include "server/runner/kv_memory_plan.h"
-#include "server/tokenizer/incremental_detokenizer.h"
 
 namespace moeserve {
 
@@ -21,8 +18,6 @@ struct LiveSample {
   LiveRequest* request = nullptr;
   int32_t index = 0;
   uint64_t seq_id = 0;
-  std::optional<IncrementalDetokenizer> detokenizer;
-  std::optional<StopStringMatcher> stops;
   uint64_t seed = 0;
   int32_t num_output_tokens = 0;
   int32_t num_preemptions = 0;  // as last reported by the scheduler
@@ -37,7 +32,6 @@ struct LiveRequest {
   SamplingParams params;
   int32_t priority = 0;
   std::string cache_salt;
-  bool skip_special_tokens = true;
   std::shared_ptr<RequestStream> stream;
   std::function<bool()> is_cancelled;  // may be empty
   std::vector<LiveSample> samples;     // params.n of them; never resized once built
@@ -203,39 +197,16 @@ void Engine::ThreadLoop() {
 }
 
 absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest request) {
-  auto refuse = [this](absl::Status status) {
-    absl::MutexLock lock(&mu_);
-    ++refused_;
-    return status;
-  };
+  // Validation is the serving layer's (once, with the client's field names); these guard memory.
   const std::vector<int32_t>& prompt = request.prompt_token_ids;
-  if (prompt.empty()) {
-    return refuse(absl::InvalidArgumentError("prompt_token_ids must not be empty"));
-  }
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    if (prompt[i] < 0 || prompt[i] >= vocab_size_) {
-      return refuse(absl::InvalidArgumentError(
-          absl::StrCat("prompt_token_ids[", i, "] = ", prompt[i],
-                       " is outside the vocabulary [0, ", vocab_size_, ")")));
-    }
-  }
-  if (static_cast<int64_t>(prompt.size()) >= config_.max_model_len) {
-    return refuse(absl::InvalidArgumentError(
-        absl::StrCat("the prompt has ", prompt.size(), " tokens; max_model_len is ",
-                     config_.max_model_len, " and at least one output token must fit")));
+  MS_CHECK(!prompt.empty()) << "AddRequest: empty prompt";
+  for (int32_t id : prompt) {
+    MS_CHECK(id >= 0 && id < vocab_size_) << "AddRequest: prompt id " << id << " outside [0, "
+                                          << vocab_size_ << ")";
   }
   const SamplingParams& params = request.sampling;
-  if (absl::Status s = Validate(params, {.vocab_size = vocab_size_,
-                                         .max_model_len = config_.max_model_len,
-                                         .prompt_tokens = static_cast<int32_t>(prompt.size()),
-                                         .max_n = config_.max_num_samples});
-      !s.ok()) {
-    return refuse(s);
-  }
-  if (!params.stop.empty() && tokenizer_ == nullptr) {
-    return refuse(absl::InvalidArgumentError(
-        "stop: stop strings need a tokenizer, and this engine has none"));
-  }
+  MS_CHECK(params.n >= 1 && params.n <= config_.max_num_samples)
+      << "AddRequest: n = " << params.n << ", max_num_samples " << config_.max_num_samples;
   const int32_t n = params.n;
 
   auto live = std::make_unique<LiveRequest>();
@@ -244,7 +215,6 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
   live->params = std::move(request.sampling);
   live->priority = request.priority;
   live->cache_salt = std::move(request.cache_salt);
-  live->skip_special_tokens = request.skip_special_tokens;
   live->timings.arrival = absl::Now();
 
   absl::MutexLock lock(&mu_);
@@ -291,7 +261,14 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
 bool Engine::Abort(uint64_t request_id) {
   absl::MutexLock lock(&mu_);
   if (!live_ids_.contains(request_id)) return false;
-  aborts_.push_back(request_id);
+  finishes_.push_back({.request_id = request_id, .index = -1});
+  return true;
+}
+
+bool Engine::StopSample(uint64_t request_id, int32_t index) {
+  absl::MutexLock lock(&mu_);
+  if (!live_ids_.contains(request_id) || index < 0) return false;
+  finishes_.push_back({.request_id = request_id, .index = index});
   return true;
 }
 
@@ -305,22 +282,28 @@ EngineMetrics Engine::GetMetrics() const {
 
 void Engine::DrainInbox() {
   std::vector<std::unique_ptr<LiveRequest>> adds;
-  std::vector<uint64_t> aborts;
+  std::vector<FinishOrder> finishes;
   {
     absl::MutexLock lock(&mu_);
     adds.swap(inbox_);
-    aborts.swap(aborts_);
+    finishes.swap(finishes_);
     inbox_tokens_ = 0;
     inbox_requests_ = 0;
   }
   for (std::unique_ptr<LiveRequest>& request : adds) Admit(std::move(request));
   for (const auto& [id, request] : live_) {
-    if (request->is_cancelled && request->is_cancelled()) aborts.push_back(id);
+    if (request->is_cancelled && request->is_cancelled()) finishes.push_back({.request_id = id});
   }
-  for (uint64_t id : aborts) {
-    auto it = live_.find(id);
+  for (const FinishOrder& order : finishes) {
+    auto it = live_.find(order.request_id);
     if (it == live_.end()) continue;  // finished meanwhile, or listed twice
-    FinishAllSamples(it->second.get(), FinishReason::kAbort, absl::OkStatus());
+    LiveRequest* request = it->second.get();
+    if (order.index < 0) {
+      FinishAllSamples(request, FinishReason::kAbort, absl::OkStatus());
+    } else if (order.index < static_cast<int32_t>(request->samples.size()) &&
+               !request->samples[order.index].finished) {
+      FinishSample(&request->samples[order.index], FinishReason::kStop, absl::OkStatus());
+    }
   }
 }
 
@@ -338,6 +321,14 @@ void Engine::FinishAllSamples(LiveRequest* request, FinishReason reason,
     if (scheduler_->Finish(sample->seq_id, status)) needs_release_ = true;
     Emit(sample, RequestOutput{}, reason, error, scheduler_->GetRequest(sample->seq_id));
   }
+}
+
+void Engine::FinishSample(LiveSample* sample, FinishReason reason, const absl::Status& error) {
+  const RequestStatus status = reason == FinishReason::kStop    ? RequestStatus::kFinishedStopped
+                               : reason == FinishReason::kAbort ? RequestStatus::kFinishedAborted
+                                                                : RequestStatus::kFinishedError;
+  if (scheduler_->Finish(sample->seq_id, status)) needs_release_ = true;
+  Emit(sample, RequestOutput{}, reason, error, scheduler_->GetRequest(sample->seq_id));
 }
 
 void Engine::Admit(std::unique_ptr<LiveRequest> request) {
@@ -367,12 +358,8 @@ void Engine::Admit(std::unique_ptr<LiveRequest> request) {
     }
     // A seeded request's samples are reproducible one by one; unseeded ones differ.
     sample.seed = p.seed.has_value() ? SampleSeed(*p.seed, sample.index) : sampler_->RequestSeed(p);
-    if (tokenizer_ != nullptr) {
-      sample.detokenizer.emplace(tokenizer_.get(), live->prompt, live->skip_special_tokens);
-      if (!p.stop.empty()) sample.stops.emplace(p.stop);
-    }
   }
-  live->prompt = {};  // the scheduler and the detokenizers hold their own copies
+  live->prompt = {};  // the scheduler holds its own copies
 }
 
 bool Engine::Step() {
@@ -514,27 +501,8 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
       request->prompt_logprobs = {};
       request->prompt_logprobs_sent = true;
     }
-    FinishReason reason = ReasonOf(update.status);
-    if (sample->detokenizer.has_value()) {
-      std::string text = sample->detokenizer->Step(update.new_token);
-      if (reason != FinishReason::kNone) text += sample->detokenizer->Flush();
-      if (sample->stops.has_value()) {
-        text = sample->stops->Feed(text);
-        if (sample->stops->matched()) {
-          reason = FinishReason::kStop;
-          delta.stop_string = sample->stops->matched_string();
-          if (scheduler_->Finish(update.id, RequestStatus::kFinishedStopped)) {
-            needs_release_ = true;
-          }
-        } else if (reason != FinishReason::kNone) {
-          text += sample->stops->Flush();
-        }
-      }
-      delta.text = std::move(text);
-    }
-    if (reason == FinishReason::kStop && delta.stop_string.empty()) {
-      delta.stop_token_id = update.new_token;
-    }
+    const FinishReason reason = ReasonOf(update.status);
+    if (reason == FinishReason::kStop) delta.stop_token_id = update.new_token;
     Emit(sample, std::move(delta), reason, absl::OkStatus(), scheduler_->GetRequest(update.id));
   }
 }
@@ -606,7 +574,7 @@ void Engine::AbortAllLocal() {
   {
     absl::MutexLock lock(&mu_);
     adds.swap(inbox_);
-    aborts_.clear();
+    finishes_.clear();
     inbox_tokens_ = 0;
     inbox_requests_ = 0;
   }

@@ -3,8 +3,10 @@
 
 // Engine: continuous batching over one model. One engine thread owns the scheduler, the KV cache
 // manager, the model runner and the sampler, and loops Step() = drain inbox -> schedule ->
-// forward -> sample -> postprocess (append tokens, detokenize, stop strings, push deltas).
-// Other threads only post to the inbox (AddRequest, Abort) and read RequestStreams.
+// forward -> sample -> postprocess (append tokens, finish by EOS / stop token id / max_tokens,
+// push id deltas). Other threads only post to the inbox (AddRequest, Abort, StopSample) and read
+// RequestStreams. Detokenizing, stop strings and what a client sees happen off the engine thread,
+// in the serving layer (server/serving/), which is also where requests are validated.
 //
 //   auto engine = Engine::Create(config);        // loads model + tokenizer, sizes the KV cache
 //   (*engine)->Start();                          // the engine thread
@@ -14,8 +16,9 @@
 // Tests may instead drive the engine from their own thread with Step() and call CheckIntegrity()
 // between steps (never together with Start()).
 //
-// Thread safety: AddRequest, Abort, GetMetrics and the accessors are safe from any thread.
-// Step, RunUntilIdle and CheckIntegrity require the engine thread (or an engine never started).
+// Thread safety: AddRequest, Abort, StopSample, GetMetrics and the accessors are safe from any
+// thread. Step, RunUntilIdle and CheckIntegrity require the engine thread (or an engine never
+// started).
 
 #include <cstdint>
 #include <functional>
@@ -48,12 +51,14 @@ namespace moeserve {
 struct LiveRequest;
 struct LiveSample;
 
+// REQUIRES: validated by the serving layer (serving::ValidateRequest): a non-empty prompt of ids
+// in [0, vocab_size) that leaves room for max_tokens within max_model_len, valid sampling params
+// with n <= max_num_samples. The engine checks only what would corrupt memory (MS_CHECK).
 struct EngineRequest {
-  std::vector<int32_t> prompt_token_ids;  // non-empty, each in [0, vocab_size)
-  SamplingParams sampling;                // validated by AddRequest
-  int32_t priority = 0;                   // lower is served first
-  std::string cache_salt;                 // separates prefix caches (per tenant)
-  bool skip_special_tokens = true;        // in the text deltas
+  std::vector<int32_t> prompt_token_ids;
+  SamplingParams sampling;  // `stop` strings are matched by the serving layer, not here
+  int32_t priority = 0;     // lower is served first
+  std::string cache_salt;   // separates prefix caches (per tenant)
   // Optional: deltas go to this callback on the engine thread instead of RequestStream::Next().
   RequestStream::Callback on_output;
   // Optional: probed on the engine thread before every step; once it returns true the request is
@@ -90,9 +95,7 @@ class Engine {
   // ones are refused with Unavailable. Idempotent.
   void Stop();
 
-  // Validates and queues a request; its output arrives on the returned stream. Errors:
-  // InvalidArgument naming the field (empty prompt, id outside the vocabulary, prompt +
-  // max_tokens beyond max_model_len, bad sampling params, stop strings without a tokenizer),
+  // Queues a (validated) request; its output arrives on the returned stream. Errors:
   // ResourceExhausted when max_queued_requests / max_queued_tokens are reached, Unavailable
   // after Stop(). A request the scheduler still refuses on the engine thread finishes at once
   // with FinishReason::kError and that status.
@@ -101,6 +104,11 @@ class Engine {
   // Aborts a live request in any state: it finishes with FinishReason::kAbort and its blocks are
   // freed within one step. Returns false for an unknown or finished id.
   bool Abort(uint64_t request_id);
+  // Finishes sample `index` of a live request with FinishReason::kStop at the next step boundary:
+  // the caller found a stop condition in its output (a stop string). Tokens the sample produced
+  // meanwhile are still delivered; the caller drops them. Returns false for an unknown or
+  // finished request id (a finished sample of a live request is left alone).
+  bool StopSample(uint64_t request_id, int32_t index);
 
   EngineMetrics GetMetrics() const;
 
@@ -124,8 +132,14 @@ class Engine {
   absl::Status Init();
   void ThreadLoop();
   bool InboxReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !inbox_.empty() || !aborts_.empty() || stopping_;
+    return !inbox_.empty() || !finishes_.empty() || stopping_;
   }
+  // An Abort (index < 0: every sample, kAbort) or StopSample (one sample, kStop) to apply at the
+  // next step boundary.
+  struct FinishOrder {
+    uint64_t request_id = 0;
+    int32_t index = -1;
+  };
 
   void DrainInbox();
   void Admit(std::unique_ptr<LiveRequest> request);
@@ -141,6 +155,8 @@ class Engine {
   // Finishes (in the scheduler too) and emits every unfinished sample of `request` with `reason`
   // (kAbort or kError); the request is forgotten.
   void FinishAllSamples(LiveRequest* request, FinishReason reason, const absl::Status& error);
+  // Finishes one unfinished sample with `reason` (kStop, kAbort or kError), in the scheduler too.
+  void FinishSample(LiveSample* sample, FinishReason reason, const absl::Status& error);
   void AbortAllLocal();
   void FailStep(const SchedulerOutput& step, const absl::Status& status);
   void PublishMetrics();
@@ -173,7 +189,7 @@ class Engine {
   // Inbox, shared with other threads.
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<LiveRequest>> inbox_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint64_t> aborts_ ABSL_GUARDED_BY(mu_);
+  std::vector<FinishOrder> finishes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<uint64_t> live_ids_ ABSL_GUARDED_BY(mu_);  // added, not yet finished
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   int32_t waiting_requests_ ABSL_GUARDED_BY(mu_) = 0;  // scheduler's, after the last step

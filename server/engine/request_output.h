@@ -1,11 +1,11 @@
 #ifndef MOESERVE_SERVER_ENGINE_REQUEST_OUTPUT_H_
 #define MOESERVE_SERVER_ENGINE_REQUEST_OUTPUT_H_
 
-// What a request sends back: deltas of generated tokens and text, and a final record. Plain
-// value types shared by the engine and the front ends.
+// What the engine sends back for a request: deltas of generated token ids (with logprobs), and a
+// final record. Plain value types. Text, stop strings and what clients see are the serving
+// layer's (server/serving/), which turns these deltas into client output off the engine thread.
 
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -16,7 +16,7 @@ namespace moeserve {
 
 enum class FinishReason {
   kNone,    // not finished
-  kStop,    // EOS, a stop token id or a stop string
+  kStop,    // EOS, a stop token id, or a stop string (Engine::StopSample)
   kLength,  // max_tokens or max_model_len
   kAbort,   // Engine::Abort, shutdown
   kError,   // this request failed (error says why); others are unaffected
@@ -40,15 +40,14 @@ struct RequestTimings {
 };
 
 // One delta of one sample of a request's output. A request with SamplingParams::n samples has n
-// independent completions, told apart by `index` in [0, n). Per index, deltas concatenate: the
-// text of all deltas is that completion's text and their token_ids its ids. Text may lag the ids:
-// it is held back while a UTF-8 character or a stop string may still be forming. Each sample's
-// last delta has finished == true; the request's very last delta also has request_finished.
+// independent completions, told apart by `index` in [0, n). Per index, deltas concatenate: their
+// token_ids are that completion's ids. A step may append several tokens to a sample (speculative
+// decoding). Each sample's last delta has finished == true; the request's very last delta also
+// has request_finished.
 struct RequestOutput {
   uint64_t request_id = 0;
   int32_t index = 0;  // which sample (completion) of the request
   std::vector<int32_t> token_ids;
-  std::string text;
   std::vector<TokenLogprobs> logprobs;  // parallel to token_ids when logprobs were requested
   // SamplingParams::prompt_logprobs: entry i is prompt position i + 1 (position 0 has no
   // prediction; vLLM's None), the prompt token with the top alternatives of the raw model
@@ -61,11 +60,10 @@ struct RequestOutput {
   bool request_finished = false;  // the request's last delta: every sample has finished
   FinishReason finish_reason = FinishReason::kNone;
   absl::Status error;           // kError: why (ResourceExhausted for a refused admission, ...)
-  std::string stop_string;      // kStop on a stop string: the one that matched
   int32_t stop_token_id = -1;   // kStop on EOS or a stop token id: that id
 
-  // The request's, over all samples: prompt tokens once, completion tokens summed. So far;
-  // final on the request's last delta.
+  // The request's, over all samples: prompt tokens once, completion tokens summed (every token
+  // the engine generated). So far; final on the request's last delta.
   RequestUsage usage;
   RequestTimings timings;  // so far (final on the last delta)
 

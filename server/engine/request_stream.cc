@@ -19,7 +19,6 @@ const char* FinishReasonName(FinishReason reason) {
 
 void RequestOutput::Merge(RequestOutput next) {
   token_ids.insert(token_ids.end(), next.token_ids.begin(), next.token_ids.end());
-  text += next.text;
   for (TokenLogprobs& lp : next.logprobs) logprobs.push_back(std::move(lp));
   for (TokenLogprobs& lp : next.prompt_logprobs) prompt_logprobs.push_back(std::move(lp));
   time = next.time;
@@ -27,7 +26,6 @@ void RequestOutput::Merge(RequestOutput next) {
   request_finished = next.request_finished;
   finish_reason = next.finish_reason;
   error = std::move(next.error);
-  stop_string = std::move(next.stop_string);
   stop_token_id = next.stop_token_id;
   usage = next.usage;
   timings = next.timings;

@@ -37,7 +37,7 @@ struct SamplingParams {
 
   std::vector<int32_t> stop_token_ids;  // finish the request (after min_tokens)
   bool ignore_eos = false;              // EOS neither stops nor is suppressed by min_tokens
-  std::vector<std::string> stop;        // stop strings, matched by the engine on the text
+  std::vector<std::string> stop;        // stop strings, matched on the text by the serving layer
 
   // Log-probabilities of the raw model distribution (before any processing, like vLLM's default).
   // nullopt: none; 0: the sampled token's only; k: also the top k alternatives.

@@ -14,15 +14,13 @@
 #include "moeserve/v1/inference.grpc.pb.h"
 #include "server/api/api_server.h"
 #include "server/engine/engine.h"
+#include "tests/stories260k_util.h"
 
 namespace moeserve::testing {
 
 // The committed llama fixture (ids only: no tokenizer; context 64, vocab 128 or so).
 std::string LlamaFixtureDir();
 
-// llama2.c's stories260K converted into a temporary Hugging Face directory (with tokenizer), once
-// per process; empty when the shared data is absent.
-std::string Stories260kDir();
 
 struct TestServerOptions {
   TestServerOptions() {

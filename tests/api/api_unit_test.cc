@@ -3,14 +3,16 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/api/auth.h"
 #include "server/api/request_convert.h"
 #include "server/api/serving_metrics.h"
+#include "server/serving/api_keys.h"
+#include "server/serving/request_validator.h"
 
 namespace moeserve::api {
 namespace {
 
 using ::testing::HasSubstr;
+using serving::ApiKeys;
 
 TEST(ApiKeysTest, NoKeysAcceptsEverything) {
   ApiKeys keys;
@@ -96,15 +98,38 @@ TEST(RequestConvertTest, EverySamplingFieldIsCarried) {
 }
 
 TEST(RequestConvertTest, SamplingErrorsNameTheProtoField) {
-  SamplingParams s;
-  s.temperature = -1;
-  const absl::Status status = ValidateSampling(s, {.vocab_size = 10});
+  v1::GenerateRequest request;
+  request.mutable_token_ids()->add_ids(1);
+  request.mutable_sampling()->set_temperature(-1);
+  absl::StatusOr<serving::ServingRequest> converted = FromProto(request);
+  ASSERT_TRUE(converted.ok()) << converted.status();
+  const absl::Status status = serving::ValidateRequest(*converted, 1, {.vocab_size = 10, .max_n = 1});
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), ::testing::StartsWith("sampling.temperature"));
+  EXPECT_EQ(converted->names.prompt, "token_ids.ids");
+}
+
+TEST(RequestConvertTest, ProtoShapeIsChecked) {
+  v1::GenerateRequest request;
+  EXPECT_THAT(FromProto(request).status().message(), HasSubstr("exactly one"));
+  request.set_text("");
+  EXPECT_THAT(FromProto(request).status().message(), HasSubstr("text must not be empty"));
+  request.set_text("hi");
+  request.set_request_id(std::string(300, 'x'));
+  EXPECT_THAT(FromProto(request).status().message(), HasSubstr("request_id"));
+  request.clear_request_id();
+  request.set_add_special_tokens(false);
+  request.set_skip_special_tokens(false);
+  absl::StatusOr<serving::ServingRequest> converted = FromProto(request);
+  ASSERT_TRUE(converted.ok());
+  EXPECT_EQ(std::get<serving::TextPrompt>(converted->prompt).text, "hi");
+  EXPECT_FALSE(std::get<serving::TextPrompt>(converted->prompt).add_special_tokens);
+  EXPECT_FALSE(converted->skip_special_tokens);
+  EXPECT_EQ(converted->names.prompt, "text");
 }
 
 TEST(RequestConvertTest, FinalDeltaCarriesUsageAndTimings) {
-  RequestOutput d;
+  serving::Output d;
   d.index = 2;
   d.token_ids = {4, 5};
   d.text = "ab";

@@ -16,6 +16,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/serving/frontend.h"
 #include "server/tokenizer/tokenizer.h"
 #include "tests/api/api_test_util.h"
 #include "tests/engine/engine_test_util.h"
@@ -457,7 +458,7 @@ TEST(ServerOptionsTest, FullAdmissionIsResourceExhausted) {
 TEST(AuthTest, ApiKeyIsRequiredFromBearerMetadata) {
   TestServerOptions options;
   options.model_dir = LlamaFixtureDir();
-  options.server.api_keys = api::ApiKeys({"s3cret", "other"});
+  options.server.api_keys = serving::ApiKeys({"s3cret", "other"});
   auto server = TestServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
   auto stub = (*server)->Stub();
@@ -502,14 +503,23 @@ TEST(Stories260kServerTest, TextStreamEqualsMoeserveGenerate) {
   ASSERT_TRUE(tokenizer.ok());
   auto prompt = (*tokenizer)->Encode("Once upon a time", true);
   ASSERT_TRUE(prompt.ok());
-  SamplingParams params;
-  params.max_tokens = 60;
-  params.temperature = 0.0f;
-  auto stream = (*server)->engine()->AddRequest({.prompt_token_ids = *prompt, .sampling = params});
-  ASSERT_TRUE(stream.ok());
-  const RequestOutput want = (*stream)->WaitForCompletion();
-  EXPECT_EQ(got.token_ids, want.token_ids);
-  EXPECT_EQ(got.text, want.text);
+  // What `moeserve generate` prints: the serving layer over the same engine.
+  serving::Frontend frontend((*server)->engine(), {});
+  serving::ServingRequest want_request;
+  want_request.prompt = serving::TextPrompt{"Once upon a time"};
+  want_request.sampling.max_tokens = 60;
+  want_request.sampling.temperature = 0.0f;
+  auto want_call = frontend.Submit(std::move(want_request));
+  ASSERT_TRUE(want_call.ok()) << want_call.status();
+  std::vector<int32_t> want_ids;
+  std::string want_text;
+  while (auto out = (*want_call)->Next(absl::Seconds(30))) {
+    want_ids.insert(want_ids.end(), out->token_ids.begin(), out->token_ids.end());
+    want_text += out->text;
+    if (out->request_finished) break;
+  }
+  EXPECT_EQ(got.token_ids, want_ids);
+  EXPECT_EQ(got.text, want_text);
   // The text deltas are the completion as the tokenizer decodes it after the prompt.
   std::vector<int32_t> all = *prompt;
   all.insert(all.end(), got.token_ids.begin(), got.token_ids.end());

@@ -1,6 +1,7 @@
 // Engine behaviour on the committed fixture models (no tokenizer: ids only): batched greedy output
 // equals each request alone, under preemption and chunked prefill; seeded sampling; abort in every
-// state; admission control; validation; prefix-cache hits; threaded use.
+// state; a front end's stop of one sample; admission control; prefix-cache hits; threaded use.
+// (Request validation is the serving layer's: tests/serving.)
 
 #include "server/engine/engine.h"
 
@@ -187,30 +188,6 @@ TEST(EngineTest, AdmissionLimitIsResourceExhausted) {
   RunChecked(*engine);
 }
 
-TEST(EngineTest, InvalidRequestsNameTheField) {
-  auto engine = MakeFixtureEngine("llama", RoomyConfig());
-  auto add = [&](std::vector<int32_t> prompt, SamplingParams p) {
-    EngineRequest r;
-    r.prompt_token_ids = std::move(prompt);
-    r.sampling = p;
-    return engine->AddRequest(std::move(r)).status();
-  };
-  EXPECT_THAT(add({}, Greedy(4)).message(), ::testing::HasSubstr("prompt_token_ids"));
-  EXPECT_THAT(add({1, 256}, Greedy(4)).message(), ::testing::HasSubstr("prompt_token_ids[1]"));
-  EXPECT_THAT(add({1, -1}, Greedy(4)).message(), ::testing::HasSubstr("prompt_token_ids[1]"));
-  EXPECT_THAT(add({1, 2}, Greedy(63)).message(), ::testing::HasSubstr("max_tokens"));
-  EXPECT_EQ(add(std::vector<int32_t>(64, 5), Greedy(1)).code(),
-            absl::StatusCode::kInvalidArgument);
-  SamplingParams bad = Greedy(4);
-  bad.temperature = -1.0f;
-  EXPECT_THAT(add({1, 2}, bad).message(), ::testing::HasSubstr("temperature"));
-  SamplingParams stop = Greedy(4);
-  stop.stop = {"x"};
-  EXPECT_THAT(add({1, 2}, stop).message(), ::testing::HasSubstr("stop"));
-  EXPECT_TRUE(add({1, 2}, Greedy(62)).ok());
-  RunChecked(*engine);
-}
-
 class AbortTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -323,7 +300,37 @@ TEST_F(AbortTest, CancellationProbeAbortsBeforeTheNextStep) {
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
 }
 
-TEST_F(AbortTest, UnknownIdIsRefused) { EXPECT_FALSE(engine_->Abort(12345)); }
+TEST_F(AbortTest, UnknownIdIsRefused) {
+  EXPECT_FALSE(engine_->Abort(12345));
+  EXPECT_FALSE(engine_->StopSample(12345, 0));
+}
+
+// A stop string found by the serving layer stops one sample; the others run on.
+TEST_F(AbortTest, StopSampleFinishesOneSampleWithStop) {
+  EngineRequest r;
+  r.prompt_token_ids = {5, 6, 7};
+  r.sampling = Greedy(12);
+  r.sampling.n = 2;
+  auto s = engine_->AddRequest(std::move(r));
+  ASSERT_TRUE(s.ok()) << s.status();
+  StepChecked(3);
+  EXPECT_TRUE(engine_->StopSample((*s)->request_id(), 1));
+  StepChecked(1);
+  RunChecked(*engine_);
+  const std::vector<RequestOutput> out = (*s)->WaitForCompletions();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].finish_reason, FinishReason::kLength);
+  EXPECT_EQ(out[0].token_ids.size(), 12u);
+  EXPECT_EQ(out[1].finish_reason, FinishReason::kStop);
+  EXPECT_EQ(out[1].stop_token_id, -1);  // not an id: the caller's stop
+  EXPECT_LT(out[1].token_ids.size(), 12u);
+  EXPECT_EQ(out[1].token_ids, std::vector<int32_t>(out[0].token_ids.begin(),
+                                                    out[0].token_ids.begin() + out[1].token_ids.size()));
+  const EngineMetrics m = engine_->GetMetrics();
+  EXPECT_EQ(m.kv_blocks_used, 0);
+  EXPECT_EQ(m.requests_finished_length, 1);  // counted by the request's last sample
+  EXPECT_FALSE(engine_->StopSample((*s)->request_id(), 0));  // finished: unknown now
+}
 
 TEST_F(AbortTest, StopAbortsEverythingLive) {
   auto a = Add(4, 30), b = Add(30, 4), c = Add(3, 3);

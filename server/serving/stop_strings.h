@@ -1,5 +1,5 @@
-#ifndef MOESERVE_SERVER_ENGINE_STOP_STRINGS_H_
-#define MOESERVE_SERVER_ENGINE_STOP_STRINGS_H_
+#ifndef MOESERVE_SERVER_SERVING_STOP_STRINGS_H_
+#define MOESERVE_SERVER_SERVING_STOP_STRINGS_H_
 
 // StopStringMatcher: finds stop strings in a request's streamed text. Text is fed in deltas as
 // the detokenizer completes it; Feed() returns what may be sent to the client now. Text that ends
@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-namespace moeserve {
+namespace moeserve::serving {
 
 class StopStringMatcher {
  public:
@@ -37,6 +37,6 @@ class StopStringMatcher {
   int matched_ = -1;  // index into stops_
 };
 
-}  // namespace moeserve
+}  // namespace moeserve::serving
 
-#endif  // MOESERVE_SERVER_ENGINE_STOP_STRINGS_H_
+#endif  // MOESERVE_SERVER_SERVING_STOP_STRINGS_H_

@@ -1,8 +1,8 @@
-#ifndef MOESERVE_SERVER_API_AUTH_H_
-#define MOESERVE_SERVER_API_AUTH_H_
+#ifndef MOESERVE_SERVER_SERVING_API_KEYS_H_
+#define MOESERVE_SERVER_SERVING_API_KEYS_H_
 
-// API keys: a call is accepted when its `authorization` metadata is `Bearer <key>` for one of
-// the configured keys. With no keys configured every call is accepted. Keys are compared in
+// API keys: a call is accepted when its `authorization` (gRPC metadata or HTTP header) is
+// `Bearer <key>` for one of the configured keys. With no keys configured every call is accepted. Keys are compared in
 // constant time and never logged.
 //
 // Immutable after construction; safe for concurrent use.
@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace moeserve::api {
+namespace moeserve::serving {
 
 class ApiKeys {
  public:
@@ -35,6 +35,6 @@ class ApiKeys {
   std::vector<std::string> keys_;
 };
 
-}  // namespace moeserve::api
+}  // namespace moeserve::serving
 
-#endif  // MOESERVE_SERVER_API_AUTH_H_
+#endif  // MOESERVE_SERVER_SERVING_API_KEYS_H_

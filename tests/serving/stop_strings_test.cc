@@ -1,8 +1,8 @@
-#include "server/engine/stop_strings.h"
+#include "server/serving/stop_strings.h"
 
 #include "gtest/gtest.h"
 
-namespace moeserve {
+namespace moeserve::serving {
 namespace {
 
 TEST(StopStringMatcherTest, NoStopsPassesTextThrough) {
@@ -54,4 +54,4 @@ TEST(StopStringMatcherTest, HoldsTheLongestPossiblePrefix) {
 }
 
 }  // namespace
-}  // namespace moeserve
+}  // namespace moeserve::serving

@@ -1,11 +1,11 @@
-#include "server/engine/stop_strings.h"
+#include "server/serving/stop_strings.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "server/common/logging.h"
 
-namespace moeserve {
+namespace moeserve::serving {
 
 StopStringMatcher::StopStringMatcher(std::vector<std::string> stops) {
   for (std::string& s : stops) {
@@ -60,4 +60,4 @@ std::string StopStringMatcher::Flush() {
   return std::exchange(held_, std::string());
 }
 
-}  // namespace moeserve
+}  // namespace moeserve::serving

@@ -1,4 +1,4 @@
-#include "server/api/auth.h"
+#include "server/serving/api_keys.h"
 
 #include <fstream>
 
@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-namespace moeserve::api {
+namespace moeserve::serving {
 namespace {
 
 // Compares without an early exit on the first differing byte.
@@ -60,4 +60,4 @@ absl::Status ApiKeys::Check(const std::string_view* authorization) const {
   return absl::OkStatus();
 }
 
-}  // namespace moeserve::api
+}  // namespace moeserve::serving
