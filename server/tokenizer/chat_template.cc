@@ -123,6 +123,7 @@ absl::StatusOr<TokenizerChatTemplate> TokenizerChatTemplate::FromTokenizerConfig
   };
   if (it->is_string()) {
     ASSIGN_OR_RETURN(result.default_, parse(*it, "chat_template"));
+    result.source_ = it->get<std::string>();
     return result;
   }
   if (!it->is_array()) return absl::InvalidArgumentError("chat_template must be a string or a list");
@@ -133,6 +134,8 @@ absl::StatusOr<TokenizerChatTemplate> TokenizerChatTemplate::FromTokenizerConfig
     }
     const std::string name = entry["name"].get<std::string>();
     ASSIGN_OR_RETURN(auto parsed, parse(entry["template"], absl::StrCat("chat_template '", name, "'")));
+    absl::StrAppend(&result.source_, result.source_.empty() ? "" : "\n",
+                    entry["template"].get<std::string>());
     if (name == "default") result.default_ = parsed;
     if (name == "tool_use") result.tool_use_ = parsed;
   }

@@ -68,11 +68,16 @@ class TokenizerChatTemplate {
   // the "tool_use" template is chosen when tools are given and it exists.
   absl::StatusOr<std::string> Apply(const ChatRequest& request) const;
 
+  // The template text as read (named templates joined by newlines), for feature detection such
+  // as choosing the reasoning and tool-call parsers.
+  const std::string& source() const { return source_; }
+
  private:
   TokenizerChatTemplate() = default;
   std::shared_ptr<const ChatTemplate> default_;   // may be null when only named ones exist
   std::shared_ptr<const ChatTemplate> tool_use_;  // may be null
   nlohmann::ordered_json special_tokens_ = nlohmann::ordered_json::object();
+  std::string source_;
 };
 
 }  // namespace moeserve
