@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libabsl-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libboost-dev
   libopenmpi-dev openmpi-bin
 )
 if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then

@@ -1,8 +1,11 @@
-// moeserve-bench: a load test of a moeserve server over streaming gRPC.
+// moeserve-bench: a load test of a moeserve server over streaming gRPC, or of any server with
+// OpenAI's HTTP API (moeserve, vLLM, llama.cpp's server), measured the same way.
 //
 //   moeserve-bench --addr 127.0.0.1:50051 --dataset random --input-len 128 --output-len 128
 //       --num-requests 200 --request-rate 8 --max-concurrency 64 --goodput ttft:500 tpot:50
 //   moeserve-bench --dataset sharegpt:prompts.json --sweep-rates 1,2,4,8,inf --sweep-out sweep
+//   moeserve-bench --backend openai-completions --base-url http://127.0.0.1:8000/v1
+//       --dataset random --vocab-size 129280 --num-requests 200
 //
 // Prints a summary table on stdout and a progress bar on stderr; see docs/BENCH.md. Exit status 0
 // when the run finished (failed requests are reported, not fatal); 1 when it could not run; 2 for
@@ -20,7 +23,9 @@
 
 #include "CLI/CLI.hpp"
 #include "clients/bench/dataset.h"
+#include "clients/bench/grpc_client.h"
 #include "clients/bench/metrics.h"
+#include "clients/bench/openai_client.h"
 #include "clients/bench/report.h"
 #include "clients/bench/runner.h"
 #include "clients/common/channel.h"
@@ -69,11 +74,21 @@ int main(int argc, char** argv) {
   int connections = 1;
   bool progress = isatty(STDERR_FILENO);
   bool cache_salt_set = false;
+  std::string backend = "grpc";
+  std::string base_url = "http://127.0.0.1:8000/v1";
+  std::string model;
 
-  CLI::App app{"moeserve-bench: load test of a moeserve server over streaming gRPC"};
-  app.add_option("--addr", channel_options.addr, "server address HOST:PORT")->capture_default_str();
+  CLI::App app{"moeserve-bench: load test of a moeserve server over streaming gRPC, or of an "
+               "OpenAI-compatible HTTP server"};
+  app.add_option("--backend", backend, "grpc | openai-completions | openai-chat")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"grpc", "openai-completions", "openai-chat"}));
+  app.add_option("--addr", channel_options.addr, "grpc: server address HOST:PORT")->capture_default_str();
+  app.add_option("--base-url", base_url, "openai-*: the API root, http://HOST:PORT/v1")
+      ->capture_default_str();
+  app.add_option("--model", model, "openai-*: the model to request (default: the first of GET /models)");
   moeserve::clients::AddChannelFlags(&app, &channel_options);
-  app.add_option("--connections", connections, "gRPC channels (TCP connections) used in turn")
+  app.add_option("--connections", connections, "grpc: channels (TCP connections) used in turn")
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--dataset", data.spec, "random | sharegpt:FILE | jsonl:FILE | prefix-repetition")
       ->capture_default_str();
@@ -147,19 +162,47 @@ int main(int argc, char** argv) {
 
   std::string bearer, error;
   if (!moeserve::clients::ResolveApiKey(channel_options, &bearer, &error)) return Fail(error);
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int i = 0; i < connections; ++i) {
-    std::shared_ptr<grpc::Channel> channel = moeserve::clients::MakeChannel(channel_options, &error, i);
-    if (channel == nullptr) return Fail(error);
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
-      return Fail("cannot connect to " + channel_options.addr);
-    }
-    channels.push_back(std::move(channel));
+  const bool http = backend != "grpc";
+  if (http && (channel_options.tls || !channel_options.tls_ca.empty())) {
+    return Fail("--tls is for --backend grpc; the OpenAI backends speak plain http://"), 2;
+  }
+  if (http && backend == "openai-chat" && bench::DatasetNeedsVocab(data.spec)) {
+    return Fail("--backend openai-chat sends text: use a text dataset (sharegpt:FILE, jsonl:FILE)"), 2;
+  }
+  if (http && bench::DatasetNeedsVocab(data.spec) && data.vocab_size <= 0) {
+    return Fail("--dataset " + data.spec + " over HTTP needs --vocab-size (the model's vocabulary)"), 2;
   }
 
-  // What the server runs (and its vocabulary, for token-id datasets).
+  // The client, and what the server runs (and its vocabulary, for token-id datasets).
+  std::unique_ptr<bench::StreamClient> client;
+  std::string server_label;
   v1::ModelInfo info;
-  {
+  if (http) {
+    bench::OpenAiOptions openai{backend == "openai-chat" ? bench::OpenAiApi::kChat
+                                                         : bench::OpenAiApi::kCompletions,
+                                model, bearer};
+    absl::StatusOr<std::unique_ptr<bench::OpenAiStreamClient>> openai_client =
+        bench::OpenAiStreamClient::Create(base_url, openai);
+    if (!openai_client.ok()) return Fail(std::string(openai_client.status().message()));
+    if (model.empty()) {
+      absl::StatusOr<std::string> first = (*openai_client)->FirstModelId();
+      if (!first.ok()) return Fail(std::string(first.status().message()) + " (or give --model)");
+      model = *first;
+      (*openai_client)->set_model(model);
+    }
+    info.set_model_id(model);
+    server_label = base_url;
+    client = *std::move(openai_client);
+  } else {
+    std::vector<std::shared_ptr<grpc::Channel>> channels;
+    for (int i = 0; i < connections; ++i) {
+      std::shared_ptr<grpc::Channel> channel = moeserve::clients::MakeChannel(channel_options, &error, i);
+      if (channel == nullptr) return Fail(error);
+      if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10))) {
+        return Fail("cannot connect to " + channel_options.addr);
+      }
+      channels.push_back(std::move(channel));
+    }
     grpc::ClientContext context;
     if (!bearer.empty()) context.AddMetadata("authorization", "Bearer " + bearer);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -169,6 +212,8 @@ int main(int argc, char** argv) {
       return Fail(std::string("GetModelInfo: ") + moeserve::clients::CodeName(status.error_code()) +
                   ": " + status.error_message() + " (or give --vocab-size)");
     }
+    server_label = channel_options.addr;
+    client = std::make_unique<bench::GrpcStreamClient>(std::move(channels), bearer);
   }
   if (data.vocab_size <= 0) data.vocab_size = info.vocab_size();
   data.seed = run.seed;
@@ -178,9 +223,10 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  bench::Runner runner(channels, bearer);
+  bench::Runner runner(std::move(client));
   nlohmann::json doc;
-  doc["config"] = {{"addr", channel_options.addr},
+  doc["config"] = {{"api", backend},
+                   {"addr", server_label},
                    {"model_id", info.model_id()},
                    {"backend", info.backend()},
                    {"dataset", data.spec},
@@ -201,8 +247,9 @@ int main(int argc, char** argv) {
   std::string base_salt = run.cache_salt;
   for (size_t k = 0; k < rates.size() && !g_interrupt; ++k) {
     run.request_rate = rates[k];
-    if (rates.size() > 1 && !cache_salt_set) {
-      // Each sweep point starts with a cold prefix cache.
+    if (rates.size() > 1 && !cache_salt_set && !http) {
+      // Each sweep point starts with a cold prefix cache. (Over HTTP only when asked for:
+      // cache_salt is an extension other servers may reject.)
       run.cache_salt = "moeserve-bench-" + std::to_string(run.seed) + "-" + std::to_string(getpid()) +
                        "-" + std::to_string(k);
     } else {
@@ -210,7 +257,7 @@ int main(int argc, char** argv) {
     }
     bench::RunResult result = runner.Run(*prompts, run);
     bench::Summary summary = bench::Summarize(result.records, result.duration_s, *slo);
-    std::string title = "moeserve-bench: " + data.spec + ", rate " + bench::RateName(run.request_rate) +
+    std::string title = "moeserve-bench " + backend + ": " + data.spec + ", rate " + bench::RateName(run.request_rate) +
                         " req/s, burstiness " + bench::RateName(run.burstiness) + ", concurrency " +
                         (run.max_concurrency > 0 ? std::to_string(run.max_concurrency) : "unlimited");
     bench::PrintSummary(std::cout, title, summary, *slo);
@@ -227,7 +274,7 @@ int main(int argc, char** argv) {
   }
   if (rates.size() > 1) {
     std::string title = "moeserve-bench " + data.spec + " on " +
-                        (info.model_id().empty() ? channel_options.addr : info.model_id());
+                        (info.model_id().empty() ? server_label : info.model_id());
     if (!WriteFile(sweep_out + ".csv", bench::SweepCsv(points)) ||
         !WriteFile(sweep_out + ".svg", bench::SweepSvg(points, title))) {
       return Fail("cannot write " + sweep_out + ".csv/.svg");

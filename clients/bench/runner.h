@@ -1,10 +1,11 @@
-// Drives a load test over one or more gRPC channels: streams moeserve.v1.Inference/Generate calls
-// with open-loop arrivals (ArrivalGenerator), an optional cap on requests in flight (closed loop),
-// or both, and times every response of every stream on the client's monotonic clock.
+// Drives a load test through a StreamClient (gRPC, or OpenAI's HTTP API): starts requests with
+// open-loop arrivals (ArrivalGenerator), an optional cap on requests in flight (closed loop), or
+// both, and times every response of every stream on the client's monotonic clock
+// (RequestRecorder, the same code whatever the transport).
 //
-// Streams use gRPC's callback API: no thread per stream, so hundreds of concurrent streams cost
-// one dispatcher thread plus gRPC's own pollers. Run() is synchronous and may be called again
-// (one run at a time); Stop() is safe to call from any thread.
+// One dispatcher thread sleeps until each arrival and starts the call; the client's own I/O
+// threads deliver the events, so hundreds of concurrent streams need no thread each. Run() is
+// synchronous and may be called again (one run at a time); Stop() is safe to call from any thread.
 #ifndef MOESERVE_CLIENTS_BENCH_RUNNER_H_
 #define MOESERVE_CLIENTS_BENCH_RUNNER_H_
 
@@ -20,8 +21,7 @@
 
 #include "clients/bench/dataset.h"
 #include "clients/bench/metrics.h"
-#include "grpcpp/grpcpp.h"
-#include "moeserve/v1/inference.grpc.pb.h"
+#include "clients/bench/stream_client.h"
 
 namespace moeserve::bench {
 
@@ -61,8 +61,7 @@ struct RunResult {
 
 class Runner {
  public:
-  // `bearer`: API key for `authorization: Bearer`, "" for none. REQUIRES: channels not empty.
-  Runner(std::vector<std::shared_ptr<grpc::Channel>> channels, std::string bearer);
+  explicit Runner(std::unique_ptr<StreamClient> client);
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
@@ -74,11 +73,10 @@ class Runner {
   void Stop();
 
  private:
-  class Stream;
+  struct Request;
   struct State;
 
-  std::vector<std::unique_ptr<moeserve::v1::Inference::Stub>> stubs_;
-  std::string bearer_;
+  std::unique_ptr<StreamClient> client_;
   std::shared_ptr<State> state_;
 };
 

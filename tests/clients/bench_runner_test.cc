@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "clients/bench/grpc_client.h"
 #include "clients/bench/metrics.h"
 #include "clients/bench/runner.h"
 #include "clients/common/channel.h"
@@ -37,6 +38,10 @@ std::vector<std::shared_ptr<grpc::Channel>> Channels(const std::string& addr, in
   return out;
 }
 
+std::unique_ptr<StreamClient> Grpc(const std::string& addr, int channels) {
+  return std::make_unique<GrpcStreamClient>(Channels(addr, channels), "");
+}
+
 // Prompts whose first token id selects the fake server's behaviour in the test.
 std::vector<BenchPrompt> Prompts(std::vector<int> kinds, int output_tokens) {
   std::vector<BenchPrompt> out;
@@ -56,7 +61,7 @@ TEST(BenchRunnerTest, MeasuredTtftAndItlMatchInjectedDelays) {
   FakeInferenceServer server([](const v1::GenerateRequest&) {
     return FakeBehavior{.ttft_s = 0.060, .itl_s = 0.015};
   });
-  Runner runner(Channels(server.address(), 2), "");
+  Runner runner(Grpc(server.address(), 2));
   // Warmup: the sync fake server starts a thread per concurrent call on first use.
   RunResult result = runner.Run(Prompts({0}, 12), {.num_requests = 16, .warmup = 16});
   ASSERT_EQ(result.records.size(), 16u);
@@ -98,7 +103,7 @@ TEST(BenchRunnerTest, GoodputCountsExactlyTheRequestsMeetingTheSlo) {
       default: return FakeBehavior{.ttft_s = 0.010, .itl_s = 0.100};
     }
   });
-  Runner runner(Channels(server.address(), 1), "");
+  Runner runner(Grpc(server.address(), 1));
   RunResult result = runner.Run(Prompts({0, 1, 0, 2, 0, 1, 2, 0, 0, 1}, 5), {.num_requests = 10});
   Slo slo = ParseSlo({"ttft:200", "tpot:50"}).value();
   Summary s = Summarize(result.records, result.duration_s, slo);
@@ -121,7 +126,7 @@ TEST(BenchRunnerTest, FailedTimedOutAndCancelledRequestsAreCounted) {
       default: return FakeBehavior{.hang = true};
     }
   });
-  Runner runner(Channels(server.address(), 1), "");
+  Runner runner(Grpc(server.address(), 1));
   // Deadline: the hanging requests end as DEADLINE_EXCEEDED.
   RunResult result =
       runner.Run(Prompts({0, 1, 2, 3, 0, 1, 3, 0}, 4), {.num_requests = 8, .request_timeout_s = 0.3});
@@ -163,7 +168,7 @@ TEST(BenchRunnerTest, ConcurrencyCapHoldsAndWarmupIsNotRecorded) {
   FakeInferenceServer server([](const v1::GenerateRequest&) {
     return FakeBehavior{.ttft_s = 0.040, .itl_s = 0.010};
   });
-  Runner runner(Channels(server.address(), 1), "");
+  Runner runner(Grpc(server.address(), 1));
   RunResult result = runner.Run(Prompts({0}, 5), {.max_concurrency = 4, .num_requests = 16, .warmup = 3});
   ASSERT_EQ(result.records.size(), 16u);
   for (int i = 0; i < 16; ++i) EXPECT_EQ(result.records[i].index, i);
@@ -179,7 +184,7 @@ TEST(BenchRunnerTest, OpenLoopFollowsTheScheduleAndDurationStopsSending) {
   FakeInferenceServer server([](const v1::GenerateRequest&) {
     return FakeBehavior{.ttft_s = 0.010, .itl_s = 0.005};
   });
-  Runner runner(Channels(server.address(), 1), "");
+  Runner runner(Grpc(server.address(), 1));
   RunResult result = runner.Run(Prompts({0}, 4), {.request_rate = 100, .duration_s = 0.5, .seed = 5});
   Summary s = Summarize(result.records, result.duration_s, Slo{});
   EXPECT_EQ(s.completed, s.sent);
@@ -200,7 +205,7 @@ TEST(BenchRunnerTest, HundredsOfConcurrentStreamsKeepTheirTiming) {
   FakeInferenceServer server([](const v1::GenerateRequest&) {
     return FakeBehavior{.ttft_s = 0.100, .itl_s = 0.050};
   });
-  Runner runner(Channels(server.address(), 4), "");
+  Runner runner(Grpc(server.address(), 4));
   // Arrivals spread over ~0.2 s so that the fake server's writes do not all fall on one instant;
   // every stream lasts ~1 s, so all 400 are open together.
   RunResult result = runner.Run(Prompts({0}, 20), {.request_rate = 2000, .num_requests = 400,
