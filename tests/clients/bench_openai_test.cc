@@ -15,6 +15,7 @@
 #include "clients/bench/runner.h"
 #include "clients/common/channel.h"
 #include "gtest/gtest.h"
+#include "tests/clients/bench_test_util.h"
 #include "tests/clients/bench_fake_server.h"
 #include "tests/clients/openai_fake_server.h"
 
@@ -40,17 +41,8 @@ std::unique_ptr<StreamClient> Completions(const FakeOpenAiServer& server) {
   return client;
 }
 
-// Token-id prompts whose first id selects the fake server's behaviour.
 std::vector<BenchPrompt> Prompts(std::vector<int> kinds, int output_tokens) {
-  std::vector<BenchPrompt> out;
-  for (int kind : kinds) {
-    BenchPrompt p;
-    p.token_ids = {kind, 1, 2, 3};
-    p.input_tokens = 4;
-    p.output_tokens = output_tokens;
-    out.push_back(p);
-  }
-  return out;
+  return testing::KindPrompts(kinds, output_tokens);
 }
 
 std::vector<BenchPrompt> TextPrompts(int n, int output_tokens) {
@@ -240,17 +232,8 @@ TEST(BenchOpenAiTest, HundredsOfConcurrentStreamsKeepTheirTiming) {
   EXPECT_EQ(s.max_in_flight, 400);
   EXPECT_EQ(s.output_tokens, 400 * 20);
   EXPECT_GE(s.ttft_ms.min, 99);
-  std::vector<double> errors_ms;
-  for (const RequestRecord& r : result.records) {
-    std::vector<std::chrono::steady_clock::time_point> writes =
-        server.WriteTimes("bench-" + std::to_string(r.index));
-    ASSERT_EQ(writes.size(), r.itls_s.size() + 1);
-    for (size_t k = 0; k < r.itls_s.size(); ++k) {
-      double sent_gap = std::chrono::duration<double>(writes[k + 1] - writes[k]).count();
-      errors_ms.push_back(std::abs(r.itls_s[k] - sent_gap) * 1e3);
-    }
-  }
-  Distribution error = Distribute(errors_ms);
+  Distribution error = testing::GapErrorsMs(
+      result.records, [&](const std::string& id) { return server.WriteTimes(id); });
   EXPECT_LT(error.median, 20.0);
   EXPECT_NEAR(s.itl_ms.median, 50, 10);
   std::printf("400 HTTP streams: |client ITL - server write gap| mean %.3f ms, median %.3f, p99 %.3f; "

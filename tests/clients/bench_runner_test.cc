@@ -17,6 +17,7 @@
 #include "clients/bench/runner.h"
 #include "clients/common/channel.h"
 #include "gtest/gtest.h"
+#include "tests/clients/bench_test_util.h"
 #include "tests/clients/bench_fake_server.h"
 
 namespace moeserve::bench {
@@ -42,17 +43,8 @@ std::unique_ptr<StreamClient> Grpc(const std::string& addr, int channels) {
   return std::make_unique<GrpcStreamClient>(Channels(addr, channels), "");
 }
 
-// Prompts whose first token id selects the fake server's behaviour in the test.
 std::vector<BenchPrompt> Prompts(std::vector<int> kinds, int output_tokens) {
-  std::vector<BenchPrompt> out;
-  for (int kind : kinds) {
-    BenchPrompt p;
-    p.token_ids = {kind, 1, 2, 3};
-    p.input_tokens = 4;
-    p.output_tokens = output_tokens;
-    out.push_back(p);
-  }
-  return out;
+  return testing::KindPrompts(kinds, output_tokens);
 }
 
 int Kind(const v1::GenerateRequest& r) { return r.token_ids().ids(0); }
@@ -219,17 +211,8 @@ TEST(BenchRunnerTest, HundredsOfConcurrentStreamsKeepTheirTiming) {
   // client adds is its own receive delay, which must stay small with 400 streams open (on a
   // loaded 2-core machine the fake server's 400 threads may themselves run late, so this compares
   // with what was sent, not with the schedule).
-  std::vector<double> errors_ms;
-  for (const RequestRecord& r : result.records) {
-    std::vector<std::chrono::steady_clock::time_point> writes =
-        server.WriteTimes("bench-" + std::to_string(r.index));
-    ASSERT_EQ(writes.size(), r.itls_s.size() + 1);
-    for (size_t k = 0; k < r.itls_s.size(); ++k) {
-      double sent_gap = std::chrono::duration<double>(writes[k + 1] - writes[k]).count();
-      errors_ms.push_back(std::abs(r.itls_s[k] - sent_gap) * 1e3);
-    }
-  }
-  Distribution error = Distribute(errors_ms);
+  Distribution error = testing::GapErrorsMs(
+      result.records, [&](const std::string& id) { return server.WriteTimes(id); });
   // Measured 0.03-0.2 ms median, 1-30 ms p99 on a shared 2-core machine at load 8, 6.6 ms median
   // and 67 ms p99 on a CI machine (p99 follows the machine's scheduling spikes). A client that
   // buffered or batched messages would be off by the injected 50 ms gap on most of them.

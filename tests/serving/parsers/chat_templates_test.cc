@@ -239,14 +239,9 @@ TEST(ChatTemplatesTest, ToolCallsAsTheTemplatesWriteThemParseBack) {
     IncrementalDetokenizer detokenizer(&tokenizer, *prompt_ids, /*skip_special_tokens=*/true);
     ChatOutputParser parser(options, prompt);
     ParsedChatOutput streamed;
-    auto gather = [&](ChatDelta d) {
-      streamed.reasoning += d.reasoning;
-      streamed.content += d.content;
-      for (ToolCall& call : d.tool_calls) streamed.tool_calls.push_back(std::move(call));
-    };
-    for (int32_t id : *ids) gather(parser.Feed(detokenizer.Step(id)));
-    gather(parser.Feed(detokenizer.Flush()));
-    gather(parser.Finish());
+    for (int32_t id : *ids) testing::Gather(parser.Feed(detokenizer.Step(id)), &streamed);
+    testing::Gather(parser.Feed(detokenizer.Flush()), &streamed);
+    testing::Gather(parser.Finish(), &streamed);
     streamed.has_reasoning = parser.saw_reasoning();
     testing::ExpectSameOutput(whole, streamed, "token by token");
     ++checked[name];

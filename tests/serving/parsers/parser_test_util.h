@@ -13,24 +13,26 @@
 
 namespace moeserve::parsers::testing {
 
+// Appends a streamed delta to what was gathered so far.
+inline void Gather(ChatDelta delta, ParsedChatOutput* out) {
+  out->reasoning += delta.reasoning;
+  out->content += delta.content;
+  for (ToolCall& call : delta.tool_calls) out->tool_calls.push_back(std::move(call));
+}
+
 // Feeds text[0, cuts[0]), text[cuts[0], cuts[1]), ..., text[cuts.back(), end) (cuts ascending),
 // then Finish(), and gathers the deltas.
 inline ParsedChatOutput ParseInPieces(const ChatParserOptions& options, std::string_view prompt,
                                       std::string_view text, const std::vector<size_t>& cuts) {
   ChatOutputParser parser(options, prompt);
   ParsedChatOutput result;
-  auto gather = [&](ChatDelta delta) {
-    result.reasoning += delta.reasoning;
-    result.content += delta.content;
-    for (ToolCall& call : delta.tool_calls) result.tool_calls.push_back(std::move(call));
-  };
   size_t begin = 0;
   for (size_t cut : cuts) {
-    gather(parser.Feed(text.substr(begin, cut - begin)));
+    Gather(parser.Feed(text.substr(begin, cut - begin)), &result);
     begin = cut;
   }
-  gather(parser.Feed(text.substr(begin)));
-  gather(parser.Finish());
+  Gather(parser.Feed(text.substr(begin)), &result);
+  Gather(parser.Finish(), &result);
   result.has_reasoning = parser.saw_reasoning();
   return result;
 }
