@@ -39,7 +39,7 @@ absl::Status RunServe(ServeOptions options) {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(options.engine);
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(options.engine, options.dist);
   if (!engine.ok()) return engine.status();
   (*engine)->Start();
   absl::StatusOr<std::unique_ptr<ApiServer>> server =

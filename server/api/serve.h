@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/api/api_server.h"
+#include "server/dist/registry.h"
 #include "server/engine/engine_config.h"
 
 namespace moeserve::api {
@@ -20,6 +21,8 @@ struct ServeOptions {
   std::string api_key;
   std::string api_key_file;
   absl::Duration shutdown_timeout = absl::Seconds(30);
+  // Rank 0 of a tensor-parallel group (null: one rank); must outlive RunServe.
+  DistContext* dist = nullptr;
   // Called once both servers listen, with the bound ports (tests; the CLI prints them).
   std::function<void(int port, int metrics_port)> on_ready;
 };

@@ -1,10 +1,12 @@
 #ifndef MOESERVE_SERVER_CLI_COMMANDS_H_
 #define MOESERVE_SERVER_CLI_COMMANDS_H_
 
+#include <functional>
 #include <string>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "server/dist/registry.h"
 #include "server/engine/engine_config.h"
 
 namespace moeserve {
@@ -20,6 +22,13 @@ void AddServeCommand(CLI::App& app, absl::Status* status);  // serve_command.cc 
 // --gpu-memory-utilization and --kv-cache-memory (device KV budget) into `config`
 // (device_memory_options.cc).
 void AddDeviceMemoryOptions(CLI::App* cmd, EngineConfig* config);
+
+// --tensor-parallel-size, --expert-parallel and --collective-timeout into `config`
+// (parallel_options.cc).
+void AddParallelOptions(CLI::App* cmd, EngineConfig* config);
+// Runs `leader` on rank 0 of the group config.tensor_parallel_size asks for (the ranks mpirun
+// started) and the follower loop on the others; a group of one runs `leader` with null.
+absl::Status RunGroup(const EngineConfig& config, const std::function<absl::Status(DistContext*)>& leader);
 
 // The model `serve` and `generate` use when --model is not given: the repository's embedded model.
 std::string DefaultModelDir();

@@ -36,18 +36,14 @@ struct GenerateOptions {
   int64_t kv_cache_mib = 256;
   bool ignore_eos = false;
   bool stats = false;
-  EngineConfig memory;  // gpu_memory_utilization, device_kv_cache_memory_bytes
+  // gpu_memory_utilization, device_kv_cache_memory_bytes, CUDA graphs, tensor parallelism
+  EngineConfig memory;
 };
 
-// Runs the prompt through the same engine `serve` uses and streams the completion's text.
-absl::Status RunGenerate(const GenerateOptions& o) {
-  RETURN_IF_ERROR(CheckModelDir(o.model));
-  EngineConfig config{.model_dir = o.model, .device = o.device, .num_threads = o.threads,
-                      .kv_cache_memory_bytes = o.kv_cache_mib << 20,
-                      .gpu_memory_utilization = o.memory.gpu_memory_utilization,
-                      .device_kv_cache_memory_bytes = o.memory.device_kv_cache_memory_bytes};
+// Rank 0's part: runs the prompt through the same engine `serve` uses and streams the text.
+absl::Status GenerateOnLeader(const GenerateOptions& o, const EngineConfig& config, DistContext* dist) {
   const auto load_start = absl::Now();
-  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(config));
+  ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(config, dist));
   const auto load_end = absl::Now();
   const Tokenizer* tokenizer = engine->tokenizer();
   if (tokenizer == nullptr) return absl::NotFoundError(absl::StrCat(o.model, ": no tokenizer.json"));
@@ -95,6 +91,16 @@ absl::Status RunGenerate(const GenerateOptions& o) {
   return absl::OkStatus();
 }
 
+absl::Status RunGenerate(const GenerateOptions& o) {
+  RETURN_IF_ERROR(CheckModelDir(o.model));
+  EngineConfig config = o.memory;
+  config.model_dir = o.model;
+  config.device = o.device;
+  config.num_threads = o.threads;
+  config.kv_cache_memory_bytes = o.kv_cache_mib << 20;
+  return RunGroup(config, [&](DistContext* dist) { return GenerateOnLeader(o, config, dist); });
+}
+
 }  // namespace
 
 void AddGenerateCommand(CLI::App& app, absl::Status* status) {
@@ -113,6 +119,7 @@ void AddGenerateCommand(CLI::App& app, absl::Status* status) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--device", o->device, "cpu, cuda or auto")->capture_default_str();
   AddDeviceMemoryOptions(cmd, &o->memory);
+  AddParallelOptions(cmd, &o->memory);
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after EOS");
   cmd->add_flag("--stats", o->stats, "print timing to stderr");

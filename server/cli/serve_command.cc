@@ -1,5 +1,7 @@
 // `moeserve serve`: the gRPC inference server (see server/api/serve.h).
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -29,6 +31,7 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--num-kv-blocks", o->engine.num_kv_blocks, "KV blocks (overrides --kv-cache-mib)");
   AddDeviceMemoryOptions(cmd, &o->engine);
+  AddParallelOptions(cmd, &o->engine);
   cmd->add_option("--block-size", o->engine.block_size, "tokens per KV block")->capture_default_str();
   cmd->add_flag("--no-prefix-caching", *no_prefix_caching, "disable prefix caching");
   cmd->add_option("--max-model-len", o->engine.max_model_len, "context length (0 = the model's)")
@@ -79,11 +82,14 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
     o->server.enable_reflection = !*no_reflection;
     o->shutdown_timeout = absl::Seconds(*shutdown_seconds);
     o->on_ready = [o](int port, int metrics_port) {
-      std::fprintf(stderr, "moeserve: serving on %s:%d", o->server.host.c_str(), port);
+      std::fprintf(stderr, "moeserve: serving on %s:%d (pid %d)", o->server.host.c_str(), port, getpid());
       if (metrics_port >= 0) std::fprintf(stderr, ", metrics on http://%s:%d/metrics", o->server.host.c_str(), metrics_port);
       std::fprintf(stderr, "\n");
     };
-    *status = api::RunServe(*o);
+    *status = RunGroup(o->engine, [o](DistContext* dist) {
+      o->dist = dist;
+      return api::RunServe(*o);
+    });
   });
 }
 

@@ -61,18 +61,57 @@ FinishReason ReasonOf(RequestStatus status) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
+absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistContext* dist) {
+  const int tp = config.tensor_parallel_size;
+  if (tp < 1) return absl::InvalidArgumentError(absl::StrCat("tensor_parallel_size must be >= 1, got ", tp));
+  if (tp > 1 && (dist == nullptr || dist->world_size() != tp)) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor_parallel_size ", tp, " needs a group of ", tp,
+                                                   " ranks (DistContext)"));
+  }
   EngineParts parts;
-  ASSIGN_OR_RETURN(parts.backend,
-                   CreateBackend({.device = config.device, .num_threads = config.num_threads}));
+  ASSIGN_OR_RETURN(parts.backend, CreateBackend({.device = config.device,
+                                                 .num_threads = config.num_threads,
+                                                 .device_index = dist != nullptr ? dist->local_rank() : 0}));
+  if (dist != nullptr && tp > 1) {
+    ASSIGN_OR_RETURN(parts.communicator, dist->CreateCommunicator(parts.backend.get()));
+    parts.group = dist->host();
+  }
   ASSIGN_OR_RETURN(parts.model, LoadModel(config.model_dir, parts.backend.get(),
                                           {.max_model_len = config.max_model_len}));
+  if (tp > 1 && dist->rank() == 0) {
+    MS_LOG(WARNING) << "tensor parallelism: the group runs in step, but the weights are not sharded yet "
+                       "(every rank holds the whole model)";
+  }
   const std::string tokenizer_dir =
       config.tokenizer_dir.empty() ? config.model_dir : config.tokenizer_dir;
-  if (!config.tokenizer_dir.empty() ||
-      std::filesystem::exists(std::filesystem::path(tokenizer_dir) / "tokenizer.json")) {
+  const bool leader = dist == nullptr || dist->rank() == 0;
+  if (leader && (!config.tokenizer_dir.empty() ||
+                 std::filesystem::exists(std::filesystem::path(tokenizer_dir) / "tokenizer.json"))) {
     ASSIGN_OR_RETURN(parts.tokenizer, Tokenizer::FromDirectory(tokenizer_dir));
   }
+  return parts;
+}
+
+absl::StatusOr<KvLayout> PlanEngineKvLayout(const EngineConfig& config, Model* model, Backend* backend,
+                                            Communicator* group) {
+  ASSIGN_OR_RETURN(const KvCachePlan plan,
+                   PlanKvCache(model, backend,
+                               {.block_size = config.block_size,
+                                .num_blocks = config.num_kv_blocks,
+                                .max_num_batched_tokens = config.max_num_batched_tokens,
+                                .max_num_seqs = config.max_num_seqs,
+                                .max_model_len = config.max_model_len,
+                                .host_kv_cache_memory_bytes = config.kv_cache_memory_bytes,
+                                .gpu_memory_utilization = config.gpu_memory_utilization,
+                                .device_kv_cache_memory_bytes = config.device_kv_cache_memory_bytes,
+                                .reserve_graph_memory = config.cuda_graphs && backend->graphs() != nullptr}));
+  if (plan.profiled) MS_LOG(INFO) << "KV cache: " << plan.ToString();
+  if (group == nullptr) return plan.layout;
+  return AgreeKvLayout(group, plan.layout);
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config, DistContext* dist) {
+  ASSIGN_OR_RETURN(EngineParts parts, LoadEngineParts(config, dist));
   return Create(config, std::move(parts));
 }
 
@@ -89,8 +128,10 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
 Engine::Engine(const EngineConfig& config, EngineParts parts)
     : config_(config),
       backend_(std::move(parts.backend)),
+      communicator_(std::move(parts.communicator)),
       model_(std::move(parts.model)),
-      tokenizer_(std::move(parts.tokenizer)) {}
+      tokenizer_(std::move(parts.tokenizer)),
+      group_(parts.group) {}
 
 absl::Status Engine::Init() {
   const ModelConfig& mc = model_->config();
@@ -114,25 +155,18 @@ absl::Status Engine::Init() {
   }
 
   // The one KV layout: the model's cache, the KV manager and the runner's batches all get it.
-  ASSIGN_OR_RETURN(const KvCachePlan plan,
-                   PlanKvCache(model_.get(), backend_.get(),
-                               {.block_size = config_.block_size,
-                                .num_blocks = config_.num_kv_blocks,
-                                .max_num_batched_tokens = config_.max_num_batched_tokens,
-                                .max_num_seqs = config_.max_num_seqs,
-                                .max_model_len = config_.max_model_len,
-                                .host_kv_cache_memory_bytes = config_.kv_cache_memory_bytes,
-                                .gpu_memory_utilization = config_.gpu_memory_utilization,
-                                .device_kv_cache_memory_bytes = config_.device_kv_cache_memory_bytes,
-                                .reserve_graph_memory = config_.cuda_graphs && backend_->graphs() != nullptr}));
-  if (plan.profiled) MS_LOG(INFO) << "KV cache: " << plan.ToString();
-  config_.num_kv_blocks = plan.layout.num_blocks;
+  ASSIGN_OR_RETURN(const KvLayout layout, PlanEngineKvLayout(config_, model_.get(), backend_.get(), group_));
+  config_.num_kv_blocks = layout.num_blocks;
   sampler_ = std::make_unique<Sampler>(SamplerOptions{
       .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
   runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get());
   // The pool reserves block 0 as the null block, so the model's cache has the same block count.
-  RETURN_IF_ERROR(runner_->AllocateKvCache(plan.layout));
-  ASSIGN_OR_RETURN(kv_, KvCacheManager::Create(plan.layout, config_.enable_prefix_caching));
+  RETURN_IF_ERROR(runner_->AllocateKvCache(layout));
+  ASSIGN_OR_RETURN(kv_, KvCacheManager::Create(layout, config_.enable_prefix_caching));
+  if (group_ != nullptr) {
+    channel_ = std::make_unique<StepChannel>(group_);
+    runner_->SetStepChannel(channel_.get());
+  }
   ASSIGN_OR_RETURN(scheduler_,
                    Scheduler::Create(
                        {.max_num_batched_tokens = config_.max_num_batched_tokens,
@@ -174,6 +208,10 @@ void Engine::Stop() {
   }
   if (thread_.joinable()) thread_.join();
   AbortAllLocal();
+  if (!shutdown_sent_ && runner_ != nullptr) {
+    shutdown_sent_ = true;
+    (void)runner_->SendControl(StepKind::kShutdown);  // the other ranks leave RunFollower
+  }
 }
 
 void Engine::ThreadLoop() {
@@ -191,8 +229,13 @@ void Engine::ThreadLoop() {
       if (absl::Status s = CheckIntegrity(); !s.ok()) MS_LOG(ERROR) << "engine integrity: " << s;
       idle_checked = true;
     }
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(this, &Engine::InboxReadyLocked), absl::Seconds(1));
+    bool woken = false;
+    {
+      absl::MutexLock lock(&mu_);
+      woken = mu_.AwaitWithTimeout(absl::Condition(this, &Engine::InboxReadyLocked), absl::Seconds(1));
+    }
+    // Idle for a second: the other ranks of a group learn that rank 0 is alive.
+    if (!woken) (void)runner_->SendControl(StepKind::kHeartbeat);
   }
 }
 

@@ -34,6 +34,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/backend/backend.h"
+#include "server/dist/communicator.h"
+#include "server/dist/registry.h"
 #include "server/engine/engine_config.h"
 #include "server/engine/engine_metrics.h"
 #include "server/engine/request_output.h"
@@ -41,6 +43,7 @@
 #include "server/kv/kv_cache_manager.h"
 #include "server/model/model.h"
 #include "server/runner/model_runner.h"
+#include "server/runner/step_channel.h"
 #include "server/sampling/sampler.h"
 #include "server/sampling/sampling_params.h"
 #include "server/scheduler/scheduler.h"
@@ -72,13 +75,28 @@ struct EngineParts {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;          // loaded onto backend
   std::unique_ptr<Tokenizer> tokenizer;  // may be null: ids only
+  // Tensor parallelism: the model's collectives (null: one rank) and the host communicator of the
+  // group that carries each step to the other ranks (null: one rank; must outlive the engine).
+  std::unique_ptr<Communicator> communicator;
+  Communicator* group = nullptr;
 };
+
+// Loads the parts `config` names on this rank of `dist` (null: one rank): the backend on the
+// rank's GPU, its communicator, the model's shard, and (rank 0) the tokenizer.
+absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistContext* dist);
+
+// The KV layout of this rank's runner: planned as the engine plans it (kv_memory_plan.h) and, in a
+// group, agreed with the other ranks. Collective over `group` (null: one rank).
+absl::StatusOr<KvLayout> PlanEngineKvLayout(const EngineConfig& config, Model* model, Backend* backend,
+                                            Communicator* group);
 
 class Engine {
  public:
   // Loads the model and tokenizer named by config and sizes the KV cache. InvalidArgument for
-  // inconsistent options; NotFound/InvalidArgument from loading.
-  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config);
+  // inconsistent options; NotFound/InvalidArgument from loading. With tensor parallelism this is
+  // rank 0 of `dist` (the other ranks run RunFollower with the same config).
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config,
+                                                        DistContext* dist = nullptr);
   // Same with preloaded parts; config.model_dir, tokenizer_dir, device and num_threads are unused.
   static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config,
                                                         EngineParts parts);
@@ -165,8 +183,12 @@ class Engine {
 
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Communicator> communicator_;  // the model's collectives; outlives the model
   std::unique_ptr<Model> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  Communicator* group_ = nullptr;
+  std::unique_ptr<StepChannel> channel_;  // rank 0 of a group: steps to the other ranks
+  bool shutdown_sent_ = false;
   int32_t vocab_size_ = 0;
   std::vector<int32_t> eos_token_ids_;
 

@@ -33,6 +33,14 @@ struct EngineConfig {
   bool cuda_graphs = true;
   int32_t max_graph_batch = 256;
 
+  // Tensor parallelism (server/dist): the model's layers sharded over this many ranks, one process
+  // each (mpirun -np N); rank 0 runs the Engine, the others RunFollower(). expert_parallel: MoE
+  // experts are placed whole on ranks instead of each being sharded. A collective that does not
+  // complete within collective_timeout_seconds ends the whole group.
+  int32_t tensor_parallel_size = 1;
+  bool expert_parallel = false;
+  double collective_timeout_seconds = 300;
+
   // Scheduling (see SchedulerConfig).
   int32_t max_num_batched_tokens = 2048;
   int32_t max_num_seqs = 256;

@@ -144,6 +144,25 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   return plan;
 }
 
+absl::StatusOr<KvLayout> AgreeKvLayout(Communicator* group, const KvLayout& mine) {
+  const int n = group->world_size();
+  if (n == 1) return mine;
+  const int32_t sizes[2] = {mine.block_size, mine.num_blocks};
+  std::vector<int32_t> all(2 * static_cast<size_t>(n));
+  RETURN_IF_ERROR(group->AllGatherHost(
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(sizes), sizeof(sizes)),
+      absl::MakeSpan(reinterpret_cast<uint8_t*>(all.data()), all.size() * sizeof(int32_t))));
+  KvLayout agreed = mine;
+  for (int r = 0; r < n; ++r) {
+    if (all[2 * r] != mine.block_size) {
+      return absl::FailedPreconditionError(absl::StrCat("KV layout: rank ", r, " has block size ", all[2 * r],
+                                                        ", rank ", group->rank(), " ", mine.block_size));
+    }
+    agreed.num_blocks = std::min(agreed.num_blocks, all[2 * r + 1]);
+  }
+  return agreed;
+}
+
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
   text = absl::StripAsciiWhitespace(text);
   size_t digits = 0;

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/backend/backend.h"
+#include "server/dist/communicator.h"
 #include "server/kv/kv_layout.h"
 #include "server/model/forward_batch.h"
 #include "server/model/model.h"
@@ -80,6 +81,12 @@ struct KvCachePlan {
 // allocates the planned layout next). InvalidArgument for block_size < 1 or num_blocks == 1.
 absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend,
                                         const KvCachePlanOptions& options);
+
+// The layout every rank of a tensor-parallel group can hold: each rank planned its own (its own
+// spec: its share of the heads; its own memory), and the group takes the smallest block count,
+// since rank 0's block ids index every rank's cache. Collective over `group`; FailedPrecondition
+// when the ranks disagree on the block size.
+absl::StatusOr<KvLayout> AgreeKvLayout(Communicator* group, const KvLayout& mine);
 
 // "1.5GiB", "512MiB", "2G", "1000000" (bytes) -> bytes. InvalidArgument otherwise.
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);

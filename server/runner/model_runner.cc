@@ -80,11 +80,17 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
     }
   }
 
+  if (channel_ != nullptr) {
+    encoder_.EncodeStep(step, prompt_rows_, &message_);
+    if (absl::Status s = channel_->Send(message_); !s.ok()) channel_->host()->Abort(s);
+  }
   const ForwardBatch& batch = builder_->Build(step, prompt_rows_);
   const size_t num_rows = batch.logits_indices.size();
   const size_t num_sample_rows = num_rows - prompt_rows_.size();
   // Always run: prefill chunks that sample nothing still write their KV.
-  ASSIGN_OR_RETURN(Tensor logits, RunForward(batch));
+  absl::StatusOr<Tensor> forward = RunForward(batch);
+  if (!forward.ok() && channel_ != nullptr) channel_->host()->Abort(forward.status());
+  ASSIGN_OR_RETURN(Tensor logits, std::move(forward));
   if (num_rows == 0) return absl::OkStatus();
   // On the device when the backend can sample there and every row is supported (device_sampling.h).
   ASSIGN_OR_RETURN(const bool sampled_on_device, SampleStepOnDevice(backend_, logits, step, inputs, results));

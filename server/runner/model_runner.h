@@ -7,6 +7,12 @@
 // (or replays a decode graph), and samples one token per sampling entry, on the device when the
 // backend can, else on the host from copied logits.
 //
+// Tensor parallelism (model_runner_group.cc): every rank has a runner over its shard of the model.
+// Rank 0's runner, given a StepChannel, sends each step's batch to the others before running it
+// (and heartbeats while idle, and a shutdown at the end); the others run Follow(), which runs the
+// same batches until the shutdown. Only rank 0 samples. Any failure of a step in a group ends the
+// group (Communicator::Abort): the ranks' collectives can no longer be matched.
+//
 // Requires external synchronization (the engine thread). Holds no per-request state, so
 // preemption needs no notification.
 
@@ -23,6 +29,8 @@
 #include "server/model/model.h"
 #include "server/runner/decode_graph_runner.h"
 #include "server/runner/forward_batch_builder.h"
+#include "server/runner/step_channel.h"
+#include "server/runner/step_message.h"
 #include "server/sampling/sampler.h"
 #include "server/scheduler/scheduler.h"
 
@@ -77,6 +85,16 @@ class ModelRunner {
   bool EnableDecodeGraphs(const DecodeGraphOptions& options);
   const DecodeGraphRunner* decode_graphs() const { return decode_graphs_.get(); }
 
+  // ---- Tensor-parallel groups (model_runner_group.cc) ------------------------------------------
+  // Rank 0: sends every step to the other ranks over `channel` (null: one rank), which must
+  // outlive the runner.
+  void SetStepChannel(StepChannel* channel) { channel_ = channel; }
+  // Rank 0: a message without a batch (StepKind::kHeartbeat while idle, which every rank answers
+  // with a barrier; kShutdown at the end). A no-op without a channel.
+  absl::Status SendControl(StepKind kind);
+  // Ranks > 0: runs the batches rank 0 sends until its shutdown (OK). REQUIRES: AllocateKvCache.
+  absl::Status Follow(StepChannel* channel);
+
  private:
   // The step's logits: a decode graph's replay when one applies, else Model::Forward.
   absl::StatusOr<Tensor> RunForward(const ForwardBatch& batch);
@@ -97,6 +115,9 @@ class ModelRunner {
   std::vector<SampleResult> row_results_;
   std::vector<int32_t> prompt_rows_;  // extra logits rows of the step (batch row indices)
   std::unique_ptr<DecodeGraphRunner> decode_graphs_;  // null: eager only
+  StepChannel* channel_ = nullptr;  // rank 0 of a group
+  StepEncoder encoder_;
+  std::vector<uint8_t> message_;
 };
 
 }  // namespace moeserve

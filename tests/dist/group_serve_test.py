@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""`moeserve serve` as a tensor-parallel group under a real `mpirun`.
+
+Modes:
+  bench  moeserve-bench against the group ends with 0 failed requests; SIGTERM to rank 0 drains
+         it and the whole group exits 0.
+  kill   rank 1 is SIGKILLed mid-run: the group ends non-zero within the timeout, and mpirun names
+         rank 1.
+  hang   rank 1 is stopped (SIGSTOP) mid-run: rank 0's next collective times out, it names rank 1
+         as the one not answering, and the group ends non-zero.
+Standard library only; exit 0 on success.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def fail(msg, log=""):
+    print("FAIL:", msg)
+    if log:
+        print("---- group output ----\n" + log)
+    sys.exit(1)
+
+
+class Group:
+    def __init__(self, args, extra):
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        cmd = [args.mpiexec, "--oversubscribe", "-np", str(args.np), args.moeserve, "serve",
+               "--tensor-parallel-size", str(args.np), "--model", args.model, "--port", "0",
+               "--metrics-port", "-1", "--threads", "1", "--collective-timeout", str(args.timeout),
+               "--max-num-seqs", "16", "--log-level", "info"] + extra
+        print("+", " ".join(cmd))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                     text=True, start_new_session=True)
+        self.lines = []
+        self.ready = threading.Event()
+        self.port = self.pid = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            m = re.search(r"serving on [\d.]+:(\d+) \(pid (\d+)\)", line)
+            if m:
+                self.port, self.pid = int(m.group(1)), int(m.group(2))
+                self.ready.set()
+
+    def log(self):
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout=180):
+        if not self.ready.wait(timeout):
+            self.kill()
+            fail("the group did not start serving", self.log())
+
+    def follower_pid(self):
+        """A rank other than rank 0: a process of the group that is not rank 0."""
+        out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            pid, ppid, cmd = line.split(None, 2)
+            if int(ppid) == self.proc.pid and int(pid) != self.pid and "moeserve" in cmd:
+                return int(pid)
+        fail("no follower process found", self.log())
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            fail(f"the group did not exit within {timeout}s", self.log())
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run_bench(args, port, num_requests, out_json):
+    cmd = [args.bench, "--addr", f"127.0.0.1:{port}", "--num-requests", str(num_requests),
+           "--input-len", "24", "--output-len", "24", "--range-ratio", "0.5", "--max-concurrency", "8",
+           "--seed", "1", "--json", out_json]
+    print("+", " ".join(cmd))
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mpiexec", required=True)
+    p.add_argument("--moeserve", required=True)
+    p.add_argument("--bench", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--np", type=int, default=2)
+    p.add_argument("--mode", choices=["bench", "kill", "hang"], required=True)
+    p.add_argument("--timeout", type=float, default=3.0, help="--collective-timeout of the group")
+    args, extra = p.parse_known_args()
+
+    group = Group(args, extra)
+    group.wait_ready()
+    with tempfile.TemporaryDirectory() as tmp:
+        out_json = os.path.join(tmp, "bench.json")
+        if args.mode == "bench":
+            bench = run_bench(args, group.port, 48, out_json)
+            bench_out = bench.communicate(timeout=600)[0]
+            print(bench_out)
+            if bench.returncode != 0:
+                group.kill()
+                fail(f"moeserve-bench exited {bench.returncode}", group.log())
+            with open(out_json) as f:
+                summary = json.load(f)
+            s = summary["runs"][0]["summary"]
+            if s.get("failed") != 0 or s.get("completed") != 48:
+                group.kill()
+                fail(f"bench: completed {s.get('completed')}, failed {s.get('failed')}", group.log())
+            os.kill(group.pid, signal.SIGTERM)
+            rc = group.wait(120)
+            if rc != 0:
+                fail(f"the group exited {rc} after SIGTERM to rank 0", group.log())
+            if not re.search(r"rank 1: shutting down after \d+ steps", group.log()):
+                fail("rank 1 did not report its shutdown", group.log())
+            print(f"PASS: 48 requests, 0 failed; the group drained and exited 0")
+            return
+
+        bench = run_bench(args, group.port, 400, out_json)
+        time.sleep(2.0)  # mid-run
+        victim = group.follower_pid()
+        start = time.time()
+        os.kill(victim, signal.SIGKILL if args.mode == "kill" else signal.SIGSTOP)
+        limit = 30 + args.timeout * 2
+        rc = group.wait(limit)
+        elapsed = time.time() - start
+        bench.kill()
+        bench.wait()
+        if args.mode == "hang":
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log = group.log()
+        if rc == 0:
+            fail("the group exited 0 after losing a rank", log)
+        pattern = (r"process rank 1 with PID \d+ on node .* exited on signal 9" if args.mode == "kill"
+                   else r"rank 0 of \d+: ending the group: .* did not complete within .*no answer from rank 1")
+        if not re.search(pattern, log):
+            fail(f"no message matching {pattern!r}", log)
+        print(f"PASS: rank 1 {'killed' if args.mode == 'kill' else 'stopped'}; group exited {rc} "
+              f"after {elapsed:.1f}s")
+    print(group.log()[-2000:])
+
+
+if __name__ == "__main__":
+    main()
