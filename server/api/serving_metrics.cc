@@ -136,6 +136,15 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
         "Free KV cache blocks that still hold a reusable cached prefix.",
         m.kv_blocks_cached_free);
   Gauge(&out, "moeserve_kv_cache_blocks_total", "Usable KV cache blocks.", m.kv_blocks_total);
+  // What the Kubernetes Gateway API Inference Extension's endpoint picker reads (its model server
+  // protocol): queued and running requests (above), KV cache utilisation as a fraction, and the
+  // cache layout as labels of an info gauge, under its default label names.
+  Gauge(&out, "moeserve_kv_cache_usage_ratio",
+        "Fraction of the usable KV cache blocks held by requests, 0 to 1.", m.kv_usage);
+  Header(&out, "moeserve_cache_config_info", "gauge",
+         "KV cache layout: tokens per block and usable blocks, as labels; the value is 1.");
+  absl::StrAppend(&out, "moeserve_cache_config_info{block_size=\"", m.kv_block_size,
+                  "\",num_gpu_blocks=\"", m.kv_blocks_total, "\"} 1\n");
   Counter(&out, "moeserve_prompt_tokens_total", "Prompt tokens of finished requests.",
           static_cast<double>(prompt_tokens));
   Counter(&out, "moeserve_generation_tokens_total", "Tokens generated.",

@@ -660,6 +660,7 @@ void Engine::PublishMetrics() {
   m.num_running = scheduler_->num_running();
   m.num_waiting = scheduler_->num_waiting();
   m.kv_blocks_total = usage.num_blocks;
+  m.kv_block_size = config_.block_size;
   m.kv_blocks_used = usage.num_used_blocks;
   m.kv_blocks_cached_free = usage.num_cached_free_blocks;
   m.kv_usage = usage.num_blocks > 0 ? static_cast<double>(usage.num_used_blocks) / usage.num_blocks

@@ -18,6 +18,7 @@ struct EngineMetrics {
   int32_t kv_blocks_used = 0;
   int32_t kv_blocks_cached_free = 0;
   double kv_usage = 0.0;  // kv_blocks_used / kv_blocks_total
+  int32_t kv_block_size = 0;  // tokens per KV block (EngineConfig::block_size)
 
   // Counters.
   int64_t num_steps = 0;

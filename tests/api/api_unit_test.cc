@@ -184,6 +184,25 @@ TEST(ServingMetricsTest, PageHasEveryMetricOfTheIssue) {
   EXPECT_THAT(page, HasSubstr("moeserve_requests_total{finish_reason=\"stop\"} 3\n"));
 }
 
+// The Gateway API Inference Extension's endpoint picker reads queued and running requests, the
+// KV cache utilisation as a fraction, and block size and block count as labels of an info gauge.
+TEST(ServingMetricsTest, GatewayInferenceExtensionSeries) {
+  EngineMetrics engine;
+  engine.num_waiting = 3;
+  engine.num_running = 5;
+  engine.kv_blocks_total = 1000;
+  engine.kv_blocks_used = 250;
+  engine.kv_usage = 0.25;
+  engine.kv_block_size = 16;
+  const std::string page = ServingMetrics().RenderPrometheus(engine);
+  EXPECT_THAT(page, HasSubstr("# TYPE moeserve_requests_waiting gauge\nmoeserve_requests_waiting 3\n"));
+  EXPECT_THAT(page, HasSubstr("# TYPE moeserve_requests_running gauge\nmoeserve_requests_running 5\n"));
+  EXPECT_THAT(page, HasSubstr("# TYPE moeserve_kv_cache_usage_ratio gauge\n"
+                              "moeserve_kv_cache_usage_ratio 0.25\n"));
+  EXPECT_THAT(page, HasSubstr("# TYPE moeserve_cache_config_info gauge\n"
+                              "moeserve_cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1\n"));
+}
+
 TEST(ServingMetricsTest, ExpertLoadSummedOverLayersByDefaultOrPerLayer) {
   EngineMetrics engine;
   EXPECT_THAT(ServingMetrics().RenderPrometheus(engine),

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -327,6 +328,13 @@ TEST_F(ServerTest, MetricsEndpointHasEveryNameAndCountsRequests) {
   }
   EXPECT_THAT(page, HasSubstr("moeserve_e2e_request_latency_seconds_count 1\n"));
   EXPECT_THAT(page, HasSubstr("moeserve_inter_token_latency_seconds_count 5\n"));
+  // The cache layout the Gateway API Inference Extension reads, from the running engine.
+  const EngineMetrics m = server_->engine()->GetMetrics();
+  ASSERT_GT(m.kv_blocks_total, 0);
+  EXPECT_THAT(page, HasSubstr(absl::StrCat("moeserve_cache_config_info{block_size=\"",
+                                           server_->engine()->config().block_size,
+                                           "\",num_gpu_blocks=\"", m.kv_blocks_total, "\"} 1\n")));
+  EXPECT_THAT(page, HasSubstr("moeserve_kv_cache_usage_ratio 0\n"));  // idle: nothing held
 }
 
 // The shipped default model is a DeepSeek-V3-style MoE: /metrics carries its expert token counts,
