@@ -2,7 +2,7 @@
 # Installs the Debian packages moeserve builds against, and the Python packages some tests use
 # (never the server). Idempotent: installs only what is missing.
 # Shared by the README, .ci/run and the Dockerfile.
-#   MOESERVE_WITH_GRPC=0          skip gRPC/Protobuf (engine-only build)
+#   MOESERVE_WITH_GRPC=0          skip gRPC/Protobuf and the HTTP server's Boost (engine-only build)
 #   MOESERVE_WITH_PYTHON_TESTS=0  skip the Python test packages (container builds)
 set -euo pipefail
 
@@ -13,7 +13,9 @@ packages=(
   libopenmpi-dev openmpi-bin
 )
 if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then
-  packages+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc)
+  # The front ends: gRPC, and the HTTP server (Boost.Beast/Asio headers, OpenSSL for TLS).
+  packages+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libboost-dev
+             libssl-dev)
 fi
 
 missing=()

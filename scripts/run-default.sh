@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds moeserve and serves the embedded default model (models/default) over gRPC on
-# 127.0.0.1:50051, metrics on 127.0.0.1:9400. Extra arguments go to `moeserve serve`.
+# 127.0.0.1:50051 and HTTP (OpenAI API, /health, /metrics) on 127.0.0.1:8000. Extra arguments go
+# to `moeserve serve`.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${BUILD_DIR:-$root/build}"

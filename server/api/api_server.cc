@@ -8,8 +8,10 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/impl/server_builder_option.h"
-#include "server/api/http_server.h"
+#include "server/api/http/http_server.h"
 #include "server/api/inference_service.h"
+#include "server/api/openai/openai_errors.h"
+#include "server/api/openai/openai_router.h"
 #include "server/api/serving_metrics.h"
 #include "server/common/logging.h"
 #include "server/serving/frontend.h"
@@ -69,9 +71,16 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
     return absl::InvalidArgumentError(
         absl::StrCat("--port must be in [0, 65535], got ", options.port));
   }
-  if (options.metrics_port > 65535) {
+  for (const auto& [flag, port] : {std::pair{"--http-port", options.http_port},
+                                    std::pair{"--metrics-port", options.metrics_port}}) {
+    if (port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, " must be at most 65535, got ", port));
+    }
+  }
+  if (options.http_port >= 0 && options.http_port == options.metrics_port && options.http_port != 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--metrics-port must be at most 65535, got ", options.metrics_port));
+        absl::StrCat("--metrics-port must differ from --http-port (", options.http_port,
+                     "), which serves /metrics and /health too"));
   }
   if (options.max_message_bytes <= 0 || options.max_message_bytes > (1LL << 31) - 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -99,6 +108,13 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
       ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
     }
     credentials = grpc::SslServerCredentials(ssl);
+    // Said here, before gRPC would report a key that does not match as "cannot listen".
+    if (absl::Status s = HttpServer::CheckTlsFiles({.tls_cert_file = options.tls_cert_file,
+                                                    .tls_key_file = options.tls_key_file,
+                                                    .tls_client_ca_file = options.tls_client_ca_file});
+        !s.ok()) {
+      return s;
+    }
   }
 
   std::unique_ptr<ApiServer> s(new ApiServer(engine, options));
@@ -136,29 +152,18 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
   health->SetServingStatus(kServiceName, true);
   s->serving_.store(true, std::memory_order_release);
 
-  if (options.metrics_port >= 0) {
-    ApiServer* self = s.get();
-    s->http_ = std::make_unique<HttpServer>([self](const std::string& path) -> HttpResponse {
-      if (path == "/metrics") {
-        return {.status = 200, .content_type = "text/plain; version=0.0.4; charset=utf-8",
-                .body = self->MetricsText()};
-      }
-      if (path == "/health") {
-        return self->serving() ? HttpResponse{.status = 200, .body = "SERVING\n"}
-                               : HttpResponse{.status = 503, .body = "NOT_SERVING\n"};
-      }
-      return {.status = 404, .body = "not found; try /metrics or /health\n"};
-    });
-    absl::StatusOr<int> port = s->http_->Start(options.host, options.metrics_port);
-    if (!port.ok()) {
-      s->Shutdown(absl::ZeroDuration());
-      return port.status();
-    }
-    s->metrics_port_ = *port;
+  if (absl::Status st = s->StartHttp(); !st.ok()) {
+    s->Shutdown(absl::ZeroDuration());
+    return st;
   }
   MS_LOG(INFO) << "serving " << kServiceName << " on " << HostPort(options.host, s->port_)
                << (options.tls_cert_file.empty() ? "" : " (TLS)")
                << (options.api_keys.enabled() ? " with API keys" : "");
+  const char* scheme = options.tls_cert_file.empty() ? "http" : "https";
+  if (s->http_port_ >= 0) {
+    MS_LOG(INFO) << "serving the OpenAI API on " << scheme << "://"
+                 << HostPort(options.host, s->http_port_) << "/v1 (/health, /metrics)";
+  }
   if (s->metrics_port_ >= 0) {
     MS_LOG(INFO) << "metrics on http://" << HostPort(options.host, s->metrics_port_) << "/metrics";
   }
@@ -178,11 +183,16 @@ void ApiServer::Shutdown(absl::Duration timeout) {
     health->SetServingStatus(false);
   }
   frontend_->StartDraining();
+  if (http_ != nullptr) http_->StartDraining();
   const absl::Time deadline = absl::Now() + timeout;
-  if (!service_->WaitForNoActiveCalls(deadline)) {
-    MS_LOG(WARNING) << "drain: " << service_->active_calls()
-                    << " calls still in flight after the shutdown timeout; cancelling them";
+  const bool grpc_done = service_->WaitForNoActiveCalls(deadline);
+  const bool http_done = http_ == nullptr || http_->WaitForNoneInFlight(deadline);
+  if (!grpc_done || !http_done) {
+    MS_LOG(WARNING) << "drain: " << service_->active_calls() << " gRPC calls and "
+                    << (http_ != nullptr ? http_->in_flight() : 0)
+                    << " HTTP requests still in flight after the shutdown timeout; cancelling them";
     service_->CancelInFlight();
+    if (http_ != nullptr) http_->CancelInFlight();
     service_->WaitForNoActiveCalls(absl::Now() + absl::Seconds(5));
   }
   // A second for the calls that just returned to send their final status; then cancels whatever
@@ -193,6 +203,44 @@ void ApiServer::Shutdown(absl::Duration timeout) {
     server_->Wait();
   }
   if (http_ != nullptr) http_->Stop();
+}
+
+absl::Status ApiServer::StartHttp() {
+  if (options_.http_port < 0 && options_.metrics_port < 0) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<HttpServer>> http = HttpServer::Create(
+      {.io_threads = options_.http_threads,
+       .max_body_bytes = options_.max_message_bytes,
+       .header_timeout = options_.http_header_timeout,
+       .idle_timeout = options_.http_idle_timeout,
+       .max_write_buffer_bytes = options_.http_max_write_buffer_bytes,
+       .stream_idle_interval = options_.sse_keepalive_interval,
+       .tls_cert_file = options_.tls_cert_file,
+       .tls_key_file = options_.tls_key_file,
+       .tls_client_ca_file = options_.tls_client_ca_file,
+       .error_response = [](int status, const std::string& message) {
+         return ErrorResponse(status, message);
+       }});
+  if (!http.ok()) return http.status();
+  http_ = std::move(*http);
+  auto metrics = [this] { return MetricsText(); };
+  auto ready = [this] { return serving(); };
+  if (options_.http_port >= 0) {
+    api_router_ = std::make_unique<OpenAiRouter>(frontend_.get(), metrics, ready,
+                                                 OpenAiRouterOptions{.model_id = options_.model_id});
+    absl::StatusOr<int> port = http_->Listen(options_.host, options_.http_port, api_router_.get(),
+                                             /*tls=*/!options_.tls_cert_file.empty());
+    if (!port.ok()) return port.status();
+    http_port_ = *port;
+  }
+  if (options_.metrics_port >= 0) {
+    operator_router_ = std::make_unique<OpenAiRouter>(
+        frontend_.get(), metrics, ready, OpenAiRouterOptions{.operator_only = true});
+    absl::StatusOr<int> port =
+        http_->Listen(options_.host, options_.metrics_port, operator_router_.get(), /*tls=*/false);
+    if (!port.ok()) return port.status();
+    metrics_port_ = *port;
+  }
+  return absl::OkStatus();
 }
 
 std::string ApiServer::MetricsText() const {

@@ -1,9 +1,10 @@
 #ifndef MOESERVE_SERVER_API_API_SERVER_H_
 #define MOESERVE_SERVER_API_API_SERVER_H_
 
-// ApiServer: the gRPC server (moeserve.v1.Inference, grpc.health.v1.Health, reflection) and the
-// operator HTTP endpoint (/metrics, /health) over one running Engine, with TLS, API keys,
-// keepalive enforcement, message-size limits and graceful draining.
+// ApiServer: both front ends over one running Engine and its serving layer: the gRPC server
+// (moeserve.v1.Inference, grpc.health.v1.Health, reflection) and the HTTP server (the OpenAI API
+// with /health and /metrics, plus an optional operator-only port), with the same TLS, API keys,
+// message-size limit and graceful drain.
 //
 //   auto server = ApiServer::Start(options, engine.get());
 //   ... (*server)->Shutdown(absl::Seconds(30));   // drain, then cancel what is left
@@ -33,12 +34,17 @@ namespace moeserve::api {
 
 class HttpServer;
 class InferenceService;
+class OpenAiRouter;
 class ServingMetrics;
 
 struct ApiServerOptions {
   std::string host = "127.0.0.1";  // loopback unless told otherwise
-  int port = 50051;                // 0: any free port (see ApiServer::port())
-  int metrics_port = 9400;         // on the same host; 0: any free port; < 0: no HTTP endpoint
+  int port = 50051;                // gRPC; 0: any free port (see ApiServer::port())
+  // The HTTP API (OpenAI routes, /health, /metrics) on the same host; 0: any free port; < 0: off.
+  int http_port = 8000;
+  // An operator-only HTTP port with /health and /metrics alone (e.g. one not exposed to API
+  // clients); 0: any free port; < 0: off.
+  int metrics_port = -1;
 
   serving::ApiKeys api_keys;  // empty: no authentication
 
@@ -48,7 +54,18 @@ struct ApiServerOptions {
   std::string tls_client_ca_file;
 
   bool enable_reflection = true;
-  int64_t max_message_bytes = 16 << 20;  // per received message; larger: RESOURCE_EXHAUSTED
+  // Per received message (gRPC: RESOURCE_EXHAUSTED) or HTTP request body (413).
+  int64_t max_message_bytes = 16 << 20;
+
+  // HTTP: I/O threads, the time a request's header (and then its body) may take to arrive, the
+  // time a kept-alive connection may stay idle (and a write may stall), the bytes a streamed
+  // response may queue behind a client that does not read (then it is aborted), and the interval
+  // of SSE keep-alive comments while a request waits.
+  int http_threads = 2;
+  absl::Duration http_header_timeout = absl::Seconds(10);
+  absl::Duration http_idle_timeout = absl::Seconds(60);
+  int64_t http_max_write_buffer_bytes = 1 << 20;
+  absl::Duration sse_keepalive_interval = absl::Seconds(15);
 
   // Keepalive: the server pings idle connections every keepalive_time and closes those that do
   // not answer within keepalive_timeout; clients may ping at most every min_client_ping_interval
@@ -57,7 +74,7 @@ struct ApiServerOptions {
   absl::Duration keepalive_timeout = absl::Seconds(20);
   absl::Duration min_client_ping_interval = absl::Seconds(10);
 
-  std::string model_id;       // GetModelInfo.model_id
+  std::string model_id;       // GetModelInfo.model_id, the OpenAI model id
   bool log_requests = false;  // log prompts and outputs
   // /metrics: MoE expert token counts per layer too (see ServingMetricsOptions).
   bool metrics_expert_per_layer = false;
@@ -75,6 +92,7 @@ class ApiServer {
   ApiServer& operator=(const ApiServer&) = delete;
 
   int port() const { return port_; }
+  int http_port() const { return http_port_; }        // -1 when off
   int metrics_port() const { return metrics_port_; }  // -1 when off
   bool serving() const { return serving_.load(std::memory_order_acquire); }
 
@@ -87,6 +105,8 @@ class ApiServer {
   std::string MetricsText() const;
 
  private:
+  // Starts the HTTP server on http_port and metrics_port (either may be off).
+  absl::Status StartHttp();
   ApiServer(Engine* engine, const ApiServerOptions& options);
 
   Engine* const engine_;
@@ -95,8 +115,11 @@ class ApiServer {
   std::unique_ptr<serving::Frontend> frontend_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<OpenAiRouter> api_router_;
+  std::unique_ptr<OpenAiRouter> operator_router_;
   std::unique_ptr<HttpServer> http_;
   int port_ = 0;
+  int http_port_ = -1;
   int metrics_port_ = -1;
   std::atomic<bool> serving_{false};
   absl::Mutex shutdown_mu_;

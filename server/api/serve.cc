@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +24,13 @@ absl::Status RunServe(ServeOptions options) {
     sigset_t mask;
     ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
   } restore{previous};
+
+  // Thousands of concurrent HTTP streams need as many descriptors; the soft limit is often 1024.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   absl::StatusOr<serving::ApiKeys> keys = serving::ApiKeys::Load(options.api_key, options.api_key_file);
   if (!keys.ok()) return keys.status();
@@ -48,7 +56,7 @@ absl::Status RunServe(ServeOptions options) {
     (*engine)->Stop();
     return server.status();
   }
-  if (options.on_ready) options.on_ready((*server)->port(), (*server)->metrics_port());
+  if (options.on_ready) options.on_ready(**server);
 
   int signal = 0;
   while (sigwait(&signals, &signal) != 0) {

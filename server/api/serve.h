@@ -23,13 +23,14 @@ struct ServeOptions {
   absl::Duration shutdown_timeout = absl::Seconds(30);
   // Rank 0 of a tensor-parallel group (null: one rank); must outlive RunServe.
   DistContext* dist = nullptr;
-  // Called once both servers listen, with the bound ports (tests; the CLI prints them).
-  std::function<void(int port, int metrics_port)> on_ready;
+  // Called once the servers listen (tests; the CLI prints the bound ports).
+  std::function<void(const ApiServer& server)> on_ready;
 };
 
-// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts), loads the
-// engine, serves until one of those signals arrives, then drains for up to shutdown_timeout and
-// returns OK. Errors: loading the model, bad options, ports that cannot be bound.
+// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts), raises the
+// open-files limit to its hard limit (each HTTP connection is a descriptor), loads the engine,
+// serves until one of those signals arrives, then drains for up to shutdown_timeout and returns
+// OK. Errors: loading the model, bad options, ports that cannot be bound.
 absl::Status RunServe(ServeOptions options);
 
 }  // namespace moeserve::api

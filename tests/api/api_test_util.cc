@@ -1,15 +1,12 @@
 #include "tests/api/api_test_util.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "tests/http/http_test_client.h"
 #include "tests/test_util.h"
 
 namespace moeserve::testing {
@@ -90,27 +87,9 @@ moeserve::v1::GenerateRequest IdsRequest(std::vector<int32_t> ids, int max_token
 }
 
 std::string HttpGet(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return "";
-  }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n");
-  (void)!::write(fd, request.data(), request.size());
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) response.append(buf, n);
-  ::close(fd);
-  // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody"
-  if (response.size() < 12) return "";
-  const size_t body = response.find("\r\n\r\n");
-  return absl::StrCat(response.substr(9, 3), "\n\n",
-                      body == std::string::npos ? "" : response.substr(body + 4));
+  std::optional<RawResponse> r = HttpRequestOnce(port, "GET", path);
+  if (!r.has_value()) return "";
+  return absl::StrCat(r->status, "\n\n", r->body);
 }
 
 int64_t Finished(const EngineMetrics& m) {

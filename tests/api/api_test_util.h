@@ -25,6 +25,7 @@ std::string LlamaFixtureDir();
 struct TestServerOptions {
   TestServerOptions() {
     server.port = 0;
+    server.http_port = 0;
     server.metrics_port = 0;
   }
   std::string model_dir;
@@ -42,6 +43,7 @@ class TestServer {
   api::ApiServer* server() { return server_.get(); }
   std::string address() const;
   int metrics_port() const { return server_->metrics_port(); }
+  int http_port() const { return server_->http_port(); }
 
   std::shared_ptr<grpc::Channel> Channel() const;
   std::unique_ptr<moeserve::v1::Inference::Stub> Stub() const;

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/api/api_test_util.h"
 #include "tests/test_util.h"
@@ -102,6 +103,20 @@ TEST_F(TlsTest, MutualTlsWantsAClientCertificateFromTheCa) {
   EXPECT_TRUE(Info(grpc::SslCredentials(Ssl("ca.pem", "client.pem", "client.key")), *server).ok());
   EXPECT_FALSE(Info(grpc::SslCredentials(Ssl("ca.pem")), *server).ok());
   EXPECT_FALSE(Info(grpc::SslCredentials(Ssl("ca.pem", "rogue.pem", "rogue.key")), *server).ok());
+}
+
+// Issue 18: a key that does not belong to the certificate used to end in "cannot listen ... address
+// in use".
+TEST_F(TlsTest, AKeyThatDoesNotMatchTheCertificateIsNamed) {
+  TestServerOptions options;
+  options.model_dir = LlamaFixtureDir();
+  options.server.tls_cert_file = File("server.pem");
+  options.server.tls_key_file = File("rogue.key");
+  auto server = TestServer::Start(options);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(server.status().message()),
+              ::testing::HasSubstr("does not match the certificate"));
 }
 
 TEST(TlsOptionsTest, IncompleteTlsOptionsAreRefused) {

@@ -73,8 +73,8 @@ class ServeProcess {
     if (pid_ == 0) {
       const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       dup2(err, 2);
-      std::vector<std::string> argv = {MOESERVE_BIN, "serve", "--port", "0", "--metrics-port",
-                                       "0", "--threads", "2"};
+      std::vector<std::string> argv = {MOESERVE_BIN, "serve", "--port", "0", "--http-port", "0",
+                                       "--metrics-port", "0", "--threads", "2"};
       argv.insert(argv.end(), extra.begin(), extra.end());
       std::vector<char*> args;
       for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));

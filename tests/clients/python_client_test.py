@@ -36,7 +36,7 @@ class Server:
     def __init__(self, model, *extra):
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [ARGS.moeserve, "serve", "--model", model, "--port", "0", "--metrics-port", "0",
+            [ARGS.moeserve, "serve", "--model", model, "--port", "0", "--http-port", "0", "--metrics-port", "0",
              "--threads", "2", *extra], stderr=self.stderr)
         self.port = None
         deadline = time.time() + 60

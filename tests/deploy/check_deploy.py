@@ -820,12 +820,15 @@ class LiveServerTest(unittest.TestCase):
         # The container's own default model (a DeepSeek-V3 MoE), so MoE-only series are exported too.
         repl = {"--model": os.path.join(ARGS.source, "models", "default"),
                 "--host": "127.0.0.1", "--port": str(port), "--metrics-port": str(metrics_port),
-                "--device": "auto", "--kv-cache-mib": "16", "--api-key-file": key_file}
+                "--device": "auto", "--kv-cache-mib": "16", "--api-key-file": key_file,
+                "--http-port": str(free_port())}
         for k, v in flags.items():
             if k in ("--tls-cert", "--tls-key", "--tls-client-ca", "--served-model-name"):
                 continue
             v = repl.get(k, v)
             out += [k] if v is True else [f"{k}={v}"]
+        if "--http-port" not in flags:
+            out.append("--http-port=0")  # off: the default port may be taken by a parallel test
         return out, port, metrics_port
 
     def run_server(self, where, args):
@@ -898,7 +901,8 @@ class LiveServerTest(unittest.TestCase):
         proc = subprocess.Popen(
             ["unshare", "-fp", "--mount-proc", ARGS.moeserve, "serve", "--model",
              os.path.join(ARGS.source, "tests", "fixtures", "models", "llama"), "--port", "0",
-             "--metrics-port", str(metrics_port), "--shutdown-timeout", "5", "--kv-cache-mib", "16"],
+             "--http-port", "0", "--metrics-port", str(metrics_port), "--shutdown-timeout", "5",
+             "--kv-cache-mib", "16"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.time() + 60
