@@ -1,5 +1,6 @@
 #include "tests/test_util.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <random>
@@ -46,6 +47,26 @@ std::filesystem::path MakeTempDir(const std::string& prefix) {
     }
   }
   return {};
+}
+
+Watchdog::Watchdog(std::chrono::milliseconds limit, std::string what) {
+  thread_ = std::thread([this, limit, what = std::move(what)] {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (done_cv_.wait_for(lock, limit, [this] { return done_; })) return;
+    std::fprintf(stderr, "\nWatchdog: %s did not finish within %lld ms; aborting the test\n",
+                 what.c_str(), static_cast<long long>(limit.count()));
+    std::fflush(stderr);
+    std::abort();
+  });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+  }
+  done_cv_.notify_all();
+  thread_.join();
 }
 
 }  // namespace moeserve::testing

@@ -1,8 +1,12 @@
 #ifndef MOESERVE_TESTS_TEST_UTIL_H_
 #define MOESERVE_TESTS_TEST_UTIL_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace moeserve::testing {
 
@@ -14,6 +18,23 @@ std::filesystem::path FixturesDir();
 
 // A fresh empty temporary directory, removed when the process exits normally.
 std::filesystem::path MakeTempDir(const std::string& prefix);
+
+// Aborts the test process with a message naming `what` when it is still alive `limit` after it
+// was made, so that a test waiting on the code under test fails fast and says why instead of
+// hanging until CTest's timeout. Leave its scope when the wait is over. Thread-safe.
+class Watchdog {
+ public:
+  Watchdog(std::chrono::milliseconds limit, std::string what);
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 }  // namespace moeserve::testing
 

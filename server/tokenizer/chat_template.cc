@@ -32,18 +32,31 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Parse(std::string_view source) {
 }
 
 absl::StatusOr<std::string> ChatTemplate::Render(const json& messages, bool add_generation_prompt,
-                                                 const json& extra_context) const {
+                                                 const json& extra_context,
+                                                 const ChatRenderControl& control) const {
   if (!messages.is_array()) return absl::InvalidArgumentError("messages must be a JSON array");
   if (!extra_context.is_null() && !extra_context.is_object()) {
     return absl::InvalidArgumentError("extra template context must be a JSON object");
   }
+  jinja::RenderLimits limits;
+  limits.deadline = control.deadline;
+  limits.cancelled = control.cancelled;
+  // Leaves the template a few levels to nest the variables in.
+  const int max_depth = limits.max_value_depth - 8;
   jinja::Dict context;
-  context.Set("messages", jinja::Value::FromJson(messages));
+  ASSIGN_OR_RETURN(jinja::Value message_list, jinja::Value::FromJson(messages, max_depth));
+  context.Set("messages", std::move(message_list));
   context.Set("add_generation_prompt", jinja::Value(add_generation_prompt));
   if (extra_context.is_object()) {
-    for (const auto& [k, v] : extra_context.items()) context.Set(k, jinja::Value::FromJson(v));
+    for (const auto& [k, v] : extra_context.items()) {
+      auto value = jinja::Value::FromJson(v, max_depth);
+      if (!value.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("'", k, "': ", value.status().message()));
+      }
+      context.Set(k, *std::move(value));
+    }
   }
-  return jinja::Render(tree_->nodes, context);
+  return jinja::Render(tree_->nodes, context, limits);
 }
 
 namespace {
@@ -180,7 +193,8 @@ absl::StatusOr<std::string> TokenizerChatTemplate::Apply(const ChatRequest& requ
   if (request.extra.is_object()) {
     for (const auto& [k, v] : request.extra.items()) context[k] = v;
   }
-  return chosen->Render(NormalizeMessages(request.messages), request.add_generation_prompt, context);
+  return chosen->Render(NormalizeMessages(request.messages), request.add_generation_prompt, context,
+                        request.control);
 }
 
 }  // namespace moeserve

@@ -9,11 +9,13 @@
 // Message and tool objects are nlohmann::ordered_json so that key order, which `tojson` output
 // depends on, is the caller's order, as with Python dicts.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
 namespace moeserve {
@@ -21,6 +23,15 @@ namespace moeserve {
 namespace jinja {
 struct Node;
 }  // namespace jinja
+
+// What stops a render early besides its own bounds. Every render is bounded by an evaluation
+// budget (every statement, expression, loop iteration and built-in's work is counted; ~1 s of
+// CPU at most), 10 s of wall-clock time and a 16 MiB result (template/budget.h); passing those is
+// InvalidArgument.
+struct ChatRenderControl {
+  absl::Time deadline = absl::InfiniteFuture();  // past it: DeadlineExceeded
+  std::function<bool()> cancelled;               // polled often (well under 1 ms); true: Cancelled
+};
 
 // A parsed template. Immutable; safe for concurrent use; cheap to copy (shares the tree).
 class ChatTemplate {
@@ -31,11 +42,13 @@ class ChatTemplate {
 
   // Renders with the variables messages, add_generation_prompt and every key of
   // `extra_context` (an object, or null): tools, documents, bos_token, enable_thinking, ...
-  // Errors (raise_exception, undefined values used, type errors) are InvalidArgument with the
-  // template position.
+  // Errors (raise_exception, undefined values used, type errors, a spent budget) are
+  // InvalidArgument with the template position; DeadlineExceeded and Cancelled come from
+  // `control`.
   absl::StatusOr<std::string> Render(const nlohmann::ordered_json& messages,
                                      bool add_generation_prompt,
-                                     const nlohmann::ordered_json& extra_context) const;
+                                     const nlohmann::ordered_json& extra_context,
+                                     const ChatRenderControl& control = {}) const;
 
  private:
   struct Tree;
@@ -49,6 +62,7 @@ struct ChatRequest {
   bool add_generation_prompt = false;
   // More template variables, e.g. {"enable_thinking": false}; they override the special tokens.
   nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  ChatRenderControl control;  // the caller's deadline and cancellation
 };
 
 // The chat template(s) of a tokenizer plus the special-token strings transformers passes to them

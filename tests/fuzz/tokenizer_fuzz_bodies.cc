@@ -92,16 +92,16 @@ void FuzzChatTemplate(std::string_view data) {
   }
   static const jinja::Dict* const context = [] {
     auto* d = new jinja::Dict();
-    d->Set("messages", jinja::Value::FromJson(nlohmann::ordered_json::parse(R"([
+    d->Set("messages", *jinja::Value::FromJson(nlohmann::ordered_json::parse(R"([
       {"role": "system", "content": "You are helpful."},
       {"role": "user", "content": "Hi ü 😀"},
       {"role": "assistant", "content": "<think>r</think>ok", "reasoning_content": "r",
        "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]},
-      {"role": "tool", "content": "42"}])")));
+      {"role": "tool", "content": "42"}])"), 16));
     d->Set("add_generation_prompt", jinja::Value(true));
     d->Set("bos_token", jinja::Value("<s>"));
-    d->Set("tools", jinja::Value::FromJson(nlohmann::ordered_json::parse(
-                        R"([{"type": "function", "function": {"name": "f", "parameters": {}}}])")));
+    d->Set("tools", *jinja::Value::FromJson(nlohmann::ordered_json::parse(
+                        R"([{"type": "function", "function": {"name": "f", "parameters": {}}}])"), 16));
     return d;
   }();
   jinja::RenderLimits limits;

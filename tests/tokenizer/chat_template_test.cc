@@ -52,6 +52,10 @@ TEST(ChatTemplateTest, ExpressionsFollowPythonSemantics) {
 TEST(ChatTemplateTest, StringMethodsAndFilters) {
   EXPECT_EQ(RenderOk("{{ ' a b '.split() }} {{ 'a,b,,c'.split(',') }} {{ 'a b c'.rsplit(' ', 1) }}"),
             "['a', 'b'] ['a', 'b', '', 'c'] ['a b', 'c']");
+  // After maxsplit parts Python keeps the rest's far end as it is.
+  EXPECT_EQ(RenderOk("{{ 'a b  c  '.split(none, 1) }} {{ '  a b  c  '.rsplit(none, 1) }} "
+                     "{{ ' é\u3000b '.split() }}"),
+            "['a', 'b  c  '] ['  a b', 'c'] ['é', 'b']");
   EXPECT_EQ(RenderOk("{{ 'xxhixx'.strip('x') }}|{{ '\n a \n'.lstrip() }}|{{ 'ab'.replace('', '-') }}"),
             "hi|a \n|-a-b-");
   EXPECT_EQ(RenderOk("{{ {'b': 1, 'a': 'é'} | tojson }} {{ [1, {'k': none}] | tojson(indent=1) }}"),

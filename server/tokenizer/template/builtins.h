@@ -23,26 +23,36 @@ bool IsSupportedGlobal(std::string_view name);
 // The global functions, for the root scope of a render.
 Dict MakeGlobals();
 
-absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args);
-absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& input, const CallArgs& args);
+// Every function that takes a Budget charges its work to it (see budget.h) and fails with the
+// budget's error once it is spent.
 
-// Jinja2 getattr(obj, name): a bound method, else obj[name], else Undefined. REQUIRES: obj is
-// not Undefined (the caller reports that).
+absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args,
+                                  Budget& budget);
+absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& input, const CallArgs& args,
+                               Budget& budget);
+
+// Jinja2 getattr(obj, name): a bound method, else obj[name], else Undefined. O(1). REQUIRES: obj
+// is not Undefined (the caller reports that).
 Value GetAttr(const Value& obj, const std::string& name);
 // Jinja2 getitem: out-of-range indexes and missing keys give Undefined.
-Value GetItem(const Value& obj, const Value& key);
+absl::StatusOr<Value> GetItem(const Value& obj, const Value& key, Budget& budget);
 // Python obj[start:stop:step] on a list or string (unset bounds are None).
 absl::StatusOr<Value> Slice(const Value& obj, const Value& start, const Value& stop,
-                            const Value& step);
+                            const Value& step, Budget& budget);
 
 // Python iteration: list items, dict keys, string characters; Undefined is empty.
-absl::StatusOr<List> Iterate(const Value& v);
+absl::StatusOr<List> Iterate(const Value& v, Budget& budget);
 // Python len(); Undefined has length 0.
-absl::StatusOr<int64_t> Length(const Value& v);
+absl::StatusOr<int64_t> Length(const Value& v, Budget& budget);
 
 // Binary operators + - * / // % ** and comparisons == != < > <= >= in notin.
-absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Value& b);
-absl::StatusOr<bool> Compare(const std::string& op, const Value& a, const Value& b);
+absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Value& b, Budget& budget);
+absl::StatusOr<bool> Compare(const std::string& op, const Value& a, const Value& b, Budget& budget);
+
+// Python str(v) as a template prints it; InvalidArgument past limits().max_output_bytes.
+absl::StatusOr<std::string> ToStr(const Value& v, Budget& budget);
+// repr(v) cut to about `max_bytes`, for error messages.
+std::string ShortRepr(const Value& v, size_t max_bytes = 80);
 
 }  // namespace moeserve::jinja
 

@@ -17,16 +17,31 @@ namespace {
 
 constexpr char kErrorPrefix[] = "chat template line ";
 
+// Statements and expressions being evaluated inside one another (macro calls included). Bounds
+// the interpreter's stack use: the parser limits nesting per template, this limits it across
+// macro calls.
+constexpr int kMaxNesting = 1500;
+
+// Work units charged per loop iteration, besides its body.
+constexpr int64_t kIterationSteps = 4;
+
 using Frame = absl::flat_hash_map<std::string, Value>;
 
 class Renderer {
  public:
-  Renderer(const Dict& context, const RenderLimits& limits) : limits_(limits) {
+  Renderer(const Dict& context, const RenderLimits& limits) : limits_(limits), budget_(limits_) {
     auto root = std::make_shared<Frame>();
     const Dict globals = MakeGlobals();
     for (const auto& [k, v] : globals.entries()) (*root)[k] = v;
+    (*root)["namespace"] = MakeNamespaceFunction((*root)["namespace"]);
     for (const auto& [k, v] : context.entries()) (*root)[k] = v;
     frames_.push_back(std::move(root));
+  }
+
+  // Namespaces are the only mutable values, so only they can form reference cycles
+  // ({% set ns.self = ns %}) or unbounded chains; emptying them all breaks both.
+  ~Renderer() {
+    for (const Value& ns : namespaces_) ns.as_namespace().attrs = Dict();
   }
 
   absl::StatusOr<std::string> Run(const NodeList& nodes) {
@@ -37,21 +52,46 @@ class Renderer {
  private:
   enum class Flow { kNormal, kBreak, kContinue };
 
-  // Prefixes `status` with the position of `at` unless an inner node already did.
+  // Prefixes `status` with the position of `at` unless an inner node already did. Keeps the code:
+  // a spent budget, an expired deadline and a cancellation stay what they are.
   template <typename N>
   absl::Status Locate(const N& at, const absl::Status& status) const {
     if (status.ok() || absl::StartsWith(status.message(), kErrorPrefix)) return status;
-    return absl::InvalidArgumentError(absl::StrFormat("chat template line %d, column %d: %s", at.line,
-                                                 at.column, status.message()));
+    return absl::Status(status.code(), absl::StrFormat("chat template line %d, column %d: %s",
+                                                       at.line, at.column, status.message()));
   }
   template <typename N>
   absl::Status Error(const N& at, const std::string& message) const {
     return Locate(at, absl::InvalidArgumentError(message));
   }
 
-  absl::Status Step(const Node& at) {
-    if (++steps_ > limits_.max_steps) return Error(at, "template evaluation budget exceeded");
+  // Counts one level of nesting for as long as it lives.
+  class NestingScope {
+   public:
+    explicit NestingScope(int* nesting) : nesting_(nesting) { ++*nesting_; }
+    ~NestingScope() { --*nesting_; }
+    NestingScope(const NestingScope&) = delete;
+    NestingScope& operator=(const NestingScope&) = delete;
+
+   private:
+    int* const nesting_;
+  };
+
+  absl::Status Step(const Node& at, int64_t units = 1) {
+    if (nesting_ > kMaxNesting) return Error(at, "template evaluation nested too deeply");
+    absl::Status status = budget_.Charge(units);
+    if (!status.ok()) return Locate(at, status);
     return absl::OkStatus();
+  }
+
+  // The namespace() global, recording every namespace it makes for ~Renderer.
+  Value MakeNamespaceFunction(const Value& make) {
+    return Value::MakeCallable("namespace", [this, make](const CallArgs& args, Budget& budget)
+                                                -> absl::StatusOr<Value> {
+      ASSIGN_OR_RETURN(Value ns, make.as_callable().fn(args, budget));
+      if (ns.is_namespace()) namespaces_.push_back(ns);
+      return ns;
+    });
   }
 
   Value Lookup(const std::string& name) const {
@@ -66,8 +106,11 @@ class Renderer {
 
   absl::Status Emit(const Node& at, std::string_view text) {
     if (out_.size() + text.size() > limits_.max_output_bytes) {
-      return Error(at, "rendered prompt exceeds the output size limit");
+      return Error(at, absl::StrCat("rendered prompt exceeds the output size limit of ",
+                                    limits_.max_output_bytes, " bytes"));
     }
+    absl::Status status = budget_.ChargeBytes(text.size());
+    if (!status.ok()) return Locate(at, status);
     out_.append(text);
     return absl::OkStatus();
   }
@@ -86,7 +129,7 @@ class Renderer {
       Bind(targets[0], value);
       return absl::OkStatus();
     }
-    auto items = Iterate(value);
+    auto items = Iterate(value, budget_);
     if (!items.ok()) return Locate(at, items.status());
     if (items->size() != targets.size()) {
       return Error(at, absl::StrFormat("cannot unpack %d values into %d names", items->size(),
@@ -97,13 +140,16 @@ class Renderer {
   }
 
   absl::Status Exec(const Node& n) {
+    const NestingScope scope(&nesting_);
     RETURN_IF_ERROR(Step(n));
     switch (n.kind) {
       case Node::Kind::kText:
         return Emit(n, n.text);
       case Node::Kind::kOutput: {
         ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
-        return Emit(n, v.Str());
+        auto text = ToStr(v, budget_);
+        if (!text.ok()) return Locate(n, text.status());
+        return Emit(n, *text);
       }
       case Node::Kind::kIf:
         for (const auto& [cond, body] : n.branches) {
@@ -155,7 +201,7 @@ class Renderer {
 
   absl::Status ExecFor(const Node& n) {
     ASSIGN_OR_RETURN(Value iterable, Eval(*n.expr));
-    auto all = Iterate(iterable);
+    auto all = Iterate(iterable, budget_);
     if (!all.ok()) return Locate(*n.expr, all.status());
     frames_.push_back(std::make_shared<Frame>());
     absl::Status status = RunLoop(n, *all);
@@ -177,24 +223,34 @@ class Renderer {
     }
     if (items.empty()) return ExecList(n.else_body);
     const int64_t length = static_cast<int64_t>(items.size());
+    // Made once per loop: the parts of `loop` that do not change between iterations.
+    auto index = std::make_shared<int64_t>(0);
+    const Value cycle = Value::MakeCallable(
+        "cycle", [index](const CallArgs& args, Budget&) -> absl::StatusOr<Value> {
+          if (args.positional.empty()) return absl::InvalidArgumentError("no items for cycling given");
+          return args.positional[static_cast<size_t>(*index) % args.positional.size()];
+        });
+    const Value no_previous = Value::Undefined("there is no previous item");
+    const Value no_next = Value::Undefined("there is no next item");
     for (int64_t i = 0; i < length; ++i) {
+      // An iteration costs steps even when its body is empty: about what building `loop` costs.
+      RETURN_IF_ERROR(Step(n, kIterationSteps));
       RETURN_IF_ERROR(Assign(n, n.targets, items[i]));
+      *index = i;
       Dict loop;
-      loop.Set("index", Value(i + 1));
-      loop.Set("index0", Value(i));
-      loop.Set("revindex", Value(length - i));
-      loop.Set("revindex0", Value(length - i - 1));
-      loop.Set("first", Value(i == 0));
-      loop.Set("last", Value(i == length - 1));
-      loop.Set("length", Value(length));
-      loop.Set("depth", Value(int64_t{1}));
-      loop.Set("depth0", Value(int64_t{0}));
-      loop.Set("previtem", i > 0 ? items[i - 1] : Value::Undefined("there is no previous item"));
-      loop.Set("nextitem", i + 1 < length ? items[i + 1] : Value::Undefined("there is no next item"));
-      loop.Set("cycle", Value::MakeCallable("cycle", [i](const CallArgs& args) -> absl::StatusOr<Value> {
-                 if (args.positional.empty()) return absl::InvalidArgumentError("no items for cycling given");
-                 return args.positional[static_cast<size_t>(i) % args.positional.size()];
-               }));
+      loop.Reserve(12);
+      loop.Append("index", Value(i + 1));
+      loop.Append("index0", Value(i));
+      loop.Append("revindex", Value(length - i));
+      loop.Append("revindex0", Value(length - i - 1));
+      loop.Append("first", Value(i == 0));
+      loop.Append("last", Value(i == length - 1));
+      loop.Append("length", Value(length));
+      loop.Append("depth", Value(int64_t{1}));
+      loop.Append("depth0", Value(int64_t{0}));
+      loop.Append("previtem", i > 0 ? items[i - 1] : no_previous);
+      loop.Append("nextitem", i + 1 < length ? items[i + 1] : no_next);
+      loop.Append("cycle", cycle);
       Bind("loop", Value(std::move(loop)));
       RETURN_IF_ERROR(ExecList(n.body));
       if (flow_ == Flow::kBreak) break;
@@ -205,7 +261,7 @@ class Renderer {
 
   Value MakeMacro(const Node& n) {
     const Node* node = &n;
-    return Value::MakeCallable(n.name, [this, node](const CallArgs& args) -> absl::StatusOr<Value> {
+    return Value::MakeCallable(n.name, [this, node](const CallArgs& args, Budget&) -> absl::StatusOr<Value> {
       return CallMacro(*node, args);
     });
   }
@@ -280,13 +336,21 @@ class Renderer {
   }
 
   absl::StatusOr<Value> Eval(const Expr& e) {
+    const NestingScope scope(&nesting_);
     absl::StatusOr<Value> v = EvalInner(e);
     if (!v.ok()) return Locate(e, v.status());
+    // Each expression nests its result at most two levels deeper than its operands
+    // (dict.items()), so checking every result keeps all values near the limit.
+    if (v->depth() > limits_.max_value_depth) {
+      return Error(e, absl::StrCat("value nests lists and dicts more than ", limits_.max_value_depth,
+                                   " deep"));
+    }
     return v;
   }
 
   absl::StatusOr<Value> EvalInner(const Expr& e) {
-    if (++steps_ > limits_.max_steps) return absl::InvalidArgumentError("template evaluation budget exceeded");
+    if (nesting_ > kMaxNesting) return absl::InvalidArgumentError("template evaluation nested too deeply");
+    RETURN_IF_ERROR(budget_.Charge());
     switch (e.kind) {
       case Expr::Kind::kLiteral:
         return e.value;
@@ -317,7 +381,7 @@ class Renderer {
       case Expr::Kind::kGetItem: {
         ASSIGN_OR_RETURN(Value obj, EvalObject(*e.args[0]));
         ASSIGN_OR_RETURN(Value key, Eval(*e.args[1]));
-        return GetItem(obj, key);
+        return GetItem(obj, key, budget_);
       }
       case Expr::Kind::kSlice: {
         ASSIGN_OR_RETURN(Value obj, EvalObject(*e.args[0]));
@@ -327,7 +391,7 @@ class Renderer {
             ASSIGN_OR_RETURN(bounds[i], Eval(*e.args[i + 1]));
           }
         }
-        return Slice(obj, bounds[0], bounds[1], bounds[2]);
+        return Slice(obj, bounds[0], bounds[1], bounds[2], budget_);
       }
       case Expr::Kind::kCall: {
         ASSIGN_OR_RETURN(Value callee, Eval(*e.args[0]));
@@ -336,17 +400,17 @@ class Renderer {
           return absl::InvalidArgumentError(absl::StrCat("'", callee.TypeName(), "' object is not callable"));
         }
         ASSIGN_OR_RETURN(CallArgs args, EvalArgs(e, 1));
-        return callee.as_callable().fn(args);
+        return callee.as_callable().fn(args, budget_);
       }
       case Expr::Kind::kFilter: {
         ASSIGN_OR_RETURN(Value input, Eval(*e.args[0]));
         ASSIGN_OR_RETURN(CallArgs args, EvalArgs(e, 1));
-        return ApplyFilter(e.name, input, args);
+        return ApplyFilter(e.name, input, args, budget_);
       }
       case Expr::Kind::kTest: {
         ASSIGN_OR_RETURN(Value input, Eval(*e.args[0]));
         ASSIGN_OR_RETURN(CallArgs args, EvalArgs(e, 1));
-        ASSIGN_OR_RETURN(bool result, ApplyTest(e.name, input, args));
+        ASSIGN_OR_RETURN(bool result, ApplyTest(e.name, input, args, budget_));
         return Value(result != e.negated);
       }
       case Expr::Kind::kNeg:
@@ -376,14 +440,17 @@ class Renderer {
       case Expr::Kind::kBinary: {
         ASSIGN_OR_RETURN(Value left, Eval(*e.args[0]));
         ASSIGN_OR_RETURN(Value right, Eval(*e.args[1]));
-        return BinaryOp(e.name, left, right);
+        return BinaryOp(e.name, left, right, budget_);
       }
       case Expr::Kind::kConcat: {
         std::string s;
         for (const ExprPtr& part : e.args) {
           ASSIGN_OR_RETURN(Value v, Eval(*part));
-          s += v.Str();
-          if (s.size() > limits_.max_output_bytes) return absl::InvalidArgumentError("string too large");
+          ASSIGN_OR_RETURN(std::string text, ToStr(v, budget_));
+          if (s.size() + text.size() > limits_.max_output_bytes) {
+            return absl::InvalidArgumentError("string too large");
+          }
+          s += text;
         }
         return Value(std::move(s));
       }
@@ -391,7 +458,7 @@ class Renderer {
         ASSIGN_OR_RETURN(Value left, Eval(*e.args[0]));
         for (size_t i = 0; i < e.ops.size(); ++i) {
           ASSIGN_OR_RETURN(Value right, Eval(*e.args[i + 1]));
-          ASSIGN_OR_RETURN(bool ok, Compare(e.ops[i], left, right));
+          ASSIGN_OR_RETURN(bool ok, Compare(e.ops[i], left, right, budget_));
           if (!ok) return Value(false);
           left = std::move(right);
         }
@@ -408,10 +475,12 @@ class Renderer {
   }
 
   const RenderLimits limits_;
+  Budget budget_;
   std::vector<std::shared_ptr<Frame>> frames_;
+  std::vector<Value> namespaces_;  // every namespace() made, for ~Renderer
   std::string out_;
   Flow flow_ = Flow::kNormal;
-  int64_t steps_ = 0;
+  int nesting_ = 0;
   int call_depth_ = 0;
 };
 

@@ -5,24 +5,18 @@
 // `set` binds in the innermost scope, so assignments inside loops do not leak out (templates use
 // namespace() for that); if/else opens none.
 
-#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "server/tokenizer/template/ast.h"
+#include "server/tokenizer/template/budget.h"
 #include "server/tokenizer/template/value.h"
 
 namespace moeserve::jinja {
 
-struct RenderLimits {
-  int64_t max_steps = 20'000'000;          // evaluated nodes; bounds nested range() loops
-  size_t max_output_bytes = size_t{1} << 27;
-  int max_call_depth = 100;                // macro recursion
-};
-
 // `context` holds the template variables (messages, add_generation_prompt, bos_token, ...);
-// the built-in globals are added beneath it. Errors are InvalidArgument with the line/column of
-// the failing expression or statement.
+// the built-in globals are added beneath it. Errors carry the line/column of the failing
+// expression or statement: InvalidArgument, or the budget's DeadlineExceeded / Cancelled.
 absl::StatusOr<std::string> Render(const NodeList& root, const Dict& context,
                                    const RenderLimits& limits = {});
 

@@ -115,12 +115,20 @@ class Lexer {
     }
   }
 
+  // Tokens come in source order, so the column is counted on from the previous token's (a
+  // count from the line start for every token was quadratic in the length of a line).
   void SetPosition(size_t offset, Token* token) const {
     const auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), offset) - 1;
     token->line = static_cast<int>(it - line_starts_.begin()) + 1;
-    int column = 1;
-    for (size_t i = *it; i < offset && i < src_.size(); i += Utf8CharLength(src_[i])) ++column;
-    token->column = column;
+    if (column_offset_ < *it || column_offset_ > offset) {
+      column_offset_ = *it;
+      column_ = 1;
+    }
+    while (column_offset_ < offset && column_offset_ < src_.size()) {
+      column_offset_ += Utf8CharLength(src_[column_offset_]);
+      ++column_;
+    }
+    token->column = column_;
   }
 
   absl::Status ErrorAt(size_t offset, std::string_view message) const {
@@ -377,6 +385,9 @@ class Lexer {
   std::string src_;
   std::vector<size_t> line_starts_;
   std::vector<Token> tokens_;
+  // Where the last column was counted: src_ offset and its column on its line.
+  mutable size_t column_offset_ = 0;
+  mutable int column_ = 1;
 };
 
 }  // namespace

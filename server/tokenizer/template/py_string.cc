@@ -16,9 +16,10 @@
 namespace moeserve::jinja {
 namespace {
 
-constexpr size_t kMaxStringBytes = size_t{1} << 26;  // 64 MiB per produced string
-
 absl::Status TypeError(const std::string& message) { return absl::InvalidArgumentError(message); }
+
+// Work units per part split() makes: a string and a list slot, about a loop iteration's cost.
+constexpr int64_t kPartSteps = 4;
 
 }  // namespace
 
@@ -90,7 +91,7 @@ absl::StatusOr<std::string> Strip(const std::string& s, const Value& chars, bool
 
 // Python str.split / rsplit.
 absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const Value& maxsplit_value,
-                           bool from_right) {
+                           bool from_right, Budget& budget) {
   int64_t maxsplit = -1;
   if (!maxsplit_value.is_undefined() && !maxsplit_value.is_none()) {
     if (!maxsplit_value.is_int()) return TypeError("split: maxsplit must be an integer");
@@ -98,29 +99,54 @@ absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const V
   }
   std::vector<std::string> parts;
   if (sep_value.is_undefined() || sep_value.is_none()) {
-    // Runs of whitespace separate; leading/trailing whitespace yields no empty parts.
-    std::vector<uint32_t> cps = CodePoints(s);
-    if (from_right) std::reverse(cps.begin(), cps.end());
-    size_t i = 0;
-    while (true) {
-      while (i < cps.size() && IsPyWhitespace(cps[i])) ++i;
-      if (i == cps.size()) break;
-      if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
-        size_t e = cps.size();
-        while (e > i && IsPyWhitespace(cps[e - 1])) --e;
-        std::vector<uint32_t> rest(cps.begin() + i, cps.begin() + e);
-        if (from_right) std::reverse(rest.begin(), rest.end());
-        parts.push_back(FromCodePoints(rest, 0, rest.size()));
-        break;
+    // Runs of whitespace separate; leading/trailing whitespace yields no empty parts, and the
+    // rest after `maxsplit` parts keeps its far end as it is.
+    // Whether the character starting (forward) or ending (backward) at byte `at` is whitespace,
+    // and where the next one starts / this one starts.
+    auto ws_forward = [&](size_t at, size_t* next) {
+      *next = at;
+      return IsPyWhitespace(DecodeUtf8Char(s, next));
+    };
+    auto ws_backward = [&](size_t end, size_t* start) {
+      size_t b = end - 1;
+      while (b > 0 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+      *start = b;
+      size_t pos = b;
+      return IsPyWhitespace(DecodeUtf8Char(s, &pos));
+    };
+    size_t next = 0;
+    if (!from_right) {
+      size_t i = 0;
+      while (true) {
+        while (i < s.size() && ws_forward(i, &next)) i = next;
+        if (i == s.size()) break;
+        if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
+          parts.push_back(s.substr(i));
+          break;
+        }
+        size_t j = i;
+        while (j < s.size() && !ws_forward(j, &next)) j = next;
+        RETURN_IF_ERROR(budget.Charge(kPartSteps));
+        parts.push_back(s.substr(i, j - i));
+        i = j;
       }
-      size_t j = i;
-      while (j < cps.size() && !IsPyWhitespace(cps[j])) ++j;
-      std::vector<uint32_t> word(cps.begin() + i, cps.begin() + j);
-      if (from_right) std::reverse(word.begin(), word.end());
-      parts.push_back(FromCodePoints(word, 0, word.size()));
-      i = j;
+    } else {
+      size_t e = s.size();
+      while (true) {
+        while (e > 0 && ws_backward(e, &next)) e = next;
+        if (e == 0) break;
+        if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) == maxsplit) {
+          parts.push_back(s.substr(0, e));
+          break;
+        }
+        size_t j = e;
+        while (j > 0 && !ws_backward(j, &next)) j = next;
+        RETURN_IF_ERROR(budget.Charge(kPartSteps));
+        parts.push_back(s.substr(j, e - j));
+        e = j;
+      }
+      std::reverse(parts.begin(), parts.end());
     }
-    if (from_right) std::reverse(parts.begin(), parts.end());
   } else {
     if (!sep_value.is_string()) return TypeError("must be str or None");
     const std::string& sep = sep_value.as_string();
@@ -130,6 +156,7 @@ absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const V
       while (maxsplit < 0 || static_cast<int64_t>(parts.size()) < maxsplit) {
         const size_t at = s.find(sep, start);
         if (at == std::string::npos) break;
+        RETURN_IF_ERROR(budget.Charge(kPartSteps));
         parts.push_back(s.substr(start, at - start));
         start = at + sep.size();
       }
@@ -141,6 +168,7 @@ absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const V
         if (end < sep.size()) break;
         const size_t at = s.rfind(sep, end - sep.size());
         if (at == std::string::npos) break;
+        RETURN_IF_ERROR(budget.Charge(kPartSteps));
         rev.push_back(s.substr(at + sep.size(), end - at - sep.size()));
         end = at;
       }
@@ -154,7 +182,8 @@ absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const V
 }
 
 absl::StatusOr<std::string> Replace(const std::string& s, const Value& old_v, const Value& new_v,
-                                    const Value& count_v) {
+                                    const Value& count_v, Budget& budget) {
+  const size_t max_bytes = budget.limits().max_output_bytes;
   if (!old_v.is_string() || !new_v.is_string()) return TypeError("replace() arguments must be str");
   int64_t count = -1;
   if (!count_v.is_undefined() && !count_v.is_none()) {
@@ -174,8 +203,11 @@ absl::StatusOr<std::string> Replace(const std::string& s, const Value& old_v, co
         ++done;
       }
       out.append(s, offsets[i], offsets[i + 1] - offsets[i]);
+      if (out.size() > max_bytes) return TypeError("replace(): result too large");
     }
     if (count < 0 || done < count) out += to;
+    if (out.size() > max_bytes) return TypeError("replace(): result too large");
+    RETURN_IF_ERROR(budget.ChargeBytes(out.size()));
     return out;
   }
   size_t start = 0;
@@ -187,9 +219,10 @@ absl::StatusOr<std::string> Replace(const std::string& s, const Value& old_v, co
     out += to;
     start = at + from.size();
     ++done;
-    if (out.size() > kMaxStringBytes) return TypeError("replace(): result too large");
+    if (out.size() > max_bytes) return TypeError("replace(): result too large");
   }
   out.append(s, start);
+  RETURN_IF_ERROR(budget.ChargeBytes(out.size()));
   return out;
 }
 
@@ -244,7 +277,7 @@ int64_t CharIndex(const std::string& s, size_t at) {
   return n;
 }
 
-absl::StatusOr<bool> PrefixTest(const std::string& s, const Value& arg, bool suffix) {
+absl::StatusOr<bool> PrefixTest(const std::string& s, const Value& arg, bool suffix, Budget& budget) {
   auto one = [&](const Value& v) -> absl::StatusOr<bool> {
     if (!v.is_string()) return TypeError("startswith/endswith arg must be str or a tuple of str");
     const std::string& p = v.as_string();
@@ -253,6 +286,7 @@ absl::StatusOr<bool> PrefixTest(const std::string& s, const Value& arg, bool suf
   };
   if (arg.is_list()) {
     for (const Value& v : arg.as_list()) {
+      RETURN_IF_ERROR(budget.Charge());
       ASSIGN_OR_RETURN(bool hit, one(v));
       if (hit) return true;
     }
@@ -264,15 +298,20 @@ absl::StatusOr<bool> PrefixTest(const std::string& s, const Value& arg, bool suf
 }  // namespace
 
 absl::StatusOr<std::string> Join(const Value& iterable, const std::string& sep,
-                                 const Value& attribute) {
-  ASSIGN_OR_RETURN(List items, Iterate(iterable));
+                                 const Value& attribute, Budget& budget) {
+  const size_t max_bytes = budget.limits().max_output_bytes;
+  ASSIGN_OR_RETURN(List items, Iterate(iterable, budget));
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += sep;
     Value item = items[i];
-    if (attribute.is_string()) item = GetItem(item, attribute);
-    out += item.Str();
-    if (out.size() > kMaxStringBytes) return TypeError("join(): result too large");
+    if (attribute.is_string()) {
+      ASSIGN_OR_RETURN(item, GetItem(item, attribute, budget));
+    }
+    const size_t before = out.size();
+    const bool fits = AppendStr(item, max_bytes, &out);
+    RETURN_IF_ERROR(budget.ChargeBytes(out.size() - before + sep.size()));
+    if (!fits || out.size() > max_bytes) return TypeError("join(): result too large");
   }
   return out;
 }
@@ -295,10 +334,11 @@ bool IsSpaceCp(UChar32 c) { return IsPyWhitespace(static_cast<uint32_t>(c)); }
 }  // namespace
 
 absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& name,
-                                   const CallArgs& args) {
+                                       const CallArgs& args, Budget& budget) {
+  RETURN_IF_ERROR(budget.ChargeBytes(s.size()));  // every method reads the string at most once
   if (name == "startswith" || name == "endswith") {
     ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"prefix"}));
-    ASSIGN_OR_RETURN(bool hit, PrefixTest(s, a[0], name == "endswith"));
+    ASSIGN_OR_RETURN(bool hit, PrefixTest(s, a[0], name == "endswith", budget));
     return Value(hit);
   }
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
@@ -308,17 +348,25 @@ absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& 
   }
   if (name == "split" || name == "rsplit") {
     ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"sep", "maxsplit"}));
-    ASSIGN_OR_RETURN(List parts, Split(s, a[0], a[1], name == "rsplit"));
+    ASSIGN_OR_RETURN(List parts, Split(s, a[0], a[1], name == "rsplit", budget));
     return Value(std::move(parts));
   }
   if (name == "replace") {
     ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"old", "new", "count"}));
-    ASSIGN_OR_RETURN(std::string r, Replace(s, a[0], a[1], a[2]));
+    ASSIGN_OR_RETURN(std::string r, Replace(s, a[0], a[1], a[2], budget));
     return Value(std::move(r));
   }
-  if (name == "upper" || name == "lower") return Value(CaseMap(s, name == "upper"));
-  if (name == "capitalize") return Value(Capitalize(s));
-  if (name == "title") return Value(Title(s));
+  if (name == "upper" || name == "lower" || name == "capitalize" || name == "title") {
+    // Case mapping can grow a string ('ß'.upper() == 'SS').
+    std::string r = name == "upper" || name == "lower" ? CaseMap(s, name == "upper")
+                    : name == "capitalize"            ? Capitalize(s)
+                                                      : Title(s);
+    RETURN_IF_ERROR(budget.ChargeBytes(r.size()));
+    if (r.size() > budget.limits().max_output_bytes) {
+      return TypeError(absl::StrCat(name, "(): result too large"));
+    }
+    return Value(std::move(r));
+  }
   if (name == "find" || name == "rfind" || name == "count") {
     ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"sub"}));
     if (!a[0].is_string()) return TypeError(absl::StrCat(name, "() argument must be str"));
@@ -328,11 +376,11 @@ absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& 
   }
   if (name == "join") {
     ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"iterable"}));
-    ASSIGN_OR_RETURN(List items, Iterate(a[0]));
+    ASSIGN_OR_RETURN(List items, Iterate(a[0], budget));
     for (const Value& v : items) {
       if (!v.is_string()) return TypeError("join(): sequence item is not a str");
     }
-    ASSIGN_OR_RETURN(std::string r, Join(a[0], s, Value()));
+    ASSIGN_OR_RETURN(std::string r, Join(a[0], s, Value(), budget));
     return Value(std::move(r));
   }
   if (name == "splitlines") {
@@ -340,6 +388,7 @@ absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& 
     size_t start = 0;
     for (size_t i = 0; i < s.size(); ++i) {
       if (s[i] == '\n' || s[i] == '\r') {
+        RETURN_IF_ERROR(budget.Charge());
         out.emplace_back(s.substr(start, i - start));
         if (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ++i;
         start = i + 1;

@@ -12,24 +12,75 @@
 
 namespace moeserve::jinja {
 
-const Value* Dict::Find(std::string_view key) const {
-  for (const auto& [k, v] : entries_) {
-    if (k == key) return &v;
+struct Value::DictBox {
+  Dict dict;
+  int depth = 1;
+};
+
+size_t Dict::IndexOf(std::string_view key) const {
+  if (!index_.empty()) {
+    const auto it = index_.find(absl::string_view(key.data(), key.size()));
+    return it == index_.end() ? entries_.size() : it->second;
   }
-  return nullptr;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (entries_[i].first == key) return i;
+  }
+  return entries_.size();
+}
+
+const Value* Dict::Find(std::string_view key) const {
+  const size_t i = IndexOf(key);
+  return i == entries_.size() ? nullptr : &entries_[i].second;
 }
 
 void Dict::Set(std::string key, Value value) {
-  for (auto& [k, v] : entries_) {
-    if (k == key) {
-      v = std::move(value);
-      return;
-    }
+  const size_t i = IndexOf(key);
+  if (i < entries_.size()) {
+    entries_[i].second = std::move(value);
+    return;
   }
-  entries_.emplace_back(std::move(key), std::move(value));
+  Append(std::move(key), std::move(value));
 }
 
-Value::Value(Dict d) : data_(std::make_shared<const Dict>(std::move(d))) {}
+void Dict::Append(std::string key, Value value) {
+  entries_.emplace_back(std::move(key), std::move(value));
+  if (!index_.empty()) {
+    index_.emplace(entries_.back().first, entries_.size() - 1);
+  } else if (entries_.size() > kIndexFrom) {
+    for (size_t j = 0; j < entries_.size(); ++j) index_.emplace(entries_[j].first, j);
+  }
+}
+
+namespace {
+
+int ItemDepth(const Value& v) { return v.depth(); }
+
+}  // namespace
+
+Value::Value(List l) {
+  int depth = 0;
+  for (const Value& v : l) depth = std::max(depth, ItemDepth(v));
+  data_ = std::make_shared<const ListBox>(ListBox{std::move(l), depth + 1});
+}
+
+Value::Value(Dict d) {
+  int depth = 0;
+  for (const auto& [k, v] : d.entries()) depth = std::max(depth, ItemDepth(v));
+  data_ = std::make_shared<const DictBox>(DictBox{std::move(d), depth + 1});
+}
+
+const Dict& Value::as_dict() const { return std::get<std::shared_ptr<const DictBox>>(data_)->dict; }
+
+int Value::depth() const {
+  switch (kind()) {
+    case Kind::kList:
+      return std::get<std::shared_ptr<const ListBox>>(data_)->depth;
+    case Kind::kDict:
+      return std::get<std::shared_ptr<const DictBox>>(data_)->depth;
+    default:
+      return 0;
+  }
+}
 
 Value Value::Undefined(std::string message) {
   Value v;
@@ -44,13 +95,13 @@ Value Value::MakeNamespace(Dict attrs) {
 }
 
 Value Value::MakeCallable(std::string name,
-                          std::function<absl::StatusOr<Value>(const CallArgs&)> fn) {
+                          std::function<absl::StatusOr<Value>(const CallArgs&, Budget&)> fn) {
   Value v;
   v.data_ = std::make_shared<const Callable>(Callable{std::move(name), std::move(fn)});
   return v;
 }
 
-Value Value::FromJson(const nlohmann::ordered_json& json) {
+absl::StatusOr<Value> Value::FromJson(const nlohmann::ordered_json& json, int max_depth) {
   switch (json.type()) {
     case nlohmann::ordered_json::value_t::null:
       return None();
@@ -67,20 +118,31 @@ Value Value::FromJson(const nlohmann::ordered_json& json) {
       return Value(json.get<double>());
     case nlohmann::ordered_json::value_t::string:
       return Value(json.get<std::string>());
-    case nlohmann::ordered_json::value_t::array: {
-      List list;
-      list.reserve(json.size());
-      for (const auto& item : json) list.push_back(FromJson(item));
-      return Value(std::move(list));
-    }
-    case nlohmann::ordered_json::value_t::object: {
-      Dict dict;
-      for (const auto& [k, v] : json.items()) dict.Set(k, FromJson(v));
-      return Value(std::move(dict));
-    }
+    case nlohmann::ordered_json::value_t::array:
+    case nlohmann::ordered_json::value_t::object:
+      break;
     default:
       return None();  // binary / discarded: not produced by JSON parsing
   }
+  if (max_depth <= 0) {
+    return absl::InvalidArgumentError("template variable nests lists and objects too deeply");
+  }
+  if (json.is_array()) {
+    List list;
+    list.reserve(json.size());
+    for (const auto& item : json) {
+      ASSIGN_OR_RETURN(Value v, FromJson(item, max_depth - 1));
+      list.push_back(std::move(v));
+    }
+    return Value(std::move(list));
+  }
+  Dict dict;
+  dict.Reserve(json.size());
+  for (const auto& [k, item] : json.items()) {
+    ASSIGN_OR_RETURN(Value v, FromJson(item, max_depth - 1));
+    dict.Append(k, std::move(v));  // JSON object keys are unique
+  }
+  return Value(std::move(dict));
 }
 
 Value::Kind Value::kind() const { return static_cast<Kind>(data_.index()); }
@@ -191,58 +253,102 @@ std::string ReprString(const std::string& s) {
   return out;
 }
 
-}  // namespace
+// An output string that refuses to grow past a byte limit.
+class BoundedOut {
+ public:
+  BoundedOut(size_t max_bytes, std::string* out) : max_bytes_(max_bytes), out_(out) {}
+  // False (with what fits appended) once the limit is passed.
+  bool Put(std::string_view s) {
+    const size_t room = out_->size() < max_bytes_ ? max_bytes_ - out_->size() : 0;
+    if (s.size() > room) {
+      out_->append(s.substr(0, room));
+      return false;
+    }
+    out_->append(s);
+    return true;
+  }
 
-std::string Value::Str() const {
-  switch (kind()) {
-    case Kind::kUndefined:
-      return "";
-    case Kind::kNone:
-      return "None";
-    case Kind::kBool:
-      return as_bool() ? "True" : "False";
-    case Kind::kInt:
-      return std::to_string(as_int());
-    case Kind::kFloat:
-      return FormatFloat(as_float());
-    case Kind::kString:
-      return as_string();
+ private:
+  const size_t max_bytes_;
+  std::string* const out_;
+};
+
+bool PutRepr(const Value& v, BoundedOut& out);
+
+bool PutStr(const Value& v, BoundedOut& out) {
+  switch (v.kind()) {
+    case Value::Kind::kUndefined:
+      return true;
+    case Value::Kind::kNone:
+      return out.Put("None");
+    case Value::Kind::kBool:
+      return out.Put(v.as_bool() ? "True" : "False");
+    case Value::Kind::kInt:
+      return out.Put(std::to_string(v.as_int()));
+    case Value::Kind::kFloat:
+      return out.Put(FormatFloat(v.as_float()));
+    case Value::Kind::kString:
+      return out.Put(v.as_string());
     default:
-      return Repr();
+      return PutRepr(v, out);
   }
 }
 
-std::string Value::Repr() const {
-  switch (kind()) {
-    case Kind::kString:
-      return ReprString(as_string());
-    case Kind::kList: {
-      std::string out = "[";
+bool PutRepr(const Value& v, BoundedOut& out) {
+  switch (v.kind()) {
+    case Value::Kind::kString:
+      return out.Put(ReprString(v.as_string()));
+    case Value::Kind::kList: {
+      if (!out.Put("[")) return false;
       bool first = true;
-      for (const Value& v : as_list()) {
-        if (!first) out += ", ";
+      for (const Value& item : v.as_list()) {
+        if (!first && !out.Put(", ")) return false;
         first = false;
-        out += v.Repr();
+        if (!PutRepr(item, out)) return false;
       }
-      return out + "]";
+      return out.Put("]");
     }
-    case Kind::kDict: {
-      std::string out = "{";
+    case Value::Kind::kDict: {
+      if (!out.Put("{")) return false;
       bool first = true;
-      for (const auto& [k, v] : as_dict().entries()) {
-        if (!first) out += ", ";
+      for (const auto& [k, item] : v.as_dict().entries()) {
+        if (!first && !out.Put(", ")) return false;
         first = false;
-        out += ReprString(k) + ": " + v.Repr();
+        if (!out.Put(ReprString(k)) || !out.Put(": ") || !PutRepr(item, out)) return false;
       }
-      return out + "}";
+      return out.Put("}");
     }
-    case Kind::kNamespace:
-      return "<Namespace>";
-    case Kind::kCallable:
-      return "<function " + as_callable().name + ">";
+    case Value::Kind::kNamespace:
+      return out.Put("<Namespace>");
+    case Value::Kind::kCallable:
+      return out.Put("<function " + v.as_callable().name + ">");
     default:
-      return Str();
+      return PutStr(v, out);
   }
+}
+
+}  // namespace
+
+bool AppendStr(const Value& v, size_t max_bytes, std::string* out) {
+  BoundedOut bounded(max_bytes, out);
+  return PutStr(v, bounded);
+}
+
+bool AppendRepr(const Value& v, size_t max_bytes, std::string* out) {
+  BoundedOut bounded(max_bytes, out);
+  return PutRepr(v, bounded);
+}
+
+std::string Value::Str() const {
+  std::string out;
+  AppendStr(*this, SIZE_MAX, &out);
+  return out;
+}
+
+std::string Value::Repr() const {
+  std::string out;
+  AppendRepr(*this, SIZE_MAX, &out);
+  return out;
 }
 
 std::string Value::TypeName() const {
@@ -271,8 +377,9 @@ std::string Value::TypeName() const {
   return "object";
 }
 
-bool Equal(const Value& a, const Value& b) {
+absl::StatusOr<bool> Equal(const Value& a, const Value& b, Budget& budget) {
   using K = Value::Kind;
+  RETURN_IF_ERROR(budget.Charge());
   const bool a_num = a.is_number() || a.is_bool();
   const bool b_num = b.is_number() || b.is_bool();
   if (a_num && b_num) {
@@ -285,13 +392,16 @@ bool Equal(const Value& a, const Value& b) {
     case K::kNone:
       return true;
     case K::kString:
+      if (a.as_string().size() != b.as_string().size()) return false;
+      RETURN_IF_ERROR(budget.ChargeBytes(a.as_string().size()));
       return a.as_string() == b.as_string();
     case K::kList: {
       const List& x = a.as_list();
       const List& y = b.as_list();
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i) {
-        if (!Equal(x[i], y[i])) return false;
+        ASSIGN_OR_RETURN(bool same, Equal(x[i], y[i], budget));
+        if (!same) return false;
       }
       return true;
     }
@@ -300,8 +410,11 @@ bool Equal(const Value& a, const Value& b) {
       const Dict& y = b.as_dict();
       if (x.size() != y.size()) return false;
       for (const auto& [k, v] : x.entries()) {
+        RETURN_IF_ERROR(budget.ChargeBytes(k.size()));
         const Value* w = y.Find(k);
-        if (w == nullptr || !Equal(v, *w)) return false;
+        if (w == nullptr) return false;
+        ASSIGN_OR_RETURN(bool same, Equal(v, *w, budget));
+        if (!same) return false;
       }
       return true;
     }
@@ -363,6 +476,9 @@ void AppendJsonString(const std::string& s, bool ensure_ascii, std::string* out)
 
 absl::Status AppendJson(const Value& v, const JsonOptions& o, int depth, std::string* out) {
   if (depth > 512) return absl::InvalidArgumentError("tojson: value nested too deeply");
+  if (out->size() > o.max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("tojson: output longer than ", o.max_bytes, " bytes"));
+  }
   auto newline = [&](int d) {
     if (!o.indent.has_value()) return;
     out->push_back('\n');
@@ -438,6 +554,10 @@ absl::Status AppendJson(const Value& v, const JsonOptions& o, int depth, std::st
 absl::StatusOr<std::string> ToJson(const Value& value, const JsonOptions& options) {
   std::string out;
   RETURN_IF_ERROR(AppendJson(value, options, 0, &out));
+  if (out.size() > options.max_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tojson: output longer than ", options.max_bytes, " bytes"));
+  }
   return out;
 }
 

@@ -6,7 +6,8 @@
 // ordered), a namespace(), a callable, and Jinja's Undefined. Strings are UTF-8; lengths, indices
 // and slices count code points as Python does.
 // Values are immutable except namespaces (which `{% set ns.x = ... %}` mutates); copies share
-// containers. Not thread-safe: a value lives inside one render.
+// strings and containers, so copying any value is O(1). Not thread-safe: a value lives inside one
+// render.
 
 #include <cstdint>
 #include <functional>
@@ -18,8 +19,10 @@
 #include <variant>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
+#include "server/tokenizer/template/budget.h"
 
 namespace moeserve::jinja {
 
@@ -40,9 +43,9 @@ class Value {
   Value(int64_t i) : data_(i) {}                  // NOLINT
   Value(int i) : data_(static_cast<int64_t>(i)) {}  // NOLINT
   Value(double d) : data_(d) {}                   // NOLINT
-  Value(std::string s) : data_(std::move(s)) {}   // NOLINT
-  Value(const char* s) : data_(std::string(s)) {}  // NOLINT
-  Value(List l) : data_(std::make_shared<const List>(std::move(l))) {}  // NOLINT
+  Value(std::string s) : data_(std::make_shared<const std::string>(std::move(s))) {}  // NOLINT
+  Value(const char* s) : Value(std::string(s)) {}  // NOLINT
+  Value(List l);  // NOLINT(google-explicit-constructor)
   Value(Dict d);  // NOLINT(google-explicit-constructor)
 
   static Value None() { return Value(Tag::kNone); }
@@ -50,9 +53,10 @@ class Value {
   static Value Undefined(std::string message);
   static Value MakeNamespace(Dict attrs);
   static Value MakeCallable(std::string name,
-                            std::function<absl::StatusOr<Value>(const CallArgs&)> fn);
+                            std::function<absl::StatusOr<Value>(const CallArgs&, Budget&)> fn);
   // Objects become dicts in key order, arrays lists; JSON strings are trusted to be UTF-8.
-  static Value FromJson(const nlohmann::ordered_json& json);
+  // InvalidArgument when arrays and objects nest deeper than `max_depth`.
+  static absl::StatusOr<Value> FromJson(const nlohmann::ordered_json& json, int max_depth);
 
   Kind kind() const;
   bool is_undefined() const { return kind() == Kind::kUndefined; }
@@ -71,42 +75,61 @@ class Value {
   bool as_bool() const { return std::get<bool>(data_); }
   int64_t as_int() const;
   double as_float() const;
-  const std::string& as_string() const { return std::get<std::string>(data_); }
-  const List& as_list() const { return *std::get<std::shared_ptr<const List>>(data_); }
-  const Dict& as_dict() const { return *std::get<std::shared_ptr<const Dict>>(data_); }
+  const std::string& as_string() const { return *std::get<std::shared_ptr<const std::string>>(data_); }
+  const List& as_list() const { return std::get<std::shared_ptr<const ListBox>>(data_)->items; }
+  const Dict& as_dict() const;
   Namespace& as_namespace() const { return *std::get<std::shared_ptr<Namespace>>(data_); }
   const Callable& as_callable() const { return *std::get<std::shared_ptr<const Callable>>(data_); }
   const std::string& undefined_message() const;
 
+  // Lists and dicts nested in one another: 0 for other values, 1 + the deepest item for a list or
+  // dict. Namespaces count 0: traversals (str, ==, tojson) do not enter them.
+  int depth() const;
+
   bool Truthy() const;              // Python bool()
-  std::string Str() const;          // Python str(); Undefined -> ""
-  std::string Repr() const;         // Python repr()
+  // Python str() (Undefined -> "") and repr(). Unbounded: for scalars and small values; use
+  // AppendStr for anything a template built.
+  std::string Str() const;
+  std::string Repr() const;
   std::string TypeName() const;     // Python type name: 'str', 'dict', 'NoneType', ...
 
  private:
   enum class Tag { kNone };
+  struct ListBox {
+    List items;
+    int depth = 1;
+  };
+  struct DictBox;
   struct UndefinedTag {
     std::shared_ptr<const std::string> name;
   };
   explicit Value(Tag) : data_(nullptr) {}
 
-  std::variant<UndefinedTag, std::nullptr_t, bool, int64_t, double, std::string,
-               std::shared_ptr<const List>, std::shared_ptr<const Dict>, std::shared_ptr<Namespace>,
+  std::variant<UndefinedTag, std::nullptr_t, bool, int64_t, double,
+               std::shared_ptr<const std::string>, std::shared_ptr<const ListBox>,
+               std::shared_ptr<const DictBox>, std::shared_ptr<Namespace>,
                std::shared_ptr<const Callable>>
       data_;
 };
 
-// A string-keyed map that keeps insertion order, like a Python dict built from JSON.
+// A string-keyed map that keeps insertion order, like a Python dict built from JSON. Lookups are
+// hashed once it holds more than a few keys.
 class Dict {
  public:
   const Value* Find(std::string_view key) const;
   // Replaces the value of an existing key in place, else appends.
   void Set(std::string key, Value value);
+  // Appends without looking for the key. REQUIRES: `key` is not in the dict.
+  void Append(std::string key, Value value);
+  void Reserve(size_t n) { entries_.reserve(n); }
   const std::vector<std::pair<std::string, Value>>& entries() const { return entries_; }
   size_t size() const { return entries_.size(); }
 
  private:
+  static constexpr size_t kIndexFrom = 16;  // smaller dicts are searched linearly
+  size_t IndexOf(std::string_view key) const;  // entries_.size() when absent
   std::vector<std::pair<std::string, Value>> entries_;
+  absl::flat_hash_map<std::string, size_t> index_;  // key -> entries_ position, when large
 };
 
 // Arguments of a call: positional, then keyword arguments in source order.
@@ -115,9 +138,11 @@ struct CallArgs {
   std::vector<std::pair<std::string, Value>> named;
 };
 
+// A function the template can call (built-ins, macros, bound methods); it charges its work to
+// the render's budget.
 struct Callable {
   std::string name;
-  std::function<absl::StatusOr<Value>(const CallArgs&)> fn;
+  std::function<absl::StatusOr<Value>(const CallArgs&, Budget&)> fn;
 };
 
 struct Namespace {
@@ -125,8 +150,14 @@ struct Namespace {
 };
 
 // Python ==: numbers compare by value across int/float/bool, containers element-wise, Undefined
-// equals only Undefined.
-bool Equal(const Value& a, const Value& b);
+// equals only Undefined. Charges one unit per item compared (and string bytes) to `budget`.
+absl::StatusOr<bool> Equal(const Value& a, const Value& b, Budget& budget);
+
+// Appends Python str(v) (repr(v) for AppendRepr) to `out`; false, with `out` cut, as soon as `out`
+// would pass `max_bytes`. Every item visited adds at least one byte, so the work is O(max_bytes)
+// however much the value shares.
+bool AppendStr(const Value& v, size_t max_bytes, std::string* out);
+bool AppendRepr(const Value& v, size_t max_bytes, std::string* out);
 
 // Python repr() of a float ('1.0', '1e+16', '0.0001', '1e-05', 'inf').
 std::string FormatFloat(double d);
@@ -137,6 +168,7 @@ struct JsonOptions {
   std::string key_separator = ": ";
   bool ensure_ascii = false;
   bool sort_keys = false;
+  size_t max_bytes = SIZE_MAX;  // longer output is an error
 };
 // Python json.dumps(value, ...). Undefined, namespaces and callables are not serializable.
 absl::StatusOr<std::string> ToJson(const Value& value, const JsonOptions& options);
