@@ -211,7 +211,7 @@ class AbortTest : public ::testing::Test {
     }
   }
   void ExpectAborted(const std::shared_ptr<RequestStream>& s) {
-    RequestOutput out = s->WaitForCompletion();
+    RequestOutput out = FinishedOutput(*s);
     EXPECT_EQ(out.finish_reason, FinishReason::kAbort);
     EXPECT_FALSE(engine_->Abort(s->request_id()));  // finished: unknown now
   }
@@ -235,8 +235,8 @@ TEST_F(AbortTest, WhileQueued) {
   ExpectAborted(queued);
   EXPECT_EQ(engine_->GetMetrics().num_waiting, 0);
   RunChecked(*engine_);
-  EXPECT_EQ(a->WaitForCompletion().token_ids.size(), 20u);
-  EXPECT_EQ(b->WaitForCompletion().token_ids.size(), 20u);
+  EXPECT_EQ(FinishedOutput(*a).token_ids.size(), 20u);
+  EXPECT_EQ(FinishedOutput(*b).token_ids.size(), 20u);
 }
 
 TEST_F(AbortTest, MidPrefill) {
@@ -246,7 +246,7 @@ TEST_F(AbortTest, MidPrefill) {
   EXPECT_TRUE(engine_->Abort(s->request_id()));
   StepChecked(1);
   ExpectAborted(s);
-  EXPECT_TRUE(s->WaitForCompletion().token_ids.empty());
+  EXPECT_TRUE(FinishedOutput(*s).token_ids.empty());
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);  // freed within one step
 }
 
@@ -272,7 +272,7 @@ TEST_F(AbortTest, OnItsFinalStep) {
   StepChecked(2);  // two tokens; the next step would sample the last one
   EXPECT_TRUE(engine_->Abort(s->request_id()));
   StepChecked(1);
-  RequestOutput out = s->WaitForCompletion();
+  RequestOutput out = FinishedOutput(*s);
   EXPECT_EQ(out.finish_reason, FinishReason::kAbort);
   EXPECT_EQ(out.token_ids.size(), 2u);
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
@@ -293,7 +293,7 @@ TEST_F(AbortTest, CancellationProbeAbortsBeforeTheNextStep) {
   EXPECT_EQ(partial->token_ids.size(), 3u);
   cancelled->store(true);  // no Abort() call: the engine finds out by itself
   StepChecked(1);
-  RequestOutput rest = s->WaitForCompletion();
+  RequestOutput rest = FinishedOutput(*s);
   EXPECT_EQ(rest.finish_reason, FinishReason::kAbort);
   EXPECT_TRUE(rest.token_ids.empty());  // aborted before the step ran: no new token
   EXPECT_EQ(rest.usage.completion_tokens, 3);
@@ -337,7 +337,7 @@ TEST_F(AbortTest, StopAbortsEverythingLive) {
   StepChecked(2);
   auto d = Add(3, 3);
   engine_->Stop();
-  for (auto& s : {a, b, c, d}) EXPECT_EQ(s->WaitForCompletion().finish_reason, FinishReason::kAbort);
+  for (auto& s : {a, b, c, d}) EXPECT_EQ(FinishedOutput(*s).finish_reason, FinishReason::kAbort);
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
   EngineRequest r;
   r.prompt_token_ids = {1};

@@ -8,6 +8,7 @@
 #include "server/backend/registry.h"
 #include "server/engine/engine.h"
 #include "server/runner/model_runner.h"
+#include "tests/engine/engine_test_util.h"
 
 namespace moeserve {
 namespace {
@@ -93,9 +94,7 @@ class FakeModelEngineTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.status();
     return *s;
   }
-  void RunChecked() {
-    while (engine_->Step()) ASSERT_TRUE(engine_->CheckIntegrity().ok());
-  }
+  void RunChecked() { testing::RunChecked(*engine_); }
   FakeModel* model_ = nullptr;
   std::unique_ptr<Engine> engine_;
 };
@@ -115,7 +114,7 @@ TEST_F(FakeModelEngineTest, GeneratesTheKnownChain) {
   std::vector<int32_t> want;
   int32_t token = 3, pos = 2;
   for (int i = 0; i < 5; ++i) want.push_back(token = FakeNext(token, pos++));
-  EXPECT_EQ(s->WaitForCompletion().token_ids, want);
+  EXPECT_EQ(testing::FinishedOutput(*s).token_ids, want);
 }
 
 TEST_F(FakeModelEngineTest, ChunkedPrefillAsksLogitsOnlyForTheLastChunk) {
@@ -128,18 +127,18 @@ TEST_F(FakeModelEngineTest, ChunkedPrefillAsksLogitsOnlyForTheLastChunk) {
   EXPECT_EQ(model_->last_batch.num_tokens(), 4);
   EXPECT_EQ(model_->last_batch.logits_indices, std::vector<int32_t>{3});
   RunChecked();
-  EXPECT_EQ(s->WaitForCompletion().token_ids.size(), 2u);
+  EXPECT_EQ(testing::FinishedOutput(*s).token_ids.size(), 2u);
 }
 
 TEST_F(FakeModelEngineTest, NanLogitsFailOnlyThatRequest) {
   auto good = Add({1, 2}, 6);
   auto bad = Add({4, kPoison}, 6);
   RunChecked();
-  const RequestOutput b = bad->WaitForCompletion();
+  const RequestOutput b = testing::FinishedOutput(*bad);
   EXPECT_EQ(b.finish_reason, FinishReason::kError);
   EXPECT_FALSE(b.error.ok());
   EXPECT_TRUE(b.token_ids.empty());
-  const RequestOutput g = good->WaitForCompletion();
+  const RequestOutput g = testing::FinishedOutput(*good);
   EXPECT_EQ(g.finish_reason, FinishReason::kLength);
   EXPECT_EQ(g.token_ids.size(), 6u);
   EXPECT_EQ(engine_->GetMetrics().requests_finished_error, 1);
@@ -154,11 +153,11 @@ TEST_F(FakeModelEngineTest, FailedForwardFailsItsStepOnly) {
   ASSERT_TRUE(engine_->CheckIntegrity().ok());
   auto c = Add({5, 6}, 3);
   RunChecked();
-  EXPECT_EQ(a->WaitForCompletion().finish_reason, FinishReason::kError);
-  const RequestOutput bo = b->WaitForCompletion();
+  EXPECT_EQ(testing::FinishedOutput(*a).finish_reason, FinishReason::kError);
+  const RequestOutput bo = testing::FinishedOutput(*b);
   EXPECT_EQ(bo.finish_reason, FinishReason::kError);
   EXPECT_EQ(bo.error.message(), "device lost");
-  EXPECT_EQ(c->WaitForCompletion().token_ids.size(), 3u);
+  EXPECT_EQ(testing::FinishedOutput(*c).token_ids.size(), 3u);
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
 }
 

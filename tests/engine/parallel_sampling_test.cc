@@ -34,8 +34,7 @@ std::vector<RequestOutput> RunSamples(Engine& engine, EngineRequest request) {
   EXPECT_TRUE(stream.ok()) << stream.status();
   if (!stream.ok()) return {};
   RunChecked(engine);
-  EXPECT_TRUE((*stream)->finished());
-  return (*stream)->WaitForCompletions();
+  return FinishedOutputs(**stream);
 }
 
 TEST(ParallelSamplingTest, PromptBlocksAreComputedOnceAndShared) {
@@ -143,7 +142,7 @@ TEST(ParallelSamplingTest, AbortEndsEverySample) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(engine->Step());
   ASSERT_TRUE(engine->Abort((*stream)->request_id()));
   RunChecked(*engine);
-  const std::vector<RequestOutput> out = (*stream)->WaitForCompletions();
+  const std::vector<RequestOutput> out = FinishedOutputs(**stream);
   ASSERT_EQ(out.size(), 5u);
   for (const RequestOutput& o : out) {
     EXPECT_TRUE(o.finished);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "absl/strings/str_cat.h"
 #include "server/backend/cuda/graph_buckets.h"
 
 namespace moeserve {
@@ -64,35 +65,43 @@ TEST(ChooseDecodeGraphTest, OutgrowingTheWidthMovesToTheNextClass) {
   EXPECT_NE(why.find("blocks"), std::string::npos) << why;
 }
 
-TEST(ChooseDecodeGraphTest, EligibilityRules) {
+// Why ChooseDecodeGraph refuses `batch` ("" when it accepts it: a test failure).
+std::string Refusal(const ForwardBatch& batch) {
   DecodeGraphShape shape;
   std::string why;
-  EXPECT_FALSE(ChooseDecodeGraph(ForwardBatch(), Limits(), &shape, &why));
+  EXPECT_FALSE(ChooseDecodeGraph(batch, Limits(), &shape, &why));
+  return why;
+}
 
-  ForwardBatch too_many = Decode(std::vector<int32_t>(65, 3));
-  EXPECT_FALSE(ChooseDecodeGraph(too_many, Limits(), &shape, &why));
-  EXPECT_NE(why.find("largest bucket"), std::string::npos) << why;
+TEST(ChooseDecodeGraphTest, EligibilityRules) {
+  EXPECT_EQ(Refusal(ForwardBatch()), "empty batch");
+  EXPECT_EQ(Refusal(Decode(std::vector<int32_t>(65, 3))), "65 sequences exceed the largest bucket");
 
   ForwardBatch prefill = Decode({4});
   const std::vector<int32_t> chunk = {1, 2, 3};
   const std::vector<int32_t> table = {9};
   prefill.AddSequence(chunk, 0, table, true);  // a 3-token chunk
-  EXPECT_FALSE(ChooseDecodeGraph(prefill, Limits(), &shape, &why));
-  EXPECT_NE(why.find("pure decode"), std::string::npos) << why;
+  EXPECT_EQ(Refusal(prefill), "not a pure decode batch");
 
   ForwardBatch not_sampling = Decode({4, 4});
   not_sampling.logits_indices = {0};  // a sequence without logits
-  EXPECT_FALSE(ChooseDecodeGraph(not_sampling, Limits(), &shape, &why));
+  EXPECT_EQ(Refusal(not_sampling), "logits rows differ from one per sequence");
   ForwardBatch extra_rows = Decode({4, 4});
   extra_rows.logits_indices = {0, 1, 1};  // e.g. prompt-logprob rows
-  EXPECT_FALSE(ChooseDecodeGraph(extra_rows, Limits(), &shape, &why));
+  EXPECT_EQ(Refusal(extra_rows), "logits rows differ from one per sequence");
   ForwardBatch reordered = Decode({4, 4});
   reordered.logits_indices = {1, 0};
-  EXPECT_FALSE(ChooseDecodeGraph(reordered, Limits(), &shape, &why));
+  EXPECT_EQ(Refusal(reordered), "logits rows differ from one per sequence");
 
   ForwardBatch other_block = Decode({4});
   other_block.block_size = 32;
-  EXPECT_FALSE(ChooseDecodeGraph(other_block, Limits(), &shape, &why));
+  EXPECT_EQ(Refusal(other_block), absl::StrCat("block size 32 != ", Limits().block_size));
+
+  // Each rule alone: the same batches within the rules are accepted.
+  DecodeGraphShape shape;
+  std::string why;
+  EXPECT_TRUE(ChooseDecodeGraph(Decode(std::vector<int32_t>(64, 3)), Limits(), &shape, &why)) << why;
+  EXPECT_TRUE(ChooseDecodeGraph(Decode({4, 4}), Limits(), &shape, &why)) << why;
 }
 
 TEST(FillDecodeGraphInputsTest, PadsRowsThatWriteNothingAndReadTheNullBlock) {

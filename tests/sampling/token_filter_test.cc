@@ -97,6 +97,25 @@ TEST(TokenFilterTest, TopPKeepsTheShortestPrefixReachingP) {
   EXPECT_EQ(Kept(x, 0, 1e-6f, 0.0f), (Ids{1}));  // never empty
 }
 
+TEST(TokenFilterTest, TopPKeepsTheTokenThatReachesPExactly) {
+  // Equal logits weigh exactly 1 each, so with top_p = m / n the cumulative mass meets
+  // top_p * Z exactly at the m-th token: it completes the nucleus and the next is out (the cut
+  // compares with >=, not >). Every m puts the boundary at every rank, so also on the pivots of
+  // the quickselect that 64 tokens take (4 take the sorted tail); top-k n/2 renormalizes over half.
+  for (const int32_t n : {4, 64}) {
+    const std::vector<float> flat(n, 0.25f);
+    for (const int32_t k : {0, n / 2}) {
+      const int32_t z = k == 0 ? n : k;
+      for (int32_t m = 1; m < z; ++m) {
+        const float p = static_cast<float>(m) / static_cast<float>(z);  // exact: z is a power of 2
+        Ids want(static_cast<size_t>(m));
+        std::iota(want.begin(), want.end(), 0);
+        EXPECT_EQ(Kept(flat, k, p, 0.0f), want) << "n " << n << " top_k " << k << " top_p " << m << "/" << z;
+      }
+    }
+  }
+}
+
 TEST(TokenFilterTest, TopPRenormalizesOverTopK) {
   // Probabilities 0.4, 0.3, 0.2, 0.1. Alone, top_p 0.55 needs two tokens (0.4 < 0.55); after
   // top-k 2 the first holds 0.4 / 0.7 = 0.57 of the mass, enough alone.

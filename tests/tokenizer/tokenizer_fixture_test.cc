@@ -3,6 +3,8 @@
 #include <chrono>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -140,6 +142,44 @@ TEST(TokenizerFixtureTest, Qwen3) {
 TEST(TokenizerFixtureTest, Stories260K) {
   MOESERVE_REQUIRE_TEST_DATA("models/stories260K/tok512.bin");
   CheckFixture("stories260k");
+}
+
+// Four threads encode every fixture text, each in its own order, sharing one tokenizer (and its
+// caches): every result must be the reference ids, and no call may fail.
+TEST(TokenizerFixtureTest, ConcurrentEncodeMatchesTheReference) {
+  MOESERVE_REQUIRE_TEST_DATA("tokenizers/deepseek_v3");
+  std::unique_ptr<Tokenizer> tok = Load("deepseek_v3");
+  ASSERT_NE(tok, nullptr);
+  std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
+  for (const Json& c : ReadFixture("deepseek_v3")) {
+    if (c.contains("text") && c["text"].is_string()) {
+      cases.emplace_back(c["text"].get<std::string>(), c["ids"].get<std::vector<int32_t>>());
+    }
+  }
+  ASSERT_GT(cases.size(), 3000u);
+  constexpr int kThreads = 4;
+  std::vector<int> mismatches(kThreads), errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t k = 0; k < cases.size(); ++k) {
+        // Each thread walks the cases in its own order (stride 2t + 1 from offset 997t), so the
+        // threads encode different texts at the same time.
+        const size_t i = (k * (2 * t + 1) + t * 997) % cases.size();
+        auto ids = tok->Encode(cases[i].first, /*add_special_tokens=*/false);
+        if (!ids.ok()) {
+          ++errors[t];
+        } else if (*ids != cases[i].second) {
+          ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[t], 0) << "thread " << t;
+    EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+  }
 }
 
 TEST(IncrementalDetokenizerTest, DeepSeekV3) {
