@@ -1,5 +1,5 @@
-// moeserve-bench's Runner against the in-process fake server: measured TTFT/ITL match the injected
-// delays, the concurrency cap and open-loop schedule hold, goodput counts exactly the requests
+// moeserve-bench's Runner against the in-process fake server: token timestamps follow the
+// server's writes, the concurrency cap and open-loop schedule hold, goodput counts exactly the requests
 // meeting the SLOs, and failed, timed-out and cancelled requests are all recorded.
 //
 // These run on loaded 2-core CI machines, where any thread may be descheduled for tens of
@@ -49,7 +49,14 @@ std::vector<BenchPrompt> Prompts(std::vector<int> kinds, int output_tokens) {
 
 int Kind(const v1::GenerateRequest& r) { return r.token_ids().ids(0); }
 
-TEST(BenchRunnerTest, MeasuredTtftAndItlMatchInjectedDelays) {
+// Each token's timestamp is ordered against the server's write times, which holds on any machine:
+// it was taken after the token was written (a client timing from the wrong origin fails) and the
+// first one before the stream was fully written (a client that buffers the stream fails). An
+// upper bound on how soon after a write the client stamps it would measure the OS scheduler,
+// not the runner: with six CPU-bound processes beside it the callback thread woke 20-47 ms after
+// the write, three injected gaps, and the earlier bounds (15 ms, TPOT within 3 ms) failed every
+// run. moeserve-bench's quiet-machine precision is measured in docs/BENCH.md.
+TEST(BenchRunnerTest, TimestampsFollowTheServersWrites) {
   FakeInferenceServer server([](const v1::GenerateRequest&) {
     return FakeBehavior{.ttft_s = 0.060, .itl_s = 0.015};
   });
@@ -63,24 +70,21 @@ TEST(BenchRunnerTest, MeasuredTtftAndItlMatchInjectedDelays) {
     EXPECT_EQ(r.input_tokens, 4);
     EXPECT_EQ(r.cached_tokens, 2);
     EXPECT_EQ(r.finish_reason, "LENGTH");
-    // The server schedules from when its handler starts, which a loaded machine delays: TTFT is
-    // at least the injected delay, and the first token is timed when it arrives, well before the
-    // next one is even written (a client that buffered would be a whole stream late).
-    EXPECT_GE(r.ttft_s, 0.060 - 0.001);
+    EXPECT_GE(r.ttft_s, 0.060 - 0.001);  // the server never answers sooner than it was told to
     std::vector<std::chrono::steady_clock::time_point> writes =
         server.WriteTimes("bench-" + std::to_string(r.index));
     ASSERT_EQ(writes.size(), 12u);
-    double first_received = r.sent_s + r.ttft_s;
-    double first_written = std::chrono::duration<double>(writes[0] - result.start).count();
-    EXPECT_GE(first_received, first_written);
-    EXPECT_LT(first_received - first_written, 0.015);
     ASSERT_EQ(r.itls_s.size(), 11u);
-    // TPOT is the server's mean write gap, whatever the machine did to that gap.
-    double written_tpot = std::chrono::duration<double>(writes.back() - writes.front()).count() / 11;
-    EXPECT_NEAR(r.tpot_s(), written_tpot, 0.003);
+    auto written = [&](size_t i) { return std::chrono::duration<double>(writes[i] - result.start).count(); };
+    double received = r.sent_s + r.ttft_s;  // token i's timestamp, rebuilt from TTFT and the ITLs
+    for (size_t i = 0; i < 12; ++i) {
+      if (i > 0) received += r.itls_s[i - 1];
+      EXPECT_GE(received, written(i) - 1e-6) << "request " << r.index << " token " << i;
+    }
+    EXPECT_LT(r.sent_s + r.ttft_s, written(11)) << "request " << r.index;
+    EXPECT_GE(r.e2e_s, written(11) - r.sent_s - 1e-6);
   }
   Summary s = Summarize(result.records, result.duration_s, Slo{});
-  EXPECT_NEAR(s.itl_ms.median, 15, 5);
   EXPECT_EQ(s.max_in_flight, 16);
   EXPECT_EQ(s.output_tokens, 16 * 12);
 }
