@@ -48,12 +48,12 @@ COPY models/default/ /models/
 ENV PATH=/opt/moeserve/bin:${PATH}
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051 9400
+EXPOSE 50051 8000 9400
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=6s --start-period=600s --retries=3 \
   CMD ["moeserve-cli", "--addr", "127.0.0.1:50051", "--health", "--timeout", "5"]
 ENTRYPOINT ["moeserve", "serve"]
-CMD ["--model", "/models", "--device", "cpu", "--host", "0.0.0.0", "--port", "50051", "--metrics-port", "9400", "--shutdown-timeout", "30"]
+CMD ["--model", "/models", "--device", "cpu", "--host", "0.0.0.0", "--port", "50051", "--http-port", "8000", "--metrics-port", "9400", "--shutdown-timeout", "30"]
 
 # ---- CUDA build -----------------------------------------------------------------------------------
 FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu${UBUNTU_VERSION} AS build
@@ -86,9 +86,9 @@ COPY models/default/ /models/
 ENV PATH=/opt/moeserve/bin:${PATH}
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051 9400
+EXPOSE 50051 8000 9400
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=6s --start-period=600s --retries=3 \
   CMD ["moeserve-cli", "--addr", "127.0.0.1:50051", "--health", "--timeout", "5"]
 ENTRYPOINT ["moeserve", "serve"]
-CMD ["--model", "/models", "--device", "auto", "--host", "0.0.0.0", "--port", "50051", "--metrics-port", "9400", "--shutdown-timeout", "30"]
+CMD ["--model", "/models", "--device", "auto", "--host", "0.0.0.0", "--port", "50051", "--http-port", "8000", "--metrics-port", "9400", "--shutdown-timeout", "30"]

@@ -30,6 +30,7 @@ out=$(dc exec -T moeserve moeserve-cli --max-tokens 16 --usage "Once upon a time
 [[ -n "$out" ]] || fail "empty completion"
 echo "smoke: completion: $out" >&2
 curl -fsS http://127.0.0.1:9400/health | grep -qx SERVING || fail "/health"
+curl -fsS http://127.0.0.1:8000/health | grep -qx SERVING || fail "/health on the HTTP port"
 curl -fsS http://127.0.0.1:9400/metrics | grep -q '^moeserve_generation_tokens_total [1-9]' \
   || fail "/metrics does not count the tokens"
 

@@ -24,13 +24,17 @@ for pod in $pods; do
   echo "smoke: $pod OK: $out" >&2
 done
 
-# Through the Service (one connection, one replica) and the metrics port.
-k port-forward service/moeserve 15051:50051 19400:9400 >/dev/null 2>&1 &
+# Through the Service (one connection, one replica): the HTTP port and the metrics port.
+k port-forward service/moeserve 15051:50051 18000:8000 19400:9400 >/dev/null 2>&1 &
 pf=$!
 trap 'kill $pf 2>/dev/null || true' EXIT
 sleep 3
 curl -fsS http://127.0.0.1:19400/health | grep -qx SERVING || fail "/health via Service"
 curl -fsS http://127.0.0.1:19400/metrics | grep -q '^moeserve_requests_waiting ' || fail "/metrics"
+curl -fsS http://127.0.0.1:18000/health | grep -qx SERVING || fail "/health on the HTTP port"
+# What the inference gateway's endpoint picker scrapes from the HTTP port.
+curl -fsS http://127.0.0.1:18000/metrics | grep -q '^moeserve_cache_config_info{block_size=' \
+  || fail "/metrics on the HTTP port: no cache config info"
 
 # Drain: delete one pod; it must leave the endpoints, then exit 0.
 victim=${pods%% *}

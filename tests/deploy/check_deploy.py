@@ -350,7 +350,7 @@ class DockerfileTest(unittest.TestCase):
                 self.assertEqual(flags["--host"], "0.0.0.0")
                 self.assertEqual(flags["--device"], "auto" if name == "runtime" else "cpu")
                 exposed = {p.split("/")[0] for e in self.df.ops(stage, "EXPOSE") for p in e.split()}
-                self.assertEqual(exposed, {flags["--port"], flags["--metrics-port"]})
+                self.assertEqual(exposed, {flags["--port"], flags["--http-port"], flags["--metrics-port"]})
                 self.assertEqual(self.df.ops(stage, "STOPSIGNAL"), ["SIGTERM"])
                 # Non-root, numerically (so Kubernetes' runAsNonRoot can verify it).
                 user = self.df.ops(stage, "USER")[-1]
@@ -506,6 +506,7 @@ class K8sTest(unittest.TestCase):
                 self.assertEqual(flags["--model"], CONTAINER_MODEL_DIR)
                 ports = {p["name"]: p["containerPort"] for p in c["ports"]}
                 self.assertEqual(ports["grpc"], int(flags["--port"]))
+                self.assertEqual(ports["http"], int(flags["--http-port"]))
                 self.assertEqual(ports["metrics"], int(flags["--metrics-port"]))
                 tls = "--tls-cert" in flags
                 for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -513,7 +514,8 @@ class K8sTest(unittest.TestCase):
                     handlers = [h for h in ("grpc", "httpGet", "tcpSocket", "exec") if h in probe]
                     self.assertEqual(len(handlers), 1, f"{probe_name}: {handlers}")
                     if tls:
-                        # The kubelet's gRPC probe has no TLS: plain HTTP /health on metrics.
+                        # The kubelet's gRPC probe has no TLS, and with TLS the HTTP port needs it
+                        # (or a client certificate): plain HTTP /health on the metrics port.
                         self.assertEqual(handlers, ["httpGet"], f"{probe_name} with TLS")
                     if "grpc" in probe:
                         self.assertEqual(probe["grpc"]["port"], int(flags["--port"]))
@@ -521,8 +523,12 @@ class K8sTest(unittest.TestCase):
                     else:
                         h = probe["httpGet"]
                         self.assertEqual(h["path"], "/health")
+                        self.assertEqual(h.get("scheme", "HTTP"), "HTTP")
                         port = ports.get(h["port"], h["port"])
-                        self.assertEqual(port, int(flags["--metrics-port"]))
+                        allowed = {int(flags["--metrics-port"])}
+                        if not tls:
+                            allowed.add(int(flags["--http-port"]))
+                        self.assertIn(port, allowed, f"{variant} {probe_name}")
                 # Readiness must follow draining: grpc.health.v1 or /health both turn NOT_SERVING.
                 self.assertGreaterEqual(c["startupProbe"]["periodSeconds"] *
                                         c["startupProbe"]["failureThreshold"], 600,
@@ -613,7 +619,7 @@ class K8sTest(unittest.TestCase):
             for p in s["spec"]["ports"]:
                 self.assertIn(p["targetPort"], ports)
                 self.assertEqual(p["port"], ports[p["targetPort"]], "same port numbers everywhere")
-            self.assertIn("grpc", {p["name"] for p in s["spec"]["ports"]})
+            self.assertLessEqual({"grpc", "http"}, {p["name"] for p in s["spec"]["ports"]})
         pdb = find_kind(self.objects, "PodDisruptionBudget")[0]
         self.assertEqual(pdb["spec"]["selector"]["matchLabels"].items() - labels.items(), set())
         self.assertLess(int(pdb["spec"].get("maxUnavailable", 1)), dep["spec"]["replicas"])
@@ -643,6 +649,127 @@ class K8sTest(unittest.TestCase):
         for r in rules:
             self.assertIn(re.match(r"(\w+)", r["seriesQuery"]).group(1), self.series)
         self.assertGreaterEqual(hpa["spec"]["minReplicas"], 2)
+
+
+# ---- Inference gateway ---------------------------------------------------------------------------
+
+# The endpoint picker's flags before its engineConfigs setting, and the spec each one replaces.
+EPP_LEGACY_FLAGS = {"--total-queued-requests-metric": "queuedRequestsSpec",
+                    "--total-running-requests-metric": "runningRequestsSpec",
+                    "--kv-cache-usage-percentage-metric": "kvUsageSpec",
+                    "--cache-info-metric": "cacheInfoSpec"}
+
+
+def gateway_values():
+    return load_yaml_docs(src("deploy", "k8s", "gateway", "inferencepool-values.yaml"))[0]
+
+
+def gateway_epp_config(values):
+    """The EndpointPickerConfig the values give the chart's EPP."""
+    ext = values["inferenceExtension"]
+    return yaml.safe_load(ext["pluginsCustomConfig"][ext["pluginsConfigFile"]])
+
+
+def gateway_engine(epp):
+    """The metric specs of the engine entry the EPP applies to moeserve's pods."""
+    params = [p for p in epp["plugins"] if p["type"] == "core-metrics-extractor"][0]["parameters"]
+    return {e["name"]: e for e in params["engineConfigs"]}[params["defaultEngine"]]
+
+
+def check_gateway_series(testcase, page, where):
+    """What the EPP reads, on a live /metrics page: each named series, the KV cache usage a
+    fraction, and the cache layout as the EPP's default labels of an info gauge."""
+    engine = gateway_engine(gateway_epp_config(gateway_values()))
+
+    def gauge(name):
+        m = re.search(rf"^{re.escape(name)} (\S+)$", page, re.M)
+        testcase.assertIsNotNone(m, f"{where}: no {name}")
+        return float(m.group(1))
+
+    testcase.assertGreaterEqual(gauge(engine["queuedRequestsSpec"]), 0)
+    testcase.assertGreaterEqual(gauge(engine["runningRequestsSpec"]), 0)
+    usage = gauge(engine["kvUsageSpec"])
+    testcase.assertTrue(0 <= usage <= 1, f"{where}: KV cache usage {usage} is not a fraction")
+    info = re.escape(engine["cacheInfoSpec"])
+    m = re.search(rf'^{info}\{{block_size="(\d+)",num_gpu_blocks="(\d+)"\}} 1$', page, re.M)
+    testcase.assertIsNotNone(m, f"{where}: no cache config info with block_size and num_gpu_blocks")
+    testcase.assertGreater(int(m.group(1)), 0)
+    testcase.assertEqual(int(m.group(2)), gauge("moeserve_kv_cache_blocks_total"))
+
+
+class GatewayTest(unittest.TestCase):
+    """deploy/k8s/gateway: the inferencepool chart's values (the InferencePool and the EPP's
+    configuration) and the HTTPRoute, against the Deployment and the series moeserve exports."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.values = gateway_values()
+        cls.epp = gateway_epp_config(cls.values)
+        cls.series, _ = metric_names()
+        objects = k8s_objects()
+        cls.dep = [d for d in find_kind(objects, "Deployment", "moeserve") if "replicas" in d["spec"]][0]
+        cls.routes = find_kind(objects, "HTTPRoute")
+
+    def plugin(self, type_):
+        found = [p for p in self.epp["plugins"] if p["type"] == type_]
+        self.assertEqual(len(found), 1, type_)
+        return found[0]
+
+    def test_pool_selects_the_servers_http_port(self):
+        c = [c for c in self.dep["spec"]["template"]["spec"]["containers"] if c["name"] == "moeserve"][0]
+        flags = parse_flags(self, c["args"], "k8s args")
+        pool = self.values["inferencePool"]
+        self.assertEqual([p["number"] for p in pool["targetPorts"]], [int(flags["--http-port"])])
+        self.assertEqual(pool.get("modelServerProtocol", "http"), "http")
+        labels = self.dep["spec"]["template"]["metadata"]["labels"]
+        self.assertEqual(pool["modelServers"]["matchLabels"], self.dep["spec"]["selector"]["matchLabels"])
+        self.assertLessEqual(pool["modelServers"]["matchLabels"].items(), labels.items())
+
+    def test_epp_reads_moeserves_series(self):
+        self.assertEqual(self.epp["apiVersion"], "inference.networking.x-k8s.io/v1alpha1")
+        self.assertEqual(self.epp["kind"], "EndpointPickerConfig")
+        source = self.plugin("metrics-data-source").get("parameters", {})
+        self.assertEqual(source.get("path", "/metrics"), "/metrics")
+        self.assertEqual(source.get("scheme", "http"), "http", "the base Deployment serves plain HTTP")
+        engine = gateway_engine(self.epp)
+        # The protocol's semantics, not just existing names: the scheduler's queue and running
+        # batch, the KV usage fraction, and the labelled cache layout.
+        self.assertEqual(engine["queuedRequestsSpec"], "moeserve_requests_waiting")
+        self.assertEqual(engine["runningRequestsSpec"], "moeserve_requests_running")
+        self.assertEqual(engine["kvUsageSpec"], "moeserve_kv_cache_usage_ratio")
+        self.assertEqual(engine["cacheInfoSpec"], "moeserve_cache_config_info")
+        self.assertEqual(engine.get("loraSpec"), "", "no LoRA adapters: not scraped")
+        for key in ("queuedRequestsSpec", "runningRequestsSpec", "kvUsageSpec", "cacheInfoSpec"):
+            self.assertIn(engine[key], self.series, key)
+        text = read("server", "api", "serving_metrics.cc")
+        self.assertRegex(text, r'moeserve_cache_config_info\{block_size=\\"[^;]*,num_gpu_blocks=\\"')
+        # Every profile's plugins are defined; the default profile scores queue, KV and prefix.
+        names = {p.get("name", p["type"]) for p in self.epp["plugins"]}
+        refs = set()
+        for profile in self.epp["schedulingProfiles"]:
+            for ref in profile["plugins"]:
+                self.assertIn(ref["pluginRef"], names)
+                refs.add(ref["pluginRef"])
+        self.assertLessEqual({"queue-scorer", "kv-cache-utilization-scorer", "prefix-cache-scorer"}, refs)
+
+    def test_readme_names_the_same_series_for_older_epps(self):
+        readme = read("deploy", "README.md")
+        engine = gateway_engine(self.epp)
+        for flag, spec in EPP_LEGACY_FLAGS.items():
+            self.assertIn(f"{flag}={engine[spec]}", readme)
+
+    def test_route_targets_the_pool(self):
+        values_text = read("deploy", "k8s", "gateway", "inferencepool-values.yaml")
+        release = re.search(r"helm install (\S+)", values_text).group(1)
+        self.assertIn(f"helm install {release}", read("deploy", "README.md"))
+        self.assertEqual(len(self.routes), 1)
+        route = self.routes[0]
+        backends = [b for r in route["spec"]["rules"] for b in r["backendRefs"]]
+        self.assertEqual(backends, [{"group": "inference.networking.k8s.io", "kind": "InferencePool",
+                                     "name": release}])
+        self.assertEqual(route["spec"]["parentRefs"][0]["kind"], "Gateway")
+        paths = [m["path"]["value"] for r in route["spec"]["rules"] for m in r["matches"]]
+        self.assertEqual(paths, ["/v1/"])
 
 
 # ---- Compose -------------------------------------------------------------------------------------
@@ -676,7 +803,8 @@ class ComposeTest(unittest.TestCase):
         for p in s["ports"]:
             parts = expand_env(p).split(":")
             published[int(parts[-1])] = int(parts[-2])
-        self.assertEqual(set(published), {int(flags["--port"]), int(flags["--metrics-port"])})
+        self.assertEqual(set(published),
+                         {int(flags["--port"]), int(flags["--http-port"]), int(flags["--metrics-port"])})
         self.assertEqual(s["stop_signal"], "SIGTERM")
         self.assertGreaterEqual(parse_duration(s["stop_grace_period"]),
                                 float(flags["--shutdown-timeout"]) + SERVER_SHUTDOWN_TAIL_S)
@@ -706,12 +834,12 @@ class ComposeTest(unittest.TestCase):
         k8s = K8sTest()
         K8sTest.setUpClass()
         kflags = parse_flags(self, k8s.container(K8sTest.deployments["base"])["args"], "k8s")
-        for f in ("--port", "--metrics-port", "--host", "--model"):
+        for f in ("--port", "--http-port", "--metrics-port", "--host", "--model"):
             self.assertEqual(flags[f], docker[f], f)
             self.assertEqual(kflags[f], docker[f], f)
         # The README's examples publish the same ports.
         readme = read("deploy", "README.md")
-        for p in (docker["--port"], docker["--metrics-port"]):
+        for p in (docker["--port"], docker["--http-port"], docker["--metrics-port"]):
             self.assertIn(f"{p}:{p}", readme)
 
     def test_prometheus_scrapes_server(self):
@@ -780,7 +908,8 @@ class ComposeTest(unittest.TestCase):
             docker_flags = {"--gpus", "--target", "--build-arg", "--rm", "--init", "--stop-timeout",
                             "--name", "--profile", "--build", "--cert", "--key", "--from-file",
                             "--set", "--for", "--timeout", "--namespace", "--file", "--tail",
-                            "--restart", "--env", "--health-cmd", "--cpu", "--network", "--port", "--dry-run", "--detach"}
+                            "--restart", "--env", "--health-cmd", "--cpu", "--network", "--port", "--dry-run", "--detach",
+                            "--version"} | set(EPP_LEGACY_FLAGS)
             self.assertIn(flag, known | docker_flags, f"deploy/README.md uses unknown flag {flag}")
         for script in ("deploy/compose/smoke.sh", "deploy/k8s/smoke.sh"):
             path = src(script)
@@ -816,12 +945,12 @@ class LiveServerTest(unittest.TestCase):
         key_file = os.path.join(tmp, "api-keys")
         with open(key_file, "w") as f:
             f.write("# test\nlive-test-key\n")
-        port, metrics_port = free_port(), free_port()
+        port, metrics_port, http_port = free_port(), free_port(), free_port()
         # The container's own default model (a DeepSeek-V3 MoE), so MoE-only series are exported too.
         repl = {"--model": os.path.join(ARGS.source, "models", "default"),
                 "--host": "127.0.0.1", "--port": str(port), "--metrics-port": str(metrics_port),
                 "--device": "auto", "--kv-cache-mib": "16", "--api-key-file": key_file,
-                "--http-port": str(free_port())}
+                "--http-port": str(http_port)}
         for k, v in flags.items():
             if k in ("--tls-cert", "--tls-key", "--tls-client-ca", "--served-model-name"):
                 continue
@@ -829,7 +958,8 @@ class LiveServerTest(unittest.TestCase):
             out += [k] if v is True else [f"{k}={v}"]
         if "--http-port" not in flags:
             out.append("--http-port=0")  # off: the default port may be taken by a parallel test
-        return out, port, metrics_port
+            http_port = None
+        return out, port, metrics_port, http_port
 
     def run_server(self, where, args):
         series, _ = metric_names()
@@ -840,7 +970,7 @@ class LiveServerTest(unittest.TestCase):
         wanted.add("moeserve_requests_waiting")  # hpa.yaml
         self.assertGreater(len(wanted), 10)
         with tempfile.TemporaryDirectory() as tmp:
-            argv, port, metrics_port = self.adapt(args, tmp)
+            argv, port, metrics_port, http_port = self.adapt(args, tmp)
             log = open(os.path.join(tmp, "log"), "w+")
             proc = subprocess.Popen([ARGS.moeserve, "serve"] + argv, stdout=log, stderr=log)
             try:
@@ -871,6 +1001,11 @@ class LiveServerTest(unittest.TestCase):
                 exported = set(re.findall(r"^(moeserve_[a-z0-9_]+)", metrics, re.M))
                 self.assertEqual(exported, series, f"{where}: serving_metrics.cc parse is stale")
                 self.assertTrue(wanted <= exported, wanted - exported)
+                # The HTTP port serves the same page, which the inference gateway's EPP scrapes.
+                self.assertIsNotNone(http_port, f"{where}: no --http-port")
+                status, page = http_get(http_port, "/metrics")
+                self.assertEqual(status, 200)
+                check_gateway_series(self, page, where)
                 proc.send_signal(signal.SIGTERM)
                 rc = proc.wait(timeout=30)
                 self.assertEqual(rc, 0, f"{where}: exit status after SIGTERM")
