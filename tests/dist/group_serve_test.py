@@ -35,7 +35,8 @@ class Group:
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
         cmd = [args.mpiexec, "--oversubscribe", "-np", str(args.np), args.moeserve, "serve",
                "--tensor-parallel-size", str(args.np), "--model", args.model, "--port", "0",
-               "--metrics-port", "-1", "--threads", "1", "--collective-timeout", str(args.timeout),
+               "--http-port", "0", "--metrics-port", "-1", "--threads", "1",
+               "--collective-timeout", str(args.timeout),
                "--max-num-seqs", "16", "--log-level", "info"] + extra
         print("+", " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
