@@ -62,7 +62,7 @@ absl::Status Run(const Options& o) {
                                        {.max_batch = max_batch, .max_model_len = max_len});
   }
   std::printf("model %s (%s), device %s, prompt %d, decode steps %d\n", o.model.c_str(),
-              std::string(ArchitectureName(c.architecture)).c_str(), o.device.c_str(), o.prompt_len, o.steps);
+              c.architecture.c_str(), o.device.c_str(), o.prompt_len, o.steps);
   std::printf("%6s %6s %14s %14s %14s %14s %8s\n", "batch", "graphs", "prefill tok/s", "decode tok/s",
               "decode ms/step", "median ms", "misses");
 

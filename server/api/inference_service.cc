@@ -222,7 +222,7 @@ grpc::Status InferenceService::GetModelInfo(grpc::ServerContext* context,
   const ModelConfig& c = engine.model_config();
   const EngineMetrics m = engine.GetMetrics();
   response->set_model_id(options_.model_id);
-  response->set_architecture(std::string(ArchitectureName(c.architecture)));
+  response->set_architecture(c.architecture);
   response->set_model_type(c.model_type);
   response->set_max_model_len(engine.max_model_len());
   response->set_vocab_size(engine.vocab_size());

@@ -6,47 +6,43 @@
 
 namespace moeserve {
 
-absl::Status DecoderModel::LoadShared(WeightLoader& loader) {
-  const ModelConfig& c = config_;
-  const int64_t d = c.hidden_size;
-  ASSIGN_OR_RETURN(embed_, loader.Load("model.embed_tokens.weight", {c.vocab_size, d}));
-  ASSIGN_OR_RETURN(final_norm_, loader.Load("model.norm.weight", {d}));
-  if (c.tie_word_embeddings || !loader.Has("lm_head.weight")) {
-    lm_head_ = embed_;
+absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(const ModelConfig& c, const DecoderTensors& tensors,
+                                                                 WeightLoader& loader, int64_t max_model_len) {
+  std::unique_ptr<DecoderModel> m(new DecoderModel(c, loader.backend(), max_model_len));
+  ASSIGN_OR_RETURN(m->embed_, loader.Load(tensors.embed));
+  ASSIGN_OR_RETURN(m->final_norm_, loader.Load(tensors.final_norm));
+  if (tensors.lm_head && loader.Has(*tensors.lm_head)) {
+    ASSIGN_OR_RETURN(m->lm_head_, loader.Load(*tensors.lm_head));
   } else {
-    ASSIGN_OR_RETURN(lm_head_, loader.Load("lm_head.weight", {c.vocab_size, d}));
+    m->lm_head_ = m->embed_;
   }
-  layers_.resize(c.num_hidden_layers);
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    Layer& layer = layers_[i];
-    const std::string p = absl::StrCat("model.layers.", i);
-    ASSIGN_OR_RETURN(layer.input_norm, loader.Load(p + ".input_layernorm.weight", {d}));
-    ASSIGN_OR_RETURN(layer.post_attention_norm, loader.Load(p + ".post_attention_layernorm.weight", {d}));
-    if (c.IsMoeLayer(i)) {
-      // Mixtral checkpoints on the hub use `block_sparse_moe`; transformers 5 writes `mlp`.
-      std::string moe_prefix = p + ".mlp";
-      if (c.architecture == Architecture::kMixtral && loader.Has(p + ".block_sparse_moe.gate.weight")) {
-        moe_prefix = p + ".block_sparse_moe";
-      }
-      ASSIGN_OR_RETURN(layer.moe, MoeFfn::Load(loader, moe_prefix, c));
-    } else {
-      ASSIGN_OR_RETURN(layer.mlp, DenseMlp::Load(loader, p + ".mlp", d, c.intermediate_size));
-    }
+  m->layers_.reserve(tensors.layers.size());
+  for (const LayerTensors& layer : tensors.layers) {
+    ASSIGN_OR_RETURN(DecoderLayer loaded, DecoderLayer::Load(loader, layer, c));
+    m->layers_.push_back(std::move(loaded));
   }
-  const int64_t rotary_dim = c.rotary_dim();
-  const std::vector<float> table =
-      BuildRopeCosSinTable(ComputeRopeFrequencies(c.rope, rotary_dim), max_model_len_);
-  ASSIGN_OR_RETURN(rope_cos_sin_, backend_->Allocate(DType::kF32, {max_model_len_, rotary_dim}));
-  return backend_->CopyFromHost(
+  const int64_t rotary_dim = c.rotary_dim;
+  const std::vector<float> table = BuildRopeCosSinTable(ComputeRopeFrequencies(c.rope, rotary_dim), max_model_len);
+  Backend* b = m->backend_;
+  ASSIGN_OR_RETURN(m->rope_cos_sin_, b->Allocate(DType::kF32, {max_model_len, rotary_dim}));
+  RETURN_IF_ERROR(b->CopyFromHost(
       absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(table.data()), table.size() * sizeof(float)),
-      rope_cos_sin_);
+      m->rope_cos_sin_));
+  return m;
+}
+
+KvCacheSpec DecoderModel::kv_cache_spec() const {
+  const int64_t per_token =
+      layers_.empty() ? 0 : layers_[0].attention().CacheBytesPerToken(backend_->activation_dtype());
+  return {static_cast<int64_t>(layers_.size()), per_token};
 }
 
 absl::StatusOr<ExpertLoad> DecoderModel::ReadExpertLoad() {
   ExpertLoad load;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    if (!layers_[i].moe) continue;
-    const Tensor& counts = layers_[i].moe->expert_counts();
+    const MoeFfn* moe = layers_[i].moe();
+    if (moe == nullptr) continue;
+    const Tensor& counts = moe->expert_counts();
     const int32_t e = static_cast<int32_t>(counts.numel());
     if (load.layers.empty()) load.num_experts = e;
     if (e != load.num_experts) {
@@ -57,15 +53,14 @@ absl::StatusOr<ExpertLoad> DecoderModel::ReadExpertLoad() {
     const size_t base = load.tokens.size();
     load.tokens.resize(base + e);
     RETURN_IF_ERROR(backend_->CopyToHost(
-        counts, absl::MakeSpan(reinterpret_cast<uint8_t*>(load.tokens.data() + base),
-                               e * sizeof(int64_t))));
+        counts, absl::MakeSpan(reinterpret_cast<uint8_t*>(load.tokens.data() + base), e * sizeof(int64_t))));
   }
   return load;
 }
 
 absl::Status DecoderModel::ResetExpertLoad() {
-  for (const Layer& layer : layers_) {
-    if (layer.moe) RETURN_IF_ERROR(backend_->Zero(layer.moe->expert_counts()));
+  for (const DecoderLayer& layer : layers_) {
+    if (layer.moe() != nullptr) RETURN_IF_ERROR(backend_->Zero(layer.moe()->expert_counts()));
   }
   return absl::OkStatus();
 }
@@ -82,8 +77,13 @@ absl::Status DecoderModel::AllocateKvCache(const KvLayout& layout) {
         layout.spec.bytes_per_token_per_layer, " B/token) is not this model's (", own.num_layers, " x ",
         own.bytes_per_token_per_layer, ")"));
   }
-  kv_layout_.num_blocks = 0;  // no cache while reallocating
-  RETURN_IF_ERROR(AllocateLayerCaches(layout.num_blocks, layout.block_size));
+  // No cache while reallocating; every layer's old cache is freed first so that the old and the new
+  // one never coexist.
+  kv_layout_.num_blocks = 0;
+  for (const DecoderLayer& layer : layers_) layer.attention().FreeCache();
+  for (const DecoderLayer& layer : layers_) {
+    RETURN_IF_ERROR(layer.attention().AllocateCache(backend_, layout.num_blocks, layout.block_size));
+  }
   kv_layout_ = layout;
   return absl::OkStatus();
 }
@@ -122,18 +122,10 @@ absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
   ASSIGN_OR_RETURN(Tensor x, b->Allocate(act, {t, d}));
   ASSIGN_OR_RETURN(Tensor block_out, b->Allocate(act, {t, d}));
   RETURN_IF_ERROR(b->Embedding(embed_, ctx.token_ids, residual));
-  RETURN_IF_ERROR(b->RmsNorm(residual, layers_.empty() ? final_norm_ : layers_[0].input_norm, eps, x));
+  RETURN_IF_ERROR(b->RmsNorm(residual, layers_.empty() ? final_norm_ : layers_[0].input_norm(), eps, x));
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& layer = layers_[i];
-    RETURN_IF_ERROR(Attention(static_cast<int>(i), ctx, x, block_out));
-    RETURN_IF_ERROR(b->AddRmsNorm(block_out, residual, layer.post_attention_norm, eps, x));
-    if (layer.moe) {
-      RETURN_IF_ERROR(layer.moe->Forward(b, x, block_out, ctx.num_valid_tokens));
-    } else {
-      RETURN_IF_ERROR(layer.mlp->Forward(b, x, block_out));
-    }
-    const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm : final_norm_;
-    RETURN_IF_ERROR(b->AddRmsNorm(block_out, residual, next_norm, eps, x));
+    const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm() : final_norm_;
+    RETURN_IF_ERROR(layers_[i].Forward(b, ctx, rope_cos_sin_, eps, next_norm, residual, x, block_out));
   }
   const int64_t n = ctx.logits_indices.defined() ? ctx.logits_indices.dim(0) : 0;
   ASSIGN_OR_RETURN(Tensor rows, b->Allocate(act, {n, d}));

@@ -1,6 +1,5 @@
 #include "server/model/ffn.h"
 
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -11,21 +10,12 @@
 namespace moeserve {
 namespace {
 
-// The checkpoint name of a projection: Hugging Face style (`gate_proj`) or Mixtral's (`w1`).
-std::string ProjName(const WeightLoader& loader, const std::string& prefix, const char* hf, const char* mixtral) {
-  const std::string a = absl::StrCat(prefix, ".", hf, ".weight");
-  if (loader.Has(a)) return a;
-  const std::string b = absl::StrCat(prefix, ".", mixtral, ".weight");
-  return loader.Has(b) ? b : a;  // report the HF name when neither exists
-}
-
-// The shared MLP at `sp` (intermediate n · i_size) as n more experts of host values.
-absl::Status AppendSharedExpertsHost(const WeightLoader& loader, const std::string& sp, int64_t n,
-                                     int64_t i_size, int64_t d, std::vector<float>* gate_up,
-                                     std::vector<float>* down) {
-  ASSIGN_OR_RETURN(std::vector<float> gate, loader.Host(ProjName(loader, sp, "gate_proj", "w1"), {n * i_size, d}));
-  ASSIGN_OR_RETURN(std::vector<float> up, loader.Host(ProjName(loader, sp, "up_proj", "w3"), {n * i_size, d}));
-  ASSIGN_OR_RETURN(std::vector<float> dn, loader.Host(ProjName(loader, sp, "down_proj", "w2"), {d, n * i_size}));
+// The shared MLP (intermediate n · i_size) as n more experts of host values.
+absl::Status AppendSharedExpertsHost(const WeightLoader& loader, const MlpTensors& shared, int64_t n, int64_t i_size,
+                                     int64_t d, std::vector<float>* gate_up, std::vector<float>* down) {
+  ASSIGN_OR_RETURN(std::vector<float> gate, loader.Host(shared.gate));
+  ASSIGN_OR_RETURN(std::vector<float> up, loader.Host(shared.up));
+  ASSIGN_OR_RETURN(std::vector<float> dn, loader.Host(shared.down));
   AppendSharedExperts(gate, up, dn, n, i_size, d, gate_up, down);
   return absl::OkStatus();
 }
@@ -38,34 +28,27 @@ absl::Status AppendSharedExpertsHost(const WeightLoader& loader, const std::stri
 // on whole scale blocks (intermediate or hidden not a multiple of 128). The n_shared shared
 // experts are stacked after the routed ones (num_shared_fused_) when they are fp8 blocks too (split
 // on whole blocks since I is a multiple of 128); otherwise they are left to the caller.
-absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const std::string& prefix,
-                                            int64_t e_count, int64_t d, int64_t i_size,
-                                            int64_t n_shared, MoeFfn* moe) {
+absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const MoeTensors& t, int64_t d,
+                                            int64_t i_size, int64_t n_shared, MoeFfn* moe) {
   if (i_size % 128 != 0 || d % 128 != 0) return false;
   std::vector<uint8_t> gu_bytes, dn_bytes;
   std::vector<float> gu_scales, dn_scales;
-  for (int64_t e = 0; e < e_count; ++e) {
-    const std::string ep = absl::StrCat(prefix, ".experts.", e);
-    for (auto [hf, mx] : {std::pair{"gate_proj", "w1"}, std::pair{"up_proj", "w3"}}) {
-      ASSIGN_OR_RETURN(bool ok, loader.HostFp8Block(ProjName(loader, ep, hf, mx), {i_size, d},
-                                                    &gu_bytes, &gu_scales));
+  for (const MlpTensors& e : t.experts) {
+    for (const WeightSpec* w : {&e.gate, &e.up}) {
+      ASSIGN_OR_RETURN(bool ok, loader.HostFp8Block(loader.Name(*w), w->shape, &gu_bytes, &gu_scales));
       if (!ok) return false;
     }
-    ASSIGN_OR_RETURN(bool ok, loader.HostFp8Block(ProjName(loader, ep, "down_proj", "w2"),
-                                                  {d, i_size}, &dn_bytes, &dn_scales));
+    ASSIGN_OR_RETURN(bool ok, loader.HostFp8Block(loader.Name(e.down), e.down.shape, &dn_bytes, &dn_scales));
     if (!ok) return false;
   }
   int64_t fused = 0;
-  if (n_shared > 0) {
-    const std::string sp = absl::StrCat(prefix, ".shared_experts");
+  if (n_shared > 0 && t.shared) {
     std::vector<uint8_t> b[3];
     std::vector<float> sc[3];
     bool ok = true;
     int j = 0;
-    for (auto [hf, mx, shape] : {std::tuple{"gate_proj", "w1", std::vector<int64_t>{n_shared * i_size, d}},
-                                 std::tuple{"up_proj", "w3", std::vector<int64_t>{n_shared * i_size, d}},
-                                 std::tuple{"down_proj", "w2", std::vector<int64_t>{d, n_shared * i_size}}}) {
-      ASSIGN_OR_RETURN(bool got, loader.HostFp8Block(ProjName(loader, sp, hf, mx), shape, &b[j], &sc[j]));
+    for (const WeightSpec* w : {&t.shared->gate, &t.shared->up, &t.shared->down}) {
+      ASSIGN_OR_RETURN(bool got, loader.HostFp8Block(loader.Name(*w), w->shape, &b[j], &sc[j]));
       ok = ok && got;
       ++j;
     }
@@ -75,7 +58,7 @@ absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const std::str
       fused = n_shared;
     }
   }
-  const int64_t stacked = e_count + fused;
+  const int64_t stacked = static_cast<int64_t>(t.experts.size()) + fused;
   Backend* backend = loader.backend();
   ASSIGN_OR_RETURN(moe->gate_up_, backend->CreateFp8BlockWeight(gu_bytes, gu_scales, {stacked, 2 * i_size, d}));
   ASSIGN_OR_RETURN(moe->down_, backend->CreateFp8BlockWeight(dn_bytes, dn_scales, {stacked, d, i_size}));
@@ -83,14 +66,13 @@ absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const std::str
   return true;
 }
 
-absl::StatusOr<DenseMlp> DenseMlp::Load(WeightLoader& loader, const std::string& prefix, int64_t hidden,
-                                        int64_t intermediate) {
+absl::StatusOr<DenseMlp> DenseMlp::Load(WeightLoader& loader, const MlpTensors& t) {
   DenseMlp mlp;
+  const int64_t intermediate = t.gate.shape[0], hidden = t.gate.shape[1];
   mlp.intermediate_ = intermediate;
-  ASSIGN_OR_RETURN(mlp.gate_up_, loader.LoadConcatRows({ProjName(loader, prefix, "gate_proj", "w1"),
-                                                        ProjName(loader, prefix, "up_proj", "w3")},
-                                                       {intermediate, intermediate}, hidden));
-  ASSIGN_OR_RETURN(mlp.down_, loader.Load(ProjName(loader, prefix, "down_proj", "w2"), {hidden, intermediate}));
+  ASSIGN_OR_RETURN(mlp.gate_up_, loader.LoadConcatRows({loader.Name(t.gate), loader.Name(t.up)},
+                                                       {intermediate, t.up.shape[0]}, hidden));
+  ASSIGN_OR_RETURN(mlp.down_, loader.Load(t.down));
   return mlp;
 }
 
@@ -103,7 +85,7 @@ absl::Status DenseMlp::Forward(Backend* backend, const Tensor& x, const Tensor& 
   return backend->Linear(act, down_, Tensor(), out);
 }
 
-absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& prefix, const ModelConfig& config) {
+absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const MoeTensors& t, const ModelConfig& config) {
   MoeFfn moe;
   const int64_t e_count = config.num_experts;
   const int64_t d = config.hidden_size;
@@ -111,46 +93,46 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& pre
   moe.routing_ = config.routing;
   moe.num_experts_ = e_count;
   moe.intermediate_ = i_size;
-  ASSIGN_OR_RETURN(moe.router_, loader.Load(absl::StrCat(prefix, ".gate.weight"), {e_count, d}));
-  if (config.routing.method == MoeTopkMethod::kNoAuxTc) {
-    ASSIGN_OR_RETURN(moe.correction_bias_,
-                     loader.Load(absl::StrCat(prefix, ".gate.e_score_correction_bias"), {e_count}));
+  if (static_cast<int64_t>(t.experts.size()) != e_count) {
+    return absl::InternalError(absl::StrCat("MoeFfn: ", t.experts.size(), " expert tensors for ", e_count, " experts"));
+  }
+  ASSIGN_OR_RETURN(moe.router_, loader.Load(t.router));
+  if (t.correction_bias) {
+    ASSIGN_OR_RETURN(moe.correction_bias_, loader.Load(*t.correction_bias));
   }
 
   // Shared experts (DeepSeek: one MLP of intermediate n_shared · I) are fused into the expert stack
   // where the layout allows (see num_shared_fused_), else kept as a DenseMlp.
-  const int64_t n_shared = config.n_shared_experts;
-  const std::string shared_prefix = absl::StrCat(prefix, ".shared_experts");
-  const std::string fused_gate_up = absl::StrCat(prefix, ".experts.gate_up_proj");
-  if (loader.Has(fused_gate_up) && n_shared == 0) {
-    ASSIGN_OR_RETURN(moe.gate_up_, loader.Load(fused_gate_up, {e_count, 2 * i_size, d}));
-    ASSIGN_OR_RETURN(moe.down_, loader.Load(absl::StrCat(prefix, ".experts.down_proj"), {e_count, d, i_size}));
-  } else if (loader.Has(fused_gate_up)) {
-    ASSIGN_OR_RETURN(std::vector<float> gate_up, loader.Host(fused_gate_up, {e_count, 2 * i_size, d}));
-    ASSIGN_OR_RETURN(std::vector<float> down,
-                     loader.Host(absl::StrCat(prefix, ".experts.down_proj"), {e_count, d, i_size}));
-    RETURN_IF_ERROR(AppendSharedExpertsHost(loader, shared_prefix, n_shared, i_size, d, &gate_up, &down));
+  const int64_t n_shared = t.shared ? config.n_shared_experts : 0;
+  const bool fused_layout = t.fused_gate_up && t.fused_down && !loader.Has(t.experts[0].gate) &&
+                            loader.Has(*t.fused_gate_up);
+  if (fused_layout && n_shared == 0) {
+    ASSIGN_OR_RETURN(moe.gate_up_, loader.Load(*t.fused_gate_up));
+    ASSIGN_OR_RETURN(moe.down_, loader.Load(*t.fused_down));
+  } else if (fused_layout) {
+    ASSIGN_OR_RETURN(std::vector<float> gate_up, loader.Host(*t.fused_gate_up));
+    ASSIGN_OR_RETURN(std::vector<float> down, loader.Host(*t.fused_down));
+    RETURN_IF_ERROR(AppendSharedExpertsHost(loader, *t.shared, n_shared, i_size, d, &gate_up, &down));
     moe.num_shared_fused_ = n_shared;
     ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count + n_shared, 2 * i_size, d}));
     ASSIGN_OR_RETURN(moe.down_, loader.Upload(down, {e_count + n_shared, d, i_size}));
-  } else if (absl::StatusOr<bool> fp8 = LoadFp8Experts(loader, prefix, e_count, d, i_size, n_shared, &moe);
+  } else if (absl::StatusOr<bool> fp8 = LoadFp8Experts(loader, t, d, i_size, n_shared, &moe);
              !fp8.ok() || *fp8) {
     if (!fp8.ok()) return fp8.status();
   } else {
     std::vector<float> gate_up, down;
     gate_up.reserve(static_cast<size_t>((e_count + n_shared) * 2 * i_size * d));
     down.reserve(static_cast<size_t>((e_count + n_shared) * d * i_size));
-    for (int64_t e = 0; e < e_count; ++e) {
-      const std::string ep = absl::StrCat(prefix, ".experts.", e);
-      for (auto [hf, mx] : {std::pair{"gate_proj", "w1"}, std::pair{"up_proj", "w3"}}) {
-        ASSIGN_OR_RETURN(std::vector<float> w, loader.Host(ProjName(loader, ep, hf, mx), {i_size, d}));
-        gate_up.insert(gate_up.end(), w.begin(), w.end());
+    for (const MlpTensors& e : t.experts) {
+      for (const WeightSpec* w : {&e.gate, &e.up}) {
+        ASSIGN_OR_RETURN(std::vector<float> values, loader.Host(*w));
+        gate_up.insert(gate_up.end(), values.begin(), values.end());
       }
-      ASSIGN_OR_RETURN(std::vector<float> w, loader.Host(ProjName(loader, ep, "down_proj", "w2"), {d, i_size}));
-      down.insert(down.end(), w.begin(), w.end());
+      ASSIGN_OR_RETURN(std::vector<float> values, loader.Host(e.down));
+      down.insert(down.end(), values.begin(), values.end());
     }
     if (n_shared > 0) {
-      RETURN_IF_ERROR(AppendSharedExpertsHost(loader, shared_prefix, n_shared, i_size, d, &gate_up, &down));
+      RETURN_IF_ERROR(AppendSharedExpertsHost(loader, *t.shared, n_shared, i_size, d, &gate_up, &down));
       moe.num_shared_fused_ = n_shared;
     }
     ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count + n_shared, 2 * i_size, d}));
@@ -159,7 +141,7 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const std::string& pre
   ASSIGN_OR_RETURN(moe.expert_counts_, loader.backend()->Allocate(DType::kI64, {e_count}));
   RETURN_IF_ERROR(loader.backend()->Zero(moe.expert_counts_));
   if (n_shared > moe.num_shared_fused_) {
-    ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, shared_prefix, d, i_size * n_shared));
+    ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, *t.shared));
     moe.shared_ = std::move(shared);
   }
   return moe;

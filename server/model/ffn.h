@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "server/backend/backend.h"
 #include "server/model/config.h"
+#include "server/model/decoder_tensors.h"
 #include "server/model/weight_loader.h"
 
 namespace moeserve {
@@ -13,9 +14,7 @@ namespace moeserve {
 // SwiGLU MLP: down(silu(gate(x)) * up(x)), with gate and up merged into one [2I, d] weight.
 class DenseMlp {
  public:
-  // Loads `{prefix}.gate_proj.weight`, `up_proj`, `down_proj` (or Mixtral-style w1/w3/w2).
-  static absl::StatusOr<DenseMlp> Load(WeightLoader& loader, const std::string& prefix,
-                                       int64_t hidden, int64_t intermediate);
+  static absl::StatusOr<DenseMlp> Load(WeightLoader& loader, const MlpTensors& tensors);
   // out [T, d] = MLP(x [T, d]).
   absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out) const;
 
@@ -25,13 +24,13 @@ class DenseMlp {
   int64_t intermediate_ = 0;
 };
 
-// Routed experts (+ optional always-on shared experts): Mixtral's and DeepSeek's MoE FFN.
+// Routed experts (+ optional always-on shared experts): the MoE FFN of Mixtral, Qwen3-MoE and
+// DeepSeek.
 class MoeFfn {
  public:
-  // `prefix` is the module holding `gate` and `experts` (".mlp" or Mixtral's ".block_sparse_moe").
   // Experts may be stored per expert (Hugging Face hub layout) or fused as 3-D tensors
-  // (`experts.gate_up_proj` [E, 2I, d], `experts.down_proj` [E, d, I]).
-  static absl::StatusOr<MoeFfn> Load(WeightLoader& loader, const std::string& prefix, const ModelConfig& config);
+  // (MoeTensors::fused_gate_up / fused_down).
+  static absl::StatusOr<MoeFfn> Load(WeightLoader& loader, const MoeTensors& tensors, const ModelConfig& config);
   // `num_valid_tokens` (optional, i32 [1] on the backend): rows of x at or past it are padding,
   // computed but left out of expert_counts (MoeExpertsExtras::num_valid_tokens).
   absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out,
@@ -43,9 +42,8 @@ class MoeFfn {
   const Tensor& expert_counts() const { return expert_counts_; }
 
  private:
-  static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const std::string& prefix,
-                                             int64_t e_count, int64_t d, int64_t i_size,
-                                             int64_t n_shared, MoeFfn* moe);
+  static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const MoeTensors& tensors,
+                                             int64_t d, int64_t i_size, int64_t n_shared, MoeFfn* moe);
 
   MoeRoutingParams routing_;
   int64_t num_experts_ = 0;

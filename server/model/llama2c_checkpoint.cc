@@ -7,6 +7,7 @@
 #include "nlohmann/json.hpp"
 #include "server/common/mapped_file.h"
 #include "server/common/status_macros.h"
+#include "server/model/architecture.h"
 #include "server/model/safetensors.h"
 
 namespace moeserve {
@@ -100,25 +101,6 @@ absl::Status ConvertLlama2cCheckpoint(const std::string& bin_path, const std::st
     ASSIGN_OR_RETURN(wcls, r.Take("wcls", vocab * d));
   }
 
-  std::vector<HostTensor> tensors;
-  tensors.push_back(F32Tensor("model.embed_tokens.weight", {vocab, d}, embed.data()));
-  for (int64_t l = 0; l < layers; ++l) {
-    const std::string p = absl::StrCat("model.layers.", l, ".");
-    tensors.push_back(F32Tensor(p + "input_layernorm.weight", {d}, rms_att.data() + l * d));
-    const auto q = PermuteForRotateHalf(wq.data() + l * d * d, h.n_heads, hs, d);
-    const auto k = PermuteForRotateHalf(wk.data() + l * kvd * d, h.n_kv_heads, hs, d);
-    tensors.push_back(F32Tensor(p + "self_attn.q_proj.weight", {d, d}, q.data()));
-    tensors.push_back(F32Tensor(p + "self_attn.k_proj.weight", {kvd, d}, k.data()));
-    tensors.push_back(F32Tensor(p + "self_attn.v_proj.weight", {kvd, d}, wv.data() + l * kvd * d));
-    tensors.push_back(F32Tensor(p + "self_attn.o_proj.weight", {d, d}, wo.data() + l * d * d));
-    tensors.push_back(F32Tensor(p + "post_attention_layernorm.weight", {d}, rms_ffn.data() + l * d));
-    tensors.push_back(F32Tensor(p + "mlp.gate_proj.weight", {hid, d}, w1.data() + l * hid * d));
-    tensors.push_back(F32Tensor(p + "mlp.down_proj.weight", {d, hid}, w2.data() + l * d * hid));
-    tensors.push_back(F32Tensor(p + "mlp.up_proj.weight", {hid, d}, w3.data() + l * hid * d));
-  }
-  tensors.push_back(F32Tensor("model.norm.weight", {d}, rms_final.data()));
-  if (!shared_classifier) tensors.push_back(F32Tensor("lm_head.weight", {vocab, d}, wcls.data()));
-
   const nlohmann::json config = {
       {"architectures", {"LlamaForCausalLM"}},
       {"model_type", "llama"},
@@ -139,6 +121,33 @@ absl::Status ConvertLlama2cCheckpoint(const std::string& bin_path, const std::st
       {"eos_token_id", 2},
       {"torch_dtype", "float32"},
   };
+  // The tensor names are the Llama architecture's (arch/llama.cc).
+  ASSIGN_OR_RETURN(const ModelConfig parsed, ParseModelConfig(config.dump(), bin_path));
+  const DecoderTensors names = BuiltinArchitectures().Find(parsed.architecture)->Tensors(parsed);
+  std::vector<HostTensor> tensors;
+  auto add = [&](const WeightSpec& spec, const float* data) {
+    tensors.push_back(F32Tensor(spec.name, spec.shape, data));
+  };
+  add(names.embed, embed.data());
+  for (int64_t l = 0; l < layers; ++l) {
+    const LayerTensors& layer = names.layers[l];
+    const GqaTensors& a = std::get<GqaTensors>(layer.attention);
+    const MlpTensors& m = std::get<MlpTensors>(layer.ffn);
+    add(layer.input_norm, rms_att.data() + l * d);
+    const auto q = PermuteForRotateHalf(wq.data() + l * d * d, h.n_heads, hs, d);
+    const auto k = PermuteForRotateHalf(wk.data() + l * kvd * d, h.n_kv_heads, hs, d);
+    add(a.q, q.data());
+    add(a.k, k.data());
+    add(a.v, wv.data() + l * kvd * d);
+    add(a.o, wo.data() + l * d * d);
+    add(layer.post_attention_norm, rms_ffn.data() + l * d);
+    add(m.gate, w1.data() + l * hid * d);
+    add(m.down, w2.data() + l * d * hid);
+    add(m.up, w3.data() + l * hid * d);
+  }
+  add(names.final_norm, rms_final.data());
+  if (names.lm_head) add(*names.lm_head, wcls.data());
+
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, ": cannot create: ", ec.message()));

@@ -2,14 +2,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
+#include "server/model/architecture.h"
 #include "server/model/checkpoint.h"
-#include "server/model/decoder_model.h"
 
 namespace moeserve {
 
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& model_dir, Backend* backend,
                                                  const LoadModelOptions& options) {
-  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
+  const ArchitectureRegistry& architectures =
+      options.architectures != nullptr ? *options.architectures : BuiltinArchitectures();
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir, architectures));
   int64_t max_len = options.max_model_len > 0 ? options.max_model_len : config.max_position_embeddings;
   if (max_len <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(model_dir, ": max_model_len must be positive"));
@@ -20,16 +22,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& model_dir, B
     checkpoint_options.fp8_block_cols = config.fp8_block_cols;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir, checkpoint_options));
-  switch (config.architecture) {
-    case Architecture::kLlama:
-    case Architecture::kQwen2:
-    case Architecture::kMixtral:
-      return LoadLlamaFamily(config, *checkpoint, backend, max_len);
-    case Architecture::kDeepseekV2:
-    case Architecture::kDeepseekV3:
-      return LoadDeepseek(config, *checkpoint, backend, max_len);
-  }
-  return absl::InternalError("unreachable architecture");
+  WeightLoader loader(checkpoint.get(), backend);
+  return architectures.Find(config.architecture)->Load(config, loader, max_len);
 }
 
 }  // namespace moeserve

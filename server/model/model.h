@@ -64,9 +64,13 @@ inline KvLayout KvLayoutFor(const Model& model, int32_t num_blocks, int32_t bloc
   return KvLayout{.block_size = block_size, .num_blocks = num_blocks, .spec = model.kv_cache_spec()};
 }
 
+class ArchitectureRegistry;
+
 struct LoadModelOptions {
   // Positions the rotary tables cover; 0 = config.max_position_embeddings.
   int64_t max_model_len = 0;
+  // The architectures to look config.json's up in; nullptr = the built-in ones.
+  const ArchitectureRegistry* architectures = nullptr;
 };
 
 // Loads a Hugging Face model directory (config.json + safetensors) onto `backend`, which must

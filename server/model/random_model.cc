@@ -11,9 +11,9 @@
 #include "server/common/mapped_file.h"
 #include "server/common/numeric.h"
 #include "server/common/status_macros.h"
+#include "server/model/architecture.h"
 #include "server/model/config.h"
 #include "server/model/safetensors.h"
-#include "server/model/weight_names.h"
 
 namespace moeserve {
 namespace {
@@ -98,10 +98,6 @@ void EncodeFp8(const WeightSpec& spec, const std::vector<float>& v, int64_t br, 
   out->push_back(Encode(spec.name + "_scale_inv", {sr, sc}, scale, DType::kF32));
 }
 
-bool IsDecoderLinear(const WeightSpec& spec) {
-  return spec.kind == WeightSpec::Kind::kLinear && spec.name.rfind("model.layers.", 0) == 0;
-}
-
 }  // namespace
 
 absl::Status WriteRandomModel(std::string_view config_json, const std::string& out_dir,
@@ -109,13 +105,16 @@ absl::Status WriteRandomModel(std::string_view config_json, const std::string& o
   if (options.dtype != DType::kF32 && options.dtype != DType::kBF16 && options.dtype != DType::kF16) {
     return absl::InvalidArgumentError("make-model: dtype must be f32, bf16 or f16");
   }
-  ASSIGN_OR_RETURN(ModelConfig config, ParseModelConfig(config_json, "config"));
+  const ArchitectureRegistry& architectures =
+      options.architectures != nullptr ? *options.architectures : BuiltinArchitectures();
+  ASSIGN_OR_RETURN(ModelConfig config, ParseModelConfig(config_json, "config", architectures));
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, ": cannot create: ", ec.message()));
   RETURN_IF_ERROR(WriteStringToFile(out_dir + "/config.json", config_json));
 
-  const std::vector<WeightSpec> specs = CheckpointWeights(config);
+  const std::vector<WeightSpec> specs =
+      AllWeights(architectures.Find(config.architecture)->Tensors(config));
   nlohmann::json weight_map = nlohmann::json::object();
   std::vector<HostTensor> shard;
   int64_t shard_bytes = 0;
@@ -137,7 +136,7 @@ absl::Status WriteRandomModel(std::string_view config_json, const std::string& o
   for (const WeightSpec& spec : specs) {
     const std::vector<float> values = RandomValues(spec, options);
     const size_t before = shard.size();
-    if (config.fp8_block_rows > 0 && IsDecoderLinear(spec)) {
+    if (config.fp8_block_rows > 0 && spec.kind == WeightSpec::Kind::kLinear) {
       EncodeFp8(spec, values, config.fp8_block_rows, config.fp8_block_cols, &shard);
     } else {
       shard.push_back(Encode(spec.name, spec.shape, values, options.dtype));

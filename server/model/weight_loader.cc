@@ -8,6 +8,14 @@ std::vector<float> TakeRows(const std::vector<float>& m, int64_t cols, int64_t b
   return std::vector<float>(m.begin() + begin * cols, m.begin() + (begin + count) * cols);
 }
 
+const std::string& WeightLoader::Name(const WeightSpec& spec) const {
+  if (checkpoint_->Has(spec.name)) return spec.name;
+  for (const std::string& alias : spec.aliases) {
+    if (checkpoint_->Has(alias)) return alias;
+  }
+  return spec.name;
+}
+
 absl::StatusOr<std::vector<float>> WeightLoader::Host(const std::string& name, std::vector<int64_t> shape) const {
   return checkpoint_->LoadF32(name, shape);
 }

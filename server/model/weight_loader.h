@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "server/backend/backend.h"
 #include "server/model/checkpoint.h"
+#include "server/model/weight_spec.h"
 
 namespace moeserve {
 
@@ -20,12 +21,18 @@ class WeightLoader {
   WeightLoader(const Checkpoint* checkpoint, Backend* backend) : checkpoint_(checkpoint), backend_(backend) {}
 
   bool Has(const std::string& name) const { return checkpoint_->Has(name); }
+  // The checkpoint's name for `spec`: the first of spec.name, spec.aliases it holds (spec.name when
+  // it holds none, so that errors name that one).
+  const std::string& Name(const WeightSpec& spec) const;
+  bool Has(const WeightSpec& spec) const { return Has(Name(spec)); }
   Backend* backend() const { return backend_; }
 
   // Host fp32 values of `name`, checked against `shape`.
   absl::StatusOr<std::vector<float>> Host(const std::string& name, std::vector<int64_t> shape) const;
 
   absl::StatusOr<Tensor> Load(const std::string& name, std::vector<int64_t> shape);
+  absl::StatusOr<std::vector<float>> Host(const WeightSpec& spec) const { return Host(Name(spec), spec.shape); }
+  absl::StatusOr<Tensor> Load(const WeightSpec& spec) { return Load(Name(spec), spec.shape); }
   // Empty Tensor when the checkpoint lacks `name`.
   absl::StatusOr<Tensor> LoadOptional(const std::string& name, std::vector<int64_t> shape);
   // Row-wise concatenation of several [rows_i, cols] tensors into one weight.

@@ -64,7 +64,7 @@ Result* MoeserveCliTest::convert_ = nullptr;
 TEST_F(MoeserveCliTest, ConvertWritesALlamaDirectory) {
   auto config = LoadModelConfig(*dir_);
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->architecture, Architecture::kLlama);
+  EXPECT_EQ(config->architecture, "LlamaForCausalLM");
   EXPECT_EQ(config->hidden_size, 64);
   EXPECT_EQ(config->num_hidden_layers, 5);
   EXPECT_EQ(config->num_key_value_heads, 4);

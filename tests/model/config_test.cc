@@ -17,12 +17,12 @@ constexpr char kLlama[] = R"({"architectures": ["LlamaForCausalLM"], "vocab_size
 TEST(ModelConfigTest, ParsesLlamaWithDefaults) {
   auto c = ParseModelConfig(kLlama, "config.json");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->architecture, Architecture::kLlama);
+  EXPECT_EQ(c->architecture, "LlamaForCausalLM");
   EXPECT_EQ(c->head_dim, 16);
   EXPECT_EQ(c->rope.type, RopeConfig::Type::kDefault);
   EXPECT_DOUBLE_EQ(c->rope.theta, 10000.0);
   EXPECT_FALSE(c->tie_word_embeddings);
-  EXPECT_DOUBLE_EQ(c->AttentionScale(), 0.25);
+  EXPECT_DOUBLE_EQ(c->attention_scale, 0.25);
 }
 
 TEST(ModelConfigTest, UnknownArchitectureIsNamed) {
@@ -90,7 +90,7 @@ TEST(ModelConfigTest, DeepseekV3DefaultsAndYarnScale) {
   EXPECT_TRUE(c->IsMoeLayer(1));
   EXPECT_EQ(c->fp8_block_rows, 128);
   const double mscale = 0.1 * std::log(40.0) + 1.0;
-  EXPECT_NEAR(c->AttentionScale(), mscale * mscale / 4.0, 1e-12);  // (8 + 8)^-0.5 = 1/4
+  EXPECT_NEAR(c->attention_scale, mscale * mscale / 4.0, 1e-12);  // (8 + 8)^-0.5 = 1/4
   // mscale == mscale_all_dim: cos/sin are not scaled.
   EXPECT_DOUBLE_EQ(ComputeRopeFrequencies(c->rope, 8).attention_factor, 1.0);
 }

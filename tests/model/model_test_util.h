@@ -56,12 +56,12 @@ inline void ExpectLogitsMatch(const std::vector<float>& got, const float* want, 
 class LoadedModel {
  public:
   // Fails the current test (ASSERT-style: check ok()) when loading fails.
-  LoadedModel(const std::string& dir, int32_t num_blocks, int32_t block_size) {
+  LoadedModel(const std::string& dir, int32_t num_blocks, int32_t block_size, const LoadModelOptions& options = {}) {
     auto backend = CreateBackend({.device = "cpu", .num_threads = 2});
     EXPECT_TRUE(backend.ok()) << backend.status();
     if (!backend.ok()) return;
     backend_ = std::move(*backend);
-    auto model = LoadModel(dir, backend_.get());
+    auto model = LoadModel(dir, backend_.get(), options);
     EXPECT_TRUE(model.ok()) << model.status();
     if (!model.ok()) return;
     model_ = std::move(*model);
