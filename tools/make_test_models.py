@@ -64,6 +64,25 @@ def mixtral_cfg():
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0}))
 
 
+def qwen3_cfg(**kw):
+    # head_dim 24 != hidden/heads = 16: Qwen3's head size is its own field.
+    d = common(hidden_size=64, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, head_dim=24, tie_word_embeddings=False, use_sliding_window=False,
+               attention_bias=False, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    d.update(kw)
+    return transformers.Qwen3Config(**d)
+
+
+def qwen3_moe_cfg(**kw):
+    d = common(hidden_size=64, intermediate_size=64, moe_intermediate_size=24, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2, head_dim=24, num_experts=8,
+               num_experts_per_tok=2, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[0],
+               tie_word_embeddings=False, use_sliding_window=False, router_aux_loss_coef=0.0,
+               rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    d.update(kw)
+    return transformers.Qwen3MoeConfig(**d)
+
+
 def deepseek_v2_cfg(full_v2):
     # YaRN: original_max_position_embeddings 64 (not 16) so that with qk_rope_head_dim 8 the correction
     # range is [0, 2]: pair 0 extrapolated, pair 1 blended 50/50, pairs 2-3 interpolated (with 16 the
@@ -127,7 +146,30 @@ CASES = [
     ("deepseek_v3", "DeepseekV3ForCausalLM", lambda: deepseek_v3_cfg(False), "fp32"),
     ("deepseek_v3_fp8", "DeepseekV3ForCausalLM", lambda: deepseek_v3_cfg(True), "fp8"),
     ("qwen2_bf16_sharded", "Qwen2ForCausalLM", qwen2_cfg, "bf16_sharded"),
+    ("qwen3", "Qwen3ForCausalLM", qwen3_cfg, "fp32"),
+    ("qwen3_moe", "Qwen3MoeForCausalLM", qwen3_moe_cfg, "fp32"),
 ]
+
+# Acceptance cases: configurations unlike the parity fixtures above; only transformers' greedy
+# continuations are stored (greedy.json), for the engine to reproduce alone and batched.
+# Stored in BF16 (the reference runs in fp32 on the stored values) to keep them small.
+GREEDY_CASES = [
+    # tied embeddings, 3 query heads per kv head, head_dim 24 (hidden 40 / 5 heads = 8), q/k/v/o
+    # biases, 3 layers, rope theta 1e4
+    ("qwen3_greedy", "Qwen3ForCausalLM", lambda: qwen3_cfg(
+        hidden_size=40, intermediate_size=72, num_hidden_layers=3, num_attention_heads=6,
+        num_key_value_heads=2, head_dim=24, tie_word_embeddings=True, attention_bias=True,
+        max_position_embeddings=96, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+    # MoE only on odd layers (decoder_sparse_step 2) and not on layer 3 (mlp_only_layers), 6
+    # experts top-3 without renormalisation, head_dim 8
+    ("qwen3_moe_greedy", "Qwen3MoeForCausalLM", lambda: qwen3_moe_cfg(
+        hidden_size=48, intermediate_size=64, moe_intermediate_size=24, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=4, head_dim=8, num_experts=6,
+        num_experts_per_tok=3, norm_topk_prob=False, decoder_sparse_step=2, mlp_only_layers=[3],
+        max_position_embeddings=96)),
+]
+GREEDY_PROMPT_LENS = (7, 12, 3)
+GREEDY_NEW_TOKENS = 16
 
 # --------------------------------------------------------------------------------------------
 # Random init
@@ -341,7 +383,7 @@ def build_case(idx, name, cls_name, cfg_fn, storage, seed, out_root):
     os.makedirs(d)
 
     model_type = cfg.model_type
-    is_moe = model_type in ("mixtral", "deepseek_v2", "deepseek_v3")
+    is_moe = model_type in ("mixtral", "deepseek_v2", "deepseek_v3", "qwen3_moe")
 
     # --- write weights ---
     if storage == "fp32" and not is_moe:
@@ -448,6 +490,62 @@ def build_case(idx, name, cls_name, cfg_fn, storage, seed, out_root):
     err = max((ref[k].float() - ref2[k].float()).abs().max().item() for k in ref)
     assert err <= 1e-5, f"{name}: reload mismatch {err}"
     return d, err, how, am.tolist(), ref["decode_ids"].tolist()
+
+
+@torch.no_grad()
+def build_greedy_case(idx, name, cls_name, cfg_fn, seed, out_root):
+    """A model saved as the hub does, and transformers' greedy continuation of a few prompts, each
+    generated alone (no padding). Prompts are redrawn until every greedy step has a top-1/top-2
+    margin >= 0.01 and no router choice is within 1e-3 of a tie."""
+    torch.manual_seed(seed * 1000 + 100 + idx)
+    gen = torch.Generator().manual_seed(seed * 1000 + 100 + idx)
+    cfg = cfg_fn()
+    cls = getattr(transformers, cls_name)
+    model = cls(cfg).float().eval()
+    randomize(model, gen)
+    if cfg.tie_word_embeddings:
+        model.tie_weights()
+    d = os.path.join(out_root, name)
+    if os.path.isdir(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.to(torch.bfloat16).save_pretrained(tmp, safe_serialization=True)
+        shutil.copy(os.path.join(tmp, "config.json"), os.path.join(d, "config.json"))
+        saved = load_file(os.path.join(tmp, "model.safetensors"))
+    hub = to_hub_layout(saved, cfg.model_type) if any("experts.gate_up_proj" in k for k in saved) else saved
+    save_file({k: v.contiguous() for k, v in sorted(hub.items())}, os.path.join(d, "model.safetensors"),
+              metadata={"format": "pt"})
+    model = cls.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
+
+    rg = torch.Generator().manual_seed(seed * 1000 + 100 + idx + 500)
+    cases = []
+    for n in GREEDY_PROMPT_LENS:
+        for _attempt in range(100):
+            ids = torch.randint(1, VOCAB, (n,), generator=rg)
+            out = model.generate(input_ids=ids[None].long(), attention_mask=torch.ones(1, n, dtype=torch.long),
+                                 max_new_tokens=GREEDY_NEW_TOKENS, min_new_tokens=GREEDY_NEW_TOKENS,
+                                 do_sample=False, output_scores=True, return_dict_in_generate=True,
+                                 pad_token_id=0)
+            new = out.sequences[0, n:]
+            top = torch.stack(out.scores)[:, 0].topk(2, -1).values
+            margin = (top[:, 0] - top[:, 1]).min().item()
+            rgap = router_gaps(model, [out.sequences[0]])
+            if margin >= 0.01 and rgap >= 1e-3 and len(set(new.tolist())) >= 4:
+                break
+        else:
+            raise RuntimeError(f"{name}: no robust prompt of length {n}")
+        cases.append({"prompt_ids": ids.tolist(), "greedy_ids": new.tolist(),
+                      "min_greedy_margin": round(margin, 5),
+                      "min_router_selection_gap": (round(rgap, 6) if rgap != float("inf") else None)})
+    with open(os.path.join(d, "greedy.json"), "w") as f:
+        json.dump({"case": name, "architecture": cls_name, "transformers_version": transformers.__version__,
+                   "torch_version": torch.__version__, "seed": seed,
+                   "semantics": "greedy_ids = transformers generate(prompt_ids, do_sample=False, "
+                                f"max_new_tokens={GREEDY_NEW_TOKENS}), each prompt alone, fp32, eager",
+                   "cases": cases}, f, indent=1)
+        f.write("\n")
+    return d, [c["greedy_ids"] for c in cases]
 
 
 @torch.no_grad()
@@ -607,12 +705,18 @@ def main():
         size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
         print(f"{name:20s} {size / 1024:8.1f} KiB  reload({how}) max|diff|={err:.2e}  "
               f"prefill argmax={am} decode={dec}")
+    for idx, (name, cls_name, cfg_fn) in enumerate(GREEDY_CASES):
+        if args.only and name not in args.only:
+            continue
+        d, greedy = build_greedy_case(idx, name, cls_name, cfg_fn, args.seed, args.out)
+        size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+        print(f"{name:20s} {size / 1024:8.1f} KiB  greedy={greedy}")
     total = 0
     for root, _, files in os.walk(args.out):
         total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
     print(f"total fixtures under {args.out}: {total / 1e6:.3f} MB")
-    if total >= 6e6:
-        print("WARNING: fixtures exceed 6 MB", file=sys.stderr)
+    if total >= 7.5e6:
+        print("WARNING: fixtures exceed 7.5 MB", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ ArchitectureRegistry ArchitectureRegistry::WithBuiltins() {
   ArchitectureRegistry r;
   r.Register(NewLlamaArchitecture());
   r.Register(NewQwen2Architecture());
+  r.Register(NewQwen3Architecture());
+  r.Register(NewQwen3MoeArchitecture());
   r.Register(NewMixtralArchitecture());
   r.Register(NewDeepseekV2Architecture());
   r.Register(NewDeepseekV3Architecture());

@@ -1,15 +1,24 @@
 #include "server/model/config.h"
 
 #include <cmath>
+#include <filesystem>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/mapped_file.h"
 #include "server/model/rope.h"
 
 namespace moeserve {
 namespace {
 
 using ::testing::HasSubstr;
+
+absl::StatusOr<ModelConfig> LoadModelConfigFile(const std::string& path) {
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  return ParseModelConfig(*text, path);
+}
 
 constexpr char kLlama[] = R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 100, "hidden_size": 64,
   "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2})";
@@ -93,6 +102,65 @@ TEST(ModelConfigTest, DeepseekV3DefaultsAndYarnScale) {
   EXPECT_NEAR(c->attention_scale, mscale * mscale / 4.0, 1e-12);  // (8 + 8)^-0.5 = 1/4
   // mscale == mscale_all_dim: cos/sin are not scaled.
   EXPECT_DOUBLE_EQ(ComputeRopeFrequencies(c->rope, 8).attention_factor, 1.0);
+}
+
+TEST(ModelConfigTest, Qwen3MoeLayerPatternAndRouting) {
+  auto c = ParseModelConfig(R"({"architectures": ["Qwen3MoeForCausalLM"], "vocab_size": 10, "hidden_size": 64,
+      "intermediate_size": 32, "moe_intermediate_size": 16, "num_hidden_layers": 6, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "head_dim": 24, "num_experts": 8, "num_experts_per_tok": 2,
+      "norm_topk_prob": true, "decoder_sparse_step": 2, "mlp_only_layers": [3]})",
+                            "config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  // (i + 1) % 2 == 0 and not in mlp_only_layers: layers 1 and 5.
+  EXPECT_EQ(c->moe_layers, (std::vector<bool>{false, true, false, false, false, true}));
+  EXPECT_EQ(c->head_dim, 24);
+  EXPECT_EQ(c->rotary_dim, 24);
+  EXPECT_EQ(c->routing.scoring, MoeScoring::kSoftmax);
+  EXPECT_EQ(c->routing.method, MoeTopkMethod::kGreedy);
+  EXPECT_TRUE(c->routing.norm_topk_prob);
+  EXPECT_FLOAT_EQ(c->routing.routed_scaling_factor, 1.0f);
+}
+
+TEST(ModelConfigTest, Qwen3ErrorsNameTheField) {
+  constexpr char kBase[] = R"("vocab_size": 10, "hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 2,
+      "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16)";
+  struct Case {
+    std::string json;
+    const char* expected;
+  } cases[] = {
+      {std::string(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true, "max_window_layers": 1, )") +
+           kBase + "}",
+       "use_sliding_window with max_window_layers 1 < num_hidden_layers 2"},
+      {std::string(R"({"architectures": ["Qwen3ForCausalLM"], "layer_types": ["full_attention", "sliding_attention"], )") +
+           kBase + "}",
+       "layer type \"sliding_attention\" is not supported"},
+      {std::string(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_experts": 4, "num_experts_per_tok": 2, )") +
+           R"("moe_intermediate_size": 8, "mlp_only_layers": [2], )" + kBase + "}",
+       "mlp_only_layers entry 2 is not a layer in [0, 2)"},
+      {std::string(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_experts": 4, "num_experts_per_tok": 2, )") +
+           R"("moe_intermediate_size": 8, "decoder_sparse_step": 0, )" + kBase + "}",
+       "\"decoder_sparse_step\" must be positive"},
+      {std::string(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_experts_per_tok": 2, )") + kBase + "}",
+       "missing required field \"num_experts\""},
+  };
+  for (const Case& c : cases) {
+    auto parsed = ParseModelConfig(c.json, "config.json");
+    ASSERT_FALSE(parsed.ok()) << c.json;
+    EXPECT_THAT(parsed.status().message(), HasSubstr(c.expected)) << c.json;
+  }
+}
+
+// The benchmark configs (bench/configs/*.json: real models' shapes for make-model) parse.
+TEST(ModelConfigTest, BenchConfigsParse) {
+  int parsed = 0;
+  const std::filesystem::path dir = std::filesystem::path(MOESERVE_SOURCE_DIR) / "bench/configs";
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    auto config = LoadModelConfigFile(entry.path().string());
+    EXPECT_TRUE(config.ok()) << entry.path() << ": " << config.status();
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 5);
 }
 
 TEST(RopeTest, DefaultTableHoldsCosThenSin) {

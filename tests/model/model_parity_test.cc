@@ -127,7 +127,7 @@ TEST_P(ModelParityTest, ChunkedPrefillAndDecodeBatchedWithAnotherSequence) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, ModelParityTest,
                          ::testing::Values("llama", "llama3_tied", "llama_linear", "qwen2", "qwen2_bf16_sharded",
                                            "mixtral", "deepseek_v2_lite", "deepseek_v2", "deepseek_v3",
-                                           "deepseek_v3_fp8"),
+                                           "deepseek_v3_fp8", "qwen3", "qwen3_moe"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -12,6 +12,8 @@ namespace moeserve {
 
 std::unique_ptr<Architecture> NewLlamaArchitecture();
 std::unique_ptr<Architecture> NewQwen2Architecture();
+std::unique_ptr<Architecture> NewQwen3Architecture();
+std::unique_ptr<Architecture> NewQwen3MoeArchitecture();
 std::unique_ptr<Architecture> NewMixtralArchitecture();
 std::unique_ptr<Architecture> NewDeepseekV2Architecture();
 std::unique_ptr<Architecture> NewDeepseekV3Architecture();
