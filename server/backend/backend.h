@@ -100,7 +100,7 @@ struct MoeExpertsExtras {
   Tensor num_valid_tokens;
 };
 
-// Device sampling (optional; server/sampling/device_sampling.h builds these from SamplingParams and
+// Device sampling (optional; server/runner/device_sampling.h builds these from SamplingParams and
 // the host Sampler is the reference). One sparse edit of a row's logits, in the host order: bias,
 // suppression (-inf), repetition penalty (id in prompt or output), frequency/presence (count > 0).
 struct SamplingEdit {
