@@ -4,6 +4,8 @@
 # Shared by the README, .ci/run and the Dockerfile.
 #   MOESERVE_WITH_GRPC=0          skip gRPC/Protobuf and the HTTP server's Boost (engine-only build)
 #   MOESERVE_WITH_PYTHON_TESTS=0  skip the Python test packages (container builds)
+#   MOESERVE_WITH_PEER_BENCH=1    add what the llama.cpp comparison needs (bench/peers/): Debian's
+#                                 CPU-only torch for llama.cpp's GGUF converter
 set -euo pipefail
 
 packages=(
@@ -16,6 +18,9 @@ if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then
   # The front ends: gRPC, and the HTTP server (Boost.Beast/Asio headers, OpenSSL for TLS).
   packages+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libboost-dev
              libssl-dev)
+fi
+if [[ "${MOESERVE_WITH_PEER_BENCH:-0}" == "1" ]]; then
+  packages+=(python3-torch python3-numpy python3-venv)
 fi
 
 missing=()
