@@ -106,6 +106,29 @@ wait_healthy() {
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 vmhwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 
+# serve_side SIDE MODEL REP PORT HEALTH_URL CMD...: starts the server, records start to healthy,
+# runs the serving load on the dense model, records the server's peak RSS, stops it.
+serve_side() {
+  local side="$1" name="$2" rep="$3" port="$4" url="$5"
+  shift 5
+  local t0 pid startup
+  t0=$(date +%s.%N)
+  "$@" >"$logs/serve-$side-$name-$rep.log" 2>&1 &
+  pid=$!
+  startup=$(wait_healthy "$pid" "$url" "$t0") || { tail "$logs/serve-$side-$name-$rep.log" >&2; exit 1; }
+  record "$name $side startup_s $startup"
+  if [[ "$name" == qwen2* ]]; then
+    log "rep $rep: $name: $side serving"
+    local out="$logs/load-$side-$name-$rep.json"
+    python3 "$root/bench/peers/serve_load.py" --server "$side" --addr "127.0.0.1:$port" \
+      --streams 16 --input-len 128 --output-len 128 --vocab-size "$(vocab_of "$models/$name")" >"$out"
+    record "$name $side serve_tok_s $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["output_tok_s"])' "$out")"
+    record "$name $side ttft_s $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ttft_median_s"])' "$out")"
+  fi
+  record "$name $side server_rss_gib $(awk -v k="$(vmhwm "$pid")" 'BEGIN {printf "%.2f", k/1048576}')"
+  stop "$pid"
+}
+
 results="$logs/results.txt"
 : >"$results"
 record() { echo "$*" >>"$results"; }
@@ -134,43 +157,16 @@ for rep in $(seq 1 "$reps"); do
     record "$name llama bench_rss_gib $(awk -v a="$rss_p" -v b="$rss_t" 'BEGIN {m = a > b ? a : b; printf "%.2f", m/1048576}')"
 
     # Servers: start to healthy (both models), serving load (dense only).
-    vocab=$(vocab_of "$dir")
-    port=$(free_port)
-    mport=$(free_port)
-    t0=$(date +%s.%N)
     # The same KV capacity on both sides: 4096 tokens (257 blocks of 16 with the null block),
     # 256 per request (llama-server splits -c 4096 over its 16 slots).
-    "$moeserve" serve --model "$dir" --threads "$threads" --port "$port" --metrics-port "$mport" \
-      --max-model-len 256 --num-kv-blocks 257 >"$logs/ms-serve-$name-$rep.log" 2>&1 &
-    pid=$!
-    startup=$(wait_healthy "$pid" "http://127.0.0.1:$mport/health" "$t0") || { tail "$logs/ms-serve-$name-$rep.log" >&2; exit 1; }
-    record "$name moeserve startup_s $startup"
-    if [[ "$name" == qwen2* ]]; then
-      log "rep $rep: $name: moeserve serving"
-      python3 "$root/bench/peers/serve_load.py" --server moeserve --addr "127.0.0.1:$port" \
-        --streams 16 --input-len 128 --output-len 128 --vocab-size "$vocab" >"$logs/ms-load-$name-$rep.json"
-      record "$name moeserve serve_tok_s $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["output_tok_s"])' "$logs/ms-load-$name-$rep.json")"
-      record "$name moeserve ttft_s $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ttft_median_s"])' "$logs/ms-load-$name-$rep.json")"
-    fi
-    record "$name moeserve server_rss_gib $(awk -v k="$(vmhwm "$pid")" 'BEGIN {printf "%.2f", k/1048576}')"
-    stop "$pid"
-
     port=$(free_port)
-    t0=$(date +%s.%N)
-    "$LLAMA_SERVER" -m "$gguf" -t "$threads" -tb "$threads" -np 16 -c 4096 --host 127.0.0.1 \
-      --port "$port" >"$logs/ll-serve-$name-$rep.log" 2>&1 &
-    pid=$!
-    startup=$(wait_healthy "$pid" "http://127.0.0.1:$port/health" "$t0") || { tail "$logs/ll-serve-$name-$rep.log" >&2; exit 1; }
-    record "$name llama startup_s $startup"
-    if [[ "$name" == qwen2* ]]; then
-      log "rep $rep: $name: llama-server serving"
-      python3 "$root/bench/peers/serve_load.py" --server llama --addr "127.0.0.1:$port" \
-        --streams 16 --input-len 128 --output-len 128 --vocab-size "$vocab" >"$logs/ll-load-$name-$rep.json"
-      record "$name llama serve_tok_s $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["output_tok_s"])' "$logs/ll-load-$name-$rep.json")"
-      record "$name llama ttft_s $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ttft_median_s"])' "$logs/ll-load-$name-$rep.json")"
-    fi
-    record "$name llama server_rss_gib $(awk -v k="$(vmhwm "$pid")" 'BEGIN {printf "%.2f", k/1048576}')"
-    stop "$pid"
+    mport=$(free_port)
+    serve_side moeserve "$name" "$rep" "$port" "http://127.0.0.1:$mport/health" \
+      "$moeserve" serve --model "$dir" --threads "$threads" --port "$port" --metrics-port "$mport" \
+      --max-model-len 256 --num-kv-blocks 257
+    port=$(free_port)
+    serve_side llama "$name" "$rep" "$port" "http://127.0.0.1:$port/health" \
+      "$LLAMA_SERVER" -m "$gguf" -t "$threads" -tb "$threads" -np 16 -c 4096 --host 127.0.0.1 --port "$port"
   done
   log "rep $rep done, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   record "loadavg $(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ',')"
