@@ -34,9 +34,7 @@ if [[ ! -f "$llama/CMakeLists.txt" ]]; then
   log "downloading the llama-cpp-python $version sdist from PyPI"
   rm -rf "$base/sdist" "$src"
   python3 -m pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps \
-    --no-build-isolation -d "$base/sdist" "llama-cpp-python==$version" >&2 ||
-    python3 -m pip download --quiet --disable-pip-version-check --no-binary :all: --no-deps \
-      -d "$base/sdist" "llama-cpp-python==$version" >&2
+    -d "$base/sdist" "llama-cpp-python==$version" >&2
   mkdir -p "$src"
   tar -xzf "$base"/sdist/llama_cpp_python-*.tar.gz -C "$src" --strip-components=1
 fi
