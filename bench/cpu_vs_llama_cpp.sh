@@ -162,7 +162,7 @@ for rep in $(seq 1 "$reps"); do
     port=$(free_port)
     mport=$(free_port)
     serve_side moeserve "$name" "$rep" "$port" "http://127.0.0.1:$mport/health" \
-      "$moeserve" serve --model "$dir" --threads "$threads" --port "$port" --metrics-port "$mport" \
+      "$moeserve" serve --model "$dir" --threads "$threads" --port "$port" --metrics-port "$mport" --http-port 0 \
       --max-model-len 256 --num-kv-blocks 257
     port=$(free_port)
     serve_side llama "$name" "$rep" "$port" "http://127.0.0.1:$port/health" \
@@ -177,7 +177,7 @@ done
 port=$(free_port)
 mport=$(free_port)
 t0=$(date +%s.%N)
-"$moeserve" serve --model "$models/qwen2-0.5b" --port "$port" --metrics-port "$mport" \
+"$moeserve" serve --model "$models/qwen2-0.5b" --port "$port" --metrics-port "$mport" --http-port 0 \
   >"$logs/ms-serve-defaults.log" 2>&1 &
 pid=$!
 if startup=$(wait_healthy "$pid" "http://127.0.0.1:$mport/health" "$t0"); then
