@@ -12,8 +12,9 @@
 // Conventions (T = tokens in the flat batch, S = sequences, H = query heads, Hkv = kv heads,
 // D = head dim, E = experts, NB = KV blocks, BS = block size):
 // - Activations are `activation_dtype()` (f32 on CPU, bf16 on CUDA). Index tensors are i32.
-// - Weights are created through CreateWeight from host fp32 data; the backend picks the storage
-//   dtype. A linear weight has shape [out, in] (PyTorch layout): y = x · wᵀ (+ b).
+// - Weights are created through CreateWeight from host fp32 data, or CreateWeightFromHost from host
+//   bytes in the checkpoint's dtype; the backend picks the storage dtype. A linear weight has shape
+//   [out, in] (PyTorch layout): y = x · wᵀ (+ b).
 // - Outputs are preallocated by the caller and never alias inputs unless an op says so.
 //
 // Thread safety: a Backend is used by one thread (the engine thread) at a time.
@@ -132,6 +133,17 @@ struct SampledToken {
   std::vector<std::pair<int32_t, float>> top;  // (id, logprob), most likely first
 };
 
+// Host bytes of one weight as a checkpoint stores it, for Backend::CreateWeightFromHost.
+struct HostWeight {
+  DType dtype = DType::kF32;  // kF32, kBF16 or kF16
+  Shape shape;
+  absl::Span<const uint8_t> bytes;  // numel · DTypeSize(dtype) little-endian bytes, any alignment
+  // Non-null when `bytes` stay valid and unchanged for as long as it lives (a mapped checkpoint, a
+  // buffer the caller hands over): a backend whose memory is host memory may then keep the weight
+  // in place, without a copy, holding `keep_alive`. Null: the bytes are only valid during the call.
+  std::shared_ptr<const void> keep_alive;
+};
+
 // One host -> device copy of GraphCapture::UploadAsync.
 struct HostUpload {
   absl::Span<const uint8_t> bytes;  // bytes.size() == dst.bytes()
@@ -182,6 +194,11 @@ class Backend {
   // A weight from host fp32 values (`values.size() == shape.numel()`), stored in the backend's
   // weight dtype.
   virtual absl::StatusOr<Tensor> CreateWeight(absl::Span<const float> values, Shape shape) = 0;
+  // A weight from host bytes of dtype f32, bf16 or f16 (`w.bytes.size() == numel · size`). The
+  // backend stores it as CreateWeight would store its values (exactly: a 16-bit value widens to
+  // fp32 without rounding), possibly in place (see HostWeight::keep_alive). The default widens to
+  // fp32 and calls CreateWeight.
+  virtual absl::StatusOr<Tensor> CreateWeightFromHost(const HostWeight& w);
   // Host -> device copy of raw bytes; `bytes.size() == dst.bytes()`.
   virtual absl::Status CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) = 0;
   // Device -> host copy; synchronises. `bytes.size() == src.bytes()`.

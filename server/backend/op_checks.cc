@@ -1,5 +1,6 @@
 #include "server/backend/op_checks.h"
 
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -154,6 +155,37 @@ std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes,
     }
   }
   return out;
+}
+
+absl::Status CheckHostWeight(absl::string_view op, const HostWeight& w) {
+  if (w.dtype != DType::kF32 && w.dtype != DType::kBF16 && w.dtype != DType::kF16) {
+    return OpError(op, absl::StrCat("weight dtype ", DTypeStr(w.dtype), " is not f32, bf16 or f16"));
+  }
+  for (int64_t d : w.shape.dims()) {
+    if (d < 0) return OpError(op, absl::StrCat("negative shape ", w.shape.ToString()));
+  }
+  const size_t want = static_cast<size_t>(w.shape.numel()) * DTypeSize(w.dtype);
+  if (w.bytes.size() != want) {
+    return OpError(op, absl::StrCat(w.bytes.size(), " bytes for ", DTypeStr(w.dtype),
+                                    w.shape.ToString(), ", expected ", want));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<float> HostWeightToF32(const HostWeight& w) {
+  const size_t n = static_cast<size_t>(w.shape.numel());
+  std::vector<float> values(n);
+  const uint8_t* p = w.bytes.data();
+  if (w.dtype == DType::kF32) {
+    if (n > 0) std::memcpy(values.data(), p, n * sizeof(float));
+    return values;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t bits;
+    std::memcpy(&bits, p + 2 * i, 2);
+    values[i] = w.dtype == DType::kBF16 ? Bf16ToFloat(bits) : Fp16ToFloat(bits);
+  }
+  return values;
 }
 
 }  // namespace moeserve

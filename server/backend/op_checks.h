@@ -56,6 +56,12 @@ absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes,
 std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes,
                                             absl::Span<const float> scales, const Shape& shape);
 
+// CreateWeightFromHost's operand: dtype f32, bf16 or f16, a non-negative shape, and exactly
+// numel · DTypeSize(dtype) bytes.
+absl::Status CheckHostWeight(absl::string_view op, const HostWeight& w);
+// The fp32 values of a checked HostWeight (16-bit values widen exactly).
+std::vector<float> HostWeightToF32(const HostWeight& w);
+
 // The shapes and counts of `meta` for an attention op over T tokens and a cache of `block_size`
 // (not its contents, which may live on a device).
 absl::Status CheckAttentionMetaShapes(absl::string_view op, const AttentionMetadata& meta, int64_t T,

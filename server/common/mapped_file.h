@@ -22,6 +22,10 @@ class MappedFile {
   const std::string& path() const { return path_; }
   size_t size() const { return size_; }
   absl::Span<const uint8_t> bytes() const { return {data_, size_}; }
+  // Tells the kernel that `range` (a part of bytes()) is not needed for now: the whole pages inside
+  // it leave this process's resident set (they stay in the page cache; a later read faults them
+  // back in). For data copied elsewhere at load. Advisory: errors are ignored.
+  void DropPages(absl::Span<const uint8_t> range) const;
 
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size)

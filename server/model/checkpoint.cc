@@ -259,4 +259,14 @@ absl::StatusOr<std::vector<float>> Checkpoint::LoadF32(std::string_view name,
   return out;
 }
 
+std::shared_ptr<const void> Checkpoint::Mapping(std::string_view name) const {
+  const auto it = tensors_.find(AV(name));
+  return it == tensors_.end() ? nullptr : it->second.file->mapping();
+}
+
+void Checkpoint::DropPages(std::string_view name) const {
+  const auto it = tensors_.find(AV(name));
+  if (it != tensors_.end()) it->second.file->DropPages(*it->second.info);
+}
+
 }  // namespace moeserve

@@ -51,6 +51,13 @@ class Checkpoint {
   absl::StatusOr<std::vector<float>> LoadF32(std::string_view name,
                                              absl::Span<const int64_t> expected_shape) const;
 
+  // Keeps the mapping that holds tensor `name`'s RawData() alive while held (even past this
+  // object), so weights can be used in place; null for an unknown name.
+  std::shared_ptr<const void> Mapping(std::string_view name) const;
+  // The mapped pages of tensor `name` leave the resident set (its bytes were copied elsewhere);
+  // see MappedFile::DropPages. No-op for an unknown name.
+  void DropPages(std::string_view name) const;
+
  private:
   struct Entry {
     const SafetensorsFile* file;

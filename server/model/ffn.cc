@@ -10,6 +10,32 @@
 namespace moeserve {
 namespace {
 
+// Per-expert tensors stacked into gate_up [E + S, 2I, d] and down [E + S, d, I] host values, the
+// n_shared shared experts split and appended after the routed ones. `host(spec)` reads one tensor
+// as std::vector<V> (fp32 values or 16-bit bits).
+template <class V, class HostFn>
+absl::Status StackExperts(HostFn host, const MoeTensors& t, int64_t n_shared, int64_t i_size, int64_t d,
+                          std::vector<V>* gate_up, std::vector<V>* down) {
+  const int64_t e_count = static_cast<int64_t>(t.experts.size());
+  gate_up->reserve(static_cast<size_t>((e_count + n_shared) * 2 * i_size * d));
+  down->reserve(static_cast<size_t>((e_count + n_shared) * d * i_size));
+  for (const MlpTensors& e : t.experts) {
+    for (const WeightSpec* w : {&e.gate, &e.up}) {
+      ASSIGN_OR_RETURN(std::vector<V> values, host(*w));
+      gate_up->insert(gate_up->end(), values.begin(), values.end());
+    }
+    ASSIGN_OR_RETURN(std::vector<V> values, host(e.down));
+    down->insert(down->end(), values.begin(), values.end());
+  }
+  if (n_shared > 0) {
+    ASSIGN_OR_RETURN(std::vector<V> gate, host(t.shared->gate));
+    ASSIGN_OR_RETURN(std::vector<V> up, host(t.shared->up));
+    ASSIGN_OR_RETURN(std::vector<V> dn, host(t.shared->down));
+    AppendSharedExperts(gate, up, dn, n_shared, i_size, d, gate_up, down);
+  }
+  return absl::OkStatus();
+}
+
 // The shared MLP (intermediate n · i_size) as n more experts of host values.
 absl::Status AppendSharedExpertsHost(const WeightLoader& loader, const MlpTensors& shared, int64_t n, int64_t i_size,
                                      int64_t d, std::vector<float>* gate_up, std::vector<float>* down) {
@@ -119,22 +145,19 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const MoeTensors& t, c
   } else if (absl::StatusOr<bool> fp8 = LoadFp8Experts(loader, t, d, i_size, n_shared, &moe);
              !fp8.ok() || *fp8) {
     if (!fp8.ok()) return fp8.status();
+  } else if (const DType dtype = loader.weight_dtype(); dtype != DType::kF32) {
+    // 16-bit checkpoints: stack the stored bits (never an fp32 copy of every expert).
+    auto host = [&](const WeightSpec& w) { return loader.Host16(loader.Name(w), w.shape, dtype); };
+    std::vector<uint16_t> gate_up, down;
+    RETURN_IF_ERROR(StackExperts<uint16_t>(host, t, n_shared, i_size, d, &gate_up, &down));
+    moe.num_shared_fused_ = n_shared;
+    ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload16(std::move(gate_up), dtype, {e_count + n_shared, 2 * i_size, d}));
+    ASSIGN_OR_RETURN(moe.down_, loader.Upload16(std::move(down), dtype, {e_count + n_shared, d, i_size}));
   } else {
+    auto host = [&](const WeightSpec& w) { return loader.Host(w); };
     std::vector<float> gate_up, down;
-    gate_up.reserve(static_cast<size_t>((e_count + n_shared) * 2 * i_size * d));
-    down.reserve(static_cast<size_t>((e_count + n_shared) * d * i_size));
-    for (const MlpTensors& e : t.experts) {
-      for (const WeightSpec* w : {&e.gate, &e.up}) {
-        ASSIGN_OR_RETURN(std::vector<float> values, loader.Host(*w));
-        gate_up.insert(gate_up.end(), values.begin(), values.end());
-      }
-      ASSIGN_OR_RETURN(std::vector<float> values, loader.Host(e.down));
-      down.insert(down.end(), values.begin(), values.end());
-    }
-    if (n_shared > 0) {
-      RETURN_IF_ERROR(AppendSharedExpertsHost(loader, *t.shared, n_shared, i_size, d, &gate_up, &down));
-      moe.num_shared_fused_ = n_shared;
-    }
+    RETURN_IF_ERROR(StackExperts<float>(host, t, n_shared, i_size, d, &gate_up, &down));
+    moe.num_shared_fused_ = n_shared;
     ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload(gate_up, {e_count + n_shared, 2 * i_size, d}));
     ASSIGN_OR_RETURN(moe.down_, loader.Upload(down, {e_count + n_shared, d, i_size}));
   }

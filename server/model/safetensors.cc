@@ -348,7 +348,7 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::Span<const uint8_
 
 // ---- SafetensorsFile ----------------------------------------------------------------------------
 
-SafetensorsFile::SafetensorsFile(std::unique_ptr<MappedFile> file, SafetensorsHeader header)
+SafetensorsFile::SafetensorsFile(std::shared_ptr<const MappedFile> file, SafetensorsHeader header)
     : file_(std::move(file)), header_(std::move(header)) {
   index_.reserve(header_.tensors.size());
   for (size_t i = 0; i < header_.tensors.size(); ++i) index_.emplace(header_.tensors[i].name, i);

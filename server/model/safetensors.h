@@ -83,11 +83,16 @@ class SafetensorsFile {
   // The raw little-endian bytes of `info`. No alignment is guaranteed.
   // REQUIRES: `info` is one of tensors().
   absl::Span<const uint8_t> Data(const TensorInfo& info) const;
+  // Keeps the mapping (and so every Data() span) alive for as long as it is held, even past this
+  // object: weights can then be used in place.
+  std::shared_ptr<const void> mapping() const { return file_; }
+  // MappedFile::DropPages over the bytes of `info`.
+  void DropPages(const TensorInfo& info) const { file_->DropPages(Data(info)); }
 
  private:
-  SafetensorsFile(std::unique_ptr<MappedFile> file, SafetensorsHeader header);
+  SafetensorsFile(std::shared_ptr<const MappedFile> file, SafetensorsHeader header);
 
-  std::unique_ptr<MappedFile> file_;
+  std::shared_ptr<const MappedFile> file_;
   SafetensorsHeader header_;
   absl::flat_hash_map<std::string, size_t> index_;  // name -> position in header_.tensors
 };

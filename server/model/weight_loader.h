@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,13 @@ namespace moeserve {
 // Moves checkpoint tensors onto a backend, reshaping on the host where the model code wants a
 // different layout than the file (merged gate/up, stacked experts, split projections). Errors name
 // the tensor and the checkpoint directory. Not thread-safe.
+//
+// Weights keep the checkpoint's dtype (Backend::CreateWeightFromHost): a tensor loaded as it is
+// views the mapped file (a host-memory backend uses it in place), and one reshaped on the host is
+// copied once in its own dtype. Host() values (fp32) uploaded again through Upload() are narrowed
+// back to weight_dtype() when that is exact, so a bf16 checkpoint gives bf16 weights either way.
+// Tensors copied out of the mapping have their mapped pages dropped (Checkpoint::DropPages), so
+// the load's resident memory stays near one copy of the weights.
 class WeightLoader {
  public:
   WeightLoader(const Checkpoint* checkpoint, Backend* backend) : checkpoint_(checkpoint), backend_(backend) {}
@@ -29,6 +37,13 @@ class WeightLoader {
 
   // Host fp32 values of `name`, checked against `shape`.
   absl::StatusOr<std::vector<float>> Host(const std::string& name, std::vector<int64_t> shape) const;
+  // The 16-bit values (bits) of `name` as stored, checked against `shape`; InvalidArgument unless
+  // it is stored as `dtype` (kBF16 or kF16).
+  absl::StatusOr<std::vector<uint16_t>> Host16(const std::string& name, std::vector<int64_t> shape,
+                                               DType dtype) const;
+  // kBF16 or kF16 when every floating-point tensor of rank >= 2 in the checkpoint is stored so,
+  // else kF32: the dtype host-built weights (stacks, splits) are uploaded in.
+  DType weight_dtype() const;
 
   absl::StatusOr<Tensor> Load(const std::string& name, std::vector<int64_t> shape);
   absl::StatusOr<std::vector<float>> Host(const WeightSpec& spec) const { return Host(Name(spec), spec.shape); }
@@ -42,15 +57,23 @@ class WeightLoader {
   // (DeepSeek-V3), appended to *bytes / *scales; false (nothing appended) for any other storage.
   absl::StatusOr<bool> HostFp8Block(const std::string& name, const std::vector<int64_t>& shape,
                                     std::vector<uint8_t>* bytes, std::vector<float>* scales) const;
-  // Uploads host values as a weight.
+  // Uploads host values as a weight, in weight_dtype() when every value converts exactly.
   absl::StatusOr<Tensor> Upload(const std::vector<float>& values, std::vector<int64_t> shape);
+  // Uploads 16-bit values of `dtype` (moved in: a host-memory backend keeps them in place).
+  absl::StatusOr<Tensor> Upload16(std::vector<uint16_t> values, DType dtype, std::vector<int64_t> shape);
 
   int64_t tensors_loaded() const { return tensors_loaded_; }
+
+  // Tensor `name` for Backend::CreateWeightFromHost in the dtype the file stores: F32, BF16 and F16
+  // tensors view the mapped file (keep_alive holds the mapping), F8_E4M3 block weights are
+  // dequantized into an owned f32 buffer as Checkpoint::LoadF32 does. Shape checked as LoadF32.
+  absl::StatusOr<HostWeight> Stored(const std::string& name, const std::vector<int64_t>& shape) const;
 
  private:
   const Checkpoint* checkpoint_;
   Backend* backend_;
   int64_t tensors_loaded_ = 0;
+  mutable std::optional<DType> weight_dtype_;  // computed on first use
 };
 
 // Row block [begin, begin + count) of a row-major [rows, cols] matrix.

@@ -4,14 +4,17 @@
 #include "server/common/numeric.h"
 
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/cpu/cpu_internal.h"
+#include "server/backend/cpu/host_allocator.h"
 #include "tests/backend/backend_test_util.h"
 
 namespace moeserve {
@@ -45,6 +48,31 @@ TEST_F(CpuBackendTest, AllocateIsAlignedAndOutlivesViews) {
   EXPECT_EQ(ReadF32(b_, slice), std::vector<float>(10, 0.0f));
 }
 
+TEST(CpuHostAllocatorTest, ReusesFreedBlocksUpToTheCap) {
+  auto alloc = cpu::HostAllocator::Create(/*max_cached_bytes=*/1 << 20);
+  void* first = nullptr;
+  {
+    std::shared_ptr<void> a = alloc->Allocate(300000);
+    first = a.get();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 64, 0u);
+  }
+  EXPECT_GT(alloc->cached_bytes(), 0);
+  std::shared_ptr<void> b = alloc->Allocate(310000);  // same size class (rounded to 1/8 of 2^18)
+  EXPECT_EQ(b.get(), first);
+  EXPECT_EQ(alloc->system_allocations(), 1);
+  b.reset();
+  {
+    std::shared_ptr<void> big = alloc->Allocate(2 << 20);  // over the cap: back to the system
+  }
+  EXPECT_LE(alloc->cached_bytes(), 1 << 20);
+  alloc->Release();
+  EXPECT_EQ(alloc->cached_bytes(), 0);
+  // Blocks outlive the allocator's last other owner.
+  std::shared_ptr<void> c = alloc->Allocate(100);
+  alloc.reset();
+  c.reset();
+}
+
 TEST_F(CpuBackendTest, CreateWeightAndCopies) {
   std::vector<float> v = {1, 2, 3, 4, 5, 6};
   auto w = b_.CreateWeight(v, Shape{2, 3});
@@ -62,6 +90,31 @@ TEST_F(CpuBackendTest, CreateWeightAndCopies) {
   EXPECT_EQ(ReadF32(b_, h), (std::vector<float>{1.0f, -2.0f}));
 }
 
+TEST_F(CpuBackendTest, CreateWeightFromHostKeepsSixteenBitWeightsInPlace) {
+  auto bits = std::make_shared<std::vector<uint16_t>>(std::vector<uint16_t>{0x3f80, 0xc000, 0x4040, 0x0000});
+  const absl::Span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(bits->data()), 8);
+  // Rank 2 with keep_alive: the same bytes, no copy, and the tensor keeps them alive.
+  Tensor w = *b_.CreateWeightFromHost({DType::kBF16, Shape{2, 2}, bytes, bits});
+  EXPECT_EQ(w.dtype(), DType::kBF16);
+  EXPECT_EQ(w.data(), bits->data());
+  EXPECT_EQ(ReadF32(b_, w), (std::vector<float>{1, -2, 3, 0}));
+  // Without keep_alive: a copy.
+  Tensor c = *b_.CreateWeightFromHost({DType::kBF16, Shape{2, 2}, bytes, nullptr});
+  EXPECT_NE(c.data(), bits->data());
+  EXPECT_EQ(ReadF32(b_, c), (std::vector<float>{1, -2, 3, 0}));
+  // Rank 1 (norms, biases) and the fp32 reference backend widen.
+  EXPECT_EQ(b_.CreateWeightFromHost({DType::kBF16, Shape{4}, bytes, bits})->dtype(), DType::kF32);
+  CpuBackend ref(CpuBackendOptions{.num_threads = 1, .f32_weights = true});
+  Tensor r = *ref.CreateWeightFromHost({DType::kBF16, Shape{2, 2}, bytes, bits});
+  EXPECT_EQ(r.dtype(), DType::kF32);
+  EXPECT_EQ(ReadF32(ref, r), (std::vector<float>{1, -2, 3, 0}));
+  // Wrong byte counts and dtypes are refused.
+  EXPECT_EQ(b_.CreateWeightFromHost({DType::kBF16, Shape{2, 3}, bytes, bits}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b_.CreateWeightFromHost({DType::kI32, Shape{2}, bytes, bits}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 // ---- Linear / HeadwiseLinear ----------------------------------------------------------------
 
 std::vector<double> NaiveLinear(const std::vector<float>& x, const std::vector<float>& w,
@@ -77,29 +130,46 @@ std::vector<double> NaiveLinear(const std::vector<float>& x, const std::vector<f
   return y;
 }
 
-class CpuLinearTest : public CpuBackendTest, public ::testing::WithParamInterface<bool> {
+// Every kernel level this CPU runs (baseline, AVX2, AVX-512), each against the naive reference.
+class CpuLinearTest : public CpuBackendTest,
+                      public ::testing::WithParamInterface<const cpu::CpuKernels*> {
  protected:
-  void SetUp() override { cpu::ForceBaselineGemmForTesting(GetParam()); }
-  void TearDown() override { cpu::ForceBaselineGemmForTesting(false); }
+  void SetUp() override { cpu::ForceKernelsForTesting(GetParam()); }
+  void TearDown() override { cpu::ForceKernelsForTesting(nullptr); }
+
+  // A weight of `dtype` holding `w` rounded to it; *w becomes the rounded values.
+  Tensor MakeWeight(DType dtype, std::vector<float>* w, Shape shape) {
+    if (dtype == DType::kF32) return *b_.CreateWeight(*w, shape);
+    std::vector<uint16_t> bits(w->size());
+    for (size_t i = 0; i < w->size(); ++i) {
+      bits[i] = dtype == DType::kBF16 ? FloatToBf16((*w)[i]) : FloatToFp16((*w)[i]);
+      (*w)[i] = dtype == DType::kBF16 ? Bf16ToFloat(bits[i]) : Fp16ToFloat(bits[i]);
+    }
+    HostWeight hw{dtype, shape, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2}};
+    Tensor t = *b_.CreateWeightFromHost(hw);
+    EXPECT_EQ(t.dtype(), dtype);  // kept 16-bit
+    return t;
+  }
 };
 
-INSTANTIATE_TEST_SUITE_P(Isa, CpuLinearTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Baseline" : "Best"; });
+INSTANTIATE_TEST_SUITE_P(Isa, CpuLinearTest, ::testing::ValuesIn(cpu::AvailableKernels()),
+                         [](const auto& info) { return std::string(info.param->name); });
 
 TEST_P(CpuLinearTest, LinearMatchesNaive) {
   struct Case { int64_t T, in, out; };
   // Odd sizes, the 8-wide vector tail, the 256-long k slices, 64-row and 48-column tiles.
   for (Case c : {Case{1, 1, 1}, Case{1, 64, 172}, Case{1, 512, 64}, Case{2, 7, 3},
                  Case{3, 17, 5}, Case{5, 9, 33}, Case{7, 300, 13}, Case{70, 257, 50},
-                 Case{129, 64, 97}, Case{4, 0, 6}}) {
+                 Case{129, 64, 97}, Case{4, 0, 6}, Case{3, 1100, 20}, Case{1, 2050, 9}}) {
+   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
     for (bool with_bias : {false, true}) {
       SCOPED_TRACE(::testing::Message() << "T=" << c.T << " in=" << c.in << " out=" << c.out
-                                        << " bias=" << with_bias);
+                                        << " bias=" << with_bias << " w " << DTypeName(dtype));
       auto x = Random(rng_, c.T * c.in);
       auto w = Random(rng_, c.out * c.in);
       auto bias = Random(rng_, c.out);
       Tensor tx = MakeF32(b_, Shape{c.T, c.in}, x);
-      Tensor tw = *b_.CreateWeight(w, Shape{c.out, c.in});
+      Tensor tw = MakeWeight(dtype, &w, Shape{c.out, c.in});
       Tensor tb = with_bias ? *b_.CreateWeight(bias, Shape{c.out}) : Tensor();
       Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.out});
       ASSERT_TRUE(b_.Linear(tx, tw, tb, ty).ok());
@@ -107,17 +177,19 @@ TEST_P(CpuLinearTest, LinearMatchesNaive) {
                                                     c.out)),
                 kTol);
     }
+   }
   }
 }
 
 TEST_P(CpuLinearTest, HeadwiseLinearMatchesNaive) {
   struct Case { int64_t T, H, in, out; };
   for (Case c : {Case{1, 3, 10, 7}, Case{9, 4, 65, 40}, Case{20, 2, 128, 64}}) {
+   for (DType dtype : {DType::kF32, DType::kBF16}) {
     auto x = Random(rng_, c.T * c.H * c.in);
     auto w = Random(rng_, c.H * c.out * c.in);
     Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.H, c.out});
     ASSERT_TRUE(b_.HeadwiseLinear(MakeF32(b_, Shape{c.T, c.H, c.in}, x),
-                                  *b_.CreateWeight(w, Shape{c.H, c.out, c.in}), ty)
+                                  MakeWeight(dtype, &w, Shape{c.H, c.out, c.in}), ty)
                     .ok());
     std::vector<double> ref(c.T * c.H * c.out);
     for (int64_t t = 0; t < c.T; ++t)
@@ -129,6 +201,7 @@ TEST_P(CpuLinearTest, HeadwiseLinearMatchesNaive) {
           ref[(t * c.H + h) * c.out + o] = s;
         }
     EXPECT_LE(RelErr(ReadF32(b_, ty), ref), kTol) << "T=" << c.T << " H=" << c.H;
+   }
   }
 }
 
@@ -154,6 +227,25 @@ TEST_F(CpuBackendTest, LinearRejectsBadShapes) {
 }
 
 // ---- Row ops ---------------------------------------------------------------------------------
+
+TEST_F(CpuBackendTest, EmbeddingWidensSixteenBitTables) {
+  for (DType dtype : {DType::kBF16, DType::kF16}) {
+    std::vector<float> v = Random(rng_, 5 * 19);
+    std::vector<uint16_t> bits(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      bits[i] = dtype == DType::kBF16 ? FloatToBf16(v[i]) : FloatToFp16(v[i]);
+      v[i] = dtype == DType::kBF16 ? Bf16ToFloat(bits[i]) : Fp16ToFloat(bits[i]);
+    }
+    Tensor table = *b_.CreateWeightFromHost(
+        {dtype, Shape{5, 19}, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2}});
+    ASSERT_EQ(table.dtype(), dtype);
+    Tensor out = Empty(b_, DType::kF32, Shape{3, 19});
+    ASSERT_TRUE(b_.Embedding(table, MakeI32(b_, Shape{3}, {4, 0, 4}), out).ok());
+    std::vector<float> want;
+    for (int row : {4, 0, 4}) want.insert(want.end(), v.begin() + row * 19, v.begin() + (row + 1) * 19);
+    EXPECT_EQ(ReadF32(b_, out), want);
+  }
+}
 
 TEST_F(CpuBackendTest, EmbeddingAndGatherRows) {
   const int64_t V = 11, d = 13;
@@ -299,9 +391,22 @@ TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
   struct Case { int64_t T, d, I, E, k; };
   for (Case c : {Case{1, 24, 10, 5, 2}, Case{7, 24, 10, 5, 2}, Case{13, 33, 17, 8, 3},
                  Case{70, 64, 48, 4, 2}}) {
+   // fp32 weights, and bf16 weights kept 16-bit (the reference uses their exact values).
+   for (bool bf16 : {false, true}) {
     auto x = Random(rng_, c.T * c.d);
     auto gu = Random(rng_, c.E * 2 * c.I * c.d, 0.3f);
     auto dn = Random(rng_, c.E * c.d * c.I, 0.3f);
+    auto weight = [&](std::vector<float>& v, Shape shape) {
+      if (!bf16) return *b_.CreateWeight(v, shape);
+      std::vector<uint16_t> bits(v.size());
+      for (size_t i = 0; i < v.size(); ++i) v[i] = Bf16ToFloat(bits[i] = FloatToBf16(v[i]));
+      Tensor t = *b_.CreateWeightFromHost(
+          {DType::kBF16, shape, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2}});
+      EXPECT_EQ(t.dtype(), DType::kBF16);
+      return t;
+    };
+    Tensor gu_w = weight(gu, Shape{c.E, 2 * c.I, c.d});
+    Tensor dn_w = weight(dn, Shape{c.E, c.d, c.I});
     std::vector<int32_t> ids(c.T * c.k);
     std::vector<float> wts = Random(rng_, c.T * c.k);
     // Experts E-1 stays unused; a token never repeats an expert.
@@ -314,8 +419,7 @@ TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
     Tensor out = Empty(b_, DType::kF32, Shape{c.T, c.d});
     ASSERT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{c.T, c.d}, x), MakeI32(b_, Shape{c.T, c.k}, ids),
                               MakeF32(b_, Shape{c.T, c.k}, wts),
-                              *b_.CreateWeight(gu, Shape{c.E, 2 * c.I, c.d}),
-                              *b_.CreateWeight(dn, Shape{c.E, c.d, c.I}), out, {})
+                              gu_w, dn_w, out, {})
                     .ok());
     std::vector<double> ref(c.T * c.d, 0.0);
     for (int64_t t = 0; t < c.T; ++t)
@@ -336,7 +440,8 @@ TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
           ref[t * c.d + m] += wts[t * c.k + j] * y;
         }
       }
-    EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol) << "T=" << c.T;
+    EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol) << "T=" << c.T << " bf16=" << bf16;
+   }
   }
 }
 

@@ -1,9 +1,11 @@
 // Paged KV cache writes and causal attention over the paged cache (standard/GQA and MLA).
 //
-// Attention runs one (query token, head) pair per work item with an online softmax over the
-// sequence's cache positions, one KV block at a time: the block's scores are computed first, then
-// the running max, sum and output accumulator are rescaled once per block. Parallel over
-// tokens × heads.
+// Attention runs one (query token, group of heads reading the same keys) per work item with an
+// online softmax over the sequence's cache positions, one KV block at a time (the kernel level's
+// attend_block: the block's scores, one rescale of the running max, sum and accumulators, then the
+// weighted values), so a GQA group's or MLA's heads share every key and value load. Groups are
+// split into fewer heads per item only when there would otherwise be too few items to keep every
+// thread busy (decode). Parallel over tokens × groups.
 
 #include <algorithm>
 #include <cmath>
@@ -96,44 +98,53 @@ absl::Status CheckLayout(absl::string_view op, const AttentionMetadata& meta, in
   return absl::OkStatus();
 }
 
-// Online-softmax attention of one query over cache positions [0, n_ctx). The query is split in two
-// parts (qa over the first da values of a key row, qb over the next db; db = 0 for standard
-// attention). key_row(phys, off) and value_row(phys, off) return the rows of a cache slot.
-// scratch holds block_size + dv floats.
-template <class KeyRow, class ValueRow>
-void AttendOne(const float* qa, int64_t da, const float* qb, int64_t db, int64_t dv,
-               int64_t n_ctx, int64_t block_size, const int32_t* blocks, float scale,
-               KeyRow key_row, ValueRow value_row, float* scratch, float* out) {
-  float* scores = scratch;
-  float* acc = scratch + block_size;
-  std::fill(acc, acc + dv, 0.0f);
-  float m = -std::numeric_limits<float>::infinity();
-  float l = 0.0f;
-  for (int64_t b = 0; b * block_size < n_ctx; ++b) {
-    const int32_t phys = blocks[b];
-    const int64_t n = std::min(block_size, n_ctx - b * block_size);
-    float bm = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < n; ++j) {
-      const float* k = key_row(phys, j);
-      float s = cpu::Dot(qa, k, da);
-      if (db > 0) s += cpu::Dot(qb, k + da, db);
-      scores[j] = s * scale;
-      bm = std::max(bm, scores[j]);
+// Causal attention of every query token of `lay` over its sequence's cache, G = `group` heads at a
+// time reading the same cache rows (see the file comment). `rows(t, first_head)` gives the
+// AttendArgs of those heads' queries (num_queries set by the caller); key_base(phys, kv) and
+// value_base(phys, kv) the first key / value row of block `phys` for kv head `kv`.
+struct AttentionPlan {
+  int64_t T, num_kv, group, dv, block_size, key_stride, value_stride, out_stride;
+  int64_t avg_ctx;
+};
+
+template <class QueryArgs, class KeyBase, class ValueBase>
+void RunAttention(ThreadPool& pool, const SeqLayout& lay, const AttentionPlan& p, QueryArgs query_args,
+                  KeyBase key_base, ValueBase value_base, float* out) {
+  // Heads per item: the whole group unless that leaves fewer than two items per thread.
+  const int64_t want_items = 2 * pool.num_threads();
+  int64_t chunks = 1;
+  while (chunks < p.group && p.T * p.num_kv * chunks < want_items) ++chunks;
+  const int64_t per_item = (p.group + chunks - 1) / chunks;
+  chunks = (p.group + per_item - 1) / per_item;
+  const int64_t items = p.T * p.num_kv * chunks;
+  const cpu::AttendBlockFn attend = cpu::Kernels().attend_block;
+  pool.ParallelFor(items, cpu::RowGrain(p.avg_ctx * per_item * 2 * p.dv), [&](int64_t b, int64_t e) {
+    std::vector<float> scores(per_item * p.block_size), acc(per_item * p.dv);
+    std::vector<cpu::SoftmaxState> state(per_item);
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t c = item % chunks, kv = (item / chunks) % p.num_kv, t = item / (chunks * p.num_kv);
+      const int64_t h0 = kv * p.group + c * per_item;
+      const int64_t g = std::min(per_item, p.group - c * per_item);
+      const int64_t s = lay.token_seq[t];
+      const int64_t q_len = lay.qsl[s + 1] - lay.qsl[s];
+      const int64_t n_ctx = lay.seq_lens[s] - q_len + (t - lay.qsl[s]) + 1;
+      const int32_t* blocks = lay.block_tables + s * lay.max_blocks;
+      cpu::AttendArgs args = query_args(t, h0);
+      args.num_queries = g;
+      std::fill(state.begin(), state.begin() + g, cpu::SoftmaxState{-INFINITY, 0.0f});
+      std::fill(acc.begin(), acc.begin() + g * p.dv, 0.0f);
+      for (int64_t blk = 0; blk * p.block_size < n_ctx; ++blk) {
+        const int64_t n = std::min(p.block_size, n_ctx - blk * p.block_size);
+        attend(args, key_base(blocks[blk], kv), p.key_stride, value_base(blocks[blk], kv),
+               p.value_stride, n, scores.data(), state.data(), acc.data());
+      }
+      for (int64_t i = 0; i < g; ++i) {
+        const float inv = state[i].sum > 0.0f ? 1.0f / state[i].sum : 0.0f;
+        float* o = out + (t * p.out_stride) + (h0 + i) * p.dv;
+        for (int64_t d = 0; d < p.dv; ++d) o[d] = acc[i * p.dv + d] * inv;
+      }
     }
-    const float new_m = std::max(m, bm);
-    const float corr = std::exp(m - new_m);  // 0 on the first block (m = -inf)
-    l *= corr;
-    for (int64_t i = 0; i < dv; ++i) acc[i] *= corr;
-    for (int64_t j = 0; j < n; ++j) {
-      const float p = std::exp(scores[j] - new_m);
-      l += p;
-      const float* v = value_row(phys, j);
-      for (int64_t i = 0; i < dv; ++i) acc[i] += p * v[i];
-    }
-    m = new_m;
-  }
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  for (int64_t i = 0; i < dv; ++i) out[i] = acc[i] * inv;
+  });
 }
 
 }  // namespace
@@ -223,27 +234,19 @@ absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
   SeqLayout lay;
   RETURN_IF_ERROR(CheckLayout(kOp, meta, T, NB, BS, &lay));
 
-  const int64_t group = H / Hkv;
   const float* qp = q.data_as<float>();
   const float* kc = k_cache.data_as<float>();
   const float* vc = v_cache.data_as<float>();
-  float* op = out.data_as<float>();
-  const int64_t avg_ctx = std::max<int64_t>(1, meta.max_seq_len);
-  pool_.ParallelFor(T * H, cpu::RowGrain(avg_ctx * (D + Dv)), [&](int64_t b, int64_t e) {
-    std::vector<float> scratch(BS + Dv);
-    for (int64_t item = b; item < e; ++item) {
-      const int64_t t = item / H, h = item % H, kvh = h / group;
-      const int64_t s = lay.token_seq[t];
-      const int64_t q_len = lay.qsl[s + 1] - lay.qsl[s];
-      const int64_t n_ctx = lay.seq_lens[s] - q_len + (t - lay.qsl[s]) + 1;
-      auto key_row = [&](int32_t phys, int64_t j) { return kc + ((phys * BS + j) * Hkv + kvh) * D; };
-      auto value_row = [&](int32_t phys, int64_t j) {
-        return vc + ((phys * BS + j) * Hkv + kvh) * Dv;
-      };
-      AttendOne(qp + item * D, D, nullptr, 0, Dv, n_ctx, BS, lay.block_tables + s * lay.max_blocks,
-                scale, key_row, value_row, scratch.data(), op + item * Dv);
-    }
-  });
+  const AttentionPlan plan{T, Hkv, H / Hkv, Dv, BS, Hkv * D, Hkv * Dv, H * Dv,
+                           std::max<int64_t>(1, meta.max_seq_len)};
+  RunAttention(
+      pool_, lay, plan,
+      [&](int64_t t, int64_t h0) {
+        return cpu::AttendArgs{qp + (t * H + h0) * D, nullptr, D, 0, D, 0, Dv, 0, scale};
+      },
+      [&](int32_t phys, int64_t kv) { return kc + (phys * BS * Hkv + kv) * D; },
+      [&](int32_t phys, int64_t kv) { return vc + (phys * BS * Hkv + kv) * Dv; },
+      out.data_as<float>());
   return absl::OkStatus();
 }
 
@@ -335,22 +338,16 @@ absl::Status CpuBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor&
   const float* ql = q_latent.data_as<float>();
   const float* qr = q_pe.data_as<float>();
   const float* cp = cache.data_as<float>();
-  float* op = out.data_as<float>();
   const int64_t row = L + R;
-  const int64_t avg_ctx = std::max<int64_t>(1, meta.max_seq_len);
-  pool_.ParallelFor(T * H, cpu::RowGrain(avg_ctx * (row + L)), [&](int64_t b, int64_t e) {
-    std::vector<float> scratch(BS + L);
-    for (int64_t item = b; item < e; ++item) {
-      const int64_t t = item / H;
-      const int64_t s = lay.token_seq[t];
-      const int64_t q_len = lay.qsl[s + 1] - lay.qsl[s];
-      const int64_t n_ctx = lay.seq_lens[s] - q_len + (t - lay.qsl[s]) + 1;
-      auto cache_row = [&](int32_t phys, int64_t j) { return cp + (phys * BS + j) * row; };
-      AttendOne(ql + item * L, L, qr + item * R, R, L, n_ctx, BS,
-                lay.block_tables + s * lay.max_blocks, scale, cache_row, cache_row,
-                scratch.data(), op + item * L);
-    }
-  });
+  // One latent row per token serves every head as key ([c | pe]) and value (c).
+  const AttentionPlan plan{T, 1, H, L, BS, row, row, H * L, std::max<int64_t>(1, meta.max_seq_len)};
+  RunAttention(
+      pool_, lay, plan,
+      [&](int64_t t, int64_t h0) {
+        return cpu::AttendArgs{ql + (t * H + h0) * L, qr + (t * H + h0) * R, L, R, L, R, L, 0, scale};
+      },
+      [&](int32_t phys, int64_t) { return cp + phys * BS * row; },
+      [&](int32_t phys, int64_t) { return cp + phys * BS * row; }, out.data_as<float>());
   return absl::OkStatus();
 }
 

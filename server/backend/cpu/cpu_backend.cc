@@ -9,21 +9,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "server/backend/cpu/cpu_internal.h"
+#include "server/backend/op_checks.h"
 #include "server/common/numeric.h"
+#include "server/common/status_macros.h"
 
 namespace moeserve {
-namespace cpu {
 
-}  // namespace cpu
+CpuBackend::CpuBackend(int num_threads) : CpuBackend(CpuBackendOptions{.num_threads = num_threads}) {}
 
-namespace {
-
-constexpr size_t kAlignment = 64;
-
-
-}  // namespace
-
-CpuBackend::CpuBackend(int num_threads) : pool_(num_threads) {}
+CpuBackend::CpuBackend(const CpuBackendOptions& options)
+    : options_(options),
+      pool_(options.num_threads),
+      allocator_(cpu::HostAllocator::Create(options.max_cached_bytes)) {}
 
 CpuBackend::~CpuBackend() = default;
 
@@ -31,16 +28,14 @@ absl::StatusOr<Tensor> CpuBackend::Allocate(DType dtype, Shape shape) {
   for (int64_t d : shape.dims()) {
     if (d < 0) return cpu::OpError("Allocate", absl::StrCat("negative shape ", shape.ToString()));
   }
+  // Never zero bytes, so that every allocated tensor has a non-null data pointer.
   const size_t bytes = static_cast<size_t>(shape.numel()) * DTypeSize(dtype);
-  // Round up to the alignment (aligned_alloc requires it) and never ask for zero bytes, so that
-  // every allocated tensor has a non-null data pointer.
-  const size_t padded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-  void* p = std::aligned_alloc(kAlignment, padded);
-  if (p == nullptr) {
+  std::shared_ptr<void> storage = allocator_->Allocate(bytes);
+  if (storage == nullptr) {
     return absl::ResourceExhaustedError(
         absl::StrCat("Allocate: out of host memory for ", cpu::DTypeStr(dtype), shape.ToString()));
   }
-  std::shared_ptr<void> storage(p, [](void* q) { std::free(q); });
+  void* p = storage.get();
   return Tensor(std::move(storage), p, dtype, shape);
 }
 
@@ -52,6 +47,21 @@ absl::StatusOr<Tensor> CpuBackend::CreateWeight(absl::Span<const float> values, 
   auto t = Allocate(DType::kF32, shape);
   if (!t.ok()) return t.status();
   if (!values.empty()) std::memcpy(t->data(), values.data(), values.size() * sizeof(float));
+  return t;
+}
+
+absl::StatusOr<Tensor> CpuBackend::CreateWeightFromHost(const HostWeight& w) {
+  RETURN_IF_ERROR(CheckHostWeight("CreateWeightFromHost", w));
+  const bool keep_16bit = w.dtype != DType::kF32 && w.shape.rank() >= 2 && !options_.f32_weights;
+  if (!keep_16bit && w.dtype != DType::kF32) return CreateWeight(HostWeightToF32(w), w.shape);
+  const size_t align = DTypeSize(w.dtype);
+  if (w.keep_alive != nullptr && reinterpret_cast<uintptr_t>(w.bytes.data()) % align == 0) {
+    // In place: the tensor shares ownership of whatever keeps the bytes alive.
+    std::shared_ptr<void> storage = std::const_pointer_cast<void>(w.keep_alive);
+    return Tensor(std::move(storage), const_cast<uint8_t*>(w.bytes.data()), w.dtype, w.shape);
+  }
+  ASSIGN_OR_RETURN(Tensor t, Allocate(w.dtype, w.shape));
+  if (!w.bytes.empty()) std::memcpy(t.data(), w.bytes.data(), w.bytes.size());
   return t;
 }
 

@@ -10,24 +10,38 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "server/backend/backend.h"
+#include "server/backend/cpu/host_allocator.h"
 #include "server/backend/tensor.h"
 #include "server/common/thread_pool.h"
 
 namespace moeserve {
 
-// The reference backend: host memory, fp32 activations and weights, data-parallel ops on a
-// ThreadPool. Every op validates its operands (ranks, shapes, dtypes, and every index it reads
+struct CpuBackendOptions {
+  int num_threads = 0;  // <= 0: every hardware thread
+  // Store every weight as fp32 (the reference the other backends' parity is measured against).
+  // Off: bf16 / f16 weights of rank >= 2 stay 16-bit (widened inside the GEMM, exactly: the
+  // products are the same, only the summation order of a few ops differs).
+  bool f32_weights = false;
+  // Freed activation blocks kept for the next step (cpu/host_allocator.h), at most this many bytes.
+  int64_t max_cached_bytes = int64_t{512} << 20;
+};
+
+// The CPU backend: host memory, fp32 activations, fp32 or 16-bit weights (see CpuBackendOptions),
+// data-parallel ops on a ThreadPool whose inner loops run the kernel level picked for this CPU
+// (cpu_kernels.h). Every op validates its operands (ranks, shapes, dtypes, and every index it reads
 // through: ids, positions, slots, block tables) before touching memory, and returns InvalidArgument
 // naming the op and the operand. Ops run synchronously: results are visible when the call returns.
 //
 // Memory is 64-byte aligned and owned by the Tensor's shared storage; it is freed when the last
-// view is gone, even after the backend itself is destroyed.
+// view is gone, even after the backend itself is destroyed. Freed blocks are reused by later
+// allocations of the same size (a step arena: steady-state steps take nothing from the system).
 //
 // Thread safety: requires external synchronization (one engine thread at a time), as every Backend.
 class CpuBackend : public Backend {
  public:
   // num_threads <= 0 uses every hardware thread.
   explicit CpuBackend(int num_threads = 0);
+  explicit CpuBackend(const CpuBackendOptions& options);
   ~CpuBackend() override;
   CpuBackend(const CpuBackend&) = delete;
   CpuBackend& operator=(const CpuBackend&) = delete;
@@ -39,6 +53,10 @@ class CpuBackend : public Backend {
   // Memory.
   absl::StatusOr<Tensor> Allocate(DType dtype, Shape shape) override;
   absl::StatusOr<Tensor> CreateWeight(absl::Span<const float> values, Shape shape) override;
+  // Rank >= 2 bf16 / f16 weights stay 16-bit unless options.f32_weights; norms and biases (rank
+  // <= 1) become fp32. With w.keep_alive and a suitably aligned pointer, the bytes are used in
+  // place (no copy): such a weight is read-only memory, never to be written by an op.
+  absl::StatusOr<Tensor> CreateWeightFromHost(const HostWeight& w) override;
   // Dequantizes (the reference for backends that keep fp8).
   absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
                                               absl::Span<const float> scales, Shape shape) override;
@@ -93,7 +111,9 @@ class CpuBackend : public Backend {
                           const MoeExpertsExtras& extras) override;
 
  private:
+  CpuBackendOptions options_;
   ThreadPool pool_;
+  std::shared_ptr<cpu::HostAllocator> allocator_;
   // Scratch reused across MoeExperts calls (the backend is single-threaded at the API).
   std::vector<float> moe_scratch_;
   std::vector<int32_t> moe_index_scratch_;

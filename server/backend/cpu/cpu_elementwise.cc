@@ -24,19 +24,11 @@ int64_t FindOutOfRange(const int32_t* v, int64_t n, int64_t limit) {
   return -1;
 }
 
-// out = x / rms(x) * w over one row of d; x and out may alias.
-inline void RmsNormRow(const float* x, const float* w, float eps, int64_t d, float* out) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
-  for (int64_t i = 0; i < d; ++i) out[i] = w[i] * (x[i] * inv);
-}
-
 }  // namespace
 
 absl::Status CpuBackend::Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) {
   constexpr absl::string_view kOp = "Embedding";
-  RETURN_IF_ERROR(Expect(kOp, "table", table, DType::kF32, {"V", "d"}));
+  RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "table", table, {"V", "d"}));
   RETURN_IF_ERROR(Expect(kOp, "ids", ids, DType::kI32, {"T"}));
   const int64_t V = table.dim(0), d = table.dim(1), T = ids.dim(0);
   RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {T, d}));
@@ -44,10 +36,13 @@ absl::Status CpuBackend::Embedding(const Tensor& table, const Tensor& ids, const
   if (int64_t bad = FindOutOfRange(id, T, V); bad >= 0) {
     return OpError(kOp, absl::StrCat("ids[", bad, "] = ", id[bad], " is outside [0, ", V, ")"));
   }
-  const float* tab = table.data_as<float>();
+  const char* tab = static_cast<const char*>(table.data());
+  const int64_t row_bytes = d * static_cast<int64_t>(DTypeSize(table.dtype()));
+  const cpu::WeightType type = cpu::WeightTypeOf(table.dtype());
   float* o = out.data_as<float>();
+  const cpu::CpuKernels& kernels = cpu::Kernels();
   pool_.ParallelFor(T, RowGrain(d), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) std::memcpy(o + t * d, tab + id[t] * d, d * sizeof(float));
+    for (int64_t t = b; t < e; ++t) kernels.widen_row(type, tab + id[t] * row_bytes, o + t * d, d);
   });
   return absl::OkStatus();
 }
@@ -61,8 +56,9 @@ absl::Status CpuBackend::RmsNorm(const Tensor& x, const Tensor& w, float eps, co
   const float* xp = x.data_as<float>();
   const float* wp = w.data_as<float>();
   float* op = out.data_as<float>();
+  const cpu::CpuKernels& kernels = cpu::Kernels();
   pool_.ParallelFor(T, RowGrain(d), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) RmsNormRow(xp + t * d, wp, eps, d, op + t * d);
+    for (int64_t t = b; t < e; ++t) kernels.rms_norm_row(xp + t * d, wp, eps, d, op + t * d);
   });
   return absl::OkStatus();
 }
@@ -79,13 +75,10 @@ absl::Status CpuBackend::AddRmsNorm(const Tensor& x, const Tensor& residual, con
   float* rp = residual.data_as<float>();
   const float* wp = w.data_as<float>();
   float* op = out.data_as<float>();
+  const cpu::CpuKernels& kernels = cpu::Kernels();
   pool_.ParallelFor(T, RowGrain(2 * d), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      float* r = rp + t * d;
-      const float* xr = xp + t * d;
-      for (int64_t i = 0; i < d; ++i) r[i] += xr[i];
-      RmsNormRow(r, wp, eps, d, op + t * d);  // reads only r: out may alias x
-    }
+    // Reads x before writing out: out may alias x.
+    for (int64_t t = b; t < e; ++t) kernels.add_rms_norm_row(rp + t * d, xp + t * d, wp, eps, d, op + t * d);
   });
   return absl::OkStatus();
 }
@@ -160,13 +153,9 @@ absl::Status CpuBackend::SiluMul(const Tensor& gate_up, const Tensor& out) {
   RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {T, I}));
   const float* g = gate_up.data_as<float>();
   float* o = out.data_as<float>();
+  const cpu::CpuKernels& kernels = cpu::Kernels();
   pool_.ParallelFor(T, RowGrain(4 * I), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const float* gr = g + t * I2;
-      const float* ur = gr + I;
-      float* orow = o + t * I;
-      for (int64_t i = 0; i < I; ++i) orow[i] = gr[i] / (1.0f + std::exp(-gr[i])) * ur[i];
-    }
+    for (int64_t t = b; t < e; ++t) kernels.silu_mul_row(g + t * I2, g + t * I2 + I, I, o + t * I);
   });
   return absl::OkStatus();
 }

@@ -1,13 +1,10 @@
-// Linear and HeadwiseLinear: a blocked fp32 GEMM for the [out, in] (PyTorch) weight layout.
+// Linear and HeadwiseLinear over the [out, in] (PyTorch) weight layout, with fp32 activations and
+// fp32, bf16 or f16 weights (16-bit weights stay 16-bit in memory and are widened inside the
+// micro-kernel: half the bytes per decode step).
 //
-// out[t, n] = Σ_k x[t, k] · w[n, k] is a dot product of two contiguous rows, so the micro-kernel
-// computes an MR × NR block of such dot products at once with 8-wide vector accumulators
-// (GCC vector extensions): per 8 values of k it loads NR weight vectors and MR input vectors and
-// does MR·NR multiply-adds, reusing every load several times. K is cut into KC-long slices so a
-// micro-kernel's rows stay in L1 while the tile's rows stay in L2. The work is cut into tiles of
-// MB rows × NB columns; for decode (T small) that is effectively a split over output columns, for
-// prefill a 2-D split over tiles. The kernel is compiled twice, for the x86-64 baseline and for
-// AVX2+FMA, and picked at run time.
+// The product is cut into tiles of MB rows × NB columns run by the kernel level picked for this CPU
+// (cpu_kernels.h; micro-kernel in cpu_kernels_impl.h). For decode (T small) that is effectively a
+// split over output columns, for prefill a 2-D split over tiles.
 
 #include <algorithm>
 #include <atomic>
@@ -16,163 +13,46 @@
 #include "absl/strings/str_cat.h"
 #include "server/backend/cpu/cpu_backend.h"
 #include "server/backend/cpu/cpu_internal.h"
+#include "server/backend/cpu/cpu_kernels.h"
 #include "server/common/status_macros.h"
 
 namespace moeserve {
 namespace cpu {
 namespace {
 
-#define MS_INLINE inline __attribute__((always_inline))
-
-// Every helper taking or returning v8f is force-inlined, so the ABI note GCC gives for 32-byte
-// vectors in baseline code does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8f __attribute__((vector_size(32)));
-
-constexpr int64_t kKc = 256;   // k slice
 constexpr int64_t kMb = 64;    // rows of x per tile
 constexpr int64_t kNb = 48;    // rows of w (output columns) per tile
 constexpr int64_t kMinTileMacs = 1 << 17;  // below this per chunk, waking threads costs more
 
-MS_INLINE v8f Load8(const float* p) {
-  v8f v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-MS_INLINE float HSum(v8f v) {
-  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
-
-struct GemmArgs {
-  int64_t T, N, K;
-  const float* x;
-  int64_t ldx;
-  const float* w;
-  int64_t ldw;
-  const float* bias;
-  float* out;
-  int64_t ldo;
-};
-
-// Dot products of MR rows of x with NR rows of w over kl values; stores (first slice) or adds
-// (later slices) into out, with the bias on the first slice.
-template <int MR, int NR>
-MS_INLINE void Micro(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t kl,
-                     float* out, int64_t ldo, const float* bias, bool first) {
-  v8f acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = v8f{};
-  int64_t k = 0;
-  for (; k + 8 <= kl; k += 8) {
-    v8f wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = Load8(w + j * ldw + k);
-    for (int i = 0; i < MR; ++i) {
-      const v8f xv = Load8(x + i * ldx + k);
-      for (int j = 0; j < NR; ++j) acc[i][j] += xv * wv[j];
-    }
-  }
-  float r[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) r[i][j] = HSum(acc[i][j]);
-  for (; k < kl; ++k)
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) r[i][j] += x[i * ldx + k] * w[j * ldw + k];
-  for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) {
-      float& o = out[i * ldo + j];
-      if (first) {
-        o = r[i][j] + (bias != nullptr ? bias[j] : 0.0f);
-      } else {
-        o += r[i][j];
-      }
-    }
-  }
-}
-
-// Micro<MR, NR> for runtime mr <= MR, nr <= NR (the ragged edges of a tile).
-template <int MR, int NR>
-MS_INLINE void MicroEdge(int64_t mr, int64_t nr, const float* x, int64_t ldx, const float* w,
-                         int64_t ldw, int64_t kl, float* out, int64_t ldo, const float* bias,
-                         bool first) {
-  if constexpr (MR > 1) {
-    if (mr < MR) {
-      MicroEdge<MR - 1, NR>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
-      return;
-    }
-  }
-  if constexpr (NR > 1) {
-    if (nr < NR) {
-      MicroEdge<MR, NR - 1>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
-      return;
-    }
-  }
-  Micro<MR, NR>(x, ldx, w, ldw, kl, out, ldo, bias, first);
-}
-
-// Rows [t0, t1) × columns [n0, n1) of the product.
-template <int MR, int NR>
-MS_INLINE void TileImpl(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
-  for (int64_t kc = 0; kc < a.K; kc += kKc) {
-    const int64_t kl = std::min(kKc, a.K - kc);
-    const bool first = kc == 0;
-    for (int64_t n = n0; n < n1; n += NR) {
-      const int64_t nr = std::min<int64_t>(NR, n1 - n);
-      const float* wp = a.w + n * a.ldw + kc;
-      const float* bp = a.bias != nullptr ? a.bias + n : nullptr;
-      for (int64_t t = t0; t < t1; t += MR) {
-        const int64_t mr = std::min<int64_t>(MR, t1 - t);
-        const float* xp = a.x + t * a.ldx + kc;
-        float* op = a.out + t * a.ldo + n;
-        if (mr == MR && nr == NR) {
-          Micro<MR, NR>(xp, a.ldx, wp, a.ldw, kl, op, a.ldo, bp, first);
-        } else {
-          MicroEdge<MR, NR>(mr, nr, xp, a.ldx, wp, a.ldw, kl, op, a.ldo, bp, first);
-        }
-      }
-    }
-  }
-}
-
-MS_INLINE void TileDispatch(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
-  if (t1 - t0 == 1) {
-    TileImpl<1, 8>(a, t0, t1, n0, n1);  // decode: one input row, many independent columns
-  } else {
-    TileImpl<4, 3>(a, t0, t1, n0, n1);  // 12 accumulators + 3 weight vectors + 1 input vector
-  }
-}
-
-__attribute__((target("avx2,fma"))) void TileAvx2(const GemmArgs& a, int64_t t0, int64_t t1,
-                                                  int64_t n0, int64_t n1) {
-  TileDispatch(a, t0, t1, n0, n1);
-}
-
-void TileBaseline(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
-  TileDispatch(a, t0, t1, n0, n1);
-}
-
-using TileFn = void (*)(const GemmArgs&, int64_t, int64_t, int64_t, int64_t);
-
-std::atomic<bool> force_baseline{false};
-
-TileFn PickTile() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &TileAvx2;
-  return &TileBaseline;
-}
-
 }  // namespace
 
+WeightType WeightTypeOf(DType dtype) {
+  switch (dtype) {
+    case DType::kBF16:
+      return WeightType::kBF16;
+    case DType::kF16:
+      return WeightType::kF16;
+    default:
+      return WeightType::kF32;
+  }
+}
+
+absl::Status ExpectWeight(absl::string_view op, absl::string_view name, const Tensor& w,
+                          std::initializer_list<Dim> dims) {
+  const bool stored = w.defined() && (w.dtype() == DType::kBF16 || w.dtype() == DType::kF16);
+  return Expect(op, name, w, stored ? w.dtype() : DType::kF32, dims);
+}
+
 void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx,
-             const float* w, int64_t ldw, const float* bias, float* out, int64_t ldo) {
+             WeightType wt, const void* w, int64_t ldw, const float* bias, float* out,
+             int64_t ldo) {
   if (T <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t n = 0; n < N; ++n) out[t * ldo + n] = bias != nullptr ? bias[n] : 0.0f;
     return;
   }
-  static const TileFn best = PickTile();
-  const TileFn tile = force_baseline.load(std::memory_order_relaxed) ? &TileBaseline : best;
+  const GemmTileFn tile = Kernels().gemm[static_cast<int>(wt)];
   const GemmArgs a{T, N, K, x, ldx, w, ldw, bias, out, ldo};
   // Rows of a tile: keep single-row (decode) products on the 1-row kernel, and do not split few
   // rows across tiles (they would re-read the same weights).
@@ -198,8 +78,6 @@ void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, 
   }
 }
 
-void ForceBaselineGemmForTesting(bool on) { force_baseline.store(on); }
-
 }  // namespace cpu
 
 absl::Status CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -207,12 +85,12 @@ absl::Status CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& 
   constexpr absl::string_view kOp = "Linear";
   RETURN_IF_ERROR(cpu::Expect(kOp, "x", x, DType::kF32, {"T", "in"}));
   const int64_t T = x.dim(0), in = x.dim(1);
-  RETURN_IF_ERROR(cpu::Expect(kOp, "w", w, DType::kF32, {"out", in}));
+  RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "w", w, {"out", in}));
   const int64_t n_out = w.dim(0);
   if (bias.defined()) RETURN_IF_ERROR(cpu::Expect(kOp, "bias", bias, DType::kF32, {n_out}));
   RETURN_IF_ERROR(cpu::Expect(kOp, "out", out, DType::kF32, {T, n_out}));
-  cpu::GemmXWt(&pool_, T, n_out, in, x.data_as<float>(), in, w.data_as<float>(), in,
-               bias.defined() ? bias.data_as<float>() : nullptr, out.data_as<float>(), n_out);
+  cpu::GemmXWt(&pool_, T, n_out, in, x.data_as<float>(), in, cpu::WeightTypeOf(w.dtype()), w.data(),
+               in, bias.defined() ? bias.data_as<float>() : nullptr, out.data_as<float>(), n_out);
   return absl::OkStatus();
 }
 
@@ -220,24 +98,26 @@ absl::Status CpuBackend::HeadwiseLinear(const Tensor& x, const Tensor& w, const 
   constexpr absl::string_view kOp = "HeadwiseLinear";
   RETURN_IF_ERROR(cpu::Expect(kOp, "x", x, DType::kF32, {"T", "H", "in"}));
   const int64_t T = x.dim(0), H = x.dim(1), in = x.dim(2);
-  RETURN_IF_ERROR(cpu::Expect(kOp, "w", w, DType::kF32, {H, "out", in}));
+  RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "w", w, {H, "out", in}));
   const int64_t n_out = w.dim(1);
   RETURN_IF_ERROR(cpu::Expect(kOp, "out", out, DType::kF32, {T, H, n_out}));
   const float* xp = x.data_as<float>();
-  const float* wp = w.data_as<float>();
+  const cpu::WeightType wt = cpu::WeightTypeOf(w.dtype());
+  const char* wp = static_cast<const char*>(w.data());
+  const int64_t head_bytes = n_out * in * static_cast<int64_t>(DTypeSize(w.dtype()));
   float* op = out.data_as<float>();
   if (T * n_out * in < (1 << 16)) {
     // Small per-head products (decode): parallelise over heads instead of inside each product.
     const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, T * n_out * in));
     pool_.ParallelFor(H, grain, [&](int64_t b, int64_t e) {
       for (int64_t h = b; h < e; ++h) {
-        cpu::GemmXWt(nullptr, T, n_out, in, xp + h * in, H * in, wp + h * n_out * in, in, nullptr,
-                     op + h * n_out, H * n_out);
+        cpu::GemmXWt(nullptr, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in,
+                     nullptr, op + h * n_out, H * n_out);
       }
     });
   } else {
     for (int64_t h = 0; h < H; ++h) {
-      cpu::GemmXWt(&pool_, T, n_out, in, xp + h * in, H * in, wp + h * n_out * in, in, nullptr,
+      cpu::GemmXWt(&pool_, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in, nullptr,
                    op + h * n_out, H * n_out);
     }
   }

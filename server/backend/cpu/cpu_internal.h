@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "server/backend/cpu/cpu_kernels.h"
 #include "server/backend/op_checks.h"
 #include "server/backend/tensor.h"
 #include "server/common/thread_pool.h"
@@ -23,13 +24,17 @@ using ::moeserve::Expect;
 using ::moeserve::OpError;
 
 // out[t, n] = Σ_k x[t, k] · w[n, k] (+ bias[n]) for t < T, n < N, k < K, with row strides ldx,
-// ldw, ldo (in floats). Parallel over `pool` when the product is large enough. bias may be null.
+// ldw, ldo (in elements); w holds elements of type `wt`. Parallel over `pool` when the product is
+// large enough. bias may be null. Runs the kernel level Kernels() picks (cpu_kernels.h).
 void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx,
-             const float* w, int64_t ldw, const float* bias, float* out, int64_t ldo);
+             WeightType wt, const void* w, int64_t ldw, const float* bias, float* out, int64_t ldo);
 
-// Makes GemmXWt use the baseline x86-64 kernel even where AVX2+FMA is available, so tests cover
-// both builds of the kernel.
-void ForceBaselineGemmForTesting(bool on);
+// The GEMM weight type of a weight tensor's dtype (f32 for anything but bf16 / f16).
+WeightType WeightTypeOf(DType dtype);
+
+// Expect() for a weight operand: f32, bf16 or f16 (the CPU backend keeps 16-bit weights as stored).
+absl::Status ExpectWeight(absl::string_view op, absl::string_view name, const Tensor& w,
+                          std::initializer_list<Dim> dims);
 
 // Grain for ParallelFor over rows of `row_cost` floats of work: aims at ≥ 16k floats per chunk so
 // tiny ops run inline.

@@ -156,14 +156,14 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   RETURN_IF_ERROR(Expect(kOp, "topk_ids", topk_ids, DType::kI32, {T, "k"}));
   const int64_t K = topk_ids.dim(1);
   RETURN_IF_ERROR(Expect(kOp, "topk_weights", topk_weights, DType::kF32, {T, K}));
-  RETURN_IF_ERROR(Expect(kOp, "gate_up", gate_up, DType::kF32, {"E", "2I", d}));
+  RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "gate_up", gate_up, {"E", "2I", d}));
   const int64_t E = gate_up.dim(0), I2 = gate_up.dim(1);
   if (I2 % 2 != 0) {
     return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(),
                                      ", expected [E, 2I, ", d, "] with an even 2I"));
   }
   const int64_t I = I2 / 2;
-  RETURN_IF_ERROR(Expect(kOp, "down", down, DType::kF32, {E, d, I}));
+  RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "down", down, {E, d, I}));
   RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {T, d}));
   if (extras.shared_out.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "shared_out", extras.shared_out, DType::kF32, {T, d}));
@@ -237,8 +237,13 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   float* ye = act + max_rows * I;
 
   const float* xp = x.data_as<float>();
-  const float* gu = gate_up.data_as<float>();
-  const float* dn = down.data_as<float>();
+  const cpu::WeightType gu_type = cpu::WeightTypeOf(gate_up.dtype());
+  const cpu::WeightType dn_type = cpu::WeightTypeOf(down.dtype());
+  const char* gu = static_cast<const char*>(gate_up.data());
+  const char* dn = static_cast<const char*>(down.data());
+  const int64_t gu_expert_bytes = I2 * d * static_cast<int64_t>(DTypeSize(gate_up.dtype()));
+  const int64_t dn_expert_bytes = d * I * static_cast<int64_t>(DTypeSize(down.dtype()));
+  const cpu::CpuKernels& kernels = cpu::Kernels();
   float* op = out.data_as<float>();
   if (extras.shared_out.defined()) {
     if (extras.shared_out.data() != out.data()) {
@@ -254,19 +259,11 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
     for (int64_t r = 0; r < n; ++r) {
       std::memcpy(xe + r * d, xp + (pairs[r] / slots) * d, d * sizeof(float));
     }
-    cpu::GemmXWt(&pool_, n, I2, d, xe, d, gu + e * I2 * d, d, nullptr, h, I2);
+    cpu::GemmXWt(&pool_, n, I2, d, xe, d, gu_type, gu + e * gu_expert_bytes, d, nullptr, h, I2);
+    for (int64_t r = 0; r < n; ++r) kernels.silu_mul_row(h + r * I2, h + r * I2 + I, I, act + r * I);
+    cpu::GemmXWt(&pool_, n, d, I, act, I, dn_type, dn + e * dn_expert_bytes, I, nullptr, ye, d);
     for (int64_t r = 0; r < n; ++r) {
-      const float* g = h + r * I2;
-      const float* u = g + I;
-      float* a = act + r * I;
-      for (int64_t i = 0; i < I; ++i) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-    }
-    cpu::GemmXWt(&pool_, n, d, I, act, I, dn + e * d * I, I, nullptr, ye, d);
-    for (int64_t r = 0; r < n; ++r) {
-      const float wgt = pair_weight(pairs[r]);
-      float* o = op + (pairs[r] / slots) * d;
-      const float* y = ye + r * d;
-      for (int64_t i = 0; i < d; ++i) o[i] += wgt * y[i];
+      kernels.axpy_row(pair_weight(pairs[r]), ye + r * d, d, op + (pairs[r] / slots) * d);
     }
   }
   return absl::OkStatus();

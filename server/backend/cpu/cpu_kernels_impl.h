@@ -1,0 +1,393 @@
+// The CPU kernels' source, compiled once per instruction-set level: included only by
+// cpu_kernels_<level>.cc, inside that level's namespace, after defining MS_KERNEL_WIDTH (floats per
+// vector: 8 for the baseline and AVX2 builds, 16 for AVX-512) and MS_KERNEL_NAME. The code is
+// written with GCC vector extensions, so each build gets that level's instructions (the baseline
+// build splits 32-byte vectors into SSE2 pairs). No intrinsics: nothing here can fault on a CPU
+// that runs the level it was compiled for.
+//
+// GEMM (out = x · wᵀ, w [N, K] row-major as PyTorch stores it): out[t, n] is the dot product of
+// two contiguous rows, so the micro-kernel keeps an MR × NR block of vector accumulators over K
+// (lanes hold partial sums over k) and reduces each to a float at the end of a K slice. Per
+// vector step it loads NR weight vectors (16-bit weights are widened to fp32 in registers: bf16 by
+// a shift, f16 by exponent rebias) and MR input vectors, and does MR·NR fused multiply-adds.
+// K is cut into kKc-long slices so that the micro-kernel's rows stay in L1 (MR·4 + NR·2..4 bytes
+// per k) and a slice's reduction costs little against its kKc / W steps. Decode (one input row)
+// uses MR = 1, NR = 8: eight independent weight streams, each byte read once.
+
+// The including file has already included <cmath>, <cstdint>, <cstring> and <type_traits>
+// (outside the namespace).
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define MS_INLINE inline __attribute__((always_inline))
+
+constexpr int kW = MS_KERNEL_WIDTH;
+typedef float vf __attribute__((vector_size(kW * 4)));
+typedef int32_t vi __attribute__((vector_size(kW * 4)));
+typedef uint32_t vu __attribute__((vector_size(kW * 4)));
+typedef uint16_t vh __attribute__((vector_size(kW * 2)));
+
+constexpr int64_t kKc = 1024;
+// Prefill micro-tile: MR × NR accumulators + NR weight vectors + 1 input vector fit the register
+// file (16 vector registers with AVX2, 32 with AVX-512).
+constexpr int kMr = 4;
+constexpr int kNr = kW == 16 ? 6 : 3;
+
+MS_INLINE vf LoadF(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+MS_INLINE void StoreF(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+MS_INLINE vf Splat(float a) { return vf{} + a; }
+
+MS_INLINE float HSum(vf v) {
+  float s[kW];
+  std::memcpy(s, &v, sizeof s);
+  // Pairwise, so the result does not depend on the order a compiler picks.
+  for (int w = kW / 2; w >= 1; w /= 2)
+    for (int i = 0; i < w; ++i) s[i] += s[i + w];
+  return s[0];
+}
+MS_INLINE float HMax(vf v) {
+  float s[kW];
+  std::memcpy(s, &v, sizeof s);
+  float m = s[0];
+  for (int i = 1; i < kW; ++i) m = s[i] > m ? s[i] : m;
+  return m;
+}
+
+MS_INLINE vf Bf16ToF(vh h) { return (vf)(__builtin_convertvector(h, vu) << 16); }
+// Exact IEEE half -> single: normals and subnormals by rescaling the shifted bits by 2^112,
+// infinities and NaNs by forcing the exponent.
+MS_INLINE vf F16ToF(vh h) {
+  const vu u = __builtin_convertvector(h, vu);
+  const vu em = u & 0x7fffu;
+  vu bits = (vu)((vf)(em << 13) * 0x1p112f);
+  bits = em >= 0x7c00u ? (bits | 0x7f800000u) : bits;
+  return (vf)(bits | ((u & 0x8000u) << 16));
+}
+MS_INLINE float Bf16ToF1(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+MS_INLINE float F16ToF1(uint16_t h) {
+  const uint32_t em = h & 0x7fffu;
+  float f = 0;
+  uint32_t shifted = em << 13;
+  std::memcpy(&f, &shifted, 4);
+  f *= 0x1p112f;
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if (em >= 0x7c00u) bits |= 0x7f800000u;
+  bits |= static_cast<uint32_t>(h & 0x8000u) << 16;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+template <WeightType WT>
+using WElem = std::conditional_t<WT == WeightType::kF32, float, uint16_t>;
+
+template <WeightType WT>
+MS_INLINE vf LoadW(const WElem<WT>* p) {
+  if constexpr (WT == WeightType::kF32) {
+    return LoadF(p);
+  } else {
+    vh h;
+    std::memcpy(&h, p, sizeof h);
+    if constexpr (WT == WeightType::kBF16) return Bf16ToF(h);
+    return F16ToF(h);
+  }
+}
+template <WeightType WT>
+MS_INLINE float LoadW1(const WElem<WT>* p) {
+  if constexpr (WT == WeightType::kF32) return *p;
+  if constexpr (WT == WeightType::kBF16) return Bf16ToF1(*p);
+  return F16ToF1(*p);
+}
+
+// exp(x) for a vector: x = n·ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial (Cephes'
+// expf coefficients), 2^n through the exponent bits. Inputs below -87.3 give 0 (so -inf gives 0),
+// above 88.7 are clamped (results near FLT_MAX; callers only pass x <= 0 or SiLU's bounded range).
+MS_INLINE vf Exp(vf x) {
+  const vf hi = Splat(88.7f), lo = Splat(-87.3f);
+  const vi tiny = x < lo;
+  x = x > hi ? hi : x;
+  x = x < lo ? lo : x;
+  vf n = x * 1.44269504088896341f;
+  n = __builtin_convertvector(__builtin_convertvector(n + (vf)(n >= 0 ? Splat(0.5f) : Splat(-0.5f)), vi), vf);
+  vf r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf p = Splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const vi e = (__builtin_convertvector(n, vi) + 127) << 23;
+  vf y = p * (vf)e;
+  return tiny ? Splat(0.0f) : y;
+}
+MS_INLINE float Exp1(float x) {
+  vf v = Splat(x);
+  return Exp(v)[0];
+}
+
+// ---- GEMM ----------------------------------------------------------------------------------------
+
+// Dot products of MR rows of x with NR rows of w over kl values: stores (first slice, with bias)
+// or adds (later slices) into out.
+template <int MR, int NR, WeightType WT>
+MS_INLINE void Micro(const float* x, int64_t ldx, const WElem<WT>* w, int64_t ldw, int64_t kl,
+                     float* out, int64_t ldo, const float* bias, bool first) {
+  vf acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = vf{};
+  int64_t k = 0;
+  for (; k + kW <= kl; k += kW) {
+    vf wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = LoadW<WT>(w + j * ldw + k);
+    for (int i = 0; i < MR; ++i) {
+      const vf xv = LoadF(x + i * ldx + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] += xv * wv[j];
+    }
+  }
+  float r[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) r[i][j] = HSum(acc[i][j]);
+  for (; k < kl; ++k)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) r[i][j] += x[i * ldx + k] * LoadW1<WT>(w + j * ldw + k);
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      float& o = out[i * ldo + j];
+      if (first) {
+        o = r[i][j] + (bias != nullptr ? bias[j] : 0.0f);
+      } else {
+        o += r[i][j];
+      }
+    }
+  }
+}
+
+// Micro<MR, NR> for run-time mr <= MR, nr <= NR (the ragged edges of a tile).
+template <int MR, int NR, WeightType WT>
+MS_INLINE void MicroEdge(int64_t mr, int64_t nr, const float* x, int64_t ldx, const WElem<WT>* w,
+                         int64_t ldw, int64_t kl, float* out, int64_t ldo, const float* bias,
+                         bool first) {
+  if constexpr (MR > 1) {
+    if (mr < MR) {
+      MicroEdge<MR - 1, NR, WT>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
+      return;
+    }
+  }
+  if constexpr (NR > 1) {
+    if (nr < NR) {
+      MicroEdge<MR, NR - 1, WT>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
+      return;
+    }
+  }
+  Micro<MR, NR, WT>(x, ldx, w, ldw, kl, out, ldo, bias, first);
+}
+
+template <int MR, int NR, WeightType WT>
+MS_INLINE void TileImpl(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
+  const WElem<WT>* w = static_cast<const WElem<WT>*>(a.w);
+  for (int64_t kc = 0; kc < a.K; kc += kKc) {
+    const int64_t kl = a.K - kc < kKc ? a.K - kc : kKc;
+    const bool first = kc == 0;
+    for (int64_t n = n0; n < n1; n += NR) {
+      const int64_t nr = n1 - n < NR ? n1 - n : NR;
+      const WElem<WT>* wp = w + n * a.ldw + kc;
+      const float* bp = a.bias != nullptr ? a.bias + n : nullptr;
+      for (int64_t t = t0; t < t1; t += MR) {
+        const int64_t mr = t1 - t < MR ? t1 - t : MR;
+        const float* xp = a.x + t * a.ldx + kc;
+        float* op = a.out + t * a.ldo + n;
+        if (mr == MR && nr == NR) {
+          Micro<MR, NR, WT>(xp, a.ldx, wp, a.ldw, kl, op, a.ldo, bp, first);
+        } else {
+          MicroEdge<MR, NR, WT>(mr, nr, xp, a.ldx, wp, a.ldw, kl, op, a.ldo, bp, first);
+        }
+      }
+    }
+  }
+}
+
+template <WeightType WT>
+void GemmTile(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
+  if (t1 - t0 == 1) {
+    TileImpl<1, 8, WT>(a, t0, t1, n0, n1);  // decode: one input row, many weight streams
+  } else {
+    TileImpl<kMr, kNr, WT>(a, t0, t1, n0, n1);
+  }
+}
+
+// ---- Row kernels ---------------------------------------------------------------------------------
+
+void WidenRow(WeightType type, const void* src, float* dst, int64_t n) {
+  const uint16_t* s = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  if (type == WeightType::kBF16) {
+    for (; i + kW <= n; i += kW) StoreF(dst + i, LoadW<WeightType::kBF16>(s + i));
+    for (; i < n; ++i) dst[i] = Bf16ToF1(s[i]);
+  } else if (type == WeightType::kF16) {
+    for (; i + kW <= n; i += kW) StoreF(dst + i, LoadW<WeightType::kF16>(s + i));
+    for (; i < n; ++i) dst[i] = F16ToF1(s[i]);
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+float Dot(const float* a, const float* b, int64_t n) {
+  vf acc0{}, acc1{};
+  int64_t i = 0;
+  for (; i + 2 * kW <= n; i += 2 * kW) {
+    acc0 += LoadF(a + i) * LoadF(b + i);
+    acc1 += LoadF(a + i + kW) * LoadF(b + i + kW);
+  }
+  for (; i + kW <= n; i += kW) acc0 += LoadF(a + i) * LoadF(b + i);
+  float s = HSum(acc0 + acc1);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+MS_INLINE float SumSquares(const float* x, int64_t d) {
+  vf acc{};
+  int64_t i = 0;
+  for (; i + kW <= d; i += kW) {
+    const vf v = LoadF(x + i);
+    acc += v * v;
+  }
+  double ss = static_cast<double>(HSum(acc));
+  for (; i < d; ++i) ss += static_cast<double>(x[i]) * x[i];
+  return static_cast<float>(ss);
+}
+
+MS_INLINE void ScaleByWeight(const float* x, const float* w, float inv, int64_t d, float* out) {
+  int64_t i = 0;
+  const vf iv = Splat(inv);
+  for (; i + kW <= d; i += kW) StoreF(out + i, LoadF(w + i) * (LoadF(x + i) * iv));
+  for (; i < d; ++i) out[i] = w[i] * (x[i] * inv);
+}
+
+void RmsNormRow(const float* x, const float* w, float eps, int64_t d, float* out) {
+  const double ss = SumSquares(x, d);
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(d) + eps));
+  ScaleByWeight(x, w, inv, d, out);
+}
+
+void AddRmsNormRow(float* r, const float* x, const float* w, float eps, int64_t d, float* out) {
+  int64_t i = 0;
+  for (; i + kW <= d; i += kW) StoreF(r + i, LoadF(r + i) + LoadF(x + i));
+  for (; i < d; ++i) r[i] += x[i];
+  RmsNormRow(r, w, eps, d, out);
+}
+
+void SiluMulRow(const float* g, const float* u, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) {
+    const vf gv = LoadF(g + i);
+    StoreF(out + i, gv / (1.0f + Exp(-gv)) * LoadF(u + i));
+  }
+  for (; i < n; ++i) out[i] = g[i] / (1.0f + Exp1(-g[i])) * u[i];
+}
+
+void AxpyRow(float a, const float* x, int64_t n, float* y) {
+  int64_t i = 0;
+  const vf av = Splat(a);
+  for (; i + kW <= n; i += kW) StoreF(y + i, LoadF(y + i) + av * LoadF(x + i));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+float ExpSubSum(float* p, float m, int64_t n) {
+  vf acc{};
+  int64_t i = 0;
+  const vf mv = Splat(m);
+  for (; i + kW <= n; i += kW) {
+    const vf e = Exp(LoadF(p + i) - mv);
+    StoreF(p + i, e);
+    acc += e;
+  }
+  float s = HSum(acc);
+  for (; i < n; ++i) {
+    p[i] = Exp1(p[i] - m);
+    s += p[i];
+  }
+  return s;
+}
+
+// ---- Attention -----------------------------------------------------------------------------------
+
+MS_INLINE float DotShort(const float* a, const float* b, int64_t n) {
+  vf acc{};
+  int64_t i = 0;
+  for (; i + kW <= n; i += kW) acc += LoadF(a + i) * LoadF(b + i);
+  float s = HSum(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void AttendBlock(const AttendArgs& a, const float* k, int64_t k_stride, const float* v,
+                 int64_t v_stride, int64_t n, float* scores, SoftmaxState* state, float* acc) {
+  for (int64_t g = 0; g < a.num_queries; ++g) {
+    const float* qa = a.qa + g * a.q_stride;
+    const float* qb = a.db > 0 ? a.qb + g * a.qb_stride : nullptr;
+    float* s = scores + g * n;
+    float bm = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      const float* kr = k + j * k_stride;
+      float d = DotShort(qa, kr, a.da);
+      if (qb != nullptr) d += DotShort(qb, kr + a.da, a.db);
+      s[j] = d * a.scale;
+      bm = s[j] > bm ? s[j] : bm;
+    }
+    SoftmaxState& st = state[g];
+    float* ag = acc + g * a.dv;
+    const float new_max = st.max > bm ? st.max : bm;
+    if (st.max != new_max) {
+      const float corr = Exp1(st.max - new_max);  // 0 on the first block (max = -inf)
+      st.sum *= corr;
+      const vf cv = Splat(corr);
+      int64_t i = 0;
+      for (; i + kW <= a.dv; i += kW) StoreF(ag + i, LoadF(ag + i) * cv);
+      for (; i < a.dv; ++i) ag[i] *= corr;
+      st.max = new_max;
+    }
+    st.sum += ExpSubSum(s, new_max, n);
+    // acc += Σ_j p_j · v_j, four value rows per pass over the accumulator.
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const float* v0 = v + j * v_stride;
+      const float* v1 = v0 + v_stride;
+      const float* v2 = v1 + v_stride;
+      const float* v3 = v2 + v_stride;
+      const vf p0 = Splat(s[j]), p1 = Splat(s[j + 1]), p2 = Splat(s[j + 2]), p3 = Splat(s[j + 3]);
+      int64_t i = 0;
+      for (; i + kW <= a.dv; i += kW) {
+        StoreF(ag + i, LoadF(ag + i) + p0 * LoadF(v0 + i) + p1 * LoadF(v1 + i) + p2 * LoadF(v2 + i) +
+                           p3 * LoadF(v3 + i));
+      }
+      for (; i < a.dv; ++i) ag[i] += s[j] * v0[i] + s[j + 1] * v1[i] + s[j + 2] * v2[i] + s[j + 3] * v3[i];
+    }
+    for (; j < n; ++j) AxpyRow(s[j], v + j * v_stride, a.dv, ag);
+  }
+}
+
+const CpuKernels& Table() {
+  static const CpuKernels k = {
+      MS_KERNEL_NAME,
+      {&GemmTile<WeightType::kF32>, &GemmTile<WeightType::kBF16>, &GemmTile<WeightType::kF16>},
+      &WidenRow,
+      &RmsNormRow,
+      &AddRmsNormRow,
+      &SiluMulRow,
+      &AxpyRow,
+      &Dot,
+      &ExpSubSum,
+      &AttendBlock,
+  };
+  return k;
+}

@@ -1,0 +1,135 @@
+// Every compiled kernel level this CPU can run (cpu_kernels.h) against scalar double-precision
+// references, over lengths that cover the vector bodies and their tails.
+
+#include "server/backend/cpu/cpu_kernels.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "server/common/numeric.h"
+
+namespace moeserve::cpu {
+namespace {
+
+class CpuKernelsTest : public ::testing::TestWithParam<const CpuKernels*> {
+ protected:
+  const CpuKernels& k() const { return *GetParam(); }
+  std::vector<float> Random(int64_t n, float scale = 1.0f) {
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng_);
+    return v;
+  }
+  std::mt19937 rng_{7};
+};
+
+INSTANTIATE_TEST_SUITE_P(Levels, CpuKernelsTest, ::testing::ValuesIn(AvailableKernels()),
+                         [](const auto& info) { return std::string(info.param->name); });
+
+constexpr int64_t kLengths[] = {0, 1, 7, 8, 15, 16, 17, 31, 33, 64, 100, 896, 1027};
+
+double RelErr(const std::vector<float>& got, const std::vector<double>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num += (got[i] - want[i]) * (got[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+TEST(CpuKernelsDispatch, BaselineFirstBestPicked) {
+  const std::vector<const CpuKernels*> all = AvailableKernels();
+  ASSERT_FALSE(all.empty());
+  EXPECT_EQ(all.front()->name, "baseline");
+  EXPECT_EQ(&Kernels(), all.back());
+  ForceKernelsForTesting(all.front());
+  EXPECT_EQ(&Kernels(), all.front());
+  ForceKernelsForTesting(nullptr);
+  EXPECT_EQ(&Kernels(), all.back());
+}
+
+TEST_P(CpuKernelsTest, WidenRowIsExact) {
+  // Every 16-bit pattern: normals, subnormals, zeros, infinities, NaNs.
+  std::vector<uint16_t> bits(65536);
+  for (int i = 0; i < 65536; ++i) bits[i] = static_cast<uint16_t>(i);
+  std::vector<float> out(bits.size());
+  for (WeightType t : {WeightType::kBF16, WeightType::kF16}) {
+    k().widen_row(t, bits.data(), out.data(), static_cast<int64_t>(bits.size()));
+    for (int i = 0; i < 65536; ++i) {
+      const float want = t == WeightType::kBF16 ? Bf16ToFloat(bits[i]) : Fp16ToFloat(bits[i]);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(out[i])) << i;
+      } else {
+        ASSERT_EQ(std::memcmp(&out[i], &want, 4), 0) << "type " << static_cast<int>(t) << " bits " << i;
+      }
+    }
+  }
+}
+
+TEST_P(CpuKernelsTest, ExpSubSum) {
+  for (int64_t n : kLengths) {
+    std::vector<float> p = Random(n, 20.0f);
+    if (n > 3) p[3] = -std::numeric_limits<float>::infinity();
+    const float m = 5.0f;
+    std::vector<double> want(n);
+    double sum = 0;
+    // The argument is rounded to float as every float implementation rounds it.
+    for (int64_t i = 0; i < n; ++i) sum += want[i] = std::exp(static_cast<double>(p[i] - m));
+    const float got_sum = k().exp_sub_sum(p.data(), m, n);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(p[i], want[i], 4e-7 * want[i] + 1e-37) << "n " << n << " i " << i;
+    }
+    EXPECT_NEAR(got_sum, sum, 1e-6 * sum + 1e-30) << n;
+    if (n > 3) EXPECT_EQ(p[3], 0.0f);
+  }
+}
+
+TEST_P(CpuKernelsTest, SiluMulRow) {
+  for (int64_t n : kLengths) {
+    std::vector<float> g = Random(n, 6.0f), u = Random(n), out(n);
+    k().silu_mul_row(g.data(), u.data(), n, out.data());
+    std::vector<double> want(n);
+    for (int64_t i = 0; i < n; ++i) want[i] = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+    EXPECT_LE(RelErr(out, want), 1e-6) << n;
+  }
+}
+
+TEST_P(CpuKernelsTest, NormsDotAxpy) {
+  for (int64_t n : kLengths) {
+    if (n == 0) continue;
+    std::vector<float> x = Random(n), w = Random(n), r = Random(n), out(n);
+    double ss = 0, dot = 0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i], dot += static_cast<double>(x[i]) * w[i];
+    const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
+    std::vector<double> want(n);
+    for (int64_t i = 0; i < n; ++i) want[i] = w[i] * x[i] * inv;
+    k().rms_norm_row(x.data(), w.data(), 1e-6f, n, out.data());
+    EXPECT_LE(RelErr(out, want), 1e-6) << n;
+
+    std::vector<float> r2 = r;
+    std::vector<double> sum(n);
+    double ss2 = 0;
+    for (int64_t i = 0; i < n; ++i) sum[i] = static_cast<double>(r[i]) + x[i], ss2 += sum[i] * sum[i];
+    const double inv2 = 1.0 / std::sqrt(ss2 / n + 1e-6);
+    for (int64_t i = 0; i < n; ++i) want[i] = w[i] * sum[i] * inv2;
+    std::vector<float> xin = x;
+    k().add_rms_norm_row(r2.data(), xin.data(), w.data(), 1e-6f, n, xin.data());  // out aliases x
+    EXPECT_LE(RelErr(xin, want), 1e-6) << n;
+    EXPECT_LE(RelErr(r2, sum), 1e-7) << n;
+
+    EXPECT_NEAR(k().dot(x.data(), w.data(), n), dot, 1e-5 * std::sqrt(static_cast<double>(n))) << n;
+
+    std::vector<float> y = r;
+    k().axpy_row(0.5f, x.data(), n, y.data());
+    for (int64_t i = 0; i < n; ++i) want[i] = r[i] + 0.5 * x[i];
+    EXPECT_LE(RelErr(y, want), 1e-7) << n;
+  }
+}
+
+}  // namespace
+}  // namespace moeserve::cpu
