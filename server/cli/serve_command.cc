@@ -41,8 +41,11 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
                   "model id of the OpenAI API and GetModelInfo (default: the model directory's name)");
   cmd->add_option("--device", o->engine.device, "cpu, cuda or auto")->capture_default_str();
   cmd->add_option("--threads", o->engine.num_threads, "CPU threads (0 = all)")->capture_default_str();
-  cmd->add_option("--kv-cache-mib", *kv_cache_mib, "KV cache memory budget in MiB")->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--kv-cache-mib", *kv_cache_mib,
+                  "CPU KV cache memory budget in MiB (0 = auto: one full-context request, at most a quarter of "
+                  "the available memory; the model's context is capped to what fits)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->add_option("--num-kv-blocks", o->engine.num_kv_blocks, "KV blocks (overrides --kv-cache-mib)");
   AddDeviceMemoryOptions(cmd, &o->engine);
   AddParallelOptions(cmd, &o->engine);
@@ -52,7 +55,7 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
       ->capture_default_str();
   cmd->add_option("--max-num-seqs", o->engine.max_num_seqs, "running requests at most")->capture_default_str();
   cmd->add_option("--max-num-samples", o->engine.max_num_samples, "SamplingParams.n at most (parallel sampling)")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens, "tokens per step at most")
+  cmd->add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens, "tokens per step at most (0 = 512 on the CPU, 2048 on a GPU)")
       ->capture_default_str();
   cmd->add_option("--max-queued-requests", o->engine.max_queued_requests,
                   "refuse new requests (RESOURCE_EXHAUSTED) beyond this many waiting; 0 = no limit")

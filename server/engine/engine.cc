@@ -92,20 +92,26 @@ absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistCont
   return parts;
 }
 
+int32_t StepTokenBudget(const EngineConfig& config, Backend* backend) {
+  if (config.max_num_batched_tokens > 0) return config.max_num_batched_tokens;
+  const bool host_memory = absl::IsUnimplemented(backend->MemoryStats().status());
+  return std::max(host_memory ? 512 : 2048, config.max_num_seqs);
+}
+
 absl::StatusOr<KvLayout> PlanEngineKvLayout(const EngineConfig& config, Model* model, Backend* backend,
                                             Communicator* group) {
   ASSIGN_OR_RETURN(const KvCachePlan plan,
                    PlanKvCache(model, backend,
                                {.block_size = config.block_size,
                                 .num_blocks = config.num_kv_blocks,
-                                .max_num_batched_tokens = config.max_num_batched_tokens,
+                                .max_num_batched_tokens = StepTokenBudget(config, backend),
                                 .max_num_seqs = config.max_num_seqs,
                                 .max_model_len = config.max_model_len,
                                 .host_kv_cache_memory_bytes = config.kv_cache_memory_bytes,
                                 .gpu_memory_utilization = config.gpu_memory_utilization,
                                 .device_kv_cache_memory_bytes = config.device_kv_cache_memory_bytes,
                                 .reserve_graph_memory = config.cuda_graphs && backend->graphs() != nullptr}));
-  if (plan.profiled) MS_LOG(INFO) << "KV cache: " << plan.ToString();
+  if (plan.profiled || plan.auto_sized) MS_LOG(INFO) << "KV cache: " << plan.ToString();
   if (group == nullptr) return plan.layout;
   return AgreeKvLayout(group, plan.layout);
 }
@@ -137,6 +143,7 @@ absl::Status Engine::Init() {
   const ModelConfig& mc = model_->config();
   vocab_size_ = static_cast<int32_t>(mc.vocab_size);
   const int64_t model_len = mc.max_position_embeddings;
+  const bool context_given = config_.max_model_len > 0;
   if (config_.max_model_len <= 0) config_.max_model_len = static_cast<int32_t>(model_len);
   if (config_.max_model_len > model_len) {
     return absl::InvalidArgumentError(
@@ -154,9 +161,19 @@ absl::Status Engine::Init() {
     eos_token_ids_.push_back(*tokenizer_->eos_token_id());
   }
 
+  config_.max_num_batched_tokens = StepTokenBudget(config_, backend_.get());
   // The one KV layout: the model's cache, the KV manager and the runner's batches all get it.
   ASSIGN_OR_RETURN(const KvLayout layout, PlanEngineKvLayout(config_, model_.get(), backend_.get(), group_));
   config_.num_kv_blocks = layout.num_blocks;
+  if (!context_given && layout.capacity_tokens() < config_.max_model_len) {
+    // The model's own (long) context does not fit: serve what does rather than refuse.
+    MS_LOG(WARNING) << "max_model_len capped to " << layout.capacity_tokens() << " tokens (the model's is "
+                    << config_.max_model_len << "): the KV cache (" << layout.ToString()
+                    << ") holds no more for one request; give --max-model-len and a larger"
+                    << " --kv-cache-mib (CPU) or --gpu-memory-utilization / --kv-cache-memory (GPU)"
+                    << " for more";
+    config_.max_model_len = static_cast<int32_t>(layout.capacity_tokens());
+  }
   sampler_ = std::make_unique<Sampler>(SamplerOptions{
       .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
   runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get());

@@ -85,6 +85,10 @@ struct EngineParts {
 // rank's GPU, its communicator, the model's shard, and (rank 0) the tokenizer.
 absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistContext* dist);
 
+// EngineConfig::max_num_batched_tokens, or its auto value (0): 512 on host memory (the CPU), 2048
+// on a device, at least max_num_seqs.
+int32_t StepTokenBudget(const EngineConfig& config, Backend* backend);
+
 // The KV layout of this rank's runner: planned as the engine plans it (kv_memory_plan.h) and, in a
 // group, agreed with the other ranks. Collective over `group` (null: one rank).
 absl::StatusOr<KvLayout> PlanEngineKvLayout(const EngineConfig& config, Model* model, Backend* backend,

@@ -18,7 +18,9 @@ struct EngineConfig {
   // KV cache: num_kv_blocks (including the null block) when > 0, else sized from
   // kv_cache_memory_bytes through Model::kv_cache_spec() and NumKvBlocksForMemory().
   int32_t block_size = 16;
-  int64_t kv_cache_memory_bytes = 64LL << 20;
+  // Host (CPU) budget; 0: auto, one full-context request (>= 64 MiB) capped at a quarter of the
+  // available memory, with a model's default context capped to what that holds (kv_memory_plan.h).
+  int64_t kv_cache_memory_bytes = 0;
   int32_t num_kv_blocks = 0;
   bool enable_prefix_caching = true;
   // On a device backend (CUDA) kv_cache_memory_bytes is not used: the budget is
@@ -42,7 +44,9 @@ struct EngineConfig {
   double collective_timeout_seconds = 300;
 
   // Scheduling (see SchedulerConfig).
-  int32_t max_num_batched_tokens = 2048;
+  // Tokens per step at most; 0: 512 on the CPU (prefill chunks of GEMM-friendly 64-row tiles that
+  // keep the time to first token of queued requests low under load), 2048 on a device.
+  int32_t max_num_batched_tokens = 0;
   int32_t max_num_seqs = 256;
   int32_t max_model_len = 0;  // 0: the model's max_position_embeddings
   int32_t long_prefill_token_threshold = 0;

@@ -1,5 +1,11 @@
 #include "server/runner/kv_memory_plan.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -77,7 +83,10 @@ ForwardBatch ProfileForwardBatch(int32_t num_tokens, int32_t num_seqs, int32_t m
 std::string KvCachePlan::ToString() const {
   const int32_t num_blocks = layout.num_blocks;
   if (budget_bytes == 0) return absl::StrCat(num_blocks, " KV blocks (explicit)");
-  if (!profiled) return absl::StrCat(num_blocks, " KV blocks in ", GiB(budget_bytes), " (host budget)");
+  if (!profiled) {
+    return absl::StrCat(num_blocks, " KV blocks in ", GiB(budget_bytes),
+                        auto_sized ? " (host budget, auto)" : " (host budget)");
+  }
   return absl::StrCat(num_blocks, " KV blocks in ", GiB(budget_bytes), " (device ", GiB(total_bytes), ", used ",
                       GiB(used_bytes), ", measured activation peak ", GiB(activation_peak_bytes),
                       graph_reserve_bytes > 0 ? absl::StrCat(", CUDA-graph reserve ", GiB(graph_reserve_bytes)) : "",
@@ -90,15 +99,32 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   }
   KvCachePlan plan;
   plan.layout = KvLayout{.block_size = o.block_size, .num_blocks = o.num_blocks, .spec = model->kv_cache_spec()};
+  const int32_t asked_len = o.max_model_len > 0 ? o.max_model_len
+                                                : static_cast<int32_t>(model->config().max_position_embeddings);
+  // Tokens the usable blocks hold for one request.
+  auto fit_len = [&](const KvLayout& layout) {
+    return static_cast<int32_t>(std::min<int64_t>(asked_len, std::max<int64_t>(0, layout.capacity_tokens())));
+  };
   if (o.num_blocks > 0) {
     RETURN_IF_ERROR(plan.layout.Validate());
+    plan.max_model_len = fit_len(plan.layout);
     return plan;
   }
   const int64_t bytes_per_block = plan.layout.bytes_per_block();
   absl::StatusOr<DeviceMemoryStats> before = backend->MemoryStats();
   if (absl::IsUnimplemented(before.status())) {
-    plan.budget_bytes = o.host_kv_cache_memory_bytes;
+    if (o.host_kv_cache_memory_bytes > 0) {
+      plan.budget_bytes = o.host_kv_cache_memory_bytes;
+    } else {
+      constexpr int64_t kMinHostBudget = 64LL << 20;
+      const int64_t full_context =
+          bytes_per_block * ((static_cast<int64_t>(asked_len) + o.block_size - 1) / o.block_size + 1);
+      const int64_t available = o.host_available_bytes > 0 ? o.host_available_bytes : HostAvailableMemoryBytes();
+      plan.budget_bytes = std::max(kMinHostBudget, std::min(full_context, available / 4));
+      plan.auto_sized = true;
+    }
     ASSIGN_OR_RETURN(plan.layout.num_blocks, NumKvBlocksForMemory(plan.budget_bytes, bytes_per_block));
+    plan.max_model_len = fit_len(plan.layout);
     return plan;
   }
   RETURN_IF_ERROR(before.status());
@@ -141,6 +167,7 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
                                                            .gpu_memory_utilization = o.gpu_memory_utilization,
                                                            .kv_cache_memory_bytes = o.device_kv_cache_memory_bytes}));
   ASSIGN_OR_RETURN(plan.layout.num_blocks, NumKvBlocksForMemory(plan.budget_bytes, bytes_per_block));
+  plan.max_model_len = fit_len(plan.layout);
   return plan;
 }
 
@@ -161,6 +188,16 @@ absl::StatusOr<KvLayout> AgreeKvLayout(Communicator* group, const KvLayout& mine
     agreed.num_blocks = std::min(agreed.num_blocks, all[2 * r + 1]);
   }
   return agreed;
+}
+
+int64_t HostAvailableMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return kib * 1024;
+  }
+  return static_cast<int64_t>(::sysconf(_SC_AVPHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
 }
 
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {

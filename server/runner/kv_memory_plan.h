@@ -18,7 +18,11 @@
 // private pool (decode_graph_runner.h) holds about one decode step's activations, which the
 // max-size profile step bounds, and is recorded after the cache exists, so it is estimated here
 // rather than measured.
-// On the CPU the configured host budget is used as is. An explicit block count skips sizing.
+// On the CPU (host memory) an explicit budget is used as is; the default (0, auto) is what one
+// request of the full context needs (at least 64 MiB), capped at a quarter of the host memory
+// available at start-up. KvCachePlan::max_model_len says how much context the planned cache holds,
+// so that the engine can cap a model's long default context to what fits (as llama.cpp's server
+// does) instead of refusing to start. An explicit block count skips sizing.
 
 #include <cstdint>
 #include <string>
@@ -59,7 +63,8 @@ struct KvCachePlanOptions {
   int32_t max_num_batched_tokens = 2048;
   int32_t max_num_seqs = 256;
   int32_t max_model_len = 0;
-  int64_t host_kv_cache_memory_bytes = 64LL << 20;  // the CPU budget
+  int64_t host_kv_cache_memory_bytes = 0;  // the CPU budget; 0: auto (see above)
+  int64_t host_available_bytes = 0;         // auto's reference; 0: MemAvailable now
   double gpu_memory_utilization = 0.9;
   int64_t device_kv_cache_memory_bytes = 0;         // > 0: explicit device budget
   bool reserve_graph_memory = false;                // CUDA graphs: keep one more activation peak
@@ -68,6 +73,8 @@ struct KvCachePlanOptions {
 struct KvCachePlan {
   KvLayout layout;         // the value the KV manager, the model's cache and the runner get
   int64_t budget_bytes = 0;  // 0 for an explicit block count
+  bool auto_sized = false;    // host budget chosen by the auto rule
+  int32_t max_model_len = 0;  // tokens one request can hold: min(the asked context, the cache)
   bool profiled = false;   // measured on a device (the fields below are set)
   int64_t total_bytes = 0;
   int64_t used_bytes = 0;
@@ -87,6 +94,9 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend,
 // since rank 0's block ids index every rank's cache. Collective over `group`; FailedPrecondition
 // when the ranks disagree on the block size.
 absl::StatusOr<KvLayout> AgreeKvLayout(Communicator* group, const KvLayout& mine);
+
+// The host memory available for new allocations (/proc/meminfo MemAvailable; else free pages).
+int64_t HostAvailableMemoryBytes();
 
 // "1.5GiB", "512MiB", "2G", "1000000" (bytes) -> bytes. InvalidArgument otherwise.
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);

@@ -4,6 +4,7 @@
 
 #include "server/runner/kv_memory_plan.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "gmock/gmock.h"
@@ -146,6 +147,30 @@ TEST(PlanKvCacheTest, ExplicitBlockCountIsTheLayoutAndTheModelTakesIt) {
               HasSubstr("block_size"));
   EXPECT_THAT(std::string(PlanKvCache(model->get(), &dev, {.num_blocks = 1}).status().message()),
               HasSubstr("num_blocks"));
+}
+
+TEST(PlanKvCacheTest, AutoHostBudgetHoldsTheFullContextOrCapsIt) {
+  CpuBackend cpu(1);
+  auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(), &cpu);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int64_t per_block = (*model)->kv_cache_spec().bytes_per_block(4);
+  // Plenty available: one full context of 4096 tokens, at least 64 MiB.
+  auto plan = PlanKvCache(model->get(), &cpu,
+                          {.block_size = 4, .max_model_len = 4096, .host_available_bytes = int64_t{64} << 30});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_TRUE(plan->auto_sized);
+  EXPECT_EQ(plan->budget_bytes, std::max<int64_t>(64 * kMiB, per_block * (4096 / 4 + 1)));
+  EXPECT_EQ(plan->max_model_len, 4096);
+  // A context far beyond a quarter of what is available: the budget is that quarter, and
+  // max_model_len says what one request can hold.
+  const int32_t huge = 1 << 30;
+  plan = PlanKvCache(model->get(), &cpu,
+                     {.block_size = 4, .max_model_len = huge, .host_available_bytes = 1024 * kMiB});
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->budget_bytes, 256 * kMiB);
+  EXPECT_EQ(plan->layout.num_blocks, 256 * kMiB / per_block);
+  EXPECT_EQ(plan->max_model_len, (plan->layout.num_blocks - 1) * 4);
+  EXPECT_LT(plan->max_model_len, huge);
 }
 
 TEST(PlanKvCacheTest, MeasuredPathRunsTheProfileStep) {
