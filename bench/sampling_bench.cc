@@ -1,5 +1,6 @@
-// Time per 128k-vocabulary row of the host sampler, per configuration (best and median of runs).
-//   build/tests/sampling_bench [vocab]
+// moeserve-sampling-bench: time per 128k-vocabulary row of the host sampler, per configuration
+// (best and median of runs).
+//   build/bin/moeserve-sampling-bench [vocab]
 
 #include <algorithm>
 #include <chrono>

@@ -1,5 +1,5 @@
-// Times CpuBackend::Linear on decode- and prefill-shaped products. Not a test: run by hand,
-//   build/tests/backend_cpu_linear_bench [num_threads]
+// moeserve-cpu-linear-bench: times CpuBackend::Linear on decode- and prefill-shaped products.
+//   build/bin/moeserve-cpu-linear-bench [num_threads]
 
 #include <chrono>
 #include <cstdio>
