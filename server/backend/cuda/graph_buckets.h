@@ -4,7 +4,7 @@
 // Batch-size buckets for captured decode-step CUDA graphs: 1, 2, 4, 8, then every 8 up to
 // max_batch (vLLM's sizes). A pure-decode batch of n sequences replays the graph of the smallest
 // bucket >= n, padded with rows whose slot_mapping is -1 and seq_len 1 (they write nothing).
-// Plain C++ (unit-tested in cuda_host_test); capture and replay: server/runner/decode_graph_runner.h.
+// Plain C++ (unit-tested in tests/cuda/graph_buckets_test.cc); capture and replay: server/runner/decode_graph_runner.h.
 
 #include <cstdint>
 #include <vector>
