@@ -21,11 +21,18 @@ function(moeserve_library name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
 endfunction()
 
-# moeserve_test(NAME [SERIAL] SOURCES ... DEPS ...): a GoogleTest binary registered with CTest. Tests
-# find the shared data through MOESERVE_TEST_DATA (default ../shared/data beside the source tree).
+# moeserve_test(NAME [SERIAL] [INTEGRATION] SOURCES ... DEPS ...): a GoogleTest binary registered
+# with CTest. Tests find the shared data through MOESERVE_TEST_DATA (default
+# ../shared/data beside the source tree).
 # SERIAL: tests that measure wall-clock timing run alone, not beside other tests under ctest -j.
+# Labels: every test is `unit` (one module and what it links, in one process, no sockets or child
+# processes) unless INTEGRATION makes it `integration` (servers and clients over sockets, child
+# processes, end-to-end paths across the layers, acceptance against transformers' outputs);
+# `scripts/test.sh -L unit` is the fast loop. Tests added with add_test name one of the two in
+# their LABELS (tests/check_test_labels.py fails the suite otherwise). gtest_discover_tests passes
+# one label only (a list-valued property would be split into property names).
 function(moeserve_test name)
-  cmake_parse_arguments(ARG "SERIAL" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL;INTEGRATION" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
@@ -36,8 +43,10 @@ function(moeserve_test name)
   if(ARG_SERIAL)
     set(properties RUN_SERIAL TRUE)
   endif()
-  if(ARG_LABELS)
-    list(APPEND properties LABELS "${ARG_LABELS}")
+  if(ARG_INTEGRATION)
+    list(APPEND properties LABELS integration)
+  else()
+    list(APPEND properties LABELS unit)
   endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 PROPERTIES ${properties})
 endfunction()

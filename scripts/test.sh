@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything (scripts/build.sh) and runs the whole test suite with CTest.
-# Extra arguments go to ctest (e.g. -R Tokenizer). Environment as for scripts/build.sh, plus
-# MOESERVE_TEST_DATA (default ../shared/data beside the repository).
+# Extra arguments go to ctest (e.g. -R Tokenizer, or -L unit for the unit tests alone). Environment
+# as for scripts/build.sh, plus MOESERVE_TEST_DATA (default ../shared/data beside the repository).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${BUILD_DIR:-$root/build}"
