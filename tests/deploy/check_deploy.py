@@ -2,8 +2,8 @@
 """Checks the Dockerfile, deploy/compose and deploy/k8s against the server they deploy.
 
 No Docker engine or cluster is needed: every manifest is parsed and cross-checked against
-`moeserve serve --help` (the built binary), server/api/serving_metrics.cc (metric names),
-server/api/api_server.cc (health service name), the CI scripts, and each other. The flag sets the
+`moeserve serve --help` (the built binary), the /metrics page of a freshly started server (metric
+names and types), server/api/api_server.cc (health service name), the CI scripts, and each other. The flag sets the
 manifests use are also run for real against a fixture model: the server must come up, answer
 grpc.health.v1 (moeserve-cli --health, no API key) and /health, expose every metric the dashboard
 and the HPA query, and exit 0 on SIGTERM.
@@ -151,22 +151,84 @@ def parse_flags(testcase, args, where, help_flags=None):
     return values
 
 
+_METRICS_PAGE = None
+
+
+def live_metrics_page():
+    """/metrics of a freshly started `moeserve serve` on the default model (a DeepSeek-V3 MoE, so
+    the MoE-only series are there too), fetched once per run."""
+    global _METRICS_PAGE
+    if _METRICS_PAGE is None:
+        metrics_port = free_port()
+        proc = subprocess.Popen(
+            [ARGS.moeserve, "serve", "--model", src("models", "default"), "--host", "127.0.0.1",
+             "--port", "0", "--http-port", "0", "--metrics-port", str(metrics_port),
+             "--kv-cache-mib", "16"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            status, page = None, ""
+            deadline = time.time() + 60
+            while time.time() < deadline and proc.poll() is None and status != 200:
+                try:
+                    status, _ = http_get(metrics_port, "/health")
+                except (urllib.error.URLError, ConnectionError, OSError):
+                    time.sleep(0.2)
+            if status == 200:
+                status, page = http_get(metrics_port, "/metrics")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                _, err = proc.communicate()
+        if status != 200:
+            raise RuntimeError(f"no /metrics from a fresh server (HTTP {status}):\n{err}")
+        _METRICS_PAGE = page
+    return _METRICS_PAGE
+
+
+def metric_families(page):
+    """{family: type} from a Prometheus text page's # TYPE lines."""
+    return dict(re.findall(r"^# TYPE (moeserve_[a-z0-9_]+) (\w+)$", page, re.M))
+
+
 def metric_names():
-    """Every series name moeserve exports, from server/api/serving_metrics.cc."""
-    text = read("server", "api", "serving_metrics.cc")
-    names = set(re.findall(r'"(moeserve_[a-z0-9_]+)"', text))
-    histograms = set()
-    for m in re.finditer(r'Entry\{"(moeserve_[a-z0-9_]+)"', text):
-        histograms.add(m.group(1))
-    series = names - histograms  # a histogram's samples are its _bucket, _sum and _count
-    for h in histograms:
-        series |= {h + "_bucket", h + "_sum", h + "_count"}
+    """Every series name moeserve exports (a histogram's samples are its _bucket, _sum and _count),
+    and its histograms, as a fresh server lists them."""
+    page = live_metrics_page()
+    series = set(re.findall(r"^(moeserve_[a-z0-9_]+)", page, re.M))
+    histograms = {f for f, t in metric_families(page).items() if t == "histogram"}
     return series, histograms
 
 
 def health_service_name():
     m = re.search(r'kServiceName\[\]\s*=\s*"([^"]+)"', read("server", "api", "api_server.cc"))
     return m.group(1)
+
+
+class MetricsPageTest(unittest.TestCase):
+    """The live page every series check reads: each family has # HELP and # TYPE, each sample
+    belongs to one family, histograms have their buckets up to +Inf, counters end in _total."""
+
+    def test_families_and_samples(self):
+        page = live_metrics_page()
+        families = metric_families(page)
+        self.assertGreater(len(families), 10)
+        self.assertEqual(set(re.findall(r"^# HELP (moeserve_[a-z0-9_]+) \S", page, re.M)), set(families))
+        samples = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("",), "gauge": ("",)}
+        for family, kind in families.items():
+            self.assertIn(kind, samples, family)
+            if kind == "counter":
+                self.assertTrue(family.endswith("_total"), family)
+        series, histograms = metric_names()
+        for name in series:
+            owners = [f for f, kind in families.items() if any(name == f + s for s in samples[kind])]
+            self.assertEqual(len(owners), 1, f"{name} belongs to {owners}")
+        self.assertTrue(histograms)
+        for h in histograms:
+            self.assertLessEqual({h + "_bucket", h + "_sum", h + "_count"}, series)
+            self.assertIn(f'{h}_bucket{{le="+Inf"}} ', page)
 
 
 # ---- Dockerfile ----------------------------------------------------------------------------------
@@ -741,8 +803,7 @@ class GatewayTest(unittest.TestCase):
         self.assertEqual(engine.get("loraSpec"), "", "no LoRA adapters: not scraped")
         for key in ("queuedRequestsSpec", "runningRequestsSpec", "kvUsageSpec", "cacheInfoSpec"):
             self.assertIn(engine[key], self.series, key)
-        text = read("server", "api", "serving_metrics.cc")
-        self.assertRegex(text, r'moeserve_cache_config_info\{block_size=\\"[^;]*,num_gpu_blocks=\\"')
+        check_gateway_series(self, live_metrics_page(), "a fresh server")
         # Every profile's plugins are defined; the default profile scores queue, KV and prefix.
         names = {p.get("name", p["type"]) for p in self.epp["plugins"]}
         refs = set()
@@ -999,7 +1060,7 @@ class LiveServerTest(unittest.TestCase):
                 status, metrics = http_get(metrics_port, "/metrics")
                 self.assertEqual(status, 200)
                 exported = set(re.findall(r"^(moeserve_[a-z0-9_]+)", metrics, re.M))
-                self.assertEqual(exported, series, f"{where}: serving_metrics.cc parse is stale")
+                self.assertEqual(exported, series, f"{where}: other series than a plain server's")
                 self.assertTrue(wanted <= exported, wanted - exported)
                 # The HTTP port serves the same page, which the inference gateway's EPP scrapes.
                 self.assertIsNotNone(http_port, f"{where}: no --http-port")
