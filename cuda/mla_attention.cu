@@ -25,6 +25,7 @@
 #include "cuda/common.cuh"
 #include "cuda/mla_attention.cuh"
 #include "cuda/mma_utils.cuh"
+#include "cuda/online_softmax.cuh"
 
 namespace moeserve::kernels {
 namespace {
@@ -165,8 +166,8 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
   float o[32][4];
 #pragma unroll
   for (int n = 0; n < 32; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float m_row[2] = {-INFINITY, -INFINITY};  // rows g, g + 8 of the warp's head group
-  float l_row[2] = {0.0f, 0.0f};            // this thread's share of the row sums
+  // Rows g and g + 8 of the warp's head group; l is this thread's share of the row sum.
+  OnlineSoftmax<SoftmaxBase::k2> row_softmax[2];
 
   const bf16* q_warp = q_s + (grp * 16) * kRow;
   for (int64_t it = tile_begin; it < tile_end; ++it) {
@@ -220,18 +221,15 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const int row = grp * 16 + g + 8 * r;
-      const float m_new = fmaxf(m_row[r], fmaxf(red_max[0][row], red_max[1][row]));
-      corr[r] = exp2f(m_row[r] - m_new);  // 0 on the first tile
-      m_row[r] = m_new;
-      l_row[r] *= corr[r];
+      corr[r] = row_softmax[r].Rescale(fmaxf(red_max[0][row], red_max[1][row]));
     }
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
       float pr[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        pr[e] = exp2f(s[nt][e] - m_row[e >> 1]);
-        l_row[e >> 1] += pr[e];
+        pr[e] = row_softmax[e >> 1].Weight(s[nt][e]);
+        row_softmax[e >> 1].l += pr[e];
       }
       const int col = half * 16 + nt * 8 + 2 * q;
       bf16* prow = p_s + (grp * 16 + g) * kPRow + col;
@@ -267,11 +265,11 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
   // Row sums were kept per thread (rescaled with o): reduce over the quad, then the two halves.
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    l_row[r] = QuadSum(l_row[r]);
+    row_softmax[r].l = QuadSum(row_softmax[r].l);
   }
   if (q == 0) {
-    red_sum[half][grp * 16 + g] = l_row[0];
-    red_sum[half][grp * 16 + g + 8] = l_row[1];
+    red_sum[half][grp * 16 + g] = row_softmax[0].l;
+    red_sum[half][grp * 16 + g + 8] = row_softmax[1].l;
   }
   __syncthreads();
   if (bad_block) {
@@ -284,8 +282,8 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
     const int row = grp * 16 + g + 8 * r;
     const int h = h0 + row;
     if (h >= p.num_heads) continue;
-    const float l = red_sum[0][row] + red_sum[1][row];
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    row_softmax[r].l = red_sum[0][row] + red_sum[1][row];  // the whole row's sum
+    const float inv = row_softmax[r].InvSum();
     const int64_t orow = static_cast<int64_t>(t) * p.num_heads + h;
     if (num_splits == 1) {
       bf16* out = p.out + orow * kL + half * 256 + 2 * q;
@@ -302,7 +300,7 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
       }
       if (half == 0 && q == 0) {
         float* lse = p.workspace + static_cast<int64_t>(num_splits) * p.num_tokens * p.num_heads * kL;
-        lse[prow] = l > 0.0f ? m_row[r] + log2f(l) : -INFINITY;
+        lse[prow] = row_softmax[r].LogSumExp();
       }
     }
   }
@@ -341,6 +339,7 @@ __global__ void __launch_bounds__(128) MlaCombineKernel(MlaAttentionParams p, in
 // Generic path: one CTA of 128 threads per (token, head); per block of the cache, warp w scores
 // rows w, w + 4, ..., then thread i accumulates output dims i, i + 128, ... (L ≤ 512).
 constexpr int kGenThreads = 128;
+constexpr int kGenMaxBlock = 1024;  // cache block size bound (scores in shared memory)
 __global__ void __launch_bounds__(kGenThreads) MlaGenericKernel(MlaAttentionParams p) {
   constexpr int kVPerThread = kMlaMaxLatent / kGenThreads;
   __shared__ float q_s[kMlaMaxRow];
@@ -363,7 +362,7 @@ __global__ void __launch_bounds__(kGenThreads) MlaGenericKernel(MlaAttentionPara
   float acc[kVPerThread];
 #pragma unroll
   for (int r = 0; r < kVPerThread; ++r) acc[r] = 0.0f;
-  float m = -INFINITY, l = 0.0f;
+  OnlineSoftmax<SoftmaxBase::kE> softmax;
   bool bad = false;
   const int32_t* blocks = p.block_tables + static_cast<int64_t>(ctx.seq) * p.max_blocks_per_seq;
   for (int64_t b = 0; b * p.block_size < ctx.n_ctx; ++b) {
@@ -382,16 +381,7 @@ __global__ void __launch_bounds__(kGenThreads) MlaGenericKernel(MlaAttentionPara
       if (lane == 0) scores[j] = dot * p.scale;
     }
     __syncthreads();
-    float bm = -INFINITY;
-    for (int j = 0; j < n; ++j) bm = fmaxf(bm, scores[j]);
-    const float new_m = fmaxf(m, bm);
-    const float corr = __expf(m - new_m);
-    __syncthreads();  // everyone has read the raw scores
-    for (int j = threadIdx.x; j < n; j += kGenThreads) scores[j] = __expf(scores[j] - new_m);
-    __syncthreads();
-    float psum = 0.0f;
-    for (int j = 0; j < n; ++j) psum += scores[j];
-    l = l * corr + psum;
+    const float corr = SoftmaxBlockInShared<kGenThreads, kGenMaxBlock>(scores, n, softmax);  // scores -> weights
 #pragma unroll
     for (int r = 0; r < kVPerThread; ++r) {
       const int i = threadIdx.x + r * kGenThreads;
@@ -401,7 +391,6 @@ __global__ void __launch_bounds__(kGenThreads) MlaGenericKernel(MlaAttentionPara
         acc[r] = a;
       }
     }
-    m = new_m;
     __syncthreads();  // scores are rewritten by the next block
   }
   if (bad) {
@@ -409,7 +398,7 @@ __global__ void __launch_bounds__(kGenThreads) MlaGenericKernel(MlaAttentionPara
     for (int i = threadIdx.x; i < L; i += kGenThreads) out[i] = FromFloat<bf16>(0.0f);
     return;
   }
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  const float inv = softmax.InvSum();
 #pragma unroll
   for (int r = 0; r < kVPerThread; ++r) {
     const int i = threadIdx.x + r * kGenThreads;
@@ -466,7 +455,7 @@ cudaError_t LaunchMlaAttention(const MlaAttentionParams& p, const MlaPlan& plan,
       }
     }
     case MlaPath::kGeneric: {
-      if (p.block_size > 1024) return cudaErrorInvalidValue;
+      if (p.block_size > kGenMaxBlock) return cudaErrorInvalidValue;
       const int64_t grid = int64_t{p.num_tokens} * p.num_heads;
       if (grid > 0x7fffffff) return cudaErrorInvalidValue;
       MlaGenericKernel<<<static_cast<unsigned>(grid), kGenThreads, p.block_size * sizeof(float), stream>>>(p);

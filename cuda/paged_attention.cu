@@ -12,6 +12,7 @@
 
 #include "cuda/attention_dispatch.h"
 #include "cuda/common.cuh"
+#include "cuda/online_softmax.cuh"
 #include "cuda/paged_attention.cuh"
 
 namespace moeserve::kernels {
@@ -54,7 +55,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionP
   float acc[kVPerThread];
 #pragma unroll
   for (int r = 0; r < kVPerThread; ++r) acc[r] = 0.0f;
-  float m = -INFINITY, l = 0.0f;
+  OnlineSoftmax<SoftmaxBase::kE> softmax;
   bool bad = false;
   const int32_t* blocks = p.block_tables + static_cast<int64_t>(s) * p.max_blocks_per_seq;
   for (int64_t b = 0; b * p.block_size < n_ctx; ++b) {
@@ -73,16 +74,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionP
       if (lane == 0) scores[j] = dot * p.scale;
     }
     __syncthreads();
-    float bm = -INFINITY;
-    for (int j = 0; j < n; ++j) bm = fmaxf(bm, scores[j]);
-    const float new_m = fmaxf(m, bm);
-    const float corr = __expf(m - new_m);  // 0 on the first block
-    __syncthreads();  // everyone has read the raw scores
-    if (threadIdx.x < n) scores[threadIdx.x] = __expf(scores[threadIdx.x] - new_m);
-    __syncthreads();
-    float psum = 0.0f;
-    for (int j = 0; j < n; ++j) psum += scores[j];
-    l = l * corr + psum;
+    const float corr = SoftmaxBlockInShared<kThreads, kThreads>(scores, n, softmax);  // scores -> weights
 #pragma unroll
     for (int r = 0; r < kVPerThread; ++r) {
       const int i = threadIdx.x + r * kThreads;
@@ -94,7 +86,6 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionP
         acc[r] = a;
       }
     }
-    m = new_m;
     __syncthreads();  // scores are rewritten by the next block
   }
   if (bad) {
@@ -102,7 +93,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionP
     for (int i = threadIdx.x; i < p.dim_v; i += kThreads) out[i] = FromFloat<bf16>(0.0f);
     return;
   }
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  const float inv = softmax.InvSum();
 #pragma unroll
   for (int r = 0; r < kVPerThread; ++r) {
     const int i = threadIdx.x + r * kThreads;
