@@ -30,6 +30,11 @@ class ByteLevelDecoder final : public Decoder {
     }
     tokens->assign(1, Utf8Lossy(bytes));
   }
+  void TokenBytes(std::string* token, bool* fused) const override {
+    std::string bytes;
+    if (ByteLevelToBytes(*token, &bytes)) *token = std::move(bytes);
+    *fused = true;  // the chain's output is one string
+  }
 };
 
 class ReplaceDecoder final : public Decoder {
@@ -37,6 +42,9 @@ class ReplaceDecoder final : public Decoder {
   ReplaceDecoder(std::string from, std::string to) : from_(std::move(from)), to_(std::move(to)) {}
   void DecodeChain(std::vector<std::string>* tokens) const override {
     for (std::string& t : *tokens) t = absl::StrReplaceAll(t, {{from_, to_}});
+  }
+  void TokenBytes(std::string* token, bool* fused) const override {
+    *token = absl::StrReplaceAll(*token, {{from_, to_}});
   }
 
  private:
@@ -86,6 +94,10 @@ class ByteFallbackDecoder final : public Decoder {
     flush();
     *tokens = std::move(out);
   }
+  void TokenBytes(std::string* token, bool* fused) const override {
+    const int b = ParseByteToken(*token);
+    if (b >= 0) token->assign(1, static_cast<char>(b));
+  }
 };
 
 class FuseDecoder final : public Decoder {
@@ -95,6 +107,7 @@ class FuseDecoder final : public Decoder {
     for (const std::string& t : *tokens) all += t;
     tokens->assign(1, std::move(all));
   }
+  void TokenBytes(std::string* token, bool* fused) const override { *fused = true; }
 };
 
 class StripDecoder final : public Decoder {
@@ -115,6 +128,12 @@ class StripDecoder final : public Decoder {
       t = t.substr(b, e - b);
     }
   }
+  void TokenBytes(std::string* token, bool* fused) const override {
+    if (*fused) return;  // strips the ends of the whole text only
+    std::vector<std::string> one{std::move(*token)};
+    DecodeChain(&one);
+    *token = std::move(one[0]);
+  }
 
  private:
   std::string content_;
@@ -132,6 +151,9 @@ class MetaspaceDecoder final : public Decoder {
       if (i == 0 && strip_first_ && !t.empty() && t[0] == ' ') t.erase(0, 1);
     }
   }
+  void TokenBytes(std::string* token, bool* fused) const override {
+    *token = absl::StrReplaceAll(*token, {{replacement_, " "}});
+  }
 
  private:
   std::string replacement_;
@@ -144,6 +166,9 @@ class SequenceDecoder final : public Decoder {
       : parts_(std::move(parts)) {}
   void DecodeChain(std::vector<std::string>* tokens) const override {
     for (const auto& p : parts_) p->DecodeChain(tokens);
+  }
+  void TokenBytes(std::string* token, bool* fused) const override {
+    for (const auto& p : parts_) p->TokenBytes(token, fused);
   }
 
  private:

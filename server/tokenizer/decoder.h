@@ -17,6 +17,10 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual void DecodeChain(std::vector<std::string>* tokens) const = 0;
+  // Rewrites one token into the raw bytes it adds to a text in the middle of a sequence (no
+  // lossy UTF-8 repair, no stripping that only applies at the start of the text). `*fused`: a
+  // Fuse ran earlier in the chain, so that Strip applies to the whole text, not to each token.
+  virtual void TokenBytes(std::string* token, bool* fused) const = 0;
 };
 
 // Builds the decoder described by `json` (null: returns nullptr).

@@ -230,6 +230,14 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
   return ids;
 }
 
+std::optional<std::string> Tokenizer::TokenBytes(int32_t id) const {
+  std::optional<std::string> token = IdToToken(id);
+  if (!token.has_value() || decoder_ == nullptr) return token;
+  bool fused = false;
+  decoder_->TokenBytes(&*token, &fused);
+  return token;
+}
+
 absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids,
                                               bool skip_special_tokens) const {
   std::vector<std::string> tokens;

@@ -51,6 +51,10 @@ class Tokenizer {
   std::optional<int32_t> TokenToId(std::string_view token) const;
   std::optional<std::string> IdToToken(int32_t id) const;
   bool IsSpecial(int32_t id) const { return special_ids_.contains(id); }
+  // The raw bytes token `id` adds to a decoded text in the middle of a sequence (byte-level and
+  // <0xNN> tokens as bytes, no U+FFFD repair, no stripping that applies only at the text's
+  // start); what structured-output masks match. nullopt for an id outside the vocabulary.
+  std::optional<std::string> TokenBytes(int32_t id) const;
 
  private:
   Tokenizer();
