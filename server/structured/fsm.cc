@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -181,8 +182,42 @@ class NfaBuilder {
         fsm_.states[from].calls.push_back({e.rule, t});
         return t;
       }
+      case Expr::Kind::kIntersect:
+        return LowerIntersection(e, from);
     }
     return absl::InternalError("unknown expression kind");
+  }
+
+  // Each child becomes a DFA of its own; their product is copied in between `from` and a new end.
+  absl::StatusOr<int32_t> LowerIntersection(const Expr& e, int32_t from) {
+    std::optional<Fsm> product;
+    for (const Expr& c : e.children) {
+      ASSIGN_OR_RETURN(Fsm nfa, NfaBuilder(budget_).Build(c));
+      for (const Fsm::State& st : nfa.states) {
+        if (!st.calls.empty()) {
+          return absl::InvalidArgumentError("grammar: an intersection may not reference rules");
+        }
+      }
+      ASSIGN_OR_RETURN(Fsm dfa, Determinize(nfa, budget_));
+      if (product.has_value()) {
+        ASSIGN_OR_RETURN(dfa, IntersectDfas(*product, dfa, budget_));
+      }
+      product = std::move(dfa);
+    }
+    const int32_t end = NewState();
+    const auto base = static_cast<int32_t>(fsm_.states.size());
+    for (size_t i = 0; i < product->states.size(); ++i) NewState();
+    RETURN_IF_ERROR(status_);
+    fsm_.states[from].eps.push_back(base);
+    for (size_t i = 0; i < product->states.size(); ++i) {
+      Fsm::State& st = fsm_.states[base + i];
+      for (ByteEdge edge : product->states[i].bytes) {
+        edge.target += base;
+        st.bytes.push_back(edge);
+      }
+      if (product->states[i].accept) st.eps.push_back(end);
+    }
+    return end;
   }
 
   CompileBudget* budget_;
@@ -191,6 +226,40 @@ class NfaBuilder {
 };
 
 }  // namespace
+
+absl::StatusOr<Fsm> IntersectDfas(const Fsm& a, const Fsm& b, CompileBudget* budget) {
+  Fsm out;
+  absl::flat_hash_map<uint64_t, int32_t> ids;
+  std::vector<std::pair<int32_t, int32_t>> pairs;
+  auto intern = [&](int32_t x, int32_t y) {
+    const uint64_t key = (static_cast<uint64_t>(x) << 32) | static_cast<uint32_t>(y);
+    auto [it, inserted] = ids.try_emplace(key, static_cast<int32_t>(pairs.size()));
+    if (inserted) {
+      pairs.emplace_back(x, y);
+      out.states.emplace_back();
+    }
+    return it->second;
+  };
+  intern(0, 0);
+  for (size_t q = 0; q < pairs.size(); ++q) {
+    if ((q & 255) == 0) {
+      RETURN_IF_ERROR(budget->ChargeStates(256));
+      RETURN_IF_ERROR(budget->CheckTime());
+    }
+    const auto [x, y] = pairs[q];
+    std::vector<ByteEdge> edges;
+    for (const ByteEdge& ea : a.states[x].bytes) {
+      for (const ByteEdge& eb : b.states[y].bytes) {
+        const uint8_t lo = std::max(ea.lo, eb.lo), hi = std::min(ea.hi, eb.hi);
+        if (lo <= hi) edges.push_back({lo, hi, intern(ea.target, eb.target)});
+      }
+    }
+    std::sort(edges.begin(), edges.end(), [](const ByteEdge& l, const ByteEdge& r) { return l.lo < r.lo; });
+    out.states[q].bytes = std::move(edges);
+    out.states[q].accept = a.states[x].accept && b.states[y].accept;
+  }
+  return out;
+}
 
 absl::StatusOr<Fsm> BuildNfa(const Expr& expr, CompileBudget* budget) {
   return NfaBuilder(budget).Build(expr);

@@ -65,6 +65,10 @@ absl::StatusOr<Fsm> BuildNfa(const Expr& expr, CompileBudget* budget);
 // Subset construction: a DFA (no eps edges) accepting the same strings and call sequences.
 absl::StatusOr<Fsm> Determinize(const Fsm& nfa, CompileBudget* budget);
 
+// The product of two DFAs without calls: accepts the strings both accept. States that cannot
+// reach acceptance are kept (trimmed later).
+absl::StatusOr<Fsm> IntersectDfas(const Fsm& a, const Fsm& b, CompileBudget* budget);
+
 // Minimal DFA (Moore partition refinement): states with the same future over bytes and calls
 // merge. REQUIRES: `dfa` is deterministic and every state is reachable.
 Fsm Minimize(const Fsm& dfa);

@@ -146,6 +146,14 @@ Expr Ref(int32_t rule) {
   return e;
 }
 
+Expr Intersect(std::vector<Expr> items) {
+  if (items.size() == 1) return std::move(items[0]);
+  Expr e;
+  e.kind = Expr::Kind::kIntersect;
+  e.children = std::move(items);
+  return e;
+}
+
 Expr Nothing() {
   Expr e;
   e.kind = Expr::Kind::kChoice;
@@ -307,6 +315,14 @@ void Print(const Grammar& g, const Expr& e, bool nested, std::string* out) {
     }
     case Expr::Kind::kRuleRef:
       *out += g.rules[e.rule].name;
+      return;
+    case Expr::Kind::kIntersect:  // not GBNF: printed for debugging only
+      *out += "( ";
+      for (size_t i = 0; i < e.children.size(); ++i) {
+        if (i > 0) *out += " & ";
+        Print(g, e.children[i], true, out);
+      }
+      *out += " )";
       return;
   }
 }

@@ -44,6 +44,7 @@ struct Expr {
     kChoice,    // one of children (no children: matches nothing)
     kRepeat,    // children[0] between min and max times (max < 0: unbounded)
     kRuleRef,   // rule `rule`
+    kIntersect, // strings every child matches; children must be regular (no kRuleRef inside)
   };
   Kind kind = Kind::kEmpty;
   std::string text;
@@ -67,6 +68,7 @@ Expr Star(Expr item);
 Expr Plus(Expr item);
 Expr Optional(Expr item);
 Expr Ref(int32_t rule);
+Expr Intersect(std::vector<Expr> items);
 // Never matches (an empty choice).
 Expr Nothing();
 

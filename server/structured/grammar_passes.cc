@@ -37,7 +37,8 @@ Shape ShapeOf(const Expr& e) {
     case Expr::Kind::kClass: return {static_cast<int64_t>(e.set.size()) * 4 + 2, 1};
     case Expr::Kind::kRuleRef: return {2, 1};
     case Expr::Kind::kSequence:
-    case Expr::Kind::kChoice: {
+    case Expr::Kind::kChoice:
+    case Expr::Kind::kIntersect: {
       Shape s{2, 0};
       for (const Expr& c : e.children) {
         const Shape cs = ShapeOf(c);

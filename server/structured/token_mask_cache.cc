@@ -25,31 +25,37 @@ void FillOnes(uint32_t* mask, int32_t mask_size) {
 
 }  // namespace
 
-TokenSet TokenSet::FromSortedIds(std::vector<int32_t> accepted, int32_t mask_size) {
+TokenSet TokenSet::FromSortedRanges(absl::Span<const std::pair<int32_t, int32_t>> ranges,
+                                   const TokenVocabulary& vocab) {
   TokenSet set;
+  const int32_t mask_size = vocab.mask_size();
   const int64_t words = Words(mask_size);
-  const int64_t count = static_cast<int64_t>(accepted.size());
+  int64_t count = 0;
+  for (const auto& [begin, end] : ranges) count += end - begin;
   if (count <= words) {
     set.kind_ = Kind::kIds;
-    set.ids_ = std::move(accepted);
-    set.ids_.shrink_to_fit();
+    for (const auto& [begin, end] : ranges) {
+      for (int32_t p = begin; p < end; ++p) set.ids_.push_back(vocab.sorted_id(p));
+    }
+    std::sort(set.ids_.begin(), set.ids_.end());
     return set;
+  }
+  set.bits_.assign(words, 0);
+  for (const auto& [begin, end] : ranges) {
+    for (int32_t p = begin; p < end; ++p) SetBit(set.bits_.data(), vocab.sorted_id(p));
   }
   if (mask_size - count <= words) {
     set.kind_ = Kind::kAllExcept;
-    size_t k = 0;
-    for (int32_t id = 0; id < mask_size; ++id) {
-      if (k < accepted.size() && accepted[k] == id) {
-        ++k;
-      } else {
-        set.ids_.push_back(id);
+    for (int32_t w = 0; w < words; ++w) {
+      for (uint32_t zeros = ~set.bits_[w]; zeros != 0; zeros &= zeros - 1) {
+        const int32_t id = w * 32 + __builtin_ctz(zeros);
+        if (id < mask_size) set.ids_.push_back(id);
       }
     }
+    set.bits_ = {};
     return set;
   }
   set.kind_ = Kind::kBitset;
-  set.bits_.assign(words, 0);
-  for (int32_t id : accepted) SetBit(set.bits_.data(), id);
   return set;
 }
 
@@ -96,20 +102,35 @@ absl::StatusOr<std::unique_ptr<TokenMaskCache>> TokenMaskCache::Build(const Pda&
   TokenWalker walker(&pda, &vocab);
   TokenWalker::TrieResult walk;
   const int32_t n = pda.num_states();
+
+  // Contexts: the resume states of the call sites of each rule (and the bottom for the root). A
+  // rule with one context is walked in it directly; the others in an unknown context first.
+  std::vector<absl::flat_hash_set<int32_t>> context_sets(pda.num_rules());
+  for (int32_t s = 0; s < n; ++s) {
+    for (const Pda::Call& c : pda.calls(s)) context_sets[pda.rule_of(c.rule_start)].insert(c.resume);
+  }
+  context_sets[pda.root_rule()].insert(-1);
+  std::vector<std::vector<int32_t>> contexts(pda.num_rules());
+  for (int32_t r = 0; r < pda.num_rules(); ++r) {
+    contexts[r].assign(context_sets[r].begin(), context_sets[r].end());
+    std::sort(contexts[r].begin(), contexts[r].end());
+  }
+  auto start_of = [&](int32_t s, int32_t context) {
+    return Stack{s, context < 0 ? kBottom : arena.Intern(context, kOpen)};
+  };
+
+  absl::flat_hash_map<std::vector<std::pair<int32_t, int32_t>>, int32_t> set_index;
   cache->entry_of_state_.assign(n, -1);
-  std::vector<int32_t> ids;
   for (int32_t s = 0; s < n; ++s) {
     if (!pda.scans(s)) continue;
     RETURN_IF_ERROR(budget->CheckTime());
-    walker.WalkTrie(Stack{s, kOpen}, &arena, &walk);
+    const std::vector<int32_t>& ctx = contexts[pda.rule_of(s)];
+    walker.WalkTrie(ctx.size() == 1 ? start_of(s, ctx[0]) : Stack{s, kOpen}, &arena, &walk);
     arena.Truncate(0);
     StateEntry entry;
-    ids.clear();
-    for (const auto& [begin, end] : walk.accepted) {
-      for (int32_t p = begin; p < end; ++p) ids.push_back(vocab.sorted_id(p));
-    }
-    std::sort(ids.begin(), ids.end());
-    entry.accepted = TokenSet::FromSortedIds(ids, vocab.mask_size());
+    auto [it, inserted] = set_index.try_emplace(walk.accepted, static_cast<int32_t>(cache->sets_.size()));
+    if (inserted) cache->sets_.push_back(TokenSet::FromSortedRanges(walk.accepted, vocab));
+    entry.accepted = it->second;
     // Uncertain: escaped ranges (merged) minus accepted ranges.
     std::sort(walk.escaped.begin(), walk.escaped.end());
     size_t a = 0;
@@ -129,26 +150,20 @@ absl::StatusOr<std::unique_ptr<TokenMaskCache>> TokenMaskCache::Build(const Pda&
     cache->states_.push_back(std::move(entry));
   }
 
-  // Contexts: the resume states of the call sites of each rule (and the bottom for the root).
-  std::vector<absl::flat_hash_set<int32_t>> contexts(pda.num_rules());
-  for (int32_t s = 0; s < n; ++s) {
-    for (const Pda::Call& c : pda.calls(s)) contexts[pda.rule_of(c.rule_start)].insert(c.resume);
-  }
-  contexts[pda.root_rule()].insert(-1);
+  // One frame deeper for the uncertain tokens of rules with several contexts.
   int64_t walked_bytes = 0;
   for (int32_t s = 0; s < n && walked_bytes <= limits.max_context_bytes; ++s) {
     if (cache->entry_of_state_[s] < 0) continue;
+    const std::vector<int32_t>& ctx = contexts[pda.rule_of(s)];
     const std::vector<int32_t>& uncertain = cache->states_[cache->entry_of_state_[s]].uncertain;
-    if (uncertain.empty()) continue;
+    if (uncertain.empty() || ctx.size() == 1) continue;
     int64_t bytes = 0;
     for (int32_t p : uncertain) bytes += static_cast<int64_t>(vocab.sorted_bytes(p).size());
-    std::vector<int32_t> sorted_contexts(contexts[pda.rule_of(s)].begin(), contexts[pda.rule_of(s)].end());
-    std::sort(sorted_contexts.begin(), sorted_contexts.end());
-    for (int32_t t : sorted_contexts) {
+    for (int32_t t : ctx) {
       RETURN_IF_ERROR(budget->CheckTime());
       walked_bytes += bytes;
       if (walked_bytes > limits.max_context_bytes) break;
-      const Stack start{s, t < 0 ? kBottom : arena.Intern(t, kOpen)};
+      const Stack start = start_of(s, t);
       ContextEntry entry;
       walker.WalkSorted(
           absl::MakeConstSpan(&start, 1), uncertain, &arena, [](int32_t) { return false; },
@@ -165,7 +180,7 @@ absl::StatusOr<std::unique_ptr<TokenMaskCache>> TokenMaskCache::Build(const Pda&
 
 TokenMaskCache::View TokenMaskCache::Lookup(int32_t state, int32_t context) const {
   const StateEntry& e = states_[entry_of_state_[state]];
-  View view{.accepted = &e.accepted};
+  View view{.accepted = &sets_[e.accepted]};
   if (e.uncertain.empty()) return view;
   auto it = contexts_.find(Key(state, context));
   if (it == contexts_.end()) {
@@ -179,7 +194,8 @@ TokenMaskCache::View TokenMaskCache::Lookup(int32_t state, int32_t context) cons
 
 size_t TokenMaskCache::MemoryBytes() const {
   size_t total = sizeof(*this) + entry_of_state_.size() * 4;
-  for (const StateEntry& e : states_) total += sizeof(e) + e.accepted.MemoryBytes() + e.uncertain.capacity() * 4;
+  for (const StateEntry& e : states_) total += sizeof(e) + e.uncertain.capacity() * 4;
+  for (const TokenSet& set : sets_) total += sizeof(set) + set.MemoryBytes();
   for (const auto& [key, e] : contexts_) total += 16 + sizeof(e) + (e.extra.capacity() + e.uncertain.capacity()) * 4;
   return total;
 }

@@ -35,8 +35,9 @@ class TokenSet {
  public:
   enum class Kind : uint8_t { kIds, kAllExcept, kBitset };
 
-  // `accepted`: sorted ids in [0, mask_size).
-  static TokenSet FromSortedIds(std::vector<int32_t> accepted, int32_t mask_size);
+  // The tokens at the sorted positions of `ranges` ([begin, end), increasing, disjoint).
+  static TokenSet FromSortedRanges(absl::Span<const std::pair<int32_t, int32_t>> ranges,
+                                   const TokenVocabulary& vocab);
 
   Kind kind() const { return kind_; }
   // mask = this set (all mask_words words written).
@@ -71,14 +72,16 @@ class TokenMaskCache {
   View Lookup(int32_t state, int32_t context) const;
 
   size_t MemoryBytes() const;
-  // Statistics for benchmarks: scanning states, contexts walked, uncertain tokens left in total.
+  // Statistics for benchmarks: scanning states, distinct accepted sets, contexts walked, uncertain
+  // tokens left in total.
+  int64_t num_sets() const { return static_cast<int64_t>(sets_.size()); }
   int64_t num_states() const { return static_cast<int64_t>(states_.size()); }
   int64_t num_contexts() const { return static_cast<int64_t>(contexts_.size()); }
   int64_t num_uncertain() const;
 
  private:
   struct StateEntry {
-    TokenSet accepted;
+    int32_t accepted = 0;            // index into sets_
     std::vector<int32_t> uncertain;  // sorted positions
   };
   struct ContextEntry {
@@ -91,6 +94,7 @@ class TokenMaskCache {
 
   std::vector<int32_t> entry_of_state_;  // per Pda state: index into states_, -1 if it scans nothing
   std::vector<StateEntry> states_;
+  std::vector<TokenSet> sets_;  // distinct accepted sets (many states share one)
   absl::flat_hash_map<uint64_t, ContextEntry> contexts_;
 };
 

@@ -5,24 +5,22 @@ namespace moeserve::structured {
 TokenWalker::TokenWalker(const Pda* pda, const TokenVocabulary* vocab)
     : pda_(pda), vocab_(vocab), stepper_(pda), levels_(vocab->max_token_bytes() + 2) {}
 
-bool TokenWalker::Step(int32_t depth, uint8_t byte, StackArena* arena, bool* escaped) {
-  const std::vector<Stack>& in = levels_[depth - 1];
-  std::vector<Stack>& out = levels_[depth];
-  // Fast path: one stack whose next state needs no closure.
-  if (in.size() == 1) {
-    const int32_t t = pda_->Next(in[0].state, byte);
-    if (t < 0) {
-      out.clear();
-      return false;
-    }
-    if (pda_->simple(t)) {
-      out.assign(1, Stack{t, in[0].parent});
-      return true;
-    }
+void TokenWalker::SetLevel(int32_t depth, absl::Span<const Stack> stacks) {
+  Level& level = levels_[depth];
+  level.single = stacks.size() == 1;
+  if (level.single) {
+    level.one = stacks[0];
+  } else {
+    level.many.assign(stacks.begin(), stacks.end());
   }
+}
+
+bool TokenWalker::SlowStep(const Level& in, Level* out, uint8_t byte, StackArena* arena, bool* escaped) {
   PdaStepper::Flags flags;
-  const bool read = stepper_.Advance(in, byte, arena, &out, &flags);
+  const bool read = stepper_.Advance(in.stacks(), byte, arena, &out->many, &flags);
   *escaped = flags.escaped;
+  out->single = out->many.size() == 1;
+  if (out->single) out->one = out->many[0];
   return read;
 }
 
@@ -30,7 +28,7 @@ void TokenWalker::WalkTrie(Stack start, StackArena* arena, TrieResult* result) {
   result->accepted.clear();
   result->escaped.clear();
   const absl::Span<const TokenVocabulary::TrieNode> trie = vocab_->trie();
-  levels_[0].assign(1, start);
+  SetLevel(0, absl::MakeConstSpan(&start, 1));
   const int32_t n = static_cast<int32_t>(trie.size());
   int32_t i = 1;
   while (i < n) {

@@ -48,20 +48,43 @@ class TokenWalker {
                   StackArena* arena, const Skip& skip, const OnVerdict& on_verdict);
 
  private:
+  // The configuration after some bytes: one stack (the common case, no vector) or a set.
+  struct Level {
+    bool single = true;
+    Stack one;
+    std::vector<Stack> many;
+    bool empty() const { return !single && many.empty(); }
+    absl::Span<const Stack> stacks() const { return single ? absl::MakeConstSpan(&one, 1) : absl::MakeConstSpan(many); }
+  };
+  void SetLevel(int32_t depth, absl::Span<const Stack> stacks);
   // Reads byte into level `depth` from level depth - 1; returns whether some stack read it.
-  bool Step(int32_t depth, uint8_t byte, StackArena* arena, bool* escaped);
+  bool Step(int32_t depth, uint8_t byte, StackArena* arena, bool* escaped) {
+    const Level& in = levels_[depth - 1];
+    Level& out = levels_[depth];
+    if (in.single) {
+      const int32_t t = pda_->Next(in.one.state, byte);
+      if (t < 0) return false;
+      if (pda_->simple(t)) {
+        out.single = true;
+        out.one = Stack{t, in.one.parent};
+        return true;
+      }
+    }
+    return SlowStep(in, &out, byte, arena, escaped);
+  }
+  bool SlowStep(const Level& in, Level* out, uint8_t byte, StackArena* arena, bool* escaped);
 
   const Pda* pda_;
   const TokenVocabulary* vocab_;
   PdaStepper stepper_;
-  std::vector<std::vector<Stack>> levels_;  // configuration after each depth
+  std::vector<Level> levels_;  // configuration after each depth
   std::vector<uint8_t> escaped_;
 };
 
 template <typename Skip, typename OnVerdict>
 void TokenWalker::WalkSorted(absl::Span<const Stack> start, absl::Span<const int32_t> positions,
                              StackArena* arena, const Skip& skip, const OnVerdict& on_verdict) {
-  levels_[0].assign(start.begin(), start.end());
+  SetLevel(0, start);
   // escaped_[k]: some stack escaped after reading byte j <= k of the current prefix.
   std::vector<uint8_t>& escaped = escaped_;
   escaped.assign(levels_.size(), 0);
