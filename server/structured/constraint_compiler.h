@@ -22,21 +22,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/structured/constraint.h"
 #include "server/structured/grammar.h"
 #include "server/structured/matcher.h"
 #include "server/structured/vocabulary.h"
 
 namespace moeserve::structured {
-
-struct Constraint {
-  enum class Kind { kNone, kJsonSchema, kRegex, kGrammar, kJsonObject };
-  Kind kind = Kind::kNone;
-  std::string value;            // the schema, pattern or grammar text (empty for kJsonObject)
-  bool any_whitespace = false;  // JSON kinds: allow whitespace around structural characters
-
-  bool active() const { return kind != Kind::kNone; }
-  friend bool operator==(const Constraint&, const Constraint&) = default;
-};
 
 // "json_schema", "regex", "grammar" or "json_object": the request field a constraint came from.
 const char* ConstraintFieldName(Constraint::Kind kind);

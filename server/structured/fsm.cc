@@ -1,5 +1,7 @@
 #include "server/structured/fsm.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <numeric>
 #include <optional>
@@ -20,8 +22,22 @@ absl::Status CompileBudget::ChargeStates(int64_t states) {
   return absl::OkStatus();
 }
 
+namespace {
+absl::Duration ThreadCpuTime() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return absl::DurationFromTimespec(ts);
+}
+}  // namespace
+
+CompileBudget::CompileBudget(int64_t max_states, absl::Duration max_time)
+    : max_states_(max_states),
+      max_time_(max_time),
+      cpu_start_(ThreadCpuTime()),
+      wall_deadline_(absl::Now() + 6 * max_time) {}
+
 absl::Status CompileBudget::CheckTime() {
-  if (absl::Now() > deadline_) {
+  if (ThreadCpuTime() - cpu_start_ > max_time_ || absl::Now() > wall_deadline_) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "compiling the constraint took longer than ", absl::FormatDuration(max_time_),
         " (the time limit)"));
@@ -277,6 +293,9 @@ struct VectorHash {
 
 class Determinizer {
  public:
+  // One rule's DFA at most; patterns like (a|b)*a(a|b){40} reach it long before the total limit.
+  static constexpr int64_t kMaxDfaStates = 200'000;
+
   Determinizer(const Fsm& nfa, CompileBudget* budget)
       : nfa_(nfa), budget_(budget), mark_(nfa.states.size(), 0) {}
 
@@ -321,6 +340,10 @@ class Determinizer {
       sets_.push_back(std::move(set));
       dfa_.states.emplace_back();
       status_.Update(budget_->ChargeStates(1));
+      if (static_cast<int64_t>(sets_.size()) > kMaxDfaStates && status_.ok()) {
+        status_ = absl::ResourceExhaustedError(absl::StrCat(
+            "a rule's automaton needs more than ", kMaxDfaStates, " states (the size limit)"));
+      }
     }
     return it->second;
   }

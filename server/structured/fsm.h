@@ -19,10 +19,11 @@ namespace moeserve::structured {
 
 // Size and time limits of one compilation, charged by every stage. Errors are ResourceExhausted
 // with a message naming the limit; the constraint compiler reports them as InvalidArgument.
+// Time is the compiling thread's CPU time (a loaded machine must not turn a legitimate constraint
+// into an error), with a wall-clock backstop of six times as much. Not thread safe.
 class CompileBudget {
  public:
-  CompileBudget(int64_t max_states, absl::Duration max_time)
-      : max_states_(max_states), deadline_(absl::Now() + max_time), max_time_(max_time) {}
+  CompileBudget(int64_t max_states, absl::Duration max_time);
 
   // Charges `states` automaton states (NFA or DFA) against the size limit.
   absl::Status ChargeStates(int64_t states);
@@ -33,8 +34,9 @@ class CompileBudget {
  private:
   int64_t max_states_;
   int64_t states_ = 0;
-  absl::Time deadline_;
   absl::Duration max_time_;
+  absl::Duration cpu_start_;
+  absl::Time wall_deadline_;
 };
 
 struct ByteEdge {

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "server/structured/text_util.h"
 
 namespace moeserve::structured {
 namespace {
@@ -17,13 +18,6 @@ constexpr int64_t kMaxRepeatCount = 1 << 20;
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '_';
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 class GbnfParser {
@@ -230,17 +224,7 @@ class GbnfParser {
     }
   }
 
-  bool ParseInt(int64_t* value) {
-    const size_t start = pos_;
-    int64_t v = 0;
-    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
-      v = std::min<int64_t>(v * 10 + (s_[pos_] - '0'), kMaxRepeatCount + 1);
-      ++pos_;
-    }
-    if (pos_ == start) return false;
-    *value = v;
-    return true;
-  }
+  bool ParseInt(int64_t* value) { return ParseCount(s_, &pos_, kMaxRepeatCount, value); }
 
   // One (possibly escaped) code point at pos_.
   bool ParseChar(uint32_t* c) {

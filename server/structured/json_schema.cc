@@ -17,6 +17,7 @@
 #include "server/common/status_macros.h"
 #include "server/structured/json_terminals.h"
 #include "server/structured/regex_parser.h"
+#include "server/structured/text_util.h"
 
 namespace moeserve::structured {
 namespace {
@@ -102,14 +103,8 @@ uint8_t ValueTypes(const Json& v) {
 std::string PointerToken(std::string_view token) {
   std::string decoded;
   for (size_t i = 0; i < token.size(); ++i) {
-    auto hex = [](char c) {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
-    if (token[i] == '%' && i + 2 < token.size() && hex(token[i + 1]) >= 0 && hex(token[i + 2]) >= 0) {
-      decoded.push_back(static_cast<char>(hex(token[i + 1]) * 16 + hex(token[i + 2])));
+    if (token[i] == '%' && i + 2 < token.size() && HexValue(token[i + 1]) >= 0 && HexValue(token[i + 2]) >= 0) {
+      decoded.push_back(static_cast<char>(HexValue(token[i + 1]) * 16 + HexValue(token[i + 2])));
       i += 2;
     } else {
       decoded.push_back(token[i]);

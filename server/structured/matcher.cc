@@ -53,13 +53,14 @@ void GrammarMatcher::Commit(bool accepted) {
 }
 
 bool GrammarMatcher::AcceptToken(int32_t id) {
-  if (terminated_) return false;
   const TokenVocabulary& vocab = grammar_->vocab();
   const auto stops = vocab.stop_ids();
-  if (std::binary_search(stops.begin(), stops.end(), id)) {
-    if (!accepted_) return false;
+  const bool stop = std::binary_search(stops.begin(), stops.end(), id);
+  if (terminated_ && !stop) return false;  // only stop ids after the end (a request ignoring EOS)
+  if (stop) {
+    if (!accepted_ && !terminated_) return false;
     cur_ = stacks_;
-    Commit(true);
+    Commit(accepted_);
     terminated_ = true;
     return true;
   }
@@ -149,7 +150,7 @@ void GrammarMatcher::FillNextTokenBitmask(uint32_t* mask) {
     }
   }
   for (int32_t id : vocab.stop_ids()) {
-    if (accepted_ && !terminated_) {
+    if (accepted_ || terminated_) {
       mask[id >> 5] |= 1u << (id & 31);
     } else {
       mask[id >> 5] &= ~(1u << (id & 31));

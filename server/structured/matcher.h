@@ -7,7 +7,8 @@
 // GrammarMatcher: one request's position in a CompiledGrammar. Each step the engine asks for the
 // mask of allowed next tokens (FillNextTokenBitmask) and then advances by the sampled token
 // (AcceptToken). Stop ids (EOS) are allowed exactly where the output so far is a complete
-// sentence of the grammar; afterwards the matcher is terminated. Requires external
+// sentence of the grammar; afterwards the matcher is terminated and allows stop ids only (a
+// request that ignores EOS keeps emitting them until max_tokens). Requires external
 // synchronization (one request, one thread at a time); different matchers may run concurrently.
 //
 //   GrammarMatcher m(compiled);
@@ -70,14 +71,14 @@ class GrammarMatcher {
   // Advances by raw bytes (tests, prefilled text); false (state unchanged) when not allowed.
   bool AcceptBytes(std::string_view bytes);
   // Writes vocab().mask_words() words: bit (id % 32) of word (id / 32) set when token id may come
-  // next. Never all zero while the grammar is not terminated.
+  // next. Never all zero.
   void FillNextTokenBitmask(uint32_t* mask);
   // Undoes the last `count` AcceptToken/AcceptBytes calls. REQUIRES: count <= num_rollback().
   void Rollback(int32_t count);
   int32_t num_rollback() const { return static_cast<int32_t>(history_.size()); }
 
   // The output so far is a complete sentence (a stop id is allowed next).
-  bool CanEnd() const { return accepted_ && !terminated_; }
+  bool CanEnd() const { return accepted_ || terminated_; }
   // Nothing but a stop id can follow (the grammar cannot be extended).
   bool MustEnd() const { return stacks_.empty() || terminated_; }
   // A stop id was accepted.

@@ -30,7 +30,7 @@ namespace moeserve::structured {
 
 struct PdaLimits {
   int64_t max_states = 2'000'000;            // NFA + DFA states charged while building
-  absl::Duration max_time = absl::Seconds(10);
+  absl::Duration max_time = absl::Seconds(10);  // CPU time (see CompileBudget)
   int64_t max_inline_states = 4096;          // inline a rule into a use when size x copies <= this
 };
 

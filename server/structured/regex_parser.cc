@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/structured/text_util.h"
 
 namespace moeserve::structured {
 namespace {
@@ -32,13 +33,6 @@ const CodepointSet& SpaceChars() {
 // staying within ASCII keeps every output inside Python's language.
 CodepointSet AsciiComplement(const CodepointSet& set) {
   return Intersect(Complement(set), CodepointSet{{0, kAsciiMax}});
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 class RegexParser {
@@ -169,17 +163,7 @@ class RegexParser {
     return true;
   }
 
-  bool ParseInt(int64_t* value) {
-    const size_t start = pos_;
-    int64_t v = 0;
-    while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') {
-      v = std::min<int64_t>(v * 10 + (s_[pos_] - '0'), kMaxRepeatCount + 1);
-      ++pos_;
-    }
-    if (pos_ == start) return false;
-    *value = v;
-    return true;
-  }
+  bool ParseInt(int64_t* value) { return ParseCount(s_, &pos_, kMaxRepeatCount, value); }
 
   bool ParseAtom(int depth, Expr* out) {
     const char c = s_[pos_];

@@ -1,0 +1,23 @@
+#ifndef MOESERVE_SERVER_STRUCTURED_CONSTRAINT_H_
+#define MOESERVE_SERVER_STRUCTURED_CONSTRAINT_H_
+
+// Constraint: what a request asks its output to match (structured output). A plain value type,
+// part of SamplingParams; compiled by ConstraintCompiler (constraint_compiler.h).
+
+#include <string>
+
+namespace moeserve::structured {
+
+struct Constraint {
+  enum class Kind { kNone, kJsonSchema, kRegex, kGrammar, kJsonObject };
+  Kind kind = Kind::kNone;
+  std::string value;            // the schema, pattern or GBNF text (empty for kJsonObject)
+  bool any_whitespace = false;  // JSON kinds: allow whitespace around structural characters
+
+  bool active() const { return kind != Kind::kNone; }
+  friend bool operator==(const Constraint&, const Constraint&) = default;
+};
+
+}  // namespace moeserve::structured
+
+#endif  // MOESERVE_SERVER_STRUCTURED_CONSTRAINT_H_
