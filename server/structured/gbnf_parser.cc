@@ -253,11 +253,8 @@ class GbnfParser {
     }
     pos_ += 2;
     uint32_t v = 0;
-    for (int i = 0; i < digits; ++i) {
-      const int h = pos_ < s_.size() ? HexValue(s_[pos_]) : -1;
-      if (h < 0) return Fail(Error(absl::StrCat("expected ", digits, " hex digits")));
-      v = v * 16 + h;
-      ++pos_;
+    if (!ParseHexDigits(s_, &pos_, digits, &v)) {
+      return Fail(Error(absl::StrCat("expected ", digits, " hex digits")));
     }
     if (v > kMaxCodepoint || (v >= 0xD800 && v <= 0xDFFF)) {
       return Fail(Error("escape is not a Unicode scalar value"));

@@ -294,12 +294,7 @@ class RegexParser {
 
   bool ParseHex(int digits, CodepointSet* out) {
     uint32_t v = 0;
-    for (int i = 0; i < digits; ++i) {
-      const int h = pos_ < s_.size() ? HexValue(s_[pos_]) : -1;
-      if (h < 0) return Fail(absl::StrCat("expected ", digits, " hex digits"));
-      v = v * 16 + h;
-      ++pos_;
-    }
+    if (!ParseHexDigits(s_, &pos_, digits, &v)) return Fail(absl::StrCat("expected ", digits, " hex digits"));
     if (v > kMaxCodepoint) return Fail("code point above U+10FFFF");
     *out = Canonicalize({{v, v}});  // a surrogate becomes the empty set
     return true;

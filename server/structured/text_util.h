@@ -17,6 +17,20 @@ inline int HexValue(char c) {
   return -1;
 }
 
+// Reads exactly `digits` hex digits at text[*pos] (an escape's \xHH, \uHHHH, \UHHHHHHHH),
+// advancing *pos past them. False, with *pos at the first non-digit, when fewer are there.
+inline bool ParseHexDigits(std::string_view text, size_t* pos, int digits, uint32_t* value) {
+  uint32_t v = 0;
+  for (int i = 0; i < digits; ++i) {
+    const int h = *pos < text.size() ? HexValue(text[*pos]) : -1;
+    if (h < 0) return false;
+    v = v * 16 + static_cast<uint32_t>(h);
+    ++*pos;
+  }
+  *value = v;
+  return true;
+}
+
 // Reads decimal digits at text[*pos], advancing *pos; the value saturates at cap + 1 so that a
 // caller can report "above cap". False (nothing read) when there is no digit.
 inline bool ParseCount(std::string_view text, size_t* pos, int64_t cap, int64_t* value) {
