@@ -13,11 +13,11 @@ packages=(
   libabsl-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost-dev
   libopenmpi-dev openmpi-bin
+  python3 python3-venv  # tests of the HTTP API run the openai SDK in a venv
 )
 if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then
-  # The front ends: gRPC, and the HTTP server (Boost.Beast/Asio headers, OpenSSL for TLS).
-  packages+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libboost-dev
-             libssl-dev)
+  # The front ends: gRPC, and the HTTP server (Boost.Beast/Asio headers above, OpenSSL for TLS).
+  packages+=(libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libssl-dev)
 fi
 if [[ "${MOESERVE_WITH_PEER_BENCH:-0}" == "1" ]]; then
   packages+=(python3-torch python3-numpy python3-venv)

@@ -15,6 +15,7 @@
 #include "server/api/serving_metrics.h"
 #include "server/common/logging.h"
 #include "server/serving/frontend.h"
+#include "server/serving/parsers/parser_selection.h"
 
 namespace moeserve::api {
 namespace {
@@ -225,8 +226,20 @@ absl::Status ApiServer::StartHttp() {
   auto metrics = [this] { return MetricsText(); };
   auto ready = [this] { return serving(); };
   if (options_.http_port >= 0) {
-    api_router_ = std::make_unique<OpenAiRouter>(frontend_.get(), metrics, ready,
-                                                 OpenAiRouterOptions{.model_id = options_.model_id});
+    const std::string& chat_template = frontend_->prompts().chat_template_source();
+    absl::StatusOr<parsers::ReasoningFormat> reasoning =
+        parsers::ResolveReasoningFormat(options_.reasoning_parser, chat_template);
+    if (!reasoning.ok()) return reasoning.status();
+    absl::StatusOr<parsers::ToolCallFormat> tool_calls =
+        parsers::ResolveToolCallFormat(options_.tool_call_parser, chat_template);
+    if (!tool_calls.ok()) return tool_calls.status();
+    MS_LOG(INFO) << "chat output parsers: reasoning " << parsers::ReasoningFormatName(*reasoning)
+                 << ", tool calls " << parsers::ToolCallFormatName(*tool_calls);
+    api_router_ = std::make_unique<OpenAiRouter>(
+        frontend_.get(), metrics, ready,
+        OpenAiRouterOptions{.model_id = options_.model_id,
+                            .reasoning = *reasoning,
+                            .tool_calls = *tool_calls});
     absl::StatusOr<int> port = http_->Listen(options_.host, options_.http_port, api_router_.get(),
                                              /*tls=*/!options_.tls_cert_file.empty());
     if (!port.ok()) return port.status();

@@ -75,6 +75,10 @@ struct ApiServerOptions {
   absl::Duration min_client_ping_interval = absl::Seconds(10);
 
   std::string model_id;       // GetModelInfo.model_id, the OpenAI model id
+  // The chat endpoint's output parsers: "auto" (from the chat template), "none", or a name (see
+  // server/serving/parsers/parser_selection.h).
+  std::string reasoning_parser = "auto";
+  std::string tool_call_parser = "auto";
   bool log_requests = false;  // log prompts and outputs
   // /metrics: MoE expert token counts per layer too (see ServingMetricsOptions).
   bool metrics_expert_per_layer = false;

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "server/api/loading_responder.h"
 #include "server/common/logging.h"
 #include "server/engine/engine.h"
 
@@ -47,9 +48,13 @@ absl::Status RunServe(ServeOptions options) {
     }
   }
 
+  // Probes get 503 while the model loads (the port is taken now, so a clash fails fast).
+  absl::StatusOr<std::unique_ptr<LoadingResponder>> loading = LoadingResponder::Start(options.server);
+  if (!loading.ok()) return loading.status();
   absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(options.engine, options.dist);
   if (!engine.ok()) return engine.status();
   (*engine)->Start();
+  if (*loading != nullptr) (*loading)->Stop();
   absl::StatusOr<std::unique_ptr<ApiServer>> server =
       ApiServer::Start(options.server, engine->get());
   if (!server.ok()) {

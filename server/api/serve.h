@@ -28,7 +28,8 @@ struct ServeOptions {
 };
 
 // Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts), raises the
-// open-files limit to its hard limit (each HTTP connection is a descriptor), loads the engine,
+// open-files limit to its hard limit (each HTTP connection is a descriptor), answers 503 on the
+// HTTP port while it loads the engine,
 // serves until one of those signals arrives, then drains for up to shutdown_timeout and returns
 // OK. Errors: loading the model, bad options, ports that cannot be bound.
 absl::Status RunServe(ServeOptions options);

@@ -72,6 +72,12 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--metrics-port", o->server.metrics_port,
                   "extra HTTP port with /metrics and /health only, e.g. one API clients cannot "
                   "reach (0 = any free port, -1 = off)")->capture_default_str();
+  cmd->add_option("--reasoning-parser", o->server.reasoning_parser,
+                  "chat: split <think>...</think> into reasoning_content: auto (from the chat "
+                  "template), none, deepseek_r1, qwen3")->capture_default_str();
+  cmd->add_option("--tool-call-parser", o->server.tool_call_parser,
+                  "chat: parse tool calls: auto (from the chat template), none, deepseek_v3, hermes")
+      ->capture_default_str();
   cmd->add_option("--http-threads", o->server.http_threads,
                   "HTTP I/O threads (connections are event-driven: no thread per connection)")
       ->capture_default_str()->check(CLI::Range(1, 64));

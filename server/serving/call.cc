@@ -64,12 +64,11 @@ std::function<void(const RequestOutput&)> ChannelCallback(std::shared_ptr<Call::
 }
 
 Call::Call(Engine* engine, std::shared_ptr<Channel> channel, uint64_t engine_id,
-           std::vector<int32_t> prompt_ids,
-           std::vector<std::unique_ptr<SampleOutputProcessor>> samples)
+           BuiltPrompt prompt, std::vector<std::unique_ptr<SampleOutputProcessor>> samples)
     : engine_(engine),
       channel_(std::move(channel)),
       engine_id_(engine_id),
-      prompt_ids_(std::move(prompt_ids)),
+      prompt_(std::move(prompt)),
       samples_(std::move(samples)) {}
 
 Call::~Call() {

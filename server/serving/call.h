@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "server/engine/request_output.h"
 #include "server/serving/output_processor.h"
+#include "server/serving/prompt_builder.h"
 #include "server/serving/serving_output.h"
 
 namespace moeserve {
@@ -41,15 +42,17 @@ class Call {
  public:
   struct Channel;  // shared with the engine's callback
 
-  Call(Engine* engine, std::shared_ptr<Channel> channel, uint64_t engine_id,
-       std::vector<int32_t> prompt_ids, std::vector<std::unique_ptr<SampleOutputProcessor>> samples);
+  Call(Engine* engine, std::shared_ptr<Channel> channel, uint64_t engine_id, BuiltPrompt prompt,
+       std::vector<std::unique_ptr<SampleOutputProcessor>> samples);
   ~Call();  // aborts the engine request unless it finished
 
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
 
   uint64_t engine_id() const { return engine_id_; }
-  const std::vector<int32_t>& prompt_token_ids() const { return prompt_ids_; }
+  const std::vector<int32_t>& prompt_token_ids() const { return prompt_.ids; }
+  // The prompt's text as given or rendered by the chat template (empty for token ids).
+  const std::string& prompt_text() const { return prompt_.text; }
   int32_t num_samples() const { return static_cast<int32_t>(samples_.size()); }
 
   // Waits up to `timeout` for output, then returns what one completion (the lowest index with any)
@@ -70,7 +73,7 @@ class Call {
   Engine* const engine_;
   const std::shared_ptr<Channel> channel_;
   const uint64_t engine_id_;
-  const std::vector<int32_t> prompt_ids_;
+  const BuiltPrompt prompt_;
   std::vector<std::unique_ptr<SampleOutputProcessor>> samples_;
   int32_t num_finished_ = 0;
   bool returned_final_ = false;

@@ -48,6 +48,7 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
     return refuse(s);
   }
   const int32_t prompt_tokens = static_cast<int32_t>(prompt->ids.size());
+  if (request.max_tokens_to_context) request.sampling.max_tokens = limits_.max_model_len - prompt_tokens;
   if (absl::Status s = ValidateRequest(request, prompt_tokens, limits_); !s.ok()) {
     return refuse(s);
   }
@@ -71,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
   absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->AddRequest(std::move(er));
   if (!stream.ok()) return stream.status();
   return std::make_unique<Call>(engine_, std::move(channel), (*stream)->request_id(),
-                                std::move(prompt->ids), std::move(samples));
+                                *std::move(prompt), std::move(samples));
 }
 
 absl::StatusOr<BuiltPrompt> Frontend::Tokenize(const PromptInput& input,
@@ -99,10 +100,7 @@ absl::StatusOr<std::string> Frontend::Detokenize(absl::Span<const int32_t> ids,
 
 std::string Frontend::TokenText(int32_t id) const {
   const Tokenizer* tokenizer = engine_->tokenizer();
-  if (tokenizer == nullptr) return "";
-  const int32_t ids[] = {id};
-  absl::StatusOr<std::string> text = tokenizer->Decode(ids, /*skip_special_tokens=*/false);
-  return text.ok() ? std::move(*text) : std::string();
+  return tokenizer != nullptr ? serving::TokenText(*tokenizer, id) : std::string();
 }
 
 EngineMetrics Frontend::GetMetrics() const {

@@ -64,7 +64,7 @@ class Frontend {
   // FailedPrecondition without a tokenizer.
   absl::StatusOr<std::string> Detokenize(absl::Span<const int32_t> ids, bool skip_special_tokens,
                                          const std::string& field) const;
-  // The token's own text ("" for an unknown id or without a tokenizer).
+  // The token's text as it reads inside a text (serving::TokenText; "" without a tokenizer).
   std::string TokenText(int32_t id) const;
 
   Engine* engine() const { return engine_; }

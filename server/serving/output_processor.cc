@@ -16,11 +16,23 @@ SampleOutputProcessor::SampleOutputProcessor(const Tokenizer* tokenizer,
   if (!params.stop.empty()) stops_.emplace(params.stop);
 }
 
+std::string TokenText(const Tokenizer& tokenizer, int32_t id) {
+  const int32_t anchor = tokenizer.bos_token_id().value_or(0);
+  const int32_t alone[] = {anchor};
+  const int32_t pair[] = {anchor, id};
+  absl::StatusOr<std::string> prefix = tokenizer.Decode(alone, /*skip_special_tokens=*/false);
+  absl::StatusOr<std::string> both = tokenizer.Decode(pair, /*skip_special_tokens=*/false);
+  if (!prefix.ok() || !both.ok()) return "";
+  if (both->compare(0, prefix->size(), *prefix) != 0) {
+    const int32_t ids[] = {id};
+    return tokenizer.Decode(ids, /*skip_special_tokens=*/false).value_or("");
+  }
+  return both->substr(prefix->size());
+}
+
 std::string SampleOutputProcessor::TokenText(int32_t id) const {
   if (!options_.logprob_text || tokenizer_ == nullptr) return "";
-  const int32_t ids[] = {id};
-  absl::StatusOr<std::string> text = tokenizer_->Decode(ids, /*skip_special_tokens=*/false);
-  return text.ok() ? std::move(*text) : std::string();
+  return serving::TokenText(*tokenizer_, id);
 }
 
 OutputLogprobs SampleOutputProcessor::Assemble(const TokenLogprobs& lp) const {

@@ -29,6 +29,10 @@ struct SampleOutputOptions {
   bool logprob_text = false;  // fill LogprobToken::text
 };
 
+// The text of token `id` as it reads inside a text (with its leading space, which decoding it
+// alone may strip), for logprobs: decoded after an anchor token, minus the anchor's text.
+std::string TokenText(const Tokenizer& tokenizer, int32_t id);
+
 class SampleOutputProcessor {
  public:
   // `tokenizer` may be null (ids only: no text, no stop strings).

@@ -21,6 +21,11 @@ std::optional<TokenizerChatTemplate> PromptBuilder::LoadChatTemplate(const std::
   return std::nullopt;
 }
 
+const std::string& PromptBuilder::chat_template_source() const {
+  static const std::string* const kNone = new std::string;
+  return chat_.has_value() ? chat_->source() : *kNone;
+}
+
 absl::StatusOr<std::vector<int32_t>> PromptBuilder::Encode(const std::string& text,
                                                            bool add_special,
                                                            const std::string& field) const {

@@ -44,6 +44,8 @@ class PromptBuilder {
 
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   bool has_chat_template() const { return chat_.has_value(); }
+  // The chat template's text ("" without one), e.g. to choose the output parsers.
+  const std::string& chat_template_source() const;
   const Tokenizer* tokenizer() const { return tokenizer_; }
 
  private:

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/api/loading_responder.h"
 #include "tests/api/api_test_util.h"
 #include "tests/http/http_test_client.h"
 
@@ -192,6 +193,30 @@ TEST(HttpServerTest, ApiKeysGuardTheApiButNotTheProbes) {
   EXPECT_EQ(right->status, 404);
   EXPECT_EQ(HttpRequestOnce(port, "GET", "/health")->status, 200);
   EXPECT_EQ(HttpRequestOnce(port, "GET", "/metrics")->status, 200);
+}
+
+// While the model loads, the HTTP port already says "not ready": 503 for probes and API calls.
+TEST(HttpServerTest, TheLoadingResponderAnswers503) {
+  int port = 0;  // a fixed port, as `moeserve serve --http-port` holds one: try a few
+  for (int attempt = 0; attempt < 5 && port == 0; ++attempt) {
+    const int candidate = FreePort();
+    api::ApiServerOptions options;
+    options.http_port = candidate;
+    auto loading = api::LoadingResponder::Start(options);
+    if (!loading.ok()) continue;
+    port = candidate;
+    auto health = HttpRequestOnce(port, "GET", "/health");
+    ASSERT_TRUE(health.has_value());
+    EXPECT_EQ(health->status, 503);
+    EXPECT_EQ(health->body, "LOADING\n");
+    auto api = HttpRequestOnce(port, "GET", "/v1/models");
+    ASSERT_TRUE(api.has_value());
+    EXPECT_EQ(api->status, 503);
+    EXPECT_THAT(ErrorOf(*api).value("message", ""), HasSubstr("loading"));
+    (*loading)->Stop();
+    EXPECT_FALSE(HttpRequestOnce(port, "GET", "/health").has_value());  // the port is free again
+  }
+  EXPECT_NE(port, 0);
 }
 
 // Issue 18: ten silent connections used to hold the single-threaded /health endpoint for 20 s,

@@ -52,6 +52,9 @@ class RawHttpClient {
   std::string buffer_;
 };
 
+// A loopback port free a moment ago (it may be taken again before it is used: retry).
+int FreePort();
+
 // One request on a fresh connection.
 std::optional<RawResponse> HttpRequestOnce(int port, const std::string& method,
                                            const std::string& path, const std::string& body = "",

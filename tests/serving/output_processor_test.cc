@@ -123,7 +123,7 @@ TEST_F(OutputProcessorTest, LogprobsGetTheirTokenText) {
   SampleOutputProcessor with_text(tokenizer_, prompt_, SamplingParams{}, {.logprob_text = true});
   const Output out = with_text.Process(d);
   ASSERT_EQ(out.logprobs.size(), 1u);
-  EXPECT_EQ(out.logprobs[0].token.text, "Lily");
+  EXPECT_EQ(out.logprobs[0].token.text, " Lily");  // with its space, as it reads in a text
   EXPECT_EQ(out.logprobs[0].token.logprob, -0.5f);
   ASSERT_EQ(out.logprobs[0].top.size(), 2u);
   EXPECT_EQ(out.logprobs[0].top[1].token_id, 1);

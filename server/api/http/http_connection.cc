@@ -96,6 +96,7 @@ class Exchange final : public HttpExchange, public std::enable_shared_from_this<
       self->on_wake_ = std::move(w);
       self->on_idle_ = std::move(i);
       self->on_cancel_ = std::move(c);
+      if (self->on_wake_) self->on_wake_();  // wakes before now found no callback
     });
   }
   void Wake() override {
@@ -189,10 +190,12 @@ class Connection final : public ConnectionControl,
   }
 
   // ConnectionControl.
+  // A kept-alive connection waiting for its next request closes now; a fresh one is about to send
+  // its first request, which is still answered (with Connection: close).
   void Drain() override {
     net::post(stream_.get_executor(), [self = this->shared_from_this()] {
       self->drain_ = true;
-      if (!self->responding_ && !self->in_request_) self->Close();
+      if (!self->responding_ && !self->in_request_ && !self->first_request_) self->Close();
     });
   }
   void Cancel() override {

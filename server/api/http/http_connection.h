@@ -21,7 +21,7 @@ namespace moeserve::api::http_internal {
 class ConnectionControl {
  public:
   virtual ~ConnectionControl() = default;
-  // Close now if idle, else after the current response.
+  // Close now if idle after a response, else after the current (or first) response.
   virtual void Drain() = 0;
   // Cancel the response in progress, if any, and close now.
   virtual void Cancel() = 0;

@@ -61,7 +61,8 @@ class HttpExchange {
   //   on_idle: nothing was written for the server's keep-alive interval while streaming.
   //   on_cancel: the response cannot complete (client gone or too slow, server stopping): stop the
   //     work. Called at most once, and at once if that already happened; no callback runs after.
-  // Set them once, before the first Wake().
+  // Set them once. Setting them runs on_wake once (a Wake() that came before they were set is
+  // not lost): answer what precedes the output (StartStream) before setting them.
   virtual void SetCallbacks(std::function<void()> on_wake, std::function<void()> on_idle,
                             std::function<void()> on_cancel) = 0;
   // Makes the connection run on_wake (coalesced: several Wakes before it runs make one call).

@@ -1,5 +1,6 @@
 #include "server/api/http/http_server.h"
 
+#include <future>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -212,13 +213,18 @@ void HttpServer::CancelInFlight() {
 void HttpServer::Stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
-  net::post(impl_->io, [impl = impl_.get()] {
+  // The listeners close on their I/O thread (Asio objects are not thread-safe); the port is free
+  // once this returns.
+  std::promise<void> closed;
+  net::post(impl_->io, [impl = impl_.get(), &closed] {
     for (auto& l : impl->listeners) {
       error_code ignored;
       l->acceptor.close(ignored);
       l->backoff.cancel();
     }
+    closed.set_value();
   });
+  closed.get_future().wait();
   impl_->ForEachConnection([](http_internal::ConnectionControl& c) { c.Cancel(); });
   // Connections end once their handlers have run; then nothing is left for the threads.
   const absl::Time deadline = absl::Now() + absl::Seconds(2);

@@ -1,0 +1,185 @@
+// The OpenAI layer's pure parts: request bodies -> serving requests (every parameter read or
+// refused by name), errors in OpenAI's shape with their statuses, the logprob formats, SSE and
+// HTTP framing.
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/api/http/http_wire.h"
+#include "server/api/openai/generation_request.h"
+#include "server/api/openai/openai_errors.h"
+#include "server/api/openai/openai_format.h"
+#include "server/serving/errors.h"
+
+namespace moeserve::api::openai {
+namespace {
+
+using ::testing::HasSubstr;
+
+Json Body(const char* text) { return Json::parse(text); }
+
+TEST(CompletionRequestTest, EveryPromptForm) {
+  auto one = ParseCompletionRequest(Body(R"({"prompt": "hi", "max_tokens": 5})"), "m");
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->prompts.size(), 1u);
+  EXPECT_EQ(std::get<serving::TextPrompt>(one->prompts[0].prompt).text, "hi");
+  EXPECT_EQ(one->prompts[0].sampling.max_tokens, 5);
+  EXPECT_EQ(one->prompts[0].names.prompt, "prompt");
+  auto ids = ParseCompletionRequest(Body(R"({"prompt": [1, 2, 3]})"), "m");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(std::get<serving::TokenPrompt>(ids->prompts[0].prompt).ids, (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(ids->prompts[0].sampling.max_tokens, 16);  // OpenAI's default for completions
+  auto batch = ParseCompletionRequest(Body(R"({"prompt": ["a", [4, 5]], "n": 2})"), "m");
+  ASSERT_TRUE(batch.ok());
+  ASSERT_EQ(batch->prompts.size(), 2u);
+  EXPECT_EQ(batch->prompts[1].names.prompt, "prompt[1]");
+  EXPECT_EQ(batch->prompts[1].sampling.n, 2);
+}
+
+TEST(CompletionRequestTest, ParametersAreReadOrRefusedByName) {
+  auto r = ParseCompletionRequest(
+      Body(R"({"prompt": "x", "temperature": 0.5, "top_p": 0.9, "top_k": 4, "min_p": 0.1,
+               "seed": 7, "stop": "END", "stop_token_ids": [3], "presence_penalty": 0.2,
+               "frequency_penalty": 0.3, "repetition_penalty": 1.1, "logit_bias": {"5": -2},
+               "ignore_eos": true, "min_tokens": 2, "priority": -1, "user": "u", "logprobs": 2,
+               "echo": true, "stream": true, "stream_options": {"include_usage": true},
+               "best_of": 1, "skip_special_tokens": false, "model": "m", "n": null})"),
+      "m");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const serving::ServingRequest& s = r->prompts[0];
+  EXPECT_EQ(s.sampling.temperature, 0.5f);
+  EXPECT_EQ(s.sampling.top_k, 4);
+  EXPECT_EQ(s.sampling.seed, 7u);
+  EXPECT_EQ(s.sampling.stop, std::vector<std::string>{"END"});
+  EXPECT_EQ(s.sampling.logit_bias.at(5), -2.0f);
+  EXPECT_EQ(s.sampling.logprobs, 2);
+  EXPECT_EQ(s.sampling.prompt_logprobs, 2);  // echo with logprobs
+  EXPECT_EQ(s.sampling.n, 1);                // null is absent
+  EXPECT_EQ(s.priority, -1);
+  EXPECT_FALSE(s.skip_special_tokens);
+  EXPECT_TRUE(s.logprob_text);
+  EXPECT_TRUE(r->stream.include_usage);
+  EXPECT_TRUE(r->echo);
+
+  for (const auto& [body, field] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"prompt": "x", "suffix": "y"})", "suffix"},
+           {R"({"prompt": "x", "best_of": 2})", "best_of"},
+           {R"({"prompt": "x", "stream_options": {"include_usage": true}})", "stream_options"},
+           {R"({"prompt": "x", "stream": true, "stream_options": {"x": 1}})", "stream_options.x"},
+           {R"({"prompt": "x", "temperature": "hot"})", "temperature"},
+           {R"({"prompt": "x", "max_tokens": 1.5})", "max_tokens"},
+           {R"({"prompt": "x", "logit_bias": {"a": 1}})", "logit_bias"},
+           {R"({"prompt": "x", "stop": [1]})", "stop[0]"},
+           {R"({"prompt": {"a": 1}})", "prompt"},
+           {R"({"prompt": ["a", 1]})", "prompt[1]"},
+           {R"({})", "prompt"}}) {
+    auto bad = ParseCompletionRequest(Body(body), "m");
+    ASSERT_FALSE(bad.ok()) << body;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(serving::ErrorField(bad.status()), field) << body << ": " << bad.status();
+  }
+  auto model = ParseCompletionRequest(Body(R"({"prompt": "x", "model": "gpt-4"})"), "m");
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ChatRequestTest, ConversationAndOptions) {
+  auto r = ParseChatRequest(
+      Body(R"({"messages": [{"role": "developer", "content": "be brief"},
+                             {"role": "user", "content": [{"type": "text", "text": "a"},
+                                                          {"type": "text", "text": "b"}]},
+                             {"role": "assistant", "content": null, "tool_calls": [
+                               {"id": "c1", "type": "function",
+                                "function": {"name": "f", "arguments": "{}"}}]},
+                             {"role": "tool", "tool_call_id": "c1", "content": "42"}],
+               "tools": [{"type": "function", "function": {"name": "f"}}],
+               "max_completion_tokens": 9, "logprobs": true, "top_logprobs": 3,
+               "chat_template_kwargs": {"enable_thinking": false}})"),
+      "m");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& chat = std::get<serving::ChatPrompt>(r->request.prompt);
+  EXPECT_EQ(chat.messages[0]["role"], "system");
+  EXPECT_EQ(chat.messages[1]["content"], "a\nb");
+  EXPECT_EQ(chat.messages[2]["content"], "");  // DeepSeek's template cannot take a null
+  EXPECT_EQ(chat.messages[2]["tool_calls"][0]["function"]["name"], "f");
+  EXPECT_EQ(chat.messages[3]["tool_call_id"], "c1");
+  EXPECT_FALSE(chat.tools.is_null());
+  EXPECT_EQ(chat.template_kwargs["enable_thinking"], false);
+  EXPECT_EQ(r->request.sampling.max_tokens, 9);
+  EXPECT_EQ(r->request.sampling.logprobs, 3);
+  EXPECT_TRUE(r->parse_tool_calls);
+  EXPECT_FALSE(r->request.max_tokens_to_context);
+  // Sampling errors name the chat fields.
+  EXPECT_EQ(r->request.names.Sampling("max_tokens"), "max_completion_tokens");
+  EXPECT_EQ(r->request.names.Sampling("logprobs"), "top_logprobs");
+
+  auto plain = ParseChatRequest(Body(R"({"messages": [{"role": "user", "content": "hi"}]})"), "m");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->request.max_tokens_to_context);
+  EXPECT_FALSE(plain->parse_tool_calls);
+
+  for (const auto& [body, field] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"messages": []})", "messages"},
+           {R"({"messages": [{"role": "bot", "content": "x"}]})", "messages[0].role"},
+           {R"({"messages": [{"role": "user"}]})", "messages[0].content"},
+           {R"({"messages": [{"role": "user", "content": "x", "audio": {}}]})", "messages[0].audio"},
+           {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {}})", "response_format"},
+           {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", "top_logprobs"},
+           {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
+                "tools": [{"type": "function", "function": {"name": "f"}}]})", "tool_choice"},
+           {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "web"}]})", "tools[0]"}}) {
+    auto bad = ParseChatRequest(Body(body), "m");
+    ASSERT_FALSE(bad.ok()) << body;
+    EXPECT_EQ(serving::ErrorField(bad.status()), field) << body << ": " << bad.status();
+  }
+}
+
+TEST(OpenAiErrorsTest, ShapeAndStatus) {
+  const HttpResponse r = ErrorResponse(serving::InvalidField("temperature", " must be in [0, 100]"));
+  EXPECT_EQ(r.status, 400);
+  const Json e = Json::parse(r.body)["error"];
+  EXPECT_EQ(e["message"], "temperature must be in [0, 100]");
+  EXPECT_EQ(e["type"], "invalid_request_error");
+  EXPECT_EQ(e["param"], "temperature");
+  EXPECT_TRUE(e["code"].is_null());
+  EXPECT_EQ(HttpStatusOf(absl::StatusCode::kUnauthenticated), 401);
+  EXPECT_EQ(HttpStatusOf(absl::StatusCode::kNotFound), 404);
+  EXPECT_EQ(HttpStatusOf(absl::StatusCode::kFailedPrecondition), 400);
+  EXPECT_EQ(HttpStatusOf(absl::StatusCode::kUnavailable), 503);
+  const HttpResponse full = ErrorResponse(absl::ResourceExhaustedError("queue full"));
+  EXPECT_EQ(full.status, 429);
+  EXPECT_THAT(full.headers, ::testing::Contains(std::pair<std::string, std::string>("Retry-After", "1")));
+}
+
+TEST(OpenAiFormatTest, LogprobsFormats) {
+  serving::OutputLogprobs a{.token = {.token_id = 5, .logprob = -0.5f, .text = " the"},
+                            .top = {{.token_id = 5, .logprob = -0.5f, .text = " the"},
+                                    {.token_id = 6, .logprob = -1.0f, .text = " a"}}};
+  serving::OutputLogprobs b{.token = {.token_id = 7, .logprob = -INFINITY, .text = " cat"}};
+  LegacyLogprobs legacy;
+  legacy.Append(a);
+  legacy.Append(b);
+  const Json l = legacy.Take();
+  EXPECT_EQ(l["tokens"], Json({" the", " cat"}));
+  EXPECT_EQ(l["token_logprobs"][1], -9999.0);
+  EXPECT_EQ(l["text_offset"], Json({0, 4}));
+  EXPECT_EQ(l["top_logprobs"][0][" a"], -1.0);
+  EXPECT_TRUE(legacy.empty());
+  const Json chat = ChatLogprobContent({a}, 1);
+  EXPECT_EQ(chat[0]["token"], " the");
+  EXPECT_EQ(chat[0]["bytes"], Json({32, 116, 104, 101}));
+  EXPECT_EQ(chat[0]["top_logprobs"].size(), 1u);
+  EXPECT_EQ(SseEvent(Json{{"a", 1}}), "data: {\"a\":1}\n\n");
+  EXPECT_EQ(UsageJson(3, 4, 1)["total_tokens"], 7);
+}
+
+TEST(HttpWireTest, ResponsesAndChunks) {
+  const std::string r = SerializeResponse({.status = 404, .body = "{}"}, true, false);
+  EXPECT_THAT(r, ::testing::StartsWith("HTTP/1.1 404 Not Found\r\n"));
+  EXPECT_THAT(r, HasSubstr("Connection: keep-alive\r\nContent-Length: 2\r\n"));
+  EXPECT_THAT(r, ::testing::EndsWith("\r\n\r\n{}"));
+  EXPECT_THAT(SerializeResponse({.body = "abc"}, false, true), ::testing::EndsWith("Content-Length: 3\r\n\r\n"));
+  EXPECT_EQ(Chunk("hello, world!!!!"), "10\r\nhello, world!!!!\r\n");
+  EXPECT_EQ(Chunk(""), "");
+}
+
+}  // namespace
+}  // namespace moeserve::api::openai
