@@ -118,9 +118,13 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
     absl::MutexLock lock(&probe->mu);
     probe->context = nullptr;
   };
-  serving_request->is_cancelled = [probe] { return probe->IsCancelled(); };
+  // Also stops the request's chat template render; the shutdown's cancel reaches it too.
+  serving_request->is_cancelled = [this, probe] {
+    return probe->IsCancelled() || cancel_in_flight_.load(std::memory_order_acquire);
+  };
   absl::StatusOr<std::unique_ptr<serving::Call>> submitted =
       frontend_->Submit(*std::move(serving_request));
+  if (absl::IsCancelled(submitted.status())) return CancelledStatus(*context);
   if (!submitted.ok()) return ToGrpcStatus(submitted.status());
   serving::Call& call = **submitted;
   if (options_.log_requests) {
@@ -190,7 +194,11 @@ grpc::Status InferenceService::Tokenize(grpc::ServerContext* context,
   if (!input.ok()) return ToGrpcStatus(input.status());
   serving::FieldNames names;
   names.prompt = request->has_messages() ? "messages.messages" : "text";
-  absl::StatusOr<serving::BuiltPrompt> prompt = frontend_->Tokenize(*input, names);
+  absl::StatusOr<serving::BuiltPrompt> prompt = frontend_->Tokenize(
+      *input, names, {.cancelled = [this, context] {
+        return context->IsCancelled() || cancel_in_flight_.load(std::memory_order_acquire);
+      }});
+  if (absl::IsCancelled(prompt.status())) return CancelledStatus(*context);
   if (!prompt.ok()) return ToGrpcStatus(prompt.status());
   response->mutable_token_ids()->Add(prompt->ids.begin(), prompt->ids.end());
   if (request->return_token_strings()) {

@@ -42,7 +42,9 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
     refused_.fetch_add(1, std::memory_order_relaxed);
     return status;
   };
-  absl::StatusOr<BuiltPrompt> prompt = prompts_.Build(request.prompt, request.names);
+  absl::StatusOr<BuiltPrompt> prompt =
+      prompts_.Build(request.prompt, request.names, {.cancelled = request.is_cancelled});
+  if (absl::IsCancelled(prompt.status())) return prompt.status();  // not a bad request
   if (!prompt.ok()) return refuse(prompt.status());
   if (absl::Status s = ValidatePromptIds(prompt->ids, limits_, request.names.prompt); !s.ok()) {
     return refuse(s);
@@ -75,9 +77,9 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
                                 *std::move(prompt), std::move(samples));
 }
 
-absl::StatusOr<BuiltPrompt> Frontend::Tokenize(const PromptInput& input,
-                                               const FieldNames& names) const {
-  return prompts_.Build(input, names);
+absl::StatusOr<BuiltPrompt> Frontend::Tokenize(const PromptInput& input, const FieldNames& names,
+                                               const ChatRenderControl& control) const {
+  return prompts_.Build(input, names, control);
 }
 
 absl::StatusOr<std::string> Frontend::Detokenize(absl::Span<const int32_t> ids,

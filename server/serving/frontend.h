@@ -55,11 +55,14 @@ class Frontend {
 
   // Builds the prompt, validates the request and queues it in the engine. Errors name the field as
   // `request.names` spells it: InvalidArgument, FailedPrecondition (what this model cannot do),
-  // ResourceExhausted (queue full), Unavailable (draining, engine stopped).
+  // ResourceExhausted (queue full), Unavailable (draining, engine stopped), Cancelled (the
+  // request's is_cancelled turned true while its chat template rendered).
   absl::StatusOr<std::unique_ptr<Call>> Submit(ServingRequest request);
 
   // Token ids of a prompt (tokenize endpoints), checked against nothing but the tokenizer.
-  absl::StatusOr<BuiltPrompt> Tokenize(const PromptInput& input, const FieldNames& names) const;
+  // `control` stops a chat template render the caller no longer waits for.
+  absl::StatusOr<BuiltPrompt> Tokenize(const PromptInput& input, const FieldNames& names,
+                                       const ChatRenderControl& control = {}) const;
   // Text of `ids`; InvalidArgument naming `field`[i] for an id outside the vocabulary,
   // FailedPrecondition without a tokenizer.
   absl::StatusOr<std::string> Detokenize(absl::Span<const int32_t> ids, bool skip_special_tokens,

@@ -40,8 +40,8 @@ absl::StatusOr<std::vector<int32_t>> PromptBuilder::Encode(const std::string& te
   return ids;
 }
 
-absl::StatusOr<std::string> PromptBuilder::Render(const ChatPrompt& chat,
-                                                  const FieldNames& names) const {
+absl::StatusOr<std::string> PromptBuilder::Render(const ChatPrompt& chat, const FieldNames& names,
+                                                  const ChatRenderControl& control) const {
   const std::string& field = names.prompt;
   if (!chat_.has_value()) {
     return FieldError(absl::StatusCode::kFailedPrecondition, field,
@@ -63,7 +63,11 @@ absl::StatusOr<std::string> PromptBuilder::Render(const ChatPrompt& chat,
   request.tools = chat.tools;
   request.add_generation_prompt = chat.add_generation_prompt;
   if (chat.template_kwargs.is_object()) request.extra = chat.template_kwargs;
+  request.control = control;
   absl::StatusOr<std::string> text = chat_->Apply(request);
+  if (absl::IsCancelled(text.status()) || absl::IsDeadlineExceeded(text.status())) {
+    return text.status();  // the caller gave up: nothing wrong with the messages
+  }
   if (!text.ok()) {
     return InvalidField(field, absl::StrCat(": the chat template cannot render them: ",
                                             text.status().message()));
@@ -71,8 +75,8 @@ absl::StatusOr<std::string> PromptBuilder::Render(const ChatPrompt& chat,
   return text;
 }
 
-absl::StatusOr<BuiltPrompt> PromptBuilder::Build(const PromptInput& input,
-                                                 const FieldNames& names) const {
+absl::StatusOr<BuiltPrompt> PromptBuilder::Build(const PromptInput& input, const FieldNames& names,
+                                                 const ChatRenderControl& control) const {
   BuiltPrompt prompt;
   if (const auto* text = std::get_if<TextPrompt>(&input)) {
     absl::StatusOr<std::vector<int32_t>> ids =
@@ -83,7 +87,7 @@ absl::StatusOr<BuiltPrompt> PromptBuilder::Build(const PromptInput& input,
   } else if (const auto* tokens = std::get_if<TokenPrompt>(&input)) {
     prompt.ids = tokens->ids;
   } else {
-    absl::StatusOr<std::string> rendered = Render(std::get<ChatPrompt>(input), names);
+    absl::StatusOr<std::string> rendered = Render(std::get<ChatPrompt>(input), names, control);
     if (!rendered.ok()) return rendered.status();
     absl::StatusOr<std::vector<int32_t>> ids = Encode(*rendered, /*add_special=*/false, names.prompt);
     if (!ids.ok()) return ids.status();

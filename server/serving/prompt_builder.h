@@ -35,12 +35,15 @@ class PromptBuilder {
   static std::optional<TokenizerChatTemplate> LoadChatTemplate(const std::string& dir);
 
   // Errors: FailedPrecondition (text without a tokenizer, messages without a chat template),
-  // InvalidArgument (text that cannot be tokenized, messages the template cannot render).
+  // InvalidArgument (text that cannot be tokenized, messages the template cannot render),
+  // Cancelled / DeadlineExceeded (from `control`: the caller gave up while the template rendered).
   // The ids are not checked against the vocabulary or the context (ValidatePromptIds).
-  absl::StatusOr<BuiltPrompt> Build(const PromptInput& input, const FieldNames& names) const;
+  absl::StatusOr<BuiltPrompt> Build(const PromptInput& input, const FieldNames& names,
+                                    const ChatRenderControl& control = {}) const;
 
   // The conversation rendered to text (no tokenization).
-  absl::StatusOr<std::string> Render(const ChatPrompt& chat, const FieldNames& names) const;
+  absl::StatusOr<std::string> Render(const ChatPrompt& chat, const FieldNames& names,
+                                     const ChatRenderControl& control = {}) const;
 
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   bool has_chat_template() const { return chat_.has_value(); }
