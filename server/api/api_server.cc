@@ -64,6 +64,26 @@ int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds
 ApiServer::ApiServer(Engine* engine, const ApiServerOptions& options)
     : engine_(engine), options_(options) {}
 
+// The gRPC health service's status, set from the engine thread too (its health listener may run
+// after the server is gone: Shutdown detaches it). Thread-safe.
+struct ApiServer::GrpcHealth {
+  absl::Mutex mu;
+  grpc::HealthCheckServiceInterface* service ABSL_GUARDED_BY(mu) = nullptr;
+
+  void Set(bool ok) {
+    absl::MutexLock lock(&mu);
+    if (service == nullptr) return;
+    service->SetServingStatus(kServiceName, ok);
+    service->SetServingStatus(ok);
+  }
+  // NOT_SERVING from now on.
+  void Detach() {
+    Set(false);
+    absl::MutexLock lock(&mu);
+    service = nullptr;
+  }
+};
+
 ApiServer::~ApiServer() { Shutdown(absl::ZeroDuration()); }
 
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options,
@@ -148,10 +168,14 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
                                                HostPort(options.host, options.port),
                                                " (address in use or not local?)"));
   }
-  grpc::HealthCheckServiceInterface* health = s->server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(kServiceName, true);
   s->serving_.store(true, std::memory_order_release);
+  s->grpc_health_ = std::make_shared<GrpcHealth>();
+  {
+    absl::MutexLock lock(&s->grpc_health_->mu);
+    s->grpc_health_->service = s->server_->GetHealthCheckService();
+  }
+  engine->SetHealthListener([health = s->grpc_health_](bool healthy) { health->Set(healthy); });
+  s->grpc_health_->Set(engine->healthy());
 
   if (absl::Status st = s->StartHttp(); !st.ok()) {
     s->Shutdown(absl::ZeroDuration());
@@ -178,11 +202,7 @@ void ApiServer::Shutdown(absl::Duration timeout) {
     shut_down_ = true;
   }
   serving_.store(false, std::memory_order_release);
-  if (server_ != nullptr) {
-    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-    health->SetServingStatus(kServiceName, false);
-    health->SetServingStatus(false);
-  }
+  if (grpc_health_ != nullptr) grpc_health_->Detach();
   frontend_->StartDraining();
   if (http_ != nullptr) http_->StartDraining();
   const absl::Time deadline = absl::Now() + timeout;
@@ -224,7 +244,7 @@ absl::Status ApiServer::StartHttp() {
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
   auto metrics = [this] { return MetricsText(); };
-  auto ready = [this] { return serving(); };
+  auto ready = [this] { return this->ready(); };
   if (options_.http_port >= 0) {
     const std::string& chat_template = frontend_->prompts().chat_template_source();
     absl::StatusOr<parsers::ReasoningFormat> reasoning =

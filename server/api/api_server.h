@@ -111,6 +111,9 @@ class ApiServer {
  private:
   // Starts the HTTP server on http_port and metrics_port (either may be off).
   absl::Status StartHttp();
+  // Health: serving and the engine's model producing numbers (Engine::healthy).
+  bool ready() const { return serving() && engine_->healthy(); }
+  struct GrpcHealth;
   ApiServer(Engine* engine, const ApiServerOptions& options);
 
   Engine* const engine_;
@@ -126,6 +129,7 @@ class ApiServer {
   int http_port_ = -1;
   int metrics_port_ = -1;
   std::atomic<bool> serving_{false};
+  std::shared_ptr<GrpcHealth> grpc_health_;  // shared with the engine's health listener
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };

@@ -169,6 +169,9 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
           static_cast<double>(m.requests_refused));
   Counter(&out, "moeserve_preemptions_total", "Requests preempted to free KV blocks.",
           static_cast<double>(m.num_preemptions));
+  Counter(&out, "moeserve_model_faults_total",
+          "Sampled rows whose logits were not numbers (NaN or +inf): a fault of the model.",
+          static_cast<double>(m.model_faults));
   if (m.expert_load != nullptr && !m.expert_load->empty()) {
     RenderExpertLoad(*m.expert_load, options_.expert_load_per_layer, &out);
   }

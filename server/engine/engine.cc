@@ -523,6 +523,7 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
   std::vector<std::pair<uint64_t, absl::Status>> failed;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     if (!step.scheduled[i].samples) continue;
+    CountSampledRow(absl::IsInternal(results[i].status));
     if (results[i].status.ok()) {
       sampled_[i] = results[i].token_id;
     } else {
@@ -668,6 +669,35 @@ void Engine::RefreshExpertLoad() {
   }
   if (load->empty()) return;
   expert_load_ = std::make_shared<const ExpertLoad>(*std::move(load));
+}
+
+void Engine::CountSampledRow(bool model_fault) {
+  if (model_fault) {
+    ++counters_.model_faults;
+    ++consecutive_model_faults_;
+  } else {
+    consecutive_model_faults_ = 0;
+  }
+  const bool healthy = consecutive_model_faults_ < kUnhealthyAfterModelFaults;
+  if (healthy == healthy_.load(std::memory_order_relaxed)) return;
+  healthy_.store(healthy, std::memory_order_release);
+  if (healthy) {
+    MS_LOG(WARNING) << "the model produces numbers again: healthy";
+  } else {
+    MS_LOG(ERROR) << "the model's logits were not numbers (NaN or +inf) in the last "
+                  << consecutive_model_faults_ << " sampled rows: unhealthy";
+  }
+  std::function<void(bool)> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    listener = health_listener_;
+  }
+  if (listener) listener(healthy);
+}
+
+void Engine::SetHealthListener(std::function<void(bool healthy)> listener) {
+  absl::MutexLock lock(&mu_);
+  health_listener_ = std::move(listener);
 }
 
 void Engine::PublishMetrics() {

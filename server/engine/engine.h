@@ -20,6 +20,7 @@
 // thread. Step, RunUntilIdle and CheckIntegrity require the engine thread (or an engine never
 // started).
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -134,6 +135,16 @@ class Engine {
 
   EngineMetrics GetMetrics() const;
 
+  // Whether the model produces numbers. False once kUnhealthyAfterModelFaults sampled rows in a
+  // row had logits that are not numbers (NaN or +inf: a fault of the model or its weights; each
+  // fails its request with Internal); the next row sampled fine makes it true again. Safe from
+  // any thread; the servers' health endpoints report it.
+  static constexpr int32_t kUnhealthyAfterModelFaults = 3;
+  bool healthy() const { return healthy_.load(std::memory_order_acquire); }
+  // `listener` is called on the engine thread whenever healthy() changes (replacing any earlier
+  // listener; null: none). Must not call into the engine.
+  void SetHealthListener(std::function<void(bool healthy)> listener);
+
   const ModelConfig& model_config() const { return model_->config(); }
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }  // null: ids only
   const EngineConfig& config() const { return config_; }  // with resolved sizes
@@ -182,6 +193,8 @@ class Engine {
   void AbortAllLocal();
   void FailStep(const SchedulerOutput& step, const absl::Status& status);
   void PublishMetrics();
+  // Counts a sampled row for healthy(): `model_fault` when its logits were not numbers.
+  void CountSampledRow(bool model_fault);
   // Copies the model's expert-load counters into expert_load_ (engine thread, between steps).
   void RefreshExpertLoad();
 
@@ -211,6 +224,8 @@ class Engine {
   std::vector<SampleResult> results_;
   std::vector<PromptLogprobsChunk> prompt_chunks_;
   std::vector<int32_t> sampled_;
+  int32_t consecutive_model_faults_ = 0;
+  std::atomic<bool> healthy_{true};
 
   // Inbox, shared with other threads.
   mutable absl::Mutex mu_;
@@ -225,6 +240,7 @@ class Engine {
   int64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   EngineMetrics metrics_ ABSL_GUARDED_BY(mu_);
+  std::function<void(bool)> health_listener_ ABSL_GUARDED_BY(mu_);
 
   std::thread thread_;
 };

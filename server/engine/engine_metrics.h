@@ -35,6 +35,7 @@ struct EngineMetrics {
   int64_t requests_finished_length = 0;
   int64_t requests_finished_abort = 0;
   int64_t requests_finished_error = 0;
+  int64_t model_faults = 0;  // sampled rows whose logits were not numbers (see Engine::healthy)
 
   // Routed-expert load of a MoE model (null for dense models): totals since the engine started,
   // refreshed every EngineConfig::expert_load_interval_steps steps and whenever the engine goes

@@ -72,8 +72,8 @@ void ToSampleResults(absl::Span<const SampledToken> sampled, absl::Span<const De
     out = SampleResult();
     switch (t.status) {
       case 0: break;
-      case 1: out.status = absl::InvalidArgumentError("logits contain NaN"); break;
-      case 2: out.status = absl::InvalidArgumentError("logits contain +inf"); break;
+      case 1: out.status = ModelLogitsFault(/*nan=*/true); break;
+      case 2: out.status = ModelLogitsFault(/*nan=*/false); break;
       case 3: out.status = absl::InvalidArgumentError("every token is excluded (all logits are -inf)"); break;
       case 4: out.status = absl::InvalidArgumentError("no token has a nonzero probability"); break;
       case 5: out.status = absl::InvalidArgumentError("logits / temperature contain +inf"); break;

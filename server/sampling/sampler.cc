@@ -19,16 +19,28 @@ uint64_t EngineSeed(const std::optional<uint64_t>& seed) {
   return (uint64_t{device()} << 32) ^ device();
 }
 
-// Logits a row cannot be sampled from: NaN anywhere, or +inf (no distribution).
-absl::Status CheckMax(float max, bool has_nan, const char* what) {
-  if (has_nan) return absl::InvalidArgumentError(absl::StrCat(what, " contain NaN"));
+// The model's logits a row cannot be sampled from: NaN anywhere, or +inf (no distribution).
+absl::Status CheckModelLogits(float max, bool has_nan) {
+  if (has_nan || max == std::numeric_limits<float>::infinity()) return ModelLogitsFault(has_nan);
+  return absl::OkStatus();
+}
+
+// After the temperature, +inf comes from a temperature so small that finite logits overflow.
+absl::Status CheckScaledLogits(float max, bool has_nan) {
+  if (has_nan) return absl::InvalidArgumentError("logits / temperature contain NaN");
   if (max == std::numeric_limits<float>::infinity()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " contain +inf"));
+    return absl::InvalidArgumentError("logits / temperature contain +inf");
   }
   return absl::OkStatus();
 }
 
 }  // namespace
+
+absl::Status ModelLogitsFault(bool nan) {
+  return absl::InternalError(absl::StrCat("the model produced logits that contain ",
+                                          nan ? "NaN" : "+inf",
+                                          " (a numerical fault of the model or its weights)"));
+}
 
 Sampler::Sampler(SamplerOptions options)
     : options_(std::move(options)),
@@ -80,7 +92,7 @@ absl::Status Sampler::SampleRowImpl(const SamplerRow& row, SampleResult* result)
 
   bool has_nan = false;
   float max = MaxValue(s, &has_nan);
-  if (absl::Status st = CheckMax(max, has_nan, "logits"); !st.ok()) return st;
+  if (absl::Status st = CheckModelLogits(max, has_nan); !st.ok()) return st;
   if (max == -std::numeric_limits<float>::infinity()) {
     return absl::InvalidArgumentError("every token is excluded (all logits are -inf)");
   }
@@ -97,7 +109,7 @@ absl::Status Sampler::SampleRowImpl(const SamplerRow& row, SampleResult* result)
     if (p.temperature != 1.0f) {
       DivideInPlace(s, p.temperature);
       max = MaxValue(s, &has_nan);
-      if (absl::Status st = CheckMax(max, has_nan, "logits / temperature"); !st.ok()) return st;
+      if (absl::Status st = CheckScaledLogits(max, has_nan); !st.ok()) return st;
     }
     const absl::Span<float> w(weights_);
     filter_.Apply(s, max, p.top_k, p.top_p, p.min_p, w);
@@ -124,7 +136,7 @@ absl::Status Sampler::Logprobs(absl::Span<const float> logits, int32_t token_id,
   }
   bool has_nan = false;
   const float max = MaxValue(logits, &has_nan);
-  if (absl::Status st = CheckMax(max, has_nan, "logits"); !st.ok()) return st;
+  if (absl::Status st = CheckModelLogits(max, has_nan); !st.ok()) return st;
   if (max == -std::numeric_limits<float>::infinity()) {
     return absl::InvalidArgumentError("all logits are -inf");
   }

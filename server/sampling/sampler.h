@@ -42,6 +42,10 @@
 
 namespace moeserve {
 
+// The status of a row whose model logits contain NaN (nan) or +inf: Internal, a fault of the
+// model or its weights, never of the request (the engine's health counts these).
+absl::Status ModelLogitsFault(bool nan);
+
 struct SamplerOptions {
   int32_t vocab_size = 0;              // REQUIRED: > 0; every logits row has this many entries
   std::vector<int32_t> eos_token_ids;  // suppressed by min_tokens unless ignore_eos

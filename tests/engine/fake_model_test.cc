@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/registry.h"
 #include "server/engine/engine.h"
@@ -136,13 +137,37 @@ TEST_F(FakeModelEngineTest, NanLogitsFailOnlyThatRequest) {
   RunChecked();
   const RequestOutput b = testing::FinishedOutput(*bad);
   EXPECT_EQ(b.finish_reason, FinishReason::kError);
-  EXPECT_FALSE(b.error.ok());
+  // The model's fault, not the request's (it was InvalidArgument).
+  EXPECT_EQ(b.error.code(), absl::StatusCode::kInternal) << b.error;
+  EXPECT_THAT(std::string(b.error.message()), ::testing::HasSubstr("NaN"));
   EXPECT_TRUE(b.token_ids.empty());
   const RequestOutput g = testing::FinishedOutput(*good);
   EXPECT_EQ(g.finish_reason, FinishReason::kLength);
   EXPECT_EQ(g.token_ids.size(), 6u);
   EXPECT_EQ(engine_->GetMetrics().requests_finished_error, 1);
+  EXPECT_EQ(engine_->GetMetrics().model_faults, 1);
   EXPECT_EQ(engine_->GetMetrics().kv_blocks_used, 0);
+  EXPECT_TRUE(engine_->healthy());  // one bad row among good ones
+}
+
+TEST_F(FakeModelEngineTest, AModelThatProducesNoNumbersIsUnhealthyUntilItDoesAgain) {
+  std::vector<bool> changes;
+  engine_->SetHealthListener([&changes](bool healthy) { changes.push_back(healthy); });
+  for (int i = 0; i < Engine::kUnhealthyAfterModelFaults; ++i) {
+    EXPECT_TRUE(engine_->healthy()) << i;
+    auto bad = Add({4, kPoison}, 6);
+    RunChecked();
+    EXPECT_EQ(testing::FinishedOutput(*bad).error.code(), absl::StatusCode::kInternal);
+  }
+  EXPECT_FALSE(engine_->healthy());
+  EXPECT_EQ(changes, std::vector<bool>{false});
+  EXPECT_EQ(engine_->GetMetrics().model_faults, Engine::kUnhealthyAfterModelFaults);
+  auto good = Add({1, 2}, 2);
+  RunChecked();
+  EXPECT_EQ(testing::FinishedOutput(*good).token_ids.size(), 2u);
+  EXPECT_TRUE(engine_->healthy());
+  EXPECT_EQ(changes, (std::vector<bool>{false, true}));
+  engine_->SetHealthListener(nullptr);
 }
 
 TEST_F(FakeModelEngineTest, FailedForwardFailsItsStepOnly) {

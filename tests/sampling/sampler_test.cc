@@ -159,9 +159,15 @@ TEST(SamplerTest, BadRowsFailAlone) {
   ASSERT_EQ(results.size(), 5u);
   EXPECT_TRUE(results[0].status.ok());
   EXPECT_EQ(results[0].token_id, SampleOne(sampler, good, p, {}, {}, 5).token_id);
-  EXPECT_EQ(results[1].status.message(), "logits contain NaN");
-  EXPECT_EQ(results[2].status.message(), "logits contain +inf");
+  // Non-numbers in the model's logits are its fault, not the request's: Internal.
+  EXPECT_EQ(results[1].status, ModelLogitsFault(/*nan=*/true));
+  EXPECT_EQ(results[1].status.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(results[1].status.message(),
+            "the model produced logits that contain NaN (a numerical fault of the model or its weights)");
+  EXPECT_EQ(results[2].status, ModelLogitsFault(/*nan=*/false));
+  EXPECT_EQ(results[2].status.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(results[3].status.message(), "logits row has 2 entries, expected 3");
+  EXPECT_EQ(results[4].status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(results[4].status.message(), "every token is excluded (all logits are -inf)");
   for (int i = 1; i < 5; ++i) EXPECT_EQ(results[i].token_id, -1);
 }
