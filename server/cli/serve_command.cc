@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "server/api/serve.h"
 #include "server/cli/commands.h"
 #include "server/common/logging.h"
@@ -108,8 +109,17 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
                   "seconds in-flight requests may take to finish after SIGTERM/SIGINT")
       ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
   // Security.
+  // An empty key (e.g. --api-key "$KEY" with KEY unset) would serve without authentication.
   cmd->add_option("--api-key", o->api_key,
-                  "require `authorization: Bearer KEY` on gRPC and HTTP (prefer --api-key-file)");
+                  "require `authorization: Bearer KEY` on gRPC and HTTP (prefer --api-key-file)")
+      ->check(CLI::Validator(
+          [](std::string& key) {
+            return absl::StripAsciiWhitespace(key).empty()
+                       ? std::string("must not be empty (an unset variable?); leave --api-key out "
+                                     "to serve without authentication")
+                       : std::string();
+          },
+          "KEY"));
   cmd->add_option("--api-key-file", o->api_key_file, "file with one accepted API key per line")
       ->check(CLI::ExistingFile);
   cmd->add_option("--tls-cert", o->server.tls_cert_file,

@@ -2,16 +2,13 @@
 // then `generate` greedily from BOS must print the reference story from ../shared/data/README.md;
 // tokenize round-trips; bad input exits non-zero with a message naming the problem.
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/model/config.h"
+#include "tests/cli/run_command.h"
 #include "tests/test_util.h"
 
 namespace moeserve {
@@ -24,22 +21,10 @@ constexpr char kReferenceStory[] =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One "
     "day, she saw a big, red ball. She wanted to play with it, but it was too high.";
 
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout, then stderr
-};
+using Result = testing::CommandResult;
 
 Result RunMoeserve(const std::string& args) {
-  const std::string command = std::string(MOESERVE_BIN) + " " + args + " 2>&1";
-  Result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return testing::RunCommand(std::string(MOESERVE_BIN) + " " + args + " 2>&1");
 }
 
 class MoeserveCliTest : public ::testing::Test {
