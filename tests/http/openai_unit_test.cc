@@ -8,6 +8,7 @@
 #include "server/api/openai/generation_request.h"
 #include "server/api/openai/openai_errors.h"
 #include "server/api/openai/openai_format.h"
+#include "server/api/openai/response_format.h"
 #include "server/serving/errors.h"
 
 namespace moeserve::api::openai {
@@ -121,7 +122,8 @@ TEST(ChatRequestTest, ConversationAndOptions) {
            {R"({"messages": [{"role": "bot", "content": "x"}]})", "messages[0].role"},
            {R"({"messages": [{"role": "user"}]})", "messages[0].content"},
            {R"({"messages": [{"role": "user", "content": "x", "audio": {}}]})", "messages[0].audio"},
-           {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {}})", "response_format"},
+           {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
+            "response_format"},
            {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", "top_logprobs"},
            {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
                 "tools": [{"type": "function", "function": {"name": "f"}}]})", "tool_choice"},
@@ -130,6 +132,63 @@ TEST(ChatRequestTest, ConversationAndOptions) {
     ASSERT_FALSE(bad.ok()) << body;
     EXPECT_EQ(serving::ErrorField(bad.status()), field) << body << ": " << bad.status();
   }
+}
+
+TEST(ResponseFormatTest, ShapesBecomeConstraints) {
+  using Kind = structured::Constraint::Kind;
+  auto none = ParseResponseFormat(Body(R"({"response_format": null})"));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->active());
+  auto text = ParseResponseFormat(Body(R"({"response_format": {"type": "text"}})"));
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_FALSE(text->active());
+  auto object = ParseResponseFormat(Body(R"({"response_format": {"type": "json_object"}})"));
+  ASSERT_TRUE(object.ok()) << object.status();
+  EXPECT_EQ(object->kind, Kind::kJsonObject);
+  auto schema = ParseResponseFormat(Body(
+      R"({"response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": true,
+          "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}})"));
+  ASSERT_TRUE(schema.ok()) << schema.status();
+  EXPECT_EQ(schema->kind, Kind::kJsonSchema);
+  EXPECT_EQ(Json::parse(schema->value), Json::parse(R"({"type": "object",
+                                                        "properties": {"a": {"type": "integer"}}})"));
+
+  for (const auto& [body, field] : std::vector<std::pair<const char*, const char*>>{
+           {R"({"response_format": "json"})", "response_format"},
+           {R"({"response_format": {}})", "response_format.type"},
+           {R"({"response_format": {"type": "yaml"}})", "response_format.type"},
+           {R"({"response_format": {"type": "text", "schema": {}}})", "response_format.schema"},
+           {R"({"response_format": {"type": "json_schema"}})", "response_format.json_schema"},
+           {R"({"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}})",
+            "response_format.json_schema.name"},
+           {R"({"response_format": {"type": "json_schema", "json_schema": {"name": "n"}}})",
+            "response_format.json_schema.schema"},
+           {R"({"response_format": {"type": "json_schema",
+                "json_schema": {"name": "n", "schema": {}, "strict": "yes"}}})",
+            "response_format.json_schema.strict"},
+           {R"({"response_format": {"type": "json_schema",
+                "json_schema": {"name": "n", "schema": {}, "extra": 1}}})",
+            "response_format.json_schema.extra"}}) {
+    auto bad = ParseResponseFormat(Body(body));
+    ASSERT_FALSE(bad.ok()) << body;
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument) << body;
+    EXPECT_EQ(serving::ErrorField(bad.status()), field) << body << ": " << bad.status();
+  }
+
+  // Both endpoints take "text"; a constraint is refused by name until the engine takes one.
+  auto chat_text = ParseChatRequest(
+      Body(R"({"messages": [{"role": "user", "content": "x"}],
+               "response_format": {"type": "text"}})"), "m");
+  EXPECT_TRUE(chat_text.ok()) << chat_text.status();
+  auto chat_json = ParseChatRequest(
+      Body(R"({"messages": [{"role": "user", "content": "x"}],
+               "response_format": {"type": "json_object"}})"), "m");
+  ASSERT_FALSE(chat_json.ok());
+  EXPECT_EQ(serving::ErrorField(chat_json.status()), "response_format");
+  EXPECT_THAT(chat_json.status().message(), HasSubstr("not supported"));
+  auto completion_json = ParseCompletionRequest(
+      Body(R"({"prompt": "x", "response_format": {"type": "json_object"}})"), "m");
+  EXPECT_EQ(serving::ErrorField(completion_json.status()), "response_format");
 }
 
 TEST(OpenAiErrorsTest, ShapeAndStatus) {

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/api/openai/response_format.h"
 #include "server/serving/errors.h"
 
 namespace moeserve::api::openai {
@@ -142,7 +143,7 @@ const std::vector<const char*>& CommonParamNames() {
       "model", "temperature", "top_p", "top_k", "min_p", "n", "seed", "stop", "stop_token_ids",
       "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "ignore_eos",
       "min_tokens", "priority", "skip_special_tokens", "user", "stream", "stream_options",
-      "cache_salt"};
+      "cache_salt", "response_format"};
   return *names;
 }
 
@@ -221,7 +222,7 @@ absl::Status ReadCommonParams(const Json& body, serving::ServingRequest* request
   absl::StatusOr<std::optional<std::string>> salt = GetString(body, "cache_salt");
   if (!salt.ok()) return salt.status();
   if (salt->has_value()) request->cache_salt = **salt;
-  return absl::OkStatus();
+  return ReadResponseFormat(body, request);
 }
 
 std::string RandomId() {

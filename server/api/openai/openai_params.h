@@ -44,7 +44,7 @@ absl::Status CheckModel(const Json& body, const std::string& served_model);
 // The sampling parameters and per-request options both generation endpoints take:
 // temperature, top_p, top_k, min_p, n, seed, stop, stop_token_ids, presence_penalty,
 // frequency_penalty, repetition_penalty, logit_bias, ignore_eos, min_tokens, priority,
-// skip_special_tokens, user (accepted, unused). Endpoint-specific ones (max_tokens, logprobs) are
+// skip_special_tokens, user (accepted, unused), response_format (response_format.h). Endpoint-specific ones (max_tokens, logprobs) are
 // read by the endpoint.
 absl::Status ReadCommonParams(const Json& body, serving::ServingRequest* request);
 
