@@ -50,3 +50,27 @@ function(moeserve_test name)
   endif()
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST DISCOVERY_TIMEOUT 60 PROPERTIES ${properties})
 endfunction()
+
+# moeserve_fuzz_target(NAME SOURCES ... DEPS ...): a libFuzzer binary <build>/bin/NAME, built when
+# -DMOESERVE_FUZZ=ON (clang). NAME ends in _fuzz. scripts/fuzz.sh runs every such binary for a
+# bounded time over its corpus tests/fuzz/corpus/<NAME without _fuzz>/ (kept in the repository),
+# with the dictionary tests/fuzz/<NAME without _fuzz>.dict when there is one. With MOESERVE_FUZZ
+# the whole tree is compiled with coverage instrumentation (CMakeLists.txt), so libFuzzer sees
+# the code a target reaches in the libraries too.
+function(moeserve_fuzz_target name)
+  if(NOT MOESERVE_FUZZ)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  set(flags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all)
+  add_executable(${name} ${ARG_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_compile_definitions(${name} PRIVATE MOESERVE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  target_compile_options(${name} PRIVATE ${flags} -g)
+  target_link_options(${name} PRIVATE ${flags})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  if(NOT TARGET moeserve_fuzz_targets)
+    add_custom_target(moeserve_fuzz_targets)
+  endif()
+  add_dependencies(moeserve_fuzz_targets ${name})
+endfunction()

@@ -1,5 +1,5 @@
 // Runs the body of the structured-output compiler fuzz target without libFuzzer over its seed
-// corpus (tests/fuzz/structured_corpus/) and prefixes and one-byte mutations of each seed, so
+// corpus (tests/fuzz/corpus/structured_constraint/) and prefixes and one-byte mutations of each seed, so
 // that CI checks the target's invariants on any compiler.
 
 #include <filesystem>
@@ -16,7 +16,7 @@ namespace {
 TEST(StructuredFuzzReplay, CorpusPrefixesAndMutations) {
   std::vector<std::string> seeds;
   for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(MOESERVE_SOURCE_DIR) /
-                                                           "tests/fuzz/structured_corpus")) {
+                                                           "tests/fuzz/corpus/structured_constraint")) {
     std::ifstream in(e.path(), std::ios::binary);
     seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }

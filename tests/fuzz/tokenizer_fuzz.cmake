@@ -1,7 +1,5 @@
 # Tokenizer fuzz targets (included from tests/fuzz/CMakeLists.txt). The replay test always builds;
-# the libFuzzer binaries need -DMOESERVE_FUZZ=ON and clang, e.g.
-#   build-fuzz/bin/tokenizer_chat_template_fuzz -max_total_time=120 \
-#     -dict=tests/fuzz/tokenizer_chat_template.dict <corpus copy> tests/fuzz/tokenizer_corpus/chat_template
+# the libFuzzer binaries need -DMOESERVE_FUZZ=ON and clang (scripts/fuzz.sh runs them).
 
 moeserve_test(tokenizer_fuzz_replay_test
   SOURCES tokenizer_fuzz_bodies.cc tokenizer_fuzz_replay_test.cc
@@ -15,18 +13,14 @@ if(MOESERVE_FUZZ)
   add_library(tokenizer_fuzz_objects OBJECT tokenizer_fuzz_bodies.cc ${_moeserve_tokenizer_sources})
   target_include_directories(tokenizer_fuzz_objects PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_definitions(tokenizer_fuzz_objects PRIVATE MOESERVE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-  target_compile_options(tokenizer_fuzz_objects PRIVATE ${MOESERVE_FUZZ_FLAGS} -g)
+  target_compile_options(tokenizer_fuzz_objects PRIVATE
+                         -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -g)
   target_link_libraries(tokenizer_fuzz_objects PUBLIC moeserve_common nlohmann_json::nlohmann_json
                         PkgConfig::PCRE2 ICU::uc ICU::i18n absl::status absl::statusor
                         absl::strings absl::str_format absl::span absl::flat_hash_map
-                        absl::flat_hash_set absl::hash absl::synchronization)
+                        absl::flat_hash_set absl::hash absl::synchronization absl::time)
   foreach(target encode load chat_template)
-    set(name tokenizer_${target}_fuzz)
-    add_executable(${name} tokenizer_${target}_fuzz_main.cc)
-    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
-    target_compile_definitions(${name} PRIVATE MOESERVE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-    target_compile_options(${name} PRIVATE ${MOESERVE_FUZZ_FLAGS} -g)
-    target_link_options(${name} PRIVATE ${MOESERVE_FUZZ_FLAGS})
-    target_link_libraries(${name} PRIVATE tokenizer_fuzz_objects)
+    moeserve_fuzz_target(tokenizer_${target}_fuzz
+      SOURCES tokenizer_${target}_fuzz_main.cc DEPS tokenizer_fuzz_objects)
   endforeach()
 endif()

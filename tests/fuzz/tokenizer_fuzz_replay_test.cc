@@ -1,5 +1,5 @@
 // Runs the bodies of the tokenizer fuzz targets without libFuzzer over their seed corpora
-// (tests/fuzz/tokenizer_corpus/), every committed chat-template fixture, and prefixes and
+// (tests/fuzz/corpus/tokenizer_*/), every committed chat-template fixture, and prefixes and
 // one-byte mutations of each seed, so CI checks the targets' invariants on any compiler.
 
 #include <filesystem>
@@ -26,7 +26,7 @@ std::vector<std::string> ReadDir(const fs::path& dir) {
 }
 
 fs::path CorpusDir(const char* name) {
-  return fs::path(MOESERVE_SOURCE_DIR) / "tests/fuzz/tokenizer_corpus" / name;
+  return fs::path(MOESERVE_SOURCE_DIR) / "tests/fuzz/corpus" / (std::string("tokenizer_") + name);
 }
 
 // Calls `body` on `seed`, on prefixes at `stride`, and on byte replacements at `stride`.
