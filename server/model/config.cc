@@ -1,6 +1,7 @@
 #include "server/model/config.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -9,6 +10,7 @@
 #include "server/common/status_macros.h"
 #include "server/model/architecture.h"
 #include "server/model/config_fields.h"
+#include "server/model/config_limits.h"
 
 namespace moeserve {
 namespace {
@@ -113,6 +115,13 @@ absl::Status ParseQuantization(const Json& j, const std::string& source, ModelCo
   return absl::OkStatus();
 }
 
+// `value` of `field` at most `limit` (ModelConfigLimits).
+absl::Status AtMost(const ConfigFields& f, const char* field, int64_t value, int64_t limit) {
+  if (value <= limit) return absl::OkStatus();
+  return f.Invalid(absl::StrCat("\"", field, "\" is ", value, ", more than moeserve supports (",
+                                limit, ")"));
+}
+
 // The fields every architecture shares.
 absl::Status ParseCommon(const Json& j, const ConfigFields& f, ModelConfig& c) {
   ASSIGN_OR_RETURN(c.model_type, f.String("model_type", ""));
@@ -163,6 +172,16 @@ absl::Status ParseCommon(const Json& j, const ConfigFields& f, ModelConfig& c) {
   RETURN_IF_ERROR(positive("num_hidden_layers", c.num_hidden_layers));
   RETURN_IF_ERROR(positive("num_attention_heads", c.num_attention_heads));
   RETURN_IF_ERROR(positive("max_position_embeddings", c.max_position_embeddings));
+  using L = ModelConfigLimits;
+  RETURN_IF_ERROR(AtMost(f, "vocab_size", c.vocab_size, L::kMaxVocabSize));
+  RETURN_IF_ERROR(AtMost(f, "hidden_size", c.hidden_size, L::kMaxHiddenSize));
+  RETURN_IF_ERROR(AtMost(f, "intermediate_size", c.intermediate_size, L::kMaxIntermediateSize));
+  RETURN_IF_ERROR(AtMost(f, "num_hidden_layers", c.num_hidden_layers, L::kMaxLayers));
+  RETURN_IF_ERROR(AtMost(f, "num_attention_heads", c.num_attention_heads, L::kMaxHeads));
+  RETURN_IF_ERROR(AtMost(f, "num_key_value_heads", c.num_key_value_heads, L::kMaxHeads));
+  RETURN_IF_ERROR(AtMost(f, "head_dim", c.head_dim, L::kMaxHeadDim));
+  RETURN_IF_ERROR(AtMost(f, "max_position_embeddings", c.max_position_embeddings,
+                         L::kMaxPositionEmbeddings));
   if (c.hidden_act != "silu") {
     return f.Invalid(absl::StrCat("hidden_act \"", c.hidden_act, "\" is not supported (silu)"));
   }
@@ -172,6 +191,22 @@ absl::Status ParseCommon(const Json& j, const ConfigFields& f, ModelConfig& c) {
 
 // What every architecture's result must satisfy.
 absl::Status Validate(const ModelConfig& c, const ConfigFields& f) {
+  // The architectures' own fields, read after ParseCommon's (names as the families spell them).
+  using L = ModelConfigLimits;
+  for (const auto& [field, value, limit] :
+       {std::tuple{"the number of experts", c.num_experts, L::kMaxExperts},
+        std::tuple{"moe_intermediate_size", c.moe_intermediate_size, L::kMaxIntermediateSize},
+        std::tuple{"n_shared_experts", c.n_shared_experts, L::kMaxExperts},
+        std::tuple{"q_lora_rank", c.q_lora_rank, L::kMaxLoraRank},
+        std::tuple{"kv_lora_rank", c.kv_lora_rank, L::kMaxLoraRank},
+        std::tuple{"qk_nope_head_dim", c.qk_nope_head_dim, L::kMaxHeadDim},
+        std::tuple{"qk_rope_head_dim", c.qk_rope_head_dim, L::kMaxHeadDim},
+        std::tuple{"v_head_dim", c.v_head_dim, L::kMaxHeadDim},
+        std::tuple{"head_dim", c.head_dim, L::kMaxHeadDim},
+        std::tuple{"num_nextn_predict_layers", c.num_nextn_predict_layers, L::kMaxLayers}}) {
+    if (value < 0) return f.Invalid(absl::StrCat(field, " must not be negative, got ", value));
+    RETURN_IF_ERROR(AtMost(f, field, value, limit));
+  }
   if (c.num_key_value_heads <= 0 || c.num_attention_heads % c.num_key_value_heads != 0) {
     return f.Invalid(absl::StrCat("num_attention_heads (", c.num_attention_heads,
                                   ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")"));

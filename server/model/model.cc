@@ -1,5 +1,7 @@
 #include "server/model/model.h"
 
+#include <new>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/model/architecture.h"
@@ -23,7 +25,17 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& model_dir, B
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir, checkpoint_options));
   WeightLoader loader(checkpoint.get(), backend);
-  return architectures.Find(config.architecture)->Load(config, loader, max_len);
+  // Sizes are bounded when parsed (config_limits.h), but a large model or context can still
+  // exceed this machine's memory: an error with the numbers, not an abort.
+  try {
+    return architectures.Find(config.architecture)->Load(config, loader, max_len);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        model_dir, ": out of host memory loading the model (", config.num_hidden_layers,
+        " layers, hidden_size ", config.hidden_size, ", vocab_size ", config.vocab_size,
+        ", a rotary table for max_model_len ", max_len,
+        "); a smaller --max-model-len may help, or a machine with more memory"));
+  }
 }
 
 }  // namespace moeserve

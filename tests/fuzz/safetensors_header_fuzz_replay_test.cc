@@ -5,34 +5,27 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/fuzz/fuzz_replay.h"
 #include "tests/model/malformed_safetensors.h"
 #include "tests/test_util.h"
-
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
 namespace moeserve {
 namespace {
 
 namespace fs = std::filesystem;
 
-void FuzzOne(const std::string& bytes) {
-  LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-}
+using fuzz::FuzzOne;
 
 std::vector<std::string> ValidFiles() {
   std::vector<std::string> files = {::moeserve::testing::ValidSafetensors()};
   const fs::path dirs[] = {fs::path(MOESERVE_SOURCE_DIR) / "tests/fuzz/corpus/safetensors_header",
                            ::moeserve::testing::FixturesDir() / "safetensors"};
   for (const fs::path& dir : dirs) {
-    for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-      std::ifstream in(e.path(), std::ios::binary);
-      files.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    for (std::string& file : fuzz::ReadCorpus(dir)) files.push_back(std::move(file));
   }
   return files;
 }

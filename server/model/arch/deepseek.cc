@@ -15,6 +15,7 @@
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
 #include "server/model/arch/families.h"
+#include "server/model/config_limits.h"
 #include "server/model/hf_tensors.h"
 
 namespace moeserve {
@@ -42,6 +43,11 @@ class Deepseek final : public Architecture {
     for (auto [name, v] : {std::pair{"kv_lora_rank", c.kv_lora_rank}, std::pair{"qk_rope_head_dim", c.qk_rope_head_dim},
                            std::pair{"qk_nope_head_dim", c.qk_nope_head_dim}, std::pair{"v_head_dim", c.v_head_dim}}) {
       if (v <= 0) return f.Invalid(absl::StrCat("\"", name, "\" must be positive, got ", v));
+      // Checked here, not only in Validate: head_dim is their sum below.
+      if (v > ModelConfigLimits::kMaxLoraRank) {
+        return f.Invalid(absl::StrCat("\"", name, "\" is ", v, ", more than moeserve supports (",
+                                      ModelConfigLimits::kMaxLoraRank, ")"));
+      }
     }
     if (c.qk_rope_head_dim % 2 != 0) return f.Invalid("qk_rope_head_dim must be even");
 

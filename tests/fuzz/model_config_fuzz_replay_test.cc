@@ -1,0 +1,69 @@
+// Runs the body of the config.json fuzz target without libFuzzer over its seed corpus
+// (tests/fuzz/corpus/model_config/: the shipped and fixture configs), every prefix and one-byte
+// mutation of each, and each seed with every integer field set to extreme values, so that CI
+// checks the target's invariants on any compiler.
+
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/fuzz/fuzz_replay.h"
+
+namespace moeserve {
+namespace {
+
+using fuzz::FuzzOne;
+
+std::vector<std::string> Seeds() {
+  return fuzz::ReadCorpus(std::filesystem::path(MOESERVE_SOURCE_DIR) / "tests/fuzz/corpus/model_config");
+}
+
+TEST(ModelConfigFuzzReplay, CorpusPrefixesAndMutations) {
+  const std::vector<std::string> seeds = Seeds();
+  ASSERT_GE(seeds.size(), 5u);
+  for (const std::string& seed : seeds) {
+    FuzzOne(seed);
+    for (size_t len = 0; len < seed.size(); len += 7) FuzzOne(seed.substr(0, len));
+    for (size_t i = 0; i < seed.size(); i += 3) {
+      for (const char c : {'\0', '9', '-', '"', '{', '[', ',', 'e', '.'}) {
+        std::string mutated = seed;
+        mutated[i] = c;
+        FuzzOne(mutated);
+      }
+    }
+  }
+}
+
+TEST(ModelConfigFuzzReplay, ExtremeIntegersInEveryField) {
+  const int64_t extremes[] = {0,
+                              -1,
+                              1,
+                              3,
+                              int64_t{1} << 31,
+                              (int64_t{1} << 31) - 1,
+                              1'000'000'000,
+                              int64_t{1} << 62,
+                              std::numeric_limits<int64_t>::max(),
+                              std::numeric_limits<int64_t>::min()};
+  for (const std::string& seed : Seeds()) {
+    const nlohmann::json config = nlohmann::json::parse(seed);
+    for (const auto& [key, value] : config.items()) {
+      if (!value.is_number_integer()) continue;
+      for (const int64_t v : extremes) {
+        nlohmann::json mutated = config;
+        mutated[key] = v;
+        FuzzOne(mutated.dump());
+      }
+      nlohmann::json as_float = config;
+      as_float[key] = 1e300;
+      FuzzOne(as_float.dump());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moeserve
