@@ -8,7 +8,8 @@
 #    (bench/peers/build-llama-cpp.sh, cached under ~/.cache/moeserve-peers);
 # 2. makes two random bf16 models with `moeserve make-model` (bench/configs/qwen2_0_5b.json, and
 #    deepseek_v2_lite_4l.json: DeepSeek-V2-Lite with 4 layers, 64 experts) with tokenizers from the
-#    shared test data, and converts both to GGUF (bf16) with llama.cpp's convert_hf_to_gguf.py;
+#    shared test data, and converts both to GGUF (bf16) with llama.cpp's convert_hf_to_gguf.py
+#    (bench/peers/model-pair.sh, cached);
 # 3. runs, REPS times, each side right after the other (interleaved, so both see the same load):
 #    - batch-1 prefill of 512 tokens and decode of 64 tokens after it
 #      (moeserve-decode-bench --batch 1 --prompt-len 512 --steps 64; llama-bench -p 512 and
@@ -54,23 +55,8 @@ model_specs=("qwen2-0.5b qwen2_0_5b.json qwen3")
 [[ "${SKIP_MOE:-0}" == "1" ]] || model_specs+=("v2-lite-4l deepseek_v2_lite_4l.json deepseek_v3")
 for spec in "${model_specs[@]}"; do
   read -r name config tok <<<"$spec"
-  dir="$models/$name"
-  # Remade when the config changes.
-  if ! cmp -s "$root/bench/configs/$config" "$dir/.source-config.json" 2>/dev/null; then
-    log "making $name"
-    rm -rf "$dir" "$models/$name.gguf"
-    nice -n 10 "$moeserve" make-model --config "$root/bench/configs/$config" --out "$dir" --seed 0 \
-      --dtype bf16 >&2
-    cp "$data/tokenizers/$tok/tokenizer.json" "$data/tokenizers/$tok/tokenizer_config.json" "$dir/"
-    cp "$root/bench/configs/$config" "$dir/.source-config.json"
-  fi
-  if [[ ! -f "$models/$name.gguf" ]]; then
-    log "converting $name to GGUF"
-    # shellcheck disable=SC2086
-    nice -n 10 $LLAMA_CONVERT "$dir" --outtype bf16 --outfile "$models/$name.gguf.tmp" >"$logs/convert-$name.log" 2>&1 ||
-      { tail -20 "$logs/convert-$name.log" >&2; exit 1; }
-    mv "$models/$name.gguf.tmp" "$models/$name.gguf"
-  fi
+  LLAMA_CONVERT="$LLAMA_CONVERT" "$root/bench/peers/model-pair.sh" "$moeserve" "$name" "${config%.json}" \
+    "$tok" >/dev/null
 done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
