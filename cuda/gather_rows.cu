@@ -13,9 +13,9 @@ __global__ void GatherRowsKernel(GatherRowsParams p) {
   const int64_t i = blockIdx.x;
   const int64_t units = p.row_bytes / static_cast<int64_t>(sizeof(Unit));
   Unit* dst = reinterpret_cast<Unit*>(static_cast<char*>(p.dst) + i * p.row_bytes);
-  const int32_t idx = p.indices[i];
+  const int64_t idx = static_cast<int64_t>(p.indices[i]) - p.index_offset;
   if (idx < 0 || idx >= p.src_rows) {
-    if (threadIdx.x == 0) RaiseError(p.error_flags, kErrGatherIndex);
+    if (threadIdx.x == 0 && !p.zero_outside) RaiseError(p.error_flags, kErrGatherIndex);
     for (int64_t u = threadIdx.x; u < units; u += blockDim.x) dst[u] = Unit{};
     return;
   }

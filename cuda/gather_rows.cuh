@@ -7,9 +7,10 @@
 
 namespace moeserve::kernels {
 
-// dst[i] = src[indices[i]] for i < num_indices, rows of row_bytes bytes (any dtype). Serves
-// Embedding (src = table) and GatherRows. An index outside [0, src_rows) zero-fills its row and
-// sets kErrGatherIndex in *error_flags (may be null).
+// dst[i] = src[indices[i] - index_offset] for i < num_indices, rows of row_bytes bytes (any
+// dtype). Serves Embedding (src = table), EmbeddingShard (a vocabulary slice: index_offset its
+// first id, zero_outside) and GatherRows. An index outside [0, src_rows) zero-fills its row and,
+// unless zero_outside, sets kErrGatherIndex in *error_flags (may be null).
 struct GatherRowsParams {
   const void* src = nullptr;
   void* dst = nullptr;
@@ -17,6 +18,8 @@ struct GatherRowsParams {
   int64_t num_indices = 0;
   int64_t src_rows = 0;
   int64_t row_bytes = 0;
+  int32_t index_offset = 0;
+  bool zero_outside = false;
   unsigned* error_flags = nullptr;
 };
 

@@ -43,20 +43,29 @@ __device__ int BlockExclusiveScan(int v, int* total) {
   return inc - v + warp_sums[warp];
 }
 
-// The expert of pair i = t·(K+S) + slot: topk_ids[t, slot] for a routed slot, routed experts +
-// (slot - K) for a shared one; -1 for a padding lane or a routed id outside [0, E - S).
-__device__ __forceinline__ int PairExpert(const MoePermuteParams& p, int64_t i) {
+// The local expert of pair i = t·(K+S) + slot: topk_ids[t, slot] - expert_offset for a routed
+// slot, routed experts + (slot - K) for a shared one; -1 for a padding lane, a routed id outside
+// [0, routed_total) (*bad set) or one another rank holds.
+__device__ __forceinline__ int PairExpert(const MoePermuteParams& p, int64_t i, bool* bad) {
+  *bad = false;
   if (i >= p.pairs) return -1;
   const int routed = p.num_experts - p.num_shared;
+  const int total = p.routed_total > 0 ? p.routed_total : routed;
+  int e;
   if (p.num_shared == 0) {
-    const int e = p.topk_ids[i];
-    return e >= 0 && e < routed ? e : -1;
+    e = p.topk_ids[i];
+  } else {
+    const int slots = p.top_k + p.num_shared;
+    const int64_t t = i / slots;
+    const int slot = static_cast<int>(i - t * slots);
+    if (slot >= p.top_k) return routed + (slot - p.top_k);
+    e = p.topk_ids[t * p.top_k + slot];
   }
-  const int slots = p.top_k + p.num_shared;
-  const int64_t t = i / slots;
-  const int slot = static_cast<int>(i - t * slots);
-  if (slot >= p.top_k) return routed + (slot - p.top_k);
-  const int e = p.topk_ids[t * p.top_k + slot];
+  if (e < 0 || e >= total) {
+    *bad = true;
+    return -1;
+  }
+  e -= p.expert_offset;
   return e >= 0 && e < routed ? e : -1;
 }
 
@@ -83,8 +92,9 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
   // Every lane of every warp runs every iteration, so the warp-wide intrinsics see full warps.
   const int64_t n_round = (p.pairs + kThreads - 1) / kThreads * kThreads;
   for (int64_t i = tid; i < n_round; i += kThreads) {
-    const int e = PairExpert(p, i);
-    if (i < p.pairs && e < 0) RaiseError(p.error_flags, p.error_bit);
+    bool bad;
+    const int e = PairExpert(p, i, &bad);
+    if (bad) RaiseError(p.error_flags, p.error_bit);
     const unsigned peers = __match_any_sync(0xffffffffu, e);
     if (e >= 0 && (peers & lanes_below) == 0) atomicAdd(&count[e], __popc(peers));
     if (split_valid) {
@@ -111,7 +121,8 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
   __syncthreads();
 
   for (int64_t i = tid; i < n_round; i += kThreads) {
-    const int e = PairExpert(p, i);
+    bool bad;
+    const int e = PairExpert(p, i, &bad);
     const unsigned peers = __match_any_sync(0xffffffffu, e);
     const int leader = __ffs(peers) - 1;
     int base = 0;
@@ -133,7 +144,8 @@ __global__ void __launch_bounds__(kThreads) MoePermuteKernel(MoePermuteParams p)
 
 cudaError_t LaunchMoePermute(const MoePermuteParams& p, cudaStream_t stream) {
   if (p.num_experts <= 0 || p.num_experts > kMoeMaxExperts || p.top_k < 0 || p.num_shared < 0 ||
-      p.num_shared >= p.num_experts || p.top_k + p.num_shared == 0 || p.pairs < 0 ||
+      p.num_shared >= p.num_experts || p.top_k + p.num_shared == 0 || p.pairs < 0 || p.expert_offset < 0 ||
+      (p.routed_total > 0 && p.expert_offset + p.num_experts - p.num_shared > p.routed_total) ||
       p.pairs % (p.top_k + p.num_shared) != 0 || MoeMaxRows(p.pairs, p.num_experts) > 0x7fffffff) {
     return cudaErrorInvalidValue;
   }

@@ -25,7 +25,10 @@ namespace moeserve::kernels {
 //                          rows past it are padding, permuted and computed but not counted
 // Rows within an expert's segment are in no particular order (each row's GEMM result does not
 // depend on its position, so outputs are still deterministic). A routed id outside [0, E - S)
-// sets `error_bit` in *error_flags and the pair contributes nothing.
+// sets `error_bit` in *error_flags and the pair contributes nothing. Expert parallelism: with
+// routed_total > 0, topk_ids name the model's routed_total experts, this rank holds
+// [expert_offset, expert_offset + E - S) of them, and a pair routed elsewhere is skipped
+// (pair_row -1, not counted, no error); only ids outside [0, routed_total) are errors.
 // REQUIRES: num_experts in [1, kMoeMaxExperts], num_shared in [0, num_experts); buffers sized by
 // MoeMaxRows / MoeMaxMTiles of T·(K+S) pairs.
 struct MoePermuteParams {
@@ -33,7 +36,9 @@ struct MoePermuteParams {
   int64_t pairs = 0;                  // T·(K+S)
   int top_k = 0;                      // K (may be 0 when S > 0)
   int num_shared = 0;                 // S
-  int num_experts = 0;                // routed + shared
+  int num_experts = 0;                // routed + shared (this rank's)
+  int expert_offset = 0;              // expert parallelism: first routed expert held here
+  int routed_total = 0;               // the model's routed experts; 0: num_experts - num_shared
   int32_t* row_token = nullptr;
   int32_t* pair_row = nullptr;
   int32_t* tile_expert = nullptr;

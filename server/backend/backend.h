@@ -99,6 +99,13 @@ struct MoeExpertsExtras {
   // step's bucket rows) and add nothing to expert_counts. n is clamped to [0, T]. Every row is
   // still computed as usual, so `out` does not depend on it. Undefined: all T rows are real.
   Tensor num_valid_tokens;
+  // Expert parallelism: gate_up / down hold routed experts [first_expert, first_expert + E - S) of
+  // the model's num_routed_experts (0: E - S, every routed expert is here); topk_ids name the
+  // model's experts, in [0, num_routed_experts), and pairs routed outside this slice contribute
+  // nothing and are not counted (expert_counts covers the slice). Summing every slice's out gives
+  // the whole MoE.
+  int64_t first_expert = 0;
+  int64_t num_routed_experts = 0;
 };
 
 // Device sampling (optional; server/runner/device_sampling.h builds these from SamplingParams and
@@ -235,6 +242,13 @@ class Backend {
   // ---- Ops -----------------------------------------------------------------------------------
   // out[t] = table[ids[t]]. table [V, d], ids i32 [T], out [T, d]. An id outside [0, V) is an error.
   virtual absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
+
+  // Vocabulary-parallel embedding (one rank's rows of the table): out[t] = table[ids[t] - first_id]
+  // when ids[t] lies in [first_id, first_id + V), else zeros (a row another rank holds; summing
+  // every rank's out gives Embedding over the whole table). table [V, d], ids i32 [T], out [T, d],
+  // first_id >= 0.
+  virtual absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
+                                      const Tensor& out) = 0;
 
   // out = x · wᵀ + bias. x [T, in], w [out, in], bias [out] or empty, out [T, out].
   virtual absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias,

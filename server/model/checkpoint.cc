@@ -197,6 +197,12 @@ std::vector<std::string> Checkpoint::TensorNames() const {
 
 absl::StatusOr<std::vector<float>> Checkpoint::LoadF32(std::string_view name,
                                                        absl::Span<const int64_t> expected_shape) const {
+  return LoadF32Slice(name, expected_shape, 0, 0, expected_shape.empty() ? 1 : expected_shape[0]);
+}
+
+absl::StatusOr<std::vector<float>> Checkpoint::LoadF32Slice(std::string_view name,
+                                                            absl::Span<const int64_t> expected_shape, int dim,
+                                                            int64_t begin, int64_t count) const {
   ASSIGN_OR_RETURN(const Entry entry, Find(name));
   const TensorInfo& info = *entry.info;
   const auto where = [&] { return absl::StrCat("tensor ", Quoted(name), " in ", entry.file->path()); };
@@ -205,14 +211,30 @@ absl::StatusOr<std::vector<float>> Checkpoint::LoadF32(std::string_view name,
                                                    " does not match the expected ",
                                                    JoinDims(expected_shape)));
   }
-  std::vector<float> out(static_cast<size_t>(info.numel));
+  // A scalar is its own one-element slice along a notional dimension 0.
+  const std::vector<int64_t> shape = info.shape.empty() ? std::vector<int64_t>{1} : info.shape;
+  if (dim < 0 || dim >= static_cast<int>(shape.size()) || begin < 0 || count < 0 || begin + count > shape[dim]) {
+    return absl::InvalidArgumentError(absl::StrCat(where(), ": slice [", begin, ", ", begin + count,
+                                                   ") of dimension ", dim, " is outside ", info.ShapeString()));
+  }
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < dim; ++i) outer *= shape[i];
+  for (size_t i = dim + 1; i < shape.size(); ++i) inner *= shape[i];
+  const int64_t n = shape[dim];
+  std::vector<float> out(static_cast<size_t>(outer * count * inner));
   const absl::Span<const uint8_t> bytes = entry.file->Data(info);
   switch (info.file_dtype) {
     case SafetensorsDType::kF32:
     case SafetensorsDType::kBF16:
-    case SafetensorsDType::kF16:
-      RETURN_IF_ERROR(ConvertToF32(bytes, info.file_dtype, out.data()));
+    case SafetensorsDType::kF16: {
+      const size_t esize = info.file_dtype == SafetensorsDType::kF32 ? 4 : 2;
+      for (int64_t o = 0; o < outer; ++o) {
+        const size_t from = static_cast<size_t>((o * n + begin) * inner) * esize;
+        RETURN_IF_ERROR(ConvertToF32(bytes.subspan(from, static_cast<size_t>(count * inner) * esize),
+                                     info.file_dtype, out.data() + o * count * inner));
+      }
       return out;
+    }
     case SafetensorsDType::kF8E4M3:
       break;
     default:
@@ -221,7 +243,7 @@ absl::StatusOr<std::vector<float>> Checkpoint::LoadF32(std::string_view name,
           " (LoadF32 reads F32, BF16, F16 and F8_E4M3)"));
   }
 
-  // FP8 with block scales.
+  // FP8 with block scales: every element scaled by the block its place in the whole tensor is in.
   if (info.shape.size() != 2) {
     return absl::InvalidArgumentError(absl::StrCat(where(), ": F8_E4M3 tensor of shape ",
                                                    info.ShapeString(), " is not 2-D"));
@@ -250,11 +272,13 @@ absl::StatusOr<std::vector<float>> Checkpoint::LoadF32(std::string_view name,
                                                    ": ", scale_status.message()));
   }
   const std::array<float, 256>& fp8 = Fp8E4M3Table();
-  for (int64_t r = 0; r < rows; ++r) {
+  const int64_t r0 = dim == 0 ? begin : 0, r1 = dim == 0 ? begin + count : rows;
+  const int64_t c0 = dim == 1 ? begin : 0, c1 = dim == 1 ? begin + count : cols;
+  float* o = out.data();
+  for (int64_t r = r0; r < r1; ++r) {
     const float* scale_row = scale.data() + (r / br) * scale_cols;
     const uint8_t* in = bytes.data() + r * cols;
-    float* o = out.data() + r * cols;
-    for (int64_t c = 0; c < cols; ++c) o[c] = fp8[in[c]] * scale_row[c / bc];
+    for (int64_t c = c0; c < c1; ++c) *o++ = fp8[in[c]] * scale_row[c / bc];
   }
   return out;
 }

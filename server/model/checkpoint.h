@@ -50,6 +50,11 @@ class Checkpoint {
   // scale_inv[r / block_rows][c / block_cols].
   absl::StatusOr<std::vector<float>> LoadF32(std::string_view name,
                                              absl::Span<const int64_t> expected_shape) const;
+  // The slice [begin, begin + count) along dimension `dim` of tensor `name` as LoadF32 would give
+  // it (the narrowed tensor, row-major), converting only the slice's elements of the mapped file
+  // (a rank's shard of a weight). InvalidArgument for a slice outside the tensor.
+  absl::StatusOr<std::vector<float>> LoadF32Slice(std::string_view name, absl::Span<const int64_t> expected_shape,
+                                                  int dim, int64_t begin, int64_t count) const;
 
   // Keeps the mapping that holds tensor `name`'s RawData() alive while held (even past this
   // object), so weights can be used in place; null for an unknown name.

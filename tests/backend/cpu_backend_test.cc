@@ -275,6 +275,35 @@ TEST_F(CpuBackendTest, EmbeddingAndGatherRows) {
               HasSubstr("GatherRows: indices[2] = 99"));
 }
 
+// Two ranks' slices of one vocabulary: each gives its own rows and zeros elsewhere; their sum is
+// the whole-table embedding.
+TEST_F(CpuBackendTest, EmbeddingShardsSumToTheEmbedding) {
+  const int64_t V = 10, d = 7;
+  auto table = Random(rng_, V * d);
+  const std::vector<int32_t> ids = {0, 9, 4, 5, 3};
+  std::vector<float> sum(ids.size() * d, 0.0f);
+  for (int64_t first : {0, 5}) {
+    std::vector<float> rows(table.begin() + first * d, table.begin() + (first + 5) * d);
+    Tensor out = Empty(b_, DType::kF32, Shape{5, d});
+    ASSERT_TRUE(b_.EmbeddingShard(*b_.CreateWeight(rows, Shape{5, d}), MakeI32(b_, Shape{5}, ids), first, out).ok());
+    const auto got = ReadF32(b_, out);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      const bool mine = ids[t] >= first && ids[t] < first + 5;
+      for (int64_t i = 0; i < d; ++i) {
+        EXPECT_EQ(got[t * d + i], mine ? table[ids[t] * d + i] : 0.0f);
+        sum[t * d + i] += got[t * d + i];
+      }
+    }
+  }
+  std::vector<double> ref;
+  for (int32_t id : ids)
+    for (int64_t i = 0; i < d; ++i) ref.push_back(table[id * d + i]);
+  EXPECT_EQ(RelErr(sum, ref), 0.0);
+  Tensor out = Empty(b_, DType::kF32, Shape{5, d});
+  EXPECT_THAT(b_.EmbeddingShard(*b_.CreateWeight(table, Shape{V, d}), MakeI32(b_, Shape{5}, ids), -1, out).message(),
+              HasSubstr("first_id"));
+}
+
 TEST_F(CpuBackendTest, RmsNormAndAddRmsNorm) {
   for (int64_t d : {1, 7, 64, 333}) {
     const int64_t T = 5;
@@ -500,6 +529,50 @@ TEST_F(CpuBackendTest, MoeExpertsExtrasAddSharedOutputAndCountExperts) {
                           MoeExpertsExtras{Tensor(), Empty(b_, DType::kI64, Shape{E + 1})})
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Expert parallelism: two ranks holding experts [0, 3) and [3, 6) of 6; each skips the pairs
+// routed to the other's experts and counts only its own, and their outputs sum to the whole MoE.
+TEST_F(CpuBackendTest, MoeExpertsSlicesSumToTheWholeMoe) {
+  const int64_t T = 5, d = 6, E = 6, I = 3, K = 2;
+  auto x = Random(rng_, T * d), gu = Random(rng_, E * 2 * I * d, 0.3f), dn = Random(rng_, E * d * I, 0.3f);
+  auto w = Random(rng_, T * K);
+  const std::vector<int32_t> ids = {0, 5, 1, 2, 3, 4, 5, 0, 2, 2};
+  Tensor xt = MakeF32(b_, Shape{T, d}, x), it = MakeI32(b_, Shape{T, K}, ids), wt = MakeF32(b_, Shape{T, K}, w);
+  Tensor whole = Empty(b_, DType::kF32, Shape{T, d});
+  ASSERT_TRUE(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(gu, Shape{E, 2 * I, d}),
+                            *b_.CreateWeight(dn, Shape{E, d, I}), whole, {})
+                  .ok());
+  std::vector<float> sum(T * d, 0.0f);
+  for (int64_t first : {0, 3}) {
+    std::vector<float> gus(gu.begin() + first * 2 * I * d, gu.begin() + (first + 3) * 2 * I * d);
+    std::vector<float> dns(dn.begin() + first * d * I, dn.begin() + (first + 3) * d * I);
+    MoeExpertsExtras extras;
+    extras.first_expert = first;
+    extras.num_routed_experts = E;
+    extras.expert_counts = Empty(b_, DType::kI64, Shape{3});
+    ASSERT_TRUE(b_.Zero(extras.expert_counts).ok());
+    Tensor part = Empty(b_, DType::kF32, Shape{T, d});
+    ASSERT_TRUE(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(gus, Shape{3, 2 * I, d}),
+                              *b_.CreateWeight(dns, Shape{3, d, I}), part, extras)
+                    .ok());
+    const auto p = ReadF32(b_, part);
+    for (int64_t i = 0; i < T * d; ++i) sum[i] += p[i];
+    const int64_t* counts = extras.expert_counts.data_as<int64_t>();
+    for (int64_t e = 0; e < 3; ++e) {
+      EXPECT_EQ(counts[e], std::count(ids.begin(), ids.end(), static_cast<int32_t>(first + e))) << first + e;
+    }
+  }
+  const auto ref = ReadF32(b_, whole);
+  for (int64_t i = 0; i < T * d; ++i) EXPECT_NEAR(sum[i], ref[i], 1e-5f) << i;
+  MoeExpertsExtras bad;
+  bad.first_expert = 4;
+  bad.num_routed_experts = E;
+  const std::vector<float> three(gu.begin(), gu.begin() + 3 * 2 * I * d);
+  EXPECT_THAT(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(three, Shape{3, 2 * I, d}), Empty(b_, DType::kF32, Shape{3, d, I}),
+                            whole, bad)
+                  .message(),
+              HasSubstr("outside the model's 6 routed experts"));
 }
 
 // num_valid_tokens = n: rows [n, T) are padding. The output is unchanged, and expert_counts

@@ -102,6 +102,38 @@ void MoeCases(Harness& h) {
                              valid >= 0 ? absl::StrCat(" valid=", valid) : ""),
              rg.out, rc.out, fp8 ? 3e-2 : kBf16Bound, counts_ok ? " counts=ok" : " counts=MISMATCH");
     }
+    // Expert parallelism: each of N ranks holds E / N of the routed experts (bf16 and fp8); pairs
+    // routed elsewhere are skipped and not counted.
+    for (auto [T, E, K, d, I, N, fp8] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>{
+                                             64, 64, 6, 256, 128, 4, false},
+                                         {5, 16, 4, 256, 256, 2, true}, {130, 8, 2, 128, 96, 8, false}}) {
+      const int64_t El = E / N;
+      auto x = h.Rand(T * d), wts = h.Rand(T * K, 0.0f, 1.0f);
+      const std::vector<int32_t> ids = RouteIds(h, "spread", T, K, E);
+      for (int64_t r = 0; r < N; r += std::max<int64_t>(N - 1, 1)) {  // the first and last slices
+        Tensor gu_c, dn_c, gu_g, dn_g;
+        if (fp8) {
+          const Fp8Experts w = RandFp8Experts(h, El, d, I);
+          gu_c = w.GateUpOn(*h.cpu), dn_c = w.DownOn(*h.cpu), gu_g = w.GateUpOn(*h.gpu), dn_g = w.DownOn(*h.gpu);
+        } else {
+          auto gu = h.Rand(El * 2 * I * d, -0.1f, 0.1f), dn = h.Rand(El * d * I, -0.1f, 0.1f);
+          gu_c = Weight(*h.cpu, gu, {El, 2 * I, d}), dn_c = Weight(*h.cpu, dn, {El, d, I});
+          gu_g = Weight(*h.gpu, gu, {El, 2 * I, d}), dn_g = Weight(*h.gpu, dn, {El, d, I});
+        }
+        const MoeExpertsInputs in{.T = T, .E = El, .K = K, .d = d, .first = r * El, .total = E, .x = x,
+                                  .ids = ids, .weights = wts};
+        const MoeExpertsResult rc = RunMoeExperts(*h.cpu, in, gu_c, dn_c), rg = RunMoeExperts(*h.gpu, in, gu_g, dn_g);
+        std::vector<int64_t> want(El, 0);
+        for (int32_t e : ids) {
+          if (e >= r * El && e < (r + 1) * El) ++want[e - r * El];
+        }
+        const bool counts_ok = rc.counts == rg.counts && rc.counts == want;
+        if (!counts_ok) h.failed++;
+        Report(h, absl::StrCat(fp8 ? "MoeExpertsFp8" : "MoeExperts", " expert-parallel T=", T, " E=", E, " slice ",
+                               r, "/", N, " k=", K, " d=", d, " I=", I),
+               rg.out, rc.out, fp8 ? 3e-2 : kBf16Bound, counts_ok ? " counts=ok" : " counts=MISMATCH");
+      }
+    }
   }
 }
 

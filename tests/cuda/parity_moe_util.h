@@ -71,10 +71,12 @@ inline Fp8Experts RandFp8Experts(Harness& h, int64_t ES, int64_t d, int64_t I) {
 
 // One MoeExperts call's host inputs (T tokens of width d, top-K over E routed experts, S fused
 // shared experts). shared: the shared experts' output, added in place into out (nullptr: none).
-// valid >= 0 sets num_valid_tokens.
+// valid >= 0 sets num_valid_tokens. Expert parallelism: with total > 0 the E routed experts are
+// [first, first + E) of the model's `total`, which ids name.
 struct MoeExpertsInputs {
   int64_t T, E, K, d, S = 0;
   int32_t valid = -1;
+  int64_t first = 0, total = 0;
   const std::vector<float>& x;
   const std::vector<int32_t>& ids;
   const std::vector<float>& weights;
@@ -92,6 +94,8 @@ inline MoeExpertsResult RunMoeExperts(Backend& b, const MoeExpertsInputs& in, co
   const int64_t T = in.T, d = in.d;
   MoeExpertsExtras extras;
   extras.num_shared_experts = in.S;
+  extras.first_expert = in.first;
+  extras.num_routed_experts = in.total;
   extras.expert_counts = Out(b, {in.E}, DType::kI64);
   PARITY_CHECK_OK(b.Zero(extras.expert_counts));
   if (in.valid >= 0) extras.num_valid_tokens = I32(b, {in.valid}, {1});

@@ -54,6 +54,13 @@ static void RowOps(Harness& h) {
         PARITY_CHECK_OK(h.cpu->Embedding(Weight(*h.cpu, x, {T, d}), I32(*h.cpu, idx, {n}), ec));
         PARITY_CHECK_OK(h.gpu->Embedding(Weight(*h.gpu, x, {T, d}), I32(*h.gpu, idx, {n}), eg));
         Report(h, "Embedding " + shape, Down(*h.gpu, eg), Down(*h.cpu, ec), 1e-6);
+        // A vocabulary slice [T/3, T/3 + T/2) of the same ids: rows outside it are zeros.
+        const int64_t first = T / 3, rows = std::max<int64_t>(T / 2, 1);
+        std::vector<float> slice(x.begin() + first * d, x.begin() + (first + rows) * d);
+        Tensor sc = Out(*h.cpu, {n, d}, DType::kF32), sg = Out(*h.gpu, {n, d}, DType::kBF16);
+        PARITY_CHECK_OK(h.cpu->EmbeddingShard(Weight(*h.cpu, slice, {rows, d}), I32(*h.cpu, idx, {n}), first, sc));
+        PARITY_CHECK_OK(h.gpu->EmbeddingShard(Weight(*h.gpu, slice, {rows, d}), I32(*h.gpu, idx, {n}), first, sg));
+        Report(h, "EmbeddingShard " + shape, Down(*h.gpu, sg), Down(*h.cpu, sc), 1e-6);
       }
     }
   }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -100,6 +101,34 @@ TEST_F(FixtureTest, Fp8E4M3MatchesTorch) {
 
 TEST_F(FixtureTest, Fp8BlockDequantWithPartialBlocksMatchesTorch) {
   ExpectSameFloats(Load("w.weight", {10, 13}), Load("w.expected", {10, 13}));
+}
+
+// A rank's shard: every slice along either dimension equals that part of the whole tensor, for
+// bf16, f16 and fp8 block-scaled storage (fp8 slices across block edges keep each element's
+// block scale).
+TEST_F(FixtureTest, SlicesAreThePartsOfTheWholeTensor) {
+  for (const auto& [name, rows, cols] : {std::tuple<std::string, int64_t, int64_t>{"bf16", 2, 64},
+                                         {"f16", 2, 64}, {"w.weight", 10, 13}}) {
+    const std::vector<float> whole = Load(name, {rows, cols});
+    for (auto [dim, begin, count] : {std::tuple<int, int64_t, int64_t>{0, 1, 1}, {1, 8, 16}, {1, 3, 7}, {0, 0, 0}}) {
+      if (name == "w.weight" && dim == 0 && count > 0) begin = 3, count = 6;  // rows 3..8: fp8 blocks 0..2
+      count = std::min(count, (dim == 0 ? rows : cols) - begin);
+      auto got = ckpt_->LoadF32Slice(name, {rows, cols}, dim, begin, count);
+      ASSERT_TRUE(got.ok()) << got.status();
+      std::vector<float> want;
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < cols; ++c) {
+          if ((dim == 0 && r >= begin && r < begin + count) || (dim == 1 && c >= begin && c < begin + count)) {
+            want.push_back(whole[r * cols + c]);
+          }
+        }
+      }
+      ExpectSameFloats(*got, want);
+    }
+  }
+  EXPECT_THAT(std::string(ckpt_->LoadF32Slice("bf16", {2, 64}, 1, 60, 8).status().message()),
+              HasSubstr("slice [60, 68) of dimension 1 is outside [2, 64]"));
+  EXPECT_FALSE(ckpt_->LoadF32Slice("bf16", {2, 64}, 2, 0, 1).ok());
 }
 
 TEST_F(FixtureTest, Fp8WithoutScaleIsAnError) {

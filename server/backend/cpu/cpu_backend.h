@@ -68,6 +68,8 @@ class CpuBackend : public Backend {
 
   // Element-wise and row ops (cpu_elementwise.cc).
   absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override;
+  absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
+                              const Tensor& out) override;
   absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override;
   absl::Status AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, float eps,
                           const Tensor& out) override;

@@ -47,6 +47,33 @@ absl::Status CpuBackend::Embedding(const Tensor& table, const Tensor& ids, const
   return absl::OkStatus();
 }
 
+absl::Status CpuBackend::EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
+                                        const Tensor& out) {
+  constexpr absl::string_view kOp = "EmbeddingShard";
+  RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "table", table, {"V", "d"}));
+  RETURN_IF_ERROR(Expect(kOp, "ids", ids, DType::kI32, {"T"}));
+  const int64_t V = table.dim(0), d = table.dim(1), T = ids.dim(0);
+  RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {T, d}));
+  if (first_id < 0) return OpError(kOp, absl::StrCat("first_id ", first_id, " is negative"));
+  const int32_t* id = ids.data_as<int32_t>();
+  const char* tab = static_cast<const char*>(table.data());
+  const int64_t row_bytes = d * static_cast<int64_t>(DTypeSize(table.dtype()));
+  const cpu::WeightType type = cpu::WeightTypeOf(table.dtype());
+  float* o = out.data_as<float>();
+  const cpu::CpuKernels& kernels = cpu::Kernels();
+  pool_.ParallelFor(T, RowGrain(d), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t row = id[t] - first_id;
+      if (row >= 0 && row < V) {
+        kernels.widen_row(type, tab + row * row_bytes, o + t * d, d);
+      } else {
+        std::memset(o + t * d, 0, d * sizeof(float));
+      }
+    }
+  });
+  return absl::OkStatus();
+}
+
 absl::Status CpuBackend::RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) {
   constexpr absl::string_view kOp = "RmsNorm";
   RETURN_IF_ERROR(Expect(kOp, "x", x, DType::kF32, {"T", "d"}));

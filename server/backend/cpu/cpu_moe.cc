@@ -174,6 +174,12 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
                                      ") (the last S of the ", E, " experts)"));
   }
   const int64_t routed = E - S;
+  const int64_t total_routed = extras.num_routed_experts > 0 ? extras.num_routed_experts : routed;
+  const int64_t first = extras.first_expert;
+  if (first < 0 || first + routed > total_routed) {
+    return OpError(kOp, absl::StrCat("experts [", first, ", ", first + routed, ") are outside the model's ",
+                                     total_routed, " routed experts"));
+  }
   if (extras.expert_counts.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {routed}));
   }
@@ -182,26 +188,31 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   }
   const int32_t* ids = topk_ids.data_as<int32_t>();
   for (int64_t i = 0; i < T * K; ++i) {
-    if (ids[i] < 0 || ids[i] >= routed) {
+    if (ids[i] < 0 || ids[i] >= total_routed) {
       return OpError(kOp, absl::StrCat("topk_ids[", i / K, ", ", i % K, "] = ", ids[i],
-                                       " is outside [0, ", routed, ")"));
+                                       " is outside [0, ", total_routed, ")"));
     }
   }
 
   // Pair p = t·(K+S) + slot: slots [0, K) are the routed choices, [K, K+S) the shared experts
-  // (weight 1). Counting sort of the pairs by expert; within an expert, by token.
+  // (weight 1). Counting sort of the pairs by local expert (-1: another rank's expert, skipped);
+  // within an expert, by token.
   const int64_t slots = K + S;
   const float* wts = topk_weights.data_as<float>();
   auto pair_expert = [&](int64_t p) -> int64_t {
     const int64_t t = p / slots, j = p % slots;
-    return j < K ? ids[t * K + j] : routed + (j - K);
+    if (j >= K) return routed + (j - K);
+    const int64_t local = ids[t * K + j] - first;
+    return local >= 0 && local < routed ? local : -1;
   };
   auto pair_weight = [&](int64_t p) -> float {
     const int64_t t = p / slots, j = p % slots;
     return j < K ? wts[t * K + j] : 1.0f;
   };
   std::vector<int64_t> start(E + 1, 0);
-  for (int64_t p = 0; p < T * slots; ++p) ++start[pair_expert(p) + 1];
+  for (int64_t p = 0; p < T * slots; ++p) {
+    if (const int64_t e = pair_expert(p); e >= 0) ++start[e + 1];
+  }
   int64_t max_rows = 0;
   if (extras.expert_counts.defined()) {
     // Padding rows [n, T) are computed but not counted (the CUDA permutation does the same).
@@ -214,7 +225,7 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
     } else {
       for (int64_t p = 0; p < n * slots; ++p) {
         const int64_t e = pair_expert(p);
-        if (e < routed) ++counts[e];
+        if (e >= 0 && e < routed) ++counts[e];
       }
     }
   }
@@ -226,7 +237,7 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   {
     std::vector<int64_t> fill(start.begin(), start.end() - 1);
     for (int64_t p = 0; p < T * slots; ++p) {
-      moe_index_scratch_[fill[pair_expert(p)]++] = static_cast<int32_t>(p);
+      if (const int64_t e = pair_expert(p); e >= 0) moe_index_scratch_[fill[e]++] = static_cast<int32_t>(p);
     }
   }
   // Scratch: gathered inputs [n, d], gate|up [n, 2I], activations [n, I], expert outputs [n, d].

@@ -66,6 +66,8 @@ class CudaBackend : public Backend {
 
   // Row ops, attention, MoE (cuda_ops.cc).
   absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override;
+  absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
+                              const Tensor& out) override;
   absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override;
   absl::Status AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, float eps,
                           const Tensor& out) override;

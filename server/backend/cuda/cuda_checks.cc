@@ -283,6 +283,11 @@ absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tens
     return OpError(kOp, absl::StrCat("num_shared_experts ", S, " is outside [0, ", E,
                                      ") (the last S of the ", E, " experts)"));
   }
+  const int64_t total = extras.num_routed_experts > 0 ? extras.num_routed_experts : E - S;
+  if (extras.first_expert < 0 || extras.first_expert + E - S > total || total > 0x7fffffff) {
+    return OpError(kOp, absl::StrCat("experts [", extras.first_expert, ", ", extras.first_expert + E - S,
+                                     ") are outside the model's ", total, " routed experts"));
+  }
   if (extras.expert_counts.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "expert_counts", extras.expert_counts, DType::kI64, {E - S}));
   }

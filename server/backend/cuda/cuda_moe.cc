@@ -97,6 +97,8 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   pp.top_k = static_cast<int>(K);
   pp.num_shared = static_cast<int>(S);
   pp.num_experts = static_cast<int>(E);
+  pp.expert_offset = static_cast<int>(extras.first_expert);
+  pp.routed_total = static_cast<int>(extras.num_routed_experts);
   pp.row_token = row_token;
   pp.pair_row = pair_row;
   pp.tile_expert = tile_expert;

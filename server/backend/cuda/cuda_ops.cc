@@ -32,6 +32,25 @@ absl::Status CudaBackend::Embedding(const Tensor& table, const Tensor& ids, cons
   return Launched(k::LaunchGatherRows(p, stream_), "Embedding");
 }
 
+absl::Status CudaBackend::EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
+                                         const Tensor& out) {
+  RETURN_IF_ERROR(cuda_checks::CheckEmbedding(table, ids, out));
+  if (first_id < 0 || first_id > 0x7fffffff) {
+    return absl::InvalidArgumentError(absl::StrCat("EmbeddingShard: first_id ", first_id, " is outside [0, 2^31)"));
+  }
+  k::GatherRowsParams p;
+  p.src = table.data();
+  p.dst = out.data();
+  p.indices = Ptr<const int32_t>(ids);
+  p.num_indices = ids.dim(0);
+  p.src_rows = table.dim(0);
+  p.row_bytes = table.dim(1) * 2;
+  p.index_offset = static_cast<int32_t>(first_id);
+  p.zero_outside = true;  // another rank's row, not an error
+  p.error_flags = Flags(error_flags_);
+  return Launched(k::LaunchGatherRows(p, stream_), "EmbeddingShard");
+}
+
 absl::Status CudaBackend::GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckGatherRows(x, indices, out));
   k::GatherRowsParams p;
