@@ -13,6 +13,7 @@
 #include "server/dist/mpi_communicator.h"
 #include "server/dist/registry.h"
 #include "server/dist/single_communicator.h"
+#include "server/dist/timed_communicator.h"
 
 namespace moeserve {
 namespace {
@@ -154,6 +155,24 @@ TEST_F(MpiCommunicatorTest, ShapeErrorsNameTheCollectiveAndOperand) {
   EXPECT_THAT(std::string(comm_->AllToAll(in, counts, in, counts).message()), HasSubstr("sum to"));
   EXPECT_THAT(std::string(comm_->AllToAll(in, {1}, in, {1, 1, 1, 1, 1}).message()), HasSubstr("counts"));
   EXPECT_TRUE(comm_->Barrier().ok());  // still in step
+}
+
+TEST_F(MpiCommunicatorTest, TimedCommunicatorCountsCallsAndBytes) {
+  TimedCommunicator timed(comm_.get());
+  Tensor x = F32({1, 2, 3}, {3});
+  ASSERT_TRUE(timed.AllReduce(x).ok());
+  ASSERT_TRUE(timed.AllReduce(x).ok());
+  ASSERT_TRUE(timed.Barrier().ok());
+  EXPECT_EQ(Values(x)[2], 3.0f * n_ * n_);
+  const auto& s = timed.stats();
+  EXPECT_EQ(s[TimedCommunicator::kAllReduce].calls, 2);
+  EXPECT_EQ(s[TimedCommunicator::kAllReduce].bytes, 2 * 3 * 4);
+  EXPECT_EQ(s[TimedCommunicator::kHost].calls, 1);
+  EXPECT_EQ(s[TimedCommunicator::kAllGather].calls, 0);
+  EXPECT_GE(timed.total_time(), s[TimedCommunicator::kAllReduce].time);
+  EXPECT_STREQ(TimedCommunicator::OpName(TimedCommunicator::kAllReduce), "all_reduce");
+  timed.Reset();
+  EXPECT_EQ(timed.stats()[TimedCommunicator::kAllReduce].calls, 0);
 }
 
 // A backend with device memory: MPI refuses its tensors (GPU ranks use NCCL).
