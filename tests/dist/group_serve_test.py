@@ -2,8 +2,8 @@
 """`moeserve serve` as a tensor-parallel group under a real `mpirun`.
 
 Modes:
-  bench  moeserve-bench against the group ends with 0 failed requests; SIGTERM to rank 0 drains
-         it and the whole group exits 0.
+  bench  moeserve-bench against the group, over gRPC and over the OpenAI HTTP API, ends with 0
+         failed requests; SIGTERM to rank 0 drains it and the whole group exits 0.
   kill   rank 1 is SIGKILLed mid-run: the group ends non-zero within the timeout, and mpirun names
          rank 1.
   hang   rank 1 is stopped (SIGSTOP) mid-run: rank 0's next collective times out, it names rank 1
@@ -16,11 +16,20 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def fail(msg, log=""):
@@ -33,9 +42,10 @@ def fail(msg, log=""):
 class Group:
     def __init__(self, args, extra):
         env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        self.http_port = free_port()
         cmd = [args.mpiexec, "--oversubscribe", "-np", str(args.np), args.moeserve, "serve",
                "--tensor-parallel-size", str(args.np), "--model", args.model, "--port", "0",
-               "--http-port", "0", "--metrics-port", "-1", "--threads", "1",
+               "--http-port", str(self.http_port), "--metrics-port", "-1", "--threads", "1",
                "--collective-timeout", str(args.timeout),
                "--max-num-seqs", "16", "--log-level", "info"] + extra
         print("+", " ".join(cmd))
@@ -85,8 +95,25 @@ class Group:
             pass
 
 
-def run_bench(args, port, num_requests, out_json):
-    cmd = [args.bench, "--addr", f"127.0.0.1:{port}", "--num-requests", str(num_requests),
+def http_completions_served(http_port):
+    """Whether the server answers POST /v1/completions (the OpenAI API may be partly built)."""
+    req = urllib.request.Request(f"http://127.0.0.1:{http_port}/v1/completions", data=b"{}",
+                                 headers={"content-type": "application/json"}, method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        return True
+    except urllib.error.HTTPError as e:
+        return "no route" not in e.read().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def run_bench(args, port, num_requests, out_json, http_port=None):
+    # The default model's vocabulary: 512 (random prompts over HTTP need it).
+    target = (["--backend", "openai-completions", "--base-url", f"http://127.0.0.1:{http_port}/v1",
+               "--vocab-size", "512", "--model", os.path.basename(os.path.normpath(args.model))]
+              if http_port else ["--addr", f"127.0.0.1:{port}"])
+    cmd = [args.bench] + target + ["--num-requests", str(num_requests),
            "--input-len", "24", "--output-len", "24", "--range-ratio", "0.5", "--max-concurrency", "8",
            "--seed", "1", "--json", out_json]
     print("+", " ".join(cmd))
@@ -109,25 +136,33 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out_json = os.path.join(tmp, "bench.json")
         if args.mode == "bench":
-            bench = run_bench(args, group.port, 48, out_json)
-            bench_out = bench.communicate(timeout=600)[0]
-            print(bench_out)
-            if bench.returncode != 0:
-                group.kill()
-                fail(f"moeserve-bench exited {bench.returncode}", group.log())
-            with open(out_json) as f:
-                summary = json.load(f)
-            s = summary["runs"][0]["summary"]
-            if s.get("failed") != 0 or s.get("completed") != 48:
-                group.kill()
-                fail(f"bench: completed {s.get('completed')}, failed {s.get('failed')}", group.log())
+            targets = [None]  # gRPC, then the OpenAI HTTP API where it is served
+            if http_completions_served(group.http_port):
+                targets.append(group.http_port)
+            else:
+                print("HTTP: this build does not serve /v1/completions yet; the HTTP bench is skipped")
+            for http in targets:
+                bench = run_bench(args, group.port, 48, out_json, http)
+                bench_out = bench.communicate(timeout=600)[0]
+                print(bench_out)
+                if bench.returncode != 0:
+                    group.kill()
+                    fail(f"moeserve-bench exited {bench.returncode}", group.log())
+                with open(out_json) as f:
+                    summary = json.load(f)
+                s = summary["runs"][0]["summary"]
+                if s.get("failed") != 0 or s.get("completed") != 48:
+                    group.kill()
+                    fail(f"bench ({'HTTP' if http else 'gRPC'}): completed {s.get('completed')}, "
+                         f"failed {s.get('failed')}", group.log())
             os.kill(group.pid, signal.SIGTERM)
             rc = group.wait(120)
             if rc != 0:
                 fail(f"the group exited {rc} after SIGTERM to rank 0", group.log())
             if not re.search(r"rank 1: shutting down after \d+ steps", group.log()):
                 fail("rank 1 did not report its shutdown", group.log())
-            print(f"PASS: 48 requests, 0 failed; the group drained and exited 0")
+            print(f"PASS: 48 requests over {' and '.join('HTTP' if t else 'gRPC' for t in targets)} each, "
+                  "0 failed; the group drained and exited 0")
             return
 
         bench = run_bench(args, group.port, 400, out_json)
