@@ -3,12 +3,18 @@
 //
 //   moeserve-decode-bench --model DIR [--device cpu|cuda] [--batch 1,4,16] [--prompt-len 64] [--steps 64]
 //                         [--cuda-graphs on|off|both]
+//   mpirun -np N moeserve-decode-bench --model DIR --tensor-parallel-size N [--expert-parallel] ...
 //
 // Per batch size: prefill throughput, decode throughput, mean and median synchronised step time
 // after two warm-up steps, and (on a device) caching-allocator misses over the timed steps. With
 // CUDA graphs on, decode steps go through DecodeGraphRunner (recorded during the warm-up steps,
 // replayed in the timed ones); `both` prints an eager and a graph row per batch size. On a backend
 // without graphs only eager rows are printed.
+//
+// With --tensor-parallel-size N (under mpirun) every rank runs its shard of the model over the same
+// batches (same seed; no scheduler, so nothing is broadcast) and rank 0 prints; the last columns
+// are the milliseconds per decode step rank 0 spent in collectives (waiting for the other ranks
+// included) and their share of the step.
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +27,8 @@
 #include "CLI/CLI.hpp"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
+#include "server/dist/registry.h"
+#include "server/dist/timed_communicator.h"
 #include "server/runner/decode_graph_runner.h"
 #include "server/model/model.h"
 
@@ -36,6 +44,8 @@ struct Options {
   int threads = 0;
   int block_size = 16;
   std::string cuda_graphs = "both";  // on, off, both
+  int tensor_parallel_size = 1;
+  bool expert_parallel = false;
 };
 
 double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
@@ -43,8 +53,15 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 }
 
 absl::Status Run(const Options& o) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend({.device = o.device, .num_threads = o.threads}));
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(o.model, backend.get()));
+  ASSIGN_OR_RETURN(std::unique_ptr<DistContext> dist,
+                   DistContext::Create({.tensor_parallel_size = o.tensor_parallel_size}));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend({.device = o.device, .num_threads = o.threads,
+                                                                    .device_index = dist->local_rank()}));
+  ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, dist->CreateCommunicator(backend.get()));
+  TimedCommunicator timed(comm.get());
+  const bool leader = dist->rank() == 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                   LoadModel(o.model, backend.get(), {.parallel = ModelParallel(&timed, o.expert_parallel)}));
   const ModelConfig& c = model->config();
   const int max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   constexpr int kWarmup = 2;
@@ -61,10 +78,15 @@ absl::Status Run(const Options& o) {
     graphs = DecodeGraphRunner::Create(model.get(), backend.get(),
                                        {.max_batch = max_batch, .max_model_len = max_len});
   }
-  std::printf("model %s (%s), device %s, prompt %d, decode steps %d\n", o.model.c_str(),
-              c.architecture.c_str(), o.device.c_str(), o.prompt_len, o.steps);
-  std::printf("%6s %6s %14s %14s %14s %14s %8s\n", "batch", "graphs", "prefill tok/s", "decode tok/s",
-              "decode ms/step", "median ms", "misses");
+  if (leader) {
+    std::printf("model %s (%s), device %s, prompt %d, decode steps %d, tensor parallel %d%s, %.1f MiB of weights "
+                "per rank\n",
+                o.model.c_str(), c.architecture.c_str(), o.device.c_str(), o.prompt_len, o.steps,
+                o.tensor_parallel_size, o.expert_parallel ? " (expert parallel)" : "",
+                model->weight_bytes() / 1048576.0);
+    std::printf("%6s %6s %14s %14s %14s %14s %8s %10s %8s\n", "batch", "graphs", "prefill tok/s", "decode tok/s",
+                "decode ms/step", "median ms", "misses", "coll ms", "coll %");
+  }
 
   std::mt19937 rng(0);
   std::uniform_int_distribution<int32_t> token(3, static_cast<int32_t>(c.vocab_size) - 1);
@@ -94,7 +116,10 @@ absl::Status Run(const Options& o) {
     int64_t misses = -1;
     const auto d0 = std::chrono::steady_clock::now();
     for (int step = 0; step < o.steps + kWarmup; ++step) {
-      if (step == kWarmup) backend->MarkMemory();
+      if (step == kWarmup) {
+        backend->MarkMemory();
+        timed.Reset();
+      }
       const auto s0 = std::chrono::steady_clock::now();
       ForwardBatch decode{.block_size = o.block_size};
       for (int s = 0; s < batch_size; ++s) decode.AddSequence({token(rng)}, o.prompt_len + step, tables[s], true);
@@ -114,14 +139,17 @@ absl::Status Run(const Options& o) {
     const double median_ms = step_ms[step_ms.size() / 2];
     const double decode_s = Seconds(d0, d1) * o.steps / (o.steps + kWarmup);
     const char* mode = use_graphs ? "on" : "off";
-    std::printf("%6d %6s %14.1f %14.1f %14.2f %14.3f %8lld\n", batch_size, mode,
-                batch_size * o.prompt_len / Seconds(p0, p1), batch_size * o.steps / decode_s,
-                1000.0 * decode_s / o.steps, median_ms, static_cast<long long>(misses));
-    std::printf("decode batch=%d graphs=%s median_ms=%.3f misses=%lld\n", batch_size, mode, median_ms,
-                static_cast<long long>(misses));
+    const double mean_ms = 1000.0 * decode_s / o.steps;
+    const double coll_ms = 1000.0 * absl::ToDoubleSeconds(timed.total_time()) / o.steps;
+    if (!leader) continue;
+    std::printf("%6d %6s %14.1f %14.1f %14.2f %14.3f %8lld %10.3f %7.1f%%\n", batch_size, mode,
+                batch_size * o.prompt_len / Seconds(p0, p1), batch_size * o.steps / decode_s, mean_ms, median_ms,
+                static_cast<long long>(misses), coll_ms, 100.0 * coll_ms / mean_ms);
+    std::printf("decode batch=%d graphs=%s median_ms=%.3f misses=%lld coll_ms=%.3f\n", batch_size, mode, median_ms,
+                static_cast<long long>(misses), coll_ms);
    }
   }
-  if (graphs != nullptr) {
+  if (graphs != nullptr && leader) {
     std::printf("cuda graphs: %d recorded, %lld replays\n", graphs->num_graphs(),
                 static_cast<long long>(graphs->replays()));
   }
@@ -143,6 +171,10 @@ int main(int argc, char** argv) {
   app.add_option("--cuda-graphs", o.cuda_graphs, "decode through CUDA graphs: on, off or both (a row each)")
       ->capture_default_str()
       ->check(CLI::IsMember({"on", "off", "both"}));
+  app.add_option("--tensor-parallel-size,--tp", o.tensor_parallel_size, "ranks (run under mpirun -np N)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_flag("--expert-parallel", o.expert_parallel, "MoE experts whole per rank");
   CLI11_PARSE(app, argc, argv);
   const absl::Status status = moeserve::Run(o);
   if (!status.ok()) {

@@ -1,5 +1,7 @@
 #include "server/dist/timed_communicator.h"
 
+#include <cstdlib>
+
 namespace moeserve {
 
 const char* TimedCommunicator::OpName(Op op) {
@@ -13,6 +15,11 @@ const char* TimedCommunicator::OpName(Op op) {
     case kNumOps: break;
   }
   return "?";
+}
+
+void TimedCommunicator::Abort(const absl::Status& why) {
+  inner_->Abort(why);
+  std::abort();  // inner_->Abort does not return
 }
 
 absl::Duration TimedCommunicator::total_time() const {

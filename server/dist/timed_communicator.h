@@ -46,7 +46,7 @@ class TimedCommunicator final : public Communicator {
   absl::Status BroadcastHost(absl::Span<uint8_t> bytes, int root) override;
   absl::Status AllGatherHost(absl::Span<const uint8_t> in, absl::Span<uint8_t> out) override;
   absl::Status Barrier() override;
-  [[noreturn]] void Abort(const absl::Status& why) override { inner_->Abort(why); }
+  [[noreturn]] void Abort(const absl::Status& why) override;
 
  private:
   template <typename F>

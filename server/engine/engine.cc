@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "server/backend/registry.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
@@ -61,6 +62,28 @@ FinishReason ReasonOf(RequestStatus status) {
 
 }  // namespace
 
+namespace {
+
+// Rank 0 logs every rank's share of the weights (a collective over the group).
+absl::Status ReportWeightBytes(const Model& model, Communicator* group, bool expert_parallel) {
+  const int64_t mine = model.weight_bytes();
+  std::vector<int64_t> all(static_cast<size_t>(group->world_size()));
+  RETURN_IF_ERROR(group->AllGatherHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&mine), sizeof(mine)),
+                                       absl::MakeSpan(reinterpret_cast<uint8_t*>(all.data()), all.size() * 8)));
+  if (group->rank() != 0) return absl::OkStatus();
+  std::string ranks;
+  int64_t sum = 0;
+  for (size_t r = 0; r < all.size(); ++r) {
+    absl::StrAppend(&ranks, r == 0 ? "" : ", ", "rank ", r, " ", absl::StrFormat("%.1f MiB", all[r] / 1048576.0));
+    sum += all[r];
+  }
+  MS_LOG(INFO) << "tensor parallel " << all.size() << (expert_parallel ? " (expert parallel)" : "")
+               << ": weights per rank: " << ranks << absl::StrFormat(" (sum %.1f MiB)", sum / 1048576.0);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistContext* dist) {
   const int tp = config.tensor_parallel_size;
   if (tp < 1) return absl::InvalidArgumentError(absl::StrCat("tensor_parallel_size must be >= 1, got ", tp));
@@ -76,12 +99,11 @@ absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistCont
     ASSIGN_OR_RETURN(parts.communicator, dist->CreateCommunicator(parts.backend.get()));
     parts.group = dist->host();
   }
-  ASSIGN_OR_RETURN(parts.model, LoadModel(config.model_dir, parts.backend.get(),
-                                          {.max_model_len = config.max_model_len}));
-  if (tp > 1 && dist->rank() == 0) {
-    MS_LOG(WARNING) << "tensor parallelism: the group runs in step, but the weights are not sharded yet "
-                       "(every rank holds the whole model)";
-  }
+  ASSIGN_OR_RETURN(parts.model,
+                   LoadModel(config.model_dir, parts.backend.get(),
+                             {.max_model_len = config.max_model_len,
+                              .parallel = ModelParallel(parts.communicator.get(), config.expert_parallel)}));
+  if (tp > 1) RETURN_IF_ERROR(ReportWeightBytes(*parts.model, parts.group, config.expert_parallel));
   const std::string tokenizer_dir =
       config.tokenizer_dir.empty() ? config.model_dir : config.tokenizer_dir;
   const bool leader = dist == nullptr || dist->rank() == 0;

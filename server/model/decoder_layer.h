@@ -9,6 +9,7 @@
 #include "server/model/config.h"
 #include "server/model/decoder_tensors.h"
 #include "server/model/ffn.h"
+#include "server/model/parallel.h"
 #include "server/model/weight_loader.h"
 
 namespace moeserve {
@@ -36,6 +37,7 @@ class DecoderLayer {
  private:
   DecoderLayer() = default;
 
+  ModelParallel parallel_;      // the blocks hold this rank's share; outputs are all-reduced
   Tensor input_norm_;           // [d]
   Tensor post_attention_norm_;  // [d]
   std::unique_ptr<AttentionBlock> attention_;

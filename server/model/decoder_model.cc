@@ -9,10 +9,13 @@ namespace moeserve {
 absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(const ModelConfig& c, const DecoderTensors& tensors,
                                                                  WeightLoader& loader, int64_t max_model_len) {
   std::unique_ptr<DecoderModel> m(new DecoderModel(c, loader.backend(), max_model_len));
-  ASSIGN_OR_RETURN(m->embed_, loader.Load(tensors.embed));
+  // Tensor parallelism: the embedding and LM head split by vocabulary (parallel.h).
+  m->parallel_ = loader.parallel();
+  ASSIGN_OR_RETURN(m->vocab_, m->parallel_.Share(c.vocab_size, "vocab_size"));
+  ASSIGN_OR_RETURN(m->embed_, LoadSlice(loader, tensors.embed, 0, m->vocab_));
   ASSIGN_OR_RETURN(m->final_norm_, loader.Load(tensors.final_norm));
   if (tensors.lm_head && loader.Has(*tensors.lm_head)) {
-    ASSIGN_OR_RETURN(m->lm_head_, loader.Load(*tensors.lm_head));
+    ASSIGN_OR_RETURN(m->lm_head_, LoadSlice(loader, *tensors.lm_head, 0, m->vocab_));
   } else {
     m->lm_head_ = m->embed_;
   }
@@ -21,6 +24,7 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(const ModelConf
     ASSIGN_OR_RETURN(DecoderLayer loaded, DecoderLayer::Load(loader, layer, c));
     m->layers_.push_back(std::move(loaded));
   }
+  m->weight_bytes_ = loader.bytes_loaded();
   const int64_t rotary_dim = c.rotary_dim;
   const std::vector<float> table = BuildRopeCosSinTable(ComputeRopeFrequencies(c.rope, rotary_dim), max_model_len);
   Backend* b = m->backend_;
@@ -121,7 +125,12 @@ absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
   ASSIGN_OR_RETURN(Tensor residual, b->Allocate(act, {t, d}));
   ASSIGN_OR_RETURN(Tensor x, b->Allocate(act, {t, d}));
   ASSIGN_OR_RETURN(Tensor block_out, b->Allocate(act, {t, d}));
-  RETURN_IF_ERROR(b->Embedding(embed_, ctx.token_ids, residual));
+  if (parallel_.sharded()) {
+    RETURN_IF_ERROR(b->EmbeddingShard(embed_, ctx.token_ids, vocab_.begin, residual));
+    RETURN_IF_ERROR(parallel_.AllReduce(residual));
+  } else {
+    RETURN_IF_ERROR(b->Embedding(embed_, ctx.token_ids, residual));
+  }
   RETURN_IF_ERROR(b->RmsNorm(residual, layers_.empty() ? final_norm_ : layers_[0].input_norm(), eps, x));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm() : final_norm_;
@@ -130,9 +139,37 @@ absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
   const int64_t n = ctx.logits_indices.defined() ? ctx.logits_indices.dim(0) : 0;
   ASSIGN_OR_RETURN(Tensor rows, b->Allocate(act, {n, d}));
   RETURN_IF_ERROR(b->GatherRows(x, ctx.logits_indices, rows));
+  if (!parallel_.sharded()) {
+    ASSIGN_OR_RETURN(Tensor logits, b->Allocate(act, {n, config_.vocab_size}));
+    RETURN_IF_ERROR(b->Linear(rows, lm_head_, Tensor(), logits));
+    return logits;
+  }
+  // This rank's vocabulary columns, gathered from every rank: [N, n, V/N] in rank order, then
+  // re-laid as [n, V] (row i * N + r of the [n * N, V/N] result is rank r's part of row i).
+  const int64_t ranks = parallel_.size(), part = vocab_.count;
+  ASSIGN_OR_RETURN(Tensor local, b->Allocate(act, {n, part}));
+  RETURN_IF_ERROR(b->Linear(rows, lm_head_, Tensor(), local));
+  ASSIGN_OR_RETURN(Tensor gathered, b->Allocate(act, {ranks * n, part}));
+  RETURN_IF_ERROR(parallel_.comm()->AllGather(local, gathered));
+  ASSIGN_OR_RETURN(const Tensor order, LogitsOrder(n));
   ASSIGN_OR_RETURN(Tensor logits, b->Allocate(act, {n, config_.vocab_size}));
-  RETURN_IF_ERROR(b->Linear(rows, lm_head_, Tensor(), logits));
+  RETURN_IF_ERROR(b->GatherRows(gathered, order, logits.View({n * ranks, part})));
   return logits;
+}
+
+absl::StatusOr<Tensor> DecoderModel::LogitsOrder(int64_t n) {
+  if (auto it = logits_order_.find(n); it != logits_order_.end()) return it->second;
+  const int64_t ranks = parallel_.size();
+  std::vector<int32_t> order(static_cast<size_t>(n * ranks));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t r = 0; r < ranks; ++r) order[i * ranks + r] = static_cast<int32_t>(r * n + i);
+  }
+  // Made on a shape's first (eager) step, so a graph recorded later only reads it.
+  ASSIGN_OR_RETURN(Tensor t, backend_->Allocate(DType::kI32, {n * ranks}));
+  RETURN_IF_ERROR(backend_->CopyFromHost(
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(order.data()), order.size() * sizeof(int32_t)), t));
+  logits_order_.emplace(n, t);
+  return t;
 }
 
 }  // namespace moeserve

@@ -1,12 +1,14 @@
 #ifndef MOESERVE_SERVER_MODEL_DECODER_MODEL_H_
 #define MOESERVE_SERVER_MODEL_DECODER_MODEL_H_
 
+#include <map>
 #include <memory>
 #include <vector>
 
 #include "server/model/decoder_layer.h"
 #include "server/model/decoder_tensors.h"
 #include "server/model/model.h"
+#include "server/model/parallel.h"
 #include "server/model/step_context.h"
 #include "server/model/weight_loader.h"
 
@@ -31,17 +33,25 @@ class DecoderModel final : public Model {
   absl::StatusOr<Tensor> ForwardOnDevice(const StepContext& ctx) override;
   absl::StatusOr<ExpertLoad> ReadExpertLoad() override;
   absl::Status ResetExpertLoad() override;
+  int64_t weight_bytes() const override { return weight_bytes_; }
 
  private:
   DecoderModel(ModelConfig config, Backend* backend, int64_t max_model_len)
       : config_(std::move(config)), backend_(backend), max_model_len_(max_model_len) {}
 
+  // [n * N] i32: the gathered logits' rows in [n, V] order (tensor parallelism), per row count n.
+  absl::StatusOr<Tensor> LogitsOrder(int64_t n);
+
   ModelConfig config_;
   Backend* backend_;
+  ModelParallel parallel_;
+  Range vocab_;  // this rank's rows of the embedding and LM head
+  std::map<int64_t, Tensor> logits_order_;
+  int64_t weight_bytes_ = 0;
   int64_t max_model_len_;
-  Tensor embed_;         // [V, d]
+  Tensor embed_;         // [V / N, d]: this rank's vocabulary rows
   Tensor final_norm_;    // [d]
-  Tensor lm_head_;       // [V, d] (the embedding when tied)
+  Tensor lm_head_;       // [V / N, d] (the embedding when tied)
   Tensor rope_cos_sin_;  // [max_model_len, rotary_dim]
   std::vector<DecoderLayer> layers_;
   KvLayout kv_layout_{.num_blocks = 0};  // the allocated cache's

@@ -7,6 +7,7 @@
 #include "server/backend/backend.h"
 #include "server/model/config.h"
 #include "server/model/decoder_tensors.h"
+#include "server/model/parallel.h"
 #include "server/model/weight_loader.h"
 
 namespace moeserve {
@@ -42,16 +43,19 @@ class MoeFfn {
   const Tensor& expert_counts() const { return expert_counts_; }
 
  private:
-  static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const MoeTensors& tensors,
-                                             int64_t d, int64_t i_size, int64_t n_shared, MoeFfn* moe);
+  static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const MoeTensors& tensors, int64_t d,
+                                             Range experts, Range channels, int64_t n_shared, Range shared_channels,
+                                             bool fuse_shared, MoeFfn* moe);
 
   MoeRoutingParams routing_;
-  int64_t num_experts_ = 0;
-  int64_t intermediate_ = 0;
+  int64_t num_experts_ = 0;    // routed experts of the model (the router's)
+  int64_t first_expert_ = 0;   // expert parallelism: this rank holds [first, first + local)
+  int64_t local_experts_ = 0;
+  int64_t intermediate_ = 0;   // this rank's channels of each expert
   Tensor router_;           // [E, d]
   Tensor correction_bias_;  // [E] or empty
-  Tensor gate_up_;          // [E + S, 2I, d]
-  Tensor down_;             // [E + S, d, I]
+  Tensor gate_up_;          // [local + S, 2I, d]
+  Tensor down_;             // [local + S, d, I]
   // S: the shared MLP (intermediate n_shared · I) split into n_shared experts of intermediate I,
   // stacked after the routed ones and run by MoeExperts on every token with weight 1 (one grouped
   // computation instead of two extra GEMMs). 0 when there are none or they stay a DenseMlp.

@@ -1,27 +1,50 @@
 #include "server/model/gqa_attention.h"
 
+#include <tuple>
+
 #include "server/common/status_macros.h"
+#include "server/model/parallel.h"
 
 namespace moeserve {
 
 absl::StatusOr<std::unique_ptr<GqaAttention>> GqaAttention::Load(WeightLoader& loader, const GqaTensors& t,
                                                                  const ModelConfig& c) {
   auto a = std::make_unique<GqaAttention>();
-  a->num_heads_ = c.num_attention_heads;
-  a->num_kv_heads_ = c.num_key_value_heads;
-  a->head_dim_ = c.head_dim;
+  // Tensor parallelism: this rank's query heads and the kv heads they read (parallel.h). With fewer
+  // kv heads than ranks, each kv head is replicated on N / Hkv ranks (all of a rank's query heads
+  // then read the same one).
+  const ModelParallel& parallel = loader.parallel();
+  ASSIGN_OR_RETURN(const Range heads, parallel.Share(c.num_attention_heads, "num_attention_heads"));
+  Range kv_heads;
+  if (const int64_t n = parallel.size(), kv = c.num_key_value_heads; kv % n == 0 || n % kv != 0) {
+    ASSIGN_OR_RETURN(kv_heads, parallel.Share(kv, "num_key_value_heads"));
+  } else {
+    kv_heads = {parallel.rank() / (n / kv), 1};
+  }
+  const int64_t hd = c.head_dim;
+  const Range q_rows{heads.begin * hd, heads.count * hd}, kv_rows{kv_heads.begin * hd, kv_heads.count * hd};
+  a->num_heads_ = heads.count;
+  a->num_kv_heads_ = kv_heads.count;
+  a->head_dim_ = hd;
   a->rotary_dim_ = c.rotary_dim;
   a->scale_ = static_cast<float>(c.attention_scale);
   a->norm_eps_ = static_cast<float>(c.rms_norm_eps);
   a->rope_style_ = c.rope_style;
-  ASSIGN_OR_RETURN(a->q_, loader.Load(t.q));
-  ASSIGN_OR_RETURN(a->k_, loader.Load(t.k));
-  ASSIGN_OR_RETURN(a->v_, loader.Load(t.v));
-  ASSIGN_OR_RETURN(a->o_, loader.Load(t.o));
-  for (auto [spec, tensor] : {std::pair{&t.q_bias, &a->q_bias_}, std::pair{&t.k_bias, &a->k_bias_},
-                              std::pair{&t.v_bias, &a->v_bias_}, std::pair{&t.o_bias, &a->o_bias_},
-                              std::pair{&t.q_norm, &a->q_norm_},
-                              std::pair{&t.k_norm, &a->k_norm_}}) {
+  ASSIGN_OR_RETURN(a->q_, LoadSlice(loader, t.q, 0, q_rows));
+  ASSIGN_OR_RETURN(a->k_, LoadSlice(loader, t.k, 0, kv_rows));
+  ASSIGN_OR_RETURN(a->v_, LoadSlice(loader, t.v, 0, kv_rows));
+  ASSIGN_OR_RETURN(a->o_, LoadSlice(loader, t.o, 1, q_rows));  // row-parallel: a partial sum per rank
+  for (auto [spec, tensor, rows] : {std::tuple{&t.q_bias, &a->q_bias_, q_rows}, std::tuple{&t.k_bias, &a->k_bias_, kv_rows},
+                                    std::tuple{&t.v_bias, &a->v_bias_, kv_rows}}) {
+    if (*spec) {
+      ASSIGN_OR_RETURN(*tensor, LoadSlice(loader, **spec, 0, rows));
+    }
+  }
+  // The output bias once in the sum over ranks: on rank 0.
+  if (t.o_bias && parallel.rank() == 0) {
+    ASSIGN_OR_RETURN(a->o_bias_, loader.Load(*t.o_bias));
+  }
+  for (auto [spec, tensor] : {std::pair{&t.q_norm, &a->q_norm_}, std::pair{&t.k_norm, &a->k_norm_}}) {
     if (*spec) {
       ASSIGN_OR_RETURN(*tensor, loader.Load(**spec));
     }

@@ -3,14 +3,18 @@
 #include <vector>
 
 #include "server/common/status_macros.h"
+#include "server/model/parallel.h"
 
 namespace moeserve {
 
 absl::StatusOr<std::unique_ptr<MlaAttention>> MlaAttention::Load(WeightLoader& loader, const MlaTensors& t,
                                                                  const ModelConfig& c) {
   auto a = std::make_unique<MlaAttention>();
-  const int64_t h = c.num_attention_heads;
   const int64_t dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim, l = c.kv_lora_rank;
+  // Tensor parallelism: this rank's heads (q_b, kv_b rows; o columns). The latent projections, and
+  // so the latent cache, are whole on every rank (parallel.h).
+  ASSIGN_OR_RETURN(const Range heads, loader.parallel().Share(c.num_attention_heads, "num_attention_heads"));
+  const int64_t h = heads.count;
   a->num_heads_ = h;
   a->q_lora_rank_ = c.q_lora_rank;
   a->kv_lora_rank_ = l;
@@ -26,7 +30,7 @@ absl::StatusOr<std::unique_ptr<MlaAttention>> MlaAttention::Load(WeightLoader& l
     ASSIGN_OR_RETURN(a->q_a_norm_, loader.Load(*t.q_a_norm));
   }
   const int64_t q_in = t.q.shape[1];
-  ASSIGN_OR_RETURN(std::vector<float> q, loader.Host(t.q));
+  ASSIGN_OR_RETURN(std::vector<float> q, HostSlice(loader, t.q, 0, {heads.begin * (dn + dr), h * (dn + dr)}));
   std::vector<float> q_nope, q_pe;
   for (int64_t head = 0; head < h; ++head) {
     const auto nope = TakeRows(q, q_in, head * (dn + dr), dn);
@@ -45,7 +49,7 @@ absl::StatusOr<std::unique_ptr<MlaAttention>> MlaAttention::Load(WeightLoader& l
   ASSIGN_OR_RETURN(a->kv_a_norm_, loader.Load(t.kv_a_norm));
 
   // kv_b_proj rows per head: [W_UK (dn x L) | W_UV (dv x L)]. Absorb: keep W_UKᵀ per head.
-  ASSIGN_OR_RETURN(std::vector<float> kv_b, loader.Host(t.kv_b));
+  ASSIGN_OR_RETURN(std::vector<float> kv_b, HostSlice(loader, t.kv_b, 0, {heads.begin * (dn + dv), h * (dn + dv)}));
   std::vector<float> uk_t(static_cast<size_t>(h * l * dn)), uv;
   for (int64_t head = 0; head < h; ++head) {
     const float* uk = kv_b.data() + head * (dn + dv) * l;
@@ -57,7 +61,7 @@ absl::StatusOr<std::unique_ptr<MlaAttention>> MlaAttention::Load(WeightLoader& l
   }
   ASSIGN_OR_RETURN(a->uk_t_, loader.Upload(uk_t, {h, l, dn}));
   ASSIGN_OR_RETURN(a->uv_, loader.Upload(uv, {h, dv, l}));
-  ASSIGN_OR_RETURN(a->o_, loader.Load(t.o));
+  ASSIGN_OR_RETURN(a->o_, LoadSlice(loader, t.o, 1, {heads.begin * dv, h * dv}));  // row-parallel
   return a;
 }
 

@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& model_dir, B
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir, checkpoint_options));
   WeightLoader loader(checkpoint.get(), backend);
+  loader.set_parallel(options.parallel);
   // Sizes are bounded when parsed (config_limits.h), but a large model or context can still
   // exceed this machine's memory: an error with the numbers, not an abort.
   try {

@@ -11,6 +11,7 @@
 #include "server/model/config.h"
 #include "server/model/expert_load.h"
 #include "server/model/forward_batch.h"
+#include "server/model/parallel.h"
 #include "server/model/step_context.h"
 
 namespace moeserve {
@@ -54,6 +55,9 @@ class Model {
   // from the backend (synchronises: call it right after a step's own synchronisation). Empty for
   // dense models.
   virtual absl::StatusOr<ExpertLoad> ReadExpertLoad() { return ExpertLoad{}; }
+  // Bytes of this rank's weights on the backend (with tensor parallelism, its share); 0 when the
+  // model does not count them.
+  virtual int64_t weight_bytes() const { return 0; }
   // Zeroes those counters (e.g. after a profiling or warm-up step).
   virtual absl::Status ResetExpertLoad() { return absl::OkStatus(); }
 };
@@ -71,6 +75,9 @@ struct LoadModelOptions {
   int64_t max_model_len = 0;
   // The architectures to look config.json's up in; nullptr = the built-in ones.
   const ArchitectureRegistry* architectures = nullptr;
+  // Tensor parallelism: which share of the weights this rank loads and the communicator its
+  // blocks reduce through (parallel.h); one rank by default.
+  ModelParallel parallel;
 };
 
 // Loads a Hugging Face model directory (config.json + safetensors) onto `backend`, which must

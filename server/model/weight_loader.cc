@@ -116,19 +116,24 @@ absl::StatusOr<Tensor> WeightLoader::Upload(const std::vector<float>& values, st
     }
   }
   ++tensors_loaded_;
-  return backend_->CreateWeight(values, Shape(absl::MakeConstSpan(shape)));
+  return Tracked(backend_->CreateWeight(values, Shape(absl::MakeConstSpan(shape))));
 }
 
 absl::StatusOr<Tensor> WeightLoader::Upload16(std::vector<uint16_t> values, DType dtype,
                                               std::vector<int64_t> shape) {
   ++tensors_loaded_;
-  return backend_->CreateWeightFromHost(Owned(std::move(values), dtype, std::move(shape)));
+  return Tracked(backend_->CreateWeightFromHost(Owned(std::move(values), dtype, std::move(shape))));
 }
 
 absl::StatusOr<Tensor> WeightLoader::Load(const std::string& name, std::vector<int64_t> shape) {
   ASSIGN_OR_RETURN(HostWeight w, Stored(name, shape));
   ++tensors_loaded_;
-  return backend_->CreateWeightFromHost(w);
+  return Tracked(backend_->CreateWeightFromHost(w));
+}
+
+absl::StatusOr<Tensor> WeightLoader::Tracked(absl::StatusOr<Tensor> weight) {
+  if (weight.ok()) Track(*weight);
+  return weight;
 }
 
 absl::StatusOr<Tensor> WeightLoader::LoadOptional(const std::string& name, std::vector<int64_t> shape) {
@@ -166,7 +171,7 @@ absl::StatusOr<Tensor> WeightLoader::LoadConcatRows(const std::vector<std::strin
   }
   const DType dtype = parts.front().dtype;
   ++tensors_loaded_;
-  return backend_->CreateWeightFromHost(Owned(std::move(bytes), dtype, {total, cols}));
+  return Tracked(backend_->CreateWeightFromHost(Owned(std::move(bytes), dtype, {total, cols})));
 }
 
 absl::StatusOr<bool> WeightLoader::HostFp8Block(const std::string& name,

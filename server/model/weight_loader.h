@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "server/backend/backend.h"
 #include "server/model/checkpoint.h"
+#include "server/model/parallel.h"
 #include "server/model/weight_spec.h"
 
 namespace moeserve {
@@ -34,6 +35,10 @@ class WeightLoader {
   const std::string& Name(const WeightSpec& spec) const;
   bool Has(const WeightSpec& spec) const { return Has(Name(spec)); }
   Backend* backend() const { return backend_; }
+  const Checkpoint& checkpoint() const { return *checkpoint_; }
+  // How this rank's share of the model is split (parallel.h); one rank unless set.
+  const ModelParallel& parallel() const { return parallel_; }
+  void set_parallel(const ModelParallel& parallel) { parallel_ = parallel; }
 
   // Host fp32 values of `name`, checked against `shape`.
   absl::StatusOr<std::vector<float>> Host(const std::string& name, std::vector<int64_t> shape) const;
@@ -63,6 +68,10 @@ class WeightLoader {
   absl::StatusOr<Tensor> Upload16(std::vector<uint16_t> values, DType dtype, std::vector<int64_t> shape);
 
   int64_t tensors_loaded() const { return tensors_loaded_; }
+  // Bytes of the weights made so far (Load, Upload and the like count their own; Track counts a
+  // weight made on the backend directly, e.g. fp8 blocks).
+  int64_t bytes_loaded() const { return bytes_loaded_; }
+  void Track(const Tensor& weight) { bytes_loaded_ += static_cast<int64_t>(weight.bytes()); }
 
   // Tensor `name` for Backend::CreateWeightFromHost in the dtype the file stores: F32, BF16 and F16
   // tensors view the mapped file (keep_alive holds the mapping), F8_E4M3 block weights are
@@ -70,9 +79,14 @@ class WeightLoader {
   absl::StatusOr<HostWeight> Stored(const std::string& name, const std::vector<int64_t>& shape) const;
 
  private:
+  // `weight` counted in bytes_loaded() when made.
+  absl::StatusOr<Tensor> Tracked(absl::StatusOr<Tensor> weight);
+
   const Checkpoint* checkpoint_;
   Backend* backend_;
+  ModelParallel parallel_;
   int64_t tensors_loaded_ = 0;
+  int64_t bytes_loaded_ = 0;
   mutable std::optional<DType> weight_dtype_;  // computed on first use
 };
 
