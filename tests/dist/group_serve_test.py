@@ -32,11 +32,48 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Deadline:
+    """The test's whole time budget (below ctest's TIMEOUT, so a slow or stuck group fails here with
+    its output instead of being killed by ctest without it)."""
+
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+
+    def left(self, cap=None):
+        rest = max(1.0, self.end - time.monotonic())
+        return rest if cap is None else min(cap, rest)
+
+
+GROUPS = []  # every group started, killed (whole process tree) on any exit path
+
+
 def fail(msg, log=""):
     print("FAIL:", msg)
     if log:
         print("---- group output ----\n" + log)
+    for g in GROUPS:
+        g.kill()
     sys.exit(1)
+
+
+def descendants(pid):
+    """pid's child processes, recursively (from /proc: no dependency on ps)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 class Group:
@@ -51,6 +88,7 @@ class Group:
         print("+", " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                      text=True, start_new_session=True)
+        GROUPS.append(self)
         self.lines = []
         self.ready = threading.Event()
         self.port = self.pid = None
@@ -67,31 +105,44 @@ class Group:
     def log(self):
         return "".join(self.lines)
 
-    def wait_ready(self, timeout=180):
+    def wait_ready(self, timeout):
         if not self.ready.wait(timeout):
-            self.kill()
-            fail("the group did not start serving", self.log())
+            fail(f"the group did not start serving within {timeout:.0f}s", self.log())
 
     def follower_pid(self):
-        """A rank other than rank 0: a process of the group that is not rank 0."""
-        out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            pid, ppid, cmd = line.split(None, 2)
-            if int(ppid) == self.proc.pid and int(pid) != self.pid and "moeserve" in cmd:
-                return int(pid)
+        """A rank other than rank 0: a moeserve process under mpirun that is not rank 0."""
+        for pid in descendants(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if pid != self.pid and argv[0].endswith("moeserve") and "serve" in argv:
+                return pid
         fail("no follower process found", self.log())
 
     def wait(self, timeout):
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.kill()
-            fail(f"the group did not exit within {timeout}s", self.log())
+            fail(f"the group did not exit within {timeout:.0f}s", self.log())
 
     def kill(self):
+        """SIGKILL to mpirun, its process group and every descendant (ranks that left the group
+        included), so that no rank outlives the test."""
+        victims = descendants(self.proc.pid) + [self.proc.pid]
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
             pass
 
 
@@ -129,10 +180,21 @@ def main():
     p.add_argument("--np", type=int, default=2)
     p.add_argument("--mode", choices=["bench", "kill", "hang"], required=True)
     p.add_argument("--timeout", type=float, default=3.0, help="--collective-timeout of the group")
+    p.add_argument("--budget", type=float, default=240.0,
+                   help="seconds the whole test may take (keep below ctest's TIMEOUT)")
     args, extra = p.parse_known_args()
+    deadline = Deadline(args.budget)
+    try:
+        run(args, extra, deadline)
+    finally:
+        for g in GROUPS:
+            if g.proc.poll() is None or descendants(g.proc.pid):
+                g.kill()
 
+
+def run(args, extra, deadline):
     group = Group(args, extra)
-    group.wait_ready()
+    group.wait_ready(deadline.left(150))
     with tempfile.TemporaryDirectory() as tmp:
         out_json = os.path.join(tmp, "bench.json")
         if args.mode == "bench":
@@ -143,20 +205,22 @@ def main():
                 print("HTTP: this build does not serve /v1/completions yet; the HTTP bench is skipped")
             for http in targets:
                 bench = run_bench(args, group.port, 48, out_json, http)
-                bench_out = bench.communicate(timeout=600)[0]
+                try:
+                    bench_out = bench.communicate(timeout=deadline.left())[0]
+                except subprocess.TimeoutExpired:
+                    bench.kill()
+                    fail("moeserve-bench did not finish in the test's time budget", group.log())
                 print(bench_out)
                 if bench.returncode != 0:
-                    group.kill()
                     fail(f"moeserve-bench exited {bench.returncode}", group.log())
                 with open(out_json) as f:
                     summary = json.load(f)
                 s = summary["runs"][0]["summary"]
                 if s.get("failed") != 0 or s.get("completed") != 48:
-                    group.kill()
                     fail(f"bench ({'HTTP' if http else 'gRPC'}): completed {s.get('completed')}, "
                          f"failed {s.get('failed')}", group.log())
             os.kill(group.pid, signal.SIGTERM)
-            rc = group.wait(120)
+            rc = group.wait(deadline.left(120))
             if rc != 0:
                 fail(f"the group exited {rc} after SIGTERM to rank 0", group.log())
             if not re.search(r"rank 1: shutting down after \d+ steps", group.log()):
@@ -170,11 +234,11 @@ def main():
         victim = group.follower_pid()
         start = time.time()
         os.kill(victim, signal.SIGKILL if args.mode == "kill" else signal.SIGSTOP)
-        limit = 30 + args.timeout * 2
+        limit = deadline.left(60 + args.timeout * 2)
         rc = group.wait(limit)
         elapsed = time.time() - start
         bench.kill()
-        bench.wait()
+        bench.wait(30)
         if args.mode == "hang":
             try:
                 os.kill(victim, signal.SIGKILL)
