@@ -119,11 +119,13 @@ def cli_help():
 def parse_help(text):
     flags = {}
     for line in text.splitlines():
-        m = re.match(r"^\s+(?:-\w,)?(--[a-z0-9][a-z0-9-]*)(\s+(\S+))?", line)
+        m = re.match(r"^\s+(?:-\w,)?(--[a-z0-9][a-z0-9-]*)((?:,--[a-z0-9][a-z0-9-]*)*)(\s+(\S+))?", line)
         if m:
-            kind = m.group(3) or ""
-            # CLI11 prints a type (TEXT, INT, FLOAT, TEXT:FILE, INT:INT in [...]) for options.
-            flags[m.group(1)] = bool(re.match(r"^[A-Z]+", kind))
+            kind = m.group(4) or ""
+            # CLI11 prints a type (TEXT, INT, FLOAT, TEXT:FILE, INT:INT in [...]) for options, after
+            # the option's aliases (--tensor-parallel-size,--tp INT).
+            for name in [m.group(1)] + re.findall(r"--[a-z0-9][a-z0-9-]*", m.group(2)):
+                flags[name] = bool(re.match(r"^[A-Z]+", kind))
     return flags
 
 
@@ -845,6 +847,41 @@ def parse_duration(s):
     for n, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", s):
         total += float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
     return total
+
+
+class LeaderWorkerSetTest(unittest.TestCase):
+    """deploy/k8s/lws: the multi-node tensor-parallel group (issue 15)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lws = find_kind(k8s_objects(), "LeaderWorkerSet", "moeserve-tp")[0]
+        cls.tmpl = cls.lws["spec"]["leaderWorkerTemplate"]
+
+    def script(self, role):
+        return self.tmpl[f"{role}Template"]["spec"]["containers"][0]["args"][0]
+
+    def test_leader_runs_serve_under_mpirun_with_real_flags(self):
+        script = self.script("leader")
+        self.assertIn("exec mpirun --hostfile", script)
+        serve = script[script.index("moeserve serve") + len("moeserve serve"):]
+        serve = re.sub(r"\$\(\([^)]*\)\)", "16", serve.replace("\\\n", " "))
+        flags = parse_flags(self, shlex.split(serve), "lws leader")
+        self.assertEqual(flags["--tensor-parallel-size"], "16")
+        self.assertEqual(flags["--device"], "cuda")
+        self.assertEqual(self.tmpl["size"] * 8, 16, "2 pods x 8 GPUs")
+        ports = {p["name"]: p["containerPort"] for p in self.tmpl["leaderTemplate"]["spec"]["containers"][0]["ports"]}
+        self.assertEqual(int(flags["--http-port"]), ports["http"])
+        self.assertEqual(int(flags["--port"]), ports["grpc"])
+
+    def test_rendezvous_from_lws_environment_and_group_restart(self):
+        script = self.script("leader")
+        for var in ("LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE"):
+            self.assertIn(var, script)
+        self.assertEqual(self.tmpl["restartPolicy"], "RecreateGroupOnPodRestart")
+        probe = self.tmpl["leaderTemplate"]["spec"]["containers"][0]["readinessProbe"]
+        self.assertEqual(probe["httpGet"]["path"], "/health")
+        self.assertTrue(os.access(src("deploy", "k8s", "lws", "ssh-setup.sh"), os.X_OK))
+        self.assertEqual(subprocess.run(["bash", "-n", src("deploy", "k8s", "lws", "ssh-setup.sh")]).returncode, 0)
 
 
 class ComposeTest(unittest.TestCase):
