@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
 #include "server/dist/registry.h"
@@ -147,6 +148,17 @@ absl::Status Run(const Options& o) {
                 static_cast<long long>(misses), coll_ms, 100.0 * coll_ms / mean_ms);
     std::printf("decode batch=%d graphs=%s median_ms=%.3f misses=%lld coll_ms=%.3f\n", batch_size, mode, median_ms,
                 static_cast<long long>(misses), coll_ms);
+    if (dist->world_size() > 1) {
+      // What rank 0's collectives moved per decode step, by kind (operand bytes, as counted).
+      std::string line = absl::StrFormat("collectives batch=%d per step:", batch_size);
+      for (int op = 0; op < TimedCommunicator::kNumOps; ++op) {
+        const TimedCommunicator::Counter& k = timed.stats()[op];
+        if (k.calls == 0) continue;
+        absl::StrAppendFormat(&line, " %s %.1f calls %.0f B;", TimedCommunicator::OpName(static_cast<TimedCommunicator::Op>(op)),
+                              static_cast<double>(k.calls) / o.steps, static_cast<double>(k.bytes) / o.steps);
+      }
+      std::printf("%s\n", line.c_str());
+    }
    }
   }
   if (graphs != nullptr && leader) {
