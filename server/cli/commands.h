@@ -18,6 +18,7 @@ void AddConvertCommand(CLI::App& app, absl::Status* status);
 void AddMakeModelCommand(CLI::App& app, absl::Status* status);
 void AddTokenizeCommand(CLI::App& app, absl::Status* status);
 void AddServeCommand(CLI::App& app, absl::Status* status);  // serve_command.cc (gRPC builds only)
+void AddPlanCommand(CLI::App& app, absl::Status* status);   // plan_command.cc
 
 // --gpu-memory-utilization and --kv-cache-memory (device KV budget) into `config`
 // (device_memory_options.cc).

@@ -1,4 +1,4 @@
-// moeserve: serve, generate, tokenize, convert and make-model.
+// moeserve: serve, generate, tokenize, convert, make-model and plan.
 
 #include <cstdio>
 
@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   moeserve::AddTokenizeCommand(app, &status);
   moeserve::AddConvertCommand(app, &status);
   moeserve::AddMakeModelCommand(app, &status);
+  moeserve::AddPlanCommand(app, &status);
   app.parse_complete_callback([&] {
     moeserve::LogLevel level;
     if (!moeserve::ParseLogLevel(log_level, &level)) {
