@@ -18,7 +18,8 @@
 #
 # The run prints the device (nvidia-smi), the driver and where libcublas.so.13 is, then runs: the
 # host unit tests, the CPU-vs-CUDA parity harness (every op), the end-to-end greedy generation
-# check (random Llama-shaped model + converted stories260K, CUDA vs CPU), compute-sanitizer
+# check (random Llama-shaped model + converted stories260K, CUDA vs CPU), TP=1 vs TP=N parity over
+# NCCL when the machine has >= 2 GPUs (and mpirun), compute-sanitizer
 # memcheck on a reduced harness, the copy/GEMM ceilings, a random Llama-3-8B-shaped model made on
 # the GPU machine and its decode step time at batch 1/64/256 against the weight-bytes roofline, the
 # other engineers' bench/cuda binaries when packed, and ends with one short table. Full logs go to
@@ -40,6 +41,7 @@ bins=(
   moeserve:bin/moeserve
   moeserve-decode-bench:bin/moeserve-decode-bench
   moeserve-gpu-ceilings:bin/moeserve-gpu-ceilings
+  dist_tp_device_parity:tests/dist_tp_device_parity
 )
 data_src="${MOESERVE_TEST_DATA:-$root/../shared/data}"
 
@@ -96,6 +98,9 @@ if [[ "${1:-}" == "pack" ]]; then
   done
   cp "$root/bench/configs/llama3_8b.json" "$bundle/configs/"
   cp "$root/bench/configs/deepseek_v2_lite.json" "$bundle/configs/"
+  # Small architecture fixtures for the tensor-parallel parity step (~2 MiB).
+  mkdir -p "$bundle/fixtures"
+  for m in llama qwen2_bf16_sharded mixtral deepseek_v2_lite; do cp -r "$root/tests/fixtures/models/$m" "$bundle/fixtures/"; done
   echo "packed: ${packed[*]}"
   size_kib=$(du -sk "$bundle" | cut -f1)
   echo "bundle: $bundle $((size_kib / 1024)) MiB"
@@ -175,6 +180,30 @@ if has model_device_parity; then
   while read -r line; do results+=("e2e ${line}"); done < <(grep -E '^(PASS|FAIL) ' "$out/e2e.log")
 else
   skip "e2e cuda vs cpu" "model_device_parity not packed"
+fi
+
+# 2b. Tensor parallelism: TP=1 against TP=N (N = 2 or 4: the fixtures have 4 heads) on NCCL, one rank per GPU
+# under mpirun: dense and MoE fixtures, the MoE ones with and without --expert-parallel; logits
+# within bf16 tolerance (dist_tp_device_parity prints PASS/FAIL per model). Needs >= 2 GPUs and an
+# mpirun on the GPU machine (Open MPI, as the build's); says why it skipped otherwise.
+ngpus=0
+(( gpu )) && ngpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+tp_n=$(( ngpus >= 4 ? 4 : 2 ))
+if ! has dist_tp_device_parity; then
+  skip "tp parity" "dist_tp_device_parity not packed (a build without MPI?)"
+elif (( ngpus < 2 )); then
+  skip "tp parity" "needs >= 2 GPUs, this machine has $ngpus"
+elif ! command -v mpirun >/dev/null 2>&1; then
+  skip "tp parity" "no mpirun on this machine (apt-get install openmpi-bin)"
+else
+  fx="$bundle/fixtures"
+  mpi=(mpirun --oversubscribe --allow-run-as-root -np "$tp_n" -x LD_LIBRARY_PATH "$bin/dist_tp_device_parity"
+       --tp "$tp_n" --device cuda)
+  step "tp parity tp=$tp_n" tp_parity.log "${mpi[@]}" "$fx/llama" "$fx/qwen2_bf16_sharded" "$fx/mixtral" "$fx/deepseek_v2_lite"
+  step "tp parity tp=$tp_n ep" tp_parity_ep.log "${mpi[@]}" --expert-parallel "$fx/mixtral" "$fx/deepseek_v2_lite"
+  for f in tp_parity.log tp_parity_ep.log; do
+    while read -r line; do results+=("tp ${line}"); done < <(grep -E '^(PASS|FAIL) tp=' "$out/$f")
+  done
 fi
 
 # 3. compute-sanitizer memcheck on a reduced harness (a few cases per op area).
@@ -267,7 +296,7 @@ fi
 # 5. Other areas' bench/cuda binaries (each prints its own table; logged).
 for b in "$bin"/*; do
   n=$(basename "$b")
-  case "$n" in moeserve|moeserve-decode-bench|moeserve-gpu-ceilings|cuda_host_test|backend_parity|model_device_parity) continue ;; esac
+  case "$n" in moeserve|moeserve-decode-bench|moeserve-gpu-ceilings|cuda_host_test|backend_parity|model_device_parity|dist_tp_device_parity) continue ;; esac
   if (( gpu )); then step "bench $n" "bench_$n.log" "$b"; else skip "bench $n" "no GPU"; fi
 done
 
