@@ -14,6 +14,7 @@
 #include "server/dist/registry.h"
 #include "server/dist/single_communicator.h"
 #include "server/dist/timed_communicator.h"
+#include "tests/dist/mpi_test_main.h"
 
 namespace moeserve {
 namespace {
@@ -234,25 +235,4 @@ TEST(DistContextTest, OneRankNeedsNoLauncher) {
 }  // namespace
 }  // namespace moeserve
 
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto runtime = moeserve::MpiRuntime::Init();
-  if (!runtime.ok()) {
-    std::fprintf(stderr, "MPI init failed: %s\n", std::string(runtime.status().message()).c_str());
-    return 1;
-  }
-  moeserve::g_runtime = runtime->get();
-  const int rc = RUN_ALL_TESTS();
-  // Every rank's verdict: a failure on any rank fails every rank's exit status.
-  int any = rc;
-  {
-    auto host = moeserve::CreateMpiCommunicator(**runtime, {});
-    const int n = (*runtime)->world_size();
-    std::vector<uint8_t> all(n);
-    const uint8_t mine = rc != 0;
-    if (!host.ok() || !(*host)->AllGatherHost(absl::MakeConstSpan(&mine, 1), absl::MakeSpan(all)).ok()) return 1;
-    for (uint8_t failed : all) any |= failed;
-  }
-  runtime->reset();
-  return any;
-}
+int main(int argc, char** argv) { return moeserve::RunTestsOnMpiRanks(argc, argv, &moeserve::g_runtime); }

@@ -21,6 +21,7 @@
 #include "server/model/model.h"
 #include "server/model/parallel.h"
 #include "server/model/random_model.h"
+#include "tests/dist/mpi_test_main.h"
 #include "tests/test_util.h"
 
 namespace moeserve {
@@ -174,23 +175,4 @@ TEST_F(TensorParallelTest, IndivisibleHeadsAreRefused) {
 }  // namespace
 }  // namespace moeserve
 
-int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto runtime = moeserve::MpiRuntime::Init();
-  if (!runtime.ok()) {
-    std::fprintf(stderr, "MPI init failed: %s\n", std::string(runtime.status().message()).c_str());
-    return 1;
-  }
-  moeserve::g_runtime = runtime->get();
-  const int rc = RUN_ALL_TESTS();
-  int any = rc;
-  {
-    auto host = moeserve::CreateMpiCommunicator(**runtime, {});
-    std::vector<uint8_t> all((*runtime)->world_size());
-    const uint8_t mine = rc != 0;
-    if (!host.ok() || !(*host)->AllGatherHost(absl::MakeConstSpan(&mine, 1), absl::MakeSpan(all)).ok()) return 1;
-    for (uint8_t failed : all) any |= failed;
-  }
-  runtime->reset();
-  return any;
-}
+int main(int argc, char** argv) { return moeserve::RunTestsOnMpiRanks(argc, argv, &moeserve::g_runtime); }
