@@ -1,7 +1,10 @@
 #include "server/engine/engine.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -64,21 +67,33 @@ FinishReason ReasonOf(RequestStatus status) {
 
 namespace {
 
-// Rank 0 logs every rank's share of the weights (a collective over the group).
+// This process's resident set (/proc/self/statm), 0 where unknown.
+int64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  if (!(statm >> pages >> resident)) return 0;
+  return resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Rank 0 logs every rank's share of the weights and its resident memory after the load (a
+// collective over the group).
 absl::Status ReportWeightBytes(const Model& model, Communicator* group, bool expert_parallel) {
-  const int64_t mine = model.weight_bytes();
-  std::vector<int64_t> all(static_cast<size_t>(group->world_size()));
-  RETURN_IF_ERROR(group->AllGatherHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&mine), sizeof(mine)),
+  const int64_t mine[2] = {model.weight_bytes(), ResidentBytes()};
+  std::vector<int64_t> all(2 * static_cast<size_t>(group->world_size()));
+  RETURN_IF_ERROR(group->AllGatherHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(mine), sizeof(mine)),
                                        absl::MakeSpan(reinterpret_cast<uint8_t*>(all.data()), all.size() * 8)));
   if (group->rank() != 0) return absl::OkStatus();
-  std::string ranks;
+  std::string weights, resident;
   int64_t sum = 0;
-  for (size_t r = 0; r < all.size(); ++r) {
-    absl::StrAppend(&ranks, r == 0 ? "" : ", ", "rank ", r, " ", absl::StrFormat("%.1f MiB", all[r] / 1048576.0));
-    sum += all[r];
+  for (size_t r = 0; r < all.size() / 2; ++r) {
+    absl::StrAppend(&weights, r == 0 ? "" : ", ", "rank ", r, " ", absl::StrFormat("%.1f MiB", all[2 * r] / 1048576.0));
+    absl::StrAppend(&resident, r == 0 ? "" : ", ", "rank ", r, " ",
+                    absl::StrFormat("%.1f MiB", all[2 * r + 1] / 1048576.0));
+    sum += all[2 * r];
   }
-  MS_LOG(INFO) << "tensor parallel " << all.size() << (expert_parallel ? " (expert parallel)" : "")
-               << ": weights per rank: " << ranks << absl::StrFormat(" (sum %.1f MiB)", sum / 1048576.0);
+  MS_LOG(INFO) << "tensor parallel " << all.size() / 2 << (expert_parallel ? " (expert parallel)" : "")
+               << ": weights per rank: " << weights << absl::StrFormat(" (sum %.1f MiB)", sum / 1048576.0)
+               << "; resident after load: " << resident;
   return absl::OkStatus();
 }
 

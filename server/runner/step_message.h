@@ -17,6 +17,11 @@
 // number, entries, extra rows}, then per entry {id u64, start i32, new tokens i32, samples u8,
 // kept i32, appended i32, tokens[new] i32, appended ids i32}, then the extra rows i32.
 //
+// Speculative decoding (issue 16): a verify step's draft tokens are among an entry's new tokens
+// already (the scheduler appends them to token_ids); its per-entry count of drafts
+// (ScheduledRequest::num_draft_tokens, where the followers' builder needs it for the verify
+// positions' logits rows) belongs right after `samples`, written and read by EncodeStep/Decode.
+//
 // Requires external synchronization (the engine thread / the follower loop).
 
 #include <cstdint>
