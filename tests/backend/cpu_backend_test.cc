@@ -160,7 +160,8 @@ TEST_P(CpuLinearTest, LinearMatchesNaive) {
   // Odd sizes, the 8-wide vector tail, the 256-long k slices, 64-row and 48-column tiles.
   for (Case c : {Case{1, 1, 1}, Case{1, 64, 172}, Case{1, 512, 64}, Case{2, 7, 3},
                  Case{3, 17, 5}, Case{5, 9, 33}, Case{7, 300, 13}, Case{70, 257, 50},
-                 Case{129, 64, 97}, Case{4, 0, 6}, Case{3, 1100, 20}, Case{1, 2050, 9}}) {
+                 Case{129, 64, 97}, Case{4, 0, 6}, Case{3, 1100, 20}, Case{1, 2050, 9},
+                 Case{6, 2080, 14}, Case{1, 896, 17}}) {
    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
     for (bool with_bias : {false, true}) {
       SCOPED_TRACE(::testing::Message() << "T=" << c.T << " in=" << c.in << " out=" << c.out

@@ -137,6 +137,22 @@ MS_INLINE float Exp1(float x) {
 
 // ---- GEMM ----------------------------------------------------------------------------------------
 
+// Stores the MR × NR sums r into out (first K slice, plus bias) or adds them (later slices).
+template <int MR, int NR>
+MS_INLINE void StoreSums(const float (&r)[MR][NR], float* out, int64_t ldo, const float* bias,
+                         bool first) {
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < NR; ++j) {
+      float& o = out[i * ldo + j];
+      if (first) {
+        o = r[i][j] + (bias != nullptr ? bias[j] : 0.0f);
+      } else {
+        o += r[i][j];
+      }
+    }
+  }
+}
+
 // Dot products of MR rows of x with NR rows of w over kl values: stores (first slice, with bias)
 // or adds (later slices) into out.
 template <int MR, int NR, WeightType WT>
@@ -160,36 +176,37 @@ MS_INLINE void Micro(const float* x, int64_t ldx, const WElem<WT>* w, int64_t ld
   for (; k < kl; ++k)
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) r[i][j] += x[i * ldx + k] * LoadW1<WT>(w + j * ldw + k);
-  for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) {
-      float& o = out[i * ldo + j];
-      if (first) {
-        o = r[i][j] + (bias != nullptr ? bias[j] : 0.0f);
-      } else {
-        o += r[i][j];
-      }
-    }
-  }
+  StoreSums<MR, NR>(r, out, ldo, bias, first);
 }
 
-// Micro<MR, NR> for run-time mr <= MR, nr <= NR (the ragged edges of a tile).
-template <int MR, int NR, WeightType WT>
+// The bf16 pair kernel (below).
+template <int MR, int NR>
+MS_INLINE void MicroPairs(const float* xp, int64_t ldp, const uint16_t* w, int64_t ldw, int64_t kl,
+                          float* out, int64_t ldo, const float* bias, bool first);
+
+// Micro<MR, NR> (or MicroPairs<MR, NR> when PAIRS) for run-time mr <= MR, nr <= NR (the ragged
+// edges of a tile).
+template <int MR, int NR, WeightType WT, bool PAIRS = false>
 MS_INLINE void MicroEdge(int64_t mr, int64_t nr, const float* x, int64_t ldx, const WElem<WT>* w,
                          int64_t ldw, int64_t kl, float* out, int64_t ldo, const float* bias,
                          bool first) {
   if constexpr (MR > 1) {
     if (mr < MR) {
-      MicroEdge<MR - 1, NR, WT>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
+      MicroEdge<MR - 1, NR, WT, PAIRS>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
       return;
     }
   }
   if constexpr (NR > 1) {
     if (nr < NR) {
-      MicroEdge<MR, NR - 1, WT>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
+      MicroEdge<MR, NR - 1, WT, PAIRS>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
       return;
     }
   }
-  Micro<MR, NR, WT>(x, ldx, w, ldw, kl, out, ldo, bias, first);
+  if constexpr (PAIRS) {
+    MicroPairs<MR, NR>(x, ldx, w, ldw, kl, out, ldo, bias, first);
+  } else {
+    Micro<MR, NR, WT>(x, ldx, w, ldw, kl, out, ldo, bias, first);
+  }
 }
 
 template <int MR, int NR, WeightType WT>
@@ -216,9 +233,106 @@ MS_INLINE void TileImpl(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, i
   }
 }
 
+// ---- bf16 GEMM over pairs -----------------------------------------------------------------------
+//
+// A bf16 weight row read as 32-bit lanes holds two weights per lane: the even-indexed one in the
+// low half, the odd-indexed one in the high half. As fp32, the odd one is the lane with its low
+// half cleared (an and) and the even one is the lane shifted left by 16: one op per W weights,
+// where widening (zero-extend, then shift) takes two or three. The input rows are permuted to
+// match, per block of 2W values: the W even-indexed values, then the W odd-indexed ones
+// (PackPairs). The products and their fp32 sums are the same as the widening kernel's, only summed
+// in another order. The last K % 2W values stay in order and are done one by one.
+
+constexpr int kPair = 2 * kW;  // values per block
+
+// dst[0, kl) = the permuted src[0, kl) (see above).
+MS_INLINE void PackPairs(const float* src, int64_t kl, float* dst) {
+  int64_t k = 0;
+  for (; k + kPair <= kl; k += kPair) {
+    for (int i = 0; i < kW; ++i) {
+      dst[k + i] = src[k + 2 * i];
+      dst[k + kW + i] = src[k + 2 * i + 1];
+    }
+  }
+  for (; k < kl; ++k) dst[k] = src[k];
+}
+
+MS_INLINE vf Bf16Even(vu u) { return (vf)(u << 16); }
+MS_INLINE vf Bf16Odd(vu u) { return (vf)(u & 0xffff0000u); }
+MS_INLINE vu LoadPairs(const uint16_t* p) {
+  vu u;
+  std::memcpy(&u, p, sizeof u);
+  return u;
+}
+
+// Micro<MR, NR, kBF16> over packed input rows xp (row stride ldp): the even weights of NR rows
+// against MR rows' even values, then the odd ones (NR converted weight vectors live at a time).
+template <int MR, int NR>
+MS_INLINE void MicroPairs(const float* xp, int64_t ldp, const uint16_t* w, int64_t ldw, int64_t kl,
+                          float* out, int64_t ldo, const float* bias, bool first) {
+  vf acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = vf{};
+  int64_t k = 0;
+  for (; k + kPair <= kl; k += kPair) {
+    vf wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = Bf16Even(LoadPairs(w + j * ldw + k));
+    for (int i = 0; i < MR; ++i) {
+      const vf xv = LoadF(xp + i * ldp + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] += xv * wv[j];
+    }
+    for (int j = 0; j < NR; ++j) wv[j] = Bf16Odd(LoadPairs(w + j * ldw + k));
+    for (int i = 0; i < MR; ++i) {
+      const vf xv = LoadF(xp + i * ldp + k + kW);
+      for (int j = 0; j < NR; ++j) acc[i][j] += xv * wv[j];
+    }
+  }
+  float r[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) r[i][j] = HSum(acc[i][j]);
+  for (; k < kl; ++k)
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) r[i][j] += xp[i * ldp + k] * Bf16ToF1(w[j * ldw + k]);
+  StoreSums<MR, NR>(r, out, ldo, bias, first);
+}
+
+// TileImpl for bf16 weights: per K slice and MR input rows, packs the rows (on the stack, kept in
+// L1) and runs them against every NR-column block of the tile.
+template <int MR, int NR>
+MS_INLINE void TilePairs(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
+  const uint16_t* w = static_cast<const uint16_t*>(a.w);
+  alignas(64) float packed[MR * kKc];
+  for (int64_t kc = 0; kc < a.K; kc += kKc) {
+    const int64_t kl = a.K - kc < kKc ? a.K - kc : kKc;
+    const bool first = kc == 0;
+    for (int64_t t = t0; t < t1; t += MR) {
+      const int64_t mr = t1 - t < MR ? t1 - t : MR;
+      for (int64_t i = 0; i < mr; ++i) PackPairs(a.x + (t + i) * a.ldx + kc, kl, packed + i * kKc);
+      float* orow = a.out + t * a.ldo;
+      for (int64_t n = n0; n < n1; n += NR) {
+        const int64_t nr = n1 - n < NR ? n1 - n : NR;
+        const uint16_t* wp = w + n * a.ldw + kc;
+        const float* bp = a.bias != nullptr ? a.bias + n : nullptr;
+        if (mr == MR && nr == NR) {
+          MicroPairs<MR, NR>(packed, kKc, wp, a.ldw, kl, orow + n, a.ldo, bp, first);
+        } else {
+          MicroEdge<MR, NR, WeightType::kBF16, true>(mr, nr, packed, kKc, wp, a.ldw, kl, orow + n, a.ldo, bp,
+                                                    first);
+        }
+      }
+    }
+  }
+}
+
+// The pair kernel is used for single-row products (decode: 15-20% more weights per second than
+// widening, AVX-512, cache-resident). With several rows the conversions are shared by MR rows and the
+// widening kernel was as fast or faster (its MR·NR accumulators leave no registers for the pair
+// kernel's second half; measured 4x6, 4x5, 4x4, 6x4, 8x3, 3x8, 2x8).
 template <WeightType WT>
 void GemmTile(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
-  if (t1 - t0 == 1) {
+  if (WT == WeightType::kBF16 && t1 - t0 == 1) {
+    TilePairs<1, 8>(a, t0, t1, n0, n1);
+  } else if (t1 - t0 == 1) {
     TileImpl<1, 8, WT>(a, t0, t1, n0, n1);  // decode: one input row, many weight streams
   } else {
     TileImpl<kMr, kNr, WT>(a, t0, t1, n0, n1);
