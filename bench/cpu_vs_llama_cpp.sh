@@ -22,7 +22,8 @@
 # 4. prints one table of medians (range in brackets) and the ratios, and the load average.
 #
 # Environment: REPS (3), THREADS (2), BUILD_DIR, MOESERVE_TEST_DATA (../shared/data),
-# MOESERVE_PEERS_CACHE (~/.cache/moeserve-peers), SKIP_MOE=1 (dense only), KEEP_LOGS=DIR.
+# MOESERVE_PEERS_CACHE (~/.cache/moeserve-peers), SKIP_MOE=1 (dense only), KEEP_LOGS=DIR,
+# SKIP_BUILD=1 (use the binaries already in $BUILD_DIR/bin, e.g. to compare two builds).
 # Everything runs under `nice -n 10` except the measured processes' relative order; the machine is
 # shared, so compare the ratio, not the absolute figures.
 set -euo pipefail
@@ -44,8 +45,12 @@ for tok in qwen3 deepseek_v3; do
   fi
 done
 
-log "building moeserve"
-BUILD_DIR="$build_dir" JOBS="${JOBS:-2}" "$root/scripts/build.sh" >&2
+if [[ "${SKIP_BUILD:-0}" == "1" ]]; then
+  log "using the moeserve binaries in $build_dir/bin (SKIP_BUILD=1)"
+else
+  log "building moeserve"
+  BUILD_DIR="$build_dir" JOBS="${JOBS:-2}" "$root/scripts/build.sh" >&2
+fi
 moeserve="$build_dir/bin/moeserve"
 decode_bench="$build_dir/bin/moeserve-decode-bench"
 eval "$("$root/bench/peers/build-llama-cpp.sh" | grep '^LLAMA_')"
@@ -143,8 +148,10 @@ for rep in $(seq 1 "$reps"); do
     record "$name llama bench_rss_gib $(awk -v a="$rss_p" -v b="$rss_t" 'BEGIN {m = a > b ? a : b; printf "%.2f", m/1048576}')"
 
     # Servers: start to healthy (both models), serving load (dense only).
-    # The same KV capacity on both sides: 4096 tokens (257 blocks of 16 with the null block),
-    # 256 per request (llama-server splits -c 4096 over its 16 slots).
+    # KV capacity: moeserve 4096 tokens (257 blocks of 16 with the null block), 256 per request;
+    # llama-server splits -c over its 16 slots and needs a little more than 256 per slot (it adds
+    # BOS and stops one position short of a full slot: with -c 4096 the last token is cut), so it
+    # gets 272 per slot.
     port=$(free_port)
     mport=$(free_port)
     serve_side moeserve "$name" "$rep" "$port" "http://127.0.0.1:$mport/health" \
@@ -152,7 +159,7 @@ for rep in $(seq 1 "$reps"); do
       --max-model-len 256 --num-kv-blocks 257
     port=$(free_port)
     serve_side llama "$name" "$rep" "$port" "http://127.0.0.1:$port/health" \
-      "$LLAMA_SERVER" -m "$gguf" -t "$threads" -tb "$threads" -np 16 -c 4096 --host 127.0.0.1 --port "$port"
+      "$LLAMA_SERVER" -m "$gguf" -t "$threads" -tb "$threads" -np 16 -c 4352 --host 127.0.0.1 --port "$port"
   done
   log "rep $rep done, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   record "loadavg $(cut -d' ' -f1-3 /proc/loadavg | tr ' ' ',')"
