@@ -58,15 +58,23 @@ def stream_llama(addr):
         resp = conn.getresponse()
         if resp.status != 200:
             raise RuntimeError(f"llama-server: HTTP {resp.status}: {resp.read()[:200]!r}")
+        seen = 0
         for raw in resp:
             line = raw.strip()
             if not line.startswith(b"data:"):
                 continue
             chunk = json.loads(line[5:])
             if chunk.get("stop"):
+                # The final chunk may carry the last token (llama-server sends it with stop when
+                # the stream is behind); its tokens_predicted counts every token of the stream.
+                late = max(len(chunk.get("tokens") or []), chunk.get("tokens_predicted", 0) - seen)
+                if late > 0:
+                    on_token(late)
                 break
             # One chunk per sampled token (its text may be empty for partial UTF-8).
-            on_token(len(chunk.get("tokens") or [0]))
+            n = len(chunk.get("tokens") or [0])
+            seen += n
+            on_token(n)
         conn.close()
 
     return run
