@@ -59,10 +59,16 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens, "tokens per step at most (0 = 512 on the CPU, 2048 on a GPU)")
       ->capture_default_str();
   cmd->add_option("--max-queued-requests", o->engine.max_queued_requests,
-                  "refuse new requests (RESOURCE_EXHAUSTED) beyond this many waiting; 0 = no limit")
-      ->capture_default_str();
+                  "refuse new requests (RESOURCE_EXHAUSTED, HTTP 429) beyond this many waiting; "
+                  "0 = no limit; -1 = twice min(--max-num-seqs, KV blocks), at least --max-num-samples")
+      ->capture_default_str()->check(CLI::Range(-1, 1 << 30));
   cmd->add_option("--max-queued-tokens", o->engine.max_queued_tokens,
-                  "... or beyond this many waiting prompt tokens; 0 = no limit")->capture_default_str();
+                  "... or beyond this many waiting prompt tokens; 0 = no limit")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-queue-time", o->engine.max_queue_time_seconds,
+                  "refuse (RESOURCE_EXHAUSTED, HTTP 429) a request still waiting to start after "
+                  "this many seconds; 0 = no limit")
+      ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
   cmd->add_option("--seed", *seed, "seed for requests without one (default: random)");
   // Network.
   cmd->add_option("--host", o->server.host, "address to bind (loopback unless told)")->capture_default_str();

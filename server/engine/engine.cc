@@ -221,14 +221,30 @@ absl::Status Engine::Init() {
     channel_ = std::make_unique<StepChannel>(group_);
     runner_->SetStepChannel(channel_.get());
   }
+  if (config_.max_queued_requests < EngineConfig::kAutoQueueLimit || config_.max_queued_tokens < 0 ||
+      !(config_.max_queue_time_seconds >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_queued_requests (", config_.max_queued_requests, "), max_queued_tokens (",
+        config_.max_queued_tokens, ") and max_queue_time_seconds (", config_.max_queue_time_seconds,
+        ") must be >= 0 (max_queued_requests -1: automatic)"));
+  }
+  if (config_.max_queued_requests == EngineConfig::kAutoQueueLimit) {
+    // At least one request of max_num_samples samples must fit.
+    config_.max_queued_requests =
+        std::max(config_.max_num_samples,
+                 2 * std::max(1, std::min(config_.max_num_seqs, layout.num_blocks - 1)));
+    MS_LOG(INFO) << "request queue: at most " << config_.max_queued_requests
+                 << " waiting requests (twice min(max_num_seqs, usable KV blocks), at least "
+                    "max_num_samples)";
+  }
+  // The queue limits are applied here, in AddRequest, where a refusal is a status for the caller;
+  // the scheduler (which also counts preempted requests as waiting) gets none.
   ASSIGN_OR_RETURN(scheduler_,
                    Scheduler::Create(
                        {.max_num_batched_tokens = config_.max_num_batched_tokens,
                         .max_num_seqs = config_.max_num_seqs,
                         .max_model_len = config_.max_model_len,
-                        .long_prefill_token_threshold = config_.long_prefill_token_threshold,
-                        .max_queued_requests = config_.max_queued_requests,
-                        .max_queued_tokens = config_.max_queued_tokens},
+                        .long_prefill_token_threshold = config_.long_prefill_token_threshold},
                        kv_.get()));
   if (config_.cuda_graphs && config_.max_graph_batch > 0 &&
       runner_->EnableDecodeGraphs({.max_batch = std::min(config_.max_graph_batch, config_.max_num_seqs),
@@ -459,8 +475,34 @@ void Engine::Admit(std::unique_ptr<LiveRequest> request) {
   live->prompt = {};  // the scheduler holds its own copies
 }
 
+void Engine::RefuseLongWaits() {
+  if (config_.max_queue_time_seconds <= 0) return;
+  const absl::Duration limit = absl::Seconds(config_.max_queue_time_seconds);
+  const absl::Time now = absl::Now();
+  std::vector<LiveRequest*> expired;
+  for (const auto& [id, request] : live_) {
+    if (request->timings.first_scheduled == absl::InfinitePast() &&
+        now - request->timings.arrival > limit) {
+      expired.push_back(request.get());
+    }
+  }
+  if (expired.empty()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    refused_ += static_cast<int64_t>(expired.size());
+  }
+  for (LiveRequest* request : expired) {
+    FinishAllSamples(request, FinishReason::kError,
+                     absl::ResourceExhaustedError(absl::StrCat(
+                         "the request waited ", absl::FormatDuration(now - request->timings.arrival),
+                         " in the queue without starting, more than max_queue_time (",
+                         absl::FormatDuration(limit), "); the server is overloaded")));
+  }
+}
+
 bool Engine::Step() {
   DrainInbox();
+  RefuseLongWaits();
   if (!scheduler_->HasUnfinishedRequests() && !needs_release_) {
     if (steps_since_expert_load_ > 0) RefreshExpertLoad();
     PublishMetrics();
@@ -652,7 +694,12 @@ void Engine::Emit(LiveSample* sample, RequestOutput delta, FinishReason reason,
       case FinishReason::kStop: ++counters_.requests_finished_stop; break;
       case FinishReason::kLength: ++counters_.requests_finished_length; break;
       case FinishReason::kAbort: ++counters_.requests_finished_abort; break;
-      default: ++counters_.requests_finished_error; break;
+      default:
+        // A request refused from the queue (RefuseLongWaits) is counted in requests_refused.
+        if (delta.error.code() != absl::StatusCode::kResourceExhausted) {
+          ++counters_.requests_finished_error;
+        }
+        break;
     }
   }
   delta.timings = request->timings;

@@ -121,7 +121,8 @@ class Engine {
   // Queues a (validated) request; its output arrives on the returned stream. Errors:
   // ResourceExhausted when max_queued_requests / max_queued_tokens are reached, Unavailable
   // after Stop(). A request the scheduler still refuses on the engine thread finishes at once
-  // with FinishReason::kError and that status.
+  // with FinishReason::kError and that status; one still waiting after max_queue_time_seconds
+  // finishes so with ResourceExhausted (counted in requests_refused, not as an error).
   absl::StatusOr<std::shared_ptr<RequestStream>> AddRequest(EngineRequest request);
 
   // Aborts a live request in any state: it finishes with FinishReason::kAbort and its blocks are
@@ -175,6 +176,8 @@ class Engine {
   };
 
   void DrainInbox();
+  // Refuses (ResourceExhausted) the requests that waited max_queue_time_seconds unscheduled.
+  void RefuseLongWaits();
   void Admit(std::unique_ptr<LiveRequest> request);
   // Appends the step's prompt logprobs (prompt_chunks_) to their requests; a chunk with bad logits
   // fails its request.

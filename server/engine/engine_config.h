@@ -50,8 +50,16 @@ struct EngineConfig {
   int32_t max_num_seqs = 256;
   int32_t max_model_len = 0;  // 0: the model's max_position_embeddings
   int32_t long_prefill_token_threshold = 0;
-  int32_t max_queued_requests = 0;  // > 0: AddRequest refuses beyond this many waiting
-  int64_t max_queued_tokens = 0;    // > 0: ... or beyond this many waiting tokens
+  // Admission. AddRequest refuses (ResourceExhausted, counted in requests_refused) a request that
+  // would make more than max_queued_requests wait: > 0, that many; 0, no limit; kAutoQueueLimit
+  // (the default), twice the sequences the engine can run at once, min(max_num_seqs, usable KV
+  // blocks), at least max_num_samples: a request beyond would wait behind two full rounds. Or more than max_queued_tokens
+  // waiting prompt tokens (> 0; 0: no limit). A request that has waited max_queue_time_seconds
+  // (> 0; 0: no limit) without being scheduled is refused the same way at the next step.
+  static constexpr int32_t kAutoQueueLimit = -1;
+  int32_t max_queued_requests = kAutoQueueLimit;
+  int64_t max_queued_tokens = 0;
+  double max_queue_time_seconds = 0;
   // SamplingParams::n at most. Each sample is scheduled as a request of its own (sharing the
   // prompt's KV blocks) and counts n times against max_queued_requests / max_queued_tokens.
   int32_t max_num_samples = 16;

@@ -188,6 +188,66 @@ TEST(EngineTest, AdmissionLimitIsResourceExhausted) {
   RunChecked(*engine);
 }
 
+TEST(EngineTest, DefaultQueueIsBoundedByRunningCapacity) {
+  EngineConfig c = RoomyConfig();  // max_num_seqs 64, 1023 usable blocks: 128 may wait
+  c.max_num_seqs = 3;              // now min(3, 1023) = 3 run at once: 6 may wait
+  c.max_num_samples = 4;           // (and at least one request of 4 samples)
+  ASSERT_EQ(c.max_queued_requests, EngineConfig::kAutoQueueLimit);
+  auto engine = MakeFixtureEngine("llama", c);
+  EngineRequest r;
+  r.prompt_token_ids = {1, 2, 3};
+  r.sampling = Greedy(2);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(engine->AddRequest(r).ok()) << i;
+  auto refused = engine->AddRequest(r);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("max_queued_requests is 6"));
+  EXPECT_EQ(engine->GetMetrics().requests_refused, 1);
+  RunChecked(*engine);
+  const EngineMetrics m = engine->GetMetrics();
+  EXPECT_EQ(m.requests_finished_length, 6);
+  EXPECT_EQ(m.requests_finished_error, 0);
+}
+
+TEST(EngineTest, ARequestWaitingLongerThanMaxQueueTimeIsRefused) {
+  EngineConfig c = RoomyConfig();
+  c.max_num_seqs = 1;  // one runs, the other waits
+  c.max_queue_time_seconds = 0.2;
+  auto engine = MakeFixtureEngine("llama", c);
+  EngineRequest r;
+  r.prompt_token_ids = {1, 2, 3};
+  r.sampling = Greedy(8);
+  auto running = engine->AddRequest(r);
+  ASSERT_TRUE(running.ok());
+  ASSERT_TRUE(engine->Step());  // schedules the first: started, never refused for its wait
+  auto waiting = engine->AddRequest(r);
+  ASSERT_TRUE(waiting.ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  RunChecked(*engine);
+  const RequestOutput refused = FinishedOutput(**waiting);
+  EXPECT_EQ(refused.finish_reason, FinishReason::kError);
+  EXPECT_EQ(refused.error.code(), absl::StatusCode::kResourceExhausted) << refused.error;
+  EXPECT_THAT(refused.error.message(), ::testing::HasSubstr("max_queue_time"));
+  EXPECT_TRUE(refused.token_ids.empty());
+  const RequestOutput done = FinishedOutput(**running);
+  EXPECT_EQ(done.finish_reason, FinishReason::kLength);
+  const EngineMetrics m = engine->GetMetrics();
+  EXPECT_EQ(m.requests_refused, 1);
+  EXPECT_EQ(m.requests_finished_error, 0);  // a refusal, not an engine error
+  EXPECT_EQ(m.kv_blocks_used, 0);
+}
+
+TEST(EngineTest, NegativeQueueLimitsAreRefused) {
+  EngineConfig c = RoomyConfig();
+  c.max_queue_time_seconds = -1;
+  auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
+  ASSERT_TRUE(backend.ok());
+  auto model = LoadModel((FixturesDir() / "models" / "llama").string(), backend->get());
+  ASSERT_TRUE(model.ok());
+  auto engine = Engine::Create(c, EngineParts{.backend = std::move(*backend), .model = std::move(*model)});
+  ASSERT_FALSE(engine.ok());
+  EXPECT_THAT(engine.status().message(), ::testing::HasSubstr("max_queue_time_seconds"));
+}
+
 class AbortTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -349,6 +409,7 @@ TEST(EngineTest, RandomArrivalsAndAbortsKeepIntegrity) {
   c.num_kv_blocks = kMaxModelLen / c.block_size + 1 + 8;
   c.max_num_batched_tokens = 24;
   c.max_num_seqs = 8;
+  c.max_queued_requests = 0;  // a long queue on purpose
   auto engine = MakeFixtureEngine("llama", c);
   std::mt19937 rng(7);
   std::vector<std::shared_ptr<RequestStream>> streams;

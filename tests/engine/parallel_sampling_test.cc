@@ -176,6 +176,7 @@ TEST(ParallelSamplingTest, RandomGroupsArrivalsAndAbortsKeepIntegrity) {
   c.max_num_batched_tokens = 24;
   c.max_num_seqs = 8;
   c.enable_prefix_caching = false;
+  c.max_queued_requests = 0;  // a long queue on purpose
   auto engine = MakeFixtureEngine("llama", c);
   std::mt19937 rng(17);
   std::vector<std::shared_ptr<RequestStream>> streams;
