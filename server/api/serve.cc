@@ -5,14 +5,62 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "server/api/loading_responder.h"
 #include "server/common/logging.h"
 #include "server/engine/engine.h"
 
 namespace moeserve::api {
+namespace {
+
+const char* SignalName(int signal) { return signal == SIGTERM ? "SIGTERM" : "SIGINT"; }
+
+// Watches a drain from its own thread (which inherits the blocked SIGTERM/SIGINT and takes them
+// with sigtimedwait): another signal exits the process at once with 128 + its number, and a drain
+// still running at `deadline` exits it with kShutdownOverrunExit. Destroying it (the drain is
+// over) stops the watch. Not copyable; the owner's thread destroys it.
+class DrainWatch {
+ public:
+  DrainWatch(const sigset_t& signals, absl::Time deadline)
+      : thread_([this, signals, deadline] { Watch(signals, deadline); }) {}
+  ~DrainWatch() {
+    done_.Notify();
+    thread_.join();
+  }
+  DrainWatch(const DrainWatch&) = delete;
+  DrainWatch& operator=(const DrainWatch&) = delete;
+
+ private:
+  void Watch(sigset_t signals, absl::Time deadline) {
+    while (!done_.HasBeenNotified()) {
+      timespec poll{.tv_sec = 0, .tv_nsec = 100'000'000};
+      const int signal = sigtimedwait(&signals, nullptr, &poll);
+      if (signal == SIGTERM || signal == SIGINT) {
+        std::fprintf(stderr, "moeserve: second %s during the drain: exiting now\n",
+                     SignalName(signal));
+        std::_Exit(128 + signal);
+      }
+      if (absl::Now() >= deadline && !done_.HasBeenNotified()) {
+        std::fprintf(stderr,
+                     "moeserve: the shutdown did not finish within --shutdown-timeout + %s: "
+                     "exiting now\n",
+                     absl::FormatDuration(kShutdownMargin).c_str());
+        std::_Exit(kShutdownOverrunExit);
+      }
+    }
+  }
+
+  absl::Notification done_;
+  std::thread thread_;  // last: started once the rest is made
+};
+
+}  // namespace
 
 absl::Status RunServe(ServeOptions options) {
   sigset_t signals;
@@ -66,11 +114,14 @@ absl::Status RunServe(ServeOptions options) {
   int signal = 0;
   while (sigwait(&signals, &signal) != 0) {
   }
-  MS_LOG(WARNING) << "received " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
-                  << "; draining for up to " << absl::FormatDuration(options.shutdown_timeout);
-  (*server)->Shutdown(options.shutdown_timeout);
-  server->reset();
-  (*engine)->Stop();
+  MS_LOG(WARNING) << "received " << SignalName(signal) << "; draining for up to "
+                  << absl::FormatDuration(options.shutdown_timeout) << " (send it again to exit now)";
+  {
+    DrainWatch watch(signals, absl::Now() + options.shutdown_timeout + kShutdownMargin);
+    (*server)->Shutdown(options.shutdown_timeout);
+    server->reset();
+    (*engine)->Stop();
+  }
   MS_LOG(INFO) << "stopped";
   return absl::OkStatus();
 }

@@ -27,11 +27,21 @@ struct ServeOptions {
   std::function<void(const ApiServer& server)> on_ready;
 };
 
+// How long the shutdown after the drain's timeout may take (cancelling what is left, closing the
+// listeners, stopping the engine) before the process exits anyway: the whole shutdown is bounded
+// by shutdown_timeout + kShutdownMargin, whatever the clients do.
+inline constexpr absl::Duration kShutdownMargin = absl::Seconds(5);
+// The exit status when that bound is reached (the drain was cut short).
+inline constexpr int kShutdownOverrunExit = 3;
+
 // Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts), raises the
 // open-files limit to its hard limit (each HTTP connection is a descriptor), answers 503 on the
-// HTTP port while it loads the engine,
-// serves until one of those signals arrives, then drains for up to shutdown_timeout and returns
-// OK. Errors: loading the model, bad options, ports that cannot be bound.
+// HTTP port while it loads the engine, serves until one of those signals arrives, then drains for
+// up to shutdown_timeout and returns OK. During the drain a second SIGTERM or SIGINT exits the
+// process at once with 128 + its number (as a shell reports a death by that signal), and a
+// shutdown still running after shutdown_timeout + kShutdownMargin exits it with
+// kShutdownOverrunExit.
+// Errors: loading the model, bad options, ports that cannot be bound.
 absl::Status RunServe(ServeOptions options);
 
 }  // namespace moeserve::api
