@@ -18,7 +18,7 @@ using moeserve::SamplingParams;
 void Run(const char* name, moeserve::Sampler& sampler, const std::vector<float>& logits,
          const SamplingParams& p, const std::vector<int32_t>& prompt,
          const std::vector<int32_t>& output) {
-  moeserve::SamplerRow row{logits, &p, prompt, output, 42};
+  moeserve::SamplingRow row{logits, &p, prompt, output, 42};
   moeserve::SampleResult result;
   std::vector<double> us;
   for (int i = 0; i < 60; ++i) {

@@ -121,8 +121,9 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleParams p) {
   float* s = p.scratch + row * V;
   SampleOut* out = p.out + row;
 
-  // 1-3. Copy and edit.
-  for (int64_t i = tid; i < V; i += kThreads) s[i] = Load(p, rp.logits_row, i);
+  // 0-3. Copy (masked) and edit.
+  const uint32_t* mask = rp.mask_row >= 0 ? p.masks + rp.mask_row * p.mask_words : nullptr;
+  for (int64_t i = tid; i < V; i += kThreads) s[i] = MaskAllows(mask, i) ? Load(p, rp.logits_row, i) : -kInf;
   __syncthreads();
   for (int e = rp.edit_begin + tid; e < rp.edit_end; e += kThreads) {
     const SampleEdit ed = p.edits[e];
@@ -358,7 +359,8 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleParams p) {
 cudaError_t LaunchSample(const SampleParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return cudaSuccess;
   if (p.vocab <= 0 || p.vocab > (int64_t{1} << 30) || p.rows == nullptr || p.out == nullptr ||
-      p.scratch == nullptr || p.logits == nullptr || (p.max_top > 0 && (p.top_ids == nullptr || p.top_logprobs == nullptr))) {
+      p.scratch == nullptr || p.logits == nullptr || (p.max_top > 0 && (p.top_ids == nullptr || p.top_logprobs == nullptr)) ||
+      (p.masks != nullptr && p.mask_words * 32 < p.vocab)) {
     return cudaErrorInvalidValue;
   }
   SampleKernel<<<p.num_rows, kThreads, 0, stream>>>(p);

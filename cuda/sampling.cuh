@@ -5,7 +5,8 @@
 // specification) run per row by one 1024-thread block, so that only the chosen ids (and requested
 // logprobs) cross to the host.
 //
-// Per row: s = fp32(logits row); sparse edits (logit bias, min_tokens suppression, repetition /
+// Per row: s = fp32(logits row), -inf where the row's structured-output bitmask clears the id
+// (the host's step 0, ApplyTokenMask); sparse edits (logit bias, min_tokens suppression, repetition /
 // frequency / presence penalties; ids unique per row) with the host's exact fp32 operations (no FMA
 // contraction); max / NaN / +inf checks; greedy argmax (ties to the lowest id) or: x = s / T (IEEE
 // division), w = exp(x - max) with the host's polynomial exp (bit-identical), top-k and top-p as
@@ -53,6 +54,7 @@ struct SampleRowParams {
   uint32_t step_lo = 0, step_hi = 0;  // Philox counter: the output position
   int32_t edit_begin = 0, edit_end = 0;
   int32_t num_top_logprobs = -1;  // -1: no logprobs; >= 0: the token's and this many alternatives
+  int32_t mask_row = -1;          // row of SampleParams::masks; -1: every token allowed
 };
 
 enum SampleStatus : int32_t {
@@ -84,9 +86,18 @@ struct SampleParams {
   int32_t* top_ids = nullptr;             // [num_rows, max_top]
   float* top_logprobs = nullptr;          // [num_rows, max_top]
   int32_t max_top = 0;
+  // Structured output: [mask rows, mask_words] bitmasks, bit (id % 32) of word (id / 32) set when
+  // id may be sampled; mask_words >= (vocab + 31) / 32. May be null when no row has a mask.
+  const uint32_t* masks = nullptr;
+  int64_t mask_words = 0;
 };
 
 cudaError_t LaunchSample(const SampleParams& p, cudaStream_t stream);
+
+// Whether a row's bitmask allows token i (null: every token), as ApplyTokenMask reads it.
+MOESERVE_HD inline bool MaskAllows(const uint32_t* mask, int64_t i) {
+  return mask == nullptr || ((mask[i >> 5] >> (i & 31)) & 1u) != 0;
+}
 
 // Philox4x32-10 and the draw's uniform, line for line as server/sampling/philox.h (host tests
 // compare the two).

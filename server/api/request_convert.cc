@@ -24,6 +24,24 @@ SamplingParams FromProto(const v1::SamplingParams& p) {
   s.stop.assign(p.stop().begin(), p.stop().end());
   if (p.has_logprobs()) s.logprobs = p.logprobs();
   if (p.has_prompt_logprobs()) s.prompt_logprobs = p.prompt_logprobs();
+  using Kind = structured::Constraint::Kind;
+  switch (p.constraint_case()) {
+    case v1::SamplingParams::kJsonSchema:
+      s.constraint = {.kind = Kind::kJsonSchema, .value = p.json_schema()};
+      break;
+    case v1::SamplingParams::kRegex:
+      s.constraint = {.kind = Kind::kRegex, .value = p.regex()};
+      break;
+    case v1::SamplingParams::kGrammar:
+      s.constraint = {.kind = Kind::kGrammar, .value = p.grammar()};
+      break;
+    case v1::SamplingParams::kJsonObject:
+      if (p.json_object()) s.constraint = {.kind = Kind::kJsonObject};
+      break;
+    case v1::SamplingParams::CONSTRAINT_NOT_SET:
+      break;
+  }
+  s.constraint.any_whitespace = p.json_any_whitespace();
   return s;
 }
 

@@ -108,8 +108,8 @@ struct MoeExpertsExtras {
   int64_t num_routed_experts = 0;
 };
 
-// Device sampling (optional; server/runner/device_sampling.h builds these from SamplingParams and
-// the host Sampler is the reference). One sparse edit of a row's logits, in the host order: bias,
+// Device sampling (optional; server/sampling/device_sampling.h builds these from SamplingParams
+// and the host Sampler is the reference). One sparse edit of a row's logits, in the host order: bias,
 // suppression (-inf), repetition penalty (id in prompt or output), frequency/presence (count > 0).
 struct SamplingEdit {
   int32_t id = 0;
@@ -128,10 +128,15 @@ struct SamplingRowSpec {
   uint64_t seed = 0, step = 0;    // Philox key and counter (server/sampling/philox.h)
   int32_t edit_begin = 0, edit_end = 0;  // into SamplingBatch::edits
   int32_t num_top_logprobs = -1;  // -1: no logprobs
+  int32_t mask_row = -1;          // structured output: row of SamplingBatch::masks; -1: none
 };
 struct SamplingBatch {
   std::vector<SamplingRowSpec> rows;
   std::vector<SamplingEdit> edits;
+  // Structured-output masks, mask_words per row: bit (id % 32) of word (id / 32) clear: id gets
+  // -inf before the edits (sampler.h, step 0).
+  std::vector<uint32_t> masks;
+  int32_t mask_words = 0;  // (vocab + 31) / 32 when any row has a mask
 };
 struct SampledToken {
   int32_t token = -1;

@@ -26,6 +26,7 @@ struct LiveSample {
   int32_t num_output_tokens = 0;
   int32_t num_preemptions = 0;  // as last reported by the scheduler
   bool finished = false;
+  std::unique_ptr<structured::OutputConstraint> constraint;  // structured output; null: none
 };
 
 // Engine-side state of one request, owned by the engine thread once drained from the inbox.
@@ -49,6 +50,7 @@ struct LiveRequest {
   std::vector<TokenLogprobs> prompt_logprobs;
   int32_t prompt_logprobs_next = 1;
   bool prompt_logprobs_sent = false;
+  std::shared_ptr<const structured::OutputConstraintSpec> constraint;  // EngineRequest::constraint
 };
 
 namespace {
@@ -328,6 +330,7 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
   live->params = std::move(request.sampling);
   live->priority = request.priority;
   live->cache_salt = std::move(request.cache_salt);
+  live->constraint = std::move(request.constraint);
   live->timings.arrival = absl::Now();
 
   absl::MutexLock lock(&mu_);
@@ -471,6 +474,9 @@ void Engine::Admit(std::unique_ptr<LiveRequest> request) {
     }
     // A seeded request's samples are reproducible one by one; unseeded ones differ.
     sample.seed = p.seed.has_value() ? SampleSeed(*p.seed, sample.index) : sampler_->RequestSeed(p);
+    if (live->constraint != nullptr) {
+      sample.constraint = std::make_unique<structured::OutputConstraint>(live->constraint, /*max_drafts=*/0);
+    }
   }
   live->prompt = {};  // the scheduler holds its own copies
 }
@@ -515,7 +521,7 @@ bool Engine::Step() {
   counters_.tokens_computed += step.total_num_scheduled_tokens;
 
   const absl::Time now = absl::Now();
-  inputs_.assign(step.scheduled.size(), SamplingInput{});
+  inputs_.assign(step.scheduled.size(), SamplingRow{});
   bool any_prompt_logprobs = false;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     const ScheduledRequest& entry = step.scheduled[i];
@@ -532,7 +538,7 @@ bool Engine::Step() {
                                  request->prompt_logprobs_next < request->num_prompt_tokens;
     if (!entry.samples && !prompt_logprobs) continue;
     const Request* scheduled = scheduler_->GetRequest(entry.id);
-    inputs_[i] = SamplingInput{.params = &request->params,
+    inputs_[i] = SamplingRow{.params = &request->params,
                                .prompt_token_ids = scheduled->prompt_token_ids(),
                                .output_token_ids = scheduled->output_token_ids(),
                                .seed = sample->seed};
@@ -541,9 +547,12 @@ bool Engine::Step() {
       any_prompt_logprobs = true;
     }
   }
-  if (absl::Status s = runner_->Execute(step, inputs_, &results_,
-                                        any_prompt_logprobs ? &prompt_chunks_ : nullptr);
-      !s.ok()) {
+  StartMasks(step);
+  const absl::Status executed = runner_->Execute(step, inputs_, &results_,
+                                                 any_prompt_logprobs ? &prompt_chunks_ : nullptr,
+                                                 [this] { FinishMasks(); });
+  FinishMasks();  // when the step failed before sampling
+  if (absl::Status s = executed; !s.ok()) {
     MS_LOG(ERROR) << "engine step failed: " << s;
     FailStep(step, s);
   } else {
@@ -641,10 +650,48 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
       request->prompt_logprobs = {};
       request->prompt_logprobs_sent = true;
     }
-    const FinishReason reason = ReasonOf(update.status);
+    FinishReason reason = ReasonOf(update.status);
+    absl::Status error;
+    if (sample->constraint != nullptr) {
+      error = sample->constraint->Accept(update.new_token);
+      if (!error.ok()) {
+        if (reason == FinishReason::kNone && scheduler_->Finish(update.id, RequestStatus::kFinishedError)) {
+          needs_release_ = true;
+        }
+        reason = FinishReason::kError;
+      }
+    }
     if (reason == FinishReason::kStop) delta.stop_token_id = update.new_token;
-    Emit(sample, std::move(delta), reason, absl::OkStatus(), scheduler_->GetRequest(update.id));
+    Emit(sample, std::move(delta), reason, std::move(error), scheduler_->GetRequest(update.id));
   }
+}
+
+void Engine::StartMasks(const SchedulerOutput& step) {
+  std::vector<structured::AsyncMaskFiller::Job> jobs;
+  mask_entries_.clear();
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    if (!step.scheduled[i].samples) continue;
+    structured::OutputConstraint* constraint = samples_.at(step.scheduled[i].id)->constraint.get();
+    if (constraint == nullptr) continue;
+    jobs.push_back({.constraint = constraint});
+    mask_entries_.push_back(i);
+  }
+  if (jobs.empty()) return;
+  const size_t words = static_cast<size_t>(jobs[0].constraint->mask_words());  // one vocabulary
+  masks_.resize(jobs.size() * words);
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    jobs[k].masks = &masks_[k * words];
+    inputs_[mask_entries_[k]].allowed_tokens = jobs[k].masks;
+  }
+  if (mask_filler_ == nullptr) mask_filler_ = std::make_unique<structured::AsyncMaskFiller>();
+  mask_filler_->Start(std::move(jobs));
+  masks_pending_ = true;
+}
+
+void Engine::FinishMasks() {
+  if (!masks_pending_) return;
+  masks_pending_ = false;
+  mask_filler_->Wait();
 }
 
 void Engine::FailStep(const SchedulerOutput& step, const absl::Status& status) {

@@ -48,6 +48,8 @@
 #include "server/sampling/sampler.h"
 #include "server/sampling/sampling_params.h"
 #include "server/scheduler/scheduler.h"
+#include "server/structured/async_mask_filler.h"
+#include "server/structured/output_constraint.h"
 #include "server/tokenizer/tokenizer.h"
 
 namespace moeserve {
@@ -63,6 +65,9 @@ struct EngineRequest {
   SamplingParams sampling;  // `stop` strings are matched by the serving layer, not here
   int32_t priority = 0;     // lower is served first
   std::string cache_salt;   // separates prefix caches (per tenant)
+  // Structured output: sampling.constraint as compiled by the serving layer
+  // (serving::StructuredOutput); null: unconstrained. Every sample's tokens are then masked.
+  std::shared_ptr<const structured::OutputConstraintSpec> constraint;
   // Optional: deltas go to this callback on the engine thread instead of RequestStream::Next().
   RequestStream::Callback on_output;
   // Optional: probed on the engine thread before every step; once it returns true the request is
@@ -151,6 +156,8 @@ class Engine {
   const EngineConfig& config() const { return config_; }  // with resolved sizes
   int32_t max_model_len() const { return config_.max_model_len; }
   int32_t vocab_size() const { return vocab_size_; }
+  // The model's EOS ids (and the tokenizer's), which end a sample unless ignore_eos.
+  const std::vector<int32_t>& eos_token_ids() const { return eos_token_ids_; }
   const KvLayout& kv_layout() const { return runner_->kv_layout(); }
 
   // One step. Returns false when there was nothing to do.
@@ -198,6 +205,11 @@ class Engine {
   void PublishMetrics();
   // Counts a sampled row for healthy(): `model_fault` when its logits were not numbers.
   void CountSampledRow(bool model_fault);
+  // Structured output: StartMasks hands the step's constrained sampling rows to mask_filler_ (their
+  // masks are computed while the forward pass runs) and points their rows at masks_; FinishMasks
+  // waits for them (idempotent).
+  void StartMasks(const SchedulerOutput& step);
+  void FinishMasks();
   // Copies the model's expert-load counters into expert_load_ (engine thread, between steps).
   void RefreshExpertLoad();
 
@@ -223,12 +235,16 @@ class Engine {
   EngineMetrics counters_;      // engine-thread copy of the counters
   int32_t steps_since_expert_load_ = 0;  // steps run since expert_load_ was read
   std::shared_ptr<const ExpertLoad> expert_load_;  // null: dense model or never read
-  std::vector<SamplingInput> inputs_;  // per-step scratch
+  std::vector<SamplingRow> inputs_;  // per-step scratch
   std::vector<SampleResult> results_;
   std::vector<PromptLogprobsChunk> prompt_chunks_;
   std::vector<int32_t> sampled_;
   int32_t consecutive_model_faults_ = 0;
   std::atomic<bool> healthy_{true};
+  std::unique_ptr<structured::AsyncMaskFiller> mask_filler_;  // created on first use
+  std::vector<uint32_t> masks_;        // [constrained rows, mask words] of the step
+  std::vector<size_t> mask_entries_;  // the step entry of each mask
+  bool masks_pending_ = false;
 
   // Inbox, shared with other threads.
   mutable absl::Mutex mu_;

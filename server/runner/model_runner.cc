@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
-#include "server/runner/device_sampling.h"
+#include "server/sampling/device_sampling.h"
 
 namespace moeserve {
 
@@ -38,9 +38,10 @@ absl::StatusOr<Tensor> ModelRunner::RunForward(const ForwardBatch& batch) {
 }
 
 absl::Status ModelRunner::Execute(const SchedulerOutput& step,
-                                  absl::Span<const SamplingInput> inputs,
+                                  absl::Span<const SamplingRow> inputs,
                                   std::vector<SampleResult>* results,
-                                  std::vector<PromptLogprobsChunk>* prompt_logprobs) {
+                                  std::vector<PromptLogprobsChunk>* prompt_logprobs,
+                                  const std::function<void()>& before_sampling) {
   if (inputs.size() != step.scheduled.size()) {
     return absl::InternalError(absl::StrCat("model runner: ", inputs.size(),
                                             " sampling inputs for ", step.scheduled.size(),
@@ -65,7 +66,7 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
       PromptLogprobsChunk& chunk = (*prompt_logprobs)[i];
       chunk.entries.clear();
       chunk.status = absl::OkStatus();
-      const SamplingInput& in = inputs[i];
+      const SamplingRow& in = inputs[i];
       if (in.prompt_logprobs_from > 0 && in.params != nullptr) {
         const int32_t first = std::max(in.prompt_logprobs_from, entry.start_position + 1);
         const int32_t last = std::min(static_cast<int32_t>(in.prompt_token_ids.size()) - 1,
@@ -91,9 +92,10 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
   absl::StatusOr<Tensor> forward = RunForward(batch);
   if (!forward.ok() && channel_ != nullptr) channel_->host()->Abort(forward.status());
   ASSIGN_OR_RETURN(Tensor logits, std::move(forward));
+  if (before_sampling) before_sampling();
   if (num_rows == 0) return absl::OkStatus();
   // On the device when the backend can sample there and every row is supported (device_sampling.h).
-  ASSIGN_OR_RETURN(const bool sampled_on_device, SampleStepOnDevice(backend_, logits, step, inputs, results));
+  ASSIGN_OR_RETURN(const bool sampled_on_device, SampleOnDevice(logits, step, inputs, results));
   if (sampled_on_device && prompt_rows_.empty()) return absl::OkStatus();
   host_logits_.resize(num_rows * static_cast<size_t>(vocab_size_));
   RETURN_IF_ERROR(backend_->CopyToHostF32(logits, absl::MakeSpan(host_logits_)));
@@ -103,13 +105,13 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
 }
 
 void ModelRunner::FillPromptLogprobs(const SchedulerOutput& step,
-                                     absl::Span<const SamplingInput> inputs,
+                                     absl::Span<const SamplingRow> inputs,
                                      size_t first_row,
                                      std::vector<PromptLogprobsChunk>* prompt_logprobs) {
   size_t row = first_row;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     PromptLogprobsChunk& chunk = (*prompt_logprobs)[i];
-    const SamplingInput& in = inputs[i];
+    const SamplingRow& in = inputs[i];
     for (size_t k = 0; k < chunk.entries.size(); ++k, ++row) {
       TokenLogprobs& e = chunk.entries[k];
       e.token_id = in.prompt_token_ids[chunk.first_position + k];
@@ -122,24 +124,39 @@ void ModelRunner::FillPromptLogprobs(const SchedulerOutput& step,
   }
 }
 
+absl::StatusOr<bool> ModelRunner::SampleOnDevice(const Tensor& logits, const SchedulerOutput& step,
+                                                 absl::Span<const SamplingRow> inputs,
+                                                 std::vector<SampleResult>* results) {
+  if (backend_->name() == "cpu") return false;
+  rows_.clear();
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    if (!step.scheduled[i].samples) continue;
+    if (inputs[i].params == nullptr) return false;  // the host path reports it
+    rows_.push_back(inputs[i]);
+  }
+  ASSIGN_OR_RETURN(bool done, moeserve::SampleOnDevice(backend_, logits, rows_, &row_results_));
+  if (!done) return false;
+  size_t row = 0;
+  for (size_t i = 0; i < step.scheduled.size(); ++i) {
+    if (step.scheduled[i].samples) (*results)[i] = std::move(row_results_[row++]);
+  }
+  return true;
+}
+
 absl::Status ModelRunner::SampleOnHost(const SchedulerOutput& step,
-                                       absl::Span<const SamplingInput> inputs,
+                                       absl::Span<const SamplingRow> inputs,
                                        std::vector<SampleResult>* results) {
   rows_.clear();
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     if (!step.scheduled[i].samples) continue;
-    const SamplingInput& in = inputs[i];
+    const SamplingRow& in = inputs[i];
     if (in.params == nullptr) {
       return absl::InternalError(
           absl::StrCat("model runner: no sampling params for request ", step.scheduled[i].id));
     }
     const size_t row = rows_.size();
-    rows_.push_back(SamplerRow{
-        .logits = absl::MakeConstSpan(host_logits_).subspan(row * vocab_size_, vocab_size_),
-        .params = in.params,
-        .prompt_token_ids = in.prompt_token_ids,
-        .output_token_ids = in.output_token_ids,
-        .seed = in.seed});
+    rows_.push_back(in);
+    rows_.back().logits = absl::MakeConstSpan(host_logits_).subspan(row * vocab_size_, vocab_size_);
   }
   sampler_->Sample(rows_, &row_results_);
   size_t row = 0;

@@ -17,6 +17,7 @@
 // preemption needs no notification.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -32,22 +33,10 @@
 #include "server/runner/step_channel.h"
 #include "server/runner/step_message.h"
 #include "server/sampling/sampler.h"
+#include "server/sampling/sampling_row.h"
 #include "server/scheduler/scheduler.h"
 
 namespace moeserve {
-
-// What the sampler needs of one scheduled entry; ignored for entries that do not sample, except
-// for prompt logprobs.
-struct SamplingInput {
-  const SamplingParams* params = nullptr;
-  absl::Span<const int32_t> prompt_token_ids;
-  absl::Span<const int32_t> output_token_ids;  // generated so far
-  uint64_t seed = 0;                            // Sampler::RequestSeed() of the request
-  // > 0: the logprobs of prompt positions p >= this one that the entry's chunk predicts (rows
-  // p - 1 in [start, start + n), p < prompt length), with params->prompt_logprobs alternatives.
-  // Needs params and prompt_token_ids also when the entry does not sample. 0: none.
-  int32_t prompt_logprobs_from = 0;
-};
 
 // The prompt logprobs one entry's chunk produced: positions [first_position, + entries.size()).
 struct PromptLogprobsChunk {
@@ -76,9 +65,13 @@ class ModelRunner {
   // When `prompt_logprobs` is given, (*prompt_logprobs)[i] holds entry i's prompt logprobs (empty
   // unless inputs[i].prompt_logprobs_from > 0). Only such entries add logits rows (their chunk's
   // rows go through the LM head, after the sampling rows); a step without them costs nothing more.
-  absl::Status Execute(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
+  // `before_sampling`, when given, runs after the forward pass and before any row is sampled: the
+  // engine finishes the rows' structured-output masks (SamplingRow::allowed_tokens) there, so
+  // that computing them overlaps the forward pass.
+  absl::Status Execute(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
                        std::vector<SampleResult>* results,
-                       std::vector<PromptLogprobsChunk>* prompt_logprobs = nullptr);
+                       std::vector<PromptLogprobsChunk>* prompt_logprobs = nullptr,
+                       const std::function<void()>& before_sampling = nullptr);
 
   // Pure-decode steps replay CUDA graphs from now on (decode_graph_runner.h), where the backend
   // can record them; a no-op elsewhere. Returns whether graphs are on. REQUIRES: AllocateKvCache.
@@ -98,11 +91,16 @@ class ModelRunner {
  private:
   // The step's logits: a decode graph's replay when one applies, else Model::Forward.
   absl::StatusOr<Tensor> RunForward(const ForwardBatch& batch);
+  // Samples the step's sampling entries on the device (device_sampling.h) when the backend can
+  // and every row is supported; returns false (nothing done) otherwise. Logits row r belongs to
+  // the r-th sampling entry; on true, (*results)[i] holds entry i's sample.
+  absl::StatusOr<bool> SampleOnDevice(const Tensor& logits, const SchedulerOutput& step,
+                                      absl::Span<const SamplingRow> inputs, std::vector<SampleResult>* results);
   // Samples the step's sampling rows (the first rows of host_logits_) with the host Sampler.
-  absl::Status SampleOnHost(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
+  absl::Status SampleOnHost(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
                             std::vector<SampleResult>* results);
   // Logprobs of the prompt rows, host_logits_ rows [first_row, ...), into the sized chunks.
-  void FillPromptLogprobs(const SchedulerOutput& step, absl::Span<const SamplingInput> inputs,
+  void FillPromptLogprobs(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
                           size_t first_row, std::vector<PromptLogprobsChunk>* prompt_logprobs);
 
   Model* const model_;
@@ -111,7 +109,7 @@ class ModelRunner {
   const int32_t vocab_size_;
   std::optional<ForwardBatchBuilder> builder_;  // the step's batch, built incrementally across steps
   std::vector<float> host_logits_;
-  std::vector<SamplerRow> rows_;
+  std::vector<SamplingRow> rows_;  // the sampling entries' rows (host or device)
   std::vector<SampleResult> row_results_;
   std::vector<int32_t> prompt_rows_;  // extra logits rows of the step (batch row indices)
   std::unique_ptr<DecodeGraphRunner> decode_graphs_;  // null: eager only

@@ -22,6 +22,9 @@ namespace moeserve {
 // Ids outside the row are ignored (Validate() rejects them earlier).
 void ApplyLogitBias(const std::map<int32_t, float>& bias, absl::Span<float> logits);
 void SuppressTokens(absl::Span<const int32_t> ids, absl::Span<float> logits);
+// Structured output: logits[id] = -inf where bit (id % 32) of mask[id / 32] is clear. `mask` has
+// (logits.size() + 31) / 32 words.
+void ApplyTokenMask(const uint32_t* mask, absl::Span<float> logits);
 
 // Holds per-vocabulary scratch so that a row costs O(prompt + output), not O(vocab), and allocates
 // nothing. Requires external synchronization.

@@ -54,12 +54,12 @@ uint64_t Sampler::RequestSeed(const SamplingParams& params) {
   return params.seed.has_value() ? *params.seed : seed_source_();
 }
 
-void Sampler::Sample(absl::Span<const SamplerRow> rows, std::vector<SampleResult>* results) {
+void Sampler::Sample(absl::Span<const SamplingRow> rows, std::vector<SampleResult>* results) {
   results->resize(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) SampleRow(rows[i], &(*results)[i]);
 }
 
-void Sampler::SampleRow(const SamplerRow& row, SampleResult* result) {
+void Sampler::SampleRow(const SamplingRow& row, SampleResult* result) {
   result->token_id = -1;
   result->logprob = 0.0f;
   result->top_logprobs.clear();
@@ -67,7 +67,7 @@ void Sampler::SampleRow(const SamplerRow& row, SampleResult* result) {
   if (!result->status.ok()) result->token_id = -1;
 }
 
-absl::Status Sampler::SampleRowImpl(const SamplerRow& row, SampleResult* result) {
+absl::Status Sampler::SampleRowImpl(const SamplingRow& row, SampleResult* result) {
   const int32_t vocab = options_.vocab_size;
   if (row.params == nullptr) return absl::InvalidArgumentError("sampler row has no params");
   if (static_cast<int64_t>(row.logits.size()) != vocab) {
@@ -77,6 +77,7 @@ absl::Status Sampler::SampleRowImpl(const SamplerRow& row, SampleResult* result)
   const SamplingParams& p = *row.params;
   const absl::Span<float> s(scratch_);
   std::copy(row.logits.begin(), row.logits.end(), s.begin());
+  if (row.allowed_tokens != nullptr) ApplyTokenMask(row.allowed_tokens, s);
 
   ApplyLogitBias(p.logit_bias, s);
   if (static_cast<int64_t>(row.output_token_ids.size()) < p.min_tokens) {

@@ -5,6 +5,7 @@
 // token. The GPU sampler must produce the same tokens; this header is its specification.
 //
 // Per row, in this order (s = a copy of the raw logits; the input is never modified):
+//   0. allowed tokens    s[id] = -inf where the row's structured-output mask clears id
 //   1. logit bias        s[id] += bias
 //   2. min_tokens        while len(output) < min_tokens: s[id] = -inf for stop_token_ids and,
 //                        unless ignore_eos, the model's EOS ids
@@ -38,6 +39,7 @@
 #include "absl/types/span.h"
 #include "server/sampling/logits_processors.h"
 #include "server/sampling/sampling_params.h"
+#include "server/sampling/sampling_row.h"
 #include "server/sampling/token_filter.h"
 
 namespace moeserve {
@@ -51,15 +53,6 @@ struct SamplerOptions {
   std::vector<int32_t> eos_token_ids;  // suppressed by min_tokens unless ignore_eos
   // Seeds the engine-level source of per-request seeds; nullopt: std::random_device.
   std::optional<uint64_t> engine_seed;
-};
-
-// One request's row of a batch. Spans must stay valid during Sample().
-struct SamplerRow {
-  absl::Span<const float> logits;  // [vocab_size], raw model output
-  const SamplingParams* params = nullptr;
-  absl::Span<const int32_t> prompt_token_ids;
-  absl::Span<const int32_t> output_token_ids;  // generated so far; its size is the draw counter
-  uint64_t seed = 0;                           // from Sampler::RequestSeed()
 };
 
 struct TokenLogprob {
@@ -101,8 +94,8 @@ class Sampler {
   // Samples every row; results->size() becomes rows.size(). Reusing `results` across steps keeps
   // the top_logprobs vectors' capacity.
   // REQUIRES: each row's params passed Validate() against vocab_size().
-  void Sample(absl::Span<const SamplerRow> rows, std::vector<SampleResult>* results);
-  void SampleRow(const SamplerRow& row, SampleResult* result);
+  void Sample(absl::Span<const SamplingRow> rows, std::vector<SampleResult>* results);
+  void SampleRow(const SamplingRow& row, SampleResult* result);
 
   // Raw-model logprob of `token_id` and the top `num_top` alternatives of one logits row (also for
   // prompt_logprobs). InvalidArgument for NaN/+inf logits or a bad token id.
@@ -110,7 +103,7 @@ class Sampler {
                         float* logprob, std::vector<TokenLogprob>* top);
 
  private:
-  absl::Status SampleRowImpl(const SamplerRow& row, SampleResult* result);
+  absl::Status SampleRowImpl(const SamplingRow& row, SampleResult* result);
 
   SamplerOptions options_;
   std::mt19937_64 seed_source_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "server/structured/constraint.h"
 
 namespace moeserve {
 
@@ -43,6 +44,11 @@ struct SamplingParams {
   // nullopt: none; 0: the sampled token's only; k: also the top k alternatives.
   std::optional<int32_t> logprobs;
   std::optional<int32_t> prompt_logprobs;  // same, per prompt position (computed by the engine)
+
+  // Structured output: the output must match this (JSON Schema, regex, GBNF or any JSON object).
+  // Compiled by the serving layer (server/structured/), which hands the engine the result
+  // (EngineRequest::constraint); none by default.
+  structured::Constraint constraint;
 };
 
 // Temperatures below this are greedy, as in vLLM (avoids overflow in logits / temperature).

@@ -21,7 +21,8 @@ Frontend::Frontend(Engine* engine, FrontendOptions options)
                engine->tokenizer() != nullptr
                    ? PromptBuilder::LoadChatTemplate(TokenizerDir(engine->config()))
                    : std::nullopt),
-      limits_(LimitsOf(*engine)) {}
+      limits_(LimitsOf(*engine)),
+      structured_(engine->tokenizer(), engine->vocab_size(), engine->eos_token_ids()) {}
 
 absl::Status Frontend::Authenticate(const std::string_view* authorization) const {
   return options_.api_keys.Check(authorization);
@@ -54,6 +55,9 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
   if (absl::Status s = ValidateRequest(request, prompt_tokens, limits_); !s.ok()) {
     return refuse(s);
   }
+  absl::StatusOr<std::shared_ptr<const structured::OutputConstraintSpec>> constraint =
+      structured_.Prepare(request.sampling, prompt->ids, request.names);
+  if (!constraint.ok()) return refuse(constraint.status());
 
   std::vector<std::unique_ptr<SampleOutputProcessor>> samples;
   const SampleOutputOptions output{.skip_special_tokens = request.skip_special_tokens,
@@ -69,6 +73,7 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
   er.sampling = std::move(request.sampling);
   er.priority = request.priority;
   er.cache_salt = std::move(request.cache_salt);
+  er.constraint = *std::move(constraint);
   er.on_output = ChannelCallback(channel);
   er.is_cancelled = std::move(request.is_cancelled);
   absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->AddRequest(std::move(er));

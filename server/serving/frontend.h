@@ -3,7 +3,7 @@
 
 // Frontend: the transport-free serving layer over one Engine. Every transport (gRPC, HTTP, the
 // CLI) hands it neutral requests: it admits them (draining, API keys), builds the prompt (text,
-// ids or chat messages), validates once, submits to the engine and returns a Call that delivers
+// ids or chat messages), validates once (compiling a structured-output constraint), submits to the engine and returns a Call that delivers
 // neutral output. It also tokenizes and detokenizes for the tokenizer endpoints.
 //
 //   serving::Frontend frontend(engine.get(), {.api_keys = keys});
@@ -27,6 +27,7 @@
 #include "server/serving/prompt_builder.h"
 #include "server/serving/request_validator.h"
 #include "server/serving/serving_request.h"
+#include "server/serving/structured_output.h"
 
 namespace moeserve::serving {
 
@@ -53,10 +54,11 @@ class Frontend {
   void StartDraining() { draining_.store(true, std::memory_order_release); }
   bool draining() const { return draining_.load(std::memory_order_acquire); }
 
-  // Builds the prompt, validates the request and queues it in the engine. Errors name the field as
-  // `request.names` spells it: InvalidArgument, FailedPrecondition (what this model cannot do),
-  // ResourceExhausted (queue full), Unavailable (draining, engine stopped), Cancelled (the
-  // request's is_cancelled turned true while its chat template rendered).
+  // Builds the prompt, validates the request (and compiles its constraint) and queues it in the
+  // engine. Errors name the field as `request.names` spells it: InvalidArgument,
+  // FailedPrecondition (what this model cannot do), ResourceExhausted (queue full), Unavailable
+  // (draining, engine stopped), Cancelled (the request's is_cancelled turned true while its chat
+  // template rendered).
   absl::StatusOr<std::unique_ptr<Call>> Submit(ServingRequest request);
 
   // Token ids of a prompt (tokenize endpoints), checked against nothing but the tokenizer.
@@ -82,6 +84,7 @@ class Frontend {
   const FrontendOptions options_;
   const PromptBuilder prompts_;
   const RequestLimits limits_;
+  StructuredOutput structured_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> refused_{0};
 };

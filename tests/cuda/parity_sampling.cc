@@ -1,7 +1,9 @@
 // Sampling on the device vs the host Sampler (the reference) on identical bf16-rounded logits:
 // greedy ids identical; seeded draws identical (well-separated distributions, 64 seeds per
 // case); every device token inside the host's top-k/top-p/min-p support set; penalties and logit
-// bias; chosen-token and top-n logprobs within 1e-3 (same inputs; exp/log rounding only).
+// bias; structured-output masks (a different random mask per row, some words all ones: every
+// device token allowed by its row's mask, same ids as the host's masked sampling); chosen-token
+// and top-n logprobs within 1e-3 (same inputs; exp/log rounding only).
 
 #include <cmath>
 #include <cstdio>
@@ -9,7 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/runner/device_sampling.h"
+#include "server/sampling/device_sampling.h"
 #include "server/sampling/sampler.h"
 #include "server/sampling/token_filter.h"
 #include "tests/cuda/parity_harness.h"
@@ -20,6 +22,7 @@ namespace {
 struct Case {
   std::string name;
   SamplingParams params;
+  bool masked = false;  // each row gets its own structured-output mask
 };
 
 void RunCase(Harness& h, int32_t vocab, const Case& c) {
@@ -32,8 +35,31 @@ void RunCase(Harness& h, int32_t vocab, const Case& c) {
   for (int32_t& id : prompt) id %= vocab;
   for (int32_t& id : output) id %= vocab;
   Sampler host({.vocab_size = vocab, .eos_token_ids = {2}, .engine_seed = 1});
-  std::vector<DeviceSampleInput> rows;
-  for (int r = 0; r < kRows; ++r) rows.push_back({&c.params, prompt, output, 1000u + 7919u * r});
+  const int32_t words = (vocab + 31) / 32;
+  std::vector<uint32_t> masks;
+  if (c.masked) {
+    const std::vector<float> bits = h.Rand(int64_t{kRows} * words * 32, 0.0f, 1.0f);
+    masks.assign(size_t(kRows) * words, 0u);
+    for (int r = 0; r < kRows; ++r) {
+      for (int32_t w = 0; w < words; ++w) {
+        uint32_t& m = masks[size_t(r) * words + w];
+        if ((w + r) % 7 == 0) {
+          m = ~0u;  // a whole word allowed (the fast path)
+          continue;
+        }
+        for (int b = 0; b < 32; ++b) {
+          if (bits[(size_t(r) * words + w) * 32 + b] < 0.1f) m |= 1u << b;
+        }
+      }
+      masks[size_t(r) * words] |= 1u;  // never empty
+    }
+  }
+  std::vector<SamplingRow> rows;
+  for (int r = 0; r < kRows; ++r) {
+    rows.push_back({.params = &c.params, .prompt_token_ids = prompt, .output_token_ids = output,
+                    .seed = 1000u + 7919u * r,
+                    .allowed_tokens = c.masked ? &masks[size_t(r) * words] : nullptr});
+  }
   std::vector<SampleResult> got;
   auto done = SampleOnDevice(h.gpu.get(), dev, rows, &got);
   PARITY_CHECK_OK(done.status());
@@ -49,18 +75,21 @@ void RunCase(Harness& h, int32_t vocab, const Case& c) {
   for (int r = 0; r < kRows; ++r) {
     SampleResult want;
     const absl::Span<const float> row = absl::MakeConstSpan(logits).subspan(int64_t{r} * vocab, vocab);
-    host.SampleRow({.logits = row, .params = &c.params, .prompt_token_ids = prompt, .output_token_ids = output,
-                    .seed = rows[r].seed},
-                   &want);
+    SamplingRow host_row = rows[r];
+    host_row.logits = row;
+    host.SampleRow(host_row, &want);
     if (!want.status.ok() || !got[r].status.ok()) {
       if (want.status.ok() != got[r].status.ok()) ++errors;
       continue;
     }
     if (want.token_id != got[r].token_id) ++mismatches;
+    const uint32_t* mask = rows[r].allowed_tokens;
+    if (mask != nullptr && ((mask[got[r].token_id >> 5] >> (got[r].token_id & 31)) & 1u) == 0) ++outside;
     // Support set: the device token must have a nonzero host weight.
     const SamplingParams& p = c.params;
     if (p.temperature >= kGreedyTemperature && got[r].token_id >= 0) {
       std::copy(row.begin(), row.end(), x.begin());
+      if (mask != nullptr) ApplyTokenMask(mask, absl::MakeSpan(x));
       ApplyLogitBias(p.logit_bias, absl::MakeSpan(x));
       Penalties pen(vocab);
       (void)pen.Apply(p.repetition_penalty, p.presence_penalty, p.frequency_penalty, prompt, output, absl::MakeSpan(x));
@@ -111,6 +140,13 @@ void SamplingCases(Harness& h) {
     p.temperature = 0.9f; p.logprobs = 3;
   });
   add("greedy+penalties", [](SamplingParams& p) { p.temperature = 0.0f; p.repetition_penalty = 1.5f; p.logit_bias = {{9, 30.0f}}; });
+  const size_t unmasked = cases.size();
+  for (size_t i = 0; i < unmasked; ++i) {
+    Case c = cases[i];
+    c.name += "+mask";
+    c.masked = true;
+    cases.push_back(std::move(c));
+  }
   for (int32_t vocab : {1000, 32000, 128256}) {
     for (const Case& c : cases) RunCase(h, vocab, c);
   }

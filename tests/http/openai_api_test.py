@@ -329,8 +329,14 @@ class ApiTest(unittest.TestCase):
             (c, {"prompt": []}, "prompt", None),
             (c, {"max_tokens": 3}, "prompt", "required"),
             (c, {"prompt": "x " * 600}, "prompt", "max_model_len"),
-            (ch, {"messages": msgs, "response_format": {"type": "json_object"}}, "response_format",
-             "not supported"),
+            (ch, {"messages": msgs, "response_format": {"type": "xml"}}, "response_format.type",
+             "must be one of"),
+            (ch, {"messages": msgs, "response_format": {"type": "json_schema", "json_schema": {
+                "name": "x", "schema": {"type": "array", "uniqueItems": True}}}},
+             "response_format.json_schema.schema", "uniqueItems"),
+            (ch, {"messages": msgs, "response_format": {"type": "json_schema", "json_schema": {
+                "name": "x", "schema": {"type": "object", "properties": 5}}}},
+             "response_format.json_schema.schema", None),
             (ch, {"messages": msgs, "top_logprobs": 2}, "top_logprobs", "logprobs"),
             (ch, {"messages": msgs, "logprobs": True, "top_logprobs": 21}, "top_logprobs", None),
             (ch, {"messages": msgs, "max_completion_tokens": 0}, "max_completion_tokens", None),
@@ -349,6 +355,49 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(e.exception.status_code, 400)
         self.assertEqual(e.exception.body["param"], "temperature")
         self.assertError(400, c, b"{not json", None, "JSON")
+        self.assertHealthy()
+
+    def test_response_format_json_object_and_json_schema(self):
+        msgs = [{"role": "user", "content": "Describe a person as JSON."}]
+        for temperature, n in [(0.0, 1), (1.0, 4)]:
+            out = self.client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=60, n=n,
+                                                      temperature=temperature, seed=3,
+                                                      response_format={"type": "json_object"})
+            for choice in out.choices:
+                if choice.finish_reason == "stop":
+                    self.assertIsInstance(json.loads(choice.message.content), dict, choice.message.content)
+        schema = {"type": "object", "additionalProperties": False, "required": ["name", "age"],
+                  "properties": {"name": {"type": "string", "maxLength": 8},
+                                 "age": {"type": "integer", "minimum": 0, "maximum": 99},
+                                 "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}}}
+        finished = 0
+        for temperature, n in [(0.0, 1), (1.0, 6)]:
+            out = self.client.chat.completions.create(
+                model=MODEL, messages=msgs, max_tokens=80, n=n, temperature=temperature, seed=5,
+                response_format={"type": "json_schema",
+                                 "json_schema": {"name": "person", "schema": schema, "strict": True}})
+            for choice in out.choices:
+                self.assertIn(choice.finish_reason, ("stop", "length"))
+                if choice.finish_reason != "stop":
+                    continue
+                finished += 1
+                value = json.loads(choice.message.content)
+                self.assertEqual(set(value) - {"name", "age", "tags"}, set(), value)
+                self.assertIsInstance(value["name"], str)
+                self.assertLessEqual(len(value["name"]), 8)
+                self.assertIsInstance(value["age"], int)
+                self.assertTrue(0 <= value["age"] <= 99, value)
+                self.assertTrue(all(t in ("a", "b") for t in value.get("tags", [])), value)
+        self.assertGreater(finished, 0)
+        # Streaming carries the same constrained text.
+        chunks = self.client.chat.completions.create(
+            model=MODEL, messages=msgs, max_tokens=60, temperature=0, stream=True,
+            response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}})
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        whole = self.client.chat.completions.create(
+            model=MODEL, messages=msgs, max_tokens=60, temperature=0,
+            response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}})
+        self.assertEqual(text, whole.choices[0].message.content)
         self.assertHealthy()
 
     def test_other_error_statuses(self):

@@ -122,8 +122,8 @@ TEST(ChatRequestTest, ConversationAndOptions) {
            {R"({"messages": [{"role": "bot", "content": "x"}]})", "messages[0].role"},
            {R"({"messages": [{"role": "user"}]})", "messages[0].content"},
            {R"({"messages": [{"role": "user", "content": "x", "audio": {}}]})", "messages[0].audio"},
-           {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}})",
-            "response_format"},
+           {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}})",
+            "response_format.type"},
            {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", "top_logprobs"},
            {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
                 "tools": [{"type": "function", "function": {"name": "f"}}]})", "tool_choice"},
@@ -175,20 +175,25 @@ TEST(ResponseFormatTest, ShapesBecomeConstraints) {
     EXPECT_EQ(serving::ErrorField(bad.status()), field) << body << ": " << bad.status();
   }
 
-  // Both endpoints take "text"; a constraint is refused by name until the engine takes one.
+  // Both endpoints set the request's constraint, named after response_format in errors.
   auto chat_text = ParseChatRequest(
       Body(R"({"messages": [{"role": "user", "content": "x"}],
                "response_format": {"type": "text"}})"), "m");
-  EXPECT_TRUE(chat_text.ok()) << chat_text.status();
+  ASSERT_TRUE(chat_text.ok()) << chat_text.status();
+  EXPECT_FALSE(chat_text->request.sampling.constraint.active());
   auto chat_json = ParseChatRequest(
       Body(R"({"messages": [{"role": "user", "content": "x"}],
-               "response_format": {"type": "json_object"}})"), "m");
-  ASSERT_FALSE(chat_json.ok());
-  EXPECT_EQ(serving::ErrorField(chat_json.status()), "response_format");
-  EXPECT_THAT(chat_json.status().message(), HasSubstr("not supported"));
+               "response_format": {"type": "json_schema", "json_schema": {"name": "p",
+                                   "schema": {"type": "object"}}}})"), "m");
+  ASSERT_TRUE(chat_json.ok()) << chat_json.status();
+  EXPECT_EQ(chat_json->request.sampling.constraint.kind, Kind::kJsonSchema);
+  EXPECT_FALSE(chat_json->request.sampling.constraint.any_whitespace);  // compact JSON
+  EXPECT_EQ(chat_json->request.names.Sampling("json_schema"), "response_format.json_schema.schema");
   auto completion_json = ParseCompletionRequest(
       Body(R"({"prompt": "x", "response_format": {"type": "json_object"}})"), "m");
-  EXPECT_EQ(serving::ErrorField(completion_json.status()), "response_format");
+  ASSERT_TRUE(completion_json.ok()) << completion_json.status();
+  EXPECT_EQ(completion_json->prompts[0].sampling.constraint.kind, Kind::kJsonObject);
+  EXPECT_EQ(completion_json->prompts[0].names.Sampling("json_object"), "response_format");
 }
 
 TEST(OpenAiErrorsTest, ShapeAndStatus) {

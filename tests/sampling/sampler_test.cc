@@ -31,7 +31,7 @@ SamplingParams Greedy() {
 SampleResult SampleOne(Sampler& sampler, const std::vector<float>& logits, const SamplingParams& p,
                        const std::vector<int32_t>& output = {},
                        const std::vector<int32_t>& prompt = {}, uint64_t seed = 0) {
-  SamplerRow row;
+  SamplingRow row;
   row.logits = logits;
   row.params = &p;
   row.prompt_token_ids = prompt;
@@ -48,6 +48,44 @@ TEST(SamplerTest, GreedyTakesTheLowestIdAmongTiedMaxima) {
   EXPECT_EQ(SampleOne(sampler, {1.0f, 4.0f, 2.0f, 4.0f, 4.0f}, p).token_id, 1);
   EXPECT_EQ(SampleOne(sampler, {9.0f, 4.0f, 2.0f, 4.0f, 9.0f}, p).token_id, 0);
   EXPECT_EQ(SampleOne(sampler, {-kInf, -kInf, -3.0f, -3.0f, -kInf}, p).token_id, 2);
+}
+
+TEST(SamplerTest, AllowedTokensMaskComesFirstAndKeepsRawLogprobs) {
+  Sampler sampler = MakeSampler(40);
+  std::vector<float> logits(40, 0.0f);
+  logits[3] = 9.0f;   // the best, masked out
+  logits[35] = 5.0f;  // the best allowed (second word)
+  logits[36] = 5.0f;
+  std::vector<uint32_t> mask = {0xFFFFFFF7u, 0u};
+  mask[1] |= 1u << (35 - 32);
+  mask[1] |= 1u << (36 - 32);
+  SamplingParams p = Greedy();
+  p.logprobs = 1;
+  p.logit_bias = {{3, 50.0f}};  // a bias does not bring a masked token back
+  SamplingRow row{.logits = logits, .params = &p, .allowed_tokens = mask.data()};
+  SampleResult r;
+  sampler.SampleRow(row, &r);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.token_id, 35);  // the best allowed, ties to the lower id
+  p.logit_bias[36] = 1.0f;    // a bias still moves allowed tokens
+  sampler.SampleRow(row, &r);
+  EXPECT_EQ(r.token_id, 36);
+  p.logit_bias.erase(36);
+  mask[0] = 0u;
+  sampler.SampleRow(row, &r);
+  EXPECT_EQ(r.token_id, 35);
+  // Logprobs are the raw model's (the masked top token keeps its probability).
+  ASSERT_EQ(r.top_logprobs.size(), 1u);
+  EXPECT_EQ(r.top_logprobs[0].token_id, 3);
+  // Sampled rows never leave the mask.
+  SamplingParams t;
+  t.temperature = 2.0f;
+  row.params = &t;
+  for (uint64_t seed = 0; seed < 64; ++seed) {
+    row.seed = seed;
+    sampler.SampleRow(row, &r);
+    EXPECT_TRUE(r.token_id == 35 || r.token_id == 36) << r.token_id;
+  }
 }
 
 TEST(SamplerTest, GreedyIgnoresTopKTopPMinP) {
@@ -148,7 +186,7 @@ TEST(SamplerTest, BadRowsFailAlone) {
   SamplingParams suppress_all = Greedy();
   suppress_all.min_tokens = 1;
   suppress_all.stop_token_ids = {0, 1, 2};
-  std::vector<SamplerRow> rows(5);
+  std::vector<SamplingRow> rows(5);
   rows[0] = {good, &p, {}, {}, 5};
   rows[1] = {nan, &p, {}, {}, 5};
   rows[2] = {inf, &p, {}, {}, 5};
@@ -212,7 +250,7 @@ std::vector<std::vector<int32_t>> Generate(const std::vector<SamplingParams>& pa
   std::vector<SampleResult> results;
   for (int step = 0; step < steps; ++step) {
     std::vector<std::vector<float>> logits(n);
-    std::vector<SamplerRow> rows;
+    std::vector<SamplingRow> rows;
     for (int32_t r : order) {
       logits[r] = ToyLogits(kVocab, r, outputs[r]);
       rows.push_back({logits[r], &params[r], prompt, outputs[r], seeds[r]});

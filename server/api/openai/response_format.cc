@@ -1,6 +1,7 @@
 #include "server/api/openai/response_format.h"
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/serving/errors.h"
@@ -72,11 +73,11 @@ absl::Status ReadResponseFormat(const nlohmann::json& body, serving::ServingRequ
   absl::StatusOr<structured::Constraint> constraint = ParseResponseFormat(body);
   if (!constraint.ok()) return constraint.status();
   if (!constraint->active()) return absl::OkStatus();
-  // Issue 17: set request->sampling's constraint here once SamplingParams carries one.
-  (void)request;
-  return serving::InvalidField(
-      "response_format",
-      ": structured output (json_object, json_schema) is not supported on this server yet");
+  // Compiled by the serving layer (serving::StructuredOutput), whose errors name these fields.
+  request->sampling.constraint = *std::move(constraint);
+  request->names.renamed.emplace_back("json_object", "response_format");
+  request->names.renamed.emplace_back("json_schema", "response_format.json_schema.schema");
+  return absl::OkStatus();
 }
 
 }  // namespace moeserve::api::openai

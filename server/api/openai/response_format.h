@@ -18,8 +18,9 @@ namespace moeserve::api::openai {
 // The constraint `response_format` asks for (kNone when it is absent, null or type "text").
 absl::StatusOr<structured::Constraint> ParseResponseFormat(const nlohmann::json& body);
 
-// Reads `response_format` into `request`. The engine does not take constraints yet (issue 17
-// wires them into SamplingParams): until then any format but "text" is a 400 naming the field.
+// Reads `response_format` into request->sampling.constraint (compact JSON: no whitespace between
+// tokens, so that even a weak model ends), naming the constraint's fields after it so that a
+// schema the compiler refuses is a 400 naming response_format.json_schema.schema.
 absl::Status ReadResponseFormat(const nlohmann::json& body, serving::ServingRequest* request);
 
 }  // namespace moeserve::api::openai

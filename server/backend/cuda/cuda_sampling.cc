@@ -1,4 +1,5 @@
-// CudaBackend::SampleTokens: packs the batch's row specs and sparse edits into one upload, runs
+// CudaBackend::SampleTokens: packs the batch's row specs, sparse edits and structured-output
+// masks into one upload, runs
 // cuda/sampling.cuh and reads back only the per-row results (one synchronising copy).
 
 #include <cstring>
@@ -25,12 +26,21 @@ absl::Status CudaBackend::SampleTokens(const Tensor& logits, const SamplingBatch
   out->assign(rows, SampledToken());
   if (rows == 0) return absl::OkStatus();
   int32_t max_top = 0;
+  const int64_t mask_rows = batch.mask_words > 0 ? static_cast<int64_t>(batch.masks.size()) / batch.mask_words : 0;
+  if (!batch.masks.empty() && (int64_t{batch.mask_words} * 32 < vocab ||
+                               static_cast<int64_t>(batch.masks.size()) != mask_rows * batch.mask_words)) {
+    return OpError(kOp, absl::StrCat("masks: ", batch.masks.size(), " words of ", batch.mask_words,
+                                     " per row do not cover a vocabulary of ", vocab));
+  }
   std::vector<kernels::SampleRowParams> rp(rows);
   for (int32_t r = 0; r < rows; ++r) {
     const SamplingRowSpec& s = batch.rows[r];
     if (s.logits_row < 0 || s.logits_row >= n || s.edit_begin < 0 || s.edit_begin > s.edit_end ||
         s.edit_end > static_cast<int32_t>(batch.edits.size())) {
       return OpError(kOp, absl::StrCat("row ", r, " has a bad logits row or edit range"));
+    }
+    if (s.mask_row < -1 || s.mask_row >= mask_rows) {
+      return OpError(kOp, absl::StrCat("row ", r, " has mask row ", s.mask_row, " of ", mask_rows));
     }
     kernels::SampleRowParams& k = rp[r];
     k.logits_row = s.logits_row;
@@ -49,6 +59,7 @@ absl::Status CudaBackend::SampleTokens(const Tensor& logits, const SamplingBatch
     k.edit_begin = s.edit_begin;
     k.edit_end = s.edit_end;
     k.num_top_logprobs = s.num_top_logprobs;
+    k.mask_row = s.mask_row;
     max_top = std::max(max_top, s.num_top_logprobs);
   }
   std::vector<kernels::SampleEdit> edits(batch.edits.size());
@@ -58,12 +69,14 @@ absl::Status CudaBackend::SampleTokens(const Tensor& logits, const SamplingBatch
     edits[i] = {e.id, e.bias, (e.suppress ? kernels::kEditSuppress : 0) | (e.repetition ? kernels::kEditRepetition : 0),
                 e.count};
   }
-  // One staging buffer: rows, then edits (both 4-byte aligned structs).
+  // One staging buffer: rows, then edits, then masks (all 4-byte aligned).
   const size_t rows_bytes = rp.size() * sizeof(kernels::SampleRowParams);
   const size_t edits_bytes = edits.size() * sizeof(kernels::SampleEdit);
-  std::vector<uint8_t> staging(rows_bytes + edits_bytes);
+  const size_t masks_bytes = batch.masks.size() * sizeof(uint32_t);
+  std::vector<uint8_t> staging(rows_bytes + edits_bytes + masks_bytes);
   std::memcpy(staging.data(), rp.data(), rows_bytes);
   if (edits_bytes > 0) std::memcpy(staging.data() + rows_bytes, edits.data(), edits_bytes);
+  if (masks_bytes > 0) std::memcpy(staging.data() + rows_bytes + edits_bytes, batch.masks.data(), masks_bytes);
   ASSIGN_OR_RETURN(Tensor params, Allocate(DType::kU8, {static_cast<int64_t>(staging.size())}));
   RETURN_IF_ERROR(CopyFromHost(staging, params));
   ASSIGN_OR_RETURN(Tensor scratch, Allocate(DType::kF32, {rows, vocab}));
@@ -79,6 +92,10 @@ absl::Status CudaBackend::SampleTokens(const Tensor& logits, const SamplingBatch
   p.num_rows = rows;
   p.rows = reinterpret_cast<const kernels::SampleRowParams*>(params.data());
   p.edits = reinterpret_cast<const kernels::SampleEdit*>(static_cast<uint8_t*>(params.data()) + rows_bytes);
+  if (masks_bytes > 0) {
+    p.masks = reinterpret_cast<const uint32_t*>(static_cast<uint8_t*>(params.data()) + rows_bytes + edits_bytes);
+    p.mask_words = batch.mask_words;
+  }
   p.scratch = static_cast<float*>(scratch.data());
   p.out = reinterpret_cast<kernels::SampleOut*>(base);
   p.max_top = max_top;

@@ -1,4 +1,4 @@
-#include "server/runner/device_sampling.h"
+#include "server/sampling/device_sampling.h"
 
 #include <algorithm>
 #include <utility>
@@ -6,11 +6,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
-#include "server/runner/model_runner.h"
 
 namespace moeserve {
 
-bool DeviceSamplingSupports(const DeviceSampleInput& in, int32_t vocab_size) {
+bool DeviceSamplingSupports(const SamplingRow& in, int32_t vocab_size) {
   if (in.params == nullptr) return false;
   if (static_cast<int64_t>(in.output_token_ids.size()) < in.params->min_tokens) return false;
   for (absl::Span<const int32_t> ids : {in.prompt_token_ids, in.output_token_ids}) {
@@ -21,9 +20,10 @@ bool DeviceSamplingSupports(const DeviceSampleInput& in, int32_t vocab_size) {
   return true;
 }
 
-SamplingBatch BuildSamplingBatch(absl::Span<const DeviceSampleInput> rows) {
+SamplingBatch BuildSamplingBatch(absl::Span<const SamplingRow> rows, int32_t vocab_size) {
   SamplingBatch batch;
   batch.rows.resize(rows.size());
+  const int32_t mask_words = (vocab_size + 31) / 32;
   absl::flat_hash_map<int32_t, int32_t> index;  // id -> edit of the current row
   for (size_t r = 0; r < rows.size(); ++r) {
     const SamplingParams& p = *rows[r].params;
@@ -40,6 +40,11 @@ SamplingBatch BuildSamplingBatch(absl::Span<const DeviceSampleInput> rows) {
     s.seed = rows[r].seed;
     s.step = rows[r].output_token_ids.size();
     s.num_top_logprobs = p.logprobs.has_value() ? std::max(*p.logprobs, 0) : -1;
+    if (rows[r].allowed_tokens != nullptr) {
+      batch.mask_words = mask_words;
+      s.mask_row = static_cast<int32_t>(batch.masks.size() / mask_words);
+      batch.masks.insert(batch.masks.end(), rows[r].allowed_tokens, rows[r].allowed_tokens + mask_words);
+    }
     s.edit_begin = static_cast<int32_t>(batch.edits.size());
     index.clear();
     auto edit = [&](int32_t id) -> SamplingEdit& {
@@ -63,7 +68,7 @@ SamplingBatch BuildSamplingBatch(absl::Span<const DeviceSampleInput> rows) {
   return batch;
 }
 
-void ToSampleResults(absl::Span<const SampledToken> sampled, absl::Span<const DeviceSampleInput> rows,
+void ToSampleResults(absl::Span<const SampledToken> sampled, absl::Span<const SamplingRow> rows,
                      std::vector<SampleResult>* results) {
   results->resize(sampled.size());
   for (size_t r = 0; r < sampled.size(); ++r) {
@@ -89,38 +94,18 @@ void ToSampleResults(absl::Span<const SampledToken> sampled, absl::Span<const De
 }
 
 absl::StatusOr<bool> SampleOnDevice(Backend* backend, const Tensor& logits,
-                                    absl::Span<const DeviceSampleInput> rows,
+                                    absl::Span<const SamplingRow> rows,
                                     std::vector<SampleResult>* results) {
   if (backend->name() == "cpu" || rows.empty() || logits.rank() != 2) return false;
   const int32_t vocab = static_cast<int32_t>(logits.dim(1));
-  for (const DeviceSampleInput& in : rows) {
+  for (const SamplingRow& in : rows) {
     if (!DeviceSamplingSupports(in, vocab)) return false;
   }
   std::vector<SampledToken> sampled;
-  const absl::Status s = backend->SampleTokens(logits, BuildSamplingBatch(rows), &sampled);
+  const absl::Status s = backend->SampleTokens(logits, BuildSamplingBatch(rows, vocab), &sampled);
   if (absl::IsUnimplemented(s)) return false;
   RETURN_IF_ERROR(s);
   ToSampleResults(sampled, rows, results);
-  return true;
-}
-
-absl::StatusOr<bool> SampleStepOnDevice(Backend* backend, const Tensor& logits, const SchedulerOutput& step,
-                                        absl::Span<const SamplingInput> inputs,
-                                        std::vector<SampleResult>* results) {
-  if (backend->name() == "cpu") return false;
-  std::vector<DeviceSampleInput> rows;
-  for (size_t i = 0; i < step.scheduled.size(); ++i) {
-    if (!step.scheduled[i].samples) continue;
-    if (inputs[i].params == nullptr) return false;  // the host path reports it
-    rows.push_back({inputs[i].params, inputs[i].prompt_token_ids, inputs[i].output_token_ids, inputs[i].seed});
-  }
-  std::vector<SampleResult> row_results;
-  ASSIGN_OR_RETURN(bool done, SampleOnDevice(backend, logits, rows, &row_results));
-  if (!done) return false;
-  size_t row = 0;
-  for (size_t i = 0; i < step.scheduled.size(); ++i) {
-    if (step.scheduled[i].samples) (*results)[i] = std::move(row_results[row++]);
-  }
   return true;
 }
 
