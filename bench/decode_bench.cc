@@ -30,8 +30,8 @@
 #include "server/common/status_macros.h"
 #include "server/dist/registry.h"
 #include "server/dist/timed_communicator.h"
-#include "server/runner/decode_graph_runner.h"
 #include "server/model/model.h"
+#include "server/runner/decode_graph_runner.h"
 
 namespace moeserve {
 namespace {
@@ -56,8 +56,8 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 absl::Status Run(const Options& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<DistContext> dist,
                    DistContext::Create({.tensor_parallel_size = o.tensor_parallel_size}));
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend({.device = o.device, .num_threads = o.threads,
-                                                                    .device_index = dist->local_rank()}));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
+                   CreateBackend({.device = o.device, .num_threads = o.threads, .device_index = dist->local_rank()}));
   ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, dist->CreateCommunicator(backend.get()));
   TimedCommunicator timed(comm.get());
   const bool leader = dist->rank() == 0;
@@ -76,15 +76,14 @@ absl::Status Run(const Options& o) {
   if (graph_modes.empty()) graph_modes.push_back(false);  // "on" without graphs: eager rows
   std::unique_ptr<DecodeGraphRunner> graphs;
   if (graph_modes.back()) {
-    graphs = DecodeGraphRunner::Create(model.get(), backend.get(),
-                                       {.max_batch = max_batch, .max_model_len = max_len});
+    graphs = DecodeGraphRunner::Create(model.get(), backend.get(), {.max_batch = max_batch, .max_model_len = max_len});
   }
   if (leader) {
-    std::printf("model %s (%s), device %s, prompt %d, decode steps %d, tensor parallel %d%s, %.1f MiB of weights "
-                "per rank\n",
-                o.model.c_str(), c.architecture.c_str(), o.device.c_str(), o.prompt_len, o.steps,
-                o.tensor_parallel_size, o.expert_parallel ? " (expert parallel)" : "",
-                model->weight_bytes() / 1048576.0);
+    std::printf(
+        "model %s (%s), device %s, prompt %d, decode steps %d, tensor parallel %d%s, %.1f MiB of weights "
+        "per rank\n",
+        o.model.c_str(), c.architecture.c_str(), o.device.c_str(), o.prompt_len, o.steps, o.tensor_parallel_size,
+        o.expert_parallel ? " (expert parallel)" : "", model->weight_bytes() / 1048576.0);
     std::printf("%6s %6s %14s %14s %14s %14s %8s %10s %8s\n", "batch", "graphs", "prefill tok/s", "decode tok/s",
                 "decode ms/step", "median ms", "misses", "coll ms", "coll %");
   }
@@ -92,74 +91,75 @@ absl::Status Run(const Options& o) {
   std::mt19937 rng(0);
   std::uniform_int_distribution<int32_t> token(3, static_cast<int32_t>(c.vocab_size) - 1);
   for (int batch_size : o.batches) {
-   for (const bool use_graphs : graph_modes) {
-    std::vector<std::vector<int32_t>> tables(batch_size);
-    for (int s = 0; s < batch_size; ++s) {
-      tables[s].resize(per_seq_blocks);
-      std::iota(tables[s].begin(), tables[s].end(), 1 + s * per_seq_blocks);
-    }
-    ForwardBatch prefill{.block_size = o.block_size};
-    for (int s = 0; s < batch_size; ++s) {
-      std::vector<int32_t> prompt(o.prompt_len);
-      for (int32_t& t : prompt) t = token(rng);
-      prefill.AddSequence(prompt, 0, tables[s], true);
-    }
-    const auto p0 = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(Tensor logits, model->Forward(prefill));
-    RETURN_IF_ERROR(backend->Synchronize());
-    const auto p1 = std::chrono::steady_clock::now();
-    (void)logits;
-
-    // Each decode step ends with a synchronisation, as sampling would; the first kWarmup steps are
-    // not timed (cuBLAS plans, allocator warm-up, graph recording). Device allocations after
-    // warm-up are cache misses of the caching allocator and should be zero.
-    std::vector<double> step_ms;
-    int64_t misses = -1;
-    const auto d0 = std::chrono::steady_clock::now();
-    for (int step = 0; step < o.steps + kWarmup; ++step) {
-      if (step == kWarmup) {
-        backend->MarkMemory();
-        timed.Reset();
+    for (const bool use_graphs : graph_modes) {
+      std::vector<std::vector<int32_t>> tables(batch_size);
+      for (int s = 0; s < batch_size; ++s) {
+        tables[s].resize(per_seq_blocks);
+        std::iota(tables[s].begin(), tables[s].end(), 1 + s * per_seq_blocks);
       }
-      const auto s0 = std::chrono::steady_clock::now();
-      ForwardBatch decode{.block_size = o.block_size};
-      for (int s = 0; s < batch_size; ++s) decode.AddSequence({token(rng)}, o.prompt_len + step, tables[s], true);
-      Tensor out;
-      if (use_graphs) {
-        ASSIGN_OR_RETURN(out, graphs->Run(decode));
+      ForwardBatch prefill{.block_size = o.block_size};
+      for (int s = 0; s < batch_size; ++s) {
+        std::vector<int32_t> prompt(o.prompt_len);
+        for (int32_t& t : prompt) t = token(rng);
+        prefill.AddSequence(prompt, 0, tables[s], true);
       }
-      if (!out.defined()) {
-        ASSIGN_OR_RETURN(out, model->Forward(decode));
-      }
+      const auto p0 = std::chrono::steady_clock::now();
+      ASSIGN_OR_RETURN(Tensor logits, model->Forward(prefill));
       RETURN_IF_ERROR(backend->Synchronize());
-      if (step >= kWarmup) step_ms.push_back(1000.0 * Seconds(s0, std::chrono::steady_clock::now()));
-    }
-    const auto d1 = std::chrono::steady_clock::now();
-    if (absl::StatusOr<DeviceMemoryStats> m = backend->MemoryStats(); m.ok()) misses = m->raw_allocs_since_mark;
-    std::sort(step_ms.begin(), step_ms.end());
-    const double median_ms = step_ms[step_ms.size() / 2];
-    const double decode_s = Seconds(d0, d1) * o.steps / (o.steps + kWarmup);
-    const char* mode = use_graphs ? "on" : "off";
-    const double mean_ms = 1000.0 * decode_s / o.steps;
-    const double coll_ms = 1000.0 * absl::ToDoubleSeconds(timed.total_time()) / o.steps;
-    if (!leader) continue;
-    std::printf("%6d %6s %14.1f %14.1f %14.2f %14.3f %8lld %10.3f %7.1f%%\n", batch_size, mode,
-                batch_size * o.prompt_len / Seconds(p0, p1), batch_size * o.steps / decode_s, mean_ms, median_ms,
-                static_cast<long long>(misses), coll_ms, 100.0 * coll_ms / mean_ms);
-    std::printf("decode batch=%d graphs=%s median_ms=%.3f misses=%lld coll_ms=%.3f\n", batch_size, mode, median_ms,
-                static_cast<long long>(misses), coll_ms);
-    if (dist->world_size() > 1) {
-      // What rank 0's collectives moved per decode step, by kind (operand bytes, as counted).
-      std::string line = absl::StrFormat("collectives batch=%d per step:", batch_size);
-      for (int op = 0; op < TimedCommunicator::kNumOps; ++op) {
-        const TimedCommunicator::Counter& k = timed.stats()[op];
-        if (k.calls == 0) continue;
-        absl::StrAppendFormat(&line, " %s %.1f calls %.0f B;", TimedCommunicator::OpName(static_cast<TimedCommunicator::Op>(op)),
-                              static_cast<double>(k.calls) / o.steps, static_cast<double>(k.bytes) / o.steps);
+      const auto p1 = std::chrono::steady_clock::now();
+      (void)logits;
+
+      // Each decode step ends with a synchronisation, as sampling would; the first kWarmup steps are
+      // not timed (cuBLAS plans, allocator warm-up, graph recording). Device allocations after
+      // warm-up are cache misses of the caching allocator and should be zero.
+      std::vector<double> step_ms;
+      int64_t misses = -1;
+      const auto d0 = std::chrono::steady_clock::now();
+      for (int step = 0; step < o.steps + kWarmup; ++step) {
+        if (step == kWarmup) {
+          backend->MarkMemory();
+          timed.Reset();
+        }
+        const auto s0 = std::chrono::steady_clock::now();
+        ForwardBatch decode{.block_size = o.block_size};
+        for (int s = 0; s < batch_size; ++s) decode.AddSequence({token(rng)}, o.prompt_len + step, tables[s], true);
+        Tensor out;
+        if (use_graphs) {
+          ASSIGN_OR_RETURN(out, graphs->Run(decode));
+        }
+        if (!out.defined()) {
+          ASSIGN_OR_RETURN(out, model->Forward(decode));
+        }
+        RETURN_IF_ERROR(backend->Synchronize());
+        if (step >= kWarmup) step_ms.push_back(1000.0 * Seconds(s0, std::chrono::steady_clock::now()));
       }
-      std::printf("%s\n", line.c_str());
+      const auto d1 = std::chrono::steady_clock::now();
+      if (absl::StatusOr<DeviceMemoryStats> m = backend->MemoryStats(); m.ok()) misses = m->raw_allocs_since_mark;
+      std::sort(step_ms.begin(), step_ms.end());
+      const double median_ms = step_ms[step_ms.size() / 2];
+      const double decode_s = Seconds(d0, d1) * o.steps / (o.steps + kWarmup);
+      const char* mode = use_graphs ? "on" : "off";
+      const double mean_ms = 1000.0 * decode_s / o.steps;
+      const double coll_ms = 1000.0 * absl::ToDoubleSeconds(timed.total_time()) / o.steps;
+      if (!leader) continue;
+      std::printf("%6d %6s %14.1f %14.1f %14.2f %14.3f %8lld %10.3f %7.1f%%\n", batch_size, mode,
+                  batch_size * o.prompt_len / Seconds(p0, p1), batch_size * o.steps / decode_s, mean_ms, median_ms,
+                  static_cast<long long>(misses), coll_ms, 100.0 * coll_ms / mean_ms);
+      std::printf("decode batch=%d graphs=%s median_ms=%.3f misses=%lld coll_ms=%.3f\n", batch_size, mode, median_ms,
+                  static_cast<long long>(misses), coll_ms);
+      if (dist->world_size() > 1) {
+        // What rank 0's collectives moved per decode step, by kind (operand bytes, as counted).
+        std::string line = absl::StrFormat("collectives batch=%d per step:", batch_size);
+        for (int op = 0; op < TimedCommunicator::kNumOps; ++op) {
+          const TimedCommunicator::Counter& k = timed.stats()[op];
+          if (k.calls == 0) continue;
+          absl::StrAppendFormat(&line, " %s %.1f calls %.0f B;",
+                                TimedCommunicator::OpName(static_cast<TimedCommunicator::Op>(op)),
+                                static_cast<double>(k.calls) / o.steps, static_cast<double>(k.bytes) / o.steps);
+        }
+        std::printf("%s\n", line.c_str());
+      }
     }
-   }
   }
   if (graphs != nullptr && leader) {
     std::printf("cuda graphs: %d recorded, %lld replays\n", graphs->num_graphs(),
@@ -177,7 +177,9 @@ int main(int argc, char** argv) {
   app.add_option("--model", o.model, "Hugging Face model directory")->required();
   app.add_option("--device", o.device, "cpu, cuda or auto")->capture_default_str();
   app.add_option("--batch", o.batches, "batch sizes")->delimiter(',')->capture_default_str();
-  app.add_option("--prompt-len", o.prompt_len, "prompt tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--prompt-len", o.prompt_len, "prompt tokens per sequence")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--steps", o.steps, "decode steps")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--threads", o.threads, "CPU threads (0 = all)")->capture_default_str();
   app.add_option("--cuda-graphs", o.cuda_graphs, "decode through CUDA graphs: on, off or both (a row each)")

@@ -20,9 +20,12 @@ int main(int argc, char** argv) {
   size_t copy_mib = 1024;
   int gemm = 8192, runs = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--copy-mib") == 0) copy_mib = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (std::strcmp(argv[i], "--gemm") == 0) gemm = std::atoi(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--runs") == 0) runs = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--copy-mib") == 0)
+      copy_mib = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (std::strcmp(argv[i], "--gemm") == 0)
+      gemm = std::atoi(argv[i + 1]);
+    else if (std::strcmp(argv[i], "--runs") == 0)
+      runs = std::atoi(argv[i + 1]);
   }
   if (!mb::HasCudaDevice()) {
     std::printf("SKIP: no CUDA device\n");
@@ -30,8 +33,8 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop{};
   MOESERVE_BENCH_CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s, %d SMs, L2 %d MiB, %.1f GiB\n", prop.name, prop.multiProcessorCount,
-              prop.l2CacheSize >> 20, prop.totalGlobalMem / double(1 << 30));
+  std::printf("device: %s, %d SMs, L2 %d MiB, %.1f GiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20,
+              prop.totalGlobalMem / double(1 << 30));
   cudaStream_t stream;
   MOESERVE_BENCH_CHECK_CUDA(cudaStreamCreate(&stream));
 

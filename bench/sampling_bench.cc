@@ -15,9 +15,8 @@ namespace {
 
 using moeserve::SamplingParams;
 
-void Run(const char* name, moeserve::Sampler& sampler, const std::vector<float>& logits,
-         const SamplingParams& p, const std::vector<int32_t>& prompt,
-         const std::vector<int32_t>& output) {
+void Run(const char* name, moeserve::Sampler& sampler, const std::vector<float>& logits, const SamplingParams& p,
+         const std::vector<int32_t>& prompt, const std::vector<int32_t>& output) {
   moeserve::SamplingRow row{logits, &p, prompt, output, 42};
   moeserve::SampleResult result;
   std::vector<double> us;
@@ -28,8 +27,7 @@ void Run(const char* name, moeserve::Sampler& sampler, const std::vector<float>&
     us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
   }
   std::sort(us.begin(), us.end());
-  std::printf("%-34s best %7.1f us   median %7.1f us   token %d\n", name, us[0], us[us.size() / 2],
-              result.token_id);
+  std::printf("%-34s best %7.1f us   median %7.1f us   token %d\n", name, us[0], us[us.size() / 2], result.token_id);
 }
 
 }  // namespace

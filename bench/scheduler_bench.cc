@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "server/runner/forward_batch_builder.h"
 #include "server/kv/kv_cache_manager.h"
+#include "server/runner/forward_batch_builder.h"
 #include "server/scheduler/scheduler.h"
 
 namespace moeserve {
@@ -31,18 +31,18 @@ int Run(const Options& o) {
   const int blocks_per_seq = (o.context + o.steps + o.block_size) / o.block_size + 1;
   auto kv = KvCacheManager::Create({.num_blocks = o.seqs * blocks_per_seq + 2, .block_size = o.block_size});
   if (!kv.ok()) return std::fprintf(stderr, "%s\n", std::string(kv.status().message()).c_str()), 1;
-  auto scheduler = Scheduler::Create({.max_num_batched_tokens = 16384,
-                                      .max_num_seqs = o.seqs,
-                                      .max_model_len = o.context + o.steps + 16},
-                                     kv->get());
+  auto scheduler = Scheduler::Create(
+      {.max_num_batched_tokens = 16384, .max_num_seqs = o.seqs, .max_model_len = o.context + o.steps + 16}, kv->get());
   if (!scheduler.ok()) return std::fprintf(stderr, "%s\n", std::string(scheduler.status().message()).c_str()), 1;
 
   for (int s = 0; s < o.seqs; ++s) {
     std::vector<int32_t> prompt(o.context);
     for (int i = 0; i < o.context; ++i) prompt[i] = (s * 7919 + i * 31) % 32000;  // distinct prompts
-    absl::Status st = (*scheduler)->AddRequest(
-        {.id = static_cast<RequestId>(s + 1), .prompt_token_ids = std::move(prompt), .max_tokens = o.steps + 64,
-         .ignore_eos = true});
+    absl::Status st = (*scheduler)
+                          ->AddRequest({.id = static_cast<RequestId>(s + 1),
+                                        .prompt_token_ids = std::move(prompt),
+                                        .max_tokens = o.steps + 64,
+                                        .ignore_eos = true});
     if (!st.ok()) return std::fprintf(stderr, "%s\n", std::string(st.message()).c_str()), 1;
   }
   // Prefill everything (not timed), until every sequence decodes one token per step.
@@ -50,9 +50,9 @@ int Run(const Options& o) {
   for (;;) {
     SchedulerOutput out = (*scheduler)->Schedule();
     sampled.assign(out.scheduled.size(), 7);
-    const bool all_decoding =
-        static_cast<int>(out.scheduled.size()) == o.seqs &&
-        std::all_of(out.scheduled.begin(), out.scheduled.end(), [](const ScheduledRequest& r) { return r.num_new_tokens == 1; });
+    const bool all_decoding = static_cast<int>(out.scheduled.size()) == o.seqs &&
+                              std::all_of(out.scheduled.begin(), out.scheduled.end(),
+                                          [](const ScheduledRequest& r) { return r.num_new_tokens == 1; });
     (*scheduler)->UpdateFromOutput(sampled);
     if (all_decoding) break;
   }

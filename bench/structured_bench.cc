@@ -13,8 +13,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <string>
@@ -82,13 +82,13 @@ int Run(const Options& o) {
              : kind == "regex"     ? Constraint::Kind::kRegex
              : kind == "grammar"   ? Constraint::Kind::kGrammar
                                    : Constraint::Kind::kJsonObject;
-    if (spec.contains("value")) c.value = spec["value"].is_string() ? spec["value"].get<std::string>() : spec["value"].dump();
+    if (spec.contains("value"))
+      c.value = spec["value"].is_string() ? spec["value"].get<std::string>() : spec["value"].dump();
     c.any_whitespace = spec.value("any_whitespace", false);
     const std::string name = spec.value("name", kind);
     const auto compile_start = Clock::now();
     const double cpu_start = ThreadCpuMs();
-    absl::StatusOr<std::shared_ptr<const CompiledGrammar>> compiled =
-        ConstraintCompiler(*vocab).Compile(c);
+    absl::StatusOr<std::shared_ptr<const CompiledGrammar>> compiled = ConstraintCompiler(*vocab).Compile(c);
     const double compile_ms = Micros(Clock::now() - compile_start) / 1000;
     const double compile_cpu_ms = ThreadCpuMs() - cpu_start;
     if (!compiled.ok()) {
@@ -140,17 +140,18 @@ int Run(const Options& o) {
     }
     const TokenMaskCache& cache = (*compiled)->masks();
     std::printf("%-28s %10.1f %8.1f %8lld %8lld %9lld %9zu %8zu %9.1f %9.1f %9.1f\n", name.c_str(), compile_ms,
-                compile_cpu_ms,
-                static_cast<long long>(cache.num_states()), static_cast<long long>(cache.num_contexts()),
-                static_cast<long long>(cache.num_uncertain()), (*compiled)->MemoryBytes() / 1024, masks.size(),
-                Percentile(masks, 0.5), Percentile(masks, 0.99), Percentile(accepts, 0.5));
+                compile_cpu_ms, static_cast<long long>(cache.num_states()),
+                static_cast<long long>(cache.num_contexts()), static_cast<long long>(cache.num_uncertain()),
+                (*compiled)->MemoryBytes() / 1024, masks.size(), Percentile(masks, 0.5), Percentile(masks, 0.99),
+                Percentile(accepts, 0.5));
     all_masks.insert(all_masks.end(), masks.begin(), masks.end());
   }
-  std::printf("ALL: %zu constraints, compile median %.1f ms (CPU %.1f ms), p90 %.1f ms CPU, max %.1f ms CPU; %zu masks, "
-              "median %.1f us, p99 %.1f us\n",
-              all_compiles.size(), Percentile(all_compiles, 0.5), Percentile(all_compile_cpu, 0.5),
-              Percentile(all_compile_cpu, 0.9), Percentile(all_compile_cpu, 1.0), all_masks.size(),
-              Percentile(all_masks, 0.5), Percentile(all_masks, 0.99));
+  std::printf(
+      "ALL: %zu constraints, compile median %.1f ms (CPU %.1f ms), p90 %.1f ms CPU, max %.1f ms CPU; %zu masks, "
+      "median %.1f us, p99 %.1f us\n",
+      all_compiles.size(), Percentile(all_compiles, 0.5), Percentile(all_compile_cpu, 0.5),
+      Percentile(all_compile_cpu, 0.9), Percentile(all_compile_cpu, 1.0), all_masks.size(), Percentile(all_masks, 0.5),
+      Percentile(all_masks, 0.99));
   return 0;
 }
 

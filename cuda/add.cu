@@ -44,8 +44,10 @@ unsigned GridFor(int64_t n, int threads) {
 
 cudaError_t LaunchAdd(const AddParams& p, cudaStream_t stream) {
   if (p.n <= 0) return cudaSuccess;
-  const bool x2 = p.n % 2 == 0 && (reinterpret_cast<uintptr_t>(p.a) | reinterpret_cast<uintptr_t>(p.b) |
-                                   reinterpret_cast<uintptr_t>(p.out)) % 4 == 0;
+  const bool x2 =
+      p.n % 2 == 0 &&
+      (reinterpret_cast<uintptr_t>(p.a) | reinterpret_cast<uintptr_t>(p.b) | reinterpret_cast<uintptr_t>(p.out)) % 4 ==
+          0;
   if (x2) {
     AddKernelX2<<<GridFor(p.n / 2, 256), 256, 0, stream>>>(p);
   } else {
@@ -58,11 +60,9 @@ cudaError_t LaunchAddBias(const AddBiasParams& p, cudaStream_t stream) {
   const int64_t n = p.rows * p.cols;
   if (n <= 0) return cudaSuccess;
   if (p.x_is_f32) {
-    AddBiasKernel<float><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<float*>(p.x), p.bias,
-                                                             p.rows, p.cols);
+    AddBiasKernel<float><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<float*>(p.x), p.bias, p.rows, p.cols);
   } else {
-    AddBiasKernel<bf16><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<bf16*>(p.x), p.bias,
-                                                            p.rows, p.cols);
+    AddBiasKernel<bf16><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<bf16*>(p.x), p.bias, p.rows, p.cols);
   }
   return cudaGetLastError();
 }

@@ -17,8 +17,7 @@ struct AttentionCapacity {
 
 // Instantiated capacities, smallest first: standard heads up to 64, 128, 256, and DeepSeek MLA
 // (512 latent + 64 rope).
-inline constexpr AttentionCapacity kAttentionCapacities[] = {
-    {64, 64}, {128, 128}, {256, 256}, {576, 512}};
+inline constexpr AttentionCapacity kAttentionCapacities[] = {{64, 64}, {128, 128}, {256, 256}, {576, 512}};
 inline constexpr int kNumAttentionCapacities = 4;
 
 // Index into kAttentionCapacities for qk_dim, v_dim, or -1 when no capacity holds them.

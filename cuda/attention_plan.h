@@ -17,31 +17,31 @@
 namespace moeserve::kernels {
 
 inline constexpr int kMaxFlashBlockSize = 128;  // KV cache block (tokens), a power of two
-inline constexpr int kFlashTileTokens = 64;  // KV tokens per pipeline stage
-inline constexpr int kFlashTileRows = 64;    // query rows per prefill CTA
-inline constexpr int kMaxDecodeGroup = 16;   // query heads per kv head in one decode CTA (one mma M)
+inline constexpr int kFlashTileTokens = 64;     // KV tokens per pipeline stage
+inline constexpr int kFlashTileRows = 64;       // query rows per prefill CTA
+inline constexpr int kMaxDecodeGroup = 16;      // query heads per kv head in one decode CTA (one mma M)
 inline constexpr int kMaxDecodeSplits = 64;
 
 struct AttentionShape {
   int64_t num_seqs = 0;
   int64_t num_heads = 0;
   int64_t num_kv_heads = 0;
-  int64_t head_dim = 0;    // q·k dim
+  int64_t head_dim = 0;  // q·k dim
   int64_t v_head_dim = 0;
   int64_t block_size = 0;
   int64_t max_query_len = 0;
   int64_t max_seq_len = 0;
-  int sm_count = 0;        // streaming multiprocessors of the device
+  int sm_count = 0;  // streaming multiprocessors of the device
 };
 
 struct AttentionPlan {
-  bool use_flash = false;          // false: the v1 kernel
-  bool run_decode = false;         // decode kernel over sequences with query length 1
-  bool run_prefill = false;        // prefill kernel over the other sequences (all, without decode)
-  int decode_splits = 1;           // KV splits per decode sequence (1: written straight to out)
-  int64_t partition_tokens = 0;    // KV tokens per split, a multiple of kFlashTileTokens
-  int64_t prefill_row_tiles = 0;   // grid.x of the prefill kernel
-  int64_t workspace_bytes = 0;     // partial outputs + log-sum-exps when decode_splits > 1
+  bool use_flash = false;         // false: the v1 kernel
+  bool run_decode = false;        // decode kernel over sequences with query length 1
+  bool run_prefill = false;       // prefill kernel over the other sequences (all, without decode)
+  int decode_splits = 1;          // KV splits per decode sequence (1: written straight to out)
+  int64_t partition_tokens = 0;   // KV tokens per split, a multiple of kFlashTileTokens
+  int64_t prefill_row_tiles = 0;  // grid.x of the prefill kernel
+  int64_t workspace_bytes = 0;    // partial outputs + log-sum-exps when decode_splits > 1
 };
 
 // log2(block_size) for a power of two in [1, kMaxFlashBlockSize], else -1.
@@ -92,8 +92,8 @@ constexpr AttentionPlan PlanAttention(const AttentionShape& s) {
   if (p.run_decode) {
     int splits = ChooseDecodeSplits(s.num_seqs, s.num_kv_heads, s.max_seq_len, s.sm_count);
     const int64_t per = (s.max_seq_len + splits - 1) / splits;
-    p.partition_tokens = std::max<int64_t>(kFlashTileTokens, (per + kFlashTileTokens - 1) / kFlashTileTokens *
-                                                                 kFlashTileTokens);
+    p.partition_tokens =
+        std::max<int64_t>(kFlashTileTokens, (per + kFlashTileTokens - 1) / kFlashTileTokens * kFlashTileTokens);
     splits = static_cast<int>(std::max<int64_t>(1, (s.max_seq_len + p.partition_tokens - 1) / p.partition_tokens));
     p.decode_splits = splits;
     p.workspace_bytes = DecodeWorkspaceBytes(s.num_seqs, s.num_heads, splits, s.head_dim);

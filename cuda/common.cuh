@@ -20,9 +20,13 @@ __device__ __forceinline__ float ToFloat(bf16 v) { return __bfloat162float(v); }
 template <typename T>
 __device__ __forceinline__ T FromFloat(float v);
 template <>
-__device__ __forceinline__ float FromFloat<float>(float v) { return v; }
+__device__ __forceinline__ float FromFloat<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ bf16 FromFloat<bf16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ bf16 FromFloat<bf16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 
 __device__ __forceinline__ float WarpSum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -62,8 +66,8 @@ __device__ __forceinline__ float BlockMax(float v) {
 // interleaved (GPT-J), else (i, i + half) (NeoX); c / s are the cos / sin halves of the position's
 // table row. Reads src, writes dst (may be the same row); fp32 math.
 template <typename I>
-__device__ __forceinline__ void RotatePair(const bf16* src, bf16* dst, I i, I half, bool interleaved,
-                                           const float* c, const float* s) {
+__device__ __forceinline__ void RotatePair(const bf16* src, bf16* dst, I i, I half, bool interleaved, const float* c,
+                                           const float* s) {
   const I i1 = interleaved ? 2 * i : i;
   const I i2 = interleaved ? 2 * i + 1 : i + half;
   const float x1 = ToFloat(src[i1]), x2 = ToFloat(src[i2]);

@@ -9,11 +9,11 @@
 namespace moeserve::kernels {
 
 enum ErrorFlag : unsigned {
-  kErrGatherIndex = 1u << 0,    // Embedding ids / GatherRows indices
-  kErrRopePosition = 1u << 1,   // Rope positions
-  kErrCacheSlot = 1u << 2,      // WriteKvCache / WriteMlaCache slot_mapping
+  kErrGatherIndex = 1u << 0,      // Embedding ids / GatherRows indices
+  kErrRopePosition = 1u << 1,     // Rope positions
+  kErrCacheSlot = 1u << 2,        // WriteKvCache / WriteMlaCache slot_mapping
   kErrAttentionLayout = 1u << 3,  // query_start_loc / seq_lens / block_tables
-  kErrMoeExpertId = 1u << 8,     // MoeExperts topk_ids
+  kErrMoeExpertId = 1u << 8,      // MoeExperts topk_ids
 };
 
 }  // namespace moeserve::kernels

@@ -57,11 +57,11 @@ template <int D, bool kDecode>
 __global__ void __launch_bounds__(kThreads) FlashAttentionKernel(FlashAttentionParams p) {
   constexpr int kWarpsM = kDecode ? 1 : 4;
   constexpr int kWarpsN = 4 / kWarpsM;
-  constexpr int kRows = 16 * kWarpsM;       // query rows per CTA
+  constexpr int kRows = 16 * kWarpsM;         // query rows per CTA
   constexpr int kWarpTok = kTileN / kWarpsN;  // KV tokens per warp per tile
-  constexpr int kChunks = D / 8;            // 16-byte chunks per row
-  constexpr int kNT = kWarpTok / 8;         // 8-token score tiles per warp
-  constexpr int kDT = D / 8;                // 8-wide output tiles
+  constexpr int kChunks = D / 8;              // 16-byte chunks per row
+  constexpr int kNT = kWarpTok / 8;           // 8-token score tiles per warp
+  constexpr int kDT = D / 8;                  // 8-wide output tiles
   extern __shared__ uint4 smem_u4[];
   bf16* sQ = reinterpret_cast<bf16*>(smem_u4);
   bf16* sK = sQ + kRows * D;
@@ -374,14 +374,13 @@ cudaError_t LaunchFlashAttention(const FlashAttentionParams& p, cudaStream_t str
   if (p.num_tokens == 0 || p.num_heads == 0) return cudaSuccess;
   const AttentionPlan& plan = p.plan;
   if (!plan.use_flash || p.block_shift < 0 || (1 << p.block_shift) > kMaxFlashBlockSize || p.num_seqs <= 0 ||
-      p.num_seqs > 65535 || p.num_kv_heads <= 0 ||
-      p.num_kv_heads > 65535 || p.num_heads % p.num_kv_heads != 0 ||
+      p.num_seqs > 65535 || p.num_kv_heads <= 0 || p.num_kv_heads > 65535 || p.num_heads % p.num_kv_heads != 0 ||
       (plan.run_decode && p.num_heads / p.num_kv_heads > kMaxDecodeGroup) ||
       (plan.run_prefill && (plan.prefill_row_tiles <= 0 || plan.prefill_row_tiles > 0x7fffffff)) ||
       (plan.run_decode && (plan.partition_tokens <= 0 || plan.partition_tokens % kTileN != 0 ||
                            plan.decode_splits < 1 || plan.decode_splits > kMaxDecodeSplits)) ||
-      (plan.decode_splits > 1 && (p.workspace == nullptr || plan.workspace_bytes <= 0 ||
-                                  reinterpret_cast<uintptr_t>(p.workspace) % 16 != 0))) {
+      (plan.decode_splits > 1 &&
+       (p.workspace == nullptr || plan.workspace_bytes <= 0 || reinterpret_cast<uintptr_t>(p.workspace) % 16 != 0))) {
     return cudaErrorInvalidValue;
   }
   // 16-byte cp.async loads of q / cache rows, 4-byte bf16x2 stores of out.

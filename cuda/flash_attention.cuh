@@ -28,10 +28,10 @@ struct FlashAttentionParams : PagedLayout {
   int num_heads = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
-  int block_shift = 4;             // log2 of the cache's block size (FlashBlockShift)
+  int block_shift = 4;  // log2 of the cache's block size (FlashBlockShift)
   float scale = 1.0f;
-  AttentionPlan plan;              // PlanAttention of this shape (use_flash must be true)
-  void* workspace = nullptr;       // plan.workspace_bytes of device memory, 16-byte aligned
+  AttentionPlan plan;         // PlanAttention of this shape (use_flash must be true)
+  void* workspace = nullptr;  // plan.workspace_bytes of device memory, 16-byte aligned
   unsigned* error_flags = nullptr;
 };
 

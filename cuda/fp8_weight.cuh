@@ -17,9 +17,7 @@ namespace moeserve::kernels {
 
 constexpr int kFp8BlockSize = 128;
 
-constexpr int Fp8MmaPosition(int c) {
-  return c < 8 ? 4 * (c / 2) + c % 2 : 4 * ((c - 8) / 2) + 2 + c % 2;
-}
+constexpr int Fp8MmaPosition(int c) { return c < 8 ? 4 * (c / 2) + c % 2 : 4 * ((c - 8) / 2) + 2 + c % 2; }
 
 // Permutes `n` bytes (n % 16 == 0) of one weight row in place into the GEMM's order.
 inline void PermuteFp8ForMma(uint8_t* row, int64_t n) {

@@ -19,8 +19,7 @@ __global__ void GatherRowsKernel(GatherRowsParams p) {
     for (int64_t u = threadIdx.x; u < units; u += blockDim.x) dst[u] = Unit{};
     return;
   }
-  const Unit* src =
-      reinterpret_cast<const Unit*>(static_cast<const char*>(p.src) + idx * p.row_bytes);
+  const Unit* src = reinterpret_cast<const Unit*>(static_cast<const char*>(p.src) + idx * p.row_bytes);
   for (int64_t u = threadIdx.x; u < units; u += blockDim.x) dst[u] = src[u];
 }
 

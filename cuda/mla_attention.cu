@@ -30,12 +30,12 @@
 namespace moeserve::kernels {
 namespace {
 
-constexpr int kN = kMlaTileTokens;      // rows per tile
+constexpr int kN = kMlaTileTokens;             // rows per tile
 constexpr int kD = kMlaTcLatent + kMlaTcRope;  // 576
-constexpr int kL = kMlaTcLatent;        // 512
-constexpr int kRow = kMlaSmemRow;       // 584
-constexpr int kPRow = kMlaPRow;         // 40
-constexpr int kChunksPerRow = kD / 8;   // 16-byte chunks per latent row: 72
+constexpr int kL = kMlaTcLatent;               // 512
+constexpr int kRow = kMlaSmemRow;              // 584
+constexpr int kPRow = kMlaPRow;                // 40
+constexpr int kChunksPerRow = kD / 8;          // 16-byte chunks per latent row: 72
 constexpr float kLog2e = 1.4426950408889634f;
 
 // Where query token t sits: its sequence, the number of cache rows it attends to (causal), and
@@ -49,14 +49,16 @@ __device__ __forceinline__ TokenContext FindContext(const MlaAttentionParams& p,
   int lo = 0, hi = p.num_seqs - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
-    if (p.query_start_loc[mid] <= t) lo = mid; else hi = mid - 1;
+    if (p.query_start_loc[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   TokenContext c;
   c.seq = lo;
   const int q_begin = p.query_start_loc[lo], q_end = p.query_start_loc[lo + 1];
   c.n_ctx = static_cast<int64_t>(p.seq_lens[lo]) - (q_end - q_begin) + (t - q_begin) + 1;
-  c.ok = t >= q_begin && t < q_end && c.n_ctx >= 1 &&
-         c.n_ctx <= p.max_blocks_per_seq * p.block_size;
+  c.ok = t >= q_begin && t < q_end && c.n_ctx >= 1 && c.n_ctx <= p.max_blocks_per_seq * p.block_size;
   return c;
 }
 
@@ -91,9 +93,9 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
     MlaTensorCoreKernel(MlaAttentionParams p, int head_tiles, int num_splits) {
   using S = TcShape<kG>;
   extern __shared__ __align__(16) unsigned char smem[];
-  bf16* q_s = reinterpret_cast<bf16*>(smem);                 // [kHeads][kRow]
-  bf16* kv_s = q_s + S::kHeads * kRow;                         // [kStages][kN][kRow]
-  bf16* p_s = kv_s + S::kStages * kN * kRow;                   // [kHeads][kPRow]
+  bf16* q_s = reinterpret_cast<bf16*>(smem);  // [kHeads][kRow]
+  bf16* kv_s = q_s + S::kHeads * kRow;        // [kStages][kN][kRow]
+  bf16* p_s = kv_s + S::kStages * kN * kRow;  // [kHeads][kPRow]
   __shared__ float red_max[2][S::kHeads];
   __shared__ float red_sum[2][S::kHeads];
   __shared__ int bad_block;
@@ -129,8 +131,7 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
     const int r = c / kChunksPerRow, col = c % kChunksPerRow;
     const int h = h0 + r;
     const int64_t qrow = static_cast<int64_t>(t) * p.num_heads + h;
-    const bf16* src = col < kL / 8 ? p.q_latent + qrow * kL + col * 8
-                                   : p.q_pe + qrow * kMlaTcRope + (col - kL / 8) * 8;
+    const bf16* src = col < kL / 8 ? p.q_latent + qrow * kL + col * 8 : p.q_pe + qrow * kMlaTcRope + (col - kL / 8) * 8;
     CpAsync16(q_s + r * kRow + col * 8, h < p.num_heads ? src : p.q_latent, h < p.num_heads ? 16 : 0);
   }
   CpAsyncCommit();
@@ -250,7 +251,8 @@ __global__ void __launch_bounds__(TcShape<kG>::kThreads, 1)
     for (int kk = 0; kk < 2; ++kk) {
       uint32_t a[4];
       LdMatrixX4(a, p_s + (grp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kPRow + kk * 16 + (lane >> 4) * 8);
-      const bf16* v_base = tile_s + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kRow + half * 256 + (lane >> 4) * 8;
+      const bf16* v_base =
+          tile_s + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kRow + half * 256 + (lane >> 4) * 8;
 #pragma unroll
       for (int np = 0; np < 16; ++np) {
         uint32_t b[4];
@@ -415,12 +417,11 @@ cudaError_t LaunchTensorCore(const MlaAttentionParams& p, const MlaPlan& plan, c
   if (e != cudaSuccess) return e;
   const int64_t grid = int64_t{p.num_tokens} * plan.head_tiles * plan.num_splits;
   if (grid > 0x7fffffff) return cudaErrorInvalidValue;
-  MlaTensorCoreKernel<kG><<<static_cast<unsigned>(grid), S::kThreads, plan.smem_bytes, stream>>>(
-      p, plan.head_tiles, plan.num_splits);
+  MlaTensorCoreKernel<kG>
+      <<<static_cast<unsigned>(grid), S::kThreads, plan.smem_bytes, stream>>>(p, plan.head_tiles, plan.num_splits);
   e = cudaGetLastError();
   if (e != cudaSuccess || plan.num_splits == 1) return e;
-  MlaCombineKernel<<<static_cast<unsigned>(int64_t{p.num_tokens} * p.num_heads), 128, 0, stream>>>(
-      p, plan.num_splits);
+  MlaCombineKernel<<<static_cast<unsigned>(int64_t{p.num_tokens} * p.num_heads), 128, 0, stream>>>(p, plan.num_splits);
   return cudaGetLastError();
 }
 
@@ -430,8 +431,8 @@ bool Aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 
 cudaError_t LaunchMlaAttention(const MlaAttentionParams& p, const MlaPlan& plan, cudaStream_t stream) {
   if (p.num_tokens == 0 || p.num_heads == 0) return cudaSuccess;
-  if (p.num_seqs <= 0 || p.block_size <= 0 || p.num_tokens < 0 ||
-      !MlaShapeSupported(p.latent_dim, p.rope_dim) || (p.rope_dim > 0 && p.q_pe == nullptr)) {
+  if (p.num_seqs <= 0 || p.block_size <= 0 || p.num_tokens < 0 || !MlaShapeSupported(p.latent_dim, p.rope_dim) ||
+      (p.rope_dim > 0 && p.q_pe == nullptr)) {
     return cudaErrorInvalidValue;
   }
   switch (plan.path) {
@@ -461,8 +462,7 @@ cudaError_t LaunchMlaAttention(const MlaAttentionParams& p, const MlaPlan& plan,
       MlaGenericKernel<<<static_cast<unsigned>(grid), kGenThreads, p.block_size * sizeof(float), stream>>>(p);
       return cudaGetLastError();
     }
-    default:
-      return cudaErrorInvalidValue;
+    default: return cudaErrorInvalidValue;
   }
 }
 

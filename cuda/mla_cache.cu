@@ -50,8 +50,7 @@ cudaError_t LaunchRopeWriteMlaCache(const RopeWriteMlaCacheParams& p, cudaStream
   }
   // 16-byte words need the latent source rows, the cache rows and both base pointers aligned.
   const bool vec = p.latent_dim % 8 == 0 && (p.latent_dim + p.rope_dim) % 8 == 0 &&
-                   reinterpret_cast<uintptr_t>(p.kv_c) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(p.cache) % 16 == 0;
+                   reinterpret_cast<uintptr_t>(p.kv_c) % 16 == 0 && reinterpret_cast<uintptr_t>(p.cache) % 16 == 0;
   const unsigned grid = static_cast<unsigned>(p.tokens);
   if (vec) {
     RopeWriteMlaCacheKernel<true><<<grid, kThreads, 0, stream>>>(p);

@@ -16,12 +16,12 @@ namespace moeserve::kernels {
 // a slot >= num_slots sets kErrCacheSlot, a position outside [0, max_position) kErrRopePosition,
 // and either skips the token.
 struct RopeWriteMlaCacheParams {
-  const __nv_bfloat16* kv_c = nullptr;  // [tokens, latent_dim]
-  const __nv_bfloat16* k_pe = nullptr;  // [tokens, rope_dim]
-  const int32_t* positions = nullptr;   // [tokens]
-  const float* cos_sin = nullptr;       // [max_position, rope_dim]
+  const __nv_bfloat16* kv_c = nullptr;    // [tokens, latent_dim]
+  const __nv_bfloat16* k_pe = nullptr;    // [tokens, rope_dim]
+  const int32_t* positions = nullptr;     // [tokens]
+  const float* cos_sin = nullptr;         // [max_position, rope_dim]
   const int32_t* slot_mapping = nullptr;  // [tokens]
-  __nv_bfloat16* cache = nullptr;       // [num_slots, latent_dim + rope_dim]
+  __nv_bfloat16* cache = nullptr;         // [num_slots, latent_dim + rope_dim]
   int64_t tokens = 0;
   int64_t latent_dim = 0;
   int64_t rope_dim = 0;

@@ -15,7 +15,7 @@
 
 namespace moeserve::kernels {
 
-inline constexpr int kMlaTileTokens = 32;      // latent rows per shared-memory tile
+inline constexpr int kMlaTileTokens = 32;  // latent rows per shared-memory tile
 inline constexpr int kMlaMaxSplits = 64;
 inline constexpr int kMlaMinTilesPerSplit = 4;  // a split covers at least 128 rows
 inline constexpr int kMlaTcLatent = 512, kMlaTcRope = 64;
@@ -25,14 +25,14 @@ enum class MlaPath : int { kUnsupported = 0, kTensorCore = 1, kGeneric = 2 };
 
 struct MlaPlan {
   MlaPath path = MlaPath::kUnsupported;
-  int head_groups = 0;    // G: heads per CTA = 16·G (tensor-core path)
+  int head_groups = 0;  // G: heads per CTA = 16·G (tensor-core path)
   int heads_per_cta = 0;
-  int head_tiles = 0;     // ceil(H / heads_per_cta)
-  int ctas_per_sm = 0;    // residency the split heuristic assumes
+  int head_tiles = 0;   // ceil(H / heads_per_cta)
+  int ctas_per_sm = 0;  // residency the split heuristic assumes
   int num_splits = 1;
-  int64_t smem_bytes = 0;       // dynamic shared memory per CTA
-  int64_t partial_floats = 0;   // [splits, T, H, L] fp32 partial outputs (0 without splits)
-  int64_t lse_floats = 0;       // [splits, T, H] fp32 log2-sum-exp
+  int64_t smem_bytes = 0;      // dynamic shared memory per CTA
+  int64_t partial_floats = 0;  // [splits, T, H, L] fp32 partial outputs (0 without splits)
+  int64_t lse_floats = 0;      // [splits, T, H] fp32 log2-sum-exp
   int64_t workspace_bytes() const { return (partial_floats + lse_floats) * 4; }
 };
 
@@ -47,8 +47,7 @@ inline constexpr int kMlaPRow = kMlaTileTokens + 8;
 constexpr int MlaStages(int head_groups) { return head_groups >= 4 ? 3 : 2; }
 constexpr int64_t MlaTcSmemBytes(int head_groups) {
   const int64_t heads = 16 * head_groups;
-  return 2 * (heads * kMlaSmemRow + int64_t{MlaStages(head_groups)} * kMlaTileTokens * kMlaSmemRow +
-              heads * kMlaPRow);
+  return 2 * (heads * kMlaSmemRow + int64_t{MlaStages(head_groups)} * kMlaTileTokens * kMlaSmemRow + heads * kMlaPRow);
 }
 
 // The number of KV splits: the fewest whose wave efficiency (CTAs / whole waves of CTA slots) is

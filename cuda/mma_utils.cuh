@@ -25,8 +25,7 @@ __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
 // Copies the first src_bytes (0 or 16) of gmem and zero-fills the rest of the 16 (src_bytes = 0:
 // gmem is not read but must still be a valid address).
 __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(smem)), "l"(gmem),
-               "r"(src_bytes)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(smem)), "l"(gmem), "r"(src_bytes)
                : "memory");
 }
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }

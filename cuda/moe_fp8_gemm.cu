@@ -26,9 +26,9 @@ namespace moeserve::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kBM = kMoeTileM;        // 64
-constexpr int kBN = kMoeGemmTileN;    // 128 weight rows
-constexpr int kBK = 128;              // K bytes per stage
+constexpr int kBM = kMoeTileM;      // 64
+constexpr int kBN = kMoeGemmTileN;  // 128 weight rows
+constexpr int kBK = 128;            // K bytes per stage
 constexpr int kStages = kMoeFp8GemmStages;
 constexpr int kATile = kBM * kBK;
 constexpr int kStageBytes = kATile + kBN * kBK;
@@ -52,10 +52,10 @@ __global__ void __launch_bounds__(kThreads) MoeQuantizeFp8Kernel(MoeQuantizeFp8P
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
   const float s = __fdiv_rn(fmaxf(amax, kMoeFp8MinAmax), kE4M3Max);
-  const __nv_fp8x2_storage_t lo = __nv_cvt_float2_to_fp8x2(
-      make_float2(__fdiv_rn(v0.x, s), __fdiv_rn(v0.y, s)), __NV_SATFINITE, __NV_E4M3);
-  const __nv_fp8x2_storage_t hi = __nv_cvt_float2_to_fp8x2(
-      make_float2(__fdiv_rn(v1.x, s), __fdiv_rn(v1.y, s)), __NV_SATFINITE, __NV_E4M3);
+  const __nv_fp8x2_storage_t lo =
+      __nv_cvt_float2_to_fp8x2(make_float2(__fdiv_rn(v0.x, s), __fdiv_rn(v0.y, s)), __NV_SATFINITE, __NV_E4M3);
+  const __nv_fp8x2_storage_t hi =
+      __nv_cvt_float2_to_fp8x2(make_float2(__fdiv_rn(v1.x, s), __fdiv_rn(v1.y, s)), __NV_SATFINITE, __NV_E4M3);
   reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(p.q) + base)[q] =
       static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
   if (lane == 0) p.scales[row * blocks + kb] = s;
@@ -222,8 +222,7 @@ cudaError_t Launch(const MoeFp8GemmParams& p, cudaStream_t stream) {
   auto* kernel = &MoeFp8GemmKernel<kSilu>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(p.max_m_tiles),
-                  static_cast<unsigned>(p.n / (kSilu ? kBN / 2 : kBN)));
+  const dim3 grid(static_cast<unsigned>(p.max_m_tiles), static_cast<unsigned>(p.n / (kSilu ? kBN / 2 : kBN)));
   kernel<<<grid, kThreads, smem, stream>>>(p);
   return cudaGetLastError();
 }
@@ -232,8 +231,7 @@ cudaError_t Launch(const MoeFp8GemmParams& p, cudaStream_t stream) {
 
 cudaError_t LaunchMoeQuantizeFp8(const MoeQuantizeFp8Params& p, cudaStream_t stream) {
   if (p.rows == 0 || p.k == 0) return cudaSuccess;
-  if (p.x == nullptr || p.q == nullptr || p.scales == nullptr || p.rows < 0 ||
-      p.k % kMoeFp8ActBlock != 0) {
+  if (p.x == nullptr || p.q == nullptr || p.scales == nullptr || p.rows < 0 || p.k % kMoeFp8ActBlock != 0) {
     return cudaErrorInvalidValue;
   }
   const int64_t units = p.rows * (p.k / kMoeFp8ActBlock);
@@ -245,10 +243,9 @@ cudaError_t LaunchMoeQuantizeFp8(const MoeQuantizeFp8Params& p, cudaStream_t str
 
 cudaError_t LaunchMoeFp8GroupedGemm(const MoeFp8GemmParams& p, cudaStream_t stream) {
   if (p.max_m_tiles == 0 || p.n == 0) return cudaSuccess;
-  if (p.a == nullptr || p.a_scales == nullptr || p.w == nullptr || p.w_scales == nullptr ||
-      p.out == nullptr || p.tile_expert == nullptr || p.num_m_tiles == nullptr ||
-      p.valid_rows == nullptr || p.num_experts <= 0 || p.k <= 0 || p.max_m_tiles > 0x7fffffff ||
-      p.k % 128 != 0 || p.n % 128 != 0) {
+  if (p.a == nullptr || p.a_scales == nullptr || p.w == nullptr || p.w_scales == nullptr || p.out == nullptr ||
+      p.tile_expert == nullptr || p.num_m_tiles == nullptr || p.valid_rows == nullptr || p.num_experts <= 0 ||
+      p.k <= 0 || p.max_m_tiles > 0x7fffffff || p.k % 128 != 0 || p.n % 128 != 0) {
     return cudaErrorInvalidValue;
   }
   return p.gate_up_silu ? Launch<true>(p, stream) : Launch<false>(p, stream);

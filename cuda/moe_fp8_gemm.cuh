@@ -35,12 +35,12 @@ cudaError_t LaunchMoeQuantizeFp8(const MoeQuantizeFp8Params& p, cudaStream_t str
 // product [rows, n] (padding rows skipped). bf16 out.
 // REQUIRES: n % 128 == 0, k % 128 == 0; weights in the CUDA backend's fp8 layout.
 struct MoeFp8GemmParams {
-  const void* a = nullptr;           // e4m3 [*, k] (MoeQuantizeFp8 output)
-  const float* a_scales = nullptr;   // [*, k / 128]
-  const int32_t* a_rows = nullptr;   // [max_rows] or null
+  const void* a = nullptr;              // e4m3 [*, k] (MoeQuantizeFp8 output)
+  const float* a_scales = nullptr;      // [*, k / 128]
+  const int32_t* a_rows = nullptr;      // [max_rows] or null
   const int32_t* valid_rows = nullptr;  // [max_rows]: < 0 marks a padding row
-  const void* w = nullptr;           // e4m3 [E, N_w, k]
-  const float* w_scales = nullptr;   // [E, N_w / 128, k / 128]
+  const void* w = nullptr;              // e4m3 [E, N_w, k]
+  const float* w_scales = nullptr;      // [E, N_w / 128, k / 128]
   const int32_t* tile_expert = nullptr;
   const int32_t* num_m_tiles = nullptr;
   int64_t max_m_tiles = 0;

@@ -17,8 +17,7 @@ namespace moeserve::kernels {
 // bytes, and W8A16 keeps bf16 activations. The routing is on the device, so the choice uses the
 // average: pairs = tokens × (top_k + fused shared experts) over all experts.
 constexpr int64_t kMoeW8A8MinRowsPerExpert = kMoeTileM;
-constexpr bool MoeUseW8A8(bool fp8_weights, int64_t tokens, int64_t pairs_per_token,
-                          int64_t num_experts) {
+constexpr bool MoeUseW8A8(bool fp8_weights, int64_t tokens, int64_t pairs_per_token, int64_t num_experts) {
   return fp8_weights && num_experts > 0 && tokens > 0 &&
          tokens * pairs_per_token >= kMoeW8A8MinRowsPerExpert * num_experts;
 }
@@ -31,9 +30,7 @@ constexpr float kE4M3Max = 448.0f;
 
 // Grouped W8A8 GEMM tiling: 64 rows × 128 weight rows × 128 K bytes per stage, 3 stages.
 constexpr int kMoeFp8GemmStages = 3;
-constexpr int64_t MoeFp8GemmSharedBytes() {
-  return kMoeFp8GemmStages * (kMoeTileM * 128 + kMoeGemmTileN * 128);
-}
+constexpr int64_t MoeFp8GemmSharedBytes() { return kMoeFp8GemmStages * (kMoeTileM * 128 + kMoeGemmTileN * 128); }
 
 // Extra workspace of the W8A8 path (256-aligned offsets): x quantized [T, d] + scales [T, d/128],
 // the intermediate quantized [max_rows, I] + scales [max_rows, I/128].

@@ -54,11 +54,11 @@ template <bool kFp8, bool kSilu>
 __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p) {
   constexpr int kABytes = kFp8 ? 256 : 128;  // A row bytes per stage (BK bf16 values)
   constexpr int kAChunks = kABytes / 16;
-  constexpr int kBK = kFp8 ? 128 : 64;       // k per stage
+  constexpr int kBK = kFp8 ? 128 : 64;  // k per stage
   constexpr int kStages = kFp8 ? 3 : 4;
   constexpr int kATile = kBM * kABytes;
   constexpr int kStageBytes = kATile + kBN * kWB;
-  constexpr int kAIters = kBM * kAChunks / kThreads;  // 2 or 4
+  constexpr int kAIters = kBM * kAChunks / kThreads;    // 2 or 4
   constexpr int kBIters = kBN * (kWB / 16) / kThreads;  // 4
 
   const int m_tile = blockIdx.x;
@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p
   const int valid_rows = __syncthreads_count(tid < kBM && p.valid_rows[m0 + tid] >= 0);
   if (e < 0 || e >= p.num_experts) return;  // unreachable with a consistent schedule
 
-  const int64_t n_w = kSilu ? 2 * p.n : p.n;            // weight rows per expert
+  const int64_t n_w = kSilu ? 2 * p.n : p.n;  // weight rows per expert
   const int64_t w_row_bytes = kFp8 ? p.k : 2 * p.k;
   const int64_t a_row_bytes = 2 * p.k;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * (kSilu ? kBN / 2 : kBN);
@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p
     const char* sa = smem + (kt % kStages) * kStageBytes;
     const char* sb = sa + kATile;
 
-    auto mma_step = [&](int s, const unsigned (&b)[4][2]) {
+    auto mma_step = [&](int s, const unsigned(&b)[4][2]) {
       unsigned af[2][4];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
@@ -182,8 +182,7 @@ __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p
       const float s_lo = ws[(n0 / 128) * kb];
       const float s_hi = kSilu ? ws[((p.n + n0) / 128) * kb] : s_lo;
       constexpr float k2p120 = 1.329227995784916e36f;  // 2^120
-      const __nv_bfloat162 sc[2] = {__float2bfloat162_rn(s_lo * k2p120),
-                                    __float2bfloat162_rn(s_hi * k2p120)};
+      const __nv_bfloat162 sc[2] = {__float2bfloat162_rn(s_lo * k2p120), __float2bfloat162_rn(s_hi * k2p120)};
 #pragma unroll
       for (int s2 = 0; s2 < 4; ++s2) {
         unsigned raw[4][2];
@@ -225,8 +224,8 @@ __global__ void __launch_bounds__(kThreads) MoeGroupedGemmKernel(MoeGemmParams p
           if (col >= p.n) continue;
           const float g0 = acc[i][j][2 * h], g1 = acc[i][j][2 * h + 1];
           const float u0 = acc[i][j + 2][2 * h], u1 = acc[i][j + 2][2 * h + 1];
-          *reinterpret_cast<__nv_bfloat162*>(orow + col) = __floats2bfloat162_rn(
-              g0 / (1.0f + __expf(-g0)) * u0, g1 / (1.0f + __expf(-g1)) * u1);
+          *reinterpret_cast<__nv_bfloat162*>(orow + col) =
+              __floats2bfloat162_rn(g0 / (1.0f + __expf(-g0)) * u0, g1 / (1.0f + __expf(-g1)) * u1);
         }
       } else {
 #pragma unroll
@@ -248,8 +247,7 @@ cudaError_t Launch(const MoeGemmParams& p, cudaStream_t stream) {
   auto* kernel = &MoeGroupedGemmKernel<kFp8, kSilu>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  const dim3 grid(static_cast<unsigned>(p.max_m_tiles),
-                  static_cast<unsigned>(MoeGemmNTiles(p.n, kSilu)));
+  const dim3 grid(static_cast<unsigned>(p.max_m_tiles), static_cast<unsigned>(MoeGemmNTiles(p.n, kSilu)));
   kernel<<<grid, kThreads, smem, stream>>>(p);
   return cudaGetLastError();
 }
@@ -259,10 +257,9 @@ cudaError_t Launch(const MoeGemmParams& p, cudaStream_t stream) {
 cudaError_t LaunchMoeGroupedGemm(const MoeGemmParams& p, cudaStream_t stream) {
   if (p.max_m_tiles == 0 || p.n == 0) return cudaSuccess;
   const bool fp8 = p.format == MoeWeightFormat::kFp8Block128;
-  if (p.a == nullptr || p.w == nullptr || p.out == nullptr || p.tile_expert == nullptr ||
-      p.num_m_tiles == nullptr || p.valid_rows == nullptr || p.num_experts <= 0 || p.k <= 0 ||
-      p.max_m_tiles > 0x7fffffff || p.k % 8 != 0 || p.n % 2 != 0 ||
-      (fp8 && (p.w_scales == nullptr || p.k % 128 != 0 || p.n % 128 != 0))) {
+  if (p.a == nullptr || p.w == nullptr || p.out == nullptr || p.tile_expert == nullptr || p.num_m_tiles == nullptr ||
+      p.valid_rows == nullptr || p.num_experts <= 0 || p.k <= 0 || p.max_m_tiles > 0x7fffffff || p.k % 8 != 0 ||
+      p.n % 2 != 0 || (fp8 && (p.w_scales == nullptr || p.k % 128 != 0 || p.n % 128 != 0))) {
     return cudaErrorInvalidValue;
   }
   if (fp8) return p.gate_up_silu ? Launch<true, true>(p, stream) : Launch<true, false>(p, stream);

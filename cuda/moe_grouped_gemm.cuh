@@ -20,11 +20,11 @@ namespace moeserve::kernels {
 // GEMM reads defined values); otherwise skipped. fp32 accumulation, bf16 out.
 // REQUIRES: k % 8 == 0 and n % 2 == 0 (bf16); n % 128 == 0 and k % 128 == 0 (fp8).
 struct MoeGemmParams {
-  const void* a = nullptr;             // bf16 [*, k]
-  const int32_t* a_rows = nullptr;     // [max_rows] or null
+  const void* a = nullptr;              // bf16 [*, k]
+  const int32_t* a_rows = nullptr;      // [max_rows] or null
   const int32_t* valid_rows = nullptr;  // [max_rows]: < 0 marks a padding row (row_token)
-  const void* w = nullptr;             // [E, N_w, k]
-  const float* w_scales = nullptr;     // fp8: [E, N_w / 128, k / 128]
+  const void* w = nullptr;              // [E, N_w, k]
+  const float* w_scales = nullptr;      // fp8: [E, N_w / 128, k / 128]
   MoeWeightFormat format = MoeWeightFormat::kBf16;
   const int32_t* tile_expert = nullptr;  // [max_m_tiles]
   const int32_t* num_m_tiles = nullptr;  // [1]

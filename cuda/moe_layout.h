@@ -18,16 +18,13 @@ constexpr int kMoeMaxExperts = 1024;
 // (no host sync; CUDA-graph capturable). Padding adds < kMoeTileM rows to each non-empty expert,
 // and at most min(E, pairs) experts are non-empty.
 constexpr int64_t MoeMaxMTiles(int64_t pairs, int64_t num_experts) {
-  return pairs == 0 ? 0
-                    : (pairs + kMoeTileM - 1) / kMoeTileM + (num_experts < pairs ? num_experts : pairs);
+  return pairs == 0 ? 0 : (pairs + kMoeTileM - 1) / kMoeTileM + (num_experts < pairs ? num_experts : pairs);
 }
 constexpr int64_t MoeMaxRows(int64_t pairs, int64_t num_experts) {
   return MoeMaxMTiles(pairs, num_experts) * kMoeTileM;
 }
 // Rows expert segment of `count` pairs occupies after padding.
-constexpr int64_t MoePaddedRows(int64_t count) {
-  return (count + kMoeTileM - 1) / kMoeTileM * kMoeTileM;
-}
+constexpr int64_t MoePaddedRows(int64_t count) { return (count + kMoeTileM - 1) / kMoeTileM * kMoeTileM; }
 
 // Weight storage of the grouped GEMM.
 enum class MoeWeightFormat : int {

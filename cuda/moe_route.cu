@@ -12,8 +12,7 @@ namespace {
 
 // Serial top-k like the CPU reference: the best `k` of `n` with allowed[i], ties to the lower
 // index, NaN never better.
-__device__ void TopKSerial(const float* score, const uint8_t* allowed, int n, int k, int32_t* picked,
-                           uint8_t* taken) {
+__device__ void TopKSerial(const float* score, const uint8_t* allowed, int n, int k, int32_t* picked, uint8_t* taken) {
   for (int i = 0; i < n; ++i) taken[i] = 0;
   for (int r = 0; r < k; ++r) {
     int best = -1;
@@ -108,8 +107,7 @@ __global__ void MoeRouteKernel(MoeRouteParams p) {
 
 cudaError_t LaunchMoeRoute(const MoeRouteParams& p, cudaStream_t stream) {
   if (p.tokens == 0) return cudaSuccess;
-  if (p.tokens > 0x7fffffff || p.num_experts <= 0 || p.top_k <= 0 || p.n_group <= 0 ||
-      p.num_experts % p.n_group != 0) {
+  if (p.tokens > 0x7fffffff || p.num_experts <= 0 || p.top_k <= 0 || p.n_group <= 0 || p.num_experts % p.n_group != 0) {
     return cudaErrorInvalidValue;
   }
   const int64_t smem = MoeRouteSharedBytes(p.num_experts, p.n_group);

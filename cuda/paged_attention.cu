@@ -35,7 +35,10 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionP
   int lo = 0, hi = p.num_seqs - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) / 2;
-    if (p.query_start_loc[mid] <= t) lo = mid; else hi = mid - 1;
+    if (p.query_start_loc[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   const int s = lo;
   const int q_begin = p.query_start_loc[s], q_end = p.query_start_loc[s + 1];
@@ -105,8 +108,7 @@ template <int kCapacity>
 cudaError_t Launch(const PagedAttentionParams& p, cudaStream_t stream) {
   constexpr AttentionCapacity c = kAttentionCapacities[kCapacity];
   const dim3 grid(p.num_tokens, p.num_heads);
-  PagedAttentionKernel<c.max_qk_dim, c.max_v_dim>
-      <<<grid, kThreads, AttentionSharedBytes(p.block_size), stream>>>(p);
+  PagedAttentionKernel<c.max_qk_dim, c.max_v_dim><<<grid, kThreads, AttentionSharedBytes(p.block_size), stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -114,9 +116,8 @@ cudaError_t Launch(const PagedAttentionParams& p, cudaStream_t stream) {
 
 cudaError_t LaunchPagedAttention(const PagedAttentionParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0 || p.num_heads == 0) return cudaSuccess;
-  if (p.num_seqs <= 0 || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0 ||
-      p.block_size <= 0 || p.block_size > kThreads || p.num_heads > 65535 ||
-      (p.dim_b > 0 && p.q_b == nullptr)) {
+  if (p.num_seqs <= 0 || p.num_kv_heads <= 0 || p.num_heads % p.num_kv_heads != 0 || p.block_size <= 0 ||
+      p.block_size > kThreads || p.num_heads > 65535 || (p.dim_b > 0 && p.q_b == nullptr)) {
     return cudaErrorInvalidValue;
   }
   switch (ChooseAttentionCapacity(p.dim_a + p.dim_b, p.dim_v)) {

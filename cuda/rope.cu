@@ -29,8 +29,7 @@ __global__ void RopeKernel(RopeParams p) {
 
 cudaError_t LaunchRope(const RopeParams& p, cudaStream_t stream) {
   if (p.tokens == 0 || p.heads == 0) return cudaSuccess;
-  if (p.tokens > 0x7fffffff || p.rotary_dim <= 0 || p.rotary_dim % 2 != 0 ||
-      p.rotary_dim > p.head_dim) {
+  if (p.tokens > 0x7fffffff || p.rotary_dim <= 0 || p.rotary_dim % 2 != 0 || p.rotary_dim > p.head_dim) {
     return cudaErrorInvalidValue;
   }
   const int64_t pairs = p.heads * p.rotary_dim / 2;

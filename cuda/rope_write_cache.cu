@@ -62,14 +62,14 @@ bool Aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 =
 
 cudaError_t LaunchRopeWriteCache(const RopeWriteCacheParams& p, cudaStream_t stream) {
   if (p.tokens == 0) return cudaSuccess;
-  if (p.tokens > 0x7fffffff || p.num_heads <= 0 || p.num_kv_heads <= 0 || p.rotary_dim <= 0 ||
-      p.rotary_dim % 2 != 0 || p.rotary_dim > p.head_dim || p.v_head_dim <= 0 ||
+  if (p.tokens > 0x7fffffff || p.num_heads <= 0 || p.num_kv_heads <= 0 || p.rotary_dim <= 0 || p.rotary_dim % 2 != 0 ||
+      p.rotary_dim > p.head_dim || p.v_head_dim <= 0 ||
       static_cast<int64_t>(p.num_heads + p.num_kv_heads) * p.head_dim > (1 << 30) ||
       static_cast<int64_t>(p.num_kv_heads) * p.v_head_dim > (1 << 28)) {
     return cudaErrorInvalidValue;
   }
-  const bool wide = Aligned16(p.v) && Aligned16(p.v_cache) &&
-                    (static_cast<int64_t>(p.num_kv_heads) * p.v_head_dim * 2) % 16 == 0;
+  const bool wide =
+      Aligned16(p.v) && Aligned16(p.v_cache) && (static_cast<int64_t>(p.num_kv_heads) * p.v_head_dim * 2) % 16 == 0;
   const dim3 grid(static_cast<unsigned>(p.tokens));
   if (wide) {
     RopeWriteCacheKernel<uint4><<<grid, kThreads, 0, stream>>>(p);

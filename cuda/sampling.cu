@@ -146,15 +146,20 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleParams p) {
   int32_t nan = 0;
   for (int64_t i = tid; i < V; i += kThreads) {
     const float v = s[i];
-    if (v != v) nan = 1;
-    else m = fmaxf(m, v);
+    if (v != v)
+      nan = 1;
+    else
+      m = fmaxf(m, v);
   }
   m = BlockMax(sh, m);
   nan = BlockMaxI(sh, nan);
   int32_t status = kSampleOk;
-  if (nan) status = kSampleNaN;
-  else if (m == kInf) status = kSamplePosInf;
-  else if (m == -kInf) status = kSampleAllExcluded;
+  if (nan)
+    status = kSampleNaN;
+  else if (m == kInf)
+    status = kSamplePosInf;
+  else if (m == -kInf)
+    status = kSampleAllExcluded;
 
   int32_t token = -1;
   if (status == kSampleOk && rp.greedy) {
@@ -173,13 +178,17 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleParams p) {
       for (int64_t i = tid; i < V; i += kThreads) {
         const float v = __fdiv_rn(s[i], rp.temperature);
         s[i] = v;
-        if (v != v) bad = 1;
-        else m2 = fmaxf(m2, v);
+        if (v != v)
+          bad = 1;
+        else
+          m2 = fmaxf(m2, v);
       }
       m = BlockMax(sh, m2);
       bad = BlockMaxI(sh, bad);
-      if (bad) status = kSampleNaN;
-      else if (m == kInf) status = kSampleTempOverflow;
+      if (bad)
+        status = kSampleNaN;
+      else if (m == kInf)
+        status = kSampleTempOverflow;
     }
   }
   if (status == kSampleOk && !rp.greedy) {
@@ -262,8 +271,10 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleParams p) {
       first_last = -BlockMaxI(sh, -first_last);  // the first token that reaches the target
       Cut pc;
       pc.key = t;
-      if (first_last != 0x7fffffff) pc.id = first_last;
-      else pc.id = t == cut.key ? cut.id : 0x7fffffff;  // rounding: keep every tie
+      if (first_last != 0x7fffffff)
+        pc.id = first_last;
+      else
+        pc.id = t == cut.key ? cut.id : 0x7fffffff;  // rounding: keep every tie
       cut = pc;
     }
     // Kept weights into s (0 = excluded), then the draw in id order.
@@ -314,8 +325,10 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleParams p) {
     int32_t bad = 0;
     for (int64_t i = tid; i < V; i += kThreads) {
       const float v = Load(p, rp.logits_row, i);
-      if (v != v) bad = 1;
-      else rm = fmaxf(rm, v);
+      if (v != v)
+        bad = 1;
+      else
+        rm = fmaxf(rm, v);
     }
     rm = BlockMax(sh, rm);
     bad = BlockMaxI(sh, bad);
@@ -358,8 +371,8 @@ __global__ void __launch_bounds__(kThreads) SampleKernel(SampleParams p) {
 
 cudaError_t LaunchSample(const SampleParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return cudaSuccess;
-  if (p.vocab <= 0 || p.vocab > (int64_t{1} << 30) || p.rows == nullptr || p.out == nullptr ||
-      p.scratch == nullptr || p.logits == nullptr || (p.max_top > 0 && (p.top_ids == nullptr || p.top_logprobs == nullptr)) ||
+  if (p.vocab <= 0 || p.vocab > (int64_t{1} << 30) || p.rows == nullptr || p.out == nullptr || p.scratch == nullptr ||
+      p.logits == nullptr || (p.max_top > 0 && (p.top_ids == nullptr || p.top_logprobs == nullptr)) ||
       (p.masks != nullptr && p.mask_words * 32 < p.vocab)) {
     return cudaErrorInvalidValue;
   }

@@ -35,9 +35,9 @@ namespace moeserve::kernels {
 // then frequency/presence.
 struct SampleEdit {
   int32_t id = 0;
-  float bias = 0.0f;     // added (0: none)
-  int32_t flags = 0;     // kEditSuppress | kEditRepetition
-  int32_t count = 0;     // occurrences in the output (frequency/presence), 0: none
+  float bias = 0.0f;  // added (0: none)
+  int32_t flags = 0;  // kEditSuppress | kEditRepetition
+  int32_t count = 0;  // occurrences in the output (frequency/presence), 0: none
 };
 constexpr int32_t kEditSuppress = 1;    // -inf (min_tokens)
 constexpr int32_t kEditRepetition = 2;  // in prompt or output: repetition penalty applies
@@ -46,9 +46,9 @@ struct SampleRowParams {
   int32_t logits_row = 0;  // row of the logits matrix
   int32_t greedy = 0;      // 1: argmax, the filters and temperature are ignored
   float temperature = 1.0f;
-  int32_t top_k = 0;       // off when <= 0 or >= vocab
-  float top_p = 1.0f;      // off when >= 1
-  float min_p = 0.0f;      // off when <= 0
+  int32_t top_k = 0;   // off when <= 0 or >= vocab
+  float top_p = 1.0f;  // off when >= 1
+  float min_p = 0.0f;  // off when <= 0
   float repetition = 1.0f, presence = 0.0f, frequency = 0.0f;
   uint32_t seed_lo = 0, seed_hi = 0;  // Philox key
   uint32_t step_lo = 0, step_hi = 0;  // Philox counter: the output position
@@ -59,12 +59,12 @@ struct SampleRowParams {
 
 enum SampleStatus : int32_t {
   kSampleOk = 0,
-  kSampleNaN = 1,          // the processed logits hold NaN
-  kSamplePosInf = 2,       // ... +inf
-  kSampleAllExcluded = 3,  // every processed logit is -inf
-  kSampleNoMass = 4,       // every kept weight is zero
-  kSampleTempOverflow = 5, // logits / temperature hold +inf
-  kSampleRawBad = 6,       // the raw logits (logprobs) hold NaN/+inf or are all -inf
+  kSampleNaN = 1,           // the processed logits hold NaN
+  kSamplePosInf = 2,        // ... +inf
+  kSampleAllExcluded = 3,   // every processed logit is -inf
+  kSampleNoMass = 4,        // every kept weight is zero
+  kSampleTempOverflow = 5,  // logits / temperature hold +inf
+  kSampleRawBad = 6,        // the raw logits (logprobs) hold NaN/+inf or are all -inf
 };
 
 struct SampleOut {

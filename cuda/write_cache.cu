@@ -19,8 +19,7 @@ __global__ void WriteCacheKernel(WriteCacheParams p) {
     return;
   }
   const Unit* src = reinterpret_cast<const Unit*>(static_cast<const char*>(s.src) + t * s.src_row_bytes);
-  Unit* dst = reinterpret_cast<Unit*>(static_cast<char*>(s.cache) + slot * s.cache_row_bytes +
-                                      s.cache_offset_bytes);
+  Unit* dst = reinterpret_cast<Unit*>(static_cast<char*>(s.cache) + slot * s.cache_row_bytes + s.cache_offset_bytes);
   const int64_t units = s.src_row_bytes / static_cast<int64_t>(sizeof(Unit));
   for (int64_t u = threadIdx.x; u < units; u += blockDim.x) dst[u] = src[u];
 }

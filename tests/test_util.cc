@@ -15,9 +15,7 @@ std::filesystem::path TestDataDir() {
   return std::filesystem::path(MOESERVE_SOURCE_DIR) / ".." / "shared" / "data";
 }
 
-std::filesystem::path FixturesDir() {
-  return std::filesystem::path(MOESERVE_SOURCE_DIR) / "tests" / "fixtures";
-}
+std::filesystem::path FixturesDir() { return std::filesystem::path(MOESERVE_SOURCE_DIR) / "tests" / "fixtures"; }
 
 namespace {
 struct TempDirs {
@@ -53,8 +51,8 @@ Watchdog::Watchdog(std::chrono::milliseconds limit, std::string what) {
   thread_ = std::thread([this, limit, what = std::move(what)] {
     std::unique_lock<std::mutex> lock(mu_);
     if (done_cv_.wait_for(lock, limit, [this] { return done_; })) return;
-    std::fprintf(stderr, "\nWatchdog: %s did not finish within %lld ms; aborting the test\n",
-                 what.c_str(), static_cast<long long>(limit.count()));
+    std::fprintf(stderr, "\nWatchdog: %s did not finish within %lld ms; aborting the test\n", what.c_str(),
+                 static_cast<long long>(limit.count()));
     std::fflush(stderr);
     std::abort();
   });

@@ -39,13 +39,12 @@ class Watchdog {
 }  // namespace moeserve::testing
 
 // Skips the current test with a clear message when the shared test data is absent.
-#define MOESERVE_REQUIRE_TEST_DATA(relative_path)                                           \
-  do {                                                                                      \
-    const auto _p = ::moeserve::testing::TestDataDir() / (relative_path);                   \
-    if (!std::filesystem::exists(_p)) {                                                     \
-      GTEST_SKIP() << "test data not found: " << _p                                         \
-                   << " (set MOESERVE_TEST_DATA to the shared data directory)";             \
-    }                                                                                       \
+#define MOESERVE_REQUIRE_TEST_DATA(relative_path)                                                                \
+  do {                                                                                                           \
+    const auto _p = ::moeserve::testing::TestDataDir() / (relative_path);                                        \
+    if (!std::filesystem::exists(_p)) {                                                                          \
+      GTEST_SKIP() << "test data not found: " << _p << " (set MOESERVE_TEST_DATA to the shared data directory)"; \
+    }                                                                                                            \
   } while (0)
 
 #endif  // MOESERVE_TESTS_TEST_UTIL_H_

@@ -130,8 +130,8 @@ Result RunCase(const Case& c, int num_sms, int iters) {
   double pairs = 0;
   for (int i = 0; i < c.q_len; ++i) pairs += c.ctx - c.q_len + i + 1;
   const double flops = 4.0 * c.dim * c.heads * pairs * c.batch;
-  for (void* ptr : {kc, vc, static_cast<void*>(d_tables), static_cast<void*>(d_qsl), static_cast<void*>(d_lens), q,
-                    out, flags, ws}) {
+  for (void* ptr : {kc, vc, static_cast<void*>(d_tables), static_cast<void*>(d_qsl), static_cast<void*>(d_lens), q, out,
+                    flags, ws}) {
     if (ptr != nullptr) MOESERVE_BENCH_CHECK_CUDA(cudaFree(ptr));
   }
   return {c, plan, ms, bytes / (ms * 1e-3) / 1e9, flops / (ms * 1e-3) / 1e12};
@@ -143,8 +143,10 @@ int main(int argc, char** argv) {
   int iters = 50;
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = std::atoi(argv[++i]);
-    else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
+      iters = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--quick") == 0)
+      quick = true;
   }
   int dev = 0, num_sms = 0;
   if (!mb::HasCudaDevice() || cudaGetDevice(&dev) != cudaSuccess) {
@@ -172,14 +174,14 @@ int main(int argc, char** argv) {
   cases.push_back({"chunk 512", 8, 8192, 512, 32, 8, 128});
   cases.push_back({"prefill D=64", 4, 2048, 2048, 32, 8, 64});
 
-  std::printf("\n%-16s %5s %6s %5s %4s %4s %9s %8s %6s %8s %6s %6s\n", "case", "batch", "ctx", "q", "H/Hkv", "D",
-              "us", "GB/s", "%copy", "TFLOP/s", "%gemm", "splits");
+  std::printf("\n%-16s %5s %6s %5s %4s %4s %9s %8s %6s %8s %6s %6s\n", "case", "batch", "ctx", "q", "H/Hkv", "D", "us",
+              "GB/s", "%copy", "TFLOP/s", "%gemm", "splits");
   for (const Case& c : cases) {
     const Result r = RunCase(c, num_sms, iters);
     char hh[16];
     std::snprintf(hh, sizeof(hh), "%d/%d", c.heads, c.kv_heads);
-    std::printf("%-16s %5d %6d %5d %5s %4d %9.1f %8.0f %5.1f%% %8.1f %5.1f%% %6d\n", c.label.c_str(), c.batch,
-                c.ctx, c.q_len, hh, c.dim, r.ms * 1e3, r.gbps, 100.0 * r.gbps / copy_gbps, r.tflops,
+    std::printf("%-16s %5d %6d %5d %5s %4d %9.1f %8.0f %5.1f%% %8.1f %5.1f%% %6d\n", c.label.c_str(), c.batch, c.ctx,
+                c.q_len, hh, c.dim, r.ms * 1e3, r.gbps, 100.0 * r.gbps / copy_gbps, r.tflops,
                 100.0 * r.tflops / gemm_tflops, r.plan.run_decode && c.q_len == 1 ? r.plan.decode_splits : 0);
   }
   return 0;

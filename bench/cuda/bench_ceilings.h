@@ -16,22 +16,22 @@
 #include <cstdlib>
 #include <vector>
 
-#define MOESERVE_BENCH_CHECK_CUDA(expr)                                                         \
-  do {                                                                                          \
-    const cudaError_t _e = (expr);                                                              \
-    if (_e != cudaSuccess) {                                                                    \
+#define MOESERVE_BENCH_CHECK_CUDA(expr)                                                          \
+  do {                                                                                           \
+    const cudaError_t _e = (expr);                                                               \
+    if (_e != cudaSuccess) {                                                                     \
       std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(_e)); \
-      std::exit(1);                                                                             \
-    }                                                                                           \
+      std::exit(1);                                                                              \
+    }                                                                                            \
   } while (0)
 
-#define MOESERVE_BENCH_CHECK_CUBLAS(expr)                                                          \
-  do {                                                                                             \
-    const cublasStatus_t _s = (expr);                                                              \
-    if (_s != CUBLAS_STATUS_SUCCESS) {                                                             \
+#define MOESERVE_BENCH_CHECK_CUBLAS(expr)                                                           \
+  do {                                                                                              \
+    const cublasStatus_t _s = (expr);                                                               \
+    if (_s != CUBLAS_STATUS_SUCCESS) {                                                              \
       std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cublasGetStatusString(_s)); \
-      std::exit(1);                                                                                \
-    }                                                                                              \
+      std::exit(1);                                                                                 \
+    }                                                                                               \
   } while (0)
 
 namespace moeserve::bench {
@@ -72,9 +72,7 @@ double TimeMs(int iters, cudaStream_t stream, Fn fn) {
 }
 
 inline double CopyGbps(size_t bytes, double ms) { return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9; }
-inline double GemmTflops(int n, double ms) {
-  return 2.0 * n * n * static_cast<double>(n) / (ms * 1e-3) / 1e12;
-}
+inline double GemmTflops(int n, double ms) { return 2.0 * n * n * static_cast<double>(n) / (ms * 1e-3) / 1e12; }
 
 // Median milliseconds of a `bytes` device-to-device copy, alternating two source/destination
 // pairs (4 × bytes of device memory while it runs).
@@ -106,9 +104,9 @@ inline double GemmMs(int n, int iters, cudaStream_t stream = nullptr) {
   MOESERVE_BENCH_CHECK_CUDA(cudaMemsetAsync(b, 0x3c, bytes, stream));
   const float alpha = 1.0f, beta = 0.0f;
   const double ms = TimeMs(iters, stream, [&](int) {
-    MOESERVE_BENCH_CHECK_CUBLAS(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n,
-                                             b, CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n,
-                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    MOESERVE_BENCH_CHECK_CUBLAS(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &alpha, a, CUDA_R_16BF, n, b,
+                                             CUDA_R_16BF, n, &beta, c, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F,
+                                             CUBLAS_GEMM_DEFAULT));
   });
   MOESERVE_BENCH_CHECK_CUDA(cudaFree(a));
   MOESERVE_BENCH_CHECK_CUDA(cudaFree(b));

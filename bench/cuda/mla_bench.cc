@@ -128,8 +128,10 @@ int main(int argc, char** argv) {
   int iters = 30;
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = std::atoi(argv[++i]);
-    else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
+      iters = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--quick") == 0)
+      quick = true;
   }
   if (!mb::HasCudaDevice()) {
     std::printf("SKIP: no CUDA device\n");
@@ -152,15 +154,15 @@ int main(int argc, char** argv) {
   for (const Case& c : cases) results.push_back(RunCase(c, num_sms, iters));
 
   std::printf("\nMLA decode (L=512, R=64, block 16, bf16), median of %d\n", iters);
-  std::printf("%6s %6s %4s %6s %6s %9s %9s %8s %8s\n", "batch", "ctx", "H", "tiles", "splits", "us",
-              "GB/s", "%copy", "TFLOP/s");
+  std::printf("%6s %6s %4s %6s %6s %9s %9s %8s %8s\n", "batch", "ctx", "H", "tiles", "splits", "us", "GB/s", "%copy",
+              "TFLOP/s");
   for (const Result& r : results) {
-    std::printf("%6d %6d %4d %6d %6d %9.1f %9.0f %7.1f%% %8.1f\n", r.c.batch, r.c.ctx, r.c.heads,
-                r.plan.head_tiles, r.plan.num_splits, r.ms * 1e3, r.gbps, 100.0 * r.gbps / copy, r.tflops);
+    std::printf("%6d %6d %4d %6d %6d %9.1f %9.0f %7.1f%% %8.1f\n", r.c.batch, r.c.ctx, r.c.heads, r.plan.head_tiles,
+                r.plan.num_splits, r.ms * 1e3, r.gbps, 100.0 * r.gbps / copy, r.tflops);
   }
   for (const Result& r : results) {
-    std::printf("mla_decode b=%d ctx=%d H=%d gbps=%.0f pct_copy=%.1f\n", r.c.batch, r.c.ctx, r.c.heads,
-                r.gbps, 100.0 * r.gbps / copy);
+    std::printf("mla_decode b=%d ctx=%d H=%d gbps=%.0f pct_copy=%.1f\n", r.c.batch, r.c.ctx, r.c.heads, r.gbps,
+                100.0 * r.gbps / copy);
   }
   return 0;
 }

@@ -47,13 +47,13 @@ using moeserve::bench::Median;
 
 constexpr int64_t kD = 2048, kE = 64, kTopK = 6, kI = 1408, kShared = 2;
 
-#define CHECK_OK(expr)                                                                         \
-  do {                                                                                         \
-    const absl::Status _s = (expr);                                                            \
-    if (!_s.ok()) {                                                                            \
+#define CHECK_OK(expr)                                                                          \
+  do {                                                                                          \
+    const absl::Status _s = (expr);                                                             \
+    if (!_s.ok()) {                                                                             \
       std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, _s.ToString().c_str()); \
-      std::exit(1);                                                                            \
-    }                                                                                          \
+      std::exit(1);                                                                             \
+    }                                                                                           \
   } while (0)
 
 template <class T>
@@ -110,8 +110,8 @@ Result RunCase(CudaBackend* be, std::vector<Layer>& layers, bool fp8, int64_t T,
     const std::vector<float> xv = Values(T * kD, 100 + static_cast<uint32_t>(c), 1.0f);
     std::vector<uint16_t> xb(xv.size());
     for (size_t i = 0; i < xv.size(); ++i) xb[i] = moeserve::FloatToBf16(xv[i]);
-    CHECK_OK(be->CopyFromHost(
-        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(xb.data()), xb.size() * 2), layers[c].x));
+    CHECK_OK(
+        be->CopyFromHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(xb.data()), xb.size() * 2), layers[c].x));
   }
   auto layer = [&](int i) {
     const size_t c = static_cast<size_t>(i) % layers.size();
@@ -129,8 +129,7 @@ Result RunCase(CudaBackend* be, std::vector<Layer>& layers, bool fp8, int64_t T,
   int64_t distinct = 0;
   for (size_t c = 0; c < layers.size(); ++c) {
     std::vector<int32_t> host(T * kTopK);
-    CHECK_OK(be->CopyToHost(ids[c], absl::MakeSpan(reinterpret_cast<uint8_t*>(host.data()),
-                                                   host.size() * 4)));
+    CHECK_OK(be->CopyToHost(ids[c], absl::MakeSpan(reinterpret_cast<uint8_t*>(host.data()), host.size() * 4)));
     distinct += static_cast<int64_t>(std::set<int32_t>(host.begin(), host.end()).size());
   }
   const double experts = static_cast<double>(distinct) / layers.size();
@@ -180,9 +179,12 @@ int main(int argc, char** argv) {
   int iters = 50, copies = 4;
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc) iters = std::atoi(argv[++i]);
-    else if (std::strcmp(argv[i], "--copies") == 0 && i + 1 < argc) copies = std::max(1, std::atoi(argv[++i]));
-    else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+    if (std::strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
+      iters = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--copies") == 0 && i + 1 < argc)
+      copies = std::max(1, std::atoi(argv[++i]));
+    else if (std::strcmp(argv[i], "--quick") == 0)
+      quick = true;
   }
   absl::StatusOr<std::unique_ptr<CudaBackend>> backend = CudaBackend::Create(0);
   if (!backend.ok()) {
@@ -200,14 +202,17 @@ int main(int argc, char** argv) {
               static_cast<long long>(kD), static_cast<long long>(kE), static_cast<long long>(kTopK),
               static_cast<long long>(kI), static_cast<long long>(kShared), copies);
 
-  std::printf("\n%-6s %5s %6s %8s %9s %8s %6s %8s %6s\n", "weight", "batch", "path", "experts", "us", "GB/s",
-              "%copy", "TFLOP/s", "%gemm");
-  const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 128} : std::vector<int64_t>{1, 32, 128, 256, 2048};
+  std::printf("\n%-6s %5s %6s %8s %9s %8s %6s %8s %6s\n", "weight", "batch", "path", "experts", "us", "GB/s", "%copy",
+              "TFLOP/s", "%gemm");
+  const std::vector<int64_t> batches =
+      quick ? std::vector<int64_t>{1, 128} : std::vector<int64_t>{1, 32, 128, 256, 2048};
   for (bool fp8 : {false, true}) {
     std::vector<Layer> layers = MakeLayers(be, fp8, copies);
     for (int64_t T : batches) {
       const Result r = RunCase(be, layers, fp8, T, iters);
-      const char* path = !fp8 ? "bf16" : moeserve::kernels::MoeUseW8A8(true, T, kTopK + kShared, kE + kShared) ? "w8a8" : "w8a16";
+      const char* path = !fp8                                                                    ? "bf16"
+                         : moeserve::kernels::MoeUseW8A8(true, T, kTopK + kShared, kE + kShared) ? "w8a8"
+                                                                                                 : "w8a16";
       std::printf("%-6s %5lld %6s %8lld %9.1f %8.0f %5.1f%% %8.1f %5.1f%%\n", fp8 ? "fp8" : "bf16",
                   static_cast<long long>(T), path, static_cast<long long>(r.distinct), r.us, r.gbps,
                   100.0 * r.gbps / copy_gbps, r.tflops, 100.0 * r.tflops / gemm_tflops);

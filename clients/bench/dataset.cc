@@ -11,9 +11,7 @@
 namespace moeserve::bench {
 namespace {
 
-bool StartsWith(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
 int DrawLength(int len, double ratio, std::mt19937_64* rng) {
   int lo = std::max(1, static_cast<int>(std::floor(len * (1.0 - ratio))));
@@ -81,9 +79,7 @@ absl::StatusOr<std::vector<std::string>> ReadJsonl(const std::string& path) {
 
 }  // namespace
 
-bool DatasetNeedsVocab(const std::string& spec) {
-  return spec == "random" || spec == "prefix-repetition";
-}
+bool DatasetNeedsVocab(const std::string& spec) { return spec == "random" || spec == "prefix-repetition"; }
 
 absl::StatusOr<std::vector<BenchPrompt>> LoadDataset(const DatasetOptions& o) {
   if (o.num_prompts < 0) return absl::InvalidArgumentError("number of prompts must be >= 0");
@@ -124,8 +120,8 @@ absl::StatusOr<std::vector<BenchPrompt>> LoadDataset(const DatasetOptions& o) {
   } else if (StartsWith(o.spec, "jsonl:")) {
     texts = ReadJsonl(o.spec.substr(6));
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unknown dataset '", o.spec, "' (random, sharegpt:FILE, jsonl:FILE, prefix-repetition)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown dataset '", o.spec, "' (random, sharegpt:FILE, jsonl:FILE, prefix-repetition)"));
   }
   if (!texts.ok()) return texts.status();
   if (texts->empty()) return absl::InvalidArgumentError(absl::StrCat(o.spec, ": no prompts found"));

@@ -7,13 +7,11 @@ namespace moeserve::bench {
 namespace v1 = moeserve::v1;
 
 // One Generate call; its reactor callbacks only translate responses into observer events.
-class GrpcStreamClient::Call : public StreamCall,
-                               public grpc::ClientReadReactor<v1::GenerateResponse> {
+class GrpcStreamClient::Call : public StreamCall, public grpc::ClientReadReactor<v1::GenerateResponse> {
  public:
   explicit Call(StreamObserver* observer) : observer_(observer) {}
 
-  void Start(v1::Inference::Stub* stub, v1::GenerateRequest request, const std::string& bearer,
-             double timeout_s) {
+  void Start(v1::Inference::Stub* stub, v1::GenerateRequest request, const std::string& bearer, double timeout_s) {
     request_ = std::move(request);
     if (!bearer.empty()) context_.AddMetadata("authorization", "Bearer " + bearer);
     if (timeout_s > 0) {
@@ -55,14 +53,12 @@ class GrpcStreamClient::Call : public StreamCall,
   v1::GenerateResponse response_;
 };
 
-GrpcStreamClient::GrpcStreamClient(std::vector<std::shared_ptr<grpc::Channel>> channels,
-                                   std::string bearer)
+GrpcStreamClient::GrpcStreamClient(std::vector<std::shared_ptr<grpc::Channel>> channels, std::string bearer)
     : bearer_(std::move(bearer)) {
   for (const auto& channel : channels) stubs_.push_back(v1::Inference::NewStub(channel));
 }
 
-std::unique_ptr<StreamCall> GrpcStreamClient::Start(const BenchPrompt& prompt,
-                                                    const RequestSpec& spec,
+std::unique_ptr<StreamCall> GrpcStreamClient::Start(const BenchPrompt& prompt, const RequestSpec& spec,
                                                     StreamObserver* observer) {
   auto call = std::make_unique<Call>(observer);
   v1::Inference::Stub* stub = stubs_[next_stub_.fetch_add(1) % stubs_.size()].get();

@@ -25,8 +25,7 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
     return absl::InvalidArgumentError("--base-url: https is not supported; use http://");
   }
   if (url.substr(0, kScheme.size()) != kScheme) {
-    return absl::InvalidArgumentError("--base-url must start with http:// (got '" +
-                                      std::string(url) + "')");
+    return absl::InvalidArgumentError("--base-url must start with http:// (got '" + std::string(url) + "')");
   }
   url.remove_prefix(kScheme.size());
   const size_t slash = url.find('/');
@@ -56,14 +55,13 @@ struct HttpClient::Impl {
   tcp::resolver::results_type endpoints;
   std::string host_header;
   // The I/O thread's alone:
-  std::vector<std::unique_ptr<beast::tcp_stream>> idle;        // kept-alive connections
-  std::unordered_set<std::shared_ptr<ExchangeImpl>> open;      // exchanges not yet ended
+  std::vector<std::unique_ptr<beast::tcp_stream>> idle;    // kept-alive connections
+  std::unordered_set<std::shared_ptr<ExchangeImpl>> open;  // exchanges not yet ended
   std::thread thread;
 };
 
 // One request/response on one connection. Lives while an operation or a caller holds it.
-class HttpClient::ExchangeImpl : public HttpClient::Exchange,
-                                 public std::enable_shared_from_this<ExchangeImpl> {
+class HttpClient::ExchangeImpl : public HttpClient::Exchange, public std::enable_shared_from_this<ExchangeImpl> {
  public:
   ExchangeImpl(Impl* impl, HttpRequest request, HttpResponseHandler* handler)
       : impl_(impl), handler_(handler), timeout_s_(request.timeout_s), deadline_(impl->io) {
@@ -86,8 +84,7 @@ class HttpClient::ExchangeImpl : public HttpClient::Exchange,
     if (done_) return;  // cancelled before it started
     impl_->open.insert(shared_from_this());
     if (timeout_s_ > 0) {
-      deadline_.expires_after(std::chrono::duration_cast<Clock::duration>(
-          std::chrono::duration<double>(timeout_s_)));
+      deadline_.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_)));
       deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
         if (!ec) self->End(Outcome::kTimeout, "timed out");
       });
@@ -119,8 +116,7 @@ class HttpClient::ExchangeImpl : public HttpClient::Exchange,
  private:
   void Connect() {
     stream_ = std::make_unique<beast::tcp_stream>(impl_->io);
-    stream_->async_connect(impl_->endpoints, [self = shared_from_this()](
-                                                 beast::error_code ec, const tcp::endpoint&) {
+    stream_->async_connect(impl_->endpoints, [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
       if (self->done_) return;
       if (ec) return self->End(Outcome::kError, "connect: " + ec.message());
       beast::error_code ignored;
@@ -140,14 +136,13 @@ class HttpClient::ExchangeImpl : public HttpClient::Exchange,
   void ReadHead() {
     parser_.emplace();
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
-    http::async_read_header(*stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              if (self->done_) return;
-                              if (ec) return self->Failed(ec, "read");
-                              self->head_seen_ = true;
-                              self->handler_->OnHead(self->parser_->get().result_int());
-                              self->ReadBody();
-                            });
+    http::async_read_header(*stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (self->done_) return;
+      if (ec) return self->Failed(ec, "read");
+      self->head_seen_ = true;
+      self->handler_->OnHead(self->parser_->get().result_int());
+      self->ReadBody();
+    });
   }
 
   void ReadBody() {
@@ -155,19 +150,17 @@ class HttpClient::ExchangeImpl : public HttpClient::Exchange,
     if (parser_->is_done()) return Finish();
     parser_->get().body().data = body_;
     parser_->get().body().size = sizeof(body_);
-    http::async_read_some(*stream_, buffer_, *parser_,
-                          [self = shared_from_this()](beast::error_code ec, size_t) {
-                            const Clock::time_point at = Clock::now();
-                            if (self->done_) return;
-                            if (ec == http::error::need_buffer) ec = {};
-                            if (ec) return self->End(Outcome::kError, "read: " + ec.message());
-                            const size_t got = sizeof(self->body_) - self->parser_->get().body().size;
-                            if (got > 0 &&
-                                !self->handler_->OnBody(std::string_view(self->body_, got), at)) {
-                              return self->End(Outcome::kCancelled, "aborted by the handler");
-                            }
-                            self->ReadBody();
-                          });
+    http::async_read_some(*stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      const Clock::time_point at = Clock::now();
+      if (self->done_) return;
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) return self->End(Outcome::kError, "read: " + ec.message());
+      const size_t got = sizeof(self->body_) - self->parser_->get().body().size;
+      if (got > 0 && !self->handler_->OnBody(std::string_view(self->body_, got), at)) {
+        return self->End(Outcome::kCancelled, "aborted by the handler");
+      }
+      self->ReadBody();
+    });
   }
 
   void Finish() {
@@ -216,8 +209,7 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(const HttpUrl& ur
     return absl::UnavailableError("cannot resolve " + url.host + ":" + url.port + ": " + ec.message());
   }
   const bool ipv6 = url.host.find(':') != std::string::npos;
-  client->impl_->host_header = (ipv6 ? "[" + url.host + "]" : url.host) +
-                               (url.port == "80" ? "" : ":" + url.port);
+  client->impl_->host_header = (ipv6 ? "[" + url.host + "]" : url.host) + (url.port == "80" ? "" : ":" + url.port);
   client->impl_->thread = std::thread([impl = client->impl_.get()] { impl->io.run(); });
   return client;
 }
@@ -232,8 +224,7 @@ HttpClient::~HttpClient() {
   impl_->thread.join();
 }
 
-std::shared_ptr<HttpClient::Exchange> HttpClient::Send(HttpRequest request,
-                                                       HttpResponseHandler* handler) {
+std::shared_ptr<HttpClient::Exchange> HttpClient::Send(HttpRequest request, HttpResponseHandler* handler) {
   auto exchange = std::make_shared<ExchangeImpl>(impl_.get(), std::move(request), handler);
   asio::post(impl_->io, [exchange] { exchange->Begin(); });
   return exchange;

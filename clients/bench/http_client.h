@@ -32,8 +32,8 @@ struct HttpUrl {
 absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url);
 
 struct HttpRequest {
-  std::string method = "POST";   // POST or GET
-  std::string target;            // path and query, e.g. "/v1/completions"
+  std::string method = "POST";                               // POST or GET
+  std::string target;                                        // path and query, e.g. "/v1/completions"
   std::vector<std::pair<std::string, std::string>> headers;  // besides Host and Content-Length
   std::string body;
   double timeout_s = 0;  // whole exchange (0: none)
@@ -53,8 +53,7 @@ class HttpResponseHandler {
   // exchange (OnEnd with kCancelled, message "aborted by the handler").
   virtual bool OnBody(std::string_view bytes, std::chrono::steady_clock::time_point at) = 0;
   // Last, exactly once, also when OnHead never came.
-  virtual void OnEnd(Outcome outcome, const std::string& message,
-                     std::chrono::steady_clock::time_point at) = 0;
+  virtual void OnEnd(Outcome outcome, const std::string& message, std::chrono::steady_clock::time_point at) = 0;
 };
 
 class HttpClient {

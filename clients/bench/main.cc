@@ -11,14 +11,14 @@
 // when the run finished (failed requests are reported, not fatal); 1 when it could not run; 2 for
 // usage errors.
 
-#include <csignal>
+#include <unistd.h>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <iostream>
 #include <limits>
 #include <sstream>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -78,61 +78,52 @@ int main(int argc, char** argv) {
   std::string base_url = "http://127.0.0.1:8000/v1";
   std::string model;
 
-  CLI::App app{"moeserve-bench: load test of a moeserve server over streaming gRPC, or of an "
-               "OpenAI-compatible HTTP server"};
+  CLI::App app{
+      "moeserve-bench: load test of a moeserve server over streaming gRPC, or of an "
+      "OpenAI-compatible HTTP server"};
   app.add_option("--backend", backend, "grpc | openai-completions | openai-chat")
       ->capture_default_str()
       ->check(CLI::IsMember({"grpc", "openai-completions", "openai-chat"}));
   app.add_option("--addr", channel_options.addr, "grpc: server address HOST:PORT")->capture_default_str();
-  app.add_option("--base-url", base_url, "openai-*: the API root, http://HOST:PORT/v1")
-      ->capture_default_str();
+  app.add_option("--base-url", base_url, "openai-*: the API root, http://HOST:PORT/v1")->capture_default_str();
   app.add_option("--model", model, "openai-*: the model to request (default: the first of GET /models)");
   moeserve::clients::AddChannelFlags(&app, &channel_options);
   app.add_option("--connections", connections, "grpc: channels (TCP connections) used in turn")
-      ->capture_default_str()->check(CLI::Range(1, 1024));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--dataset", data.spec, "random | sharegpt:FILE | jsonl:FILE | prefix-repetition")
       ->capture_default_str();
   app.add_option("--input-len", data.input_len,
                  "random: prompt tokens; prefix-repetition: tokens after the shared prefix")
       ->capture_default_str();
-  app.add_option("--output-len", data.output_len, "output tokens per request (max_tokens)")
-      ->capture_default_str();
+  app.add_option("--output-len", data.output_len, "output tokens per request (max_tokens)")->capture_default_str();
   app.add_option("--range-ratio", data.range_ratio,
                  "random/prefix-repetition: lengths uniform in [len*(1-r), len*(1+r)]")
       ->capture_default_str();
-  app.add_option("--prefix-len", data.prefix_len, "prefix-repetition: shared prefix tokens")
-      ->capture_default_str();
-  app.add_option("--num-prefixes", data.num_prefixes, "prefix-repetition: distinct prefixes")
-      ->capture_default_str();
-  app.add_option("--vocab-size", data.vocab_size,
-                 "token ids are drawn below this (default: the server's vocab_size)");
-  app.add_option("--request-rate", rate_text, "arrivals per second, or inf (all at once)")
-      ->capture_default_str();
-  app.add_option("--burstiness", run.burstiness, "gamma shape of arrival gaps: 1 = Poisson")
-      ->capture_default_str();
+  app.add_option("--prefix-len", data.prefix_len, "prefix-repetition: shared prefix tokens")->capture_default_str();
+  app.add_option("--num-prefixes", data.num_prefixes, "prefix-repetition: distinct prefixes")->capture_default_str();
+  app.add_option("--vocab-size", data.vocab_size, "token ids are drawn below this (default: the server's vocab_size)");
+  app.add_option("--request-rate", rate_text, "arrivals per second, or inf (all at once)")->capture_default_str();
+  app.add_option("--burstiness", run.burstiness, "gamma shape of arrival gaps: 1 = Poisson")->capture_default_str();
   app.add_option("--max-concurrency", run.max_concurrency, "requests in flight at most (0 = no cap)")
       ->capture_default_str();
   app.add_option("--num-requests", run.num_requests, "requests to send (0 with --duration: no limit)")
       ->capture_default_str();
   app.add_option("--duration", run.duration_s, "seconds to keep sending (0 = until --num-requests)");
-  app.add_option("--warmup", run.warmup, "requests sent and awaited first, not counted")
-      ->capture_default_str();
-  app.add_option("--seed", run.seed, "seed of the arrival process and the dataset")
-      ->capture_default_str();
+  app.add_option("--warmup", run.warmup, "requests sent and awaited first, not counted")->capture_default_str();
+  app.add_option("--seed", run.seed, "seed of the arrival process and the dataset")->capture_default_str();
   app.add_option("--request-timeout", run.request_timeout_s, "deadline of each request in seconds (0 = none)");
   app.add_option("--drain-timeout", run.drain_timeout_s,
                  "cancel requests still open this many seconds after sending stops (0 = wait)");
   app.add_option("--temperature", run.temperature, "sampling temperature")->capture_default_str();
-  app.add_flag("--ignore-eos,!--no-ignore-eos", run.ignore_eos,
-               "generate exactly --output-len tokens (default on)");
+  app.add_flag("--ignore-eos,!--no-ignore-eos", run.ignore_eos, "generate exactly --output-len tokens (default on)");
   app.add_option("--cache-salt", run.cache_salt,
                  "prefix-cache salt of every request (default: none; a new one per sweep point)")
       ->each([&](const std::string&) { cache_salt_set = true; });
   app.add_option("--goodput", goodput, "SLOs, e.g. ttft:500 tpot:50 e2el:10000 (milliseconds)");
   app.add_option("--json", json_path, "write every figure and the per-request records here");
   app.add_option("--sweep-rates", sweep_text, "comma-separated request rates to run in turn, e.g. 1,2,4,inf");
-  app.add_option("--sweep-out", sweep_out, "sweep outputs: PREFIX.csv and PREFIX.svg")
-      ->capture_default_str();
+  app.add_option("--sweep-out", sweep_out, "sweep outputs: PREFIX.csv and PREFIX.svg")->capture_default_str();
   app.add_flag("--progress,!--no-progress", progress, "progress bar on stderr (default: when a tty)");
   CLI11_PARSE(app, argc, argv);
 
@@ -178,8 +169,7 @@ int main(int argc, char** argv) {
   std::string server_label;
   v1::ModelInfo info;
   if (http) {
-    bench::OpenAiOptions openai{backend == "openai-chat" ? bench::OpenAiApi::kChat
-                                                         : bench::OpenAiApi::kCompletions,
+    bench::OpenAiOptions openai{backend == "openai-chat" ? bench::OpenAiApi::kChat : bench::OpenAiApi::kCompletions,
                                 model, bearer};
     absl::StatusOr<std::unique_ptr<bench::OpenAiStreamClient>> openai_client =
         bench::OpenAiStreamClient::Create(base_url, openai);
@@ -206,11 +196,10 @@ int main(int argc, char** argv) {
     grpc::ClientContext context;
     if (!bearer.empty()) context.AddMetadata("authorization", "Bearer " + bearer);
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    grpc::Status status = v1::Inference::NewStub(channels[0])->GetModelInfo(
-        &context, v1::GetModelInfoRequest(), &info);
+    grpc::Status status = v1::Inference::NewStub(channels[0])->GetModelInfo(&context, v1::GetModelInfoRequest(), &info);
     if (!status.ok() && bench::DatasetNeedsVocab(data.spec) && data.vocab_size <= 0) {
-      return Fail(std::string("GetModelInfo: ") + moeserve::clients::CodeName(status.error_code()) +
-                  ": " + status.error_message() + " (or give --vocab-size)");
+      return Fail(std::string("GetModelInfo: ") + moeserve::clients::CodeName(status.error_code()) + ": " +
+                  status.error_message() + " (or give --vocab-size)");
     }
     server_label = channel_options.addr;
     client = std::make_unique<bench::GrpcStreamClient>(std::move(channels), bearer);
@@ -250,8 +239,8 @@ int main(int argc, char** argv) {
     if (rates.size() > 1 && !cache_salt_set && !http) {
       // Each sweep point starts with a cold prefix cache. (Over HTTP only when asked for:
       // cache_salt is an extension other servers may reject.)
-      run.cache_salt = "moeserve-bench-" + std::to_string(run.seed) + "-" + std::to_string(getpid()) +
-                       "-" + std::to_string(k);
+      run.cache_salt =
+          "moeserve-bench-" + std::to_string(run.seed) + "-" + std::to_string(getpid()) + "-" + std::to_string(k);
     } else {
       run.cache_salt = base_salt;
     }
@@ -273,8 +262,8 @@ int main(int argc, char** argv) {
     return Fail("cannot write " + json_path);
   }
   if (rates.size() > 1) {
-    std::string title = "moeserve-bench " + data.spec + " on " +
-                        (info.model_id().empty() ? server_label : info.model_id());
+    std::string title =
+        "moeserve-bench " + data.spec + " on " + (info.model_id().empty() ? server_label : info.model_id());
     if (!WriteFile(sweep_out + ".csv", bench::SweepCsv(points)) ||
         !WriteFile(sweep_out + ".svg", bench::SweepSvg(points, title))) {
       return Fail("cannot write " + sweep_out + ".csv/.svg");

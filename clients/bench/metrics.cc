@@ -35,8 +35,7 @@ absl::StatusOr<Slo> ParseSlo(const std::vector<std::string>& items) {
       } else if (name == "e2el") {
         slo.e2el_ms = ms;
       } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--goodput: unknown metric '", name, "' (ttft, tpot, e2el)"));
+        return absl::InvalidArgumentError(absl::StrCat("--goodput: unknown metric '", name, "' (ttft, tpot, e2el)"));
       }
     }
   }

@@ -15,13 +15,13 @@ namespace moeserve::bench {
 // One request as the client saw it. Times in seconds; offsets are from the start of the run.
 struct RequestRecord {
   int index = 0;
-  double scheduled_s = 0;  // when the arrival process wanted it sent
-  double sent_s = 0;       // when it was sent (later than scheduled when the concurrency cap waits)
-  double ttft_s = 0;       // sent -> first response carrying a token; 0 when none came
-  double e2e_s = 0;        // sent -> end of the stream
+  double scheduled_s = 0;      // when the arrival process wanted it sent
+  double sent_s = 0;           // when it was sent (later than scheduled when the concurrency cap waits)
+  double ttft_s = 0;           // sent -> first response carrying a token; 0 when none came
+  double e2e_s = 0;            // sent -> end of the stream
   std::vector<double> itls_s;  // gaps between responses carrying tokens
-  int input_tokens = 0;    // usage.prompt_tokens, or the client's count when no usage came
-  int output_tokens = 0;   // token ids received
+  int input_tokens = 0;        // usage.prompt_tokens, or the client's count when no usage came
+  int output_tokens = 0;       // token ids received
   int cached_tokens = 0;
   std::string status = "OK";  // gRPC status code name
   std::string error;          // the status message when not OK
@@ -29,9 +29,7 @@ struct RequestRecord {
 
   bool ok() const { return status == "OK"; }
   // Time per output token after the first; 0 with fewer than two tokens.
-  double tpot_s() const {
-    return output_tokens > 1 ? (e2e_s - ttft_s) / (output_tokens - 1) : 0.0;
-  }
+  double tpot_s() const { return output_tokens > 1 ? (e2e_s - ttft_s) / (output_tokens - 1) : 0.0; }
 };
 
 // Service-level objectives in milliseconds; unset ones are not checked.
@@ -60,16 +58,16 @@ Distribution Distribute(const std::vector<double>& values);
 
 struct Summary {
   int sent = 0;
-  int completed = 0;  // status OK
-  int failed = 0;     // every other status, cancellations included
-  std::map<std::string, int> errors;  // status code name -> count
-  double duration_s = 0;              // first send to last completion
+  int completed = 0;                                                 // status OK
+  int failed = 0;                                                    // every other status, cancellations included
+  std::map<std::string, int> errors;                                 // status code name -> count
+  double duration_s = 0;                                             // first send to last completion
   long long input_tokens = 0, output_tokens = 0, cached_tokens = 0;  // of completed requests
-  double request_throughput = 0;      // completed / s
+  double request_throughput = 0;                                     // completed / s
   double input_throughput = 0, output_throughput = 0, total_token_throughput = 0;  // tokens / s
-  int good = 0;                       // completed requests meeting the SLOs (all when none set)
-  double goodput = 0;                 // good / s
-  double max_send_lag_s = 0;          // largest sent - scheduled (client or concurrency cap delay)
+  int good = 0;               // completed requests meeting the SLOs (all when none set)
+  double goodput = 0;         // good / s
+  double max_send_lag_s = 0;  // largest sent - scheduled (client or concurrency cap delay)
   int max_in_flight = 0;
   // In milliseconds; TTFT/TPOT/E2E over completed requests, ITL over all their gaps.
   Distribution ttft_ms, tpot_ms, itl_ms, e2el_ms;

@@ -44,16 +44,20 @@ std::string ErrorMessage(std::string_view body) {
 std::string StatusNameForHttp(int http_status) {
   switch (http_status) {
     case 200: return "OK";
-    case 400: case 422: return "INVALID_ARGUMENT";
+    case 400:
+    case 422: return "INVALID_ARGUMENT";
     case 401: return "UNAUTHENTICATED";
     case 403: return "PERMISSION_DENIED";
     case 404: return "NOT_FOUND";
-    case 408: case 504: return "DEADLINE_EXCEEDED";
+    case 408:
+    case 504: return "DEADLINE_EXCEEDED";
     case 409: return "ABORTED";
-    case 413: case 429: return "RESOURCE_EXHAUSTED";
+    case 413:
+    case 429: return "RESOURCE_EXHAUSTED";
     case 499: return "CANCELLED";
     case 501: return "UNIMPLEMENTED";
-    case 502: case 503: return "UNAVAILABLE";
+    case 502:
+    case 503: return "UNAVAILABLE";
     default: return http_status >= 500 ? "INTERNAL" : "UNKNOWN";
   }
 }
@@ -83,8 +87,7 @@ std::string MakeOpenAiRequestBody(OpenAiApi api, const std::string& model, const
 absl::StatusOr<OpenAiChunk> ParseOpenAiChunk(OpenAiApi api, std::string_view data) {
   const json doc = json::parse(data, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) {
-    return absl::InvalidArgumentError("stream chunk is not a JSON object: " +
-                                      std::string(data.substr(0, 200)));
+    return absl::InvalidArgumentError("stream chunk is not a JSON object: " + std::string(data.substr(0, 200)));
   }
   OpenAiChunk chunk;
   if (doc.contains("error") && !doc["error"].is_null()) {
@@ -105,11 +108,10 @@ absl::StatusOr<OpenAiChunk> ParseOpenAiChunk(OpenAiApi api, std::string_view dat
         chunk.carries_tokens |= NonEmptyString(choice, "text");
       } else if (choice.contains("delta") && choice["delta"].is_object()) {
         const json& delta = choice["delta"];
-        chunk.carries_tokens |= NonEmptyString(delta, "content") ||
-                                NonEmptyString(delta, "reasoning_content") ||
-                                NonEmptyString(delta, "reasoning") ||
-                                (delta.contains("tool_calls") && delta["tool_calls"].is_array() &&
-                                 !delta["tool_calls"].empty());
+        chunk.carries_tokens |=
+            NonEmptyString(delta, "content") || NonEmptyString(delta, "reasoning_content") ||
+            NonEmptyString(delta, "reasoning") ||
+            (delta.contains("tool_calls") && delta["tool_calls"].is_array() && !delta["tool_calls"].empty());
       }
       if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
         chunk.finish_reason = Upper(choice["finish_reason"].get<std::string>());
@@ -136,9 +138,7 @@ class OpenAiStreamClient::Call : public StreamCall, public HttpResponseHandler {
  public:
   Call(OpenAiApi api, StreamObserver* observer) : api_(api), observer_(observer) {}
 
-  void set_exchange(std::shared_ptr<HttpClient::Exchange> exchange) {
-    exchange_ = std::move(exchange);
-  }
+  void set_exchange(std::shared_ptr<HttpClient::Exchange> exchange) { exchange_ = std::move(exchange); }
   void Cancel() override {
     if (exchange_ != nullptr) exchange_->Cancel();
   }
@@ -184,19 +184,14 @@ class OpenAiStreamClient::Call : public StreamCall, public HttpResponseHandler {
       return;
     }
     switch (outcome) {
-      case Outcome::kCancelled:
-        observer_->OnDone("CANCELLED", message, at);
-        return;
-      case Outcome::kTimeout:
-        observer_->OnDone("DEADLINE_EXCEEDED", "request timed out", at);
-        return;
+      case Outcome::kCancelled: observer_->OnDone("CANCELLED", message, at); return;
+      case Outcome::kTimeout: observer_->OnDone("DEADLINE_EXCEEDED", "request timed out", at); return;
       case Outcome::kError:
         // A server that closes the connection right after [DONE] still delivered everything.
         if (saw_done_) return observer_->OnDone("OK", "", done_at_);
         observer_->OnDone("UNAVAILABLE", message, at);
         return;
-      case Outcome::kComplete:
-        break;
+      case Outcome::kComplete: break;
     }
     if (http_status_ != 200) {
       observer_->OnDone(StatusNameForHttp(http_status_),
@@ -228,14 +223,13 @@ class OpenAiStreamClient::Call : public StreamCall, public HttpResponseHandler {
   std::string failure_status_, failure_message_;
 };
 
-absl::StatusOr<std::unique_ptr<OpenAiStreamClient>> OpenAiStreamClient::Create(
-    std::string_view base_url, OpenAiOptions options) {
+absl::StatusOr<std::unique_ptr<OpenAiStreamClient>> OpenAiStreamClient::Create(std::string_view base_url,
+                                                                               OpenAiOptions options) {
   absl::StatusOr<HttpUrl> url = ParseHttpUrl(base_url);
   if (!url.ok()) return url.status();
   absl::StatusOr<std::unique_ptr<HttpClient>> http = HttpClient::Create(*url);
   if (!http.ok()) return http.status();
-  return std::unique_ptr<OpenAiStreamClient>(
-      new OpenAiStreamClient(*std::move(http), std::move(options)));
+  return std::unique_ptr<OpenAiStreamClient>(new OpenAiStreamClient(*std::move(http), std::move(options)));
 }
 
 absl::StatusOr<std::string> OpenAiStreamClient::FirstModelId() {
@@ -250,33 +244,28 @@ absl::StatusOr<std::string> OpenAiStreamClient::FirstModelId() {
   if (!response.ok()) return response.status();
   const auto& [status, body] = *response;
   if (status != 200) {
-    return absl::UnavailableError("GET " + http_->url().path + "/models: HTTP " +
-                                  std::to_string(status) + ": " + ErrorMessage(body));
+    return absl::UnavailableError("GET " + http_->url().path + "/models: HTTP " + std::to_string(status) + ": " +
+                                  ErrorMessage(body));
   }
   const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object() || !doc.contains("data") || !doc["data"].is_array() || doc["data"].empty() ||
-      !doc["data"][0].is_object() || !doc["data"][0].contains("id") ||
-      !doc["data"][0]["id"].is_string()) {
+      !doc["data"][0].is_object() || !doc["data"][0].contains("id") || !doc["data"][0]["id"].is_string()) {
     return absl::UnavailableError("GET " + http_->url().path + "/models lists no model");
   }
   return doc["data"][0]["id"].get<std::string>();
 }
 
-std::unique_ptr<StreamCall> OpenAiStreamClient::Start(const BenchPrompt& prompt,
-                                                      const RequestSpec& spec,
+std::unique_ptr<StreamCall> OpenAiStreamClient::Start(const BenchPrompt& prompt, const RequestSpec& spec,
                                                       StreamObserver* observer) {
   auto call = std::make_unique<Call>(options_.api, observer);
   if (options_.api == OpenAiApi::kChat && !prompt.token_ids.empty()) {
-    observer->OnDone("INVALID_ARGUMENT", "the chat API takes text prompts, not token ids",
-                     Clock::now());
+    observer->OnDone("INVALID_ARGUMENT", "the chat API takes text prompts, not token ids", Clock::now());
     return call;
   }
   HttpRequest request;
-  request.target = http_->url().path +
-                   (options_.api == OpenAiApi::kChat ? "/chat/completions" : "/completions");
-  request.headers = {{"Content-Type", "application/json"},
-                     {"Accept", "text/event-stream"},
-                     {"X-Request-Id", spec.request_id}};
+  request.target = http_->url().path + (options_.api == OpenAiApi::kChat ? "/chat/completions" : "/completions");
+  request.headers = {
+      {"Content-Type", "application/json"}, {"Accept", "text/event-stream"}, {"X-Request-Id", spec.request_id}};
   if (!options_.api_key.empty()) {
     request.headers.emplace_back("Authorization", "Bearer " + options_.api_key);
   }

@@ -30,8 +30,7 @@ struct OpenAiOptions {
 class OpenAiStreamClient : public StreamClient {
  public:
   // `base_url`: the API root, e.g. http://127.0.0.1:8000/v1.
-  static absl::StatusOr<std::unique_ptr<OpenAiStreamClient>> Create(std::string_view base_url,
-                                                                    OpenAiOptions options);
+  static absl::StatusOr<std::unique_ptr<OpenAiStreamClient>> Create(std::string_view base_url, OpenAiOptions options);
 
   // The first model GET {base}/models lists (for requests when no model was named).
   absl::StatusOr<std::string> FirstModelId();
@@ -59,7 +58,7 @@ struct OpenAiChunk {
   std::string finish_reason;  // upper case, "" when none
   bool has_usage = false;
   int prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
-  std::string error_status;   // a gRPC status name when the chunk is an error, else ""
+  std::string error_status;  // a gRPC status name when the chunk is an error, else ""
   std::string error_message;
 };
 // InvalidArgument when `data` is not a JSON object.

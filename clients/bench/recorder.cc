@@ -6,8 +6,7 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 }  // namespace
 
 RequestRecorder::RequestRecorder(Clock::time_point t0, int index, double scheduled_s,
-                                 std::atomic<long long>* token_counter,
-                                 std::function<void(Clock::time_point)> on_done)
+                                 std::atomic<long long>* token_counter, std::function<void(Clock::time_point)> on_done)
     : t0_(t0), token_counter_(token_counter), on_done_(std::move(on_done)) {
   record_.index = index;
   record_.scheduled_s = scheduled_s;
@@ -39,8 +38,7 @@ void RequestRecorder::OnUsage(int prompt_tokens, int completion_tokens, int cach
   record_.cached_tokens = cached_tokens;
 }
 
-void RequestRecorder::OnDone(const std::string& status, const std::string& error,
-                             Clock::time_point at) {
+void RequestRecorder::OnDone(const std::string& status, const std::string& error, Clock::time_point at) {
   record_.e2e_s = Seconds(at - sent_);
   // The server's count when it reported one (an HTTP chunk may carry several tokens), else what
   // arrived (a stream that failed part-way keeps the tokens it delivered).

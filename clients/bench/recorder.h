@@ -18,8 +18,7 @@ namespace moeserve::bench {
 class RequestRecorder : public StreamObserver {
  public:
   // `token_counter` (may be null) is bumped by every token, for live progress.
-  RequestRecorder(Clock::time_point t0, int index, double scheduled_s,
-                  std::atomic<long long>* token_counter,
+  RequestRecorder(Clock::time_point t0, int index, double scheduled_s, std::atomic<long long>* token_counter,
                   std::function<void(Clock::time_point)> on_done);
 
   // Call right before the request is handed to the transport. `client_input_tokens`: the

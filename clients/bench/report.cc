@@ -29,9 +29,8 @@ std::string XmlEscape(const std::string& s) {
 }
 
 nlohmann::json DistJson(const Distribution& d) {
-  return {{"count", d.count}, {"mean", d.mean},     {"std", d.stddev}, {"min", d.min},
-          {"median", d.median}, {"p90", d.p90},     {"p95", d.p95},    {"p99", d.p99},
-          {"max", d.max}};
+  return {{"count", d.count}, {"mean", d.mean}, {"std", d.stddev}, {"min", d.min}, {"median", d.median},
+          {"p90", d.p90},     {"p95", d.p95},   {"p99", d.p99},    {"max", d.max}};
 }
 
 }  // namespace
@@ -67,20 +66,20 @@ void PrintSummary(std::ostream& out, const std::string& title, const Summary& s,
     if (slo.ttft_ms) what += " ttft<=" + Fmt("%g", *slo.ttft_ms);
     if (slo.tpot_ms) what += " tpot<=" + Fmt("%g", *slo.tpot_ms);
     if (slo.e2el_ms) what += " e2el<=" + Fmt("%g", *slo.e2el_ms);
-    line("Requests meeting SLOs (ms):" , std::to_string(s.good) + " (" + what.substr(1) + ")");
+    line("Requests meeting SLOs (ms):", std::to_string(s.good) + " (" + what.substr(1) + ")");
     line("Request goodput (req/s):", Fmt("%.2f", s.goodput));
   }
   line("Output token throughput (tok/s):", Fmt("%.2f", s.output_throughput));
   line("Total token throughput (tok/s):", Fmt("%.2f", s.total_token_throughput));
   out << std::string(60, '-') << "\n";
   char header[160];
-  std::snprintf(header, sizeof(header), "%-10s %9s %9s %9s %9s %9s %9s\n", "(ms)", "mean", "median",
-                "p90", "p95", "p99", "max");
+  std::snprintf(header, sizeof(header), "%-10s %9s %9s %9s %9s %9s %9s\n", "(ms)", "mean", "median", "p90", "p95",
+                "p99", "max");
   out << header;
   auto row = [&](const char* name, const Distribution& d) {
     char buf[160];
-    std::snprintf(buf, sizeof(buf), "%-10s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n", name, d.mean,
-                  d.median, d.p90, d.p95, d.p99, d.max);
+    std::snprintf(buf, sizeof(buf), "%-10s %9.2f %9.2f %9.2f %9.2f %9.2f %9.2f\n", name, d.mean, d.median, d.p90, d.p95,
+                  d.p99, d.max);
     out << buf;
   };
   row("TTFT", s.ttft_ms);
@@ -150,10 +149,9 @@ std::string SweepCsv(const std::vector<SweepPoint>& points) {
   for (const SweepPoint& p : points) {
     const Summary& s = p.summary;
     out << RateName(p.rate) << "," << s.completed << "," << s.failed << "," << s.duration_s << ","
-        << s.request_throughput << "," << s.output_throughput << "," << s.goodput << ","
-        << s.ttft_ms.mean << "," << s.ttft_ms.median << "," << s.ttft_ms.p99 << ","
-        << s.tpot_ms.mean << "," << s.tpot_ms.median << "," << s.tpot_ms.p99 << ","
-        << s.itl_ms.median << "," << s.itl_ms.p99 << "," << s.e2el_ms.median << ","
+        << s.request_throughput << "," << s.output_throughput << "," << s.goodput << "," << s.ttft_ms.mean << ","
+        << s.ttft_ms.median << "," << s.ttft_ms.p99 << "," << s.tpot_ms.mean << "," << s.tpot_ms.median << ","
+        << s.tpot_ms.p99 << "," << s.itl_ms.median << "," << s.itl_ms.p99 << "," << s.e2el_ms.median << ","
         << s.e2el_ms.p99 << "\n";
   }
   return out.str();
@@ -178,8 +176,8 @@ struct Series {
   double (*value)(const Summary&);
 };
 
-void Panel(std::ostringstream& svg, const std::vector<SweepPoint>& points, double x0, double y0,
-           double w, double h, const std::string& ylabel, const std::vector<Series>& series) {
+void Panel(std::ostringstream& svg, const std::vector<SweepPoint>& points, double x0, double y0, double w, double h,
+           const std::string& ylabel, const std::vector<Series>& series) {
   double xmax = 0, ymax = 0;
   for (const SweepPoint& p : points) {
     xmax = std::max(xmax, p.summary.output_throughput);
@@ -197,15 +195,14 @@ void Panel(std::ostringstream& svg, const std::vector<SweepPoint>& points, doubl
         << "\" stroke=\"#ddd\"/>\n";
     svg << "<line x1=\"" << x0 << "\" y1=\"" << Y(yv) << "\" x2=\"" << x0 + w << "\" y2=\"" << Y(yv)
         << "\" stroke=\"#ddd\"/>\n";
-    svg << "<text x=\"" << X(xv) << "\" y=\"" << y0 + h + 16 << "\" text-anchor=\"middle\">"
-        << Fmt("%g", xv) << "</text>\n";
-    svg << "<text x=\"" << x0 - 6 << "\" y=\"" << Y(yv) + 4 << "\" text-anchor=\"end\">"
-        << Fmt("%g", yv) << "</text>\n";
+    svg << "<text x=\"" << X(xv) << "\" y=\"" << y0 + h + 16 << "\" text-anchor=\"middle\">" << Fmt("%g", xv)
+        << "</text>\n";
+    svg << "<text x=\"" << x0 - 6 << "\" y=\"" << Y(yv) + 4 << "\" text-anchor=\"end\">" << Fmt("%g", yv)
+        << "</text>\n";
   }
-  svg << "<text x=\"" << x0 + w / 2 << "\" y=\"" << y0 + h + 36
-      << "\" text-anchor=\"middle\">output tokens/s</text>\n";
-  svg << "<text transform=\"translate(" << x0 - 50 << "," << y0 + h / 2
-      << ") rotate(-90)\" text-anchor=\"middle\">" << XmlEscape(ylabel) << "</text>\n";
+  svg << "<text x=\"" << x0 + w / 2 << "\" y=\"" << y0 + h + 36 << "\" text-anchor=\"middle\">output tokens/s</text>\n";
+  svg << "<text transform=\"translate(" << x0 - 50 << "," << y0 + h / 2 << ") rotate(-90)\" text-anchor=\"middle\">"
+      << XmlEscape(ylabel) << "</text>\n";
   int legend = 0;
   for (const Series& s : series) {
     svg << "<polyline fill=\"none\" stroke=\"" << s.color << "\" stroke-width=\"2\" points=\"";
@@ -215,18 +212,16 @@ void Panel(std::ostringstream& svg, const std::vector<SweepPoint>& points, doubl
     svg << "\"/>\n";
     for (const SweepPoint& p : points) {
       double cx = X(p.summary.output_throughput), cy = Y(s.value(p.summary));
-      svg << "<circle cx=\"" << cx << "\" cy=\"" << cy << "\" r=\"3.5\" fill=\"" << s.color
-          << "\"><title>rate " << RateName(p.rate) << ": " << Fmt("%.2f", s.value(p.summary))
-          << " ms</title></circle>\n";
+      svg << "<circle cx=\"" << cx << "\" cy=\"" << cy << "\" r=\"3.5\" fill=\"" << s.color << "\"><title>rate "
+          << RateName(p.rate) << ": " << Fmt("%.2f", s.value(p.summary)) << " ms</title></circle>\n";
       if (legend == 0) {
-        svg << "<text x=\"" << cx + 5 << "\" y=\"" << cy - 6 << "\" font-size=\"10\" fill=\"#555\">"
-            << RateName(p.rate) << "</text>\n";
+        svg << "<text x=\"" << cx + 5 << "\" y=\"" << cy - 6 << "\" font-size=\"10\" fill=\"#555\">" << RateName(p.rate)
+            << "</text>\n";
       }
     }
-    svg << "<rect x=\"" << x0 + 10 << "\" y=\"" << y0 + 10 + legend * 16
-        << "\" width=\"12\" height=\"4\" fill=\"" << s.color << "\"/>\n";
-    svg << "<text x=\"" << x0 + 28 << "\" y=\"" << y0 + 16 + legend * 16 << "\">" << s.name
-        << "</text>\n";
+    svg << "<rect x=\"" << x0 + 10 << "\" y=\"" << y0 + 10 + legend * 16 << "\" width=\"12\" height=\"4\" fill=\""
+        << s.color << "\"/>\n";
+    svg << "<text x=\"" << x0 + 28 << "\" y=\"" << y0 + 16 + legend * 16 << "\">" << s.name << "</text>\n";
     ++legend;
   }
 }
@@ -239,8 +234,8 @@ std::string SweepSvg(const std::vector<SweepPoint>& points, const std::string& t
   svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kWidth << "\" height=\"" << kHeight
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   svg << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  svg << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">"
-      << XmlEscape(title) << " (point labels: request rate, req/s)</text>\n";
+  svg << "<text x=\"" << kWidth / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">" << XmlEscape(title)
+      << " (point labels: request rate, req/s)</text>\n";
   Panel(svg, points, 80, 50, 330, 300, "TTFT (ms)",
         {{"TTFT median", "#1f77b4", [](const Summary& s) { return s.ttft_ms.median; }},
          {"TTFT p99", "#d62728", [](const Summary& s) { return s.ttft_ms.p99; }}});

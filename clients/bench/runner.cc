@@ -1,11 +1,11 @@
 #include "clients/bench/runner.h"
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <thread>
-#include <unistd.h>
 
 #include "clients/bench/arrivals.h"
 #include "clients/bench/recorder.h"
@@ -23,10 +23,10 @@ Clock::duration FromSeconds(double s) {
 struct Runner::State {
   std::mutex mu;
   std::condition_variable cv;
-  int in_flight = 0;        // guarded by mu
-  int finished = 0;         // guarded by mu (measured requests only)
-  bool stopping = false;    // guarded by mu
-  Clock::time_point last_done;   // guarded by mu
+  int in_flight = 0;              // guarded by mu
+  int finished = 0;               // guarded by mu (measured requests only)
+  bool stopping = false;          // guarded by mu
+  Clock::time_point last_done;    // guarded by mu
   std::vector<StreamCall*> open;  // guarded by mu: started calls (may have finished)
   std::atomic<long long> tokens{0};
 };
@@ -37,8 +37,7 @@ struct Runner::Request {
   std::unique_ptr<StreamCall> call;
 };
 
-Runner::Runner(std::unique_ptr<StreamClient> client)
-    : client_(std::move(client)), state_(std::make_shared<State>()) {}
+Runner::Runner(std::unique_ptr<StreamClient> client) : client_(std::move(client)), state_(std::make_shared<State>()) {}
 
 Runner::~Runner() = default;
 
@@ -55,11 +54,9 @@ void Runner::Stop() {
 
 namespace {
 
-void DrawProgress(int done, int target, int in_flight, double elapsed, double duration,
-                  long long tokens) {
+void DrawProgress(int done, int target, int in_flight, double elapsed, double duration, long long tokens) {
   constexpr int kWidth = 30;
-  double fraction = target > 0 ? static_cast<double>(done) / target
-                               : (duration > 0 ? elapsed / duration : 0.0);
+  double fraction = target > 0 ? static_cast<double>(done) / target : (duration > 0 ? elapsed / duration : 0.0);
   fraction = std::clamp(fraction, 0.0, 1.0);
   int filled = static_cast<int>(fraction * kWidth);
   std::string bar(filled, '#');
@@ -70,8 +67,8 @@ void DrawProgress(int done, int target, int in_flight, double elapsed, double du
   } else {
     std::snprintf(count, sizeof(count), "%d done", done);
   }
-  std::fprintf(stderr, "\r[%s] %s  in flight %d  %.1f s  %.0f tok/s   ", bar.c_str(), count,
-               in_flight, elapsed, elapsed > 0 ? tokens / elapsed : 0.0);
+  std::fprintf(stderr, "\r[%s] %s  in flight %d  %.1f s  %.0f tok/s   ", bar.c_str(), count, in_flight, elapsed,
+               elapsed > 0 ? tokens / elapsed : 0.0);
   std::fflush(stderr);
 }
 
@@ -92,16 +89,14 @@ RunResult Runner::Run(const std::vector<BenchPrompt>& prompts, const RunOptions&
 
   // Waits for a free slot under the concurrency cap; false when stopping.
   auto acquire = [&](std::unique_lock<std::mutex>& lock) {
-    st.cv.wait(lock, [&] {
-      return st.stopping || o.max_concurrency <= 0 || st.in_flight < o.max_concurrency;
-    });
+    st.cv.wait(lock, [&] { return st.stopping || o.max_concurrency <= 0 || st.in_flight < o.max_concurrency; });
     return !st.stopping;
   };
   auto launch = [&](Clock::time_point t0, int index, double scheduled_s, bool measured) {
     const BenchPrompt& p = prompts[next_prompt++ % prompts.size()];
     auto request = std::make_unique<Request>();
-    request->recorder = std::make_unique<RequestRecorder>(
-        t0, index, scheduled_s, &st.tokens, [&st, measured](Clock::time_point at) {
+    request->recorder =
+        std::make_unique<RequestRecorder>(t0, index, scheduled_s, &st.tokens, [&st, measured](Clock::time_point at) {
           std::lock_guard<std::mutex> lock(st.mu);
           --st.in_flight;
           if (measured) ++st.finished;
@@ -147,8 +142,7 @@ RunResult Runner::Run(const std::vector<BenchPrompt>& prompts, const RunOptions&
           in_flight = st.in_flight;
         }
         Clock::time_point start{Clock::duration(t0_ns.load())};
-        DrawProgress(done, o.num_requests, in_flight, Seconds(Clock::now() - start), o.duration_s,
-                     st.tokens.load());
+        DrawProgress(done, o.num_requests, in_flight, Seconds(Clock::now() - start), o.duration_s, st.tokens.load());
       }
     }
   });

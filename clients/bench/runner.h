@@ -54,8 +54,8 @@ struct RunOptions {
 };
 
 struct RunResult {
-  std::vector<RequestRecord> records;  // every sent request, in send order
-  double duration_s = 0;               // first send to last completion
+  std::vector<RequestRecord> records;           // every sent request, in send order
+  double duration_s = 0;                        // first send to last completion
   std::chrono::steady_clock::time_point start;  // the origin of the records' offsets
 };
 

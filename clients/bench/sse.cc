@@ -2,8 +2,7 @@
 
 namespace moeserve::bench {
 
-void SseParser::Feed(std::string_view bytes,
-                     const std::function<void(std::string_view)>& on_event) {
+void SseParser::Feed(std::string_view bytes, const std::function<void(std::string_view)>& on_event) {
   for (char c : bytes) {
     if (after_cr_) {
       after_cr_ = false;

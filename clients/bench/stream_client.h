@@ -18,11 +18,11 @@ using Clock = std::chrono::steady_clock;
 
 // What to send, besides the prompt.
 struct RequestSpec {
-  std::string request_id;    // "bench-<index>"
+  std::string request_id;  // "bench-<index>"
   float temperature = 0;
   bool ignore_eos = true;
-  std::string cache_salt;    // "" none
-  double timeout_s = 0;      // deadline of the call (0: none); it ends as DEADLINE_EXCEEDED
+  std::string cache_salt;  // "" none
+  double timeout_s = 0;    // deadline of the call (0: none); it ends as DEADLINE_EXCEEDED
 };
 
 // Events of one request's stream, called on the client's I/O threads in order; OnDone exactly
@@ -39,8 +39,7 @@ class StreamObserver {
   virtual void OnUsage(int prompt_tokens, int completion_tokens, int cached_tokens) = 0;
   // The stream ended: `status` is a gRPC status code name ("OK", "CANCELLED", ...; HTTP statuses
   // are mapped onto them), `error` the server's or the transport's message when not OK.
-  virtual void OnDone(const std::string& status, const std::string& error,
-                      Clock::time_point at) = 0;
+  virtual void OnDone(const std::string& status, const std::string& error, Clock::time_point at) = 0;
 };
 
 // One request in flight. Destroyed by the Runner only after its observer's OnDone.

@@ -57,8 +57,7 @@ struct Options {
 };
 
 int Fail(const grpc::Status& status) {
-  std::cerr << "moeserve-cli: " << CodeName(status.error_code()) << ": " << status.error_message()
-            << "\n";
+  std::cerr << "moeserve-cli: " << CodeName(status.error_code()) << ": " << status.error_message() << "\n";
   return 1;
 }
 
@@ -136,8 +135,7 @@ class Client {
 
     grpc::ClientContext context;
     Prepare(&context);
-    std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader =
-        stub_->Generate(&context, request);
+    std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = stub_->Generate(&context, request);
     v1::GenerateResponse response;
     v1::GenerateResponse last;
     std::map<int32_t, std::string> texts;  // n > 1: by completion index

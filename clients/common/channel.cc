@@ -48,8 +48,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ChannelOptions& o, std::string*
       *error = "--tls-cert and --tls-key go together";
       return nullptr;
     }
-    if (!o.tls_cert.empty() && (!ReadFile(o.tls_cert, &ssl.pem_cert_chain) ||
-                                !ReadFile(o.tls_key, &ssl.pem_private_key))) {
+    if (!o.tls_cert.empty() &&
+        (!ReadFile(o.tls_cert, &ssl.pem_cert_chain) || !ReadFile(o.tls_key, &ssl.pem_private_key))) {
       *error = "cannot read --tls-cert or --tls-key";
       return nullptr;
     }

@@ -33,8 +33,7 @@ bool ResolveApiKey(const ChannelOptions& options, std::string* key, std::string*
 // A channel to options.addr with the TLS settings. `index` >= 0 gives the channel its own
 // subchannel pool, so that channels with different indexes use different TCP connections.
 // Null with *error set when a certificate file cannot be read or the flags contradict.
-std::shared_ptr<grpc::Channel> MakeChannel(const ChannelOptions& options, std::string* error,
-                                           int index = -1);
+std::shared_ptr<grpc::Channel> MakeChannel(const ChannelOptions& options, std::string* error, int index = -1);
 
 // "OK", "CANCELLED", ... for a status code.
 const char* CodeName(grpc::StatusCode code);

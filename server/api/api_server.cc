@@ -61,8 +61,7 @@ int Millis(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds
 
 }  // namespace
 
-ApiServer::ApiServer(Engine* engine, const ApiServerOptions& options)
-    : engine_(engine), options_(options) {}
+ApiServer::ApiServer(Engine* engine, const ApiServerOptions& options) : engine_(engine), options_(options) {}
 
 // The gRPC health service's status, set from the engine thread too (its health listener may run
 // after the server is gone: Shutdown detaches it). Thread-safe.
@@ -86,26 +85,23 @@ struct ApiServer::GrpcHealth {
 
 ApiServer::~ApiServer() { Shutdown(absl::ZeroDuration()); }
 
-absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options,
-                                                            Engine* engine) {
+absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptions& options, Engine* engine) {
   if (options.port < 0 || options.port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--port must be in [0, 65535], got ", options.port));
+    return absl::InvalidArgumentError(absl::StrCat("--port must be in [0, 65535], got ", options.port));
   }
-  for (const auto& [flag, port] : {std::pair{"--http-port", options.http_port},
-                                    std::pair{"--metrics-port", options.metrics_port}}) {
+  for (const auto& [flag, port] :
+       {std::pair{"--http-port", options.http_port}, std::pair{"--metrics-port", options.metrics_port}}) {
     if (port > 65535) {
       return absl::InvalidArgumentError(absl::StrCat(flag, " must be at most 65535, got ", port));
     }
   }
   if (options.http_port >= 0 && options.http_port == options.metrics_port && options.http_port != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--metrics-port must differ from --http-port (", options.http_port,
-                     "), which serves /metrics and /health too"));
+    return absl::InvalidArgumentError(absl::StrCat("--metrics-port must differ from --http-port (", options.http_port,
+                                                   "), which serves /metrics and /health too"));
   }
   if (options.max_message_bytes <= 0 || options.max_message_bytes > (1LL << 31) - 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--max-message-bytes must be in [1, 2147483647], got ", options.max_message_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max-message-bytes must be in [1, 2147483647], got ", options.max_message_bytes));
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
@@ -142,12 +138,9 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
   s->metrics_ = std::make_shared<ServingMetrics>(
       ServingMetricsOptions{.expert_load_per_layer = options.metrics_expert_per_layer});
   s->frontend_ = std::make_unique<serving::Frontend>(
-      engine, serving::FrontendOptions{.api_keys = options.api_keys,
-                                       .observer = s->metrics_});
+      engine, serving::FrontendOptions{.api_keys = options.api_keys, .observer = s->metrics_});
   s->service_ = std::make_unique<InferenceService>(
-      s->frontend_.get(),
-      InferenceServiceOptions{.model_id = options.model_id,
-                              .log_requests = options.log_requests});
+      s->frontend_.get(), InferenceServiceOptions{.model_id = options.model_id, .log_requests = options.log_requests});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -164,9 +157,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ",
-                                               HostPort(options.host, options.port),
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", HostPort(options.host, options.port), " (address in use or not local?)"));
   }
   s->serving_.store(true, std::memory_order_release);
   s->grpc_health_ = std::make_shared<GrpcHealth>();
@@ -186,8 +178,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Start(const ApiServerOptio
                << (options.api_keys.enabled() ? " with API keys" : "");
   const char* scheme = options.tls_cert_file.empty() ? "http" : "https";
   if (s->http_port_ >= 0) {
-    MS_LOG(INFO) << "serving the OpenAI API on " << scheme << "://"
-                 << HostPort(options.host, s->http_port_) << "/v1 (/health, /metrics)";
+    MS_LOG(INFO) << "serving the OpenAI API on " << scheme << "://" << HostPort(options.host, s->http_port_)
+                 << "/v1 (/health, /metrics)";
   }
   if (s->metrics_port_ >= 0) {
     MS_LOG(INFO) << "metrics on http://" << HostPort(options.host, s->metrics_port_) << "/metrics";
@@ -238,9 +230,7 @@ absl::Status ApiServer::StartHttp() {
        .tls_cert_file = options_.tls_cert_file,
        .tls_key_file = options_.tls_key_file,
        .tls_client_ca_file = options_.tls_client_ca_file,
-       .error_response = [](int status, const std::string& message) {
-         return ErrorResponse(status, message);
-       }});
+       .error_response = [](int status, const std::string& message) { return ErrorResponse(status, message); }});
   if (!http.ok()) return http.status();
   http_ = std::move(*http);
   auto metrics = [this] { return MetricsText(); };
@@ -253,21 +243,19 @@ absl::Status ApiServer::StartHttp() {
     absl::StatusOr<parsers::ToolCallFormat> tool_calls =
         parsers::ResolveToolCallFormat(options_.tool_call_parser, chat_template);
     if (!tool_calls.ok()) return tool_calls.status();
-    MS_LOG(INFO) << "chat output parsers: reasoning " << parsers::ReasoningFormatName(*reasoning)
-                 << ", tool calls " << parsers::ToolCallFormatName(*tool_calls);
+    MS_LOG(INFO) << "chat output parsers: reasoning " << parsers::ReasoningFormatName(*reasoning) << ", tool calls "
+                 << parsers::ToolCallFormatName(*tool_calls);
     api_router_ = std::make_unique<OpenAiRouter>(
         frontend_.get(), metrics, ready,
-        OpenAiRouterOptions{.model_id = options_.model_id,
-                            .reasoning = *reasoning,
-                            .tool_calls = *tool_calls});
+        OpenAiRouterOptions{.model_id = options_.model_id, .reasoning = *reasoning, .tool_calls = *tool_calls});
     absl::StatusOr<int> port = http_->Listen(options_.host, options_.http_port, api_router_.get(),
                                              /*tls=*/!options_.tls_cert_file.empty());
     if (!port.ok()) return port.status();
     http_port_ = *port;
   }
   if (options_.metrics_port >= 0) {
-    operator_router_ = std::make_unique<OpenAiRouter>(
-        frontend_.get(), metrics, ready, OpenAiRouterOptions{.operator_only = true});
+    operator_router_ =
+        std::make_unique<OpenAiRouter>(frontend_.get(), metrics, ready, OpenAiRouterOptions{.operator_only = true});
     absl::StatusOr<int> port =
         http_->Listen(options_.host, options_.metrics_port, operator_router_.get(), /*tls=*/false);
     if (!port.ok()) return port.status();
@@ -276,8 +264,6 @@ absl::Status ApiServer::StartHttp() {
   return absl::OkStatus();
 }
 
-std::string ApiServer::MetricsText() const {
-  return metrics_->RenderPrometheus(frontend_->GetMetrics());
-}
+std::string ApiServer::MetricsText() const { return metrics_->RenderPrometheus(frontend_->GetMetrics()); }
 
 }  // namespace moeserve::api

@@ -74,7 +74,7 @@ struct ApiServerOptions {
   absl::Duration keepalive_timeout = absl::Seconds(20);
   absl::Duration min_client_ping_interval = absl::Seconds(10);
 
-  std::string model_id;       // GetModelInfo.model_id, the OpenAI model id
+  std::string model_id;  // GetModelInfo.model_id, the OpenAI model id
   // The chat endpoint's output parsers: "auto" (from the chat template), "none", or a name (see
   // server/serving/parsers/parser_selection.h).
   std::string reasoning_parser = "auto";
@@ -88,8 +88,7 @@ class ApiServer {
  public:
   // Builds and starts the servers. InvalidArgument for bad options, NotFound for unreadable TLS
   // files, Unavailable when a port cannot be bound.
-  static absl::StatusOr<std::unique_ptr<ApiServer>> Start(const ApiServerOptions& options,
-                                                          Engine* engine);
+  static absl::StatusOr<std::unique_ptr<ApiServer>> Start(const ApiServerOptions& options, Engine* engine);
   ~ApiServer();  // Shutdown(0) if still serving
 
   ApiServer(const ApiServer&) = delete;

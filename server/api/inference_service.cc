@@ -13,8 +13,7 @@ namespace moeserve::api {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 namespace {
@@ -38,8 +37,7 @@ struct ContextProbe {
 
 grpc::Status CancelledStatus(const grpc::ServerContext& context) {
   if (context.deadline() <= std::chrono::system_clock::now()) {
-    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                        "deadline exceeded; the request was aborted");
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded; the request was aborted");
   }
   return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled; the request was aborted");
 }
@@ -75,9 +73,7 @@ class InferenceService::CallScope {
 InferenceService::InferenceService(serving::Frontend* frontend, InferenceServiceOptions options)
     : frontend_(frontend), options_(std::move(options)) {}
 
-void InferenceService::CancelInFlight() {
-  cancel_in_flight_.store(true, std::memory_order_release);
-}
+void InferenceService::CancelInFlight() { cancel_in_flight_.store(true, std::memory_order_release); }
 
 bool InferenceService::WaitForNoActiveCalls(absl::Time deadline) const {
   absl::MutexLock lock(&mu_);
@@ -96,17 +92,15 @@ grpc::Status InferenceService::Admit(grpc::ServerContext* context) const {
   return ToGrpcStatus(frontend_->Admit(present ? &auth : nullptr));
 }
 
-grpc::Status InferenceService::Generate(grpc::ServerContext* context,
-                                        const v1::GenerateRequest* request,
+grpc::Status InferenceService::Generate(grpc::ServerContext* context, const v1::GenerateRequest* request,
                                         grpc::ServerWriter<v1::GenerateResponse>* writer) {
   CallScope scope(this);
   if (grpc::Status s = Admit(context); !s.ok()) return s;
   absl::StatusOr<serving::ServingRequest> serving_request = FromProto(*request);
   if (!serving_request.ok()) return ToGrpcStatus(serving_request.status());
   const std::string request_id =
-      request->request_id().empty()
-          ? absl::StrCat("req-", next_request_number_.fetch_add(1, std::memory_order_relaxed))
-          : request->request_id();
+      request->request_id().empty() ? absl::StrCat("req-", next_request_number_.fetch_add(1, std::memory_order_relaxed))
+                                    : request->request_id();
 
   auto probe = std::make_shared<ContextProbe>();
   {
@@ -122,14 +116,12 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
   serving_request->is_cancelled = [this, probe] {
     return probe->IsCancelled() || cancel_in_flight_.load(std::memory_order_acquire);
   };
-  absl::StatusOr<std::unique_ptr<serving::Call>> submitted =
-      frontend_->Submit(*std::move(serving_request));
+  absl::StatusOr<std::unique_ptr<serving::Call>> submitted = frontend_->Submit(*std::move(serving_request));
   if (absl::IsCancelled(submitted.status())) return CancelledStatus(*context);
   if (!submitted.ok()) return ToGrpcStatus(submitted.status());
   serving::Call& call = **submitted;
   if (options_.log_requests) {
-    MS_LOG(INFO) << "generate " << request_id << ": " << call.prompt_token_ids().size()
-                 << " prompt tokens"
+    MS_LOG(INFO) << "generate " << request_id << ": " << call.prompt_token_ids().size() << " prompt tokens"
                  << (request->has_text() ? absl::StrCat(", text: ", request->text()) : "");
   }
 
@@ -147,8 +139,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
       abort_and_wait();
       return CancelledStatus(*context);
     }
-    if (cancel_in_flight_.load(std::memory_order_acquire) &&
-        !(out.has_value() && out->request_finished)) {
+    if (cancel_in_flight_.load(std::memory_order_acquire) && !(out.has_value() && out->request_finished)) {
       abort_and_wait();
       return grpc::Status(grpc::StatusCode::CANCELLED,
                           "the server shut down before the request finished (shutdown timeout)");
@@ -165,8 +156,7 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
     v1::GenerateResponse response;
     response.set_request_id(request_id);
     if (first && request->return_prompt_token_ids()) {
-      response.mutable_prompt_token_ids()->Add(call.prompt_token_ids().begin(),
-                                               call.prompt_token_ids().end());
+      response.mutable_prompt_token_ids()->Add(call.prompt_token_ids().begin(), call.prompt_token_ids().end());
     }
     ToProto(*out, &response);
     if (!writer->Write(response)) {
@@ -177,16 +167,15 @@ grpc::Status InferenceService::Generate(grpc::ServerContext* context,
     first = false;
     if (out->request_finished) {
       if (options_.log_requests) {
-        MS_LOG(INFO) << "generate " << request_id << " finished ("
-                     << FinishReasonName(out->finish_reason) << "): " << logged_output;
+        MS_LOG(INFO) << "generate " << request_id << " finished (" << FinishReasonName(out->finish_reason)
+                     << "): " << logged_output;
       }
       return grpc::Status::OK;
     }
   }
 }
 
-grpc::Status InferenceService::Tokenize(grpc::ServerContext* context,
-                                        const v1::TokenizeRequest* request,
+grpc::Status InferenceService::Tokenize(grpc::ServerContext* context, const v1::TokenizeRequest* request,
                                         v1::TokenizeResponse* response) {
   CallScope scope(this);
   if (grpc::Status s = Admit(context); !s.ok()) return s;
@@ -194,10 +183,9 @@ grpc::Status InferenceService::Tokenize(grpc::ServerContext* context,
   if (!input.ok()) return ToGrpcStatus(input.status());
   serving::FieldNames names;
   names.prompt = request->has_messages() ? "messages.messages" : "text";
-  absl::StatusOr<serving::BuiltPrompt> prompt = frontend_->Tokenize(
-      *input, names, {.cancelled = [this, context] {
-        return context->IsCancelled() || cancel_in_flight_.load(std::memory_order_acquire);
-      }});
+  absl::StatusOr<serving::BuiltPrompt> prompt = frontend_->Tokenize(*input, names, {.cancelled = [this, context] {
+    return context->IsCancelled() || cancel_in_flight_.load(std::memory_order_acquire);
+  }});
   if (absl::IsCancelled(prompt.status())) return CancelledStatus(*context);
   if (!prompt.ok()) return ToGrpcStatus(prompt.status());
   response->mutable_token_ids()->Add(prompt->ids.begin(), prompt->ids.end());
@@ -208,8 +196,7 @@ grpc::Status InferenceService::Tokenize(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::Detokenize(grpc::ServerContext* context,
-                                          const v1::DetokenizeRequest* request,
+grpc::Status InferenceService::Detokenize(grpc::ServerContext* context, const v1::DetokenizeRequest* request,
                                           v1::DetokenizeResponse* response) {
   CallScope scope(this);
   if (grpc::Status s = Admit(context); !s.ok()) return s;
@@ -221,8 +208,7 @@ grpc::Status InferenceService::Detokenize(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status InferenceService::GetModelInfo(grpc::ServerContext* context,
-                                            const v1::GetModelInfoRequest* request,
+grpc::Status InferenceService::GetModelInfo(grpc::ServerContext* context, const v1::GetModelInfoRequest* request,
                                             v1::ModelInfo* response) {
   CallScope scope(this);
   if (grpc::Status s = Admit(context); !s.ok()) return s;
@@ -238,8 +224,7 @@ grpc::Status InferenceService::GetModelInfo(grpc::ServerContext* context,
   response->set_backend(engine.config().device);
   response->set_kv_block_size(engine.config().block_size);
   response->set_kv_cache_blocks(m.kv_blocks_total);
-  response->set_kv_capacity_tokens(static_cast<int64_t>(m.kv_blocks_total) *
-                                   engine.config().block_size);
+  response->set_kv_capacity_tokens(static_cast<int64_t>(m.kv_blocks_total) * engine.config().block_size);
   response->set_num_experts(static_cast<int32_t>(c.num_experts));
   response->set_num_experts_per_token(static_cast<int32_t>(c.num_experts_per_tok));
   response->set_has_chat_template(frontend_->prompts().has_chat_template());

@@ -26,20 +26,13 @@ SamplingParams FromProto(const v1::SamplingParams& p) {
   if (p.has_prompt_logprobs()) s.prompt_logprobs = p.prompt_logprobs();
   using Kind = structured::Constraint::Kind;
   switch (p.constraint_case()) {
-    case v1::SamplingParams::kJsonSchema:
-      s.constraint = {.kind = Kind::kJsonSchema, .value = p.json_schema()};
-      break;
-    case v1::SamplingParams::kRegex:
-      s.constraint = {.kind = Kind::kRegex, .value = p.regex()};
-      break;
-    case v1::SamplingParams::kGrammar:
-      s.constraint = {.kind = Kind::kGrammar, .value = p.grammar()};
-      break;
+    case v1::SamplingParams::kJsonSchema: s.constraint = {.kind = Kind::kJsonSchema, .value = p.json_schema()}; break;
+    case v1::SamplingParams::kRegex: s.constraint = {.kind = Kind::kRegex, .value = p.regex()}; break;
+    case v1::SamplingParams::kGrammar: s.constraint = {.kind = Kind::kGrammar, .value = p.grammar()}; break;
     case v1::SamplingParams::kJsonObject:
       if (p.json_object()) s.constraint = {.kind = Kind::kJsonObject};
       break;
-    case v1::SamplingParams::CONSTRAINT_NOT_SET:
-      break;
+    case v1::SamplingParams::CONSTRAINT_NOT_SET: break;
   }
   s.constraint.any_whitespace = p.json_any_whitespace();
   return s;
@@ -60,8 +53,7 @@ namespace {
 
 serving::ChatPrompt FromProto(const v1::ChatMessages& messages) {
   serving::ChatPrompt chat;
-  chat.add_generation_prompt =
-      !messages.has_add_generation_prompt() || messages.add_generation_prompt();
+  chat.add_generation_prompt = !messages.has_add_generation_prompt() || messages.add_generation_prompt();
   for (const v1::ChatMessage& m : messages.messages()) {
     chat.messages.push_back({{"role", m.role()}, {"content", m.content()}});
   }
@@ -72,27 +64,24 @@ serving::ChatPrompt FromProto(const v1::ChatMessages& messages) {
 
 absl::StatusOr<serving::ServingRequest> FromProto(const v1::GenerateRequest& request) {
   if (request.request_id().size() > kMaxRequestIdBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("request_id must be at most ",
-                                                   kMaxRequestIdBytes, " bytes, got ",
-                                                   request.request_id().size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id must be at most ", kMaxRequestIdBytes, " bytes, got ", request.request_id().size()));
   }
   serving::ServingRequest out;
   switch (request.input_case()) {
     case v1::GenerateRequest::INPUT_NOT_SET:
-      return absl::InvalidArgumentError(
-          "input: exactly one of text, token_ids or messages must be set");
+      return absl::InvalidArgumentError("input: exactly one of text, token_ids or messages must be set");
     case v1::GenerateRequest::kText:
       if (request.text().empty()) return absl::InvalidArgumentError("text must not be empty");
-      out.prompt = serving::TextPrompt{
-          .text = request.text(),
-          .add_special_tokens = !request.has_add_special_tokens() || request.add_special_tokens()};
+      out.prompt =
+          serving::TextPrompt{.text = request.text(),
+                              .add_special_tokens = !request.has_add_special_tokens() || request.add_special_tokens()};
       break;
     case v1::GenerateRequest::kTokenIds:
       if (request.token_ids().ids().empty()) {
         return absl::InvalidArgumentError("token_ids.ids must not be empty");
       }
-      out.prompt = serving::TokenPrompt{
-          {request.token_ids().ids().begin(), request.token_ids().ids().end()}};
+      out.prompt = serving::TokenPrompt{{request.token_ids().ids().begin(), request.token_ids().ids().end()}};
       break;
     case v1::GenerateRequest::kMessages:
       if (request.messages().messages().empty()) {
@@ -115,25 +104,19 @@ absl::StatusOr<serving::PromptInput> FromProto(const v1::TokenizeRequest& reques
       return serving::TextPrompt{
           .text = request.text(),
           .add_special_tokens = !request.has_add_special_tokens() || request.add_special_tokens()};
-    case v1::TokenizeRequest::kMessages:
-      return FromProto(request.messages());
-    case v1::TokenizeRequest::INPUT_NOT_SET:
-      break;
+    case v1::TokenizeRequest::kMessages: return FromProto(request.messages());
+    case v1::TokenizeRequest::INPUT_NOT_SET: break;
   }
   return absl::InvalidArgumentError("input: exactly one of text or messages must be set");
 }
 
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop:
-      return v1::FINISH_REASON_STOP;
-    case FinishReason::kLength:
-      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kStop: return v1::FINISH_REASON_STOP;
+    case FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
     case FinishReason::kAbort:
-    case FinishReason::kError:
-      return v1::FINISH_REASON_ABORT;
-    case FinishReason::kNone:
-      break;
+    case FinishReason::kError: return v1::FINISH_REASON_ABORT;
+    case FinishReason::kNone: break;
   }
   return v1::FINISH_REASON_UNSPECIFIED;
 }

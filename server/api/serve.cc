@@ -42,8 +42,7 @@ class DrainWatch {
       timespec poll{.tv_sec = 0, .tv_nsec = 100'000'000};
       const int signal = sigtimedwait(&signals, nullptr, &poll);
       if (signal == SIGTERM || signal == SIGINT) {
-        std::fprintf(stderr, "moeserve: second %s during the drain: exiting now\n",
-                     SignalName(signal));
+        std::fprintf(stderr, "moeserve: second %s during the drain: exiting now\n", SignalName(signal));
         std::_Exit(128 + signal);
       }
       if (absl::Now() >= deadline && !done_.HasBeenNotified()) {
@@ -85,14 +84,10 @@ absl::Status RunServe(ServeOptions options) {
   if (!keys.ok()) return keys.status();
   options.server.api_keys = std::move(*keys);
   if (options.server.model_id.empty()) {
-    options.server.model_id =
-        std::filesystem::path(options.engine.model_dir).lexically_normal().filename().string();
+    options.server.model_id = std::filesystem::path(options.engine.model_dir).lexically_normal().filename().string();
     if (options.server.model_id.empty()) {
-      options.server.model_id = std::filesystem::path(options.engine.model_dir)
-                                    .lexically_normal()
-                                    .parent_path()
-                                    .filename()
-                                    .string();
+      options.server.model_id =
+          std::filesystem::path(options.engine.model_dir).lexically_normal().parent_path().filename().string();
     }
   }
 
@@ -103,8 +98,7 @@ absl::Status RunServe(ServeOptions options) {
   if (!engine.ok()) return engine.status();
   (*engine)->Start();
   if (*loading != nullptr) (*loading)->Stop();
-  absl::StatusOr<std::unique_ptr<ApiServer>> server =
-      ApiServer::Start(options.server, engine->get());
+  absl::StatusOr<std::unique_ptr<ApiServer>> server = ApiServer::Start(options.server, engine->get());
   if (!server.ok()) {
     (*engine)->Stop();
     return server.status();

@@ -10,7 +10,7 @@ namespace moeserve::api {
 namespace {
 
 std::vector<double> LatencyBounds() {
-  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5,
           0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0};
 }
 
@@ -32,8 +32,10 @@ void Counter(std::string* out, const char* name, const char* help, double value)
 
 // moeserve_moe_layers and moeserve_moe_expert_tokens_total (see ServingMetricsOptions).
 void RenderExpertLoad(const ExpertLoad& load, bool per_layer, std::string* out) {
-  Gauge(out, "moeserve_moe_layers", "MoE layers of the model (the expert token counts sum to "
-        "tokens x top_k per layer).", static_cast<double>(load.layers.size()));
+  Gauge(out, "moeserve_moe_layers",
+        "MoE layers of the model (the expert token counts sum to "
+        "tokens x top_k per layer).",
+        static_cast<double>(load.layers.size()));
   constexpr char kName[] = "moeserve_moe_expert_tokens_total";
   Header(out, kName, "counter",
          per_layer ? "Tokens routed to each routed expert of each MoE layer (a token counts once "
@@ -43,8 +45,7 @@ void RenderExpertLoad(const ExpertLoad& load, bool per_layer, std::string* out) 
   if (per_layer) {
     for (size_t l = 0; l < load.layers.size(); ++l) {
       for (int32_t e = 0; e < load.num_experts; ++e) {
-        absl::StrAppend(out, kName, "{layer=\"", load.layers[l], "\",expert=\"", e, "\"} ",
-                        load.at(l, e), "\n");
+        absl::StrAppend(out, kName, "{layer=\"", load.layers[l], "\",expert=\"", e, "\"} ", load.at(l, e), "\n");
       }
     }
     return;
@@ -55,14 +56,11 @@ void RenderExpertLoad(const ExpertLoad& load, bool per_layer, std::string* out) 
   }
 }
 
-double Seconds(absl::Time from, absl::Time to) {
-  return absl::ToDoubleSeconds(to - from);
-}
+double Seconds(absl::Time from, absl::Time to) { return absl::ToDoubleSeconds(to - from); }
 
 }  // namespace
 
-Histogram::Histogram(std::vector<double> bounds)
-    : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
 
 void Histogram::Observe(double value) {
   const size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
@@ -82,7 +80,10 @@ void Histogram::Render(const std::string& name, std::string* out) const {
 }
 
 ServingMetrics::ServingMetrics(ServingMetricsOptions options)
-    : options_(options), ttft_(LatencyBounds()), itl_(LatencyBounds()), e2e_(LatencyBounds()),
+    : options_(options),
+      ttft_(LatencyBounds()),
+      itl_(LatencyBounds()),
+      e2e_(LatencyBounds()),
       queue_(LatencyBounds()) {}
 
 void ServingMetrics::ObserveInterToken(double gap_seconds, int tokens) {
@@ -115,12 +116,10 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
       const Histogram* h;
     };
     for (const Entry& e : {
-             Entry{"moeserve_time_to_first_token_seconds",
-                   "Seconds from arrival to the first generated token.", &ttft_},
-             Entry{"moeserve_inter_token_latency_seconds",
-                   "Seconds between consecutive generated tokens.", &itl_},
-             Entry{"moeserve_e2e_request_latency_seconds",
-                   "Seconds from arrival to the end of a request.", &e2e_},
+             Entry{"moeserve_time_to_first_token_seconds", "Seconds from arrival to the first generated token.",
+                   &ttft_},
+             Entry{"moeserve_inter_token_latency_seconds", "Seconds between consecutive generated tokens.", &itl_},
+             Entry{"moeserve_e2e_request_latency_seconds", "Seconds from arrival to the end of a request.", &e2e_},
              Entry{"moeserve_request_queue_time_seconds",
                    "Seconds from arrival to the first step that computed the request.", &queue_},
          }) {
@@ -130,27 +129,23 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
   }
   Gauge(&out, "moeserve_requests_running", "Requests in the running batch.", m.num_running);
   Gauge(&out, "moeserve_requests_waiting", "Requests queued or preempted.", m.num_waiting);
-  Gauge(&out, "moeserve_kv_cache_blocks_used", "KV cache blocks held by requests.",
-        m.kv_blocks_used);
-  Gauge(&out, "moeserve_kv_cache_blocks_cached",
-        "Free KV cache blocks that still hold a reusable cached prefix.",
+  Gauge(&out, "moeserve_kv_cache_blocks_used", "KV cache blocks held by requests.", m.kv_blocks_used);
+  Gauge(&out, "moeserve_kv_cache_blocks_cached", "Free KV cache blocks that still hold a reusable cached prefix.",
         m.kv_blocks_cached_free);
   Gauge(&out, "moeserve_kv_cache_blocks_total", "Usable KV cache blocks.", m.kv_blocks_total);
   // What the Kubernetes Gateway API Inference Extension's endpoint picker reads (its model server
   // protocol): queued and running requests (above), KV cache utilisation as a fraction, and the
   // cache layout as labels of an info gauge, under its default label names.
-  Gauge(&out, "moeserve_kv_cache_usage_ratio",
-        "Fraction of the usable KV cache blocks held by requests, 0 to 1.", m.kv_usage);
+  Gauge(&out, "moeserve_kv_cache_usage_ratio", "Fraction of the usable KV cache blocks held by requests, 0 to 1.",
+        m.kv_usage);
   Header(&out, "moeserve_cache_config_info", "gauge",
          "KV cache layout: tokens per block and usable blocks, as labels; the value is 1.");
-  absl::StrAppend(&out, "moeserve_cache_config_info{block_size=\"", m.kv_block_size,
-                  "\",num_gpu_blocks=\"", m.kv_blocks_total, "\"} 1\n");
+  absl::StrAppend(&out, "moeserve_cache_config_info{block_size=\"", m.kv_block_size, "\",num_gpu_blocks=\"",
+                  m.kv_blocks_total, "\"} 1\n");
   Counter(&out, "moeserve_prompt_tokens_total", "Prompt tokens of finished requests.",
           static_cast<double>(prompt_tokens));
-  Counter(&out, "moeserve_generation_tokens_total", "Tokens generated.",
-          static_cast<double>(m.generation_tokens));
-  Counter(&out, "moeserve_prefix_cache_queries_total",
-          "Prompt tokens looked up in the prefix cache.",
+  Counter(&out, "moeserve_generation_tokens_total", "Tokens generated.", static_cast<double>(m.generation_tokens));
+  Counter(&out, "moeserve_prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.",
           static_cast<double>(m.prefix_query_tokens));
   Counter(&out, "moeserve_prefix_cache_hits_total", "Prompt tokens found in the prefix cache.",
           static_cast<double>(m.prefix_hit_tokens));
@@ -164,8 +159,7 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
   for (const auto& [reason, n] : finished) {
     absl::StrAppend(&out, "moeserve_requests_total{finish_reason=\"", reason, "\"} ", n, "\n");
   }
-  Counter(&out, "moeserve_requests_refused_total",
-          "Requests refused at admission (invalid or queue full).",
+  Counter(&out, "moeserve_requests_refused_total", "Requests refused at admission (invalid or queue full).",
           static_cast<double>(m.requests_refused));
   Counter(&out, "moeserve_preemptions_total", "Requests preempted to free KV blocks.",
           static_cast<double>(m.num_preemptions));

@@ -66,18 +66,18 @@ struct MoeRoutingParams {
   MoeTopkMethod method = MoeTopkMethod::kGreedy;
   int32_t n_group = 1;
   int32_t topk_group = 1;
-  bool norm_topk_prob = true;         // renormalise the chosen weights to sum to 1
+  bool norm_topk_prob = true;          // renormalise the chosen weights to sum to 1
   float routed_scaling_factor = 1.0f;  // multiplies the final weights
 };
 
 // The device memory a backend allocates from (see Backend::MemoryStats).
 struct DeviceMemoryStats {
-  int64_t total_bytes = 0;         // the device's memory
-  int64_t free_bytes = 0;          // free on the device now (cached blocks count as used)
-  int64_t in_use_bytes = 0;        // held by live tensors
-  int64_t cached_bytes = 0;        // freed tensors kept by the caching allocator for reuse
-  int64_t peak_in_use_bytes = 0;   // highest in_use_bytes since the last MarkMemory()
-  int64_t raw_allocs = 0;          // device allocations (cudaMalloc) since creation
+  int64_t total_bytes = 0;            // the device's memory
+  int64_t free_bytes = 0;             // free on the device now (cached blocks count as used)
+  int64_t in_use_bytes = 0;           // held by live tensors
+  int64_t cached_bytes = 0;           // freed tensors kept by the caching allocator for reuse
+  int64_t peak_in_use_bytes = 0;      // highest in_use_bytes since the last MarkMemory()
+  int64_t raw_allocs = 0;             // device allocations (cudaMalloc) since creation
   int64_t raw_allocs_since_mark = 0;  // ... since the last MarkMemory(): misses after warm-up
 };
 
@@ -125,10 +125,10 @@ struct SamplingRowSpec {
   int32_t top_k = 0;
   float top_p = 1.0f, min_p = 0.0f;
   float repetition = 1.0f, presence = 0.0f, frequency = 0.0f;
-  uint64_t seed = 0, step = 0;    // Philox key and counter (server/sampling/philox.h)
+  uint64_t seed = 0, step = 0;           // Philox key and counter (server/sampling/philox.h)
   int32_t edit_begin = 0, edit_end = 0;  // into SamplingBatch::edits
-  int32_t num_top_logprobs = -1;  // -1: no logprobs
-  int32_t mask_row = -1;          // structured output: row of SamplingBatch::masks; -1: none
+  int32_t num_top_logprobs = -1;         // -1: no logprobs
+  int32_t mask_row = -1;                 // structured output: row of SamplingBatch::masks; -1: none
 };
 struct SamplingBatch {
   std::vector<SamplingRowSpec> rows;
@@ -235,8 +235,7 @@ class Backend {
   // Samples one token per row of `logits` [n, vocab] on the device; only the ids (and requested
   // logprobs) come back. Unimplemented where the backend has no device sampler (the CPU: the
   // caller then copies the logits and runs the host Sampler, which is the reference).
-  virtual absl::Status SampleTokens(const Tensor& logits, const SamplingBatch& batch,
-                                    std::vector<SampledToken>* out) {
+  virtual absl::Status SampleTokens(const Tensor& logits, const SamplingBatch& batch, std::vector<SampledToken>* out) {
     (void)logits, (void)batch, (void)out;
     return absl::UnimplementedError("this backend samples on the host");
   }
@@ -252,12 +251,10 @@ class Backend {
   // when ids[t] lies in [first_id, first_id + V), else zeros (a row another rank holds; summing
   // every rank's out gives Embedding over the whole table). table [V, d], ids i32 [T], out [T, d],
   // first_id >= 0.
-  virtual absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
-                                      const Tensor& out) = 0;
+  virtual absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id, const Tensor& out) = 0;
 
   // out = x · wᵀ + bias. x [T, in], w [out, in], bias [out] or empty, out [T, out].
-  virtual absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
-                              const Tensor& out) = 0;
+  virtual absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) = 0;
 
   // out[t, h] = w[h] · x[t, h]. x [T, H, in], w [H, out, in], out [T, H, out]. Per-head
   // projections: MLA's absorbed key and value up-projections.
@@ -267,8 +264,8 @@ class Backend {
   virtual absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) = 0;
 
   // residual += x; out = RmsNorm(residual). x, residual, out [T, d]; out may alias x.
-  virtual absl::Status AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w,
-                                  float eps, const Tensor& out) = 0;
+  virtual absl::Status AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, float eps,
+                                  const Tensor& out) = 0;
 
   // out = a + b, same shapes; out may alias a or b.
   virtual absl::Status Add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
@@ -277,8 +274,8 @@ class Backend {
   // positions[t] using cos_sin [max_position, rotary_dim] whose row p holds rotary_dim/2 cosines
   // followed by rotary_dim/2 sines (any scaling already folded in). A position outside
   // [0, max_position) is an error.
-  virtual absl::Status Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
-                            int32_t rotary_dim, RopeStyle style) = 0;
+  virtual absl::Status Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
+                            RopeStyle style) = 0;
 
   // out = silu(gate) * up with gate_up [T, 2I] = [gate | up], out [T, I].
   virtual absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) = 0;
@@ -295,9 +292,8 @@ class Backend {
   // the paged cache at meta.slot_mapping (k itself is left unchanged). q [T, H, D], k [T, Hkv, D],
   // v [T, Hkv, Dv], positions / cos_sin / rotary_dim / style as in Rope, caches as in WriteKvCache.
   // A negative slot skips that token's cache write (its q is still rotated).
-  virtual absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
-                                        const Tensor& positions, const Tensor& cos_sin,
-                                        int32_t rotary_dim, RopeStyle style,
+  virtual absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                        const Tensor& cos_sin, int32_t rotary_dim, RopeStyle style,
                                         const AttentionMetadata& meta, const Tensor& k_cache,
                                         const Tensor& v_cache) = 0;
 
@@ -306,45 +302,40 @@ class Backend {
   // L - q + i and attends to cache positions [0, L - q + i]. GQA: head h reads kv head h / (H/Hkv).
   // q [T, H, D], caches as in WriteKvCache, out [T, H, Dv].
   virtual absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                                      const AttentionMetadata& meta, float scale,
-                                      const Tensor& out) = 0;
+                                      const AttentionMetadata& meta, float scale, const Tensor& out) = 0;
 
   // MLA: writes latent rows [kv_c | k_pe] into cache [NB, BS, L + R] at meta.slot_mapping.
   // kv_c [T, L] (normalised latent), k_pe [T, R] (rotated).
-  virtual absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
-                                     const AttentionMetadata& meta, const Tensor& cache) = 0;
+  virtual absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
+                                     const Tensor& cache) = 0;
 
   // MLA: the rotary embedding of the shared rope key fused with the latent cache write. Writes
   // [kv_c | rope(k_pe)] into cache [NB, BS, L + R] at meta.slot_mapping, where rope(k_pe) rotates
   // all R dims of k_pe [T, R] at positions[t] with cos_sin [max_position, R] as Rope does
   // (rotary_dim = R). k_pe itself is left unchanged. Same result as Rope on a copy of k_pe followed
   // by WriteMlaCache; a position outside [0, max_position) is an error.
-  virtual absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
-                                         const Tensor& positions, const Tensor& cos_sin,
-                                         RopeStyle style, const AttentionMetadata& meta,
+  virtual absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
+                                         const Tensor& cos_sin, RopeStyle style, const AttentionMetadata& meta,
                                          const Tensor& cache) = 0;
 
   // MLA attention in the latent space (weights absorbed): score(t, h, j) =
   // scale * (q_latent[t, h] · c_j + q_pe[t, h] · pe_j) over cache rows j = [c_j | pe_j], causal as
   // in PagedAttention, out[t, h] = Σ_j softmax_j · c_j.
   // q_latent [T, H, L], q_pe [T, H, R], cache [NB, BS, L + R], out [T, H, L].
-  virtual absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe,
-                                         const Tensor& cache, const AttentionMetadata& meta,
-                                         float scale, const Tensor& out) = 0;
+  virtual absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
+                                         const AttentionMetadata& meta, float scale, const Tensor& out) = 0;
 
   // Expert choice per token. router_logits f32 [T, E]; correction_bias f32 [E] (kNoAuxTc only,
   // else empty); topk_ids i32 [T, k]; topk_weights f32 [T, k].
   virtual absl::Status MoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
-                                const MoeRoutingParams& params, const Tensor& topk_ids,
-                                const Tensor& topk_weights) = 0;
+                                const MoeRoutingParams& params, const Tensor& topk_ids, const Tensor& topk_weights) = 0;
 
   // out[t] = Σ_k topk_weights[t, k] · down_e(silu(gate_e(x[t])) * up_e(x[t])), e = topk_ids[t, k]
   // (+ Σ_s FFN_{E-S+s}(x[t]) for extras.num_shared_experts = S) (+ extras.shared_out[t]).
   // x [T, d], gate_up [E, 2I, d] (gate rows then up rows), down
   // [E, d, I], out [T, d]. gate_up / down may be fp8 block weights (CreateFp8BlockWeight).
-  virtual absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids,
-                                  const Tensor& topk_weights, const Tensor& gate_up,
-                                  const Tensor& down, const Tensor& out,
+  virtual absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
+                                  const Tensor& gate_up, const Tensor& down, const Tensor& out,
                                   const MoeExpertsExtras& extras) = 0;
 
   // A weight from fp8 e4m3 bytes with one fp32 scale per 128×128 block (DeepSeek-V3's
@@ -353,8 +344,7 @@ class Backend {
   // (CUDA: MoeExperts weights with R, C multiples of 128), else stores the dequantized values as
   // CreateWeight does (the CPU backend always: the reference). A kept-fp8 tensor has dtype
   // kF8E4M3 and is valid only as MoeExperts' gate_up / down.
-  virtual absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                                      absl::Span<const float> scales,
+  virtual absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
                                                       Shape shape) = 0;
 };
 

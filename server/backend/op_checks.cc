@@ -44,8 +44,7 @@ absl::Status Expect(absl::string_view op, absl::string_view name, const Tensor& 
 absl::Status CheckHostCopy(absl::string_view op, const Tensor& t, size_t bytes) {
   if (!t.defined()) return OpError(op, "tensor is missing");
   if (t.bytes() != bytes) {
-    return OpError(op, absl::StrCat("host buffer has ", bytes, " bytes, tensor ", t.DebugString(), " has ",
-                                    t.bytes()));
+    return OpError(op, absl::StrCat("host buffer has ", bytes, " bytes, tensor ", t.DebugString(), " has ", t.bytes()));
   }
   if (bytes > 0 && t.data() == nullptr) return OpError(op, "tensor has no memory");
   return absl::OkStatus();
@@ -64,12 +63,12 @@ absl::Status CheckMoeRoutingParams(const MoeRoutingParams& p, int64_t E) {
   }
   const int64_t eligible = grouped ? p.topk_group * per_group : E;
   if (p.top_k < 1 || p.top_k > eligible) {
-    return OpError(kOp, absl::StrCat("top_k ", p.top_k, " is outside [1, ", eligible,
-                                     "] (experts in the selected groups)"));
+    return OpError(kOp,
+                   absl::StrCat("top_k ", p.top_k, " is outside [1, ", eligible, "] (experts in the selected groups)"));
   }
   if (p.method == MoeTopkMethod::kNoAuxTc && per_group < 2) {
-    return OpError(kOp, absl::StrCat("noaux_tc ranks groups by their top-2 experts but groups have ", per_group,
-                                     " expert"));
+    return OpError(kOp,
+                   absl::StrCat("noaux_tc ranks groups by their top-2 experts but groups have ", per_group, " expert"));
   }
   return absl::OkStatus();
 }
@@ -85,16 +84,15 @@ absl::Status CheckAttentionMetaShapes(absl::string_view op, const AttentionMetad
                                     ", expected ", S, " and ", T));
   }
   if (meta.block_size != block_size) {
-    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ",
-                                    block_size));
+    return OpError(
+        op, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ", block_size));
   }
   if (S == 0 && T > 0) return OpError(op, "tokens without sequences");
   return absl::OkStatus();
 }
 
-absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const Tensor& v,
-                                         const Tensor& positions, const Tensor& cos_sin,
-                                         int32_t rotary_dim, const AttentionMetadata& meta,
+absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                         const Tensor& cos_sin, int32_t rotary_dim, const AttentionMetadata& meta,
                                          const Tensor& k_cache, const Tensor& v_cache, DType act) {
   constexpr absl::string_view kOp = "RopeWriteKvCache";
   RETURN_IF_ERROR(Expect(kOp, "q", q, act, {"T", "H", "D"}));
@@ -116,14 +114,13 @@ absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const
   RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, act, {NB, BS, Hkv, Dv}));
   RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
   if (meta.block_size != BS) {
-    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ",
-                                     BS));
+    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ", BS));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                            absl::Span<const float> scales, const Shape& shape) {
+absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
+                                            const Shape& shape) {
   constexpr absl::string_view kOp = "CreateFp8BlockWeight";
   if (shape.rank() != 2 && shape.rank() != 3) {
     return OpError(kOp, absl::StrCat("shape ", shape.ToString(), " is not [R, C] or [E, R, C]"));
@@ -135,14 +132,14 @@ absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes,
     return OpError(kOp, absl::StrCat(bytes.size(), " bytes for shape ", shape.ToString()));
   }
   if (static_cast<int64_t>(scales.size()) != want_scales) {
-    return OpError(kOp, absl::StrCat(scales.size(), " scales for shape ", shape.ToString(),
-                                     ", expected ", want_scales, " (one per 128x128 block)"));
+    return OpError(kOp, absl::StrCat(scales.size(), " scales for shape ", shape.ToString(), ", expected ", want_scales,
+                                     " (one per 128x128 block)"));
   }
   return mats;
 }
 
-std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                            absl::Span<const float> scales, const Shape& shape) {
+std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
+                                            const Shape& shape) {
   const int64_t mats = shape.rank() == 3 ? shape[0] : 1;
   const int64_t rows = shape[shape.rank() - 2], cols = shape[shape.rank() - 1];
   const int64_t sr = (rows + 127) / 128, sc = (cols + 127) / 128;
@@ -166,8 +163,8 @@ absl::Status CheckHostWeight(absl::string_view op, const HostWeight& w) {
   }
   const size_t want = static_cast<size_t>(w.shape.numel()) * DTypeSize(w.dtype);
   if (w.bytes.size() != want) {
-    return OpError(op, absl::StrCat(w.bytes.size(), " bytes for ", DTypeStr(w.dtype),
-                                    w.shape.ToString(), ", expected ", want));
+    return OpError(
+        op, absl::StrCat(w.bytes.size(), " bytes for ", DTypeStr(w.dtype), w.shape.ToString(), ", expected ", want));
   }
   return absl::OkStatus();
 }

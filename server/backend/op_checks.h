@@ -12,8 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/types/span.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "server/backend/backend.h"
 #include "server/backend/tensor.h"
 
@@ -21,7 +21,7 @@ namespace moeserve {
 
 // One expected dimension: a fixed size, or any size (shown by its label in error messages).
 struct Dim {
-  Dim(int64_t s) : size(s) {}  // NOLINT: implicit so that {4, "out"} reads naturally
+  Dim(int64_t s) : size(s) {}       // NOLINT: implicit so that {4, "out"} reads naturally
   Dim(const char* l) : label(l) {}  // NOLINT
   int64_t size = -1;
   absl::string_view label;
@@ -50,11 +50,11 @@ absl::Status CheckMoeRoutingParams(const MoeRoutingParams& params, int64_t num_e
 
 // CreateFp8BlockWeight's operands: shape [R, C] or [E, R, C], bytes.size() == numel, scales one per
 // 128×128 block of each [R, C] matrix. Returns the number of matrices (E or 1).
-absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                            absl::Span<const float> scales, const Shape& shape);
+absl::StatusOr<int64_t> CheckFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
+                                            const Shape& shape);
 // The fp32 values of a checked fp8 block weight (the reference every backend agrees with).
-std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                            absl::Span<const float> scales, const Shape& shape);
+std::vector<float> DequantizeFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
+                                            const Shape& shape);
 
 // CreateWeightFromHost's operand: dtype f32, bf16 or f16, a non-negative shape, and exactly
 // numel · DTypeSize(dtype) bytes.
@@ -71,9 +71,8 @@ absl::Status CheckAttentionMetaShapes(absl::string_view op, const AttentionMetad
 // v [T, Hkv, Dv], positions i32 [T], rotary_dim even in (0, D], cos_sin f32
 // [max_position, rotary_dim], k_cache [NB, BS, Hkv, D], v_cache [NB, BS, Hkv, Dv],
 // meta.slot_mapping i32 [T] and meta.block_size == BS. Values (positions, slots) are not read.
-absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const Tensor& v,
-                                         const Tensor& positions, const Tensor& cos_sin,
-                                         int32_t rotary_dim, const AttentionMetadata& meta,
+absl::Status CheckRopeWriteKvCacheShapes(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                         const Tensor& cos_sin, int32_t rotary_dim, const AttentionMetadata& meta,
                                          const Tensor& k_cache, const Tensor& v_cache, DType act);
 
 }  // namespace moeserve

@@ -13,13 +13,13 @@ void AddDeviceMemoryOptions(CLI::App* cmd, EngineConfig* config) {
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1.0));
   cmd->add_option_function<std::string>(
-         "--kv-cache-memory",
-         [config](const std::string& text) {
-           absl::StatusOr<int64_t> bytes = ParseByteSize(text);
-           if (!bytes.ok()) throw CLI::ValidationError("--kv-cache-memory", std::string(bytes.status().message()));
-           config->device_kv_cache_memory_bytes = *bytes;
-         },
-         "GPU KV cache size, e.g. 20GiB (overrides --gpu-memory-utilization for the cache; CUDA)");
+      "--kv-cache-memory",
+      [config](const std::string& text) {
+        absl::StatusOr<int64_t> bytes = ParseByteSize(text);
+        if (!bytes.ok()) throw CLI::ValidationError("--kv-cache-memory", std::string(bytes.status().message()));
+        config->device_kv_cache_memory_bytes = *bytes;
+      },
+      "GPU KV cache size, e.g. 20GiB (overrides --gpu-memory-utilization for the cache; CUDA)");
   cmd->add_flag("--cuda-graphs,!--no-cuda-graphs", config->cuda_graphs,
                 "replay CUDA graphs for pure-decode steps, recorded per batch-size bucket (CUDA)")
       ->capture_default_str();

@@ -58,8 +58,13 @@ absl::Status GenerateOnLeader(const GenerateOptions& o, const EngineConfig& conf
   } else {
     request.prompt = serving::TextPrompt{.text = o.prompt};
   }
-  request.sampling = {.max_tokens = o.max_tokens, .temperature = o.temperature, .top_k = o.top_k,
-                      .top_p = o.top_p, .seed = o.seed, .ignore_eos = o.ignore_eos, .stop = o.stop};
+  request.sampling = {.max_tokens = o.max_tokens,
+                      .temperature = o.temperature,
+                      .top_k = o.top_k,
+                      .top_p = o.top_p,
+                      .seed = o.seed,
+                      .ignore_eos = o.ignore_eos,
+                      .stop = o.stop};
   engine->Start();
   serving::Frontend frontend(engine.get(), {});
   serving::Output last;
@@ -108,14 +113,16 @@ void AddGenerateCommand(CLI::App& app, absl::Status* status) {
   CLI::App* cmd = app.add_subcommand("generate", "Generate a completion for one prompt and print it");
   cmd->add_option("--model", o->model, "Hugging Face model directory")->capture_default_str();
   cmd->add_option("--prompt", o->prompt, "prompt text; empty starts from BOS alone");
-  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")->capture_default_str()
+  cmd->add_option("--max-tokens", o->max_tokens, "tokens to generate at most")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--temperature", o->temperature, "0 = greedy")->capture_default_str()->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--top-k", o->top_k, "keep the k most likely tokens (0 = all)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "nucleus sampling mass")->capture_default_str();
   cmd->add_option("--seed", o->seed, "sampling seed (default: random)");
   cmd->add_option("--stop", o->stop, "stop string (repeatable)");
-  cmd->add_option("--kv-cache-mib", o->kv_cache_mib, "KV cache memory in MiB")->capture_default_str()
+  cmd->add_option("--kv-cache-mib", o->kv_cache_mib, "KV cache memory in MiB")
+      ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   cmd->add_option("--device", o->device, "cpu, cuda or auto")->capture_default_str();
   AddDeviceMemoryOptions(cmd, &o->memory);

@@ -47,10 +47,14 @@ void AddMakeModelCommand(CLI::App& app, absl::Status* status) {
   cmd->callback([o, status] {
     *status = [&]() -> absl::Status {
       RandomModelOptions options{.seed = o->seed, .init_std = o->init_std};
-      if (o->dtype == "f32") options.dtype = DType::kF32;
-      else if (o->dtype == "bf16") options.dtype = DType::kBF16;
-      else if (o->dtype == "f16") options.dtype = DType::kF16;
-      else return absl::InvalidArgumentError(absl::StrCat("--dtype must be f32, bf16 or f16, got ", o->dtype));
+      if (o->dtype == "f32")
+        options.dtype = DType::kF32;
+      else if (o->dtype == "bf16")
+        options.dtype = DType::kBF16;
+      else if (o->dtype == "f16")
+        options.dtype = DType::kF16;
+      else
+        return absl::InvalidArgumentError(absl::StrCat("--dtype must be f32, bf16 or f16, got ", o->dtype));
       ASSIGN_OR_RETURN(std::string config, ReadFileToString(o->config));
       return WriteRandomModel(config, o->out, options);
     }();

@@ -25,9 +25,9 @@ void AddParallelOptions(CLI::App* cmd, EngineConfig* config) {
 
 absl::Status RunGroup(const EngineConfig& config, const std::function<absl::Status(DistContext*)>& leader) {
   if (config.tensor_parallel_size <= 1) return leader(nullptr);
-  absl::StatusOr<std::unique_ptr<DistContext>> dist = DistContext::Create(
-      {.tensor_parallel_size = config.tensor_parallel_size,
-       .collective_timeout = absl::Seconds(config.collective_timeout_seconds)});
+  absl::StatusOr<std::unique_ptr<DistContext>> dist =
+      DistContext::Create({.tensor_parallel_size = config.tensor_parallel_size,
+                           .collective_timeout = absl::Seconds(config.collective_timeout_seconds)});
   if (!dist.ok()) return dist.status();
   if ((*dist)->rank() != 0) return RunFollower(config, dist->get());
   return leader(dist->get());

@@ -22,8 +22,9 @@ struct PlanCommandOptions {
 };
 
 absl::Status RunPlan(const PlanCommandOptions& o) {
-  const std::filesystem::path path =
-      std::filesystem::is_directory(o.model) ? std::filesystem::path(o.model) / "config.json" : std::filesystem::path(o.model);
+  const std::filesystem::path path = std::filesystem::is_directory(o.model)
+                                         ? std::filesystem::path(o.model) / "config.json"
+                                         : std::filesystem::path(o.model);
   ASSIGN_OR_RETURN(std::string json, ReadFileToString(path.string()));
   ASSIGN_OR_RETURN(ModelConfig config, ParseModelConfig(json, path.string()));
   ASSIGN_OR_RETURN(ParallelPlan plan, PlanParallel(config, o.plan));

@@ -33,8 +33,8 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
   auto seed = std::make_shared<int64_t>(-1);
   auto http = std::make_shared<HttpFlags>();
 
-  CLI::App* cmd = app.add_subcommand(
-      "serve", "Serve the model over gRPC (moeserve.v1.Inference) and the OpenAI HTTP API");
+  CLI::App* cmd =
+      app.add_subcommand("serve", "Serve the model over gRPC (moeserve.v1.Inference) and the OpenAI HTTP API");
   // Model and engine.
   cmd->add_option("--model", o->engine.model_dir, "Hugging Face model directory")->capture_default_str();
   cmd->add_option("--tokenizer", o->engine.tokenizer_dir, "tokenizer directory (default: --model)");
@@ -55,65 +55,80 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--max-model-len", o->engine.max_model_len, "context length (0 = the model's)")
       ->capture_default_str();
   cmd->add_option("--max-num-seqs", o->engine.max_num_seqs, "running requests at most")->capture_default_str();
-  cmd->add_option("--max-num-samples", o->engine.max_num_samples, "SamplingParams.n at most (parallel sampling)")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens, "tokens per step at most (0 = 512 on the CPU, 2048 on a GPU)")
+  cmd->add_option("--max-num-samples", o->engine.max_num_samples, "SamplingParams.n at most (parallel sampling)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-num-batched-tokens", o->engine.max_num_batched_tokens,
+                  "tokens per step at most (0 = 512 on the CPU, 2048 on a GPU)")
       ->capture_default_str();
   cmd->add_option("--max-queued-requests", o->engine.max_queued_requests,
                   "refuse new requests (RESOURCE_EXHAUSTED, HTTP 429) beyond this many waiting; "
                   "0 = no limit; -1 = twice min(--max-num-seqs, KV blocks), at least --max-num-samples")
-      ->capture_default_str()->check(CLI::Range(-1, 1 << 30));
+      ->capture_default_str()
+      ->check(CLI::Range(-1, 1 << 30));
   cmd->add_option("--max-queued-tokens", o->engine.max_queued_tokens,
                   "... or beyond this many waiting prompt tokens; 0 = no limit")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-queue-time", o->engine.max_queue_time_seconds,
                   "refuse (RESOURCE_EXHAUSTED, HTTP 429) a request still waiting to start after "
                   "this many seconds; 0 = no limit")
-      ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   cmd->add_option("--seed", *seed, "seed for requests without one (default: random)");
   // Network.
   cmd->add_option("--host", o->server.host, "address to bind (loopback unless told)")->capture_default_str();
   cmd->add_option("--port", o->server.port, "gRPC port (0 = any free port)")->capture_default_str();
-  cmd->add_option("--http-port", http->port,
-                  "HTTP port of the OpenAI API (/v1/...), /health and /metrics (0 = off)")
-      ->capture_default_str()->check(CLI::Range(0, 65535));
+  cmd->add_option("--http-port", http->port, "HTTP port of the OpenAI API (/v1/...), /health and /metrics (0 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
   cmd->add_option("--metrics-port", o->server.metrics_port,
                   "extra HTTP port with /metrics and /health only, e.g. one API clients cannot "
-                  "reach (0 = any free port, -1 = off)")->capture_default_str();
+                  "reach (0 = any free port, -1 = off)")
+      ->capture_default_str();
   cmd->add_option("--reasoning-parser", o->server.reasoning_parser,
                   "chat: split <think>...</think> into reasoning_content: auto (from the chat "
-                  "template), none, deepseek_r1, qwen3")->capture_default_str();
+                  "template), none, deepseek_r1, qwen3")
+      ->capture_default_str();
   cmd->add_option("--tool-call-parser", o->server.tool_call_parser,
                   "chat: parse tool calls: auto (from the chat template), none, deepseek_v3, hermes")
       ->capture_default_str();
   cmd->add_option("--http-threads", o->server.http_threads,
                   "HTTP I/O threads (connections are event-driven: no thread per connection)")
-      ->capture_default_str()->check(CLI::Range(1, 64));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--http-header-timeout", http->header_timeout_seconds,
                   "seconds a request's header (then its body) may take to arrive; later: 408")
-      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   cmd->add_option("--http-idle-timeout", http->idle_timeout_seconds,
                   "seconds a kept-alive HTTP connection may stay idle, or a write stall")
-      ->capture_default_str()->check(CLI::Range(0.1, 86400.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
   cmd->add_option("--http-max-write-buffer", o->server.http_max_write_buffer_bytes,
                   "bytes a streamed response may queue behind a client that does not read; "
                   "beyond, the request is aborted and the connection closed")
-      ->capture_default_str()->check(CLI::Range(int64_t{4096}, int64_t{1} << 30));
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{4096}, int64_t{1} << 30));
   cmd->add_option("--sse-keepalive", http->sse_keepalive_seconds,
                   "seconds between `: keep-alive` SSE comments while a streamed request waits")
-      ->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
   cmd->add_flag("--metrics-expert-per-layer", o->server.metrics_expert_per_layer,
                 "/metrics: MoE expert token counts per layer too (layers x experts series; default: "
                 "summed over layers)");
   cmd->add_option("--expert-load-interval-steps", o->engine.expert_load_interval_steps,
                   "read the MoE expert counters from the device every N steps (and when idle); 0 = off")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--max-message-bytes", o->server.max_message_bytes,
                   "largest gRPC message or HTTP request body accepted (HTTP: 413 beyond)")
       ->capture_default_str();
   cmd->add_flag("--no-reflection", *no_reflection, "do not offer gRPC server reflection");
   cmd->add_option("--shutdown-timeout", *shutdown_seconds,
                   "seconds in-flight requests may take to finish after SIGTERM/SIGINT")
-      ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
   // Security.
   // An empty key (e.g. --api-key "$KEY" with KEY unset) would serve without authentication.
   cmd->add_option("--api-key", o->api_key,
@@ -121,8 +136,9 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
       ->check(CLI::Validator(
           [](std::string& key) {
             return absl::StripAsciiWhitespace(key).empty()
-                       ? std::string("must not be empty (an unset variable?); leave --api-key out "
-                                     "to serve without authentication")
+                       ? std::string(
+                             "must not be empty (an unset variable?); leave --api-key out "
+                             "to serve without authentication")
                        : std::string();
           },
           "KEY"));
@@ -133,11 +149,11 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--tls-key", o->server.tls_key_file, "server private key (PEM)")->check(CLI::ExistingFile);
   cmd->add_option("--tls-client-ca", o->server.tls_client_ca_file,
-                  "require client certificates signed by this CA (mutual TLS)")->check(CLI::ExistingFile);
+                  "require client certificates signed by this CA (mutual TLS)")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--log-requests", o->server.log_requests, "log prompts and outputs (off by default)");
 
-  cmd->callback([o, status, &app, shutdown_seconds, kv_cache_mib, no_prefix_caching, no_reflection,
-                 seed, http] {
+  cmd->callback([o, status, &app, shutdown_seconds, kv_cache_mib, no_prefix_caching, no_reflection, seed, http] {
     // `serve` logs at info unless --log-level was given.
     if (app.get_option("--log-level")->count() == 0) SetMinLogLevel(LogLevel::kInfo);
     o->engine.kv_cache_memory_bytes = *kv_cache_mib << 20;
@@ -153,8 +169,8 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
       const char* host = o->server.host.c_str();
       std::fprintf(stderr, "moeserve: serving on %s:%d (pid %d)", host, server.port(), getpid());
       if (server.http_port() >= 0) {
-        std::fprintf(stderr, ", OpenAI API on %s://%s:%d/v1",
-                     o->server.tls_cert_file.empty() ? "http" : "https", host, server.http_port());
+        std::fprintf(stderr, ", OpenAI API on %s://%s:%d/v1", o->server.tls_cert_file.empty() ? "http" : "https", host,
+                     server.http_port());
       }
       if (server.metrics_port() >= 0) {
         std::fprintf(stderr, ", metrics on http://%s:%d/metrics", host, server.metrics_port());

@@ -118,8 +118,8 @@ void AddTokenizeCommand(CLI::App& app, absl::Status* status) {
       "tokenize", "Print token ids of text (a JSON array per text), decode ids, or render a chat template");
   cmd->add_option("--model", o->model, "model or tokenizer directory")->capture_default_str();
   auto* text = cmd->add_option("--text", o->text, "text to encode");
-  auto* jsonl = cmd->add_option("--jsonl", o->jsonl, "file of {\"text\": ...} lines; one JSON array per line")
-                    ->excludes(text);
+  auto* jsonl =
+      cmd->add_option("--jsonl", o->jsonl, "file of {\"text\": ...} lines; one JSON array per line")->excludes(text);
   auto* chat = cmd->add_option("--chat", o->chat, "JSON file of chat messages; prints the rendered prompt")
                    ->excludes(text)
                    ->excludes(jsonl);

@@ -31,11 +31,16 @@ LogLevel MinLogLevel() { return static_cast<LogLevel>(Level().load(std::memory_o
 
 bool ParseLogLevel(std::string_view text, LogLevel* level) {
   const std::string t = absl::AsciiStrToLower(std::string(text));
-  if (t == "debug") *level = LogLevel::kDebug;
-  else if (t == "info") *level = LogLevel::kInfo;
-  else if (t == "warning" || t == "warn") *level = LogLevel::kWarning;
-  else if (t == "error") *level = LogLevel::kError;
-  else return false;
+  if (t == "debug")
+    *level = LogLevel::kDebug;
+  else if (t == "info")
+    *level = LogLevel::kInfo;
+  else if (t == "warning" || t == "warn")
+    *level = LogLevel::kWarning;
+  else if (t == "error")
+    *level = LogLevel::kError;
+  else
+    return false;
   return true;
 }
 

@@ -49,19 +49,16 @@ struct LogVoidify {
 #define MS_LOG_LEVEL_ERROR ::moeserve::LogLevel::kError
 #define MS_LOG_LEVEL_FATAL ::moeserve::LogLevel::kFatal
 
-#define MS_LOG(severity)                                                               \
-  (MS_LOG_LEVEL_##severity < ::moeserve::MinLogLevel())                                \
-      ? (void)0                                                                        \
-      : ::moeserve::internal::LogVoidify() &                                           \
-            ::moeserve::internal::LogMessage(MS_LOG_LEVEL_##severity, __FILE__, __LINE__) \
-                .stream()
+#define MS_LOG(severity)                                \
+  (MS_LOG_LEVEL_##severity < ::moeserve::MinLogLevel()) \
+      ? (void)0                                         \
+      : ::moeserve::internal::LogVoidify() &            \
+            ::moeserve::internal::LogMessage(MS_LOG_LEVEL_##severity, __FILE__, __LINE__).stream()
 
-#define MS_CHECK(cond)                                                                   \
-  (cond) ? (void)0                                                                       \
-         : ::moeserve::internal::LogVoidify() &                                          \
-               ::moeserve::internal::LogMessage(::moeserve::LogLevel::kFatal, __FILE__,  \
-                                                __LINE__)                                \
-                       .stream()                                                         \
+#define MS_CHECK(cond)                                                                                     \
+  (cond) ? (void)0                                                                                         \
+         : ::moeserve::internal::LogVoidify() &                                                            \
+               ::moeserve::internal::LogMessage(::moeserve::LogLevel::kFatal, __FILE__, __LINE__).stream() \
                    << "Check failed: " #cond " "
 
 #endif  // MOESERVE_SERVER_COMMON_LOGGING_H_

@@ -22,16 +22,16 @@ bool SameRowShape(const Tensor& a, const Tensor& b) {
 
 absl::Status AllGatherShapes(const Tensor& in, const Tensor& out, int world_size) {
   if (!SameRowShape(in, out) || out.dim(0) != in.dim(0) * world_size) {
-    return Bad("all_gather", absl::StrCat("out ", out.DebugString(), " must be in ", in.DebugString(),
-                                          " with ", world_size, "x the rows"));
+    return Bad("all_gather", absl::StrCat("out ", out.DebugString(), " must be in ", in.DebugString(), " with ",
+                                          world_size, "x the rows"));
   }
   return absl::OkStatus();
 }
 
 absl::Status ReduceScatterShapes(const Tensor& in, const Tensor& out, int world_size) {
   if (!SameRowShape(in, out) || in.dim(0) != out.dim(0) * world_size) {
-    return Bad("reduce_scatter", absl::StrCat("in ", in.DebugString(), " must be out ", out.DebugString(),
-                                              " with ", world_size, "x the rows"));
+    return Bad("reduce_scatter", absl::StrCat("in ", in.DebugString(), " must be out ", out.DebugString(), " with ",
+                                              world_size, "x the rows"));
   }
   return absl::OkStatus();
 }
@@ -43,8 +43,8 @@ absl::Status AllToAllShapes(const Tensor& in, absl::Span<const int64_t> send_row
                                           send_rows.size(), " and ", recv_rows.size()));
   }
   if (!SameRowShape(in, out)) {
-    return Bad("all_to_all", absl::StrCat("in ", in.DebugString(), " and out ", out.DebugString(),
-                                          " differ in dtype or row shape"));
+    return Bad("all_to_all",
+               absl::StrCat("in ", in.DebugString(), " and out ", out.DebugString(), " differ in dtype or row shape"));
   }
   int64_t sent = 0, received = 0;
   for (int p = 0; p < world_size; ++p) {

@@ -52,8 +52,8 @@ class Communicator {
   // `in` to rank p (blocks in rank order, p = 0 first) and receives recv_rows[p] rows from rank p
   // into `out` in rank order. Counts may differ per rank but must match pairwise (what r sends
   // to p is what p receives from r); sums must equal in.dim(0) and out.dim(0).
-  virtual absl::Status AllToAll(const Tensor& in, absl::Span<const int64_t> send_rows,
-                                const Tensor& out, absl::Span<const int64_t> recv_rows) = 0;
+  virtual absl::Status AllToAll(const Tensor& in, absl::Span<const int64_t> send_rows, const Tensor& out,
+                                absl::Span<const int64_t> recv_rows) = 0;
   // x on every rank = x on rank `root`.
   virtual absl::Status Broadcast(const Tensor& x, int root) = 0;
 

@@ -29,13 +29,13 @@ absl::Status MpiError(int code, absl::string_view what) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
   if (MPI_Error_string(code, text, &len) != MPI_SUCCESS) len = 0;
-  return absl::InternalError(absl::StrCat(what, ": MPI error ", code, len > 0 ? ": " : "",
-                                          absl::string_view(text, static_cast<size_t>(len))));
+  return absl::InternalError(
+      absl::StrCat(what, ": MPI error ", code, len > 0 ? ": " : "", absl::string_view(text, static_cast<size_t>(len))));
 }
 
-#define MPI_RETURN_IF_ERROR(call, what)                 \
-  do {                                                  \
-    const int _mpi_code = (call);                       \
+#define MPI_RETURN_IF_ERROR(call, what)                             \
+  do {                                                              \
+    const int _mpi_code = (call);                                   \
     if (_mpi_code != MPI_SUCCESS) return MpiError(_mpi_code, what); \
   } while (0)
 
@@ -56,8 +56,7 @@ bool MoveType(DType dtype, MPI_Datatype* type) {
 
 class MpiCommunicator final : public Communicator {
  public:
-  MpiCommunicator(const MpiRuntime& runtime, const MpiCommunicatorOptions& options, MPI_Comm comm,
-                  MPI_Comm live)
+  MpiCommunicator(const MpiRuntime& runtime, const MpiCommunicatorOptions& options, MPI_Comm comm, MPI_Comm live)
       : rank_(runtime.rank()), world_size_(runtime.world_size()), options_(options), comm_(comm), live_(live) {}
 
   ~MpiCommunicator() override {
@@ -105,8 +104,8 @@ class MpiCommunicator final : public Communicator {
     }
     ASSIGN_OR_RETURN(const int count, Count(out.numel(), what));
     MPI_Request request;
-    MPI_RETURN_IF_ERROR(
-        MPI_Ireduce_scatter_block(in.data(), out.data(), count, MPI_FLOAT, MPI_SUM, comm_, &request), what);
+    MPI_RETURN_IF_ERROR(MPI_Ireduce_scatter_block(in.data(), out.data(), count, MPI_FLOAT, MPI_SUM, comm_, &request),
+                        what);
     return Wait(&request, what);
   }
 
@@ -132,9 +131,9 @@ class MpiCommunicator final : public Communicator {
       ro += recv_rows[p] * row;
     }
     MPI_Request request;
-    MPI_RETURN_IF_ERROR(MPI_Ialltoallv(in.data(), sc.data(), sd.data(), type, out.data(), rc.data(), rd.data(),
-                                       type, comm_, &request),
-                        what);
+    MPI_RETURN_IF_ERROR(
+        MPI_Ialltoallv(in.data(), sc.data(), sd.data(), type, out.data(), rc.data(), rd.data(), type, comm_, &request),
+        what);
     return Wait(&request, what);
   }
 
@@ -167,8 +166,7 @@ class MpiCommunicator final : public Communicator {
     }
     ASSIGN_OR_RETURN(const int count, Count(static_cast<int64_t>(in.size()), what));
     MPI_Request request;
-    MPI_RETURN_IF_ERROR(
-        MPI_Iallgather(in.data(), count, MPI_BYTE, out.data(), count, MPI_BYTE, comm_, &request), what);
+    MPI_RETURN_IF_ERROR(MPI_Iallgather(in.data(), count, MPI_BYTE, out.data(), count, MPI_BYTE, comm_, &request), what);
     return Wait(&request, what);
   }
 
@@ -262,8 +260,8 @@ class MpiCommunicator final : public Communicator {
       int done = 0;
       MPI_RETURN_IF_ERROR(MPI_Test(request, &done, MPI_STATUS_IGNORE), what);
       if (done) {
-        MS_LOG(WARNING) << "rank " << rank_ << ": " << what << " took " << absl::Now() - start
-                        << " (timeout " << options_.timeout << ")";
+        MS_LOG(WARNING) << "rank " << rank_ << ": " << what << " took " << absl::Now() - start << " (timeout "
+                        << options_.timeout << ")";
         return absl::OkStatus();
       }
       ServiceLiveness(&pongs);
@@ -273,7 +271,8 @@ class MpiCommunicator final : public Communicator {
     std::vector<int> silent;
     std::vector<std::string> elsewhere;
     for (int p = 0; p < world_size_; ++p) {
-      if (pongs[p] < 0) silent.push_back(p);
+      if (pongs[p] < 0)
+        silent.push_back(p);
       else if (p != rank_ && static_cast<uint64_t>(pongs[p]) != sequence_) {
         elsewhere.push_back(absl::StrCat("rank ", p, " at collective #", pongs[p]));
       }
@@ -287,8 +286,8 @@ class MpiCommunicator final : public Communicator {
     } else {
       detail = "every rank answered from the same collective (a slow rank or transport)";
     }
-    return absl::DeadlineExceededError(absl::StrCat(what, " did not complete within ",
-                                                    absl::FormatDuration(options_.timeout), "; ", detail));
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, " did not complete within ", absl::FormatDuration(options_.timeout), "; ", detail));
   }
 
   // Spin first (a peer a few microseconds behind), then yield, then sleep: a rank waiting long
@@ -305,8 +304,8 @@ class MpiCommunicator final : public Communicator {
   const int rank_;
   const int world_size_;
   const MpiCommunicatorOptions options_;
-  MPI_Comm comm_;  // collectives
-  MPI_Comm live_;  // liveness pings and pongs
+  MPI_Comm comm_;          // collectives
+  MPI_Comm live_;          // liveness pings and pongs
   uint64_t sequence_ = 0;  // collectives started by this rank
   std::deque<Pending> pending_sends_;
 };
@@ -322,8 +321,8 @@ absl::StatusOr<std::unique_ptr<MpiRuntime>> MpiRuntime::Init() {
   std::unique_ptr<MpiRuntime> runtime(new MpiRuntime());
   MPI_RETURN_IF_ERROR(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   if (provided < MPI_THREAD_SERIALIZED) {
-    return absl::InternalError(absl::StrCat("MPI provides thread level ", provided,
-                                            "; moeserve needs MPI_THREAD_SERIALIZED"));
+    return absl::InternalError(
+        absl::StrCat("MPI provides thread level ", provided, "; moeserve needs MPI_THREAD_SERIALIZED"));
   }
   MPI_RETURN_IF_ERROR(MPI_Comm_rank(MPI_COMM_WORLD, &runtime->rank_), "MPI_Comm_rank");
   MPI_RETURN_IF_ERROR(MPI_Comm_size(MPI_COMM_WORLD, &runtime->world_size_), "MPI_Comm_size");
@@ -344,9 +343,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(const MpiRun
     return absl::InvalidArgumentError("MPI communicator: timeout and liveness_grace must be positive");
   }
   if (options.backend != nullptr && !absl::IsUnimplemented(options.backend->MemoryStats().status())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MPI communicator: the ", std::string(options.backend->name()),
-        " backend keeps tensors in device memory; MPI collectives take host memory (GPU ranks use NCCL)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("MPI communicator: the ", std::string(options.backend->name()),
+                     " backend keeps tensors in device memory; MPI collectives take host memory (GPU ranks use NCCL)"));
   }
   MPI_Comm comm, live;
   MPI_RETURN_IF_ERROR(MPI_Comm_dup(MPI_COMM_WORLD, &comm), "MPI_Comm_dup");

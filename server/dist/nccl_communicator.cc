@@ -24,23 +24,23 @@ constexpr int kAbortCode = 3;
 
 absl::Status NcclError(ncclResult_t r, absl::string_view what) {
   const char* last = ncclGetLastError(nullptr);
-  return absl::InternalError(absl::StrCat(what, ": NCCL error ", static_cast<int>(r), " (", ncclGetErrorString(r),
-                                          ")", last != nullptr && *last != '\0' ? absl::StrCat(": ", last) : ""));
+  return absl::InternalError(absl::StrCat(what, ": NCCL error ", static_cast<int>(r), " (", ncclGetErrorString(r), ")",
+                                          last != nullptr && *last != '\0' ? absl::StrCat(": ", last) : ""));
 }
 
 absl::Status CudaError(cudaError_t e, absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": CUDA error ", cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
 }
 
-#define NCCL_RETURN_IF_ERROR(call, what)                                \
-  do {                                                                  \
-    const ncclResult_t _nccl_r = (call);                                \
-    if (_nccl_r != ncclSuccess) return NcclError(_nccl_r, what);        \
+#define NCCL_RETURN_IF_ERROR(call, what)                         \
+  do {                                                           \
+    const ncclResult_t _nccl_r = (call);                         \
+    if (_nccl_r != ncclSuccess) return NcclError(_nccl_r, what); \
   } while (0)
-#define CUDA_RETURN_IF_ERROR(call, what)                                \
-  do {                                                                  \
-    const cudaError_t _cuda_e = (call);                                 \
-    if (_cuda_e != cudaSuccess) return CudaError(_cuda_e, what);        \
+#define CUDA_RETURN_IF_ERROR(call, what)                         \
+  do {                                                           \
+    const cudaError_t _cuda_e = (call);                          \
+    if (_cuda_e != cudaSuccess) return CudaError(_cuda_e, what); \
   } while (0)
 
 bool NcclType(DType dtype, ncclDataType_t* type) {
@@ -136,8 +136,8 @@ class NcclCommunicator final : public Communicator {
     NCCL_RETURN_IF_ERROR(ncclGroupStart(), what);
     for (int p = 0; p < world_size(); ++p) {
       if (send_rows[p] > 0) {
-        NCCL_RETURN_IF_ERROR(
-            ncclSend(src + so * row * elem, send_rows[p] * row, type, p, comm_, backend_->stream()), what);
+        NCCL_RETURN_IF_ERROR(ncclSend(src + so * row * elem, send_rows[p] * row, type, p, comm_, backend_->stream()),
+                             what);
       }
       if (recv_rows[p] > 0) {
         NCCL_RETURN_IF_ERROR(
@@ -159,9 +159,7 @@ class NcclCommunicator final : public Communicator {
     return Watch(what);
   }
 
-  absl::Status BroadcastHost(absl::Span<uint8_t> bytes, int root) override {
-    return host_->BroadcastHost(bytes, root);
-  }
+  absl::Status BroadcastHost(absl::Span<uint8_t> bytes, int root) override { return host_->BroadcastHost(bytes, root); }
   absl::Status AllGatherHost(absl::Span<const uint8_t> in, absl::Span<uint8_t> out) override {
     return host_->AllGatherHost(in, out);
   }
@@ -220,8 +218,7 @@ class NcclCommunicator final : public Communicator {
       }
       if (!expired.empty()) {
         Fail(absl::DeadlineExceededError(absl::StrCat(expired, " did not complete within ",
-                                                      absl::FormatDuration(timeout_),
-                                                      " (a peer rank hung or died)")));
+                                                      absl::FormatDuration(timeout_), " (a peer rank hung or died)")));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -231,7 +228,8 @@ class NcclCommunicator final : public Communicator {
   // only this process; the launcher then ends the others.
   [[noreturn]] void Fail(const absl::Status& why) {
     if (comm_ == nullptr) std::_Exit(kAbortCode);
-    MS_LOG(ERROR) << "rank " << rank() << " of " << world_size() << ": NCCL watchdog ending the group: " << why.message();
+    MS_LOG(ERROR) << "rank " << rank() << " of " << world_size()
+                  << ": NCCL watchdog ending the group: " << why.message();
     ncclCommAbort(comm_);
     std::_Exit(kAbortCode);
   }

@@ -25,8 +25,8 @@
 namespace moeserve {
 
 struct NcclCommunicatorOptions {
-  Backend* backend = nullptr;     // a CUDA backend, which must outlive the communicator
-  Communicator* host = nullptr;   // same ranks; bootstrap and host collectives; must outlive it
+  Backend* backend = nullptr;    // a CUDA backend, which must outlive the communicator
+  Communicator* host = nullptr;  // same ranks; bootstrap and host collectives; must outlive it
   absl::Duration timeout = absl::Seconds(300);
 };
 

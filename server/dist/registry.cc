@@ -49,8 +49,9 @@ absl::StatusOr<std::unique_ptr<DistContext>> DistContext::Create(const DistOptio
   ASSIGN_OR_RETURN(ctx->host_, CreateMpiCommunicator(*ctx->mpi_, {.timeout = options.collective_timeout}));
   return ctx;
 #else
-  return absl::UnavailableError("--tensor-parallel-size > 1 needs MPI: moeserve was built without Open MPI "
-                                "(install libopenmpi-dev, scripts/install-deps.sh, and rebuild)");
+  return absl::UnavailableError(
+      "--tensor-parallel-size > 1 needs MPI: moeserve was built without Open MPI "
+      "(install libopenmpi-dev, scripts/install-deps.sh, and rebuild)");
 #endif
 }
 
@@ -64,11 +65,10 @@ absl::StatusOr<std::unique_ptr<Communicator>> DistContext::CreateCommunicator(Ba
   const bool device_memory = !absl::IsUnimplemented(backend->MemoryStats().status());
   if (device_memory) {
 #ifdef MOESERVE_HAS_NCCL
-    return CreateNcclCommunicator(
-        {.backend = backend, .host = host_.get(), .timeout = options_.collective_timeout});
+    return CreateNcclCommunicator({.backend = backend, .host = host_.get(), .timeout = options_.collective_timeout});
 #else
-    return absl::UnavailableError(absl::StrCat("the ", std::string(backend->name()),
-                                               " backend needs NCCL, which is built only with CUDA"));
+    return absl::UnavailableError(
+        absl::StrCat("the ", std::string(backend->name()), " backend needs NCCL, which is built only with CUDA"));
 #endif
   }
 #ifdef MOESERVE_HAS_MPI

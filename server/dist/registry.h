@@ -58,8 +58,8 @@ class DistContext {
 
   DistOptions options_;
   int rank_ = 0, world_size_ = 1, local_rank_ = 0;
-  std::unique_ptr<MpiRuntime> mpi_;      // null for a group of one
-  std::unique_ptr<Communicator> host_;   // destroyed before mpi_
+  std::unique_ptr<MpiRuntime> mpi_;     // null for a group of one
+  std::unique_ptr<Communicator> host_;  // destroyed before mpi_
 };
 
 }  // namespace moeserve

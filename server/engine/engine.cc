@@ -105,8 +105,8 @@ absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistCont
   const int tp = config.tensor_parallel_size;
   if (tp < 1) return absl::InvalidArgumentError(absl::StrCat("tensor_parallel_size must be >= 1, got ", tp));
   if (tp > 1 && (dist == nullptr || dist->world_size() != tp)) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor_parallel_size ", tp, " needs a group of ", tp,
-                                                   " ranks (DistContext)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor_parallel_size ", tp, " needs a group of ", tp, " ranks (DistContext)"));
   }
   EngineParts parts;
   ASSIGN_OR_RETURN(parts.backend, CreateBackend({.device = config.device,
@@ -121,8 +121,7 @@ absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistCont
                              {.max_model_len = config.max_model_len,
                               .parallel = ModelParallel(parts.communicator.get(), config.expert_parallel)}));
   if (tp > 1) RETURN_IF_ERROR(ReportWeightBytes(*parts.model, parts.group, config.expert_parallel));
-  const std::string tokenizer_dir =
-      config.tokenizer_dir.empty() ? config.model_dir : config.tokenizer_dir;
+  const std::string tokenizer_dir = config.tokenizer_dir.empty() ? config.model_dir : config.tokenizer_dir;
   const bool leader = dist == nullptr || dist->rank() == 0;
   if (leader && (!config.tokenizer_dir.empty() ||
                  std::filesystem::exists(std::filesystem::path(tokenizer_dir) / "tokenizer.json"))) {
@@ -160,8 +159,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   return Create(config, std::move(parts));
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config,
-                                                       EngineParts parts) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config, EngineParts parts) {
   if (parts.backend == nullptr || parts.model == nullptr) {
     return absl::InvalidArgumentError("engine: a backend and a model are required");
   }
@@ -185,18 +183,15 @@ absl::Status Engine::Init() {
   const bool context_given = config_.max_model_len > 0;
   if (config_.max_model_len <= 0) config_.max_model_len = static_cast<int32_t>(model_len);
   if (config_.max_model_len > model_len) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_model_len ", config_.max_model_len,
-                     " exceeds the model's max_position_embeddings ", model_len));
+    return absl::InvalidArgumentError(absl::StrCat("max_model_len ", config_.max_model_len,
+                                                   " exceeds the model's max_position_embeddings ", model_len));
   }
   if (config_.max_num_samples < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_num_samples must be >= 1, got ", config_.max_num_samples));
+    return absl::InvalidArgumentError(absl::StrCat("max_num_samples must be >= 1, got ", config_.max_num_samples));
   }
   eos_token_ids_ = mc.eos_token_ids;
   if (tokenizer_ != nullptr && tokenizer_->eos_token_id().has_value() &&
-      std::find(eos_token_ids_.begin(), eos_token_ids_.end(), *tokenizer_->eos_token_id()) ==
-          eos_token_ids_.end()) {
+      std::find(eos_token_ids_.begin(), eos_token_ids_.end(), *tokenizer_->eos_token_id()) == eos_token_ids_.end()) {
     eos_token_ids_.push_back(*tokenizer_->eos_token_id());
   }
 
@@ -213,8 +208,8 @@ absl::Status Engine::Init() {
                     << " for more";
     config_.max_model_len = static_cast<int32_t>(layout.capacity_tokens());
   }
-  sampler_ = std::make_unique<Sampler>(SamplerOptions{
-      .vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
+  sampler_ = std::make_unique<Sampler>(
+      SamplerOptions{.vocab_size = vocab_size_, .eos_token_ids = eos_token_ids_, .engine_seed = config_.seed});
   runner_ = std::make_unique<ModelRunner>(model_.get(), backend_.get(), sampler_.get());
   // The pool reserves block 0 as the null block, so the model's cache has the same block count.
   RETURN_IF_ERROR(runner_->AllocateKvCache(layout));
@@ -225,40 +220,37 @@ absl::Status Engine::Init() {
   }
   if (config_.max_queued_requests < EngineConfig::kAutoQueueLimit || config_.max_queued_tokens < 0 ||
       !(config_.max_queue_time_seconds >= 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_queued_requests (", config_.max_queued_requests, "), max_queued_tokens (",
-        config_.max_queued_tokens, ") and max_queue_time_seconds (", config_.max_queue_time_seconds,
-        ") must be >= 0 (max_queued_requests -1: automatic)"));
+    return absl::InvalidArgumentError(absl::StrCat("max_queued_requests (", config_.max_queued_requests,
+                                                   "), max_queued_tokens (", config_.max_queued_tokens,
+                                                   ") and max_queue_time_seconds (", config_.max_queue_time_seconds,
+                                                   ") must be >= 0 (max_queued_requests -1: automatic)"));
   }
   if (config_.max_queued_requests == EngineConfig::kAutoQueueLimit) {
     // At least one request of max_num_samples samples must fit.
     config_.max_queued_requests =
-        std::max(config_.max_num_samples,
-                 2 * std::max(1, std::min(config_.max_num_seqs, layout.num_blocks - 1)));
+        std::max(config_.max_num_samples, 2 * std::max(1, std::min(config_.max_num_seqs, layout.num_blocks - 1)));
     MS_LOG(INFO) << "request queue: at most " << config_.max_queued_requests
                  << " waiting requests (twice min(max_num_seqs, usable KV blocks), at least "
                     "max_num_samples)";
   }
   // The queue limits are applied here, in AddRequest, where a refusal is a status for the caller;
   // the scheduler (which also counts preempted requests as waiting) gets none.
-  ASSIGN_OR_RETURN(scheduler_,
-                   Scheduler::Create(
-                       {.max_num_batched_tokens = config_.max_num_batched_tokens,
-                        .max_num_seqs = config_.max_num_seqs,
-                        .max_model_len = config_.max_model_len,
-                        .long_prefill_token_threshold = config_.long_prefill_token_threshold},
-                       kv_.get()));
+  ASSIGN_OR_RETURN(scheduler_, Scheduler::Create({.max_num_batched_tokens = config_.max_num_batched_tokens,
+                                                  .max_num_seqs = config_.max_num_seqs,
+                                                  .max_model_len = config_.max_model_len,
+                                                  .long_prefill_token_threshold = config_.long_prefill_token_threshold},
+                                                 kv_.get()));
   if (config_.cuda_graphs && config_.max_graph_batch > 0 &&
       runner_->EnableDecodeGraphs({.max_batch = std::min(config_.max_graph_batch, config_.max_num_seqs),
                                    .max_model_len = config_.max_model_len})) {
-    MS_LOG(INFO) << "CUDA graphs for decode steps of up to "
-                 << runner_->decode_graphs()->limits().buckets.back() << " sequences";
+    MS_LOG(INFO) << "CUDA graphs for decode steps of up to " << runner_->decode_graphs()->limits().buckets.back()
+                 << " sequences";
   }
   // The KV-cache profile step (and any warm-up) routed tokens no request sent.
   RETURN_IF_ERROR(model_->ResetExpertLoad());
   if (config_.expert_load_interval_steps < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("expert_load_interval_steps must be >= 0, got ",
-                                                   config_.expert_load_interval_steps));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expert_load_interval_steps must be >= 0, got ", config_.expert_load_interval_steps));
   }
   RefreshExpertLoad();
   PublishMetrics();
@@ -316,8 +308,7 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
   const std::vector<int32_t>& prompt = request.prompt_token_ids;
   MS_CHECK(!prompt.empty()) << "AddRequest: empty prompt";
   for (int32_t id : prompt) {
-    MS_CHECK(id >= 0 && id < vocab_size_) << "AddRequest: prompt id " << id << " outside [0, "
-                                          << vocab_size_ << ")";
+    MS_CHECK(id >= 0 && id < vocab_size_) << "AddRequest: prompt id " << id << " outside [0, " << vocab_size_ << ")";
   }
   const SamplingParams& params = request.sampling;
   MS_CHECK(params.n >= 1 && params.n <= config_.max_num_samples)
@@ -342,18 +333,17 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Engine::AddRequest(EngineRequest 
   const int64_t queued = waiting_requests_ + inbox_requests_;
   if (config_.max_queued_requests > 0 && queued + n > config_.max_queued_requests) {
     ++refused_;
-    return absl::ResourceExhaustedError(
-        absl::StrCat("too many queued requests: max_queued_requests is ",
-                     config_.max_queued_requests, " and ", queued, " are queued; this one has n=",
-                     n, " samples"));
+    return absl::ResourceExhaustedError(absl::StrCat("too many queued requests: max_queued_requests is ",
+                                                     config_.max_queued_requests, " and ", queued,
+                                                     " are queued; this one has n=", n, " samples"));
   }
   const int64_t request_tokens = int64_t{n} * live->num_prompt_tokens;
   const int64_t queued_tokens = waiting_tokens_ + inbox_tokens_ + request_tokens;
   if (config_.max_queued_tokens > 0 && queued_tokens > config_.max_queued_tokens) {
     ++refused_;
-    return absl::ResourceExhaustedError(
-        absl::StrCat("too many queued tokens: max_queued_tokens is ", config_.max_queued_tokens,
-                     " and this request would make it ", queued_tokens));
+    return absl::ResourceExhaustedError(absl::StrCat("too many queued tokens: max_queued_tokens is ",
+                                                     config_.max_queued_tokens, " and this request would make it ",
+                                                     queued_tokens));
   }
   live->id = next_id_;
   next_id_ += n;  // sample i runs in the scheduler as request id + i
@@ -416,18 +406,15 @@ void Engine::DrainInbox() {
     LiveRequest* request = it->second.get();
     if (order.index < 0) {
       FinishAllSamples(request, FinishReason::kAbort, absl::OkStatus());
-    } else if (order.index < static_cast<int32_t>(request->samples.size()) &&
-               !request->samples[order.index].finished) {
+    } else if (order.index < static_cast<int32_t>(request->samples.size()) && !request->samples[order.index].finished) {
       FinishSample(&request->samples[order.index], FinishReason::kStop, absl::OkStatus());
     }
   }
 }
 
-void Engine::FinishAllSamples(LiveRequest* request, FinishReason reason,
-                              const absl::Status& error) {
+void Engine::FinishAllSamples(LiveRequest* request, FinishReason reason, const absl::Status& error) {
   const RequestStatus status =
-      reason == FinishReason::kAbort ? RequestStatus::kFinishedAborted
-                                     : RequestStatus::kFinishedError;
+      reason == FinishReason::kAbort ? RequestStatus::kFinishedAborted : RequestStatus::kFinishedError;
   std::vector<LiveSample*> unfinished;
   for (LiveSample& sample : request->samples) {
     if (!sample.finished) unfinished.push_back(&sample);
@@ -487,8 +474,7 @@ void Engine::RefuseLongWaits() {
   const absl::Time now = absl::Now();
   std::vector<LiveRequest*> expired;
   for (const auto& [id, request] : live_) {
-    if (request->timings.first_scheduled == absl::InfinitePast() &&
-        now - request->timings.arrival > limit) {
+    if (request->timings.first_scheduled == absl::InfinitePast() && now - request->timings.arrival > limit) {
       expired.push_back(request.get());
     }
   }
@@ -499,10 +485,10 @@ void Engine::RefuseLongWaits() {
   }
   for (LiveRequest* request : expired) {
     FinishAllSamples(request, FinishReason::kError,
-                     absl::ResourceExhaustedError(absl::StrCat(
-                         "the request waited ", absl::FormatDuration(now - request->timings.arrival),
-                         " in the queue without starting, more than max_queue_time (",
-                         absl::FormatDuration(limit), "); the server is overloaded")));
+                     absl::ResourceExhaustedError(
+                         absl::StrCat("the request waited ", absl::FormatDuration(now - request->timings.arrival),
+                                      " in the queue without starting, more than max_queue_time (",
+                                      absl::FormatDuration(limit), "); the server is overloaded")));
   }
 }
 
@@ -533,24 +519,22 @@ bool Engine::Step() {
     if (request->timings.first_scheduled == absl::InfinitePast()) {
       request->timings.first_scheduled = now;
     }
-    const bool prompt_logprobs = sample->index == 0 &&
-                                 request->params.prompt_logprobs.has_value() &&
+    const bool prompt_logprobs = sample->index == 0 && request->params.prompt_logprobs.has_value() &&
                                  request->prompt_logprobs_next < request->num_prompt_tokens;
     if (!entry.samples && !prompt_logprobs) continue;
     const Request* scheduled = scheduler_->GetRequest(entry.id);
     inputs_[i] = SamplingRow{.params = &request->params,
-                               .prompt_token_ids = scheduled->prompt_token_ids(),
-                               .output_token_ids = scheduled->output_token_ids(),
-                               .seed = sample->seed};
+                             .prompt_token_ids = scheduled->prompt_token_ids(),
+                             .output_token_ids = scheduled->output_token_ids(),
+                             .seed = sample->seed};
     if (prompt_logprobs) {
       inputs_[i].prompt_logprobs_from = request->prompt_logprobs_next;
       any_prompt_logprobs = true;
     }
   }
   StartMasks(step);
-  const absl::Status executed = runner_->Execute(step, inputs_, &results_,
-                                                 any_prompt_logprobs ? &prompt_chunks_ : nullptr,
-                                                 [this] { FinishMasks(); });
+  const absl::Status executed = runner_->Execute(
+      step, inputs_, &results_, any_prompt_logprobs ? &prompt_chunks_ : nullptr, [this] { FinishMasks(); });
   FinishMasks();  // when the step failed before sampling
   if (absl::Status s = executed; !s.ok()) {
     MS_LOG(ERROR) << "engine step failed: " << s;
@@ -562,8 +546,7 @@ bool Engine::Step() {
   // The step's results are on the host, so the device has synchronised: reading the counters
   // now adds one small copy per MoE layer and no stall.
   ++steps_since_expert_load_;
-  if (config_.expert_load_interval_steps > 0 &&
-      steps_since_expert_load_ >= config_.expert_load_interval_steps) {
+  if (config_.expert_load_interval_steps > 0 && steps_since_expert_load_ >= config_.expert_load_interval_steps) {
     RefreshExpertLoad();
   }
   PublishMetrics();
@@ -592,15 +575,14 @@ void Engine::CollectPromptLogprobs(const SchedulerOutput& step) {
       } else {
         scheduler_->Finish(step.scheduled[i].id, RequestStatus::kFinishedError);
         needs_release_ = true;
-        Emit(sample, RequestOutput{}, FinishReason::kError, chunk.status,
-             scheduler_->GetRequest(step.scheduled[i].id));
+        Emit(sample, RequestOutput{}, FinishReason::kError, chunk.status, scheduler_->GetRequest(step.scheduled[i].id));
       }
       continue;
     }
     if (chunk.entries.empty()) continue;
     MS_CHECK(chunk.first_position == request->prompt_logprobs_next)
-        << "prompt logprobs of request " << request->id << " from position "
-        << chunk.first_position << ", expected " << request->prompt_logprobs_next;
+        << "prompt logprobs of request " << request->id << " from position " << chunk.first_position << ", expected "
+        << request->prompt_logprobs_next;
     request->prompt_logprobs_next += static_cast<int32_t>(chunk.entries.size());
     for (TokenLogprobs& e : chunk.entries) request->prompt_logprobs.push_back(std::move(e));
   }
@@ -623,8 +605,7 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
   }
   const std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(sampled_);
   for (auto& [id, status] : failed) {
-    Emit(samples_.at(id), RequestOutput{}, FinishReason::kError, status,
-         scheduler_->GetRequest(id));
+    Emit(samples_.at(id), RequestOutput{}, FinishReason::kError, status, scheduler_->GetRequest(id));
   }
 
   const absl::Time now = absl::Now();
@@ -644,8 +625,7 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
     if (request->params.logprobs.has_value()) {
       delta.logprobs.push_back({update.new_token, result.logprob, result.top_logprobs});
     }
-    if (sample->index == 0 && request->params.prompt_logprobs.has_value() &&
-        !request->prompt_logprobs_sent) {
+    if (sample->index == 0 && request->params.prompt_logprobs.has_value() && !request->prompt_logprobs_sent) {
       delta.prompt_logprobs = std::move(request->prompt_logprobs);
       request->prompt_logprobs = {};
       request->prompt_logprobs_sent = true;
@@ -702,13 +682,12 @@ void Engine::FailStep(const SchedulerOutput& step, const absl::Status& status) {
   sampled_.assign(step.scheduled.size(), 0);
   scheduler_->UpdateFromOutput(sampled_);
   for (const ScheduledRequest& entry : step.scheduled) {
-    Emit(samples_.at(entry.id), RequestOutput{}, FinishReason::kError, status,
-         scheduler_->GetRequest(entry.id));
+    Emit(samples_.at(entry.id), RequestOutput{}, FinishReason::kError, status, scheduler_->GetRequest(entry.id));
   }
 }
 
-void Engine::Emit(LiveSample* sample, RequestOutput delta, FinishReason reason,
-                  absl::Status error, const Request* scheduled) {
+void Engine::Emit(LiveSample* sample, RequestOutput delta, FinishReason reason, absl::Status error,
+                  const Request* scheduled) {
   LiveRequest* request = sample->request;
   if (scheduled != nullptr) {
     sample->num_preemptions = scheduled->num_preemptions();
@@ -815,8 +794,8 @@ void Engine::CountSampledRow(bool model_fault) {
   if (healthy) {
     MS_LOG(WARNING) << "the model produces numbers again: healthy";
   } else {
-    MS_LOG(ERROR) << "the model's logits were not numbers (NaN or +inf) in the last "
-                  << consecutive_model_faults_ << " sampled rows: unhealthy";
+    MS_LOG(ERROR) << "the model's logits were not numbers (NaN or +inf) in the last " << consecutive_model_faults_
+                  << " sampled rows: unhealthy";
   }
   std::function<void(bool)> listener;
   {
@@ -841,13 +820,11 @@ void Engine::PublishMetrics() {
   m.kv_block_size = config_.block_size;
   m.kv_blocks_used = usage.num_used_blocks;
   m.kv_blocks_cached_free = usage.num_cached_free_blocks;
-  m.kv_usage = usage.num_blocks > 0 ? static_cast<double>(usage.num_used_blocks) / usage.num_blocks
-                                    : 0.0;
+  m.kv_usage = usage.num_blocks > 0 ? static_cast<double>(usage.num_used_blocks) / usage.num_blocks : 0.0;
   m.prefix_query_tokens = usage.prefix_query_tokens;
   m.prefix_hit_tokens = usage.prefix_hit_tokens;
-  m.prefix_hit_rate = usage.prefix_query_tokens > 0
-                          ? static_cast<double>(usage.prefix_hit_tokens) / usage.prefix_query_tokens
-                          : 0.0;
+  m.prefix_hit_rate =
+      usage.prefix_query_tokens > 0 ? static_cast<double>(usage.prefix_hit_tokens) / usage.prefix_query_tokens : 0.0;
   absl::MutexLock lock(&mu_);
   metrics_ = m;
   waiting_requests_ = m.num_waiting;
@@ -858,8 +835,8 @@ absl::Status Engine::CheckIntegrity() const {
   RETURN_IF_ERROR(scheduler_->CheckIntegrity());
   const int64_t tracked = scheduler_->num_running() + scheduler_->num_waiting();
   if (tracked != static_cast<int64_t>(samples_.size())) {
-    return absl::InternalError(absl::StrCat("engine tracks ", samples_.size(),
-                                            " live samples, the scheduler ", tracked));
+    return absl::InternalError(
+        absl::StrCat("engine tracks ", samples_.size(), " live samples, the scheduler ", tracked));
   }
   for (const auto& [id, sample] : samples_) {
     const Request* r = scheduler_->GetRequest(id);
@@ -871,9 +848,8 @@ absl::Status Engine::CheckIntegrity() const {
     int32_t unfinished = 0;
     for (const LiveSample& sample : request->samples) unfinished += sample.finished ? 0 : 1;
     if (unfinished != request->num_unfinished || unfinished == 0) {
-      return absl::InternalError(absl::StrCat("live request ", id, " counts ",
-                                              request->num_unfinished, " unfinished samples of ",
-                                              unfinished));
+      return absl::InternalError(absl::StrCat("live request ", id, " counts ", request->num_unfinished,
+                                              " unfinished samples of ", unfinished));
     }
   }
   return absl::OkStatus();

@@ -105,11 +105,9 @@ class Engine {
   // Loads the model and tokenizer named by config and sizes the KV cache. InvalidArgument for
   // inconsistent options; NotFound/InvalidArgument from loading. With tensor parallelism this is
   // rank 0 of `dist` (the other ranks run RunFollower with the same config).
-  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config,
-                                                        DistContext* dist = nullptr);
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config, DistContext* dist = nullptr);
   // Same with preloaded parts; config.model_dir, tokenizer_dir, device and num_threads are unused.
-  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config,
-                                                        EngineParts parts);
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineConfig& config, EngineParts parts);
 
   // Stops the engine thread, aborting every live request.
   ~Engine();
@@ -153,7 +151,7 @@ class Engine {
 
   const ModelConfig& model_config() const { return model_->config(); }
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }  // null: ids only
-  const EngineConfig& config() const { return config_; }  // with resolved sizes
+  const EngineConfig& config() const { return config_; }           // with resolved sizes
   int32_t max_model_len() const { return config_.max_model_len; }
   int32_t vocab_size() const { return vocab_size_; }
   // The model's EOS ids (and the tokenizer's), which end a sample unless ignore_eos.
@@ -191,10 +189,9 @@ class Engine {
   void CollectPromptLogprobs(const SchedulerOutput& step);
   void Postprocess(const SchedulerOutput& step, const std::vector<SampleResult>& results);
   // Pushes `delta` of `sample` with usage and timings filled in. When `reason` is not kNone it is
-  // the sample's final delta; with the request's last sample the request is forgotten. `scheduled` is the scheduler's record (null when the
-  // scheduler never took the request).
-  void Emit(LiveSample* sample, RequestOutput delta, FinishReason reason, absl::Status error,
-            const Request* scheduled);
+  // the sample's final delta; with the request's last sample the request is forgotten. `scheduled` is the scheduler's
+  // record (null when the scheduler never took the request).
+  void Emit(LiveSample* sample, RequestOutput delta, FinishReason reason, absl::Status error, const Request* scheduled);
   // Finishes (in the scheduler too) and emits every unfinished sample of `request` with `reason`
   // (kAbort or kError); the request is forgotten.
   void FinishAllSamples(LiveRequest* request, FinishReason reason, const absl::Status& error);
@@ -230,20 +227,20 @@ class Engine {
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ModelRunner> runner_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<LiveRequest>> live_;  // by request id
-  absl::flat_hash_map<uint64_t, LiveSample*> samples_;  // unfinished, by scheduler request id
-  bool needs_release_ = false;  // Scheduler::Finish was called since the last Schedule()
-  EngineMetrics counters_;      // engine-thread copy of the counters
-  int32_t steps_since_expert_load_ = 0;  // steps run since expert_load_ was read
+  absl::flat_hash_map<uint64_t, LiveSample*> samples_;                // unfinished, by scheduler request id
+  bool needs_release_ = false;                     // Scheduler::Finish was called since the last Schedule()
+  EngineMetrics counters_;                         // engine-thread copy of the counters
+  int32_t steps_since_expert_load_ = 0;            // steps run since expert_load_ was read
   std::shared_ptr<const ExpertLoad> expert_load_;  // null: dense model or never read
-  std::vector<SamplingRow> inputs_;  // per-step scratch
+  std::vector<SamplingRow> inputs_;                // per-step scratch
   std::vector<SampleResult> results_;
   std::vector<PromptLogprobsChunk> prompt_chunks_;
   std::vector<int32_t> sampled_;
   int32_t consecutive_model_faults_ = 0;
   std::atomic<bool> healthy_{true};
   std::unique_ptr<structured::AsyncMaskFiller> mask_filler_;  // created on first use
-  std::vector<uint32_t> masks_;        // [constrained rows, mask words] of the step
-  std::vector<size_t> mask_entries_;  // the step entry of each mask
+  std::vector<uint32_t> masks_;                               // [constrained rows, mask words] of the step
+  std::vector<size_t> mask_entries_;                          // the step entry of each mask
   bool masks_pending_ = false;
 
   // Inbox, shared with other threads.

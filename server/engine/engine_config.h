@@ -9,11 +9,11 @@ namespace moeserve {
 
 // Every option of an Engine, in one place. The defaults serve a small model on the CPU.
 struct EngineConfig {
-  std::string model_dir;        // Hugging Face directory (config.json + safetensors)
-  std::string tokenizer_dir;    // empty: model_dir. Without tokenizer.json there the engine
-                                // works on ids only: no text deltas and no stop strings.
-  std::string device = "cpu";   // see BackendOptions::device
-  int num_threads = 0;          // backend worker threads; <= 0: all hardware threads
+  std::string model_dir;       // Hugging Face directory (config.json + safetensors)
+  std::string tokenizer_dir;   // empty: model_dir. Without tokenizer.json there the engine
+                               // works on ids only: no text deltas and no stop strings.
+  std::string device = "cpu";  // see BackendOptions::device
+  int num_threads = 0;         // backend worker threads; <= 0: all hardware threads
 
   // KV cache: num_kv_blocks (including the null block) when > 0, else sized from
   // kv_cache_memory_bytes through Model::kv_cache_spec() and NumKvBlocksForMemory().
@@ -53,8 +53,8 @@ struct EngineConfig {
   // Admission. AddRequest refuses (ResourceExhausted, counted in requests_refused) a request that
   // would make more than max_queued_requests wait: > 0, that many; 0, no limit; kAutoQueueLimit
   // (the default), twice the sequences the engine can run at once, min(max_num_seqs, usable KV
-  // blocks), at least max_num_samples: a request beyond would wait behind two full rounds. Or more than max_queued_tokens
-  // waiting prompt tokens (> 0; 0: no limit). A request that has waited max_queue_time_seconds
+  // blocks), at least max_num_samples: a request beyond would wait behind two full rounds. Or more than
+  // max_queued_tokens waiting prompt tokens (> 0; 0: no limit). A request that has waited max_queue_time_seconds
   // (> 0; 0: no limit) without being scheduled is refused the same way at the next step.
   static constexpr int32_t kAutoQueueLimit = -1;
   int32_t max_queued_requests = kAutoQueueLimit;

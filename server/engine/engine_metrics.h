@@ -13,18 +13,18 @@ namespace moeserve {
 struct EngineMetrics {
   // Gauges.
   int32_t num_running = 0;
-  int32_t num_waiting = 0;  // queued or preempted, plus not yet picked up by the engine thread
+  int32_t num_waiting = 0;      // queued or preempted, plus not yet picked up by the engine thread
   int32_t kv_blocks_total = 0;  // usable blocks (without the null block)
   int32_t kv_blocks_used = 0;
   int32_t kv_blocks_cached_free = 0;
-  double kv_usage = 0.0;  // kv_blocks_used / kv_blocks_total
+  double kv_usage = 0.0;      // kv_blocks_used / kv_blocks_total
   int32_t kv_block_size = 0;  // tokens per KV block (EngineConfig::block_size)
 
   // Counters.
   int64_t num_steps = 0;
   int64_t prefix_query_tokens = 0;
   int64_t prefix_hit_tokens = 0;
-  double prefix_hit_rate = 0.0;     // prefix_hit_tokens / prefix_query_tokens
+  double prefix_hit_rate = 0.0;        // prefix_hit_tokens / prefix_query_tokens
   int64_t prompt_tokens_computed = 0;  // tokens run through the model that sampled nothing
   int64_t tokens_computed = 0;         // all tokens run through the model
   int64_t generation_tokens = 0;       // tokens sampled and delivered

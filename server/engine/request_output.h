@@ -33,7 +33,7 @@ struct RequestUsage {
 
 // Wall-clock times; InfinitePast() until the event happened.
 struct RequestTimings {
-  absl::Time arrival = absl::InfinitePast();         // Engine::AddRequest
+  absl::Time arrival = absl::InfinitePast();          // Engine::AddRequest
   absl::Time first_scheduled = absl::InfinitePast();  // first step that computed it (queue end)
   absl::Time first_token = absl::InfinitePast();
   absl::Time finish = absl::InfinitePast();
@@ -59,8 +59,8 @@ struct RequestOutput {
   bool finished = false;          // this sample's last delta
   bool request_finished = false;  // the request's last delta: every sample has finished
   FinishReason finish_reason = FinishReason::kNone;
-  absl::Status error;           // kError: why (ResourceExhausted for a refused admission, ...)
-  int32_t stop_token_id = -1;   // kStop on EOS or a stop token id: that id
+  absl::Status error;          // kError: why (ResourceExhausted for a refused admission, ...)
+  int32_t stop_token_id = -1;  // kStop on EOS or a stop token id: that id
 
   // The request's, over all samples: prompt tokens once, completion tokens summed (every token
   // the engine generated). So far; final on the request's last delta.

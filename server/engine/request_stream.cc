@@ -89,8 +89,8 @@ std::vector<RequestOutput> RequestStream::WaitForCompletions() {
 
 RequestOutput RequestStream::WaitForCompletion() {
   std::vector<RequestOutput> all = WaitForCompletions();
-  MS_CHECK(all.size() <= 1) << "WaitForCompletion on request " << request_id_ << " with "
-                            << all.size() << " samples; use WaitForCompletions";
+  MS_CHECK(all.size() <= 1) << "WaitForCompletion on request " << request_id_ << " with " << all.size()
+                            << " samples; use WaitForCompletions";
   if (all.empty()) {
     RequestOutput none;
     none.request_id = request_id_;

@@ -55,16 +55,14 @@ class RequestStream {
   void Push(RequestOutput delta);
 
  private:
-  bool ReadableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !pending_.empty() || drained_;
-  }
+  bool ReadableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pending_.empty() || drained_; }
 
   const uint64_t request_id_;
   const Callback callback_;
   mutable absl::Mutex mu_;
   std::map<int32_t, RequestOutput> pending_ ABSL_GUARDED_BY(mu_);  // by sample index
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // the final delta was pushed
-  bool drained_ ABSL_GUARDED_BY(mu_) = false;   // ... and returned by Next()
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;                     // the final delta was pushed
+  bool drained_ ABSL_GUARDED_BY(mu_) = false;                      // ... and returned by Next()
 };
 
 }  // namespace moeserve

@@ -28,16 +28,14 @@ BlockHash ComputeBlockHash(const BlockHash* parent, absl::Span<const int32_t> bl
   return hasher.Finish();
 }
 
-void ExtendBlockHashes(absl::Span<const int32_t> token_ids, int32_t block_size,
-                       std::string_view cache_salt, size_t num_blocks,
-                       std::vector<BlockHash>* hashes) {
+void ExtendBlockHashes(absl::Span<const int32_t> token_ids, int32_t block_size, std::string_view cache_salt,
+                       size_t num_blocks, std::vector<BlockHash>* hashes) {
   MS_CHECK(num_blocks * block_size <= token_ids.size());
   hashes->reserve(num_blocks);
   while (hashes->size() < num_blocks) {
     const size_t i = hashes->size();
     const BlockHash* parent = i == 0 ? nullptr : &(*hashes)[i - 1];
-    hashes->push_back(
-        ComputeBlockHash(parent, token_ids.subspan(i * block_size, block_size), cache_salt));
+    hashes->push_back(ComputeBlockHash(parent, token_ids.subspan(i * block_size, block_size), cache_salt));
   }
 }
 

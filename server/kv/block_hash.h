@@ -36,9 +36,8 @@ BlockHash ComputeBlockHash(const BlockHash* parent, absl::Span<const int32_t> bl
 
 // Extends `hashes` (the keys of blocks 0..hashes->size()-1 of `token_ids`) until it covers
 // `num_blocks` full blocks. REQUIRES: num_blocks * block_size <= token_ids.size().
-void ExtendBlockHashes(absl::Span<const int32_t> token_ids, int32_t block_size,
-                       std::string_view cache_salt, size_t num_blocks,
-                       std::vector<BlockHash>* hashes);
+void ExtendBlockHashes(absl::Span<const int32_t> token_ids, int32_t block_size, std::string_view cache_salt,
+                       size_t num_blocks, std::vector<BlockHash>* hashes);
 
 }  // namespace moeserve
 

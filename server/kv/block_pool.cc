@@ -6,8 +6,7 @@
 namespace moeserve {
 
 BlockPool::BlockPool(int32_t num_blocks) : blocks_(num_blocks) {
-  MS_CHECK(num_blocks >= 2) << "a block pool needs the null block and one more, got "
-                            << num_blocks;
+  MS_CHECK(num_blocks >= 2) << "a block pool needs the null block and one more, got " << num_blocks;
   for (int32_t b = 1; b < num_blocks; ++b) PushBack(b);
 }
 
@@ -89,8 +88,7 @@ bool BlockPool::Cache(int32_t block, const BlockHash& hash) {
 }
 
 absl::Status BlockPool::CheckIntegrity() const {
-  if (blocks_[kNullBlock].in_free_list || blocks_[kNullBlock].ref_count != 0 ||
-      blocks_[kNullBlock].cached) {
+  if (blocks_[kNullBlock].in_free_list || blocks_[kNullBlock].ref_count != 0 || blocks_[kNullBlock].cached) {
     return absl::InternalError("the null block was allocated, freed or cached");
   }
   int32_t listed = 0;
@@ -102,8 +100,7 @@ absl::Status BlockPool::CheckIntegrity() const {
     }
     const Block& block = blocks_[b];
     if (!block.in_free_list || block.ref_count != 0 || block.prev != prev) {
-      return absl::InternalError(absl::StrCat("free list corrupt at block ", b, " (ref count ",
-                                              block.ref_count, ")"));
+      return absl::InternalError(absl::StrCat("free list corrupt at block ", b, " (ref count ", block.ref_count, ")"));
     }
     if (++listed > num_usable_blocks()) return absl::InternalError("free list has a cycle");
     if (block.cached) ++listed_cached;
@@ -112,8 +109,7 @@ absl::Status BlockPool::CheckIntegrity() const {
   if (prev != free_tail_) return absl::InternalError("free list tail is wrong");
   if (listed != num_free_ || listed_cached != num_cached_free_) {
     return absl::InternalError(absl::StrCat("free list holds ", listed, " blocks (", listed_cached,
-                                            " cached); counters say ", num_free_, " (",
-                                            num_cached_free_, ")"));
+                                            " cached); counters say ", num_free_, " (", num_cached_free_, ")"));
   }
   int32_t num_in_use = 0;
   int32_t num_cached = 0;
@@ -124,8 +120,7 @@ absl::Status BlockPool::CheckIntegrity() const {
     }
     if ((block.ref_count == 0) != block.in_free_list) {
       return absl::InternalError(absl::StrCat("block ", b, " with ref count ", block.ref_count,
-                                              (block.in_free_list ? " is" : " is not"),
-                                              " in the free list"));
+                                              (block.in_free_list ? " is" : " is not"), " in the free list"));
     }
     if (block.ref_count > 0) ++num_in_use;
     if (block.cached) {
@@ -141,9 +136,8 @@ absl::Status BlockPool::CheckIntegrity() const {
   }
   const int32_t num_free_uncached = num_free_ - num_cached_free_;
   if (num_free_uncached + num_cached_free_ + num_in_use != num_usable_blocks()) {
-    return absl::InternalError(absl::StrCat("free ", num_free_uncached, " + cached unreferenced ",
-                                            num_cached_free_, " + in use ", num_in_use,
-                                            " != total ", num_usable_blocks()));
+    return absl::InternalError(absl::StrCat("free ", num_free_uncached, " + cached unreferenced ", num_cached_free_,
+                                            " + in use ", num_in_use, " != total ", num_usable_blocks()));
   }
   return absl::OkStatus();
 }

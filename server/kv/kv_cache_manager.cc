@@ -7,30 +7,26 @@
 
 namespace moeserve {
 
-absl::StatusOr<int32_t> NumKvBlocksForMemory(int64_t memory_budget_bytes,
-                                             int64_t bytes_per_block) {
+absl::StatusOr<int32_t> NumKvBlocksForMemory(int64_t memory_budget_bytes, int64_t bytes_per_block) {
   if (bytes_per_block <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("KV bytes per block must be positive, got ", bytes_per_block));
+    return absl::InvalidArgumentError(absl::StrCat("KV bytes per block must be positive, got ", bytes_per_block));
   }
   const int64_t num_blocks = std::max<int64_t>(memory_budget_bytes, 0) / bytes_per_block;
   if (num_blocks < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "KV cache memory budget of ", memory_budget_bytes, " bytes holds ", num_blocks,
-        " blocks of ", bytes_per_block, " bytes; at least 2 are needed"));
+    return absl::InvalidArgumentError(absl::StrCat("KV cache memory budget of ", memory_budget_bytes, " bytes holds ",
+                                                   num_blocks, " blocks of ", bytes_per_block,
+                                                   " bytes; at least 2 are needed"));
   }
   return static_cast<int32_t>(std::min<int64_t>(num_blocks, INT32_MAX));
 }
 
-absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(
-    const KvCacheConfig& config) {
+absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(const KvCacheConfig& config) {
   if (config.block_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("KV block_size must be at least 1, got ", config.block_size));
+    return absl::InvalidArgumentError(absl::StrCat("KV block_size must be at least 1, got ", config.block_size));
   }
   if (config.num_blocks < 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "KV num_blocks must be at least 2 (one is the null block), got ", config.num_blocks));
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV num_blocks must be at least 2 (one is the null block), got ", config.num_blocks));
   }
   return std::unique_ptr<KvCacheManager>(new KvCacheManager(config));
 }
@@ -42,8 +38,7 @@ absl::StatusOr<std::unique_ptr<KvCacheManager>> KvCacheManager::Create(const KvL
                               .enable_prefix_caching = enable_prefix_caching});
 }
 
-KvCacheManager::KvCacheManager(const KvCacheConfig& config)
-    : config_(config), pool_(config.num_blocks) {}
+KvCacheManager::KvCacheManager(const KvCacheConfig& config) : config_(config), pool_(config.num_blocks) {}
 
 int32_t KvCacheManager::NumBlocksFor(int64_t num_tokens) const {
   return static_cast<int32_t>((num_tokens + config_.block_size - 1) / config_.block_size);
@@ -58,8 +53,7 @@ ComputedBlocks KvCacheManager::GetComputedBlocks(const KvSequence& seq) {
   // The last token is always computed, so at most (n - 1) / block_size blocks can be reused.
   const size_t max_blocks = (seq.token_ids.size() - 1) / config_.block_size;
   for (size_t i = 0; i < max_blocks; ++i) {
-    ExtendBlockHashes(seq.token_ids, config_.block_size, seq.cache_salt, i + 1,
-                      seq.block_hashes);
+    ExtendBlockHashes(seq.token_ids, config_.block_size, seq.cache_salt, i + 1, seq.block_hashes);
     const std::optional<int32_t> block = pool_.Lookup((*seq.block_hashes)[i]);
     if (!block.has_value()) break;
     hit.block_ids.push_back(*block);
@@ -68,8 +62,7 @@ ComputedBlocks KvCacheManager::GetComputedBlocks(const KvSequence& seq) {
   return hit;
 }
 
-ComputedBlocks KvCacheManager::GetForkedBlocks(RequestId parent, int32_t parent_computed_tokens,
-                                               int32_t shared_tokens,
+ComputedBlocks KvCacheManager::GetForkedBlocks(RequestId parent, int32_t parent_computed_tokens, int32_t shared_tokens,
                                                const KvSequence& seq) const {
   MS_CHECK(seq.num_computed_tokens == 0 && !requests_.contains(seq.id))
       << "GetForkedBlocks for request " << seq.id << " that already holds blocks";
@@ -78,11 +71,9 @@ ComputedBlocks KvCacheManager::GetForkedBlocks(RequestId parent, int32_t parent_
   auto it = requests_.find(parent);
   if (it == requests_.end() || seq.token_ids.empty()) return fork;
   const int64_t last_token = static_cast<int64_t>(seq.token_ids.size()) - 1;
-  const int64_t tokens =
-      std::min<int64_t>({parent_computed_tokens, shared_tokens, last_token});
+  const int64_t tokens = std::min<int64_t>({parent_computed_tokens, shared_tokens, last_token});
   const size_t num_blocks =
-      std::min<size_t>(std::max<int64_t>(tokens, 0) / config_.block_size,
-                       it->second.block_ids.size());
+      std::min<size_t>(std::max<int64_t>(tokens, 0) / config_.block_size, it->second.block_ids.size());
   fork.block_ids.assign(it->second.block_ids.begin(), it->second.block_ids.begin() + num_blocks);
   fork.num_tokens = static_cast<int32_t>(num_blocks) * config_.block_size;
   return fork;
@@ -90,11 +81,9 @@ ComputedBlocks KvCacheManager::GetForkedBlocks(RequestId parent, int32_t parent_
 
 void KvCacheManager::CacheComputedBlocks(const KvSequence& seq, RequestBlocks* blocks) {
   if (!config_.enable_prefix_caching) return;
-  const size_t num_full =
-      std::min<size_t>(seq.num_computed_tokens / config_.block_size, blocks->block_ids.size());
+  const size_t num_full = std::min<size_t>(seq.num_computed_tokens / config_.block_size, blocks->block_ids.size());
   if (blocks->num_cached_blocks >= num_full) return;
-  ExtendBlockHashes(seq.token_ids, config_.block_size, seq.cache_salt, num_full,
-                    seq.block_hashes);
+  ExtendBlockHashes(seq.token_ids, config_.block_size, seq.cache_salt, num_full, seq.block_hashes);
   for (size_t i = blocks->num_cached_blocks; i < num_full; ++i) {
     // A duplicate (another request computed the same block concurrently) stays uncached.
     pool_.Cache(blocks->block_ids[i], (*seq.block_hashes)[i]);
@@ -102,8 +91,7 @@ void KvCacheManager::CacheComputedBlocks(const KvSequence& seq, RequestBlocks* b
   blocks->num_cached_blocks = num_full;
 }
 
-bool KvCacheManager::AllocateSlots(const KvSequence& seq, int32_t num_new_tokens,
-                                   const ComputedBlocks& new_computed) {
+bool KvCacheManager::AllocateSlots(const KvSequence& seq, int32_t num_new_tokens, const ComputedBlocks& new_computed) {
   MS_CHECK(seq.block_hashes != nullptr);
   MS_CHECK(num_new_tokens >= 0);
   auto it = requests_.find(seq.id);
@@ -113,11 +101,10 @@ bool KvCacheManager::AllocateSlots(const KvSequence& seq, int32_t num_new_tokens
   const size_t held = fresh ? 0 : it->second.block_ids.size();
   if (!fresh) CacheComputedBlocks(seq, &it->second);
 
-  const int64_t total_tokens =
-      int64_t{seq.num_computed_tokens} + new_computed.num_tokens + num_new_tokens;
+  const int64_t total_tokens = int64_t{seq.num_computed_tokens} + new_computed.num_tokens + num_new_tokens;
   const int32_t needed = NumBlocksFor(total_tokens);
-  const int32_t num_to_allocate = std::max<int32_t>(
-      0, needed - static_cast<int32_t>(held + new_computed.block_ids.size()));
+  const int32_t num_to_allocate =
+      std::max<int32_t>(0, needed - static_cast<int32_t>(held + new_computed.block_ids.size()));
   // Prefix hits that sit unreferenced in the free list leave it when taken.
   int32_t num_hits_in_free_list = 0;
   for (int32_t block : new_computed.block_ids) {
@@ -196,8 +183,8 @@ absl::Status KvCacheManager::CheckIntegrity() const {
   }
   for (int32_t b = 1; b < pool_.num_blocks(); ++b) {
     if (holders[b] != pool_.ref_count(b)) {
-      return absl::InternalError(absl::StrCat("block ", b, " has ref count ", pool_.ref_count(b),
-                                              " but ", holders[b], " holders"));
+      return absl::InternalError(
+          absl::StrCat("block ", b, " has ref count ", pool_.ref_count(b), " but ", holders[b], " holders"));
     }
   }
   return absl::OkStatus();

@@ -49,15 +49,14 @@ namespace moeserve {
 using RequestId = uint64_t;
 
 struct KvCacheConfig {
-  int32_t num_blocks = 0;  // including the reserved null block
+  int32_t num_blocks = 0;   // including the reserved null block
   int32_t block_size = 16;  // tokens per block
   bool enable_prefix_caching = true;
 };
 
 // The number of blocks a memory budget holds, given the bytes one block takes over all layers
 // (computed by the model side from its KV layout). Fails when fewer than 2 blocks fit.
-absl::StatusOr<int32_t> NumKvBlocksForMemory(int64_t memory_budget_bytes,
-                                             int64_t bytes_per_block);
+absl::StatusOr<int32_t> NumKvBlocksForMemory(int64_t memory_budget_bytes, int64_t bytes_per_block);
 
 // What the manager reads of a request. Built by the scheduler from its Request for each call.
 struct KvSequence {
@@ -91,8 +90,7 @@ class KvCacheManager {
   // Fails with InvalidArgument on block_size < 1 or num_blocks < 2.
   static absl::StatusOr<std::unique_ptr<KvCacheManager>> Create(const KvCacheConfig& config);
   // The manager of `layout`'s blocks (the engine's way: one layout for manager, cache and batches).
-  static absl::StatusOr<std::unique_ptr<KvCacheManager>> Create(const KvLayout& layout,
-                                                                bool enable_prefix_caching);
+  static absl::StatusOr<std::unique_ptr<KvCacheManager>> Create(const KvLayout& layout, bool enable_prefix_caching);
 
   KvCacheManager(const KvCacheManager&) = delete;
   KvCacheManager& operator=(const KvCacheManager&) = delete;
@@ -115,15 +113,14 @@ class KvCacheManager {
   // before any other call. Independent of enable_prefix_caching.
   // REQUIRES: the child holds no blocks, seq.num_computed_tokens == 0, and the parent's first
   // shared_tokens tokens equal seq's.
-  ComputedBlocks GetForkedBlocks(RequestId parent, int32_t parent_computed_tokens,
-                                 int32_t shared_tokens, const KvSequence& seq) const;
+  ComputedBlocks GetForkedBlocks(RequestId parent, int32_t parent_computed_tokens, int32_t shared_tokens,
+                                 const KvSequence& seq) const;
 
   // Makes the request's blocks cover num_computed_tokens + new_computed.num_tokens +
   // num_new_tokens tokens, first taking `new_computed` (from GetComputedBlocks in this step), then
   // allocating fresh blocks, evicting cached unreferenced ones LRU. Returns false, changing no
   // block, when there are not enough free blocks.
-  bool AllocateSlots(const KvSequence& seq, int32_t num_new_tokens,
-                     const ComputedBlocks& new_computed = {});
+  bool AllocateSlots(const KvSequence& seq, int32_t num_new_tokens, const ComputedBlocks& new_computed = {});
 
   // Caches the request's computed full blocks, then releases all its blocks, last block first.
   // A request holding no blocks is a no-op.

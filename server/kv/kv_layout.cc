@@ -14,9 +14,8 @@ absl::Status KvLayout::Validate() const {
         absl::StrCat("KV layout: num_blocks must be >= 2 (block 0 is the null block), got ", num_blocks));
   }
   if (spec.num_layers < 1 || spec.bytes_per_token_per_layer < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("KV layout: the spec needs layers and bytes, got ",
-                                                   spec.num_layers, " layers x ",
-                                                   spec.bytes_per_token_per_layer, " B/token"));
+    return absl::InvalidArgumentError(absl::StrCat("KV layout: the spec needs layers and bytes, got ", spec.num_layers,
+                                                   " layers x ", spec.bytes_per_token_per_layer, " B/token"));
   }
   return absl::OkStatus();
 }

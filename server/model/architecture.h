@@ -58,7 +58,7 @@ class ArchitectureRegistry {
   // REQUIRES: no architecture of the same name is registered.
   void Register(std::unique_ptr<Architecture> architecture);
   const Architecture* Find(std::string_view name) const;  // nullptr when unknown
-  std::vector<std::string> Names() const;  // in registration order
+  std::vector<std::string> Names() const;                 // in registration order
 
  private:
   std::vector<std::unique_ptr<Architecture>> architectures_;

@@ -1,7 +1,7 @@
-#include "server/model/arch/families.h"
-#include "server/model/architecture.h"
 #include "server/common/logging.h"
 #include "server/common/status_macros.h"
+#include "server/model/arch/families.h"
+#include "server/model/architecture.h"
 #include "server/model/decoder_model.h"
 
 namespace moeserve {

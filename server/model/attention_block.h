@@ -25,8 +25,8 @@ class AttentionBlock {
 
   // out [T, d] = attention over the normed input x [T, d]; writes this step's rows into the cache
   // first. rope_cos_sin [max_model_len, rotary_dim] as Backend::Rope reads it.
-  virtual absl::Status Forward(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin,
-                               const Tensor& x, const Tensor& out) const = 0;
+  virtual absl::Status Forward(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
+                               const Tensor& out) const = 0;
 };
 
 }  // namespace moeserve

@@ -28,9 +28,7 @@ absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.
 
 std::string Quoted(std::string_view s) { return absl::StrCat("\"", AV(s), "\""); }
 
-std::string JoinDims(absl::Span<const int64_t> dims) {
-  return absl::StrCat("[", absl::StrJoin(dims, ", "), "]");
-}
+std::string JoinDims(absl::Span<const int64_t> dims) { return absl::StrCat("[", absl::StrJoin(dims, ", "), "]"); }
 
 bool IsSafeRelativePath(const std::string& p) {
   const fs::path path(p);
@@ -57,9 +55,7 @@ absl::Status ConvertToF32(absl::Span<const uint8_t> bytes, SafetensorsDType dtyp
       }
       return absl::OkStatus();
     }
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("unsupported dtype ", AV(SafetensorsDTypeName(dtype))));
+    default: return absl::InvalidArgumentError(absl::StrCat("unsupported dtype ", AV(SafetensorsDTypeName(dtype))));
   }
 }
 
@@ -74,12 +70,10 @@ const std::array<float, 256>& Fp8E4M3Table() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir,
-                                                             const CheckpointOptions& options) {
+absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir, const CheckpointOptions& options) {
   if (options.fp8_block_rows <= 0 || options.fp8_block_cols <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("FP8 weight block size [", options.fp8_block_rows,
-                                                   ", ", options.fp8_block_cols,
-                                                   "] must be positive"));
+    return absl::InvalidArgumentError(absl::StrCat("FP8 weight block size [", options.fp8_block_rows, ", ",
+                                                   options.fp8_block_cols, "] must be positive"));
   }
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
@@ -103,8 +97,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     std::map<std::string, std::vector<std::string>> shards;
     for (const auto& [name, shard] : map_it->items()) {
       if (!shard.is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(index_path, ": weight_map entry ", Quoted(name),
-                                                       " is not a file name"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(index_path, ": weight_map entry ", Quoted(name), " is not a file name"));
       }
       const std::string& file = shard.get_ref<const std::string&>();
       if (!IsSafeRelativePath(file)) {
@@ -116,16 +110,15 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     for (const auto& [file, names] : shards) {
       const std::string path = (root / file).string();
       if (!fs::exists(path, ec)) {
-        return absl::NotFoundError(absl::StrCat(index_path, ": names shard ", Quoted(file),
-                                                " (holding tensor ", Quoted(names.front()),
-                                                "), which is missing from ", dir));
+        return absl::NotFoundError(absl::StrCat(index_path, ": names shard ", Quoted(file), " (holding tensor ",
+                                                Quoted(names.front()), "), which is missing from ", dir));
       }
       ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> st, SafetensorsFile::Open(path));
       for (const std::string& name : names) {
         const TensorInfo* info = st->Find(name);
         if (info == nullptr) {
-          return absl::DataLossError(absl::StrCat(index_path, ": maps tensor ", Quoted(name), " to ",
-                                                  path, ", which does not contain it"));
+          return absl::DataLossError(
+              absl::StrCat(index_path, ": maps tensor ", Quoted(name), " to ", path, ", which does not contain it"));
         }
         ckpt->tensors_.emplace(name, Entry{st.get(), info});
       }
@@ -145,8 +138,7 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& 
     std::sort(paths.begin(), paths.end());
   }
   if (paths.empty()) {
-    return absl::NotFoundError(absl::StrCat(dir, ": no ", kIndexFile, ", ", kSingleFile,
-                                            " or *.safetensors files"));
+    return absl::NotFoundError(absl::StrCat(dir, ": no ", kIndexFile, ", ", kSingleFile, " or *.safetensors files"));
   }
   for (const std::string& path : paths) {
     ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> st, SafetensorsFile::Open(path));
@@ -208,14 +200,13 @@ absl::StatusOr<std::vector<float>> Checkpoint::LoadF32Slice(std::string_view nam
   const auto where = [&] { return absl::StrCat("tensor ", Quoted(name), " in ", entry.file->path()); };
   if (absl::Span<const int64_t>(info.shape) != expected_shape) {
     return absl::InvalidArgumentError(absl::StrCat(where(), ": shape ", info.ShapeString(),
-                                                   " does not match the expected ",
-                                                   JoinDims(expected_shape)));
+                                                   " does not match the expected ", JoinDims(expected_shape)));
   }
   // A scalar is its own one-element slice along a notional dimension 0.
   const std::vector<int64_t> shape = info.shape.empty() ? std::vector<int64_t>{1} : info.shape;
   if (dim < 0 || dim >= static_cast<int>(shape.size()) || begin < 0 || count < 0 || begin + count > shape[dim]) {
-    return absl::InvalidArgumentError(absl::StrCat(where(), ": slice [", begin, ", ", begin + count,
-                                                   ") of dimension ", dim, " is outside ", info.ShapeString()));
+    return absl::InvalidArgumentError(absl::StrCat(where(), ": slice [", begin, ", ", begin + count, ") of dimension ",
+                                                   dim, " is outside ", info.ShapeString()));
   }
   int64_t outer = 1, inner = 1;
   for (int i = 0; i < dim; ++i) outer *= shape[i];
@@ -230,29 +221,28 @@ absl::StatusOr<std::vector<float>> Checkpoint::LoadF32Slice(std::string_view nam
       const size_t esize = info.file_dtype == SafetensorsDType::kF32 ? 4 : 2;
       for (int64_t o = 0; o < outer; ++o) {
         const size_t from = static_cast<size_t>((o * n + begin) * inner) * esize;
-        RETURN_IF_ERROR(ConvertToF32(bytes.subspan(from, static_cast<size_t>(count * inner) * esize),
-                                     info.file_dtype, out.data() + o * count * inner));
+        RETURN_IF_ERROR(ConvertToF32(bytes.subspan(from, static_cast<size_t>(count * inner) * esize), info.file_dtype,
+                                     out.data() + o * count * inner));
       }
       return out;
     }
-    case SafetensorsDType::kF8E4M3:
-      break;
+    case SafetensorsDType::kF8E4M3: break;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          where(), ": unsupported dtype ", AV(SafetensorsDTypeName(info.file_dtype)),
-          " (LoadF32 reads F32, BF16, F16 and F8_E4M3)"));
+      return absl::InvalidArgumentError(absl::StrCat(where(), ": unsupported dtype ",
+                                                     AV(SafetensorsDTypeName(info.file_dtype)),
+                                                     " (LoadF32 reads F32, BF16, F16 and F8_E4M3)"));
   }
 
   // FP8 with block scales: every element scaled by the block its place in the whole tensor is in.
   if (info.shape.size() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(where(), ": F8_E4M3 tensor of shape ",
-                                                   info.ShapeString(), " is not 2-D"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where(), ": F8_E4M3 tensor of shape ", info.ShapeString(), " is not 2-D"));
   }
   const std::string scale_name = absl::StrCat(AV(name), "_scale_inv");
   const auto scale_it = tensors_.find(scale_name);
   if (scale_it == tensors_.end()) {
-    return absl::NotFoundError(absl::StrCat(where(), ": F8_E4M3 tensor has no scale tensor ",
-                                            Quoted(scale_name), " in checkpoint ", dir_));
+    return absl::NotFoundError(
+        absl::StrCat(where(), ": F8_E4M3 tensor has no scale tensor ", Quoted(scale_name), " in checkpoint ", dir_));
   }
   const TensorInfo& scale_info = *scale_it->second.info;
   const int64_t rows = info.shape[0], cols = info.shape[1];
@@ -260,16 +250,16 @@ absl::StatusOr<std::vector<float>> Checkpoint::LoadF32Slice(std::string_view nam
   const int64_t scale_rows = (rows + br - 1) / br, scale_cols = (cols + bc - 1) / bc;
   const std::vector<int64_t> scale_shape = {scale_rows, scale_cols};
   if (scale_info.shape != scale_shape) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where(), ": scale tensor ", Quoted(scale_name), " has shape ", scale_info.ShapeString(),
-        ", expected ", JoinDims(scale_shape), " for blocks of [", br, ", ", bc, "]"));
+    return absl::InvalidArgumentError(absl::StrCat(where(), ": scale tensor ", Quoted(scale_name), " has shape ",
+                                                   scale_info.ShapeString(), ", expected ", JoinDims(scale_shape),
+                                                   " for blocks of [", br, ", ", bc, "]"));
   }
   std::vector<float> scale(static_cast<size_t>(scale_info.numel));
-  const absl::Status scale_status = ConvertToF32(scale_it->second.file->Data(scale_info),
-                                                 scale_info.file_dtype, scale.data());
+  const absl::Status scale_status =
+      ConvertToF32(scale_it->second.file->Data(scale_info), scale_info.file_dtype, scale.data());
   if (!scale_status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(where(), ": scale tensor ", Quoted(scale_name),
-                                                   ": ", scale_status.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(where(), ": scale tensor ", Quoted(scale_name), ": ", scale_status.message()));
   }
   const std::array<float, 256>& fp8 = Fp8E4M3Table();
   const int64_t r0 = dim == 0 ? begin : 0, r1 = dim == 0 ? begin + count : rows;

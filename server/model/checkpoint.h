@@ -48,8 +48,7 @@ class Checkpoint {
   // "<name>_scale_inv" tensor (F32, BF16 or F16) of shape
   // [ceil(rows / block_rows), ceil(cols / block_cols)]; value[r][c] = fp8[r][c] *
   // scale_inv[r / block_rows][c / block_cols].
-  absl::StatusOr<std::vector<float>> LoadF32(std::string_view name,
-                                             absl::Span<const int64_t> expected_shape) const;
+  absl::StatusOr<std::vector<float>> LoadF32(std::string_view name, absl::Span<const int64_t> expected_shape) const;
   // The slice [begin, begin + count) along dimension `dim` of tensor `name` as LoadF32 would give
   // it (the narrowed tensor, row-major), converting only the slice's elements of the mapped file
   // (a rank's shard of a weight). InvalidArgument for a slice outside the tensor.

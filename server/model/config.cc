@@ -21,8 +21,7 @@ absl::StatusOr<const Architecture*> FindArchitecture(const Json& j, const std::s
                                                      const ArchitectureRegistry& architectures) {
   auto it = j.find("architectures");
   if (it == j.end() || !it->is_array() || it->empty() || !(*it)[0].is_string()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": \"architectures\" must be a non-empty list of strings"));
+    return absl::InvalidArgumentError(absl::StrCat(source, ": \"architectures\" must be a non-empty list of strings"));
   }
   const std::string name = (*it)[0].get<std::string>();
   if (const Architecture* arch = architectures.Find(name)) return arch;
@@ -64,16 +63,13 @@ absl::Status ParseRope(const Json& j, const std::string& source, RopeConfig* rop
     ASSIGN_OR_RETURN(rope->factor, p.Double("factor", std::nullopt));
     ASSIGN_OR_RETURN(rope->low_freq_factor, p.Double("low_freq_factor", std::nullopt));
     ASSIGN_OR_RETURN(rope->high_freq_factor, p.Double("high_freq_factor", std::nullopt));
-    ASSIGN_OR_RETURN(rope->original_max_position_embeddings,
-                     p.Int("original_max_position_embeddings", std::nullopt));
+    ASSIGN_OR_RETURN(rope->original_max_position_embeddings, p.Int("original_max_position_embeddings", std::nullopt));
     if (rope->high_freq_factor <= rope->low_freq_factor) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": high_freq_factor must exceed low_freq_factor"));
+      return absl::InvalidArgumentError(absl::StrCat(where, ": high_freq_factor must exceed low_freq_factor"));
     }
   } else if (type == "yarn") {
     rope->type = RopeConfig::Type::kYarn;
-    ASSIGN_OR_RETURN(rope->original_max_position_embeddings,
-                     p.Int("original_max_position_embeddings", std::nullopt));
+    ASSIGN_OR_RETURN(rope->original_max_position_embeddings, p.Int("original_max_position_embeddings", std::nullopt));
     ASSIGN_OR_RETURN(rope->factor, p.Double("factor", 0.0));
     ASSIGN_OR_RETURN(rope->beta_fast, p.Double("beta_fast", 32.0));
     ASSIGN_OR_RETURN(rope->beta_slow, p.Double("beta_slow", 1.0));
@@ -118,8 +114,7 @@ absl::Status ParseQuantization(const Json& j, const std::string& source, ModelCo
 // `value` of `field` at most `limit` (ModelConfigLimits).
 absl::Status AtMost(const ConfigFields& f, const char* field, int64_t value, int64_t limit) {
   if (value <= limit) return absl::OkStatus();
-  return f.Invalid(absl::StrCat("\"", field, "\" is ", value, ", more than moeserve supports (",
-                                limit, ")"));
+  return f.Invalid(absl::StrCat("\"", field, "\" is ", value, ", more than moeserve supports (", limit, ")"));
 }
 
 // The fields every architecture shares.
@@ -180,8 +175,7 @@ absl::Status ParseCommon(const Json& j, const ConfigFields& f, ModelConfig& c) {
   RETURN_IF_ERROR(AtMost(f, "num_attention_heads", c.num_attention_heads, L::kMaxHeads));
   RETURN_IF_ERROR(AtMost(f, "num_key_value_heads", c.num_key_value_heads, L::kMaxHeads));
   RETURN_IF_ERROR(AtMost(f, "head_dim", c.head_dim, L::kMaxHeadDim));
-  RETURN_IF_ERROR(AtMost(f, "max_position_embeddings", c.max_position_embeddings,
-                         L::kMaxPositionEmbeddings));
+  RETURN_IF_ERROR(AtMost(f, "max_position_embeddings", c.max_position_embeddings, L::kMaxPositionEmbeddings));
   if (c.hidden_act != "silu") {
     return f.Invalid(absl::StrCat("hidden_act \"", c.hidden_act, "\" is not supported (silu)"));
   }
@@ -201,8 +195,7 @@ absl::Status Validate(const ModelConfig& c, const ConfigFields& f) {
         std::tuple{"kv_lora_rank", c.kv_lora_rank, L::kMaxLoraRank},
         std::tuple{"qk_nope_head_dim", c.qk_nope_head_dim, L::kMaxHeadDim},
         std::tuple{"qk_rope_head_dim", c.qk_rope_head_dim, L::kMaxHeadDim},
-        std::tuple{"v_head_dim", c.v_head_dim, L::kMaxHeadDim},
-        std::tuple{"head_dim", c.head_dim, L::kMaxHeadDim},
+        std::tuple{"v_head_dim", c.v_head_dim, L::kMaxHeadDim}, std::tuple{"head_dim", c.head_dim, L::kMaxHeadDim},
         std::tuple{"num_nextn_predict_layers", c.num_nextn_predict_layers, L::kMaxLayers}}) {
     if (value < 0) return f.Invalid(absl::StrCat(field, " must not be negative, got ", value));
     RETURN_IF_ERROR(AtMost(f, field, value, limit));
@@ -213,8 +206,8 @@ absl::Status Validate(const ModelConfig& c, const ConfigFields& f) {
   }
   if (c.head_dim <= 0) return f.Invalid(absl::StrCat("\"head_dim\" must be positive, got ", c.head_dim));
   if (c.rotary_dim <= 0 || c.rotary_dim % 2 != 0 || c.rotary_dim > c.head_dim) {
-    return f.Invalid(absl::StrCat("the rotary dimension (", c.rotary_dim, ") must be even and at most head_dim (",
-                                  c.head_dim, ")"));
+    return f.Invalid(
+        absl::StrCat("the rotary dimension (", c.rotary_dim, ") must be even and at most head_dim (", c.head_dim, ")"));
   }
   if (static_cast<int64_t>(c.moe_layers.size()) != c.num_hidden_layers) {
     return absl::InternalError(absl::StrCat(f.source(), ": the architecture's MoE layer pattern has ",
@@ -234,18 +227,18 @@ absl::Status Validate(const ModelConfig& c, const ConfigFields& f) {
     return f.Invalid(absl::StrCat("\"num_experts_per_tok\" must be positive, got ", c.num_experts_per_tok));
   }
   if (c.num_experts_per_tok > c.num_experts) {
-    return f.Invalid(absl::StrCat("num_experts_per_tok (", c.num_experts_per_tok,
-                                  ") exceeds the number of experts (", c.num_experts, ")"));
+    return f.Invalid(absl::StrCat("num_experts_per_tok (", c.num_experts_per_tok, ") exceeds the number of experts (",
+                                  c.num_experts, ")"));
   }
   const MoeRoutingParams& r = c.routing;
   if (r.top_k != c.num_experts_per_tok) {
-    return absl::InternalError(absl::StrCat(f.source(), ": routing top_k ", r.top_k, " != num_experts_per_tok ",
-                                            c.num_experts_per_tok));
+    return absl::InternalError(
+        absl::StrCat(f.source(), ": routing top_k ", r.top_k, " != num_experts_per_tok ", c.num_experts_per_tok));
   }
   if (r.method != MoeTopkMethod::kGreedy) {
     if (r.n_group <= 0 || c.num_experts % r.n_group != 0) {
-      return f.Invalid(absl::StrCat("n_group (", r.n_group, ") must divide the number of experts (",
-                                    c.num_experts, ")"));
+      return f.Invalid(
+          absl::StrCat("n_group (", r.n_group, ") must divide the number of experts (", c.num_experts, ")"));
     }
     if (r.topk_group <= 0 || r.topk_group > r.n_group) {
       return f.Invalid(absl::StrCat("topk_group (", r.topk_group, ") must be in [1, n_group=", r.n_group, "]"));

@@ -57,9 +57,9 @@ struct ModelConfig {
   std::vector<int32_t> eos_token_ids;
 
   // Attention as the architecture runs it.
-  int64_t rotary_dim = 0;                 // leading dims of each head RoPE rotates
+  int64_t rotary_dim = 0;  // leading dims of each head RoPE rotates
   RopeStyle rope_style = RopeStyle::kNeox;
-  double attention_scale = 0.0;           // softmax scale (DeepSeek: includes YaRN's mscale²)
+  double attention_scale = 0.0;  // softmax scale (DeepSeek: includes YaRN's mscale²)
 
   // MoE (Mixtral, Qwen3-MoE, DeepSeek)
   int64_t num_experts = 0;  // routed experts; 0 = dense
@@ -95,8 +95,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text, std::st
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text, std::string_view source_name,
                                              const ArchitectureRegistry& architectures);
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
-absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir,
-                                            const ArchitectureRegistry& architectures);
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir, const ArchitectureRegistry& architectures);
 
 }  // namespace moeserve
 

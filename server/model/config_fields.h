@@ -33,7 +33,7 @@ class ConfigFields {
 
   absl::Status Missing(const char* key) const;
   absl::Status Wrong(const char* key, const char* what) const;  // "field \"key\" must be <what>"
-  absl::Status Invalid(const std::string& message) const;        // "<source>: <message>"
+  absl::Status Invalid(const std::string& message) const;       // "<source>: <message>"
 
  private:
   const nlohmann::json& json_;

@@ -31,8 +31,7 @@ class DecoderLayer {
   // is the next layer's input norm or the final norm (the residual add fuses with it).
   // block_out [T, d] is scratch.
   absl::Status Forward(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin, float eps,
-                       const Tensor& next_norm, const Tensor& residual, const Tensor& x,
-                       const Tensor& block_out) const;
+                       const Tensor& next_norm, const Tensor& residual, const Tensor& x, const Tensor& block_out) const;
 
  private:
   DecoderLayer() = default;

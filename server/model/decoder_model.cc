@@ -29,9 +29,9 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(const ModelConf
   const std::vector<float> table = BuildRopeCosSinTable(ComputeRopeFrequencies(c.rope, rotary_dim), max_model_len);
   Backend* b = m->backend_;
   ASSIGN_OR_RETURN(m->rope_cos_sin_, b->Allocate(DType::kF32, {max_model_len, rotary_dim}));
-  RETURN_IF_ERROR(b->CopyFromHost(
-      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(table.data()), table.size() * sizeof(float)),
-      m->rope_cos_sin_));
+  RETURN_IF_ERROR(
+      b->CopyFromHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(table.data()), table.size() * sizeof(float)),
+                      m->rope_cos_sin_));
   return m;
 }
 
@@ -50,8 +50,8 @@ absl::StatusOr<ExpertLoad> DecoderModel::ReadExpertLoad() {
     const int32_t e = static_cast<int32_t>(counts.numel());
     if (load.layers.empty()) load.num_experts = e;
     if (e != load.num_experts) {
-      return absl::InternalError(absl::StrCat("ReadExpertLoad: layer ", i, " has ", e,
-                                              " experts, an earlier MoE layer ", load.num_experts));
+      return absl::InternalError(
+          absl::StrCat("ReadExpertLoad: layer ", i, " has ", e, " experts, an earlier MoE layer ", load.num_experts));
     }
     load.layers.push_back(static_cast<int32_t>(i));
     const size_t base = load.tokens.size();
@@ -76,10 +76,10 @@ absl::Status DecoderModel::AllocateKvCache(const KvLayout& layout) {
   }
   if (layout.spec != kv_cache_spec()) {
     const KvCacheSpec own = kv_cache_spec();
-    return absl::InvalidArgumentError(absl::StrCat(
-        "AllocateKvCache: the layout's spec (", layout.spec.num_layers, " layers x ",
-        layout.spec.bytes_per_token_per_layer, " B/token) is not this model's (", own.num_layers, " x ",
-        own.bytes_per_token_per_layer, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("AllocateKvCache: the layout's spec (", layout.spec.num_layers,
+                                                   " layers x ", layout.spec.bytes_per_token_per_layer,
+                                                   " B/token) is not this model's (", own.num_layers, " x ",
+                                                   own.bytes_per_token_per_layer, ")"));
   }
   // No cache while reallocating; every layer's old cache is freed first so that the old and the new
   // one never coexist.
@@ -95,8 +95,8 @@ absl::Status DecoderModel::AllocateKvCache(const KvLayout& layout) {
 absl::Status DecoderModel::ValidateBatch(const ForwardBatch& batch) const {
   if (kv_layout_.num_blocks == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
   if (batch.block_size != kv_layout_.block_size) {
-    return absl::InvalidArgumentError(absl::StrCat("Forward: batch block_size ", batch.block_size,
-                                                   " != cache block size ", kv_layout_.block_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Forward: batch block_size ", batch.block_size, " != cache block size ", kv_layout_.block_size));
   }
   RETURN_IF_ERROR(batch.Validate(kv_layout_.num_blocks, static_cast<int32_t>(max_model_len_)));
   for (int32_t id : batch.token_ids) {

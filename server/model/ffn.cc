@@ -69,7 +69,8 @@ absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const MoeTenso
       ASSIGN_OR_RETURN(bool ok, HostFp8BlockSlice(loader, loader.Name(*w), w->shape, 0, ir, &gu_bytes, &gu_scales));
       if (!ok) return false;
     }
-    ASSIGN_OR_RETURN(bool ok, HostFp8BlockSlice(loader, loader.Name(x.down), x.down.shape, 1, ir, &dn_bytes, &dn_scales));
+    ASSIGN_OR_RETURN(bool ok,
+                     HostFp8BlockSlice(loader, loader.Name(x.down), x.down.shape, 1, ir, &dn_bytes, &dn_scales));
     if (!ok) return false;
   }
   int64_t fused = 0;
@@ -79,7 +80,8 @@ absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const MoeTenso
     bool ok = true;
     int j = 0;
     for (const WeightSpec* w : {&t.shared->gate, &t.shared->up, &t.shared->down}) {
-      ASSIGN_OR_RETURN(bool got, HostFp8BlockSlice(loader, loader.Name(*w), w->shape, j == 2 ? 1 : 0, xr, &b[j], &sc[j]));
+      ASSIGN_OR_RETURN(bool got,
+                       HostFp8BlockSlice(loader, loader.Name(*w), w->shape, j == 2 ? 1 : 0, xr, &b[j], &sc[j]));
       ok = ok && got;
       ++j;
     }
@@ -166,13 +168,13 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const MoeTensors& t, c
     ASSIGN_OR_RETURN(xr, parallel.Share(t.shared->gate.shape[0], "the shared experts' intermediate size"));
   }
   const bool fuse_shared = n_shared > 0 && xr.count == n_shared * ir.count;
-  const bool fused_layout = t.fused_gate_up && t.fused_down && !loader.Has(t.experts[0].gate) &&
-                            loader.Has(*t.fused_gate_up);
+  const bool fused_layout =
+      t.fused_gate_up && t.fused_down && !loader.Has(t.experts[0].gate) && loader.Has(*t.fused_gate_up);
   if (fused_layout && n_shared == 0 && !parallel.sharded()) {
     ASSIGN_OR_RETURN(moe.gate_up_, loader.Load(*t.fused_gate_up));
     ASSIGN_OR_RETURN(moe.down_, loader.Load(*t.fused_down));
-  } else if (absl::StatusOr<bool> fp8 = fused_layout ? false
-                                                     : LoadFp8Experts(loader, t, d, er, ir, n_shared, xr, fuse_shared, &moe);
+  } else if (absl::StatusOr<bool> fp8 =
+                 fused_layout ? false : LoadFp8Experts(loader, t, d, er, ir, n_shared, xr, fuse_shared, &moe);
              !fp8.ok() || *fp8) {
     if (!fp8.ok()) return fp8.status();
   } else if (const DType dtype = loader.weight_dtype(); dtype != DType::kF32 && !fused_layout && !parallel.sharded()) {

@@ -34,8 +34,7 @@ class MoeFfn {
   static absl::StatusOr<MoeFfn> Load(WeightLoader& loader, const MoeTensors& tensors, const ModelConfig& config);
   // `num_valid_tokens` (optional, i32 [1] on the backend): rows of x at or past it are padding,
   // computed but left out of expert_counts (MoeExpertsExtras::num_valid_tokens).
-  absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out,
-                       const Tensor& num_valid_tokens) const;
+  absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out, const Tensor& num_valid_tokens) const;
 
   // i64 [E] on the backend: (token, slot) pairs of real tokens routed to each expert since load,
   // accumulated by MoeExperts on the device (no sync per step). Read it with Backend::CopyToHost
@@ -43,25 +42,25 @@ class MoeFfn {
   const Tensor& expert_counts() const { return expert_counts_; }
 
  private:
-  static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const MoeTensors& tensors, int64_t d,
-                                             Range experts, Range channels, int64_t n_shared, Range shared_channels,
-                                             bool fuse_shared, MoeFfn* moe);
+  static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const MoeTensors& tensors, int64_t d, Range experts,
+                                             Range channels, int64_t n_shared, Range shared_channels, bool fuse_shared,
+                                             MoeFfn* moe);
 
   MoeRoutingParams routing_;
-  int64_t num_experts_ = 0;    // routed experts of the model (the router's)
-  int64_t first_expert_ = 0;   // expert parallelism: this rank holds [first, first + local)
+  int64_t num_experts_ = 0;   // routed experts of the model (the router's)
+  int64_t first_expert_ = 0;  // expert parallelism: this rank holds [first, first + local)
   int64_t local_experts_ = 0;
-  int64_t intermediate_ = 0;   // this rank's channels of each expert
-  Tensor router_;           // [E, d]
-  Tensor correction_bias_;  // [E] or empty
-  Tensor gate_up_;          // [local + S, 2I, d]
-  Tensor down_;             // [local + S, d, I]
+  int64_t intermediate_ = 0;  // this rank's channels of each expert
+  Tensor router_;             // [E, d]
+  Tensor correction_bias_;    // [E] or empty
+  Tensor gate_up_;            // [local + S, 2I, d]
+  Tensor down_;               // [local + S, d, I]
   // S: the shared MLP (intermediate n_shared · I) split into n_shared experts of intermediate I,
   // stacked after the routed ones and run by MoeExperts on every token with weight 1 (one grouped
   // computation instead of two extra GEMMs). 0 when there are none or they stay a DenseMlp.
   int64_t num_shared_fused_ = 0;
   std::optional<DenseMlp> shared_;  // shared experts not fused (fp8 layouts that do not stack)
-  Tensor expert_counts_;  // i64 [E]
+  Tensor expert_counts_;            // i64 [E]
 };
 
 }  // namespace moeserve

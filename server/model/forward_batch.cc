@@ -43,9 +43,12 @@ absl::Status ForwardBatch::Validate(int32_t num_blocks, int32_t max_position) co
   const int32_t s = num_seqs();
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat("ForwardBatch: ", parts...)); };
   if (block_size <= 0) return bad("block_size must be positive");
-  if (static_cast<int32_t>(positions.size()) != t) return bad("positions has ", positions.size(), " entries, expected ", t);
-  if (static_cast<int32_t>(slot_mapping.size()) != t) return bad("slot_mapping has ", slot_mapping.size(), " entries, expected ", t);
-  if (static_cast<int32_t>(query_start_loc.size()) != s + 1) return bad("query_start_loc must have num_seqs + 1 entries");
+  if (static_cast<int32_t>(positions.size()) != t)
+    return bad("positions has ", positions.size(), " entries, expected ", t);
+  if (static_cast<int32_t>(slot_mapping.size()) != t)
+    return bad("slot_mapping has ", slot_mapping.size(), " entries, expected ", t);
+  if (static_cast<int32_t>(query_start_loc.size()) != s + 1)
+    return bad("query_start_loc must have num_seqs + 1 entries");
   if (query_start_loc[0] != 0 || query_start_loc[s] != t) return bad("query_start_loc must run from 0 to num_tokens");
   if (static_cast<int64_t>(block_tables.size()) != static_cast<int64_t>(s) * max_blocks_per_seq) {
     return bad("block_tables has ", block_tables.size(), " entries, expected ", s, " x ", max_blocks_per_seq);
@@ -54,14 +57,17 @@ absl::Status ForwardBatch::Validate(int32_t num_blocks, int32_t max_position) co
     const int32_t q = query_start_loc[i + 1] - query_start_loc[i];
     if (q < 0) return bad("query_start_loc must be non-decreasing");
     if (seq_lens[i] < q) return bad("seq_lens[", i, "] = ", seq_lens[i], " is shorter than its ", q, " new tokens");
-    if (seq_lens[i] > max_position) return bad("seq_lens[", i, "] = ", seq_lens[i], " exceeds the model's ", max_position, " positions");
+    if (seq_lens[i] > max_position)
+      return bad("seq_lens[", i, "] = ", seq_lens[i], " exceeds the model's ", max_position, " positions");
     if (seq_lens[i] > static_cast<int64_t>(max_blocks_per_seq) * block_size) {
-      return bad("sequence ", i, " needs ", seq_lens[i], " slots but its block table holds ", max_blocks_per_seq, " blocks");
+      return bad("sequence ", i, " needs ", seq_lens[i], " slots but its block table holds ", max_blocks_per_seq,
+                 " blocks");
     }
     const int32_t used_blocks = (seq_lens[i] + block_size - 1) / block_size;
     for (int32_t b = 0; b < used_blocks; ++b) {
       const int32_t block = block_tables[static_cast<size_t>(i) * max_blocks_per_seq + b];
-      if (block < 0 || block >= num_blocks) return bad("block_tables[", i, "][", b, "] = ", block, " is outside [0, ", num_blocks, ")");
+      if (block < 0 || block >= num_blocks)
+        return bad("block_tables[", i, "][", b, "] = ", block, " is outside [0, ", num_blocks, ")");
     }
     for (int32_t k = query_start_loc[i]; k < query_start_loc[i + 1]; ++k) {
       const int32_t expected = seq_lens[i] - q + (k - query_start_loc[i]);

@@ -20,9 +20,9 @@ struct ForwardBatch {
   std::vector<int32_t> query_start_loc;  // [S + 1]
   std::vector<int32_t> seq_lens;         // [S] context length after this step
   int32_t max_blocks_per_seq = 0;
-  std::vector<int32_t> block_tables;     // [S * max_blocks_per_seq], unused entries 0
-  std::vector<int32_t> slot_mapping;     // [T] cache slot each new token's K/V is written to
-  std::vector<int32_t> logits_indices;   // rows of the batch whose next-token logits are wanted
+  std::vector<int32_t> block_tables;    // [S * max_blocks_per_seq], unused entries 0
+  std::vector<int32_t> slot_mapping;    // [T] cache slot each new token's K/V is written to
+  std::vector<int32_t> logits_indices;  // rows of the batch whose next-token logits are wanted
 
   int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_lens.size()); }
@@ -32,8 +32,8 @@ struct ForwardBatch {
   // `want_logits`, the last new token's row is added to logits_indices. Rows are padded to
   // max_blocks_per_seq (widened, re-packing earlier rows, when a longer table arrives; set it
   // beforehand to the widest table to avoid that).
-  void AddSequence(absl::Span<const int32_t> new_tokens, int32_t num_cached,
-                   absl::Span<const int32_t> block_table, bool want_logits);
+  void AddSequence(absl::Span<const int32_t> new_tokens, int32_t num_cached, absl::Span<const int32_t> block_table,
+                   bool want_logits);
 
   // Checks internal consistency against a cache of `num_blocks` blocks and a model accepting
   // `max_position` positions; InvalidArgument naming the field otherwise.

@@ -34,8 +34,9 @@ absl::StatusOr<std::unique_ptr<GqaAttention>> GqaAttention::Load(WeightLoader& l
   ASSIGN_OR_RETURN(a->k_, LoadSlice(loader, t.k, 0, kv_rows));
   ASSIGN_OR_RETURN(a->v_, LoadSlice(loader, t.v, 0, kv_rows));
   ASSIGN_OR_RETURN(a->o_, LoadSlice(loader, t.o, 1, q_rows));  // row-parallel: a partial sum per rank
-  for (auto [spec, tensor, rows] : {std::tuple{&t.q_bias, &a->q_bias_, q_rows}, std::tuple{&t.k_bias, &a->k_bias_, kv_rows},
-                                    std::tuple{&t.v_bias, &a->v_bias_, kv_rows}}) {
+  for (auto [spec, tensor, rows] :
+       {std::tuple{&t.q_bias, &a->q_bias_, q_rows}, std::tuple{&t.k_bias, &a->k_bias_, kv_rows},
+        std::tuple{&t.v_bias, &a->v_bias_, kv_rows}}) {
     if (*spec) {
       ASSIGN_OR_RETURN(*tensor, LoadSlice(loader, **spec, 0, rows));
     }

@@ -30,10 +30,10 @@ class GqaAttention final : public AttentionBlock {
   int64_t num_heads_ = 0, num_kv_heads_ = 0, head_dim_ = 0, rotary_dim_ = 0;
   float scale_ = 0.0f, norm_eps_ = 0.0f;
   RopeStyle rope_style_ = RopeStyle::kNeox;
-  Tensor q_, k_, v_, o_;              // [H·D, d], [Hkv·D, d], [Hkv·D, d], [d, H·D]
+  Tensor q_, k_, v_, o_;                      // [H·D, d], [Hkv·D, d], [Hkv·D, d], [d, H·D]
   Tensor q_bias_, k_bias_, v_bias_, o_bias_;  // empty unless the architecture has them
-  Tensor q_norm_, k_norm_;            // [D] or empty
-  Tensor k_cache_, v_cache_;          // [NB, BS, Hkv, D]
+  Tensor q_norm_, k_norm_;                    // [D] or empty
+  Tensor k_cache_, v_cache_;                  // [NB, BS, Hkv, D]
 };
 
 }  // namespace moeserve

@@ -32,9 +32,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& model_dir, B
     return architectures.Find(config.architecture)->Load(config, loader, max_len);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        model_dir, ": out of host memory loading the model (", config.num_hidden_layers,
-        " layers, hidden_size ", config.hidden_size, ", vocab_size ", config.vocab_size,
-        ", a rotary table for max_model_len ", max_len,
+        model_dir, ": out of host memory loading the model (", config.num_hidden_layers, " layers, hidden_size ",
+        config.hidden_size, ", vocab_size ", config.vocab_size, ", a rotary table for max_model_len ", max_len,
         "); a smaller --max-model-len may help, or a machine with more memory"));
   }
 }

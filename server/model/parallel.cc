@@ -29,8 +29,8 @@ absl::Status CheckFp8Boundaries(const Checkpoint& ckpt, const std::string& name,
 absl::StatusOr<Range> ModelParallel::Share(int64_t n, absl::string_view what) const {
   const int64_t s = size();
   if (n % s != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor parallelism: ", what, " (", n,
-                                                   ") is not divisible by the tensor-parallel size ", s));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor parallelism: ", what, " (", n, ") is not divisible by the tensor-parallel size ", s));
   }
   return Range{.begin = rank() * (n / s), .count = n / s};
 }
@@ -42,7 +42,8 @@ absl::Status ModelParallel::AllReduce(const Tensor& x) const {
 absl::StatusOr<std::vector<float>> HostSlice(const WeightLoader& loader, const std::string& name,
                                              const std::vector<int64_t>& shape, int dim, Range range) {
   RETURN_IF_ERROR(CheckFp8Boundaries(loader.checkpoint(), name, shape, dim, range));
-  ASSIGN_OR_RETURN(std::vector<float> values, loader.checkpoint().LoadF32Slice(name, shape, dim, range.begin, range.count));
+  ASSIGN_OR_RETURN(std::vector<float> values,
+                   loader.checkpoint().LoadF32Slice(name, shape, dim, range.begin, range.count));
   loader.checkpoint().DropPages(name);  // copied: the mapped pages leave the resident set
   return values;
 }

@@ -61,7 +61,8 @@ std::vector<float> RandomValues(const WeightSpec& spec, const RandomModelOptions
   return v;
 }
 
-HostTensor Encode(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& v, DType dtype) {
+HostTensor Encode(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& v,
+                  DType dtype) {
   HostTensor t{name, dtype, shape, {}};
   t.data.resize(v.size() * DTypeSize(dtype));
   for (size_t i = 0; i < v.size(); ++i) {
@@ -113,8 +114,7 @@ absl::Status WriteRandomModel(std::string_view config_json, const std::string& o
   if (ec) return absl::PermissionDeniedError(absl::StrCat(out_dir, ": cannot create: ", ec.message()));
   RETURN_IF_ERROR(WriteStringToFile(out_dir + "/config.json", config_json));
 
-  const std::vector<WeightSpec> specs =
-      AllWeights(architectures.Find(config.architecture)->Tensors(config));
+  const std::vector<WeightSpec> specs = AllWeights(architectures.Find(config.architecture)->Tensors(config));
   nlohmann::json weight_map = nlohmann::json::object();
   std::vector<HostTensor> shard;
   int64_t shard_bytes = 0;

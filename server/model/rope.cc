@@ -30,8 +30,7 @@ RopeFrequencies ComputeRopeFrequencies(const RopeConfig& rope, int64_t rotary_di
     out.inv_freq[i] = 1.0f / pos_freq;
   }
   switch (rope.type) {
-    case RopeConfig::Type::kDefault:
-      break;
+    case RopeConfig::Type::kDefault: break;
     case RopeConfig::Type::kLinear:
       for (float& f : out.inv_freq) f = f / static_cast<float>(rope.factor);
       break;

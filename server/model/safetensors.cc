@@ -26,14 +26,14 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {SafetensorsDType::kBool, "BOOL", 1},       {SafetensorsDType::kU8, "U8", 1},
-    {SafetensorsDType::kI8, "I8", 1},           {SafetensorsDType::kI16, "I16", 2},
-    {SafetensorsDType::kU16, "U16", 2},         {SafetensorsDType::kI32, "I32", 4},
-    {SafetensorsDType::kU32, "U32", 4},         {SafetensorsDType::kI64, "I64", 8},
-    {SafetensorsDType::kU64, "U64", 8},         {SafetensorsDType::kF8E4M3, "F8_E4M3", 1},
-    {SafetensorsDType::kF8E5M2, "F8_E5M2", 1},  {SafetensorsDType::kF8E8M0, "F8_E8M0", 1},
-    {SafetensorsDType::kF16, "F16", 2},         {SafetensorsDType::kBF16, "BF16", 2},
-    {SafetensorsDType::kF32, "F32", 4},         {SafetensorsDType::kF64, "F64", 8},
+    {SafetensorsDType::kBool, "BOOL", 1},      {SafetensorsDType::kU8, "U8", 1},
+    {SafetensorsDType::kI8, "I8", 1},          {SafetensorsDType::kI16, "I16", 2},
+    {SafetensorsDType::kU16, "U16", 2},        {SafetensorsDType::kI32, "I32", 4},
+    {SafetensorsDType::kU32, "U32", 4},        {SafetensorsDType::kI64, "I64", 8},
+    {SafetensorsDType::kU64, "U64", 8},        {SafetensorsDType::kF8E4M3, "F8_E4M3", 1},
+    {SafetensorsDType::kF8E5M2, "F8_E5M2", 1}, {SafetensorsDType::kF8E8M0, "F8_E8M0", 1},
+    {SafetensorsDType::kF16, "F16", 2},        {SafetensorsDType::kBF16, "BF16", 2},
+    {SafetensorsDType::kF32, "F32", 4},        {SafetensorsDType::kF64, "F64", 8},
 };
 
 // Sub-byte dtypes of newer safetensors versions: recognised only to give a precise error.
@@ -42,13 +42,9 @@ constexpr std::string_view kSubByteDTypes[] = {"F4", "F6_E2M3", "F6_E3M2"};
 // Abseil here is built with its own string_view; this bridges std::string_view into it.
 absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-std::string Quoted(std::string_view s) {
-  return absl::StrCat("\"", absl::Utf8SafeCHexEscape(AV(s)), "\"");
-}
+std::string Quoted(std::string_view s) { return absl::StrCat("\"", absl::Utf8SafeCHexEscape(AV(s)), "\""); }
 
-std::string JoinDims(absl::Span<const int64_t> dims) {
-  return absl::StrCat("[", absl::StrJoin(dims, ", "), "]");
-}
+std::string JoinDims(absl::Span<const int64_t> dims) { return absl::StrCat("[", absl::StrJoin(dims, ", "), "]"); }
 
 // Formats errors as `<file>: tensor "<name>": <reason>`.
 class ErrorPrefix {
@@ -99,9 +95,7 @@ class DuplicateKeyChecker {
 
   bool operator()(int depth, Json::parse_event_t event, Json& parsed) {
     switch (event) {
-      case Json::parse_event_t::object_start:
-        keys_.emplace_back();
-        break;
+      case Json::parse_event_t::object_start: keys_.emplace_back(); break;
       case Json::parse_event_t::object_end:
         if (!keys_.empty()) keys_.pop_back();
         break;
@@ -114,8 +108,7 @@ class DuplicateKeyChecker {
           }
         }
         break;
-      default:
-        break;
+      default: break;
     }
     if (depth > kMaxDepth) too_deep_ = true;
     return true;
@@ -132,8 +125,8 @@ class DuplicateKeyChecker {
   bool too_deep_ = false;
 };
 
-absl::StatusOr<TensorInfo> ParseEntry(const ErrorPrefix& err, const std::string& name,
-                                      const Json& entry, uint64_t data_size) {
+absl::StatusOr<TensorInfo> ParseEntry(const ErrorPrefix& err, const std::string& name, const Json& entry,
+                                      uint64_t data_size) {
   if (!entry.is_object()) {
     return err.Tensor(name, absl::StrCat("entry is a JSON ", entry.type_name(), ", not an object"));
   }
@@ -166,8 +159,7 @@ absl::StatusOr<TensorInfo> ParseEntry(const ErrorPrefix& err, const std::string&
       case IntKind::kOk: break;
       case IntKind::kNegative:
         return err.Tensor(name, absl::StrCat("shape ", Abbrev(*shape_it), " has a negative dimension"));
-      case IntKind::kNotInteger:
-        return err.Tensor(name, absl::StrCat("shape dimension ", i, " is not an integer"));
+      case IntKind::kNotInteger: return err.Tensor(name, absl::StrCat("shape dimension ", i, " is not an integer"));
       case IntKind::kTooLarge:
         return err.Tensor(name, absl::StrCat("shape ", Abbrev(*shape_it), " has a dimension above 2^63"));
     }
@@ -182,8 +174,8 @@ absl::StatusOr<TensorInfo> ParseEntry(const ErrorPrefix& err, const std::string&
   if (empty) {
     numel = 0;
   } else if (overflow || __builtin_mul_overflow(static_cast<uint64_t>(numel), elem_size, &nbytes)) {
-    return err.Tensor(name, absl::StrCat("shape ", info.ShapeString(), " of ", dtype_name,
-                                         " overflows the element count"));
+    return err.Tensor(name,
+                      absl::StrCat("shape ", info.ShapeString(), " of ", dtype_name, " overflows the element count"));
   }
   info.numel = numel;
   info.nbytes = nbytes;
@@ -191,24 +183,22 @@ absl::StatusOr<TensorInfo> ParseEntry(const ErrorPrefix& err, const std::string&
   const auto offsets_it = entry.find("data_offsets");
   if (offsets_it == entry.end()) return err.Tensor(name, "missing \"data_offsets\"");
   if (!offsets_it->is_array() || offsets_it->size() != 2) {
-    return err.Tensor(name, absl::StrCat("\"data_offsets\" is not an array of 2 integers: ",
-                                         Abbrev(*offsets_it)));
+    return err.Tensor(name, absl::StrCat("\"data_offsets\" is not an array of 2 integers: ", Abbrev(*offsets_it)));
   }
   int64_t begin = 0, end = 0;
   if (ReadNonNegative((*offsets_it)[0], &begin) != IntKind::kOk ||
       ReadNonNegative((*offsets_it)[1], &end) != IntKind::kOk) {
-    return err.Tensor(name, absl::StrCat("\"data_offsets\" ", Abbrev(*offsets_it),
-                                         " are not integers in [0, 2^63)"));
+    return err.Tensor(name, absl::StrCat("\"data_offsets\" ", Abbrev(*offsets_it), " are not integers in [0, 2^63)"));
   }
   const std::string offsets = absl::StrCat("data_offsets [", begin, ", ", end, "]");
   if (end < begin) return err.Tensor(name, absl::StrCat(offsets, " end before they begin"));
   if (static_cast<uint64_t>(end - begin) != nbytes) {
-    return err.Tensor(name, absl::StrCat(offsets, " do not match shape ", info.ShapeString(), " of ",
-                                         dtype_name, " (", nbytes, " bytes)"));
+    return err.Tensor(name, absl::StrCat(offsets, " do not match shape ", info.ShapeString(), " of ", dtype_name, " (",
+                                         nbytes, " bytes)"));
   }
   if (static_cast<uint64_t>(end) > data_size) {
-    return err.Tensor(name, absl::StrCat(offsets, " extend past the end of the data section (",
-                                         data_size, " bytes); is the file truncated?"));
+    return err.Tensor(name, absl::StrCat(offsets, " extend past the end of the data section (", data_size,
+                                         " bytes); is the file truncated?"));
   }
   info.offset = static_cast<uint64_t>(begin);  // made absolute by the caller
   return info;
@@ -265,22 +255,20 @@ SafetensorsDType ToSafetensorsDType(DType dtype) {
 
 std::string TensorInfo::ShapeString() const { return JoinDims(shape); }
 
-absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::Span<const uint8_t> file,
-                                                         std::string_view file_name) {
+absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::Span<const uint8_t> file, std::string_view file_name) {
   const ErrorPrefix err(file_name);
   if (file.size() < 8) {
-    return err.File(absl::StrCat("file is ", file.size(),
-                                 " bytes, too short for the 8-byte header length"));
+    return err.File(absl::StrCat("file is ", file.size(), " bytes, too short for the 8-byte header length"));
   }
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | file[i];
   if (header_len > kMaxSafetensorsHeaderBytes) {
-    return err.File(absl::StrCat("header length ", header_len, " exceeds the limit of ",
-                                 kMaxSafetensorsHeaderBytes, " bytes; not a safetensors file?"));
+    return err.File(absl::StrCat("header length ", header_len, " exceeds the limit of ", kMaxSafetensorsHeaderBytes,
+                                 " bytes; not a safetensors file?"));
   }
   if (header_len > file.size() - 8) {
-    return err.File(absl::StrCat("header length ", header_len, " runs past the end of the file (",
-                                 file.size(), " bytes); is the file truncated?"));
+    return err.File(absl::StrCat("header length ", header_len, " runs past the end of the file (", file.size(),
+                                 " bytes); is the file truncated?"));
   }
   if (header_len == 0) return err.File("header is empty");
 
@@ -315,8 +303,8 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::Span<const uint8_
       if (!entry.is_object()) return err.File("\"__metadata__\" is not an object");
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) {
-          return err.File(absl::StrCat("\"__metadata__\" value of ", Quoted(key), " is a JSON ",
-                                       value.type_name(), ", not a string"));
+          return err.File(absl::StrCat("\"__metadata__\" value of ", Quoted(key), " is a JSON ", value.type_name(),
+                                       ", not a string"));
         }
         header.metadata.emplace(key, value.get<std::string>());
       }
@@ -336,9 +324,8 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::Span<const uint8_
     if (t.nbytes == 0) continue;
     if (furthest != nullptr && t.offset < furthest->offset + furthest->nbytes) {
       return err.Tensor(t.name, absl::StrCat("data_offsets [", t.offset, ", ", t.offset + t.nbytes,
-                                             "] overlap those of tensor ", Quoted(furthest->name),
-                                             " [", furthest->offset, ", ",
-                                             furthest->offset + furthest->nbytes, "]"));
+                                             "] overlap those of tensor ", Quoted(furthest->name), " [",
+                                             furthest->offset, ", ", furthest->offset + furthest->nbytes, "]"));
     }
     if (furthest == nullptr || t.offset + t.nbytes > furthest->offset + furthest->nbytes) furthest = &t;
   }
@@ -383,8 +370,7 @@ absl::Status WriteSafetensors(const std::string& path, absl::Span<const HostTens
   uint64_t offset = 0;
   for (const HostTensor& t : tensors) {
     const auto fail = [&](std::string_view reason) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": cannot write tensor ", Quoted(t.name), ": ", AV(reason)));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": cannot write tensor ", Quoted(t.name), ": ", AV(reason)));
     };
     if (t.name.empty() || t.name == "__metadata__") return fail("reserved or empty name");
     if (!names.insert(t.name).second) return fail("duplicate name");
@@ -395,13 +381,11 @@ absl::Status WriteSafetensors(const std::string& path, absl::Span<const HostTens
       if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel)) return fail("shape overflows");
     }
     if (numel * SafetensorsDTypeSize(dtype) != t.data.size()) {
-      return fail(absl::StrCat("shape ", JoinDims(t.shape), " of ", AV(SafetensorsDTypeName(dtype)),
-                               " needs ", numel * SafetensorsDTypeSize(dtype), " bytes but data has ",
-                               t.data.size()));
+      return fail(absl::StrCat("shape ", JoinDims(t.shape), " of ", AV(SafetensorsDTypeName(dtype)), " needs ",
+                               numel * SafetensorsDTypeSize(dtype), " bytes but data has ", t.data.size()));
     }
-    header[t.name] = {{"dtype", SafetensorsDTypeName(dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.data.size()}}};
+    header[t.name] = {
+        {"dtype", SafetensorsDTypeName(dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
     offset += t.data.size();
   }
   std::string json;
@@ -419,8 +403,7 @@ absl::Status WriteSafetensors(const std::string& path, absl::Span<const HostTens
   if (f == nullptr) {
     return absl::PermissionDeniedError(absl::StrCat(tmp, ": cannot create: ", std::strerror(errno)));
   }
-  bool ok = std::fwrite(len_bytes, 1, 8, f) == 8 &&
-            std::fwrite(json.data(), 1, json.size(), f) == json.size();
+  bool ok = std::fwrite(len_bytes, 1, 8, f) == 8 && std::fwrite(json.data(), 1, json.size(), f) == json.size();
   for (size_t i = 0; ok && i < tensors.size(); ++i) {
     const std::vector<uint8_t>& data = tensors[i].data;
     ok = data.empty() || std::fwrite(data.data(), 1, data.size(), f) == data.size();

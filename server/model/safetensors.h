@@ -26,8 +26,22 @@ namespace moeserve {
 // Every dtype the safetensors format names (except sub-byte ones). Files may hold any of them; only
 // those with a moeserve DType (see ToDType) can be loaded.
 enum class SafetensorsDType : uint8_t {
-  kBool, kU8, kI8, kI16, kU16, kI32, kU32, kI64, kU64,
-  kF8E4M3, kF8E5M2, kF8E8M0, kF16, kBF16, kF32, kF64,
+  kBool,
+  kU8,
+  kI8,
+  kI16,
+  kU16,
+  kI32,
+  kU32,
+  kI64,
+  kU64,
+  kF8E4M3,
+  kF8E5M2,
+  kF8E8M0,
+  kF16,
+  kBF16,
+  kF32,
+  kF64,
 };
 
 std::string_view SafetensorsDTypeName(SafetensorsDType dtype);  // "BF16"
@@ -65,8 +79,7 @@ inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 // names, bad types, negative or overflowing shapes, offsets that disagree with the shape, lie
 // outside the data section or overlap, and duplicate names are errors that name `file_name`, the
 // tensor and the reason.
-absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::Span<const uint8_t> file,
-                                                         std::string_view file_name);
+absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(absl::Span<const uint8_t> file, std::string_view file_name);
 
 // A memory-mapped, validated safetensors file. Immutable after Open; safe for concurrent use.
 class SafetensorsFile {

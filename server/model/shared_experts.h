@@ -15,9 +15,8 @@ namespace moeserve {
 // and down is linear, so the n experts' outputs sum to the MLP's. Used on values (rows = I,
 // cols = d) and on fp8 bytes and scale grids (rows = I / 128, cols = d / 128 for the scales).
 template <class V>
-void AppendSharedExperts(const std::vector<V>& gate, const std::vector<V>& up, const std::vector<V>& down,
-                         int64_t n, int64_t rows, int64_t cols, std::vector<V>* gate_up_out,
-                         std::vector<V>* down_out) {
+void AppendSharedExperts(const std::vector<V>& gate, const std::vector<V>& up, const std::vector<V>& down, int64_t n,
+                         int64_t rows, int64_t cols, std::vector<V>* gate_up_out, std::vector<V>* down_out) {
   for (int64_t s = 0; s < n; ++s) {
     for (const std::vector<V>* w : {&gate, &up}) {
       const auto first = w->begin() + s * rows * cols;

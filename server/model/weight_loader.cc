@@ -17,8 +17,7 @@ HostWeight Owned(std::vector<V> values, DType dtype, std::vector<int64_t> shape)
   HostWeight w;
   w.dtype = dtype;
   w.shape = Shape(absl::MakeConstSpan(shape));
-  w.bytes = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(owned->data()),
-                                owned->size() * sizeof(V));
+  w.bytes = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(owned->data()), owned->size() * sizeof(V));
   w.keep_alive = std::move(owned);
   return w;
 }
@@ -48,12 +47,10 @@ const std::string& WeightLoader::Name(const WeightSpec& spec) const {
   return spec.name;
 }
 
-absl::StatusOr<HostWeight> WeightLoader::Stored(const std::string& name,
-                                                 const std::vector<int64_t>& shape) const {
+absl::StatusOr<HostWeight> WeightLoader::Stored(const std::string& name, const std::vector<int64_t>& shape) const {
   ASSIGN_OR_RETURN(const TensorInfo* info, checkpoint_->Info(name));
   const std::optional<DType> dtype = info->dtype();
-  if (info->shape == shape && dtype &&
-      (*dtype == DType::kF32 || *dtype == DType::kBF16 || *dtype == DType::kF16)) {
+  if (info->shape == shape && dtype && (*dtype == DType::kF32 || *dtype == DType::kBF16 || *dtype == DType::kF16)) {
     HostWeight w;
     w.dtype = *dtype;
     w.shape = Shape(absl::MakeConstSpan(shape));
@@ -72,13 +69,12 @@ absl::StatusOr<std::vector<float>> WeightLoader::Host(const std::string& name, s
   return values;
 }
 
-absl::StatusOr<std::vector<uint16_t>> WeightLoader::Host16(const std::string& name,
-                                                           std::vector<int64_t> shape,
+absl::StatusOr<std::vector<uint16_t>> WeightLoader::Host16(const std::string& name, std::vector<int64_t> shape,
                                                            DType dtype) const {
   ASSIGN_OR_RETURN(HostWeight w, Stored(name, shape));
   if (w.dtype != dtype) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" in ", checkpoint_->dir(),
-                                                   " is ", std::string(DTypeName(w.dtype)), ", expected ",
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" in ", checkpoint_->dir(), " is ",
+                                                   std::string(DTypeName(w.dtype)), ", expected ",
                                                    std::string(DTypeName(dtype))));
   }
   std::vector<uint16_t> bits(w.bytes.size() / 2);
@@ -101,9 +97,7 @@ DType WeightLoader::weight_dtype() const {
       if (common && *common != *d) mixed = true;
       common = d;
     }
-    weight_dtype_ = (!mixed && common && (*common == DType::kBF16 || *common == DType::kF16))
-                        ? *common
-                        : DType::kF32;
+    weight_dtype_ = (!mixed && common && (*common == DType::kBF16 || *common == DType::kF16)) ? *common : DType::kF32;
   }
   return *weight_dtype_;
 }
@@ -119,8 +113,7 @@ absl::StatusOr<Tensor> WeightLoader::Upload(const std::vector<float>& values, st
   return Tracked(backend_->CreateWeight(values, Shape(absl::MakeConstSpan(shape))));
 }
 
-absl::StatusOr<Tensor> WeightLoader::Upload16(std::vector<uint16_t> values, DType dtype,
-                                              std::vector<int64_t> shape) {
+absl::StatusOr<Tensor> WeightLoader::Upload16(std::vector<uint16_t> values, DType dtype, std::vector<int64_t> shape) {
   ++tensors_loaded_;
   return Tracked(backend_->CreateWeightFromHost(Owned(std::move(values), dtype, std::move(shape))));
 }
@@ -174,10 +167,8 @@ absl::StatusOr<Tensor> WeightLoader::LoadConcatRows(const std::vector<std::strin
   return Tracked(backend_->CreateWeightFromHost(Owned(std::move(bytes), dtype, {total, cols})));
 }
 
-absl::StatusOr<bool> WeightLoader::HostFp8Block(const std::string& name,
-                                                const std::vector<int64_t>& shape,
-                                                std::vector<uint8_t>* bytes,
-                                                std::vector<float>* scales) const {
+absl::StatusOr<bool> WeightLoader::HostFp8Block(const std::string& name, const std::vector<int64_t>& shape,
+                                                std::vector<uint8_t>* bytes, std::vector<float>* scales) const {
   ASSIGN_OR_RETURN(const TensorInfo* info, checkpoint_->Info(name));
   const std::string scale_name = name + "_scale_inv";
   if (info->file_dtype != SafetensorsDType::kF8E4M3 || shape.size() != 2 || info->shape != shape ||

@@ -44,8 +44,7 @@ class WeightLoader {
   absl::StatusOr<std::vector<float>> Host(const std::string& name, std::vector<int64_t> shape) const;
   // The 16-bit values (bits) of `name` as stored, checked against `shape`; InvalidArgument unless
   // it is stored as `dtype` (kBF16 or kF16).
-  absl::StatusOr<std::vector<uint16_t>> Host16(const std::string& name, std::vector<int64_t> shape,
-                                               DType dtype) const;
+  absl::StatusOr<std::vector<uint16_t>> Host16(const std::string& name, std::vector<int64_t> shape, DType dtype) const;
   // kBF16 or kF16 when every floating-point tensor of rank >= 2 in the checkpoint is stored so,
   // else kF32: the dtype host-built weights (stacks, splits) are uploaded in.
   DType weight_dtype() const;
@@ -56,8 +55,8 @@ class WeightLoader {
   // Empty Tensor when the checkpoint lacks `name`.
   absl::StatusOr<Tensor> LoadOptional(const std::string& name, std::vector<int64_t> shape);
   // Row-wise concatenation of several [rows_i, cols] tensors into one weight.
-  absl::StatusOr<Tensor> LoadConcatRows(const std::vector<std::string>& names,
-                                        const std::vector<int64_t>& rows, int64_t cols);
+  absl::StatusOr<Tensor> LoadConcatRows(const std::vector<std::string>& names, const std::vector<int64_t>& rows,
+                                        int64_t cols);
   // The e4m3 bytes and 128×128 block scales (`<name>_scale_inv`) of a 2-D weight stored that way
   // (DeepSeek-V3), appended to *bytes / *scales; false (nothing appended) for any other storage.
   absl::StatusOr<bool> HostFp8Block(const std::string& name, const std::vector<int64_t>& shape,

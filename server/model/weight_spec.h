@@ -12,8 +12,8 @@ namespace moeserve {
 // accepts the first of `name`, `aliases...` present in the checkpoint; make-model writes `name`.
 struct WeightSpec {
   enum class Kind : uint8_t {
-    kEmbedding,       // token embedding or LM head
-    kLinear,          // a projection inside the decoder (fp8 block-quantised in an fp8 checkpoint)
+    kEmbedding,  // token embedding or LM head
+    kLinear,     // a projection inside the decoder (fp8 block-quantised in an fp8 checkpoint)
     kBias,
     kNorm,            // RMSNorm weight
     kRouter,          // MoE router

@@ -14,8 +14,8 @@ int32_t DecodeGraphWidth(int32_t needed, int32_t min_width, int32_t max_width) {
   return static_cast<int32_t>(std::min<int64_t>(w, max_width));
 }
 
-bool ChooseDecodeGraph(const ForwardBatch& batch, const DecodeGraphLimits& limits,
-                       DecodeGraphShape* shape, std::string* why_not) {
+bool ChooseDecodeGraph(const ForwardBatch& batch, const DecodeGraphLimits& limits, DecodeGraphShape* shape,
+                       std::string* why_not) {
   const int32_t n = batch.num_seqs();
   if (n < 1) {
     *why_not = "empty batch";

@@ -23,8 +23,8 @@ namespace moeserve {
 struct DecodeGraphLimits {
   std::vector<int32_t> buckets;  // ascending (cuda_graphs::DecodeBuckets)
   int32_t block_size = 16;
-  int32_t min_width = 16;   // blocks
-  int32_t max_width = 0;    // blocks: ceil(max_model_len / block_size)
+  int32_t min_width = 16;  // blocks
+  int32_t max_width = 0;   // blocks: ceil(max_model_len / block_size)
 };
 
 struct DecodeGraphShape {
@@ -40,8 +40,8 @@ int32_t DecodeGraphWidth(int32_t needed, int32_t min_width, int32_t max_width);
 // decode batch (every sequence one new token), every sequence sampling in order (logits_indices ==
 // 0..S-1, so no prompt-logprob or other extra rows), S within the largest bucket, the limits' block
 // size, and the longest sequence within max_width blocks.
-bool ChooseDecodeGraph(const ForwardBatch& batch, const DecodeGraphLimits& limits,
-                       DecodeGraphShape* shape, std::string* why_not);
+bool ChooseDecodeGraph(const ForwardBatch& batch, const DecodeGraphLimits& limits, DecodeGraphShape* shape,
+                       std::string* why_not);
 
 // A step's inputs padded to a graph shape: the batch's n rows first, then rows [n, bucket) that
 // are inert (token 0 at position 0, seq_len 1 reading the reserved null block 0, slot -1 so

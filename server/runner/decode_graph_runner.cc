@@ -31,12 +31,10 @@ std::unique_ptr<DecodeGraphRunner> DecodeGraphRunner::Create(Model* model, Backe
   limits.block_size = block_size;
   limits.max_width = (options.max_model_len + block_size - 1) / block_size;
   limits.min_width = std::min(std::max(1, options.min_width_blocks), limits.max_width);
-  return std::unique_ptr<DecodeGraphRunner>(
-      new DecodeGraphRunner(model, backend, graphs, std::move(limits)));
+  return std::unique_ptr<DecodeGraphRunner>(new DecodeGraphRunner(model, backend, graphs, std::move(limits)));
 }
 
-DecodeGraphRunner::DecodeGraphRunner(Model* model, Backend* backend, GraphCapture* graphs,
-                                     DecodeGraphLimits limits)
+DecodeGraphRunner::DecodeGraphRunner(Model* model, Backend* backend, GraphCapture* graphs, DecodeGraphLimits limits)
     : model_(model),
       backend_(backend),
       graphs_(graphs),
@@ -59,8 +57,7 @@ absl::Status DecodeGraphRunner::AllocateBuffers() {
   return graphs_->UploadAsync(absl::MakeConstSpan(&up, 1));
 }
 
-absl::StatusOr<StepContext> DecodeGraphRunner::Stage(const ForwardBatch& batch,
-                                                     DecodeGraphShape shape) {
+absl::StatusOr<StepContext> DecodeGraphRunner::Stage(const ForwardBatch& batch, DecodeGraphShape shape) {
   if (!token_ids_.defined()) RETURN_IF_ERROR(AllocateBuffers());
   FillDecodeGraphInputs(batch, shape, &host_);
   const int64_t b = shape.bucket, w = shape.width;
@@ -95,8 +92,7 @@ absl::StatusOr<StepContext> DecodeGraphRunner::Stage(const ForwardBatch& batch,
   return ctx;
 }
 
-absl::StatusOr<Tensor> DecodeGraphRunner::WarmUpAndRecord(const StepContext& ctx,
-                                                          DecodeGraphShape shape, Graph* g) {
+absl::StatusOr<Tensor> DecodeGraphRunner::WarmUpAndRecord(const StepContext& ctx, DecodeGraphShape shape, Graph* g) {
   graphs_->BeginPoolAllocations();
   absl::StatusOr<Tensor> warm = model_->ForwardOnDevice(ctx);
   graphs_->EndPoolAllocations();

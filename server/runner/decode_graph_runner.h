@@ -39,8 +39,8 @@
 namespace moeserve {
 
 struct DecodeGraphOptions {
-  int32_t max_batch = 256;       // the largest bucket (--max-graph-batch)
-  int32_t max_model_len = 0;     // tokens; sets the widest block table
+  int32_t max_batch = 256;    // the largest bucket (--max-graph-batch)
+  int32_t max_model_len = 0;  // tokens; sets the widest block table
   int32_t min_width_blocks = 16;
 };
 
@@ -49,8 +49,7 @@ class DecodeGraphRunner {
   // nullptr when the backend cannot record graphs (the CPU), the model cannot run from device
   // inputs or has no KV cache. Graphs are shaped for the cache's layout (model->kv_layout()), which
   // must not change while the runner lives. `model` and `backend` must outlive the runner.
-  static std::unique_ptr<DecodeGraphRunner> Create(Model* model, Backend* backend,
-                                                   const DecodeGraphOptions& options);
+  static std::unique_ptr<DecodeGraphRunner> Create(Model* model, Backend* backend, const DecodeGraphOptions& options);
   DecodeGraphRunner(const DecodeGraphRunner&) = delete;
   DecodeGraphRunner& operator=(const DecodeGraphRunner&) = delete;
 
@@ -88,8 +87,8 @@ class DecodeGraphRunner {
   const DecodeGraphLimits limits_;
   const int32_t max_bucket_;
   // Persistent inputs: every graph reads prefixes of these (bucket rows, width columns).
-  Tensor token_ids_, positions_, query_start_loc_, seq_lens_, block_tables_, slot_mapping_,
-      logits_indices_, num_valid_tokens_;
+  Tensor token_ids_, positions_, query_start_loc_, seq_lens_, block_tables_, slot_mapping_, logits_indices_,
+      num_valid_tokens_;
   DecodeGraphInputs host_;
   std::map<std::pair<int32_t, int32_t>, Graph> graphs_by_shape_;
   int num_graphs_ = 0;

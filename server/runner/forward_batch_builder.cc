@@ -12,8 +12,7 @@ void ForwardBatchBuilder::WriteRow(size_t row, const ScheduledRequest& entry) {
   const size_t have = row < row_blocks_.size() ? static_cast<size_t>(row_blocks_[row]) : 0;
   const size_t want = entry.block_ids.size();
   const bool extends = row < row_ids_.size() && row_ids_[row] == entry.id && have <= want &&
-                       (have == 0 || (out[0] == entry.block_ids[0] &&
-                                      out[have - 1] == entry.block_ids[have - 1]));
+                       (have == 0 || (out[0] == entry.block_ids[0] && out[have - 1] == entry.block_ids[have - 1]));
   const size_t from = extends ? have : 0;
   std::copy(entry.block_ids.begin() + from, entry.block_ids.end(), out + from);
   if (want < have) std::fill(out + want, out + have, 0);  // a shorter table than before
@@ -71,16 +70,14 @@ const ForwardBatch& ForwardBatchBuilder::Build(const SchedulerOutput& step,
       b.token_ids.push_back(entry.token_ids[i]);
       b.positions.push_back(pos);
       const size_t logical = static_cast<size_t>(pos / block_size);
-      b.slot_mapping.push_back(logical < entry.block_ids.size()
-                                   ? entry.block_ids[logical] * block_size + pos % block_size
-                                   : -1);
+      b.slot_mapping.push_back(
+          logical < entry.block_ids.size() ? entry.block_ids[logical] * block_size + pos % block_size : -1);
     }
     b.query_start_loc.push_back(b.query_start_loc.back() + n);
     b.seq_lens.push_back(entry.start_position + n);
     if (entry.samples && n > 0) b.logits_indices.push_back(b.query_start_loc.back() - 1);
   }
-  b.logits_indices.insert(b.logits_indices.end(), extra_logits_rows.begin(),
-                          extra_logits_rows.end());
+  b.logits_indices.insert(b.logits_indices.end(), extra_logits_rows.begin(), extra_logits_rows.end());
   return b;
 }
 

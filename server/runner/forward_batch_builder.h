@@ -38,8 +38,7 @@ class ForwardBatchBuilder {
 
   // The batch of `step`; valid until the next Build(). Entries in order, logits rows for the
   // entries that sample, then `extra_logits_rows` (batch rows, e.g. prompt logprobs) in order.
-  const ForwardBatch& Build(const SchedulerOutput& step,
-                            absl::Span<const int32_t> extra_logits_rows = {});
+  const ForwardBatch& Build(const SchedulerOutput& step, absl::Span<const int32_t> extra_logits_rows = {});
 
   // Block ids written by the last Build() (tests: the incremental path is taken).
   int64_t last_block_ids_written() const { return last_block_ids_written_; }
@@ -48,8 +47,8 @@ class ForwardBatchBuilder {
   void WriteRow(size_t row, const ScheduledRequest& entry);
 
   ForwardBatch batch_;
-  std::vector<RequestId> row_ids_;     // request of each row, as of the last Build()
-  std::vector<int32_t> row_blocks_;    // block ids written in each row (the rest is 0)
+  std::vector<RequestId> row_ids_;   // request of each row, as of the last Build()
+  std::vector<int32_t> row_blocks_;  // block ids written in each row (the rest is 0)
   int64_t last_block_ids_written_ = 0;
 };
 

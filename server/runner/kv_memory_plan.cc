@@ -28,28 +28,28 @@ std::string GiB(int64_t bytes) { return absl::StrFormat("%.2f GiB", bytes / doub
 
 absl::StatusOr<int64_t> KvCacheMemoryBudget(const KvMemoryBudgetInputs& in) {
   if (!(in.gpu_memory_utilization > 0.0 && in.gpu_memory_utilization <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat("gpu_memory_utilization must be in (0, 1], got ",
-                                                   in.gpu_memory_utilization));
+    return absl::InvalidArgumentError(
+        absl::StrCat("gpu_memory_utilization must be in (0, 1], got ", in.gpu_memory_utilization));
   }
   const int64_t activations = in.activation_peak_bytes + in.graph_reserve_bytes;
   const int64_t available = in.total_bytes - in.used_bytes - activations;
   if (in.kv_cache_memory_bytes > 0) {
     if (in.kv_cache_memory_bytes > available) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "kv cache memory ", GiB(in.kv_cache_memory_bytes), " does not fit: device ", GiB(in.total_bytes),
-          " - used ", GiB(in.used_bytes), " - activation peak ", GiB(in.activation_peak_bytes),
-          " - graph reserve ", GiB(in.graph_reserve_bytes), " = ",
-          GiB(available)));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("kv cache memory ", GiB(in.kv_cache_memory_bytes), " does not fit: device ", GiB(in.total_bytes),
+                       " - used ", GiB(in.used_bytes), " - activation peak ", GiB(in.activation_peak_bytes),
+                       " - graph reserve ", GiB(in.graph_reserve_bytes), " = ", GiB(available)));
     }
     return in.kv_cache_memory_bytes;
   }
-  const int64_t limit = static_cast<int64_t>(std::floor(in.gpu_memory_utilization * static_cast<double>(in.total_bytes)));
+  const int64_t limit =
+      static_cast<int64_t>(std::floor(in.gpu_memory_utilization * static_cast<double>(in.total_bytes)));
   const int64_t budget = limit - in.used_bytes - activations;
   if (budget <= 0) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "no memory left for the KV cache: used ", GiB(in.used_bytes), " (weights, workspaces, context) + activation peak ",
-        GiB(in.activation_peak_bytes), " + CUDA-graph reserve ", GiB(in.graph_reserve_bytes),
-        " exceed gpu_memory_utilization ", in.gpu_memory_utilization, " x ",
+        "no memory left for the KV cache: used ", GiB(in.used_bytes),
+        " (weights, workspaces, context) + activation peak ", GiB(in.activation_peak_bytes), " + CUDA-graph reserve ",
+        GiB(in.graph_reserve_bytes), " exceed gpu_memory_utilization ", in.gpu_memory_utilization, " x ",
         GiB(in.total_bytes), " = ", GiB(limit), "; raise --gpu-memory-utilization or lower --max-num-batched-tokens",
         in.graph_reserve_bytes > 0 ? " (or --no-cuda-graphs)" : ""));
   }
@@ -99,8 +99,8 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   }
   KvCachePlan plan;
   plan.layout = KvLayout{.block_size = o.block_size, .num_blocks = o.num_blocks, .spec = model->kv_cache_spec()};
-  const int32_t asked_len = o.max_model_len > 0 ? o.max_model_len
-                                                : static_cast<int32_t>(model->config().max_position_embeddings);
+  const int32_t asked_len =
+      o.max_model_len > 0 ? o.max_model_len : static_cast<int32_t>(model->config().max_position_embeddings);
   // Tokens the usable blocks hold for one request.
   auto fit_len = [&](const KvLayout& layout) {
     return static_cast<int32_t>(std::min<int64_t>(asked_len, std::max<int64_t>(0, layout.capacity_tokens())));
@@ -130,13 +130,13 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   RETURN_IF_ERROR(before.status());
 
   // The profile step on a temporary cache just large enough for it.
-  const int32_t max_len = o.max_model_len > 0 ? o.max_model_len
-                                              : static_cast<int32_t>(model->config().max_position_embeddings);
+  const int32_t max_len =
+      o.max_model_len > 0 ? o.max_model_len : static_cast<int32_t>(model->config().max_position_embeddings);
   int32_t profile_blocks = 0;
   const ForwardBatch batch =
       ProfileForwardBatch(o.max_num_batched_tokens, o.max_num_seqs, max_len, o.block_size, &profile_blocks);
-  RETURN_IF_ERROR(model->AllocateKvCache(KvLayout{.block_size = o.block_size, .num_blocks = profile_blocks,
-                                                  .spec = plan.layout.spec}));
+  RETURN_IF_ERROR(model->AllocateKvCache(
+      KvLayout{.block_size = o.block_size, .num_blocks = profile_blocks, .spec = plan.layout.spec}));
   RETURN_IF_ERROR(backend->Synchronize());
   backend->MarkMemory();
   ASSIGN_OR_RETURN(DeviceMemoryStats start, backend->MemoryStats());
@@ -154,7 +154,8 @@ absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const Kv
   if (o.reserve_graph_memory) plan.graph_reserve_bytes = plan.activation_peak_bytes;
 
   // Drop the temporary cache (one block stays) and measure what is used without it.
-  RETURN_IF_ERROR(model->AllocateKvCache(KvLayout{.block_size = o.block_size, .num_blocks = 1, .spec = plan.layout.spec}));
+  RETURN_IF_ERROR(
+      model->AllocateKvCache(KvLayout{.block_size = o.block_size, .num_blocks = 1, .spec = plan.layout.spec}));
   RETURN_IF_ERROR(backend->Synchronize());
   ASSIGN_OR_RETURN(DeviceMemoryStats after, backend->MemoryStats());
   plan.profiled = true;
@@ -176,9 +177,9 @@ absl::StatusOr<KvLayout> AgreeKvLayout(Communicator* group, const KvLayout& mine
   if (n == 1) return mine;
   const int32_t sizes[2] = {mine.block_size, mine.num_blocks};
   std::vector<int32_t> all(2 * static_cast<size_t>(n));
-  RETURN_IF_ERROR(group->AllGatherHost(
-      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(sizes), sizeof(sizes)),
-      absl::MakeSpan(reinterpret_cast<uint8_t*>(all.data()), all.size() * sizeof(int32_t))));
+  RETURN_IF_ERROR(
+      group->AllGatherHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(sizes), sizeof(sizes)),
+                           absl::MakeSpan(reinterpret_cast<uint8_t*>(all.data()), all.size() * sizeof(int32_t))));
   KvLayout agreed = mine;
   for (int r = 0; r < n; ++r) {
     if (all[2 * r] != mine.block_size) {
@@ -212,12 +213,18 @@ absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
   }
   const std::string unit = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text.substr(digits)));
   double scale = 0;
-  if (unit.empty() || unit == "b") scale = 1;
-  else if (unit == "k" || unit == "kib" || unit == "kb") scale = 1024.0;
-  else if (unit == "m" || unit == "mib" || unit == "mb") scale = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gib" || unit == "gb") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "t" || unit == "tib" || unit == "tb") scale = 1024.0 * 1024 * 1024 * 1024;
-  else return absl::InvalidArgumentError(absl::StrCat("unknown byte-size unit \"", unit, "\" in \"", text, "\""));
+  if (unit.empty() || unit == "b")
+    scale = 1;
+  else if (unit == "k" || unit == "kib" || unit == "kb")
+    scale = 1024.0;
+  else if (unit == "m" || unit == "mib" || unit == "mb")
+    scale = 1024.0 * 1024;
+  else if (unit == "g" || unit == "gib" || unit == "gb")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "t" || unit == "tib" || unit == "tb")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return absl::InvalidArgumentError(absl::StrCat("unknown byte-size unit \"", unit, "\" in \"", text, "\""));
   return static_cast<int64_t>(value * scale);
 }
 

@@ -54,8 +54,8 @@ absl::StatusOr<int64_t> KvCacheMemoryBudget(const KvMemoryBudgetInputs& in);
 // min(num_seqs, num_tokens) sequences of near-equal length starting at position 0, each wanting
 // logits, on consecutive blocks from block 1 (block 0 is the pool's null block).
 // *num_blocks: the cache blocks it needs, null block included.
-ForwardBatch ProfileForwardBatch(int32_t num_tokens, int32_t num_seqs, int32_t max_seq_len,
-                                 int32_t block_size, int32_t* num_blocks);
+ForwardBatch ProfileForwardBatch(int32_t num_tokens, int32_t num_seqs, int32_t max_seq_len, int32_t block_size,
+                                 int32_t* num_blocks);
 
 struct KvCachePlanOptions {
   int32_t block_size = 16;
@@ -64,18 +64,18 @@ struct KvCachePlanOptions {
   int32_t max_num_seqs = 256;
   int32_t max_model_len = 0;
   int64_t host_kv_cache_memory_bytes = 0;  // the CPU budget; 0: auto (see above)
-  int64_t host_available_bytes = 0;         // auto's reference; 0: MemAvailable now
+  int64_t host_available_bytes = 0;        // auto's reference; 0: MemAvailable now
   double gpu_memory_utilization = 0.9;
-  int64_t device_kv_cache_memory_bytes = 0;         // > 0: explicit device budget
-  bool reserve_graph_memory = false;                // CUDA graphs: keep one more activation peak
+  int64_t device_kv_cache_memory_bytes = 0;  // > 0: explicit device budget
+  bool reserve_graph_memory = false;         // CUDA graphs: keep one more activation peak
 };
 
 struct KvCachePlan {
-  KvLayout layout;         // the value the KV manager, the model's cache and the runner get
-  int64_t budget_bytes = 0;  // 0 for an explicit block count
+  KvLayout layout;            // the value the KV manager, the model's cache and the runner get
+  int64_t budget_bytes = 0;   // 0 for an explicit block count
   bool auto_sized = false;    // host budget chosen by the auto rule
   int32_t max_model_len = 0;  // tokens one request can hold: min(the asked context, the cache)
-  bool profiled = false;   // measured on a device (the fields below are set)
+  bool profiled = false;      // measured on a device (the fields below are set)
   int64_t total_bytes = 0;
   int64_t used_bytes = 0;
   int64_t activation_peak_bytes = 0;
@@ -86,8 +86,7 @@ struct KvCachePlan {
 // Makes the KV layout for `model` on `backend`. On a device backend without an explicit block
 // count this runs the profile step: the model's KV cache is left at one block (the caller
 // allocates the planned layout next). InvalidArgument for block_size < 1 or num_blocks == 1.
-absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend,
-                                        const KvCachePlanOptions& options);
+absl::StatusOr<KvCachePlan> PlanKvCache(Model* model, Backend* backend, const KvCachePlanOptions& options);
 
 // The layout every rank of a tensor-parallel group can hold: each rank planned its own (its own
 // spec: its share of the heads; its own memory), and the group takes the smallest block count,

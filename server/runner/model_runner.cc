@@ -37,15 +37,12 @@ absl::StatusOr<Tensor> ModelRunner::RunForward(const ForwardBatch& batch) {
   return model_->Forward(batch);
 }
 
-absl::Status ModelRunner::Execute(const SchedulerOutput& step,
-                                  absl::Span<const SamplingRow> inputs,
-                                  std::vector<SampleResult>* results,
-                                  std::vector<PromptLogprobsChunk>* prompt_logprobs,
+absl::Status ModelRunner::Execute(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
+                                  std::vector<SampleResult>* results, std::vector<PromptLogprobsChunk>* prompt_logprobs,
                                   const std::function<void()>& before_sampling) {
   if (inputs.size() != step.scheduled.size()) {
-    return absl::InternalError(absl::StrCat("model runner: ", inputs.size(),
-                                            " sampling inputs for ", step.scheduled.size(),
-                                            " scheduled requests"));
+    return absl::InternalError(absl::StrCat("model runner: ", inputs.size(), " sampling inputs for ",
+                                            step.scheduled.size(), " scheduled requests"));
   }
   results->resize(step.scheduled.size());
   for (SampleResult& r : *results) {
@@ -69,8 +66,8 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
       const SamplingRow& in = inputs[i];
       if (in.prompt_logprobs_from > 0 && in.params != nullptr) {
         const int32_t first = std::max(in.prompt_logprobs_from, entry.start_position + 1);
-        const int32_t last = std::min(static_cast<int32_t>(in.prompt_token_ids.size()) - 1,
-                                      entry.start_position + entry.num_new_tokens);
+        const int32_t last =
+            std::min(static_cast<int32_t>(in.prompt_token_ids.size()) - 1, entry.start_position + entry.num_new_tokens);
         chunk.first_position = first;
         for (int32_t p = first; p <= last; ++p) {
           prompt_rows_.push_back(offset + p - 1 - entry.start_position);
@@ -104,10 +101,8 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step,
   return absl::OkStatus();
 }
 
-void ModelRunner::FillPromptLogprobs(const SchedulerOutput& step,
-                                     absl::Span<const SamplingRow> inputs,
-                                     size_t first_row,
-                                     std::vector<PromptLogprobsChunk>* prompt_logprobs) {
+void ModelRunner::FillPromptLogprobs(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
+                                     size_t first_row, std::vector<PromptLogprobsChunk>* prompt_logprobs) {
   size_t row = first_row;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     PromptLogprobsChunk& chunk = (*prompt_logprobs)[i];
@@ -115,8 +110,7 @@ void ModelRunner::FillPromptLogprobs(const SchedulerOutput& step,
     for (size_t k = 0; k < chunk.entries.size(); ++k, ++row) {
       TokenLogprobs& e = chunk.entries[k];
       e.token_id = in.prompt_token_ids[chunk.first_position + k];
-      const auto logits =
-          absl::MakeConstSpan(host_logits_).subspan(row * vocab_size_, vocab_size_);
+      const auto logits = absl::MakeConstSpan(host_logits_).subspan(row * vocab_size_, vocab_size_);
       if (!chunk.status.ok()) continue;
       chunk.status = sampler_->Logprobs(logits, e.token_id, std::max(0, in.params->prompt_logprobs.value_or(0)),
                                         &e.logprob, &e.top);
@@ -143,16 +137,14 @@ absl::StatusOr<bool> ModelRunner::SampleOnDevice(const Tensor& logits, const Sch
   return true;
 }
 
-absl::Status ModelRunner::SampleOnHost(const SchedulerOutput& step,
-                                       absl::Span<const SamplingRow> inputs,
+absl::Status ModelRunner::SampleOnHost(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
                                        std::vector<SampleResult>* results) {
   rows_.clear();
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     if (!step.scheduled[i].samples) continue;
     const SamplingRow& in = inputs[i];
     if (in.params == nullptr) {
-      return absl::InternalError(
-          absl::StrCat("model runner: no sampling params for request ", step.scheduled[i].id));
+      return absl::InternalError(absl::StrCat("model runner: no sampling params for request ", step.scheduled[i].id));
     }
     const size_t row = rows_.size();
     rows_.push_back(in);

@@ -69,8 +69,7 @@ class ModelRunner {
   // engine finishes the rows' structured-output masks (SamplingRow::allowed_tokens) there, so
   // that computing them overlaps the forward pass.
   absl::Status Execute(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
-                       std::vector<SampleResult>* results,
-                       std::vector<PromptLogprobsChunk>* prompt_logprobs = nullptr,
+                       std::vector<SampleResult>* results, std::vector<PromptLogprobsChunk>* prompt_logprobs = nullptr,
                        const std::function<void()>& before_sampling = nullptr);
 
   // Pure-decode steps replay CUDA graphs from now on (decode_graph_runner.h), where the backend
@@ -100,8 +99,8 @@ class ModelRunner {
   absl::Status SampleOnHost(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
                             std::vector<SampleResult>* results);
   // Logprobs of the prompt rows, host_logits_ rows [first_row, ...), into the sized chunks.
-  void FillPromptLogprobs(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs,
-                          size_t first_row, std::vector<PromptLogprobsChunk>* prompt_logprobs);
+  void FillPromptLogprobs(const SchedulerOutput& step, absl::Span<const SamplingRow> inputs, size_t first_row,
+                          std::vector<PromptLogprobsChunk>* prompt_logprobs);
 
   Model* const model_;
   Backend* const backend_;
@@ -111,9 +110,9 @@ class ModelRunner {
   std::vector<float> host_logits_;
   std::vector<SamplingRow> rows_;  // the sampling entries' rows (host or device)
   std::vector<SampleResult> row_results_;
-  std::vector<int32_t> prompt_rows_;  // extra logits rows of the step (batch row indices)
+  std::vector<int32_t> prompt_rows_;                  // extra logits rows of the step (batch row indices)
   std::unique_ptr<DecodeGraphRunner> decode_graphs_;  // null: eager only
-  StepChannel* channel_ = nullptr;  // rank 0 of a group
+  StepChannel* channel_ = nullptr;                    // rank 0 of a group
   StepEncoder encoder_;
   std::vector<uint8_t> message_;
 };

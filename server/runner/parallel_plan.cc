@@ -77,7 +77,8 @@ class RankWeights {
   // `count` rows (dim 0) or columns (dim 1) of matrix `w`, held in bf16 (a vector: f32). An fp8
   // block-scaled matrix must be split on whole blocks, as HostSlice requires.
   absl::Status Part(const WeightSpec& w, int dim, int64_t count, bool fp8_stored) {
-    if (fp8_stored && w.shape.size() == 2 && count != w.shape[dim] && count % kBlock != 0) return OffBlocks(w, dim, count);
+    if (fp8_stored && w.shape.size() == 2 && count != w.shape[dim] && count % kBlock != 0)
+      return OffBlocks(w, dim, count);
     const int64_t n = w.shape.size() <= 1 ? count : count * w.shape[1 - dim];
     bytes_ += w.shape.size() <= 1 ? 4 * n : 2 * n;
     if (fp8_stored && w.shape.size() == 2) widened_ += 2 * n;
@@ -214,7 +215,8 @@ std::string Bytes(int64_t b) {
 }  // namespace
 
 absl::StatusOr<ParallelPlan> PlanParallel(const ModelConfig& config, const ParallelPlanOptions& options) {
-  if (options.gpus < 1) return absl::InvalidArgumentError(absl::StrCat("--gpus must be at least 1, got ", options.gpus));
+  if (options.gpus < 1)
+    return absl::InvalidArgumentError(absl::StrCat("--gpus must be at least 1, got ", options.gpus));
   const int tp = options.tensor_parallel_size == 0 ? options.gpus : options.tensor_parallel_size;
   if (tp != options.gpus) {
     return absl::InvalidArgumentError(absl::StrCat("--tensor-parallel-size (", tp, ") must equal --gpus (",
@@ -245,8 +247,9 @@ absl::StatusOr<ParallelPlan> PlanParallel(const ModelConfig& config, const Paral
   p.checkpoint_fp8_widened_bytes = rank.widened();
   p.kv_bytes_per_token = rank.kv_bytes_per_token();
   p.kv_replicated = rank.kv_replicated();
-  p.kv_budget_bytes = static_cast<int64_t>(options.gpu_memory_utilization * static_cast<double>(options.gpu_memory_bytes)) -
-                      p.weight_bytes_per_rank - options.reserve_bytes;
+  p.kv_budget_bytes =
+      static_cast<int64_t>(options.gpu_memory_utilization * static_cast<double>(options.gpu_memory_bytes)) -
+      p.weight_bytes_per_rank - options.reserve_bytes;
   if (p.kv_budget_bytes > 0 && p.kv_bytes_per_token > 0) {
     p.kv_capacity_tokens = p.kv_budget_bytes / p.kv_bytes_per_token;
     p.concurrent_sequences = p.kv_capacity_tokens / options.seq_len;
@@ -259,9 +262,9 @@ std::string ParallelPlan::ToString(const ModelConfig& config, const ParallelPlan
   std::string s = absl::StrFormat(
       "model: %s, %d layers, %d experts\n"
       "group: %d GPU(s) x %s, tensor-parallel size %d%s, gpu-memory-utilization %.2f, reserve %s per rank\n",
-      config.architecture, config.num_hidden_layers, config.num_experts, options.gpus,
-      Bytes(options.gpu_memory_bytes), ranks, options.expert_parallel ? " with expert parallelism" : "",
-      options.gpu_memory_utilization, Bytes(options.reserve_bytes));
+      config.architecture, config.num_hidden_layers, config.num_experts, options.gpus, Bytes(options.gpu_memory_bytes),
+      ranks, options.expert_parallel ? " with expert parallelism" : "", options.gpu_memory_utilization,
+      Bytes(options.reserve_bytes));
   absl::StrAppendFormat(&s, "weights per rank: %s (replicated on every rank: %s; the whole model: %s)\n",
                         Bytes(weight_bytes_per_rank), Bytes(replicated_bytes_per_rank), Bytes(weight_bytes_total));
   if (checkpoint_fp8_widened_bytes > 0) {

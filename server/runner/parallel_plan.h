@@ -39,16 +39,16 @@ struct ParallelPlanOptions {
 
 struct ParallelPlan {
   int ranks = 1;
-  int64_t weight_bytes_per_rank = 0;      // the largest rank's (all ranks hold equal shares)
-  int64_t replicated_bytes_per_rank = 0;  // of which whole on every rank (norms, routers, MLA latents)
-  int64_t weight_bytes_total = 0;         // the whole model in the same dtypes, on one device
+  int64_t weight_bytes_per_rank = 0;         // the largest rank's (all ranks hold equal shares)
+  int64_t replicated_bytes_per_rank = 0;     // of which whole on every rank (norms, routers, MLA latents)
+  int64_t weight_bytes_total = 0;            // the whole model in the same dtypes, on one device
   int64_t checkpoint_fp8_widened_bytes = 0;  // per rank: fp8 matrices held as bf16 (see above)
-  int64_t kv_bytes_per_token = 0;         // per rank
-  bool kv_replicated = false;             // MLA: every rank holds the whole latent cache
-  int64_t kv_budget_bytes = 0;            // per rank; negative when the weights do not fit
+  int64_t kv_bytes_per_token = 0;            // per rank
+  bool kv_replicated = false;                // MLA: every rank holds the whole latent cache
+  int64_t kv_budget_bytes = 0;               // per rank; negative when the weights do not fit
   int64_t kv_capacity_tokens = 0;
-  int64_t concurrent_sequences = 0;       // at options.seq_len
-  bool fits = false;                      // weights + reserve fit and one sequence of seq_len too
+  int64_t concurrent_sequences = 0;  // at options.seq_len
+  bool fits = false;                 // weights + reserve fit and one sequence of seq_len too
   std::string ToString(const ModelConfig& config, const ParallelPlanOptions& options) const;
 };
 

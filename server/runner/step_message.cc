@@ -103,9 +103,7 @@ void StepEncoder::EncodeStep(const SchedulerOutput& step, absl::Span<const int32
   tables_.swap(scratch_);
 }
 
-void StepEncoder::EncodeControl(StepKind kind, std::vector<uint8_t>* out) {
-  PutHeader(out, kind, next_step_++, 0, 0);
-}
+void StepEncoder::EncodeControl(StepKind kind, std::vector<uint8_t>* out) { PutHeader(out, kind, next_step_++, 0, 0); }
 
 absl::Status StepDecoder::Decode(absl::Span<const uint8_t> bytes, DecodedStep* out) {
   Reader r(bytes);
@@ -148,8 +146,8 @@ absl::Status StepDecoder::Decode(absl::Span<const uint8_t> bytes, DecodedStep* o
     if (kept > 0) {
       auto it = tables_.find(e.id);
       if (it == tables_.end() || it->second.size() < static_cast<size_t>(kept)) {
-        return absl::DataLossError(absl::StrCat("step message: request ", e.id, " keeps ", kept,
-                                                " blocks this rank does not hold"));
+        return absl::DataLossError(
+            absl::StrCat("step message: request ", e.id, " keeps ", kept, " blocks this rank does not hold"));
       }
       table = std::move(it->second);
       table.resize(static_cast<size_t>(kept));

@@ -43,8 +43,7 @@ enum class StepKind : uint8_t {
 class StepEncoder {
  public:
   // *out = the message of `step` (kStep) with `extra_logits_rows`.
-  void EncodeStep(const SchedulerOutput& step, absl::Span<const int32_t> extra_logits_rows,
-                  std::vector<uint8_t>* out);
+  void EncodeStep(const SchedulerOutput& step, absl::Span<const int32_t> extra_logits_rows, std::vector<uint8_t>* out);
   // *out = a message without a batch (kHeartbeat or kShutdown); tables are kept.
   void EncodeControl(StepKind kind, std::vector<uint8_t>* out);
 

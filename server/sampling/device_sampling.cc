@@ -93,8 +93,7 @@ void ToSampleResults(absl::Span<const SampledToken> sampled, absl::Span<const Sa
   }
 }
 
-absl::StatusOr<bool> SampleOnDevice(Backend* backend, const Tensor& logits,
-                                    absl::Span<const SamplingRow> rows,
+absl::StatusOr<bool> SampleOnDevice(Backend* backend, const Tensor& logits, absl::Span<const SamplingRow> rows,
                                     std::vector<SampleResult>* results) {
   if (backend->name() == "cpu" || rows.empty() || logits.rank() != 2) return false;
   const int32_t vocab = static_cast<int32_t>(logits.dim(1));

@@ -32,8 +32,7 @@ void ToSampleResults(absl::Span<const SampledToken> sampled, absl::Span<const Sa
 
 // Samples every row on the device when the backend can and every row is supported; returns false
 // (nothing done) otherwise. logits [rows.size(), vocab].
-absl::StatusOr<bool> SampleOnDevice(Backend* backend, const Tensor& logits,
-                                    absl::Span<const SamplingRow> rows,
+absl::StatusOr<bool> SampleOnDevice(Backend* backend, const Tensor& logits, absl::Span<const SamplingRow> rows,
                                     std::vector<SampleResult>* results);
 
 }  // namespace moeserve

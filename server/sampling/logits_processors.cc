@@ -40,14 +40,12 @@ void ApplyTokenMask(const uint32_t* mask, absl::Span<float> logits) {
   }
 }
 
-Penalties::Penalties(int32_t vocab_size)
-    : vocab_size_(vocab_size), seen_(vocab_size, 0), count_(vocab_size, 0) {
+Penalties::Penalties(int32_t vocab_size) : vocab_size_(vocab_size), seen_(vocab_size, 0), count_(vocab_size, 0) {
   MS_CHECK(vocab_size > 0);
 }
 
-absl::Status Penalties::Apply(float repetition, float presence, float frequency,
-                              absl::Span<const int32_t> prompt, absl::Span<const int32_t> output,
-                              absl::Span<float> logits) {
+absl::Status Penalties::Apply(float repetition, float presence, float frequency, absl::Span<const int32_t> prompt,
+                              absl::Span<const int32_t> output, absl::Span<float> logits) {
   MS_CHECK(static_cast<int32_t>(logits.size()) == vocab_size_);
   const bool use_repetition = repetition != 1.0f;
   const bool use_additive = presence != 0.0f || frequency != 0.0f;
@@ -55,8 +53,8 @@ absl::Status Penalties::Apply(float repetition, float presence, float frequency,
   for (absl::Span<const int32_t> tokens : {prompt, output}) {
     for (int32_t id : tokens) {
       if (id < 0 || id >= vocab_size_) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "token id ", id, " in the sequence is outside the vocabulary [0, ", vocab_size_, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("token id ", id, " in the sequence is outside the vocabulary [0, ", vocab_size_, ")"));
       }
     }
   }

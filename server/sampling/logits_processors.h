@@ -36,9 +36,8 @@ class Penalties {
   Penalties& operator=(const Penalties&) = delete;
 
   // InvalidArgument when a token id is outside the vocabulary (logits then unchanged).
-  absl::Status Apply(float repetition, float presence, float frequency,
-                     absl::Span<const int32_t> prompt, absl::Span<const int32_t> output,
-                     absl::Span<float> logits);
+  absl::Status Apply(float repetition, float presence, float frequency, absl::Span<const int32_t> prompt,
+                     absl::Span<const int32_t> output, absl::Span<float> logits);
 
  private:
   int32_t vocab_size_;

@@ -41,9 +41,8 @@ constexpr Philox4x32 Philox4x32_10(Philox4x32 c, uint32_t k0, uint32_t k1) {
 
 // The uniform double in [0, 1) that drives the token draw at output position `step`.
 constexpr double SamplingUniform(uint64_t seed, uint64_t step) {
-  const Philox4x32 r = Philox4x32_10(
-      {static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32), 0u, 0u},
-      static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  const Philox4x32 r = Philox4x32_10({static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32), 0u, 0u},
+                                     static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
   const uint64_t bits = (uint64_t{r[1]} << 32 | r[0]) >> 11;
   return static_cast<double>(bits) * 0x1.0p-53;
 }

@@ -37,8 +37,7 @@ absl::Status CheckScaledLogits(float max, bool has_nan) {
 }  // namespace
 
 absl::Status ModelLogitsFault(bool nan) {
-  return absl::InternalError(absl::StrCat("the model produced logits that contain ",
-                                          nan ? "NaN" : "+inf",
+  return absl::InternalError(absl::StrCat("the model produced logits that contain ", nan ? "NaN" : "+inf",
                                           " (a numerical fault of the model or its weights)"));
 }
 
@@ -71,8 +70,7 @@ absl::Status Sampler::SampleRowImpl(const SamplingRow& row, SampleResult* result
   const int32_t vocab = options_.vocab_size;
   if (row.params == nullptr) return absl::InvalidArgumentError("sampler row has no params");
   if (static_cast<int64_t>(row.logits.size()) != vocab) {
-    return absl::InvalidArgumentError(absl::StrCat("logits row has ", row.logits.size(),
-                                                   " entries, expected ", vocab));
+    return absl::InvalidArgumentError(absl::StrCat("logits row has ", row.logits.size(), " entries, expected ", vocab));
   }
   const SamplingParams& p = *row.params;
   const absl::Span<float> s(scratch_);
@@ -84,9 +82,8 @@ absl::Status Sampler::SampleRowImpl(const SamplingRow& row, SampleResult* result
     SuppressTokens(p.stop_token_ids, s);
     if (!p.ignore_eos) SuppressTokens(options_.eos_token_ids, s);
   }
-  if (absl::Status st = penalties_.Apply(p.repetition_penalty, p.presence_penalty,
-                                         p.frequency_penalty, row.prompt_token_ids,
-                                         row.output_token_ids, s);
+  if (absl::Status st = penalties_.Apply(p.repetition_penalty, p.presence_penalty, p.frequency_penalty,
+                                         row.prompt_token_ids, row.output_token_ids, s);
       !st.ok()) {
     return st;
   }
@@ -124,16 +121,16 @@ absl::Status Sampler::SampleRowImpl(const SamplingRow& row, SampleResult* result
   return absl::OkStatus();
 }
 
-absl::Status Sampler::Logprobs(absl::Span<const float> logits, int32_t token_id, int32_t num_top,
-                               float* logprob, std::vector<TokenLogprob>* top) {
+absl::Status Sampler::Logprobs(absl::Span<const float> logits, int32_t token_id, int32_t num_top, float* logprob,
+                               std::vector<TokenLogprob>* top) {
   const int32_t vocab = static_cast<int32_t>(logits.size());
   if (vocab != options_.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat("logits row has ", logits.size(),
-                                                   " entries, expected ", options_.vocab_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat("logits row has ", logits.size(), " entries, expected ", options_.vocab_size));
   }
   if (token_id < 0 || token_id >= vocab) {
-    return absl::InvalidArgumentError(absl::StrCat("token id ", token_id,
-                                                   " is outside the vocabulary [0, ", vocab, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token id ", token_id, " is outside the vocabulary [0, ", vocab, ")"));
   }
   bool has_nan = false;
   const float max = MaxValue(logits, &has_nan);

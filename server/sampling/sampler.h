@@ -99,8 +99,8 @@ class Sampler {
 
   // Raw-model logprob of `token_id` and the top `num_top` alternatives of one logits row (also for
   // prompt_logprobs). InvalidArgument for NaN/+inf logits or a bad token id.
-  absl::Status Logprobs(absl::Span<const float> logits, int32_t token_id, int32_t num_top,
-                        float* logprob, std::vector<TokenLogprob>* top);
+  absl::Status Logprobs(absl::Span<const float> logits, int32_t token_id, int32_t num_top, float* logprob,
+                        std::vector<TokenLogprob>* top);
 
  private:
   absl::Status SampleRowImpl(const SamplingRow& row, SampleResult* result);

@@ -26,22 +26,19 @@ absl::Status Validate(const SamplingParams& p, const SamplingLimits& limits) {
     const int64_t room = int64_t{limits.max_model_len} - limits.prompt_tokens;
     if (room < 1) {
       return Invalid(absl::StrCat("the prompt has ", limits.prompt_tokens,
-                                  " tokens, leaving no room for output in the context of ",
-                                  limits.max_model_len, " tokens"));
+                                  " tokens, leaving no room for output in the context of ", limits.max_model_len,
+                                  " tokens"));
     }
     if (p.max_tokens > room) {
-      return Invalid(absl::StrCat("max_tokens must be at most ", room, " (context ",
-                                  limits.max_model_len, " - prompt ", limits.prompt_tokens,
-                                  " tokens), got ", p.max_tokens));
+      return Invalid(absl::StrCat("max_tokens must be at most ", room, " (context ", limits.max_model_len, " - prompt ",
+                                  limits.prompt_tokens, " tokens), got ", p.max_tokens));
     }
   }
   if (p.min_tokens < 0 || p.min_tokens > p.max_tokens) {
-    return Invalid(absl::StrCat("min_tokens must be in [0, max_tokens=", p.max_tokens, "], got ",
-                                p.min_tokens));
+    return Invalid(absl::StrCat("min_tokens must be in [0, max_tokens=", p.max_tokens, "], got ", p.min_tokens));
   }
   if (!InClosed(p.temperature, 0.0f, kMaxTemperature)) {
-    return Invalid(absl::StrCat("temperature must be in [0, ", kMaxTemperature, "], got ",
-                                p.temperature));
+    return Invalid(absl::StrCat("temperature must be in [0, ", kMaxTemperature, "], got ", p.temperature));
   }
   if (p.top_k < -1) {
     return Invalid(absl::StrCat("top_k must be 0 or -1 (disabled) or at least 1, got ", p.top_k));
@@ -53,60 +50,53 @@ absl::Status Validate(const SamplingParams& p, const SamplingLimits& limits) {
     return Invalid(absl::StrCat("min_p must be in [0, 1], got ", p.min_p));
   }
   if (!(p.repetition_penalty > 0.0f && p.repetition_penalty <= kMaxRepetitionPenalty)) {
-    return Invalid(absl::StrCat("repetition_penalty must be in (0, ", kMaxRepetitionPenalty,
-                                "], got ", p.repetition_penalty));
+    return Invalid(
+        absl::StrCat("repetition_penalty must be in (0, ", kMaxRepetitionPenalty, "], got ", p.repetition_penalty));
   }
   constexpr float kPen = kMaxAbsPresenceOrFrequencyPenalty;
   if (!InClosed(p.presence_penalty, -kPen, kPen)) {
-    return Invalid(absl::StrCat("presence_penalty must be in [-", kPen, ", ", kPen, "], got ",
-                                p.presence_penalty));
+    return Invalid(absl::StrCat("presence_penalty must be in [-", kPen, ", ", kPen, "], got ", p.presence_penalty));
   }
   if (!InClosed(p.frequency_penalty, -kPen, kPen)) {
-    return Invalid(absl::StrCat("frequency_penalty must be in [-", kPen, ", ", kPen, "], got ",
-                                p.frequency_penalty));
+    return Invalid(absl::StrCat("frequency_penalty must be in [-", kPen, ", ", kPen, "], got ", p.frequency_penalty));
   }
   if (p.logit_bias.size() > static_cast<size_t>(kMaxLogitBiasEntries)) {
-    return Invalid(absl::StrCat("logit_bias may have at most ", kMaxLogitBiasEntries,
-                                " entries, got ", p.logit_bias.size()));
+    return Invalid(
+        absl::StrCat("logit_bias may have at most ", kMaxLogitBiasEntries, " entries, got ", p.logit_bias.size()));
   }
   for (const auto& [id, bias] : p.logit_bias) {
     if (id < 0 || id >= vocab) {
-      return Invalid(absl::StrCat("logit_bias token id ", id, " is outside the vocabulary [0, ",
-                                  vocab, ")"));
+      return Invalid(absl::StrCat("logit_bias token id ", id, " is outside the vocabulary [0, ", vocab, ")"));
     }
     if (!InClosed(bias, -kMaxAbsLogitBias, kMaxAbsLogitBias)) {
-      return Invalid(absl::StrCat("logit_bias value for token ", id, " must be in [-",
-                                  kMaxAbsLogitBias, ", ", kMaxAbsLogitBias, "], got ", bias));
+      return Invalid(absl::StrCat("logit_bias value for token ", id, " must be in [-", kMaxAbsLogitBias, ", ",
+                                  kMaxAbsLogitBias, "], got ", bias));
     }
   }
   if (p.stop_token_ids.size() > static_cast<size_t>(kMaxStopTokenIds)) {
-    return Invalid(absl::StrCat("stop_token_ids may have at most ", kMaxStopTokenIds,
-                                " entries, got ", p.stop_token_ids.size()));
+    return Invalid(
+        absl::StrCat("stop_token_ids may have at most ", kMaxStopTokenIds, " entries, got ", p.stop_token_ids.size()));
   }
   for (int32_t id : p.stop_token_ids) {
     if (id < 0 || id >= vocab) {
-      return Invalid(absl::StrCat("stop_token_ids token id ", id,
-                                  " is outside the vocabulary [0, ", vocab, ")"));
+      return Invalid(absl::StrCat("stop_token_ids token id ", id, " is outside the vocabulary [0, ", vocab, ")"));
     }
   }
   if (p.stop.size() > static_cast<size_t>(kMaxStopStrings)) {
-    return Invalid(absl::StrCat("stop may have at most ", kMaxStopStrings, " strings, got ",
-                                p.stop.size()));
+    return Invalid(absl::StrCat("stop may have at most ", kMaxStopStrings, " strings, got ", p.stop.size()));
   }
   for (size_t i = 0; i < p.stop.size(); ++i) {
     if (p.stop[i].empty()) return Invalid(absl::StrCat("stop[", i, "] must not be empty"));
     if (p.stop[i].size() > static_cast<size_t>(kMaxStopStringBytes)) {
-      return Invalid(absl::StrCat("stop[", i, "] must be at most ", kMaxStopStringBytes,
-                                  " bytes, got ", p.stop[i].size()));
+      return Invalid(
+          absl::StrCat("stop[", i, "] must be at most ", kMaxStopStringBytes, " bytes, got ", p.stop[i].size()));
     }
   }
   if (p.logprobs.has_value() && (*p.logprobs < 0 || *p.logprobs > kMaxLogprobs)) {
     return Invalid(absl::StrCat("logprobs must be in [0, ", kMaxLogprobs, "], got ", *p.logprobs));
   }
-  if (p.prompt_logprobs.has_value() &&
-      (*p.prompt_logprobs < 0 || *p.prompt_logprobs > kMaxLogprobs)) {
-    return Invalid(absl::StrCat("prompt_logprobs must be in [0, ", kMaxLogprobs, "], got ",
-                                *p.prompt_logprobs));
+  if (p.prompt_logprobs.has_value() && (*p.prompt_logprobs < 0 || *p.prompt_logprobs > kMaxLogprobs)) {
+    return Invalid(absl::StrCat("prompt_logprobs must be in [0, ", kMaxLogprobs, "], got ", *p.prompt_logprobs));
   }
   return absl::OkStatus();
 }

@@ -23,9 +23,9 @@ struct SamplingParams {
 
   // 0 (anything below kGreedyTemperature) means greedy: argmax, ties to the lowest id.
   float temperature = 1.0f;
-  int32_t top_k = 0;       // 0 or -1: off
-  float top_p = 1.0f;      // (0, 1]; 1: off
-  float min_p = 0.0f;      // [0, 1]; 0: off
+  int32_t top_k = 0;   // 0 or -1: off
+  float top_p = 1.0f;  // (0, 1]; 1: off
+  float min_p = 0.0f;  // [0, 1]; 0: off
 
   // HF/vLLM: over prompt + output tokens, positive logits are divided by it, others multiplied.
   float repetition_penalty = 1.0f;

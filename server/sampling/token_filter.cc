@@ -21,9 +21,7 @@ constexpr int32_t kSampleSize = 1024;
 // Strict total order of tokens: larger x first, then lower id.
 struct Precedes {
   const float* x;
-  bool operator()(int32_t a, int32_t b) const {
-    return x[a] > x[b] || (x[a] == x[b] && a < b);
-  }
+  bool operator()(int32_t a, int32_t b) const { return x[a] > x[b] || (x[a] == x[b] && a < b); }
 };
 
 bool CandidatePrecedes(const TokenFilter::Candidate& a, const TokenFilter::Candidate& b) {
@@ -61,8 +59,7 @@ void TokenFilter::Gather(absl::Span<const float> x, float threshold) {
   }
 }
 
-float TokenFilter::SampleThreshold(absl::Span<const float> x, int32_t count, int attempt,
-                                   float floor) {
+float TokenFilter::SampleThreshold(absl::Span<const float> x, int32_t count, int attempt, float floor) {
   // Each sampled token stands for `stride` tokens; the margin grows fourfold with every attempt
   // that came up short.
   const double stride = static_cast<double>(vocab_size_) / sample_.size();
@@ -79,8 +76,8 @@ float TokenFilter::SampleThreshold(absl::Span<const float> x, int32_t count, int
 
 int32_t TokenFilter::WeightedSelect(size_t size, double target) {
   size_t lo = 0, hi = size;
-  double before = 0.0;   // mass of the tokens known to precede sel_[lo, hi)
-  int32_t passed = -1;   // the last token known to be inside the prefix
+  double before = 0.0;  // mass of the tokens known to precede sel_[lo, hi)
+  int32_t passed = -1;  // the last token known to be inside the prefix
   while (hi - lo > 16) {
     // Median-of-three pivot, moved to the end; partition the rest by "precedes the pivot".
     const size_t mid = lo + (hi - lo) / 2;
@@ -115,8 +112,8 @@ int32_t TokenFilter::WeightedSelect(size_t size, double target) {
   return hi > lo ? sel_[hi - 1].id : (passed >= 0 ? passed : sel_[0].id);
 }
 
-void TokenFilter::Apply(absl::Span<const float> x, float x_max, int32_t top_k, float top_p,
-                        float min_p, absl::Span<float> w) {
+void TokenFilter::Apply(absl::Span<const float> x, float x_max, int32_t top_k, float top_p, float min_p,
+                        absl::Span<float> w) {
   MS_CHECK(static_cast<int32_t>(x.size()) == vocab_size_ && w.size() == x.size());
   const bool use_k = top_k > 0 && top_k < vocab_size_;
   const bool use_p = top_p < 1.0f;

@@ -43,8 +43,7 @@ class TokenFilter {
 
   // Writes w[i] = exp(x[i] - x_max) for kept tokens and 0 for the others.
   // REQUIRES: x.size() == w.size() == vocab_size; x_max == max(x), finite; no NaN in x.
-  void Apply(absl::Span<const float> x, float x_max, int32_t top_k, float top_p, float min_p,
-             absl::Span<float> w);
+  void Apply(absl::Span<const float> x, float x_max, int32_t top_k, float top_p, float min_p, absl::Span<float> w);
 
  private:
   // Fills candidates_ (ascending ids) with the tokens whose x >= threshold.

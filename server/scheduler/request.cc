@@ -8,29 +8,20 @@ bool IsFinished(RequestStatus status) {
   switch (status) {
     case RequestStatus::kWaiting:
     case RequestStatus::kRunning:
-    case RequestStatus::kPreempted:
-      return false;
-    default:
-      return true;
+    case RequestStatus::kPreempted: return false;
+    default: return true;
   }
 }
 
 const char* RequestStatusName(RequestStatus status) {
   switch (status) {
-    case RequestStatus::kWaiting:
-      return "waiting";
-    case RequestStatus::kRunning:
-      return "running";
-    case RequestStatus::kPreempted:
-      return "preempted";
-    case RequestStatus::kFinishedStopped:
-      return "finished_stopped";
-    case RequestStatus::kFinishedLength:
-      return "finished_length";
-    case RequestStatus::kFinishedAborted:
-      return "finished_aborted";
-    case RequestStatus::kFinishedError:
-      return "finished_error";
+    case RequestStatus::kWaiting: return "waiting";
+    case RequestStatus::kRunning: return "running";
+    case RequestStatus::kPreempted: return "preempted";
+    case RequestStatus::kFinishedStopped: return "finished_stopped";
+    case RequestStatus::kFinishedLength: return "finished_length";
+    case RequestStatus::kFinishedAborted: return "finished_aborted";
+    case RequestStatus::kFinishedError: return "finished_error";
   }
   return "unknown";
 }

@@ -37,10 +37,10 @@ const char* RequestStatusName(RequestStatus status);
 struct RequestSpec {
   RequestId id = 0;
   std::vector<int32_t> prompt_token_ids;
-  int32_t max_tokens = 16;  // output tokens, >= 1
-  int32_t min_tokens = 0;   // stop token ids do not finish the request before this many outputs
-  int32_t priority = 0;     // lower is served first
-  std::string cache_salt;   // separates prefix caches (per tenant); empty: shared
+  int32_t max_tokens = 16;              // output tokens, >= 1
+  int32_t min_tokens = 0;               // stop token ids do not finish the request before this many outputs
+  int32_t priority = 0;                 // lower is served first
+  std::string cache_salt;               // separates prefix caches (per tenant); empty: shared
   std::vector<int32_t> eos_token_ids;   // ignored when ignore_eos
   std::vector<int32_t> stop_token_ids;  // always honoured
   bool ignore_eos = false;
@@ -88,8 +88,7 @@ class Request {
   friend class Scheduler;
 
   KvSequence kv_sequence() {
-    return KvSequence{spec_.id, token_ids_, num_computed_tokens_, spec_.cache_salt,
-                      &block_hashes_};
+    return KvSequence{spec_.id, token_ids_, num_computed_tokens_, spec_.cache_salt, &block_hashes_};
   }
 
   RequestSpec spec_;  // prompt_token_ids moved into token_ids_

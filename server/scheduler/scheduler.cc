@@ -25,51 +25,46 @@ absl::Status NonNegative(const char* name, int64_t value) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
-                                                             KvCacheManager* kv_cache) {
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config, KvCacheManager* kv_cache) {
   if (kv_cache == nullptr) return absl::InvalidArgumentError("scheduler needs a KV cache");
   for (absl::Status status :
        {Positive("max_num_batched_tokens", config.max_num_batched_tokens),
-        Positive("max_num_seqs", config.max_num_seqs),
-        Positive("max_model_len", config.max_model_len),
+        Positive("max_num_seqs", config.max_num_seqs), Positive("max_model_len", config.max_model_len),
         NonNegative("long_prefill_token_threshold", config.long_prefill_token_threshold),
         NonNegative("max_queued_requests", config.max_queued_requests),
         NonNegative("max_queued_tokens", config.max_queued_tokens)}) {
     if (!status.ok()) return status;
   }
   if (config.max_num_batched_tokens < config.max_num_seqs) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_num_batched_tokens (", config.max_num_batched_tokens,
-        ") must be at least max_num_seqs (", config.max_num_seqs, ") so every decode fits a step"));
+    return absl::InvalidArgumentError(absl::StrCat("max_num_batched_tokens (", config.max_num_batched_tokens,
+                                                   ") must be at least max_num_seqs (", config.max_num_seqs,
+                                                   ") so every decode fits a step"));
   }
   const int32_t blocks_needed = kv_cache->NumBlocksFor(config.max_model_len);
   if (blocks_needed > kv_cache->num_usable_blocks()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the KV cache holds ", kv_cache->num_usable_blocks(), " blocks of ",
-        kv_cache->block_size(), " tokens, fewer than the ", blocks_needed,
-        " one request of max_model_len=", config.max_model_len, " tokens needs"));
+    return absl::InvalidArgumentError(absl::StrCat("the KV cache holds ", kv_cache->num_usable_blocks(), " blocks of ",
+                                                   kv_cache->block_size(), " tokens, fewer than the ", blocks_needed,
+                                                   " one request of max_model_len=", config.max_model_len,
+                                                   " tokens needs"));
   }
   return std::unique_ptr<Scheduler>(new Scheduler(config, kv_cache));
 }
 
-Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager* kv_cache)
-    : config_(config), kv_(kv_cache) {}
+Scheduler::Scheduler(const SchedulerConfig& config, KvCacheManager* kv_cache) : config_(config), kv_(kv_cache) {}
 
 absl::Status Scheduler::AddRequest(RequestSpec spec) {
   const int64_t num_prompt = static_cast<int64_t>(spec.prompt_token_ids.size());
   if (num_prompt == 0) return absl::InvalidArgumentError("prompt is empty");
   if (num_prompt > config_.max_model_len) {
-    return absl::InvalidArgumentError(absl::StrCat("prompt has ", num_prompt,
-                                                   " tokens, more than max_model_len=",
-                                                   config_.max_model_len));
+    return absl::InvalidArgumentError(
+        absl::StrCat("prompt has ", num_prompt, " tokens, more than max_model_len=", config_.max_model_len));
   }
   if (spec.max_tokens < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_tokens must be at least 1, got ", spec.max_tokens));
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be at least 1, got ", spec.max_tokens));
   }
   if (spec.min_tokens < 0 || spec.min_tokens > spec.max_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat("min_tokens must be in [0, max_tokens=",
-                                                   spec.max_tokens, "], got ", spec.min_tokens));
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_tokens must be in [0, max_tokens=", spec.max_tokens, "], got ", spec.min_tokens));
   }
   if (requests_.contains(spec.id)) {
     return absl::AlreadyExistsError(absl::StrCat("request id ", spec.id, " is already in use"));
@@ -78,15 +73,14 @@ absl::Status Scheduler::AddRequest(RequestSpec spec) {
   if (spec.fork_parent.has_value()) {
     auto it = requests_.find(*spec.fork_parent);
     if (it == requests_.end() || IsFinished(it->second->status())) {
-      return absl::InvalidArgumentError(absl::StrCat("fork_parent ", *spec.fork_parent,
-                                                     " is not a live request"));
+      return absl::InvalidArgumentError(absl::StrCat("fork_parent ", *spec.fork_parent, " is not a live request"));
     }
     parent = it->second.get();
     const absl::Span<const int32_t> parent_prompt = parent->prompt_token_ids();
     if (!std::equal(parent_prompt.begin(), parent_prompt.end(), spec.prompt_token_ids.begin(),
                     spec.prompt_token_ids.end())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fork_parent ", *spec.fork_parent, " has a different prompt than request ", spec.id));
+      return absl::InvalidArgumentError(
+          absl::StrCat("fork_parent ", *spec.fork_parent, " has a different prompt than request ", spec.id));
     }
   }
   if (config_.max_queued_requests > 0 && num_waiting() >= config_.max_queued_requests) {
@@ -95,9 +89,9 @@ absl::Status Scheduler::AddRequest(RequestSpec spec) {
                      " requests waiting (max_queued_requests=", config_.max_queued_requests, ")"));
   }
   if (config_.max_queued_tokens > 0 && queued_tokens_ + num_prompt > config_.max_queued_tokens) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "request queue is full: ", queued_tokens_, " tokens waiting plus ", num_prompt,
-        " would exceed max_queued_tokens=", config_.max_queued_tokens));
+    return absl::ResourceExhaustedError(absl::StrCat("request queue is full: ", queued_tokens_, " tokens waiting plus ",
+                                                     num_prompt,
+                                                     " would exceed max_queued_tokens=", config_.max_queued_tokens));
   }
   if (spec.arrival_time == absl::InfinitePast()) spec.arrival_time = absl::Now();
   const RequestId id = spec.id;
@@ -144,8 +138,7 @@ bool Scheduler::ForkReady(Request* request, ComputedBlocks* fork) const {
   const Request* parent = request->fork_parent_;
   if (parent == nullptr) return true;
   const int32_t shared = request->num_prompt_tokens();
-  *fork = kv_->GetForkedBlocks(parent->id(), parent->num_computed_tokens_, shared,
-                               request->kv_sequence());
+  *fork = kv_->GetForkedBlocks(parent->id(), parent->num_computed_tokens_, shared, request->kv_sequence());
   const int32_t block_size = kv_->block_size();
   const int32_t wanted = std::min(shared, request->num_tokens() - 1) / block_size * block_size;
   return fork->num_tokens >= wanted || IsFinished(parent->status_);
@@ -169,8 +162,7 @@ void Scheduler::Dequeue(Request* request) {
 }
 
 void Scheduler::InsertRunning(Request* request) {
-  running_.insert(std::upper_bound(running_.begin(), running_.end(), request, QueueOrder()),
-                  request);
+  running_.insert(std::upper_bound(running_.begin(), running_.end(), request, QueueOrder()), request);
 }
 
 void Scheduler::RemoveRunning(Request* request) {
@@ -216,8 +208,7 @@ SchedulerOutput Scheduler::Schedule() {
   int32_t budget = config_.max_num_batched_tokens;
   auto is_decode = [](const Request* r) { return r->num_tokens() - r->num_computed_tokens() == 1; };
   // Decodes not yet visited: prefill chunks leave room for them.
-  int32_t pending_decodes =
-      static_cast<int32_t>(std::count_if(running_.begin(), running_.end(), is_decode));
+  int32_t pending_decodes = static_cast<int32_t>(std::count_if(running_.begin(), running_.end(), is_decode));
   bool preempted = false;
   size_t i = 0;
   while (i < running_.size() && budget > 0) {
@@ -252,8 +243,7 @@ SchedulerOutput Scheduler::Schedule() {
 
   // Admitting while preempting would only thrash the cache.
   auto next = waiting_.begin();
-  while (!preempted && next != waiting_.end() && budget > 0 &&
-         num_running() < config_.max_num_seqs) {
+  while (!preempted && next != waiting_.end() && budget > 0 && num_running() < config_.max_num_seqs) {
     Request* request = *next++;
     ComputedBlocks hit;
     if (!ForkReady(request, &hit)) continue;  // its parent is still computing the prompt
@@ -267,8 +257,7 @@ SchedulerOutput Scheduler::Schedule() {
     DetachFromParent(request);
     request->num_computed_tokens_ = hit.num_tokens;
     if (request->num_cached_prompt_tokens_ < 0) {
-      request->num_cached_prompt_tokens_ =
-          hit.forked ? 0 : std::min(hit.num_tokens, request->num_prompt_tokens());
+      request->num_cached_prompt_tokens_ = hit.forked ? 0 : std::min(hit.num_tokens, request->num_prompt_tokens());
     }
     request->status_ = RequestStatus::kRunning;
     InsertRunning(request);
@@ -298,18 +287,15 @@ RequestStatus Scheduler::CheckStop(const Request& request, int32_t token) const 
     }
     if (Contains(spec.stop_token_ids, token)) return RequestStatus::kFinishedStopped;
   }
-  if (request.num_output_tokens() >= spec.max_tokens ||
-      request.num_tokens() >= config_.max_model_len) {
+  if (request.num_output_tokens() >= spec.max_tokens || request.num_tokens() >= config_.max_model_len) {
     return RequestStatus::kFinishedLength;
   }
   return RequestStatus::kRunning;
 }
 
-std::vector<RequestUpdate> Scheduler::UpdateFromOutput(
-    absl::Span<const int32_t> sampled_token_ids) {
+std::vector<RequestUpdate> Scheduler::UpdateFromOutput(absl::Span<const int32_t> sampled_token_ids) {
   MS_CHECK(sampled_token_ids.size() == in_flight_.size())
-      << sampled_token_ids.size() << " sampled tokens for " << in_flight_.size()
-      << " scheduled requests";
+      << sampled_token_ids.size() << " sampled tokens for " << in_flight_.size() << " scheduled requests";
   std::vector<RequestUpdate> updates;
   updates.reserve(in_flight_.size());
   for (size_t k = 0; k < in_flight_.size(); ++k) {
@@ -342,9 +328,8 @@ const Request* Scheduler::GetRequest(RequestId id) const {
 absl::Status Scheduler::CheckIntegrity() const {
   if (absl::Status status = kv_->CheckIntegrity(); !status.ok()) return status;
   if (requests_.size() != waiting_.size() + running_.size() + to_release_.size()) {
-    return absl::InternalError(absl::StrCat(requests_.size(), " requests but ", waiting_.size(),
-                                            " waiting + ", running_.size(), " running + ",
-                                            to_release_.size(), " to release"));
+    return absl::InternalError(absl::StrCat(requests_.size(), " requests but ", waiting_.size(), " waiting + ",
+                                            running_.size(), " running + ", to_release_.size(), " to release"));
   }
   if (num_running() > config_.max_num_seqs) {
     return absl::InternalError(absl::StrCat(num_running(), " running > max_num_seqs"));
@@ -352,8 +337,7 @@ absl::Status Scheduler::CheckIntegrity() const {
   int64_t queued_tokens = 0;
   for (const Request* r : waiting_) {
     if (r->status() != RequestStatus::kWaiting && r->status() != RequestStatus::kPreempted) {
-      return absl::InternalError(absl::StrCat("queued request ", r->id(), " is ",
-                                              RequestStatusName(r->status())));
+      return absl::InternalError(absl::StrCat("queued request ", r->id(), " is ", RequestStatusName(r->status())));
     }
     if (kv_->HoldsBlocks(r->id()) || r->num_computed_tokens() != 0) {
       return absl::InternalError(absl::StrCat("queued request ", r->id(), " holds KV state"));
@@ -361,15 +345,13 @@ absl::Status Scheduler::CheckIntegrity() const {
     queued_tokens += r->num_tokens();
   }
   if (queued_tokens != queued_tokens_) {
-    return absl::InternalError(absl::StrCat("queued tokens ", queued_tokens, " but counter says ",
-                                            queued_tokens_));
+    return absl::InternalError(absl::StrCat("queued tokens ", queued_tokens, " but counter says ", queued_tokens_));
   }
   int32_t holders = 0;
   for (size_t k = 0; k < running_.size(); ++k) {
     const Request* r = running_[k];
     if (r->status() != RequestStatus::kRunning) {
-      return absl::InternalError(absl::StrCat("running request ", r->id(), " is ",
-                                              RequestStatusName(r->status())));
+      return absl::InternalError(absl::StrCat("running request ", r->id(), " is ", RequestStatusName(r->status())));
     }
     if (k > 0 && !QueueOrder()(running_[k - 1], r)) {
       return absl::InternalError("running requests are out of priority order");
@@ -377,9 +359,8 @@ absl::Status Scheduler::CheckIntegrity() const {
     const int64_t covered = int64_t{kv_->block_size()} * kv_->GetBlockIds(r->id()).size();
     if (!kv_->HoldsBlocks(r->id()) || covered < r->num_computed_tokens() ||
         r->num_computed_tokens() >= r->num_tokens()) {
-      return absl::InternalError(absl::StrCat(
-          "running request ", r->id(), " has ", r->num_computed_tokens(), " of ", r->num_tokens(),
-          " tokens computed and blocks for ", covered));
+      return absl::InternalError(absl::StrCat("running request ", r->id(), " has ", r->num_computed_tokens(), " of ",
+                                              r->num_tokens(), " tokens computed and blocks for ", covered));
     }
     ++holders;
   }
@@ -391,8 +372,8 @@ absl::Status Scheduler::CheckIntegrity() const {
   }
   for (const auto& [id, r] : requests_) {
     if (const Request* parent = r->fork_parent_; parent != nullptr) {
-      const bool linked = std::count(parent->unforked_children_.begin(),
-                                     parent->unforked_children_.end(), r.get()) == 1;
+      const bool linked =
+          std::count(parent->unforked_children_.begin(), parent->unforked_children_.end(), r.get()) == 1;
       if (!linked || r->status() != RequestStatus::kWaiting || !requests_.contains(parent->id())) {
         return absl::InternalError(absl::StrCat("request ", id, " has a stale fork link"));
       }
@@ -404,8 +385,8 @@ absl::Status Scheduler::CheckIntegrity() const {
     }
   }
   if (holders != kv_->num_requests()) {
-    return absl::InternalError(absl::StrCat("the KV cache tracks ", kv_->num_requests(),
-                                            " requests, the scheduler ", holders));
+    return absl::InternalError(
+        absl::StrCat("the KV cache tracks ", kv_->num_requests(), " requests, the scheduler ", holders));
   }
   return absl::OkStatus();
 }

@@ -47,12 +47,12 @@
 namespace moeserve {
 
 struct SchedulerConfig {
-  int32_t max_num_batched_tokens = 2048;  // token budget of one step; >= max_num_seqs
-  int32_t max_num_seqs = 256;             // running requests at most
-  int32_t max_model_len = 4096;           // prompt + output tokens at most
+  int32_t max_num_batched_tokens = 2048;     // token budget of one step; >= max_num_seqs
+  int32_t max_num_seqs = 256;                // running requests at most
+  int32_t max_model_len = 4096;              // prompt + output tokens at most
   int32_t long_prefill_token_threshold = 0;  // > 0: a prefill chunk takes at most this many
-  int32_t max_queued_requests = 0;  // > 0: AddRequest refuses beyond this many waiting requests
-  int64_t max_queued_tokens = 0;    // > 0: ... or beyond this many tokens waiting to be computed
+  int32_t max_queued_requests = 0;           // > 0: AddRequest refuses beyond this many waiting requests
+  int64_t max_queued_tokens = 0;             // > 0: ... or beyond this many tokens waiting to be computed
 };
 
 struct ScheduledRequest {
@@ -87,8 +87,7 @@ class Scheduler {
  public:
   // Fails with InvalidArgument naming the field when the config is inconsistent, including a
   // KV cache too small to hold one max_model_len request. `kv_cache` must outlive the scheduler.
-  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(const SchedulerConfig& config,
-                                                           KvCacheManager* kv_cache);
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(const SchedulerConfig& config, KvCacheManager* kv_cache);
 
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;

@@ -16,8 +16,8 @@ struct Call::Channel {
 
   absl::Mutex mu;
   std::map<int32_t, RequestOutput> pending ABSL_GUARDED_BY(mu);  // by sample index
-  bool engine_finished ABSL_GUARDED_BY(mu) = false;  // the request's last delta was pushed
-  RequestUsage usage ABSL_GUARDED_BY(mu);            // the engine's, as of the last delta
+  bool engine_finished ABSL_GUARDED_BY(mu) = false;              // the request's last delta was pushed
+  RequestUsage usage ABSL_GUARDED_BY(mu);                        // the engine's, as of the last delta
   RequestTimings timings ABSL_GUARDED_BY(mu);
 
   bool Readable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return !pending.empty(); }
@@ -63,8 +63,8 @@ std::function<void(const RequestOutput&)> ChannelCallback(std::shared_ptr<Call::
   return [channel = std::move(channel)](const RequestOutput& delta) { channel->Push(delta); };
 }
 
-Call::Call(Engine* engine, std::shared_ptr<Channel> channel, uint64_t engine_id,
-           BuiltPrompt prompt, std::vector<std::unique_ptr<SampleOutputProcessor>> samples)
+Call::Call(Engine* engine, std::shared_ptr<Channel> channel, uint64_t engine_id, BuiltPrompt prompt,
+           std::vector<std::unique_ptr<SampleOutputProcessor>> samples)
     : engine_(engine),
       channel_(std::move(channel)),
       engine_id_(engine_id),

@@ -12,9 +12,9 @@ constexpr char kFieldPayload[] = "type.moeserve.dev/field";
 
 // Every field a SamplingParams validation message may start with.
 constexpr std::array<absl::string_view, 17> kSamplingFields = {
-    "n",          "max_tokens",         "min_tokens",       "temperature",       "top_k",
-    "top_p",      "min_p",              "repetition_penalty", "presence_penalty", "frequency_penalty",
-    "logit_bias", "seed",               "stop_token_ids",   "ignore_eos",        "stop",
+    "n",          "max_tokens",     "min_tokens",         "temperature",      "top_k",
+    "top_p",      "min_p",          "repetition_penalty", "presence_penalty", "frequency_penalty",
+    "logit_bias", "seed",           "stop_token_ids",     "ignore_eos",       "stop",
     "logprobs",   "prompt_logprobs"};
 
 }  // namespace

@@ -17,10 +17,9 @@ std::string TokenizerDir(const EngineConfig& config) {
 Frontend::Frontend(Engine* engine, FrontendOptions options)
     : engine_(engine),
       options_(std::move(options)),
-      prompts_(engine->tokenizer(),
-               engine->tokenizer() != nullptr
-                   ? PromptBuilder::LoadChatTemplate(TokenizerDir(engine->config()))
-                   : std::nullopt),
+      prompts_(engine->tokenizer(), engine->tokenizer() != nullptr
+                                        ? PromptBuilder::LoadChatTemplate(TokenizerDir(engine->config()))
+                                        : std::nullopt),
       limits_(LimitsOf(*engine)),
       structured_(engine->tokenizer(), engine->vocab_size(), engine->eos_token_ids()) {}
 
@@ -63,11 +62,10 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
   const SampleOutputOptions output{.skip_special_tokens = request.skip_special_tokens,
                                    .logprob_text = request.logprob_text};
   for (int32_t i = 0; i < request.sampling.n; ++i) {
-    samples.push_back(std::make_unique<SampleOutputProcessor>(engine_->tokenizer(), prompt->ids,
-                                                              request.sampling, output));
+    samples.push_back(
+        std::make_unique<SampleOutputProcessor>(engine_->tokenizer(), prompt->ids, request.sampling, output));
   }
-  std::shared_ptr<Call::Channel> channel =
-      MakeCallChannel(options_.observer, std::move(request.on_output));
+  std::shared_ptr<Call::Channel> channel = MakeCallChannel(options_.observer, std::move(request.on_output));
   EngineRequest er;
   er.prompt_token_ids = prompt->ids;
   er.sampling = std::move(request.sampling);
@@ -78,8 +76,8 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
   er.is_cancelled = std::move(request.is_cancelled);
   absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->AddRequest(std::move(er));
   if (!stream.ok()) return stream.status();
-  return std::make_unique<Call>(engine_, std::move(channel), (*stream)->request_id(),
-                                *std::move(prompt), std::move(samples));
+  return std::make_unique<Call>(engine_, std::move(channel), (*stream)->request_id(), *std::move(prompt),
+                                std::move(samples));
 }
 
 absl::StatusOr<BuiltPrompt> Frontend::Tokenize(const PromptInput& input, const FieldNames& names,
@@ -87,19 +85,16 @@ absl::StatusOr<BuiltPrompt> Frontend::Tokenize(const PromptInput& input, const F
   return prompts_.Build(input, names, control);
 }
 
-absl::StatusOr<std::string> Frontend::Detokenize(absl::Span<const int32_t> ids,
-                                                 bool skip_special_tokens,
+absl::StatusOr<std::string> Frontend::Detokenize(absl::Span<const int32_t> ids, bool skip_special_tokens,
                                                  const std::string& field) const {
   const Tokenizer* tokenizer = engine_->tokenizer();
   if (tokenizer == nullptr) {
-    return FieldError(absl::StatusCode::kFailedPrecondition, field,
-                      ": this model has no tokenizer (tokenizer.json)");
+    return FieldError(absl::StatusCode::kFailedPrecondition, field, ": this model has no tokenizer (tokenizer.json)");
   }
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= limits_.vocab_size) {
       return InvalidField(absl::StrCat(field, "[", i, "]"),
-                          absl::StrCat(" = ", ids[i], " is outside the vocabulary [0, ",
-                                       limits_.vocab_size, ")"));
+                          absl::StrCat(" = ", ids[i], " is outside the vocabulary [0, ", limits_.vocab_size, ")"));
     }
   }
   return tokenizer->Decode(ids, skip_special_tokens);

@@ -3,8 +3,8 @@
 
 // Frontend: the transport-free serving layer over one Engine. Every transport (gRPC, HTTP, the
 // CLI) hands it neutral requests: it admits them (draining, API keys), builds the prompt (text,
-// ids or chat messages), validates once (compiling a structured-output constraint), submits to the engine and returns a Call that delivers
-// neutral output. It also tokenizes and detokenizes for the tokenizer endpoints.
+// ids or chat messages), validates once (compiling a structured-output constraint), submits to the engine and returns a
+// Call that delivers neutral output. It also tokenizes and detokenizes for the tokenizer endpoints.
 //
 //   serving::Frontend frontend(engine.get(), {.api_keys = keys});
 //   auto call = frontend.Submit({.prompt = serving::TextPrompt{"Once upon a time"}});
@@ -32,7 +32,7 @@
 namespace moeserve::serving {
 
 struct FrontendOptions {
-  ApiKeys api_keys;                     // empty: no authentication
+  ApiKeys api_keys;                          // empty: no authentication
   std::shared_ptr<OutputObserver> observer;  // may be null
 };
 

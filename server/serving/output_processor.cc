@@ -6,10 +6,8 @@
 
 namespace moeserve::serving {
 
-SampleOutputProcessor::SampleOutputProcessor(const Tokenizer* tokenizer,
-                                             absl::Span<const int32_t> prompt_ids,
-                                             const SamplingParams& params,
-                                             SampleOutputOptions options)
+SampleOutputProcessor::SampleOutputProcessor(const Tokenizer* tokenizer, absl::Span<const int32_t> prompt_ids,
+                                             const SamplingParams& params, SampleOutputOptions options)
     : tokenizer_(tokenizer), options_(options) {
   if (tokenizer_ == nullptr) return;
   detokenizer_.emplace(tokenizer_, prompt_ids, options_.skip_special_tokens);

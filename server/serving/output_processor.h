@@ -36,8 +36,8 @@ std::string TokenText(const Tokenizer& tokenizer, int32_t id);
 class SampleOutputProcessor {
  public:
   // `tokenizer` may be null (ids only: no text, no stop strings).
-  SampleOutputProcessor(const Tokenizer* tokenizer, absl::Span<const int32_t> prompt_ids,
-                        const SamplingParams& params, SampleOutputOptions options);
+  SampleOutputProcessor(const Tokenizer* tokenizer, absl::Span<const int32_t> prompt_ids, const SamplingParams& params,
+                        SampleOutputOptions options);
 
   SampleOutputProcessor(const SampleOutputProcessor&) = delete;
   SampleOutputProcessor& operator=(const SampleOutputProcessor&) = delete;

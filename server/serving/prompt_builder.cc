@@ -15,8 +15,7 @@ std::optional<TokenizerChatTemplate> PromptBuilder::LoadChatTemplate(const std::
   absl::StatusOr<TokenizerChatTemplate> chat = TokenizerChatTemplate::FromDirectory(dir);
   if (chat.ok()) return std::move(*chat);
   if (!absl::IsNotFound(chat.status())) {
-    MS_LOG(WARNING) << "chat template unusable, `messages` requests will be refused: "
-                    << chat.status();
+    MS_LOG(WARNING) << "chat template unusable, `messages` requests will be refused: " << chat.status();
   }
   return std::nullopt;
 }
@@ -26,8 +25,7 @@ const std::string& PromptBuilder::chat_template_source() const {
   return chat_.has_value() ? chat_->source() : *kNone;
 }
 
-absl::StatusOr<std::vector<int32_t>> PromptBuilder::Encode(const std::string& text,
-                                                           bool add_special,
+absl::StatusOr<std::vector<int32_t>> PromptBuilder::Encode(const std::string& text, bool add_special,
                                                            const std::string& field) const {
   if (tokenizer_ == nullptr) {
     return FieldError(absl::StatusCode::kFailedPrecondition, field,
@@ -69,8 +67,7 @@ absl::StatusOr<std::string> PromptBuilder::Render(const ChatPrompt& chat, const 
     return text.status();  // the caller gave up: nothing wrong with the messages
   }
   if (!text.ok()) {
-    return InvalidField(field, absl::StrCat(": the chat template cannot render them: ",
-                                            text.status().message()));
+    return InvalidField(field, absl::StrCat(": the chat template cannot render them: ", text.status().message()));
   }
   return text;
 }
@@ -79,8 +76,7 @@ absl::StatusOr<BuiltPrompt> PromptBuilder::Build(const PromptInput& input, const
                                                  const ChatRenderControl& control) const {
   BuiltPrompt prompt;
   if (const auto* text = std::get_if<TextPrompt>(&input)) {
-    absl::StatusOr<std::vector<int32_t>> ids =
-        Encode(text->text, text->add_special_tokens, names.prompt);
+    absl::StatusOr<std::vector<int32_t>> ids = Encode(text->text, text->add_special_tokens, names.prompt);
     if (!ids.ok()) return ids.status();
     prompt.ids = std::move(*ids);
     prompt.text = text->text;

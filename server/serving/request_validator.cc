@@ -12,30 +12,25 @@ RequestLimits LimitsOf(const Engine& engine) {
           .has_tokenizer = engine.tokenizer() != nullptr};
 }
 
-absl::Status ValidatePromptIds(absl::Span<const int32_t> ids, const RequestLimits& limits,
-                               const std::string& field) {
+absl::Status ValidatePromptIds(absl::Span<const int32_t> ids, const RequestLimits& limits, const std::string& field) {
   if (ids.empty()) return InvalidField(field, " must not be empty");
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= limits.vocab_size) {
       return InvalidField(absl::StrCat(field, "[", i, "]"),
-                          absl::StrCat(" = ", ids[i], " is outside the vocabulary [0, ",
-                                       limits.vocab_size, ")"));
+                          absl::StrCat(" = ", ids[i], " is outside the vocabulary [0, ", limits.vocab_size, ")"));
     }
   }
   if (limits.max_model_len > 0 && static_cast<int64_t>(ids.size()) >= limits.max_model_len) {
-    return InvalidField(field, absl::StrCat(": the prompt has ", ids.size(),
-                                            " tokens; the context (max_model_len) is ",
-                                            limits.max_model_len,
-                                            " tokens and at least one output token must fit"));
+    return InvalidField(field, absl::StrCat(": the prompt has ", ids.size(), " tokens; the context (max_model_len) is ",
+                                            limits.max_model_len, " tokens and at least one output token must fit"));
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateRequest(const ServingRequest& request, int32_t prompt_tokens,
-                             const RequestLimits& limits) {
+absl::Status ValidateRequest(const ServingRequest& request, int32_t prompt_tokens, const RequestLimits& limits) {
   if (request.cache_salt.size() > kMaxCacheSaltBytes) {
-    return InvalidField("cache_salt", absl::StrCat(" must be at most ", kMaxCacheSaltBytes,
-                                                   " bytes, got ", request.cache_salt.size()));
+    return InvalidField(
+        "cache_salt", absl::StrCat(" must be at most ", kMaxCacheSaltBytes, " bytes, got ", request.cache_salt.size()));
   }
   const SamplingParams& params = request.sampling;
   absl::Status s = Validate(params, {.vocab_size = limits.vocab_size,

@@ -22,21 +22,19 @@ class Engine;
 namespace moeserve::serving {
 
 struct RequestLimits {
-  int32_t vocab_size = 0;     // ids in [0, vocab_size)
-  int32_t max_model_len = 0;  // the prompt plus max_tokens must fit
-  int32_t max_n = 1;          // SamplingParams::n at most (max_num_samples)
+  int32_t vocab_size = 0;      // ids in [0, vocab_size)
+  int32_t max_model_len = 0;   // the prompt plus max_tokens must fit
+  int32_t max_n = 1;           // SamplingParams::n at most (max_num_samples)
   bool has_tokenizer = false;  // stop strings need one
 };
 
 RequestLimits LimitsOf(const Engine& engine);
 
 // Non-empty, every id in the vocabulary, and room for one output token in the context.
-absl::Status ValidatePromptIds(absl::Span<const int32_t> ids, const RequestLimits& limits,
-                               const std::string& field);
+absl::Status ValidatePromptIds(absl::Span<const int32_t> ids, const RequestLimits& limits, const std::string& field);
 
 // Everything of `request` but its prompt, for a prompt of `prompt_tokens` tokens.
-absl::Status ValidateRequest(const ServingRequest& request, int32_t prompt_tokens,
-                             const RequestLimits& limits);
+absl::Status ValidateRequest(const ServingRequest& request, int32_t prompt_tokens, const RequestLimits& limits);
 
 }  // namespace moeserve::serving
 

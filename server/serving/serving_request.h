@@ -45,11 +45,11 @@ using PromptInput = std::variant<TextPrompt, TokenPrompt, ChatPrompt>;
 struct ServingRequest {
   PromptInput prompt = TokenPrompt{};
   SamplingParams sampling;
-  int32_t priority = 0;     // lower is served first
+  int32_t priority = 0;  // lower is served first
   // sampling.max_tokens is taken as what the context leaves after the prompt (OpenAI chat's
   // default when neither max_tokens nor max_completion_tokens is given).
   bool max_tokens_to_context = false;
-  std::string cache_salt;   // separates prefix caches (per tenant); at most kMaxCacheSaltBytes
+  std::string cache_salt;  // separates prefix caches (per tenant); at most kMaxCacheSaltBytes
 
   // Output.
   bool skip_special_tokens = true;  // leave special tokens out of the text

@@ -8,8 +8,7 @@
 
 namespace moeserve::serving {
 
-StructuredOutput::StructuredOutput(const Tokenizer* tokenizer, int32_t vocab_size,
-                                   std::vector<int32_t> eos_token_ids,
+StructuredOutput::StructuredOutput(const Tokenizer* tokenizer, int32_t vocab_size, std::vector<int32_t> eos_token_ids,
                                    structured::ConstraintCompilerOptions options)
     : tokenizer_(tokenizer),
       vocab_size_(vocab_size),
@@ -27,8 +26,7 @@ absl::StatusOr<structured::ConstraintCompiler*> StructuredOutput::compiler() {
   absl::MutexLock lock(&mu_);
   if (compiler_ == nullptr) {
     absl::StatusOr<std::shared_ptr<const structured::TokenVocabulary>> vocab =
-        structured::TokenVocabulary::FromTokenizer(*tokenizer_,
-                                                   {.mask_size = vocab_size_, .stop_ids = eos_token_ids_});
+        structured::TokenVocabulary::FromTokenizer(*tokenizer_, {.mask_size = vocab_size_, .stop_ids = eos_token_ids_});
     if (!vocab.ok()) return vocab.status();
     compiler_ = std::make_unique<structured::ConstraintCompiler>(*std::move(vocab), options_);
   }

@@ -41,8 +41,9 @@ class StructuredOutput {
   // Null when params.constraint is not active. Errors name the constraint field through `names`:
   // InvalidArgument (the constraint does not compile or exceeds a limit), FailedPrecondition (this
   // model has no tokenizer).
-  absl::StatusOr<std::shared_ptr<const structured::OutputConstraintSpec>> Prepare(
-      const SamplingParams& params, absl::Span<const int32_t> prompt_ids, const FieldNames& names);
+  absl::StatusOr<std::shared_ptr<const structured::OutputConstraintSpec>> Prepare(const SamplingParams& params,
+                                                                                  absl::Span<const int32_t> prompt_ids,
+                                                                                  const FieldNames& names);
 
   const structured::ReasoningTokens& reasoning() const { return reasoning_; }
   // The compiler's cache statistics (zero before the first constrained request).

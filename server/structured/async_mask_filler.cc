@@ -32,7 +32,8 @@ void AsyncMaskFiller::Loop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](AsyncMaskFiller* f) ABSL_NO_THREAD_SAFETY_ANALYSIS { return f->stop_ || (f->pending_ && !f->jobs_.empty()); },
+          +[](AsyncMaskFiller* f)
+               ABSL_NO_THREAD_SAFETY_ANALYSIS { return f->stop_ || (f->pending_ && !f->jobs_.empty()); },
           this));
       if (stop_) return;
       jobs.swap(jobs_);

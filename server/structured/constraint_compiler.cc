@@ -35,9 +35,7 @@ absl::StatusOr<Grammar> ConstraintToGrammar(const Constraint& c) {
   const char* field = ConstraintFieldName(c.kind);
   absl::StatusOr<Grammar> g = absl::InvalidArgumentError("no constraint");
   switch (c.kind) {
-    case Constraint::Kind::kJsonSchema:
-      g = JsonSchemaToGrammar(c.value, {.any_whitespace = c.any_whitespace});
-      break;
+    case Constraint::Kind::kJsonSchema: g = JsonSchemaToGrammar(c.value, {.any_whitespace = c.any_whitespace}); break;
     case Constraint::Kind::kJsonObject:
       g = AnyJsonGrammar(/*object_only=*/true, {.any_whitespace = c.any_whitespace});
       break;
@@ -49,25 +47,21 @@ absl::StatusOr<Grammar> ConstraintToGrammar(const Constraint& c) {
       g = std::move(r);
       break;
     }
-    case Constraint::Kind::kGrammar:
-      g = ParseGbnf(c.value);
-      break;
-    case Constraint::Kind::kNone:
-      break;
+    case Constraint::Kind::kGrammar: g = ParseGbnf(c.value); break;
+    case Constraint::Kind::kNone: break;
   }
   if (!g.ok()) return AsInvalid(g.status(), field);
   return g;
 }
 
-ConstraintCompiler::ConstraintCompiler(std::shared_ptr<const TokenVocabulary> vocab,
-                                       ConstraintCompilerOptions options)
+ConstraintCompiler::ConstraintCompiler(std::shared_ptr<const TokenVocabulary> vocab, ConstraintCompilerOptions options)
     : vocab_(std::move(vocab)), options_(std::move(options)) {}
 
 absl::StatusOr<std::shared_ptr<const CompiledGrammar>> ConstraintCompiler::Compile(const Constraint& c) {
   const char* field = ConstraintFieldName(c.kind);
   if (static_cast<int64_t>(c.value.size()) > options_.max_constraint_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", c.value.size(), " bytes; the limit is ",
-                                                   options_.max_constraint_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", c.value.size(), " bytes; the limit is ", options_.max_constraint_bytes));
   }
   const std::string key = absl::StrCat(static_cast<int>(c.kind), c.any_whitespace ? "w" : "c", ":", c.value);
   {

@@ -16,8 +16,8 @@ namespace moeserve::structured {
 absl::Status CompileBudget::ChargeStates(int64_t states) {
   states_ += states;
   if (states_ > max_states_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the constraint needs more than ", max_states_, " automaton states (the size limit)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the constraint needs more than ", max_states_, " automaton states (the size limit)"));
   }
   return absl::OkStatus();
 }
@@ -38,9 +38,8 @@ CompileBudget::CompileBudget(int64_t max_states, absl::Duration max_time)
 
 absl::Status CompileBudget::CheckTime() {
   if (ThreadCpuTime() - cpu_start_ > max_time_ || absl::Now() > wall_deadline_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "compiling the constraint took longer than ", absl::FormatDuration(max_time_),
-        " (the time limit)"));
+    return absl::ResourceExhaustedError(absl::StrCat("compiling the constraint took longer than ",
+                                                     absl::FormatDuration(max_time_), " (the time limit)"));
   }
   return absl::OkStatus();
 }
@@ -129,8 +128,7 @@ class NfaBuilder {
   absl::StatusOr<int32_t> Lower(const Expr& e, int32_t from) {
     RETURN_IF_ERROR(status_);
     switch (e.kind) {
-      case Expr::Kind::kEmpty:
-        return from;
+      case Expr::Kind::kEmpty: return from;
       case Expr::Kind::kLiteral: {
         int32_t s = from;
         for (char c : e.text) {
@@ -198,8 +196,7 @@ class NfaBuilder {
         fsm_.states[from].calls.push_back({e.rule, t});
         return t;
       }
-      case Expr::Kind::kIntersect:
-        return LowerIntersection(e, from);
+      case Expr::Kind::kIntersect: return LowerIntersection(e, from);
     }
     return absl::InternalError("unknown expression kind");
   }
@@ -277,18 +274,14 @@ absl::StatusOr<Fsm> IntersectDfas(const Fsm& a, const Fsm& b, CompileBudget* bud
   return out;
 }
 
-absl::StatusOr<Fsm> BuildNfa(const Expr& expr, CompileBudget* budget) {
-  return NfaBuilder(budget).Build(expr);
-}
+absl::StatusOr<Fsm> BuildNfa(const Expr& expr, CompileBudget* budget) { return NfaBuilder(budget).Build(expr); }
 
 // ---- subset construction ----
 
 namespace {
 
 struct VectorHash {
-  size_t operator()(const std::vector<int32_t>& v) const {
-    return absl::HashOf(absl::MakeConstSpan(v));
-  }
+  size_t operator()(const std::vector<int32_t>& v) const { return absl::HashOf(absl::MakeConstSpan(v)); }
 };
 
 class Determinizer {
@@ -296,8 +289,7 @@ class Determinizer {
   // One rule's DFA at most; patterns like (a|b)*a(a|b){40} reach it long before the total limit.
   static constexpr int64_t kMaxDfaStates = 200'000;
 
-  Determinizer(const Fsm& nfa, CompileBudget* budget)
-      : nfa_(nfa), budget_(budget), mark_(nfa.states.size(), 0) {}
+  Determinizer(const Fsm& nfa, CompileBudget* budget) : nfa_(nfa), budget_(budget), mark_(nfa.states.size(), 0) {}
 
   absl::StatusOr<Fsm> Run() {
     std::vector<int32_t> start = Closure({0});
@@ -341,8 +333,8 @@ class Determinizer {
       dfa_.states.emplace_back();
       status_.Update(budget_->ChargeStates(1));
       if (static_cast<int64_t>(sets_.size()) > kMaxDfaStates && status_.ok()) {
-        status_ = absl::ResourceExhaustedError(absl::StrCat(
-            "a rule's automaton needs more than ", kMaxDfaStates, " states (the size limit)"));
+        status_ = absl::ResourceExhaustedError(
+            absl::StrCat("a rule's automaton needs more than ", kMaxDfaStates, " states (the size limit)"));
       }
     }
     return it->second;
@@ -351,7 +343,7 @@ class Determinizer {
   absl::Status Expand(size_t d) {
     const std::vector<int32_t> set = sets_[d];  // copy: sets_ grows below
     bool accept = false;
-    std::vector<int32_t> points;  // interval starts
+    std::vector<int32_t> points;                     // interval starts
     std::vector<std::pair<int32_t, int32_t>> calls;  // (rule, nfa target)
     for (int32_t s : set) {
       const Fsm::State& st = nfa_.states[s];
@@ -416,9 +408,7 @@ class Determinizer {
 
 }  // namespace
 
-absl::StatusOr<Fsm> Determinize(const Fsm& nfa, CompileBudget* budget) {
-  return Determinizer(nfa, budget).Run();
-}
+absl::StatusOr<Fsm> Determinize(const Fsm& nfa, CompileBudget* budget) { return Determinizer(nfa, budget).Run(); }
 
 // ---- minimization ----
 
@@ -521,8 +511,7 @@ Fsm Minimize(const Fsm& dfa) {
   if (m > 0) {
     std::vector<int32_t> order(m);
     std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(),
-              [&](int32_t a, int32_t b) { return trans[a].label < trans[b].label; });
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return trans[a].label < trans[b].label; });
     for (int32_t i = 0; i < m;) {
       int32_t j = i;
       while (j < m && trans[order[j]].label == trans[order[i]].label) cords.Mark(order[j++]);

@@ -16,8 +16,7 @@ constexpr int kMaxNesting = 256;
 constexpr int64_t kMaxRepeatCount = 1 << 20;
 
 bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
 class GbnfParser {
@@ -240,9 +239,18 @@ class GbnfParser {
       case 'x': digits = 2; break;
       case 'u': digits = 4; break;
       case 'U': digits = 8; break;
-      case 't': *c = '\t'; pos_ += 2; return true;
-      case 'n': *c = '\n'; pos_ += 2; return true;
-      case 'r': *c = '\r'; pos_ += 2; return true;
+      case 't':
+        *c = '\t';
+        pos_ += 2;
+        return true;
+      case 'n':
+        *c = '\n';
+        pos_ += 2;
+        return true;
+      case 'r':
+        *c = '\r';
+        pos_ += 2;
+        return true;
       default:
         if (e > 0x20 && e < 0x7F && !std::isalnum(static_cast<unsigned char>(e))) {
           *c = static_cast<uint8_t>(e);

@@ -31,8 +31,7 @@ CodepointSet Canonicalize(std::vector<CodepointRange> ranges) {
     if (r.lo > r.hi) std::swap(r.lo, r.hi);
     r.hi = std::min(r.hi, kMaxCodepoint);
   }
-  std::sort(ranges.begin(), ranges.end(),
-            [](const CodepointRange& a, const CodepointRange& b) { return a.lo < b.lo; });
+  std::sort(ranges.begin(), ranges.end(), [](const CodepointRange& a, const CodepointRange& b) { return a.lo < b.lo; });
   CodepointSet merged;
   for (const CodepointRange& r : ranges) {
     if (r.lo > kMaxCodepoint) continue;
@@ -254,9 +253,7 @@ void AppendEscaped(uint32_t c, bool in_class, std::string* out) {
 
 void Print(const Grammar& g, const Expr& e, bool nested, std::string* out) {
   switch (e.kind) {
-    case Expr::Kind::kEmpty:
-      *out += "\"\"";
-      return;
+    case Expr::Kind::kEmpty: *out += "\"\""; return;
     case Expr::Kind::kLiteral: {
       *out += '"';
       size_t pos = 0;
@@ -313,9 +310,7 @@ void Print(const Grammar& g, const Expr& e, bool nested, std::string* out) {
       }
       return;
     }
-    case Expr::Kind::kRuleRef:
-      *out += g.rules[e.rule].name;
-      return;
+    case Expr::Kind::kRuleRef: *out += g.rules[e.rule].name; return;
     case Expr::Kind::kIntersect:  // not GBNF: printed for debugging only
       *out += "( ";
       for (size_t i = 0; i < e.children.size(); ++i) {

@@ -37,14 +37,14 @@ CodepointSet Intersect(const CodepointSet& a, const CodepointSet& b);
 
 struct Expr {
   enum class Kind {
-    kEmpty,     // matches ""
-    kLiteral,   // `text`, bytes matched exactly (UTF-8 when it came from text)
-    kClass,     // one code point in `set` (an empty set matches nothing)
-    kSequence,  // children in order
-    kChoice,    // one of children (no children: matches nothing)
-    kRepeat,    // children[0] between min and max times (max < 0: unbounded)
-    kRuleRef,   // rule `rule`
-    kIntersect, // strings every child matches; children must be regular (no kRuleRef inside)
+    kEmpty,      // matches ""
+    kLiteral,    // `text`, bytes matched exactly (UTF-8 when it came from text)
+    kClass,      // one code point in `set` (an empty set matches nothing)
+    kSequence,   // children in order
+    kChoice,     // one of children (no children: matches nothing)
+    kRepeat,     // children[0] between min and max times (max < 0: unbounded)
+    kRuleRef,    // rule `rule`
+    kIntersect,  // strings every child matches; children must be regular (no kRuleRef inside)
   };
   Kind kind = Kind::kEmpty;
   std::string text;

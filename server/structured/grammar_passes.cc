@@ -65,7 +65,7 @@ void ForEachRef(const Expr& e, const std::function<void(int32_t)>& fn) {
 // iterative). Returns the component of each rule and the order.
 struct Components {
   std::vector<int32_t> component;
-  std::vector<int32_t> order;  // rules, callee components first
+  std::vector<int32_t> order;   // rules, callee components first
   std::vector<bool> recursive;  // per rule: in a cycle (or calls itself)
 };
 
@@ -122,8 +122,7 @@ Components FindComponents(const Grammar& g) {
         if (m == r) break;
       }
       ++next_component;
-      const bool self_loop =
-          std::find(edges[r].begin(), edges[r].end(), r) != edges[r].end();
+      const bool self_loop = std::find(edges[r].begin(), edges[r].end(), r) != edges[r].end();
       for (int32_t m : members) {
         out.recursive[m] = members.size() > 1 || self_loop;
         out.order.push_back(m);

@@ -41,18 +41,37 @@ enum TypeBit : uint8_t {
 
 const absl::flat_hash_set<std::string>& AnnotationKeywords() {
   static const auto* s = new absl::flat_hash_set<std::string>{
-      "title",    "description", "default",          "examples",        "$comment",     "$schema",
-      "$id",      "readOnly",    "writeOnly",        "deprecated",      "contentEncoding",
-      "contentMediaType", "discriminator", "$defs", "definitions", "$anchor"};
+      "title",         "description", "default",     "examples",   "$comment",        "$schema",
+      "$id",           "readOnly",    "writeOnly",   "deprecated", "contentEncoding", "contentMediaType",
+      "discriminator", "$defs",       "definitions", "$anchor"};
   return *s;
 }
 
 const absl::flat_hash_set<std::string>& SupportedKeywords() {
-  static const auto* s = new absl::flat_hash_set<std::string>{
-      "type",     "enum",      "const",     "anyOf",     "oneOf",      "allOf",      "$ref",
-      "nullable", "properties", "required", "additionalProperties",   "items",      "prefixItems",
-      "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format",
-      "minimum",  "maximum",   "exclusiveMinimum", "exclusiveMaximum"};
+  static const auto* s = new absl::flat_hash_set<std::string>{"type",
+                                                              "enum",
+                                                              "const",
+                                                              "anyOf",
+                                                              "oneOf",
+                                                              "allOf",
+                                                              "$ref",
+                                                              "nullable",
+                                                              "properties",
+                                                              "required",
+                                                              "additionalProperties",
+                                                              "items",
+                                                              "prefixItems",
+                                                              "additionalItems",
+                                                              "minItems",
+                                                              "maxItems",
+                                                              "minLength",
+                                                              "maxLength",
+                                                              "pattern",
+                                                              "format",
+                                                              "minimum",
+                                                              "maximum",
+                                                              "exclusiveMinimum",
+                                                              "exclusiveMaximum"};
   return *s;
 }
 
@@ -173,8 +192,9 @@ class SchemaConverter {
 
  private:
   Expr Ws() const {
-    return options_.any_whitespace ? Repeat(Class(Canonicalize({{'\t', '\n'}, {'\r', '\r'}, {' ', ' '}})), 0, kMaxWhitespace)
-                                   : Empty();
+    return options_.any_whitespace
+               ? Repeat(Class(Canonicalize({{'\t', '\n'}, {'\r', '\r'}, {' ', ' '}})), 0, kMaxWhitespace)
+               : Empty();
   }
   // A structural character with optional whitespace around it.
   Expr Punct(std::string_view c) const { return Seq({Ws(), Literal(c), Ws()}); }
@@ -201,8 +221,8 @@ class SchemaConverter {
     size_t start = 2;
     while (true) {
       const size_t slash = pointer.find('/', start);
-      const std::string token =
-          PointerToken(std::string_view(pointer).substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+      const std::string token = PointerToken(
+          std::string_view(pointer).substr(start, slash == std::string::npos ? std::string::npos : slash - start));
       if (node->is_object() && node->contains(token)) {
         node = &(*node)[token];
       } else if (node->is_array() && !token.empty() &&
@@ -222,9 +242,8 @@ class SchemaConverter {
     if (any_value_ >= 0) return any_value_;
     any_value_ = g_.AddRule("value");
     const int32_t value = any_value_;
-    g_.rules[value].body = Choice({AnyObject(), AnyArray(),
-                                  Seq({Literal("\""), Star(JsonStringChar()), Literal("\"")}), JsonNumber(),
-                                  Literal("true"), Literal("false"), Literal("null")});
+    g_.rules[value].body = Choice({AnyObject(), AnyArray(), Seq({Literal("\""), Star(JsonStringChar()), Literal("\"")}),
+                                   JsonNumber(), Literal("true"), Literal("false"), Literal("null")});
     return value;
   }
   Expr AnyObject() {
@@ -235,13 +254,12 @@ class SchemaConverter {
   }
   Expr AnyArray() {
     const int32_t value = AnyValueRule();
-    return Seq({Literal("["), Ws(), Optional(Seq({Ref(value), Star(Seq({Punct(","), Ref(value)}))})), Ws(),
-                Literal("]")});
+    return Seq(
+        {Literal("["), Ws(), Optional(Seq({Ref(value), Star(Seq({Punct(","), Ref(value)}))})), Ws(), Literal("]")});
   }
 
   absl::Status Unsupported(const std::string& keyword, const std::string& path) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("json_schema: unsupported keyword '", keyword, "' at ", path));
+    return absl::InvalidArgumentError(absl::StrCat("json_schema: unsupported keyword '", keyword, "' at ", path));
   }
 
   absl::StatusOr<Expr> Convert(const Json& s, const std::string& path) {
@@ -250,7 +268,8 @@ class SchemaConverter {
       return Nothing();
     }
     if (!s.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat("json_schema: the schema at ", path, " is not an object or boolean"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("json_schema: the schema at ", path, " is not an object or boolean"));
     }
     std::vector<std::string> validators;  // supported validation keywords present
     uint8_t implied = 0;
@@ -267,7 +286,8 @@ class SchemaConverter {
               absl::StrCat("json_schema: '$ref' beside '", k, "' is not supported at ", path));
         }
       }
-      if (!s["$ref"].is_string()) return absl::InvalidArgumentError(absl::StrCat("json_schema: $ref is not a string at ", path));
+      if (!s["$ref"].is_string())
+        return absl::InvalidArgumentError(absl::StrCat("json_schema: $ref is not a string at ", path));
       const std::string target = s["$ref"].get<std::string>();
       if (!rule_of_pointer_.contains(target)) {
         ASSIGN_OR_RETURN(const Json* resolved, Resolve(target));
@@ -280,16 +300,18 @@ class SchemaConverter {
       if (!s.contains(combinator)) continue;
       for (const std::string& k : validators) {
         if (k != combinator && k != "nullable") {
-          return absl::InvalidArgumentError(absl::StrCat("json_schema: '", combinator, "' beside '", k,
-                                                         "' is not supported at ", path));
+          return absl::InvalidArgumentError(
+              absl::StrCat("json_schema: '", combinator, "' beside '", k, "' is not supported at ", path));
         }
       }
       const Json& list = s[combinator];
       if (!list.is_array() || list.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("json_schema: ", combinator, " must be a non-empty array at ", path));
+        return absl::InvalidArgumentError(
+            absl::StrCat("json_schema: ", combinator, " must be a non-empty array at ", path));
       }
       if (std::string_view(combinator) == "allOf" && list.size() != 1) {
-        return absl::InvalidArgumentError(absl::StrCat("json_schema: allOf with more than one schema is not supported at ", path));
+        return absl::InvalidArgumentError(
+            absl::StrCat("json_schema: allOf with more than one schema is not supported at ", path));
       }
       std::vector<Expr> alts;
       for (size_t i = 0; i < list.size(); ++i) {
@@ -322,7 +344,8 @@ class SchemaConverter {
       if (s.contains("const")) {
         values.push_back(s["const"]);
       } else {
-        if (!s["enum"].is_array()) return absl::InvalidArgumentError(absl::StrCat("json_schema: enum is not an array at ", path));
+        if (!s["enum"].is_array())
+          return absl::InvalidArgumentError(absl::StrCat("json_schema: enum is not an array at ", path));
         for (const Json& v : s["enum"]) values.push_back(v);
       }
       std::vector<Expr> alts;
@@ -330,7 +353,8 @@ class SchemaConverter {
         if (ValueTypes(v) & types) alts.push_back(Literal(v.dump()));
       }
       if (alts.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat("json_schema: no enum/const value has the schema's type at ", path));
+        return absl::InvalidArgumentError(
+            absl::StrCat("json_schema: no enum/const value has the schema's type at ", path));
       }
       return Choice(std::move(alts));
     }
@@ -373,7 +397,8 @@ class SchemaConverter {
     if (!s.contains(key)) return std::optional<int64_t>();
     const Json& v = s[key];
     if (!v.is_number() || ValueTypes(v) == kNumber || v.get<double>() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("json_schema: ", key, " must be a non-negative integer at ", path));
+      return absl::InvalidArgumentError(
+          absl::StrCat("json_schema: ", key, " must be a non-negative integer at ", path));
     }
     const double d = v.get<double>();
     return std::optional<int64_t>(d > 1e15 ? int64_t{1} << 50 : static_cast<int64_t>(d));
@@ -399,13 +424,15 @@ class SchemaConverter {
   absl::StatusOr<Expr> String(const Json& s, const std::string& path) {
     std::vector<Expr> parts;
     if (s.contains("format")) {
-      if (!s["format"].is_string()) return absl::InvalidArgumentError(absl::StrCat("json_schema: format is not a string at ", path));
+      if (!s["format"].is_string())
+        return absl::InvalidArgumentError(absl::StrCat("json_schema: format is not a string at ", path));
       absl::StatusOr<Expr> f = FormatLanguage(s["format"].get<std::string>());
       if (!f.ok()) return absl::InvalidArgumentError(absl::StrCat("json_schema: ", f.status().message(), " at ", path));
       parts.push_back(JsonEscape(*f));
     }
     if (s.contains("pattern")) {
-      if (!s["pattern"].is_string()) return absl::InvalidArgumentError(absl::StrCat("json_schema: pattern is not a string at ", path));
+      if (!s["pattern"].is_string())
+        return absl::InvalidArgumentError(absl::StrCat("json_schema: pattern is not a string at ", path));
       absl::StatusOr<Expr> p = ParseRegex(s["pattern"].get<std::string>());
       if (!p.ok()) {
         return absl::InvalidArgumentError(absl::StrCat("json_schema: pattern at ", path, ": ", p.status().message()));
@@ -425,7 +452,8 @@ class SchemaConverter {
                                                    bool lower, bool integer, const std::string& path) {
     std::optional<NumberBound> out;
     auto take = [&](const Json& v, bool exclusive, const char* name) -> absl::Status {
-      if (!v.is_number()) return absl::InvalidArgumentError(absl::StrCat("json_schema: ", name, " is not a number at ", path));
+      if (!v.is_number())
+        return absl::InvalidArgumentError(absl::StrCat("json_schema: ", name, " is not a number at ", path));
       const double d = v.get<double>();
       NumberBound b;
       if (v.is_number_integer()) {
@@ -433,7 +461,8 @@ class SchemaConverter {
                                          : v.get<int64_t>();
         b.exclusive = exclusive;
       } else {
-        if (!std::isfinite(d)) return absl::InvalidArgumentError(absl::StrCat("json_schema: ", name, " is not finite at ", path));
+        if (!std::isfinite(d))
+          return absl::InvalidArgumentError(absl::StrCat("json_schema: ", name, " is not finite at ", path));
         if (d == std::floor(d) && std::fabs(d) < 9.2e18) {
           b.value = static_cast<int64_t>(d);
           b.exclusive = exclusive;
@@ -448,9 +477,9 @@ class SchemaConverter {
           }
           b.exclusive = false;
         } else {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "json_schema: ", name, " ", v.dump(), " of a number is not supported at ", path,
-              " (number bounds must be integers)"));
+          return absl::InvalidArgumentError(absl::StrCat("json_schema: ", name, " ", v.dump(),
+                                                         " of a number is not supported at ", path,
+                                                         " (number bounds must be integers)"));
         }
       }
       if (integer && b.exclusive) {
@@ -484,7 +513,8 @@ class SchemaConverter {
 
   absl::StatusOr<Expr> Number(const Json& s, const std::string& path, bool integer) {
     ASSIGN_OR_RETURN(const std::optional<NumberBound> lo, Bound(s, "minimum", "exclusiveMinimum", true, integer, path));
-    ASSIGN_OR_RETURN(const std::optional<NumberBound> hi, Bound(s, "maximum", "exclusiveMaximum", false, integer, path));
+    ASSIGN_OR_RETURN(const std::optional<NumberBound> hi,
+                     Bound(s, "maximum", "exclusiveMaximum", false, integer, path));
     if (!lo.has_value() && !hi.has_value()) return integer ? JsonInteger() : JsonNumber();
     if (integer) {
       return IntegerRange(lo.has_value() ? std::optional<int64_t>(lo->value) : std::nullopt,
@@ -503,16 +533,19 @@ class SchemaConverter {
     std::vector<std::string> names;
     absl::flat_hash_set<std::string> required;
     if (s.contains("required")) {
-      if (!s["required"].is_array()) return absl::InvalidArgumentError(absl::StrCat("json_schema: required is not an array at ", path));
+      if (!s["required"].is_array())
+        return absl::InvalidArgumentError(absl::StrCat("json_schema: required is not an array at ", path));
       for (const Json& r : s["required"]) {
-        if (!r.is_string()) return absl::InvalidArgumentError(absl::StrCat("json_schema: required holds a non-string at ", path));
+        if (!r.is_string())
+          return absl::InvalidArgumentError(absl::StrCat("json_schema: required holds a non-string at ", path));
         required.insert(r.get<std::string>());
       }
     }
     const bool has_properties = s.contains("properties");
     if (has_properties) {
       const Json& props = s["properties"];
-      if (!props.is_object()) return absl::InvalidArgumentError(absl::StrCat("json_schema: properties is not an object at ", path));
+      if (!props.is_object())
+        return absl::InvalidArgumentError(absl::StrCat("json_schema: properties is not an object at ", path));
       for (const auto& [name, sub] : props.items()) {
         ASSIGN_OR_RETURN(Expr value, Sub(sub, absl::StrCat(path, "/properties/", name)));
         const int32_t kv = g_.AddRule(RuleName(absl::StrCat(path, "/properties/", name, "/kv")));
@@ -544,13 +577,14 @@ class SchemaConverter {
     if (additional_value.has_value()) {
       for (const std::string& n : names) {
         if (n.size() > kMaxExcludedNameChars) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "json_schema: a property name longer than ", kMaxExcludedNameChars,
-              " bytes beside additionalProperties is not supported at ", path));
+          return absl::InvalidArgumentError(
+              absl::StrCat("json_schema: a property name longer than ", kMaxExcludedNameChars,
+                           " bytes beside additionalProperties is not supported at ", path));
         }
       }
-      const Expr key = Seq({Literal("\""), names.empty() ? Star(Class(Complement(Canonicalize({{0, 0x1F}, {'"', '"'}, {'\\', '\\'}}))))
-                                                         : ContentExcluding(names),
+      const Expr key = Seq({Literal("\""),
+                            names.empty() ? Star(Class(Complement(Canonicalize({{0, 0x1F}, {'"', '"'}, {'\\', '\\'}}))))
+                                          : ContentExcluding(names),
                             Literal("\"")});
       const int32_t kv = g_.AddRule(RuleName(path + "/additional"));
       g_.rules[kv].body = Seq({key, Punct(":"), *std::move(additional_value)});
@@ -605,7 +639,8 @@ class SchemaConverter {
       rest_schema = nullptr;  // no `items`: any values
     }
     if (prefix_list != nullptr) {
-      if (!prefix_list->is_array()) return absl::InvalidArgumentError(absl::StrCat("json_schema: prefixItems is not an array at ", path));
+      if (!prefix_list->is_array())
+        return absl::InvalidArgumentError(absl::StrCat("json_schema: prefixItems is not an array at ", path));
       for (size_t i = 0; i < prefix_list->size(); ++i) {
         ASSIGN_OR_RETURN(Expr e, Sub((*prefix_list)[i], absl::StrCat(path, "/prefixItems/", i)));
         prefix.push_back(std::move(e));
@@ -623,8 +658,8 @@ class SchemaConverter {
     const int32_t min = counts.first, max = counts.second;
     const int32_t k = static_cast<int32_t>(prefix.size());
     if (!rest.has_value() && min > k) {
-      return absl::InvalidArgumentError(absl::StrCat("json_schema: minItems ", min, " exceeds the ", k,
-                                                     " allowed items at ", path));
+      return absl::InvalidArgumentError(
+          absl::StrCat("json_schema: minItems ", min, " exceeds the ", k, " allowed items at ", path));
     }
     // Elements after the first j, built from the back: tail(j) follows j emitted elements.
     auto cap = [&](int32_t j) { return max >= 0 && j >= max; };
@@ -679,8 +714,7 @@ absl::StatusOr<Grammar> JsonSchemaToGrammar(std::string_view text, const JsonSch
     return absl::InvalidArgumentError(absl::StrCat("json_schema: invalid JSON: ", e.what()));
   }
   if (too_deep) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("json_schema: nested deeper than ", options.max_nesting, " levels"));
+    return absl::InvalidArgumentError(absl::StrCat("json_schema: nested deeper than ", options.max_nesting, " levels"));
   }
   if (!schema.is_object() && !schema.is_boolean()) {
     return absl::InvalidArgumentError("json_schema: the schema must be a JSON object or boolean");

@@ -116,10 +116,12 @@ uint64_t Magnitude(int64_t v) { return v < 0 ? ~static_cast<uint64_t>(v) + 1 : s
 }  // namespace
 
 Expr JsonStringChar() {
-  return Choice({Class(UnescapedChars()),
-                 Seq({Literal("\\"), Class(Canonicalize({{'"', '"'}, {'\\', '\\'}, {'/', '/'}, {'b', 'b'},
-                                                         {'f', 'f'}, {'n', 'n'}, {'r', 'r'}, {'t', 't'}}))}),
-                 UnicodeEscape()});
+  return Choice(
+      {Class(UnescapedChars()),
+       Seq({Literal("\\"),
+            Class(Canonicalize(
+                {{'"', '"'}, {'\\', '\\'}, {'/', '/'}, {'b', 'b'}, {'f', 'f'}, {'n', 'n'}, {'r', 'r'}, {'t', 't'}}))}),
+       UnicodeEscape()});
 }
 
 Expr JsonEscape(const Expr& e) {
@@ -179,7 +181,8 @@ Expr JsonInteger() {
 
 Expr JsonNumber() {
   return Seq({JsonInteger(), OptionalFraction(),
-              Optional(Seq({Class(Canonicalize({{'E', 'E'}, {'e', 'e'}})), Optional(Class(Canonicalize({{'+', '+'}, {'-', '-'}}))),
+              Optional(Seq({Class(Canonicalize({{'E', 'E'}, {'e', 'e'}})),
+                            Optional(Class(Canonicalize({{'+', '+'}, {'-', '-'}}))),
                             Repeat(Range('0', '9'), 1, kMaxExponentDigits)}))});
 }
 

@@ -43,8 +43,9 @@ class CompiledGrammar {
  public:
   // Errors: InvalidArgument for a grammar that cannot be matched, ResourceExhausted for one that
   // exceeds the limits (size or time).
-  static absl::StatusOr<std::shared_ptr<const CompiledGrammar>> Compile(
-      const Grammar& grammar, std::shared_ptr<const TokenVocabulary> vocab, const CompileLimits& limits = {});
+  static absl::StatusOr<std::shared_ptr<const CompiledGrammar>> Compile(const Grammar& grammar,
+                                                                        std::shared_ptr<const TokenVocabulary> vocab,
+                                                                        const CompileLimits& limits = {});
 
   const Pda& pda() const { return pda_; }
   const TokenMaskCache& masks() const { return *masks_; }

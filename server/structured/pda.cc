@@ -208,8 +208,8 @@ absl::Status CheckLeftRecursion(const std::vector<Fsm>& fsms, const std::vector<
             if (in && p != t) absl::StrAppend(&cycle, " -> ", names[p]);
           }
           absl::StrAppend(&cycle, " -> ", names[t]);
-          return absl::InvalidArgumentError(absl::StrCat(
-              "grammar: left recursion (", cycle, "): a rule reaches itself before reading any input"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("grammar: left recursion (", cycle, "): a rule reaches itself before reading any input"));
         }
         if (color[t] == 0) {
           color[t] = 1;
@@ -245,9 +245,9 @@ absl::StatusOr<Pda> BuildPda(const Grammar& input, const PdaLimits& limits) {
   }
   const std::vector<bool> productive = ProductiveRules(fsms);
   if (!productive[g.root]) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "grammar: rule '", names[g.root],
-        "' has no finite derivation (every alternative recurses without a base case)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("grammar: rule '", names[g.root],
+                     "' has no finite derivation (every alternative recurses without a base case)"));
   }
   for (int32_t r = 0; r < n; ++r) {
     fsms[r] = productive[r] ? Trim(fsms[r], productive) : Fsm{{Fsm::State{}}};
@@ -335,8 +335,8 @@ absl::StatusOr<Pda> BuildPda(const Grammar& input, const PdaLimits& limits) {
 }
 
 size_t Pda::MemoryBytes() const {
-  return sizeof(Pda) + rule_start_.size() * 4 + rule_of_.size() * 4 + flags_.size() +
-         row_.size() * 4 + table_.size() * 4 + call_begin_.size() * 4 + calls_.size() * sizeof(Call);
+  return sizeof(Pda) + rule_start_.size() * 4 + rule_of_.size() * 4 + flags_.size() + row_.size() * 4 +
+         table_.size() * 4 + call_begin_.size() * 4 + calls_.size() * sizeof(Call);
 }
 
 std::string Pda::DebugString() const {

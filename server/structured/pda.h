@@ -29,9 +29,9 @@
 namespace moeserve::structured {
 
 struct PdaLimits {
-  int64_t max_states = 2'000'000;            // NFA + DFA states charged while building
+  int64_t max_states = 2'000'000;               // NFA + DFA states charged while building
   absl::Duration max_time = absl::Seconds(10);  // CPU time (see CompileBudget)
-  int64_t max_inline_states = 4096;          // inline a rule into a use when size x copies <= this
+  int64_t max_inline_states = 4096;             // inline a rule into a use when size x copies <= this
 };
 
 class Pda {
@@ -77,8 +77,8 @@ class Pda {
   std::vector<std::string> rule_names_;
   std::vector<int32_t> rule_of_;
   std::vector<uint8_t> flags_;
-  std::vector<int32_t> row_;         // per state: transition-table row, -1 if it scans nothing
-  std::vector<int32_t> table_;       // [rows, num_classes_] -> state or -1
+  std::vector<int32_t> row_;    // per state: transition-table row, -1 if it scans nothing
+  std::vector<int32_t> table_;  // [rows, num_classes_] -> state or -1
   std::array<uint8_t, 256> byte_class_{};
   int32_t num_classes_ = 1;
   std::vector<int32_t> call_begin_;  // [num_states + 1]

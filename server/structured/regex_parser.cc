@@ -24,9 +24,16 @@ const CodepointSet& WordChars() {
 }
 // Python's \s on str: the code points for which str.isspace() is true.
 const CodepointSet& SpaceChars() {
-  static const CodepointSet* s = new CodepointSet(Canonicalize(
-      {{'\t', '\r'}, {0x1C, 0x20}, {0x85, 0x85}, {0xA0, 0xA0}, {0x1680, 0x1680}, {0x2000, 0x200A},
-       {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000}}));
+  static const CodepointSet* s = new CodepointSet(Canonicalize({{'\t', '\r'},
+                                                                {0x1C, 0x20},
+                                                                {0x85, 0x85},
+                                                                {0xA0, 0xA0},
+                                                                {0x1680, 0x1680},
+                                                                {0x2000, 0x200A},
+                                                                {0x2028, 0x2029},
+                                                                {0x202F, 0x202F},
+                                                                {0x205F, 0x205F},
+                                                                {0x3000, 0x3000}}));
   return *s;
 }
 // ASCII minus `set`: \D and \W. Python's classes also hold non-ASCII digits and letters;

@@ -46,8 +46,7 @@ void StackArena::Compact(std::vector<std::vector<Stack>*> roots) {
   }
 }
 
-void PdaStepper::Closure(absl::Span<const Stack> seeds, StackArena* arena, std::vector<Stack>* out,
-                         Flags* flags) {
+void PdaStepper::Closure(absl::Span<const Stack> seeds, StackArena* arena, std::vector<Stack>* out, Flags* flags) {
   out->clear();
   const Pda& pda = *pda_;
   if (seeds.size() == 1 && pda.simple(seeds[0].state)) {
@@ -80,8 +79,8 @@ void PdaStepper::Closure(absl::Span<const Stack> seeds, StackArena* arena, std::
   }
 }
 
-bool PdaStepper::Advance(absl::Span<const Stack> in, uint8_t byte, StackArena* arena,
-                         std::vector<Stack>* out, Flags* flags) {
+bool PdaStepper::Advance(absl::Span<const Stack> in, uint8_t byte, StackArena* arena, std::vector<Stack>* out,
+                         Flags* flags) {
   stepped_.clear();
   for (const Stack& s : in) {
     const int32_t t = pda_->Next(s.state, byte);

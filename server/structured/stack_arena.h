@@ -74,8 +74,7 @@ class PdaStepper {
   // Reads `byte` from every stack of `in` (their own byte edges only), then takes the closure.
   // Returns whether some stack read the byte (the stacks of `out` may still be empty: a read that
   // completed the grammar). `in` and `out` must differ.
-  bool Advance(absl::Span<const Stack> in, uint8_t byte, StackArena* arena, std::vector<Stack>* out,
-               Flags* flags);
+  bool Advance(absl::Span<const Stack> in, uint8_t byte, StackArena* arena, std::vector<Stack>* out, Flags* flags);
 
  private:
   const Pda* pda_;

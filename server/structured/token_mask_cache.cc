@@ -26,7 +26,7 @@ void FillOnes(uint32_t* mask, int32_t mask_size) {
 }  // namespace
 
 TokenSet TokenSet::FromSortedRanges(absl::Span<const std::pair<int32_t, int32_t>> ranges,
-                                   const TokenVocabulary& vocab) {
+                                    const TokenVocabulary& vocab) {
   TokenSet set;
   const int32_t mask_size = vocab.mask_size();
   const int64_t words = Words(mask_size);
@@ -70,9 +70,7 @@ void TokenSet::Write(uint32_t* mask, int32_t mask_size) const {
       FillOnes(mask, mask_size);
       for (int32_t id : ids_) ClearBit(mask, id);
       return;
-    case Kind::kBitset:
-      std::memcpy(mask, bits_.data(), static_cast<size_t>(words) * 4);
-      return;
+    case Kind::kBitset: std::memcpy(mask, bits_.data(), static_cast<size_t>(words) * 4); return;
   }
 }
 
@@ -93,10 +91,8 @@ void TokenSet::OrInto(uint32_t* mask, int32_t mask_size, uint32_t* scratch) cons
   }
 }
 
-absl::StatusOr<std::unique_ptr<TokenMaskCache>> TokenMaskCache::Build(const Pda& pda,
-                                                                       const TokenVocabulary& vocab,
-                                                                       CompileBudget* budget,
-                                                                       const Limits& limits) {
+absl::StatusOr<std::unique_ptr<TokenMaskCache>> TokenMaskCache::Build(const Pda& pda, const TokenVocabulary& vocab,
+                                                                      CompileBudget* budget, const Limits& limits) {
   auto cache = std::unique_ptr<TokenMaskCache>(new TokenMaskCache());
   StackArena arena;
   TokenWalker walker(&pda, &vocab);

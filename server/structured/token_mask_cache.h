@@ -36,8 +36,7 @@ class TokenSet {
   enum class Kind : uint8_t { kIds, kAllExcept, kBitset };
 
   // The tokens at the sorted positions of `ranges` ([begin, end), increasing, disjoint).
-  static TokenSet FromSortedRanges(absl::Span<const std::pair<int32_t, int32_t>> ranges,
-                                   const TokenVocabulary& vocab);
+  static TokenSet FromSortedRanges(absl::Span<const std::pair<int32_t, int32_t>> ranges, const TokenVocabulary& vocab);
 
   Kind kind() const { return kind_; }
   // mask = this set (all mask_words words written).
@@ -48,7 +47,7 @@ class TokenSet {
 
  private:
   Kind kind_ = Kind::kIds;
-  std::vector<int32_t> ids_;   // kIds: members; kAllExcept: non-members
+  std::vector<int32_t> ids_;  // kIds: members; kAllExcept: non-members
   std::vector<uint32_t> bits_;
 };
 
@@ -61,7 +60,7 @@ class TokenMaskCache {
   };
 
   static absl::StatusOr<std::unique_ptr<TokenMaskCache>> Build(const Pda& pda, const TokenVocabulary& vocab,
-                                                                CompileBudget* budget, const Limits& limits);
+                                                               CompileBudget* budget, const Limits& limits);
 
   struct View {
     const TokenSet* accepted = nullptr;

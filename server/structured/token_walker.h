@@ -44,8 +44,8 @@ class TokenWalker {
   // starting every token from the stacks of `start` (their own byte edges read the first byte).
   // Positions for which skip(position) is true are not walked (no verdict).
   template <typename Skip, typename OnVerdict>
-  void WalkSorted(absl::Span<const Stack> start, absl::Span<const int32_t> positions,
-                  StackArena* arena, const Skip& skip, const OnVerdict& on_verdict);
+  void WalkSorted(absl::Span<const Stack> start, absl::Span<const int32_t> positions, StackArena* arena,
+                  const Skip& skip, const OnVerdict& on_verdict);
 
  private:
   // The configuration after some bytes: one stack (the common case, no vector) or a set.
@@ -82,8 +82,8 @@ class TokenWalker {
 };
 
 template <typename Skip, typename OnVerdict>
-void TokenWalker::WalkSorted(absl::Span<const Stack> start, absl::Span<const int32_t> positions,
-                             StackArena* arena, const Skip& skip, const OnVerdict& on_verdict) {
+void TokenWalker::WalkSorted(absl::Span<const Stack> start, absl::Span<const int32_t> positions, StackArena* arena,
+                             const Skip& skip, const OnVerdict& on_verdict) {
   SetLevel(0, start);
   // escaped_[k]: some stack escaped after reading byte j <= k of the current prefix.
   std::vector<uint8_t>& escaped = escaped_;

@@ -13,8 +13,8 @@ absl::StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::Create(
   const int32_t n = static_cast<int32_t>(token_bytes.size());
   if (options.mask_size == 0) options.mask_size = n;
   if (options.mask_size < n) {
-    return absl::InvalidArgumentError(absl::StrCat("token masks of ", options.mask_size,
-                                                   " bits cannot cover ", n, " tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token masks of ", options.mask_size, " bits cannot cover ", n, " tokens"));
   }
   for (int32_t id : options.stop_ids) {
     if (id < 0 || id >= options.mask_size) {
@@ -75,8 +75,8 @@ absl::StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::Create(
   return std::shared_ptr<const TokenVocabulary>(std::move(v));
 }
 
-absl::StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::FromTokenizer(
-    const Tokenizer& tokenizer, Options options) {
+absl::StatusOr<std::shared_ptr<const TokenVocabulary>> TokenVocabulary::FromTokenizer(const Tokenizer& tokenizer,
+                                                                                      Options options) {
   std::vector<std::optional<std::string>> bytes(tokenizer.vocab_size());
   for (int32_t id = 0; id < tokenizer.vocab_size(); ++id) {
     if (!tokenizer.IsSpecial(id)) bytes[id] = tokenizer.TokenBytes(id);

@@ -41,11 +41,11 @@ class TokenVocabulary {
       std::vector<std::optional<std::string>> token_bytes, Options options);
   // Special tokens of `tokenizer` (and unknown ids) are never matched.
   static absl::StatusOr<std::shared_ptr<const TokenVocabulary>> FromTokenizer(const Tokenizer& tokenizer,
-                                                                               Options options);
+                                                                              Options options);
 
   struct TrieNode {
-    int32_t depth = 0;       // bytes from the root
-    int32_t end = 0;         // preorder index past this subtree
+    int32_t depth = 0;         // bytes from the root
+    int32_t end = 0;           // preorder index past this subtree
     int32_t tokens_begin = 0;  // sorted positions of the tokens ending here: [tokens_begin, tokens_end)
     int32_t tokens_end = 0;
     int32_t subtree_end = 0;  // sorted position past the tokens of this subtree

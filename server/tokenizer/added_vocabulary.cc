@@ -24,8 +24,7 @@ bool IsSpace(uint32_t cp) { return u_isUWhiteSpace(static_cast<UChar32>(cp)); }
 
 }  // namespace
 
-AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens,
-                                     std::vector<std::string> patterns)
+AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens, std::vector<std::string> patterns)
     : tokens_(std::move(tokens)) {
   trie_.emplace_back();
   for (size_t i = 0; i < tokens_.size(); ++i) {
@@ -78,8 +77,8 @@ void AddedTokenMatcher::Split(std::string_view text, std::vector<Segment>* out) 
     }
     const AddedToken& token = tokens_[index];
     size_t start = pos, stop = pos + len;
-    if (token.single_word && (IsWordChar(LastChar(text.substr(0, start))) ||
-                              IsWordChar(FirstChar(text.substr(stop))))) {
+    if (token.single_word &&
+        (IsWordChar(LastChar(text.substr(0, start))) || IsWordChar(FirstChar(text.substr(stop))))) {
       pos = stop;  // the match is consumed but not used, as in HF's find_iter loop
       continue;
     }

@@ -186,9 +186,7 @@ void BpeModel::TokenizeUncached(std::string_view word, std::vector<int32_t>* ids
 
   struct Candidate {
     int32_t rank, pos, new_id;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : pos > o.pos;
-    }
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
   auto consider = [&](int32_t left) {

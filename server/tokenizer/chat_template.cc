@@ -32,8 +32,7 @@ absl::StatusOr<ChatTemplate> ChatTemplate::Parse(std::string_view source) {
 }
 
 absl::StatusOr<std::string> ChatTemplate::Render(const json& messages, bool add_generation_prompt,
-                                                 const json& extra_context,
-                                                 const ChatRenderControl& control) const {
+                                                 const json& extra_context, const ChatRenderControl& control) const {
   if (!messages.is_array()) return absl::InvalidArgumentError("messages must be a JSON array");
   if (!extra_context.is_null() && !extra_context.is_object()) {
     return absl::InvalidArgumentError("extra template context must be a JSON object");
@@ -113,8 +112,7 @@ json NormalizeMessages(const json& messages) {
 
 }  // namespace
 
-absl::StatusOr<TokenizerChatTemplate> TokenizerChatTemplate::FromTokenizerConfig(
-    std::string_view config_json) {
+absl::StatusOr<TokenizerChatTemplate> TokenizerChatTemplate::FromTokenizerConfig(std::string_view config_json) {
   json config = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
   if (!config.is_object()) return absl::InvalidArgumentError("tokenizer_config.json is not a JSON object");
   TokenizerChatTemplate result;
@@ -125,8 +123,7 @@ absl::StatusOr<TokenizerChatTemplate> TokenizerChatTemplate::FromTokenizerConfig
   if (it == config.end() || it->is_null()) {
     return absl::NotFoundError("tokenizer_config.json has no chat_template");
   }
-  auto parse = [](const json& source, const std::string& what)
-      -> absl::StatusOr<std::shared_ptr<const ChatTemplate>> {
+  auto parse = [](const json& source, const std::string& what) -> absl::StatusOr<std::shared_ptr<const ChatTemplate>> {
     if (!source.is_string()) return absl::InvalidArgumentError(absl::StrCat(what, " is not a string"));
     auto parsed = ChatTemplate::Parse(source.get<std::string>());
     if (!parsed.ok()) {
@@ -141,14 +138,12 @@ absl::StatusOr<TokenizerChatTemplate> TokenizerChatTemplate::FromTokenizerConfig
   }
   if (!it->is_array()) return absl::InvalidArgumentError("chat_template must be a string or a list");
   for (const json& entry : *it) {
-    if (!entry.is_object() || !entry.contains("name") || !entry.contains("template") ||
-        !entry["name"].is_string()) {
+    if (!entry.is_object() || !entry.contains("name") || !entry.contains("template") || !entry["name"].is_string()) {
       return absl::InvalidArgumentError("chat_template list entries must be {name, template}");
     }
     const std::string name = entry["name"].get<std::string>();
     ASSIGN_OR_RETURN(auto parsed, parse(entry["template"], absl::StrCat("chat_template '", name, "'")));
-    absl::StrAppend(&result.source_, result.source_.empty() ? "" : "\n",
-                    entry["template"].get<std::string>());
+    absl::StrAppend(&result.source_, result.source_.empty() ? "" : "\n", entry["template"].get<std::string>());
     if (name == "default") result.default_ = parsed;
     if (name == "tool_use") result.tool_use_ = parsed;
   }
@@ -193,8 +188,7 @@ absl::StatusOr<std::string> TokenizerChatTemplate::Apply(const ChatRequest& requ
   if (request.extra.is_object()) {
     for (const auto& [k, v] : request.extra.items()) context[k] = v;
   }
-  return chosen->Render(NormalizeMessages(request.messages), request.add_generation_prompt, context,
-                        request.control);
+  return chosen->Render(NormalizeMessages(request.messages), request.add_generation_prompt, context, request.control);
 }
 
 }  // namespace moeserve

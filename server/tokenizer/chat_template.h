@@ -45,8 +45,7 @@ class ChatTemplate {
   // Errors (raise_exception, undefined values used, type errors, a spent budget) are
   // InvalidArgument with the template position; DeadlineExceeded and Cancelled come from
   // `control`.
-  absl::StatusOr<std::string> Render(const nlohmann::ordered_json& messages,
-                                     bool add_generation_prompt,
+  absl::StatusOr<std::string> Render(const nlohmann::ordered_json& messages, bool add_generation_prompt,
                                      const nlohmann::ordered_json& extra_context,
                                      const ChatRenderControl& control = {}) const;
 

@@ -120,8 +120,8 @@ class StripDecoder final : public Decoder {
       for (size_t i = 0; i < start_ && t.compare(b, content_.size(), content_) == 0; ++i) {
         b += content_.size();
       }
-      for (size_t i = 0; i < stop_ && e >= b + content_.size() &&
-                         t.compare(e - content_.size(), content_.size(), content_) == 0;
+      for (size_t i = 0;
+           i < stop_ && e >= b + content_.size() && t.compare(e - content_.size(), content_.size(), content_) == 0;
            ++i) {
         e -= content_.size();
       }
@@ -162,8 +162,7 @@ class MetaspaceDecoder final : public Decoder {
 
 class SequenceDecoder final : public Decoder {
  public:
-  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> parts)
-      : parts_(std::move(parts)) {}
+  explicit SequenceDecoder(std::vector<std::unique_ptr<Decoder>> parts) : parts_(std::move(parts)) {}
   void DecodeChain(std::vector<std::string>* tokens) const override {
     for (const auto& p : parts_) p->DecodeChain(tokens);
   }
@@ -192,14 +191,13 @@ absl::StatusOr<std::unique_ptr<Decoder>> MakeDecoder(const Json& json) {
                                             json.at("content").get<std::string>());
   }
   if (type == "Strip") {
-    return std::make_unique<StripDecoder>(json.at("content").get<std::string>(),
-                                          json.value("start", 0), json.value("stop", 0));
+    return std::make_unique<StripDecoder>(json.at("content").get<std::string>(), json.value("start", 0),
+                                          json.value("stop", 0));
   }
   if (type == "Metaspace") {
     bool strip_first = json.value("add_prefix_space", true);
     if (json.contains("prepend_scheme")) strip_first = json["prepend_scheme"] != "never";
-    return std::make_unique<MetaspaceDecoder>(json.value("replacement", "\xE2\x96\x81"),
-                                              strip_first);
+    return std::make_unique<MetaspaceDecoder>(json.value("replacement", "\xE2\x96\x81"), strip_first);
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Decoder>> parts;

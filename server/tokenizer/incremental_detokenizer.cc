@@ -19,8 +19,7 @@ bool IsByteFallbackToken(const std::optional<std::string>& token) {
 
 }  // namespace
 
-IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer* tokenizer,
-                                               absl::Span<const int32_t> prompt_ids,
+IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer* tokenizer, absl::Span<const int32_t> prompt_ids,
                                                bool skip_special_tokens)
     : tokenizer_(tokenizer),
       skip_special_tokens_(skip_special_tokens),
@@ -29,8 +28,7 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer* tokenizer,
       read_offset_(prompt_ids.size()) {}
 
 std::string IncrementalDetokenizer::DecodeRange(size_t begin, size_t end) const {
-  auto text = tokenizer_->Decode(absl::MakeConstSpan(ids_).subspan(begin, end - begin),
-                                 skip_special_tokens_);
+  auto text = tokenizer_->Decode(absl::MakeConstSpan(ids_).subspan(begin, end - begin), skip_special_tokens_);
   return text.ok() ? *std::move(text) : std::string();
 }
 
@@ -56,8 +54,7 @@ std::string IncrementalDetokenizer::Flush() {
   const std::string new_text = DecodeRange(prefix_offset_, ids_.size());
   prefix_offset_ = read_offset_;
   read_offset_ = ids_.size();
-  if (new_text.size() <= prefix_text.size() ||
-      new_text.compare(0, prefix_text.size(), prefix_text) != 0) {
+  if (new_text.size() <= prefix_text.size() || new_text.compare(0, prefix_text.size(), prefix_text) != 0) {
     return std::string();
   }
   return new_text.substr(prefix_text.size());

@@ -23,8 +23,7 @@ namespace moeserve {
 // outlive it.
 class IncrementalDetokenizer {
  public:
-  IncrementalDetokenizer(const Tokenizer* tokenizer, absl::Span<const int32_t> prompt_ids,
-                         bool skip_special_tokens);
+  IncrementalDetokenizer(const Tokenizer* tokenizer, absl::Span<const int32_t> prompt_ids, bool skip_special_tokens);
 
   // Appends `id`; returns the newly completed text (often empty).
   std::string Step(int32_t id);

@@ -24,8 +24,8 @@ using OrderedJson = nlohmann::ordered_json;
 constexpr int32_t kUnkId = 0;
 constexpr int32_t kBosId = 1;
 constexpr int32_t kEosId = 2;
-constexpr int32_t kFirstByteId = 3;     // <0x00>
-constexpr int32_t kFirstNormalId = 259;  // after the 256 byte tokens
+constexpr int32_t kFirstByteId = 3;            // <0x00>
+constexpr int32_t kFirstNormalId = 259;        // after the 256 byte tokens
 constexpr char kMetaspace[] = "\xE2\x96\x81";  // U+2581 "▁"
 
 struct Entry {
@@ -49,10 +49,8 @@ absl::StatusOr<std::vector<Entry>> ParseVocab(std::string_view bin) {
   while (pos < bin.size()) {
     float score = 0;
     int32_t len = 0;
-    if (!read(&pos, &score, 4) || !read(&pos, &len, 4) || len < 0 ||
-        pos + static_cast<size_t>(len) > bin.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("llama2.c vocabulary: truncated at token ", entries.size()));
+    if (!read(&pos, &score, 4) || !read(&pos, &len, 4) || len < 0 || pos + static_cast<size_t>(len) > bin.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("llama2.c vocabulary: truncated at token ", entries.size()));
     }
     std::string bytes(bin.substr(pos, len));
     pos += len;
@@ -72,8 +70,7 @@ absl::StatusOr<std::vector<Entry>> ParseVocab(std::string_view bin) {
       }
     } else {
       if (!IsValidUtf8(bytes)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("llama2.c vocabulary: token ", id, " is not valid UTF-8"));
+        return absl::InvalidArgumentError(absl::StrCat("llama2.c vocabulary: token ", id, " is not valid UTF-8"));
       }
       piece = absl::StrReplaceAll(bytes, {{" ", kMetaspace}});
     }
@@ -86,9 +83,8 @@ absl::StatusOr<std::vector<Entry>> ParseVocab(std::string_view bin) {
 }
 
 OrderedJson AddedToken(int32_t id, const std::string& content) {
-  return OrderedJson{{"id", id},          {"content", content}, {"single_word", false},
-                     {"lstrip", false},   {"rstrip", false},    {"normalized", false},
-                     {"special", true}};
+  return OrderedJson{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 
 OrderedJson StringPattern(const std::string& s) { return OrderedJson{{"String", s}}; }
@@ -102,8 +98,7 @@ absl::StatusOr<ConvertedTokenizer> ConvertLlama2cVocabBytes(std::string_view tok
   absl::flat_hash_map<std::string, int32_t> normal_ids;  // pieces that take part in merges
   for (int32_t id = kFirstNormalId; id < n; ++id) {
     if (!normal_ids.emplace(entries[id].piece, id).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("llama2.c vocabulary: duplicate token at id ", id));
+      return absl::InvalidArgumentError(absl::StrCat("llama2.c vocabulary: duplicate token at id ", id));
     }
   }
 
@@ -117,8 +112,7 @@ absl::StatusOr<ConvertedTokenizer> ConvertLlama2cVocabBytes(std::string_view tok
   std::vector<Merge> merges;
   for (int32_t id = kFirstNormalId; id < n; ++id) {
     const std::string& piece = entries[id].piece;
-    for (size_t split = Utf8CharLength(piece[0]); split < piece.size();
-         split += Utf8CharLength(piece[split])) {
+    for (size_t split = Utf8CharLength(piece[0]); split < piece.size(); split += Utf8CharLength(piece[split])) {
       auto l = normal_ids.find(piece.substr(0, split));
       auto r = normal_ids.find(piece.substr(split));
       if (l != normal_ids.end() && r != normal_ids.end()) {
@@ -143,8 +137,8 @@ absl::StatusOr<ConvertedTokenizer> ConvertLlama2cVocabBytes(std::string_view tok
   tok["version"] = "1.0";
   tok["truncation"] = nullptr;
   tok["padding"] = nullptr;
-  tok["added_tokens"] = OrderedJson::array(
-      {AddedToken(kUnkId, "<unk>"), AddedToken(kBosId, "<s>"), AddedToken(kEosId, "</s>")});
+  tok["added_tokens"] =
+      OrderedJson::array({AddedToken(kUnkId, "<unk>"), AddedToken(kBosId, "<s>"), AddedToken(kEosId, "</s>")});
   tok["normalizer"] = {
       {"type", "Sequence"},
       {"normalizers", OrderedJson::array({
@@ -152,27 +146,23 @@ absl::StatusOr<ConvertedTokenizer> ConvertLlama2cVocabBytes(std::string_view tok
                           {{"type", "Replace"}, {"pattern", StringPattern(" ")}, {"content", kMetaspace}},
                       })}};
   tok["pre_tokenizer"] = nullptr;
-  auto special = [](const char* id) {
-    return OrderedJson{{"SpecialToken", {{"id", id}, {"type_id", 0}}}};
-  };
+  auto special = [](const char* id) { return OrderedJson{{"SpecialToken", {{"id", id}, {"type_id", 0}}}}; };
   auto sequence = [](const char* id, int type_id) {
     return OrderedJson{{"Sequence", {{"id", id}, {"type_id", type_id}}}};
   };
   tok["post_processor"] = {
       {"type", "TemplateProcessing"},
       {"single", OrderedJson::array({special("<s>"), sequence("A", 0)})},
-      {"pair", OrderedJson::array(
-                   {special("<s>"), sequence("A", 0), special("<s>"), sequence("B", 1)})},
+      {"pair", OrderedJson::array({special("<s>"), sequence("A", 0), special("<s>"), sequence("B", 1)})},
       {"special_tokens",
        {{"<s>", {{"id", "<s>"}, {"ids", OrderedJson::array({kBosId})}, {"tokens", OrderedJson::array({"<s>"})}}}}}};
-  tok["decoder"] = {
-      {"type", "Sequence"},
-      {"decoders", OrderedJson::array({
-                       {{"type", "Replace"}, {"pattern", StringPattern(kMetaspace)}, {"content", " "}},
-                       {{"type", "ByteFallback"}},
-                       {{"type", "Fuse"}},
-                       {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}},
-                   })}};
+  tok["decoder"] = {{"type", "Sequence"},
+                    {"decoders", OrderedJson::array({
+                                     {{"type", "Replace"}, {"pattern", StringPattern(kMetaspace)}, {"content", " "}},
+                                     {{"type", "ByteFallback"}},
+                                     {{"type", "Fuse"}},
+                                     {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}},
+                                 })}};
   tok["model"] = {{"type", "BPE"},
                   {"dropout", nullptr},
                   {"unk_token", "<unk>"},
@@ -207,8 +197,7 @@ absl::StatusOr<ConvertedTokenizer> ConvertLlama2cVocab(const std::string& tok_bi
   ASSIGN_OR_RETURN(std::string bin, ReadFileToString(tok_bin_path));
   auto converted = ConvertLlama2cVocabBytes(bin);
   if (!converted.ok()) {
-    return absl::Status(converted.status().code(),
-                        absl::StrCat(tok_bin_path, ": ", converted.status().message()));
+    return absl::Status(converted.status().code(), absl::StrCat(tok_bin_path, ": ", converted.status().message()));
   }
   return converted;
 }

@@ -122,8 +122,7 @@ class StripNormalizer final : public Normalizer {
 
 class SequenceNormalizer final : public Normalizer {
  public:
-  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> parts)
-      : parts_(std::move(parts)) {}
+  explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> parts) : parts_(std::move(parts)) {}
   void Normalize(std::string* text) const override {
     for (const auto& p : parts_) p->Normalize(text);
   }
@@ -152,15 +151,13 @@ absl::StatusOr<std::unique_ptr<Normalizer>> MakeNormalizer(const Json& json) {
   if (type == "Lowercase") return std::make_unique<LowercaseNormalizer>();
   if (type == "Replace") {
     ASSIGN_OR_RETURN(auto pattern, MakePattern(json.at("pattern")));
-    return std::make_unique<ReplaceNormalizer>(std::move(pattern),
-                                               json.at("content").get<std::string>());
+    return std::make_unique<ReplaceNormalizer>(std::move(pattern), json.at("content").get<std::string>());
   }
   if (type == "Prepend") {
     return std::make_unique<PrependNormalizer>(json.at("prepend").get<std::string>());
   }
   if (type == "Strip") {
-    return std::make_unique<StripNormalizer>(json.value("strip_left", true),
-                                             json.value("strip_right", true));
+    return std::make_unique<StripNormalizer>(json.value("strip_left", true), json.value("strip_right", true));
   }
   if (type == "Sequence") {
     std::vector<std::unique_ptr<Normalizer>> parts;

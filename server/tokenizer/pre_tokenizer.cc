@@ -19,8 +19,7 @@ using Json = nlohmann::json;
 using Ranges = std::vector<std::pair<size_t, size_t>>;
 
 // GPT-2's pattern, used by ByteLevel with use_regex.
-constexpr char kGpt2Pattern[] =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr char kGpt2Pattern[] = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 enum class Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
@@ -116,8 +115,7 @@ class SplitPreTokenizer final : public PreTokenizer {
   SplitPreTokenizer(std::unique_ptr<Regex> regex, Behavior behavior, bool invert)
       : regex_(std::move(regex)), behavior_(behavior), invert_(invert) {}
   void PreTokenize(std::vector<PreToken>* pieces) const override {
-    SplitAll(pieces, behavior_, invert_,
-             [this](const std::string& text, Ranges* m) { regex_->FindAll(text, m); });
+    SplitAll(pieces, behavior_, invert_, [this](const std::string& text, Ranges* m) { regex_->FindAll(text, m); });
   }
 
  private:
@@ -184,20 +182,18 @@ class MetaspacePreTokenizer final : public PreTokenizer {
   void PreTokenize(std::vector<PreToken>* pieces) const override {
     for (PreToken& p : *pieces) {
       p.text = absl::StrReplaceAll(p.text, {{" ", replacement_}});
-      const bool prepend =
-          prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.at_start);
+      const bool prepend = prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.at_start);
       if (prepend && p.text.compare(0, replacement_.size(), replacement_) != 0) {
         p.text.insert(0, replacement_);
       }
     }
     if (split_) {
-      SplitAll(pieces, Behavior::kMergedWithNext, false,
-               [this](const std::string& text, Ranges* m) {
-                 for (size_t pos = text.find(replacement_); pos != std::string::npos;
-                      pos = text.find(replacement_, pos + replacement_.size())) {
-                   m->emplace_back(pos, pos + replacement_.size());
-                 }
-               });
+      SplitAll(pieces, Behavior::kMergedWithNext, false, [this](const std::string& text, Ranges* m) {
+        for (size_t pos = text.find(replacement_); pos != std::string::npos;
+             pos = text.find(replacement_, pos + replacement_.size())) {
+          m->emplace_back(pos, pos + replacement_.size());
+        }
+      });
     }
   }
 
@@ -209,8 +205,7 @@ class MetaspacePreTokenizer final : public PreTokenizer {
 
 class SequencePreTokenizer final : public PreTokenizer {
  public:
-  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts)
-      : parts_(std::move(parts)) {}
+  explicit SequencePreTokenizer(std::vector<std::unique_ptr<PreTokenizer>> parts) : parts_(std::move(parts)) {}
   void PreTokenize(std::vector<PreToken>* pieces) const override {
     for (const auto& p : parts_) p->PreTokenize(pieces);
   }
@@ -227,16 +222,14 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> MakePreTokenizer(const Json& json)
   if (type == "Split") {
     ASSIGN_OR_RETURN(auto regex, MakePattern(json.at("pattern")));
     ASSIGN_OR_RETURN(Behavior behavior, ParseBehavior(json.at("behavior").get<std::string>()));
-    return std::make_unique<SplitPreTokenizer>(std::move(regex), behavior,
-                                               json.value("invert", false));
+    return std::make_unique<SplitPreTokenizer>(std::move(regex), behavior, json.value("invert", false));
   }
   if (type == "ByteLevel") {
     std::unique_ptr<Regex> regex;
     if (json.value("use_regex", true)) {
       ASSIGN_OR_RETURN(regex, Regex::Compile(kGpt2Pattern));
     }
-    return std::make_unique<ByteLevelPreTokenizer>(json.value("add_prefix_space", true),
-                                                   std::move(regex));
+    return std::make_unique<ByteLevelPreTokenizer>(json.value("add_prefix_space", true), std::move(regex));
   }
   if (type == "Digits") {
     return std::make_unique<DigitsPreTokenizer>(json.value("individual_digits", false));
@@ -250,8 +243,8 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> MakePreTokenizer(const Json& json)
     } else if (!json.value("add_prefix_space", true)) {
       prepend = MetaspacePreTokenizer::Prepend::kNever;
     }
-    return std::make_unique<MetaspacePreTokenizer>(json.value("replacement", "\xE2\x96\x81"),
-                                                   prepend, json.value("split", true));
+    return std::make_unique<MetaspacePreTokenizer>(json.value("replacement", "\xE2\x96\x81"), prepend,
+                                                   json.value("split", true));
   }
   if (type == "Whitespace") {
     ASSIGN_OR_RETURN(auto regex, Regex::Compile(R"(\w+|[^\w\s]+)"));

@@ -72,14 +72,12 @@ absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(std::string_view original)
   int error = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error, &offset,
-                                   nullptr);
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error, &offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error, message, sizeof(message));
-    return absl::InvalidArgumentError(absl::StrCat("cannot compile regex \"", std::string(original), "\" at ",
-                                                   offset, ": ",
-                                                   reinterpret_cast<const char*>(message)));
+    return absl::InvalidArgumentError(absl::StrCat("cannot compile regex \"", std::string(original), "\" at ", offset,
+                                                   ": ", reinterpret_cast<const char*>(message)));
   }
   const bool jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
   return std::unique_ptr<Regex>(new Regex(code, jit));
@@ -119,8 +117,7 @@ void Regex::FindAll(std::string_view text, std::vector<std::pair<size_t, size_t>
   size_t start = 0;
   while (start <= text.size()) {
     const int rc = jit_ ? pcre2_jit_match(code, subject, text.size(), start, 0, md, nullptr)
-                        : pcre2_match(code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md,
-                                      nullptr);
+                        : pcre2_match(code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc < 0) break;  // no match (or a resource error: treat as no further matches)
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t b = ov[0], e = ov[1];

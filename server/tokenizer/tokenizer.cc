@@ -31,8 +31,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromDirectory(const std::s
   }
   auto tokenizer = FromJson(tokenizer_json, config_json);
   if (!tokenizer.ok()) {
-    return absl::Status(tokenizer.status().code(),
-                        absl::StrCat(dir, ": ", tokenizer.status().message()));
+    return absl::Status(tokenizer.status().code(), absl::StrCat(dir, ": ", tokenizer.status().message()));
   }
   return tokenizer;
 }
@@ -60,8 +59,8 @@ absl::StatusOr<Json> ParseJson(std::string_view text, const char* what) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(
-    std::string_view tokenizer_json, std::string_view tokenizer_config_json) {
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(std::string_view tokenizer_json,
+                                                               std::string_view tokenizer_config_json) {
   ASSIGN_OR_RETURN(Json json, ParseJson(tokenizer_json, "tokenizer.json"));
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   try {
@@ -102,8 +101,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(
       }
     }
     t->raw_matcher_ = std::make_unique<AddedTokenMatcher>(std::move(raw), std::move(raw_patterns));
-    t->normalized_matcher_ =
-        std::make_unique<AddedTokenMatcher>(std::move(normalized), std::move(normalized_patterns));
+    t->normalized_matcher_ = std::make_unique<AddedTokenMatcher>(std::move(normalized), std::move(normalized_patterns));
 
     const Json post = json.value("post_processor", Json());
     RETURN_IF_ERROR(t->LoadConfig(tokenizer_config_json, &post));
@@ -119,8 +117,8 @@ absl::Status Tokenizer::LoadConfig(std::string_view config_json, const void* pos
   if (!config_json.empty()) {
     ASSIGN_OR_RETURN(config, ParseJson(config_json, "tokenizer_config.json"));
   }
-  auto resolve = [this](const std::optional<std::string>& token, const char* key)
-      -> absl::StatusOr<std::optional<int32_t>> {
+  auto resolve = [this](const std::optional<std::string>& token,
+                        const char* key) -> absl::StatusOr<std::optional<int32_t>> {
     if (!token) return std::optional<int32_t>();
     auto id = TokenToId(*token);
     if (!id) {
@@ -194,12 +192,10 @@ void Tokenizer::EncodeText(std::string_view text, bool at_start, std::vector<int
   for (const PreToken& p : pieces) model_->Tokenize(p.text, ids);
 }
 
-absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
-                                                       bool add_special_tokens) const {
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special_tokens) const {
   const size_t bad = FindInvalidUtf8(text);
   if (bad != text.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input is not valid UTF-8 (first bad byte at offset ", bad, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("input is not valid UTF-8 (first bad byte at offset ", bad, ")"));
   }
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
@@ -221,8 +217,7 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text,
       if (s.token_id >= 0) {
         ids.push_back(s.token_id);
       } else {
-        EncodeText(std::string_view(normalized).substr(s.begin, s.end - s.begin),
-                   raw.begin == 0 && s.begin == 0, &ids);
+        EncodeText(std::string_view(normalized).substr(s.begin, s.end - s.begin), raw.begin == 0 && s.begin == 0, &ids);
       }
     }
   }
@@ -238,8 +233,7 @@ std::optional<std::string> Tokenizer::TokenBytes(int32_t id) const {
   return token;
 }
 
-absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids,
-                                              bool skip_special_tokens) const {
+absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids, bool skip_special_tokens) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int32_t id : ids) {

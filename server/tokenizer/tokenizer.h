@@ -39,11 +39,9 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   // Invalid UTF-8 in `text` -> InvalidArgument (never replaced silently).
-  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text,
-                                              bool add_special_tokens = true) const;
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text, bool add_special_tokens = true) const;
   // Unknown ids are skipped, as in HF. Partial UTF-8 sequences decode to U+FFFD.
-  absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids,
-                                     bool skip_special_tokens = false) const;
+  absl::StatusOr<std::string> Decode(absl::Span<const int32_t> ids, bool skip_special_tokens = false) const;
 
   int32_t vocab_size() const { return vocab_size_; }  // max id + 1 including added tokens
   std::optional<int32_t> bos_token_id() const { return bos_id_; }

@@ -1,6 +1,5 @@
 #include "tests/api/api_test_util.h"
 
-
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -54,9 +53,8 @@ std::unique_ptr<moeserve::v1::Inference::Stub> TestServer::Stub() const {
   return moeserve::v1::Inference::NewStub(Channel());
 }
 
-StreamResult RunGenerate(moeserve::v1::Inference::Stub* stub,
-                         const moeserve::v1::GenerateRequest& request, const std::string& api_key,
-                         double timeout_seconds) {
+StreamResult RunGenerate(moeserve::v1::Inference::Stub* stub, const moeserve::v1::GenerateRequest& request,
+                         const std::string& api_key, double timeout_seconds) {
   StreamResult result;
   grpc::ClientContext context;
   if (!api_key.empty()) context.AddMetadata("authorization", "Bearer " + api_key);
@@ -67,8 +65,7 @@ StreamResult RunGenerate(moeserve::v1::Inference::Stub* stub,
   auto reader = stub->Generate(&context, request);
   moeserve::v1::GenerateResponse response;
   while (reader->Read(&response)) {
-    result.token_ids.insert(result.token_ids.end(), response.token_ids().begin(),
-                            response.token_ids().end());
+    result.token_ids.insert(result.token_ids.end(), response.token_ids().begin(), response.token_ids().end());
     result.text += response.text();
     result.responses.push_back(response);
   }
@@ -76,8 +73,7 @@ StreamResult RunGenerate(moeserve::v1::Inference::Stub* stub,
   return result;
 }
 
-moeserve::v1::GenerateRequest IdsRequest(std::vector<int32_t> ids, int max_tokens,
-                                         bool ignore_eos) {
+moeserve::v1::GenerateRequest IdsRequest(std::vector<int32_t> ids, int max_tokens, bool ignore_eos) {
   moeserve::v1::GenerateRequest request;
   request.mutable_token_ids()->mutable_ids()->Add(ids.begin(), ids.end());
   request.mutable_sampling()->set_max_tokens(max_tokens);
@@ -93,16 +89,15 @@ std::string HttpGet(int port, const std::string& path) {
 }
 
 int64_t Finished(const EngineMetrics& m) {
-  return m.requests_finished_stop + m.requests_finished_length + m.requests_finished_abort +
-         m.requests_finished_error;
+  return m.requests_finished_stop + m.requests_finished_length + m.requests_finished_abort + m.requests_finished_error;
 }
 
 EngineMetrics WaitForIdle(Engine* engine, int64_t finished) {
   EngineMetrics m;
   for (int i = 0; i < 1000; ++i) {
     m = engine->GetMetrics();
-    if (m.num_running == 0 && m.num_waiting == 0 && m.kv_blocks_used == 0 &&
-        Finished(m) >= finished && Finished(m) == m.requests_added) {
+    if (m.num_running == 0 && m.num_waiting == 0 && m.kv_blocks_used == 0 && Finished(m) >= finished &&
+        Finished(m) == m.requests_added) {
       break;
     }
     absl::SleepFor(absl::Milliseconds(10));

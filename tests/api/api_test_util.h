@@ -21,7 +21,6 @@ namespace moeserve::testing {
 // The committed llama fixture (ids only: no tokenizer; context 64, vocab 128 or so).
 std::string LlamaFixtureDir();
 
-
 struct TestServerOptions {
   TestServerOptions() {
     server.port = 0;
@@ -29,7 +28,7 @@ struct TestServerOptions {
     server.metrics_port = 0;
   }
   std::string model_dir;
-  EngineConfig engine;  // model_dir is set from above; num_threads defaults to 2
+  EngineConfig engine;           // model_dir is set from above; num_threads defaults to 2
   api::ApiServerOptions server;  // ports default to 0 (free) here
   bool start_engine = true;      // false: requests queue until engine()->Start()
 };
@@ -67,12 +66,10 @@ struct StreamResult {
   std::string text;                // concatenated
 };
 
-StreamResult RunGenerate(moeserve::v1::Inference::Stub* stub,
-                         const moeserve::v1::GenerateRequest& request,
+StreamResult RunGenerate(moeserve::v1::Inference::Stub* stub, const moeserve::v1::GenerateRequest& request,
                          const std::string& api_key = "", double timeout_seconds = 0);
 
-moeserve::v1::GenerateRequest IdsRequest(std::vector<int32_t> ids, int max_tokens,
-                                         bool ignore_eos = true);
+moeserve::v1::GenerateRequest IdsRequest(std::vector<int32_t> ids, int max_tokens, bool ignore_eos = true);
 
 // GET http://127.0.0.1:port/path; returns "STATUS\n\nBODY" (e.g. "200\n\n...") or "" on error.
 std::string HttpGet(int port, const std::string& path);

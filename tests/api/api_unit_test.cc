@@ -11,8 +11,8 @@
 namespace moeserve::api {
 namespace {
 
-using ::testing::HasSubstr;
 using serving::ApiKeys;
+using ::testing::HasSubstr;
 
 TEST(ApiKeysTest, NoKeysAcceptsEverything) {
   ApiKeys keys;
@@ -22,8 +22,8 @@ TEST(ApiKeysTest, NoKeysAcceptsEverything) {
 
 TEST(ApiKeysTest, BearerKeyIsChecked) {
   ApiKeys keys({"abc"});
-  std::string_view good = "Bearer abc", lower = "bearer abc", wrong = "Bearer abd",
-                   prefix = "Bearer ab", basic = "Basic abc";
+  std::string_view good = "Bearer abc", lower = "bearer abc", wrong = "Bearer abd", prefix = "Bearer ab",
+                   basic = "Basic abc";
   EXPECT_TRUE(keys.Check(&good).ok());
   EXPECT_TRUE(keys.Check(&lower).ok());
   EXPECT_EQ(keys.Check(&wrong).code(), absl::StatusCode::kUnauthenticated);
@@ -138,8 +138,10 @@ TEST(RequestConvertTest, FinalDeltaCarriesUsageAndTimings) {
   d.stop_token_id = 5;
   d.usage = {.prompt_tokens = 3, .completion_tokens = 2, .cached_tokens = 1};
   const absl::Time t0 = absl::FromUnixSeconds(1000);
-  d.timings = {.arrival = t0, .first_scheduled = t0 + absl::Milliseconds(10),
-               .first_token = t0 + absl::Milliseconds(30), .finish = t0 + absl::Milliseconds(50)};
+  d.timings = {.arrival = t0,
+               .first_scheduled = t0 + absl::Milliseconds(10),
+               .first_token = t0 + absl::Milliseconds(30),
+               .finish = t0 + absl::Milliseconds(50)};
   v1::GenerateResponse r;
   ToProto(d, &r);
   EXPECT_EQ(r.index(), 2);
@@ -172,12 +174,10 @@ TEST(ServingMetricsTest, PageHasEveryMetricOfTheIssue) {
   const std::string page = metrics.RenderPrometheus(engine);
   for (const char* name :
        {"moeserve_time_to_first_token_seconds", "moeserve_inter_token_latency_seconds",
-        "moeserve_e2e_request_latency_seconds", "moeserve_request_queue_time_seconds",
-        "moeserve_requests_running", "moeserve_requests_waiting", "moeserve_kv_cache_blocks_used",
-        "moeserve_kv_cache_blocks_cached", "moeserve_kv_cache_blocks_total",
-        "moeserve_prompt_tokens_total", "moeserve_generation_tokens_total",
-        "moeserve_prefix_cache_queries_total", "moeserve_prefix_cache_hits_total",
-        "moeserve_requests_total"}) {
+        "moeserve_e2e_request_latency_seconds", "moeserve_request_queue_time_seconds", "moeserve_requests_running",
+        "moeserve_requests_waiting", "moeserve_kv_cache_blocks_used", "moeserve_kv_cache_blocks_cached",
+        "moeserve_kv_cache_blocks_total", "moeserve_prompt_tokens_total", "moeserve_generation_tokens_total",
+        "moeserve_prefix_cache_queries_total", "moeserve_prefix_cache_hits_total", "moeserve_requests_total"}) {
     EXPECT_THAT(page, HasSubstr(absl::StrCat("# TYPE ", name, " "))) << name;
   }
   EXPECT_THAT(page, HasSubstr("moeserve_kv_cache_blocks_total 10\n"));
@@ -219,8 +219,7 @@ TEST(ServingMetricsTest, ExpertLoadSummedOverLayersByDefaultOrPerLayer) {
                                 "moeserve_moe_expert_tokens_total{expert=\"1\"} 2\n"
                                 "moeserve_moe_expert_tokens_total{expert=\"2\"} 10\n"));
   EXPECT_THAT(summed, ::testing::Not(HasSubstr("layer=")));
-  const std::string per_layer =
-      ServingMetrics({.expert_load_per_layer = true}).RenderPrometheus(engine);
+  const std::string per_layer = ServingMetrics({.expert_load_per_layer = true}).RenderPrometheus(engine);
   EXPECT_THAT(per_layer, HasSubstr("moeserve_moe_expert_tokens_total{layer=\"1\",expert=\"0\"} 5\n"));
   EXPECT_THAT(per_layer, HasSubstr("moeserve_moe_expert_tokens_total{layer=\"3\",expert=\"2\"} 3\n"));
   EXPECT_THAT(per_layer, ::testing::Not(HasSubstr("{expert=")));

@@ -178,8 +178,7 @@ TEST(LifecycleTest, DrainTimeoutCancelsWhatIsLeft) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   t.join();
   starter.join();
-  EXPECT_EQ(in_flight.status.error_code(), grpc::StatusCode::CANCELLED)
-      << in_flight.status.error_message();
+  EXPECT_EQ(in_flight.status.error_code(), grpc::StatusCode::CANCELLED) << in_flight.status.error_message();
   EXPECT_THAT(in_flight.status.error_message(), HasSubstr("shut down"));
   const EngineMetrics m = WaitForIdle(server->engine());
   EXPECT_EQ(m.requests_finished_abort, 1);

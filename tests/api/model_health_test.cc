@@ -73,8 +73,7 @@ TEST(ModelHealthTest, NanLogitsAreInternalAndMakeTheServerUnhealthy) {
   EXPECT_EQ(WaitForIdle((*server)->engine(), Engine::kUnhealthyAfterModelFaults).model_faults,
             Engine::kUnhealthyAfterModelFaults);
   EXPECT_THAT(HttpGet((*server)->http_port(), "/metrics"),
-              HasSubstr(absl::StrCat("moeserve_model_faults_total ",
-                                     Engine::kUnhealthyAfterModelFaults, "\n")));
+              HasSubstr(absl::StrCat("moeserve_model_faults_total ", Engine::kUnhealthyAfterModelFaults, "\n")));
 }
 
 }  // namespace

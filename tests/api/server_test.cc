@@ -69,9 +69,9 @@ TEST_F(ServerTest, StreamingGenerateEqualsTheEngineOutput) {
 
   ASSERT_GE(got.responses.size(), 1u);  // deltas merge while the handler is writing
   for (const auto& r : got.responses) EXPECT_EQ(r.request_id(), "client-7");
-  EXPECT_THAT(std::vector<int32_t>(got.responses[0].prompt_token_ids().begin(),
-                                   got.responses[0].prompt_token_ids().end()),
-              ::testing::ElementsAreArray(prompt));
+  EXPECT_THAT(
+      std::vector<int32_t>(got.responses[0].prompt_token_ids().begin(), got.responses[0].prompt_token_ids().end()),
+      ::testing::ElementsAreArray(prompt));
   for (size_t i = 0; i + 1 < got.responses.size(); ++i) {
     EXPECT_EQ(got.responses[i].finish_reason(), v1::FINISH_REASON_UNSPECIFIED);
     EXPECT_FALSE(got.responses[i].has_usage());
@@ -204,55 +204,96 @@ struct BadInput {
 
 TEST_F(ServerTest, EveryBadInputNamesTheFieldAndTheLimit) {
   const std::vector<BadInput> cases = {
-      {"no input", [](v1::GenerateRequest* r) { r->clear_input(); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"input", "exactly one"}},
-      {"empty ids", [](v1::GenerateRequest* r) { r->mutable_token_ids()->clear_ids(); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids", "empty"}},
-      {"id outside vocab", [](v1::GenerateRequest* r) { r->mutable_token_ids()->set_ids(1, 1 << 20); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids[1]", "vocabulary"}},
-      {"negative id", [](v1::GenerateRequest* r) { r->mutable_token_ids()->set_ids(0, -1); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids[0]", "vocabulary"}},
+      {"no input",
+       [](v1::GenerateRequest* r) { r->clear_input(); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"input", "exactly one"}},
+      {"empty ids",
+       [](v1::GenerateRequest* r) { r->mutable_token_ids()->clear_ids(); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"token_ids.ids", "empty"}},
+      {"id outside vocab",
+       [](v1::GenerateRequest* r) { r->mutable_token_ids()->set_ids(1, 1 << 20); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"token_ids.ids[1]", "vocabulary"}},
+      {"negative id",
+       [](v1::GenerateRequest* r) { r->mutable_token_ids()->set_ids(0, -1); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"token_ids.ids[0]", "vocabulary"}},
       {"prompt longer than the context",
        [](v1::GenerateRequest* r) {
          for (int i = 0; i < 80; ++i) r->mutable_token_ids()->add_ids(3);
        },
-       grpc::StatusCode::INVALID_ARGUMENT, {"token_ids.ids", "max_model_len", "64"}},
-      {"max_tokens beyond the context", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_max_tokens(1000); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.max_tokens", "at most 61"}},
-      {"max_tokens 0", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_max_tokens(0); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.max_tokens", "at least 1"}},
-      {"temperature", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_temperature(-1); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.temperature", "100"}},
-      {"top_p", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_top_p(0); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.top_p"}},
-      {"min_p", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_min_p(2); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.min_p"}},
-      {"n above max_num_samples", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(17); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.n", "[1, 16]", "got 17"}},
-      {"n 0", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(0); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.n", "got 0"}},
-      {"logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.logprobs", "20"}},
-      {"prompt_logprobs", [](v1::GenerateRequest* r) { r->mutable_sampling()->set_prompt_logprobs(21); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.prompt_logprobs", "[0, 20]", "got 21"}},
-      {"stop token id", [](v1::GenerateRequest* r) { r->mutable_sampling()->add_stop_token_ids(1 << 20); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"sampling.stop_token_ids"}},
-      {"request_id", [](v1::GenerateRequest* r) { r->set_request_id(std::string(300, 'x')); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"request_id", "256"}},
-      {"cache_salt", [](v1::GenerateRequest* r) { r->set_cache_salt(std::string(300, 'x')); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"cache_salt", "256"}},
-      {"empty text", [](v1::GenerateRequest* r) { r->set_text(""); },
-       grpc::StatusCode::INVALID_ARGUMENT, {"text", "empty"}},
-      {"text without a tokenizer", [](v1::GenerateRequest* r) { r->set_text("hello"); },
-       grpc::StatusCode::FAILED_PRECONDITION, {"text", "tokenizer"}},
-      {"stop strings without a tokenizer", [](v1::GenerateRequest* r) { r->mutable_sampling()->add_stop("x"); },
-       grpc::StatusCode::FAILED_PRECONDITION, {"sampling.stop"}},
-      {"messages", [](v1::GenerateRequest* r) {
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"token_ids.ids", "max_model_len", "64"}},
+      {"max_tokens beyond the context",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_max_tokens(1000); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.max_tokens", "at most 61"}},
+      {"max_tokens 0",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_max_tokens(0); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.max_tokens", "at least 1"}},
+      {"temperature",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_temperature(-1); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.temperature", "100"}},
+      {"top_p",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_top_p(0); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.top_p"}},
+      {"min_p",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_min_p(2); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.min_p"}},
+      {"n above max_num_samples",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(17); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.n", "[1, 16]", "got 17"}},
+      {"n 0",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_n(0); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.n", "got 0"}},
+      {"logprobs",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_logprobs(21); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.logprobs", "20"}},
+      {"prompt_logprobs",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->set_prompt_logprobs(21); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.prompt_logprobs", "[0, 20]", "got 21"}},
+      {"stop token id",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->add_stop_token_ids(1 << 20); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"sampling.stop_token_ids"}},
+      {"request_id",
+       [](v1::GenerateRequest* r) { r->set_request_id(std::string(300, 'x')); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"request_id", "256"}},
+      {"cache_salt",
+       [](v1::GenerateRequest* r) { r->set_cache_salt(std::string(300, 'x')); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"cache_salt", "256"}},
+      {"empty text",
+       [](v1::GenerateRequest* r) { r->set_text(""); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       {"text", "empty"}},
+      {"text without a tokenizer",
+       [](v1::GenerateRequest* r) { r->set_text("hello"); },
+       grpc::StatusCode::FAILED_PRECONDITION,
+       {"text", "tokenizer"}},
+      {"stop strings without a tokenizer",
+       [](v1::GenerateRequest* r) { r->mutable_sampling()->add_stop("x"); },
+       grpc::StatusCode::FAILED_PRECONDITION,
+       {"sampling.stop"}},
+      {"messages",
+       [](v1::GenerateRequest* r) {
          auto* m = r->mutable_messages()->add_messages();
          m->set_role("user");
          m->set_content("hi");
        },
-       grpc::StatusCode::FAILED_PRECONDITION, {"messages"}},
+       grpc::StatusCode::FAILED_PRECONDITION,
+       {"messages"}},
   };
   for (const BadInput& c : cases) {
     SCOPED_TRACE(c.name);
@@ -277,8 +318,7 @@ TEST_F(ServerTest, DetokenizeAndTokenizeWithoutATokenizer) {
   EXPECT_EQ(stub_->Tokenize(&c1, t, &tr).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   grpc::ClientContext c2;
   v1::TokenizeResponse tr2;
-  EXPECT_EQ(stub_->Tokenize(&c2, v1::TokenizeRequest(), &tr2).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(stub_->Tokenize(&c2, v1::TokenizeRequest(), &tr2).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(ServerTest, ModelInfoDescribesTheModel) {
@@ -318,9 +358,8 @@ TEST_F(ServerTest, MetricsEndpointHasEveryNameAndCountsRequests) {
   for (const char* name :
        {"moeserve_time_to_first_token_seconds_bucket", "moeserve_inter_token_latency_seconds_count",
         "moeserve_e2e_request_latency_seconds_sum", "moeserve_request_queue_time_seconds_count",
-        "moeserve_requests_running ", "moeserve_requests_waiting ",
-        "moeserve_kv_cache_blocks_used 0", "moeserve_kv_cache_blocks_cached ",
-        "moeserve_kv_cache_blocks_total ", "moeserve_prompt_tokens_total 4",
+        "moeserve_requests_running ", "moeserve_requests_waiting ", "moeserve_kv_cache_blocks_used 0",
+        "moeserve_kv_cache_blocks_cached ", "moeserve_kv_cache_blocks_total ", "moeserve_prompt_tokens_total 4",
         "moeserve_generation_tokens_total 6", "moeserve_prefix_cache_queries_total ",
         "moeserve_prefix_cache_hits_total ", "moeserve_requests_total{finish_reason=\"length\"} 1",
         "# TYPE moeserve_e2e_request_latency_seconds histogram"}) {
@@ -331,9 +370,9 @@ TEST_F(ServerTest, MetricsEndpointHasEveryNameAndCountsRequests) {
   // The cache layout the Gateway API Inference Extension reads, from the running engine.
   const EngineMetrics m = server_->engine()->GetMetrics();
   ASSERT_GT(m.kv_blocks_total, 0);
-  EXPECT_THAT(page, HasSubstr(absl::StrCat("moeserve_cache_config_info{block_size=\"",
-                                           server_->engine()->config().block_size,
-                                           "\",num_gpu_blocks=\"", m.kv_blocks_total, "\"} 1\n")));
+  EXPECT_THAT(page,
+              HasSubstr(absl::StrCat("moeserve_cache_config_info{block_size=\"", server_->engine()->config().block_size,
+                                     "\",num_gpu_blocks=\"", m.kv_blocks_total, "\"} 1\n")));
   EXPECT_THAT(page, HasSubstr("moeserve_kv_cache_usage_ratio 0\n"));  // idle: nothing held
 }
 
@@ -474,8 +513,7 @@ TEST(AuthTest, ApiKeyIsRequiredFromBearerMetadata) {
   StreamResult none = RunGenerate(stub.get(), request);
   EXPECT_EQ(none.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_THAT(none.status.error_message(), HasSubstr("authorization"));
-  EXPECT_EQ(RunGenerate(stub.get(), request, "wrong").status.error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(RunGenerate(stub.get(), request, "wrong").status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(RunGenerate(stub.get(), request, "s3cret").status.ok());
   EXPECT_TRUE(RunGenerate(stub.get(), request, "other").status.ok());
   grpc::ClientContext context;
@@ -551,8 +589,7 @@ TEST(Stories260kServerTest, TextStreamEqualsMoeserveGenerate) {
   t.set_return_token_strings(true);
   v1::TokenizeResponse tr;
   ASSERT_TRUE(stub->Tokenize(&c1, t, &tr).ok());
-  EXPECT_THAT(std::vector<int32_t>(tr.token_ids().begin(), tr.token_ids().end()),
-              ::testing::ElementsAreArray(*prompt));
+  EXPECT_THAT(std::vector<int32_t>(tr.token_ids().begin(), tr.token_ids().end()), ::testing::ElementsAreArray(*prompt));
   EXPECT_EQ(tr.token_strings_size(), tr.token_ids_size());
   grpc::ClientContext c2;
   v1::DetokenizeRequest d;

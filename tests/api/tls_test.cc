@@ -28,18 +28,15 @@ class TlsTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (std::system("command -v openssl >/dev/null 2>&1") != 0) return;
     dir_ = new std::string(MakeTempDir("api_tls").string());
-    const std::string script = absl::StrCat(
-        "set -e; cd '", *dir_, "'; ",
-        "K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; ",
-        "openssl req -x509 $K -keyout ca.key -out ca.pem -days 1 -subj /CN=moeserve-test-ca; ",
-        "openssl req -x509 $K -keyout other_ca.key -out other_ca.pem -days 1 -subj /CN=other-ca; ",
-        "for n in server client; do ",
-        "  openssl req $K -keyout $n.key -out $n.csr -subj /CN=$n; ",
-        "  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > $n.ext; ",
-        "  openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem ",
-        "    -days 1 -extfile $n.ext; ",
-        "done; ",
-        "openssl req -x509 $K -keyout rogue.key -out rogue.pem -days 1 -subj /CN=rogue\n");
+    const std::string script =
+        absl::StrCat("set -e; cd '", *dir_, "'; ", "K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; ",
+                     "openssl req -x509 $K -keyout ca.key -out ca.pem -days 1 -subj /CN=moeserve-test-ca; ",
+                     "openssl req -x509 $K -keyout other_ca.key -out other_ca.pem -days 1 -subj /CN=other-ca; ",
+                     "for n in server client; do ", "  openssl req $K -keyout $n.key -out $n.csr -subj /CN=$n; ",
+                     "  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > $n.ext; ",
+                     "  openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out $n.pem ",
+                     "    -days 1 -extfile $n.ext; ", "done; ",
+                     "openssl req -x509 $K -keyout rogue.key -out rogue.pem -days 1 -subj /CN=rogue\n");
     const std::string script_path = *dir_ + "/make_certs.sh";
     std::ofstream(script_path) << script;
     if (std::system(absl::StrCat("bash '", script_path, "' >/dev/null 2>&1").c_str()) != 0) {
@@ -115,8 +112,7 @@ TEST_F(TlsTest, AKeyThatDoesNotMatchTheCertificateIsNamed) {
   auto server = TestServer::Start(options);
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(server.status().message()),
-              ::testing::HasSubstr("does not match the certificate"));
+  EXPECT_THAT(std::string(server.status().message()), ::testing::HasSubstr("does not match the certificate"));
 }
 
 TEST(TlsOptionsTest, IncompleteTlsOptionsAreRefused) {

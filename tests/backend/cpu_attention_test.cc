@@ -30,7 +30,7 @@ struct SeqSpec {
 
 // Sequences of 1 (decode) and several (prefill chunk) query tokens with contexts 1, 15, 16, 17, 33
 // for block size 16, all in one batch.
-const std::vector<SeqSpec> kMixedBatch = {{1, 1},  {1, 15}, {1, 16}, {1, 17}, {1, 33}, {33, 33},
+const std::vector<SeqSpec> kMixedBatch = {{1, 1},  {1, 15},  {1, 16}, {1, 17},  {1, 33}, {33, 33},
                                           {5, 33}, {16, 16}, {3, 17}, {15, 15}, {2, 16}};
 
 // A batch laid out over a shuffled paged cache. Every cache slot that no sequence owns, and every
@@ -41,8 +41,7 @@ struct PagedBatch {
   std::vector<std::vector<float>> k_rows, v_rows;  // per sequence: [ctx, row]
   std::vector<float> k_cache, v_cache;             // [NB, BS, row] host images, cached part only
 
-  PagedBatch(const std::vector<SeqSpec>& specs, int64_t bs, int64_t k_row, int64_t v_row,
-             std::mt19937& rng) {
+  PagedBatch(const std::vector<SeqSpec>& specs, int64_t bs, int64_t k_row, int64_t v_row, std::mt19937& rng) {
     BS = bs;
     S = static_cast<int64_t>(specs.size());
     int64_t total_blocks = 0;
@@ -146,15 +145,13 @@ TEST_F(CpuAttentionTest, PagedAttentionMatchesNaive) {
       Tensor v_cache = MakeF32(b_, Shape{pb.NB, BS, Hkv, Dv}, pb.v_cache);
       AttentionMetadata meta = pb.Meta(b_);
       ASSERT_TRUE(b_.WriteKvCache(MakeF32(b_, Shape{T, Hkv, D}, pb.NewRows(pb.k_rows, Hkv * D)),
-                                  MakeF32(b_, Shape{T, Hkv, Dv}, pb.NewRows(pb.v_rows, Hkv * Dv)),
-                                  meta, k_cache, v_cache)
+                                  MakeF32(b_, Shape{T, Hkv, Dv}, pb.NewRows(pb.v_rows, Hkv * Dv)), meta, k_cache,
+                                  v_cache)
                       .ok());
       auto q = Random(rng_, T * H * D);
       const float scale = 1.0f / std::sqrt(static_cast<float>(D));
       Tensor out = Empty(b_, DType::kF32, Shape{T, H, Dv});
-      ASSERT_TRUE(
-          b_.PagedAttention(MakeF32(b_, Shape{T, H, D}, q), k_cache, v_cache, meta, scale, out)
-              .ok());
+      ASSERT_TRUE(b_.PagedAttention(MakeF32(b_, Shape{T, H, D}, q), k_cache, v_cache, meta, scale, out).ok());
 
       std::vector<double> ref(T * H * Dv);
       for (int64_t t = 0; t < T; ++t) {
@@ -168,8 +165,7 @@ TEST_F(CpuAttentionTest, PagedAttentionMatchesNaive) {
           for (int64_t j = 0; j <= last; ++j) {
             double dot = 0;
             for (int64_t i = 0; i < D; ++i)
-              dot += static_cast<double>(q[(t * H + h) * D + i]) *
-                     pb.k_rows[s][(j * Hkv + kvh) * D + i];
+              dot += static_cast<double>(q[(t * H + h) * D + i]) * pb.k_rows[s][(j * Hkv + kvh) * D + i];
             sc[j] = dot * scale;
             mx = std::max(mx, sc[j]);
           }
@@ -201,16 +197,14 @@ TEST_F(CpuAttentionTest, PagedMlaAttentionMatchesNaive) {
       kv_c.insert(kv_c.end(), rows.begin() + t * (L + R), rows.begin() + t * (L + R) + L);
       k_pe.insert(k_pe.end(), rows.begin() + t * (L + R) + L, rows.begin() + (t + 1) * (L + R));
     }
-    ASSERT_TRUE(b_.WriteMlaCache(MakeF32(b_, Shape{T, L}, kv_c), MakeF32(b_, Shape{T, R}, k_pe),
-                                 meta, cache)
-                    .ok());
+    ASSERT_TRUE(b_.WriteMlaCache(MakeF32(b_, Shape{T, L}, kv_c), MakeF32(b_, Shape{T, R}, k_pe), meta, cache).ok());
     auto ql = Random(rng_, T * H * L);
     auto qr = Random(rng_, T * H * R);
     const float scale = 0.17f;
     Tensor out = Empty(b_, DType::kF32, Shape{T, H, L});
-    ASSERT_TRUE(b_.PagedMlaAttention(MakeF32(b_, Shape{T, H, L}, ql),
-                                     MakeF32(b_, Shape{T, H, R}, qr), cache, meta, scale, out)
-                    .ok());
+    ASSERT_TRUE(
+        b_.PagedMlaAttention(MakeF32(b_, Shape{T, H, L}, ql), MakeF32(b_, Shape{T, H, R}, qr), cache, meta, scale, out)
+            .ok());
     std::vector<double> ref(T * H * L);
     for (int64_t t = 0; t < T; ++t) {
       const int64_t s = pb.token_seq[t];
@@ -221,10 +215,8 @@ TEST_F(CpuAttentionTest, PagedMlaAttentionMatchesNaive) {
         double mx = -INFINITY;
         for (int64_t j = 0; j <= last; ++j) {
           double dot = 0;
-          for (int64_t i = 0; i < L; ++i)
-            dot += static_cast<double>(ql[(t * H + h) * L + i]) * kr[j * (L + R) + i];
-          for (int64_t i = 0; i < R; ++i)
-            dot += static_cast<double>(qr[(t * H + h) * R + i]) * kr[j * (L + R) + L + i];
+          for (int64_t i = 0; i < L; ++i) dot += static_cast<double>(ql[(t * H + h) * L + i]) * kr[j * (L + R) + i];
+          for (int64_t i = 0; i < R; ++i) dot += static_cast<double>(qr[(t * H + h) * R + i]) * kr[j * (L + R) + L + i];
           sc[j] = dot * scale;
           mx = std::max(mx, sc[j]);
         }
@@ -248,8 +240,8 @@ TEST_F(CpuAttentionTest, WriteKvCacheSkipsNegativeSlots) {
   AttentionMetadata meta;
   meta.block_size = BS;
   meta.slot_mapping = MakeI32(b_, Shape{2}, {-1, 5});
-  ASSERT_TRUE(b_.WriteKvCache(MakeF32(b_, Shape{2, 1, 2}, {1, 2, 3, 4}),
-                              MakeF32(b_, Shape{2, 1, 2}, {5, 6, 7, 8}), meta, kc, vc)
+  ASSERT_TRUE(b_.WriteKvCache(MakeF32(b_, Shape{2, 1, 2}, {1, 2, 3, 4}), MakeF32(b_, Shape{2, 1, 2}, {5, 6, 7, 8}),
+                              meta, kc, vc)
                   .ok());
   std::vector<float> k_expected(NB * BS * 2, 0.0f), v_expected(NB * BS * 2, 0.0f);
   k_expected[10] = 3, k_expected[11] = 4, v_expected[10] = 7, v_expected[11] = 8;
@@ -268,9 +260,8 @@ TEST_F(CpuAttentionTest, RopeWriteMlaCacheIsRopeThenWrite) {
     const auto kv_c = Random(rng_, T * L), k_pe = Random(rng_, T * R);
     const Tensor k_pe_t = MakeF32(b_, Shape{T, R}, k_pe);
     Tensor fused = MakeF32(b_, Shape{pb.NB, BS, L + R}, pb.k_cache);
-    ASSERT_TRUE(b_.RopeWriteMlaCache(MakeF32(b_, Shape{T, L}, kv_c), k_pe_t, positions, cos_sin,
-                                     style, meta, fused)
-                    .ok());
+    ASSERT_TRUE(
+        b_.RopeWriteMlaCache(MakeF32(b_, Shape{T, L}, kv_c), k_pe_t, positions, cos_sin, style, meta, fused).ok());
     Tensor ref = MakeF32(b_, Shape{pb.NB, BS, L + R}, pb.k_cache);
     Tensor rotated = MakeF32(b_, Shape{T, 1, R}, k_pe);
     ASSERT_TRUE(b_.Rope(rotated, positions, cos_sin, static_cast<int32_t>(R), style).ok());
@@ -294,13 +285,12 @@ TEST_F(CpuAttentionTest, RopeWriteMlaCacheRejectsBadOperands) {
   Tensor cache = Empty(b_, DType::kF32, Shape{pb.NB, BS, L + R});
   const Tensor kv_c = Empty(b_, DType::kF32, Shape{2, L}), k_pe = Empty(b_, DType::kF32, Shape{2, R});
   const Tensor cos_sin = MakeF32(b_, Shape{4, R}, Random(rng_, 4 * R));
-  absl::Status s = b_.RopeWriteMlaCache(kv_c, k_pe, MakeI32(b_, Shape{2}, {0, 4}), cos_sin,
-                                        RopeStyle::kInterleaved, meta, cache);
+  absl::Status s =
+      b_.RopeWriteMlaCache(kv_c, k_pe, MakeI32(b_, Shape{2}, {0, 4}), cos_sin, RopeStyle::kInterleaved, meta, cache);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("RopeWriteMlaCache: positions[1] = 4"));
-  s = b_.RopeWriteMlaCache(kv_c, k_pe, MakeI32(b_, Shape{2}, {0, 1}),
-                           MakeF32(b_, Shape{4, 2}, Random(rng_, 8)), RopeStyle::kInterleaved, meta,
-                           cache);
+  s = b_.RopeWriteMlaCache(kv_c, k_pe, MakeI32(b_, Shape{2}, {0, 1}), MakeF32(b_, Shape{4, 2}, Random(rng_, 8)),
+                           RopeStyle::kInterleaved, meta, cache);
   EXPECT_THAT(s.message(), HasSubstr("RopeWriteMlaCache: cos_sin has shape [4, 2]"));
 }
 
@@ -328,10 +318,9 @@ TEST_F(CpuAttentionTest, RejectsOutOfRangeMetadata) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(s.message(), HasSubstr("WriteKvCache: meta.slot_mapping[1]"));
     Tensor mla = Empty(b_, DType::kF32, Shape{pb.NB, BS, 6});
-    EXPECT_THAT(b_.WriteMlaCache(Empty(b_, DType::kF32, Shape{T, 4}),
-                                 Empty(b_, DType::kF32, Shape{T, 2}), m, mla)
-                    .message(),
-                HasSubstr("WriteMlaCache: meta.slot_mapping[1]"));
+    EXPECT_THAT(
+        b_.WriteMlaCache(Empty(b_, DType::kF32, Shape{T, 4}), Empty(b_, DType::kF32, Shape{T, 2}), m, mla).message(),
+        HasSubstr("WriteMlaCache: meta.slot_mapping[1]"));
   }
   {  // block table entry of a used block out of range
     AttentionMetadata m = pb.Meta(b_);
@@ -387,9 +376,9 @@ TEST_F(CpuAttentionTest, RopeWriteKvCacheIsRopeThenWrite) {
       const Tensor qf = MakeF32(b_, Shape{T, H, D}, q), kf = MakeF32(b_, Shape{T, Hkv, D}, k);
       Tensor kcf = MakeF32(b_, Shape{pb.NB, BS, Hkv, D}, pb.k_cache);
       Tensor vcf = MakeF32(b_, Shape{pb.NB, BS, Hkv, Dv}, pb.v_cache);
-      ASSERT_TRUE(b_.RopeWriteKvCache(qf, kf, MakeF32(b_, Shape{T, Hkv, Dv}, v), positions, cos_sin, rot,
-                                      style, meta, kcf, vcf)
-                      .ok());
+      ASSERT_TRUE(
+          b_.RopeWriteKvCache(qf, kf, MakeF32(b_, Shape{T, Hkv, Dv}, v), positions, cos_sin, rot, style, meta, kcf, vcf)
+              .ok());
       const Tensor qr = MakeF32(b_, Shape{T, H, D}, q), kr = MakeF32(b_, Shape{T, Hkv, D}, k);
       Tensor kcr = MakeF32(b_, Shape{pb.NB, BS, Hkv, D}, pb.k_cache);
       Tensor vcr = MakeF32(b_, Shape{pb.NB, BS, Hkv, Dv}, pb.v_cache);
@@ -421,16 +410,16 @@ TEST_F(CpuAttentionTest, RopeWriteKvCacheRejectsBadOperands) {
   const Tensor q = Empty(b_, DType::kF32, Shape{2, H, D}), k = Empty(b_, DType::kF32, Shape{2, Hkv, D});
   const Tensor cos_sin = MakeF32(b_, Shape{4, D}, Random(rng_, 4 * D));
   const Tensor pos_ok = MakeI32(b_, Shape{2}, {0, 1});
-  absl::Status s = b_.RopeWriteKvCache(q, k, k, MakeI32(b_, Shape{2}, {0, 4}), cos_sin, D, RopeStyle::kNeox,
-                                       meta, kc, kc);
+  absl::Status s =
+      b_.RopeWriteKvCache(q, k, k, MakeI32(b_, Shape{2}, {0, 4}), cos_sin, D, RopeStyle::kNeox, meta, kc, kc);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("RopeWriteKvCache: positions[1] = 4"));
   s = b_.RopeWriteKvCache(q, k, k, pos_ok, cos_sin, 6, RopeStyle::kNeox, meta, kc, kc);
   EXPECT_THAT(s.message(), HasSubstr("RopeWriteKvCache: cos_sin has shape [4, 8], expected [max_position, 6]"));
   s = b_.RopeWriteKvCache(q, k, k, pos_ok, cos_sin, 7, RopeStyle::kNeox, meta, kc, kc);
   EXPECT_THAT(s.message(), HasSubstr("rotary_dim 7 must be even"));
-  s = b_.RopeWriteKvCache(Empty(b_, DType::kF32, Shape{2, 3, D}), k, k, pos_ok, cos_sin, D, RopeStyle::kNeox,
-                          meta, kc, kc);
+  s = b_.RopeWriteKvCache(Empty(b_, DType::kF32, Shape{2, 3, D}), k, k, pos_ok, cos_sin, D, RopeStyle::kNeox, meta, kc,
+                          kc);
   EXPECT_THAT(s.message(), HasSubstr("not a multiple"));
   AttentionMetadata bad = meta;
   bad.slot_mapping = MakeI32(b_, Shape{2}, {0, static_cast<int32_t>(pb.NB * BS)});

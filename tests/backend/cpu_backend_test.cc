@@ -81,8 +81,7 @@ TEST_F(CpuBackendTest, CreateWeightAndCopies) {
   EXPECT_EQ(ReadF32(b_, *w), v);
   EXPECT_EQ(b_.CreateWeight(v, Shape{2, 2}).status().code(), absl::StatusCode::kInvalidArgument);
   std::vector<float> small(5);
-  EXPECT_EQ(b_.CopyToHostF32(*w, absl::MakeSpan(small)).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b_.CopyToHostF32(*w, absl::MakeSpan(small)).code(), absl::StatusCode::kInvalidArgument);
   // bf16 -> f32 on the way out.
   Tensor h = Empty(b_, DType::kBF16, Shape{2});
   const uint16_t bits[2] = {0x3f80, 0xc000};  // 1.0, -2.0
@@ -118,8 +117,7 @@ TEST_F(CpuBackendTest, CreateWeightFromHostKeepsSixteenBitWeightsInPlace) {
 // ---- Linear / HeadwiseLinear ----------------------------------------------------------------
 
 std::vector<double> NaiveLinear(const std::vector<float>& x, const std::vector<float>& w,
-                                const std::vector<float>* bias, int64_t T, int64_t in,
-                                int64_t out) {
+                                const std::vector<float>* bias, int64_t T, int64_t in, int64_t out) {
   std::vector<double> y(T * out);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t o = 0; o < out; ++o) {
@@ -131,8 +129,7 @@ std::vector<double> NaiveLinear(const std::vector<float>& x, const std::vector<f
 }
 
 // Every kernel level this CPU runs (baseline, AVX2, AVX-512), each against the naive reference.
-class CpuLinearTest : public CpuBackendTest,
-                      public ::testing::WithParamInterface<const cpu::CpuKernels*> {
+class CpuLinearTest : public CpuBackendTest, public ::testing::WithParamInterface<const cpu::CpuKernels*> {
  protected:
   void SetUp() override { cpu::ForceKernelsForTesting(GetParam()); }
   void TearDown() override { cpu::ForceKernelsForTesting(nullptr); }
@@ -156,53 +153,54 @@ INSTANTIATE_TEST_SUITE_P(Isa, CpuLinearTest, ::testing::ValuesIn(cpu::AvailableK
                          [](const auto& info) { return std::string(info.param->name); });
 
 TEST_P(CpuLinearTest, LinearMatchesNaive) {
-  struct Case { int64_t T, in, out; };
+  struct Case {
+    int64_t T, in, out;
+  };
   // Odd sizes, the 8-wide vector tail, the 256-long k slices, 64-row and 48-column tiles.
-  for (Case c : {Case{1, 1, 1}, Case{1, 64, 172}, Case{1, 512, 64}, Case{2, 7, 3},
-                 Case{3, 17, 5}, Case{5, 9, 33}, Case{7, 300, 13}, Case{70, 257, 50},
-                 Case{129, 64, 97}, Case{4, 0, 6}, Case{3, 1100, 20}, Case{1, 2050, 9},
-                 Case{6, 2080, 14}, Case{1, 896, 17}}) {
-   for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
-    for (bool with_bias : {false, true}) {
-      SCOPED_TRACE(::testing::Message() << "T=" << c.T << " in=" << c.in << " out=" << c.out
-                                        << " bias=" << with_bias << " w " << DTypeName(dtype));
-      auto x = Random(rng_, c.T * c.in);
-      auto w = Random(rng_, c.out * c.in);
-      auto bias = Random(rng_, c.out);
-      Tensor tx = MakeF32(b_, Shape{c.T, c.in}, x);
-      Tensor tw = MakeWeight(dtype, &w, Shape{c.out, c.in});
-      Tensor tb = with_bias ? *b_.CreateWeight(bias, Shape{c.out}) : Tensor();
-      Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.out});
-      ASSERT_TRUE(b_.Linear(tx, tw, tb, ty).ok());
-      EXPECT_LE(RelErr(ReadF32(b_, ty), NaiveLinear(x, w, with_bias ? &bias : nullptr, c.T, c.in,
-                                                    c.out)),
-                kTol);
+  for (Case c : {Case{1, 1, 1}, Case{1, 64, 172}, Case{1, 512, 64}, Case{2, 7, 3}, Case{3, 17, 5}, Case{5, 9, 33},
+                 Case{7, 300, 13}, Case{70, 257, 50}, Case{129, 64, 97}, Case{4, 0, 6}, Case{3, 1100, 20},
+                 Case{1, 2050, 9}, Case{6, 2080, 14}, Case{1, 896, 17}}) {
+    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+      for (bool with_bias : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << "T=" << c.T << " in=" << c.in << " out=" << c.out << " bias=" << with_bias
+                                          << " w " << DTypeName(dtype));
+        auto x = Random(rng_, c.T * c.in);
+        auto w = Random(rng_, c.out * c.in);
+        auto bias = Random(rng_, c.out);
+        Tensor tx = MakeF32(b_, Shape{c.T, c.in}, x);
+        Tensor tw = MakeWeight(dtype, &w, Shape{c.out, c.in});
+        Tensor tb = with_bias ? *b_.CreateWeight(bias, Shape{c.out}) : Tensor();
+        Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.out});
+        ASSERT_TRUE(b_.Linear(tx, tw, tb, ty).ok());
+        EXPECT_LE(RelErr(ReadF32(b_, ty), NaiveLinear(x, w, with_bias ? &bias : nullptr, c.T, c.in, c.out)), kTol);
+      }
     }
-   }
   }
 }
 
 TEST_P(CpuLinearTest, HeadwiseLinearMatchesNaive) {
-  struct Case { int64_t T, H, in, out; };
+  struct Case {
+    int64_t T, H, in, out;
+  };
   for (Case c : {Case{1, 3, 10, 7}, Case{9, 4, 65, 40}, Case{20, 2, 128, 64}}) {
-   for (DType dtype : {DType::kF32, DType::kBF16}) {
-    auto x = Random(rng_, c.T * c.H * c.in);
-    auto w = Random(rng_, c.H * c.out * c.in);
-    Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.H, c.out});
-    ASSERT_TRUE(b_.HeadwiseLinear(MakeF32(b_, Shape{c.T, c.H, c.in}, x),
-                                  MakeWeight(dtype, &w, Shape{c.H, c.out, c.in}), ty)
-                    .ok());
-    std::vector<double> ref(c.T * c.H * c.out);
-    for (int64_t t = 0; t < c.T; ++t)
-      for (int64_t h = 0; h < c.H; ++h)
-        for (int64_t o = 0; o < c.out; ++o) {
-          double s = 0;
-          for (int64_t i = 0; i < c.in; ++i)
-            s += static_cast<double>(x[(t * c.H + h) * c.in + i]) * w[(h * c.out + o) * c.in + i];
-          ref[(t * c.H + h) * c.out + o] = s;
-        }
-    EXPECT_LE(RelErr(ReadF32(b_, ty), ref), kTol) << "T=" << c.T << " H=" << c.H;
-   }
+    for (DType dtype : {DType::kF32, DType::kBF16}) {
+      auto x = Random(rng_, c.T * c.H * c.in);
+      auto w = Random(rng_, c.H * c.out * c.in);
+      Tensor ty = Empty(b_, DType::kF32, Shape{c.T, c.H, c.out});
+      ASSERT_TRUE(
+          b_.HeadwiseLinear(MakeF32(b_, Shape{c.T, c.H, c.in}, x), MakeWeight(dtype, &w, Shape{c.H, c.out, c.in}), ty)
+              .ok());
+      std::vector<double> ref(c.T * c.H * c.out);
+      for (int64_t t = 0; t < c.T; ++t)
+        for (int64_t h = 0; h < c.H; ++h)
+          for (int64_t o = 0; o < c.out; ++o) {
+            double s = 0;
+            for (int64_t i = 0; i < c.in; ++i)
+              s += static_cast<double>(x[(t * c.H + h) * c.in + i]) * w[(h * c.out + o) * c.in + i];
+            ref[(t * c.H + h) * c.out + o] = s;
+          }
+      EXPECT_LE(RelErr(ReadF32(b_, ty), ref), kTol) << "T=" << c.T << " H=" << c.H;
+    }
   }
 }
 
@@ -216,12 +214,10 @@ TEST_F(CpuBackendTest, LinearRejectsBadShapes) {
   Tensor w2 = Empty(b_, DType::kF32, Shape{3, 4});
   EXPECT_THAT(b_.Linear(x, w2, Empty(b_, DType::kF32, Shape{4}), y).message(),
               HasSubstr("Linear: bias has shape [4], expected [3]"));
-  EXPECT_THAT(b_.Linear(x, w2, Tensor(), Empty(b_, DType::kF32, Shape{2, 4})).message(),
-              HasSubstr("Linear: out"));
+  EXPECT_THAT(b_.Linear(x, w2, Tensor(), Empty(b_, DType::kF32, Shape{2, 4})).message(), HasSubstr("Linear: out"));
   EXPECT_THAT(b_.Linear(Empty(b_, DType::kBF16, Shape{2, 4}), w2, Tensor(), y).message(),
               HasSubstr("Linear: x has dtype bf16, expected f32"));
-  EXPECT_THAT(b_.HeadwiseLinear(Empty(b_, DType::kF32, Shape{2, 3, 4}),
-                                Empty(b_, DType::kF32, Shape{2, 5, 4}),
+  EXPECT_THAT(b_.HeadwiseLinear(Empty(b_, DType::kF32, Shape{2, 3, 4}), Empty(b_, DType::kF32, Shape{2, 5, 4}),
                                 Empty(b_, DType::kF32, Shape{2, 3, 5}))
                   .message(),
               HasSubstr("HeadwiseLinear: w has shape [2, 5, 4], expected [3, out, 4]"));
@@ -270,8 +266,7 @@ TEST_F(CpuBackendTest, EmbeddingAndGatherRows) {
   absl::Status s = b_.Embedding(tt, MakeI32(b_, Shape{5}, {0, 1, 11, 2, 3}), out);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("Embedding: ids[2] = 11 is outside [0, 11)"));
-  EXPECT_EQ(b_.Embedding(tt, MakeI32(b_, Shape{5}, {0, -1, 1, 2, 3}), out).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b_.Embedding(tt, MakeI32(b_, Shape{5}, {0, -1, 1, 2, 3}), out).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(b_.GatherRows(tt, MakeI32(b_, Shape{3}, {0, 1, 99}), g).message(),
               HasSubstr("GatherRows: indices[2] = 99"));
 }
@@ -339,8 +334,8 @@ TEST_F(CpuBackendTest, RmsNormAndAddRmsNorm) {
     EXPECT_LE(RelErr(ReadF32(b_, tr), res_ref), kTol) << d;
     EXPECT_LE(RelErr(ReadF32(b_, tx2), add_ref), kTol) << d;
   }
-  EXPECT_THAT(b_.RmsNorm(Empty(b_, DType::kF32, Shape{2, 4}), Empty(b_, DType::kF32, Shape{5}),
-                         1e-6f, Empty(b_, DType::kF32, Shape{2, 4}))
+  EXPECT_THAT(b_.RmsNorm(Empty(b_, DType::kF32, Shape{2, 4}), Empty(b_, DType::kF32, Shape{5}), 1e-6f,
+                         Empty(b_, DType::kF32, Shape{2, 4}))
                   .message(),
               HasSubstr("RmsNorm: w has shape [5], expected [4]"));
 }
@@ -366,8 +361,7 @@ TEST_F(CpuBackendTest, AddAndSiluMul) {
       ref[t * I + i] = g / (1.0 + std::exp(-g)) * u;
     }
   EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol);
-  EXPECT_EQ(b_.SiluMul(MakeF32(b_, Shape{1, 3}, {1, 2, 3}), Empty(b_, DType::kF32, Shape{1, 1}))
-                .code(),
+  EXPECT_EQ(b_.SiluMul(MakeF32(b_, Shape{1, 3}, {1, 2, 3}), Empty(b_, DType::kF32, Shape{1, 1})).code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -385,9 +379,7 @@ TEST_F(CpuBackendTest, RopeBothStyles) {
         }
       std::vector<int32_t> pos = {0, 8, 3, 3};
       Tensor tx = MakeF32(b_, Shape{T, H, D}, x);
-      ASSERT_TRUE(b_.Rope(tx, MakeI32(b_, Shape{T}, pos), *b_.CreateWeight(cs, Shape{max_pos, rot}),
-                          rot, style)
-                      .ok());
+      ASSERT_TRUE(b_.Rope(tx, MakeI32(b_, Shape{T}, pos), *b_.CreateWeight(cs, Shape{max_pos, rot}), rot, style).ok());
       std::vector<double> ref(x.begin(), x.end());
       for (int64_t t = 0; t < T; ++t)
         for (int64_t h = 0; h < H; ++h)
@@ -418,60 +410,60 @@ TEST_F(CpuBackendTest, RopeBothStyles) {
 // ---- MoeExperts ------------------------------------------------------------------------------
 
 TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
-  struct Case { int64_t T, d, I, E, k; };
-  for (Case c : {Case{1, 24, 10, 5, 2}, Case{7, 24, 10, 5, 2}, Case{13, 33, 17, 8, 3},
-                 Case{70, 64, 48, 4, 2}}) {
-   // fp32 weights, and bf16 weights kept 16-bit (the reference uses their exact values).
-   for (bool bf16 : {false, true}) {
-    auto x = Random(rng_, c.T * c.d);
-    auto gu = Random(rng_, c.E * 2 * c.I * c.d, 0.3f);
-    auto dn = Random(rng_, c.E * c.d * c.I, 0.3f);
-    auto weight = [&](std::vector<float>& v, Shape shape) {
-      if (!bf16) return *b_.CreateWeight(v, shape);
-      std::vector<uint16_t> bits(v.size());
-      for (size_t i = 0; i < v.size(); ++i) v[i] = Bf16ToFloat(bits[i] = FloatToBf16(v[i]));
-      Tensor t = *b_.CreateWeightFromHost(
-          {DType::kBF16, shape, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2}});
-      EXPECT_EQ(t.dtype(), DType::kBF16);
-      return t;
-    };
-    Tensor gu_w = weight(gu, Shape{c.E, 2 * c.I, c.d});
-    Tensor dn_w = weight(dn, Shape{c.E, c.d, c.I});
-    std::vector<int32_t> ids(c.T * c.k);
-    std::vector<float> wts = Random(rng_, c.T * c.k);
-    // Experts E-1 stays unused; a token never repeats an expert.
-    for (int64_t t = 0; t < c.T; ++t) {
-      std::vector<int32_t> perm(c.E - 1);
-      for (int32_t e = 0; e < c.E - 1; ++e) perm[e] = e;
-      std::shuffle(perm.begin(), perm.end(), rng_);
-      for (int64_t j = 0; j < c.k; ++j) ids[t * c.k + j] = perm[j];
-    }
-    Tensor out = Empty(b_, DType::kF32, Shape{c.T, c.d});
-    ASSERT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{c.T, c.d}, x), MakeI32(b_, Shape{c.T, c.k}, ids),
-                              MakeF32(b_, Shape{c.T, c.k}, wts),
-                              gu_w, dn_w, out, {})
-                    .ok());
-    std::vector<double> ref(c.T * c.d, 0.0);
-    for (int64_t t = 0; t < c.T; ++t)
-      for (int64_t j = 0; j < c.k; ++j) {
-        const int64_t e = ids[t * c.k + j];
-        std::vector<double> act(c.I);
-        for (int64_t i = 0; i < c.I; ++i) {
-          double g = 0, u = 0;
-          for (int64_t m = 0; m < c.d; ++m) {
-            g += static_cast<double>(gu[(e * 2 * c.I + i) * c.d + m]) * x[t * c.d + m];
-            u += static_cast<double>(gu[(e * 2 * c.I + c.I + i) * c.d + m]) * x[t * c.d + m];
-          }
-          act[i] = g / (1.0 + std::exp(-g)) * u;
-        }
-        for (int64_t m = 0; m < c.d; ++m) {
-          double y = 0;
-          for (int64_t i = 0; i < c.I; ++i) y += dn[(e * c.d + m) * c.I + i] * act[i];
-          ref[t * c.d + m] += wts[t * c.k + j] * y;
-        }
+  struct Case {
+    int64_t T, d, I, E, k;
+  };
+  for (Case c : {Case{1, 24, 10, 5, 2}, Case{7, 24, 10, 5, 2}, Case{13, 33, 17, 8, 3}, Case{70, 64, 48, 4, 2}}) {
+    // fp32 weights, and bf16 weights kept 16-bit (the reference uses their exact values).
+    for (bool bf16 : {false, true}) {
+      auto x = Random(rng_, c.T * c.d);
+      auto gu = Random(rng_, c.E * 2 * c.I * c.d, 0.3f);
+      auto dn = Random(rng_, c.E * c.d * c.I, 0.3f);
+      auto weight = [&](std::vector<float>& v, Shape shape) {
+        if (!bf16) return *b_.CreateWeight(v, shape);
+        std::vector<uint16_t> bits(v.size());
+        for (size_t i = 0; i < v.size(); ++i) v[i] = Bf16ToFloat(bits[i] = FloatToBf16(v[i]));
+        Tensor t = *b_.CreateWeightFromHost(
+            {DType::kBF16, shape, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2}});
+        EXPECT_EQ(t.dtype(), DType::kBF16);
+        return t;
+      };
+      Tensor gu_w = weight(gu, Shape{c.E, 2 * c.I, c.d});
+      Tensor dn_w = weight(dn, Shape{c.E, c.d, c.I});
+      std::vector<int32_t> ids(c.T * c.k);
+      std::vector<float> wts = Random(rng_, c.T * c.k);
+      // Experts E-1 stays unused; a token never repeats an expert.
+      for (int64_t t = 0; t < c.T; ++t) {
+        std::vector<int32_t> perm(c.E - 1);
+        for (int32_t e = 0; e < c.E - 1; ++e) perm[e] = e;
+        std::shuffle(perm.begin(), perm.end(), rng_);
+        for (int64_t j = 0; j < c.k; ++j) ids[t * c.k + j] = perm[j];
       }
-    EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol) << "T=" << c.T << " bf16=" << bf16;
-   }
+      Tensor out = Empty(b_, DType::kF32, Shape{c.T, c.d});
+      ASSERT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{c.T, c.d}, x), MakeI32(b_, Shape{c.T, c.k}, ids),
+                                MakeF32(b_, Shape{c.T, c.k}, wts), gu_w, dn_w, out, {})
+                      .ok());
+      std::vector<double> ref(c.T * c.d, 0.0);
+      for (int64_t t = 0; t < c.T; ++t)
+        for (int64_t j = 0; j < c.k; ++j) {
+          const int64_t e = ids[t * c.k + j];
+          std::vector<double> act(c.I);
+          for (int64_t i = 0; i < c.I; ++i) {
+            double g = 0, u = 0;
+            for (int64_t m = 0; m < c.d; ++m) {
+              g += static_cast<double>(gu[(e * 2 * c.I + i) * c.d + m]) * x[t * c.d + m];
+              u += static_cast<double>(gu[(e * 2 * c.I + c.I + i) * c.d + m]) * x[t * c.d + m];
+            }
+            act[i] = g / (1.0 + std::exp(-g)) * u;
+          }
+          for (int64_t m = 0; m < c.d; ++m) {
+            double y = 0;
+            for (int64_t i = 0; i < c.I; ++i) y += dn[(e * c.d + m) * c.I + i] * act[i];
+            ref[t * c.d + m] += wts[t * c.k + j] * y;
+          }
+        }
+      EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol) << "T=" << c.T << " bf16=" << bf16;
+    }
   }
 }
 
@@ -486,8 +478,7 @@ TEST_F(CpuBackendTest, MoeExpertsRejectsBadIds) {
   EXPECT_THAT(s.message(), HasSubstr("MoeExperts: topk_ids[1, 0] = 3 is outside [0, 3)"));
   EXPECT_EQ(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {-1, 0}), w, gu, dn, out, {}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {0, 0}), w, gu,
-                            Empty(b_, DType::kF32, Shape{3, 4, 4}), out, {})
+  EXPECT_THAT(b_.MoeExperts(x, MakeI32(b_, Shape{2, 1}, {0, 0}), w, gu, Empty(b_, DType::kF32, Shape{3, 4, 4}), out, {})
                   .message(),
               HasSubstr("MoeExperts: down has shape [3, 4, 4], expected [3, 4, 3]"));
 }
@@ -526,8 +517,7 @@ TEST_F(CpuBackendTest, MoeExpertsExtrasAddSharedOutputAndCountExperts) {
   EXPECT_EQ(counts[0], 4);  // two calls × {0, 0}
   EXPECT_EQ(counts[1], 2);
   EXPECT_EQ(counts[2], 6);
-  EXPECT_EQ(b_.MoeExperts(xt, it, wt, gut, dnt, fused,
-                          MoeExpertsExtras{Tensor(), Empty(b_, DType::kI64, Shape{E + 1})})
+  EXPECT_EQ(b_.MoeExperts(xt, it, wt, gut, dnt, fused, MoeExpertsExtras{Tensor(), Empty(b_, DType::kI64, Shape{E + 1})})
                 .code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -541,8 +531,8 @@ TEST_F(CpuBackendTest, MoeExpertsSlicesSumToTheWholeMoe) {
   const std::vector<int32_t> ids = {0, 5, 1, 2, 3, 4, 5, 0, 2, 2};
   Tensor xt = MakeF32(b_, Shape{T, d}, x), it = MakeI32(b_, Shape{T, K}, ids), wt = MakeF32(b_, Shape{T, K}, w);
   Tensor whole = Empty(b_, DType::kF32, Shape{T, d});
-  ASSERT_TRUE(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(gu, Shape{E, 2 * I, d}),
-                            *b_.CreateWeight(dn, Shape{E, d, I}), whole, {})
+  ASSERT_TRUE(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(gu, Shape{E, 2 * I, d}), *b_.CreateWeight(dn, Shape{E, d, I}),
+                            whole, {})
                   .ok());
   std::vector<float> sum(T * d, 0.0f);
   for (int64_t first : {0, 3}) {
@@ -570,8 +560,8 @@ TEST_F(CpuBackendTest, MoeExpertsSlicesSumToTheWholeMoe) {
   bad.first_expert = 4;
   bad.num_routed_experts = E;
   const std::vector<float> three(gu.begin(), gu.begin() + 3 * 2 * I * d);
-  EXPECT_THAT(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(three, Shape{3, 2 * I, d}), Empty(b_, DType::kF32, Shape{3, d, I}),
-                            whole, bad)
+  EXPECT_THAT(b_.MoeExperts(xt, it, wt, *b_.CreateWeight(three, Shape{3, 2 * I, d}),
+                            Empty(b_, DType::kF32, Shape{3, d, I}), whole, bad)
                   .message(),
               HasSubstr("outside the model's 6 routed experts"));
 }
@@ -599,8 +589,8 @@ TEST_F(CpuBackendTest, MoeExpertsCountsOnlyValidTokens) {
     Tensor out = Empty(b_, DType::kF32, Shape{rows, d});
     EXPECT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{rows, d}, std::vector<float>(x.begin(), x.begin() + rows * d)),
                               MakeI32(b_, Shape{rows, K}, std::vector<int32_t>(ids.begin(), ids.begin() + rows * K)),
-                              MakeF32(b_, Shape{rows, K}, std::vector<float>(w.begin(), w.begin() + rows * K)),
-                              gut, dnt, out, extras)
+                              MakeF32(b_, Shape{rows, K}, std::vector<float>(w.begin(), w.begin() + rows * K)), gut,
+                              dnt, out, extras)
                     .ok());
     if (out_values != nullptr) *out_values = ReadF32(b_, out);
     const int64_t* c = extras.expert_counts.data_as<int64_t>();
@@ -618,21 +608,24 @@ TEST_F(CpuBackendTest, MoeExpertsCountsOnlyValidTokens) {
   MoeExpertsExtras wrong;
   wrong.num_valid_tokens = MakeI32(b_, Shape{2}, {1, 1});
   Tensor out = Empty(b_, DType::kF32, Shape{T, d});
-  EXPECT_THAT(b_.MoeExperts(MakeF32(b_, Shape{T, d}, x), MakeI32(b_, Shape{T, K}, ids), MakeF32(b_, Shape{T, K}, w),
-                            *b_.CreateWeight(std::vector<float>(gu.begin(), gu.begin() + E * 2 * I * d), Shape{E, 2 * I, d}),
-                            *b_.CreateWeight(std::vector<float>(dn.begin(), dn.begin() + E * d * I), Shape{E, d, I}),
-                            out, wrong)
-                  .message(),
-              HasSubstr("num_valid_tokens"));
+  EXPECT_THAT(
+      b_.MoeExperts(MakeF32(b_, Shape{T, d}, x), MakeI32(b_, Shape{T, K}, ids), MakeF32(b_, Shape{T, K}, w),
+                    *b_.CreateWeight(std::vector<float>(gu.begin(), gu.begin() + E * 2 * I * d), Shape{E, 2 * I, d}),
+                    *b_.CreateWeight(std::vector<float>(dn.begin(), dn.begin() + E * d * I), Shape{E, d, I}), out,
+                    wrong)
+          .message(),
+      HasSubstr("num_valid_tokens"));
 }
 
 // A DeepSeek shared MLP of intermediate S·I, split into S experts of intermediate I stacked after
 // the routed ones (gate and up rows [s·I, (s+1)·I), down columns likewise) and fused with
 // num_shared_experts = S, equals the dense MLP added through shared_out; counts stay routed-only.
 TEST_F(CpuBackendTest, MoeExpertsFusedSharedExpertsEqualDenseMlp) {
-  struct Case { int64_t T, d, I, E, K, S; };
-  for (Case c : {Case{1, 24, 10, 5, 2, 1}, Case{9, 24, 10, 5, 2, 2}, Case{70, 32, 16, 6, 3, 2},
-                 Case{5, 16, 8, 3, 0, 1}}) {
+  struct Case {
+    int64_t T, d, I, E, K, S;
+  };
+  for (Case c :
+       {Case{1, 24, 10, 5, 2, 1}, Case{9, 24, 10, 5, 2, 2}, Case{70, 32, 16, 6, 3, 2}, Case{5, 16, 8, 3, 0, 1}}) {
     const int64_t T = c.T, d = c.d, I = c.I, E = c.E, K = c.K, S = c.S;
     auto x = Random(rng_, T * d);
     auto gu = Random(rng_, E * 2 * I * d, 0.3f), dn = Random(rng_, E * d * I, 0.3f);

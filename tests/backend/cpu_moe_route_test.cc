@@ -32,14 +32,13 @@ class MoeRouteTest : public ::testing::Test {
     std::vector<int32_t> ids;
     std::vector<float> weights;
   };
-  Result Route(const std::vector<float>& logits, int64_t E, const std::vector<float>& bias,
-               const MoeRoutingParams& p) {
+  Result Route(const std::vector<float>& logits, int64_t E, const std::vector<float>& bias, const MoeRoutingParams& p) {
     const int64_t T = static_cast<int64_t>(logits.size()) / E;
     Tensor ids = Empty(b_, DType::kI32, Shape{T, p.top_k});
     Tensor w = Empty(b_, DType::kF32, Shape{T, p.top_k});
     Result r;
-    r.status = b_.MoeRoute(MakeF32(b_, Shape{T, E}, logits),
-                           bias.empty() ? Tensor() : MakeF32(b_, Shape{E}, bias), p, ids, w);
+    r.status =
+        b_.MoeRoute(MakeF32(b_, Shape{T, E}, logits), bias.empty() ? Tensor() : MakeF32(b_, Shape{E}, bias), p, ids, w);
     if (r.status.ok()) {
       r.ids = testing::ReadI32(b_, ids);
       r.weights = ReadF32(b_, w);
@@ -94,8 +93,7 @@ TEST_F(MoeRouteTest, DeepSeekV2GroupLimitedGreedyMasksGroups) {
   EXPECT_THAT(r.ids, ElementsAre(0, 4, 1));  // 1 and 5 tie at -5: the lower index
   double z = 0;
   for (float l : logits) z += std::exp(l);
-  EXPECT_THAT(r.weights, ElementsAre(FloatNear(2 * std::exp(5.0) / z, 1e-6),
-                                     FloatNear(2 * std::exp(4.0) / z, 1e-6),
+  EXPECT_THAT(r.weights, ElementsAre(FloatNear(2 * std::exp(5.0) / z, 1e-6), FloatNear(2 * std::exp(4.0) / z, 1e-6),
                                      FloatNear(2 * std::exp(-5.0) / z, 1e-6)));
   // With greedy the masked expert wins its place.
   p.method = MoeTopkMethod::kGreedy;
@@ -155,24 +153,20 @@ TEST_F(MoeRouteTest, RejectsBadParams) {
   EXPECT_THAT(Route({0, 1, 2, 3}, 4, {}, p).status.message(), HasSubstr("correction_bias"));
   Tensor ids = Empty(b_, DType::kI32, Shape{1, 3});
   Tensor w = Empty(b_, DType::kF32, Shape{1, 2});
-  EXPECT_THAT(b_.MoeRoute(MakeF32(b_, Shape{1, 4}, {0, 1, 2, 3}), Tensor(), MoeRoutingParams{},
-                          ids, w)
-                  .message(),
+  EXPECT_THAT(b_.MoeRoute(MakeF32(b_, Shape{1, 4}, {0, 1, 2, 3}), Tensor(), MoeRoutingParams{}, ids, w).message(),
               HasSubstr("MoeRoute: topk_ids has shape [1, 3], expected [1, 2]"));
 }
 
 // A direct transcription of the Hugging Face routers in double precision.
-void NaiveRoute(const std::vector<float>& logits, int64_t T, int64_t E,
-                const std::vector<float>& bias, const MoeRoutingParams& p,
-                std::vector<int32_t>* ids, std::vector<double>* weights) {
+void NaiveRoute(const std::vector<float>& logits, int64_t T, int64_t E, const std::vector<float>& bias,
+                const MoeRoutingParams& p, std::vector<int32_t>* ids, std::vector<double>* weights) {
   for (int64_t t = 0; t < T; ++t) {
     std::vector<double> s(E), c(E);
     double mx = -INFINITY, z = 0;
     for (int64_t e = 0; e < E; ++e) mx = std::max(mx, static_cast<double>(logits[t * E + e]));
     for (int64_t e = 0; e < E; ++e) z += std::exp(logits[t * E + e] - mx);
     for (int64_t e = 0; e < E; ++e) {
-      s[e] = p.scoring == MoeScoring::kSoftmax ? std::exp(logits[t * E + e] - mx) / z
-                                              : Sigmoid(logits[t * E + e]);
+      s[e] = p.scoring == MoeScoring::kSoftmax ? std::exp(logits[t * E + e] - mx) / z : Sigmoid(logits[t * E + e]);
       c[e] = s[e] + (bias.empty() ? 0.0 : bias[e]);
     }
     std::vector<bool> allowed(E, true);
@@ -208,9 +202,11 @@ void NaiveRoute(const std::vector<float>& logits, int64_t T, int64_t E,
 
 TEST_F(MoeRouteTest, RandomMatchesNaive) {
   std::mt19937 rng(7);
-  struct Case { int64_t E; MoeRoutingParams p; };
-  auto make = [](int32_t k, MoeScoring sc, MoeTopkMethod m, int32_t g, int32_t tg, bool norm,
-                 float scale) {
+  struct Case {
+    int64_t E;
+    MoeRoutingParams p;
+  };
+  auto make = [](int32_t k, MoeScoring sc, MoeTopkMethod m, int32_t g, int32_t tg, bool norm, float scale) {
     MoeRoutingParams p;
     p.top_k = k, p.scoring = sc, p.method = m, p.n_group = g, p.topk_group = tg;
     p.norm_topk_prob = norm, p.routed_scaling_factor = scale;

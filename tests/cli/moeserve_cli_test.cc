@@ -83,8 +83,8 @@ TEST_F(MoeserveCliTest, TokenizePrintsJsonArraysAndRoundTrips) {
   ASSERT_EQ(special.exit_code, 0) << special.output;
   ASSERT_THAT(plain.output, StartsWith("["));
   EXPECT_EQ(special.output, "[1, " + plain.output.substr(1));  // BOS from add_bos_token
-  const Result text = RunMoeserve("tokenize --model " + *dir_ + " --decode '" +
-                                  plain.output.substr(0, plain.output.size() - 1) + "'");
+  const Result text =
+      RunMoeserve("tokenize --model " + *dir_ + " --decode '" + plain.output.substr(0, plain.output.size() - 1) + "'");
   ASSERT_EQ(text.exit_code, 0) << text.output;
   EXPECT_EQ(text.output, "Once upon a time\n");
 }

@@ -16,8 +16,10 @@ using ::testing::HasSubstr;
 // Runs `moeserve serve ARGS` on free ports; a server still running after 60 s is killed (124).
 testing::CommandResult RunServe(const std::string& args) {
   return testing::RunCommand(std::string("timeout 60 ") + MOESERVE_BIN +
-                             " serve --model " MOESERVE_SOURCE_DIR "/models/default --port 0 "
-                             "--http-port 0 --metrics-port -1 " + args + " 2>&1");
+                             " serve --model " MOESERVE_SOURCE_DIR
+                             "/models/default --port 0 "
+                             "--http-port 0 --metrics-port -1 " +
+                             args + " 2>&1");
 }
 
 TEST(ServeFlagsTest, AnEmptyApiKeyIsRefused) {

@@ -13,8 +13,7 @@ class FakeInferenceServer::Service final : public v1::Inference::Service {
   Service(BehaviorFn behave, std::shared_ptr<std::atomic<int>> cancelled, std::shared_ptr<Log> log)
       : behave_(std::move(behave)), cancelled_(std::move(cancelled)), log_(std::move(log)) {}
 
-  grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*,
-                            v1::ModelInfo* info) override {
+  grpc::Status GetModelInfo(grpc::ServerContext*, const v1::GetModelInfoRequest*, v1::ModelInfo* info) override {
     info->set_model_id("fake");
     info->set_vocab_size(512);
     info->set_max_model_len(4096);
@@ -27,8 +26,7 @@ class FakeInferenceServer::Service final : public v1::Inference::Service {
     Clock::time_point start = Clock::now();
     FakeBehavior b = behave_(*request);
     int tokens = b.tokens >= 0 ? b.tokens : request->sampling().max_tokens();
-    int prompt = request->has_token_ids() ? request->token_ids().ids_size()
-                                          : static_cast<int>(request->text().size());
+    int prompt = request->has_token_ids() ? request->token_ids().ids_size() : static_cast<int>(request->text().size());
     // One sleep per message (no polling: hundreds of polling threads would be the bottleneck);
     // a cancelled call is noticed at its next message. False when the client is gone.
     auto sleep_until = [&](Clock::time_point t) {
@@ -86,8 +84,7 @@ FakeInferenceServer::FakeInferenceServer(BehaviorFn behave, int port)
       service_(std::make_unique<Service>(std::move(behave), cancelled_, log_)) {
   grpc::ServerBuilder builder;
   int selected = 0;
-  builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
-                           &selected);
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(), &selected);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   address_ = "127.0.0.1:" + std::to_string(selected);

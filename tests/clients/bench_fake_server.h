@@ -9,10 +9,10 @@
 #include <chrono>
 #include <functional>
 #include <map>
-#include <mutex>
-#include <vector>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "moeserve/v1/inference.grpc.pb.h"

@@ -11,10 +11,14 @@ int main(int argc, char** argv) {
   int port = 50099;
   moeserve::bench::testing::FakeBehavior behavior;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--port")) port = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--ttft-ms")) behavior.ttft_s = std::atof(argv[i + 1]) / 1e3;
-    else if (!std::strcmp(argv[i], "--itl-ms")) behavior.itl_s = std::atof(argv[i + 1]) / 1e3;
-    else if (!std::strcmp(argv[i], "--tokens-per-message")) behavior.tokens_per_message = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--port"))
+      port = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--ttft-ms"))
+      behavior.ttft_s = std::atof(argv[i + 1]) / 1e3;
+    else if (!std::strcmp(argv[i], "--itl-ms"))
+      behavior.itl_s = std::atof(argv[i + 1]) / 1e3;
+    else if (!std::strcmp(argv[i], "--tokens-per-message"))
+      behavior.tokens_per_message = std::atoi(argv[i + 1]);
     else {
       std::cerr << "unknown flag " << argv[i] << "\n";
       return 2;

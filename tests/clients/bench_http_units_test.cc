@@ -16,8 +16,7 @@ std::vector<std::string> Split(const std::string& stream, size_t piece) {
   SseParser parser;
   std::vector<std::string> events;
   for (size_t i = 0; i < stream.size(); i += piece) {
-    parser.Feed(std::string_view(stream).substr(i, piece),
-                [&](std::string_view data) { events.emplace_back(data); });
+    parser.Feed(std::string_view(stream).substr(i, piece), [&](std::string_view data) { events.emplace_back(data); });
   }
   return events;
 }
@@ -38,13 +37,11 @@ TEST(SseParserTest, EventsWhateverTheReadsAndLineEnds) {
 }
 
 TEST(OpenAiChunkTest, Completions) {
-  auto c = ParseOpenAiChunk(OpenAiApi::kCompletions,
-                            R"({"choices":[{"index":0,"text":" the","finish_reason":null}]})");
+  auto c = ParseOpenAiChunk(OpenAiApi::kCompletions, R"({"choices":[{"index":0,"text":" the","finish_reason":null}]})");
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->carries_tokens);
   EXPECT_EQ(c->finish_reason, "");
-  c = ParseOpenAiChunk(OpenAiApi::kCompletions,
-                       R"({"choices":[{"index":0,"text":"","finish_reason":"length"}]})");
+  c = ParseOpenAiChunk(OpenAiApi::kCompletions, R"({"choices":[{"index":0,"text":"","finish_reason":"length"}]})");
   EXPECT_FALSE(c->carries_tokens);
   EXPECT_EQ(c->finish_reason, "LENGTH");
   c = ParseOpenAiChunk(OpenAiApi::kCompletions,
@@ -61,9 +58,7 @@ TEST(OpenAiChunkTest, Completions) {
 }
 
 TEST(OpenAiChunkTest, ChatDeltas) {
-  auto carries = [](const char* chunk) {
-    return ParseOpenAiChunk(OpenAiApi::kChat, chunk).value().carries_tokens;
-  };
+  auto carries = [](const char* chunk) { return ParseOpenAiChunk(OpenAiApi::kChat, chunk).value().carries_tokens; };
   EXPECT_FALSE(carries(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})"));
   EXPECT_TRUE(carries(R"({"choices":[{"index":0,"delta":{"content":"Hi"}}]})"));
   EXPECT_TRUE(carries(R"({"choices":[{"index":0,"delta":{"reasoning_content":"hmm"}}]})"));
@@ -74,8 +69,7 @@ TEST(OpenAiChunkTest, ChatDeltas) {
 }
 
 TEST(OpenAiChunkTest, ErrorEvents) {
-  auto c = ParseOpenAiChunk(OpenAiApi::kChat,
-                            R"({"error":{"message":"queue full","type":"x","code":429}})");
+  auto c = ParseOpenAiChunk(OpenAiApi::kChat, R"({"error":{"message":"queue full","type":"x","code":429}})");
   EXPECT_EQ(c->error_status, "RESOURCE_EXHAUSTED");
   EXPECT_EQ(c->error_message, "queue full");
   c = ParseOpenAiChunk(OpenAiApi::kChat, R"({"error":"boom"})");

@@ -15,8 +15,8 @@
 #include "clients/bench/runner.h"
 #include "clients/common/channel.h"
 #include "gtest/gtest.h"
-#include "tests/clients/bench_test_util.h"
 #include "tests/clients/bench_fake_server.h"
+#include "tests/clients/bench_test_util.h"
 #include "tests/clients/openai_fake_server.h"
 
 namespace moeserve::bench {
@@ -26,8 +26,7 @@ using testing::FakeHttpBehavior;
 using testing::FakeOpenAiServer;
 using json = nlohmann::json;
 
-std::unique_ptr<OpenAiStreamClient> Client(const FakeOpenAiServer& server, OpenAiApi api,
-                                           std::string api_key = "") {
+std::unique_ptr<OpenAiStreamClient> Client(const FakeOpenAiServer& server, OpenAiApi api, std::string api_key = "") {
   auto client = OpenAiStreamClient::Create(server.base_url(), {api, "", std::move(api_key)});
   EXPECT_TRUE(client.ok()) << client.status();
   return *std::move(client);
@@ -123,15 +122,14 @@ TEST(BenchOpenAiTest, ChatCountsContentChunksNotTheRoleChunk) {
 }
 
 TEST(BenchOpenAiTest, ChunksWithSeveralTokensCountByUsage) {
-  FakeOpenAiServer server([](const json&) {
-    return FakeHttpBehavior{.ttft_s = 0.020, .itl_s = 0.020, .tokens_per_chunk = 3};
-  });
+  FakeOpenAiServer server(
+      [](const json&) { return FakeHttpBehavior{.ttft_s = 0.020, .itl_s = 0.020, .tokens_per_chunk = 3}; });
   Runner runner(Completions(server));
   RunResult result = runner.Run(Prompts({0}, 12), {.num_requests = 2});
   for (const RequestRecord& r : result.records) {
     ASSERT_TRUE(r.ok()) << r.error;
-    EXPECT_EQ(r.output_tokens, 12);   // usage.completion_tokens
-    EXPECT_EQ(r.itls_s.size(), 3u);   // 4 chunks: a chunk is one gap, as a multi-token gRPC response
+    EXPECT_EQ(r.output_tokens, 12);  // usage.completion_tokens
+    EXPECT_EQ(r.itls_s.size(), 3u);  // 4 chunks: a chunk is one gap, as a multi-token gRPC response
     EXPECT_NEAR(r.tpot_s(), (r.e2e_s - r.ttft_s) / 11, 1e-12);
   }
 }
@@ -148,8 +146,7 @@ TEST(BenchOpenAiTest, FailuresTimeoutsAndCancelsAreCounted) {
     }
   });
   Runner runner(Completions(server));
-  RunResult result = runner.Run(Prompts({0, 1, 2, 3, 0, 4, 3, 0}, 4),
-                                {.num_requests = 8, .request_timeout_s = 0.3});
+  RunResult result = runner.Run(Prompts({0, 1, 2, 3, 0, 4, 3, 0}, 4), {.num_requests = 8, .request_timeout_s = 0.3});
   ASSERT_EQ(result.records.size(), 8u);
   Summary s = Summarize(result.records, result.duration_s, Slo{});
   EXPECT_EQ(s.completed, 3);
@@ -158,8 +155,7 @@ TEST(BenchOpenAiTest, FailuresTimeoutsAndCancelsAreCounted) {
   EXPECT_EQ(s.errors["RESOURCE_EXHAUSTED"], 1);
   EXPECT_EQ(s.errors["DEADLINE_EXCEEDED"], 2);
   EXPECT_EQ(result.records[1].output_tokens, 2);  // what arrived before the failure is kept
-  EXPECT_NE(result.records[2].error.find("HTTP 400: injected failure"), std::string::npos)
-      << result.records[2].error;
+  EXPECT_NE(result.records[2].error.find("HTTP 400: injected failure"), std::string::npos) << result.records[2].error;
   EXPECT_GE(result.records[3].e2e_s, 0.3 - 0.005);
   EXPECT_LT(result.records[3].e2e_s, 0.3 + 1.0);
 
@@ -185,8 +181,8 @@ TEST(BenchOpenAiTest, FailuresTimeoutsAndCancelsAreCounted) {
   for (int i = 0; i < 100 && !settled(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  EXPECT_TRUE(settled()) << server.cancelled() << " streams seen going, "
-                         << server.requests() - requests_before_stop << " stopped ones received";
+  EXPECT_TRUE(settled()) << server.cancelled() << " streams seen going, " << server.requests() - requests_before_stop
+                         << " stopped ones received";
   EXPECT_LE(server.requests() - requests_before_stop, s.sent);
 }
 
@@ -225,25 +221,26 @@ TEST(BenchOpenAiTest, ConnectionsAreKeptAliveAndStaleOnesRetried) {
 TEST(BenchOpenAiTest, HundredsOfConcurrentStreamsKeepTheirTiming) {
   FakeOpenAiServer server([](const json&) { return FakeHttpBehavior{.ttft_s = 0.100, .itl_s = 0.050}; });
   Runner runner(Completions(server));
-  RunResult result = runner.Run(Prompts({0}, 20), {.request_rate = 2000, .num_requests = 400,
-                                                   .warmup = 400, .seed = 1});
+  RunResult result =
+      runner.Run(Prompts({0}, 20), {.request_rate = 2000, .num_requests = 400, .warmup = 400, .seed = 1});
   Summary s = Summarize(result.records, result.duration_s, Slo{});
   ASSERT_EQ(s.completed, 400) << s.failed;
   EXPECT_EQ(s.max_in_flight, 400);
   EXPECT_EQ(s.output_tokens, 400 * 20);
   EXPECT_GE(s.ttft_ms.min, 99);
-  Distribution error = testing::GapErrorsMs(
-      result.records, [&](const std::string& id) { return server.WriteTimes(id); });
+  Distribution error =
+      testing::GapErrorsMs(result.records, [&](const std::string& id) { return server.WriteTimes(id); });
   EXPECT_LT(error.median, 20.0);
   EXPECT_NEAR(s.itl_ms.median, 50, 10);
-  std::printf("400 HTTP streams: |client ITL - server write gap| mean %.3f ms, median %.3f, p99 %.3f; "
-              "ITL median %.2f ms (injected 50)\n", error.mean, error.median, error.p99, s.itl_ms.median);
+  std::printf(
+      "400 HTTP streams: |client ITL - server write gap| mean %.3f ms, median %.3f, p99 %.3f; "
+      "ITL median %.2f ms (injected 50)\n",
+      error.mean, error.median, error.p99, s.itl_ms.median);
 }
 
 TEST(BenchOpenAiTest, GrpcAndHttpMeasureOneScheduleAlike) {
-  testing::FakeInferenceServer grpc_server([](const v1::GenerateRequest&) {
-    return testing::FakeBehavior{.ttft_s = 0.080, .itl_s = 0.020};
-  });
+  testing::FakeInferenceServer grpc_server(
+      [](const v1::GenerateRequest&) { return testing::FakeBehavior{.ttft_s = 0.080, .itl_s = 0.020}; });
   FakeOpenAiServer http_server([](const json&) { return FakeHttpBehavior{.ttft_s = 0.080, .itl_s = 0.020}; });
   clients::ChannelOptions o;
   o.addr = grpc_server.address();
@@ -255,8 +252,7 @@ TEST(BenchOpenAiTest, GrpcAndHttpMeasureOneScheduleAlike) {
   // Both at once, so that both see the same machine load (one after the other, a busy moment of
   // the shared machine during one run alone moved its TTFT median by more than 10 ms).
   Summary g;
-  std::thread grpc_run(
-      [&] { g = Summarize(over_grpc.Run(Prompts({0}, 10), options).records, 0, Slo{}); });
+  std::thread grpc_run([&] { g = Summarize(over_grpc.Run(Prompts({0}, 10), options).records, 0, Slo{}); });
   Summary h = Summarize(over_http.Run(Prompts({0}, 10), options).records, 0, Slo{});
   grpc_run.join();
   ASSERT_EQ(g.completed, 32);
@@ -268,8 +264,8 @@ TEST(BenchOpenAiTest, GrpcAndHttpMeasureOneScheduleAlike) {
   EXPECT_NEAR(g.ttft_ms.median, h.ttft_ms.median, 10);
   EXPECT_NEAR(g.tpot_ms.median, h.tpot_ms.median, 3);
   EXPECT_NEAR(g.itl_ms.median, h.itl_ms.median, 5);
-  std::printf("same schedule: TTFT median gRPC %.2f / HTTP %.2f ms, TPOT %.2f / %.2f ms\n",
-              g.ttft_ms.median, h.ttft_ms.median, g.tpot_ms.median, h.tpot_ms.median);
+  std::printf("same schedule: TTFT median gRPC %.2f / HTTP %.2f ms, TPOT %.2f / %.2f ms\n", g.ttft_ms.median,
+              h.ttft_ms.median, g.tpot_ms.median, h.tpot_ms.median);
 }
 
 }  // namespace

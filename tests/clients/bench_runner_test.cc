@@ -17,8 +17,8 @@
 #include "clients/bench/runner.h"
 #include "clients/common/channel.h"
 #include "gtest/gtest.h"
-#include "tests/clients/bench_test_util.h"
 #include "tests/clients/bench_fake_server.h"
+#include "tests/clients/bench_test_util.h"
 
 namespace moeserve::bench {
 namespace {
@@ -57,9 +57,7 @@ int Kind(const v1::GenerateRequest& r) { return r.token_ids().ids(0); }
 // the write, three injected gaps, and the earlier bounds (15 ms, TPOT within 3 ms) failed every
 // run. moeserve-bench's quiet-machine precision is measured in docs/BENCH.md.
 TEST(BenchRunnerTest, TimestampsFollowTheServersWrites) {
-  FakeInferenceServer server([](const v1::GenerateRequest&) {
-    return FakeBehavior{.ttft_s = 0.060, .itl_s = 0.015};
-  });
+  FakeInferenceServer server([](const v1::GenerateRequest&) { return FakeBehavior{.ttft_s = 0.060, .itl_s = 0.015}; });
   Runner runner(Grpc(server.address(), 2));
   // Warmup: the sync fake server starts a thread per concurrent call on first use.
   RunResult result = runner.Run(Prompts({0}, 12), {.num_requests = 16, .warmup = 16});
@@ -71,8 +69,7 @@ TEST(BenchRunnerTest, TimestampsFollowTheServersWrites) {
     EXPECT_EQ(r.cached_tokens, 2);
     EXPECT_EQ(r.finish_reason, "LENGTH");
     EXPECT_GE(r.ttft_s, 0.060 - 0.001);  // the server never answers sooner than it was told to
-    std::vector<std::chrono::steady_clock::time_point> writes =
-        server.WriteTimes("bench-" + std::to_string(r.index));
+    std::vector<std::chrono::steady_clock::time_point> writes = server.WriteTimes("bench-" + std::to_string(r.index));
     ASSERT_EQ(writes.size(), 12u);
     ASSERT_EQ(r.itls_s.size(), 11u);
     auto written = [&](size_t i) { return std::chrono::duration<double>(writes[i] - result.start).count(); };
@@ -124,8 +121,7 @@ TEST(BenchRunnerTest, FailedTimedOutAndCancelledRequestsAreCounted) {
   });
   Runner runner(Grpc(server.address(), 1));
   // Deadline: the hanging requests end as DEADLINE_EXCEEDED.
-  RunResult result =
-      runner.Run(Prompts({0, 1, 2, 3, 0, 1, 3, 0}, 4), {.num_requests = 8, .request_timeout_s = 0.3});
+  RunResult result = runner.Run(Prompts({0, 1, 2, 3, 0, 1, 3, 0}, 4), {.num_requests = 8, .request_timeout_s = 0.3});
   ASSERT_EQ(result.records.size(), 8u);
   Summary s = Summarize(result.records, result.duration_s, Slo{});
   EXPECT_EQ(s.completed, 3);
@@ -161,9 +157,7 @@ TEST(BenchRunnerTest, FailedTimedOutAndCancelledRequestsAreCounted) {
 }
 
 TEST(BenchRunnerTest, ConcurrencyCapHoldsAndWarmupIsNotRecorded) {
-  FakeInferenceServer server([](const v1::GenerateRequest&) {
-    return FakeBehavior{.ttft_s = 0.040, .itl_s = 0.010};
-  });
+  FakeInferenceServer server([](const v1::GenerateRequest&) { return FakeBehavior{.ttft_s = 0.040, .itl_s = 0.010}; });
   Runner runner(Grpc(server.address(), 1));
   RunResult result = runner.Run(Prompts({0}, 5), {.max_concurrency = 4, .num_requests = 16, .warmup = 3});
   ASSERT_EQ(result.records.size(), 16u);
@@ -177,9 +171,7 @@ TEST(BenchRunnerTest, ConcurrencyCapHoldsAndWarmupIsNotRecorded) {
 }
 
 TEST(BenchRunnerTest, OpenLoopFollowsTheScheduleAndDurationStopsSending) {
-  FakeInferenceServer server([](const v1::GenerateRequest&) {
-    return FakeBehavior{.ttft_s = 0.010, .itl_s = 0.005};
-  });
+  FakeInferenceServer server([](const v1::GenerateRequest&) { return FakeBehavior{.ttft_s = 0.010, .itl_s = 0.005}; });
   Runner runner(Grpc(server.address(), 1));
   RunResult result = runner.Run(Prompts({0}, 4), {.request_rate = 100, .duration_s = 0.5, .seed = 5});
   Summary s = Summarize(result.records, result.duration_s, Slo{});
@@ -198,14 +190,12 @@ TEST(BenchRunnerTest, OpenLoopFollowsTheScheduleAndDurationStopsSending) {
 }
 
 TEST(BenchRunnerTest, HundredsOfConcurrentStreamsKeepTheirTiming) {
-  FakeInferenceServer server([](const v1::GenerateRequest&) {
-    return FakeBehavior{.ttft_s = 0.100, .itl_s = 0.050};
-  });
+  FakeInferenceServer server([](const v1::GenerateRequest&) { return FakeBehavior{.ttft_s = 0.100, .itl_s = 0.050}; });
   Runner runner(Grpc(server.address(), 4));
   // Arrivals spread over ~0.2 s so that the fake server's writes do not all fall on one instant;
   // every stream lasts ~1 s, so all 400 are open together.
-  RunResult result = runner.Run(Prompts({0}, 20), {.request_rate = 2000, .num_requests = 400,
-                                                   .warmup = 400, .seed = 1});
+  RunResult result =
+      runner.Run(Prompts({0}, 20), {.request_rate = 2000, .num_requests = 400, .warmup = 400, .seed = 1});
   Summary s = Summarize(result.records, result.duration_s, Slo{});
   ASSERT_EQ(s.completed, 400) << s.failed;
   EXPECT_EQ(s.max_in_flight, 400);
@@ -215,15 +205,17 @@ TEST(BenchRunnerTest, HundredsOfConcurrentStreamsKeepTheirTiming) {
   // client adds is its own receive delay, which must stay small with 400 streams open (on a
   // loaded 2-core machine the fake server's 400 threads may themselves run late, so this compares
   // with what was sent, not with the schedule).
-  Distribution error = testing::GapErrorsMs(
-      result.records, [&](const std::string& id) { return server.WriteTimes(id); });
+  Distribution error =
+      testing::GapErrorsMs(result.records, [&](const std::string& id) { return server.WriteTimes(id); });
   // Measured 0.03-0.2 ms median, 1-30 ms p99 on a shared 2-core machine at load 8, 6.6 ms median
   // and 67 ms p99 on a CI machine (p99 follows the machine's scheduling spikes). A client that
   // buffered or batched messages would be off by the injected 50 ms gap on most of them.
   EXPECT_LT(error.median, 20.0);
   EXPECT_NEAR(s.itl_ms.median, 50, 10);
-  std::printf("400 streams: |client ITL - server write gap| mean %.3f ms, median %.3f, p99 %.3f; "
-              "ITL median %.2f ms (injected 50)\n", error.mean, error.median, error.p99, s.itl_ms.median);
+  std::printf(
+      "400 streams: |client ITL - server write gap| mean %.3f ms, median %.3f, p99 %.3f; "
+      "ITL median %.2f ms (injected 50)\n",
+      error.mean, error.median, error.p99, s.itl_ms.median);
 }
 
 }  // namespace

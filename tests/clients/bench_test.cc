@@ -82,13 +82,13 @@ RequestRecord Rec(double ttft_ms, double e2e_ms, int tokens, const std::string& 
 
 TEST(GoodputTest, CountsExactlyTheRequestsMeetingEverySlo) {
   std::vector<RequestRecord> records = {
-      Rec(100, 1000, 10),   // tpot 100
-      Rec(200, 1100, 10),   // ttft too slow for ttft:150
-      Rec(150, 1050, 10),   // ttft == bound: meets; tpot 100
-      Rec(50, 2050, 21),    // tpot 100, e2e 2050 > 2000
-      Rec(10, 10, 1),       // one token: tpot 0
+      Rec(100, 1000, 10),               // tpot 100
+      Rec(200, 1100, 10),               // ttft too slow for ttft:150
+      Rec(150, 1050, 10),               // ttft == bound: meets; tpot 100
+      Rec(50, 2050, 21),                // tpot 100, e2e 2050 > 2000
+      Rec(10, 10, 1),                   // one token: tpot 0
       Rec(10, 500, 10, "UNAVAILABLE"),  // failed: never good
-      Rec(120, 1300, 10),   // tpot 131.1 > 120
+      Rec(120, 1300, 10),               // tpot 131.1 > 120
   };
   Slo slo = ParseSlo({"ttft:150 tpot:120 e2el:2000"}).value();
   std::vector<bool> want = {true, false, true, false, true, false, false};
@@ -115,8 +115,7 @@ TEST(MetricsTest, PercentilesInterpolateLikeNumpy) {
 
 TEST(MetricsTest, SummaryCountsFailuresByCodeAndTokensOfCompletedOnly) {
   std::vector<RequestRecord> records = {Rec(10, 100, 5), Rec(10, 100, 5, "CANCELLED"),
-                                        Rec(0, 100, 0, "DEADLINE_EXCEEDED"),
-                                        Rec(0, 1, 0, "CANCELLED")};
+                                        Rec(0, 100, 0, "DEADLINE_EXCEEDED"), Rec(0, 1, 0, "CANCELLED")};
   records[0].itls_s = {0.02, 0.03};
   records[0].sent_s = 0.5;
   records[0].scheduled_s = 0.4;
@@ -135,8 +134,13 @@ TEST(MetricsTest, SummaryCountsFailuresByCodeAndTokensOfCompletedOnly) {
 }
 
 TEST(DatasetTest, RandomHasExactLengthsAndIdsInVocab) {
-  DatasetOptions o{.spec = "random", .num_prompts = 50, .input_len = 100, .output_len = 20,
-                   .range_ratio = 0.5, .vocab_size = 300, .seed = 3};
+  DatasetOptions o{.spec = "random",
+                   .num_prompts = 50,
+                   .input_len = 100,
+                   .output_len = 20,
+                   .range_ratio = 0.5,
+                   .vocab_size = 300,
+                   .seed = 3};
   std::vector<BenchPrompt> p = LoadDataset(o).value();
   ASSERT_EQ(p.size(), 50u);
   std::set<size_t> lengths;
@@ -162,8 +166,13 @@ TEST(DatasetTest, RandomHasExactLengthsAndIdsInVocab) {
 }
 
 TEST(DatasetTest, PrefixRepetitionSharesPrefixes) {
-  DatasetOptions o{.spec = "prefix-repetition", .num_prompts = 8, .input_len = 16,
-                   .output_len = 4, .prefix_len = 64, .num_prefixes = 2, .vocab_size = 512};
+  DatasetOptions o{.spec = "prefix-repetition",
+                   .num_prompts = 8,
+                   .input_len = 16,
+                   .output_len = 4,
+                   .prefix_len = 64,
+                   .num_prefixes = 2,
+                   .vocab_size = 512};
   std::vector<BenchPrompt> p = LoadDataset(o).value();
   ASSERT_EQ(p.size(), 8u);
   for (size_t i = 0; i < p.size(); ++i) {

@@ -31,12 +31,10 @@ inline std::vector<BenchPrompt> KindPrompts(const std::vector<int>& kinds, int o
 // every record; `writes_of(request_id)` gives the server's write times of one request.
 inline Distribution GapErrorsMs(
     const std::vector<RequestRecord>& records,
-    const std::function<std::vector<std::chrono::steady_clock::time_point>(const std::string&)>&
-        writes_of) {
+    const std::function<std::vector<std::chrono::steady_clock::time_point>(const std::string&)>& writes_of) {
   std::vector<double> errors_ms;
   for (const RequestRecord& r : records) {
-    const std::vector<std::chrono::steady_clock::time_point> writes =
-        writes_of("bench-" + std::to_string(r.index));
+    const std::vector<std::chrono::steady_clock::time_point> writes = writes_of("bench-" + std::to_string(r.index));
     EXPECT_EQ(writes.size(), r.itls_s.size() + 1) << "request " << r.index;
     for (size_t k = 0; k < r.itls_s.size() && k + 1 < writes.size(); ++k) {
       const double sent_gap = std::chrono::duration<double>(writes[k + 1] - writes[k]).count();

@@ -73,8 +73,8 @@ class ServeProcess {
     if (pid_ == 0) {
       const int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       dup2(err, 2);
-      std::vector<std::string> argv = {MOESERVE_BIN, "serve", "--port", "0", "--http-port", "0",
-                                       "--metrics-port", "0", "--threads", "2"};
+      std::vector<std::string> argv = {MOESERVE_BIN, "serve",          "--port", "0",         "--http-port",
+                                       "0",          "--metrics-port", "0",      "--threads", "2"};
       argv.insert(argv.end(), extra.begin(), extra.end());
       std::vector<char*> args;
       for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -150,11 +150,11 @@ TEST(CliE2eTest, StreamedCompletionEqualsMoeserveGenerate) {
   if (model.empty()) GTEST_SKIP() << "shared data models/stories260K not found";
   ServeProcess serve({"--model", model});
   ASSERT_GT(serve.port(), 0) << serve.Stderr();
-  const RunResult cli = RunProgram({MOESERVE_CLI_BIN, "--addr", serve.addr(), "--max-tokens", "80",
-                             "--usage", "Once upon a time"});
+  const RunResult cli =
+      RunProgram({MOESERVE_CLI_BIN, "--addr", serve.addr(), "--max-tokens", "80", "--usage", "Once upon a time"});
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
-  const RunResult gen = RunProgram({MOESERVE_BIN, "generate", "--model", model, "--threads", "2",
-                             "--max-tokens", "80", "--prompt", "Once upon a time"});
+  const RunResult gen = RunProgram({MOESERVE_BIN, "generate", "--model", model, "--threads", "2", "--max-tokens", "80",
+                                    "--prompt", "Once upon a time"});
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
   EXPECT_EQ(cli.out, gen.out);
   EXPECT_THAT(cli.out, ::testing::StartsWith(", there was a little girl named Lily."));
@@ -168,8 +168,8 @@ TEST(CliE2eTest, ErrorsExitNonZeroWithTheStatus) {
   const RunResult bad = RunProgram({MOESERVE_CLI_BIN, "--addr", serve.addr(), "--token-ids", "1,2,9999"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.err, HasSubstr("INVALID_ARGUMENT: token_ids.ids[2] = 9999 is outside the vocabulary"));
-  const RunResult ok = RunProgram({MOESERVE_CLI_BIN, "--addr", serve.addr(), "--token-ids", "1,2,3",
-                            "--max-tokens", "5", "--ignore-eos"});
+  const RunResult ok = RunProgram(
+      {MOESERVE_CLI_BIN, "--addr", serve.addr(), "--token-ids", "1,2,3", "--max-tokens", "5", "--ignore-eos"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   const RunResult info = RunProgram({MOESERVE_CLI_BIN, "--addr", serve.addr(), "--model-info"});
   EXPECT_EQ(info.exit_code, 0) << info.err;
@@ -185,8 +185,8 @@ TEST(CliE2eTest, ApiKeyAndHealth) {
   std::fclose(f);
   ServeProcess serve({"--model", (FixturesDir() / "models" / "llama").string(), "--api-key-file", keys});
   ASSERT_GT(serve.port(), 0) << serve.Stderr();
-  const std::vector<std::string> gen = {MOESERVE_CLI_BIN, "--addr", serve.addr(), "--token-ids",
-                                        "1,2,3", "--max-tokens", "3"};
+  const std::vector<std::string> gen = {MOESERVE_CLI_BIN, "--addr",       serve.addr(), "--token-ids",
+                                        "1,2,3",          "--max-tokens", "3"};
   RunResult r = RunProgram(gen);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("UNAUTHENTICATED"));

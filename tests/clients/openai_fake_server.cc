@@ -17,8 +17,7 @@ using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
 struct FakeOpenAiServer::Impl {
-  Impl(BehaviorFn behave, std::string api_key)
-      : behave_(std::move(behave)), api_key_(std::move(api_key)) {}
+  Impl(BehaviorFn behave, std::string api_key) : behave_(std::move(behave)), api_key_(std::move(api_key)) {}
   void Serve(tcp::socket* socket);
 
   BehaviorFn behave_;
@@ -185,8 +184,8 @@ void FakeOpenAiServer::Impl::Serve(tcp::socket* socket_ptr) {
     const FakeHttpBehavior b = behave_(body);
     if (b.http_status != 200) {
       const std::string reason = b.http_status == 429 ? "Too Many Requests" : "Error";
-      if (!send(PlainResponse(b.http_status, reason, ErrorBody("injected failure", b.http_status),
-                              b.close_after)) || b.close_after) {
+      if (!send(PlainResponse(b.http_status, reason, ErrorBody("injected failure", b.http_status), b.close_after)) ||
+          b.close_after) {
         return;
       }
       continue;
@@ -207,8 +206,8 @@ void FakeOpenAiServer::Impl::Serve(tcp::socket* socket_ptr) {
       return gone();
     }
     if (chat && !send(Event({{"choices", json::array({{{"index", 0},
-                                                        {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                                        {"finish_reason", nullptr}}})}}))) {
+                                                       {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                                       {"finish_reason", nullptr}}})}}))) {
       return gone();
     }
     const int max_tokens = body.value("max_tokens", 16);
@@ -221,7 +220,7 @@ void FakeOpenAiServer::Impl::Serve(tcp::socket* socket_ptr) {
     int sent = 0;
     for (int chunk = 0; sent < tokens; ++chunk) {
       if (chunk == b.fail_after_chunks) {
-        send(Event(ErrorBody("injected failure", 500)) + Chunked("") );
+        send(Event(ErrorBody("injected failure", 500)) + Chunked(""));
         save();
         return;
       }
@@ -248,8 +247,8 @@ void FakeOpenAiServer::Impl::Serve(tcp::socket* socket_ptr) {
                   {"completion_tokens", sent},
                   {"total_tokens", prompt + sent},
                   {"prompt_tokens_details", {{"cached_tokens", prompt / 2}}}};
-    if (!send(Event({{"id", "cmpl-fake"}, {"choices", json::array()}, {"usage", usage}}) +
-              Chunked("data: [DONE]\n\n") + Chunked(""))) {
+    if (!send(Event({{"id", "cmpl-fake"}, {"choices", json::array()}, {"usage", usage}}) + Chunked("data: [DONE]\n\n") +
+              Chunked(""))) {
       return gone();
     }
     if (b.close_after || b.drop_after) return;

@@ -24,13 +24,13 @@ namespace moeserve::bench::testing {
 struct FakeHttpBehavior {
   double ttft_s = 0;
   double itl_s = 0;
-  int tokens = -1;          // output tokens (-1: the request's max_tokens)
+  int tokens = -1;  // output tokens (-1: the request's max_tokens)
   int tokens_per_chunk = 1;
-  int http_status = 200;    // != 200: answer at once with this status and an OpenAI error body
+  int http_status = 200;       // != 200: answer at once with this status and an OpenAI error body
   int fail_after_chunks = -1;  // >= 0: send an error event after this many chunks and end
-  bool hang = false;        // send nothing until the client goes away
-  bool close_after = false; // "Connection: close" and close after this response
-  bool drop_after = false;  // close after this response without saying so (a stale keep-alive)
+  bool hang = false;           // send nothing until the client goes away
+  bool close_after = false;    // "Connection: close" and close after this response
+  bool drop_after = false;     // close after this response without saying so (a stale keep-alive)
 };
 
 class FakeOpenAiServer {

@@ -18,8 +18,7 @@ TEST(NumericTest, Bf16RoundTripsRepresentableValues) {
     uint32_t f_bits;
     std::memcpy(&f_bits, &f, sizeof(f));
     const bool nan = (b & 0x7f80) == 0x7f80 && (b & 0x007f) != 0;
-    const bool ok = f_bits == b << 16 &&
-                    (nan ? std::isnan(Bf16ToFloat(FloatToBf16(f))) : FloatToBf16(f) == bits);
+    const bool ok = f_bits == b << 16 && (nan ? std::isnan(Bf16ToFloat(FloatToBf16(f))) : FloatToBf16(f) == bits);
     if (!ok && mismatches++ < 10) ADD_FAILURE() << "bf16 0x" << std::hex << b;
   }
   EXPECT_EQ(mismatches, 0);

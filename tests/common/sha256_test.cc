@@ -9,13 +9,11 @@ namespace {
 
 // Vectors from the NIST "SHA-256 examples" and FIPS 180-2 appendix B.
 TEST(Sha256Test, EmptyString) {
-  EXPECT_EQ(Sha256Hex(Sha256::Hash("")),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(Sha256Hex(Sha256::Hash("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 TEST(Sha256Test, Abc) {
-  EXPECT_EQ(Sha256Hex(Sha256::Hash("abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex(Sha256::Hash("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(Sha256Test, TwoBlockMessage448Bits) {

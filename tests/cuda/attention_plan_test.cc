@@ -2,8 +2,8 @@
 // cuda/attention_plan.h): the head-dim capacity, flash vs v1, decode vs prefill rows, and the
 // split-KV partitions and workspace.
 
-#include "cuda/attention_dispatch.h"
 #include "cuda/attention_plan.h"
+#include "cuda/attention_dispatch.h"
 #include "gtest/gtest.h"
 
 namespace moeserve {
@@ -26,8 +26,15 @@ TEST(AttentionDispatchTest, RejectsUnsupportedDims) {
 }
 
 kernels::AttentionShape GqaShape(int64_t seqs, int64_t max_q, int64_t max_len) {
-  return {.num_seqs = seqs, .num_heads = 32, .num_kv_heads = 8, .head_dim = 128, .v_head_dim = 128,
-          .block_size = 16, .max_query_len = max_q, .max_seq_len = max_len, .sm_count = 132};
+  return {.num_seqs = seqs,
+          .num_heads = 32,
+          .num_kv_heads = 8,
+          .head_dim = 128,
+          .v_head_dim = 128,
+          .block_size = 16,
+          .max_query_len = max_q,
+          .max_seq_len = max_len,
+          .sm_count = 132};
 }
 
 TEST(AttentionPlanTest, FlashOnlyForPowerOfTwoBlocksAndHeadDims64Or128) {

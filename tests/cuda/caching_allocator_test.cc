@@ -70,7 +70,7 @@ TEST(CachingAllocatorTest, ReleasesCacheAndRetriesWhenOutOfMemory) {
                         std::free(p);
                       }});
   limit = 1;
-  a.Free(a.Allocate(1 << 20));  // cached
+  a.Free(a.Allocate(1 << 20));    // cached
   void* p = a.Allocate(8 << 20);  // needs the cached block released first
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(a.stats().raw_frees, 1);
@@ -171,7 +171,7 @@ TEST(CachingAllocatorPoolTest, OutOfMemoryReleasesOnlyTheSharedCache) {
   a.BeginPool(pool);
   a.Free(a.Allocate(4096));  // a graph's block, free in the pool
   a.EndPool();
-  a.Free(a.Allocate(1 << 20));  // shared cache
+  a.Free(a.Allocate(1 << 20));    // shared cache
   void* p = a.Allocate(8 << 20);  // needs a release: the shared block goes, the pool's stays
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(a.pool_bytes(pool), 4096u);

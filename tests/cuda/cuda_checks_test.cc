@@ -36,15 +36,15 @@ TEST(CudaChecksTest, LinearAcceptsBf16OrF32Output) {
 }
 
 TEST(CudaChecksTest, RmsNormWantsF32Weight) {
-  EXPECT_TRUE(cuda_checks::CheckRmsNorm(Fake(DType::kBF16, {2, 4}), Fake(DType::kF32, {4}),
-                                        Fake(DType::kBF16, {2, 4})).ok());
-  EXPECT_FALSE(cuda_checks::CheckRmsNorm(Fake(DType::kBF16, {2, 4}), Fake(DType::kBF16, {4}),
-                                         Fake(DType::kBF16, {2, 4})).ok());
+  EXPECT_TRUE(
+      cuda_checks::CheckRmsNorm(Fake(DType::kBF16, {2, 4}), Fake(DType::kF32, {4}), Fake(DType::kBF16, {2, 4})).ok());
+  EXPECT_FALSE(
+      cuda_checks::CheckRmsNorm(Fake(DType::kBF16, {2, 4}), Fake(DType::kBF16, {4}), Fake(DType::kBF16, {2, 4})).ok());
 }
 
 TEST(CudaChecksTest, RopeRejectsOddRotaryDim) {
-  auto s = cuda_checks::CheckRope(Fake(DType::kBF16, {2, 4, 16}), Fake(DType::kI32, {2}),
-                                  Fake(DType::kF32, {128, 15}), 15);
+  auto s =
+      cuda_checks::CheckRope(Fake(DType::kBF16, {2, 4, 16}), Fake(DType::kI32, {2}), Fake(DType::kF32, {128, 15}), 15);
   EXPECT_THAT(std::string(s.message()), HasSubstr("rotary_dim 15"));
 }
 
@@ -68,11 +68,11 @@ TEST(CudaChecksTest, PagedAttentionShapes) {
   const Tensor kc = Fake(DType::kBF16, {10, 16, 2, 128}), vc = Fake(DType::kBF16, {10, 16, 2, 128});
   EXPECT_TRUE(cuda_checks::CheckPagedAttention(q, kc, vc, meta, Fake(DType::kBF16, {5, 8, 128})).ok());
   // GQA group must divide.
-  EXPECT_FALSE(cuda_checks::CheckPagedAttention(Fake(DType::kBF16, {5, 7, 128}), kc, vc, meta,
-                                                Fake(DType::kBF16, {5, 7, 128})).ok());
+  EXPECT_FALSE(
+      cuda_checks::CheckPagedAttention(Fake(DType::kBF16, {5, 7, 128}), kc, vc, meta, Fake(DType::kBF16, {5, 7, 128}))
+          .ok());
   // Block size mismatch and oversized blocks.
-  EXPECT_FALSE(cuda_checks::CheckPagedAttention(q, kc, vc, FakeMeta(2, 5, 8),
-                                                Fake(DType::kBF16, {5, 8, 128})).ok());
+  EXPECT_FALSE(cuda_checks::CheckPagedAttention(q, kc, vc, FakeMeta(2, 5, 8), Fake(DType::kBF16, {5, 8, 128})).ok());
   const Tensor kbig = Fake(DType::kBF16, {10, 256, 2, 128});
   auto s = cuda_checks::CheckPagedAttention(q, kbig, kbig, FakeMeta(2, 5, 256), Fake(DType::kBF16, {5, 8, 128}));
   EXPECT_THAT(std::string(s.message()), HasSubstr("block size 256"));
@@ -82,17 +82,19 @@ TEST(CudaChecksTest, PagedAttentionShapes) {
                                        Fake(DType::kBF16, {5, 8, 640}));
   EXPECT_THAT(std::string(s.message()), HasSubstr("not supported by the CUDA attention kernel"));
   // num_tokens mismatch.
-  EXPECT_FALSE(cuda_checks::CheckPagedAttention(q, kc, vc, FakeMeta(2, 4, 16),
-                                                Fake(DType::kBF16, {5, 8, 128})).ok());
+  EXPECT_FALSE(cuda_checks::CheckPagedAttention(q, kc, vc, FakeMeta(2, 4, 16), Fake(DType::kBF16, {5, 8, 128})).ok());
 }
 
 TEST(CudaChecksTest, MlaShapes) {
   const auto meta = FakeMeta(1, 3, 16);
   const Tensor cache = Fake(DType::kBF16, {4, 16, 576});
   EXPECT_TRUE(cuda_checks::CheckPagedMlaAttention(Fake(DType::kBF16, {3, 16, 512}), Fake(DType::kBF16, {3, 16, 64}),
-                                                  cache, meta, Fake(DType::kBF16, {3, 16, 512})).ok());
-  EXPECT_TRUE(cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 64}), meta, cache).ok());
-  EXPECT_FALSE(cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 32}), meta, cache).ok());
+                                                  cache, meta, Fake(DType::kBF16, {3, 16, 512}))
+                  .ok());
+  EXPECT_TRUE(
+      cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 64}), meta, cache).ok());
+  EXPECT_FALSE(
+      cuda_checks::CheckWriteMlaCache(Fake(DType::kBF16, {3, 512}), Fake(DType::kBF16, {3, 32}), meta, cache).ok());
 }
 
 TEST(CudaChecksTest, RopeWriteMlaCacheShapes) {
@@ -115,8 +117,7 @@ TEST(CudaChecksTest, MlaAttentionShapeLimits) {
   const auto meta = FakeMeta(1, 3, 16);
   auto check = [&](int64_t L, int64_t R) {
     return cuda_checks::CheckPagedMlaAttention(Fake(DType::kBF16, {3, 4, L}), Fake(DType::kBF16, {3, 4, R}),
-                                               Fake(DType::kBF16, {4, 16, L + R}), meta,
-                                               Fake(DType::kBF16, {3, 4, L}));
+                                               Fake(DType::kBF16, {4, 16, L + R}), meta, Fake(DType::kBF16, {3, 4, L}));
   };
   EXPECT_TRUE(check(32, 8).ok());
   EXPECT_TRUE(check(20, 6).ok());
@@ -136,8 +137,10 @@ TEST(CudaChecksTest, MoeRouteParamsAndDtypes) {
   EXPECT_TRUE(cuda_checks::CheckMoeRoute(Fake(DType::kBF16, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).ok());
   EXPECT_FALSE(cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Tensor(), p, ids, w).ok());
   p.n_group = 7;
-  EXPECT_THAT(std::string(cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).message()),
-              HasSubstr("n_group 7"));
+  EXPECT_THAT(
+      std::string(
+          cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).message()),
+      HasSubstr("n_group 7"));
   p.method = MoeTopkMethod::kGreedy;
   EXPECT_FALSE(cuda_checks::CheckMoeRoute(Fake(DType::kF32, {3, 256}), Fake(DType::kF32, {256}), p, ids, w).ok());
 }
@@ -145,8 +148,8 @@ TEST(CudaChecksTest, MoeRouteParamsAndDtypes) {
 TEST(CudaChecksTest, MoeExpertsShapes) {
   auto check = [](DType wt, int64_t d, int64_t I, const MoeExpertsExtras& extras = {}) {
     return cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, d}), Fake(DType::kI32, {4, 2}),
-                                        Fake(DType::kF32, {4, 2}), Fake(wt, {8, 2 * I, d}),
-                                        Fake(wt, {8, d, I}), Fake(DType::kBF16, {4, d}), extras);
+                                        Fake(DType::kF32, {4, 2}), Fake(wt, {8, 2 * I, d}), Fake(wt, {8, d, I}),
+                                        Fake(DType::kBF16, {4, d}), extras);
   };
   EXPECT_TRUE(check(DType::kBF16, 16, 24).ok());
   EXPECT_TRUE(check(DType::kF8E4M3, 256, 128).ok());
@@ -166,12 +169,12 @@ TEST(CudaChecksTest, MoeExpertsShapes) {
               HasSubstr("shared_out"));
   EXPECT_THAT(std::string(check(DType::kBF16, 16, 24, {Tensor(), Fake(DType::kI32, {8})}).message()),
               HasSubstr("expert_counts"));
-  EXPECT_THAT(std::string(cuda_checks::CheckMoeExperts(
-                              Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}), Fake(DType::kF32, {4, 2}),
-                              Fake(DType::kBF16, {1025, 48, 16}), Fake(DType::kBF16, {1025, 16, 24}),
-                              Fake(DType::kBF16, {4, 16}), {})
-                              .message()),
-              HasSubstr("up to 1024"));
+  EXPECT_THAT(
+      std::string(cuda_checks::CheckMoeExperts(Fake(DType::kBF16, {4, 16}), Fake(DType::kI32, {4, 2}),
+                                               Fake(DType::kF32, {4, 2}), Fake(DType::kBF16, {1025, 48, 16}),
+                                               Fake(DType::kBF16, {1025, 16, 24}), Fake(DType::kBF16, {4, 16}), {})
+                      .message()),
+      HasSubstr("up to 1024"));
 }
 
 // Fused shared experts: the last S of the E stacked experts; expert_counts covers the routed ones.

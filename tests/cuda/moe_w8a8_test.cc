@@ -45,7 +45,7 @@ TEST(MoeW8A8Test, ReferenceQuantizesPerBlockOfOneRow) {
   std::mt19937 rng(5);
   std::vector<float> x(2 * 256);
   for (float& v : x) v = std::uniform_real_distribution<float>(-3.0f, 3.0f)(rng);
-  x[7] = 10.0f;                                     // block 0's amax
+  x[7] = 10.0f;                                       // block 0's amax
   std::fill(x.begin() + 384, x.begin() + 512, 0.0f);  // an all-zero block stays zero
   std::vector<float> q = x;
   QuantizeDequantizeFp8Blocks(absl::MakeSpan(q), 256);
@@ -69,9 +69,17 @@ TEST(MoeW8A8Test, ReferenceIsCloseToTheUnquantizedMoe) {
   const std::vector<float> x = rnd(T * d, 1.0f), gu = rnd(E * 2 * I * d, 0.1f), dn = rnd(E * d * I, 0.1f);
   const std::vector<int32_t> ids = {1, 0};
   const std::vector<float> wts = {0.7f, 0.4f};
-  const std::vector<float> got = MoeExpertsW8A8Reference(
-      {.x = x, .ids = ids, .weights = wts, .gate_up = gu, .down = dn, .tokens = T, .hidden = d,
-       .intermediate = I, .top_k = 1, .num_experts = E, .num_shared = 1});
+  const std::vector<float> got = MoeExpertsW8A8Reference({.x = x,
+                                                          .ids = ids,
+                                                          .weights = wts,
+                                                          .gate_up = gu,
+                                                          .down = dn,
+                                                          .tokens = T,
+                                                          .hidden = d,
+                                                          .intermediate = I,
+                                                          .top_k = 1,
+                                                          .num_experts = E,
+                                                          .num_shared = 1});
   // Unquantized: fp32 throughout.
   double num = 0, den = 0;
   for (int64_t t = 0; t < T; ++t) {
@@ -95,7 +103,7 @@ TEST(MoeW8A8Test, ReferenceIsCloseToTheUnquantizedMoe) {
       den += want * want;
     }
   }
-  EXPECT_LT(std::sqrt(num / den), 0.1);  // e4m3 activations: a few percent
+  EXPECT_LT(std::sqrt(num / den), 0.1);   // e4m3 activations: a few percent
   EXPECT_GT(std::sqrt(num / den), 1e-4);  // ... but quantized
 }
 

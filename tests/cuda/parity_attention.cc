@@ -18,7 +18,9 @@ static void RopeWriteKvCacheCases(Harness& h) {
   const int bs = 16;
   const int64_t max_pos = 4096;
   for (auto [H, Hkv, D, rot] : {std::tuple<int64_t, int64_t, int64_t, int32_t>{8, 2, 128, 128},
-                                {4, 4, 64, 64}, {8, 1, 128, 64}, {4, 2, 16, 8}}) {
+                                {4, 4, 64, 64},
+                                {8, 1, 128, 64},
+                                {4, 2, 16, 8}}) {
     std::vector<float> cs(max_pos * rot);
     for (int64_t p = 0; p < max_pos; ++p) {
       for (int64_t i = 0; i < rot / 2; ++i) {
@@ -41,12 +43,12 @@ static void RopeWriteKvCacheCases(Harness& h) {
       Tensor kg = Act(*h.gpu, k, {T, Hkv, D});
       AttentionMetadata mc = Meta(*h.cpu, l, bs), mg = Meta(*h.gpu, l, bs);
       PARITY_CHECK_OK(h.cpu->RopeWriteKvCache(qc, Act(*h.cpu, k, {T, Hkv, D}), Act(*h.cpu, v, {T, Hkv, D}),
-                                              I32(*h.cpu, pos, {T}), F32(*h.cpu, cs, {max_pos, rot}), rot, style,
-                                              mc, kcc, vcc));
+                                              I32(*h.cpu, pos, {T}), F32(*h.cpu, cs, {max_pos, rot}), rot, style, mc,
+                                              kcc, vcc));
       PARITY_CHECK_OK(h.gpu->RopeWriteKvCache(qg, kg, Act(*h.gpu, v, {T, Hkv, D}), I32(*h.gpu, pos, {T}),
                                               F32(*h.gpu, cs, {max_pos, rot}), rot, style, mg, kcg, vcg));
-      const std::string name = absl::StrCat(style == RopeStyle::kNeox ? " neox" : " interleaved", " T=", T,
-                                            " H=", H, " Hkv=", Hkv, " D=", D, " rot=", rot);
+      const std::string name = absl::StrCat(style == RopeStyle::kNeox ? " neox" : " interleaved", " T=", T, " H=", H,
+                                            " Hkv=", Hkv, " D=", D, " rot=", rot);
       Report(h, "RopeWriteKvCache q" + name, Down(*h.gpu, qg), Down(*h.cpu, qc), kBf16Bound);
       Report(h, "RopeWriteKvCache k_cache" + name, Down(*h.gpu, kcg), Down(*h.cpu, kcc), kBf16Bound);
       Report(h, "RopeWriteKvCache v_cache" + name, Down(*h.gpu, vcg), Down(*h.cpu, vcc), 1e-6);
@@ -68,11 +70,10 @@ static void FlashAttentionCases(Harness& h) {
     int bs = 16;
   };
   std::vector<Case> cases;
-  const std::vector<SeqShape> boundaries = {{1, 1},   {15, 1},   {16, 1},   {17, 1},  {63, 1},
-                                            {64, 1},  {65, 1},   {127, 1},  {128, 1}, {129, 1},
-                                            {1023, 1}, {1024, 1}, {1025, 1}};
-  for (auto [H, Hkv, D] : {std::tuple<int64_t, int64_t, int64_t>{8, 8, 64}, {16, 4, 128}, {32, 4, 128},
-                           {16, 2, 64}, {32, 1, 128}}) {
+  const std::vector<SeqShape> boundaries = {{1, 1},   {15, 1},  {16, 1},  {17, 1},   {63, 1},   {64, 1},  {65, 1},
+                                            {127, 1}, {128, 1}, {129, 1}, {1023, 1}, {1024, 1}, {1025, 1}};
+  for (auto [H, Hkv, D] :
+       {std::tuple<int64_t, int64_t, int64_t>{8, 8, 64}, {16, 4, 128}, {32, 4, 128}, {16, 2, 64}, {32, 1, 128}}) {
     cases.push_back({"decode ctx=1..1025 boundaries", boundaries, H, Hkv, D});
   }
   // One sequence: the split count is largest, partitions end at 64-multiples.
@@ -92,8 +93,12 @@ static void FlashAttentionCases(Harness& h) {
   }
   const std::vector<SeqShape> prefill = {{17, 17}, {200, 200}, {64, 16}, {1000, 100}, {129, 65}};
   const std::vector<SeqShape> mixed = {{33, 33}, {5, 1}, {129, 1}, {300, 37}, {16, 1}, {2000, 1}, {80, 2}};
-  for (auto [H, Hkv, D] : {std::tuple<int64_t, int64_t, int64_t>{8, 8, 64}, {8, 8, 128}, {16, 4, 128},
-                           {32, 4, 64}, {32, 4, 128}, {32, 1, 128}}) {
+  for (auto [H, Hkv, D] : {std::tuple<int64_t, int64_t, int64_t>{8, 8, 64},
+                           {8, 8, 128},
+                           {16, 4, 128},
+                           {32, 4, 64},
+                           {32, 4, 128},
+                           {32, 1, 128}}) {
     cases.push_back({"prefill/chunked over cache", prefill, H, Hkv, D});
     cases.push_back({"mixed prefill+decode", mixed, H, Hkv, D});
   }

@@ -63,8 +63,8 @@ std::vector<float> Down(Backend& b, const Tensor& t) {
   return v;
 }
 
-void Report(Harness& h, const std::string& name, const std::vector<float>& out,
-            const std::vector<float>& ref, double bound, const std::string& extra) {
+void Report(Harness& h, const std::string& name, const std::vector<float>& out, const std::vector<float>& ref,
+            double bound, const std::string& extra) {
   double num = 0, den = 0;
   bool nan = out.size() != ref.size();
   for (size_t i = 0; i < out.size() && i < ref.size(); ++i) {
@@ -74,8 +74,8 @@ void Report(Harness& h, const std::string& name, const std::vector<float>& out,
   }
   const double err = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
   const bool ok = !nan && err <= bound;
-  std::printf("%s  %-60s err=%.3e (bound %.0e)%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), err,
-              bound, nan ? " NaN/size" : "", extra.c_str());
+  std::printf("%s  %-60s err=%.3e (bound %.0e)%s%s\n", ok ? "PASS" : "FAIL", name.c_str(), err, bound,
+              nan ? " NaN/size" : "", extra.c_str());
   (ok ? h.passed : h.failed)++;
 }
 

@@ -33,18 +33,16 @@ struct Harness {
   std::string filter;
   int passed = 0, failed = 0;
 
-  bool Wanted(const std::string& name) const {
-    return filter.empty() || name.find(filter) != std::string::npos;
-  }
+  bool Wanted(const std::string& name) const { return filter.empty() || name.find(filter) != std::string::npos; }
   // n values uniform in [lo, hi), rounded to bf16.
   std::vector<float> Rand(int64_t n, float lo = -1.0f, float hi = 1.0f);
 };
 
 [[noreturn]] void Die(const absl::Status& s, const std::string& where);
-#define PARITY_CHECK_OK(expr)                              \
-  do {                                                     \
-    absl::Status _s = (expr);                              \
-    if (!_s.ok()) ::moeserve::parity::Die(_s, #expr);      \
+#define PARITY_CHECK_OK(expr)                         \
+  do {                                                \
+    absl::Status _s = (expr);                         \
+    if (!_s.ok()) ::moeserve::parity::Die(_s, #expr); \
   } while (0)
 
 // An activation-dtype tensor holding `v` (f32 on the CPU, bf16 on CUDA).
@@ -56,8 +54,8 @@ Tensor Weight(Backend& b, const std::vector<float>& v, Shape shape);
 Tensor Out(Backend& b, Shape shape, DType dtype);
 std::vector<float> Down(Backend& b, const Tensor& t);
 
-void Report(Harness& h, const std::string& name, const std::vector<float>& out,
-            const std::vector<float>& ref, double bound, const std::string& extra = "");
+void Report(Harness& h, const std::string& name, const std::vector<float>& out, const std::vector<float>& ref,
+            double bound, const std::string& extra = "");
 
 // A batch of sequences (context length, query length) over shuffled physical blocks.
 struct Layout {

@@ -14,8 +14,10 @@ int main(int argc, char** argv) {
   using namespace moeserve;
   parity::Harness h;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) h.filter = argv[++i];
-    else if (std::strcmp(argv[i], "--seed") == 0 && i + 1 < argc) h.rng.seed(std::stoul(argv[++i]));
+    if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
+      h.filter = argv[++i];
+    else if (std::strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+      h.rng.seed(std::stoul(argv[++i]));
   }
   auto gpu = CreateBackend({.device = "cuda"});
   if (!gpu.ok()) {

@@ -19,8 +19,7 @@ struct MlaShape {
 };
 
 // One PagedMlaAttention case: random cache and queries over layout `seqs`, CPU vs CUDA.
-void AttentionCase(Harness& h, const std::string& label, const std::vector<SeqShape>& seqs, MlaShape s,
-                   int bs) {
+void AttentionCase(Harness& h, const std::string& label, const std::vector<SeqShape>& seqs, MlaShape s, int bs) {
   const std::string name = absl::StrCat("PagedMlaAttention ", label, " H=", s.H, " L=", s.L, " R=", s.R);
   if (!h.Wanted(name)) return;
   Layout l = MakeLayout(h, seqs, bs);
@@ -40,8 +39,7 @@ void AttentionCase(Harness& h, const std::string& label, const std::vector<SeqSh
          same ? "" : " (differs between two runs: race)");
 }
 
-void CacheWriteCases(Harness& h, const std::string& label, const std::vector<SeqShape>& seqs, MlaShape s,
-                     int bs) {
+void CacheWriteCases(Harness& h, const std::string& label, const std::vector<SeqShape>& seqs, MlaShape s, int bs) {
   const std::string suffix = absl::StrCat(label, " L=", s.L, " R=", s.R);
   if (!h.Wanted("WriteMlaCache " + suffix) && !h.Wanted("RopeWriteMlaCache " + suffix)) return;
   Layout l = MakeLayout(h, seqs, bs);
@@ -66,8 +64,8 @@ void CacheWriteCases(Harness& h, const std::string& label, const std::vector<Seq
   std::vector<int32_t> pos(T);
   for (auto& p : pos) p = static_cast<int32_t>(h.rng() % max_pos);
   for (RopeStyle style : {RopeStyle::kInterleaved, RopeStyle::kNeox}) {
-    const std::string name = absl::StrCat("RopeWriteMlaCache ", suffix,
-                                          style == RopeStyle::kNeox ? " neox" : " interleaved");
+    const std::string name =
+        absl::StrCat("RopeWriteMlaCache ", suffix, style == RopeStyle::kNeox ? " neox" : " interleaved");
     Tensor cc = Act(*h.cpu, cache, {NB, bs, L + R}), cg = Act(*h.gpu, cache, {NB, bs, L + R});
     Tensor pe_g = Act(*h.gpu, pe, {T, R});
     PARITY_CHECK_OK(h.cpu->RopeWriteMlaCache(Act(*h.cpu, kv, {T, L}), Act(*h.cpu, pe, {T, R}), I32(*h.cpu, pos, {T}),

@@ -17,13 +17,12 @@ namespace moeserve::parity {
 // T x K expert ids over E experts. routing: "spread" (pseudo-random, uneven), "two" (every token
 // on experts 3 and 5: most experts empty, the busy ones span several 64-row tiles; with K = 4 a
 // token repeats them, which the kernels take as separate pairs all the same).
-inline std::vector<int32_t> RouteIds(Harness& h, const std::string& routing, int64_t T, int64_t K,
-                                     int64_t E) {
+inline std::vector<int32_t> RouteIds(Harness& h, const std::string& routing, int64_t T, int64_t K, int64_t E) {
   std::vector<int32_t> ids(T * K);
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t k = 0; k < K; ++k) {
-      ids[t * K + k] = routing == "two" ? (k % 2 == 0 ? 3 : 5)
-                                        : static_cast<int32_t>((t * 7 + k * 3 + h.rng() % 2) % E);
+      ids[t * K + k] =
+          routing == "two" ? (k % 2 == 0 ? 3 : 5) : static_cast<int32_t>((t * 7 + k * 3 + h.rng() % 2) % E);
     }
   }
   return ids;
@@ -40,8 +39,7 @@ struct Fp8Experts {
   Tensor DownOn(Backend& b) const { return Fp8Weight(b, down, down_scales, down_shape); }
 
  private:
-  static Tensor Fp8Weight(Backend& b, const std::vector<uint8_t>& v, const std::vector<float>& scales,
-                          Shape shape) {
+  static Tensor Fp8Weight(Backend& b, const std::vector<uint8_t>& v, const std::vector<float>& scales, Shape shape) {
     auto w = b.CreateFp8BlockWeight(v, scales, shape);
     PARITY_CHECK_OK(w.status());
     return *w;
@@ -104,11 +102,11 @@ inline MoeExpertsResult RunMoeExperts(Backend& b, const MoeExpertsInputs& in, co
     out = Act(b, *in.shared, {T, d});
     extras.shared_out = out;
   }
-  PARITY_CHECK_OK(b.MoeExperts(Act(b, in.x, {T, d}), I32(b, in.ids, {T, in.K}), F32(b, in.weights, {T, in.K}),
-                               gate_up, down, out, extras));
+  PARITY_CHECK_OK(b.MoeExperts(Act(b, in.x, {T, d}), I32(b, in.ids, {T, in.K}), F32(b, in.weights, {T, in.K}), gate_up,
+                               down, out, extras));
   MoeExpertsResult r{.out = Down(b, out), .counts = std::vector<int64_t>(in.E)};
-  PARITY_CHECK_OK(b.CopyToHost(extras.expert_counts,
-                               {reinterpret_cast<uint8_t*>(r.counts.data()), r.counts.size() * 8}));
+  PARITY_CHECK_OK(
+      b.CopyToHost(extras.expert_counts, {reinterpret_cast<uint8_t*>(r.counts.data()), r.counts.size() * 8}));
   return r;
 }
 

@@ -31,7 +31,12 @@ double RelErr(const std::vector<float>& out, const std::vector<float>& ref) {
 
 void MoeW8A8Cases(Harness& h) {
   if (!h.Wanted("MoeExpertsW8A8")) return;
-  struct X { int64_t T, E, K, d, I; const char* routing; bool shared; int64_t S; };
+  struct X {
+    int64_t T, E, K, d, I;
+    const char* routing;
+    bool shared;
+    int64_t S;
+  };
   // Each case has >= 64 pairs per expert on average, so the CUDA backend takes the W8A8 path.
   // "two": every token on experts 3 and 5 (busy experts span many 64-row tiles, most are empty).
   for (X c : {X{256, 8, 2, 256, 128, "spread", false, 0}, X{130, 4, 2, 128, 128, "spread", true, 0},
@@ -45,21 +50,31 @@ void MoeW8A8Cases(Harness& h) {
     const Fp8Experts w = RandFp8Experts(h, ES, d, I);
     const Tensor gu_g = w.GateUpOn(*h.gpu);
     if (gu_g.dtype() != DType::kF8E4M3) h.failed++;  // the CUDA backend must keep fp8 here
-    const MoeExpertsInputs in{.T = T, .E = E, .K = K, .d = d, .S = S, .x = x, .ids = ids, .weights = wts,
-                              .shared = shared ? &sh : nullptr};
+    const MoeExpertsInputs in{
+        .T = T, .E = E, .K = K, .d = d, .S = S, .x = x, .ids = ids, .weights = wts, .shared = shared ? &sh : nullptr};
     const MoeExpertsResult rc = RunMoeExperts(*h.cpu, in, w.GateUpOn(*h.cpu), w.DownOn(*h.cpu));
     const MoeExpertsResult rg = RunMoeExperts(*h.gpu, in, gu_g, w.DownOn(*h.gpu));
     const std::vector<float> gu_deq = DequantizeFp8BlockWeight(w.gate_up, w.gate_up_scales, w.gate_up_shape);
     const std::vector<float> dn_deq = DequantizeFp8BlockWeight(w.down, w.down_scales, w.down_shape);
-    const std::vector<float> ref = MoeExpertsW8A8Reference(
-        {.x = x, .ids = ids, .weights = wts, .gate_up = gu_deq, .down = dn_deq,
-         .shared_out = shared ? absl::MakeConstSpan(sh) : absl::Span<const float>(),
-         .tokens = T, .hidden = d, .intermediate = I, .top_k = K, .num_experts = ES, .num_shared = S});
+    const std::vector<float> ref =
+        MoeExpertsW8A8Reference({.x = x,
+                                 .ids = ids,
+                                 .weights = wts,
+                                 .gate_up = gu_deq,
+                                 .down = dn_deq,
+                                 .shared_out = shared ? absl::MakeConstSpan(sh) : absl::Span<const float>(),
+                                 .tokens = T,
+                                 .hidden = d,
+                                 .intermediate = I,
+                                 .top_k = K,
+                                 .num_experts = ES,
+                                 .num_shared = S});
     const std::vector<float>& got = rg.out;
     const bool ok_extra = rc.counts == rg.counts && w8a8;
     if (!ok_extra) h.failed++;  // the line below still prints
-    Report(h, absl::StrCat("MoeExpertsW8A8 T=", T, " E=", E, " k=", K, " d=", d, " I=", I, " routing=", routing,
-                           shared ? " +shared" : "", S > 0 ? absl::StrCat(" S=", S) : ""),
+    Report(h,
+           absl::StrCat("MoeExpertsW8A8 T=", T, " E=", E, " k=", K, " d=", d, " I=", I, " routing=", routing,
+                        shared ? " +shared" : "", S > 0 ? absl::StrCat(" S=", S) : ""),
            got, ref, 3e-2,
            absl::StrFormat(" vs_a16=%.3g path=%s counts=%s", RelErr(got, rc.out), w8a8 ? "w8a8" : "W8A16(!)",
                            rc.counts == rg.counts ? "ok" : "MISMATCH"));

@@ -88,8 +88,9 @@ static void RopeCases(Harness& h) {
           Tensor xc = Act(*h.cpu, x, {T, H, D}), xg = Act(*h.gpu, x, {T, H, D});
           PARITY_CHECK_OK(h.cpu->Rope(xc, I32(*h.cpu, pos, {T}), F32(*h.cpu, cs, {max_pos, rot}), rot, style));
           PARITY_CHECK_OK(h.gpu->Rope(xg, I32(*h.gpu, pos, {T}), F32(*h.gpu, cs, {max_pos, rot}), rot, style));
-          Report(h, absl::StrCat("Rope ", style == RopeStyle::kNeox ? "neox" : "interleaved", " T=", T,
-                                 " H=", H, " D=", D, " rot=", rot),
+          Report(h,
+                 absl::StrCat("Rope ", style == RopeStyle::kNeox ? "neox" : "interleaved", " T=", T, " H=", H, " D=", D,
+                              " rot=", rot),
                  Down(*h.gpu, xg), Down(*h.cpu, xc), kBf16Bound);
         }
       }
@@ -98,7 +99,9 @@ static void RopeCases(Harness& h) {
 }
 
 static void GemmCases(Harness& h) {
-  struct Shape3 { int64_t t, in, out; };
+  struct Shape3 {
+    int64_t t, in, out;
+  };
   if (h.Wanted("Linear")) {
     for (Shape3 s : {Shape3{1, 64, 64}, {7, 100, 37}, {33, 256, 513}, {256, 4096, 1024}, {1, 4096, 14336}}) {
       for (bool bias : {false, true}) {
@@ -107,11 +110,12 @@ static void GemmCases(Harness& h) {
           auto x = h.Rand(s.t * s.in), w = h.Rand(s.out * s.in, -0.1f, 0.1f), b = h.Rand(s.out);
           Tensor oc = Out(*h.cpu, {s.t, s.out}, DType::kF32), og = Out(*h.gpu, {s.t, s.out}, od);
           PARITY_CHECK_OK(h.cpu->Linear(Act(*h.cpu, x, {s.t, s.in}), Weight(*h.cpu, w, {s.out, s.in}),
-                                 bias ? Weight(*h.cpu, b, {s.out}) : Tensor(), oc));
+                                        bias ? Weight(*h.cpu, b, {s.out}) : Tensor(), oc));
           PARITY_CHECK_OK(h.gpu->Linear(Act(*h.gpu, x, {s.t, s.in}), Weight(*h.gpu, w, {s.out, s.in}),
-                                 bias ? Weight(*h.gpu, b, {s.out}) : Tensor(), og));
-          Report(h, absl::StrCat("Linear T=", s.t, " in=", s.in, " out=", s.out, bias ? " +bias" : "",
-                                 od == DType::kF32 ? " ->f32" : ""),
+                                        bias ? Weight(*h.gpu, b, {s.out}) : Tensor(), og));
+          Report(h,
+                 absl::StrCat("Linear T=", s.t, " in=", s.in, " out=", s.out, bias ? " +bias" : "",
+                              od == DType::kF32 ? " ->f32" : ""),
                  Down(*h.gpu, og), Down(*h.cpu, oc), kBf16Bound);
         }
       }
@@ -124,8 +128,8 @@ static void GemmCases(Harness& h) {
       Tensor oc = Out(*h.cpu, {s.t, H, s.out}, DType::kF32), og = Out(*h.gpu, {s.t, H, s.out}, DType::kBF16);
       PARITY_CHECK_OK(h.cpu->HeadwiseLinear(Act(*h.cpu, x, {s.t, H, s.in}), Weight(*h.cpu, w, {H, s.out, s.in}), oc));
       PARITY_CHECK_OK(h.gpu->HeadwiseLinear(Act(*h.gpu, x, {s.t, H, s.in}), Weight(*h.gpu, w, {H, s.out, s.in}), og));
-      Report(h, absl::StrCat("HeadwiseLinear T=", s.t, " H=", H, " in=", s.in, " out=", s.out),
-             Down(*h.gpu, og), Down(*h.cpu, oc), kBf16Bound);
+      Report(h, absl::StrCat("HeadwiseLinear T=", s.t, " H=", H, " in=", s.in, " out=", s.out), Down(*h.gpu, og),
+             Down(*h.cpu, oc), kBf16Bound);
     }
   }
 }

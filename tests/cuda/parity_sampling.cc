@@ -56,7 +56,9 @@ void RunCase(Harness& h, int32_t vocab, const Case& c) {
   }
   std::vector<SamplingRow> rows;
   for (int r = 0; r < kRows; ++r) {
-    rows.push_back({.params = &c.params, .prompt_token_ids = prompt, .output_token_ids = output,
+    rows.push_back({.params = &c.params,
+                    .prompt_token_ids = prompt,
+                    .output_token_ids = output,
                     .seed = 1000u + 7919u * r,
                     .allowed_tokens = c.masked ? &masks[size_t(r) * words] : nullptr});
   }
@@ -127,19 +129,36 @@ void SamplingCases(Harness& h) {
     cases.push_back(std::move(c));
   };
   add("greedy", [](SamplingParams& p) { p.temperature = 0.0f; });
-  add("greedy+logprobs5", [](SamplingParams& p) { p.temperature = 0.0f; p.logprobs = 5; });
+  add("greedy+logprobs5", [](SamplingParams& p) {
+    p.temperature = 0.0f;
+    p.logprobs = 5;
+  });
   add("seeded_t1", [](SamplingParams&) {});
   add("seeded_t0.7", [](SamplingParams& p) { p.temperature = 0.7f; });
-  add("top_k40", [](SamplingParams& p) { p.top_k = 40; p.temperature = 0.8f; });
+  add("top_k40", [](SamplingParams& p) {
+    p.top_k = 40;
+    p.temperature = 0.8f;
+  });
   add("top_p0.9", [](SamplingParams& p) { p.top_p = 0.9f; });
   add("min_p0.05", [](SamplingParams& p) { p.min_p = 0.05f; });
-  add("top_k50+top_p0.8+min_p0.02", [](SamplingParams& p) { p.top_k = 50; p.top_p = 0.8f; p.min_p = 0.02f; });
-  add("penalties+bias", [](SamplingParams& p) {
-    p.repetition_penalty = 1.3f; p.presence_penalty = 0.5f; p.frequency_penalty = 0.25f;
-    p.logit_bias = {{3, 5.0f}, {4, -100.0f}, {11, 2.5f}};
-    p.temperature = 0.9f; p.logprobs = 3;
+  add("top_k50+top_p0.8+min_p0.02", [](SamplingParams& p) {
+    p.top_k = 50;
+    p.top_p = 0.8f;
+    p.min_p = 0.02f;
   });
-  add("greedy+penalties", [](SamplingParams& p) { p.temperature = 0.0f; p.repetition_penalty = 1.5f; p.logit_bias = {{9, 30.0f}}; });
+  add("penalties+bias", [](SamplingParams& p) {
+    p.repetition_penalty = 1.3f;
+    p.presence_penalty = 0.5f;
+    p.frequency_penalty = 0.25f;
+    p.logit_bias = {{3, 5.0f}, {4, -100.0f}, {11, 2.5f}};
+    p.temperature = 0.9f;
+    p.logprobs = 3;
+  });
+  add("greedy+penalties", [](SamplingParams& p) {
+    p.temperature = 0.0f;
+    p.repetition_penalty = 1.5f;
+    p.logit_bias = {{9, 30.0f}};
+  });
   const size_t unmasked = cases.size();
   for (size_t i = 0; i < unmasked; ++i) {
     Case c = cases[i];

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   auto x = cpu.Allocate(DType::kF32, {4});
   if (!(*comm)->AllReduce(*x).ok()) return 2;  // a healthy collective first
   if ((*dist)->rank() == 1) {
-    if (mode == "die") std::raise(SIGKILL);  // as `kill -9` would
+    if (mode == "die") std::raise(SIGKILL);                 // as `kill -9` would
     std::this_thread::sleep_for(std::chrono::seconds(60));  // hung: never reaches the collective
     return 0;
   }

@@ -125,11 +125,11 @@ absl::StatusOr<bool> CheckModel(const std::string& dir, const Options& o, double
   }
   const bool pass = worst <= tolerance;
   if (leader) {
-    std::printf("%s tp=%d%s %s: max logits error %.2e (tolerance %.1e), greedy ids %d/%d agree, weights %lld of %lld "
-                "bytes on rank 0\n",
-                pass ? "PASS" : "FAIL", dist.world_size(), o.expert_parallel ? " ep" : "", dir.c_str(), worst,
-                tolerance, agree, total, static_cast<long long>(b.weight_bytes()),
-                static_cast<long long>(whole->weight_bytes()));
+    std::printf(
+        "%s tp=%d%s %s: max logits error %.2e (tolerance %.1e), greedy ids %d/%d agree, weights %lld of %lld "
+        "bytes on rank 0\n",
+        pass ? "PASS" : "FAIL", dist.world_size(), o.expert_parallel ? " ep" : "", dir.c_str(), worst, tolerance, agree,
+        total, static_cast<long long>(b.weight_bytes()), static_cast<long long>(whole->weight_bytes()));
     std::fflush(stdout);
   }
   uint8_t verdict = pass ? 1 : 0;
@@ -189,7 +189,8 @@ int main(int argc, char** argv) {
     } else if (!a.empty() && a[0] != '-') {
       o.models.push_back(a);
     } else {
-      std::fprintf(stderr, "usage: mpirun -np N %s --tp N --device cpu|cuda [--expert-parallel] [--tolerance X] DIR...\n",
+      std::fprintf(stderr,
+                   "usage: mpirun -np N %s --tp N --device cpu|cuda [--expert-parallel] [--tolerance X] DIR...\n",
                    argv[0]);
       return 2;
     }

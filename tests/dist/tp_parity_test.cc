@@ -165,8 +165,8 @@ TEST_F(TensorParallelTest, IndivisibleHeadsAreRefused) {
   config["hidden_size"] = 48;
   config.erase("head_dim");
   ASSERT_TRUE(WriteRandomModel(config.dump(), dir.string(), {.seed = 1, .dtype = DType::kF32}).ok());
-  auto sharded = LoadModel(dir.string(), &sharded_backend_,
-                           {.max_model_len = 64, .parallel = ModelParallel(comm_.get(), false)});
+  auto sharded =
+      LoadModel(dir.string(), &sharded_backend_, {.max_model_len = 64, .parallel = ModelParallel(comm_.get(), false)});
   ASSERT_FALSE(sharded.ok());
   EXPECT_THAT(std::string(sharded.status().message()),
               HasSubstr("num_attention_heads (3) is not divisible by the tensor-parallel size"));

@@ -50,14 +50,18 @@ TEST_F(EngineStoriesTest, GreedyFromBosWritesTheReferenceStory) {
   const RequestOutput out = moeserve::testing::RunAll(*engine, {r}).at(0);
   auto decoded = engine->tokenizer()->Decode(out.token_ids, /*skip_special_tokens=*/true);
   ASSERT_TRUE(decoded.ok());
-  EXPECT_EQ(decoded->substr(0, sizeof(kStories260kReferenceStory) - 1), kStories260kReferenceStory)
-      << *decoded;
+  EXPECT_EQ(decoded->substr(0, sizeof(kStories260kReferenceStory) - 1), kStories260kReferenceStory) << *decoded;
 }
 
 TEST_F(EngineStoriesTest, BatchedPromptsMatchEachAlone) {
-  const std::vector<std::string> prompts = {
-      "Once upon a time", "The cat", "Tom and Sue went to the park", "One day, a little bird",
-      "Lily was sad because", "The sun", "A big dog ran", "Mom said"};
+  const std::vector<std::string> prompts = {"Once upon a time",
+                                            "The cat",
+                                            "Tom and Sue went to the park",
+                                            "One day, a little bird",
+                                            "Lily was sad because",
+                                            "The sun",
+                                            "A big dog ran",
+                                            "Mom said"};
   EngineConfig c;
   c.max_num_batched_tokens = 16;  // chunked prefill
   c.max_num_seqs = 8;

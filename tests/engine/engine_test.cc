@@ -20,8 +20,7 @@ namespace {
 constexpr int32_t kMaxModelLen = kFixtureMaxModelLen;
 
 // Each request alone in a fresh engine.
-std::vector<std::vector<int32_t>> RunEachAlone(const std::string& model,
-                                               const std::vector<EngineRequest>& requests) {
+std::vector<std::vector<int32_t>> RunEachAlone(const std::string& model, const std::vector<EngineRequest>& requests) {
   auto engine = MakeFixtureEngine(model, RoomyConfig());
   std::vector<std::vector<int32_t>> out;
   for (const EngineRequest& r : requests) {
@@ -31,8 +30,7 @@ std::vector<std::vector<int32_t>> RunEachAlone(const std::string& model,
   return out;
 }
 
-void ExpectSameTokens(const std::vector<RequestOutput>& got,
-                      const std::vector<std::vector<int32_t>>& want,
+void ExpectSameTokens(const std::vector<RequestOutput>& got, const std::vector<std::vector<int32_t>>& want,
                       const std::vector<EngineRequest>& requests) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
@@ -40,8 +38,7 @@ void ExpectSameTokens(const std::vector<RequestOutput>& got,
     EXPECT_EQ(static_cast<int32_t>(got[i].token_ids.size()), requests[i].sampling.max_tokens);
     EXPECT_EQ(got[i].finish_reason, FinishReason::kLength);
     EXPECT_EQ(got[i].usage.completion_tokens, requests[i].sampling.max_tokens);
-    EXPECT_EQ(got[i].usage.prompt_tokens,
-              static_cast<int32_t>(requests[i].prompt_token_ids.size()));
+    EXPECT_EQ(got[i].usage.prompt_tokens, static_cast<int32_t>(requests[i].prompt_token_ids.size()));
   }
 }
 
@@ -80,14 +77,12 @@ TEST_P(BatchingTest, ChunkedPrefillAtEveryBudgetMatches) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, BatchingTest,
-                         ::testing::Values("llama", "deepseek_v3", "mixtral", "qwen2"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, BatchingTest, ::testing::Values("llama", "deepseek_v3", "mixtral", "qwen2"));
 
 TEST(EngineTest, CreateRefusesAKvPoolTooSmallForOneRequest) {
   auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
   ASSERT_TRUE(backend.ok());
-  auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(),
-                         backend->get());
+  auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(), backend->get());
   ASSERT_TRUE(model.ok());
   EngineConfig c = RoomyConfig();
   c.num_kv_blocks = 4;  // 3 usable blocks of 4 tokens < max_model_len 64
@@ -384,11 +379,11 @@ TEST_F(AbortTest, StopSampleFinishesOneSampleWithStop) {
   EXPECT_EQ(out[1].finish_reason, FinishReason::kStop);
   EXPECT_EQ(out[1].stop_token_id, -1);  // not an id: the caller's stop
   EXPECT_LT(out[1].token_ids.size(), 12u);
-  EXPECT_EQ(out[1].token_ids, std::vector<int32_t>(out[0].token_ids.begin(),
-                                                    out[0].token_ids.begin() + out[1].token_ids.size()));
+  EXPECT_EQ(out[1].token_ids,
+            std::vector<int32_t>(out[0].token_ids.begin(), out[0].token_ids.begin() + out[1].token_ids.size()));
   const EngineMetrics m = engine_->GetMetrics();
   EXPECT_EQ(m.kv_blocks_used, 0);
-  EXPECT_EQ(m.requests_finished_length, 1);  // counted by the request's last sample
+  EXPECT_EQ(m.requests_finished_length, 1);                  // counted by the request's last sample
   EXPECT_FALSE(engine_->StopSample((*s)->request_id(), 0));  // finished: unknown now
 }
 
@@ -428,8 +423,7 @@ TEST(EngineTest, RandomArrivalsAndAbortsKeepIntegrity) {
       engine->Abort(streams[rng() % streams.size()]->request_id());
     }
     engine->Step();
-    ASSERT_TRUE(engine->CheckIntegrity().ok()) << "step " << step << ": "
-                                               << engine->CheckIntegrity();
+    ASSERT_TRUE(engine->CheckIntegrity().ok()) << "step " << step << ": " << engine->CheckIntegrity();
   }
   RunChecked(*engine);
   int finished = 0;
@@ -438,8 +432,7 @@ TEST(EngineTest, RandomArrivalsAndAbortsKeepIntegrity) {
   const EngineMetrics m = engine->GetMetrics();
   EXPECT_EQ(m.kv_blocks_used, 0);
   EXPECT_EQ(m.num_running + m.num_waiting, 0);
-  EXPECT_EQ(m.requests_finished_length + m.requests_finished_abort + m.requests_finished_stop,
-            added);
+  EXPECT_EQ(m.requests_finished_length + m.requests_finished_abort + m.requests_finished_stop, added);
   EXPECT_GT(m.num_preemptions, 0);
 }
 
@@ -500,7 +493,8 @@ TEST(EngineThreadTest, CallbackStreamsAndAbortFromAnotherThread) {
   ASSERT_TRUE(s.ok());
   {
     absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](std::vector<int32_t>* t) { return t->size() >= 2; }, &tokens));
+    mu.Await(absl::Condition(
+        +[](std::vector<int32_t>* t) { return t->size() >= 2; }, &tokens));
   }
   EXPECT_TRUE(engine->Abort((*s)->request_id()));
   absl::MutexLock lock(&mu);

@@ -43,8 +43,7 @@ inline std::unique_ptr<Engine> MakeEngine(const std::string& dir, EngineConfig c
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return nullptr;
   config.model_dir = dir;
-  auto engine = Engine::Create(config, EngineParts{.backend = std::move(*backend),
-                                                   .model = std::move(*model)});
+  auto engine = Engine::Create(config, EngineParts{.backend = std::move(*backend), .model = std::move(*model)});
   EXPECT_TRUE(engine.ok()) << engine.status();
   return engine.ok() ? std::move(*engine) : nullptr;
 }
@@ -123,8 +122,7 @@ inline std::vector<RequestOutput> RunAll(Engine& engine, std::vector<EngineReque
 }
 
 // Mixed-length greedy requests whose prompt + max_tokens fit `max_model_len`.
-inline std::vector<EngineRequest> RandomRequests(int n, int32_t vocab, int32_t max_model_len,
-                                                 uint32_t seed) {
+inline std::vector<EngineRequest> RandomRequests(int n, int32_t vocab, int32_t max_model_len, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<EngineRequest> out;
   for (int i = 0; i < n; ++i) {

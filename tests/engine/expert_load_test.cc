@@ -10,10 +10,10 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/registry.h"
-#include "server/runner/decode_graph_inputs.h"
 #include "server/engine/engine.h"
 #include "server/model/model.h"
 #include "server/model/step_context.h"
+#include "server/runner/decode_graph_inputs.h"
 #include "tests/engine/engine_test_util.h"
 
 namespace moeserve::testing {
@@ -181,8 +181,7 @@ TEST(ExpertLoadTest, IntervalZeroAndDenseModelsPublishNothing) {
   ASSERT_TRUE(backend.ok());
   auto model = LoadModel(MOESERVE_SOURCE_DIR "/models/default", backend->get());
   ASSERT_TRUE(model.ok());
-  auto engine = Engine::Create(bad, EngineParts{.backend = std::move(*backend),
-                                                .model = std::move(*model)});
+  auto engine = Engine::Create(bad, EngineParts{.backend = std::move(*backend), .model = std::move(*model)});
   EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -75,9 +75,8 @@ TEST(ParallelSamplingTest, GreedySamplesAreIdenticalWithIndicesAndSummedUsage) {
     finished_requests += out[i].request_finished;
   }
   EXPECT_EQ(finished_requests, 1);
-  const RequestOutput& last = *std::find_if(out.begin(), out.end(), [](const RequestOutput& o) {
-    return o.request_finished;
-  });
+  const RequestOutput& last =
+      *std::find_if(out.begin(), out.end(), [](const RequestOutput& o) { return o.request_finished; });
   EXPECT_EQ(last.usage.prompt_tokens, 21);
   EXPECT_EQ(last.usage.completion_tokens, 3 * 6);
   EXPECT_EQ(engine->GetMetrics().requests_finished_length, 2);  // one per request

@@ -68,8 +68,7 @@ std::vector<std::vector<double>> ReferenceLogprobs(const std::string& model, con
 
 // `got` (positions 1..P-1) against the reference, with `num_top` alternatives each.
 void ExpectMatchesReference(const std::vector<TokenLogprobs>& got, const std::vector<int32_t>& ids,
-                            const std::vector<std::vector<double>>& ref, int32_t num_top,
-                            const std::string& what) {
+                            const std::vector<std::vector<double>>& ref, int32_t num_top, const std::string& what) {
   ASSERT_EQ(got.size(), ids.size() - 1) << what;
   for (size_t p = 1; p < ids.size(); ++p) {
     const TokenLogprobs& e = got[p - 1];

@@ -7,8 +7,7 @@
 namespace moeserve {
 namespace {
 
-RequestOutput Delta(std::vector<int32_t> ids, bool finished = false, int32_t index = 0,
-                    bool request_finished = true) {
+RequestOutput Delta(std::vector<int32_t> ids, bool finished = false, int32_t index = 0, bool request_finished = true) {
   RequestOutput d;
   d.index = index;
   d.token_ids = std::move(ids);

@@ -36,8 +36,7 @@ void CheckAccepted(const moeserve::ModelConfig& c) {
   if (!in(c.num_experts, 0, L::kMaxExperts)) Fail("num_experts outside [0, limit]");
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     if (c.IsMoeLayer(layer) &&
-        (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts ||
-         c.moe_intermediate_size <= 0)) {
+        (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts || c.moe_intermediate_size <= 0)) {
       Fail("an MoE layer without a valid expert configuration");
     }
   }

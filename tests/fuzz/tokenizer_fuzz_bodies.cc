@@ -85,8 +85,7 @@ void FuzzChatTemplate(std::string_view data) {
   if (!nodes.ok()) {
     if (!absl::IsInvalidArgument(nodes.status()) ||
         !absl::StartsWith(nodes.status().message(), "chat template line ")) {
-      Fail("tokenizer_chat_template_fuzz",
-           "parse error without position: " + std::string(nodes.status().message()));
+      Fail("tokenizer_chat_template_fuzz", "parse error without position: " + std::string(nodes.status().message()));
     }
     return;
   }
@@ -97,11 +96,14 @@ void FuzzChatTemplate(std::string_view data) {
       {"role": "user", "content": "Hi ü 😀"},
       {"role": "assistant", "content": "<think>r</think>ok", "reasoning_content": "r",
        "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]},
-      {"role": "tool", "content": "42"}])"), 16));
+      {"role": "tool", "content": "42"}])"),
+                                               16));
     d->Set("add_generation_prompt", jinja::Value(true));
     d->Set("bos_token", jinja::Value("<s>"));
-    d->Set("tools", *jinja::Value::FromJson(nlohmann::ordered_json::parse(
-                        R"([{"type": "function", "function": {"name": "f", "parameters": {}}}])"), 16));
+    d->Set("tools",
+           *jinja::Value::FromJson(
+               nlohmann::ordered_json::parse(R"([{"type": "function", "function": {"name": "f", "parameters": {}}}])"),
+               16));
     return d;
   }();
   jinja::RenderLimits limits;

@@ -47,8 +47,7 @@ TEST(TokenizerFuzzReplay, ChatTemplateCorpusPrefixesAndMutations) {
   std::vector<std::string> seeds = ReadDir(CorpusDir("chat_template"));
   ASSERT_GE(seeds.size(), 10u);
   for (const std::string& seed : seeds) {
-    Mutations(seed, std::max<size_t>(1, seed.size() / 300),
-              [](const std::string& s) { fuzz::FuzzChatTemplate(s); });
+    Mutations(seed, std::max<size_t>(1, seed.size() / 300), [](const std::string& s) { fuzz::FuzzChatTemplate(s); });
   }
 }
 
@@ -56,8 +55,7 @@ TEST(TokenizerFuzzReplay, TokenizerLoadCorpusPrefixesAndMutations) {
   std::vector<std::string> seeds = ReadDir(CorpusDir("load"));
   ASSERT_GE(seeds.size(), 2u);
   for (const std::string& seed : seeds) {
-    Mutations(seed, std::max<size_t>(1, seed.size() / 60),
-              [](const std::string& s) { fuzz::FuzzTokenizerLoad(s); });
+    Mutations(seed, std::max<size_t>(1, seed.size() / 60), [](const std::string& s) { fuzz::FuzzTokenizerLoad(s); });
   }
 }
 

@@ -92,8 +92,7 @@ TEST(HttpServerTest, KeepAliveServesRequestsInTurnAndPipelined) {
     EXPECT_EQ(r->headers["connection"], "keep-alive");
   }
   // Two requests in one write: two responses in order.
-  ASSERT_TRUE(client.Send(RawHttpClient::Request("GET", "/health") +
-                          RawHttpClient::Request("GET", "/nope")));
+  ASSERT_TRUE(client.Send(RawHttpClient::Request("GET", "/health") + RawHttpClient::Request("GET", "/nope")));
   auto first = client.Read();
   auto second = client.Read();
   ASSERT_TRUE(first.has_value() && second.has_value());

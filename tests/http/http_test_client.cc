@@ -130,8 +130,8 @@ bool RawHttpClient::WaitForClose(absl::Duration timeout) {
   }
 }
 
-std::string RawHttpClient::Request(const std::string& method, const std::string& path,
-                                   const std::string& body, const std::string& extra_headers) {
+std::string RawHttpClient::Request(const std::string& method, const std::string& path, const std::string& body,
+                                   const std::string& extra_headers) {
   std::string out = absl::StrCat(method, " ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n", extra_headers);
   if (!body.empty() || method == "POST") {
     absl::StrAppend(&out, "Content-Type: application/json\r\nContent-Length: ", body.size(), "\r\n");
@@ -155,9 +155,8 @@ int FreePort() {
   return port;
 }
 
-std::optional<RawResponse> HttpRequestOnce(int port, const std::string& method,
-                                           const std::string& path, const std::string& body,
-                                           const std::string& extra_headers) {
+std::optional<RawResponse> HttpRequestOnce(int port, const std::string& method, const std::string& path,
+                                           const std::string& body, const std::string& extra_headers) {
   RawHttpClient client(port);
   if (!client.connected()) return std::nullopt;
   if (!client.Send(RawHttpClient::Request(method, path, body, extra_headers))) return std::nullopt;

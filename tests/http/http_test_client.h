@@ -38,8 +38,8 @@ class RawHttpClient {
   bool WaitForClose(absl::Duration timeout);
 
   // A request with Content-Length, keep-alive by HTTP/1.1 default.
-  static std::string Request(const std::string& method, const std::string& path,
-                             const std::string& body = "", const std::string& extra_headers = "");
+  static std::string Request(const std::string& method, const std::string& path, const std::string& body = "",
+                             const std::string& extra_headers = "");
 
  private:
   // Appends what arrives by `deadline` to `buffer_`: its size, 0 on close or reset, -1 on timeout.
@@ -56,9 +56,8 @@ class RawHttpClient {
 int FreePort();
 
 // One request on a fresh connection.
-std::optional<RawResponse> HttpRequestOnce(int port, const std::string& method,
-                                           const std::string& path, const std::string& body = "",
-                                           const std::string& extra_headers = "");
+std::optional<RawResponse> HttpRequestOnce(int port, const std::string& method, const std::string& path,
+                                           const std::string& body = "", const std::string& extra_headers = "");
 
 }  // namespace moeserve::testing
 

@@ -37,14 +37,13 @@ TEST(CompletionRequestTest, EveryPromptForm) {
 }
 
 TEST(CompletionRequestTest, ParametersAreReadOrRefusedByName) {
-  auto r = ParseCompletionRequest(
-      Body(R"({"prompt": "x", "temperature": 0.5, "top_p": 0.9, "top_k": 4, "min_p": 0.1,
+  auto r = ParseCompletionRequest(Body(R"({"prompt": "x", "temperature": 0.5, "top_p": 0.9, "top_k": 4, "min_p": 0.1,
                "seed": 7, "stop": "END", "stop_token_ids": [3], "presence_penalty": 0.2,
                "frequency_penalty": 0.3, "repetition_penalty": 1.1, "logit_bias": {"5": -2},
                "ignore_eos": true, "min_tokens": 2, "priority": -1, "user": "u", "logprobs": 2,
                "echo": true, "stream": true, "stream_options": {"include_usage": true},
                "best_of": 1, "skip_special_tokens": false, "model": "m", "n": null})"),
-      "m");
+                                  "m");
   ASSERT_TRUE(r.ok()) << r.status();
   const serving::ServingRequest& s = r->prompts[0];
   EXPECT_EQ(s.sampling.temperature, 0.5f);
@@ -83,8 +82,7 @@ TEST(CompletionRequestTest, ParametersAreReadOrRefusedByName) {
 }
 
 TEST(ChatRequestTest, ConversationAndOptions) {
-  auto r = ParseChatRequest(
-      Body(R"({"messages": [{"role": "developer", "content": "be brief"},
+  auto r = ParseChatRequest(Body(R"({"messages": [{"role": "developer", "content": "be brief"},
                              {"role": "user", "content": [{"type": "text", "text": "a"},
                                                           {"type": "text", "text": "b"}]},
                              {"role": "assistant", "content": null, "tool_calls": [
@@ -94,7 +92,7 @@ TEST(ChatRequestTest, ConversationAndOptions) {
                "tools": [{"type": "function", "function": {"name": "f"}}],
                "max_completion_tokens": 9, "logprobs": true, "top_logprobs": 3,
                "chat_template_kwargs": {"enable_thinking": false}})"),
-      "m");
+                            "m");
   ASSERT_TRUE(r.ok()) << r.status();
   const auto& chat = std::get<serving::ChatPrompt>(r->request.prompt);
   EXPECT_EQ(chat.messages[0]["role"], "system");
@@ -126,7 +124,8 @@ TEST(ChatRequestTest, ConversationAndOptions) {
             "response_format.type"},
            {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", "top_logprobs"},
            {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
-                "tools": [{"type": "function", "function": {"name": "f"}}]})", "tool_choice"},
+                "tools": [{"type": "function", "function": {"name": "f"}}]})",
+            "tool_choice"},
            {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "web"}]})", "tools[0]"}}) {
     auto bad = ParseChatRequest(Body(body), "m");
     ASSERT_FALSE(bad.ok()) << body;
@@ -176,21 +175,21 @@ TEST(ResponseFormatTest, ShapesBecomeConstraints) {
   }
 
   // Both endpoints set the request's constraint, named after response_format in errors.
-  auto chat_text = ParseChatRequest(
-      Body(R"({"messages": [{"role": "user", "content": "x"}],
-               "response_format": {"type": "text"}})"), "m");
+  auto chat_text = ParseChatRequest(Body(R"({"messages": [{"role": "user", "content": "x"}],
+               "response_format": {"type": "text"}})"),
+                                    "m");
   ASSERT_TRUE(chat_text.ok()) << chat_text.status();
   EXPECT_FALSE(chat_text->request.sampling.constraint.active());
-  auto chat_json = ParseChatRequest(
-      Body(R"({"messages": [{"role": "user", "content": "x"}],
+  auto chat_json = ParseChatRequest(Body(R"({"messages": [{"role": "user", "content": "x"}],
                "response_format": {"type": "json_schema", "json_schema": {"name": "p",
-                                   "schema": {"type": "object"}}}})"), "m");
+                                   "schema": {"type": "object"}}}})"),
+                                    "m");
   ASSERT_TRUE(chat_json.ok()) << chat_json.status();
   EXPECT_EQ(chat_json->request.sampling.constraint.kind, Kind::kJsonSchema);
   EXPECT_FALSE(chat_json->request.sampling.constraint.any_whitespace);  // compact JSON
   EXPECT_EQ(chat_json->request.names.Sampling("json_schema"), "response_format.json_schema.schema");
-  auto completion_json = ParseCompletionRequest(
-      Body(R"({"prompt": "x", "response_format": {"type": "json_object"}})"), "m");
+  auto completion_json =
+      ParseCompletionRequest(Body(R"({"prompt": "x", "response_format": {"type": "json_object"}})"), "m");
   ASSERT_TRUE(completion_json.ok()) << completion_json.status();
   EXPECT_EQ(completion_json->prompts[0].sampling.constraint.kind, Kind::kJsonObject);
   EXPECT_EQ(completion_json->prompts[0].names.Sampling("json_object"), "response_format");
@@ -214,9 +213,9 @@ TEST(OpenAiErrorsTest, ShapeAndStatus) {
 }
 
 TEST(OpenAiFormatTest, LogprobsFormats) {
-  serving::OutputLogprobs a{.token = {.token_id = 5, .logprob = -0.5f, .text = " the"},
-                            .top = {{.token_id = 5, .logprob = -0.5f, .text = " the"},
-                                    {.token_id = 6, .logprob = -1.0f, .text = " a"}}};
+  serving::OutputLogprobs a{
+      .token = {.token_id = 5, .logprob = -0.5f, .text = " the"},
+      .top = {{.token_id = 5, .logprob = -0.5f, .text = " the"}, {.token_id = 6, .logprob = -1.0f, .text = " a"}}};
   serving::OutputLogprobs b{.token = {.token_id = 7, .logprob = -INFINITY, .text = " cat"}};
   LegacyLogprobs legacy;
   legacy.Append(a);

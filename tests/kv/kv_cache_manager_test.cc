@@ -21,9 +21,7 @@ struct TestSeq {
   int32_t num_computed = 0;
   std::vector<BlockHash> hashes;
 
-  KvSequence view() {
-    return KvSequence{id, tokens, num_computed, salt, &hashes};
-  }
+  KvSequence view() { return KvSequence{id, tokens, num_computed, salt, &hashes}; }
 };
 
 std::vector<int32_t> Iota(int n, int start) {
@@ -172,7 +170,7 @@ TEST_F(KvCacheManagerTest, PrefixHitAcrossRequests) {
   const std::vector<int32_t> a_blocks = Blocks(1);
   // While `a` runs its computed full blocks become shareable.
   TestSeq b{2, Iota(40, 0)};
-  b.tokens[35] = 999;  // differs in the third (partial) block only
+  b.tokens[35] = 999;                            // differs in the third (partial) block only
   ASSERT_TRUE(kv_->AllocateSlots(a.view(), 0));  // caching is lazy: happens on a's next call
   const ComputedBlocks hit = kv_->GetComputedBlocks(b.view());
   EXPECT_EQ(hit.num_tokens, 32);
@@ -284,7 +282,7 @@ TEST_F(KvCacheManagerTest, TailBlocksAreEvictedFirst) {
 
 TEST_F(KvCacheManagerTest, EvictsLeastRecentlyReleasedFirst) {
   Init(5, 4);
-  TestSeq a{1, Iota(5, 0)};    // one full block + a partial one
+  TestSeq a{1, Iota(5, 0)};  // one full block + a partial one
   TestSeq b{2, Iota(5, 100)};
   ASSERT_TRUE(Prefill(a));
   ASSERT_TRUE(Prefill(b));
@@ -303,7 +301,7 @@ TEST_F(KvCacheManagerTest, PrefixHitsInTheFreeListCountAgainstFreeSpace) {
   Init(4, 4);  // 3 usable blocks
   TestSeq a{1, Iota(9, 0)};
   ASSERT_TRUE(Prefill(a));
-  kv_->Free(a.view());  // two cached blocks + one free
+  kv_->Free(a.view());        // two cached blocks + one free
   TestSeq b{2, Iota(13, 0)};  // hits 2 blocks, needs 2 more: 4 > 3
   const ComputedBlocks hit = kv_->GetComputedBlocks(b.view());
   ASSERT_EQ(hit.num_tokens, 8);

@@ -31,9 +31,7 @@ HostTensor F32Tensor(std::string name, std::vector<int64_t> shape, const std::ve
   return {std::move(name), DType::kF32, std::move(shape), Bytes(v)};
 }
 
-void WriteText(const fs::path& p, const std::string& text) {
-  std::ofstream(p, std::ios::binary) << text;
-}
+void WriteText(const fs::path& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 
 uint32_t Bits(float f) {
   uint32_t u;
@@ -107,8 +105,8 @@ TEST_F(FixtureTest, Fp8BlockDequantWithPartialBlocksMatchesTorch) {
 // bf16, f16 and fp8 block-scaled storage (fp8 slices across block edges keep each element's
 // block scale).
 TEST_F(FixtureTest, SlicesAreThePartsOfTheWholeTensor) {
-  for (const auto& [name, rows, cols] : {std::tuple<std::string, int64_t, int64_t>{"bf16", 2, 64},
-                                         {"f16", 2, 64}, {"w.weight", 10, 13}}) {
+  for (const auto& [name, rows, cols] :
+       {std::tuple<std::string, int64_t, int64_t>{"bf16", 2, 64}, {"f16", 2, 64}, {"w.weight", 10, 13}}) {
     const std::vector<float> whole = Load(name, {rows, cols});
     for (auto [dim, begin, count] : {std::tuple<int, int64_t, int64_t>{0, 1, 1}, {1, 8, 16}, {1, 3, 7}, {0, 0, 0}}) {
       if (name == "w.weight" && dim == 0 && count > 0) begin = 3, count = 6;  // rows 3..8: fp8 blocks 0..2
@@ -170,9 +168,8 @@ TEST(CheckpointTest, Fp8Block128PartialBlocks) {
     w[i] = b;
   }
   const std::vector<float> scale = {0.5f, 2.0f, 0.25f, 8.0f, 1.5f, 0.125f};  // [2, 3]
-  ASSERT_TRUE(WriteSafetensors((dir / "model.safetensors").string(),
-                               {{"m.weight", DType::kF8E4M3, {rows, cols}, w},
-                                F32Tensor("m.weight_scale_inv", {2, 3}, scale)})
+  ASSERT_TRUE(WriteSafetensors((dir / "model.safetensors").string(), {{"m.weight", DType::kF8E4M3, {rows, cols}, w},
+                                                                      F32Tensor("m.weight_scale_inv", {2, 3}, scale)})
                   .ok());
   auto ckpt = Checkpoint::Open(dir.string());
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
@@ -208,8 +205,7 @@ TEST(CheckpointTest, ShardedIndex) {
 TEST(CheckpointTest, IndexNamingMissingShard) {
   const auto dir = ::moeserve::testing::MakeTempDir("ckpt_missing_shard");
   ASSERT_TRUE(WriteSafetensors((dir / "s1.safetensors").string(), {F32Tensor("a", {1}, {1})}).ok());
-  WriteText(dir / "model.safetensors.index.json",
-            R"({"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors"}})");
+  WriteText(dir / "model.safetensors.index.json", R"({"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors"}})");
   auto ckpt = Checkpoint::Open(dir.string());
   ASSERT_FALSE(ckpt.ok());
   EXPECT_EQ(ckpt.status().code(), absl::StatusCode::kNotFound);
@@ -224,15 +220,12 @@ TEST(CheckpointTest, IndexProblems) {
     WriteText(dir / "model.safetensors.index.json", index);
     return Checkpoint::Open(dir.string()).status();
   };
-  EXPECT_THAT(open_with(R"({"weight_map": {"zz": "s1.safetensors"}})").message(),
-              HasSubstr("maps tensor \"zz\" to"));
+  EXPECT_THAT(open_with(R"({"weight_map": {"zz": "s1.safetensors"}})").message(), HasSubstr("maps tensor \"zz\" to"));
   EXPECT_THAT(open_with(R"({"metadata": {}})").message(), HasSubstr("no \"weight_map\" object"));
   EXPECT_THAT(open_with("{not json").message(), HasSubstr("not a JSON object"));
   EXPECT_THAT(open_with(R"({"weight_map": {"a": 3}})").message(), HasSubstr("is not a file name"));
-  EXPECT_THAT(open_with(R"({"weight_map": {"a": "../s1.safetensors"}})").message(),
-              HasSubstr("is not a path inside"));
-  EXPECT_THAT(open_with(R"({"weight_map": {"a": "/etc/passwd"}})").message(),
-              HasSubstr("is not a path inside"));
+  EXPECT_THAT(open_with(R"({"weight_map": {"a": "../s1.safetensors"}})").message(), HasSubstr("is not a path inside"));
+  EXPECT_THAT(open_with(R"({"weight_map": {"a": "/etc/passwd"}})").message(), HasSubstr("is not a path inside"));
 }
 
 TEST(CheckpointTest, GlobsSafetensorsFilesWithoutIndex) {
@@ -281,9 +274,8 @@ TEST(CheckpointTest, TruncatedFile) {
 
 TEST(CheckpointTest, UnsupportedDTypeLoadsRawButNotAsF32) {
   const auto dir = ::moeserve::testing::MakeTempDir("ckpt_f64");
-  WriteText(dir / "model.safetensors",
-            ::moeserve::testing::RawSafetensors(
-                R"({"d": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}})", 16));
+  WriteText(dir / "model.safetensors", ::moeserve::testing::RawSafetensors(
+                                           R"({"d": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}})", 16));
   auto ckpt = Checkpoint::Open(dir.string());
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   EXPECT_EQ((*ckpt)->RawData("d")->size(), 16u);

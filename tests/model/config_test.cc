@@ -131,7 +131,8 @@ TEST(ModelConfigTest, Qwen3ErrorsNameTheField) {
       {std::string(R"({"architectures": ["Qwen3ForCausalLM"], "use_sliding_window": true, "max_window_layers": 1, )") +
            kBase + "}",
        "use_sliding_window with max_window_layers 1 < num_hidden_layers 2"},
-      {std::string(R"({"architectures": ["Qwen3ForCausalLM"], "layer_types": ["full_attention", "sliding_attention"], )") +
+      {std::string(
+           R"({"architectures": ["Qwen3ForCausalLM"], "layer_types": ["full_attention", "sliding_attention"], )") +
            kBase + "}",
        "layer type \"sliding_attention\" is not supported"},
       {std::string(R"({"architectures": ["Qwen3MoeForCausalLM"], "num_experts": 4, "num_experts_per_tok": 2, )") +
@@ -177,8 +178,12 @@ TEST(RopeTest, DefaultTableHoldsCosThenSin) {
 }
 
 TEST(RopeTest, Llama3ScalingKeepsHighAndScalesLowFrequencies) {
-  RopeConfig rope{.type = RopeConfig::Type::kLlama3, .theta = 500000.0, .factor = 8.0, .low_freq_factor = 1.0,
-                  .high_freq_factor = 4.0, .original_max_position_embeddings = 8192};
+  RopeConfig rope{.type = RopeConfig::Type::kLlama3,
+                  .theta = 500000.0,
+                  .factor = 8.0,
+                  .low_freq_factor = 1.0,
+                  .high_freq_factor = 4.0,
+                  .original_max_position_embeddings = 8192};
   RopeConfig plain{.theta = 500000.0};
   const RopeFrequencies scaled = ComputeRopeFrequencies(rope, 128);
   const RopeFrequencies base = ComputeRopeFrequencies(plain, 128);

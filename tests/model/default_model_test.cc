@@ -165,7 +165,8 @@ TEST_F(DefaultModelTest, EveryRoutedExpertIsUsed) {
     auto ids_t = backend_->Allocate(DType::kI32, Shape{T, k});
     auto wts_t = backend_->Allocate(DType::kF32, Shape{T, k});
     ASSERT_TRUE(ids_t.ok() && wts_t.ok());
-    ASSERT_TRUE(backend_->MoeRoute(upload(logits, Shape{T, E}), upload(bias, Shape{E}), c.routing, *ids_t, *wts_t).ok());
+    ASSERT_TRUE(
+        backend_->MoeRoute(upload(logits, Shape{T, E}), upload(bias, Shape{E}), c.routing, *ids_t, *wts_t).ok());
     std::vector<int32_t> ids(T * k);
     ASSERT_TRUE(backend_->CopyToHost(*ids_t, {reinterpret_cast<uint8_t*>(ids.data()), ids.size() * 4}).ok());
     ASSERT_TRUE(backend_->Synchronize().ok());

@@ -41,10 +41,10 @@
 #include "absl/strings/str_replace.h"
 #include "server/backend/registry.h"
 #include "server/common/status_macros.h"
-#include "server/runner/decode_graph_runner.h"
 #include "server/model/llama2c_checkpoint.h"
 #include "server/model/model.h"
 #include "server/model/random_model.h"
+#include "server/runner/decode_graph_runner.h"
 
 namespace moeserve {
 namespace {
@@ -222,8 +222,8 @@ absl::StatusOr<bool> CompareGraphs(const Options& o, const std::string& name, co
   }
   ASSIGN_OR_RETURN(dev.model, LoadModel(dir, dev.backend.get(), {.max_model_len = kMaxLen}));
   RETURN_IF_ERROR(dev.model->AllocateKvCache(KvLayoutFor(*dev.model, kMaxSeqs * kBlocksPerSeq + 1, kBlockSize)));
-  std::unique_ptr<DecodeGraphRunner> runner = DecodeGraphRunner::Create(
-      dev.model.get(), dev.backend.get(), {.max_batch = 24, .max_model_len = kMaxLen});
+  std::unique_ptr<DecodeGraphRunner> runner =
+      DecodeGraphRunner::Create(dev.model.get(), dev.backend.get(), {.max_batch = 24, .max_model_len = kMaxLen});
   if (runner == nullptr) return absl::InternalError("no DecodeGraphRunner on a backend with graphs");
   const int64_t vocab = dev.model->config().vocab_size;
 
@@ -283,10 +283,12 @@ absl::StatusOr<bool> CompareGraphs(const Options& o, const std::string& name, co
     const double rel = std::sqrt(num / std::max(den, 1e-30));
     const bool ok = replayed && bitwise && !nan && rel <= 1e-2;
     pass &= ok;
-    std::printf("%s %s graphs: batch %2d: replay %s padded eager, %s; vs unpadded eager rel %.2e, "
-                "%d argmax rows differ\n",
-                ok ? "PASS" : "FAIL", name.c_str(), n, bitwise ? "==" : "!=",
-                replayed ? "replayed" : "NOT replayed (recording failed, see the log)", rel, argmax_diff);
+    std::printf(
+        "%s %s graphs: batch %2d: replay %s padded eager, %s; vs unpadded eager rel %.2e, "
+        "%d argmax rows differ\n",
+        ok ? "PASS" : "FAIL", name.c_str(), n,
+        bitwise ? "==" : "!=", replayed ? "replayed" : "NOT replayed (recording failed, see the log)", rel,
+        argmax_diff);
   }
   std::printf("%s %s graphs: %d graphs recorded, %lld replays\n", pass ? "PASS" : "FAIL", name.c_str(),
               runner->num_graphs(), static_cast<long long>(runner->replays()));
@@ -304,16 +306,24 @@ int Main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--device") o.device = next();
-    else if (a == "--model") o.models.push_back(next());
-    else if (a == "--llama2c") o.llama2c = next();
-    else if (a == "--no-random") o.random = false;
-    else if (a == "--no-graphs") o.graphs = false;
-    else if (a == "--steps") o.steps = std::atoi(next().c_str());
-    else if (a == "--max-gap-rel") o.max_gap_rel = std::atof(next().c_str());
+    if (a == "--device")
+      o.device = next();
+    else if (a == "--model")
+      o.models.push_back(next());
+    else if (a == "--llama2c")
+      o.llama2c = next();
+    else if (a == "--no-random")
+      o.random = false;
+    else if (a == "--no-graphs")
+      o.graphs = false;
+    else if (a == "--steps")
+      o.steps = std::atoi(next().c_str());
+    else if (a == "--max-gap-rel")
+      o.max_gap_rel = std::atof(next().c_str());
     else if (a == "--help" || a == "-h") {
-      std::printf("usage: model_device_parity --device cuda|cpu [--model DIR]... [--llama2c FILE.bin] "
-                  "[--no-random] [--no-graphs] [--steps N] [--max-gap-rel X]\n");
+      std::printf(
+          "usage: model_device_parity --device cuda|cpu [--model DIR]... [--llama2c FILE.bin] "
+          "[--no-random] [--no-graphs] [--steps N] [--max-gap-rel X]\n");
       return 0;
     } else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
@@ -336,7 +346,8 @@ int Main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> models;
   if (o.random) {
     const std::string dir = (tmp / "random_llama").string();
-    if (absl::Status s = WriteRandomModel(kRandomLlamaConfig, dir, {.seed = 7, .dtype = DType::kBF16, .init_std = 0.05f});
+    if (absl::Status s =
+            WriteRandomModel(kRandomLlamaConfig, dir, {.seed = 7, .dtype = DType::kBF16, .init_std = 0.05f});
         !s.ok()) {
       std::printf("FAIL random_llama: writing the model: %s\n", s.ToString().c_str());
       return 1;
@@ -344,8 +355,7 @@ int Main(int argc, char** argv) {
     models.emplace_back("random_llama", dir);
     // DeepSeek MoE models (MLA + routed/shared experts) on the same footing.
     const std::string v3 = absl::StrReplaceAll(kRandomDeepseekV3Config, {{"@QUANT@", ""}});
-    const std::string v3_fp8 = absl::StrReplaceAll(
-        kRandomDeepseekV3Config, {{"@QUANT@", R"(,
+    const std::string v3_fp8 = absl::StrReplaceAll(kRandomDeepseekV3Config, {{"@QUANT@", R"(,
   "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
                           "weight_block_size": [128, 128]})"}});
     std::vector<std::pair<std::string, std::string>> moe = {{"random_deepseek_v3", v3},

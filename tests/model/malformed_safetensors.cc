@@ -11,8 +11,7 @@ std::string LengthPrefix(uint64_t n) {
   return s;
 }
 
-std::string Entry(std::string_view name, std::string_view dtype, std::string_view shape,
-                  std::string_view offsets) {
+std::string Entry(std::string_view name, std::string_view dtype, std::string_view shape, std::string_view offsets) {
   return std::string("\"") + std::string(name) + "\": {\"dtype\": \"" + std::string(dtype) +
          "\", \"shape\": " + std::string(shape) + ", \"data_offsets\": " + std::string(offsets) + "}";
 }
@@ -24,10 +23,9 @@ std::string RawSafetensors(std::string_view json, size_t data_bytes) {
 }
 
 std::string ValidSafetensors() {
-  return RawSafetensors(
-      "{\"__metadata__\": {\"format\": \"pt\"}, " + Entry("a", "BF16", "[2, 3]", "[0, 12]") + ", " +
-          Entry("b", "F32", "[2]", "[12, 20]") + "}",
-      20);
+  return RawSafetensors("{\"__metadata__\": {\"format\": \"pt\"}, " + Entry("a", "BF16", "[2, 3]", "[0, 12]") + ", " +
+                            Entry("b", "F32", "[2]", "[12, 20]") + "}",
+                        20);
 }
 
 std::vector<MalformedCase> MalformedSafetensorsCases() {
@@ -87,8 +85,8 @@ std::vector<MalformedCase> MalformedSafetensorsCases() {
   c.push_back({"DimAboveInt64", one(Entry("a", "U8", "[18446744073709551615]", "[0, 1]")), "above 2^63"});
   c.push_back({"ShapeProductOverflow", one(Entry("a", "U8", "[4294967296, 4294967296]", "[0, 1]")),
                "overflows the element count"});
-  c.push_back({"ByteCountOverflow", one(Entry("a", "F32", "[4611686018427387904]", "[0, 1]")),
-               "overflows the element count"});
+  c.push_back(
+      {"ByteCountOverflow", one(Entry("a", "F32", "[4611686018427387904]", "[0, 1]")), "overflows the element count"});
   c.push_back({"OffsetsNotArray", one(Entry("a", "F32", "[1]", "0")), "not an array of 2 integers"});
   c.push_back({"OffsetsThree", one(Entry("a", "F32", "[1]", "[0, 4, 8]")), "not an array of 2 integers"});
   c.push_back({"OffsetsNegative", one(Entry("a", "F32", "[1]", "[-4, 0]")), "are not integers in [0, 2^63)"});
@@ -104,8 +102,8 @@ std::vector<MalformedCase> MalformedSafetensorsCases() {
                "are not integers in [0, 2^63)"});
   c.push_back({"Overlap", one(Entry("a", "F32", "[2]", "[0, 8]") + ", " + Entry("b", "F32", "[2]", "[4, 12]"), 16),
                "tensor \"b\": data_offsets [4, 12] overlap those of tensor \"a\" [0, 8]"});
-  c.push_back({"SameRange", one(Entry("a", "F32", "[2]", "[0, 8]") + ", " + Entry("b", "U8", "[8]", "[0, 8]"), 8),
-               "overlap"});
+  c.push_back(
+      {"SameRange", one(Entry("a", "F32", "[2]", "[0, 8]") + ", " + Entry("b", "U8", "[8]", "[0, 8]"), 8), "overlap"});
   c.push_back({"Contained", one(Entry("a", "F32", "[4]", "[0, 16]") + ", " + Entry("b", "U8", "[2]", "[4, 6]"), 16),
                "overlap"});
   c.push_back({"DuplicateName", one(Entry("a", "F32", "[1]", "[0, 4]") + ", " + Entry("a", "F32", "[1]", "[4, 8]"), 8),
@@ -118,8 +116,8 @@ std::vector<MalformedCase> MalformedSafetensorsCases() {
   c.push_back({"MetadataNotObject", RawSafetensors("{\"__metadata__\": [1]}", 0), "\"__metadata__\" is not an object"});
   c.push_back({"MetadataValueNotString", RawSafetensors("{\"__metadata__\": {\"k\": 1}}", 0),
                "\"__metadata__\" value of \"k\" is a JSON number, not a string"});
-  c.push_back({"DuplicateMetadata", RawSafetensors("{\"__metadata__\": {}, \"__metadata__\": {}}", 0),
-               "duplicate name"});
+  c.push_back(
+      {"DuplicateMetadata", RawSafetensors("{\"__metadata__\": {}, \"__metadata__\": {}}", 0), "duplicate name"});
   return c;
 }
 

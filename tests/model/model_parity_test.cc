@@ -94,8 +94,8 @@ TEST_P(ModelParityTest, ChunkedPrefillAndDecodeBatchedWithAnotherSequence) {
   for (int32_t i = 0; i < chunk + pb; ++i) step1.logits_indices.push_back(i);
   const std::vector<float> out1 = Run(step1);
   ASSERT_EQ(static_cast<int64_t>(out1.size()), (chunk + pb) * vocab_);
-  ExpectLogitsMatch(std::vector<float>(out1.begin(), out1.begin() + chunk * vocab_), ref_.prefill_logits.data(),
-                    chunk, vocab_, "A chunk 1");
+  ExpectLogitsMatch(std::vector<float>(out1.begin(), out1.begin() + chunk * vocab_), ref_.prefill_logits.data(), chunk,
+                    vocab_, "A chunk 1");
   ExpectLogitsMatch(std::vector<float>(out1.begin() + chunk * vocab_, out1.end()), ref_.prefill_logits_2.data(), pb,
                     vocab_, "B prefill");
 
@@ -118,8 +118,8 @@ TEST_P(ModelParityTest, ChunkedPrefillAndDecodeBatchedWithAnotherSequence) {
     decode.AddSequence({ref_.decode_ids[step]}, pa + static_cast<int32_t>(step), blocks_a, true);
     const std::vector<float> out = Run(decode);
     ASSERT_EQ(static_cast<int64_t>(out.size()), 2 * vocab_);
-    ExpectLogitsMatch(std::vector<float>(out.begin() + vocab_, out.end()), ref_.decode_logits.data() + step * vocab_,
-                      1, vocab_, "batched decode step " + std::to_string(step));
+    ExpectLogitsMatch(std::vector<float>(out.begin() + vocab_, out.end()), ref_.decode_logits.data() + step * vocab_, 1,
+                      vocab_, "batched decode step " + std::to_string(step));
     b_token = static_cast<int32_t>(Argmax(out.data(), vocab_));
   }
 }

@@ -5,12 +5,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "server/backend/op_checks.h"
 #include "server/backend/registry.h"
+#include "server/common/numeric.h"
 #include "server/model/checkpoint.h"
 #include "server/model/model.h"
 #include "server/model/shared_experts.h"
-#include "server/backend/op_checks.h"
-#include "server/common/numeric.h"
 #include "tests/test_util.h"
 
 namespace moeserve {

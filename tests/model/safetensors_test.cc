@@ -112,10 +112,10 @@ TEST(SafetensorsTest, ParsesPythonWrittenFixture) {
 }
 
 TEST(SafetensorsTest, AcceptsUnsupportedButKnownDTypes) {
-  const std::string bytes = ::moeserve::testing::RawSafetensors(
-      R"({"d": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]},)"
-      R"( "b": {"dtype": "BOOL", "shape": [3], "data_offsets": [16, 19]}})",
-      19);
+  const std::string bytes =
+      ::moeserve::testing::RawSafetensors(R"({"d": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]},)"
+                                          R"( "b": {"dtype": "BOOL", "shape": [3], "data_offsets": [16, 19]}})",
+                                          19);
   auto header = ParseSafetensorsHeader(AsBytes(bytes), "x.safetensors");
   ASSERT_TRUE(header.ok()) << header.status();
   ASSERT_EQ(header->tensors.size(), 2u);
@@ -125,10 +125,10 @@ TEST(SafetensorsTest, AcceptsUnsupportedButKnownDTypes) {
 }
 
 TEST(SafetensorsTest, AllowsGapsAndZeroSizedTensorsAnywhere) {
-  const std::string bytes = ::moeserve::testing::RawSafetensors(
-      R"({"a": {"dtype": "U8", "shape": [2], "data_offsets": [4, 6]},)"
-      R"( "e": {"dtype": "F32", "shape": [0, 3], "data_offsets": [5, 5]}})",
-      8);
+  const std::string bytes =
+      ::moeserve::testing::RawSafetensors(R"({"a": {"dtype": "U8", "shape": [2], "data_offsets": [4, 6]},)"
+                                          R"( "e": {"dtype": "F32", "shape": [0, 3], "data_offsets": [5, 5]}})",
+                                          8);
   auto header = ParseSafetensorsHeader(AsBytes(bytes), "x.safetensors");
   ASSERT_TRUE(header.ok()) << header.status();
   EXPECT_EQ(header->tensors[0].offset, header->data_offset + 4);
@@ -161,8 +161,7 @@ TEST_P(MalformedTest, IsRejectedWithReason) {
   EXPECT_THAT(header.status().message(), HasSubstr(c.expected));
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, MalformedTest,
-                         ::testing::ValuesIn(::moeserve::testing::MalformedSafetensorsCases()),
+INSTANTIATE_TEST_SUITE_P(Table, MalformedTest, ::testing::ValuesIn(::moeserve::testing::MalformedSafetensorsCases()),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -53,14 +53,17 @@ class ToyArchitecture final : public Architecture {
       LayerTensors& layer = t.layers.emplace_back();
       layer.input_norm = {p + "ln1", {d}, Kind::kNorm};
       layer.post_attention_norm = {p + "ln2", {d}, Kind::kNorm};
-      layer.attention = GqaTensors{.q = {p + "wq", {h * hd, d}}, .k = {p + "wk", {kv * hd, d}},
-                                   .v = {p + "wv", {kv * hd, d}}, .o = {p + "wo", {d, h * hd}}};
+      layer.attention = GqaTensors{.q = {p + "wq", {h * hd, d}},
+                                   .k = {p + "wk", {kv * hd, d}},
+                                   .v = {p + "wv", {kv * hd, d}},
+                                   .o = {p + "wo", {d, h * hd}}};
       auto mlp = [&](const std::string& m, int64_t inter) {
         return MlpTensors{{m + "w_in", {inter, d}}, {m + "w_gate", {inter, d}}, {m + "w_out", {d, inter}}};
       };
       if (c.IsMoeLayer(i)) {
         MoeTensors moe{.router = {p + "router", {c.num_experts, d}, Kind::kRouter}};
-        for (int64_t e = 0; e < c.num_experts; ++e) moe.experts.push_back(mlp(absl::StrCat(p, "expert", e, "."), c.moe_intermediate_size));
+        for (int64_t e = 0; e < c.num_experts; ++e)
+          moe.experts.push_back(mlp(absl::StrCat(p, "expert", e, "."), c.moe_intermediate_size));
         layer.ffn = std::move(moe);
       } else {
         layer.ffn = mlp(p, c.intermediate_size);
@@ -126,9 +129,9 @@ TEST_F(ToyArchitectureTest, MakeModelWritesItsNamesAndLoadModelRunsIt) {
 TEST_F(ToyArchitectureTest, DenseToyMatchesLlamaWithRenamedTensors) {
   const auto toy_dir = moeserve::testing::MakeTempDir("toy-dense");
   const auto llama_dir = moeserve::testing::MakeTempDir("toy-as-llama");
-  ASSERT_TRUE(WriteRandomModel(kToyDense, toy_dir.string(),
-                               {.seed = 2, .dtype = DType::kF32, .architectures = &architectures_})
-                  .ok());
+  ASSERT_TRUE(
+      WriteRandomModel(kToyDense, toy_dir.string(), {.seed = 2, .dtype = DType::kF32, .architectures = &architectures_})
+          .ok());
   std::string llama_config = kToyDense;
   llama_config.replace(llama_config.find("ToyForCausalLM"), 14, "LlamaForCausalLM");
   ASSERT_TRUE(WriteStringToFile((llama_dir / "config.json").string(), llama_config).ok());

@@ -6,16 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 #include "server/backend/cuda/graph_buckets.h"
 
 namespace moeserve {
 namespace {
 
 DecodeGraphLimits Limits(int32_t max_batch = 64, int32_t max_width = 256) {
-  return {.buckets = cuda_graphs::DecodeBuckets(max_batch), .block_size = 16, .min_width = 16,
-          .max_width = max_width};
+  return {.buckets = cuda_graphs::DecodeBuckets(max_batch), .block_size = 16, .min_width = 16, .max_width = max_width};
 }
 
 // n decoding sequences; sequence s has context len[s] after the step and blocks 100*s + 1, ...

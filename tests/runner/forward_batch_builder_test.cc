@@ -19,8 +19,7 @@ ForwardBatch BuildForwardBatch(const SchedulerOutput& step, int32_t block_size) 
   ForwardBatch batch;
   batch.block_size = block_size;
   for (const ScheduledRequest& entry : step.scheduled) {
-    batch.max_blocks_per_seq =
-        std::max(batch.max_blocks_per_seq, static_cast<int32_t>(entry.block_ids.size()));
+    batch.max_blocks_per_seq = std::max(batch.max_blocks_per_seq, static_cast<int32_t>(entry.block_ids.size()));
   }
   for (const ScheduledRequest& entry : step.scheduled) {
     batch.AddSequence(entry.token_ids, entry.start_position, entry.block_ids, entry.samples);
@@ -42,11 +41,9 @@ void ExpectSameBatch(const ForwardBatch& got, const ForwardBatch& want) {
   ASSERT_EQ(got.block_tables.size(), got.seq_lens.size() * got.max_blocks_per_seq);
   for (int32_t s = 0; s < want.num_seqs(); ++s) {
     for (int32_t b = 0; b < got.max_blocks_per_seq; ++b) {
-      const int32_t expected = b < want.max_blocks_per_seq
-                                   ? want.block_tables[size_t(s) * want.max_blocks_per_seq + b]
-                                   : 0;
-      ASSERT_EQ(got.block_tables[size_t(s) * got.max_blocks_per_seq + b], expected)
-          << "row " << s << " block " << b;
+      const int32_t expected =
+          b < want.max_blocks_per_seq ? want.block_tables[size_t(s) * want.max_blocks_per_seq + b] : 0;
+      ASSERT_EQ(got.block_tables[size_t(s) * got.max_blocks_per_seq + b], expected) << "row " << s << " block " << b;
     }
   }
 }
@@ -55,10 +52,10 @@ TEST(ForwardBatchBuilderTest, LogitsRowsOnlyForSamplingEntries) {
   const std::vector<int32_t> t1 = {7, 8, 9}, b1 = {1};
   const std::vector<int32_t> t2 = {4}, b2 = {2, 3};
   SchedulerOutput step;
-  step.scheduled.push_back({.id = 1, .start_position = 0, .num_new_tokens = 3, .token_ids = t1,
-                            .block_ids = b1, .samples = false});
-  step.scheduled.push_back({.id = 2, .start_position = 5, .num_new_tokens = 1, .token_ids = t2,
-                            .block_ids = b2, .samples = true});
+  step.scheduled.push_back(
+      {.id = 1, .start_position = 0, .num_new_tokens = 3, .token_ids = t1, .block_ids = b1, .samples = false});
+  step.scheduled.push_back(
+      {.id = 2, .start_position = 5, .num_new_tokens = 1, .token_ids = t2, .block_ids = b2, .samples = true});
   step.total_num_scheduled_tokens = 4;
   ForwardBatchBuilder builder(KvLayout{.block_size = 4});
   const ForwardBatch& batch = builder.Build(step);
@@ -73,8 +70,8 @@ TEST(ForwardBatchBuilderTest, MatchesTheReferenceUnderArrivalsFinishesAndPreempt
   constexpr int32_t kBlock = 4;
   auto kv = KvCacheManager::Create({.num_blocks = 60, .block_size = kBlock});
   ASSERT_TRUE(kv.ok());
-  auto scheduler = Scheduler::Create(
-      {.max_num_batched_tokens = 32, .max_num_seqs = 8, .max_model_len = 160}, kv->get());
+  auto scheduler =
+      Scheduler::Create({.max_num_batched_tokens = 32, .max_num_seqs = 8, .max_model_len = 160}, kv->get());
   ASSERT_TRUE(scheduler.ok());
   std::mt19937 rng(5);
   ForwardBatchBuilder builder(KvLayout{.block_size = kBlock});
@@ -85,7 +82,8 @@ TEST(ForwardBatchBuilderTest, MatchesTheReferenceUnderArrivalsFinishesAndPreempt
       std::vector<int32_t> prompt(1 + rng() % 40);
       for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % 50);
       ASSERT_TRUE((*scheduler)
-                      ->AddRequest({.id = next_id++, .prompt_token_ids = prompt,
+                      ->AddRequest({.id = next_id++,
+                                    .prompt_token_ids = prompt,
                                     .max_tokens = 1 + static_cast<int32_t>(rng() % 100),
                                     .ignore_eos = true})
                       .ok());
@@ -105,14 +103,15 @@ TEST(ForwardBatchBuilderTest, SteadyDecodeWritesOnlyAppendedBlocks) {
   constexpr int32_t kBlock = 4;
   auto kv = KvCacheManager::Create({.num_blocks = 200, .block_size = kBlock});
   ASSERT_TRUE(kv.ok());
-  auto scheduler = Scheduler::Create(
-      {.max_num_batched_tokens = 512, .max_num_seqs = 8, .max_model_len = 100}, kv->get());
+  auto scheduler =
+      Scheduler::Create({.max_num_batched_tokens = 512, .max_num_seqs = 8, .max_model_len = 100}, kv->get());
   ASSERT_TRUE(scheduler.ok());
   for (RequestId id = 1; id <= 8; ++id) {
-    ASSERT_TRUE((*scheduler)
-                    ->AddRequest({.id = id, .prompt_token_ids = std::vector<int32_t>(40, 7),
-                                  .max_tokens = 50, .ignore_eos = true})
-                    .ok());
+    ASSERT_TRUE(
+        (*scheduler)
+            ->AddRequest(
+                {.id = id, .prompt_token_ids = std::vector<int32_t>(40, 7), .max_tokens = 50, .ignore_eos = true})
+            .ok());
   }
   ForwardBatchBuilder builder(KvLayout{.block_size = kBlock});
   int64_t written = 0;

@@ -20,23 +20,29 @@ using ::testing::HasSubstr;
 constexpr int64_t kMiB = int64_t{1} << 20;
 
 TEST(KvCacheMemoryBudgetTest, UtilizationMinusUsedMinusActivations) {
-  auto b = KvCacheMemoryBudget({.total_bytes = 1000 * kMiB, .used_bytes = 200 * kMiB,
-                                .activation_peak_bytes = 30 * kMiB, .gpu_memory_utilization = 0.9});
+  auto b = KvCacheMemoryBudget({.total_bytes = 1000 * kMiB,
+                                .used_bytes = 200 * kMiB,
+                                .activation_peak_bytes = 30 * kMiB,
+                                .gpu_memory_utilization = 0.9});
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(*b, 900 * kMiB - 200 * kMiB - 30 * kMiB);
 }
 
 TEST(KvCacheMemoryBudgetTest, GraphReserveComesOffLikeActivations) {
-  auto b = KvCacheMemoryBudget({.total_bytes = 1000 * kMiB, .used_bytes = 200 * kMiB,
-                                .activation_peak_bytes = 30 * kMiB, .graph_reserve_bytes = 30 * kMiB,
+  auto b = KvCacheMemoryBudget({.total_bytes = 1000 * kMiB,
+                                .used_bytes = 200 * kMiB,
+                                .activation_peak_bytes = 30 * kMiB,
+                                .graph_reserve_bytes = 30 * kMiB,
                                 .gpu_memory_utilization = 0.9});
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(*b, 900 * kMiB - 200 * kMiB - 60 * kMiB);
 }
 
 TEST(KvCacheMemoryBudgetTest, ExplicitBudgetOverridesUtilizationButMustFit) {
-  const KvMemoryBudgetInputs in{.total_bytes = 1000 * kMiB, .used_bytes = 200 * kMiB,
-                                .activation_peak_bytes = 30 * kMiB, .gpu_memory_utilization = 0.5,
+  const KvMemoryBudgetInputs in{.total_bytes = 1000 * kMiB,
+                                .used_bytes = 200 * kMiB,
+                                .activation_peak_bytes = 30 * kMiB,
+                                .gpu_memory_utilization = 0.5,
                                 .kv_cache_memory_bytes = 700 * kMiB};
   auto b = KvCacheMemoryBudget(in);
   ASSERT_TRUE(b.ok()) << b.status();
@@ -47,8 +53,10 @@ TEST(KvCacheMemoryBudgetTest, ExplicitBudgetOverridesUtilizationButMustFit) {
 }
 
 TEST(KvCacheMemoryBudgetTest, NothingLeftIsResourceExhaustedNamingTheParts) {
-  auto b = KvCacheMemoryBudget({.total_bytes = 1000 * kMiB, .used_bytes = 850 * kMiB,
-                                .activation_peak_bytes = 60 * kMiB, .gpu_memory_utilization = 0.9});
+  auto b = KvCacheMemoryBudget({.total_bytes = 1000 * kMiB,
+                                .used_bytes = 850 * kMiB,
+                                .activation_peak_bytes = 60 * kMiB,
+                                .gpu_memory_utilization = 0.9});
   EXPECT_EQ(b.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(b.status().message()), HasSubstr("activation peak"));
 }
@@ -164,8 +172,7 @@ TEST(PlanKvCacheTest, AutoHostBudgetHoldsTheFullContextOrCapsIt) {
   // A context far beyond a quarter of what is available: the budget is that quarter, and
   // max_model_len says what one request can hold.
   const int32_t huge = 1 << 30;
-  plan = PlanKvCache(model->get(), &cpu,
-                     {.block_size = 4, .max_model_len = huge, .host_available_bytes = 1024 * kMiB});
+  plan = PlanKvCache(model->get(), &cpu, {.block_size = 4, .max_model_len = huge, .host_available_bytes = 1024 * kMiB});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->budget_bytes, 256 * kMiB);
   EXPECT_EQ(plan->layout.num_blocks, 256 * kMiB / per_block);
@@ -178,8 +185,11 @@ TEST(PlanKvCacheTest, MeasuredPathRunsTheProfileStep) {
   auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(), &dev);
   ASSERT_TRUE(model.ok()) << model.status();
   auto plan = PlanKvCache(model->get(), &dev,
-                          {.block_size = 4, .max_num_batched_tokens = 40, .max_num_seqs = 8,
-                           .max_model_len = 32, .gpu_memory_utilization = 0.9});
+                          {.block_size = 4,
+                           .max_num_batched_tokens = 40,
+                           .max_num_seqs = 8,
+                           .max_model_len = 32,
+                           .gpu_memory_utilization = 0.9});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_TRUE(plan->profiled);
   EXPECT_TRUE(dev.marked_);
@@ -195,8 +205,11 @@ TEST(PlanKvCacheTest, CudaGraphsReserveAnotherActivationPeak) {
   auto model = LoadModel((moeserve::testing::FixturesDir() / "models" / "llama").string(), &dev);
   ASSERT_TRUE(model.ok()) << model.status();
   auto plan = PlanKvCache(model->get(), &dev,
-                          {.block_size = 4, .max_num_batched_tokens = 40, .max_num_seqs = 8,
-                           .max_model_len = 32, .gpu_memory_utilization = 0.9,
+                          {.block_size = 4,
+                           .max_num_batched_tokens = 40,
+                           .max_num_seqs = 8,
+                           .max_model_len = 32,
+                           .gpu_memory_utilization = 0.9,
                            .reserve_graph_memory = true});
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->graph_reserve_bytes, 40 * kMiB);

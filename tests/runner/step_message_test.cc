@@ -33,8 +33,8 @@ TEST(StepMessageTest, FollowerBuildsTheLeadersBatchesUnderArrivalsFinishesAndPre
   constexpr int32_t kBlock = 4;
   auto kv = KvCacheManager::Create({.num_blocks = 60, .block_size = kBlock});
   ASSERT_TRUE(kv.ok());
-  auto scheduler = Scheduler::Create({.max_num_batched_tokens = 32, .max_num_seqs = 8, .max_model_len = 160},
-                                     kv->get());
+  auto scheduler =
+      Scheduler::Create({.max_num_batched_tokens = 32, .max_num_seqs = 8, .max_model_len = 160}, kv->get());
   ASSERT_TRUE(scheduler.ok());
   std::mt19937 rng(11);
   ForwardBatchBuilder leader(KvLayout{.block_size = kBlock}), follower(KvLayout{.block_size = kBlock});
@@ -49,8 +49,10 @@ TEST(StepMessageTest, FollowerBuildsTheLeadersBatchesUnderArrivalsFinishesAndPre
       std::vector<int32_t> prompt(1 + rng() % 40);
       for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % 50);
       ASSERT_TRUE((*scheduler)
-                      ->AddRequest({.id = next_id++, .prompt_token_ids = prompt,
-                                    .max_tokens = 1 + static_cast<int32_t>(rng() % 100), .ignore_eos = true})
+                      ->AddRequest({.id = next_id++,
+                                    .prompt_token_ids = prompt,
+                                    .max_tokens = 1 + static_cast<int32_t>(rng() % 100),
+                                    .ignore_eos = true})
                       .ok());
     }
     if (step % 97 == 0) {  // idle heartbeats in between change nothing
@@ -60,8 +62,8 @@ TEST(StepMessageTest, FollowerBuildsTheLeadersBatchesUnderArrivalsFinishesAndPre
     }
     const SchedulerOutput out = (*scheduler)->Schedule();
     preemptions += static_cast<int>(out.preempted_request_ids.size());
-    const std::vector<int32_t> extra = out.scheduled.empty() || step % 5 != 0 ? std::vector<int32_t>{}
-                                                                             : std::vector<int32_t>{0};
+    const std::vector<int32_t> extra =
+        out.scheduled.empty() || step % 5 != 0 ? std::vector<int32_t>{} : std::vector<int32_t>{0};
     encoder.EncodeStep(out, extra, &bytes);
     ASSERT_TRUE(decoder.Decode(bytes, &message).ok()) << "step " << step;
     ASSERT_EQ(message.kind, StepKind::kStep);
@@ -80,14 +82,15 @@ TEST(StepMessageTest, SteadyDecodeSendsOnlyAppendedBlockIds) {
   constexpr int32_t kBlock = 4;
   auto kv = KvCacheManager::Create({.num_blocks = 200, .block_size = kBlock});
   ASSERT_TRUE(kv.ok());
-  auto scheduler = Scheduler::Create({.max_num_batched_tokens = 512, .max_num_seqs = 8, .max_model_len = 100},
-                                     kv->get());
+  auto scheduler =
+      Scheduler::Create({.max_num_batched_tokens = 512, .max_num_seqs = 8, .max_model_len = 100}, kv->get());
   ASSERT_TRUE(scheduler.ok());
   for (RequestId id = 1; id <= 8; ++id) {
-    ASSERT_TRUE((*scheduler)
-                    ->AddRequest({.id = id, .prompt_token_ids = std::vector<int32_t>(40, 7), .max_tokens = 50,
-                                  .ignore_eos = true})
-                    .ok());
+    ASSERT_TRUE(
+        (*scheduler)
+            ->AddRequest(
+                {.id = id, .prompt_token_ids = std::vector<int32_t>(40, 7), .max_tokens = 50, .ignore_eos = true})
+            .ok());
   }
   StepEncoder encoder;
   std::vector<uint8_t> bytes;
@@ -114,8 +117,8 @@ TEST(StepMessageTest, RefusesMalformedAndOutOfOrderMessages) {
   DecodedStep message;
   const std::vector<int32_t> tokens = {5, 6}, blocks = {3};
   SchedulerOutput step;
-  step.scheduled.push_back({.id = 9, .start_position = 0, .num_new_tokens = 2, .token_ids = tokens,
-                            .block_ids = blocks, .samples = true});
+  step.scheduled.push_back(
+      {.id = 9, .start_position = 0, .num_new_tokens = 2, .token_ids = tokens, .block_ids = blocks, .samples = true});
   encoder.EncodeStep(step, {}, &bytes);
   std::vector<uint8_t> truncated(bytes.begin(), bytes.end() - 3);
   EXPECT_THAT(std::string(decoder.Decode(truncated, &message).message()), HasSubstr("truncated"));
@@ -139,9 +142,9 @@ TEST(StepMessageTest, RefusesMalformedAndOutOfOrderMessages) {
   StepDecoder skipped;
   ASSERT_TRUE(skipped.Decode(first, &message).ok());
   ASSERT_TRUE(skipped.Decode(bytes, &message).ok());
-  EXPECT_EQ(std::vector<int32_t>(message.step.scheduled[0].block_ids.begin(),
-                                 message.step.scheduled[0].block_ids.end()),
-            more);
+  EXPECT_EQ(
+      std::vector<int32_t>(message.step.scheduled[0].block_ids.begin(), message.step.scheduled[0].block_ids.end()),
+      more);
 }
 
 }  // namespace

@@ -18,10 +18,16 @@ TEST(DeviceSamplingTest, BatchCarriesMasksOfMaskedRowsOnly) {
   const std::vector<int32_t> prompt = {1, 2}, output = {3};
   const std::vector<uint32_t> mask_a = {0x1u, 0x80000000u}, mask_b = {0xFFu, 0x0u};
   const std::vector<SamplingRow> rows = {
-      {.params = &p, .prompt_token_ids = prompt, .output_token_ids = output, .seed = 9,
+      {.params = &p,
+       .prompt_token_ids = prompt,
+       .output_token_ids = output,
+       .seed = 9,
        .allowed_tokens = mask_a.data()},
       {.params = &p, .prompt_token_ids = prompt, .output_token_ids = output, .seed = 10},
-      {.params = &p, .prompt_token_ids = prompt, .output_token_ids = output, .seed = 11,
+      {.params = &p,
+       .prompt_token_ids = prompt,
+       .output_token_ids = output,
+       .seed = 11,
        .allowed_tokens = mask_b.data()}};
   const SamplingBatch batch = BuildSamplingBatch(rows, /*vocab_size=*/64);
   ASSERT_EQ(batch.rows.size(), 3u);

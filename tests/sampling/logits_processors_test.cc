@@ -26,9 +26,9 @@ TEST(LogitsProcessorsTest, RepetitionPenaltyDividesPositiveMultipliesNegative) {
   Penalties pen(6);
   std::vector<float> l = {2.0f, -2.0f, 0.0f, 4.0f, -1.0f, 3.0f};
   // Prompt {0, 1, 0}, output {2, 3, 3}: ids 0..3 once each, whatever their multiplicity.
-  ASSERT_TRUE(pen.Apply(2.0f, 0.0f, 0.0f, std::vector<int32_t>{0, 1, 0},
-                        std::vector<int32_t>{2, 3, 3}, absl::MakeSpan(l))
-                  .ok());
+  ASSERT_TRUE(
+      pen.Apply(2.0f, 0.0f, 0.0f, std::vector<int32_t>{0, 1, 0}, std::vector<int32_t>{2, 3, 3}, absl::MakeSpan(l))
+          .ok());
   EXPECT_EQ(l, (std::vector<float>{1.0f, -4.0f, 0.0f, 2.0f, -1.0f, 3.0f}));
 }
 
@@ -36,9 +36,9 @@ TEST(LogitsProcessorsTest, FrequencyAndPresenceOverOutputOnly) {
   Penalties pen(5);
   std::vector<float> l = {1.0f, 1.0f, 1.0f, 1.0f, 1.0f};
   // Output counts: id 1 x3, id 2 x1; prompt id 0 is not penalized.
-  ASSERT_TRUE(pen.Apply(1.0f, 0.25f, 0.5f, std::vector<int32_t>{0, 0},
-                        std::vector<int32_t>{1, 2, 1, 1}, absl::MakeSpan(l))
-                  .ok());
+  ASSERT_TRUE(
+      pen.Apply(1.0f, 0.25f, 0.5f, std::vector<int32_t>{0, 0}, std::vector<int32_t>{1, 2, 1, 1}, absl::MakeSpan(l))
+          .ok());
   EXPECT_EQ(l, (std::vector<float>{1.0f, 1.0f - 1.5f - 0.25f, 1.0f - 0.5f - 0.25f, 1.0f, 1.0f}));
   // Negative values reward repetition.
   Penalties pen2(2);
@@ -57,9 +57,7 @@ TEST(LogitsProcessorsTest, RepetitionThenAdditive) {
 TEST(LogitsProcessorsTest, ScratchIsClearedBetweenCalls) {
   Penalties pen(3);
   std::vector<float> l = {1.0f, 1.0f, 1.0f};
-  ASSERT_TRUE(pen.Apply(2.0f, 1.0f, 1.0f, std::vector<int32_t>{0}, std::vector<int32_t>{1, 1},
-                        absl::MakeSpan(l))
-                  .ok());
+  ASSERT_TRUE(pen.Apply(2.0f, 1.0f, 1.0f, std::vector<int32_t>{0}, std::vector<int32_t>{1, 1}, absl::MakeSpan(l)).ok());
   std::vector<float> again = {1.0f, 1.0f, 1.0f};
   ASSERT_TRUE(pen.Apply(2.0f, 1.0f, 1.0f, {}, std::vector<int32_t>{2}, absl::MakeSpan(again)).ok());
   EXPECT_EQ(again, (std::vector<float>{1.0f, 1.0f, 0.5f - 2.0f}));
@@ -68,17 +66,14 @@ TEST(LogitsProcessorsTest, ScratchIsClearedBetweenCalls) {
 TEST(LogitsProcessorsTest, NeutralValuesChangeNothing) {
   Penalties pen(3);
   std::vector<float> l = {1.0f, -2.0f, 3.0f};
-  ASSERT_TRUE(pen.Apply(1.0f, 0.0f, 0.0f, std::vector<int32_t>{0, 1}, std::vector<int32_t>{2},
-                        absl::MakeSpan(l))
-                  .ok());
+  ASSERT_TRUE(pen.Apply(1.0f, 0.0f, 0.0f, std::vector<int32_t>{0, 1}, std::vector<int32_t>{2}, absl::MakeSpan(l)).ok());
   EXPECT_EQ(l, (std::vector<float>{1.0f, -2.0f, 3.0f}));
 }
 
 TEST(LogitsProcessorsTest, RejectsTokenOutsideVocabulary) {
   Penalties pen(3);
   std::vector<float> l = {1.0f, 1.0f, 1.0f};
-  const absl::Status st =
-      pen.Apply(2.0f, 0.0f, 0.0f, std::vector<int32_t>{0, 3}, {}, absl::MakeSpan(l));
+  const absl::Status st = pen.Apply(2.0f, 0.0f, 0.0f, std::vector<int32_t>{0, 3}, {}, absl::MakeSpan(l));
   EXPECT_EQ(st.message(), "token id 3 in the sequence is outside the vocabulary [0, 3)");
   EXPECT_EQ(l, (std::vector<float>{1.0f, 1.0f, 1.0f}));
 }

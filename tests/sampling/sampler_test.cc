@@ -29,8 +29,8 @@ SamplingParams Greedy() {
 
 // One row sampled on its own.
 SampleResult SampleOne(Sampler& sampler, const std::vector<float>& logits, const SamplingParams& p,
-                       const std::vector<int32_t>& output = {},
-                       const std::vector<int32_t>& prompt = {}, uint64_t seed = 0) {
+                       const std::vector<int32_t>& output = {}, const std::vector<int32_t>& prompt = {},
+                       uint64_t seed = 0) {
   SamplingRow row;
   row.logits = logits;
   row.params = &p;
@@ -234,9 +234,8 @@ std::vector<float> ToyLogits(int32_t vocab, int32_t request, const std::vector<i
 
 // Runs `requests` in one batch for `steps` steps, each at the position given by `order`, and
 // returns each request's output.
-std::vector<std::vector<int32_t>> Generate(const std::vector<SamplingParams>& params,
-                                           const std::vector<int32_t>& order, int steps,
-                                           uint64_t engine_seed) {
+std::vector<std::vector<int32_t>> Generate(const std::vector<SamplingParams>& params, const std::vector<int32_t>& order,
+                                           int steps, uint64_t engine_seed) {
   constexpr int32_t kVocab = 300;
   SamplerOptions options;
   options.vocab_size = kVocab;

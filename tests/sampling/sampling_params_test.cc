@@ -23,7 +23,9 @@ std::string ErrorOf(const std::function<void(SamplingParams&)>& edit) {
   return std::string(st.message());
 }
 
-TEST(SamplingParamsTest, DefaultsAreValid) { EXPECT_EQ(ErrorOf([](SamplingParams&) {}), ""); }
+TEST(SamplingParamsTest, DefaultsAreValid) {
+  EXPECT_EQ(ErrorOf([](SamplingParams&) {}), "");
+}
 
 TEST(SamplingParamsTest, AcceptsEveryFieldAtItsBounds) {
   EXPECT_EQ(ErrorOf([](SamplingParams& p) {
@@ -51,10 +53,8 @@ TEST(SamplingParamsTest, AcceptsEveryFieldAtItsBounds) {
 
 TEST(SamplingParamsTest, N) {
   EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = kDefaultMaxSamples; }), "");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = 0; }),
-            "n must be in [1, 16] (max_num_samples), got 0");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = 17; }),
-            "n must be in [1, 16] (max_num_samples), got 17");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = 0; }), "n must be in [1, 16] (max_num_samples), got 0");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.n = 17; }), "n must be in [1, 16] (max_num_samples), got 17");
   SamplingParams p;
   p.n = 5;
   const absl::Status st = Validate(p, {.vocab_size = kVocab, .max_n = 4});
@@ -71,8 +71,7 @@ TEST(SamplingParamsTest, SampleSeedsAreTheRequestSeedThenDistinct) {
 }
 
 TEST(SamplingParamsTest, MaxTokens) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.max_tokens = 0; }),
-            "max_tokens must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.max_tokens = 0; }), "max_tokens must be at least 1, got 0");
 }
 
 TEST(SamplingParamsTest, MaxTokensBeyondContext) {
@@ -90,46 +89,36 @@ TEST(SamplingParamsTest, MaxTokensBeyondContext) {
 }
 
 TEST(SamplingParamsTest, MinTokens) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.min_tokens = -1; }),
-            "min_tokens must be in [0, max_tokens=16], got -1");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.min_tokens = 17; }),
-            "min_tokens must be in [0, max_tokens=16], got 17");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.min_tokens = -1; }), "min_tokens must be in [0, max_tokens=16], got -1");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.min_tokens = 17; }), "min_tokens must be in [0, max_tokens=16], got 17");
 }
 
 TEST(SamplingParamsTest, Temperature) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.temperature = -1; }),
-            "temperature must be in [0, 100], got -1");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.temperature = 100.5f; }),
-            "temperature must be in [0, 100], got 100.5");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.temperature = -1; }), "temperature must be in [0, 100], got -1");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.temperature = 100.5f; }), "temperature must be in [0, 100], got 100.5");
   EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.temperature = std::nanf(""); }),
             "temperature must be in [0, 100], got nan");
 }
 
 TEST(SamplingParamsTest, TopK) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.top_k = -2; }),
-            "top_k must be 0 or -1 (disabled) or at least 1, got -2");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.top_k = -2; }), "top_k must be 0 or -1 (disabled) or at least 1, got -2");
 }
 
 TEST(SamplingParamsTest, TopP) {
   EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.top_p = 0; }), "top_p must be in (0, 1], got 0");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.top_p = 1.5f; }),
-            "top_p must be in (0, 1], got 1.5");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.top_p = std::nanf(""); }),
-            "top_p must be in (0, 1], got nan");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.top_p = 1.5f; }), "top_p must be in (0, 1], got 1.5");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.top_p = std::nanf(""); }), "top_p must be in (0, 1], got nan");
 }
 
 TEST(SamplingParamsTest, MinP) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.min_p = -0.1f; }),
-            "min_p must be in [0, 1], got -0.1");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.min_p = -0.1f; }), "min_p must be in [0, 1], got -0.1");
   EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.min_p = 1.1f; }), "min_p must be in [0, 1], got 1.1");
 }
 
 TEST(SamplingParamsTest, RepetitionPenalty) {
   EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.repetition_penalty = 0; }),
             "repetition_penalty must be in (0, 100], got 0");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) {
-              p.repetition_penalty = std::numeric_limits<float>::infinity();
-            }),
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.repetition_penalty = std::numeric_limits<float>::infinity(); }),
             "repetition_penalty must be in (0, 100], got inf");
 }
 
@@ -141,11 +130,17 @@ TEST(SamplingParamsTest, PresenceAndFrequencyPenalty) {
 }
 
 TEST(SamplingParamsTest, LogitBias) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.logit_bias = {{99999, 1.0f}}; }),
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) {
+              p.logit_bias = {{99999, 1.0f}};
+            }),
             "logit_bias token id 99999 is outside the vocabulary [0, 32000)");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.logit_bias = {{-1, 1.0f}}; }),
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) {
+              p.logit_bias = {{-1, 1.0f}};
+            }),
             "logit_bias token id -1 is outside the vocabulary [0, 32000)");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.logit_bias = {{7, 101.0f}}; }),
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) {
+              p.logit_bias = {{7, 101.0f}};
+            }),
             "logit_bias value for token 7 must be in [-100, 100], got 101");
   EXPECT_EQ(ErrorOf([](SamplingParams& p) {
               for (int i = 0; i <= kMaxLogitBiasEntries; ++i) p.logit_bias[i] = 1.0f;
@@ -154,7 +149,9 @@ TEST(SamplingParamsTest, LogitBias) {
 }
 
 TEST(SamplingParamsTest, StopTokenIds) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.stop_token_ids = {5, 32000}; }),
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) {
+              p.stop_token_ids = {5, 32000};
+            }),
             "stop_token_ids token id 32000 is outside the vocabulary [0, 32000)");
   EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.stop_token_ids.assign(kMaxStopTokenIds + 1, 3); }),
             "stop_token_ids may have at most 256 entries, got 257");
@@ -169,12 +166,9 @@ TEST(SamplingParamsTest, StopStrings) {
 }
 
 TEST(SamplingParamsTest, Logprobs) {
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.logprobs = 21; }),
-            "logprobs must be in [0, 20], got 21");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.logprobs = -1; }),
-            "logprobs must be in [0, 20], got -1");
-  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.prompt_logprobs = 30; }),
-            "prompt_logprobs must be in [0, 20], got 30");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.logprobs = 21; }), "logprobs must be in [0, 20], got 21");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.logprobs = -1; }), "logprobs must be in [0, 20], got -1");
+  EXPECT_EQ(ErrorOf([](SamplingParams& p) { p.prompt_logprobs = 30; }), "prompt_logprobs must be in [0, 20], got 30");
 }
 
 TEST(SamplingParamsTest, VocabularyMustBePositive) {

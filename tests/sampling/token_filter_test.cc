@@ -17,8 +17,7 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // The ids the filter keeps (nonzero weight or, for zero-probability tokens, kept by the prefix
 // rules: those cannot be told apart through w, so tests use finite, close logits).
-std::vector<int32_t> Kept(const std::vector<float>& x, int32_t top_k,
-                          float top_p, float min_p) {
+std::vector<int32_t> Kept(const std::vector<float>& x, int32_t top_k, float top_p, float min_p) {
   TokenFilter filter(static_cast<int32_t>(x.size()));
   std::vector<float> w(x.size());
   bool has_nan = false;
@@ -32,13 +31,11 @@ std::vector<int32_t> Kept(const std::vector<float>& x, int32_t top_k,
 }
 
 // Straightforward reference: full sort by (x desc, id asc), then the definitions of token_filter.h.
-std::vector<int32_t> ReferenceKept(const std::vector<float>& x, int32_t top_k, float top_p,
-                                   float min_p) {
+std::vector<int32_t> ReferenceKept(const std::vector<float>& x, int32_t top_k, float top_p, float min_p) {
   const int32_t n = static_cast<int32_t>(x.size());
   std::vector<int32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
   const float max = x[order[0]];
   std::vector<float> w(n);
   for (int32_t i = 0; i < n; ++i) w[i] = ExpNonPositive(x[i] - max);
@@ -165,8 +162,7 @@ TEST(TokenFilterTest, MatchesReferenceOnRandomRows) {
     const float temperature = std::vector<float>{1.0f, 0.05f, 2.0f}[trial % 3];
     for (float& v : x) v /= temperature;
     ASSERT_EQ(Kept(x, top_k, top_p, min_p), ReferenceKept(x, top_k, top_p, min_p))
-        << "trial " << trial << " n " << n << " k " << top_k << " p " << top_p << " min_p "
-        << min_p;
+        << "trial " << trial << " n " << n << " k " << top_k << " p " << top_p << " min_p " << min_p;
   }
 }
 

@@ -22,8 +22,7 @@ namespace moeserve::testing {
 
 inline uint64_t Mix(uint64_t a, uint64_t b, int32_t token, int32_t position) {
   uint64_t x = a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull) ^
-               (static_cast<uint64_t>(static_cast<uint32_t>(token)) << 20) ^
-               static_cast<uint64_t>(position);
+               (static_cast<uint64_t>(static_cast<uint32_t>(token)) << 20) ^ static_cast<uint64_t>(position);
   x ^= x >> 31;
   x *= 0xbf58476d1ce4e5b9ull;
   x ^= x >> 29;
@@ -75,14 +74,11 @@ class FakeModel {
 
 // The tokens `spec` produces alone, with the same stopping rules as the Scheduler (max_model_len
 // given separately).
-inline std::vector<int32_t> ReferenceOutput(const RequestSpec& spec, int32_t vocab_size,
-                                            int32_t max_model_len) {
+inline std::vector<int32_t> ReferenceOutput(const RequestSpec& spec, int32_t vocab_size, int32_t max_model_len) {
   std::vector<int32_t> tokens = spec.prompt_token_ids;
   std::vector<uint64_t> values;
   std::vector<int32_t> output;
-  auto contains = [](const std::vector<int32_t>& v, int32_t t) {
-    return std::find(v.begin(), v.end(), t) != v.end();
-  };
+  auto contains = [](const std::vector<int32_t>& v, int32_t t) { return std::find(v.begin(), v.end(), t) != v.end(); };
   for (;;) {
     while (values.size() < tokens.size()) {
       const int32_t p = static_cast<int32_t>(values.size());
@@ -94,8 +90,8 @@ inline std::vector<int32_t> ReferenceOutput(const RequestSpec& spec, int32_t voc
     tokens.push_back(token);
     output.push_back(token);
     const int32_t n = static_cast<int32_t>(output.size());
-    if (n >= spec.min_tokens && ((!spec.ignore_eos && contains(spec.eos_token_ids, token)) ||
-                                 contains(spec.stop_token_ids, token))) {
+    if (n >= spec.min_tokens &&
+        ((!spec.ignore_eos && contains(spec.eos_token_ids, token)) || contains(spec.stop_token_ids, token))) {
       break;
     }
     if (n >= spec.max_tokens || static_cast<int32_t>(tokens.size()) >= max_model_len) break;

@@ -49,8 +49,7 @@ RequestSpec Spec(RequestId id, std::vector<int32_t> prompt, int32_t max_tokens,
 }
 
 // Adds a group of n: request `first` and n - 1 children of it.
-void AddGroup(Harness& h, RequestId first, int n, const std::vector<int32_t>& prompt,
-              int32_t max_tokens) {
+void AddGroup(Harness& h, RequestId first, int n, const std::vector<int32_t>& prompt, int32_t max_tokens) {
   ASSERT_TRUE(h.scheduler().AddRequest(Spec(first, prompt, max_tokens)).ok());
   for (int i = 1; i < n; ++i) {
     ASSERT_TRUE(h.scheduler().AddRequest(Spec(first + i, prompt, max_tokens, first)).ok());

@@ -24,8 +24,7 @@ std::vector<int32_t> Prompt(int n, int seed) {
   return v;
 }
 
-RequestSpec Spec(RequestId id, std::vector<int32_t> prompt, int32_t max_tokens,
-                 int32_t priority = 0) {
+RequestSpec Spec(RequestId id, std::vector<int32_t> prompt, int32_t max_tokens, int32_t priority = 0) {
   RequestSpec spec;
   spec.id = id;
   spec.prompt_token_ids = std::move(prompt);
@@ -42,9 +41,7 @@ SchedulerConfig Config(int32_t budget, int32_t max_seqs, int32_t max_model_len =
   return config;
 }
 
-KvCacheConfig Kv(int32_t num_blocks, int32_t block_size = 4) {
-  return KvCacheConfig{num_blocks, block_size, true};
-}
+KvCacheConfig Kv(int32_t num_blocks, int32_t block_size = 4) { return KvCacheConfig{num_blocks, block_size, true}; }
 
 const ScheduledRequest* Find(const SchedulerOutput& out, RequestId id) {
   for (const ScheduledRequest& s : out.scheduled) {
@@ -63,8 +60,7 @@ TEST(SchedulerConfigTest, RejectsInconsistentConfigNamingTheField) {
   EXPECT_THAT(too_long.status().message(), HasSubstr("max_model_len=1000"));
   SchedulerConfig negative = Config(64, 4);
   negative.max_queued_requests = -1;
-  EXPECT_THAT(Scheduler::Create(negative, kv.get()).status().message(),
-              HasSubstr("max_queued_requests"));
+  EXPECT_THAT(Scheduler::Create(negative, kv.get()).status().message(), HasSubstr("max_queued_requests"));
   EXPECT_TRUE(Scheduler::Create(Config(64, 4), kv.get()).ok());
 }
 
@@ -75,14 +71,12 @@ TEST(SchedulerTest, RejectsBadRequests) {
   const absl::Status too_long = h.scheduler().AddRequest(Spec(2, Prompt(33, 1), 4));
   EXPECT_EQ(too_long.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(too_long.message(), HasSubstr("max_model_len=32"));
-  EXPECT_THAT(h.scheduler().AddRequest(Spec(3, Prompt(4, 1), 0)).message(),
-              HasSubstr("max_tokens"));
+  EXPECT_THAT(h.scheduler().AddRequest(Spec(3, Prompt(4, 1), 0)).message(), HasSubstr("max_tokens"));
   RequestSpec min_too_big = Spec(4, Prompt(4, 1), 2);
   min_too_big.min_tokens = 3;
   EXPECT_THAT(h.scheduler().AddRequest(min_too_big).message(), HasSubstr("min_tokens"));
   ASSERT_TRUE(h.scheduler().AddRequest(Spec(5, Prompt(4, 1), 2)).ok());
-  EXPECT_EQ(h.scheduler().AddRequest(Spec(5, Prompt(4, 1), 2)).code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(h.scheduler().AddRequest(Spec(5, Prompt(4, 1), 2)).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(h.scheduler().num_waiting(), 1);
 }
 
@@ -166,9 +160,9 @@ TEST(SchedulerTest, StopsOnEosUnlessIgnoredAndOnStopIdsAfterMinTokens) {
   // EOS is output number first_eos + 1: with min_tokens exactly that it counts and stops the
   // request; one more and it does not.
   const int32_t eos_position = static_cast<int32_t>(first_eos) + 1;
-  for (const Case& c : {Case{false, false, 0}, Case{true, false, 0}, Case{true, true, 0},
-                        Case{false, false, eos_position}, Case{true, true, eos_position},
-                        Case{false, false, eos_position + 1}}) {
+  for (const Case& c :
+       {Case{false, false, 0}, Case{true, false, 0}, Case{true, true, 0}, Case{false, false, eos_position},
+        Case{true, true, eos_position}, Case{false, false, eos_position + 1}}) {
     Harness h(Config(64, 4), Kv(40));
     RequestSpec spec = base;
     spec.id = id++;
@@ -221,8 +215,7 @@ TEST(SchedulerTest, ChunkedPrefillNeverStallsDecodes) {
   EXPECT_EQ(h.outputs()[3].size(), 1u);  // the first token came with the last chunk
   h.RunToCompletion();
   for (RequestId id : {1, 2, 3}) {
-    const RequestSpec spec =
-        Spec(id, Prompt(id == 3 ? 40 : (id == 1 ? 3 : 2), id), id == 3 ? 4 : 30);
+    const RequestSpec spec = Spec(id, Prompt(id == 3 ? 40 : (id == 1 ? 3 : 2), id), id == 3 ? 4 : 30);
     EXPECT_EQ(h.outputs()[id], ReferenceOutput(spec, h.vocab_size(), 64)) << id;
   }
 }
@@ -347,8 +340,7 @@ TEST(SchedulerTest, PreemptsLowestPriorityNewestAndResumesWithSameOutput) {
   std::vector<RequestId> preempted;
   for (int step = 0; step < 500 && h.scheduler().HasUnfinishedRequests(); ++step) {
     const SchedulerOutput& out = h.Begin();
-    preempted.insert(preempted.end(), out.preempted_request_ids.begin(),
-                     out.preempted_request_ids.end());
+    preempted.insert(preempted.end(), out.preempted_request_ids.begin(), out.preempted_request_ids.end());
     for (RequestId id : out.preempted_request_ids) {
       EXPECT_FALSE(h.kv().HoldsBlocks(id));
       EXPECT_EQ(h.scheduler().GetRequest(id)->num_computed_tokens(), 0);
@@ -374,8 +366,8 @@ std::vector<std::string> ScheduleLog(int num_blocks) {
     const SchedulerOutput& out = h.Begin();
     std::string line;
     for (const ScheduledRequest& s : out.scheduled) {
-      absl::StrAppend(&line, s.id, "@", s.start_position, "+", s.num_new_tokens, "[",
-                      absl::StrJoin(s.block_ids, ","), "] ");
+      absl::StrAppend(&line, s.id, "@", s.start_position, "+", s.num_new_tokens, "[", absl::StrJoin(s.block_ids, ","),
+                      "] ");
     }
     absl::StrAppend(&line, "p:", absl::StrJoin(out.preempted_request_ids, ","));
     log.push_back(line);

@@ -151,8 +151,7 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
     preemptions += static_cast<int>(out.preempted_request_ids.size());
     for (const ScheduledRequest& s : out.scheduled) {
       const Request* r = h.scheduler().GetRequest(s.id);
-      if (s.start_position > 0 && r->num_preemptions() == 0 &&
-          s.start_position == r->num_cached_prompt_tokens() &&
+      if (s.start_position > 0 && r->num_preemptions() == 0 && s.start_position == r->num_cached_prompt_tokens() &&
           r->num_output_tokens() == 0) {
         ++prefix_hits;
       }
@@ -190,11 +189,11 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
   }
   RecordProperty("requests", static_cast<int>(specs.size()));
   RecordProperty("preemptions", preemptions);
-  std::printf("seed %u: %zu requests (%d refused, %zu aborted, %d compared alone), %d preemptions, "
-              "%d prefix-hit admissions, prefix hit tokens %lld, %d forked children (%d admitted on a fork)\n",
-              p.seed, specs.size(), refused, aborted.size(), checked_alone, preemptions,
-              prefix_hits, static_cast<long long>(h.kv().usage().prefix_hit_tokens), children,
-              forked_admissions);
+  std::printf(
+      "seed %u: %zu requests (%d refused, %zu aborted, %d compared alone), %d preemptions, "
+      "%d prefix-hit admissions, prefix hit tokens %lld, %d forked children (%d admitted on a fork)\n",
+      p.seed, specs.size(), refused, aborted.size(), checked_alone, preemptions, prefix_hits,
+      static_cast<long long>(h.kv().usage().prefix_hit_tokens), children, forked_admissions);
   EXPECT_GT(finished_alone, 0);
   EXPECT_GT(children, 0);
   EXPECT_GT(forked_admissions, 0);
@@ -206,15 +205,14 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Workloads, StressTest,
-    ::testing::Values(
-        // seed, block, blocks, budget, seqs, max_len, prefill cap, max queued, caching, steps
-        StressParams{1, 4, 33, 32, 8, 96, 0, 0, true, 10000},
-        StressParams{2, 16, 9, 64, 16, 128, 16, 0, true, 3000},
-        StressParams{3, 1, 70, 16, 6, 64, 5, 12, true, 3000},
-        StressParams{4, 8, 20, 24, 24, 80, 0, 0, false, 3000},
-        StressParams{5, 4, 200, 48, 12, 96, 0, 20, true, 3000}));
+INSTANTIATE_TEST_SUITE_P(Workloads, StressTest,
+                         ::testing::Values(
+                             // seed, block, blocks, budget, seqs, max_len, prefill cap, max queued, caching, steps
+                             StressParams{1, 4, 33, 32, 8, 96, 0, 0, true, 10000},
+                             StressParams{2, 16, 9, 64, 16, 128, 16, 0, true, 3000},
+                             StressParams{3, 1, 70, 16, 6, 64, 5, 12, true, 3000},
+                             StressParams{4, 8, 20, 24, 24, 80, 0, 0, false, 3000},
+                             StressParams{5, 4, 200, 48, 12, 96, 0, 20, true, 3000}));
 
 }  // namespace
 }  // namespace moeserve

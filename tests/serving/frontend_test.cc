@@ -70,8 +70,7 @@ TEST(FrontendValidationTest, InvalidRequestsNameTheField) {
   EXPECT_THAT(submit({1, 256}, Greedy(4)).message(), HasSubstr("prompt_token_ids[1]"));
   EXPECT_THAT(submit({1, -1}, Greedy(4)).message(), HasSubstr("prompt_token_ids[1]"));
   EXPECT_THAT(submit({1, 2}, Greedy(63)).message(), HasSubstr("max_tokens"));
-  EXPECT_EQ(submit(std::vector<int32_t>(64, 5), Greedy(1)).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(submit(std::vector<int32_t>(64, 5), Greedy(1)).code(), absl::StatusCode::kInvalidArgument);
   SamplingParams bad = Greedy(4);
   bad.temperature = -1.0f;
   EXPECT_THAT(submit({1, 2}, bad).message(), HasSubstr("temperature"));
@@ -238,8 +237,7 @@ TEST(FrontendStepTest, StopStringStopsTheEngineSampleAtTheNextStep) {
   EXPECT_EQ(after.requests_finished_stop, 1);
   EXPECT_EQ(after.kv_blocks_used, 0);
   // Not one token past the stop string was generated.
-  EXPECT_EQ(after.generation_tokens - before.generation_tokens,
-            static_cast<int64_t>(stopped.token_ids.size()));
+  EXPECT_EQ(after.generation_tokens - before.generation_tokens, static_cast<int64_t>(stopped.token_ids.size()));
   EXPECT_EQ(stopped.usage.completion_tokens, static_cast<int32_t>(stopped.token_ids.size()));
 }
 
@@ -268,8 +266,7 @@ TEST_F(DefaultModelTest, ParallelSamplesStopIndependently) {
     const std::string& full = free.by_index.at(index).text;
     const size_t at = full.find(stop);
     EXPECT_EQ(out.text, full.substr(0, at)) << index;
-    EXPECT_EQ(out.finish_reason, at == std::string::npos ? FinishReason::kLength : FinishReason::kStop)
-        << index;
+    EXPECT_EQ(out.finish_reason, at == std::string::npos ? FinishReason::kLength : FinishReason::kStop) << index;
     tokens += static_cast<int32_t>(out.token_ids.size());
   }
   EXPECT_EQ(got.by_index.at(1).finish_reason, FinishReason::kStop);

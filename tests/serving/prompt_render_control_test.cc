@@ -25,8 +25,7 @@ namespace {
 using std::chrono_literals::operator""s;
 using ::testing::HasSubstr;
 
-constexpr char kSlowTemplate[] =
-    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+constexpr char kSlowTemplate[] = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
 
 ChatPrompt OneMessage() {
   ChatPrompt chat;
@@ -69,8 +68,7 @@ TEST(PromptRenderControlTest, CancellationAndDeadlineStopTheRender) {
   testing::Watchdog watchdog(30s, "cancelled and expired chat template renders");
   auto tokenizer = Tokenizer::FromDirectory(MOESERVE_SOURCE_DIR "/models/default");
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
-  auto chat = TokenizerChatTemplate::FromTokenizerConfig(
-      nlohmann::json{{"chat_template", kSlowTemplate}}.dump());
+  auto chat = TokenizerChatTemplate::FromTokenizerConfig(nlohmann::json{{"chat_template", kSlowTemplate}}.dump());
   ASSERT_TRUE(chat.ok()) << chat.status();
   const PromptBuilder prompts(tokenizer->get(), *std::move(chat));
   FieldNames names;
@@ -78,8 +76,7 @@ TEST(PromptRenderControlTest, CancellationAndDeadlineStopTheRender) {
 
   {
     DelayedFlag cancelled(std::chrono::milliseconds(50));
-    const absl::Status s =
-        prompts.Build(OneMessage(), names, {.cancelled = [&] { return cancelled.get(); }}).status();
+    const absl::Status s = prompts.Build(OneMessage(), names, {.cancelled = [&] { return cancelled.get(); }}).status();
     EXPECT_TRUE(absl::IsCancelled(s)) << s;
   }
   const absl::Status s =

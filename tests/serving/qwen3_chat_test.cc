@@ -38,16 +38,16 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // Qwen3 token ids (tokenizers/qwen3/tokenizer.json).
-constexpr int32_t kNewline = 198;         // "\n"
-constexpr int32_t kNewlines = 271;        // "\n\n"
-constexpr int32_t kThink = 151667;        // <think> (an added token, not special)
-constexpr int32_t kEndThink = 151668;     // </think>
-constexpr int32_t kImEnd = 151645;        // <|im_end|>: EOS
-constexpr int32_t kTwo = 11613;           // "Two"
-constexpr int32_t kAnd = 323;             // " and"
-constexpr int32_t kLowerTwo = 1378;       // " two"
-constexpr int32_t kPeriod = 13;           // "."
-constexpr int32_t kFour = 19;             // "4"
+constexpr int32_t kNewline = 198;      // "\n"
+constexpr int32_t kNewlines = 271;     // "\n\n"
+constexpr int32_t kThink = 151667;     // <think> (an added token, not special)
+constexpr int32_t kEndThink = 151668;  // </think>
+constexpr int32_t kImEnd = 151645;     // <|im_end|>: EOS
+constexpr int32_t kTwo = 11613;        // "Two"
+constexpr int32_t kAnd = 323;          // " and"
+constexpr int32_t kLowerTwo = 1378;    // " two"
+constexpr int32_t kPeriod = 13;        // "."
+constexpr int32_t kFour = 19;          // "4"
 
 constexpr int64_t kHidden = 16;
 constexpr int64_t kVocab = 151936;  // Qwen3's vocab_size: the tokenizer's ids and padding
@@ -55,9 +55,8 @@ constexpr int64_t kVocab = 151936;  // Qwen3's vocab_size: the tokenizer's ids a
 // Each script token's successor. Sources and successors are all distinct.
 const std::vector<std::pair<int32_t, int32_t>>& Script() {
   static const auto* script = new std::vector<std::pair<int32_t, int32_t>>{
-      {kNewline, kThink}, {kThink, kTwo},       {kTwo, kAnd},
-      {kAnd, kLowerTwo},  {kLowerTwo, kPeriod}, {kPeriod, kEndThink},
-      {kEndThink, kNewlines}, {kNewlines, kFour}, {kFour, kImEnd}};
+      {kNewline, kThink},   {kThink, kTwo},         {kTwo, kAnd},       {kAnd, kLowerTwo}, {kLowerTwo, kPeriod},
+      {kPeriod, kEndThink}, {kEndThink, kNewlines}, {kNewlines, kFour}, {kFour, kImEnd}};
   return *script;
 }
 
@@ -124,9 +123,7 @@ void WriteScriptedModel(const std::string& dir) {
 
 class Qwen3ChatTest : public ::testing::Test {
  protected:
-  static std::filesystem::path TokenizerDir() {
-    return moeserve::testing::TestDataDir() / "tokenizers" / "qwen3";
-  }
+  static std::filesystem::path TokenizerDir() { return moeserve::testing::TestDataDir() / "tokenizers" / "qwen3"; }
 
   static void SetUpTestSuite() {
     const std::filesystem::path tokenizer_dir = TokenizerDir();
@@ -185,8 +182,7 @@ class Qwen3ChatTest : public ::testing::Test {
     r.prompt = ChatPrompt{.messages = messages, .template_kwargs = kwargs};
     r.sampling.temperature = 0.0f;
     r.sampling.max_tokens = 32;
-    absl::StatusOr<std::string> rendered =
-        frontend_->prompts().Render(std::get<ChatPrompt>(r.prompt), r.names);
+    absl::StatusOr<std::string> rendered = frontend_->prompts().Render(std::get<ChatPrompt>(r.prompt), r.names);
     EXPECT_TRUE(rendered.ok()) << rendered.status();
     turn.prompt_text = rendered.value_or("");
     auto call = frontend_->Submit(std::move(r));
@@ -233,8 +229,8 @@ TEST_F(Qwen3ChatTest, ThinkingOutputSplitsIntoReasoningAndContent) {
   ASSERT_FALSE(turn.prompt_ids.empty());
   EXPECT_EQ(turn.prompt_ids.back(), kNewline);
   // The script, up to and including the end-of-turn token that stopped the engine.
-  EXPECT_THAT(turn.ids, ElementsAreArray({kThink, kTwo, kAnd, kLowerTwo, kPeriod, kEndThink, kNewlines,
-                                          kFour, kImEnd}));
+  EXPECT_THAT(turn.ids,
+              ElementsAreArray({kThink, kTwo, kAnd, kLowerTwo, kPeriod, kEndThink, kNewlines, kFour, kImEnd}));
   EXPECT_EQ(turn.last.finish_reason, FinishReason::kStop);
   EXPECT_EQ(turn.last.stop_token_id, kImEnd);
   EXPECT_EQ(turn.last.usage.completion_tokens, 9);
@@ -266,9 +262,8 @@ TEST_F(Qwen3ChatTest, EnableThinkingFalseClosesTheBlockInThePrompt) {
 TEST_F(Qwen3ChatTest, SecondTurnDropsThePreviousReasoning) {
   const Turn first = Chat(Question(), Json::object());
   Json messages = Question();
-  messages.push_back({{"role", "assistant"},
-                      {"content", first.whole.content},
-                      {"reasoning_content", first.whole.reasoning}});
+  messages.push_back(
+      {{"role", "assistant"}, {"content", first.whole.content}, {"reasoning_content", first.whole.reasoning}});
   messages.push_back({{"role", "user"}, {"content", "And 2+3?"}});
   const Turn second = Chat(messages, Json::object());
   EXPECT_EQ(second.prompt_text,

@@ -19,8 +19,8 @@
 namespace moeserve::serving {
 namespace {
 
-using ::testing::HasSubstr;
 using structured::Constraint;
+using ::testing::HasSubstr;
 
 struct Completion {
   std::string text;
@@ -124,8 +124,7 @@ TEST_F(StructuredOutputTest, JsonSchemaOutputsValidate) {
 TEST_F(StructuredOutputTest, GrammarAndJsonObject) {
   const std::string grammar = "root ::= word (\", \" word){1,3} \".\"\nword ::= [a-z]{2,6}\n";
   int finished = 0;
-  for (const Completion& c :
-       Generate(Request({.kind = Constraint::Kind::kGrammar, .value = grammar}, 1.0f, 6, 40))) {
+  for (const Completion& c : Generate(Request({.kind = Constraint::Kind::kGrammar, .value = grammar}, 1.0f, 6, 40))) {
     ASSERT_NE(c.finish_reason, FinishReason::kError) << c.error;
     if (c.finish_reason != FinishReason::kStop) continue;
     ++finished;
@@ -173,16 +172,19 @@ TEST_F(StructuredOutputTest, BadConstraintsAreRefusedQuicklyNamingTheField) {
     const char* message;
   } cases[] = {
       {{.kind = Constraint::Kind::kJsonSchema, .value = R"({"type": "object", "properties": )"},
-       "sampling.json_schema", "invalid JSON"},
+       "sampling.json_schema",
+       "invalid JSON"},
       {{.kind = Constraint::Kind::kJsonSchema,
         .value = R"({"$ref":"#/$defs/a","$defs":{"a":{"type":"array","items":{"$ref":"#/$defs/a"},"minItems":1}}})"},
-       "sampling.json_schema", "no finite derivation"},
+       "sampling.json_schema",
+       "no finite derivation"},
       {{.kind = Constraint::Kind::kJsonSchema, .value = huge}, "sampling.json_schema", "sampling.json_schema is "},
       {{.kind = Constraint::Kind::kRegex, .value = "(a|b)*a(a|b){40}"}, "sampling.regex", "limit"},
       {{.kind = Constraint::Kind::kRegex, .value = "(a)\\1"}, "sampling.regex", "backreferences"},
       {{.kind = Constraint::Kind::kGrammar, .value = "root ::= x\n"}, "sampling.grammar", "undefined rule"},
       {{.kind = Constraint::Kind::kJsonSchema, .value = R"({"type":"string","uniqueItems":true})"},
-       "sampling.json_schema", "uniqueItems"},
+       "sampling.json_schema",
+       "uniqueItems"},
   };
   for (const auto& c : cases) {
     const absl::Time start = absl::Now();

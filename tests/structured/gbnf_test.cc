@@ -11,8 +11,8 @@
 namespace moeserve::structured {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::CompileBytes;
+using ::testing::HasSubstr;
 using testing::IsPrefix;
 using testing::Matches;
 
@@ -135,7 +135,9 @@ root ::= entry+
 entry ::= "- " [^\r\n\x0b\x0c\x85\u2028\u2029]+ "\n"
 )G");
   EXPECT_TRUE(Matches(list, "- milk\n- \xE2\x82\xAC 3\n"));
-  EXPECT_FALSE(Matches(list, "- a\xE2\x80\xA8" "b\n"));
+  EXPECT_FALSE(Matches(list,
+                       "- a\xE2\x80\xA8"
+                       "b\n"));
 
   auto cjk = Compile(R"G(
 root ::= ch+ ([ \t\n] ch+)*

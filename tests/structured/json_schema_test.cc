@@ -13,8 +13,8 @@
 namespace moeserve::structured {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::CompileBytes;
+using ::testing::HasSubstr;
 using testing::Matches;
 
 std::shared_ptr<const CompiledGrammar> Compile(const std::string& schema, bool any_whitespace = false) {
@@ -37,10 +37,10 @@ TEST(JsonSchema, ObjectPropertiesRequiredAndOrder) {
   EXPECT_TRUE(Matches(g, R"({"b":"x"})"));
   EXPECT_TRUE(Matches(g, R"({"a":1,"b":"x","c":true})"));
   EXPECT_TRUE(Matches(g, R"({"b":"","c":false})"));
-  EXPECT_FALSE(Matches(g, R"({"a":1})"));             // b is required
-  EXPECT_FALSE(Matches(g, R"({"b":"x","a":1})"));     // declared order
-  EXPECT_FALSE(Matches(g, R"({"b":"x","d":1})"));     // no additional properties
-  EXPECT_FALSE(Matches(g, R"({"b": "x"})"));          // compact by default
+  EXPECT_FALSE(Matches(g, R"({"a":1})"));          // b is required
+  EXPECT_FALSE(Matches(g, R"({"b":"x","a":1})"));  // declared order
+  EXPECT_FALSE(Matches(g, R"({"b":"x","d":1})"));  // no additional properties
+  EXPECT_FALSE(Matches(g, R"({"b": "x"})"));       // compact by default
   EXPECT_FALSE(Matches(g, R"({"b":"x",})"));
 }
 
@@ -69,7 +69,8 @@ TEST(JsonSchema, ArraysAndTuples) {
   EXPECT_TRUE(Matches(g, "[1,2,3]"));
   EXPECT_FALSE(Matches(g, "[]"));
   EXPECT_FALSE(Matches(g, "[1,2,3,4]"));
-  auto tuple = Compile(R"({"type":"array","prefixItems":[{"type":"string"},{"type":"integer"}],"items":{"type":"boolean"},"minItems":1})");
+  auto tuple = Compile(
+      R"({"type":"array","prefixItems":[{"type":"string"},{"type":"integer"}],"items":{"type":"boolean"},"minItems":1})");
   EXPECT_TRUE(Matches(tuple, R"(["a"])"));
   EXPECT_TRUE(Matches(tuple, R"(["a",1,true,false])"));
   EXPECT_FALSE(Matches(tuple, R"(["a",true])"));

@@ -67,8 +67,8 @@ b ::= "y"+ root?
 
 // Walks `steps` random allowed tokens from the start, checking every mask against AcceptToken on
 // each token of `check` (all tokens when empty).
-void CheckWalks(const std::shared_ptr<const TokenVocabulary>& vocab, const std::string& name,
-                const Grammar& grammar, int walks, int steps, int sample, uint32_t seed) {
+void CheckWalks(const std::shared_ptr<const TokenVocabulary>& vocab, const std::string& name, const Grammar& grammar,
+                int walks, int steps, int sample, uint32_t seed) {
   auto compiled = CompiledGrammar::Compile(grammar, vocab);
   ASSERT_TRUE(compiled.ok()) << name << ": " << compiled.status();
   std::mt19937 rng(seed);
@@ -109,10 +109,10 @@ void CheckWalks(const std::shared_ptr<const TokenVocabulary>& vocab, const std::
 std::shared_ptr<const TokenVocabulary> SyntheticVocab() {
   std::vector<std::optional<std::string>> bytes;
   for (int b = 0; b < 256; ++b) bytes.push_back(std::string(1, static_cast<char>(b)));
-  for (const char* piece : {"\"}", "\"}}", "\"]}", "\"},", "\":", "\": ", "\",\"", "}]", "]}", "},{\"",
-                            "null", "true", "false", "ab", "abc", "a,", "(a", "),", "x=", "=12", "12.",
-                            "- ", "\n- ", "@a", ".com", "\xC3\xA9", "\xE4\xB8", "\x80\x81", "y(", "yy",
-                            "a b", "\\u00", "\\n"}) {
+  for (const char* piece :
+       {"\"}",  "\"}}",  "\"]}", "\"},",     "\":",      "\": ",     "\",\"", "}]", "]}",  "},{\"", "null",
+        "true", "false", "ab",   "abc",      "a,",       "(a",       "),",    "x=", "=12", "12.",   "- ",
+        "\n- ", "@a",    ".com", "\xC3\xA9", "\xE4\xB8", "\x80\x81", "y(",    "yy", "a b", "\\u00", "\\n"}) {
     bytes.push_back(std::string(piece));
   }
   bytes.push_back(std::nullopt);  // a special token

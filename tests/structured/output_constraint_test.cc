@@ -23,8 +23,7 @@ std::shared_ptr<const TokenVocabulary> Vocab() {
 }
 
 std::shared_ptr<const OutputConstraintSpec> Spec(const std::string& regex, bool reasoning = false,
-                                                 bool starts_in_reasoning = false,
-                                                 std::vector<int32_t> stop_ids = {}) {
+                                                 bool starts_in_reasoning = false, std::vector<int32_t> stop_ids = {}) {
   ConstraintCompiler compiler(Vocab());
   auto grammar = compiler.Compile({.kind = Constraint::Kind::kRegex, .value = regex});
   EXPECT_TRUE(grammar.ok()) << grammar.status();
@@ -104,8 +103,7 @@ TEST(OutputConstraintTest, DraftMasksEqualStepwiseMasksAndLeaveTheStateUnchanged
   OutputConstraint stepwise(spec, 0);
   for (size_t j = 0; j <= drafts.size(); ++j) {
     const std::vector<uint32_t> want = Mask(stepwise);
-    EXPECT_EQ(std::vector<uint32_t>(masks.begin() + j * words, masks.begin() + (j + 1) * words), want)
-        << "row " << j;
+    EXPECT_EQ(std::vector<uint32_t>(masks.begin() + j * words, masks.begin() + (j + 1) * words), want) << "row " << j;
     if (j < drafts.size()) {
       ASSERT_TRUE(stepwise.Accept(drafts[j]).ok()) << j;
     }

@@ -15,8 +15,8 @@
 namespace moeserve::structured {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::CompileBytes;
+using ::testing::HasSubstr;
 using testing::IsPrefix;
 using testing::Matches;
 
@@ -53,13 +53,21 @@ TEST(Regex, ClassesAndEscapes) {
   // \S is Python's; classes negating \d or \w stay within ASCII (inside Python's language).
   auto non_space = Compile(R"(\S[^\s\d])");
   EXPECT_TRUE(Matches(non_space, "a!"));
-  EXPECT_TRUE(Matches(non_space, "\xC3\xA9" "a"));
+  EXPECT_TRUE(Matches(non_space,
+                      "\xC3\xA9"
+                      "a"));
   EXPECT_FALSE(Matches(non_space, "a\xC3\xA9"));
-  EXPECT_FALSE(Matches(non_space, "\xC2\xA0" "a"));
+  EXPECT_FALSE(Matches(non_space,
+                       "\xC2\xA0"
+                       "a"));
   EXPECT_FALSE(Matches(non_space, "a\x1c"));
-  EXPECT_FALSE(Matches(non_space, "\x1c" "a"));
+  EXPECT_FALSE(Matches(non_space,
+                       "\x1c"
+                       "a"));
   auto dot = Compile("a.c");
-  EXPECT_TRUE(Matches(dot, "a\xE2\x82\xAC" "c"));
+  EXPECT_TRUE(Matches(dot,
+                      "a\xE2\x82\xAC"
+                      "c"));
   EXPECT_FALSE(Matches(dot, "a\nc"));
 }
 
@@ -72,14 +80,22 @@ TEST(Regex, LazyQuantifiersNamedGroupsAndLiteralBraces) {
 
 TEST(Regex, UnsupportedConstructsAreNamed) {
   const std::pair<const char*, const char*> cases[] = {
-      {R"((a)\1)", "backreferences"},   {R"(a(?=b))", "lookahead"},
-      {R"((?<=a)b)", "lookbehind"},     {R"(\bword\b)", "word boundaries"},
-      {R"((?i)abc)", "inline flags"},   {R"(a*+)", "possessive"},
-      {R"((?>a))", "atomic"},           {R"(\p{L})", "\\p{...}"},
-      {R"(a^b)", "'^'"},                {R"(a$b)", "'$'"},
-      {R"(a**)", "multiple repeat"},    {R"(*a)", "nothing to repeat"},
-      {R"((ab)", "missing ')'"},        {R"(ab))", "unbalanced"},
-      {R"([b-a])", "bad character range"}, {R"(a{5,2})", "n < m"},
+      {R"((a)\1)", "backreferences"},
+      {R"(a(?=b))", "lookahead"},
+      {R"((?<=a)b)", "lookbehind"},
+      {R"(\bword\b)", "word boundaries"},
+      {R"((?i)abc)", "inline flags"},
+      {R"(a*+)", "possessive"},
+      {R"((?>a))", "atomic"},
+      {R"(\p{L})", "\\p{...}"},
+      {R"(a^b)", "'^'"},
+      {R"(a$b)", "'$'"},
+      {R"(a**)", "multiple repeat"},
+      {R"(*a)", "nothing to repeat"},
+      {R"((ab)", "missing ')'"},
+      {R"(ab))", "unbalanced"},
+      {R"([b-a])", "bad character range"},
+      {R"(a{5,2})", "n < m"},
   };
   for (const auto& [pattern, message] : cases) {
     absl::StatusOr<Expr> e = ParseRegex(pattern);

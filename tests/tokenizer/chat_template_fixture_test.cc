@@ -39,8 +39,7 @@ absl::StatusOr<TokenizerChatTemplate> LoadTemplate(const std::string& name) {
     return TokenizerChatTemplate::FromDirectory((tokenizers / name).string());
   }
   Json config = Json::parse(ReadText(tokenizers / "deepseek_v3" / "tokenizer_config.json"));
-  config["chat_template"] =
-      ReadText(testing::FixturesDir() / "tokenizer" / "chat_templates" / (name + ".jinja"));
+  config["chat_template"] = ReadText(testing::FixturesDir() / "tokenizer" / "chat_templates" / (name + ".jinja"));
   return TokenizerChatTemplate::FromTokenizerConfig(config.dump());
 }
 
@@ -65,8 +64,7 @@ TEST_P(ChatTemplateFixtureTest, MatchesTransformers) {
       ++errors;
       if (out.ok()) {
         ++mismatches;
-        ADD_FAILURE() << "case " << i << ": transformers raised " << c["error"]
-                      << " but we rendered:\n" << *out;
+        ADD_FAILURE() << "case " << i << ": transformers raised " << c["error"] << " but we rendered:\n" << *out;
       }
       continue;
     }
@@ -85,13 +83,12 @@ TEST_P(ChatTemplateFixtureTest, MatchesTransformers) {
   }
   EXPECT_EQ(mismatches, 0);
   EXPECT_GE(rendered, 100);
-  std::printf("chat_%s: %d rendered + %d expected errors, %d mismatches\n", GetParam().c_str(),
-              rendered, errors, mismatches);
+  std::printf("chat_%s: %d rendered + %d expected errors, %d mismatches\n", GetParam().c_str(), rendered, errors,
+              mismatches);
 }
 
 INSTANTIATE_TEST_SUITE_P(Templates, ChatTemplateFixtureTest,
-                         ::testing::Values("deepseek_v3", "qwen3", "deepseek_r1", "llama3",
-                                           "features"));
+                         ::testing::Values("deepseek_v3", "qwen3", "deepseek_r1", "llama3", "features"));
 
 }  // namespace
 }  // namespace moeserve

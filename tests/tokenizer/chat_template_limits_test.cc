@@ -11,11 +11,11 @@
 #include <string>
 #include <thread>
 
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "server/tokenizer/chat_template.h"
 #include "server/tokenizer/template/interpreter.h"
@@ -45,8 +45,7 @@ absl::Status RenderWithLimits(const std::string& source, const jinja::RenderLimi
   return jinja::Render(*nodes, jinja::Dict(), limits).status();
 }
 
-constexpr char kSilentLoops[] =
-    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+constexpr char kSilentLoops[] = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
 
 TEST(ChatTemplateLimitsTest, LoopsThatPrintNothingSpendTheBudget) {
   testing::Watchdog watchdog(60s, "rendering 10^10 empty loop iterations");
@@ -107,10 +106,9 @@ TEST(ChatTemplateLimitsTest, DeeplyNestedSourceIsRejectedFast) {
     nots += "not ";
     ifs += "{% if true %}";
   }
-  for (const std::string& source :
-       {absl::StrCat("{{ ", std::string(n, '('), "1", std::string(n, ')'), " }}"),
-        absl::StrCat("{{ ", std::string(n, '['), std::string(n, ']'), " }}"),
-        absl::StrCat("{{ ", std::string(n, '-'), "1 }}"), nots + "1 }}", ifs}) {
+  for (const std::string& source : {absl::StrCat("{{ ", std::string(n, '('), "1", std::string(n, ')'), " }}"),
+                                    absl::StrCat("{{ ", std::string(n, '['), std::string(n, ']'), " }}"),
+                                    absl::StrCat("{{ ", std::string(n, '-'), "1 }}"), nots + "1 }}", ifs}) {
     const absl::Status s = ChatTemplate::Parse(source).status();
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
     EXPECT_THAT(s.message(), HasSubstr("nested too deeply"));
@@ -136,8 +134,9 @@ TEST(ChatTemplateLimitsTest, SharedValuesCannotMultiplyTheWork) {
   EXPECT_THAT(s.message(), HasSubstr("too large"));
   s = RenderStatus("{% set s = 'x' * 10000 %}{{ s.replace('', 'y' * 100000) }}");
   EXPECT_THAT(s.message(), HasSubstr("replace(): result too large"));
-  s = RenderStatus("{% set s = 'x ' * 1000000 %}{% for i in range(1000) %}{{ s.split() | length }}"
-                   "{% endfor %}");
+  s = RenderStatus(
+      "{% set s = 'x ' * 1000000 %}{% for i in range(1000) %}{{ s.split() | length }}"
+      "{% endfor %}");
   EXPECT_THAT(s.message(), HasSubstr("exceeded its budget"));
 }
 
@@ -188,8 +187,8 @@ TEST(ChatTemplateLimitsTest, RealTemplatesStayFarFromTheBudget) {
   // renders within a tenth of the default budget.
   Json messages = Json::array();
   for (int i = 0; i < 1000; ++i) {
-    messages.push_back(Json{{"role", i % 2 ? "assistant" : "user"},
-                            {"content", absl::StrCat(std::string(300, 'a'), " turn ", i)}});
+    messages.push_back(
+        Json{{"role", i % 2 ? "assistant" : "user"}, {"content", absl::StrCat(std::string(300, 'a'), " turn ", i)}});
   }
   jinja::Dict context;
   context.Set("messages", *jinja::Value::FromJson(messages, 64));

@@ -2,9 +2,9 @@
 // and the errors at load and at render.
 #include <string>
 
+#include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/status/status.h"
 #include "nlohmann/json.hpp"
 #include "server/tokenizer/chat_template.h"
 
@@ -38,10 +38,8 @@ absl::Status RenderError(const std::string& source, const Json& extra = Json::ob
 }
 
 TEST(ChatTemplateTest, ExpressionsFollowPythonSemantics) {
-  EXPECT_EQ(RenderOk("{{ 1 + 2 * 3 }} {{ 7 // -2 }} {{ -7 % 3 }} {{ 1 / 2 }} {{ 2 ** 3 }}"),
-            "7 -4 2 0.5 8");
-  EXPECT_EQ(RenderOk("{{ 'ab' ~ 1 ~ none }} {{ 'x' + 'y' }} {{ [1] + [2] }} {{ 'é' * 2 }}"),
-            "ab1None xy [1, 2] éé");
+  EXPECT_EQ(RenderOk("{{ 1 + 2 * 3 }} {{ 7 // -2 }} {{ -7 % 3 }} {{ 1 / 2 }} {{ 2 ** 3 }}"), "7 -4 2 0.5 8");
+  EXPECT_EQ(RenderOk("{{ 'ab' ~ 1 ~ none }} {{ 'x' + 'y' }} {{ [1] + [2] }} {{ 'é' * 2 }}"), "ab1None xy [1, 2] éé");
   EXPECT_EQ(RenderOk("{{ 'héllo'[1] }} {{ 'héllo'[::-1] }} {{ [1,2,3][-2:] }} {{ 'héllo' | length }}"),
             "é olléh [2, 3] 5");
   EXPECT_EQ(RenderOk("{{ 0 or 'a' }} {{ 1 and 'b' }} {{ not none }} {{ 'x' if false }}|"), "a b True |");
@@ -60,8 +58,7 @@ TEST(ChatTemplateTest, StringMethodsAndFilters) {
             "hi|a \n|-a-b-");
   EXPECT_EQ(RenderOk("{{ {'b': 1, 'a': 'é'} | tojson }} {{ [1, {'k': none}] | tojson(indent=1) }}"),
             "{\"b\": 1, \"a\": \"é\"} [\n 1,\n {\n  \"k\": null\n }\n]");
-  EXPECT_EQ(RenderOk("{{ x | default('d') }} {{ [3, 1, 3] | unique | list }} {{ 'AbC' | lower }}"),
-            "d [3, 1] abc");
+  EXPECT_EQ(RenderOk("{{ x | default('d') }} {{ [3, 1, 3] | unique | list }} {{ 'AbC' | lower }}"), "d [3, 1] abc");
 }
 
 TEST(ChatTemplateTest, WhitespaceControlMatchesTransformersEnvironment) {
@@ -81,8 +78,7 @@ TEST(ChatTemplateTest, SetInsideLoopDoesNotLeakButNamespaceDoes) {
   EXPECT_EQ(RenderOk("{% for a, b in {'k': 1, 'j': 2}.items() %}{{ loop.index }}{{ a }}{{ b }}"
                      "{% if not loop.last %},{% endif %}{% endfor %}"),
             "1k1,2j2");
-  EXPECT_EQ(RenderOk("{% macro m(a, b='B') %}[{{ a }}{{ b }}]{% endmacro %}{{ m(1) }}{{ m(2, b=3) }}"),
-            "[1B][23]");
+  EXPECT_EQ(RenderOk("{% macro m(a, b='B') %}[{{ a }}{{ b }}]{% endmacro %}{{ m(1) }}{{ m(2, b=3) }}"), "[1B][23]");
 }
 
 TEST(ChatTemplateTest, UnsupportedFeaturesFailAtLoadWithPosition) {
@@ -106,8 +102,7 @@ TEST(ChatTemplateTest, RenderErrorsCarryPosition) {
   EXPECT_THAT(s.message(), HasSubstr("bad role"));
   EXPECT_THAT(RenderError("{{ m.content }}").message(), HasSubstr("'m' is undefined"));
   EXPECT_THAT(RenderError("{{ 'a' + 1 }}").message(), HasSubstr("can only concatenate str"));
-  EXPECT_THAT(RenderError("{% for i in range(1000000) %}{% endfor %}").message(),
-              HasSubstr("range too big"));
+  EXPECT_THAT(RenderError("{% for i in range(1000000) %}{% endfor %}").message(), HasSubstr("range too big"));
 }
 
 TEST(ChatTemplateTest, TokenizerChatTemplateDropsNullKeysAndAliasesReasoning) {
@@ -119,8 +114,7 @@ TEST(ChatTemplateTest, TokenizerChatTemplateDropsNullKeysAndAliasesReasoning) {
   request.messages = Json::parse(R"([{"role": "assistant", "content": null, "reasoning": "r"}])");
   auto out = t->Apply(request);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out,
-            R"(<s>{"thinking": "r", "role": "assistant", "reasoning": "r", "reasoning_content": "r"}</s>)");
+  EXPECT_EQ(*out, R"(<s>{"thinking": "r", "role": "assistant", "reasoning": "r", "reasoning_content": "r"}</s>)");
   request.messages = Json::array();
   EXPECT_FALSE(t->Apply(request).ok());
 }

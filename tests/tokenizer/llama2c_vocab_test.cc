@@ -73,8 +73,7 @@ TEST(Llama2cVocabTest, MergesEverySplitRankedByScore) {
   ASSERT_TRUE(converted.ok()) << converted.status();
   const auto merges = nlohmann::json::parse(converted->tokenizer_json)["model"]["merges"];
   const auto pair = [](const char* l, const char* r) { return nlohmann::json::array({l, r}); };
-  EXPECT_EQ(merges, nlohmann::json::array({pair("a", "b"), pair("b", "c"), pair("a", "bc"),
-                                           pair("ab", "c")}));
+  EXPECT_EQ(merges, nlohmann::json::array({pair("a", "b"), pair("b", "c"), pair("a", "bc"), pair("ab", "c")}));
 }
 
 TEST(Llama2cVocabTest, IsDeterministic) {
@@ -93,9 +92,7 @@ TEST(Llama2cVocabTest, RejectsTruncatedFile) {
   EXPECT_EQ(ConvertLlama2cVocabBytes("").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(Llama2cVocabTest, RejectsMissingFile) {
-  EXPECT_FALSE(ConvertLlama2cVocab("/nonexistent/tok.bin").ok());
-}
+TEST(Llama2cVocabTest, RejectsMissingFile) { EXPECT_FALSE(ConvertLlama2cVocab("/nonexistent/tok.bin").ok()); }
 
 }  // namespace
 }  // namespace moeserve

@@ -22,8 +22,7 @@ using Json = nlohmann::json;
 
 std::unique_ptr<Tokenizer> Load(const std::string& name) {
   if (name == "stories260k") {
-    auto converted =
-        ConvertLlama2cVocab((testing::TestDataDir() / "models/stories260K/tok512.bin").string());
+    auto converted = ConvertLlama2cVocab((testing::TestDataDir() / "models/stories260K/tok512.bin").string());
     EXPECT_TRUE(converted.ok()) << converted.status();
     if (!converted.ok()) return nullptr;
     auto t = Tokenizer::FromJson(converted->tokenizer_json, converted->tokenizer_config_json);
@@ -70,8 +69,8 @@ void CheckFixture(const std::string& name) {
       const bool ok = plain.ok() && with.ok() && *plain == ids && *with == special;
       encode_ok += ok;
       if (!ok && reported++ < 10) {
-        ADD_FAILURE() << name << " encode " << Json(text).dump() << "\n  want " << Show(ids)
-                      << "\n  got  " << (plain.ok() ? Show(*plain) : plain.status().ToString());
+        ADD_FAILURE() << name << " encode " << Json(text).dump() << "\n  want " << Show(ids) << "\n  got  "
+                      << (plain.ok() ? Show(*plain) : plain.status().ToString());
       }
     }
     const std::string text = c.contains("text") && c["text"].is_string() ? c["text"] : "";
@@ -83,14 +82,12 @@ void CheckFixture(const std::string& name) {
     const bool ok = d.ok() && ds.ok() && *d == decode && *ds == decode_skip;
     decode_ok += ok;
     if (!ok && reported++ < 10) {
-      ADD_FAILURE() << name << " decode " << Show(ids) << "\n  want " << Json(decode).dump()
-                    << " / " << Json(decode_skip).dump() << "\n  got  "
-                    << (d.ok() ? Json(*d).dump() : d.status().ToString()) << " / "
-                    << (ds.ok() ? Json(*ds).dump() : ds.status().ToString());
+      ADD_FAILURE() << name << " decode " << Show(ids) << "\n  want " << Json(decode).dump() << " / "
+                    << Json(decode_skip).dump() << "\n  got  " << (d.ok() ? Json(*d).dump() : d.status().ToString())
+                    << " / " << (ds.ok() ? Json(*ds).dump() : ds.status().ToString());
     }
   }
-  std::printf("%s: encode %d/%d, decode %d/%d exact\n", name.c_str(), encode_ok, encode_total,
-              decode_ok, decode_total);
+  std::printf("%s: encode %d/%d, decode %d/%d exact\n", name.c_str(), encode_ok, encode_total, decode_ok, decode_total);
   EXPECT_EQ(encode_ok, encode_total);
   EXPECT_EQ(decode_ok, decode_total);
 }
@@ -120,8 +117,8 @@ void CheckIncremental(const std::string& name) {
       const bool ok = valid && streamed == full;
       ok_count += ok;
       if (!ok && reported++ < 10) {
-        ADD_FAILURE() << name << " incremental " << Show(ids) << " skip=" << skip << "\n  want "
-                      << Json(full).dump() << "\n  got  " << Json(Utf8Lossy(streamed)).dump();
+        ADD_FAILURE() << name << " incremental " << Show(ids) << " skip=" << skip << "\n  want " << Json(full).dump()
+                      << "\n  got  " << Json(Utf8Lossy(streamed)).dump();
       }
     }
   }

@@ -60,16 +60,16 @@ TEST(TokenizerTest, RejectsInvalidUtf8) {
 TEST(TokenizerTest, RejectsUnsupportedComponents) {
   const std::string base = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, )";
   EXPECT_TRUE(Tokenizer::FromJson(base + R"("normalizer": null})", "").ok());
-  EXPECT_EQ(Tokenizer::FromJson(base + R"("normalizer": {"type": "Precompiled"}})", "")
-                .status()
-                .code(),
+  EXPECT_EQ(Tokenizer::FromJson(base + R"("normalizer": {"type": "Precompiled"}})", "").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Tokenizer::FromJson(base + R"("pre_tokenizer": {"type": "Bert"}})", "").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(Tokenizer::FromJson("not json", "").ok());
   EXPECT_FALSE(Tokenizer::FromJson(R"({"model": {"type": "Unigram"}})", "").ok());
   EXPECT_FALSE(Tokenizer::FromJson(base + R"("pre_tokenizer": {"type": "Split",
-      "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}})", "").ok());
+      "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"}})",
+                                   "")
+                   .ok());
 }
 
 }  // namespace

@@ -50,8 +50,9 @@ int main(int argc, char** argv) {
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::sort(times.begin(), times.end());
-  std::printf("{\"texts\": %zu, \"bytes\": %zu, \"tokens\": %zu, \"id_sum\": %lld, \"best_s\": %.6f, "
-              "\"median_s\": %.6f}\n",
-              texts.size(), bytes, tokens, id_sum, times.front(), times[times.size() / 2]);
+  std::printf(
+      "{\"texts\": %zu, \"bytes\": %zu, \"tokens\": %zu, \"id_sum\": %lld, \"best_s\": %.6f, "
+      "\"median_s\": %.6f}\n",
+      texts.size(), bytes, tokens, id_sum, times.front(), times[times.size() / 2]);
   return 0;
 }

@@ -65,14 +65,11 @@ class Exchange final : public HttpExchange, public std::enable_shared_from_this<
       : strand_(std::move(strand)), sink_(std::move(sink)) {}
 
   void Respond(HttpResponse response) override {
-    Run([r = std::move(response)](ExchangeSink* s, Exchange* x) mutable {
-      s->OnRespond(x, std::move(r));
-    });
+    Run([r = std::move(response)](ExchangeSink* s, Exchange* x) mutable { s->OnRespond(x, std::move(r)); });
   }
   void StartStream(int status, std::string content_type,
                    std::vector<std::pair<std::string, std::string>> headers) override {
-    Run([status, c = std::move(content_type), h = std::move(headers)](ExchangeSink* s,
-                                                                      Exchange* x) mutable {
+    Run([status, c = std::move(content_type), h = std::move(headers)](ExchangeSink* s, Exchange* x) mutable {
       s->OnStartStream(x, status, std::move(c), std::move(h));
     });
   }
@@ -84,8 +81,8 @@ class Exchange final : public HttpExchange, public std::enable_shared_from_this<
   }
   void SetCallbacks(std::function<void()> on_wake, std::function<void()> on_idle,
                     std::function<void()> on_cancel) override {
-    net::dispatch(strand_, [self = shared_from_this(), w = std::move(on_wake),
-                            i = std::move(on_idle), c = std::move(on_cancel)]() mutable {
+    net::dispatch(strand_, [self = shared_from_this(), w = std::move(on_wake), i = std::move(on_idle),
+                            c = std::move(on_cancel)]() mutable {
       if (self->cancelled_.load() || self->sink_.expired()) {
         self->cancelled_.store(true);
         self->done_ = true;
@@ -140,7 +137,7 @@ class Exchange final : public HttpExchange, public std::enable_shared_from_this<
   const std::weak_ptr<ExchangeSink> sink_;
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> wake_pending_{false};
-  bool done_ = false;  // strand only
+  bool done_ = false;                                    // strand only
   std::function<void()> on_wake_, on_idle_, on_cancel_;  // strand only
 };
 
@@ -178,12 +175,11 @@ class Connection final : public ConnectionControl,
     stream_.lowest_layer().set_option(tcp::no_delay(true), ec);
     if constexpr (kIsTls<Stream>) {
       Deadline(options_.header_timeout, Wait::kHandshake);
-      stream_.async_handshake(net::ssl::stream_base::server,
-                              [self = this->shared_from_this()](error_code ec) {
-                                if (self->closed_) return;
-                                if (ec) return self->Close();
-                                self->ReadRequest();
-                              });
+      stream_.async_handshake(net::ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+        if (self->closed_) return;
+        if (ec) return self->Close();
+        self->ReadRequest();
+      });
     } else {
       ReadRequest();
     }
@@ -286,9 +282,7 @@ class Connection final : public ConnectionControl,
     if (room == 0) return;
     reading_some_ = true;
     stream_.async_read_some(buffer_.prepare(room),
-                            [self = this->shared_from_this()](error_code ec, size_t n) {
-                              self->OnReadSome(ec, n);
-                            });
+                            [self = this->shared_from_this()](error_code ec, size_t n) { self->OnReadSome(ec, n); });
   }
 
   void OnReadSome(error_code ec, size_t n) {
@@ -315,9 +309,7 @@ class Connection final : public ConnectionControl,
     parser_->body_limit(static_cast<uint64_t>(options_.max_body_bytes));
     Deadline(options_.header_timeout, Wait::kHeader);
     http::async_read_header(stream_, buffer_, *parser_,
-                            [self = this->shared_from_this()](error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+                            [self = this->shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(error_code ec) {
@@ -326,43 +318,39 @@ class Connection final : public ConnectionControl,
     if (parser_->is_done()) return Dispatch();
     const auto& header = parser_->get();
     const auto expect = header.find(http::field::expect);
-    if (expect != header.end() && absl::EqualsIgnoreCase(
-                                      absl::string_view(expect->value().data(), expect->value().size()),
-                                      "100-continue")) {
+    if (expect != header.end() &&
+        absl::EqualsIgnoreCase(absl::string_view(expect->value().data(), expect->value().size()), "100-continue")) {
       Queue("HTTP/1.1 100 Continue\r\n\r\n", /*bounded=*/false);
       MaybeWrite();
     }
     Deadline(options_.header_timeout, Wait::kBody);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = this->shared_from_this()](error_code ec, size_t) {
-                       if (self->closed_) return;
-                       if (ec) return self->OnReadError(ec);
-                       self->Dispatch();
-                     });
+    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](error_code ec, size_t) {
+      if (self->closed_) return;
+      if (ec) return self->OnReadError(ec);
+      self->Dispatch();
+    });
   }
 
   void OnReadError(error_code ec) {
     in_request_ = false;
     if (ec == http::error::body_limit) {
-      return ErrorAndClose(413, absl::StrCat("the request body is larger than the limit of ",
-                                             options_.max_body_bytes,
+      return ErrorAndClose(413, absl::StrCat("the request body is larger than the limit of ", options_.max_body_bytes,
                                              " bytes (--max-message-bytes)"));
     }
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      return ErrorAndClose(431, absl::StrCat("the request header is larger than the limit of ",
-                                             options_.max_header_bytes, " bytes"));
+      return ErrorAndClose(
+          431, absl::StrCat("the request header is larger than the limit of ", options_.max_header_bytes, " bytes"));
     }
     if (timed_out_) {
       if (wait_ == Wait::kHeader || wait_ == Wait::kBody) {
         return ErrorAndClose(
-            408, absl::StrCat("the request ", wait_ == Wait::kHeader ? "header" : "body",
-                              " did not arrive within ",
+            408, absl::StrCat("the request ", wait_ == Wait::kHeader ? "header" : "body", " did not arrive within ",
                               absl::FormatDuration(options_.header_timeout)));
       }
       return Close();
     }
-    if (ec.category() == make_error_code(http::error::bad_method).category() &&
-        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+    if (ec.category() == make_error_code(http::error::bad_method).category() && ec != http::error::end_of_stream &&
+        ec != http::error::partial_message) {
       return ErrorAndClose(400, absl::StrCat("malformed HTTP request: ", ec.message()));
     }
     Close();  // the client closed or reset the connection
@@ -378,9 +366,9 @@ class Connection final : public ConnectionControl,
     request.target = std::string(message.target());
     request.path = request.target.substr(0, request.target.find('?'));
     for (const auto& field : message) {
-      request.headers.emplace_back(absl::AsciiStrToLower(absl::string_view(
-                                       field.name_string().data(), field.name_string().size())),
-                                   std::string(field.value()));
+      request.headers.emplace_back(
+          absl::AsciiStrToLower(absl::string_view(field.name_string().data(), field.name_string().size())),
+          std::string(field.value()));
     }
     request.body = std::move(message.body());
     keep_alive_ = message.keep_alive();
@@ -391,8 +379,8 @@ class Connection final : public ConnectionControl,
       absl::MutexLock lock(&state_->mu);
       ++state_->in_flight;
     }
-    exchange_ = std::make_shared<Exchange>(stream_.get_executor(),
-                                           std::weak_ptr<ExchangeSink>(this->shared_from_this()));
+    exchange_ =
+        std::make_shared<Exchange>(stream_.get_executor(), std::weak_ptr<ExchangeSink>(this->shared_from_this()));
     // Notices a client that goes away (not needed when it already sent its next request).
     if (!reading_some_ && buffer_.size() == 0) ReadSome();
     handler_->Handle(std::move(request), exchange_);
@@ -404,8 +392,8 @@ class Connection final : public ConnectionControl,
     pending_ += bytes;
     last_write_ = absl::Now();
     if (bounded && static_cast<int64_t>(pending_.size()) > options_.max_write_buffer_bytes) {
-      MS_LOG(DEBUG) << "http: the client does not read; more than "
-                    << options_.max_write_buffer_bytes << " bytes queued: closing";
+      MS_LOG(DEBUG) << "http: the client does not read; more than " << options_.max_write_buffer_bytes
+                    << " bytes queued: closing";
       Close();
       return false;
     }
@@ -425,9 +413,7 @@ class Connection final : public ConnectionControl,
       self->Close();
     });
     net::async_write(stream_, net::buffer(writing_),
-                     [self = this->shared_from_this()](error_code ec, size_t) {
-                       self->OnWritten(ec);
-                     });
+                     [self = this->shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
   }
 
   void OnWritten(error_code ec) {
@@ -510,8 +496,7 @@ class Connection final : public ConnectionControl,
                           ToChrono(options_.stream_idle_interval - (absl::Now() - last_write_)));
     idle_tick_.async_wait([self = this->shared_from_this()](error_code ec) {
       if (ec || self->closed_ || !self->streaming_ || self->response_done_) return;
-      if (absl::Now() - self->last_write_ >= self->options_.stream_idle_interval &&
-          self->exchange_ != nullptr) {
+      if (absl::Now() - self->last_write_ >= self->options_.stream_idle_interval && self->exchange_ != nullptr) {
         self->exchange_->RunIdle();
         if (self->closed_) return;
         self->last_write_ = absl::Now();  // even when the handler wrote nothing
@@ -535,10 +520,10 @@ class Connection final : public ConnectionControl,
   uint64_t write_generation_ = 0;
   bool timed_out_ = false;
   bool first_request_ = true;
-  bool in_request_ = false;    // a request's header or body is being read
-  bool reading_some_ = false;  // a ReadSome is pending
-  bool responding_ = false;    // a request was dispatched and its response is not written
-  bool streaming_ = false;     // the head of a chunked response was queued
+  bool in_request_ = false;     // a request's header or body is being read
+  bool reading_some_ = false;   // a ReadSome is pending
+  bool responding_ = false;     // a request was dispatched and its response is not written
+  bool streaming_ = false;      // the head of a chunked response was queued
   bool response_done_ = false;  // the response's last bytes were queued
   bool keep_alive_ = false;
   bool head_only_ = false;
@@ -558,12 +543,10 @@ class Connection final : public ConnectionControl,
 void StartConnection(tcp::socket socket, net::ssl::context* tls, HttpHandler* handler,
                      std::shared_ptr<ServerState> state) {
   if (tls != nullptr) {
-    std::make_shared<Connection<net::ssl::stream<tcp::socket>>>(handler, std::move(state),
-                                                                std::move(socket), *tls)
+    std::make_shared<Connection<net::ssl::stream<tcp::socket>>>(handler, std::move(state), std::move(socket), *tls)
         ->Start();
   } else {
-    std::make_shared<Connection<tcp::socket>>(handler, std::move(state), std::move(socket))
-        ->Start();
+    std::make_shared<Connection<tcp::socket>>(handler, std::move(state), std::move(socket))->Start();
   }
 }
 

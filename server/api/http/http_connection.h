@@ -35,8 +35,7 @@ struct ServerState {
   std::atomic<bool> draining{false};
 
   mutable absl::Mutex mu;
-  absl::flat_hash_map<ConnectionControl*, std::weak_ptr<ConnectionControl>> connections
-      ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<ConnectionControl*, std::weak_ptr<ConnectionControl>> connections ABSL_GUARDED_BY(mu);
   int in_flight ABSL_GUARDED_BY(mu) = 0;
 
   // The error response for `status` (options.error_response, or plain text).
@@ -44,8 +43,8 @@ struct ServerState {
 };
 
 // Starts serving an accepted socket (whose executor is its strand). `tls` may be null (plain).
-void StartConnection(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls,
-                     HttpHandler* handler, std::shared_ptr<ServerState> state);
+void StartConnection(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* tls, HttpHandler* handler,
+                     std::shared_ptr<ServerState> state);
 
 }  // namespace moeserve::api::http_internal
 

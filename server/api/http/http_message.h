@@ -16,9 +16,9 @@
 namespace moeserve::api {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // as sent: "/v1/models?x=1"
-  std::string path;    // the target without the query: "/v1/models"
+  std::string method;                                        // "GET", "POST", ...
+  std::string target;                                        // as sent: "/v1/models?x=1"
+  std::string path;                                          // the target without the query: "/v1/models"
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
 

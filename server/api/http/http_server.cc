@@ -31,13 +31,11 @@ absl::StatusOr<std::unique_ptr<net::ssl::context>> MakeTlsContext(const HttpServ
   auto context = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
   error_code ec;
   context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                           net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
-                           net::ssl::context::no_tlsv1_1,
+                           net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1,
                        ec);
   if (context->use_certificate_chain_file(o.tls_cert_file, ec); ec) {
-    return absl::InvalidArgumentError(absl::StrCat("--tls-cert ", o.tls_cert_file,
-                                                   ": not a PEM certificate chain (", ec.message(),
-                                                   ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-cert ", o.tls_cert_file, ": not a PEM certificate chain (", ec.message(), ")"));
   }
   if (context->use_private_key_file(o.tls_key_file, net::ssl::context::pem, ec); ec) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -45,14 +43,13 @@ absl::StatusOr<std::unique_ptr<net::ssl::context>> MakeTlsContext(const HttpServ
         o.tls_cert_file, " (", ec.message(), ")"));
   }
   if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--tls-key ", o.tls_key_file,
-                                                   " does not match the certificate --tls-cert ",
-                                                   o.tls_cert_file));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls-key ", o.tls_key_file, " does not match the certificate --tls-cert ", o.tls_cert_file));
   }
   if (!o.tls_client_ca_file.empty()) {
     if (context->load_verify_file(o.tls_client_ca_file, ec); ec) {
-      return absl::InvalidArgumentError(absl::StrCat("--tls-client-ca ", o.tls_client_ca_file,
-                                                     ": not a PEM certificate (", ec.message(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-client-ca ", o.tls_client_ca_file, ": not a PEM certificate (", ec.message(), ")"));
     }
     context->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
   }
@@ -63,8 +60,7 @@ absl::StatusOr<std::unique_ptr<net::ssl::context>> MakeTlsContext(const HttpServ
 
 struct HttpServer::Impl {
   explicit Impl(HttpServerOptions options)
-      : state(std::make_shared<ServerState>(std::move(options))),
-        work(net::make_work_guard(io)) {}
+      : state(std::make_shared<ServerState>(std::move(options))), work(net::make_work_guard(io)) {}
 
   struct Listener {
     Listener(net::io_context& io, HttpHandler* handler, bool tls)
@@ -76,23 +72,21 @@ struct HttpServer::Impl {
   };
 
   void Accept(Listener* listener) {
-    listener->acceptor.async_accept(
-        net::make_strand(io), [this, listener](error_code ec, tcp::socket socket) {
-          if (!listener->acceptor.is_open()) return;
-          if (ec) {
-            if (ec == net::error::operation_aborted) return;
-            MS_LOG(WARNING) << "http: accept: " << ec.message();
-            listener->backoff.expires_after(kAcceptBackoff);
-            listener->backoff.async_wait([this, listener](error_code ec) {
-              if (!ec) Accept(listener);
-            });
-            return;
-          }
-          http_internal::StartConnection(std::move(socket),
-                                         listener->tls ? tls_context.get() : nullptr,
-                                         listener->handler, state);
-          Accept(listener);
+    listener->acceptor.async_accept(net::make_strand(io), [this, listener](error_code ec, tcp::socket socket) {
+      if (!listener->acceptor.is_open()) return;
+      if (ec) {
+        if (ec == net::error::operation_aborted) return;
+        MS_LOG(WARNING) << "http: accept: " << ec.message();
+        listener->backoff.expires_after(kAcceptBackoff);
+        listener->backoff.async_wait([this, listener](error_code ec) {
+          if (!ec) Accept(listener);
         });
+        return;
+      }
+      http_internal::StartConnection(std::move(socket), listener->tls ? tls_context.get() : nullptr, listener->handler,
+                                     state);
+      Accept(listener);
+    });
   }
 
   // Runs `fn` on every live connection (through its strand).
@@ -119,8 +113,7 @@ struct HttpServer::Impl {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options) {
   if (options.io_threads < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("HTTP I/O threads must be at least 1, got ", options.io_threads));
+    return absl::InvalidArgumentError(absl::StrCat("HTTP I/O threads must be at least 1, got ", options.io_threads));
   }
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key must be given together");
@@ -137,24 +130,20 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
-absl::Status HttpServer::CheckTlsFiles(const HttpServerOptions& options) {
-  return MakeTlsContext(options).status();
-}
+absl::Status HttpServer::CheckTlsFiles(const HttpServerOptions& options) { return MakeTlsContext(options).status(); }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
-absl::StatusOr<int> HttpServer::Listen(const std::string& host, int port, HttpHandler* handler,
-                                       bool tls) {
+absl::StatusOr<int> HttpServer::Listen(const std::string& host, int port, HttpHandler* handler, bool tls) {
   if (tls && impl_->tls_context == nullptr) {
     return absl::InvalidArgumentError("a TLS listener needs --tls-cert and --tls-key");
   }
   error_code ec;
   tcp::resolver resolver(impl_->io);
-  const auto endpoints = resolver.resolve(host, std::to_string(port),
-                                          tcp::resolver::passive | tcp::resolver::numeric_service,
-                                          ec);
+  const auto endpoints =
+      resolver.resolve(host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || endpoints.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("HTTP address ", host, ":", port, ": ", ec ? ec.message() : "no address"));
@@ -174,8 +163,7 @@ absl::StatusOr<int> HttpServer::Listen(const std::string& host, int port, HttpHa
     a.close(ignored);
   }
   if (!listener->acceptor.is_open()) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", host, ":", port, " for HTTP: ", last_error));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port, " for HTTP: ", last_error));
   }
   const int bound = listener->acceptor.local_endpoint().port();
   Impl::Listener* raw = listener.get();

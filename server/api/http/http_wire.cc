@@ -6,8 +6,7 @@ namespace moeserve::api {
 namespace {
 
 std::string Head(int status, absl::string_view content_type,
-                 const std::vector<std::pair<std::string, std::string>>& headers,
-                 bool keep_alive) {
+                 const std::vector<std::pair<std::string, std::string>>& headers, bool keep_alive) {
   std::string out = absl::StrCat("HTTP/1.1 ", status, " ", HttpReason(status),
                                  "\r\nServer: moeserve\r\nContent-Type: ", content_type, "\r\n");
   for (const auto& [name, value] : headers) absl::StrAppend(&out, name, ": ", value, "\r\n");
@@ -49,10 +48,8 @@ std::string SerializeResponse(const HttpResponse& response, bool keep_alive, boo
 }
 
 std::string SerializeStreamHead(int status, absl::string_view content_type,
-                                const std::vector<std::pair<std::string, std::string>>& headers,
-                                bool keep_alive) {
-  return absl::StrCat(Head(status, content_type, headers, keep_alive),
-                      "Transfer-Encoding: chunked\r\n\r\n");
+                                const std::vector<std::pair<std::string, std::string>>& headers, bool keep_alive) {
+  return absl::StrCat(Head(status, content_type, headers, keep_alive), "Transfer-Encoding: chunked\r\n\r\n");
 }
 
 std::string Chunk(absl::string_view data) {

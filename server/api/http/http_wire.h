@@ -21,8 +21,7 @@ std::string SerializeResponse(const HttpResponse& response, bool keep_alive, boo
 
 // The head of a chunked response.
 std::string SerializeStreamHead(int status, absl::string_view content_type,
-                                const std::vector<std::pair<std::string, std::string>>& headers,
-                                bool keep_alive);
+                                const std::vector<std::pair<std::string, std::string>>& headers, bool keep_alive);
 
 // One chunk of a chunked body ("" is not a chunk: nothing); the last chunk.
 std::string Chunk(absl::string_view data);

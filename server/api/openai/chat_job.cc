@@ -47,8 +47,8 @@ void ChatJob::Take(Choice& c, parsers::ChatDelta d, Json* delta) {
   }
 }
 
-void ChatJob::OnOutput(int prompt, int choice, const serving::Call& call,
-                       const serving::Output& out, std::string* sse) {
+void ChatJob::OnOutput(int prompt, int choice, const serving::Call& call, const serving::Output& out,
+                       std::string* sse) {
   Choice& c = choices_.at(choice);
   if (!c.parser.has_value()) c.parser.emplace(chat_.parser, call.prompt_text());
   Json delta = Json::object();
@@ -88,12 +88,8 @@ Json ChatJob::WholeResponse(Json usage) {
                        {"logprobs", chat_.logprobs ? Json{{"content", std::move(c.logprobs)}} : Json()},
                        {"finish_reason", c.finish_reason}});
   }
-  return Json{{"id", options().id},
-              {"object", "chat.completion"},
-              {"created", options().created},
-              {"model", options().model},
-              {"choices", std::move(choices)},
-              {"usage", std::move(usage)}};
+  return Json{{"id", options().id},       {"object", "chat.completion"},   {"created", options().created},
+              {"model", options().model}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
 }
 
 }  // namespace moeserve::api::openai

@@ -10,8 +10,8 @@ CompletionJob::CompletionJob(std::shared_ptr<HttpExchange> exchange, JobOptions 
   choices_.resize(completion_.prompt_texts.size() * static_cast<size_t>(this->options().n));
 }
 
-void CompletionJob::OnOutput(int prompt, int choice, const serving::Call& call,
-                             const serving::Output& out, std::string* sse) {
+void CompletionJob::OnOutput(int prompt, int choice, const serving::Call& call, const serving::Output& out,
+                             std::string* sse) {
   Choice& c = choices_.at(choice);
   std::string text;
   if (!c.started) {
@@ -57,12 +57,8 @@ Json CompletionJob::WholeResponse(Json usage) {
                        {"finish_reason", c.finish_reason},
                        {"stop_reason", c.stop_reason}});
   }
-  Json body{{"id", options().id},
-            {"object", "text_completion"},
-            {"created", options().created},
-            {"model", options().model},
-            {"choices", std::move(choices)},
-            {"usage", std::move(usage)}};
+  Json body{{"id", options().id},       {"object", "text_completion"},   {"created", options().created},
+            {"model", options().model}, {"choices", std::move(choices)}, {"usage", std::move(usage)}};
   return body;
 }
 

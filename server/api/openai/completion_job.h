@@ -25,8 +25,7 @@ struct CompletionJobOptions {
 
 class CompletionJob final : public GenerationJob {
  public:
-  CompletionJob(std::shared_ptr<HttpExchange> exchange, JobOptions options,
-                CompletionJobOptions completion);
+  CompletionJob(std::shared_ptr<HttpExchange> exchange, JobOptions options, CompletionJobOptions completion);
 
  private:
   struct Choice {

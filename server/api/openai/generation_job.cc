@@ -20,16 +20,14 @@ std::function<void()> ExchangeWaker(const std::shared_ptr<HttpExchange>& exchang
 void GenerationJob::Start(std::vector<std::unique_ptr<serving::Call>> calls) {
   calls_ = std::move(calls);
   if (options_.stream) {
-    exchange_->StartStream(200, "text/event-stream",
-                           {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}});
+    exchange_->StartStream(200, "text/event-stream", {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}});
     std::string sse;
     OnStart(&sse);
     if (!sse.empty()) exchange_->Write(std::move(sse));
   }
   // Runs Pump once (the output that came before) and on every wake from then on.
   std::shared_ptr<GenerationJob> self = shared_from_this();
-  exchange_->SetCallbacks([self] { self->Pump(); }, [self] { self->Idle(); },
-                          [self] { self->Cancel(); });
+  exchange_->SetCallbacks([self] { self->Pump(); }, [self] { self->Idle(); }, [self] { self->Cancel(); });
 }
 
 Json GenerationJob::ChunkJson(Json choices) const {
@@ -49,12 +47,10 @@ void GenerationJob::Pump() {
     while (!call.finished()) {
       std::optional<serving::Output> out = call.Next(absl::ZeroDuration());
       if (!out.has_value()) break;
-      if (out->finished && (out->finish_reason == FinishReason::kError ||
-                            out->finish_reason == FinishReason::kAbort)) {
+      if (out->finished && (out->finish_reason == FinishReason::kError || out->finish_reason == FinishReason::kAbort)) {
         if (options_.stream && !sse.empty()) exchange_->Write(std::move(sse));
         return Fail(out->finish_reason == FinishReason::kAbort
-                        ? absl::UnavailableError(
-                              "the server stopped the request before it finished (shutdown)")
+                        ? absl::UnavailableError("the server stopped the request before it finished (shutdown)")
                         : (out->error.ok() ? absl::InternalError("the engine failed") : out->error));
       }
       OnOutput(static_cast<int>(p), static_cast<int>(p) * options_.n + out->index, call, *out, &sse);
@@ -75,8 +71,8 @@ void GenerationJob::Finish() {
   calls_.clear();
   Json usage = UsageJson(prompt_tokens_, completion_tokens_, cached_tokens_);
   if (!options_.stream) {
-    exchange_->Respond({.status = 200, .body = WholeResponse(std::move(usage)).dump(
-                                           -1, ' ', false, Json::error_handler_t::replace)});
+    exchange_->Respond(
+        {.status = 200, .body = WholeResponse(std::move(usage)).dump(-1, ' ', false, Json::error_handler_t::replace)});
     return;
   }
   std::string tail;

@@ -30,7 +30,7 @@ namespace moeserve::api::openai {
 struct JobOptions {
   bool stream = false;
   bool include_usage = false;
-  int32_t n = 1;  // choices per prompt
+  int32_t n = 1;   // choices per prompt
   std::string id;  // "cmpl-..." / "chatcmpl-..."
   int64_t created = 0;
   std::string model;
@@ -56,8 +56,8 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
   virtual void OnStart(std::string* sse) {}
   // One output of choice `choice` (prompt * n + output index) of `call` (prompt `prompt`).
   // Streamed: append its chunk(s) to `sse`; whole: accumulate.
-  virtual void OnOutput(int prompt, int choice, const serving::Call& call,
-                        const serving::Output& out, std::string* sse) = 0;
+  virtual void OnOutput(int prompt, int choice, const serving::Call& call, const serving::Output& out,
+                        std::string* sse) = 0;
   // Whole: the response body once every choice has finished.
   virtual Json WholeResponse(Json usage) = 0;
   // "text_completion" / "chat.completion.chunk".

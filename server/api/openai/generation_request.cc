@@ -51,15 +51,14 @@ absl::StatusOr<std::vector<int32_t>> TokenIds(const Json& v, const std::string& 
       return serving::InvalidField(absl::StrCat(field, "[", i, "]"), " must be a token id");
     }
     const int64_t id = v[i].get<int64_t>();
-    ids.push_back(id < std::numeric_limits<int32_t>::min() || id > kI32 ? -1
-                                                                         : static_cast<int32_t>(id));
+    ids.push_back(id < std::numeric_limits<int32_t>::min() || id > kI32 ? -1 : static_cast<int32_t>(id));
   }
   return ids;
 }
 
 // The prompt forms of /v1/completions: "text", ["text", ...], [ids...], [[ids...], ...].
-absl::StatusOr<std::vector<std::pair<serving::PromptInput, std::string>>> Prompts(
-    const Json& body, bool add_special_tokens) {
+absl::StatusOr<std::vector<std::pair<serving::PromptInput, std::string>>> Prompts(const Json& body,
+                                                                                  bool add_special_tokens) {
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) return serving::InvalidField("prompt", " is required");
   const Json& prompt = *it;
@@ -69,8 +68,7 @@ absl::StatusOr<std::vector<std::pair<serving::PromptInput, std::string>>> Prompt
     return out;
   }
   if (!prompt.is_array()) {
-    return serving::InvalidField(
-        "prompt", " must be a string, an array of strings, or an array of token ids");
+    return serving::InvalidField("prompt", " must be a string, an array of strings, or an array of token ids");
   }
   if (prompt.empty()) return serving::InvalidField("prompt", " must not be empty");
   if (prompt[0].is_number_integer()) {
@@ -80,8 +78,8 @@ absl::StatusOr<std::vector<std::pair<serving::PromptInput, std::string>>> Prompt
     return out;
   }
   if (prompt.size() > kMaxPrompts) {
-    return serving::InvalidField("prompt", absl::StrCat(" may hold at most ", kMaxPrompts,
-                                                        " prompts, got ", prompt.size()));
+    return serving::InvalidField("prompt",
+                                 absl::StrCat(" may hold at most ", kMaxPrompts, " prompts, got ", prompt.size()));
   }
   for (size_t i = 0; i < prompt.size(); ++i) {
     const std::string field = absl::StrCat("prompt[", i, "]");
@@ -114,10 +112,9 @@ std::string ContentText(const Json& content, const std::string& field, absl::Sta
       return "";
     }
     if (*type != "text") {
-      *error = serving::InvalidField(
-          absl::StrCat(part_field, ".type"),
-          absl::StrCat(": content parts of type '", type->get<std::string>(),
-                       "' are not supported (this server takes text)"));
+      *error = serving::InvalidField(absl::StrCat(part_field, ".type"),
+                                     absl::StrCat(": content parts of type '", type->get<std::string>(),
+                                                  "' are not supported (this server takes text)"));
       return "";
     }
     const auto t = part.find("text");
@@ -150,9 +147,8 @@ absl::StatusOr<serving::ChatPrompt> ParseConversation(const Json& body) {
     std::string r = role->get<std::string>();
     if (r == "developer") r = "system";  // OpenAI's newer name for system instructions
     if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
-      return serving::InvalidField(
-          absl::StrCat(field, ".role"),
-          absl::StrCat(": '", r, "' is not one of system, developer, user, assistant, tool"));
+      return serving::InvalidField(absl::StrCat(field, ".role"),
+                                   absl::StrCat(": '", r, "' is not one of system, developer, user, assistant, tool"));
     }
     nlohmann::ordered_json out = nlohmann::ordered_json::object();
     out["role"] = r;
@@ -189,10 +185,8 @@ absl::StatusOr<serving::ChatPrompt> ParseConversation(const Json& body) {
       const Json& t = (*tools)[i];
       const std::string field = absl::StrCat("tools[", i, "]");
       if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") ||
-          !t["function"].is_object() || !t["function"].contains("name") ||
-          !t["function"]["name"].is_string()) {
-        return serving::InvalidField(field,
-                                     " must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+          !t["function"].is_object() || !t["function"].contains("name") || !t["function"]["name"].is_string()) {
+        return serving::InvalidField(field, " must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
       }
     }
     if (!tools->empty()) chat.tools = nlohmann::ordered_json::parse(tools->dump());
@@ -207,11 +201,9 @@ absl::StatusOr<serving::ChatPrompt> ParseConversation(const Json& body) {
   return chat;
 }
 
-absl::StatusOr<CompletionRequest> ParseCompletionRequest(const Json& body,
-                                                         const std::string& served_model) {
-  if (absl::Status s = CheckSupported(body, With({"prompt", "max_tokens", "echo", "logprobs",
-                                                  "best_of", "add_special_tokens"}),
-                                      "/v1/completions");
+absl::StatusOr<CompletionRequest> ParseCompletionRequest(const Json& body, const std::string& served_model) {
+  if (absl::Status s = CheckSupported(
+          body, With({"prompt", "max_tokens", "echo", "logprobs", "best_of", "add_special_tokens"}), "/v1/completions");
       !s.ok()) {
     return s;
   }
@@ -226,8 +218,8 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(const Json& body,
   absl::StatusOr<std::optional<int64_t>> best_of = GetInt(body, "best_of", 1, kI32);
   if (!best_of.ok()) return best_of.status();
   if (best_of->has_value() && **best_of != common.sampling.n) {
-    return serving::InvalidField("best_of", absl::StrCat(": only best_of = n (", common.sampling.n,
-                                                         ") is supported, got ", **best_of));
+    return serving::InvalidField(
+        "best_of", absl::StrCat(": only best_of = n (", common.sampling.n, ") is supported, got ", **best_of));
   }
   absl::StatusOr<std::optional<int64_t>> logprobs = GetInt(body, "logprobs", 0, kMaxLogprobs);
   if (!logprobs.ok()) return logprobs.status();
@@ -259,14 +251,12 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(const Json& body,
   return out;
 }
 
-absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body,
-                                                       const std::string& served_model) {
-  if (absl::Status s = CheckSupported(
-          body,
-          With({"messages", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs",
-                "tools", "tool_choice", "parallel_tool_calls", "chat_template_kwargs",
-                "add_generation_prompt"}),
-          "/v1/chat/completions");
+absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body, const std::string& served_model) {
+  if (absl::Status s =
+          CheckSupported(body,
+                         With({"messages", "max_tokens", "max_completion_tokens", "logprobs", "top_logprobs", "tools",
+                               "tool_choice", "parallel_tool_calls", "chat_template_kwargs", "add_generation_prompt"}),
+                         "/v1/chat/completions");
       !s.ok()) {
     return s;
   }
@@ -283,8 +273,7 @@ absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body,
   // max_completion_tokens (OpenAI's newer name) wins; neither: what the context leaves.
   absl::StatusOr<std::optional<int64_t>> max_tokens = GetInt(body, "max_tokens", 0, kI32);
   if (!max_tokens.ok()) return max_tokens.status();
-  absl::StatusOr<std::optional<int64_t>> max_completion =
-      GetInt(body, "max_completion_tokens", 0, kI32);
+  absl::StatusOr<std::optional<int64_t>> max_completion = GetInt(body, "max_completion_tokens", 0, kI32);
   if (!max_completion.ok()) return max_completion.status();
   if (max_completion->has_value()) {
     r.sampling.max_tokens = static_cast<int32_t>(**max_completion);
@@ -315,20 +304,19 @@ absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body,
   std::string tool_choice = has_tools ? "auto" : "none";
   if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null()) {
     if (!it->is_string()) {
-      return serving::InvalidField(
-          "tool_choice", ": a named function cannot be forced on this server (no structured "
-                         "output); use \"auto\" or \"none\"");
+      return serving::InvalidField("tool_choice",
+                                   ": a named function cannot be forced on this server (no structured "
+                                   "output); use \"auto\" or \"none\"");
     }
     tool_choice = it->get<std::string>();
     if (tool_choice == "required") {
-      return serving::InvalidField(
-          "tool_choice", ": \"required\" cannot be enforced on this server (no structured "
-                         "output); use \"auto\" or \"none\"");
+      return serving::InvalidField("tool_choice",
+                                   ": \"required\" cannot be enforced on this server (no structured "
+                                   "output); use \"auto\" or \"none\"");
     }
     if (tool_choice != "auto" && tool_choice != "none") {
       return serving::InvalidField("tool_choice",
-                                   absl::StrCat(": must be \"auto\" or \"none\", got \"",
-                                                tool_choice, "\""));
+                                   absl::StrCat(": must be \"auto\" or \"none\", got \"", tool_choice, "\""));
     }
     if (tool_choice == "auto" && !has_tools) {
       return serving::InvalidField("tool_choice", ": \"auto\" needs tools");

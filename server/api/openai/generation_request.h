@@ -31,20 +31,18 @@ struct CompletionRequest {
   std::optional<int32_t> logprobs;  // the legacy logprobs object with this many alternatives
 };
 
-absl::StatusOr<CompletionRequest> ParseCompletionRequest(const Json& body,
-                                                         const std::string& served_model);
+absl::StatusOr<CompletionRequest> ParseCompletionRequest(const Json& body, const std::string& served_model);
 
 struct ChatCompletionRequest {
   serving::ServingRequest request;  // prompt: a ChatPrompt
   StreamOptions stream;
-  bool logprobs = false;            // the chat logprobs object
+  bool logprobs = false;  // the chat logprobs object
   int32_t top_logprobs = 0;
   bool parse_tool_calls = false;    // tools given and tool_choice is not "none"
   bool parallel_tool_calls = true;  // false: only each choice's first call is returned
 };
 
-absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body,
-                                                       const std::string& served_model);
+absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body, const std::string& served_model);
 
 // The conversation of a chat or tokenize body (`messages`, plus tools and template options) as the
 // chat template takes it: text parts joined, roles checked, a null assistant content next to tool

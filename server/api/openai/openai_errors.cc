@@ -37,18 +37,15 @@ int HttpStatusOf(absl::StatusCode code) {
   }
 }
 
-std::string ErrorJson(int status, const std::string& message, const std::string& param,
-                      const std::string& code) {
+std::string ErrorJson(int status, const std::string& message, const std::string& param, const std::string& code) {
   nlohmann::json error = {{"message", message},
                           {"type", ErrorType(status)},
                           {"param", param.empty() ? nlohmann::json() : nlohmann::json(param)},
                           {"code", code.empty() ? nlohmann::json() : nlohmann::json(code)}};
-  return nlohmann::json{{"error", std::move(error)}}.dump(-1, ' ', false,
-                                                          nlohmann::json::error_handler_t::replace);
+  return nlohmann::json{{"error", std::move(error)}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-HttpResponse ErrorResponse(int status, const std::string& message, const std::string& param,
-                           const std::string& code) {
+HttpResponse ErrorResponse(int status, const std::string& message, const std::string& param, const std::string& code) {
   HttpResponse response{.status = status, .body = ErrorJson(status, message, param, code)};
   // The queue is full or the server drains: try again (elsewhere) shortly.
   if (status == 429 || status == 503) response.headers.emplace_back("Retry-After", "1");

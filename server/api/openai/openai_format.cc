@@ -41,9 +41,7 @@ std::string SseEvent(const Json& data) {
   return "data: " + data.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
 }
 
-double LogprobValue(float logprob) {
-  return std::isfinite(logprob) ? static_cast<double>(logprob) : -9999.0;
-}
+double LogprobValue(float logprob) { return std::isfinite(logprob) ? static_cast<double>(logprob) : -9999.0; }
 
 void LegacyLogprobs::AppendUnscored(const std::string& token_text) {
   tokens_.push_back(token_text);
@@ -81,9 +79,8 @@ Json ChatLogprobContent(const std::vector<serving::OutputLogprobs>& logprobs, in
   for (const serving::OutputLogprobs& lp : logprobs) {
     Json alternatives = Json::array();
     for (size_t k = 0; k < lp.top.size() && static_cast<int32_t>(k) < top; ++k) {
-      alternatives.push_back({{"token", lp.top[k].text},
-                              {"logprob", LogprobValue(lp.top[k].logprob)},
-                              {"bytes", Bytes(lp.top[k].text)}});
+      alternatives.push_back(
+          {{"token", lp.top[k].text}, {"logprob", LogprobValue(lp.top[k].logprob)}, {"bytes", Bytes(lp.top[k].text)}});
     }
     content.push_back({{"token", lp.token.text},
                        {"logprob", LogprobValue(lp.token.logprob)},

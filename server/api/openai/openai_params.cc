@@ -52,8 +52,7 @@ absl::StatusOr<Json> ParseBody(const std::string& body) {
       },
       /*allow_exceptions=*/false);
   if (too_deep) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the request body nests deeper than ", kMaxJsonDepth, " levels"));
+    return absl::InvalidArgumentError(absl::StrCat("the request body nests deeper than ", kMaxJsonDepth, " levels"));
   }
   if (parsed.is_discarded()) {
     return absl::InvalidArgumentError("the request body is not valid JSON");
@@ -69,8 +68,7 @@ absl::StatusOr<std::optional<bool>> GetBool(const Json& body, const char* field)
   return std::optional<bool>(v->get<bool>());
 }
 
-absl::StatusOr<std::optional<int64_t>> GetInt(const Json& body, const char* field, int64_t lo,
-                                              int64_t hi) {
+absl::StatusOr<std::optional<int64_t>> GetInt(const Json& body, const char* field, int64_t lo, int64_t hi) {
   const Json* v = Field(body, field);
   if (v == nullptr) return std::optional<int64_t>();
   int64_t value = 0;
@@ -78,9 +76,8 @@ absl::StatusOr<std::optional<int64_t>> GetInt(const Json& body, const char* fiel
     value = v->get<int64_t>();
   } else if (v->is_number_unsigned()) {
     const uint64_t u = v->get<uint64_t>();
-    value = u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
-                ? std::numeric_limits<int64_t>::max()
-                : static_cast<int64_t>(u);
+    value = u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ? std::numeric_limits<int64_t>::max()
+                                                                           : static_cast<int64_t>(u);
   } else if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>() &&
              std::abs(v->get<double>()) < 9e18) {
     value = static_cast<int64_t>(v->get<double>());
@@ -88,8 +85,7 @@ absl::StatusOr<std::optional<int64_t>> GetInt(const Json& body, const char* fiel
     return WrongType(field, "an integer", *v);
   }
   if (value < lo || value > hi) {
-    return serving::InvalidField(field,
-                                 absl::StrCat(" must be in [", lo, ", ", hi, "], got ", value));
+    return serving::InvalidField(field, absl::StrCat(" must be in [", lo, ", ", hi, "], got ", value));
   }
   return std::optional<int64_t>(value);
 }
@@ -108,8 +104,7 @@ absl::StatusOr<std::optional<std::string>> GetString(const Json& body, const cha
   return std::optional<std::string>(v->get<std::string>());
 }
 
-absl::Status CheckSupported(const Json& body, const std::vector<const char*>& supported,
-                            const char* endpoint) {
+absl::Status CheckSupported(const Json& body, const std::vector<const char*>& supported, const char* endpoint) {
   for (const auto& [key, value] : body.items()) {
     bool known = false;
     for (const char* name : supported) {
@@ -119,8 +114,8 @@ absl::Status CheckSupported(const Json& body, const std::vector<const char*>& su
       }
     }
     if (!known) {
-      return serving::InvalidField(key, absl::StrCat(": this parameter is not supported by ",
-                                                     endpoint, " on this server"));
+      return serving::InvalidField(key,
+                                   absl::StrCat(": this parameter is not supported by ", endpoint, " on this server"));
     }
   }
   return absl::OkStatus();
@@ -130,40 +125,54 @@ absl::Status CheckModel(const Json& body, const std::string& served_model) {
   absl::StatusOr<std::optional<std::string>> model = GetString(body, "model");
   if (!model.ok()) return model.status();
   if (model->has_value() && **model != served_model) {
-    return serving::FieldError(absl::StatusCode::kNotFound, "model",
-                               absl::StrCat(": the model '", **model,
-                                            "' does not exist; this server serves '", served_model,
-                                            "'"));
+    return serving::FieldError(
+        absl::StatusCode::kNotFound, "model",
+        absl::StrCat(": the model '", **model, "' does not exist; this server serves '", served_model, "'"));
   }
   return absl::OkStatus();
 }
 
 const std::vector<const char*>& CommonParamNames() {
-  static const auto* names = new std::vector<const char*>{
-      "model", "temperature", "top_p", "top_k", "min_p", "n", "seed", "stop", "stop_token_ids",
-      "presence_penalty", "frequency_penalty", "repetition_penalty", "logit_bias", "ignore_eos",
-      "min_tokens", "priority", "skip_special_tokens", "user", "stream", "stream_options",
-      "cache_salt", "response_format"};
+  static const auto* names = new std::vector<const char*>{"model",
+                                                          "temperature",
+                                                          "top_p",
+                                                          "top_k",
+                                                          "min_p",
+                                                          "n",
+                                                          "seed",
+                                                          "stop",
+                                                          "stop_token_ids",
+                                                          "presence_penalty",
+                                                          "frequency_penalty",
+                                                          "repetition_penalty",
+                                                          "logit_bias",
+                                                          "ignore_eos",
+                                                          "min_tokens",
+                                                          "priority",
+                                                          "skip_special_tokens",
+                                                          "user",
+                                                          "stream",
+                                                          "stream_options",
+                                                          "cache_salt",
+                                                          "response_format"};
   return *names;
 }
 
 absl::Status ReadCommonParams(const Json& body, serving::ServingRequest* request) {
   SamplingParams& p = request->sampling;
   // Floats: the validator checks the ranges (and names the fields).
-  for (auto [field, out] : {std::pair{"temperature", &p.temperature}, std::pair{"top_p", &p.top_p},
-                            std::pair{"min_p", &p.min_p},
-                            std::pair{"presence_penalty", &p.presence_penalty},
-                            std::pair{"frequency_penalty", &p.frequency_penalty},
-                            std::pair{"repetition_penalty", &p.repetition_penalty}}) {
+  for (auto [field, out] :
+       {std::pair{"temperature", &p.temperature}, std::pair{"top_p", &p.top_p}, std::pair{"min_p", &p.min_p},
+        std::pair{"presence_penalty", &p.presence_penalty}, std::pair{"frequency_penalty", &p.frequency_penalty},
+        std::pair{"repetition_penalty", &p.repetition_penalty}}) {
     absl::StatusOr<std::optional<double>> v = GetNumber(body, field);
     if (!v.ok()) return v.status();
     if (v->has_value()) *out = static_cast<float>(**v);
   }
   constexpr int64_t kI32 = std::numeric_limits<int32_t>::max();
-  for (auto [field, out, lo] : {std::tuple{"top_k", &p.top_k, int64_t{-1}},
-                                std::tuple{"n", &p.n, int64_t{1}},
-                                std::tuple{"min_tokens", &p.min_tokens, int64_t{0}},
-                                std::tuple{"priority", &request->priority, -kI32}}) {
+  for (auto [field, out, lo] :
+       {std::tuple{"top_k", &p.top_k, int64_t{-1}}, std::tuple{"n", &p.n, int64_t{1}},
+        std::tuple{"min_tokens", &p.min_tokens, int64_t{0}}, std::tuple{"priority", &request->priority, -kI32}}) {
     absl::StatusOr<std::optional<int64_t>> v = GetInt(body, field, lo, kI32);
     if (!v.ok()) return v.status();
     if (v->has_value()) *out = static_cast<int32_t>(**v);
@@ -201,12 +210,10 @@ absl::Status ReadCommonParams(const Json& body, serving::ServingRequest* request
     for (const auto& [key, value] : bias->items()) {
       int32_t id = 0;
       if (!absl::SimpleAtoi(key, &id)) {
-        return serving::InvalidField(
-            "logit_bias", absl::StrCat(": the key \"", key, "\" is not a token id"));
+        return serving::InvalidField("logit_bias", absl::StrCat(": the key \"", key, "\" is not a token id"));
       }
       if (!value.is_number()) {
-        return serving::InvalidField("logit_bias",
-                                     absl::StrCat(": the bias of token ", key, " must be a number"));
+        return serving::InvalidField("logit_bias", absl::StrCat(": the bias of token ", key, " must be a number"));
       }
       p.logit_bias[id] = value.get<float>();
     }

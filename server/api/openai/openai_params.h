@@ -28,15 +28,13 @@ absl::StatusOr<Json> ParseBody(const std::string& body);
 // Field readers. Each returns nullopt when the field is absent or null, and an InvalidArgument
 // naming the field when it has the wrong type or is out of range.
 absl::StatusOr<std::optional<bool>> GetBool(const Json& body, const char* field);
-absl::StatusOr<std::optional<int64_t>> GetInt(const Json& body, const char* field, int64_t lo,
-                                              int64_t hi);
+absl::StatusOr<std::optional<int64_t>> GetInt(const Json& body, const char* field, int64_t lo, int64_t hi);
 absl::StatusOr<std::optional<double>> GetNumber(const Json& body, const char* field);
 absl::StatusOr<std::optional<std::string>> GetString(const Json& body, const char* field);
 
 // 400 for the first key of `body` outside `supported` (a parameter this endpoint does not know or
 // does not support), naming it.
-absl::Status CheckSupported(const Json& body, const std::vector<const char*>& supported,
-                            const char* endpoint);
+absl::Status CheckSupported(const Json& body, const std::vector<const char*>& supported, const char* endpoint);
 
 // `model`, when given, must be the served model: NotFound otherwise (404 model_not_found).
 absl::Status CheckModel(const Json& body, const std::string& served_model);
@@ -44,8 +42,8 @@ absl::Status CheckModel(const Json& body, const std::string& served_model);
 // The sampling parameters and per-request options both generation endpoints take:
 // temperature, top_p, top_k, min_p, n, seed, stop, stop_token_ids, presence_penalty,
 // frequency_penalty, repetition_penalty, logit_bias, ignore_eos, min_tokens, priority,
-// skip_special_tokens, user (accepted, unused), response_format (response_format.h). Endpoint-specific ones (max_tokens, logprobs) are
-// read by the endpoint.
+// skip_special_tokens, user (accepted, unused), response_format (response_format.h). Endpoint-specific ones
+// (max_tokens, logprobs) are read by the endpoint.
 absl::Status ReadCommonParams(const Json& body, serving::ServingRequest* request);
 
 // The parameters ReadCommonParams reads, for CheckSupported.

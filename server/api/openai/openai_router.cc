@@ -65,9 +65,8 @@ void OpenAiRouter::Handle(HttpRequest request, std::shared_ptr<HttpExchange> exc
     return exchange->Respond({.status = 200, .content_type = kPrometheusType, .body = metrics_text_()});
   }
   if (options_.operator_only) {
-    return exchange->Respond(ErrorResponse(
-        404, absl::StrCat("no route ", request.method, " ", path,
-                          " on the operator port; it serves /health and /metrics")));
+    return exchange->Respond(ErrorResponse(404, absl::StrCat("no route ", request.method, " ", path,
+                                                             " on the operator port; it serves /health and /metrics")));
   }
   const std::string* authorization = request.Header("authorization");
   const std::string_view auth_value = authorization != nullptr ? std::string_view(*authorization) : "";
@@ -89,12 +88,10 @@ void OpenAiRouter::Handle(HttpRequest request, std::shared_ptr<HttpExchange> exc
     route = &OpenAiRouter::Models;
     post = false;
   } else {
-    return exchange->Respond(
-        ErrorResponse(404, absl::StrCat("no route ", request.method, " ", path), "", "not_found"));
+    return exchange->Respond(ErrorResponse(404, absl::StrCat("no route ", request.method, " ", path), "", "not_found"));
   }
   if (post ? request.method != "POST" : !IsGet(request)) {
-    return exchange->Respond(
-        ErrorResponse(405, absl::StrCat(path, " takes ", post ? "POST" : "GET")));
+    return exchange->Respond(ErrorResponse(405, absl::StrCat(path, " takes ", post ? "POST" : "GET")));
   }
   if (!post) return (this->*route)(request, exchange);
   if (absl::Status s = frontend_->Admit(auth); !s.ok()) return Reply(exchange, s);  // draining
@@ -118,19 +115,16 @@ void OpenAiRouter::Models(const HttpRequest& request, const std::shared_ptr<Http
   const std::string id = request.path.substr(std::string("/v1/models/").size());
   if (id != options_.model_id) {
     return exchange->Respond(ErrorResponse(
-        404, absl::StrCat("the model '", id, "' does not exist; this server serves '",
-                          options_.model_id, "'"),
-        "model", "model_not_found"));
+        404, absl::StrCat("the model '", id, "' does not exist; this server serves '", options_.model_id, "'"), "model",
+        "model_not_found"));
   }
   exchange->Respond(JsonResponse(model));
 }
 
-void OpenAiRouter::Completions(const HttpRequest& request,
-                               const std::shared_ptr<HttpExchange>& exchange) {
+void OpenAiRouter::Completions(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange) {
   absl::StatusOr<Json> body = openai::ParseBody(request.body);
   if (!body.ok()) return Reply(exchange, body.status());
-  absl::StatusOr<openai::CompletionRequest> parsed =
-      openai::ParseCompletionRequest(*body, options_.model_id);
+  absl::StatusOr<openai::CompletionRequest> parsed = openai::ParseCompletionRequest(*body, options_.model_id);
   if (!parsed.ok()) return Reply(exchange, parsed.status());
   openai::CompletionRequest& r = *parsed;
   if (r.echo && r.logprobs.has_value() && !r.prompts.empty() && r.prompts[0].sampling.n > 1) {
@@ -167,12 +161,10 @@ void OpenAiRouter::Completions(const HttpRequest& request,
   job->Start(std::move(calls));
 }
 
-void OpenAiRouter::ChatCompletions(const HttpRequest& request,
-                                   const std::shared_ptr<HttpExchange>& exchange) {
+void OpenAiRouter::ChatCompletions(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange) {
   absl::StatusOr<Json> body = openai::ParseBody(request.body);
   if (!body.ok()) return Reply(exchange, body.status());
-  absl::StatusOr<openai::ChatCompletionRequest> parsed =
-      openai::ParseChatRequest(*body, options_.model_id);
+  absl::StatusOr<openai::ChatCompletionRequest> parsed = openai::ParseChatRequest(*body, options_.model_id);
   if (!parsed.ok()) return Reply(exchange, parsed.status());
   openai::ChatCompletionRequest& r = *parsed;
   openai::ChatJobOptions chat{
@@ -182,15 +174,14 @@ void OpenAiRouter::ChatCompletions(const HttpRequest& request,
       .parallel_tool_calls = r.parallel_tool_calls,
       .logprobs = r.logprobs,
       .top_logprobs = r.top_logprobs};
-  auto job = std::make_shared<openai::ChatJob>(
-      exchange,
-      openai::JobOptions{.stream = r.stream.stream,
-                         .include_usage = r.stream.include_usage,
-                         .n = r.request.sampling.n,
-                         .id = "chatcmpl-" + openai::RandomId(),
-                         .created = absl::ToUnixSeconds(absl::Now()),
-                         .model = options_.model_id},
-      chat);
+  auto job = std::make_shared<openai::ChatJob>(exchange,
+                                               openai::JobOptions{.stream = r.stream.stream,
+                                                                  .include_usage = r.stream.include_usage,
+                                                                  .n = r.request.sampling.n,
+                                                                  .id = "chatcmpl-" + openai::RandomId(),
+                                                                  .created = absl::ToUnixSeconds(absl::Now()),
+                                                                  .model = options_.model_id},
+                                               chat);
   r.request.on_output = openai::ExchangeWaker(exchange);
   absl::StatusOr<std::unique_ptr<serving::Call>> call = frontend_->Submit(std::move(r.request));
   if (!call.ok()) return Reply(exchange, call.status());
@@ -199,18 +190,15 @@ void OpenAiRouter::ChatCompletions(const HttpRequest& request,
   job->Start(std::move(calls));
 }
 
-void OpenAiRouter::Tokenize(const HttpRequest& request,
-                            const std::shared_ptr<HttpExchange>& exchange) {
+void OpenAiRouter::Tokenize(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange) {
   absl::StatusOr<Json> body = openai::ParseBody(request.body);
   if (!body.ok()) return Reply(exchange, body.status());
   const bool chat = body->contains("messages");
   if (absl::Status s = openai::CheckSupported(
           *body,
-          chat ? std::vector<const char*>{"model", "messages", "add_generation_prompt",
-                                          "add_special_tokens", "chat_template_kwargs", "tools",
-                                          "return_token_strs"}
-               : std::vector<const char*>{"model", "prompt", "add_special_tokens",
-                                          "return_token_strs"},
+          chat ? std::vector<const char*>{"model", "messages", "add_generation_prompt", "add_special_tokens",
+                                          "chat_template_kwargs", "tools", "return_token_strs"}
+               : std::vector<const char*>{"model", "prompt", "add_special_tokens", "return_token_strs"},
           "/tokenize");
       !s.ok()) {
     return Reply(exchange, s);
@@ -227,8 +215,8 @@ void OpenAiRouter::Tokenize(const HttpRequest& request,
   if (chat) {
     // The chat template writes the special tokens itself.
     if (add_special->value_or(false)) {
-      return Reply(exchange, serving::InvalidField("add_special_tokens",
-                                                   ": with messages the chat template adds them"));
+      return Reply(exchange,
+                   serving::InvalidField("add_special_tokens", ": with messages the chat template adds them"));
     }
     absl::StatusOr<serving::ChatPrompt> conversation = openai::ParseConversation(*body);
     if (!conversation.ok()) return Reply(exchange, conversation.status());
@@ -257,8 +245,7 @@ void OpenAiRouter::Tokenize(const HttpRequest& request,
                                   {"token_strs", std::move(token_strs)}}));
 }
 
-void OpenAiRouter::Detokenize(const HttpRequest& request,
-                              const std::shared_ptr<HttpExchange>& exchange) {
+void OpenAiRouter::Detokenize(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange) {
   absl::StatusOr<Json> body = openai::ParseBody(request.body);
   if (!body.ok()) return Reply(exchange, body.status());
   if (absl::Status s = openai::CheckSupported(*body, {"model", "tokens"}, "/detokenize"); !s.ok()) {
@@ -274,8 +261,7 @@ void OpenAiRouter::Detokenize(const HttpRequest& request,
   std::vector<int32_t> ids;
   for (size_t i = 0; i < tokens->size(); ++i) {
     if (!(*tokens)[i].is_number_integer()) {
-      return Reply(exchange, serving::InvalidField(absl::StrCat("tokens[", i, "]"),
-                                                   " must be a token id"));
+      return Reply(exchange, serving::InvalidField(absl::StrCat("tokens[", i, "]"), " must be a token id"));
     }
     const int64_t id = (*tokens)[i].get<int64_t>();
     ids.push_back(id < 0 || id > INT32_MAX ? -1 : static_cast<int32_t>(id));

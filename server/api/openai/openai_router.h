@@ -43,8 +43,8 @@ struct OpenAiRouterOptions {
 class OpenAiRouter final : public HttpHandler {
  public:
   // `metrics_text`: the /metrics page; `ready`: /health's state.
-  OpenAiRouter(serving::Frontend* frontend, std::function<std::string()> metrics_text,
-               std::function<bool()> ready, OpenAiRouterOptions options);
+  OpenAiRouter(serving::Frontend* frontend, std::function<std::string()> metrics_text, std::function<bool()> ready,
+               OpenAiRouterOptions options);
   ~OpenAiRouter() override;
 
   void Handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange) override;

@@ -18,15 +18,13 @@ absl::StatusOr<structured::Constraint> ParseResponseFormat(const nlohmann::json&
   }
   auto type = format.find("type");
   if (type == format.end() || !type->is_string()) {
-    return serving::InvalidField("response_format.type",
-                                 " must be one of \"text\", \"json_object\", \"json_schema\"");
+    return serving::InvalidField("response_format.type", " must be one of \"text\", \"json_object\", \"json_schema\"");
   }
   const std::string kind = type->get<std::string>();
   for (const auto& [key, value] : format.items()) {
     if (key != "type" && !(key == "json_schema" && kind == "json_schema")) {
       return serving::InvalidField(absl::StrCat("response_format.", key),
-                                   absl::StrCat(": not a field of response_format type \"", kind,
-                                                "\""));
+                                   absl::StrCat(": not a field of response_format type \"", kind, "\""));
     }
   }
   if (kind == "text") return constraint;
@@ -37,13 +35,11 @@ absl::StatusOr<structured::Constraint> ParseResponseFormat(const nlohmann::json&
   if (kind != "json_schema") {
     return serving::InvalidField(
         "response_format.type",
-        absl::StrCat(": must be one of \"text\", \"json_object\", \"json_schema\", got \"", kind,
-                     "\""));
+        absl::StrCat(": must be one of \"text\", \"json_object\", \"json_schema\", got \"", kind, "\""));
   }
   auto spec = format.find("json_schema");
   if (spec == format.end() || !spec->is_object()) {
-    return serving::InvalidField("response_format.json_schema",
-                                 " must be an object with a name and a schema");
+    return serving::InvalidField("response_format.json_schema", " must be an object with a name and a schema");
   }
   for (const auto& [key, value] : spec->items()) {
     if (key != "name" && key != "schema" && key != "strict" && key != "description") {
@@ -61,8 +57,7 @@ absl::StatusOr<structured::Constraint> ParseResponseFormat(const nlohmann::json&
   }
   auto schema = spec->find("schema");
   if (schema == spec->end() || !(schema->is_object() || schema->is_boolean())) {
-    return serving::InvalidField("response_format.json_schema.schema",
-                                 " must be a JSON Schema (an object)");
+    return serving::InvalidField("response_format.json_schema.schema", " must be a JSON Schema (an object)");
   }
   constraint.kind = structured::Constraint::Kind::kJsonSchema;
   constraint.value = schema->dump();

@@ -4,8 +4,7 @@
 
 namespace moeserve::api {
 
-WorkQueue::WorkQueue(int num_threads, int max_pending)
-    : max_pending_(static_cast<size_t>(max_pending)) {
+WorkQueue::WorkQueue(int num_threads, int max_pending) : max_pending_(static_cast<size_t>(max_pending)) {
   for (int i = 0; i < num_threads; ++i) threads_.emplace_back([this] { Loop(); });
 }
 
@@ -29,9 +28,7 @@ void WorkQueue::Loop() {
     std::function<void()> task;
     {
       absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !tasks_.empty() || stopping_;
-      };
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !tasks_.empty() || stopping_; };
       mu_.Await(absl::Condition(&ready));
       if (tasks_.empty()) return;  // stopping, nothing left
       task = std::move(tasks_.front());

@@ -25,19 +25,19 @@ using cpu::Expect;
 using cpu::OpError;
 
 // Validates slot_mapping [T] against a cache of num_blocks × block_size slots.
-absl::Status CheckSlots(absl::string_view op, const AttentionMetadata& meta, int64_t T,
-                        int64_t num_blocks, int64_t block_size) {
+absl::Status CheckSlots(absl::string_view op, const AttentionMetadata& meta, int64_t T, int64_t num_blocks,
+                        int64_t block_size) {
   RETURN_IF_ERROR(Expect(op, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
   if (meta.block_size != block_size) {
-    return OpError(op, absl::StrCat("meta.block_size ", meta.block_size,
-                                    " differs from the cache's block size ", block_size));
+    return OpError(
+        op, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ", block_size));
   }
   const int32_t* slots = meta.slot_mapping.data_as<int32_t>();
   const int64_t limit = num_blocks * block_size;
   for (int64_t t = 0; t < T; ++t) {
     if (slots[t] >= limit) {
-      return OpError(op, absl::StrCat("meta.slot_mapping[", t, "] = ", slots[t],
-                                      " is outside the cache's ", limit, " slots"));
+      return OpError(
+          op, absl::StrCat("meta.slot_mapping[", t, "] = ", slots[t], " is outside the cache's ", limit, " slots"));
     }
   }
   return absl::OkStatus();
@@ -53,8 +53,8 @@ struct SeqLayout {
   std::vector<int32_t> token_seq;  // sequence of each token
 };
 
-absl::Status CheckLayout(absl::string_view op, const AttentionMetadata& meta, int64_t T,
-                         int64_t num_blocks, int64_t block_size, SeqLayout* layout) {
+absl::Status CheckLayout(absl::string_view op, const AttentionMetadata& meta, int64_t T, int64_t num_blocks,
+                         int64_t block_size, SeqLayout* layout) {
   RETURN_IF_ERROR(CheckAttentionMetaShapes(op, meta, T, block_size));
   const int64_t S = meta.seq_lens.dim(0);
   const int32_t* qsl = meta.query_start_loc.data_as<int32_t>();
@@ -62,8 +62,7 @@ absl::Status CheckLayout(absl::string_view op, const AttentionMetadata& meta, in
   const int32_t* bt = meta.block_tables.data_as<int32_t>();
   const int64_t max_blocks = meta.block_tables.dim(1);
   if (qsl[0] != 0 || qsl[S] != T) {
-    return OpError(op, absl::StrCat("meta.query_start_loc must run from 0 to ", T, ", got ",
-                                    qsl[0], " .. ", qsl[S]));
+    return OpError(op, absl::StrCat("meta.query_start_loc must run from 0 to ", T, ", got ", qsl[0], " .. ", qsl[S]));
   }
   layout->token_seq.assign(T, 0);
   for (int64_t s = 0; s < S; ++s) {
@@ -72,20 +71,19 @@ absl::Status CheckLayout(absl::string_view op, const AttentionMetadata& meta, in
       return OpError(op, absl::StrCat("meta.query_start_loc decreases at sequence ", s));
     }
     if (q_len > meta.max_query_len) {
-      return OpError(op, absl::StrCat("sequence ", s, " has ", q_len,
-                                      " query tokens > meta.max_query_len ", meta.max_query_len));
+      return OpError(
+          op, absl::StrCat("sequence ", s, " has ", q_len, " query tokens > meta.max_query_len ", meta.max_query_len));
     }
     const int64_t len = lens[s];
     if (len < q_len || len > meta.max_seq_len || len > max_blocks * block_size) {
-      return OpError(op, absl::StrCat("meta.seq_lens[", s, "] = ", len, " must be in [", q_len,
-                                      ", min(max_seq_len ", meta.max_seq_len, ", ",
-                                      max_blocks * block_size, ")]"));
+      return OpError(op, absl::StrCat("meta.seq_lens[", s, "] = ", len, " must be in [", q_len, ", min(max_seq_len ",
+                                      meta.max_seq_len, ", ", max_blocks * block_size, ")]"));
     }
     for (int64_t b = 0; b < (len + block_size - 1) / block_size; ++b) {
       const int32_t phys = bt[s * max_blocks + b];
       if (phys < 0 || phys >= num_blocks) {
-        return OpError(op, absl::StrCat("meta.block_tables[", s, ", ", b, "] = ", phys,
-                                        " is outside [0, ", num_blocks, ")"));
+        return OpError(
+            op, absl::StrCat("meta.block_tables[", s, ", ", b, "] = ", phys, " is outside [0, ", num_blocks, ")"));
       }
     }
     for (int64_t t = qsl[s]; t < qsl[s + 1]; ++t) layout->token_seq[t] = static_cast<int32_t>(s);
@@ -135,8 +133,8 @@ void RunAttention(ThreadPool& pool, const SeqLayout& lay, const AttentionPlan& p
       std::fill(acc.begin(), acc.begin() + g * p.dv, 0.0f);
       for (int64_t blk = 0; blk * p.block_size < n_ctx; ++blk) {
         const int64_t n = std::min(p.block_size, n_ctx - blk * p.block_size);
-        attend(args, key_base(blocks[blk], kv), p.key_stride, value_base(blocks[blk], kv),
-               p.value_stride, n, scores.data(), state.data(), acc.data());
+        attend(args, key_base(blocks[blk], kv), p.key_stride, value_base(blocks[blk], kv), p.value_stride, n,
+               scores.data(), state.data(), acc.data());
       }
       for (int64_t i = 0; i < g; ++i) {
         const float inv = state[i].sum > 0.0f ? 1.0f / state[i].sum : 0.0f;
@@ -149,9 +147,8 @@ void RunAttention(ThreadPool& pool, const SeqLayout& lay, const AttentionPlan& p
 
 }  // namespace
 
-absl::Status CpuBackend::WriteKvCache(const Tensor& k, const Tensor& v,
-                                      const AttentionMetadata& meta, const Tensor& k_cache,
-                                      const Tensor& v_cache) {
+absl::Status CpuBackend::WriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
+                                      const Tensor& k_cache, const Tensor& v_cache) {
   constexpr absl::string_view kOp = "WriteKvCache";
   RETURN_IF_ERROR(Expect(kOp, "k", k, DType::kF32, {"T", "Hkv", "D"}));
   const int64_t T = k.dim(0), Hkv = k.dim(1), D = k.dim(2);
@@ -175,14 +172,12 @@ absl::Status CpuBackend::WriteKvCache(const Tensor& k, const Tensor& v,
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
-                                          const Tensor& positions, const Tensor& cos_sin,
-                                          int32_t rotary_dim, RopeStyle style,
-                                          const AttentionMetadata& meta, const Tensor& k_cache,
-                                          const Tensor& v_cache) {
+absl::Status CpuBackend::RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                          const Tensor& cos_sin, int32_t rotary_dim, RopeStyle style,
+                                          const AttentionMetadata& meta, const Tensor& k_cache, const Tensor& v_cache) {
   constexpr absl::string_view kOp = "RopeWriteKvCache";
-  RETURN_IF_ERROR(CheckRopeWriteKvCacheShapes(q, k, v, positions, cos_sin, rotary_dim, meta, k_cache,
-                                              v_cache, DType::kF32));
+  RETURN_IF_ERROR(
+      CheckRopeWriteKvCacheShapes(q, k, v, positions, cos_sin, rotary_dim, meta, k_cache, v_cache, DType::kF32));
   const int64_t T = q.dim(0), H = q.dim(1), D = q.dim(2), Hkv = k.dim(1), Dv = v.dim(2);
   const int64_t max_pos = cos_sin.dim(0);
   const int32_t* pos = positions.data_as<int32_t>();
@@ -215,17 +210,15 @@ absl::Status CpuBackend::RopeWriteKvCache(const Tensor& q, const Tensor& k, cons
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
-                                        const Tensor& v_cache, const AttentionMetadata& meta,
-                                        float scale, const Tensor& out) {
+absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                        const AttentionMetadata& meta, float scale, const Tensor& out) {
   constexpr absl::string_view kOp = "PagedAttention";
   RETURN_IF_ERROR(Expect(kOp, "q", q, DType::kF32, {"T", "H", "D"}));
   const int64_t T = q.dim(0), H = q.dim(1), D = q.dim(2);
   RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, DType::kF32, {"NB", "BS", "Hkv", D}));
   const int64_t NB = k_cache.dim(0), BS = k_cache.dim(1), Hkv = k_cache.dim(2);
   if (Hkv == 0 || H % Hkv != 0) {
-    return OpError(kOp, absl::StrCat("q has ", H, " heads, not a multiple of the cache's ", Hkv,
-                                     " kv heads"));
+    return OpError(kOp, absl::StrCat("q has ", H, " heads, not a multiple of the cache's ", Hkv, " kv heads"));
   }
   if (BS <= 0) return OpError(kOp, "k_cache has block size 0");
   RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, DType::kF32, {NB, BS, Hkv, "Dv"}));
@@ -237,21 +230,17 @@ absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
   const float* qp = q.data_as<float>();
   const float* kc = k_cache.data_as<float>();
   const float* vc = v_cache.data_as<float>();
-  const AttentionPlan plan{T, Hkv, H / Hkv, Dv, BS, Hkv * D, Hkv * Dv, H * Dv,
-                           std::max<int64_t>(1, meta.max_seq_len)};
+  const AttentionPlan plan{T, Hkv, H / Hkv, Dv, BS, Hkv * D, Hkv * Dv, H * Dv, std::max<int64_t>(1, meta.max_seq_len)};
   RunAttention(
       pool_, lay, plan,
-      [&](int64_t t, int64_t h0) {
-        return cpu::AttendArgs{qp + (t * H + h0) * D, nullptr, D, 0, D, 0, Dv, 0, scale};
-      },
+      [&](int64_t t, int64_t h0) { return cpu::AttendArgs{qp + (t * H + h0) * D, nullptr, D, 0, D, 0, Dv, 0, scale}; },
       [&](int32_t phys, int64_t kv) { return kc + (phys * BS * Hkv + kv) * D; },
-      [&](int32_t phys, int64_t kv) { return vc + (phys * BS * Hkv + kv) * Dv; },
-      out.data_as<float>());
+      [&](int32_t phys, int64_t kv) { return vc + (phys * BS * Hkv + kv) * Dv; }, out.data_as<float>());
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
-                                       const AttentionMetadata& meta, const Tensor& cache) {
+absl::Status CpuBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
+                                       const Tensor& cache) {
   constexpr absl::string_view kOp = "WriteMlaCache";
   RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, DType::kF32, {"T", "L"}));
   const int64_t T = kv_c.dim(0), L = kv_c.dim(1);
@@ -273,9 +262,8 @@ absl::Status CpuBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
-                                           const Tensor& positions, const Tensor& cos_sin,
-                                           RopeStyle style, const AttentionMetadata& meta,
+absl::Status CpuBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
+                                           const Tensor& cos_sin, RopeStyle style, const AttentionMetadata& meta,
                                            const Tensor& cache) {
   constexpr absl::string_view kOp = "RopeWriteMlaCache";
   RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, DType::kF32, {"T", "L"}));
@@ -320,9 +308,8 @@ absl::Status CpuBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_p
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe,
-                                           const Tensor& cache, const AttentionMetadata& meta,
-                                           float scale, const Tensor& out) {
+absl::Status CpuBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
+                                           const AttentionMetadata& meta, float scale, const Tensor& out) {
   constexpr absl::string_view kOp = "PagedMlaAttention";
   RETURN_IF_ERROR(Expect(kOp, "q_latent", q_latent, DType::kF32, {"T", "H", "L"}));
   const int64_t T = q_latent.dim(0), H = q_latent.dim(1), L = q_latent.dim(2);

@@ -18,9 +18,7 @@ namespace moeserve {
 CpuBackend::CpuBackend(int num_threads) : CpuBackend(CpuBackendOptions{.num_threads = num_threads}) {}
 
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
-    : options_(options),
-      pool_(options.num_threads),
-      allocator_(cpu::HostAllocator::Create(options.max_cached_bytes)) {}
+    : options_(options), pool_(options.num_threads), allocator_(cpu::HostAllocator::Create(options.max_cached_bytes)) {}
 
 CpuBackend::~CpuBackend() = default;
 
@@ -41,8 +39,7 @@ absl::StatusOr<Tensor> CpuBackend::Allocate(DType dtype, Shape shape) {
 
 absl::StatusOr<Tensor> CpuBackend::CreateWeight(absl::Span<const float> values, Shape shape) {
   if (static_cast<int64_t>(values.size()) != shape.numel()) {
-    return cpu::OpError("CreateWeight", absl::StrCat(values.size(), " values for shape ",
-                                                     shape.ToString()));
+    return cpu::OpError("CreateWeight", absl::StrCat(values.size(), " values for shape ", shape.ToString()));
   }
   auto t = Allocate(DType::kF32, shape);
   if (!t.ok()) return t.status();
@@ -65,8 +62,7 @@ absl::StatusOr<Tensor> CpuBackend::CreateWeightFromHost(const HostWeight& w) {
   return t;
 }
 
-absl::StatusOr<Tensor> CpuBackend::CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                                        absl::Span<const float> scales,
+absl::StatusOr<Tensor> CpuBackend::CreateFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
                                                         Shape shape) {
   if (auto mats = CheckFp8BlockWeight(bytes, scales, shape); !mats.ok()) return mats.status();
   return CreateWeight(DequantizeFp8BlockWeight(bytes, scales, shape), shape);
@@ -88,16 +84,14 @@ absl::Status CpuBackend::CopyToHostF32(const Tensor& src, absl::Span<float> out)
   constexpr absl::string_view kOp = "CopyToHostF32";
   if (!src.defined()) return cpu::OpError(kOp, "tensor is missing");
   if (static_cast<int64_t>(out.size()) != src.numel()) {
-    return cpu::OpError(kOp, absl::StrCat("host buffer has ", out.size(), " floats, tensor ",
-                                          src.DebugString(), " has ", src.numel()));
+    return cpu::OpError(
+        kOp, absl::StrCat("host buffer has ", out.size(), " floats, tensor ", src.DebugString(), " has ", src.numel()));
   }
   if (out.empty()) return absl::OkStatus();
   if (src.data() == nullptr) return cpu::OpError(kOp, "tensor has no memory");
   const int64_t n = src.numel();
   switch (src.dtype()) {
-    case DType::kF32:
-      std::memcpy(out.data(), src.data(), n * sizeof(float));
-      return absl::OkStatus();
+    case DType::kF32: std::memcpy(out.data(), src.data(), n * sizeof(float)); return absl::OkStatus();
     case DType::kBF16: {
       const uint16_t* p = src.data_as<uint16_t>();
       for (int64_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(p[i]);
@@ -108,9 +102,7 @@ absl::Status CpuBackend::CopyToHostF32(const Tensor& src, absl::Span<float> out)
       for (int64_t i = 0; i < n; ++i) out[i] = Fp16ToFloat(p[i]);
       return absl::OkStatus();
     }
-    default:
-      return cpu::OpError(kOp, absl::StrCat("cannot convert ", cpu::DTypeStr(src.dtype()),
-                                            " to f32"));
+    default: return cpu::OpError(kOp, absl::StrCat("cannot convert ", cpu::DTypeStr(src.dtype()), " to f32"));
   }
 }
 

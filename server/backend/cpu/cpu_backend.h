@@ -58,8 +58,8 @@ class CpuBackend : public Backend {
   // place (no copy): such a weight is read-only memory, never to be written by an op.
   absl::StatusOr<Tensor> CreateWeightFromHost(const HostWeight& w) override;
   // Dequantizes (the reference for backends that keep fp8).
-  absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                              absl::Span<const float> scales, Shape shape) override;
+  absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
+                                              Shape shape) override;
   absl::Status CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) override;
   absl::Status CopyToHost(const Tensor& src, absl::Span<uint8_t> bytes) override;
   absl::Status CopyToHostF32(const Tensor& src, absl::Span<float> out) override;
@@ -68,49 +68,41 @@ class CpuBackend : public Backend {
 
   // Element-wise and row ops (cpu_elementwise.cc).
   absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override;
-  absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
-                              const Tensor& out) override;
+  absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id, const Tensor& out) override;
   absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override;
   absl::Status AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, float eps,
                           const Tensor& out) override;
   absl::Status Add(const Tensor& a, const Tensor& b, const Tensor& out) override;
-  absl::Status Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
-                    int32_t rotary_dim, RopeStyle style) override;
+  absl::Status Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
+                    RopeStyle style) override;
   absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) override;
   absl::Status GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) override;
 
   // Matrix products (cpu_gemm.cc).
-  absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
-                      const Tensor& out) override;
+  absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) override;
   absl::Status HeadwiseLinear(const Tensor& x, const Tensor& w, const Tensor& out) override;
 
   // Paged KV cache and attention (cpu_attention.cc).
-  absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
-                            const Tensor& k_cache, const Tensor& v_cache) override;
+  absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta, const Tensor& k_cache,
+                            const Tensor& v_cache) override;
   absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                              const AttentionMetadata& meta, float scale,
-                              const Tensor& out) override;
-  absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
-                                const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
-                                RopeStyle style, const AttentionMetadata& meta,
-                                const Tensor& k_cache, const Tensor& v_cache) override;
+                              const AttentionMetadata& meta, float scale, const Tensor& out) override;
+  absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                const Tensor& cos_sin, int32_t rotary_dim, RopeStyle style,
+                                const AttentionMetadata& meta, const Tensor& k_cache, const Tensor& v_cache) override;
   absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
                              const Tensor& cache) override;
-  absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
-                                 const Tensor& cos_sin, RopeStyle style,
-                                 const AttentionMetadata& meta, const Tensor& cache) override;
+  absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions, const Tensor& cos_sin,
+                                 RopeStyle style, const AttentionMetadata& meta, const Tensor& cache) override;
   absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
-                                 const AttentionMetadata& meta, float scale,
-                                 const Tensor& out) override;
+                                 const AttentionMetadata& meta, float scale, const Tensor& out) override;
 
   // Mixture of experts (cpu_moe.cc). MoeRoute breaks score ties towards the lower expert (and
   // group) index.
-  absl::Status MoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
-                        const MoeRoutingParams& params, const Tensor& topk_ids,
-                        const Tensor& topk_weights) override;
-  absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                          const Tensor& gate_up, const Tensor& down, const Tensor& out,
-                          const MoeExpertsExtras& extras) override;
+  absl::Status MoeRoute(const Tensor& router_logits, const Tensor& correction_bias, const MoeRoutingParams& params,
+                        const Tensor& topk_ids, const Tensor& topk_weights) override;
+  absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights, const Tensor& gate_up,
+                          const Tensor& down, const Tensor& out, const MoeExpertsExtras& extras) override;
 
  private:
   CpuBackendOptions options_;

@@ -47,8 +47,7 @@ absl::Status CpuBackend::Embedding(const Tensor& table, const Tensor& ids, const
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
-                                        const Tensor& out) {
+absl::Status CpuBackend::EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id, const Tensor& out) {
   constexpr absl::string_view kOp = "EmbeddingShard";
   RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "table", table, {"V", "d"}));
   RETURN_IF_ERROR(Expect(kOp, "ids", ids, DType::kI32, {"T"}));
@@ -90,8 +89,8 @@ absl::Status CpuBackend::RmsNorm(const Tensor& x, const Tensor& w, float eps, co
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w,
-                                    float eps, const Tensor& out) {
+absl::Status CpuBackend::AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, float eps,
+                                    const Tensor& out) {
   constexpr absl::string_view kOp = "AddRmsNorm";
   RETURN_IF_ERROR(Expect(kOp, "x", x, DType::kF32, {"T", "d"}));
   const int64_t T = x.dim(0), d = x.dim(1);
@@ -118,8 +117,8 @@ absl::Status CpuBackend::Add(const Tensor& a, const Tensor& b, const Tensor& out
   }
   for (const auto& [name, t] : {std::pair<absl::string_view, const Tensor*>{"b", &b}, {"out", &out}}) {
     if (!t->defined() || t->dtype() != DType::kF32 || t->shape() != a.shape()) {
-      return OpError(kOp, absl::StrCat(name, " is ", t->defined() ? t->DebugString() : "missing",
-                                       ", expected ", a.DebugString()));
+      return OpError(
+          kOp, absl::StrCat(name, " is ", t->defined() ? t->DebugString() : "missing", ", expected ", a.DebugString()));
     }
   }
   const int64_t n = a.numel();
@@ -136,22 +135,20 @@ absl::Status CpuBackend::Add(const Tensor& a, const Tensor& b, const Tensor& out
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
-                              int32_t rotary_dim, RopeStyle style) {
+absl::Status CpuBackend::Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
+                              RopeStyle style) {
   constexpr absl::string_view kOp = "Rope";
   RETURN_IF_ERROR(Expect(kOp, "x", x, DType::kF32, {"T", "H", "D"}));
   const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2);
   RETURN_IF_ERROR(Expect(kOp, "positions", positions, DType::kI32, {T}));
   if (rotary_dim <= 0 || rotary_dim % 2 != 0 || rotary_dim > D) {
-    return OpError(kOp, absl::StrCat("rotary_dim ", rotary_dim, " must be even and in (0, ", D,
-                                     "]"));
+    return OpError(kOp, absl::StrCat("rotary_dim ", rotary_dim, " must be even and in (0, ", D, "]"));
   }
   RETURN_IF_ERROR(Expect(kOp, "cos_sin", cos_sin, DType::kF32, {"max_position", rotary_dim}));
   const int64_t max_pos = cos_sin.dim(0);
   const int32_t* pos = positions.data_as<int32_t>();
   if (int64_t bad = FindOutOfRange(pos, T, max_pos); bad >= 0) {
-    return OpError(kOp, absl::StrCat("positions[", bad, "] = ", pos[bad], " is outside [0, ",
-                                     max_pos, ")"));
+    return OpError(kOp, absl::StrCat("positions[", bad, "] = ", pos[bad], " is outside [0, ", max_pos, ")"));
   }
   const int64_t half = rotary_dim / 2;
   const float* cs = cos_sin.data_as<float>();
@@ -195,8 +192,7 @@ absl::Status CpuBackend::GatherRows(const Tensor& x, const Tensor& indices, cons
   RETURN_IF_ERROR(Expect(kOp, "out", out, DType::kF32, {n, d}));
   const int32_t* idx = indices.data_as<int32_t>();
   if (int64_t bad = FindOutOfRange(idx, n, T); bad >= 0) {
-    return OpError(kOp, absl::StrCat("indices[", bad, "] = ", idx[bad], " is outside [0, ", T,
-                                     ")"));
+    return OpError(kOp, absl::StrCat("indices[", bad, "] = ", idx[bad], " is outside [0, ", T, ")"));
   }
   const float* xp = x.data_as<float>();
   float* op = out.data_as<float>();

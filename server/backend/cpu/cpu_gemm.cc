@@ -20,20 +20,17 @@ namespace moeserve {
 namespace cpu {
 namespace {
 
-constexpr int64_t kMb = 64;    // rows of x per tile
-constexpr int64_t kNb = 48;    // rows of w (output columns) per tile
+constexpr int64_t kMb = 64;                // rows of x per tile
+constexpr int64_t kNb = 48;                // rows of w (output columns) per tile
 constexpr int64_t kMinTileMacs = 1 << 17;  // below this per chunk, waking threads costs more
 
 }  // namespace
 
 WeightType WeightTypeOf(DType dtype) {
   switch (dtype) {
-    case DType::kBF16:
-      return WeightType::kBF16;
-    case DType::kF16:
-      return WeightType::kF16;
-    default:
-      return WeightType::kF32;
+    case DType::kBF16: return WeightType::kBF16;
+    case DType::kF16: return WeightType::kF16;
+    default: return WeightType::kF32;
   }
 }
 
@@ -43,9 +40,8 @@ absl::Status ExpectWeight(absl::string_view op, absl::string_view name, const Te
   return Expect(op, name, w, stored ? w.dtype() : DType::kF32, dims);
 }
 
-void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx,
-             WeightType wt, const void* w, int64_t ldw, const float* bias, float* out,
-             int64_t ldo) {
+void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx, WeightType wt,
+             const void* w, int64_t ldw, const float* bias, float* out, int64_t ldo) {
   if (T <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t t = 0; t < T; ++t)
@@ -80,8 +76,7 @@ void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, 
 
 }  // namespace cpu
 
-absl::Status CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
-                                const Tensor& out) {
+absl::Status CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) {
   constexpr absl::string_view kOp = "Linear";
   RETURN_IF_ERROR(cpu::Expect(kOp, "x", x, DType::kF32, {"T", "in"}));
   const int64_t T = x.dim(0), in = x.dim(1);
@@ -89,8 +84,8 @@ absl::Status CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& 
   const int64_t n_out = w.dim(0);
   if (bias.defined()) RETURN_IF_ERROR(cpu::Expect(kOp, "bias", bias, DType::kF32, {n_out}));
   RETURN_IF_ERROR(cpu::Expect(kOp, "out", out, DType::kF32, {T, n_out}));
-  cpu::GemmXWt(&pool_, T, n_out, in, x.data_as<float>(), in, cpu::WeightTypeOf(w.dtype()), w.data(),
-               in, bias.defined() ? bias.data_as<float>() : nullptr, out.data_as<float>(), n_out);
+  cpu::GemmXWt(&pool_, T, n_out, in, x.data_as<float>(), in, cpu::WeightTypeOf(w.dtype()), w.data(), in,
+               bias.defined() ? bias.data_as<float>() : nullptr, out.data_as<float>(), n_out);
   return absl::OkStatus();
 }
 
@@ -111,14 +106,14 @@ absl::Status CpuBackend::HeadwiseLinear(const Tensor& x, const Tensor& w, const 
     const int64_t grain = std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(1, T * n_out * in));
     pool_.ParallelFor(H, grain, [&](int64_t b, int64_t e) {
       for (int64_t h = b; h < e; ++h) {
-        cpu::GemmXWt(nullptr, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in,
-                     nullptr, op + h * n_out, H * n_out);
+        cpu::GemmXWt(nullptr, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in, nullptr, op + h * n_out,
+                     H * n_out);
       }
     });
   } else {
     for (int64_t h = 0; h < H; ++h) {
-      cpu::GemmXWt(&pool_, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in, nullptr,
-                   op + h * n_out, H * n_out);
+      cpu::GemmXWt(&pool_, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in, nullptr, op + h * n_out,
+                   H * n_out);
     }
   }
   return absl::OkStatus();

@@ -28,7 +28,7 @@ struct GemmArgs {
   const float* x;
   int64_t ldx;
   const void* w;
-  int64_t ldw;  // in elements
+  int64_t ldw;        // in elements
   const float* bias;  // may be null
   float* out;
   int64_t ldo;
@@ -56,9 +56,8 @@ struct AttendArgs {
 // Folds n keys (row j at k + j·k_stride, its value row at v + j·v_stride) into the G queries'
 // online softmax: per query, scores = scale · q·k, then state and accumulator are rescaled once to
 // the new max and acc += Σ_j exp(score_j - max) · v_j. scores: scratch of G·n floats.
-using AttendBlockFn = void (*)(const AttendArgs& a, const float* k, int64_t k_stride,
-                               const float* v, int64_t v_stride, int64_t n, float* scores,
-                               SoftmaxState* state, float* acc);
+using AttendBlockFn = void (*)(const AttendArgs& a, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                               int64_t n, float* scores, SoftmaxState* state, float* acc);
 
 struct CpuKernels {
   std::string_view name;  // "baseline", "avx2", "avx512"
@@ -69,8 +68,7 @@ struct CpuKernels {
   // out = x / rms(x) * w over d values (x and out may alias); rms accumulated in double.
   void (*rms_norm_row)(const float* x, const float* w, float eps, int64_t d, float* out);
   // r += x; out = r / rms(r) * w (out may alias x, not r).
-  void (*add_rms_norm_row)(float* r, const float* x, const float* w, float eps, int64_t d,
-                           float* out);
+  void (*add_rms_norm_row)(float* r, const float* x, const float* w, float eps, int64_t d, float* out);
   // out[i] = silu(g[i]) * u[i].
   void (*silu_mul_row)(const float* g, const float* u, int64_t n, float* out);
   // y[i] += a * x[i].

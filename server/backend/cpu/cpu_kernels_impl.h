@@ -139,8 +139,7 @@ MS_INLINE float Exp1(float x) {
 
 // Stores the MR × NR sums r into out (first K slice, plus bias) or adds them (later slices).
 template <int MR, int NR>
-MS_INLINE void StoreSums(const float (&r)[MR][NR], float* out, int64_t ldo, const float* bias,
-                         bool first) {
+MS_INLINE void StoreSums(const float (&r)[MR][NR], float* out, int64_t ldo, const float* bias, bool first) {
   for (int i = 0; i < MR; ++i) {
     for (int j = 0; j < NR; ++j) {
       float& o = out[i * ldo + j];
@@ -156,8 +155,8 @@ MS_INLINE void StoreSums(const float (&r)[MR][NR], float* out, int64_t ldo, cons
 // Dot products of MR rows of x with NR rows of w over kl values: stores (first slice, with bias)
 // or adds (later slices) into out.
 template <int MR, int NR, WeightType WT>
-MS_INLINE void Micro(const float* x, int64_t ldx, const WElem<WT>* w, int64_t ldw, int64_t kl,
-                     float* out, int64_t ldo, const float* bias, bool first) {
+MS_INLINE void Micro(const float* x, int64_t ldx, const WElem<WT>* w, int64_t ldw, int64_t kl, float* out, int64_t ldo,
+                     const float* bias, bool first) {
   vf acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = vf{};
@@ -181,15 +180,14 @@ MS_INLINE void Micro(const float* x, int64_t ldx, const WElem<WT>* w, int64_t ld
 
 // The bf16 pair kernel (below).
 template <int MR, int NR>
-MS_INLINE void MicroPairs(const float* xp, int64_t ldp, const uint16_t* w, int64_t ldw, int64_t kl,
-                          float* out, int64_t ldo, const float* bias, bool first);
+MS_INLINE void MicroPairs(const float* xp, int64_t ldp, const uint16_t* w, int64_t ldw, int64_t kl, float* out,
+                          int64_t ldo, const float* bias, bool first);
 
 // Micro<MR, NR> (or MicroPairs<MR, NR> when PAIRS) for run-time mr <= MR, nr <= NR (the ragged
 // edges of a tile).
 template <int MR, int NR, WeightType WT, bool PAIRS = false>
-MS_INLINE void MicroEdge(int64_t mr, int64_t nr, const float* x, int64_t ldx, const WElem<WT>* w,
-                         int64_t ldw, int64_t kl, float* out, int64_t ldo, const float* bias,
-                         bool first) {
+MS_INLINE void MicroEdge(int64_t mr, int64_t nr, const float* x, int64_t ldx, const WElem<WT>* w, int64_t ldw,
+                         int64_t kl, float* out, int64_t ldo, const float* bias, bool first) {
   if constexpr (MR > 1) {
     if (mr < MR) {
       MicroEdge<MR - 1, NR, WT, PAIRS>(mr, nr, x, ldx, w, ldw, kl, out, ldo, bias, first);
@@ -268,8 +266,8 @@ MS_INLINE vu LoadPairs(const uint16_t* p) {
 // Micro<MR, NR, kBF16> over packed input rows xp (row stride ldp): the even weights of NR rows
 // against MR rows' even values, then the odd ones (NR converted weight vectors live at a time).
 template <int MR, int NR>
-MS_INLINE void MicroPairs(const float* xp, int64_t ldp, const uint16_t* w, int64_t ldw, int64_t kl,
-                          float* out, int64_t ldo, const float* bias, bool first) {
+MS_INLINE void MicroPairs(const float* xp, int64_t ldp, const uint16_t* w, int64_t ldw, int64_t kl, float* out,
+                          int64_t ldo, const float* bias, bool first) {
   vf acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = vf{};
@@ -316,8 +314,7 @@ MS_INLINE void TilePairs(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, 
         if (mr == MR && nr == NR) {
           MicroPairs<MR, NR>(packed, kKc, wp, a.ldw, kl, orow + n, a.ldo, bp, first);
         } else {
-          MicroEdge<MR, NR, WeightType::kBF16, true>(mr, nr, packed, kKc, wp, a.ldw, kl, orow + n, a.ldo, bp,
-                                                    first);
+          MicroEdge<MR, NR, WeightType::kBF16, true>(mr, nr, packed, kKc, wp, a.ldw, kl, orow + n, a.ldo, bp, first);
         }
       }
     }
@@ -444,8 +441,8 @@ MS_INLINE float DotShort(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-void AttendBlock(const AttendArgs& a, const float* k, int64_t k_stride, const float* v,
-                 int64_t v_stride, int64_t n, float* scores, SoftmaxState* state, float* acc) {
+void AttendBlock(const AttendArgs& a, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t n,
+                 float* scores, SoftmaxState* state, float* acc) {
   for (int64_t g = 0; g < a.num_queries; ++g) {
     const float* qa = a.qa + g * a.q_stride;
     const float* qb = a.db > 0 ? a.qb + g * a.qb_stride : nullptr;
@@ -481,8 +478,8 @@ void AttendBlock(const AttendArgs& a, const float* k, int64_t k_stride, const fl
       const vf p0 = Splat(s[j]), p1 = Splat(s[j + 1]), p2 = Splat(s[j + 2]), p3 = Splat(s[j + 3]);
       int64_t i = 0;
       for (; i + kW <= a.dv; i += kW) {
-        StoreF(ag + i, LoadF(ag + i) + p0 * LoadF(v0 + i) + p1 * LoadF(v1 + i) + p2 * LoadF(v2 + i) +
-                           p3 * LoadF(v3 + i));
+        StoreF(ag + i,
+               LoadF(ag + i) + p0 * LoadF(v0 + i) + p1 * LoadF(v1 + i) + p2 * LoadF(v2 + i) + p3 * LoadF(v3 + i));
       }
       for (; i < a.dv; ++i) ag[i] += s[j] * v0[i] + s[j + 1] * v1[i] + s[j + 2] * v2[i] + s[j + 3] * v3[i];
     }
@@ -492,16 +489,11 @@ void AttendBlock(const AttendArgs& a, const float* k, int64_t k_stride, const fl
 
 const CpuKernels& Table() {
   static const CpuKernels k = {
-      MS_KERNEL_NAME,
-      {&GemmTile<WeightType::kF32>, &GemmTile<WeightType::kBF16>, &GemmTile<WeightType::kF16>},
-      &WidenRow,
-      &RmsNormRow,
-      &AddRmsNormRow,
-      &SiluMulRow,
-      &AxpyRow,
-      &Dot,
-      &ExpSubSum,
-      &AttendBlock,
+      MS_KERNEL_NAME, {&GemmTile<WeightType::kF32>, &GemmTile<WeightType::kBF16>, &GemmTile<WeightType::kF16>},
+      &WidenRow,      &RmsNormRow,
+      &AddRmsNormRow, &SiluMulRow,
+      &AxpyRow,       &Dot,
+      &ExpSubSum,     &AttendBlock,
   };
   return k;
 }

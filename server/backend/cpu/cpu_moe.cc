@@ -2,8 +2,8 @@
 //
 // MoeExperts' extras: the shared experts' output is the starting value of the sum (so the
 // reference adds it in fp32 like the CUDA combine), expert_counts accumulates the histogram the
-// sort builds anyway (over the first num_valid_tokens rows only), and num_shared_experts adds S slots of weight 1 to every token, sorted like
-// the routed pairs (the CUDA permutation does the same).
+// sort builds anyway (over the first num_valid_tokens rows only), and num_shared_experts adds S slots of weight 1 to
+// every token, sorted like the routed pairs (the CUDA permutation does the same).
 //
 // MoeRoute follows Hugging Face transformers (Mixtral, DeepSeek-V2 TopkRouter, DeepSeek-V3
 // TopkRouter) step by step; see MoeRoute below. MoeExperts groups the batch's (token, slot) pairs by
@@ -29,8 +29,7 @@ using cpu::OpError;
 // Picks the `k` best of `n` candidates by `score` among those with allowed[i], highest first; ties
 // go to the lower index. Never returns an index outside [0, n) (NaN scores are simply never
 // "better").
-void TopK(const float* score, const uint8_t* allowed, int64_t n, int64_t k, int32_t* picked,
-          uint8_t* taken) {
+void TopK(const float* score, const uint8_t* allowed, int64_t n, int64_t k, int32_t* picked, uint8_t* taken) {
   std::fill(taken, taken + n, 0);
   for (int64_t r = 0; r < k; ++r) {
     int64_t best = -1;
@@ -42,7 +41,6 @@ void TopK(const float* score, const uint8_t* allowed, int64_t n, int64_t k, int3
     taken[best] = 1;
   }
 }
-
 
 }  // namespace
 
@@ -57,8 +55,7 @@ void TopK(const float* score, const uint8_t* allowed, int64_t n, int64_t k, int3
 // The 1e-20 is DeepSeek-V3's; Mixtral divides by the plain sum, which differs only when the sum is
 // within 1e-20 of zero (never, for softmax).
 absl::Status CpuBackend::MoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
-                                  const MoeRoutingParams& params, const Tensor& topk_ids,
-                                  const Tensor& topk_weights) {
+                                  const MoeRoutingParams& params, const Tensor& topk_ids, const Tensor& topk_weights) {
   constexpr absl::string_view kOp = "MoeRoute";
   RETURN_IF_ERROR(Expect(kOp, "router_logits", router_logits, DType::kF32, {"T", "E"}));
   const int64_t T = router_logits.dim(0), E = router_logits.dim(1);
@@ -122,12 +119,10 @@ absl::Status CpuBackend::MoeRoute(const Tensor& router_logits, const Tensor& cor
             group_score[g] = m1 + m2;
           }
         }
-        TopK(group_score.data(), group_all.data(), G, params.topk_group, groups.data(),
-             group_taken.data());
+        TopK(group_score.data(), group_all.data(), G, params.topk_group, groups.data(), group_taken.data());
         std::fill(allowed.begin(), allowed.end(), 0);
         for (int64_t r = 0; r < params.topk_group; ++r) {
-          std::fill(allowed.begin() + groups[r] * per_group,
-                    allowed.begin() + (groups[r] + 1) * per_group, 1);
+          std::fill(allowed.begin() + groups[r] * per_group, allowed.begin() + (groups[r] + 1) * per_group, 1);
         }
       }
       int32_t* id = ids + t * K;
@@ -146,9 +141,8 @@ absl::Status CpuBackend::MoeRoute(const Tensor& router_logits, const Tensor& cor
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
-                                    const Tensor& topk_weights, const Tensor& gate_up,
-                                    const Tensor& down, const Tensor& out,
+absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
+                                    const Tensor& gate_up, const Tensor& down, const Tensor& out,
                                     const MoeExpertsExtras& extras) {
   constexpr absl::string_view kOp = "MoeExperts";
   RETURN_IF_ERROR(Expect(kOp, "x", x, DType::kF32, {"T", "d"}));
@@ -159,8 +153,8 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "gate_up", gate_up, {"E", "2I", d}));
   const int64_t E = gate_up.dim(0), I2 = gate_up.dim(1);
   if (I2 % 2 != 0) {
-    return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(),
-                                     ", expected [E, 2I, ", d, "] with an even 2I"));
+    return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(), ", expected [E, 2I, ", d,
+                                     "] with an even 2I"));
   }
   const int64_t I = I2 / 2;
   RETURN_IF_ERROR(cpu::ExpectWeight(kOp, "down", down, {E, d, I}));
@@ -170,8 +164,8 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   }
   const int64_t S = extras.num_shared_experts;
   if (S < 0 || S >= E) {
-    return OpError(kOp, absl::StrCat("num_shared_experts ", S, " is outside [0, ", E,
-                                     ") (the last S of the ", E, " experts)"));
+    return OpError(
+        kOp, absl::StrCat("num_shared_experts ", S, " is outside [0, ", E, ") (the last S of the ", E, " experts)"));
   }
   const int64_t routed = E - S;
   const int64_t total_routed = extras.num_routed_experts > 0 ? extras.num_routed_experts : routed;
@@ -189,8 +183,8 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   const int32_t* ids = topk_ids.data_as<int32_t>();
   for (int64_t i = 0; i < T * K; ++i) {
     if (ids[i] < 0 || ids[i] >= total_routed) {
-      return OpError(kOp, absl::StrCat("topk_ids[", i / K, ", ", i % K, "] = ", ids[i],
-                                       " is outside [0, ", total_routed, ")"));
+      return OpError(
+          kOp, absl::StrCat("topk_ids[", i / K, ", ", i % K, "] = ", ids[i], " is outside [0, ", total_routed, ")"));
     }
   }
 

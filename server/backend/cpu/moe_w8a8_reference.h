@@ -19,11 +19,11 @@ namespace moeserve {
 void QuantizeDequantizeFp8Blocks(absl::Span<float> x, int64_t k);
 
 struct MoeW8A8ReferenceInputs {
-  absl::Span<const float> x;        // [T, d] (values as the device holds them: bf16-rounded)
-  absl::Span<const int32_t> ids;    // [T, K] routed expert ids in [0, E - S)
-  absl::Span<const float> weights;  // [T, K]
-  absl::Span<const float> gate_up;  // [E, 2I, d] dequantized
-  absl::Span<const float> down;     // [E, d, I] dequantized
+  absl::Span<const float> x;           // [T, d] (values as the device holds them: bf16-rounded)
+  absl::Span<const int32_t> ids;       // [T, K] routed expert ids in [0, E - S)
+  absl::Span<const float> weights;     // [T, K]
+  absl::Span<const float> gate_up;     // [E, 2I, d] dequantized
+  absl::Span<const float> down;        // [E, d, I] dequantized
   absl::Span<const float> shared_out;  // [T, d] or empty
   int64_t tokens = 0, hidden = 0, intermediate = 0, top_k = 0;
   int64_t num_experts = 0;  // E, routed + fused shared

@@ -19,9 +19,8 @@ using cuda_launch::LayoutParams;
 using cuda_launch::Ptr;
 namespace k = ::moeserve::kernels;
 
-absl::Status CudaBackend::WriteKvCache(const Tensor& kt, const Tensor& v,
-                                       const AttentionMetadata& meta, const Tensor& k_cache,
-                                       const Tensor& v_cache) {
+absl::Status CudaBackend::WriteKvCache(const Tensor& kt, const Tensor& v, const AttentionMetadata& meta,
+                                       const Tensor& k_cache, const Tensor& v_cache) {
   RETURN_IF_ERROR(cuda_checks::CheckWriteKvCache(kt, v, meta, k_cache, v_cache));
   k::WriteCacheParams p;
   const int64_t krow = kt.dim(1) * kt.dim(2) * 2, vrow = v.dim(1) * v.dim(2) * 2;
@@ -35,13 +34,11 @@ absl::Status CudaBackend::WriteKvCache(const Tensor& kt, const Tensor& v,
   return Launched(k::LaunchWriteCache(p, stream_), "WriteKvCache");
 }
 
-absl::Status CudaBackend::RopeWriteKvCache(const Tensor& q, const Tensor& kt, const Tensor& v,
-                                           const Tensor& positions, const Tensor& cos_sin,
-                                           int32_t rotary_dim, RopeStyle style,
+absl::Status CudaBackend::RopeWriteKvCache(const Tensor& q, const Tensor& kt, const Tensor& v, const Tensor& positions,
+                                           const Tensor& cos_sin, int32_t rotary_dim, RopeStyle style,
                                            const AttentionMetadata& meta, const Tensor& k_cache,
                                            const Tensor& v_cache) {
-  RETURN_IF_ERROR(cuda_checks::CheckRopeWriteKvCache(q, kt, v, positions, cos_sin, rotary_dim, meta,
-                                                     k_cache, v_cache));
+  RETURN_IF_ERROR(cuda_checks::CheckRopeWriteKvCache(q, kt, v, positions, cos_sin, rotary_dim, meta, k_cache, v_cache));
   k::RopeWriteCacheParams p;
   p.q = Ptr<bf16>(q);
   p.k = Ptr<const bf16>(kt);
@@ -64,9 +61,8 @@ absl::Status CudaBackend::RopeWriteKvCache(const Tensor& q, const Tensor& kt, co
   return Launched(k::LaunchRopeWriteCache(p, stream_), "RopeWriteKvCache");
 }
 
-absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
-                                         const Tensor& v_cache, const AttentionMetadata& meta,
-                                         float scale, const Tensor& out) {
+absl::Status CudaBackend::PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                         const AttentionMetadata& meta, float scale, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckPagedAttention(q, k_cache, v_cache, meta, out));
   const int64_t Hkv = k_cache.dim(2), D = q.dim(2), Dv = v_cache.dim(3);
   const k::AttentionPlan plan = k::PlanAttention({.num_seqs = meta.num_seqs,

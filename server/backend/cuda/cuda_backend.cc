@@ -6,9 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "cuda/error_flags.h"
-#include "server/backend/op_checks.h"
 #include "server/backend/cuda/cuda_checks.h"
 #include "server/backend/cuda/cuda_status.h"
+#include "server/backend/op_checks.h"
 #include "server/common/numeric.h"
 #include "server/common/status_macros.h"
 
@@ -16,7 +16,6 @@ namespace moeserve {
 namespace {
 
 constexpr size_t kLtWorkspaceBytes = size_t{32} << 20;
-
 
 }  // namespace
 
@@ -26,8 +25,7 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(int device) {
   if (e != cudaSuccess || count == 0) {
     (void)cudaGetLastError();  // clear the sticky "no device" error
     return absl::UnavailableError(absl::StrCat(
-        "no CUDA device available (", e == cudaSuccess ? std::string("0 devices")
-                                                        : std::string(cudaGetErrorString(e)),
+        "no CUDA device available (", e == cudaSuccess ? std::string("0 devices") : std::string(cudaGetErrorString(e)),
         "); use --device cpu"));
   }
   if (device < 0 || device >= count) {
@@ -52,36 +50,41 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(int device) {
   return b;
 }
 
-CudaBackend::CudaBackend(int device, cudaStream_t stream, cublasHandle_t cublas,
-                         cublasLtHandle_t lt)
+CudaBackend::CudaBackend(int device, cudaStream_t stream, cublasHandle_t cublas, cublasLtHandle_t lt)
     : device_(device), stream_(stream), cublas_(cublas), lt_(lt) {
   const int dev = device_;
-  allocator_ = std::make_shared<CachingAllocator>(CachingAllocator::RawOps{
-      [dev](size_t bytes) -> void* {
-        void* p = nullptr;
-        cudaSetDevice(dev);
-        // While this thread records a graph (thread-local capture mode, cuda_graphs.h) cudaMalloc
-        // is a prohibited "potentially unsafe" call that would fail and invalidate the recording.
-        // A graph-pool block allocated then is never freed while a graph uses it, so relax the
-        // mode around the call (what PyTorch's allocator does); outside a capture this is a no-op.
-        cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-        cudaThreadExchangeStreamCaptureMode(&mode);
-        const cudaError_t e = cudaMalloc(&p, bytes);
-        cudaThreadExchangeStreamCaptureMode(&mode);
-        if (e != cudaSuccess) {
-          (void)cudaGetLastError();
-          return nullptr;
-        }
-        return p;
-      },
-      [](void* p) { cudaFree(p); }});
+  allocator_ = std::make_shared<CachingAllocator>(CachingAllocator::RawOps{[dev](size_t bytes) -> void* {
+                                                                             void* p = nullptr;
+                                                                             cudaSetDevice(dev);
+                                                                             // While this thread records a graph
+                                                                             // (thread-local capture mode,
+                                                                             // cuda_graphs.h) cudaMalloc is a
+                                                                             // prohibited "potentially unsafe" call
+                                                                             // that would fail and invalidate the
+                                                                             // recording. A graph-pool block allocated
+                                                                             // then is never freed while a graph uses
+                                                                             // it, so relax the mode around the call
+                                                                             // (what PyTorch's allocator does); outside
+                                                                             // a capture this is a no-op.
+                                                                             cudaStreamCaptureMode mode =
+                                                                                 cudaStreamCaptureModeRelaxed;
+                                                                             cudaThreadExchangeStreamCaptureMode(&mode);
+                                                                             const cudaError_t e =
+                                                                                 cudaMalloc(&p, bytes);
+                                                                             cudaThreadExchangeStreamCaptureMode(&mode);
+                                                                             if (e != cudaSuccess) {
+                                                                               (void)cudaGetLastError();
+                                                                               return nullptr;
+                                                                             }
+                                                                             return p;
+                                                                           },
+                                                                           [](void* p) { cudaFree(p); }});
 }
 
 absl::Status CudaBackend::Init() {
   CUBLAS_RETURN_IF_ERROR(cublasSetStream(cublas_, stream_), "cublasSetStream");
   CUBLAS_RETURN_IF_ERROR(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
-  CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_),
-                       "SM count");
+  CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_), "SM count");
   ASSIGN_OR_RETURN(lt_workspace_, Allocate(DType::kU8, {static_cast<int64_t>(kLtWorkspaceBytes)}));
   ASSIGN_OR_RETURN(error_flags_, Allocate(DType::kI32, {1}));
   return Zero(error_flags_);
@@ -116,8 +119,8 @@ absl::StatusOr<Tensor> CudaBackend::Allocate(DType dtype, Shape shape) {
   const size_t bytes = static_cast<size_t>(shape.numel()) * DTypeSize(dtype);
   void* p = allocator_->Allocate(bytes);
   if (p == nullptr) {
-    return absl::ResourceExhaustedError(absl::StrCat("Allocate: out of CUDA memory for ",
-                                                     DTypeStr(dtype), shape.ToString()));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("Allocate: out of CUDA memory for ", DTypeStr(dtype), shape.ToString()));
   }
   std::shared_ptr<CachingAllocator> alloc = allocator_;
   std::shared_ptr<void> storage(p, [alloc](void* q) { alloc->Free(q); });
@@ -126,22 +129,21 @@ absl::StatusOr<Tensor> CudaBackend::Allocate(DType dtype, Shape shape) {
 
 absl::StatusOr<Tensor> CudaBackend::CreateWeight(absl::Span<const float> values, Shape shape) {
   if (static_cast<int64_t>(values.size()) != shape.numel()) {
-    return OpError("CreateWeight", absl::StrCat(values.size(), " values for shape ",
-                                                     shape.ToString()));
+    return OpError("CreateWeight", absl::StrCat(values.size(), " values for shape ", shape.ToString()));
   }
   const DType dtype = cuda_checks::WeightDType(shape);
   ASSIGN_OR_RETURN(Tensor t, Allocate(dtype, shape));
   if (values.empty()) return t;
   if (dtype == DType::kF32) {
-    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(t.data(), values.data(), values.size() * sizeof(float),
-                                         cudaMemcpyHostToDevice, stream_),
-                         "CreateWeight: copy");
+    CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(t.data(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice, stream_),
+        "CreateWeight: copy");
   } else {
     std::vector<uint16_t> bf(values.size());
     for (size_t i = 0; i < values.size(); ++i) bf[i] = FloatToBf16(values[i]);
-    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(t.data(), bf.data(), bf.size() * sizeof(uint16_t),
-                                         cudaMemcpyHostToDevice, stream_),
-                         "CreateWeight: copy");
+    CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(t.data(), bf.data(), bf.size() * sizeof(uint16_t), cudaMemcpyHostToDevice, stream_),
+        "CreateWeight: copy");
     // Pageable source: the copy is staged before cudaMemcpyAsync returns, but be explicit since
     // `bf` dies here.
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "CreateWeight: sync");
@@ -152,8 +154,7 @@ absl::StatusOr<Tensor> CudaBackend::CreateWeight(absl::Span<const float> values,
 absl::Status CudaBackend::CopyFromHost(absl::Span<const uint8_t> bytes, const Tensor& dst) {
   RETURN_IF_ERROR(CheckHostCopy("CopyFromHost", dst, bytes.size()));
   if (bytes.empty()) return absl::OkStatus();
-  CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data(), bytes.data(), bytes.size(),
-                                       cudaMemcpyHostToDevice, stream_),
+  CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data(), bytes.data(), bytes.size(), cudaMemcpyHostToDevice, stream_),
                        "CopyFromHost");
   return absl::OkStatus();
 }
@@ -161,8 +162,7 @@ absl::Status CudaBackend::CopyFromHost(absl::Span<const uint8_t> bytes, const Te
 absl::Status CudaBackend::CopyToHost(const Tensor& src, absl::Span<uint8_t> bytes) {
   RETURN_IF_ERROR(CheckHostCopy("CopyToHost", src, bytes.size()));
   if (!bytes.empty()) {
-    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(bytes.data(), src.data(), bytes.size(),
-                                         cudaMemcpyDeviceToHost, stream_),
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(bytes.data(), src.data(), bytes.size(), cudaMemcpyDeviceToHost, stream_),
                          "CopyToHost");
   }
   return Synchronize();
@@ -172,14 +172,13 @@ absl::Status CudaBackend::CopyToHostF32(const Tensor& src, absl::Span<float> out
   constexpr absl::string_view kOp = "CopyToHostF32";
   if (!src.defined()) return OpError(kOp, "tensor is missing");
   if (static_cast<int64_t>(out.size()) != src.numel()) {
-    return OpError(kOp, absl::StrCat("host buffer has ", out.size(), " floats, tensor ",
-                                          src.DebugString(), " has ", src.numel()));
+    return OpError(
+        kOp, absl::StrCat("host buffer has ", out.size(), " floats, tensor ", src.DebugString(), " has ", src.numel()));
   }
   if (out.empty()) return Synchronize();
   const int64_t n = src.numel();
   switch (src.dtype()) {
-    case DType::kF32:
-      return CopyToHost(src, absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), n * 4));
+    case DType::kF32: return CopyToHost(src, absl::MakeSpan(reinterpret_cast<uint8_t*>(out.data()), n * 4));
     case DType::kBF16:
     case DType::kF16: {
       std::vector<uint16_t> raw(n);
@@ -189,9 +188,7 @@ absl::Status CudaBackend::CopyToHostF32(const Tensor& src, absl::Span<float> out
       }
       return absl::OkStatus();
     }
-    default:
-      return OpError(kOp, absl::StrCat("cannot convert ", DTypeStr(src.dtype()),
-                                            " to f32"));
+    default: return OpError(kOp, absl::StrCat("cannot convert ", DTypeStr(src.dtype()), " to f32"));
   }
 }
 
@@ -240,8 +237,10 @@ absl::Status CudaBackend::CheckDeviceErrors() {
   add(kernels::kErrMoeExpertId, "MoeExperts: an expert id is outside [0, E)");
   add(kernels::kErrAttentionLayout,
       "PagedAttention: query_start_loc/seq_lens/block_tables are inconsistent or out of range");
-  return absl::InvalidArgumentError(absl::StrCat("a CUDA op read a bad index (its output row was "
-                                                 "skipped or zero-filled): ", what));
+  return absl::InvalidArgumentError(
+      absl::StrCat("a CUDA op read a bad index (its output row was "
+                   "skipped or zero-filled): ",
+                   what));
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options) {

@@ -61,51 +61,42 @@ class CudaBackend : public Backend {
   void MarkMemory() override { allocator_->Mark(); }
   void ReleaseCachedMemory() override { allocator_->ReleaseCached(); }
   // cuda_sampling.cc: cuda/sampling.cuh, one block per row.
-  absl::Status SampleTokens(const Tensor& logits, const SamplingBatch& batch,
-                            std::vector<SampledToken>* out) override;
+  absl::Status SampleTokens(const Tensor& logits, const SamplingBatch& batch, std::vector<SampledToken>* out) override;
 
   // Row ops, attention, MoE (cuda_ops.cc).
   absl::Status Embedding(const Tensor& table, const Tensor& ids, const Tensor& out) override;
-  absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
-                              const Tensor& out) override;
+  absl::Status EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id, const Tensor& out) override;
   absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override;
   absl::Status AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, float eps,
                           const Tensor& out) override;
   absl::Status Add(const Tensor& a, const Tensor& b, const Tensor& out) override;
-  absl::Status Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
-                    int32_t rotary_dim, RopeStyle style) override;
+  absl::Status Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
+                    RopeStyle style) override;
   absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) override;
   absl::Status GatherRows(const Tensor& x, const Tensor& indices, const Tensor& out) override;
-  absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
-                            const Tensor& k_cache, const Tensor& v_cache) override;
+  absl::Status WriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta, const Tensor& k_cache,
+                            const Tensor& v_cache) override;
   absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                              const AttentionMetadata& meta, float scale,
-                              const Tensor& out) override;
-  absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
-                                const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
-                                RopeStyle style, const AttentionMetadata& meta,
-                                const Tensor& k_cache, const Tensor& v_cache) override;
+                              const AttentionMetadata& meta, float scale, const Tensor& out) override;
+  absl::Status RopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                const Tensor& cos_sin, int32_t rotary_dim, RopeStyle style,
+                                const AttentionMetadata& meta, const Tensor& k_cache, const Tensor& v_cache) override;
   absl::Status WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
                              const Tensor& cache) override;
-  absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
-                                 const Tensor& cos_sin, RopeStyle style,
-                                 const AttentionMetadata& meta, const Tensor& cache) override;
+  absl::Status RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions, const Tensor& cos_sin,
+                                 RopeStyle style, const AttentionMetadata& meta, const Tensor& cache) override;
   absl::Status PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
-                                 const AttentionMetadata& meta, float scale,
-                                 const Tensor& out) override;
-  absl::Status MoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
-                        const MoeRoutingParams& params, const Tensor& topk_ids,
-                        const Tensor& topk_weights) override;
-  absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                          const Tensor& gate_up, const Tensor& down, const Tensor& out,
-                          const MoeExpertsExtras& extras) override;
+                                 const AttentionMetadata& meta, float scale, const Tensor& out) override;
+  absl::Status MoeRoute(const Tensor& router_logits, const Tensor& correction_bias, const MoeRoutingParams& params,
+                        const Tensor& topk_ids, const Tensor& topk_weights) override;
+  absl::Status MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights, const Tensor& gate_up,
+                          const Tensor& down, const Tensor& out, const MoeExpertsExtras& extras) override;
   // Keeps [E, R, C] weights with R, C multiples of 128 as fp8 (cuda_moe.cc).
-  absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                              absl::Span<const float> scales, Shape shape) override;
+  absl::StatusOr<Tensor> CreateFp8BlockWeight(absl::Span<const uint8_t> bytes, absl::Span<const float> scales,
+                                              Shape shape) override;
 
   // Matrix products (cuda_gemm.cc).
-  absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
-                      const Tensor& out) override;
+  absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) override;
   absl::Status HeadwiseLinear(const Tensor& x, const Tensor& w, const Tensor& out) override;
 
  private:
@@ -123,8 +114,8 @@ class CudaBackend : public Backend {
   absl::Status CheckDeviceErrors();
   absl::StatusOr<LtPlan*> GetLtPlan(int64_t m, int64_t n, int64_t k, DType out_dtype, int align);
   // out [m, n] = x [m, k] · w[n, k]ᵀ for bf16 x, w with row strides ldx, ldw, ldo (elements).
-  absl::Status GemmXWt(const void* x, int64_t ldx, const void* w, int64_t ldw, void* out,
-                       int64_t ldo, int64_t m, int64_t n, int64_t k);
+  absl::Status GemmXWt(const void* x, int64_t ldx, const void* w, int64_t ldw, void* out, int64_t ldo, int64_t m,
+                       int64_t n, int64_t k);
 
   int device_;
   cudaStream_t stream_;

@@ -12,12 +12,10 @@
 namespace moeserve::cuda_checks {
 namespace {
 
-
-
 absl::Status CheckBlockSize(absl::string_view op, int64_t BS) {
   if (BS <= 0 || BS > kMaxAttentionBlockSize) {
-    return OpError(op, absl::StrCat("cache block size ", BS, " is outside [1, ",
-                                    kMaxAttentionBlockSize, "] (CUDA attention kernel)"));
+    return OpError(op, absl::StrCat("cache block size ", BS, " is outside [1, ", kMaxAttentionBlockSize,
+                                    "] (CUDA attention kernel)"));
   }
   return absl::OkStatus();
 }
@@ -29,7 +27,6 @@ absl::Status CheckHeadDims(absl::string_view op, int64_t qk, int64_t v) {
   }
   return absl::OkStatus();
 }
-
 
 }  // namespace
 
@@ -70,8 +67,7 @@ absl::Status CheckRmsNorm(const Tensor& x, const Tensor& w, const Tensor& out) {
   return Expect(kOp, "out", out, kAct, {x.dim(0), x.dim(1)});
 }
 
-absl::Status CheckAddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w,
-                             const Tensor& out) {
+absl::Status CheckAddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, const Tensor& out) {
   constexpr absl::string_view kOp = "AddRmsNorm";
   RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "d"}));
   const int64_t T = x.dim(0), d = x.dim(1);
@@ -88,8 +84,8 @@ absl::Status CheckAdd(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
   for (const auto& [name, t] : {std::pair<absl::string_view, const Tensor*>{"b", &b}, {"out", &out}}) {
     if (!t->defined() || t->dtype() != kAct || t->shape() != a.shape()) {
-      return OpError(kOp, absl::StrCat(name, " is ", t->defined() ? t->DebugString() : "missing",
-                                       ", expected ", a.DebugString()));
+      return OpError(
+          kOp, absl::StrCat(name, " is ", t->defined() ? t->DebugString() : "missing", ", expected ", a.DebugString()));
     }
   }
   if (a.numel() > 0 && (a.data() == nullptr || b.data() == nullptr || out.data() == nullptr)) {
@@ -98,15 +94,13 @@ absl::Status CheckAdd(const Tensor& a, const Tensor& b, const Tensor& out) {
   return absl::OkStatus();
 }
 
-absl::Status CheckRope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
-                       int32_t rotary_dim) {
+absl::Status CheckRope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim) {
   constexpr absl::string_view kOp = "Rope";
   RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "H", "D"}));
   const int64_t T = x.dim(0), D = x.dim(2);
   RETURN_IF_ERROR(Expect(kOp, "positions", positions, DType::kI32, {T}));
   if (rotary_dim <= 0 || rotary_dim % 2 != 0 || rotary_dim > D) {
-    return OpError(kOp, absl::StrCat("rotary_dim ", rotary_dim, " must be even and in (0, ", D,
-                                     "]"));
+    return OpError(kOp, absl::StrCat("rotary_dim ", rotary_dim, " must be even and in (0, ", D, "]"));
   }
   return Expect(kOp, "cos_sin", cos_sin, DType::kF32, {"max_position", rotary_dim});
 }
@@ -128,8 +122,8 @@ absl::Status CheckGatherRows(const Tensor& x, const Tensor& indices, const Tenso
   return Expect(kOp, "out", out, kAct, {indices.dim(0), x.dim(1)});
 }
 
-absl::Status CheckWriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta,
-                               const Tensor& k_cache, const Tensor& v_cache) {
+absl::Status CheckWriteKvCache(const Tensor& k, const Tensor& v, const AttentionMetadata& meta, const Tensor& k_cache,
+                               const Tensor& v_cache) {
   constexpr absl::string_view kOp = "WriteKvCache";
   RETURN_IF_ERROR(Expect(kOp, "k", k, kAct, {"T", "Hkv", "D"}));
   const int64_t T = k.dim(0), Hkv = k.dim(1), D = k.dim(2);
@@ -139,18 +133,15 @@ absl::Status CheckWriteKvCache(const Tensor& k, const Tensor& v, const Attention
   RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, kAct, {NB, BS, Hkv, v.dim(2)}));
   RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
   if (meta.block_size != BS) {
-    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size,
-                                     " differs from the cache's block size ", BS));
+    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ", BS));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckRopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v,
-                                   const Tensor& positions, const Tensor& cos_sin,
-                                   int32_t rotary_dim, const AttentionMetadata& meta,
+absl::Status CheckRopeWriteKvCache(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                                   const Tensor& cos_sin, int32_t rotary_dim, const AttentionMetadata& meta,
                                    const Tensor& k_cache, const Tensor& v_cache) {
-  return CheckRopeWriteKvCacheShapes(q, k, v, positions, cos_sin, rotary_dim, meta, k_cache, v_cache,
-                                     kAct);
+  return CheckRopeWriteKvCacheShapes(q, k, v, positions, cos_sin, rotary_dim, meta, k_cache, v_cache, kAct);
 }
 
 absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
@@ -161,8 +152,7 @@ absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const T
   RETURN_IF_ERROR(Expect(kOp, "k_cache", k_cache, kAct, {"NB", "BS", "Hkv", D}));
   const int64_t NB = k_cache.dim(0), BS = k_cache.dim(1), Hkv = k_cache.dim(2);
   if (Hkv == 0 || H % Hkv != 0) {
-    return OpError(kOp, absl::StrCat("q has ", H, " heads, not a multiple of the cache's ", Hkv,
-                                     " kv heads"));
+    return OpError(kOp, absl::StrCat("q has ", H, " heads, not a multiple of the cache's ", Hkv, " kv heads"));
   }
   RETURN_IF_ERROR(CheckBlockSize(kOp, BS));
   RETURN_IF_ERROR(Expect(kOp, "v_cache", v_cache, kAct, {NB, BS, Hkv, "Dv"}));
@@ -172,8 +162,8 @@ absl::Status CheckPagedAttention(const Tensor& q, const Tensor& k_cache, const T
   return CheckAttentionMetaShapes(kOp, meta, T, BS);
 }
 
-absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
-                                const AttentionMetadata& meta, const Tensor& cache) {
+absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
+                                const Tensor& cache) {
   constexpr absl::string_view kOp = "WriteMlaCache";
   RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, kAct, {"T", "L"}));
   const int64_t T = kv_c.dim(0), L = kv_c.dim(1);
@@ -181,15 +171,14 @@ absl::Status CheckWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
   RETURN_IF_ERROR(Expect(kOp, "cache", cache, kAct, {"NB", "BS", L + k_pe.dim(1)}));
   RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
   if (meta.block_size != cache.dim(1)) {
-    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size,
-                                     " differs from the cache's block size ", cache.dim(1)));
+    return OpError(
+        kOp, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ", cache.dim(1)));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckRopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
-                                    const Tensor& cos_sin, const AttentionMetadata& meta,
-                                    const Tensor& cache) {
+                                    const Tensor& cos_sin, const AttentionMetadata& meta, const Tensor& cache) {
   constexpr absl::string_view kOp = "RopeWriteMlaCache";
   RETURN_IF_ERROR(Expect(kOp, "kv_c", kv_c, kAct, {"T", "L"}));
   const int64_t T = kv_c.dim(0), L = kv_c.dim(1);
@@ -203,8 +192,8 @@ absl::Status CheckRopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, cons
   RETURN_IF_ERROR(Expect(kOp, "cache", cache, kAct, {"NB", "BS", L + R}));
   RETURN_IF_ERROR(Expect(kOp, "meta.slot_mapping", meta.slot_mapping, DType::kI32, {T}));
   if (meta.block_size != cache.dim(1)) {
-    return OpError(kOp, absl::StrCat("meta.block_size ", meta.block_size,
-                                     " differs from the cache's block size ", cache.dim(1)));
+    return OpError(
+        kOp, absl::StrCat("meta.block_size ", meta.block_size, " differs from the cache's block size ", cache.dim(1)));
   }
   return absl::OkStatus();
 }
@@ -227,12 +216,10 @@ absl::Status CheckPagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, 
   return CheckAttentionMetaShapes(kOp, meta, T, BS);
 }
 
-absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
-                           const MoeRoutingParams& params, const Tensor& topk_ids,
-                           const Tensor& topk_weights) {
+absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction_bias, const MoeRoutingParams& params,
+                           const Tensor& topk_ids, const Tensor& topk_weights) {
   constexpr absl::string_view kOp = "MoeRoute";
-  const DType ld = router_logits.defined() && router_logits.dtype() == DType::kBF16 ? DType::kBF16
-                                                                                   : DType::kF32;
+  const DType ld = router_logits.defined() && router_logits.dtype() == DType::kBF16 ? DType::kBF16 : DType::kF32;
   RETURN_IF_ERROR(Expect(kOp, "router_logits", router_logits, ld, {"T", "E"}));
   const int64_t T = router_logits.dim(0), E = router_logits.dim(1);
   if (E == 0) return OpError(kOp, "router_logits has no experts");
@@ -246,9 +233,8 @@ absl::Status CheckMoeRoute(const Tensor& router_logits, const Tensor& correction
   return Expect(kOp, "topk_weights", topk_weights, DType::kF32, {T, params.top_k});
 }
 
-absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                             const Tensor& gate_up, const Tensor& down, const Tensor& out,
-                             const MoeExpertsExtras& extras) {
+absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights, const Tensor& gate_up,
+                             const Tensor& down, const Tensor& out, const MoeExpertsExtras& extras) {
   constexpr absl::string_view kOp = "MoeExperts";
   RETURN_IF_ERROR(Expect(kOp, "x", x, kAct, {"T", "d"}));
   const int64_t T = x.dim(0), d = x.dim(1);
@@ -259,29 +245,27 @@ absl::Status CheckMoeExperts(const Tensor& x, const Tensor& topk_ids, const Tens
   RETURN_IF_ERROR(Expect(kOp, "gate_up", gate_up, wt, {"E", "2I", d}));
   const int64_t E = gate_up.dim(0), I2 = gate_up.dim(1);
   if (I2 % 2 != 0) {
-    return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(),
-                                     ", expected [E, 2I, ", d, "] with an even 2I"));
+    return OpError(kOp, absl::StrCat("gate_up has shape ", gate_up.shape().ToString(), ", expected [E, 2I, ", d,
+                                     "] with an even 2I"));
   }
   RETURN_IF_ERROR(Expect(kOp, "down", down, wt, {E, d, I2 / 2}));
   if (E > kernels::kMoeMaxExperts) {
-    return OpError(kOp, absl::StrCat(E, " experts; the CUDA backend supports up to ",
-                                     kernels::kMoeMaxExperts));
+    return OpError(kOp, absl::StrCat(E, " experts; the CUDA backend supports up to ", kernels::kMoeMaxExperts));
   }
   if (d % 8 != 0 || (I2 / 2) % 8 != 0) {
-    return OpError(kOp, absl::StrCat("hidden ", d, " and intermediate ", I2 / 2,
-                                     " must be multiples of 8 on CUDA"));
+    return OpError(kOp, absl::StrCat("hidden ", d, " and intermediate ", I2 / 2, " must be multiples of 8 on CUDA"));
   }
   if (wt == DType::kF8E4M3 && (d % 128 != 0 || (I2 / 2) % 128 != 0)) {
-    return OpError(kOp, absl::StrCat("fp8 expert weights need hidden ", d, " and intermediate ",
-                                     I2 / 2, " to be multiples of 128"));
+    return OpError(kOp, absl::StrCat("fp8 expert weights need hidden ", d, " and intermediate ", I2 / 2,
+                                     " to be multiples of 128"));
   }
   if (extras.shared_out.defined()) {
     RETURN_IF_ERROR(Expect(kOp, "shared_out", extras.shared_out, kAct, {T, d}));
   }
   const int64_t S = extras.num_shared_experts;
   if (S < 0 || S >= E) {
-    return OpError(kOp, absl::StrCat("num_shared_experts ", S, " is outside [0, ", E,
-                                     ") (the last S of the ", E, " experts)"));
+    return OpError(
+        kOp, absl::StrCat("num_shared_experts ", S, " is outside [0, ", E, ") (the last S of the ", E, " experts)"));
   }
   const int64_t total = extras.num_routed_experts > 0 ? extras.num_routed_experts : E - S;
   if (extras.first_expert < 0 || extras.first_expert + E - S > total || total > 0x7fffffff) {

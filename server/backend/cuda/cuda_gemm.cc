@@ -27,8 +27,8 @@ int Alignment(const void* p) {
 
 }  // namespace
 
-absl::StatusOr<CudaBackend::LtPlan*> CudaBackend::GetLtPlan(int64_t m, int64_t n, int64_t k,
-                                                            DType out_dtype, int align) {
+absl::StatusOr<CudaBackend::LtPlan*> CudaBackend::GetLtPlan(int64_t m, int64_t n, int64_t k, DType out_dtype,
+                                                            int align) {
   const LtKey key{m, n, k, static_cast<int>(out_dtype), align};
   if (auto it = lt_plans_.find(key); it != lt_plans_.end()) return &it->second;
   LtPlan plan;
@@ -41,8 +41,7 @@ absl::StatusOr<CudaBackend::LtPlan*> CudaBackend::GetLtPlan(int64_t m, int64_t n
   };
   auto fail = [&](cublasStatus_t s, const char* what) {
     cleanup();
-    return cuda_status::FromCublas(s, absl::StrCat("Linear: ", what, " for [", m, ", ", k, "] x [",
-                                                   n, ", ", k, "]"));
+    return cuda_status::FromCublas(s, absl::StrCat("Linear: ", what, " for [", m, ", ", k, "] x [", n, ", ", k, "]"));
   };
   cublasStatus_t s = cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   if (s != CUBLAS_STATUS_SUCCESS) return fail(s, "cublasLtMatmulDescCreate");
@@ -67,8 +66,7 @@ absl::StatusOr<CudaBackend::LtPlan*> CudaBackend::GetLtPlan(int64_t m, int64_t n
   }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  s = cublasLtMatmulAlgoGetHeuristic(lt_, plan.desc, plan.a, plan.b, plan.d, plan.d, pref, 1, &result,
-                                     &found);
+  s = cublasLtMatmulAlgoGetHeuristic(lt_, plan.desc, plan.a, plan.b, plan.d, plan.d, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (s != CUBLAS_STATUS_SUCCESS) return fail(s, "cublasLtMatmulAlgoGetHeuristic");
   if (found == 0) return fail(CUBLAS_STATUS_NOT_SUPPORTED, "no cuBLASLt algorithm");
@@ -76,8 +74,7 @@ absl::StatusOr<CudaBackend::LtPlan*> CudaBackend::GetLtPlan(int64_t m, int64_t n
   return &lt_plans_.emplace(key, plan).first->second;
 }
 
-absl::Status CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias,
-                                 const Tensor& out) {
+absl::Status CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckLinear(x, w, bias, out));
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   if (m == 0 || n == 0) return absl::OkStatus();
@@ -88,9 +85,8 @@ absl::Status CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor&
     ASSIGN_OR_RETURN(LtPlan * plan, GetLtPlan(m, n, k, out.dtype(), align));
     const float alpha = 1.0f, beta = 0.0f;
     CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatmul(lt_, plan->desc, &alpha, w.data(), plan->a, x.data(), plan->b, &beta,
-                       out.data(), plan->d, out.data(), plan->d, &plan->algo, lt_workspace_.data(),
-                       lt_workspace_.bytes(), stream_),
+        cublasLtMatmul(lt_, plan->desc, &alpha, w.data(), plan->a, x.data(), plan->b, &beta, out.data(), plan->d,
+                       out.data(), plan->d, &plan->algo, lt_workspace_.data(), lt_workspace_.bytes(), stream_),
         absl::StrCat("Linear: cublasLtMatmul [", m, ", ", k, "] x [", n, ", ", k, "]"));
   }
   if (!bias.defined()) return absl::OkStatus();
@@ -110,23 +106,20 @@ absl::Status CudaBackend::HeadwiseLinear(const Tensor& x, const Tensor& w, const
   if (in == 0) return Zero(out);
   const float alpha = 1.0f, beta = 0.0f;
   CUBLAS_RETURN_IF_ERROR(
-      cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, T, in, &alpha, w.data(),
-                                 CUDA_R_16BF, in, n * in, x.data(), CUDA_R_16BF, H * in, in, &beta,
-                                 out.data(), CUDA_R_16BF, H * n, n, H, CUBLAS_COMPUTE_32F,
-                                 CUBLAS_GEMM_DEFAULT),
-      absl::StrCat("HeadwiseLinear: cublasGemmStridedBatchedEx ", x.DebugString(), " x ",
-                   w.DebugString()));
+      cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, T, in, &alpha, w.data(), CUDA_R_16BF, in, n * in,
+                                 x.data(), CUDA_R_16BF, H * in, in, &beta, out.data(), CUDA_R_16BF, H * n, n, H,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      absl::StrCat("HeadwiseLinear: cublasGemmStridedBatchedEx ", x.DebugString(), " x ", w.DebugString()));
   return absl::OkStatus();
 }
 
-absl::Status CudaBackend::GemmXWt(const void* x, int64_t ldx, const void* w, int64_t ldw, void* out,
-                                  int64_t ldo, int64_t m, int64_t n, int64_t k) {
+absl::Status CudaBackend::GemmXWt(const void* x, int64_t ldx, const void* w, int64_t ldw, void* out, int64_t ldo,
+                                  int64_t m, int64_t n, int64_t k) {
   const float alpha = 1.0f, beta = 0.0f;
-  CUBLAS_RETURN_IF_ERROR(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w,
-                                      CUDA_R_16BF, ldw, x, CUDA_R_16BF, ldx, &beta, out,
-                                      CUDA_R_16BF, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                         absl::StrCat("MoeExperts: cublasGemmEx [", m, ", ", k, "] x [", n, ", ",
-                                      k, "]"));
+  CUBLAS_RETURN_IF_ERROR(
+      cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w, CUDA_R_16BF, ldw, x, CUDA_R_16BF, ldx, &beta,
+                   out, CUDA_R_16BF, ldo, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      absl::StrCat("MoeExperts: cublasGemmEx [", m, ", ", k, "] x [", n, ", ", k, "]"));
   return absl::OkStatus();
 }
 

@@ -47,8 +47,7 @@ absl::StatusOr<int> CudaGraphs::EndCapture() {
   if (e != cudaSuccess || graph == nullptr) {
     if (graph != nullptr) cudaGraphDestroy(graph);
     (void)cudaGetLastError();  // an op's capture error invalidated the recording
-    return cuda_status::FromCuda(e == cudaSuccess ? cudaErrorStreamCaptureInvalidated : e,
-                                 "cudaStreamEndCapture");
+    return cuda_status::FromCuda(e == cudaSuccess ? cudaErrorStreamCaptureInvalidated : e, "cudaStreamEndCapture");
   }
   cudaGraphExec_t exec = nullptr;
   const cudaError_t ie = cudaGraphInstantiate(&exec, graph, 0);
@@ -79,14 +78,13 @@ absl::Status CudaGraphs::UploadAsync(absl::Span<const HostUpload> copies) {
   size_t total = 0;
   for (const HostUpload& c : copies) {
     if (!c.dst.defined() || c.bytes.size() != static_cast<size_t>(c.dst.bytes())) {
-      return absl::InvalidArgumentError(absl::StrCat("UploadAsync: ", c.bytes.size(),
-                                                     " bytes for ", c.dst.DebugString()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("UploadAsync: ", c.bytes.size(), " bytes for ", c.dst.DebugString()));
     }
     total += (c.bytes.size() + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
   }
   if (staged_ == nullptr) {
-    CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming),
-                         "UploadAsync: event");
+    CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&staged_, cudaEventDisableTiming), "UploadAsync: event");
   } else {
     // The previous upload's copies must have read the staging buffer before it is overwritten
     // (normally long done: the step that used them has synchronised).
@@ -105,8 +103,7 @@ absl::Status CudaGraphs::UploadAsync(absl::Span<const HostUpload> copies) {
     if (c.bytes.empty()) continue;
     uint8_t* src = static_cast<uint8_t*>(staging_) + offset;
     std::memcpy(src, c.bytes.data(), c.bytes.size());
-    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(c.dst.data(), src, c.bytes.size(), cudaMemcpyHostToDevice,
-                                         stream_),
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(c.dst.data(), src, c.bytes.size(), cudaMemcpyHostToDevice, stream_),
                          "UploadAsync: copy");
     offset += (c.bytes.size() + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
   }

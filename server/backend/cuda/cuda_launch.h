@@ -28,9 +28,7 @@ T* Ptr(const Tensor& t) {
 inline unsigned* Flags(const Tensor& t) { return static_cast<unsigned*>(t.data()); }
 
 // Launch + error mapping: an InvalidValue from a launcher means the shape is unsupported there.
-inline absl::Status Launched(cudaError_t e, const char* op) {
-  return cuda_status::FromCuda(e, std::string(op));
-}
+inline absl::Status Launched(cudaError_t e, const char* op) { return cuda_status::FromCuda(e, std::string(op)); }
 
 // Attention launcher parameters (derived from kernels::PagedLayout) with the paged layout filled
 // from the step's metadata.

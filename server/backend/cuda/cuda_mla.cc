@@ -1,7 +1,7 @@
 // MLA of the CUDA backend: the latent cache write and the absorbed attention over latent rows.
 
-#include "cuda/mla_cache.cuh"
 #include "cuda/mla_attention.cuh"
+#include "cuda/mla_cache.cuh"
 #include "cuda/mla_plan.h"
 #include "cuda/write_cache.cuh"
 #include "server/backend/cuda/cuda_backend.h"
@@ -19,8 +19,8 @@ using cuda_launch::LayoutParams;
 using cuda_launch::Ptr;
 namespace k = ::moeserve::kernels;
 
-absl::Status CudaBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
-                                        const AttentionMetadata& meta, const Tensor& cache) {
+absl::Status CudaBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const AttentionMetadata& meta,
+                                        const Tensor& cache) {
   RETURN_IF_ERROR(cuda_checks::CheckWriteMlaCache(kv_c, k_pe, meta, cache));
   k::WriteCacheParams p;
   const int64_t lrow = kv_c.dim(1) * 2, rrow = k_pe.dim(1) * 2, row = cache.dim(2) * 2;
@@ -34,9 +34,8 @@ absl::Status CudaBackend::WriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
   return Launched(k::LaunchWriteCache(p, stream_), "WriteMlaCache");
 }
 
-absl::Status CudaBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe,
-                                            const Tensor& positions, const Tensor& cos_sin,
-                                            RopeStyle style, const AttentionMetadata& meta,
+absl::Status CudaBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_pe, const Tensor& positions,
+                                            const Tensor& cos_sin, RopeStyle style, const AttentionMetadata& meta,
                                             const Tensor& cache) {
   RETURN_IF_ERROR(cuda_checks::CheckRopeWriteMlaCache(kv_c, k_pe, positions, cos_sin, meta, cache));
   k::RopeWriteMlaCacheParams p;
@@ -56,9 +55,8 @@ absl::Status CudaBackend::RopeWriteMlaCache(const Tensor& kv_c, const Tensor& k_
   return Launched(k::LaunchRopeWriteMlaCache(p, stream_), "RopeWriteMlaCache");
 }
 
-absl::Status CudaBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe,
-                                            const Tensor& cache, const AttentionMetadata& meta,
-                                            float scale, const Tensor& out) {
+absl::Status CudaBackend::PagedMlaAttention(const Tensor& q_latent, const Tensor& q_pe, const Tensor& cache,
+                                            const AttentionMetadata& meta, float scale, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckPagedMlaAttention(q_latent, q_pe, cache, meta, out));
   const int64_t T = q_latent.dim(0), H = q_latent.dim(1), L = q_latent.dim(2), R = q_pe.dim(2);
   if (T == 0) return absl::OkStatus();

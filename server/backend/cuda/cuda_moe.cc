@@ -37,22 +37,18 @@ using cuda_launch::Ptr;
 namespace k = ::moeserve::kernels;
 
 absl::Status CudaBackend::MoeRoute(const Tensor& router_logits, const Tensor& correction_bias,
-                                   const MoeRoutingParams& params, const Tensor& topk_ids,
-                                   const Tensor& topk_weights) {
-  RETURN_IF_ERROR(cuda_checks::CheckMoeRoute(router_logits, correction_bias, params, topk_ids,
-                                             topk_weights));
+                                   const MoeRoutingParams& params, const Tensor& topk_ids, const Tensor& topk_weights) {
+  RETURN_IF_ERROR(cuda_checks::CheckMoeRoute(router_logits, correction_bias, params, topk_ids, topk_weights));
   k::MoeRouteParams p;
   p.logits = router_logits.data();
   p.logits_bf16 = router_logits.dtype() == DType::kBF16;
-  p.correction_bias =
-      params.method == MoeTopkMethod::kNoAuxTc ? Ptr<const float>(correction_bias) : nullptr;
+  p.correction_bias = params.method == MoeTopkMethod::kNoAuxTc ? Ptr<const float>(correction_bias) : nullptr;
   p.topk_ids = Ptr<int32_t>(topk_ids);
   p.topk_weights = Ptr<float>(topk_weights);
   p.tokens = router_logits.dim(0);
   p.num_experts = static_cast<int>(router_logits.dim(1));
   p.top_k = params.top_k;
-  p.scoring = params.scoring == MoeScoring::kSoftmax ? k::MoeScoreFn::kSoftmax
-                                                     : k::MoeScoreFn::kSigmoid;
+  p.scoring = params.scoring == MoeScoring::kSoftmax ? k::MoeScoreFn::kSoftmax : k::MoeScoreFn::kSigmoid;
   switch (params.method) {
     case MoeTopkMethod::kGreedy: p.method = k::MoeSelect::kGreedy; break;
     case MoeTopkMethod::kGroupLimitedGreedy: p.method = k::MoeSelect::kGroupLimitedGreedy; break;
@@ -66,21 +62,19 @@ absl::Status CudaBackend::MoeRoute(const Tensor& router_logits, const Tensor& co
   return Launched(k::LaunchMoeRoute(p, stream_), "MoeRoute");
 }
 
-absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
-                                     const Tensor& topk_weights, const Tensor& gate_up,
-                                     const Tensor& down, const Tensor& out,
+absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
+                                     const Tensor& gate_up, const Tensor& down, const Tensor& out,
                                      const MoeExpertsExtras& extras) {
-  RETURN_IF_ERROR(
-      cuda_checks::CheckMoeExperts(x, topk_ids, topk_weights, gate_up, down, out, extras));
+  RETURN_IF_ERROR(cuda_checks::CheckMoeExperts(x, topk_ids, topk_weights, gate_up, down, out, extras));
   const int64_t T = x.dim(0), d = x.dim(1), K = topk_ids.dim(1), E = gate_up.dim(0);
   const int64_t I = gate_up.dim(1) / 2, S = extras.num_shared_experts;
   if (T == 0) return absl::OkStatus();
   if (K + S == 0 || d == 0 || I == 0) {
     if (!extras.shared_out.defined()) return Zero(out);
     if (extras.shared_out.data() == out.data()) return absl::OkStatus();
-    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(out.data(), extras.shared_out.data(), out.bytes(),
-                                         cudaMemcpyDeviceToDevice, stream_),
-                         "MoeExperts: copy shared_out");
+    CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(out.data(), extras.shared_out.data(), out.bytes(), cudaMemcpyDeviceToDevice, stream_),
+        "MoeExperts: copy shared_out");
     return absl::OkStatus();
   }
   const MoeWorkspaceLayout lay = PlanMoeWorkspace(T, K, E, d, I, S);
@@ -104,8 +98,7 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
   pp.tile_expert = tile_expert;
   pp.num_m_tiles = num_m_tiles;
   pp.expert_counts = extras.expert_counts.defined() ? Ptr<int64_t>(extras.expert_counts) : nullptr;
-  pp.num_valid_tokens =
-      extras.num_valid_tokens.defined() ? Ptr<const int32_t>(extras.num_valid_tokens) : nullptr;
+  pp.num_valid_tokens = extras.num_valid_tokens.defined() ? Ptr<const int32_t>(extras.num_valid_tokens) : nullptr;
   pp.error_flags = Flags(error_flags_);
   pp.error_bit = k::kErrMoeExpertId;
   RETURN_IF_ERROR(Launched(k::LaunchMoePermute(pp, stream_), "MoeExperts: permute"));
@@ -134,8 +127,8 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
     f.a_scales = reinterpret_cast<const float*>(b8 + w8.xs);
     f.a_rows = row_token;
     f.w = gate_up.data();
-    f.w_scales = reinterpret_cast<const float*>(static_cast<const char*>(gate_up.data()) +
-                                                Fp8ScalesOffset(gate_up.numel()));
+    f.w_scales =
+        reinterpret_cast<const float*>(static_cast<const char*>(gate_up.data()) + Fp8ScalesOffset(gate_up.numel()));
     f.out = base + lay.act;
     f.n = I;
     f.k = d;
@@ -152,8 +145,7 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
     f.a_scales = reinterpret_cast<const float*>(b8 + w8.hs);
     f.a_rows = nullptr;
     f.w = down.data();
-    f.w_scales = reinterpret_cast<const float*>(static_cast<const char*>(down.data()) +
-                                                Fp8ScalesOffset(down.numel()));
+    f.w_scales = reinterpret_cast<const float*>(static_cast<const char*>(down.data()) + Fp8ScalesOffset(down.numel()));
     f.out = base + lay.expert_out;
     f.n = d;
     f.k = I;
@@ -183,9 +175,9 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
     g.a = base + lay.act;
     g.a_rows = nullptr;
     g.w = down.data();
-    g.w_scales = fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(down.data()) +
-                                                      Fp8ScalesOffset(down.numel()))
-                     : nullptr;
+    g.w_scales =
+        fp8 ? reinterpret_cast<const float*>(static_cast<const char*>(down.data()) + Fp8ScalesOffset(down.numel()))
+            : nullptr;
     g.out = base + lay.expert_out;
     g.n = d;
     g.k = I;
@@ -207,8 +199,7 @@ absl::Status CudaBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids,
 }
 
 absl::StatusOr<Tensor> CudaBackend::CreateFp8BlockWeight(absl::Span<const uint8_t> bytes,
-                                                         absl::Span<const float> scales,
-                                                         Shape shape) {
+                                                         absl::Span<const float> scales, Shape shape) {
   ASSIGN_OR_RETURN(const int64_t mats, CheckFp8BlockWeight(bytes, scales, shape));
   (void)mats;
   const int64_t rows = shape[shape.rank() - 2], cols = shape[shape.rank() - 1];

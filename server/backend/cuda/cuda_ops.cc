@@ -32,8 +32,7 @@ absl::Status CudaBackend::Embedding(const Tensor& table, const Tensor& ids, cons
   return Launched(k::LaunchGatherRows(p, stream_), "Embedding");
 }
 
-absl::Status CudaBackend::EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id,
-                                         const Tensor& out) {
+absl::Status CudaBackend::EmbeddingShard(const Tensor& table, const Tensor& ids, int64_t first_id, const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckEmbedding(table, ids, out));
   if (first_id < 0 || first_id > 0x7fffffff) {
     return absl::InvalidArgumentError(absl::StrCat("EmbeddingShard: first_id ", first_id, " is outside [0, 2^31)"));
@@ -76,8 +75,8 @@ absl::Status CudaBackend::RmsNorm(const Tensor& x, const Tensor& w, float eps, c
   return Launched(k::LaunchRmsNorm(p, stream_), "RmsNorm");
 }
 
-absl::Status CudaBackend::AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w,
-                                     float eps, const Tensor& out) {
+absl::Status CudaBackend::AddRmsNorm(const Tensor& x, const Tensor& residual, const Tensor& w, float eps,
+                                     const Tensor& out) {
   RETURN_IF_ERROR(cuda_checks::CheckAddRmsNorm(x, residual, w, out));
   k::RmsNormParams p;
   p.x = Ptr<const bf16>(x);
@@ -100,8 +99,8 @@ absl::Status CudaBackend::Add(const Tensor& a, const Tensor& b, const Tensor& ou
   return Launched(k::LaunchAdd(p, stream_), "Add");
 }
 
-absl::Status CudaBackend::Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin,
-                               int32_t rotary_dim, RopeStyle style) {
+absl::Status CudaBackend::Rope(const Tensor& x, const Tensor& positions, const Tensor& cos_sin, int32_t rotary_dim,
+                               RopeStyle style) {
   RETURN_IF_ERROR(cuda_checks::CheckRope(x, positions, cos_sin, rotary_dim));
   k::RopeParams p;
   p.x = Ptr<bf16>(x);

@@ -107,7 +107,8 @@ absl::Status CudaBackend::SampleTokens(const Tensor& logits, const SamplingBatch
   RETURN_IF_ERROR(CopyToHost(results, absl::MakeSpan(host)));
   const auto* so = reinterpret_cast<const kernels::SampleOut*>(host.data());
   const auto* ids = reinterpret_cast<const int32_t*>(host.data() + rows * sizeof(kernels::SampleOut));
-  const auto* lps = reinterpret_cast<const float*>(host.data() + rows * sizeof(kernels::SampleOut) + size_t(rows) * max_top * 4);
+  const auto* lps =
+      reinterpret_cast<const float*>(host.data() + rows * sizeof(kernels::SampleOut) + size_t(rows) * max_top * 4);
   for (int32_t r = 0; r < rows; ++r) {
     SampledToken& t = (*out)[r];
     t.token = so[r].token;

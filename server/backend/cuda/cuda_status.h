@@ -36,9 +36,7 @@ inline absl::Status FromCublas(cublasStatus_t s, const std::string& what) {
 
 }  // namespace moeserve::cuda_status
 
-#define CUDA_RETURN_IF_ERROR(expr, what) \
-  RETURN_IF_ERROR(::moeserve::cuda_status::FromCuda((expr), (what)))
-#define CUBLAS_RETURN_IF_ERROR(expr, what) \
-  RETURN_IF_ERROR(::moeserve::cuda_status::FromCublas((expr), (what)))
+#define CUDA_RETURN_IF_ERROR(expr, what) RETURN_IF_ERROR(::moeserve::cuda_status::FromCuda((expr), (what)))
+#define CUBLAS_RETURN_IF_ERROR(expr, what) RETURN_IF_ERROR(::moeserve::cuda_status::FromCublas((expr), (what)))
 
 #endif  // MOESERVE_SERVER_BACKEND_CUDA_CUDA_STATUS_H_

@@ -12,8 +12,8 @@ int64_t Align256(int64_t b) { return (b + 255) / 256 * 256; }
 
 }  // namespace
 
-MoeWorkspaceLayout PlanMoeWorkspace(int64_t tokens, int64_t top_k, int64_t num_experts,
-                                    int64_t hidden, int64_t intermediate, int64_t num_shared) {
+MoeWorkspaceLayout PlanMoeWorkspace(int64_t tokens, int64_t top_k, int64_t num_experts, int64_t hidden,
+                                    int64_t intermediate, int64_t num_shared) {
   MoeWorkspaceLayout w;
   const int64_t pairs = tokens * (top_k + num_shared);
   w.max_m_tiles = kernels::MoeMaxMTiles(pairs, num_experts);
@@ -34,26 +34,23 @@ MoeWorkspaceLayout PlanMoeWorkspace(int64_t tokens, int64_t top_k, int64_t num_e
   return w;
 }
 
-absl::StatusOr<MoeTileSchedule> BuildMoeTileSchedule(absl::Span<const int32_t> ids, int64_t tokens,
-                                                     int64_t top_k, int64_t num_experts,
-                                                     int64_t num_shared) {
+absl::StatusOr<MoeTileSchedule> BuildMoeTileSchedule(absl::Span<const int32_t> ids, int64_t tokens, int64_t top_k,
+                                                     int64_t num_experts, int64_t num_shared) {
   const int64_t n = tokens * top_k;
   if (static_cast<int64_t>(ids.size()) != n) {
     return absl::InvalidArgumentError(
         absl::StrCat("MoeExperts: ", ids.size(), " expert ids for ", tokens, " x ", top_k));
   }
   if (num_shared < 0 || num_shared >= num_experts) {
-    return absl::InvalidArgumentError(absl::StrCat("MoeExperts: ", num_shared,
-                                                   " shared experts of ", num_experts));
+    return absl::InvalidArgumentError(absl::StrCat("MoeExperts: ", num_shared, " shared experts of ", num_experts));
   }
   const int64_t routed = num_experts - num_shared;
   MoeTileSchedule s;
   s.count.assign(num_experts, 0);
   for (int64_t i = 0; i < n; ++i) {
     if (ids[i] < 0 || ids[i] >= routed) {
-      return absl::InvalidArgumentError(absl::StrCat("MoeExperts: topk_ids[", i / top_k, ", ",
-                                                     i % top_k, "] = ", ids[i], " is outside [0, ",
-                                                     routed, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("MoeExperts: topk_ids[", i / top_k, ", ", i % top_k,
+                                                     "] = ", ids[i], " is outside [0, ", routed, ")"));
     }
     ++s.count[ids[i]];
   }

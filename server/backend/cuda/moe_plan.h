@@ -28,8 +28,8 @@ struct MoeWorkspaceLayout {
   int64_t expert_out = 0;   // bf16 [max_rows, d]
   int64_t total_bytes = 0;
 };
-MoeWorkspaceLayout PlanMoeWorkspace(int64_t tokens, int64_t top_k, int64_t num_experts,
-                                    int64_t hidden, int64_t intermediate, int64_t num_shared = 0);
+MoeWorkspaceLayout PlanMoeWorkspace(int64_t tokens, int64_t top_k, int64_t num_experts, int64_t hidden,
+                                    int64_t intermediate, int64_t num_shared = 0);
 
 // What moe_permute computes, on the host: each expert's segment [start[e], start[e] + count[e])
 // of the permuted rows, segments padded to kMoeTileM and laid out in expert order, and the expert
@@ -42,9 +42,8 @@ struct MoeTileSchedule {
   int64_t num_m_tiles = 0;
 };
 // ids [T, K] row-major. InvalidArgument "MoeExperts: topk_ids[t, k] = v is outside [0, E - S)".
-absl::StatusOr<MoeTileSchedule> BuildMoeTileSchedule(absl::Span<const int32_t> ids, int64_t tokens,
-                                                     int64_t top_k, int64_t num_experts,
-                                                     int64_t num_shared = 0);
+absl::StatusOr<MoeTileSchedule> BuildMoeTileSchedule(absl::Span<const int32_t> ids, int64_t tokens, int64_t top_k,
+                                                     int64_t num_experts, int64_t num_shared = 0);
 
 // Device layout of an fp8 block weight on the CUDA backend: e4m3 bytes [numel] (16-column groups
 // permuted for the GEMM), then f32 scales at this offset.

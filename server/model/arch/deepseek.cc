@@ -103,14 +103,21 @@ class Deepseek final : public Architecture {
     MoeRoutingParams r;
     r.top_k = static_cast<int32_t>(top_k);
     ASSIGN_OR_RETURN(std::string scoring, f.String("scoring_func", v3_ ? "sigmoid" : "softmax"));
-    if (scoring == "softmax") r.scoring = MoeScoring::kSoftmax;
-    else if (scoring == "sigmoid") r.scoring = MoeScoring::kSigmoid;
-    else return f.Wrong("scoring_func", "\"softmax\" or \"sigmoid\"");
+    if (scoring == "softmax")
+      r.scoring = MoeScoring::kSoftmax;
+    else if (scoring == "sigmoid")
+      r.scoring = MoeScoring::kSigmoid;
+    else
+      return f.Wrong("scoring_func", "\"softmax\" or \"sigmoid\"");
     ASSIGN_OR_RETURN(std::string method, f.String("topk_method", v3_ ? "noaux_tc" : "greedy"));
-    if (method == "greedy") r.method = MoeTopkMethod::kGreedy;
-    else if (method == "group_limited_greedy") r.method = MoeTopkMethod::kGroupLimitedGreedy;
-    else if (method == "noaux_tc") r.method = MoeTopkMethod::kNoAuxTc;
-    else return f.Wrong("topk_method", "\"greedy\", \"group_limited_greedy\" or \"noaux_tc\"");
+    if (method == "greedy")
+      r.method = MoeTopkMethod::kGreedy;
+    else if (method == "group_limited_greedy")
+      r.method = MoeTopkMethod::kGroupLimitedGreedy;
+    else if (method == "noaux_tc")
+      r.method = MoeTopkMethod::kNoAuxTc;
+    else
+      return f.Wrong("topk_method", "\"greedy\", \"group_limited_greedy\" or \"noaux_tc\"");
     ASSIGN_OR_RETURN(int64_t n_group, f.Int("n_group", v3_ ? 8 : 1));
     ASSIGN_OR_RETURN(int64_t topk_group, f.Int("topk_group", v3_ ? 4 : 1));
     r.n_group = static_cast<int32_t>(n_group);

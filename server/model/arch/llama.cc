@@ -1,9 +1,9 @@
 // LlamaForCausalLM: grouped-query attention (q/k/v/o biases with attention_bias), SwiGLU MLP,
 // optional tied embeddings; RoPE default/linear/llama3/yarn in the rotate-half layout.
 
+#include "server/common/status_macros.h"
 #include "server/model/arch/families.h"
 #include "server/model/hf_tensors.h"
-#include "server/common/status_macros.h"
 
 namespace moeserve {
 namespace {

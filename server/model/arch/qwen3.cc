@@ -38,7 +38,8 @@ class Qwen3 final : public Architecture {
     if (sparse_step <= 0) return f.Invalid(absl::StrCat("\"decoder_sparse_step\" must be positive, got ", sparse_step));
     for (int64_t layer : mlp_only) {
       if (layer < 0 || layer >= c.num_hidden_layers) {
-        return f.Invalid(absl::StrCat("mlp_only_layers entry ", layer, " is not a layer in [0, ", c.num_hidden_layers, ")"));
+        return f.Invalid(
+            absl::StrCat("mlp_only_layers entry ", layer, " is not a layer in [0, ", c.num_hidden_layers, ")"));
       }
     }
     c.routing = {.top_k = static_cast<int32_t>(c.num_experts_per_tok),

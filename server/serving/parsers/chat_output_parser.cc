@@ -14,8 +14,7 @@ void Append(ToolCallDelta tools, ChatDelta* out) {
 }  // namespace
 
 ChatOutputParser::ChatOutputParser(const ChatParserOptions& options, std::string_view prompt_text)
-    : reasoning_(options.reasoning, prompt_text),
-      tools_(options.tool_calls, options.tool_call_id_seed) {}
+    : reasoning_(options.reasoning, prompt_text), tools_(options.tool_calls, options.tool_call_id_seed) {}
 
 ChatDelta ChatOutputParser::Feed(std::string_view text) {
   ReasoningDelta split = reasoning_.Feed(text);

@@ -71,8 +71,7 @@ struct ParsedChatOutput {
 };
 
 // The same result as Feed(text) + Finish() on a ChatOutputParser, gathered.
-ParsedChatOutput ParseChatOutput(const ChatParserOptions& options, std::string_view prompt_text,
-                                 std::string_view text);
+ParsedChatOutput ParseChatOutput(const ChatParserOptions& options, std::string_view prompt_text, std::string_view text);
 
 }  // namespace moeserve::parsers
 

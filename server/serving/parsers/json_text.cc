@@ -46,9 +46,7 @@ size_t SkipValue(std::string_view text, size_t pos) {
   return pos;
 }
 
-size_t SkipSpace(std::string_view text, size_t pos) {
-  return pos + LeadingSpace(text.substr(pos));
-}
+size_t SkipSpace(std::string_view text, size_t pos) { return pos + LeadingSpace(text.substr(pos)); }
 
 }  // namespace
 
@@ -71,7 +69,7 @@ std::optional<std::vector<JsonMember>> JsonObjectMembers(std::string_view text) 
   while (pos < text.size() && text[pos] != '}') {
     const size_t key_end = SkipString(text, pos);
     std::optional<std::string> key = JsonStringValue(text.substr(pos, key_end - pos));
-    if (!key) return std::nullopt;  // unreachable for valid JSON
+    if (!key) return std::nullopt;                        // unreachable for valid JSON
     pos = SkipSpace(text, SkipSpace(text, key_end) + 1);  // past ':'
     const size_t value_end = SkipValue(text, pos);
     members.push_back(JsonMember{*std::move(key), text.substr(pos, value_end - pos)});

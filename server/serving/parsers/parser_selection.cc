@@ -5,8 +5,7 @@
 namespace moeserve::parsers {
 namespace {
 
-constexpr ReasoningFormat kReasoningFormats[] = {ReasoningFormat::kNone,
-                                                 ReasoningFormat::kDeepSeekR1,
+constexpr ReasoningFormat kReasoningFormats[] = {ReasoningFormat::kNone, ReasoningFormat::kDeepSeekR1,
                                                  ReasoningFormat::kQwen3};
 constexpr ToolCallFormat kToolCallFormats[] = {ToolCallFormat::kNone, ToolCallFormat::kDeepSeekV3,
                                                ToolCallFormat::kHermes};
@@ -15,24 +14,18 @@ constexpr ToolCallFormat kToolCallFormats[] = {ToolCallFormat::kNone, ToolCallFo
 
 const char* ReasoningFormatName(ReasoningFormat format) {
   switch (format) {
-    case ReasoningFormat::kNone:
-      return "none";
-    case ReasoningFormat::kDeepSeekR1:
-      return "deepseek_r1";
-    case ReasoningFormat::kQwen3:
-      return "qwen3";
+    case ReasoningFormat::kNone: return "none";
+    case ReasoningFormat::kDeepSeekR1: return "deepseek_r1";
+    case ReasoningFormat::kQwen3: return "qwen3";
   }
   return "none";
 }
 
 const char* ToolCallFormatName(ToolCallFormat format) {
   switch (format) {
-    case ToolCallFormat::kNone:
-      return "none";
-    case ToolCallFormat::kDeepSeekV3:
-      return "deepseek_v3";
-    case ToolCallFormat::kHermes:
-      return "hermes";
+    case ToolCallFormat::kNone: return "none";
+    case ToolCallFormat::kDeepSeekV3: return "deepseek_v3";
+    case ToolCallFormat::kHermes: return "hermes";
   }
   return "none";
 }
@@ -49,8 +42,7 @@ ToolCallFormat DetectToolCallFormat(std::string_view chat_template) {
   return ToolCallFormat::kNone;
 }
 
-absl::StatusOr<ReasoningFormat> ResolveReasoningFormat(std::string_view flag,
-                                                       std::string_view chat_template) {
+absl::StatusOr<ReasoningFormat> ResolveReasoningFormat(std::string_view flag, std::string_view chat_template) {
   if (flag == "auto") return DetectReasoningFormat(chat_template);
   for (ReasoningFormat f : kReasoningFormats) {
     if (flag == ReasoningFormatName(f)) return f;
@@ -59,8 +51,7 @@ absl::StatusOr<ReasoningFormat> ResolveReasoningFormat(std::string_view flag,
                                     "' (expected auto, none, deepseek_r1 or qwen3)");
 }
 
-absl::StatusOr<ToolCallFormat> ResolveToolCallFormat(std::string_view flag,
-                                                     std::string_view chat_template) {
+absl::StatusOr<ToolCallFormat> ResolveToolCallFormat(std::string_view flag, std::string_view chat_template) {
   if (flag == "auto") return DetectToolCallFormat(chat_template);
   for (ToolCallFormat f : kToolCallFormats) {
     if (flag == ToolCallFormatName(f)) return f;

@@ -27,10 +27,8 @@ ReasoningFormat DetectReasoningFormat(std::string_view chat_template);
 ToolCallFormat DetectToolCallFormat(std::string_view chat_template);
 
 // `flag`: a name above. InvalidArgument naming the flag and the accepted names otherwise.
-absl::StatusOr<ReasoningFormat> ResolveReasoningFormat(std::string_view flag,
-                                                       std::string_view chat_template);
-absl::StatusOr<ToolCallFormat> ResolveToolCallFormat(std::string_view flag,
-                                                     std::string_view chat_template);
+absl::StatusOr<ReasoningFormat> ResolveReasoningFormat(std::string_view flag, std::string_view chat_template);
+absl::StatusOr<ToolCallFormat> ResolveToolCallFormat(std::string_view flag, std::string_view chat_template);
 
 const char* ReasoningFormatName(ReasoningFormat format);  // "none", "deepseek_r1", "qwen3"
 const char* ToolCallFormatName(ToolCallFormat format);    // "none", "deepseek_v3", "hermes"

@@ -105,8 +105,7 @@ ReasoningDelta ReasoningParser::Finish() {
       out.reasoning.append(pending_);
       break;
     case State::kContentStart:
-    case State::kContent:
-      break;
+    case State::kContent: break;
   }
   pending_.clear();
   return out;

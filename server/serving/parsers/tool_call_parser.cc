@@ -18,8 +18,7 @@ uint64_t SplitMix64(uint64_t* state) {
 }  // namespace
 
 std::string ToolCallId(uint64_t id_seed, int index) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   uint64_t state = id_seed ^ (0xD1B54A32D192ED03ull * (static_cast<uint64_t>(index) + 1));
   std::string id = "call_";
   uint64_t bits = 0;
@@ -77,8 +76,7 @@ void ToolCallParser::Drain(ToolCallDelta* out) {
       }
       case State::kBlock: {
         pending_.erase(0, LeadingSpace(pending_));
-        if (pending_.empty() || IsProperPrefixOf(pending_, s.call_begin) ||
-            IsProperPrefixOf(pending_, s.block_end)) {
+        if (pending_.empty() || IsProperPrefixOf(pending_, s.call_begin) || IsProperPrefixOf(pending_, s.block_end)) {
           return;
         }
         if (pending_.starts_with(s.call_begin)) {
@@ -104,12 +102,10 @@ void ToolCallParser::Drain(ToolCallDelta* out) {
       case State::kCall: {
         // The call ends at its closing marker, or unclosed where other markup starts.
         const std::string_view unscanned = std::string_view(pending_).substr(call_scanned_);
-        MarkerMatch m =
-            FindFirstMarker(unscanned, {s.call_end, s.call_begin, s.block_begin, s.block_end});
+        MarkerMatch m = FindFirstMarker(unscanned, {s.call_end, s.call_begin, s.block_begin, s.block_end});
         if (!m.found()) {
-          call_scanned_ = pending_.size() -
-                          PartialMarkerSuffix(pending_, {s.call_end, s.call_begin, s.block_begin,
-                                                         s.block_end});
+          call_scanned_ =
+              pending_.size() - PartialMarkerSuffix(pending_, {s.call_end, s.call_begin, s.block_begin, s.block_end});
           return;
         }
         m.pos += call_scanned_;
@@ -128,8 +124,7 @@ void ToolCallParser::EndCall(std::string_view body, bool closed, ToolCallDelta* 
   std::optional<ParsedToolCall> call = syntax_->read_body(body);
   if (call) {
     out->calls.push_back(
-        ToolCall{num_calls_, ToolCallId(id_seed_, num_calls_), std::move(call->name),
-                 std::move(call->arguments)});
+        ToolCall{num_calls_, ToolCallId(id_seed_, num_calls_), std::move(call->name), std::move(call->arguments)});
     ++num_calls_;
   } else {
     out->content.append(layout_).append(syntax_->call_begin).append(body);

@@ -76,9 +76,9 @@ class ToolCallParser {
   State state_ = State::kContent;
   bool in_block_ = false;
   bool finished_ = false;
-  std::string pending_;       // fed but not yet emitted
-  size_t call_scanned_ = 0;   // in kCall: pending_[0, call_scanned_) holds no marker start
-  std::string layout_;        // whitespace dropped before the open call (restored if it fails)
+  std::string pending_;      // fed but not yet emitted
+  size_t call_scanned_ = 0;  // in kCall: pending_[0, call_scanned_) holds no marker start
+  std::string layout_;       // whitespace dropped before the open call (restored if it fails)
   int num_calls_ = 0;
 };
 

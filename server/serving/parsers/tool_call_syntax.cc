@@ -16,9 +16,8 @@ bool IsPlausibleName(std::string_view name) {
 }
 
 constexpr ToolCallSyntax kHermes{"", "", "<tool_call>", "</tool_call>", &ReadHermesCallBody};
-constexpr ToolCallSyntax kDeepSeekV3{"<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>",
-                                     "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>",
-                                     &ReadDeepSeekCallBody};
+constexpr ToolCallSyntax kDeepSeekV3{"<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>",
+                                     "<｜tool▁call▁end｜>", &ReadDeepSeekCallBody};
 
 }  // namespace
 

@@ -63,7 +63,7 @@ struct Node {
     kMacro,     // macro name(params = defaults) body
     kBreak,
     kContinue,
-    kScope,     // body rendered as is (e.g. {% generation %})
+    kScope,  // body rendered as is (e.g. {% generation %})
   };
   Kind kind;
   int line = 0;

@@ -9,16 +9,16 @@ Budget::Budget(const RenderLimits& limits) : limits_(limits), start_(absl::Now()
 absl::Status Budget::Check() {
   if (!failed_.ok()) return failed_;
   if (used_ > limits_.max_steps) {
-    failed_ = absl::InvalidArgumentError(absl::StrCat(
-        "chat template evaluation exceeded its budget of ", limits_.max_steps, " steps"));
+    failed_ = absl::InvalidArgumentError(
+        absl::StrCat("chat template evaluation exceeded its budget of ", limits_.max_steps, " steps"));
     return failed_;
   }
   const absl::Time now = absl::Now();
   if (now >= limits_.deadline) {
     failed_ = absl::DeadlineExceededError("deadline expired while rendering the chat template");
   } else if (now - start_ >= limits_.max_time) {
-    failed_ = absl::InvalidArgumentError(absl::StrCat(
-        "chat template rendering exceeded its time limit of ", absl::FormatDuration(limits_.max_time)));
+    failed_ = absl::InvalidArgumentError(
+        absl::StrCat("chat template rendering exceeded its time limit of ", absl::FormatDuration(limits_.max_time)));
   } else if (limits_.cancelled && limits_.cancelled()) {
     failed_ = absl::CancelledError("request cancelled while rendering the chat template");
   }

@@ -20,12 +20,12 @@ namespace moeserve::jinja {
 // The defaults leave real templates ~10x room: a 10,000-message conversation (3 MB) costs about
 // 1M steps in the DeepSeek-V3 and Qwen3 templates.
 struct RenderLimits {
-  int64_t max_steps = 10'000'000;             // work units (see above): ~1 s of CPU at most
+  int64_t max_steps = 10'000'000;  // work units (see above): ~1 s of CPU at most
   // The prompt, and any one string built on the way: 4x the text of a million-token context.
   size_t max_output_bytes = size_t{1} << 24;
-  int max_call_depth = 100;                   // macro recursion
-  int max_value_depth = 256;                  // lists and dicts nested in one another
-  absl::Duration max_time = absl::Seconds(10);  // wall clock per render
+  int max_call_depth = 100;                      // macro recursion
+  int max_value_depth = 256;                     // lists and dicts nested in one another
+  absl::Duration max_time = absl::Seconds(10);   // wall clock per render
   absl::Time deadline = absl::InfiniteFuture();  // the caller's (e.g. an RPC's) deadline
   std::function<bool()> cancelled;               // polled; true stops the render
 };

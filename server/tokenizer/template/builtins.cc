@@ -24,12 +24,10 @@ absl::Status TypeError(const std::string& message) { return absl::InvalidArgumen
 
 absl::Status UndefinedError(const Value& v) { return absl::InvalidArgumentError(v.undefined_message()); }
 
-
 // The largest string an expression may build.
 size_t MaxString(const Budget& budget) { return budget.limits().max_output_bytes; }
 
-absl::StatusOr<Value> DictMethod(const Dict& d, const std::string& name, const CallArgs& args,
-                                 Budget& budget) {
+absl::StatusOr<Value> DictMethod(const Dict& d, const std::string& name, const CallArgs& args, Budget& budget) {
   if (name == "items") {
     RETURN_IF_ERROR(budget.Charge(3 * static_cast<int64_t>(d.size())));
     List out;
@@ -53,8 +51,7 @@ absl::StatusOr<Value> DictMethod(const Dict& d, const std::string& name, const C
 }
 
 const absl::flat_hash_set<std::string_view>& DictMethods() {
-  static const auto* kSet =
-      new absl::flat_hash_set<std::string_view>{"items", "keys", "values", "get"};
+  static const auto* kSet = new absl::flat_hash_set<std::string_view>{"items", "keys", "values", "get"};
   return *kSet;
 }
 
@@ -86,16 +83,15 @@ absl::StatusOr<int> Order(const Value& a, const Value& b, const std::string& op,
   }
   if (a.is_undefined()) return UndefinedError(a);
   if (b.is_undefined()) return UndefinedError(b);
-  return TypeError(absl::StrCat("'", op, "' not supported between instances of '", a.TypeName(),
-                                "' and '", b.TypeName(), "'"));
+  return TypeError(
+      absl::StrCat("'", op, "' not supported between instances of '", a.TypeName(), "' and '", b.TypeName(), "'"));
 }
 
 absl::StatusOr<bool> Contains(const Value& container, const Value& item, Budget& budget) {
   switch (container.kind()) {
     case Value::Kind::kString:
       if (!item.is_string()) {
-        return TypeError(absl::StrCat("'in <string>' requires string as left operand, not ",
-                                      item.TypeName()));
+        return TypeError(absl::StrCat("'in <string>' requires string as left operand, not ", item.TypeName()));
       }
       RETURN_IF_ERROR(budget.ChargeBytes(container.as_string().size()));
       return container.as_string().find(item.as_string()) != std::string::npos;
@@ -105,12 +101,9 @@ absl::StatusOr<bool> Contains(const Value& container, const Value& item, Budget&
         if (same) return true;
       }
       return false;
-    case Value::Kind::kDict:
-      return item.is_string() && container.as_dict().Find(item.as_string()) != nullptr;
-    case Value::Kind::kUndefined:
-      return false;
-    default:
-      return TypeError(absl::StrCat("argument of type '", container.TypeName(), "' is not iterable"));
+    case Value::Kind::kDict: return item.is_string() && container.as_dict().Find(item.as_string()) != nullptr;
+    case Value::Kind::kUndefined: return false;
+    default: return TypeError(absl::StrCat("argument of type '", container.TypeName(), "' is not iterable"));
   }
 }
 
@@ -165,8 +158,7 @@ absl::StatusOr<Value> ToInt(const Value& v, const Value& fallback, Budget& budge
 }
 
 // Applies `test` (a test name and args) to every item of `input` for select/reject/*attr.
-absl::StatusOr<Value> SelectFilter(const std::string& name, const Value& input, const CallArgs& args,
-                                   Budget& budget) {
+absl::StatusOr<Value> SelectFilter(const std::string& name, const Value& input, const CallArgs& args, Budget& budget) {
   const bool by_attr = name == "selectattr" || name == "rejectattr";
   const bool keep_if = name == "select" || name == "selectattr";
   size_t next = 0;
@@ -184,8 +176,7 @@ absl::StatusOr<Value> SelectFilter(const std::string& name, const Value& input, 
     if (!args.positional[next].is_string()) return TypeError(absl::StrCat(name, "(): test name must be a string"));
     test = args.positional[next].as_string();
     if (!IsSupportedTest(test)) return TypeError(absl::StrCat("unsupported test '", test, "'"));
-    test_args.positional.assign(args.positional.begin() + static_cast<ptrdiff_t>(next) + 1,
-                                args.positional.end());
+    test_args.positional.assign(args.positional.begin() + static_cast<ptrdiff_t>(next) + 1, args.positional.end());
   }
   ASSIGN_OR_RETURN(List items, Iterate(input, budget));
   List out;
@@ -300,19 +291,19 @@ absl::StatusOr<Dict> DictFromArgs(const std::string& fn, const CallArgs& args, B
 
 bool IsSupportedFilter(std::string_view name) {
   static const auto* kSet = new absl::flat_hash_set<std::string_view>{
-      "tojson", "trim", "length", "count", "lower", "upper", "capitalize", "title", "first",
-      "last", "join", "default", "d", "replace", "reverse", "list", "string", "int", "float",
-      "abs", "items", "map", "select", "reject", "selectattr", "rejectattr", "safe", "unique",
-      "min", "max", "sum"};
+      "tojson",     "trim",       "length", "count",   "lower", "upper",   "capitalize", "title",
+      "first",      "last",       "join",   "default", "d",     "replace", "reverse",    "list",
+      "string",     "int",        "float",  "abs",     "items", "map",     "select",     "reject",
+      "selectattr", "rejectattr", "safe",   "unique",  "min",   "max",     "sum"};
   return kSet->contains(name);
 }
 
 bool IsSupportedTest(std::string_view name) {
   static const auto* kSet = new absl::flat_hash_set<std::string_view>{
-      "defined", "undefined", "none", "boolean", "true", "false", "string", "number", "integer",
-      "float", "mapping", "iterable", "sequence", "callable", "odd", "even", "divisibleby", "eq",
-      "equalto", "==", "ne", "!=", "lt", "<", "le", "<=", "gt", ">", "ge", ">=", "in", "sameas",
-      "lower", "upper"};
+      "defined", "undefined", "none",     "boolean",  "true",     "false", "string", "number",      "integer",
+      "float",   "mapping",   "iterable", "sequence", "callable", "odd",   "even",   "divisibleby", "eq",
+      "equalto", "==",        "ne",       "!=",       "lt",       "<",     "le",     "<=",          "gt",
+      ">",       "ge",        ">=",       "in",       "sameas",   "lower", "upper"};
   return kSet->contains(name);
 }
 
@@ -321,14 +312,15 @@ bool IsSupportedMethod(std::string_view name) {
 }
 
 bool IsSupportedGlobal(std::string_view name) {
-  return name == "range" || name == "namespace" || name == "raise_exception" ||
-         name == "strftime_now" || name == "dict";
+  return name == "range" || name == "namespace" || name == "raise_exception" || name == "strftime_now" ||
+         name == "dict";
 }
 
 Dict MakeGlobals() {
   Dict g;
   g.Set("range", Value::MakeCallable("range", Range));
-  g.Set("namespace", Value::MakeCallable("namespace", [](const CallArgs& args, Budget& budget) -> absl::StatusOr<Value> {
+  g.Set("namespace",
+        Value::MakeCallable("namespace", [](const CallArgs& args, Budget& budget) -> absl::StatusOr<Value> {
           ASSIGN_OR_RETURN(Dict d, DictFromArgs("namespace", args, budget));
           for (const auto& [k, v] : d.entries()) {
             if (!k.empty() && k[0] == '_') {
@@ -373,10 +365,8 @@ absl::StatusOr<List> Iterate(const Value& v, Budget& budget) {
       }
       return chars;
     }
-    case Value::Kind::kUndefined:
-      return List{};
-    default:
-      return TypeError(absl::StrCat("'", v.TypeName(), "' object is not iterable"));
+    case Value::Kind::kUndefined: return List{};
+    default: return TypeError(absl::StrCat("'", v.TypeName(), "' object is not iterable"));
   }
 }
 
@@ -385,14 +375,10 @@ absl::StatusOr<int64_t> Length(const Value& v, Budget& budget) {
     case Value::Kind::kString:
       RETURN_IF_ERROR(budget.ChargeBytes(v.as_string().size()));
       return static_cast<int64_t>(CharOffsets(v.as_string()).size() - 1);
-    case Value::Kind::kList:
-      return static_cast<int64_t>(v.as_list().size());
-    case Value::Kind::kDict:
-      return static_cast<int64_t>(v.as_dict().size());
-    case Value::Kind::kUndefined:
-      return 0;
-    default:
-      return TypeError(absl::StrCat("object of type '", v.TypeName(), "' has no len()"));
+    case Value::Kind::kList: return static_cast<int64_t>(v.as_list().size());
+    case Value::Kind::kDict: return static_cast<int64_t>(v.as_dict().size());
+    case Value::Kind::kUndefined: return 0;
+    default: return TypeError(absl::StrCat("object of type '", v.TypeName(), "' has no len()"));
   }
 }
 
@@ -437,15 +423,14 @@ absl::StatusOr<Value> GetItem(const Value& obj, const Value& key, Budget& budget
   if (key.is_string()) RETURN_IF_ERROR(budget.ChargeBytes(key.as_string().size()));
   if (obj.is_dict() && key.is_string()) {
     if (const Value* v = obj.as_dict().Find(key.as_string())) return *v;
-    return Value::Undefined(
-        absl::StrCat("'dict object' has no attribute ", ShortRepr(key)));
+    return Value::Undefined(absl::StrCat("'dict object' has no attribute ", ShortRepr(key)));
   }
   if (key.is_string()) return GetAttr(obj, key.as_string());
   return Value::Undefined(absl::StrCat("'", obj.TypeName(), " object' has no element ", ShortRepr(key)));
 }
 
-absl::StatusOr<Value> Slice(const Value& obj, const Value& start_v, const Value& stop_v,
-                            const Value& step_v, Budget& budget) {
+absl::StatusOr<Value> Slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v,
+                            Budget& budget) {
   auto bound = [](const Value& v, const char* what) -> absl::StatusOr<std::optional<int64_t>> {
     if (v.is_undefined() || v.is_none()) return std::optional<int64_t>();
     if (!v.is_int() && !v.is_bool()) {
@@ -500,8 +485,7 @@ absl::StatusOr<Value> Slice(const Value& obj, const Value& start_v, const Value&
   return Value(std::move(s));
 }
 
-absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args,
-                                  Budget& budget) {
+absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args, Budget& budget) {
   if (name == "tojson") return ToJsonFilter(input, args, budget);
   if (name == "default" || name == "d") {
     ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"default_value", "boolean"}));
@@ -514,8 +498,8 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, c
     return SelectFilter(name, input, args, budget);
   }
   if (name == "map") return MapFilter(input, args, budget);
-  if (input.is_undefined() && name != "length" && name != "count" && name != "list" &&
-      name != "string" && name != "trim" && name != "lower" && name != "upper" && name != "join") {
+  if (input.is_undefined() && name != "length" && name != "count" && name != "list" && name != "string" &&
+      name != "trim" && name != "lower" && name != "upper" && name != "join") {
     return UndefinedError(input);
   }
   if (name == "length" || name == "count") {
@@ -531,8 +515,8 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, c
     ASSIGN_OR_RETURN(std::string r, Join(input, sep, a[1], budget));
     return Value(std::move(r));
   }
-  if (name == "string" || name == "trim" || name == "lower" || name == "upper" ||
-      name == "capitalize" || name == "title" || name == "replace") {
+  if (name == "string" || name == "trim" || name == "lower" || name == "upper" || name == "capitalize" ||
+      name == "title" || name == "replace") {
     ASSIGN_OR_RETURN(std::string text, ToStr(input, budget));
     if (name == "string") return Value(std::move(text));
     if (name == "replace") return CallStringMethod(text, name, args, budget);
@@ -628,8 +612,7 @@ absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, c
   return TypeError(absl::StrCat("unsupported filter '", name, "'"));
 }
 
-absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& v, const CallArgs& args,
-                               Budget& budget) {
+absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& v, const CallArgs& args, Budget& budget) {
   const Value arg = args.positional.empty() ? Value() : args.positional[0];
   if (name == "defined") return !v.is_undefined();
   if (name == "undefined") return v.is_undefined();
@@ -795,8 +778,8 @@ absl::StatusOr<Value> BinaryOp(const std::string& op, const Value& a, const Valu
     }
   }
   if (op == "%" && a.is_string()) return TypeError("unsupported: printf-style string formatting with '%'");
-  return TypeError(absl::StrCat("unsupported operand type(s) for ", op, ": '", a.TypeName(), "' and '",
-                                b.TypeName(), "'"));
+  return TypeError(
+      absl::StrCat("unsupported operand type(s) for ", op, ": '", a.TypeName(), "' and '", b.TypeName(), "'"));
 }
 
 absl::StatusOr<std::string> ToStr(const Value& v, Budget& budget) {

@@ -26,10 +26,8 @@ Dict MakeGlobals();
 // Every function that takes a Budget charges its work to it (see budget.h) and fails with the
 // budget's error once it is spent.
 
-absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args,
-                                  Budget& budget);
-absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& input, const CallArgs& args,
-                               Budget& budget);
+absl::StatusOr<Value> ApplyFilter(const std::string& name, const Value& input, const CallArgs& args, Budget& budget);
+absl::StatusOr<bool> ApplyTest(const std::string& name, const Value& input, const CallArgs& args, Budget& budget);
 
 // Jinja2 getattr(obj, name): a bound method, else obj[name], else Undefined. O(1). REQUIRES: obj
 // is not Undefined (the caller reports that).
@@ -37,8 +35,7 @@ Value GetAttr(const Value& obj, const std::string& name);
 // Jinja2 getitem: out-of-range indexes and missing keys give Undefined.
 absl::StatusOr<Value> GetItem(const Value& obj, const Value& key, Budget& budget);
 // Python obj[start:stop:step] on a list or string (unset bounds are None).
-absl::StatusOr<Value> Slice(const Value& obj, const Value& start, const Value& stop,
-                            const Value& step, Budget& budget);
+absl::StatusOr<Value> Slice(const Value& obj, const Value& start, const Value& stop, const Value& step, Budget& budget);
 
 // Python iteration: list items, dict keys, string characters; Undefined is empty.
 absl::StatusOr<List> Iterate(const Value& v, Budget& budget);

@@ -57,8 +57,8 @@ class Renderer {
   template <typename N>
   absl::Status Locate(const N& at, const absl::Status& status) const {
     if (status.ok() || absl::StartsWith(status.message(), kErrorPrefix)) return status;
-    return absl::Status(status.code(), absl::StrFormat("chat template line %d, column %d: %s",
-                                                       at.line, at.column, status.message()));
+    return absl::Status(status.code(),
+                        absl::StrFormat("chat template line %d, column %d: %s", at.line, at.column, status.message()));
   }
   template <typename N>
   absl::Status Error(const N& at, const std::string& message) const {
@@ -86,12 +86,12 @@ class Renderer {
 
   // The namespace() global, recording every namespace it makes for ~Renderer.
   Value MakeNamespaceFunction(const Value& make) {
-    return Value::MakeCallable("namespace", [this, make](const CallArgs& args, Budget& budget)
-                                                -> absl::StatusOr<Value> {
-      ASSIGN_OR_RETURN(Value ns, make.as_callable().fn(args, budget));
-      if (ns.is_namespace()) namespaces_.push_back(ns);
-      return ns;
-    });
+    return Value::MakeCallable("namespace",
+                               [this, make](const CallArgs& args, Budget& budget) -> absl::StatusOr<Value> {
+                                 ASSIGN_OR_RETURN(Value ns, make.as_callable().fn(args, budget));
+                                 if (ns.is_namespace()) namespaces_.push_back(ns);
+                                 return ns;
+                               });
   }
 
   Value Lookup(const std::string& name) const {
@@ -106,8 +106,8 @@ class Renderer {
 
   absl::Status Emit(const Node& at, std::string_view text) {
     if (out_.size() + text.size() > limits_.max_output_bytes) {
-      return Error(at, absl::StrCat("rendered prompt exceeds the output size limit of ",
-                                    limits_.max_output_bytes, " bytes"));
+      return Error(
+          at, absl::StrCat("rendered prompt exceeds the output size limit of ", limits_.max_output_bytes, " bytes"));
     }
     absl::Status status = budget_.ChargeBytes(text.size());
     if (!status.ok()) return Locate(at, status);
@@ -132,8 +132,7 @@ class Renderer {
     auto items = Iterate(value, budget_);
     if (!items.ok()) return Locate(at, items.status());
     if (items->size() != targets.size()) {
-      return Error(at, absl::StrFormat("cannot unpack %d values into %d names", items->size(),
-                                       targets.size()));
+      return Error(at, absl::StrFormat("cannot unpack %d values into %d names", items->size(), targets.size()));
     }
     for (size_t i = 0; i < targets.size(); ++i) Bind(targets[i], (*items)[i]);
     return absl::OkStatus();
@@ -143,8 +142,7 @@ class Renderer {
     const NestingScope scope(&nesting_);
     RETURN_IF_ERROR(Step(n));
     switch (n.kind) {
-      case Node::Kind::kText:
-        return Emit(n, n.text);
+      case Node::Kind::kText: return Emit(n, n.text);
       case Node::Kind::kOutput: {
         ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
         auto text = ToStr(v, budget_);
@@ -161,8 +159,7 @@ class Renderer {
           if (take) return ExecList(body);
         }
         return absl::OkStatus();
-      case Node::Kind::kFor:
-        return ExecFor(n);
+      case Node::Kind::kFor: return ExecFor(n);
       case Node::Kind::kSet: {
         ASSIGN_OR_RETURN(Value v, Eval(*n.expr));
         if (n.attr.empty()) return Assign(n, n.targets, v);
@@ -184,17 +181,10 @@ class Renderer {
         Bind(n.targets[0], Value(std::move(captured)));
         return absl::OkStatus();
       }
-      case Node::Kind::kMacro:
-        Bind(n.name, MakeMacro(n));
-        return absl::OkStatus();
-      case Node::Kind::kBreak:
-        flow_ = Flow::kBreak;
-        return absl::OkStatus();
-      case Node::Kind::kContinue:
-        flow_ = Flow::kContinue;
-        return absl::OkStatus();
-      case Node::Kind::kScope:
-        return ExecList(n.body);
+      case Node::Kind::kMacro: Bind(n.name, MakeMacro(n)); return absl::OkStatus();
+      case Node::Kind::kBreak: flow_ = Flow::kBreak; return absl::OkStatus();
+      case Node::Kind::kContinue: flow_ = Flow::kContinue; return absl::OkStatus();
+      case Node::Kind::kScope: return ExecList(n.body);
     }
     return Error(n, "unknown statement");
   }
@@ -225,11 +215,10 @@ class Renderer {
     const int64_t length = static_cast<int64_t>(items.size());
     // Made once per loop: the parts of `loop` that do not change between iterations.
     auto index = std::make_shared<int64_t>(0);
-    const Value cycle = Value::MakeCallable(
-        "cycle", [index](const CallArgs& args, Budget&) -> absl::StatusOr<Value> {
-          if (args.positional.empty()) return absl::InvalidArgumentError("no items for cycling given");
-          return args.positional[static_cast<size_t>(*index) % args.positional.size()];
-        });
+    const Value cycle = Value::MakeCallable("cycle", [index](const CallArgs& args, Budget&) -> absl::StatusOr<Value> {
+      if (args.positional.empty()) return absl::InvalidArgumentError("no items for cycling given");
+      return args.positional[static_cast<size_t>(*index) % args.positional.size()];
+    });
     const Value no_previous = Value::Undefined("there is no previous item");
     const Value no_next = Value::Undefined("there is no next item");
     for (int64_t i = 0; i < length; ++i) {
@@ -342,8 +331,7 @@ class Renderer {
     // Each expression nests its result at most two levels deeper than its operands
     // (dict.items()), so checking every result keeps all values near the limit.
     if (v->depth() > limits_.max_value_depth) {
-      return Error(e, absl::StrCat("value nests lists and dicts more than ", limits_.max_value_depth,
-                                   " deep"));
+      return Error(e, absl::StrCat("value nests lists and dicts more than ", limits_.max_value_depth, " deep"));
     }
     return v;
   }
@@ -352,10 +340,8 @@ class Renderer {
     if (nesting_ > kMaxNesting) return absl::InvalidArgumentError("template evaluation nested too deeply");
     RETURN_IF_ERROR(budget_.Charge());
     switch (e.kind) {
-      case Expr::Kind::kLiteral:
-        return e.value;
-      case Expr::Kind::kName:
-        return Lookup(e.name);
+      case Expr::Kind::kLiteral: return e.value;
+      case Expr::Kind::kName: return Lookup(e.name);
       case Expr::Kind::kList: {
         List items;
         for (const ExprPtr& item : e.args) {
@@ -418,9 +404,8 @@ class Renderer {
         ASSIGN_OR_RETURN(Value v, Eval(*e.args[0]));
         if (v.is_undefined()) return absl::InvalidArgumentError(v.undefined_message());
         if (!v.is_number() && !v.is_bool()) {
-          return absl::InvalidArgumentError(absl::StrCat("bad operand type for unary ",
-                                                    e.kind == Expr::Kind::kNeg ? "-" : "+", ": '",
-                                                    v.TypeName(), "'"));
+          return absl::InvalidArgumentError(absl::StrCat(
+              "bad operand type for unary ", e.kind == Expr::Kind::kNeg ? "-" : "+", ": '", v.TypeName(), "'"));
         }
         if (e.kind == Expr::Kind::kPos) return v.is_bool() ? Value(v.as_int()) : v;
         if (v.is_float()) return Value(-v.as_float());
@@ -467,7 +452,8 @@ class Renderer {
       case Expr::Kind::kCondExpr: {
         ASSIGN_OR_RETURN(Value cond, Eval(*e.args[0]));
         if (cond.Truthy()) return Eval(*e.args[1]);
-        if (e.args[2] == nullptr) return Value::Undefined("the inline if-expression evaluated to false and no else section was defined");
+        if (e.args[2] == nullptr)
+          return Value::Undefined("the inline if-expression evaluated to false and no else section was defined");
         return Eval(*e.args[2]);
       }
     }
@@ -486,8 +472,7 @@ class Renderer {
 
 }  // namespace
 
-absl::StatusOr<std::string> Render(const NodeList& root, const Dict& context,
-                                   const RenderLimits& limits) {
+absl::StatusOr<std::string> Render(const NodeList& root, const Dict& context, const RenderLimits& limits) {
   return Renderer(context, limits).Run(root);
 }
 

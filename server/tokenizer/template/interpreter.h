@@ -17,8 +17,7 @@ namespace moeserve::jinja {
 // `context` holds the template variables (messages, add_generation_prompt, bos_token, ...);
 // the built-in globals are added beneath it. Errors carry the line/column of the failing
 // expression or statement: InvalidArgument, or the budget's DeadlineExceeded / Cancelled.
-absl::StatusOr<std::string> Render(const NodeList& root, const Dict& context,
-                                   const RenderLimits& limits = {});
+absl::StatusOr<std::string> Render(const NodeList& root, const Dict& context, const RenderLimits& limits = {});
 
 }  // namespace moeserve::jinja
 

@@ -13,9 +13,8 @@
 namespace moeserve::jinja {
 
 bool IsPyWhitespace(uint32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-         cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 namespace {
@@ -268,8 +267,7 @@ class Lexer {
     const size_t start = *pp;
     size_t p = start;
     auto digits = [&] {
-      while (p < src_.size() && (IsDigit(src_[p]) || (src_[p] == '_' && p + 1 < src_.size() &&
-                                                       IsDigit(src_[p + 1])))) {
+      while (p < src_.size() && (IsDigit(src_[p]) || (src_[p] == '_' && p + 1 < src_.size() && IsDigit(src_[p + 1])))) {
         ++p;
       }
     };
@@ -352,7 +350,9 @@ class Lexer {
         case 'r': value.push_back('\r'); continue;
         case 't': value.push_back('\t'); continue;
         case 'v': value.push_back('\v'); continue;
-        case 'x': case 'u': case 'U': {
+        case 'x':
+        case 'u':
+        case 'U': {
           auto v = hex(e == 'x' ? 2 : e == 'u' ? 4 : 8);
           if (!v.ok()) return v.status();
           cp = *v;
@@ -392,8 +392,6 @@ class Lexer {
 
 }  // namespace
 
-absl::StatusOr<std::vector<Token>> Tokenize(std::string_view source) {
-  return Lexer(source).Run();
-}
+absl::StatusOr<std::vector<Token>> Tokenize(std::string_view source) { return Lexer(source).Run(); }
 
 }  // namespace moeserve::jinja

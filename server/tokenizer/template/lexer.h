@@ -23,10 +23,10 @@ struct Token {
     kBlockBegin,  // {%
     kBlockEnd,    // %}
     kName,
-    kString,      // text holds the unescaped value
+    kString,  // text holds the unescaped value
     kInt,
     kFloat,
-    kOp,          // text holds the operator: + - * / // % ** ~ ( ) [ ] { } , . : | = == != < > <= >=
+    kOp,  // text holds the operator: + - * / // % ** ~ ( ) [ ] { } , . : | = == != < > <= >=
     kEof,
   };
   Type type;

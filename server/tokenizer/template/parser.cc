@@ -18,8 +18,8 @@ using T = Token::Type;
 // Statements Jinja2 has but this interpreter does not run; named in the load error.
 const absl::flat_hash_set<std::string_view>& UnsupportedStatements() {
   static const auto* kSet = new absl::flat_hash_set<std::string_view>{
-      "extends", "block", "include", "import", "from", "call", "filter", "with",
-      "autoescape", "do", "trans", "pluralize", "endblock"};
+      "extends", "block",      "include", "import", "from",      "call",    "filter",
+      "with",    "autoescape", "do",      "trans",  "pluralize", "endblock"};
   return *kSet;
 }
 
@@ -50,8 +50,8 @@ class Parser {
     RETURN_IF_ERROR(ParseBody({}, &nodes, &ended_with));
     for (const auto& [name, token] : called_names_) {
       if (!IsSupportedGlobal(name) && !macros_.contains(name)) {
-        return ErrorAt(token, absl::StrCat("unsupported function '", name,
-                                           "' (not a built-in and no macro of that name)"));
+        return ErrorAt(token,
+                       absl::StrCat("unsupported function '", name, "' (not a built-in and no macro of that name)"));
       }
     }
     return nodes;
@@ -108,15 +108,14 @@ class Parser {
   // ---- Statements ----
 
   // Parses nodes until `{% <one of end_names>` (left at the name) or the end of the template.
-  absl::Status ParseBody(std::initializer_list<std::string_view> end_names, NodeList* out,
-                         std::string* ended_with) {
+  absl::Status ParseBody(std::initializer_list<std::string_view> end_names, NodeList* out, std::string* ended_with) {
     while (true) {
       const Token& t = Cur();
       switch (t.type) {
         case T::kEof:
           if (end_names.size() == 0) return absl::OkStatus();
-          return ErrorAt(t, absl::StrCat("unexpected end of template, expected '{% ",
-                                         std::string(*end_names.begin()), " %}'"));
+          return ErrorAt(
+              t, absl::StrCat("unexpected end of template, expected '{% ", std::string(*end_names.begin()), " %}'"));
         case T::kText: {
           NodePtr n = NewNode(Node::Kind::kText, t);
           n->text = t.text;
@@ -153,8 +152,7 @@ class Parser {
           out->push_back(std::move(n));
           break;
         }
-        default:
-          return Unexpected("template text or a tag");
+        default: return Unexpected("template text or a tag");
       }
     }
   }
@@ -322,8 +320,8 @@ class Parser {
   // ---- Expressions (Jinja2 precedence, lowest first) ----
 
   bool AtTupleEnd() const {
-    return Cur().type == T::kVarEnd || Cur().type == T::kBlockEnd || IsOp(")") ||
-           IsName("if") || IsName("recursive") || Cur().type == T::kEof;
+    return Cur().type == T::kVarEnd || Cur().type == T::kBlockEnd || IsOp(")") || IsName("if") || IsName("recursive") ||
+           Cur().type == T::kEof;
   }
 
   absl::StatusOr<ExprPtr> ParseTuple(bool with_condexpr) {
@@ -412,8 +410,8 @@ class Parser {
     ExprPtr cmp;
     while (true) {
       std::string op;
-      if (Cur().type == T::kOp && (Cur().text == "==" || Cur().text == "!=" || Cur().text == "<" ||
-                                   Cur().text == ">" || Cur().text == "<=" || Cur().text == ">=")) {
+      if (Cur().type == T::kOp && (Cur().text == "==" || Cur().text == "!=" || Cur().text == "<" || Cur().text == ">" ||
+                                   Cur().text == "<=" || Cur().text == ">=")) {
         op = Cur().text;
         Advance();
       } else if (IsName("in")) {
@@ -470,9 +468,7 @@ class Parser {
     return e;
   }
 
-  absl::StatusOr<ExprPtr> ParseMath2() {
-    return ParseBinaryLevel({"*", "/", "//", "%"}, &Parser::ParsePow);
-  }
+  absl::StatusOr<ExprPtr> ParseMath2() { return ParseBinaryLevel({"*", "/", "//", "%"}, &Parser::ParsePow); }
   absl::StatusOr<ExprPtr> ParsePow() { return ParseBinaryLevel({"**"}, &Parser::ParseUnaryFiltered); }
   absl::StatusOr<ExprPtr> ParseUnaryFiltered() { return ParseUnary(true); }
 
@@ -569,8 +565,7 @@ class Parser {
           return e;
         }
         break;
-      default:
-        break;
+      default: break;
     }
     return Unexpected("an expression");
   }

@@ -25,11 +25,11 @@ constexpr int64_t kPartSteps = 4;
 
 // Binds positional and keyword arguments to `params`; missing ones stay Undefined.
 absl::StatusOr<std::vector<Value>> BindArgs(const std::string& fn, const CallArgs& args,
-                                        std::initializer_list<std::string_view> params) {
+                                            std::initializer_list<std::string_view> params) {
   std::vector<Value> out(params.size());
   if (args.positional.size() > params.size()) {
-    return TypeError(absl::StrCat(fn, "() takes at most ", params.size(), " arguments (",
-                                  args.positional.size(), " given)"));
+    return TypeError(
+        absl::StrCat(fn, "() takes at most ", params.size(), " arguments (", args.positional.size(), " given)"));
   }
   for (size_t i = 0; i < args.positional.size(); ++i) out[i] = args.positional[i];
   for (const auto& [key, value] : args.named) {
@@ -90,8 +90,8 @@ absl::StatusOr<std::string> Strip(const std::string& s, const Value& chars, bool
 }
 
 // Python str.split / rsplit.
-absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const Value& maxsplit_value,
-                           bool from_right, Budget& budget) {
+absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const Value& maxsplit_value, bool from_right,
+                           Budget& budget) {
   int64_t maxsplit = -1;
   if (!maxsplit_value.is_undefined() && !maxsplit_value.is_none()) {
     if (!maxsplit_value.is_int()) return TypeError("split: maxsplit must be an integer");
@@ -181,8 +181,8 @@ absl::StatusOr<List> Split(const std::string& s, const Value& sep_value, const V
   return out;
 }
 
-absl::StatusOr<std::string> Replace(const std::string& s, const Value& old_v, const Value& new_v,
-                                    const Value& count_v, Budget& budget) {
+absl::StatusOr<std::string> Replace(const std::string& s, const Value& old_v, const Value& new_v, const Value& count_v,
+                                    Budget& budget) {
   const size_t max_bytes = budget.limits().max_output_bytes;
   if (!old_v.is_string() || !new_v.is_string()) return TypeError("replace() arguments must be str");
   int64_t count = -1;
@@ -297,8 +297,8 @@ absl::StatusOr<bool> PrefixTest(const std::string& s, const Value& arg, bool suf
 
 }  // namespace
 
-absl::StatusOr<std::string> Join(const Value& iterable, const std::string& sep,
-                                 const Value& attribute, Budget& budget) {
+absl::StatusOr<std::string> Join(const Value& iterable, const std::string& sep, const Value& attribute,
+                                 Budget& budget) {
   const size_t max_bytes = budget.limits().max_output_bytes;
   ASSIGN_OR_RETURN(List items, Iterate(iterable, budget));
   std::string out;
@@ -333,8 +333,8 @@ bool IsSpaceCp(UChar32 c) { return IsPyWhitespace(static_cast<uint32_t>(c)); }
 
 }  // namespace
 
-absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& name,
-                                       const CallArgs& args, Budget& budget) {
+absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& name, const CallArgs& args,
+                                       Budget& budget) {
   RETURN_IF_ERROR(budget.ChargeBytes(s.size()));  // every method reads the string at most once
   if (name == "startswith" || name == "endswith") {
     ASSIGN_OR_RETURN(auto a, BindArgs(name, args, {"prefix"}));
@@ -359,8 +359,8 @@ absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& 
   if (name == "upper" || name == "lower" || name == "capitalize" || name == "title") {
     // Case mapping can grow a string ('ß'.upper() == 'SS').
     std::string r = name == "upper" || name == "lower" ? CaseMap(s, name == "upper")
-                    : name == "capitalize"            ? Capitalize(s)
-                                                      : Title(s);
+                    : name == "capitalize"             ? Capitalize(s)
+                                                       : Title(s);
     RETURN_IF_ERROR(budget.ChargeBytes(r.size()));
     if (r.size() > budget.limits().max_output_bytes) {
       return TypeError(absl::StrCat(name, "(): result too large"));
@@ -406,9 +406,9 @@ absl::StatusOr<Value> CallStringMethod(const std::string& s, const std::string& 
 
 bool IsStringMethod(std::string_view name) {
   static const auto* kSet = new absl::flat_hash_set<std::string_view>{
-      "startswith", "endswith", "strip", "lstrip", "rstrip", "split", "rsplit", "replace",
-      "upper", "lower", "capitalize", "title", "find", "rfind", "count", "join", "splitlines",
-      "isdigit", "isalpha", "isalnum", "isspace"};
+      "startswith", "endswith", "strip",      "lstrip",     "rstrip",  "split",   "rsplit",
+      "replace",    "upper",    "lower",      "capitalize", "title",   "find",    "rfind",
+      "count",      "join",     "splitlines", "isdigit",    "isalpha", "isalnum", "isspace"};
   return kSet->contains(name);
 }
 

@@ -73,12 +73,9 @@ const Dict& Value::as_dict() const { return std::get<std::shared_ptr<const DictB
 
 int Value::depth() const {
   switch (kind()) {
-    case Kind::kList:
-      return std::get<std::shared_ptr<const ListBox>>(data_)->depth;
-    case Kind::kDict:
-      return std::get<std::shared_ptr<const DictBox>>(data_)->depth;
-    default:
-      return 0;
+    case Kind::kList: return std::get<std::shared_ptr<const ListBox>>(data_)->depth;
+    case Kind::kDict: return std::get<std::shared_ptr<const DictBox>>(data_)->depth;
+    default: return 0;
   }
 }
 
@@ -94,8 +91,7 @@ Value Value::MakeNamespace(Dict attrs) {
   return v;
 }
 
-Value Value::MakeCallable(std::string name,
-                          std::function<absl::StatusOr<Value>(const CallArgs&, Budget&)> fn) {
+Value Value::MakeCallable(std::string name, std::function<absl::StatusOr<Value>(const CallArgs&, Budget&)> fn) {
   Value v;
   v.data_ = std::make_shared<const Callable>(Callable{std::move(name), std::move(fn)});
   return v;
@@ -103,26 +99,19 @@ Value Value::MakeCallable(std::string name,
 
 absl::StatusOr<Value> Value::FromJson(const nlohmann::ordered_json& json, int max_depth) {
   switch (json.type()) {
-    case nlohmann::ordered_json::value_t::null:
-      return None();
-    case nlohmann::ordered_json::value_t::boolean:
-      return Value(json.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer:
-      return Value(json.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null: return None();
+    case nlohmann::ordered_json::value_t::boolean: return Value(json.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer: return Value(json.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned: {
       const uint64_t u = json.get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(u));
       return Value(static_cast<int64_t>(u));
     }
-    case nlohmann::ordered_json::value_t::number_float:
-      return Value(json.get<double>());
-    case nlohmann::ordered_json::value_t::string:
-      return Value(json.get<std::string>());
+    case nlohmann::ordered_json::value_t::number_float: return Value(json.get<double>());
+    case nlohmann::ordered_json::value_t::string: return Value(json.get<std::string>());
     case nlohmann::ordered_json::value_t::array:
-    case nlohmann::ordered_json::value_t::object:
-      break;
-    default:
-      return None();  // binary / discarded: not produced by JSON parsing
+    case nlohmann::ordered_json::value_t::object: break;
+    default: return None();  // binary / discarded: not produced by JSON parsing
   }
   if (max_depth <= 0) {
     return absl::InvalidArgumentError("template variable nests lists and objects too deeply");
@@ -166,23 +155,15 @@ const std::string& Value::undefined_message() const {
 bool Value::Truthy() const {
   switch (kind()) {
     case Kind::kUndefined:
-    case Kind::kNone:
-      return false;
-    case Kind::kBool:
-      return as_bool();
-    case Kind::kInt:
-      return as_int() != 0;
-    case Kind::kFloat:
-      return as_float() != 0.0;
-    case Kind::kString:
-      return !as_string().empty();
-    case Kind::kList:
-      return !as_list().empty();
-    case Kind::kDict:
-      return as_dict().size() != 0;
+    case Kind::kNone: return false;
+    case Kind::kBool: return as_bool();
+    case Kind::kInt: return as_int() != 0;
+    case Kind::kFloat: return as_float() != 0.0;
+    case Kind::kString: return !as_string().empty();
+    case Kind::kList: return !as_list().empty();
+    case Kind::kDict: return as_dict().size() != 0;
     case Kind::kNamespace:
-    case Kind::kCallable:
-      return true;
+    case Kind::kCallable: return true;
   }
   return false;
 }
@@ -277,27 +258,19 @@ bool PutRepr(const Value& v, BoundedOut& out);
 
 bool PutStr(const Value& v, BoundedOut& out) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined:
-      return true;
-    case Value::Kind::kNone:
-      return out.Put("None");
-    case Value::Kind::kBool:
-      return out.Put(v.as_bool() ? "True" : "False");
-    case Value::Kind::kInt:
-      return out.Put(std::to_string(v.as_int()));
-    case Value::Kind::kFloat:
-      return out.Put(FormatFloat(v.as_float()));
-    case Value::Kind::kString:
-      return out.Put(v.as_string());
-    default:
-      return PutRepr(v, out);
+    case Value::Kind::kUndefined: return true;
+    case Value::Kind::kNone: return out.Put("None");
+    case Value::Kind::kBool: return out.Put(v.as_bool() ? "True" : "False");
+    case Value::Kind::kInt: return out.Put(std::to_string(v.as_int()));
+    case Value::Kind::kFloat: return out.Put(FormatFloat(v.as_float()));
+    case Value::Kind::kString: return out.Put(v.as_string());
+    default: return PutRepr(v, out);
   }
 }
 
 bool PutRepr(const Value& v, BoundedOut& out) {
   switch (v.kind()) {
-    case Value::Kind::kString:
-      return out.Put(ReprString(v.as_string()));
+    case Value::Kind::kString: return out.Put(ReprString(v.as_string()));
     case Value::Kind::kList: {
       if (!out.Put("[")) return false;
       bool first = true;
@@ -318,12 +291,9 @@ bool PutRepr(const Value& v, BoundedOut& out) {
       }
       return out.Put("}");
     }
-    case Value::Kind::kNamespace:
-      return out.Put("<Namespace>");
-    case Value::Kind::kCallable:
-      return out.Put("<function " + v.as_callable().name + ">");
-    default:
-      return PutStr(v, out);
+    case Value::Kind::kNamespace: return out.Put("<Namespace>");
+    case Value::Kind::kCallable: return out.Put("<function " + v.as_callable().name + ">");
+    default: return PutStr(v, out);
   }
 }
 
@@ -353,26 +323,16 @@ std::string Value::Repr() const {
 
 std::string Value::TypeName() const {
   switch (kind()) {
-    case Kind::kUndefined:
-      return "Undefined";
-    case Kind::kNone:
-      return "NoneType";
-    case Kind::kBool:
-      return "bool";
-    case Kind::kInt:
-      return "int";
-    case Kind::kFloat:
-      return "float";
-    case Kind::kString:
-      return "str";
-    case Kind::kList:
-      return "list";
-    case Kind::kDict:
-      return "dict";
-    case Kind::kNamespace:
-      return "Namespace";
-    case Kind::kCallable:
-      return "function";
+    case Kind::kUndefined: return "Undefined";
+    case Kind::kNone: return "NoneType";
+    case Kind::kBool: return "bool";
+    case Kind::kInt: return "int";
+    case Kind::kFloat: return "float";
+    case Kind::kString: return "str";
+    case Kind::kList: return "list";
+    case Kind::kDict: return "dict";
+    case Kind::kNamespace: return "Namespace";
+    case Kind::kCallable: return "function";
   }
   return "object";
 }
@@ -389,8 +349,7 @@ absl::StatusOr<bool> Equal(const Value& a, const Value& b, Budget& budget) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case K::kUndefined:
-    case K::kNone:
-      return true;
+    case K::kNone: return true;
     case K::kString:
       if (a.as_string().size() != b.as_string().size()) return false;
       RETURN_IF_ERROR(budget.ChargeBytes(a.as_string().size()));
@@ -418,12 +377,9 @@ absl::StatusOr<bool> Equal(const Value& a, const Value& b, Budget& budget) {
       }
       return true;
     }
-    case K::kNamespace:
-      return &a.as_namespace() == &b.as_namespace();
-    case K::kCallable:
-      return &a.as_callable() == &b.as_callable();
-    default:
-      return false;
+    case K::kNamespace: return &a.as_namespace() == &b.as_namespace();
+    case K::kCallable: return &a.as_callable() == &b.as_callable();
+    default: return false;
   }
 }
 
@@ -485,25 +441,20 @@ absl::Status AppendJson(const Value& v, const JsonOptions& o, int depth, std::st
     out->append(static_cast<size_t>(*o.indent) * d, ' ');
   };
   switch (v.kind()) {
-    case Value::Kind::kNone:
-      out->append("null");
-      return absl::OkStatus();
-    case Value::Kind::kBool:
-      out->append(v.as_bool() ? "true" : "false");
-      return absl::OkStatus();
-    case Value::Kind::kInt:
-      out->append(std::to_string(v.as_int()));
-      return absl::OkStatus();
+    case Value::Kind::kNone: out->append("null"); return absl::OkStatus();
+    case Value::Kind::kBool: out->append(v.as_bool() ? "true" : "false"); return absl::OkStatus();
+    case Value::Kind::kInt: out->append(std::to_string(v.as_int())); return absl::OkStatus();
     case Value::Kind::kFloat: {
       const double d = v.as_float();
-      if (std::isnan(d)) out->append("NaN");
-      else if (std::isinf(d)) out->append(d > 0 ? "Infinity" : "-Infinity");
-      else out->append(FormatFloat(d));
+      if (std::isnan(d))
+        out->append("NaN");
+      else if (std::isinf(d))
+        out->append(d > 0 ? "Infinity" : "-Infinity");
+      else
+        out->append(FormatFloat(d));
       return absl::OkStatus();
     }
-    case Value::Kind::kString:
-      AppendJsonString(v.as_string(), o.ensure_ascii, out);
-      return absl::OkStatus();
+    case Value::Kind::kString: AppendJsonString(v.as_string(), o.ensure_ascii, out); return absl::OkStatus();
     case Value::Kind::kList: {
       const List& list = v.as_list();
       if (list.empty()) {
@@ -544,8 +495,7 @@ absl::Status AppendJson(const Value& v, const JsonOptions& o, int depth, std::st
       return absl::OkStatus();
     }
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("Object of type ", v.TypeName(), " is not JSON serializable"));
+      return absl::InvalidArgumentError(absl::StrCat("Object of type ", v.TypeName(), " is not JSON serializable"));
   }
 }
 
@@ -555,8 +505,7 @@ absl::StatusOr<std::string> ToJson(const Value& value, const JsonOptions& option
   std::string out;
   RETURN_IF_ERROR(AppendJson(value, options, 0, &out));
   if (out.size() > options.max_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tojson: output longer than ", options.max_bytes, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("tojson: output longer than ", options.max_bytes, " bytes"));
   }
   return out;
 }

@@ -38,13 +38,13 @@ class Value {
  public:
   enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kCallable };
 
-  Value() = default;  // Undefined.
-  Value(bool b) : data_(b) {}                     // NOLINT(google-explicit-constructor)
-  Value(int64_t i) : data_(i) {}                  // NOLINT
+  Value() = default;                                // Undefined.
+  Value(bool b) : data_(b) {}                       // NOLINT(google-explicit-constructor)
+  Value(int64_t i) : data_(i) {}                    // NOLINT
   Value(int i) : data_(static_cast<int64_t>(i)) {}  // NOLINT
-  Value(double d) : data_(d) {}                   // NOLINT
+  Value(double d) : data_(d) {}                     // NOLINT
   Value(std::string s) : data_(std::make_shared<const std::string>(std::move(s))) {}  // NOLINT
-  Value(const char* s) : Value(std::string(s)) {}  // NOLINT
+  Value(const char* s) : Value(std::string(s)) {}                                     // NOLINT
   Value(List l);  // NOLINT(google-explicit-constructor)
   Value(Dict d);  // NOLINT(google-explicit-constructor)
 
@@ -52,8 +52,7 @@ class Value {
   // `message` is the error raised when the value is used: "'foo' is undefined".
   static Value Undefined(std::string message);
   static Value MakeNamespace(Dict attrs);
-  static Value MakeCallable(std::string name,
-                            std::function<absl::StatusOr<Value>(const CallArgs&, Budget&)> fn);
+  static Value MakeCallable(std::string name, std::function<absl::StatusOr<Value>(const CallArgs&, Budget&)> fn);
   // Objects become dicts in key order, arrays lists; JSON strings are trusted to be UTF-8.
   // InvalidArgument when arrays and objects nest deeper than `max_depth`.
   static absl::StatusOr<Value> FromJson(const nlohmann::ordered_json& json, int max_depth);
@@ -86,12 +85,12 @@ class Value {
   // dict. Namespaces count 0: traversals (str, ==, tojson) do not enter them.
   int depth() const;
 
-  bool Truthy() const;              // Python bool()
+  bool Truthy() const;  // Python bool()
   // Python str() (Undefined -> "") and repr(). Unbounded: for scalars and small values; use
   // AppendStr for anything a template built.
   std::string Str() const;
   std::string Repr() const;
-  std::string TypeName() const;     // Python type name: 'str', 'dict', 'NoneType', ...
+  std::string TypeName() const;  // Python type name: 'str', 'dict', 'NoneType', ...
 
  private:
   enum class Tag { kNone };
@@ -105,9 +104,8 @@ class Value {
   };
   explicit Value(Tag) : data_(nullptr) {}
 
-  std::variant<UndefinedTag, std::nullptr_t, bool, int64_t, double,
-               std::shared_ptr<const std::string>, std::shared_ptr<const ListBox>,
-               std::shared_ptr<const DictBox>, std::shared_ptr<Namespace>,
+  std::variant<UndefinedTag, std::nullptr_t, bool, int64_t, double, std::shared_ptr<const std::string>,
+               std::shared_ptr<const ListBox>, std::shared_ptr<const DictBox>, std::shared_ptr<Namespace>,
                std::shared_ptr<const Callable>>
       data_;
 };
@@ -126,7 +124,7 @@ class Dict {
   size_t size() const { return entries_.size(); }
 
  private:
-  static constexpr size_t kIndexFrom = 16;  // smaller dicts are searched linearly
+  static constexpr size_t kIndexFrom = 16;     // smaller dicts are searched linearly
   size_t IndexOf(std::string_view key) const;  // entries_.size() when absent
   std::vector<std::pair<std::string, Value>> entries_;
   absl::flat_hash_map<std::string, size_t> index_;  // key -> entries_ position, when large

@@ -48,8 +48,7 @@ const TokenizerChatTemplate& Template(const std::string& name) {
   absl::StatusOr<TokenizerChatTemplate> loaded;
   if (name == "deepseek_r1") {
     Json config = Json::parse(ReadText(tokenizers / "deepseek_v3" / "tokenizer_config.json"));
-    config["chat_template"] =
-        ReadText(FixturesDir() / "tokenizer" / "chat_templates" / "deepseek_r1.jinja");
+    config["chat_template"] = ReadText(FixturesDir() / "tokenizer" / "chat_templates" / "deepseek_r1.jinja");
     loaded = TokenizerChatTemplate::FromTokenizerConfig(config.dump());
   } else {
     loaded = TokenizerChatTemplate::FromDirectory((tokenizers / name).string());
@@ -84,8 +83,7 @@ ChatParserOptions OptionsFor(const std::string& name, uint64_t seed) {
   return ChatParserOptions{DetectReasoningFormat(source), DetectToolCallFormat(source), seed};
 }
 
-std::string Render(const std::string& name, const Json& messages, const Json& tools, bool agp,
-                   const Json& extra) {
+std::string Render(const std::string& name, const Json& messages, const Json& tools, bool agp, const Json& extra) {
   ChatRequest request;
   request.messages = messages;
   request.tools = tools;
@@ -108,10 +106,8 @@ TEST(ChatTemplatesTest, AutoSelectsParsersFromTheTemplate) {
 
   // The flag overrides auto-selection; unknown names are errors that name the flag.
   EXPECT_EQ(*ResolveReasoningFormat("none", Template("qwen3").source()), ReasoningFormat::kNone);
-  EXPECT_EQ(*ResolveReasoningFormat("deepseek_r1", Template("deepseek_v3").source()),
-            ReasoningFormat::kDeepSeekR1);
-  EXPECT_EQ(*ResolveReasoningFormat("auto", Template("deepseek_r1").source()),
-            ReasoningFormat::kDeepSeekR1);
+  EXPECT_EQ(*ResolveReasoningFormat("deepseek_r1", Template("deepseek_v3").source()), ReasoningFormat::kDeepSeekR1);
+  EXPECT_EQ(*ResolveReasoningFormat("auto", Template("deepseek_r1").source()), ReasoningFormat::kDeepSeekR1);
   EXPECT_EQ(*ResolveToolCallFormat("hermes", ""), ToolCallFormat::kHermes);
   const absl::Status bad = ResolveReasoningFormat("r1", "").status();
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
@@ -127,8 +123,7 @@ TEST(ChatTemplatesTest, GenerationPromptDecidesWhereTheOutputStarts) {
   // R1 ends its generation prompt with "<think>\n": the output starts as reasoning.
   const std::string r1 = Render("deepseek_r1", user, nullptr, true, none);
   EXPECT_TRUE(PromptOpensReasoning(r1)) << r1;
-  ParsedChatOutput out = ParseChatOutput(OptionsFor("deepseek_r1", 0), r1,
-                                         "Two and two.\n</think>\n\n**4**");
+  ParsedChatOutput out = ParseChatOutput(OptionsFor("deepseek_r1", 0), r1, "Two and two.\n</think>\n\n**4**");
   EXPECT_EQ(out.reasoning, "Two and two.");
   EXPECT_EQ(out.content, "**4**");
   // Qwen3 lets the model open the block, unless enable_thinking=false closed it in the prompt.
@@ -137,8 +132,7 @@ TEST(ChatTemplatesTest, GenerationPromptDecidesWhereTheOutputStarts) {
   out = ParseChatOutput(OptionsFor("qwen3", 0), qwen, "<think>\nTwo and two.\n</think>\n\n4");
   EXPECT_EQ(out.reasoning, "Two and two.");
   EXPECT_EQ(out.content, "4");
-  const std::string no_think =
-      Render("qwen3", user, nullptr, true, Json::parse(R"({"enable_thinking": false})"));
+  const std::string no_think = Render("qwen3", user, nullptr, true, Json::parse(R"({"enable_thinking": false})"));
   EXPECT_FALSE(PromptOpensReasoning(no_think));
   out = ParseChatOutput(OptionsFor("qwen3", 0), no_think, "4");
   EXPECT_FALSE(out.has_reasoning);
@@ -179,8 +173,7 @@ TEST(ChatTemplatesTest, ToolConversationsRenderAsTransformersDoes) {
 // prompt of the conversation before it, up to the end-of-turn token (which ends generation and is
 // not in the streamed text). R1's generation prompt also holds "<think>\n", which the template
 // leaves out of past turns: the model's reasoning and </think> are put back in front.
-std::string GeneratedText(const std::string& name, const std::string& rendered,
-                          std::string* prompt, const Json& c) {
+std::string GeneratedText(const std::string& name, const std::string& rendered, std::string* prompt, const Json& c) {
   Json before = c["messages"];
   before.erase(before.size() - 1);
   *prompt = Render(name, before, c["tools"], true, c["extra"]);
@@ -204,8 +197,7 @@ TEST(ChatTemplatesTest, ToolCallsAsTheTemplatesWriteThemParseBack) {
   std::map<std::string, int> checked;
   for (const Json& c : ReadCases()) {
     const Json& last = c["messages"].back();
-    if (last["role"] != "assistant" || !last.contains("tool_calls") ||
-        last["tool_calls"].size() > 2) {
+    if (last["role"] != "assistant" || !last.contains("tool_calls") || last["tool_calls"].size() > 2) {
       continue;  // DeepSeek's template writes a third call after an end-of-sentence token
     }
     const std::string name = c["template"].get<std::string>();

@@ -22,8 +22,8 @@ inline void Gather(ChatDelta delta, ParsedChatOutput* out) {
 
 // Feeds text[0, cuts[0]), text[cuts[0], cuts[1]), ..., text[cuts.back(), end) (cuts ascending),
 // then Finish(), and gathers the deltas.
-inline ParsedChatOutput ParseInPieces(const ChatParserOptions& options, std::string_view prompt,
-                                      std::string_view text, const std::vector<size_t>& cuts) {
+inline ParsedChatOutput ParseInPieces(const ChatParserOptions& options, std::string_view prompt, std::string_view text,
+                                      const std::vector<size_t>& cuts) {
   ChatOutputParser parser(options, prompt);
   ParsedChatOutput result;
   size_t begin = 0;
@@ -37,8 +37,7 @@ inline ParsedChatOutput ParseInPieces(const ChatParserOptions& options, std::str
   return result;
 }
 
-inline void ExpectSameOutput(const ParsedChatOutput& expected, const ParsedChatOutput& actual,
-                             const std::string& how) {
+inline void ExpectSameOutput(const ParsedChatOutput& expected, const ParsedChatOutput& actual, const std::string& how) {
   EXPECT_EQ(expected.reasoning, actual.reasoning) << how;
   EXPECT_EQ(expected.content, actual.content) << how;
   EXPECT_EQ(expected.has_reasoning, actual.has_reasoning) << how;
@@ -53,12 +52,10 @@ inline void ExpectSameOutput(const ParsedChatOutput& expected, const ParsedChatO
 
 // The text cut in two at every byte, and fed one byte at a time: each must equal the whole-text
 // result.
-inline void ExpectSplitInvariant(const ChatParserOptions& options, std::string_view prompt,
-                                 std::string_view text) {
+inline void ExpectSplitInvariant(const ChatParserOptions& options, std::string_view prompt, std::string_view text) {
   const ParsedChatOutput whole = ParseChatOutput(options, prompt, text);
   for (size_t cut = 0; cut <= text.size(); ++cut) {
-    ExpectSameOutput(whole, ParseInPieces(options, prompt, text, {cut}),
-                     "split at byte " + std::to_string(cut));
+    ExpectSameOutput(whole, ParseInPieces(options, prompt, text, {cut}), "split at byte " + std::to_string(cut));
     if (::testing::Test::HasFailure()) return;
   }
   std::vector<size_t> every_byte;
