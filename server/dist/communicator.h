@@ -17,8 +17,8 @@
 // DeadlineExceeded naming this rank, the collective and the ranks that did not answer (hung or
 // dead); an error of the transport returns Internal with its message. Either leaves the group in
 // an unusable state: the caller ends it with Abort(), which makes every rank exit non-zero (an
-// orchestrator's restart brings it back). A peer that dies outright is also noticed by the
-// launcher (mpirun), which ends the group and names it.
+// orchestrator's restart brings it back). A peer whose process dies is noticed at once (the MPI
+// communicator's lifelines, lifeline.h): the collective fails with Unavailable naming it.
 //
 // Thread safety: one thread calls a communicator at a time (the engine thread of the rank).
 

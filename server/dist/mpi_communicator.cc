@@ -7,6 +7,7 @@
 #include <atomic>
 #include <deque>
 #include <limits>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,7 +58,12 @@ bool MoveType(DType dtype, MPI_Datatype* type) {
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator(const MpiRuntime& runtime, const MpiCommunicatorOptions& options, MPI_Comm comm, MPI_Comm live)
-      : rank_(runtime.rank()), world_size_(runtime.world_size()), options_(options), comm_(comm), live_(live) {}
+      : rank_(runtime.rank()),
+        world_size_(runtime.world_size()),
+        options_(options),
+        lifelines_(runtime.lifelines()),
+        comm_(comm),
+        live_(live) {}
 
   ~MpiCommunicator() override {
     for (Pending& p : pending_sends_) MPI_Request_free(&p.request);
@@ -178,6 +184,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void Abort(const absl::Status& why) override {
+    if (lifelines_ != nullptr) lifelines_->Quiet();  // the ranks this kills are not news
     MS_LOG(ERROR) << "rank " << rank_ << " of " << world_size_ << ": ending the group: " << why.message();
     MPI_Abort(MPI_COMM_WORLD, kAbortCode);
     std::_Exit(kAbortCode);  // MPI_Abort does not return; this is for a broken MPI
@@ -245,6 +252,11 @@ class MpiCommunicator final : public Communicator {
       if (done) return absl::OkStatus();
       if (polls % 64 == 0) {
         ServiceLiveness(nullptr);
+        if (lifelines_ != nullptr) {
+          if (std::optional<std::string> lost = lifelines_->lost()) {
+            return absl::UnavailableError(absl::StrCat(what, " cannot complete: ", *lost));
+          }
+        }
         if (absl::Now() > deadline) break;
       }
       Backoff(polls);
@@ -304,6 +316,7 @@ class MpiCommunicator final : public Communicator {
   const int rank_;
   const int world_size_;
   const MpiCommunicatorOptions options_;
+  Lifelines* const lifelines_;  // the runtime's; null for a group of one
   MPI_Comm comm_;          // collectives
   MPI_Comm live_;          // liveness pings and pongs
   uint64_t sequence_ = 0;  // collectives started by this rank
@@ -332,10 +345,21 @@ absl::StatusOr<std::unique_ptr<MpiRuntime>> MpiRuntime::Init() {
   MPI_Comm_rank(node, &runtime->local_rank_);
   MPI_Comm_size(node, &runtime->local_size_);
   MPI_Comm_free(&node);
+  if (runtime->world_size_ > 1) {
+    ASSIGN_OR_RETURN(
+        runtime->lifelines_, Lifelines::Connect(runtime->rank_, runtime->world_size_, [](absl::Span<uint8_t> bytes) {
+          MPI_RETURN_IF_ERROR(MPI_Bcast(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, MPI_COMM_WORLD),
+                              "lifelines: MPI_Bcast");
+          return absl::OkStatus();
+        }));
+  }
   return runtime;
 }
 
-MpiRuntime::~MpiRuntime() { MPI_Finalize(); }
+MpiRuntime::~MpiRuntime() {
+  lifelines_.reset();
+  MPI_Finalize();
+}
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator(const MpiRuntime& runtime,
                                                                     const MpiCommunicatorOptions& options) {

@@ -14,6 +14,8 @@
 // instead of a hang. While it polls, it answers liveness pings from other ranks on a private
 // duplicate of the world communicator; a rank whose collective times out pings every peer and
 // names those that stay silent for a grace period (hung, or dead without the launcher noticing).
+// A rank whose process ended is known sooner, from the group's lifelines (lifeline.h, made by
+// MpiRuntime): the wait then fails at once, naming it.
 // Tensor collectives need host memory: the backend must have no device memory (the CPU backend).
 //
 // Thread safety: as every Communicator; one MpiRuntime per process.
@@ -25,6 +27,7 @@
 #include "absl/time/time.h"
 #include "server/backend/backend.h"
 #include "server/dist/communicator.h"
+#include "server/dist/lifeline.h"
 
 namespace moeserve {
 
@@ -41,10 +44,14 @@ class MpiRuntime {
   int world_size() const { return world_size_; }
   int local_rank() const { return local_rank_; }  // among the ranks on this node (GPU = local rank)
   int local_size() const { return local_size_; }
+  // The connections that tell rank 0 at once which rank died (and the others that rank 0 did);
+  // null for a group of one.
+  Lifelines* lifelines() const { return lifelines_.get(); }
 
  private:
   MpiRuntime() = default;
   int rank_ = 0, world_size_ = 1, local_rank_ = 0, local_size_ = 1;
+  std::unique_ptr<Lifelines> lifelines_;  // closed before MPI_Finalize
 };
 
 struct MpiCommunicatorOptions {

@@ -4,8 +4,8 @@
 Modes:
   bench  moeserve-bench against the group, over gRPC and over the OpenAI HTTP API, ends with 0
          failed requests; SIGTERM to rank 0 drains it and the whole group exits 0.
-  kill   rank 1 is SIGKILLed mid-run: the group ends non-zero within the timeout, and mpirun names
-         rank 1.
+  kill   rank 1 is SIGKILLed mid-run: the group ends non-zero within the timeout, and rank 0 itself
+         names rank 1 as lost (its lifeline closed; mpirun's own report may come before or after).
   hang   rank 1 is stopped (SIGSTOP) mid-run: rank 0's next collective times out, it names rank 1
          as the one not answering, and the group ends non-zero.
 Standard library only; exit 0 on success.
@@ -92,7 +92,8 @@ class Group:
         self.lines = []
         self.ready = threading.Event()
         self.port = self.pid = None
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
@@ -123,9 +124,12 @@ class Group:
 
     def wait(self, timeout):
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             fail(f"the group did not exit within {timeout:.0f}s", self.log())
+        # mpirun prints its own report last: read its output to the end before anyone looks at it.
+        self.reader.join(30)
+        return rc
 
     def kill(self):
         """SIGKILL to mpirun, its process group and every descendant (ranks that left the group
@@ -225,6 +229,8 @@ def run(args, extra, deadline):
                 fail(f"the group exited {rc} after SIGTERM to rank 0", group.log())
             if not re.search(r"rank 1: shutting down after \d+ steps", group.log()):
                 fail("rank 1 did not report its shutdown", group.log())
+            if "lost rank" in group.log():
+                fail("a clean shutdown was taken for a lost rank (no goodbye on a lifeline)", group.log())
             print(f"PASS: 48 requests over {' and '.join('HTTP' if t else 'gRPC' for t in targets)} each, "
                   "0 failed; the group drained and exited 0")
             return
@@ -247,7 +253,7 @@ def run(args, extra, deadline):
         log = group.log()
         if rc == 0:
             fail("the group exited 0 after losing a rank", log)
-        pattern = (r"process rank 1 with PID \d+ on node .* exited on signal 9" if args.mode == "kill"
+        pattern = (r"rank 0 of \d+: lost rank 1 \(pid \d+ on .*\): its process ended" if args.mode == "kill"
                    else r"rank 0 of \d+: ending the group: .* did not complete within .*no answer from rank 1")
         if not re.search(pattern, log):
             fail(f"no message matching {pattern!r}", log)
