@@ -11,29 +11,42 @@
 namespace moeserve {
 namespace {
 
-// Per-expert tensors stacked into gate_up [E + S, 2I, d] and down [E + S, d, I] host values, the
-// n_shared shared experts split and appended after the routed ones. `host(spec)` reads one tensor
-// as std::vector<V> (fp32 values or 16-bit bits).
-template <class V, class HostFn>
-absl::Status StackExperts(HostFn host, const MoeTensors& t, int64_t n_shared, int64_t i_size, int64_t d,
-                          std::vector<V>* gate_up, std::vector<V>* down) {
+// The routed experts' 16-bit weights (stored as `dtype`) and the n_shared shared experts, split,
+// stacked on the backend into gate_up [E + S, 2I, d] and down [E + S, d, I]. Each routed expert
+// goes from the mapped file straight into its slot: one copy (one upload on a device), no host
+// staging of the stack.
+absl::Status StackExperts16(WeightLoader& loader, DType dtype, const MoeTensors& t, int64_t n_shared, int64_t i_size,
+                            int64_t d, Tensor* gate_up, Tensor* down) {
+  Backend* backend = loader.backend();
   const int64_t e_count = static_cast<int64_t>(t.experts.size());
-  gate_up->reserve(static_cast<size_t>((e_count + n_shared) * 2 * i_size * d));
-  down->reserve(static_cast<size_t>((e_count + n_shared) * d * i_size));
-  for (const MlpTensors& e : t.experts) {
-    for (const WeightSpec* w : {&e.gate, &e.up}) {
-      ASSIGN_OR_RETURN(std::vector<V> values, host(*w));
-      gate_up->insert(gate_up->end(), values.begin(), values.end());
-    }
-    ASSIGN_OR_RETURN(std::vector<V> values, host(e.down));
-    down->insert(down->end(), values.begin(), values.end());
+  const int64_t stacked = e_count + n_shared;
+  ASSIGN_OR_RETURN(*gate_up, backend->Allocate(dtype, {stacked, 2 * i_size, d}));
+  ASSIGN_OR_RETURN(*down, backend->Allocate(dtype, {stacked, d, i_size}));
+  const Tensor halves = gate_up->View(Shape({2 * stacked, i_size, d}));  // gate, up of each expert
+  auto copy = [&](const WeightSpec& w, const Tensor& slot) {
+    return loader.CopyInto(loader.Name(w), w.shape, dtype, slot);
+  };
+  for (int64_t e = 0; e < e_count; ++e) {
+    const MlpTensors& x = t.experts[static_cast<size_t>(e)];
+    RETURN_IF_ERROR(copy(x.gate, halves.Slice(2 * e, 1)));
+    RETURN_IF_ERROR(copy(x.up, halves.Slice(2 * e + 1, 1)));
+    RETURN_IF_ERROR(copy(x.down, down->Slice(e, 1)));
   }
   if (n_shared > 0) {
-    ASSIGN_OR_RETURN(std::vector<V> gate, host(t.shared->gate));
-    ASSIGN_OR_RETURN(std::vector<V> up, host(t.shared->up));
-    ASSIGN_OR_RETURN(std::vector<V> dn, host(t.shared->down));
-    AppendSharedExperts(gate, up, dn, n_shared, i_size, d, gate_up, down);
+    auto host = [&](const WeightSpec& w) { return loader.Host16(loader.Name(w), w.shape, dtype); };
+    ASSIGN_OR_RETURN(std::vector<uint16_t> gate, host(t.shared->gate));
+    ASSIGN_OR_RETURN(std::vector<uint16_t> up, host(t.shared->up));
+    ASSIGN_OR_RETURN(std::vector<uint16_t> dn, host(t.shared->down));
+    std::vector<uint16_t> shared_gate_up, shared_down;
+    AppendSharedExperts(gate, up, dn, n_shared, i_size, d, &shared_gate_up, &shared_down);
+    auto bytes = [](const std::vector<uint16_t>& v) {
+      return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(uint16_t));
+    };
+    RETURN_IF_ERROR(backend->CopyFromHost(bytes(shared_gate_up), gate_up->Slice(e_count, n_shared)));
+    RETURN_IF_ERROR(backend->CopyFromHost(bytes(shared_down), down->Slice(e_count, n_shared)));
   }
+  loader.Track(*gate_up);
+  loader.Track(*down);
   return absl::OkStatus();
 }
 
@@ -180,12 +193,8 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const MoeTensors& t, c
   } else if (const DType dtype = loader.weight_dtype(); dtype != DType::kF32 && !fused_layout && !parallel.sharded()) {
     // 16-bit checkpoints on one rank: stack the stored bits (never an fp32 copy of every expert).
     // A rank's share goes through fp32 slices below, narrowed back to the stored dtype by Upload.
-    auto host = [&](const WeightSpec& w) { return loader.Host16(loader.Name(w), w.shape, dtype); };
-    std::vector<uint16_t> gate_up, down;
-    RETURN_IF_ERROR(StackExperts<uint16_t>(host, t, n_shared, i_size, d, &gate_up, &down));
+    RETURN_IF_ERROR(StackExperts16(loader, dtype, t, n_shared, i_size, d, &moe.gate_up_, &moe.down_));
     moe.num_shared_fused_ = n_shared;
-    ASSIGN_OR_RETURN(moe.gate_up_, loader.Upload16(std::move(gate_up), dtype, {e_count + n_shared, 2 * i_size, d}));
-    ASSIGN_OR_RETURN(moe.down_, loader.Upload16(std::move(down), dtype, {e_count + n_shared, d, i_size}));
   } else {
     auto host = [&](const WeightSpec& w) { return loader.Host(w); };
     std::vector<float> gate_up, down;

@@ -69,18 +69,36 @@ absl::StatusOr<std::vector<float>> WeightLoader::Host(const std::string& name, s
   return values;
 }
 
-absl::StatusOr<std::vector<uint16_t>> WeightLoader::Host16(const std::string& name, std::vector<int64_t> shape,
-                                                           DType dtype) const {
+absl::StatusOr<HostWeight> WeightLoader::Stored16(const std::string& name, const std::vector<int64_t>& shape,
+                                                  DType dtype) const {
   ASSIGN_OR_RETURN(HostWeight w, Stored(name, shape));
   if (w.dtype != dtype) {
     return absl::InvalidArgumentError(absl::StrCat("tensor \"", name, "\" in ", checkpoint_->dir(), " is ",
                                                    std::string(DTypeName(w.dtype)), ", expected ",
                                                    std::string(DTypeName(dtype))));
   }
+  return w;
+}
+
+absl::StatusOr<std::vector<uint16_t>> WeightLoader::Host16(const std::string& name, std::vector<int64_t> shape,
+                                                           DType dtype) const {
+  ASSIGN_OR_RETURN(HostWeight w, Stored16(name, shape, dtype));
   std::vector<uint16_t> bits(w.bytes.size() / 2);
   if (!bits.empty()) std::memcpy(bits.data(), w.bytes.data(), w.bytes.size());
   checkpoint_->DropPages(name);
   return bits;
+}
+
+absl::Status WeightLoader::CopyInto(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
+                                    const Tensor& dst) const {
+  ASSIGN_OR_RETURN(HostWeight w, Stored16(name, shape, dtype));
+  if (dst.dtype() != dtype || w.bytes.size() != dst.bytes()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor \"", name, "\" (", w.bytes.size(), " bytes) does not fit its slot ", dst.DebugString()));
+  }
+  RETURN_IF_ERROR(backend_->CopyFromHost(w.bytes, dst));
+  checkpoint_->DropPages(name);
+  return absl::OkStatus();
 }
 
 DType WeightLoader::weight_dtype() const {

@@ -45,6 +45,10 @@ class WeightLoader {
   // The 16-bit values (bits) of `name` as stored, checked against `shape`; InvalidArgument unless
   // it is stored as `dtype` (kBF16 or kF16).
   absl::StatusOr<std::vector<uint16_t>> Host16(const std::string& name, std::vector<int64_t> shape, DType dtype) const;
+  // The same bits copied straight into `dst`, a backend tensor (or a slice of one) of exactly the
+  // stored size: one copy from the mapped file (one upload on a device), for stacking tensors.
+  absl::Status CopyInto(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
+                        const Tensor& dst) const;
   // kBF16 or kF16 when every floating-point tensor of rank >= 2 in the checkpoint is stored so,
   // else kF32: the dtype host-built weights (stacks, splits) are uploaded in.
   DType weight_dtype() const;
@@ -78,6 +82,8 @@ class WeightLoader {
   absl::StatusOr<HostWeight> Stored(const std::string& name, const std::vector<int64_t>& shape) const;
 
  private:
+  // Stored(), and InvalidArgument unless it is stored as `dtype`.
+  absl::StatusOr<HostWeight> Stored16(const std::string& name, const std::vector<int64_t>& shape, DType dtype) const;
   // `weight` counted in bytes_loaded() when made.
   absl::StatusOr<Tensor> Tracked(absl::StatusOr<Tensor> weight);
 
