@@ -3,7 +3,7 @@
 # bench/configs file (bf16, seed 0) with a tokenizer from the shared test data, and its GGUF twin
 # (bf16) from llama.cpp's convert_hf_to_gguf.py. Both are cached under
 # $MOESERVE_PEERS_CACHE/models (default ~/.cache/moeserve-peers/models) and remade when the config
-# changes.
+# changes (the GGUF also when bench/peers/convert_hf_to_gguf_compat.py does).
 #
 #   eval "$(bench/peers/build-llama-cpp.sh | grep '^LLAMA_')"    # LLAMA_CONVERT
 #   eval "$(bench/peers/model-pair.sh build/bin/moeserve qwen2-0.5b qwen2_0_5b qwen3 | grep '^MODEL_')"
@@ -30,12 +30,16 @@ if ! cmp -s "$config" "$dir/.source-config.json" 2>/dev/null; then
   cp "$data/tokenizers/$tok/tokenizer.json" "$data/tokenizers/$tok/tokenizer_config.json" "$dir/"
   cp "$config" "$dir/.source-config.json"
 fi
+# The GGUF is remade when the conversion wrapper changes (it decides metadata llama.cpp reads).
+stamp="$(sha256sum "$root/bench/peers/convert_hf_to_gguf_compat.py" | cut -c1-16)"
+if [[ -f "$gguf" && "$(cat "$gguf.source-convert" 2>/dev/null)" != "$stamp" ]]; then rm -f "$gguf"; fi
 if [[ ! -f "$gguf" ]]; then
   log "converting $name to GGUF"
   # shellcheck disable=SC2086
   nice -n 10 $LLAMA_CONVERT "$dir" --outtype bf16 --outfile "$gguf.tmp" >"$models/convert-$name.log" 2>&1 ||
     { tail -20 "$models/convert-$name.log" >&2; exit 1; }
   mv "$gguf.tmp" "$gguf"
+  echo "$stamp" >"$gguf.source-convert"
 fi
 echo "MODEL_DIR=$dir"
 echo "MODEL_GGUF=$gguf"
