@@ -16,8 +16,10 @@ namespace {
 using moeserve::SamplingParams;
 
 void Run(const char* name, moeserve::Sampler& sampler, const std::vector<float>& logits, const SamplingParams& p,
-         const std::vector<int32_t>& prompt, const std::vector<int32_t>& output) {
+         const std::vector<int32_t>& prompt, const std::vector<int32_t>& output,
+         const uint32_t* allowed_tokens = nullptr) {
   moeserve::SamplingRow row{logits, &p, prompt, output, 42};
+  row.allowed_tokens = allowed_tokens;
   moeserve::SampleResult result;
   std::vector<double> us;
   for (int i = 0; i < 60; ++i) {
@@ -82,5 +84,24 @@ int main(int argc, char** argv) {
   p.top_p = 1.0f;
   p.top_k = 1000;
   Run("top_k 1000, flat logits", sampler, flat, p, {}, {});
+
+  // Structured-output masks: scattered bits (a regex over a few characters allows thousands of
+  // tokens all over the vocabulary) and a sparse one (a JSON position allowing a few dozen).
+  std::vector<uint32_t> mixed((vocab + 31) / 32), sparse((vocab + 31) / 32);
+  for (int32_t id = 0; id < vocab; ++id) {
+    if (rng() % 4 == 0) mixed[id / 32] |= 1u << (id % 32);
+  }
+  for (int i = 0; i < 40; ++i) {
+    const uint32_t id = rng() % vocab;
+    sparse[id / 32] |= 1u << (id % 32);
+  }
+  p = SamplingParams{};
+  Run("temperature 1, 25% mask", sampler, logits, p, {}, {}, mixed.data());
+  Run("temperature 1, 40-token mask", sampler, logits, p, {}, {}, sparse.data());
+  p.temperature = 0.0f;
+  Run("greedy, 25% mask", sampler, logits, p, {}, {}, mixed.data());
+  p = SamplingParams{};
+  p.top_p = 0.9f;
+  Run("top_p 0.9, 25% mask", sampler, logits, p, {}, {}, mixed.data());
   return 0;
 }

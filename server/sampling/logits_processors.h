@@ -22,9 +22,11 @@ namespace moeserve {
 // Ids outside the row are ignored (Validate() rejects them earlier).
 void ApplyLogitBias(const std::map<int32_t, float>& bias, absl::Span<float> logits);
 void SuppressTokens(absl::Span<const int32_t> ids, absl::Span<float> logits);
-// Structured output: logits[id] = -inf where bit (id % 32) of mask[id / 32] is clear. `mask` has
-// (logits.size() + 31) / 32 words.
-void ApplyTokenMask(const uint32_t* mask, absl::Span<float> logits);
+// Structured output, fused into the Sampler's copy of the raw logits (one pass over the row, not
+// a copy and then a masking pass): dst[id] = src[id] where bit (id % 32) of mask[id / 32] is set,
+// -inf where it is clear. `mask` has (src.size() + 31) / 32 words. REQUIRES: dst.size() ==
+// src.size(). Bit-exact (NaN payloads included) on every ISA: lanes are selected, never computed.
+void CopyAllowedLogits(absl::Span<const float> src, const uint32_t* mask, absl::Span<float> dst);
 
 // Holds per-vocabulary scratch so that a row costs O(prompt + output), not O(vocab), and allocates
 // nothing. Requires external synchronization.

@@ -74,8 +74,11 @@ absl::Status Sampler::SampleRowImpl(const SamplingRow& row, SampleResult* result
   }
   const SamplingParams& p = *row.params;
   const absl::Span<float> s(scratch_);
-  std::copy(row.logits.begin(), row.logits.end(), s.begin());
-  if (row.allowed_tokens != nullptr) ApplyTokenMask(row.allowed_tokens, s);
+  if (row.allowed_tokens != nullptr) {
+    CopyAllowedLogits(row.logits, row.allowed_tokens, s);
+  } else {
+    std::copy(row.logits.begin(), row.logits.end(), s.begin());
+  }
 
   ApplyLogitBias(p.logit_bias, s);
   if (static_cast<int64_t>(row.output_token_ids.size()) < p.min_tokens) {

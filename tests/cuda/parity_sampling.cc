@@ -90,8 +90,11 @@ void RunCase(Harness& h, int32_t vocab, const Case& c) {
     // Support set: the device token must have a nonzero host weight.
     const SamplingParams& p = c.params;
     if (p.temperature >= kGreedyTemperature && got[r].token_id >= 0) {
-      std::copy(row.begin(), row.end(), x.begin());
-      if (mask != nullptr) ApplyTokenMask(mask, absl::MakeSpan(x));
+      if (mask != nullptr) {
+        CopyAllowedLogits(row, mask, absl::MakeSpan(x));
+      } else {
+        std::copy(row.begin(), row.end(), x.begin());
+      }
       ApplyLogitBias(p.logit_bias, absl::MakeSpan(x));
       Penalties pen(vocab);
       (void)pen.Apply(p.repetition_penalty, p.presence_penalty, p.frequency_penalty, prompt, output, absl::MakeSpan(x));

@@ -1,5 +1,7 @@
 #include "server/sampling/logits_processors.h"
 
+#include <bit>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -20,6 +22,27 @@ TEST(LogitsProcessorsTest, SuppressTokensSetsMinusInfinity) {
   std::vector<float> l = {1.0f, 2.0f, 3.0f};
   SuppressTokens(std::vector<int32_t>{2, 0, 2, -1, 7}, absl::MakeSpan(l));
   EXPECT_EQ(l, (std::vector<float>{-kInf, 2.0f, -kInf}));
+}
+
+// Every kind of mask word (all clear, all set, mixed, each 4-bit group value) and a partial last
+// word, against the definition bit by bit; allowed values keep their bits (NaN and -0 included).
+TEST(LogitsProcessorsTest, CopyAllowedLogitsKeepsSetBitsOnly) {
+  for (const size_t n : {size_t{1}, size_t{31}, size_t{32}, size_t{100}, size_t{200}, size_t{1000}}) {
+    std::vector<float> src(n);
+    for (size_t i = 0; i < n; ++i) src[i] = static_cast<float>(i) * 0.5f - 7.0f;
+    src[0] = std::numeric_limits<float>::quiet_NaN();
+    if (n > 5) src[5] = -0.0f;
+    std::vector<uint32_t> mask((n + 31) / 32);
+    const uint32_t patterns[] = {0u, ~0u, 0x76543210u, 0xFEDCBA98u, 0x80000001u, 0x0F0F0F0Fu, 0xA5A5A5A5u};
+    for (size_t w = 0; w < mask.size(); ++w) mask[w] = patterns[w % std::size(patterns)] ^ (w / 7 == 0 ? 0u : 0x11u);
+    std::vector<float> dst(n, 123.0f);
+    CopyAllowedLogits(src, mask.data(), absl::MakeSpan(dst));
+    for (size_t i = 0; i < n; ++i) {
+      const bool allowed = ((mask[i / 32] >> (i % 32)) & 1u) != 0;
+      const float want = allowed ? src[i] : -kInf;
+      EXPECT_EQ(std::bit_cast<uint32_t>(dst[i]), std::bit_cast<uint32_t>(want)) << "n " << n << " id " << i;
+    }
+  }
 }
 
 TEST(LogitsProcessorsTest, RepetitionPenaltyDividesPositiveMultipliesNegative) {
