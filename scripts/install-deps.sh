@@ -13,6 +13,7 @@ packages=(
   libabsl-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libboost-dev
   libopenmpi-dev openmpi-bin
+  libopenblas-dev libdnnl-dev  # only bench/cpu_gemm_vs_libs.cc: the CPU GEMM against OpenBLAS and oneDNN
   python3 python3-venv  # tests of the HTTP API run the openai SDK in a venv
 )
 if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then
