@@ -38,6 +38,7 @@ bins=(
   cuda_host_test:tests/cuda_host_test
   backend_parity:tests/backend_parity
   model_device_parity:tests/model_device_parity
+  mtp_device_parity:tests/mtp_device_parity
   moeserve:bin/moeserve
   moeserve-decode-bench:bin/moeserve-decode-bench
   moeserve-gpu-ceilings:bin/moeserve-gpu-ceilings
@@ -96,6 +97,8 @@ if [[ "${1:-}" == "pack" ]]; then
   for f in models/stories260K/stories260K.bin models/stories260K/tok512.bin; do
     if [[ -f "$data_src/$f" ]]; then cp "$data_src/$f" "$bundle/data/"; else echo "pack: $data_src/$f missing: e2e stories260K check will skip"; fi
   done
+  # The MTP fixture (1.3 MB): the mtp parity step loads it with its reference.
+  cp -r "$root/tests/fixtures/models/deepseek_v3_mtp" "$bundle/data/"
   cp "$root/bench/configs/llama3_8b.json" "$bundle/configs/"
   cp "$root/bench/configs/deepseek_v2_lite.json" "$bundle/configs/"
   # Small architecture fixtures for the tensor-parallel parity step (~2 MiB).
@@ -204,6 +207,14 @@ else
   for f in tp_parity.log tp_parity_ep.log; do
     while read -r line; do results+=("tp ${line}"); done < <(grep -E '^(PASS|FAIL) tp=' "$out/$f")
   done
+fi
+
+# 2c. DeepSeek-V3 MTP (speculative decoding's drafter) on the GPU vs the torch reference.
+if has mtp_device_parity && [[ -d "$data/deepseek_v3_mtp" ]]; then
+  step "mtp parity" mtp.log "$bin/mtp_device_parity" --device cuda --model "$data/deepseek_v3_mtp"
+  while read -r line; do results+=("mtp ${line}"); done < <(grep -E '^(PASS|FAIL) ' "$out/mtp.log")
+else
+  skip "mtp parity" "mtp_device_parity or its fixture not packed"
 fi
 
 # 3. compute-sanitizer memcheck on a reduced harness (a few cases per op area).

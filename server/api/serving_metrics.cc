@@ -1,6 +1,8 @@
 #include "server/api/serving_metrics.h"
 
 #include <algorithm>
+#include <string>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -28,6 +30,27 @@ void Gauge(std::string* out, const char* name, const char* help, double value) {
 void Counter(std::string* out, const char* name, const char* help, double value) {
   Header(out, name, "counter", help);
   absl::StrAppend(out, name, " ", Number(value), "\n");
+}
+
+// Speculative decoding: totals (zero when off), and, when on, per draft position j (0-based) the
+// drafts verified there and accepted there; acceptance at j = accepted / drafted.
+void RenderSpecDecode(const SpecDecodeMetrics& s, std::string* out) {
+  Counter(out, "moeserve_spec_decode_num_drafts_total",
+          "Verify steps: request steps that verified at least one draft token.", static_cast<double>(s.num_drafts));
+  Counter(out, "moeserve_spec_decode_draft_tokens_total", "Draft tokens verified.",
+          static_cast<double>(s.draft_tokens));
+  Counter(out, "moeserve_spec_decode_accepted_tokens_total", "Draft tokens accepted.",
+          static_cast<double>(s.accepted_tokens));
+  for (const auto& [name, help, values] :
+       {std::tuple{"moeserve_spec_decode_draft_tokens_per_pos_total", "Draft tokens verified at each draft position.",
+                   &s.draft_tokens_per_position},
+        std::tuple{"moeserve_spec_decode_accepted_tokens_per_pos_total",
+                   "Draft tokens accepted at each draft position.", &s.accepted_tokens_per_position}}) {
+    Header(out, name, "counter", help);
+    for (size_t j = 0; j < values->size(); ++j) {
+      absl::StrAppend(out, name, "{position=\"", j, "\"} ", (*values)[j], "\n");
+    }
+  }
 }
 
 // moeserve_moe_layers and moeserve_moe_expert_tokens_total (see ServingMetricsOptions).
@@ -169,6 +192,7 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
   if (m.expert_load != nullptr && !m.expert_load->empty()) {
     RenderExpertLoad(*m.expert_load, options_.expert_load_per_layer, &out);
   }
+  RenderSpecDecode(m.spec_decode, &out);
   return out;
 }
 

@@ -31,6 +31,10 @@ void AddParallelOptions(CLI::App* cmd, EngineConfig* config);
 // started) and the follower loop on the others; a group of one runs `leader` with null.
 absl::Status RunGroup(const EngineConfig& config, const std::function<absl::Status(DistContext*)>& leader);
 
+// --speculative-method, --num-speculative-tokens, --ngram-min/--ngram-max and the auto-off
+// thresholds into `config` (speculative_options.cc).
+void AddSpeculativeOptions(CLI::App* cmd, SpeculativeConfig* config);
+
 // The model `serve` and `generate` use when --model is not given: the repository's embedded model.
 std::string DefaultModelDir();
 

@@ -36,7 +36,8 @@ struct GenerateOptions {
   int64_t kv_cache_mib = 256;
   bool ignore_eos = false;
   bool stats = false;
-  // gpu_memory_utilization, device_kv_cache_memory_bytes, CUDA graphs, tensor parallelism
+  // gpu_memory_utilization, device_kv_cache_memory_bytes, CUDA graphs, tensor parallelism,
+  // speculative decoding
   EngineConfig memory;
 };
 
@@ -92,6 +93,17 @@ absl::Status GenerateOnLeader(const GenerateOptions& o, const EngineConfig& conf
                  static_cast<long long>(n), total, 1000.0 * absl::ToDoubleSeconds(t.first_token - t.arrival),
                  n > 1 && decode > 0 ? static_cast<double>(n - 1) / decode : 0.0,
                  std::string(FinishReasonName(last.finish_reason)).c_str());
+    const SpecDecodeMetrics spec = engine->GetMetrics().spec_decode;
+    if (spec.draft_tokens > 0) {
+      std::fprintf(stderr, "speculative: %lld drafts verified, %lld accepted (%.3f); per position:",
+                   static_cast<long long>(spec.draft_tokens), static_cast<long long>(spec.accepted_tokens),
+                   static_cast<double>(spec.accepted_tokens) / spec.draft_tokens);
+      for (size_t j = 0; j < spec.draft_tokens_per_position.size(); ++j) {
+        const int64_t d = spec.draft_tokens_per_position[j];
+        std::fprintf(stderr, " %.3f", d > 0 ? static_cast<double>(spec.accepted_tokens_per_position[j]) / d : 0.0);
+      }
+      std::fprintf(stderr, "\n");
+    }
   }
   return absl::OkStatus();
 }
@@ -127,6 +139,7 @@ void AddGenerateCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--device", o->device, "cpu, cuda or auto")->capture_default_str();
   AddDeviceMemoryOptions(cmd, &o->memory);
   AddParallelOptions(cmd, &o->memory);
+  AddSpeculativeOptions(cmd, &o->memory.speculative);
   cmd->add_option("--threads", o->threads, "CPU threads (0 = all)")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating after EOS");
   cmd->add_flag("--stats", o->stats, "print timing to stderr");

@@ -50,6 +50,7 @@ void AddServeCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--num-kv-blocks", o->engine.num_kv_blocks, "KV blocks (overrides --kv-cache-mib)");
   AddDeviceMemoryOptions(cmd, &o->engine);
   AddParallelOptions(cmd, &o->engine);
+  AddSpeculativeOptions(cmd, &o->engine.speculative);
   cmd->add_option("--block-size", o->engine.block_size, "tokens per KV block")->capture_default_str();
   cmd->add_flag("--no-prefix-caching", *no_prefix_caching, "disable prefix caching");
   cmd->add_option("--max-model-len", o->engine.max_model_len, "context length (0 = the model's)")

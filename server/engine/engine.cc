@@ -119,7 +119,9 @@ absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistCont
   ASSIGN_OR_RETURN(parts.model,
                    LoadModel(config.model_dir, parts.backend.get(),
                              {.max_model_len = config.max_model_len,
-                              .parallel = ModelParallel(parts.communicator.get(), config.expert_parallel)}));
+                              .parallel = ModelParallel(parts.communicator.get(), config.expert_parallel),
+                              // Refused with tensor parallelism (Engine::Init), so never loaded sharded.
+                              .load_mtp = config.speculative.method == SpeculativeMethod::kMtp && tp <= 1}));
   if (tp > 1) RETURN_IF_ERROR(ReportWeightBytes(*parts.model, parts.group, config.expert_parallel));
   const std::string tokenizer_dir = config.tokenizer_dir.empty() ? config.model_dir : config.tokenizer_dir;
   const bool leader = dist == nullptr || dist->rank() == 0;
@@ -235,11 +237,33 @@ absl::Status Engine::Init() {
   }
   // The queue limits are applied here, in AddRequest, where a refusal is a status for the caller;
   // the scheduler (which also counts preempted requests as waiting) gets none.
-  ASSIGN_OR_RETURN(scheduler_, Scheduler::Create({.max_num_batched_tokens = config_.max_num_batched_tokens,
-                                                  .max_num_seqs = config_.max_num_seqs,
-                                                  .max_model_len = config_.max_model_len,
-                                                  .long_prefill_token_threshold = config_.long_prefill_token_threshold},
-                                                 kv_.get()));
+  if (config_.speculative.enabled()) {
+    // Drafts are decided here, on rank 0, and reach the other ranks as the step's tokens
+    // (step_message.h). The MTP layer's passes would have to run on every rank of a sharded model.
+    static_assert(SpeculativeConfig::kMaxSpeculativeTokens <= kMaxStepDrafts);
+    if (group_ != nullptr && config_.speculative.method == SpeculativeMethod::kMtp) {
+      return absl::UnimplementedError(
+          "--speculative-method mtp with --tensor-parallel-size > 1 is not supported yet (the other "
+          "ranks do not run the MTP layer); --speculative-method ngram is");
+    }
+    ASSIGN_OR_RETURN(speculator_, Speculator::Create(config_.speculative));
+    if (config_.speculative.method == SpeculativeMethod::kMtp && !model_->has_mtp()) {
+      return absl::InvalidArgumentError(
+          "--speculative-method mtp: this model has no multi-token-prediction layer loaded");
+    }
+  }
+  const bool mtp = speculator_ != nullptr && config_.speculative.method == SpeculativeMethod::kMtp;
+  if (mtp) {
+    RETURN_IF_ERROR(runner_->EnableMtp(config_.speculative.num_speculative_tokens, config_.max_model_len));
+  }
+  ASSIGN_OR_RETURN(scheduler_,
+                   Scheduler::Create({.max_num_batched_tokens = config_.max_num_batched_tokens,
+                                      .max_num_seqs = config_.max_num_seqs,
+                                      .max_model_len = config_.max_model_len,
+                                      .long_prefill_token_threshold = config_.long_prefill_token_threshold,
+                                      // MTP chains its drafts 2..k at positions past the verified ones.
+                                      .num_lookahead_tokens = mtp ? config_.speculative.num_speculative_tokens - 1 : 0},
+                                     kv_.get()));
   if (config_.cuda_graphs && config_.max_graph_batch > 0 &&
       runner_->EnableDecodeGraphs({.max_batch = std::min(config_.max_graph_batch, config_.max_num_seqs),
                                    .max_model_len = config_.max_model_len})) {
@@ -462,7 +486,9 @@ void Engine::Admit(std::unique_ptr<LiveRequest> request) {
     // A seeded request's samples are reproducible one by one; unseeded ones differ.
     sample.seed = p.seed.has_value() ? SampleSeed(*p.seed, sample.index) : sampler_->RequestSeed(p);
     if (live->constraint != nullptr) {
-      sample.constraint = std::make_unique<structured::OutputConstraint>(live->constraint, /*max_drafts=*/0);
+      // Its drafts are verified through the grammar: FillMasks gives every verify position its mask.
+      sample.constraint = std::make_unique<structured::OutputConstraint>(
+          live->constraint, speculator_ != nullptr ? config_.speculative.num_speculative_tokens : 0);
     }
   }
   live->prompt = {};  // the scheduler holds its own copies
@@ -500,6 +526,7 @@ bool Engine::Step() {
     PublishMetrics();
     return false;
   }
+  if (speculator_ != nullptr) ProposeDrafts();
   const SchedulerOutput step = scheduler_->Schedule();
   needs_release_ = false;
   ++counters_.num_steps;
@@ -509,6 +536,10 @@ bool Engine::Step() {
   const absl::Time now = absl::Now();
   inputs_.assign(step.scheduled.size(), SamplingRow{});
   bool any_prompt_logprobs = false;
+  // MTP drafting runs when the step speculates: every entry's tokens are then needed.
+  int32_t num_sampling = 0;
+  for (const ScheduledRequest& entry : step.scheduled) num_sampling += entry.samples ? 1 : 0;
+  const bool run_mtp = runner_->mtp_enabled() && speculator_->ActiveFor(num_sampling);
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     const ScheduledRequest& entry = step.scheduled[i];
     if (!entry.samples) counters_.prompt_tokens_computed += entry.num_new_tokens;
@@ -521,12 +552,13 @@ bool Engine::Step() {
     }
     const bool prompt_logprobs = sample->index == 0 && request->params.prompt_logprobs.has_value() &&
                                  request->prompt_logprobs_next < request->num_prompt_tokens;
-    if (!entry.samples && !prompt_logprobs) continue;
+    if (!entry.samples && !prompt_logprobs && !run_mtp) continue;
     const Request* scheduled = scheduler_->GetRequest(entry.id);
     inputs_[i] = SamplingRow{.params = &request->params,
                              .prompt_token_ids = scheduled->prompt_token_ids(),
                              .output_token_ids = scheduled->output_token_ids(),
-                             .seed = sample->seed};
+                             .seed = sample->seed,
+                             .draft_token_ids = scheduled->draft_token_ids()};
     if (prompt_logprobs) {
       inputs_[i].prompt_logprobs_from = request->prompt_logprobs_next;
       any_prompt_logprobs = true;
@@ -534,7 +566,8 @@ bool Engine::Step() {
   }
   StartMasks(step);
   const absl::Status executed = runner_->Execute(
-      step, inputs_, &results_, any_prompt_logprobs ? &prompt_chunks_ : nullptr, [this] { FinishMasks(); });
+      step, inputs_, &results_, any_prompt_logprobs ? &prompt_chunks_ : nullptr, [this] { FinishMasks(); },
+      run_mtp ? &mtp_drafts_ : nullptr);
   FinishMasks();  // when the step failed before sampling
   if (absl::Status s = executed; !s.ok()) {
     MS_LOG(ERROR) << "engine step failed: " << s;
@@ -542,6 +575,11 @@ bool Engine::Step() {
   } else {
     if (any_prompt_logprobs) CollectPromptLogprobs(step);
     Postprocess(step, results_);
+    for (size_t i = 0; run_mtp && i < step.scheduled.size(); ++i) {
+      if (!mtp_drafts_[i].empty() && samples_.contains(step.scheduled[i].id)) {
+        speculator_->SetModelDrafts(step.scheduled[i].id, mtp_drafts_[i]);
+      }
+    }
   }
   // The step's results are on the host, so the device has synchronised: reading the counters
   // now adds one small copy per MoE layer and no stall.
@@ -588,22 +626,32 @@ void Engine::CollectPromptLogprobs(const SchedulerOutput& step) {
   }
 }
 
-void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleResult>& results) {
+void Engine::ProposeDrafts() {
+  live_seq_ids_.clear();
+  for (const auto& [id, sample] : samples_) live_seq_ids_.push_back(id);
+  speculator_->ProposeDrafts(live_seq_ids_, scheduler_.get());
+}
+
+void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampledTokens>& results) {
   sampled_.assign(step.scheduled.size(), 0);
+  accepted_.assign(step.scheduled.size(), 0);
   std::vector<std::pair<uint64_t, absl::Status>> failed;
   for (size_t i = 0; i < step.scheduled.size(); ++i) {
     if (!step.scheduled[i].samples) continue;
     CountSampledRow(absl::IsInternal(results[i].status));
-    if (results[i].status.ok()) {
-      sampled_[i] = results[i].token_id;
+    if (results[i].status.ok() && !results[i].tokens.empty()) {
+      sampled_[i] = results[i].tokens.back().token_id;
+      accepted_[i] = results[i].num_accepted;
     } else {
       // This request fails alone (e.g. NaN logits); its token is dropped by the scheduler.
       scheduler_->Finish(step.scheduled[i].id, RequestStatus::kFinishedError);
       needs_release_ = true;
-      failed.emplace_back(step.scheduled[i].id, results[i].status);
+      failed.emplace_back(step.scheduled[i].id,
+                          results[i].status.ok() ? absl::InternalError("no token sampled") : results[i].status);
     }
   }
-  const std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(sampled_);
+  const std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(sampled_, accepted_);
+  if (speculator_ != nullptr) speculator_->RecordStep(step, accepted_);
   for (auto& [id, status] : failed) {
     Emit(samples_.at(id), RequestOutput{}, FinishReason::kError, status, scheduler_->GetRequest(id));
   }
@@ -612,8 +660,11 @@ void Engine::Postprocess(const SchedulerOutput& step, const std::vector<SampleRe
   size_t i = 0;  // updates follow the order of step.scheduled
   for (const RequestUpdate& update : updates) {
     while (step.scheduled[i].id != update.id) ++i;
-    const SampleResult& result = results[i];
-    LiveSample* sample = samples_.at(update.id);
+    const SampleResult& result = results[i].tokens[update.offset];
+    // A stop string matched on an earlier token of this step: the accepted tokens after it go.
+    auto live = samples_.find(update.id);
+    if (live == samples_.end()) continue;
+    LiveSample* sample = live->second;
     LiveRequest* request = sample->request;
     ++sample->num_output_tokens;
     ++request->num_output_tokens;
@@ -658,10 +709,18 @@ void Engine::StartMasks(const SchedulerOutput& step) {
   }
   if (jobs.empty()) return;
   const size_t words = static_cast<size_t>(jobs[0].constraint->mask_words());  // one vocabulary
-  masks_.resize(jobs.size() * words);
+  // One mask per verify position: the entry's drafts go through the grammar too.
+  size_t num_masks = 0;
   for (size_t k = 0; k < jobs.size(); ++k) {
-    jobs[k].masks = &masks_[k * words];
+    jobs[k].drafts = inputs_[mask_entries_[k]].draft_token_ids;
+    num_masks += 1 + jobs[k].drafts.size();
+  }
+  masks_.resize(num_masks * words);
+  size_t offset = 0;
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    jobs[k].masks = &masks_[offset];
     inputs_[mask_entries_[k]].allowed_tokens = jobs[k].masks;
+    offset += (1 + jobs[k].drafts.size()) * words;
   }
   if (mask_filler_ == nullptr) mask_filler_ = std::make_unique<structured::AsyncMaskFiller>();
   mask_filler_->Start(std::move(jobs));
@@ -707,6 +766,7 @@ void Engine::Emit(LiveSample* sample, RequestOutput delta, FinishReason reason, 
     MS_CHECK(!sample->finished) << "sample " << sample->seq_id << " finished twice";
     sample->finished = true;
     samples_.erase(sample->seq_id);
+    if (speculator_ != nullptr) speculator_->Forget(sample->seq_id);
     request_finished = --request->num_unfinished == 0;
     delta.finished = true;
     delta.finish_reason = reason;
@@ -823,6 +883,7 @@ void Engine::PublishMetrics() {
   m.kv_usage = usage.num_blocks > 0 ? static_cast<double>(usage.num_used_blocks) / usage.num_blocks : 0.0;
   m.prefix_query_tokens = usage.prefix_query_tokens;
   m.prefix_hit_tokens = usage.prefix_hit_tokens;
+  if (speculator_ != nullptr) m.spec_decode = speculator_->metrics();
   m.prefix_hit_rate =
       usage.prefix_query_tokens > 0 ? static_cast<double>(usage.prefix_hit_tokens) / usage.prefix_query_tokens : 0.0;
   absl::MutexLock lock(&mu_);

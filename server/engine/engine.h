@@ -48,6 +48,7 @@
 #include "server/sampling/sampler.h"
 #include "server/sampling/sampling_params.h"
 #include "server/scheduler/scheduler.h"
+#include "server/spec/speculator.h"
 #include "server/structured/async_mask_filler.h"
 #include "server/structured/output_constraint.h"
 #include "server/tokenizer/tokenizer.h"
@@ -187,7 +188,9 @@ class Engine {
   // Appends the step's prompt logprobs (prompt_chunks_) to their requests; a chunk with bad logits
   // fails its request.
   void CollectPromptLogprobs(const SchedulerOutput& step);
-  void Postprocess(const SchedulerOutput& step, const std::vector<SampleResult>& results);
+  void Postprocess(const SchedulerOutput& step, const std::vector<SampledTokens>& results);
+  // Speculative decoding: gives the running requests their drafts for the next Schedule().
+  void ProposeDrafts();
   // Pushes `delta` of `sample` with usage and timings filled in. When `reason` is not kNone it is
   // the sample's final delta; with the request's last sample the request is forgotten. `scheduled` is the scheduler's
   // record (null when the scheduler never took the request).
@@ -226,6 +229,7 @@ class Engine {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Sampler> sampler_;
   std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<Speculator> speculator_;                            // null: no speculative decoding
   absl::flat_hash_map<uint64_t, std::unique_ptr<LiveRequest>> live_;  // by request id
   absl::flat_hash_map<uint64_t, LiveSample*> samples_;                // unfinished, by scheduler request id
   bool needs_release_ = false;                     // Scheduler::Finish was called since the last Schedule()
@@ -233,9 +237,12 @@ class Engine {
   int32_t steps_since_expert_load_ = 0;            // steps run since expert_load_ was read
   std::shared_ptr<const ExpertLoad> expert_load_;  // null: dense model or never read
   std::vector<SamplingRow> inputs_;                // per-step scratch
-  std::vector<SampleResult> results_;
+  std::vector<SampledTokens> results_;
   std::vector<PromptLogprobsChunk> prompt_chunks_;
   std::vector<int32_t> sampled_;
+  std::vector<int32_t> accepted_;                 // drafts accepted per entry
+  std::vector<uint64_t> live_seq_ids_;            // ProposeDrafts scratch
+  std::vector<std::vector<int32_t>> mtp_drafts_;  // per entry, from the runner
   int32_t consecutive_model_faults_ = 0;
   std::atomic<bool> healthy_{true};
   std::unique_ptr<structured::AsyncMaskFiller> mask_filler_;  // created on first use

@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "server/spec/spec_config.h"
+
 namespace moeserve {
 
 // Every option of an Engine, in one place. The defaults serve a small model on the CPU.
@@ -63,6 +65,9 @@ struct EngineConfig {
   // SamplingParams::n at most. Each sample is scheduled as a request of its own (sharing the
   // prompt's KV blocks) and counts n times against max_queued_requests / max_queued_tokens.
   int32_t max_num_samples = 16;
+
+  // Speculative decoding (server/spec/spec_config.h): off unless speculative.method is set.
+  SpeculativeConfig speculative;
 
   // Seeds the source of seeds for requests without one; nullopt: nondeterministic.
   std::optional<uint64_t> seed;

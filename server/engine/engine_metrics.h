@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "server/model/expert_load.h"
+#include "server/spec/speculator.h"
 
 namespace moeserve {
 
@@ -36,6 +37,10 @@ struct EngineMetrics {
   int64_t requests_finished_abort = 0;
   int64_t requests_finished_error = 0;
   int64_t model_faults = 0;  // sampled rows whose logits were not numbers (see Engine::healthy)
+
+  // Speculative decoding (zero when off): drafts verified and accepted, in total and per draft
+  // position (server/spec/speculator.h).
+  SpecDecodeMetrics spec_decode;
 
   // Routed-expert load of a MoE model (null for dense models): totals since the engine started,
   // refreshed every EngineConfig::expert_load_interval_steps steps and whenever the engine goes

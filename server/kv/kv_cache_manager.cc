@@ -132,6 +132,23 @@ bool KvCacheManager::AllocateSlots(const KvSequence& seq, int32_t num_new_tokens
   return true;
 }
 
+int32_t KvCacheManager::TrimSlots(const KvSequence& seq, int32_t num_tokens) {
+  MS_CHECK(seq.num_computed_tokens <= num_tokens) << "TrimSlots for request " << seq.id << " below its computed tokens";
+  auto it = requests_.find(seq.id);
+  if (it == requests_.end()) return 0;
+  RequestBlocks& blocks = it->second;
+  // Keep at least one block: a tracked request never holds none.
+  const size_t keep = std::max<size_t>(1, NumBlocksFor(num_tokens));
+  int32_t released = 0;
+  while (blocks.block_ids.size() > keep) {
+    pool_.Release(blocks.block_ids.back());
+    blocks.block_ids.pop_back();
+    ++released;
+  }
+  blocks.num_cached_blocks = std::min(blocks.num_cached_blocks, blocks.block_ids.size());
+  return released;
+}
+
 void KvCacheManager::Free(const KvSequence& seq) {
   auto it = requests_.find(seq.id);
   if (it == requests_.end()) return;

@@ -122,6 +122,11 @@ class KvCacheManager {
   // block, when there are not enough free blocks.
   bool AllocateSlots(const KvSequence& seq, int32_t num_new_tokens, const ComputedBlocks& new_computed = {});
 
+  // Releases the request's blocks past the first NumBlocksFor(num_tokens), last block first
+  // (speculative decoding: blocks that held only rejected draft tokens). Returns how many.
+  // REQUIRES: seq.num_computed_tokens <= num_tokens.
+  int32_t TrimSlots(const KvSequence& seq, int32_t num_tokens);
+
   // Caches the request's computed full blocks, then releases all its blocks, last block first.
   // A request holding no blocks is a no-op.
   void Free(const KvSequence& seq);

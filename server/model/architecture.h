@@ -38,10 +38,11 @@ class Architecture {
   // Every tensor of a checkpoint of `config`, as published.
   virtual DecoderTensors Tensors(const ModelConfig& config) const = 0;
 
-  // The model over `loader`'s checkpoint; positions up to max_model_len. Default: DecoderModel
-  // over Tensors(config).
+  // The model over `loader`'s checkpoint; positions up to max_model_len; with `load_mtp` also
+  // the multi-token-prediction module of Tensors(config).mtp (the caller checks it has one).
+  // Default: DecoderModel over Tensors(config).
   virtual absl::StatusOr<std::unique_ptr<Model>> Load(const ModelConfig& config, WeightLoader& loader,
-                                                      int64_t max_model_len) const;
+                                                      int64_t max_model_len, bool load_mtp) const;
 };
 
 // The architectures a loader knows, by name. Register during setup, then use read-only (safe for

@@ -42,9 +42,10 @@ std::vector<std::string> ArchitectureRegistry::Names() const {
 }
 
 absl::StatusOr<std::unique_ptr<Model>> Architecture::Load(const ModelConfig& config, WeightLoader& loader,
-                                                          int64_t max_model_len) const {
-  ASSIGN_OR_RETURN(std::unique_ptr<DecoderModel> model,
-                   DecoderModel::Load(config, Tensors(config), loader, max_model_len));
+                                                          int64_t max_model_len, bool load_mtp) const {
+  DecoderTensors tensors = Tensors(config);
+  if (!load_mtp) tensors.mtp.reset();
+  ASSIGN_OR_RETURN(std::unique_ptr<DecoderModel> model, DecoderModel::Load(config, tensors, loader, max_model_len));
   return model;
 }
 

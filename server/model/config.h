@@ -77,6 +77,7 @@ struct ModelConfig {
   int64_t qk_rope_head_dim = 0;
   int64_t v_head_dim = 0;
   int64_t num_nextn_predict_layers = 0;
+  bool mtp_moe = false;  // whether the MTP layer (index num_hidden_layers) has routed experts
 
   // FP8 block quantisation of the checkpoint (DeepSeek-V3): 0 = not quantised.
   int64_t fp8_block_rows = 0;

@@ -24,6 +24,9 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(const ModelConf
     ASSIGN_OR_RETURN(DecoderLayer loaded, DecoderLayer::Load(loader, layer, c));
     m->layers_.push_back(std::move(loaded));
   }
+  if (tensors.mtp) {
+    ASSIGN_OR_RETURN(m->mtp_, MtpModule::Load(loader, *tensors.mtp, c, m->lm_head_));
+  }
   m->weight_bytes_ = loader.bytes_loaded();
   const int64_t rotary_dim = c.rotary_dim;
   const std::vector<float> table = BuildRopeCosSinTable(ComputeRopeFrequencies(c.rope, rotary_dim), max_model_len);
@@ -35,10 +38,18 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(const ModelConf
   return m;
 }
 
+std::vector<const DecoderLayer*> DecoderModel::CachedLayers() const {
+  std::vector<const DecoderLayer*> layers;
+  for (const DecoderLayer& layer : layers_) layers.push_back(&layer);
+  if (mtp_) layers.push_back(&mtp_->layer());
+  return layers;
+}
+
 KvCacheSpec DecoderModel::kv_cache_spec() const {
+  const std::vector<const DecoderLayer*> layers = CachedLayers();
   const int64_t per_token =
-      layers_.empty() ? 0 : layers_[0].attention().CacheBytesPerToken(backend_->activation_dtype());
-  return {static_cast<int64_t>(layers_.size()), per_token};
+      layers.empty() ? 0 : layers[0]->attention().CacheBytesPerToken(backend_->activation_dtype());
+  return {static_cast<int64_t>(layers.size()), per_token};
 }
 
 absl::StatusOr<ExpertLoad> DecoderModel::ReadExpertLoad() {
@@ -84,9 +95,10 @@ absl::Status DecoderModel::AllocateKvCache(const KvLayout& layout) {
   // No cache while reallocating; every layer's old cache is freed first so that the old and the new
   // one never coexist.
   kv_layout_.num_blocks = 0;
-  for (const DecoderLayer& layer : layers_) layer.attention().FreeCache();
-  for (const DecoderLayer& layer : layers_) {
-    RETURN_IF_ERROR(layer.attention().AllocateCache(backend_, layout.num_blocks, layout.block_size));
+  const std::vector<const DecoderLayer*> layers = CachedLayers();
+  for (const DecoderLayer* layer : layers) layer->attention().FreeCache();
+  for (const DecoderLayer* layer : layers) {
+    RETURN_IF_ERROR(layer->attention().AllocateCache(backend_, layout.num_blocks, layout.block_size));
   }
   kv_layout_ = layout;
   return absl::OkStatus();
@@ -115,6 +127,31 @@ absl::StatusOr<Tensor> DecoderModel::Forward(const ForwardBatch& batch) {
 }
 
 absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
+  ASSIGN_OR_RETURN(Tensor x, RunLayers(ctx));
+  return Logits(ctx, x);
+}
+
+absl::StatusOr<Tensor> DecoderModel::ForwardWithHidden(const ForwardBatch& batch, Tensor* hidden) {
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  ASSIGN_OR_RETURN(StepContext ctx, StepContext::Upload(batch, backend_));
+  ASSIGN_OR_RETURN(*hidden, RunLayers(ctx));
+  return Logits(ctx, *hidden);
+}
+
+absl::StatusOr<MtpOutput> DecoderModel::ForwardMtp(const ForwardBatch& batch, const Tensor& prev_hidden) {
+  if (!mtp_) return absl::FailedPreconditionError("ForwardMtp: no MTP layer loaded");
+  RETURN_IF_ERROR(ValidateBatch(batch));
+  const int64_t t = batch.num_tokens();
+  const int64_t d = config_.hidden_size;
+  if (prev_hidden.rank() != 2 || prev_hidden.dim(0) != t || prev_hidden.dim(1) != d) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ForwardMtp: prev_hidden must be [", t, ", ", d, "], got ", prev_hidden.shape().ToString()));
+  }
+  ASSIGN_OR_RETURN(StepContext ctx, StepContext::Upload(batch, backend_));
+  return mtp_->Forward(backend_, ctx, embed_, rope_cos_sin_, static_cast<float>(config_.rms_norm_eps), prev_hidden);
+}
+
+absl::StatusOr<Tensor> DecoderModel::RunLayers(const StepContext& ctx) {
   if (kv_layout_.num_blocks == 0) return absl::FailedPreconditionError("Forward: the KV cache is not allocated");
   Backend* b = backend_;
   const DType act = b->activation_dtype();
@@ -136,6 +173,13 @@ absl::StatusOr<Tensor> DecoderModel::ForwardOnDevice(const StepContext& ctx) {
     const Tensor& next_norm = i + 1 < layers_.size() ? layers_[i + 1].input_norm() : final_norm_;
     RETURN_IF_ERROR(layers_[i].Forward(b, ctx, rope_cos_sin_, eps, next_norm, residual, x, block_out));
   }
+  return x;
+}
+
+absl::StatusOr<Tensor> DecoderModel::Logits(const StepContext& ctx, const Tensor& x) {
+  Backend* b = backend_;
+  const DType act = b->activation_dtype();
+  const int64_t d = config_.hidden_size;
   const int64_t n = ctx.logits_indices.defined() ? ctx.logits_indices.dim(0) : 0;
   ASSIGN_OR_RETURN(Tensor rows, b->Allocate(act, {n, d}));
   RETURN_IF_ERROR(b->GatherRows(x, ctx.logits_indices, rows));

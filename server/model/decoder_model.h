@@ -3,11 +3,13 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "server/model/decoder_layer.h"
 #include "server/model/decoder_tensors.h"
 #include "server/model/model.h"
+#include "server/model/mtp_module.h"
 #include "server/model/parallel.h"
 #include "server/model/step_context.h"
 #include "server/model/weight_loader.h"
@@ -16,11 +18,12 @@ namespace moeserve {
 
 // The pre-norm decoder stack every built-in architecture is: embedding, DecoderLayers, final
 // norm, LM head on the rows that need logits. The layers' attention blocks own the paged KV cache.
+// Optionally DeepSeek-V3's MTP module (mtp_module.h) with its own KV cache, run only by ForwardMtp.
 class DecoderModel final : public Model {
  public:
-  // Loads `tensors` (an architecture's layout of the checkpoint) through `loader`; the rotary
-  // table covers positions [0, max_model_len). A checkpoint without the LM head ties it to the
-  // embedding.
+  // Loads `tensors` (an architecture's layout of the checkpoint) through `loader`, the MTP module
+  // when tensors.mtp is set; the rotary table covers positions [0, max_model_len). A checkpoint
+  // without the LM head ties it to the embedding.
   static absl::StatusOr<std::unique_ptr<DecoderModel>> Load(const ModelConfig& config, const DecoderTensors& tensors,
                                                             WeightLoader& loader, int64_t max_model_len);
 
@@ -34,6 +37,9 @@ class DecoderModel final : public Model {
   absl::StatusOr<ExpertLoad> ReadExpertLoad() override;
   absl::Status ResetExpertLoad() override;
   int64_t weight_bytes() const override { return weight_bytes_; }
+  bool has_mtp() const override { return mtp_.has_value(); }
+  absl::StatusOr<Tensor> ForwardWithHidden(const ForwardBatch& batch, Tensor* hidden) override;
+  absl::StatusOr<MtpOutput> ForwardMtp(const ForwardBatch& batch, const Tensor& prev_hidden) override;
 
  private:
   DecoderModel(ModelConfig config, Backend* backend, int64_t max_model_len)
@@ -41,6 +47,12 @@ class DecoderModel final : public Model {
 
   // [n * N] i32: the gathered logits' rows in [n, V] order (tensor parallelism), per row count n.
   absl::StatusOr<Tensor> LogitsOrder(int64_t n);
+  // Every layer with a KV cache: the decoder layers, then the MTP module's.
+  std::vector<const DecoderLayer*> CachedLayers() const;
+  // The stack over ctx: final-norm hidden rows [T, d].
+  absl::StatusOr<Tensor> RunLayers(const StepContext& ctx);
+  // LM-head logits of hidden's rows ctx.logits_indices.
+  absl::StatusOr<Tensor> Logits(const StepContext& ctx, const Tensor& hidden);
 
   ModelConfig config_;
   Backend* backend_;
@@ -54,6 +66,7 @@ class DecoderModel final : public Model {
   Tensor lm_head_;       // [V / N, d] (the embedding when tied)
   Tensor rope_cos_sin_;  // [max_model_len, rotary_dim]
   std::vector<DecoderLayer> layers_;
+  std::optional<MtpModule> mtp_;
   KvLayout kv_layout_{.num_blocks = 0};  // the allocated cache's
 };
 

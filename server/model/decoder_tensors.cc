@@ -43,19 +43,29 @@ void Append(const MoeTensors& m, std::vector<WeightSpec>& out) {
   if (m.shared) Append(*m.shared, out);
 }
 
+void Append(const LayerTensors& layer, std::vector<WeightSpec>& out) {
+  out.push_back(layer.input_norm);
+  std::visit([&](const auto& a) { Append(a, out); }, layer.attention);
+  out.push_back(layer.post_attention_norm);
+  std::visit([&](const auto& f) { Append(f, out); }, layer.ffn);
+}
+
 }  // namespace
 
 std::vector<WeightSpec> AllWeights(const DecoderTensors& t) {
   std::vector<WeightSpec> out;
   out.push_back(t.embed);
-  for (const LayerTensors& layer : t.layers) {
-    out.push_back(layer.input_norm);
-    std::visit([&](const auto& a) { Append(a, out); }, layer.attention);
-    out.push_back(layer.post_attention_norm);
-    std::visit([&](const auto& f) { Append(f, out); }, layer.ffn);
-  }
+  for (const LayerTensors& layer : t.layers) Append(layer, out);
   out.push_back(t.final_norm);
   Append(t.lm_head, out);
+  if (t.mtp) {
+    out.push_back(t.mtp->enorm);
+    out.push_back(t.mtp->hnorm);
+    out.push_back(t.mtp->eh_proj);
+    Append(t.mtp->layer, out);
+    out.push_back(t.mtp->head_norm);
+    Append(t.mtp->head, out);
+  }
   return out;
 }
 

@@ -55,15 +55,26 @@ struct LayerTensors {
   std::variant<MlpTensors, MoeTensors> ffn;
 };
 
+// DeepSeek-V3's multi-token-prediction module (mtp_module.h): one more decoder layer fed by
+// eh_proj(concat(enorm(embed(t)), hnorm(h))), with its own head.
+struct MtpTensors {
+  WeightSpec enorm, hnorm;         // [d]
+  WeightSpec eh_proj;              // [d, 2d]
+  WeightSpec head_norm;            // [d]
+  std::optional<WeightSpec> head;  // [V, d]; the model's LM head when the checkpoint omits it
+  LayerTensors layer;
+};
+
 struct DecoderTensors {
   WeightSpec embed;                   // [V, d]
   WeightSpec final_norm;              // [d]
   std::optional<WeightSpec> lm_head;  // [V, d]; absent when tied to the embedding
   std::vector<LayerTensors> layers;
+  std::optional<MtpTensors> mtp;  // loaded only for MTP speculative decoding
 };
 
-// Every tensor a checkpoint holds, in a stable order (embedding, layers, final norm, LM head); the
-// load-only alternatives (MoeTensors' fused layout) are left out.
+// Every tensor a checkpoint holds, in a stable order (embedding, layers, final norm, LM head, MTP
+// module); the load-only alternatives (MoeTensors' fused layout) are left out.
 std::vector<WeightSpec> AllWeights(const DecoderTensors& tensors);
 
 }  // namespace moeserve

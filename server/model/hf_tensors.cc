@@ -14,12 +14,16 @@ DecoderTensors HfDecoderTensors(const ModelConfig& c) {
   t.embed = {"model.embed_tokens.weight", {c.vocab_size, d}, Kind::kEmbedding};
   t.final_norm = {"model.norm.weight", {d}, Kind::kNorm};
   if (!c.tie_word_embeddings) t.lm_head = WeightSpec{"lm_head.weight", {c.vocab_size, d}, Kind::kEmbedding};
-  t.layers.resize(static_cast<size_t>(c.num_hidden_layers));
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const std::string p = HfLayerPrefix(i);
-    t.layers[i].input_norm = {p + ".input_layernorm.weight", {d}, Kind::kNorm};
-    t.layers[i].post_attention_norm = {p + ".post_attention_layernorm.weight", {d}, Kind::kNorm};
-  }
+  t.layers.reserve(static_cast<size_t>(c.num_hidden_layers));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) t.layers.push_back(HfLayerNorms(c, i));
+  return t;
+}
+
+LayerTensors HfLayerNorms(const ModelConfig& c, int64_t layer) {
+  const std::string p = HfLayerPrefix(layer);
+  LayerTensors t;
+  t.input_norm = {p + ".input_layernorm.weight", {c.hidden_size}, Kind::kNorm};
+  t.post_attention_norm = {p + ".post_attention_layernorm.weight", {c.hidden_size}, Kind::kNorm};
   return t;
 }
 

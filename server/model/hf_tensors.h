@@ -20,6 +20,9 @@ std::string HfLayerPrefix(int64_t layer);
 // are left for the architecture to fill.
 DecoderTensors HfDecoderTensors(const ModelConfig& config);
 
+// model.layers.L.{input_layernorm,post_attention_layernorm}; attention and FFN left to fill.
+LayerTensors HfLayerNorms(const ModelConfig& config, int64_t layer);
+
 struct HfGqaOptions {
   bool bias = false;     // {q,k,v}_proj.bias
   bool o_bias = false;   // o_proj.bias

@@ -24,12 +24,18 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& model_dir, B
     checkpoint_options.fp8_block_cols = config.fp8_block_cols;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::Open(model_dir, checkpoint_options));
+  const Architecture* architecture = architectures.Find(config.architecture);
+  if (options.load_mtp && !architecture->Tensors(config).mtp.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        model_dir, ": --speculative-method mtp needs a multi-token-prediction layer, and this ", config.architecture,
+        " declares none (num_nextn_predict_layers is ", config.num_nextn_predict_layers, ")"));
+  }
   WeightLoader loader(checkpoint.get(), backend);
   loader.set_parallel(options.parallel);
   // Sizes are bounded when parsed (config_limits.h), but a large model or context can still
   // exceed this machine's memory: an error with the numbers, not an abort.
   try {
-    return architectures.Find(config.architecture)->Load(config, loader, max_len);
+    return architecture->Load(config, loader, max_len, options.load_mtp);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat(
         model_dir, ": out of host memory loading the model (", config.num_hidden_layers, " layers, hidden_size ",

@@ -16,6 +16,14 @@
 
 namespace moeserve {
 
+// What a multi-token-prediction pass returns: the logits of batch.logits_indices, and the MTP
+// layer's output rows [T, d] (before its shared head's norm), which a chained pass feeds back as
+// prev_hidden.
+struct MtpOutput {
+  Tensor logits;
+  Tensor hidden;
+};
+
 // A causal language model loaded onto a backend: weights, rotary tables and the paged KV cache.
 // Forward runs one step over a flat batch (see ForwardBatch) and returns the logits of the rows
 // named by batch.logits_indices. Requires external synchronisation (the engine thread).
@@ -51,6 +59,25 @@ class Model {
     return absl::UnimplementedError("this model runs only through Forward");
   }
 
+  // Multi-token prediction (DeepSeek-V3's MTP module, tools/mtp_reference.py), for speculative
+  // decoding; only models loaded with LoadModelOptions::load_mtp have it.
+  virtual bool has_mtp() const { return false; }
+  // Forward that also returns every token's final hidden state [T, d] (after the final norm,
+  // the MTP layer's input) in *hidden.
+  virtual absl::StatusOr<Tensor> ForwardWithHidden(const ForwardBatch& batch, Tensor* hidden) {
+    (void)batch;
+    (void)hidden;
+    return absl::UnimplementedError("this model has no multi-token-prediction layer");
+  }
+  // One MTP pass: the batch's token at position i is the token after i (t_{i+1}) and
+  // prev_hidden [T, d] row i the main model's hidden state at i (or, chaining, the MTP output of
+  // the previous position). Writes the MTP layer's KV rows at the batch's slots.
+  virtual absl::StatusOr<MtpOutput> ForwardMtp(const ForwardBatch& batch, const Tensor& prev_hidden) {
+    (void)batch;
+    (void)prev_hidden;
+    return absl::UnimplementedError("this model has no multi-token-prediction layer");
+  }
+
   // Tokens routed to each expert of each MoE layer since load or the last ResetExpertLoad(), read
   // from the backend (synchronises: call it right after a step's own synchronisation). Empty for
   // dense models.
@@ -78,6 +105,10 @@ struct LoadModelOptions {
   // Tensor parallelism: which share of the weights this rank loads and the communicator its
   // blocks reduce through (parallel.h); one rank by default.
   ModelParallel parallel;
+  // Also load the checkpoint's multi-token-prediction layer (DeepSeek-V3,
+  // num_nextn_predict_layers > 0) for speculative decoding; its KV cache then counts in
+  // kv_cache_spec(). InvalidArgument for a model without one; NotFound naming a missing tensor.
+  bool load_mtp = false;
 };
 
 // Loads a Hugging Face model directory (config.json + safetensors) onto `backend`, which must

@@ -57,8 +57,17 @@ const ForwardBatch& ForwardBatchBuilder::Build(const SchedulerOutput& step,
   const size_t previous_rows = row_ids_.size();
   row_ids_.resize(num_seqs, 0);
   row_blocks_.resize(num_seqs, 0);
-  // Rows the last build did not have hold zeros: nothing to extend there.
+  // Rows the last build did not have hold zeros: nothing to extend there. A table that lost
+  // blocks (rejected drafts) may have regrown to the same ends: rewrite it too.
   for (size_t row = previous_rows; row < num_seqs; ++row) row_ids_[row] = ~RequestId{0};
+  if (!step.trimmed_request_ids.empty()) {
+    for (size_t row = 0; row < previous_rows && row < num_seqs; ++row) {
+      if (std::find(step.trimmed_request_ids.begin(), step.trimmed_request_ids.end(), row_ids_[row]) !=
+          step.trimmed_request_ids.end()) {
+        row_ids_[row] = ~RequestId{0};
+      }
+    }
+  }
 
   const int32_t block_size = b.block_size;
   for (size_t row = 0; row < num_seqs; ++row) {
@@ -75,7 +84,13 @@ const ForwardBatch& ForwardBatchBuilder::Build(const SchedulerOutput& step,
     }
     b.query_start_loc.push_back(b.query_start_loc.back() + n);
     b.seq_lens.push_back(entry.start_position + n);
-    if (entry.samples && n > 0) b.logits_indices.push_back(b.query_start_loc.back() - 1);
+    if (entry.samples && n > 0) {
+      // The last token's row, or with drafts the rows of the last token and every draft.
+      const int32_t end = b.query_start_loc.back();
+      for (int32_t r = end - std::min(n, 1 + entry.num_draft_tokens); r < end; ++r) {
+        b.logits_indices.push_back(r);
+      }
+    }
   }
   b.logits_indices.insert(b.logits_indices.end(), extra_logits_rows.begin(), extra_logits_rows.end());
   return b;

@@ -5,11 +5,13 @@
 // steps, so that a decode step costs O(sequences + new blocks) instead of O(sequences x blocks
 // per sequence). Block-table rows stay where they are while the batch holds the same requests in
 // the same order; a row then only gets the block ids appended since the last step (a request's
-// block table only grows while it holds blocks). A row is rewritten when its request changes
-// (composition or order changed), or when its table no longer extends what the row holds
-// (checked on the first and last ids: a preempted request comes back with new blocks). Rows are
-// padded with the null block 0 to max_blocks_per_seq, which grows in steps of kWidthQuantum
-// blocks so that growing contexts rarely re-lay the whole table.
+// block table only grows while it holds blocks, except for the tail blocks of rejected drafts,
+// which the step then lists in trimmed_request_ids). A row is rewritten when its request changes
+// (composition or order changed), when its table no longer extends what the row holds (checked
+// on the first and last ids: a preempted request comes back with new blocks), or when its
+// request was trimmed (the table may have regrown to the same ends). Rows are padded with the
+// null block 0 to max_blocks_per_seq, which grows in steps of kWidthQuantum blocks so that
+// growing contexts rarely re-lay the whole table.
 //
 // Produces exactly what laying each entry out in order with ForwardBatch::AddSequence produces,
 // except for the wider padding.
@@ -37,7 +39,8 @@ class ForwardBatchBuilder {
   ForwardBatchBuilder& operator=(const ForwardBatchBuilder&) = delete;
 
   // The batch of `step`; valid until the next Build(). Entries in order, logits rows for the
-  // entries that sample, then `extra_logits_rows` (batch rows, e.g. prompt logprobs) in order.
+  // entries that sample (1 + num_draft_tokens each: the verify positions), then
+  // `extra_logits_rows` (batch rows, e.g. prompt logprobs) in order.
   const ForwardBatch& Build(const SchedulerOutput& step, absl::Span<const int32_t> extra_logits_rows = {});
 
   // Block ids written by the last Build() (tests: the incremental path is taken).

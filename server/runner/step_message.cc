@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/logging.h"
 
 namespace moeserve {
 namespace {
@@ -91,7 +92,9 @@ void StepEncoder::EncodeStep(const SchedulerOutput& step, absl::Span<const int32
     Put(out, static_cast<uint64_t>(e.id));
     Put(out, e.start_position);
     Put(out, e.num_new_tokens);
-    Put(out, static_cast<uint8_t>(e.samples));
+    MS_CHECK(e.num_draft_tokens >= 0 && e.num_draft_tokens <= kMaxStepDrafts)
+        << "request " << e.id << ": " << e.num_draft_tokens << " draft tokens in one step";
+    Put(out, static_cast<uint8_t>((e.num_draft_tokens << 1) | (e.samples ? 1 : 0)));
     Put(out, static_cast<int32_t>(kept));
     Put(out, static_cast<int32_t>(appended.size()));
     PutInts(out, e.token_ids.subspan(0, static_cast<size_t>(std::max(e.num_new_tokens, 0))));
@@ -130,6 +133,7 @@ absl::Status StepDecoder::Decode(absl::Span<const uint8_t> bytes, DecodedStep* o
   step.total_num_scheduled_tokens = 0;
   step.preempted_request_ids.clear();
   step.finished_request_ids.clear();
+  step.trimmed_request_ids.clear();
   if (tokens_.size() < entries) tokens_.resize(entries);
   scratch_.clear();
   for (uint32_t i = 0; i < entries && r.ok(); ++i) {
@@ -137,12 +141,24 @@ absl::Status StepDecoder::Decode(absl::Span<const uint8_t> bytes, DecodedStep* o
     e.id = r.Get<uint64_t>();
     e.start_position = r.Get<int32_t>();
     e.num_new_tokens = r.Get<int32_t>();
-    e.samples = r.Get<uint8_t>() != 0;
+    const uint8_t flags = r.Get<uint8_t>();
+    e.samples = (flags & 1) != 0;
+    e.num_draft_tokens = flags >> 1;
+    if (r.ok() && e.num_draft_tokens > 0 && (!e.samples || e.num_draft_tokens >= e.num_new_tokens)) {
+      return absl::DataLossError(absl::StrCat("step message: request ", e.id, " verifies ", e.num_draft_tokens,
+                                              " drafts in ", e.num_new_tokens, " new tokens",
+                                              e.samples ? "" : " without sampling"));
+    }
     const int32_t kept = r.Get<int32_t>();
     const int32_t appended = r.Get<int32_t>();
     tokens_[i].clear();
     r.GetInts(e.num_new_tokens, &tokens_[i]);
     std::vector<int32_t> table;
+    // A table of the last step that this one does not extend lost blocks (rejected drafts): the
+    // batch builder must rewrite its row, as on rank 0 (SchedulerOutput::trimmed_request_ids).
+    if (auto held = tables_.find(e.id); held != tables_.end() && static_cast<size_t>(kept) < held->second.size()) {
+      step.trimmed_request_ids.push_back(e.id);
+    }
     if (kept > 0) {
       auto it = tables_.find(e.id);
       if (it == tables_.end() || it->second.size() < static_cast<size_t>(kept)) {

@@ -3,19 +3,25 @@
 
 // What rank 0 tells the other ranks of a tensor-parallel group each step, as bytes: the scheduled
 // entries as the forward-batch builder reads them (request id, first position, new tokens,
-// whether it samples, block table) and the step's extra logits rows. A follower rebuilds the same
-// SchedulerOutput and runs the same ForwardBatchBuilder, so every rank lays out the same batch.
-// Sampling parameters never travel: only rank 0 samples.
+// whether it samples and how many of its tokens are speculative drafts, block table) and the
+// step's extra logits rows. Drafts are decided on rank 0 and travel as new tokens: a follower
+// lays out the same verify rows (one logits row per draft) without knowing how they were made. A follower rebuilds the
+// same SchedulerOutput and runs the same ForwardBatchBuilder, so every rank lays out the same batch. Sampling
+// parameters never travel: only rank 0 samples.
 //
 // Block tables are delta-coded against the previous step: an entry whose request was in the last
 // step with a table this one extends sends only the appended block ids (a decode step sends one
 // new id per block_size tokens per request, not whole tables). Both sides keep the tables of the
 // last step's requests only, so a request that leaves a step and comes back (preempted, or not
-// scheduled) is sent whole again. Encoder and decoder must see the same sequence of messages.
+// scheduled) is sent whole again. A table that lost blocks since the last step (rejected drafts)
+// is sent whole too, and the decoder lists its request in trimmed_request_ids
+// so that the follower's batch builder rewrites the row. Encoder and decoder must see the same
+// sequence of messages.
 //
 // Layout (little-endian, host order on every supported platform): a header {magic, kind, step
-// number, entries, extra rows}, then per entry {id u64, start i32, new tokens i32, samples u8,
-// kept i32, appended i32, tokens[new] i32, appended ids i32}, then the extra rows i32.
+// number, entries, extra rows}, then per entry {id u64, start i32, new tokens i32, flags u8 (bit 0:
+// samples; bits 1..7: the number of draft tokens, at most kMaxStepDrafts), kept i32, appended i32,
+// tokens[new] i32, appended ids i32}, then the extra rows i32.
 //
 // Speculative decoding (issue 16): a verify step's draft tokens are among an entry's new tokens
 // already (the scheduler appends them to token_ids); its per-entry count of drafts
@@ -34,6 +40,9 @@
 
 namespace moeserve {
 
+// The most draft tokens one entry of a step message can carry (7 bits of its flags byte).
+inline constexpr int32_t kMaxStepDrafts = 127;
+
 enum class StepKind : uint8_t {
   kStep = 1,       // run this batch
   kHeartbeat = 2,  // nothing to run; rank 0 is alive and idle
@@ -43,6 +52,7 @@ enum class StepKind : uint8_t {
 class StepEncoder {
  public:
   // *out = the message of `step` (kStep) with `extra_logits_rows`.
+  // REQUIRES: every entry's num_draft_tokens in [0, kMaxStepDrafts].
   void EncodeStep(const SchedulerOutput& step, absl::Span<const int32_t> extra_logits_rows, std::vector<uint8_t>* out);
   // *out = a message without a batch (kHeartbeat or kShutdown); tables are kept.
   void EncodeControl(StepKind kind, std::vector<uint8_t>* out);

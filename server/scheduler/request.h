@@ -5,6 +5,9 @@
 // Tokens are the prompt followed by the outputs so far; num_computed_tokens of them have their KV
 // written. There are no prefill and decode phases: a request with num_tokens() -
 // num_computed_tokens() > 1 still has prompt (or, after preemption, output) tokens to compute.
+// A decoding request may also carry draft tokens (speculative decoding): proposed continuations
+// that the next step verifies. They are not tokens of the request (num_tokens() excludes them, the
+// KV cache manager never sees them) until the step accepts them.
 //
 // Owned and mutated by the Scheduler; others read it. Requires external synchronization.
 
@@ -70,13 +73,18 @@ class Request {
 
   int32_t num_prompt_tokens() const { return num_prompt_tokens_; }
   int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens_; }
-  int32_t num_tokens() const { return static_cast<int32_t>(token_ids_.size()); }
+  int32_t num_tokens() const { return static_cast<int32_t>(token_ids_.size()) - num_draft_tokens_; }
   int32_t num_computed_tokens() const { return num_computed_tokens_; }
-  absl::Span<const int32_t> token_ids() const { return token_ids_; }
+  absl::Span<const int32_t> token_ids() const { return absl::MakeConstSpan(token_ids_).first(num_tokens()); }
   absl::Span<const int32_t> prompt_token_ids() const {
     return absl::MakeConstSpan(token_ids_).first(num_prompt_tokens_);
   }
-  absl::Span<const int32_t> output_token_ids() const {
+  absl::Span<const int32_t> output_token_ids() const { return token_ids().subspan(num_prompt_tokens_); }
+  // Draft tokens to verify after the last token (Scheduler::SetDraftTokens); empty when none.
+  absl::Span<const int32_t> draft_token_ids() const { return absl::MakeConstSpan(token_ids_).subspan(num_tokens()); }
+  // The outputs followed by the drafts, in one span: the context of the verify position after
+  // draft j is its first num_output_tokens() + j entries.
+  absl::Span<const int32_t> output_and_draft_token_ids() const {
     return absl::MakeConstSpan(token_ids_).subspan(num_prompt_tokens_);
   }
 
@@ -88,13 +96,18 @@ class Request {
   friend class Scheduler;
 
   KvSequence kv_sequence() {
-    return KvSequence{spec_.id, token_ids_, num_computed_tokens_, spec_.cache_salt, &block_hashes_};
+    return KvSequence{spec_.id, token_ids(), num_computed_tokens_, spec_.cache_salt, &block_hashes_};
+  }
+  void ClearDrafts() {
+    token_ids_.resize(token_ids_.size() - num_draft_tokens_);
+    num_draft_tokens_ = 0;
   }
 
   RequestSpec spec_;  // prompt_token_ids moved into token_ids_
   const uint64_t arrival_seq_;
-  std::vector<int32_t> token_ids_;
+  std::vector<int32_t> token_ids_;  // prompt, outputs, then num_draft_tokens_ drafts
   const int32_t num_prompt_tokens_;
+  int32_t num_draft_tokens_ = 0;
   int32_t num_computed_tokens_ = 0;
   RequestStatus status_ = RequestStatus::kWaiting;
   int32_t num_cached_prompt_tokens_ = -1;  // -1 until first admitted

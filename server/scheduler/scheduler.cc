@@ -32,7 +32,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConf
         Positive("max_num_seqs", config.max_num_seqs), Positive("max_model_len", config.max_model_len),
         NonNegative("long_prefill_token_threshold", config.long_prefill_token_threshold),
         NonNegative("max_queued_requests", config.max_queued_requests),
-        NonNegative("max_queued_tokens", config.max_queued_tokens)}) {
+        NonNegative("max_queued_tokens", config.max_queued_tokens),
+        NonNegative("num_lookahead_tokens", config.num_lookahead_tokens)}) {
     if (!status.ok()) return status;
   }
   if (config.max_num_batched_tokens < config.max_num_seqs) {
@@ -171,8 +172,29 @@ void Scheduler::RemoveRunning(Request* request) {
   running_.erase(it);
 }
 
+int32_t Scheduler::SetDraftTokens(RequestId id, absl::Span<const int32_t> draft_token_ids) {
+  MS_CHECK(in_flight_.empty()) << "SetDraftTokens while a step is in flight";
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return 0;
+  Request* request = it->second.get();
+  request->ClearDrafts();
+  if (request->status_ != RequestStatus::kRunning || request->num_tokens() - request->num_computed_tokens_ != 1) {
+    return 0;
+  }
+  // The drafts and the token sampled after them must fit both limits.
+  const int64_t room = std::min<int64_t>(request->spec().max_tokens - request->num_output_tokens(),
+                                         config_.max_model_len - request->num_tokens()) -
+                       1;
+  const int32_t n = static_cast<int32_t>(
+      std::clamp<int64_t>(static_cast<int64_t>(draft_token_ids.size()), 0, std::max<int64_t>(room, 0)));
+  request->token_ids_.insert(request->token_ids_.end(), draft_token_ids.begin(), draft_token_ids.begin() + n);
+  request->num_draft_tokens_ = n;
+  return n;
+}
+
 void Scheduler::Preempt(Request* request, SchedulerOutput* out) {
   RemoveRunning(request);
+  request->ClearDrafts();
   kv_->Free(request->kv_sequence());
   request->num_computed_tokens_ = 0;
   request->status_ = RequestStatus::kPreempted;
@@ -192,6 +214,7 @@ int32_t Scheduler::PrefillChunk(int32_t remaining, int32_t room) const {
 SchedulerOutput Scheduler::Schedule() {
   MS_CHECK(in_flight_.empty()) << "Schedule() called again before UpdateFromOutput()";
   SchedulerOutput out;
+  out.trimmed_request_ids.swap(trimmed_);
   // A finished parent whose children still wait keeps its blocks until they were admitted.
   std::vector<Request*> release_after_admission;
   for (Request* request : to_release_) {
@@ -215,8 +238,27 @@ SchedulerOutput Scheduler::Schedule() {
     Request* request = running_[i];
     const int32_t remaining = request->num_tokens() - request->num_computed_tokens_;
     int32_t num_new = 1;
+    int32_t num_drafts = 0;
     if (is_decode(request)) {
       --pending_decodes;
+      // Drafts take what the decodes behind this one leave of the budget.
+      num_drafts = std::min(request->num_draft_tokens_, std::max(0, budget - 1 - pending_decodes));
+      if (num_drafts < request->num_draft_tokens_) {
+        request->token_ids_.resize(request->num_tokens() + num_drafts);
+        request->num_draft_tokens_ = num_drafts;
+      }
+      if (num_drafts > 0) {
+        // Lookahead slots, but never past max_model_len.
+        const int32_t lookahead =
+            std::max(0, std::min(config_.num_lookahead_tokens,
+                                 config_.max_model_len - remaining - request->num_computed_tokens_ - num_drafts));
+        if (kv_->AllocateSlots(request->kv_sequence(), 1 + num_drafts + lookahead)) {
+          num_new = 1 + num_drafts;
+        } else {
+          request->ClearDrafts();  // run without drafts rather than preempt for them
+          num_drafts = 0;
+        }
+      }
     } else {
       num_new = PrefillChunk(remaining, budget - pending_decodes);
       if (num_new <= 0) {
@@ -224,8 +266,8 @@ SchedulerOutput Scheduler::Schedule() {
         continue;
       }
     }
-    bool allocated = false;
-    while (!(allocated = kv_->AllocateSlots(request->kv_sequence(), num_new))) {
+    bool allocated = num_drafts > 0;  // allocated above
+    while (!allocated && !(allocated = kv_->AllocateSlots(request->kv_sequence(), num_new))) {
       // Out of blocks: the lowest-priority newest running request (the back) goes. It has not
       // been scheduled this step, unless it is `request` itself.
       Request* victim = running_.back();
@@ -236,7 +278,7 @@ SchedulerOutput Scheduler::Schedule() {
     }
     if (!allocated) break;  // `request` was the last running one
     out.scheduled.push_back({request->id(), request->num_computed_tokens_, num_new, {}, {}, false});
-    in_flight_.push_back({request, num_new, num_new == remaining});
+    in_flight_.push_back({request, num_new, num_new == remaining + num_drafts, num_drafts});
     budget -= num_new;
     ++i;
   }
@@ -262,7 +304,7 @@ SchedulerOutput Scheduler::Schedule() {
     request->status_ = RequestStatus::kRunning;
     InsertRunning(request);
     out.scheduled.push_back({request->id(), hit.num_tokens, num_new, {}, {}, false});
-    in_flight_.push_back({request, num_new, num_new == remaining});
+    in_flight_.push_back({request, num_new, num_new == remaining, 0});
     budget -= num_new;
   }
 
@@ -271,9 +313,11 @@ SchedulerOutput Scheduler::Schedule() {
   // Spans last: no block table or token vector changes after this point until the next call.
   for (size_t k = 0; k < out.scheduled.size(); ++k) {
     ScheduledRequest& s = out.scheduled[k];
-    s.token_ids = in_flight_[k].request->token_ids().subspan(s.start_position, s.num_new_tokens);
+    // Drafts follow the request's tokens in the same vector.
+    s.token_ids = absl::MakeConstSpan(in_flight_[k].request->token_ids_).subspan(s.start_position, s.num_new_tokens);
     s.block_ids = kv_->GetBlockIds(s.id);
     s.samples = in_flight_[k].samples;
+    s.num_draft_tokens = in_flight_[k].num_draft_tokens;
     out.total_num_scheduled_tokens += s.num_new_tokens;
   }
   return out;
@@ -293,28 +337,49 @@ RequestStatus Scheduler::CheckStop(const Request& request, int32_t token) const 
   return RequestStatus::kRunning;
 }
 
-std::vector<RequestUpdate> Scheduler::UpdateFromOutput(absl::Span<const int32_t> sampled_token_ids) {
+std::vector<RequestUpdate> Scheduler::UpdateFromOutput(absl::Span<const int32_t> sampled_token_ids,
+                                                       absl::Span<const int32_t> num_accepted_drafts) {
   MS_CHECK(sampled_token_ids.size() == in_flight_.size())
       << sampled_token_ids.size() << " sampled tokens for " << in_flight_.size() << " scheduled requests";
+  MS_CHECK(num_accepted_drafts.empty() || num_accepted_drafts.size() == in_flight_.size());
   std::vector<RequestUpdate> updates;
   updates.reserve(in_flight_.size());
   for (size_t k = 0; k < in_flight_.size(); ++k) {
-    Request* request = in_flight_[k].request;
+    const InFlight& step = in_flight_[k];
+    Request* request = step.request;
     if (IsFinished(request->status_)) continue;  // finished or aborted while in flight
-    request->num_computed_tokens_ += in_flight_[k].num_new_tokens;
-    if (!in_flight_[k].samples) continue;
+    const int32_t accepted = num_accepted_drafts.empty() ? 0 : num_accepted_drafts[k];
+    MS_CHECK(accepted >= 0 && accepted <= step.num_draft_tokens)
+        << accepted << " of " << step.num_draft_tokens << " drafts accepted for request " << request->id();
+    // The KV of rejected drafts was written but does not count: it is overwritten later.
+    request->num_computed_tokens_ += step.num_new_tokens - (step.num_draft_tokens - accepted);
+    if (!step.samples) continue;
     const int32_t token = sampled_token_ids[k];
     MS_CHECK(token >= 0) << "no token sampled for request " << request->id();
-    request->token_ids_.push_back(token);
-    const RequestStatus status = CheckStop(*request, token);
+    const absl::Span<const int32_t> drafts = request->draft_token_ids();
+    appended_.assign(drafts.begin(), drafts.begin() + accepted);
+    appended_.push_back(token);
+    request->ClearDrafts();
+    RequestStatus status = RequestStatus::kRunning;
+    for (size_t j = 0; j < appended_.size() && !IsFinished(status); ++j) {
+      request->token_ids_.push_back(appended_[j]);
+      status = CheckStop(*request, appended_[j]);
+      updates.push_back({request->id(), appended_[j], status, static_cast<int32_t>(j)});
+    }
+    // Stopped at an accepted draft: the drafts after it were computed but are not tokens.
+    request->num_computed_tokens_ = std::min(request->num_computed_tokens_, request->num_tokens());
     if (IsFinished(status)) {
       RemoveRunning(request);
       request->status_ = status;
       // Children still to be admitted fork its blocks first (released by the next Schedule()).
       if (request->unforked_children_.empty()) kv_->Free(request->kv_sequence());
       to_release_.push_back(request);
+    } else if (step.num_draft_tokens > 0) {
+      // Blocks past the last token held only rejected drafts or lookahead slots.
+      if (kv_->TrimSlots(request->kv_sequence(), request->num_tokens()) > 0) {
+        trimmed_.push_back(request->id());
+      }
     }
-    updates.push_back({request->id(), token, status});
   }
   in_flight_.clear();
   return updates;
@@ -336,6 +401,9 @@ absl::Status Scheduler::CheckIntegrity() const {
   }
   int64_t queued_tokens = 0;
   for (const Request* r : waiting_) {
+    if (!r->draft_token_ids().empty()) {
+      return absl::InternalError(absl::StrCat("queued request ", r->id(), " has drafts"));
+    }
     if (r->status() != RequestStatus::kWaiting && r->status() != RequestStatus::kPreempted) {
       return absl::InternalError(absl::StrCat("queued request ", r->id(), " is ", RequestStatusName(r->status())));
     }

@@ -22,7 +22,16 @@
 //   4. If nothing was preempted, waiting requests in (priority, arrival) order are admitted while
 //      budget, max_num_seqs and blocks last, each starting after its cached prefix
 //      (RequestSpec::skip_prefix_cache_lookup: from position 0).
-//   5. Parallel sampling: a request with a fork_parent is skipped at admission (others pass it)
+//   5. Speculative decoding: a decoding request given draft tokens (SetDraftTokens) is scheduled
+//      with its last token followed by the drafts, so the step computes all of them and samples at
+//      every one of those positions (verification). Its blocks cover the drafts plus
+//      num_lookahead_tokens more (slots a drafter writes ahead, e.g. MTP's chained positions).
+//      Drafts that do not fit the budget are dropped; when the drafts' blocks do not fit, the
+//      request runs without drafts rather than preempting anyone. UpdateFromOutput appends the
+//      accepted drafts and the token sampled after them, counts only those as computed (the KV of
+//      rejected drafts is overwritten later, and the prefix cache never sees it), and frees the
+//      blocks that held nothing but rejected drafts or lookahead slots.
+//   6. Parallel sampling: a request with a fork_parent is skipped at admission (others pass it)
 //      until its live parent has computed the prompt's full blocks, then admitted holding those
 //      blocks by reference (KvCacheManager::GetForkedBlocks), computing only its tail. A parent
 //      that finishes before its children were admitted keeps its blocks until the admission
@@ -53,6 +62,8 @@ struct SchedulerConfig {
   int32_t long_prefill_token_threshold = 0;  // > 0: a prefill chunk takes at most this many
   int32_t max_queued_requests = 0;           // > 0: AddRequest refuses beyond this many waiting requests
   int64_t max_queued_tokens = 0;             // > 0: ... or beyond this many tokens waiting to be computed
+  // Slots past the verified drafts that a step with drafts also reserves (see policy 5).
+  int32_t num_lookahead_tokens = 0;
 };
 
 struct ScheduledRequest {
@@ -65,6 +76,9 @@ struct ScheduledRequest {
   absl::Span<const int32_t> block_ids;
   // The step computes the request's last known token: sample the next one from its logits.
   bool samples = false;
+  // Draft tokens verified by this step: the last num_draft_tokens of token_ids (after the last
+  // known token). The step samples at each of the 1 + num_draft_tokens positions.
+  int32_t num_draft_tokens = 0;
 };
 
 struct SchedulerOutput {
@@ -74,13 +88,19 @@ struct SchedulerOutput {
   std::vector<RequestId> preempted_request_ids;
   // Finished, stopped or aborted since the last Schedule(); their blocks are now released.
   std::vector<RequestId> finished_request_ids;
+  // Still running, but their block tables lost tail blocks since the last Schedule() (blocks that
+  // held only rejected drafts): a copy of an earlier table must be rewritten, not extended.
+  std::vector<RequestId> trimmed_request_ids;
 };
 
-// The result of one step for one request that sampled a token.
+// One token a step appended to a request. A request that verified drafts gets one update per
+// accepted draft and one for the token sampled after them, in order (fewer when it finished on
+// the way).
 struct RequestUpdate {
   RequestId id = 0;
   int32_t new_token = 0;
   RequestStatus status = RequestStatus::kRunning;  // kRunning or the reason it finished
+  int32_t offset = 0;  // which of the entry's verify positions sampled it (0 without drafts)
 };
 
 class Scheduler {
@@ -103,14 +123,24 @@ class Scheduler {
   bool Finish(RequestId id, RequestStatus reason);
   bool Abort(RequestId id) { return Finish(id, RequestStatus::kFinishedAborted); }
 
+  // Gives a running, decoding request draft tokens for the next Schedule(), replacing any it had;
+  // kept at most as many as fit before max_tokens and max_model_len with the token sampled after
+  // them. Returns how many were kept: 0 (nothing set) for an unknown, waiting or prefilling
+  // request. REQUIRES: no step in flight (between UpdateFromOutput() and Schedule()).
+  int32_t SetDraftTokens(RequestId id, absl::Span<const int32_t> draft_token_ids);
+
   // REQUIRES: UpdateFromOutput() was called for the previous Schedule().
   SchedulerOutput Schedule();
 
   // `sampled_token_ids[i]` is the token sampled for the i-th entry of the last Schedule()'s
-  // `scheduled`; entries with samples == false are ignored. Advances num_computed_tokens,
-  // appends tokens, and finishes requests on an EOS (unless ignore_eos) or stop token id after
-  // min_tokens, on max_tokens or on max_model_len. Finished requests free their blocks now.
-  std::vector<RequestUpdate> UpdateFromOutput(absl::Span<const int32_t> sampled_token_ids);
+  // `scheduled`; entries with samples == false are ignored. For an entry with drafts,
+  // `num_accepted_drafts[i]` of them were accepted (empty span: none anywhere) and
+  // sampled_token_ids[i] is the token sampled after the last accepted one. Advances
+  // num_computed_tokens, appends tokens, and finishes requests on an EOS (unless ignore_eos) or
+  // stop token id after min_tokens, on max_tokens or on max_model_len, checked token by token
+  // (later accepted tokens are dropped). Finished requests free their blocks now.
+  std::vector<RequestUpdate> UpdateFromOutput(absl::Span<const int32_t> sampled_token_ids,
+                                              absl::Span<const int32_t> num_accepted_drafts = {});
 
   // A live request, or one finished since the last Schedule(); null otherwise.
   const Request* GetRequest(RequestId id) const;
@@ -137,6 +167,7 @@ class Scheduler {
     Request* request;
     int32_t num_new_tokens;
     bool samples;
+    int32_t num_draft_tokens;
   };
 
   Scheduler(const SchedulerConfig& config, KvCacheManager* kv_cache);
@@ -165,6 +196,8 @@ class Scheduler {
   std::vector<Request*> running_;           // sorted by QueueOrder
   std::vector<Request*> to_release_;        // finished; reported by the next Schedule()
   std::vector<InFlight> in_flight_;         // the last Schedule()'s requests, until updated
+  std::vector<int32_t> appended_;           // UpdateFromOutput scratch: one entry's new tokens
+  std::vector<RequestId> trimmed_;          // reported by the next Schedule()
   int64_t queued_tokens_ = 0;
 };
 

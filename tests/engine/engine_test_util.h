@@ -39,7 +39,7 @@ inline std::unique_ptr<Engine> MakeEngine(const std::string& dir, EngineConfig c
   auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
   EXPECT_TRUE(backend.ok()) << backend.status();
   if (!backend.ok()) return nullptr;
-  auto model = LoadModel(dir, backend->get());
+  auto model = LoadModel(dir, backend->get(), {.load_mtp = config.speculative.method == SpeculativeMethod::kMtp});
   EXPECT_TRUE(model.ok()) << model.status();
   if (!model.ok()) return nullptr;
   config.model_dir = dir;

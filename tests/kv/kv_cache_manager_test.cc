@@ -344,3 +344,39 @@ TEST_F(KvCacheManagerTest, OutputTokensAreCachedToo) {
 
 }  // namespace
 }  // namespace moeserve
+
+namespace moeserve {
+namespace {
+
+TEST_F(KvCacheManagerTest, TrimSlotsReleasesTailBlocksOfRejectedDrafts) {
+  Init(12, 4);
+  TestSeq seq(1, Iota(6, 1));
+  ASSERT_TRUE(Prefill(seq));  // 6 tokens computed: 2 blocks
+  // A step with 5 drafts and 2 lookahead slots: 6 + 1 + 5 + 2 = 14 slots, 4 blocks.
+  seq.tokens.push_back(40);
+  ASSERT_TRUE(kv_->AllocateSlots(seq.view(), 1 + 5 + 2));
+  const std::vector<int32_t> before = Blocks(1);
+  ASSERT_EQ(before.size(), 4u);
+  // One draft accepted: positions 6 and 7 computed, 9 tokens now (7 + draft + sampled).
+  seq.tokens.push_back(41);
+  seq.tokens.push_back(42);
+  seq.num_computed = 8;
+  EXPECT_EQ(kv_->TrimSlots(seq.view(), 9), 1);  // 9 tokens need 3 blocks
+  EXPECT_EQ(Blocks(1), std::vector<int32_t>(before.begin(), before.begin() + 3));
+  EXPECT_EQ(kv_->BlockRefCount(before[3]), 0);
+  EXPECT_EQ(kv_->usage().num_used_blocks, 3);
+  Check();
+  EXPECT_EQ(kv_->TrimSlots(seq.view(), 9), 0);  // nothing more to release
+  EXPECT_EQ(kv_->TrimSlots({.id = 7}, 0), 0);   // a request holding nothing
+  // The computed full blocks still enter the cache when the request ends.
+  kv_->Free(seq.view());
+  TestSeq next(2, Iota(8, 1));
+  next.tokens[6] = 40;
+  next.tokens[7] = 41;
+  next.tokens.push_back(5);
+  EXPECT_EQ(kv_->GetComputedBlocks(next.view()).num_tokens, 8);
+  Check();
+}
+
+}  // namespace
+}  // namespace moeserve

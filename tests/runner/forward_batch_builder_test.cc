@@ -66,6 +66,33 @@ TEST(ForwardBatchBuilderTest, LogitsRowsOnlyForSamplingEntries) {
   EXPECT_EQ(batch.seq_lens, (std::vector<int32_t>{3, 6}));
 }
 
+TEST(ForwardBatchBuilderTest, VerifyRowsAndTrimmedTablesAreRewritten) {
+  // A decode with 2 drafts: logits rows for the last token and each draft.
+  const std::vector<int32_t> t1 = {5, 6, 7}, b1 = {1, 2, 3, 4};
+  SchedulerOutput step;
+  step.scheduled.push_back({.id = 1,
+                            .start_position = 9,
+                            .num_new_tokens = 3,
+                            .token_ids = t1,
+                            .block_ids = b1,
+                            .samples = true,
+                            .num_draft_tokens = 2});
+  step.total_num_scheduled_tokens = 3;
+  ForwardBatchBuilder builder(KvLayout{.block_size = 4});
+  EXPECT_EQ(builder.Build(step).logits_indices, (std::vector<int32_t>{0, 1, 2}));
+  // Its table lost blocks 3 and 4 (rejected drafts), then regrew with block 4 last again: the
+  // ends match, the middle does not. Listed as trimmed, the row is rewritten.
+  const std::vector<int32_t> t2 = {8}, b2 = {1, 2, 6, 4};
+  SchedulerOutput next;
+  next.scheduled.push_back(
+      {.id = 1, .start_position = 10, .num_new_tokens = 1, .token_ids = t2, .block_ids = b2, .samples = true});
+  next.total_num_scheduled_tokens = 1;
+  next.trimmed_request_ids = {1};
+  const ForwardBatch& batch = builder.Build(next);
+  EXPECT_EQ(std::vector<int32_t>(batch.block_tables.begin(), batch.block_tables.begin() + 4), b2);
+  EXPECT_EQ(batch.logits_indices, std::vector<int32_t>{0});
+}
+
 TEST(ForwardBatchBuilderTest, MatchesTheReferenceUnderArrivalsFinishesAndPreemption) {
   constexpr int32_t kBlock = 4;
   auto kv = KvCacheManager::Create({.num_blocks = 60, .block_size = kBlock});

@@ -1,6 +1,7 @@
 // Step messages (server/runner/step_message.h): a follower that decodes rank 0's messages lays out
-// exactly rank 0's batches, step after step, through arrivals, finishes and preemptions; steady
-// decode sends only the appended block ids; malformed or out-of-order messages are refused.
+// exactly rank 0's batches, step after step, through arrivals, finishes and preemptions, and with
+// speculative drafts (their verify rows); steady decode sends only the appended block ids;
+// malformed or out-of-order messages are refused.
 
 #include "server/runner/step_message.h"
 
@@ -78,6 +79,59 @@ TEST(StepMessageTest, FollowerBuildsTheLeadersBatchesUnderArrivalsFinishesAndPre
   EXPECT_EQ(message.kind, StepKind::kShutdown);
 }
 
+TEST(StepMessageTest, DraftsTravelWithTheBatch) {
+  // Rank 0 decides drafts (here at random) and the follower lays out the same verify rows, through
+  // mixed accept lengths, rejected drafts' trimmed blocks, finishes and preemption.
+  constexpr int32_t kBlock = 4;
+  auto kv = KvCacheManager::Create({.num_blocks = 40, .block_size = kBlock});
+  ASSERT_TRUE(kv.ok());
+  auto scheduler = Scheduler::Create(
+      {.max_num_batched_tokens = 32, .max_num_seqs = 8, .max_model_len = 120, .num_lookahead_tokens = 2}, kv->get());
+  ASSERT_TRUE(scheduler.ok());
+  std::mt19937 rng(5);
+  ForwardBatchBuilder leader(KvLayout{.block_size = kBlock}), follower(KvLayout{.block_size = kBlock});
+  StepEncoder encoder;
+  StepDecoder decoder;
+  std::vector<uint8_t> bytes;
+  DecodedStep message;
+  RequestId next_id = 1;
+  int64_t drafts_sent = 0;
+  int preemptions = 0;
+  for (int step = 0; step < 1500; ++step) {
+    if (rng() % 3 == 0) {
+      std::vector<int32_t> prompt(1 + rng() % 30);
+      for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % 50);
+      ASSERT_TRUE((*scheduler)
+                      ->AddRequest({.id = next_id++,
+                                    .prompt_token_ids = prompt,
+                                    .max_tokens = 1 + static_cast<int32_t>(rng() % 80),
+                                    .ignore_eos = true})
+                      .ok());
+    }
+    for (RequestId id = 1; id < next_id; ++id) {  // 0 for requests not decoding: nothing set
+      std::vector<int32_t> drafts(rng() % 5);
+      for (int32_t& t : drafts) t = static_cast<int32_t>(rng() % 50);
+      (*scheduler)->SetDraftTokens(id, drafts);
+    }
+    const SchedulerOutput out = (*scheduler)->Schedule();
+    encoder.EncodeStep(out, {}, &bytes);
+    preemptions += static_cast<int>(out.preempted_request_ids.size());
+    ASSERT_TRUE(decoder.Decode(bytes, &message).ok()) << "step " << step;
+    ASSERT_EQ(message.step.scheduled.size(), out.scheduled.size());
+    std::vector<int32_t> accepted(out.scheduled.size(), 0);
+    for (size_t i = 0; i < out.scheduled.size(); ++i) {
+      EXPECT_EQ(message.step.scheduled[i].num_draft_tokens, out.scheduled[i].num_draft_tokens);
+      drafts_sent += out.scheduled[i].num_draft_tokens;
+      accepted[i] = static_cast<int32_t>(rng() % (out.scheduled[i].num_draft_tokens + 1));
+    }
+    ExpectSameBatch(follower.Build(message.step, message.extra_logits_rows), leader.Build(out, {}));
+    if (::testing::Test::HasFailure()) return;
+    (*scheduler)->UpdateFromOutput(std::vector<int32_t>(out.scheduled.size(), 3), accepted);
+  }
+  EXPECT_GT(drafts_sent, 1000);
+  EXPECT_GT(preemptions, 0);
+}
+
 TEST(StepMessageTest, SteadyDecodeSendsOnlyAppendedBlockIds) {
   constexpr int32_t kBlock = 4;
   auto kv = KvCacheManager::Create({.num_blocks = 200, .block_size = kBlock});
@@ -129,6 +183,16 @@ TEST(StepMessageTest, RefusesMalformedAndOutOfOrderMessages) {
   StepDecoder in_order;
   ASSERT_TRUE(in_order.Decode(bytes, &message).ok());
   EXPECT_THAT(std::string(in_order.Decode(bytes, &message).message()), HasSubstr("expected #1"));
+  // Drafts only where the entry samples, and fewer than its new tokens.
+  for (const bool samples : {false, true}) {
+    SchedulerOutput bad = step;
+    bad.scheduled[0].samples = samples;
+    bad.scheduled[0].num_draft_tokens = samples ? 2 : 1;
+    StepEncoder e;
+    StepDecoder d;
+    e.EncodeStep(bad, {}, &bytes);
+    EXPECT_THAT(std::string(d.Decode(bytes, &message).message()), HasSubstr("drafts in 2 new tokens"));
+  }
   // The second step keeps the one block the follower holds and appends one.
   StepEncoder e2;
   StepDecoder d2;

@@ -7,8 +7,15 @@
 // block table, a block reused while still held, or a prefix hit on wrong content changes the
 // values and hence the sampled tokens. ReferenceOutput() computes the same chain without any
 // cache: what the request produces alone.
+//
+// Speculative decoding: an entry with drafts samples at each of its positions and accepts the
+// drafts while the sampled token equals the next draft (greedy verification). The rejected
+// drafts' slots and every slot of the entry's blocks past its tokens (lookahead slots a drafter
+// may write) are poisoned, so a step that later reads one of them without recomputing it
+// produces wrong tokens.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -41,22 +48,37 @@ class FakeModel {
   FakeModel(int32_t num_blocks, int32_t block_size, int32_t vocab_size)
       : block_size_(block_size), vocab_size_(vocab_size), slots_(size_t(num_blocks) * block_size) {}
 
-  // One forward pass; returns a token per scheduled request (0 where it does not sample).
-  std::vector<int32_t> Run(const SchedulerOutput& out) {
+  // One forward pass; returns a token per scheduled request (0 where it does not sample) and,
+  // when `accepted` is given, the number of drafts each entry accepted.
+  std::vector<int32_t> Run(const SchedulerOutput& out, std::vector<int32_t>* accepted = nullptr) {
     std::vector<int32_t> sampled;
+    if (accepted != nullptr) accepted->clear();
     for (const ScheduledRequest& s : out.scheduled) {
       uint64_t value = 0;
+      std::vector<int32_t> at;  // the token sampled at each position
       for (int32_t k = 0; k < s.num_new_tokens; ++k) {
         const int32_t p = s.start_position + k;
         const uint64_t prev = p == 0 ? kSeedValue : Read(s, p - 1);
         const uint64_t half = p == 0 ? 0 : Read(s, p / 2);
         value = Mix(prev, half, s.token_ids[k], p);
         Slot(s, p) = value;
+        at.push_back(TokenFromValue(value, vocab_size_));
       }
-      sampled.push_back(s.samples ? TokenFromValue(value, vocab_size_) : 0);
+      // Verify: position j's token must equal draft j + 1 to go on.
+      const int32_t first = s.num_new_tokens - 1 - s.num_draft_tokens;
+      int32_t n = 0;
+      while (n < s.num_draft_tokens && at[first + n] == s.token_ids[first + n + 1]) ++n;
+      if (s.num_draft_tokens > 0) {
+        const int32_t end = static_cast<int32_t>(s.block_ids.size()) * block_size_;
+        for (int32_t p = s.start_position + first + n + 1; p < end; ++p) Slot(s, p) = kPoison;
+      }
+      sampled.push_back(s.samples ? at[first + n] : 0);
+      if (accepted != nullptr) accepted->push_back(n);
     }
     return sampled;
   }
+
+  static constexpr uint64_t kPoison = 0xdeadbeefdeadbeefull;
 
  private:
   uint64_t& Slot(const ScheduledRequest& s, int32_t position) {
@@ -116,8 +138,31 @@ class Harness {
   KvCacheManager& kv() { return *kv_; }
   int32_t vocab_size() const { return vocab_size_; }
 
+  // Speculative decoding: before each Schedule(), every request added through Add() that is
+  // decoding gets the drafts `drafter` proposes for it.
+  using Drafter = std::function<std::vector<int32_t>(const Request&)>;
+  void SetDrafter(Drafter drafter) { drafter_ = std::move(drafter); }
+  absl::Status Add(const RequestSpec& spec) {
+    absl::Status status = scheduler_->AddRequest(spec);
+    if (status.ok()) drafted_ids_.push_back(spec.id);
+    return status;
+  }
+  int64_t drafts_scheduled() const { return drafts_scheduled_; }
+  int64_t drafts_accepted() const { return drafts_accepted_; }
+
   // Schedule(); the caller may act (abort) before Finish().
   const SchedulerOutput& Begin() {
+    if (drafter_) {
+      std::erase_if(drafted_ids_, [&](RequestId id) {
+        const Request* r = scheduler_->GetRequest(id);
+        if (r == nullptr || IsFinished(r->status())) return r == nullptr;
+        const std::vector<int32_t> drafts = drafter_(*r);
+        const int32_t kept = scheduler_->SetDraftTokens(id, drafts);
+        EXPECT_LE(kept, static_cast<int32_t>(drafts.size()));
+        EXPECT_EQ(static_cast<int32_t>(r->draft_token_ids().size()), kept);
+        return false;
+      });
+    }
     last_ = scheduler_->Schedule();
     CheckIntegrity();
     EXPECT_LE(last_.total_num_scheduled_tokens, scheduler_->config().max_num_batched_tokens);
@@ -127,12 +172,25 @@ class Harness {
 
   std::vector<RequestUpdate> Finish() {
     CheckSingleWriter();
-    std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(model_.Run(last_));
+    std::vector<int32_t> accepted;
+    const std::vector<int32_t> sampled = model_.Run(last_, &accepted);
+    for (size_t i = 0; i < last_.scheduled.size(); ++i) {
+      drafts_scheduled_ += last_.scheduled[i].num_draft_tokens;
+      drafts_accepted_ += accepted[i];
+    }
+    std::vector<RequestUpdate> updates = scheduler_->UpdateFromOutput(sampled, accepted);
     for (const RequestUpdate& u : updates) {
       outputs_[u.id].push_back(u.new_token);
       if (IsFinished(u.status)) statuses_[u.id] = u.status;
     }
     CheckIntegrity();
+    // A request that verified drafts keeps no block past its last token.
+    for (const ScheduledRequest& s : last_.scheduled) {
+      const Request* r = scheduler_->GetRequest(s.id);
+      if (s.num_draft_tokens == 0 || r == nullptr || IsFinished(r->status())) continue;
+      EXPECT_LE(static_cast<int32_t>(kv_->GetBlockIds(s.id).size()), kv_->NumBlocksFor(r->num_tokens()))
+          << "request " << s.id;
+    }
     return updates;
   }
 
@@ -180,6 +238,10 @@ class Harness {
   std::unique_ptr<KvCacheManager> kv_;
   std::unique_ptr<Scheduler> scheduler_;
   FakeModel model_;
+  Drafter drafter_;
+  std::vector<RequestId> drafted_ids_;
+  int64_t drafts_scheduled_ = 0;
+  int64_t drafts_accepted_ = 0;
   SchedulerOutput last_;
   std::map<RequestId, std::vector<int32_t>> outputs_;
   std::map<RequestId, RequestStatus> statuses_;

@@ -30,6 +30,8 @@ struct StressParams {
   int32_t max_queued_requests;
   bool prefix_caching;
   int steps;
+  int32_t max_drafts = 0;  // > 0: speculative decoding with up to this many drafts per step
+  int32_t lookahead = 0;   // SchedulerConfig::num_lookahead_tokens
 };
 
 // The output of `spec` run alone through a fresh scheduler with a roomy cache.
@@ -60,6 +62,7 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
   config.max_model_len = p.max_model_len;
   config.long_prefill_token_threshold = p.long_prefill_threshold;
   config.max_queued_requests = p.max_queued_requests;
+  config.num_lookahead_tokens = p.lookahead;
   Harness h(config, KvCacheConfig{p.num_blocks, p.block_size, p.prefix_caching});
 
   // A few shared prefixes so that prefix hits, shared blocks and evictions happen.
@@ -80,6 +83,18 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
   int children = 0;
   int forked_admissions = 0;
   std::map<RequestId, std::vector<RequestId>> groups;  // parent -> forked children
+  if (p.max_drafts > 0) {
+    // Drafts from an oracle that is right 70% of the time per token.
+    h.SetDrafter([&](const Request& r) {
+      const std::vector<int32_t> expected = ReferenceOutput(specs.at(r.id()), h.vocab_size(), p.max_model_len);
+      std::vector<int32_t> drafts;
+      for (int32_t j = 0, n = uniform(0, p.max_drafts); j < n; ++j) {
+        const size_t at = static_cast<size_t>(r.num_output_tokens() + j);
+        drafts.push_back(at < expected.size() && chance(0.7) ? expected[at] : uniform(0, 63));
+      }
+      return drafts;
+    });
+  }
 
   auto abort_random = [&]() {
     if (live.empty()) return;
@@ -115,7 +130,7 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
         if (chance(0.2)) spec.stop_token_ids.push_back(uniform(0, 63));
         spec.ignore_eos = chance(0.2);
         spec.min_tokens = chance(0.2) ? uniform(0, spec.max_tokens) : 0;
-        const absl::Status status = h.scheduler().AddRequest(spec);
+        const absl::Status status = h.Add(spec);
         if (status.ok()) {
           specs[spec.id] = spec;
           live.push_back(spec.id);
@@ -131,7 +146,7 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
             RequestSpec child = spec;
             child.id = next_id++;
             child.fork_parent = parent;
-            const absl::Status forked = h.scheduler().AddRequest(child);
+            const absl::Status forked = h.Add(child);
             if (!forked.ok()) {
               ASSERT_EQ(forked.code(), absl::StatusCode::kResourceExhausted) << forked;
               ++refused;
@@ -203,6 +218,12 @@ TEST_P(StressTest, RandomWorkloadKeepsIntegrityAndMatchesRunningAlone) {
   if (p.prefix_caching) {
     EXPECT_GT(h.kv().usage().prefix_hit_tokens, 0);
   }
+  if (p.max_drafts > 0) {
+    std::printf("seed %u: %lld drafts scheduled, %lld accepted\n", p.seed, static_cast<long long>(h.drafts_scheduled()),
+                static_cast<long long>(h.drafts_accepted()));
+    EXPECT_GT(h.drafts_accepted(), 0);
+    EXPECT_LT(h.drafts_accepted(), h.drafts_scheduled());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Workloads, StressTest,
@@ -212,7 +233,11 @@ INSTANTIATE_TEST_SUITE_P(Workloads, StressTest,
                              StressParams{2, 16, 9, 64, 16, 128, 16, 0, true, 3000},
                              StressParams{3, 1, 70, 16, 6, 64, 5, 12, true, 3000},
                              StressParams{4, 8, 20, 24, 24, 80, 0, 0, false, 3000},
-                             StressParams{5, 4, 200, 48, 12, 96, 0, 20, true, 3000}));
+                             StressParams{5, 4, 200, 48, 12, 96, 0, 20, true, 3000},
+                             // Speculative decoding: drafts, lookahead slots, rollback under preemption.
+                             StressParams{6, 4, 33, 32, 8, 96, 0, 0, true, 3000, 4, 3},
+                             StressParams{7, 1, 80, 16, 6, 64, 5, 12, true, 2000, 3, 0},
+                             StressParams{8, 8, 24, 24, 24, 80, 0, 0, false, 2000, 2, 1}));
 
 }  // namespace
 }  // namespace moeserve

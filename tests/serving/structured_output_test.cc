@@ -56,10 +56,10 @@ class StructuredOutputTest : public ::testing::Test {
     return r;
   }
 
-  // Every completion of the request, by index.
-  std::vector<Completion> Generate(ServingRequest request) {
+  // Every completion of the request, by index (through `frontend`, default frontend_).
+  std::vector<Completion> Generate(ServingRequest request, Frontend* frontend = nullptr) {
     const int n = request.sampling.n;
-    auto call = frontend_->Submit(std::move(request));
+    auto call = (frontend != nullptr ? frontend : frontend_.get())->Submit(std::move(request));
     EXPECT_TRUE(call.ok()) << call.status();
     if (!call.ok()) return {};
     std::vector<Completion> out(n);
@@ -201,6 +201,52 @@ TEST_F(StructuredOutputTest, BadConstraintsAreRefusedQuicklyNamingTheField) {
   ASSERT_EQ(outs.size(), 1u);
   EXPECT_EQ(outs[0].finish_reason, FinishReason::kStop);
   EXPECT_TRUE(std::regex_match(outs[0].text, std::regex("[0-9]{3}"))) << outs[0].text;
+}
+
+TEST_F(StructuredOutputTest, SpeculativeDraftsGoThroughTheGrammar) {
+  // A speculating engine verifies each draft under the grammar's mask at its position, so a
+  // constrained request gets the tokens of plain decoding, greedy and seeded-sampled alike.
+  const std::string schema = R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},
+      "age":{"type":"integer"}},"required":["name","age"]})";
+  const std::vector<ServingRequest> requests = {
+      Request({.kind = Constraint::Kind::kJsonSchema, .value = schema}, 0.0f, 1, 48),
+      Request({.kind = Constraint::Kind::kJsonSchema, .value = schema}, 1.0f, 3, 48, 11),
+      Request({.kind = Constraint::Kind::kRegex, .value = "(Once|The) [a-z]{2,8}( [a-z]{1,8}){0,6}\\."}, 0.0f, 1, 40),
+      Request({.kind = Constraint::Kind::kGrammar,
+               .value = "root ::= word (\", \" word){1,5} \".\"\nword ::= [a-z]{2,6}\n"},
+              0.8f, 2, 40, 5),
+  };
+  std::vector<std::vector<Completion>> plain;
+  for (const ServingRequest& r : requests) plain.push_back(Generate(r));
+  for (SpeculativeMethod method : {SpeculativeMethod::kNgram, SpeculativeMethod::kMtp}) {
+    EngineConfig c;
+    c.model_dir = MOESERVE_SOURCE_DIR "/models/default";
+    c.num_threads = 1;
+    c.max_model_len = 256;
+    c.speculative.method = method;
+    c.speculative.num_speculative_tokens = 3;
+    c.speculative.disable_batch_size = 0;  // speculate in every step
+    c.speculative.min_acceptance = 0.0;
+    auto engine = Engine::Create(c);
+    ASSERT_TRUE(engine.ok()) << engine.status();
+    (*engine)->Start();
+    Frontend frontend(engine->get(), FrontendOptions{});
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const std::vector<Completion> spec = Generate(requests[i], &frontend);
+      ASSERT_EQ(spec.size(), plain[i].size());
+      for (size_t j = 0; j < spec.size(); ++j) {
+        EXPECT_EQ(spec[j].finish_reason, plain[i][j].finish_reason) << spec[j].error;
+        EXPECT_EQ(spec[j].token_ids, plain[i][j].token_ids)
+            << SpeculativeMethodName(method) << " request " << i << " sample " << j << ": \"" << spec[j].text
+            << "\" vs \"" << plain[i][j].text << "\"";
+      }
+    }
+    const SpecDecodeMetrics m = (*engine)->GetMetrics().spec_decode;
+    EXPECT_GT(m.draft_tokens, 0) << SpeculativeMethodName(method);
+    if (method == SpeculativeMethod::kMtp) {
+      EXPECT_GT(m.accepted_tokens, 0);
+    }
+  }
 }
 
 TEST(PromptIdsOpenReasoningTest, TheLastReasoningTokenDecides) {

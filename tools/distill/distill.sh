@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds models/default from scratch: convert the stories260K teacher, sample its corpus, train the
-# DeepSeek-V3 MoE student, export it + the reference fixture. CPU only; about 50 minutes on one core.
+# DeepSeek-V3 MoE student, export it + the reference fixture, then train its multi-token-prediction
+# layer (train_mtp.py). CPU only; about an hour on one core.
 # Environment: MOESERVE (binary, default build/bin/moeserve), STEPS (default 1200), SEED (default 1).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,3 +20,6 @@ python3 "$root/tools/distill/train.py" --teacher "$work/teacher" --train "$work/
   --ckpt-every 50 --val-seqs 32 --seed "$seed"
 python3 "$root/tools/distill/export.py" --ckpt "$work/run/ckpt" --teacher "$work/teacher" \
   --dst "$root/models/default" --val "$work/val.u16"
+python3 "$root/tools/distill/train_mtp.py" --model "$root/models/default" --train "$work/train.u16" \
+  --val "$work/val.u16" --dst "$root/models/default" --steps "${MTP_STEPS:-500}" --batch 8 --lr 3e-3 \
+  --seed "$seed"

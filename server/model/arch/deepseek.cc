@@ -6,8 +6,9 @@
 // routed_scaling_factor, or renormalised instead with norm_topk_prob (DeepSeek's own code); V3
 // sigmoid scores + e_score_correction_bias for the choice (noaux_tc, group score = sum of the top
 // 2), weights renormalised and scaled. RoPE on adjacent pairs (V3: unless rope_interleave is
-// false); YaRN's mscale² multiplies the softmax scale. Multi-token-prediction layers
-// (num_nextn_predict_layers, stored after the decoder layers) are not loaded.
+// false); YaRN's mscale² multiplies the softmax scale. The multi-token-prediction module
+// (num_nextn_predict_layers, stored as layer num_hidden_layers; V3 ships one) is loaded only for
+// MTP speculative decoding (mtp_module.h); further MTP modules are never used.
 
 #include <cmath>
 
@@ -65,9 +66,11 @@ class Deepseek final : public Architecture {
 
     if (c.num_experts > 0) {
       if (c.moe_intermediate_size <= 0) return f.Missing("moe_intermediate_size");
-      for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-        c.moe_layers[i] = i >= c.first_k_dense_replace && i % std::max<int64_t>(1, moe_layer_freq) == 0;
-      }
+      const auto is_moe = [&](int64_t i) {
+        return i >= c.first_k_dense_replace && i % std::max<int64_t>(1, moe_layer_freq) == 0;
+      };
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i) c.moe_layers[i] = is_moe(i);
+      c.mtp_moe = is_moe(c.num_hidden_layers);
       ASSIGN_OR_RETURN(c.routing, ParseRouting(f, c.num_experts_per_tok));
     }
     if ((c.first_k_dense_replace > 0 || c.num_experts == 0) && c.intermediate_size <= 0) {
@@ -78,24 +81,31 @@ class Deepseek final : public Architecture {
 
   DecoderTensors Tensors(const ModelConfig& c) const override {
     DecoderTensors t = HfDecoderTensors(c);
-    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-      t.layers[i].attention = HfMlaTensors(c, i);
-      if (c.IsMoeLayer(i)) {
-        t.layers[i].ffn = HfMoeTensors(c, i);
-      } else {
-        t.layers[i].ffn = HfMlpTensors(HfLayerPrefix(i) + ".mlp", c.hidden_size, c.intermediate_size);
-      }
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) FillLayer(c, i, c.IsMoeLayer(i), t.layers[i]);
+    if (c.num_nextn_predict_layers > 0) {
+      // The MTP module, layer L = num_hidden_layers. Its embed_tokens and shared_head.head copy the
+      // main model's; the head is read when present.
+      const int64_t d = c.hidden_size, l = c.num_hidden_layers;
+      const std::string p = HfLayerPrefix(l) + ".";
+      MtpTensors& m = t.mtp.emplace();
+      m.enorm = {p + "enorm.weight", {d}, WeightSpec::Kind::kNorm};
+      m.hnorm = {p + "hnorm.weight", {d}, WeightSpec::Kind::kNorm};
+      m.eh_proj = {p + "eh_proj.weight", {d, 2 * d}, WeightSpec::Kind::kLinear};
+      m.head_norm = {p + "shared_head.norm.weight", {d}, WeightSpec::Kind::kNorm};
+      m.head = WeightSpec{p + "shared_head.head.weight", {c.vocab_size, d}, WeightSpec::Kind::kEmbedding};
+      m.layer = HfLayerNorms(c, l);
+      FillLayer(c, l, c.mtp_moe, m.layer);
     }
     return t;
   }
 
-  absl::StatusOr<std::unique_ptr<Model>> Load(const ModelConfig& c, WeightLoader& loader,
-                                              int64_t max_model_len) const override {
-    if (c.num_nextn_predict_layers > 0) {
+  absl::StatusOr<std::unique_ptr<Model>> Load(const ModelConfig& c, WeightLoader& loader, int64_t max_model_len,
+                                              bool load_mtp) const override {
+    if (c.num_nextn_predict_layers > 0 && !load_mtp) {
       MS_LOG(INFO) << "skipping " << c.num_nextn_predict_layers
-                   << " multi-token-prediction layer(s): not used for generation";
+                   << " multi-token-prediction layer(s): loaded only for --speculative-method mtp";
     }
-    return Architecture::Load(c, loader, max_model_len);
+    return Architecture::Load(c, loader, max_model_len, load_mtp);
   }
 
  private:
@@ -130,6 +140,15 @@ class Deepseek final : public Architecture {
       r.routed_scaling_factor = 1.0f;
     }
     return r;
+  }
+
+  static void FillLayer(const ModelConfig& c, int64_t i, bool moe, LayerTensors& layer) {
+    layer.attention = HfMlaTensors(c, i);
+    if (moe) {
+      layer.ffn = HfMoeTensors(c, i);
+    } else {
+      layer.ffn = HfMlpTensors(HfLayerPrefix(i) + ".mlp", c.hidden_size, c.intermediate_size);
+    }
   }
 
   bool v3_;
