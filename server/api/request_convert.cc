@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/serving/errors.h"
 
 namespace moeserve::api {
 
@@ -64,28 +65,28 @@ serving::ChatPrompt FromProto(const v1::ChatMessages& messages) {
 
 absl::StatusOr<serving::ServingRequest> FromProto(const v1::GenerateRequest& request) {
   if (request.request_id().size() > kMaxRequestIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request_id must be at most ", kMaxRequestIdBytes, " bytes, got ", request.request_id().size()));
+    return serving::InvalidField("request_id", absl::StrCat(" must be at most ", kMaxRequestIdBytes, " bytes, got ",
+                                                            request.request_id().size()));
   }
   serving::ServingRequest out;
   switch (request.input_case()) {
     case v1::GenerateRequest::INPUT_NOT_SET:
-      return absl::InvalidArgumentError("input: exactly one of text, token_ids or messages must be set");
+      return serving::InvalidField("input", ": exactly one of text, token_ids or messages must be set");
     case v1::GenerateRequest::kText:
-      if (request.text().empty()) return absl::InvalidArgumentError("text must not be empty");
+      if (request.text().empty()) return serving::InvalidField("text", " must not be empty");
       out.prompt =
           serving::TextPrompt{.text = request.text(),
                               .add_special_tokens = !request.has_add_special_tokens() || request.add_special_tokens()};
       break;
     case v1::GenerateRequest::kTokenIds:
       if (request.token_ids().ids().empty()) {
-        return absl::InvalidArgumentError("token_ids.ids must not be empty");
+        return serving::InvalidField("token_ids.ids", " must not be empty");
       }
       out.prompt = serving::TokenPrompt{{request.token_ids().ids().begin(), request.token_ids().ids().end()}};
       break;
     case v1::GenerateRequest::kMessages:
       if (request.messages().messages().empty()) {
-        return absl::InvalidArgumentError("messages.messages must not be empty");
+        return serving::InvalidField("messages.messages", " must not be empty");
       }
       out.prompt = FromProto(request.messages());
       break;
@@ -107,7 +108,7 @@ absl::StatusOr<serving::PromptInput> FromProto(const v1::TokenizeRequest& reques
     case v1::TokenizeRequest::kMessages: return FromProto(request.messages());
     case v1::TokenizeRequest::INPUT_NOT_SET: break;
   }
-  return absl::InvalidArgumentError("input: exactly one of text or messages must be set");
+  return serving::InvalidField("input", ": exactly one of text or messages must be set");
 }
 
 v1::FinishReason ToProto(FinishReason reason) {

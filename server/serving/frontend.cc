@@ -42,41 +42,29 @@ absl::StatusOr<std::unique_ptr<Call>> Frontend::Submit(ServingRequest request) {
     refused_.fetch_add(1, std::memory_order_relaxed);
     return status;
   };
-  absl::StatusOr<BuiltPrompt> prompt =
-      prompts_.Build(request.prompt, request.names, {.cancelled = request.is_cancelled});
-  if (absl::IsCancelled(prompt.status())) return prompt.status();  // not a bad request
-  if (!prompt.ok()) return refuse(prompt.status());
-  if (absl::Status s = ValidatePromptIds(prompt->ids, limits_, request.names.prompt); !s.ok()) {
-    return refuse(s);
-  }
-  const int32_t prompt_tokens = static_cast<int32_t>(prompt->ids.size());
-  if (request.max_tokens_to_context) request.sampling.max_tokens = limits_.max_model_len - prompt_tokens;
-  if (absl::Status s = ValidateRequest(request, prompt_tokens, limits_); !s.ok()) {
-    return refuse(s);
-  }
-  absl::StatusOr<std::shared_ptr<const structured::OutputConstraintSpec>> constraint =
-      structured_.Prepare(request.sampling, prompt->ids, request.names);
-  if (!constraint.ok()) return refuse(constraint.status());
-
+  absl::StatusOr<PreparedRequest> prepared = PrepareRequest(&request, prompts_, limits_, structured_);
+  if (absl::IsCancelled(prepared.status())) return prepared.status();  // not a bad request
+  if (!prepared.ok()) return refuse(prepared.status());
+  BuiltPrompt& prompt = prepared->prompt;
   std::vector<std::unique_ptr<SampleOutputProcessor>> samples;
   const SampleOutputOptions output{.skip_special_tokens = request.skip_special_tokens,
                                    .logprob_text = request.logprob_text};
   for (int32_t i = 0; i < request.sampling.n; ++i) {
     samples.push_back(
-        std::make_unique<SampleOutputProcessor>(engine_->tokenizer(), prompt->ids, request.sampling, output));
+        std::make_unique<SampleOutputProcessor>(engine_->tokenizer(), prompt.ids, request.sampling, output));
   }
   std::shared_ptr<Call::Channel> channel = MakeCallChannel(options_.observer, std::move(request.on_output));
   EngineRequest er;
-  er.prompt_token_ids = prompt->ids;
+  er.prompt_token_ids = prompt.ids;
   er.sampling = std::move(request.sampling);
   er.priority = request.priority;
   er.cache_salt = std::move(request.cache_salt);
-  er.constraint = *std::move(constraint);
+  er.constraint = std::move(prepared->constraint);
   er.on_output = ChannelCallback(channel);
   er.is_cancelled = std::move(request.is_cancelled);
   absl::StatusOr<std::shared_ptr<RequestStream>> stream = engine_->AddRequest(std::move(er));
   if (!stream.ok()) return stream.status();
-  return std::make_unique<Call>(engine_, std::move(channel), (*stream)->request_id(), *std::move(prompt),
+  return std::make_unique<Call>(engine_, std::move(channel), (*stream)->request_id(), std::move(prompt),
                                 std::move(samples));
 }
 

@@ -1,5 +1,7 @@
 #include "server/serving/request_validator.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "server/engine/engine.h"
 
@@ -43,6 +45,24 @@ absl::Status ValidateRequest(const ServingRequest& request, int32_t prompt_token
                       ": stop strings need a tokenizer, and this model has none");
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<PreparedRequest> PrepareRequest(ServingRequest* request, const PromptBuilder& prompts,
+                                               const RequestLimits& limits, StructuredOutput& structured) {
+  PreparedRequest out;
+  absl::StatusOr<BuiltPrompt> prompt =
+      prompts.Build(request->prompt, request->names, {.cancelled = request->is_cancelled});
+  if (!prompt.ok()) return prompt.status();
+  out.prompt = *std::move(prompt);
+  if (absl::Status s = ValidatePromptIds(out.prompt.ids, limits, request->names.prompt); !s.ok()) return s;
+  const int32_t prompt_tokens = static_cast<int32_t>(out.prompt.ids.size());
+  if (request->max_tokens_to_context) request->sampling.max_tokens = limits.max_model_len - prompt_tokens;
+  if (absl::Status s = ValidateRequest(*request, prompt_tokens, limits); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<const structured::OutputConstraintSpec>> constraint =
+      structured.Prepare(request->sampling, out.prompt.ids, request->names);
+  if (!constraint.ok()) return constraint.status();
+  out.constraint = *std::move(constraint);
+  return out;
 }
 
 }  // namespace moeserve::serving

@@ -9,11 +9,15 @@
 // Pure functions; safe from any thread.
 
 #include <cstdint>
+#include <memory>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "server/serving/errors.h"
+#include "server/serving/prompt_builder.h"
 #include "server/serving/serving_request.h"
+#include "server/serving/structured_output.h"
 
 namespace moeserve {
 class Engine;
@@ -35,6 +39,18 @@ absl::Status ValidatePromptIds(absl::Span<const int32_t> ids, const RequestLimit
 
 // Everything of `request` but its prompt, for a prompt of `prompt_tokens` tokens.
 absl::Status ValidateRequest(const ServingRequest& request, int32_t prompt_tokens, const RequestLimits& limits);
+
+// A request ready for the engine: its prompt ids and its compiled constraint (null: none).
+struct PreparedRequest {
+  BuiltPrompt prompt;
+  std::shared_ptr<const structured::OutputConstraintSpec> constraint;
+};
+
+// Everything Frontend::Submit does before it queues `request`: builds the prompt, validates it
+// and the request (setting sampling.max_tokens first when max_tokens_to_context), and compiles
+// the constraint. Errors as Submit's, without Unavailable and ResourceExhausted.
+absl::StatusOr<PreparedRequest> PrepareRequest(ServingRequest* request, const PromptBuilder& prompts,
+                                               const RequestLimits& limits, StructuredOutput& structured);
 
 }  // namespace moeserve::serving
 

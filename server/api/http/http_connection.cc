@@ -6,7 +6,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -20,6 +19,7 @@
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/string_body.hpp"
+#include "server/api/http/http_request_reader.h"
 #include "server/api/http/http_wire.h"
 #include "server/common/logging.h"
 
@@ -305,8 +305,7 @@ class Connection final : public ConnectionControl,
     if (closed_) return;
     in_request_ = true;
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(options_.max_header_bytes));
-    parser_->body_limit(static_cast<uint64_t>(options_.max_body_bytes));
+    ApplyLimits(options_, &*parser_);
     Deadline(options_.header_timeout, Wait::kHeader);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
@@ -333,14 +332,8 @@ class Connection final : public ConnectionControl,
 
   void OnReadError(error_code ec) {
     in_request_ = false;
-    if (ec == http::error::body_limit) {
-      return ErrorAndClose(413, absl::StrCat("the request body is larger than the limit of ", options_.max_body_bytes,
-                                             " bytes (--max-message-bytes)"));
-    }
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      return ErrorAndClose(
-          431, absl::StrCat("the request header is larger than the limit of ", options_.max_header_bytes, " bytes"));
-    }
+    std::optional<std::pair<int, std::string>> error = ReadErrorResponse(ec, options_);
+    if (error.has_value() && error->first != 400) return ErrorAndClose(error->first, error->second);
     if (timed_out_) {
       if (wait_ == Wait::kHeader || wait_ == Wait::kBody) {
         return ErrorAndClose(
@@ -349,10 +342,7 @@ class Connection final : public ConnectionControl,
       }
       return Close();
     }
-    if (ec.category() == make_error_code(http::error::bad_method).category() && ec != http::error::end_of_stream &&
-        ec != http::error::partial_message) {
-      return ErrorAndClose(400, absl::StrCat("malformed HTTP request: ", ec.message()));
-    }
+    if (error.has_value()) return ErrorAndClose(error->first, error->second);  // malformed
     Close();  // the client closed or reset the connection
   }
 
@@ -361,18 +351,9 @@ class Connection final : public ConnectionControl,
     in_request_ = false;
     http::request<http::string_body> message = parser_->release();
     parser_.reset();
-    HttpRequest request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    request.path = request.target.substr(0, request.target.find('?'));
-    for (const auto& field : message) {
-      request.headers.emplace_back(
-          absl::AsciiStrToLower(absl::string_view(field.name_string().data(), field.name_string().size())),
-          std::string(field.value()));
-    }
-    request.body = std::move(message.body());
     keep_alive_ = message.keep_alive();
     head_only_ = message.method() == http::verb::head;
+    HttpRequest request = ToHttpRequest(std::move(message));
     first_request_ = false;
     responding_ = true;
     {
