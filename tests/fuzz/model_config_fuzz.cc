@@ -33,7 +33,16 @@ void CheckAccepted(const moeserve::ModelConfig& c) {
   }
   if (c.rotary_dim <= 0 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0) Fail("rotary_dim");
   if (static_cast<int64_t>(c.moe_layers.size()) != c.num_hidden_layers) Fail("moe_layers size");
+  if (c.num_key_value_heads > c.num_attention_heads) Fail("more kv heads than heads");
+  if (!in(c.intermediate_size, 0, L::kMaxIntermediateSize)) Fail("intermediate_size outside [0, limit]");
+  if (!in(c.moe_intermediate_size, 0, L::kMaxIntermediateSize)) Fail("moe_intermediate_size outside [0, limit]");
   if (!in(c.num_experts, 0, L::kMaxExperts)) Fail("num_experts outside [0, limit]");
+  if (!in(c.n_shared_experts, 0, L::kMaxExperts)) Fail("n_shared_experts outside [0, limit]");
+  if (!in(c.q_lora_rank, 0, L::kMaxLoraRank) || !in(c.kv_lora_rank, 0, L::kMaxLoraRank)) Fail("a lora rank");
+  if (!in(c.v_head_dim, 0, L::kMaxHeadDim) || !in(c.qk_rope_head_dim, 0, L::kMaxHeadDim) ||
+      !in(c.qk_nope_head_dim, 0, L::kMaxHeadDim)) {
+    Fail("an MLA head dim outside [0, limit]");
+  }
   for (int64_t layer = 0; layer < c.num_hidden_layers; ++layer) {
     if (c.IsMoeLayer(layer) &&
         (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts || c.moe_intermediate_size <= 0)) {

@@ -38,6 +38,36 @@ TEST(ModelConfigFuzzReplay, CorpusPrefixesAndMutations) {
   }
 }
 
+// Calls `body` with `config` where the number at each path (nested objects and arrays too) is
+// replaced by each of `values`.
+template <typename F>
+void EveryNumber(const nlohmann::json& config, nlohmann::json& node, const std::vector<nlohmann::json>& values,
+                 const F& body) {
+  if (node.is_number()) {
+    const nlohmann::json saved = node;
+    for (const nlohmann::json& v : values) {
+      node = v;
+      body(config);
+    }
+    node = saved;
+  } else if (node.is_object() || node.is_array()) {
+    for (auto& child : node) EveryNumber(config, child, values, body);
+  }
+}
+
+TEST(ModelConfigFuzzReplay, AbsurdNumbersInNestedFields) {
+  const std::vector<nlohmann::json> values = {
+      0, -1, int64_t{1} << 31, 1'000'000'000, std::numeric_limits<int64_t>::max(), 1e300, -1e300, 0.5, 1e-300};
+  for (const std::string& seed : Seeds()) {
+    nlohmann::json config = nlohmann::json::parse(seed);
+    for (auto& [key, value] : config.items()) {
+      if (value.is_object() || value.is_array()) {
+        EveryNumber(config, value, values, [](const nlohmann::json& c) { FuzzOne(c.dump()); });
+      }
+    }
+  }
+}
+
 TEST(ModelConfigFuzzReplay, ExtremeIntegersInEveryField) {
   const int64_t extremes[] = {0,
                               -1,

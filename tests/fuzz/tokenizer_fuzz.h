@@ -21,7 +21,9 @@ void FuzzTokenizerEncode(const Tokenizer& tokenizer, std::string_view data);
 void FuzzTokenizerLoad(std::string_view data);
 
 // ChatTemplate parse of arbitrary text (errors must carry a line/column), then, when it parses,
-// a bounded render over a fixed conversation.
+// a render over a fixed conversation bounded by a small evaluation budget. Parsing and rendering
+// must take under 2 s of CPU time: a slower input is a failure (the render's own wall-clock limit
+// is lifted, so it cannot hide one).
 void FuzzChatTemplate(std::string_view data);
 
 // The tokenizer the encode target uses: $MOESERVE_FUZZ_TOKENIZER, else the qwen3 tokenizer in the

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 #include "server/tokenizer/incremental_detokenizer.h"
 #include "server/tokenizer/template/ast.h"
@@ -12,6 +13,7 @@
 #include "server/tokenizer/template/parser.h"
 #include "server/tokenizer/tokenizer.h"
 #include "server/tokenizer/unicode.h"
+#include "tests/fuzz/fuzz_time.h"
 #include "tests/fuzz/tokenizer_fuzz.h"
 
 namespace moeserve::fuzz {
@@ -23,6 +25,9 @@ namespace {
 }
 
 constexpr size_t kMaxEncodeBytes = 1 << 16;
+// CPU time (fuzz_time.h). Parsing plus the render's 200,000 steps take milliseconds; an input that
+// needs this long (even in a sanitizer build) is a failure.
+constexpr absl::Duration kChatTemplateTimeLimit = absl::Seconds(2);
 
 }  // namespace
 
@@ -81,7 +86,11 @@ void FuzzTokenizerLoad(std::string_view data) {
 
 void FuzzChatTemplate(std::string_view data) {
   if (data.size() > (1 << 16)) return;
+  const absl::Duration start = ProcessCpuTime();
   auto nodes = jinja::ParseTemplate(data);
+  if (ProcessCpuTime() - start > kChatTemplateTimeLimit) {
+    Fail("tokenizer_chat_template_fuzz", "parsing took longer than the per-input limit");
+  }
   if (!nodes.ok()) {
     if (!absl::IsInvalidArgument(nodes.status()) ||
         !absl::StartsWith(nodes.status().message(), "chat template line ")) {
@@ -110,7 +119,13 @@ void FuzzChatTemplate(std::string_view data) {
   limits.max_steps = 200000;
   limits.max_output_bytes = 1 << 20;
   limits.max_call_depth = 20;
+  // Only the evaluation budget may stop the render: the render's own time limit would pass a
+  // render that is slow for its budget as a refused template.
+  limits.max_time = absl::InfiniteDuration();
   auto out = jinja::Render(*nodes, *context, limits);
+  if (ProcessCpuTime() - start > kChatTemplateTimeLimit) {
+    Fail("tokenizer_chat_template_fuzz", "parsing and rendering took longer than the per-input limit");
+  }
   if (!out.ok() && !absl::IsInvalidArgument(out.status())) {
     Fail("tokenizer_chat_template_fuzz", "render error is not InvalidArgument");
   }
