@@ -1,5 +1,7 @@
 #include "server/backend/cpu/cpu_kernels.h"
 
+#include <cpuid.h>
+
 #include <atomic>
 
 namespace moeserve::cpu {
@@ -7,9 +9,15 @@ namespace {
 
 std::atomic<const CpuKernels*> forced{nullptr};
 
+// F16C from CPUID leaf 1 (ECX): clang's __builtin_cpu_supports does not know "f16c" (clang 14).
+bool HasF16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+
 bool HasAvx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && HasF16c();
 }
 
 bool HasAvx512() {
