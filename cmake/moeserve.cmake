@@ -39,6 +39,7 @@ function(moeserve_test name)
   target_compile_options(${name} PRIVATE ${MOESERVE_WARNINGS})
   target_compile_definitions(${name} PRIVATE MOESERVE_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} moeserve_test_util GTest::gmock GTest::gtest_main)
+  moeserve_sanitize_test(${name})  # cmake/sanitizers.cmake
   set(properties RUN_SERIAL FALSE)
   if(ARG_SERIAL)
     set(properties RUN_SERIAL TRUE)

@@ -15,6 +15,7 @@ packages=(
   libopenmpi-dev openmpi-bin
   libopenblas-dev libdnnl-dev  # only bench/cpu_gemm_vs_libs.cc: the CPU GEMM against OpenBLAS and oneDNN
   python3 python3-venv  # tests of the HTTP API run the openai SDK in a venv
+  clang llvm  # the sanitizer and libFuzzer builds (scripts/sanitize.sh); llvm-symbolizer for reports
 )
 if [[ "${MOESERVE_WITH_GRPC:-1}" != "0" ]]; then
   # The front ends: gRPC, and the HTTP server (Boost.Beast/Asio headers above, OpenSSL for TLS).
