@@ -3,6 +3,7 @@
 
 #include "server/backend/cpu/cpu_kernels.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -128,6 +129,55 @@ TEST_P(CpuKernelsTest, NormsDotAxpy) {
     k().axpy_row(0.5f, x.data(), n, y.data());
     for (int64_t i = 0; i < n; ++i) want[i] = r[i] + 0.5 * x[i];
     EXPECT_LE(RelErr(y, want), 1e-7) << n;
+  }
+}
+
+TEST_P(CpuKernelsTest, AttendBlock) {
+  // MLA's shapes (latent + rope parts of each key row, as in the default model and DeepSeek-V3)
+  // and ones with tails, over key counts that cover the by-keys body and its remainder.
+  const struct { int64_t da, db; } shapes[] = {{32, 16}, {512, 64}, {24, 5}, {7, 0}, {64, 0}};
+  for (const auto& shape : shapes) {
+    for (int64_t n : {1, 8, 15, 16, 17, 33, 64}) {
+      for (int64_t g : {1, 3}) {
+        const int64_t dq = shape.da + shape.db, k_stride = dq + 3, dv = shape.da;
+        const std::vector<float> q = Random(g * dq), keys = Random(n * k_stride), values = Random(n * k_stride);
+        const float scale = 0.2f;
+        AttendArgs args{.qa = q.data(),
+                        .qb = q.data() + shape.da,
+                        .q_stride = dq,
+                        .qb_stride = dq,
+                        .da = shape.da,
+                        .db = shape.db,
+                        .dv = dv,
+                        .num_queries = g,
+                        .scale = scale};
+        std::vector<float> scores(g * n), acc(g * dv, 0.0f);
+        std::vector<SoftmaxState> state(g, SoftmaxState{-std::numeric_limits<float>::infinity(), 0.0f});
+        k().attend_block(args, keys.data(), k_stride, values.data(), k_stride, n, scores.data(), state.data(),
+                         acc.data());
+        for (int64_t h = 0; h < g; ++h) {
+          std::vector<double> s(n);
+          double max = -INFINITY, sum = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            double d = 0;
+            for (int64_t i = 0; i < dq; ++i) d += static_cast<double>(q[h * dq + i]) * keys[j * k_stride + i];
+            s[j] = d * scale;
+            max = std::max(max, s[j]);
+          }
+          std::vector<double> want(dv, 0.0);
+          for (int64_t j = 0; j < n; ++j) {
+            const double p = std::exp(s[j] - max);
+            sum += p;
+            for (int64_t i = 0; i < dv; ++i) want[i] += p * values[j * k_stride + i];
+          }
+          const std::string where = "da " + std::to_string(shape.da) + " db " + std::to_string(shape.db) + " n " +
+                                    std::to_string(n) + " query " + std::to_string(h);
+          EXPECT_NEAR(state[h].max, max, 1e-5 * (1 + std::abs(max))) << where;
+          EXPECT_NEAR(state[h].sum, sum, 1e-5 * sum) << where;
+          EXPECT_LE(RelErr(std::vector<float>(acc.begin() + h * dv, acc.begin() + (h + 1) * dv), want), 1e-5) << where;
+        }
+      }
+    }
   }
 }
 

@@ -14,8 +14,8 @@
 // per k) and a slice's reduction costs little against its kKc / W steps. Decode (one input row)
 // uses MR = 1, NR = 8: eight independent weight streams, each byte read once.
 
-// The including file has already included <cmath>, <cstdint>, <cstring> and <type_traits>
-// (outside the namespace).
+// The including file has already included <cmath>, <cstdint>, <cstring>, <type_traits> and
+// <utility> (outside the namespace).
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define MS_INLINE inline __attribute__((always_inline))
@@ -441,19 +441,76 @@ MS_INLINE float DotShort(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Lane o of the pair (a, b), read as 2·kW lanes, at level `kHalf` of HSums: the lower (kUpper
+// false) or upper operand of the addition that halves each segment of 2·kHalf lanes.
+template <int kHalf, bool kUpper, int... kLane>
+MS_INLINE vf FoldOperand(vf a, vf b, std::integer_sequence<int, kLane...>) {
+  return __builtin_shufflevector(a, b, ((kLane / kHalf) * 2 * kHalf + kLane % kHalf + (kUpper ? kHalf : 0))...);
+}
+
+// v[0..2·kHalf) each hold the partial sums of kW / (2·kHalf) rows in segments of 2·kHalf lanes;
+// folds them pairwise into v[0..kHalf), segments of kHalf lanes, twice the rows each, in order.
+template <int kHalf>
+MS_INLINE void FoldLevel(vf* v) {
+  constexpr auto kLanes = std::make_integer_sequence<int, kW>{};
+  for (int i = 0; i < kHalf; ++i) {
+    v[i] = FoldOperand<kHalf, false>(v[2 * i], v[2 * i + 1], kLanes) +
+           FoldOperand<kHalf, true>(v[2 * i], v[2 * i + 1], kLanes);
+  }
+  if constexpr (kHalf > 1) FoldLevel<kHalf / 2>(v);
+}
+
+// Lane j of the result = HSum(v[j]) for kW vectors, bit for bit (the same pairwise tree: lane i
+// plus lane i + w for w = kW/2, ..., 1), by shuffles across the vectors: kW - 1 vector additions
+// instead of kW horizontal sums. Clobbers v.
+MS_INLINE vf HSumEach(vf* v) {
+  FoldLevel<kW / 2>(v);
+  return v[0];
+}
+
+// s[r] = Σ_i q[i]·k_r[i] for kW key rows k_r = k + r·k_stride, each sum exactly DotShort's.
+// REQUIRES: n % kW == 0 (DotShort's scalar tail stays DotShort's).
+MS_INLINE void DotKeys(const float* q, const float* k, int64_t k_stride, int64_t n, float* s) {
+  vf acc[kW];
+  for (int r = 0; r < kW; ++r) acc[r] = vf{};
+  for (int64_t i = 0; i < n; i += kW) {
+    const vf qv = LoadF(q + i);
+    for (int r = 0; r < kW; ++r) acc[r] += qv * LoadF(k + r * k_stride + i);
+  }
+  StoreF(s, HSumEach(acc));
+}
+
 void AttendBlock(const AttendArgs& a, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t n,
                  float* scores, SoftmaxState* state, float* acc) {
+  // With 16 lanes a per-key horizontal sum costs more than the dot product itself (MLA's short
+  // rows: 512 + 64 in DeepSeek-V3, 32 + 16 in the default model); with 8 the shuffles gain nothing.
+  const bool by_keys = kW == 16 && a.da % kW == 0 && a.db % kW == 0;
   for (int64_t g = 0; g < a.num_queries; ++g) {
     const float* qa = a.qa + g * a.q_stride;
     const float* qb = a.db > 0 ? a.qb + g * a.qb_stride : nullptr;
     float* s = scores + g * n;
     float bm = -INFINITY;
-    for (int64_t j = 0; j < n; ++j) {
-      const float* kr = k + j * k_stride;
+    // kW keys at a time where the widths allow (one reduction across the keys, not one per key);
+    // each score is the same float as DotShort's below.
+    int64_t key = 0;
+    for (; by_keys && key + kW <= n; key += kW) {
+      const float* kr = k + key * k_stride;
+      float sa[kW], sb[kW];
+      DotKeys(qa, kr, k_stride, a.da, sa);
+      if (qb != nullptr) DotKeys(qb, kr + a.da, k_stride, a.db, sb);
+      for (int r = 0; r < kW; ++r) {
+        float d = sa[r];
+        if (qb != nullptr) d += sb[r];
+        s[key + r] = d * a.scale;
+        bm = s[key + r] > bm ? s[key + r] : bm;
+      }
+    }
+    for (; key < n; ++key) {
+      const float* kr = k + key * k_stride;
       float d = DotShort(qa, kr, a.da);
       if (qb != nullptr) d += DotShort(qb, kr + a.da, a.db);
-      s[j] = d * a.scale;
-      bm = s[j] > bm ? s[j] : bm;
+      s[key] = d * a.scale;
+      bm = s[key] > bm ? s[key] : bm;
     }
     SoftmaxState& st = state[g];
     float* ag = acc + g * a.dv;
