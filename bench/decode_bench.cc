@@ -47,6 +47,7 @@ struct Options {
   std::string cuda_graphs = "both";  // on, off, both
   int tensor_parallel_size = 1;
   bool expert_parallel = false;
+  std::string ep_dispatch = "allreduce";
 };
 
 double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
@@ -61,9 +62,11 @@ absl::Status Run(const Options& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, dist->CreateCommunicator(backend.get()));
   TimedCommunicator timed(comm.get());
   const bool leader = dist->rank() == 0;
+  ASSIGN_OR_RETURN(const EpDispatch dispatch, ParseEpDispatch(o.ep_dispatch));
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                   LoadModel(o.model, backend.get(), {.parallel = ModelParallel(&timed, o.expert_parallel)}));
+                   LoadModel(o.model, backend.get(), {.parallel = ModelParallel(&timed, o.expert_parallel, dispatch)}));
   const ModelConfig& c = model->config();
+  const bool model_parallel_all_to_all = ModelParallel(&timed, o.expert_parallel, dispatch).ep_all_to_all();
   const int max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   constexpr int kWarmup = 2;
   const int max_len = o.prompt_len + o.steps + kWarmup;
@@ -72,7 +75,8 @@ absl::Status Run(const Options& o) {
   RETURN_IF_ERROR(model->AllocateKvCache(KvLayoutFor(*model, max_batch * per_seq_blocks + 1, o.block_size)));
   std::vector<bool> graph_modes;
   if (o.cuda_graphs != "on") graph_modes.push_back(false);
-  if (o.cuda_graphs != "off" && backend->graphs() != nullptr) graph_modes.push_back(true);
+  // The all-to-all expert dispatch reads the routing on the host: no graphs.
+  if (o.cuda_graphs != "off" && backend->graphs() != nullptr && !model_parallel_all_to_all) graph_modes.push_back(true);
   if (graph_modes.empty()) graph_modes.push_back(false);  // "on" without graphs: eager rows
   std::unique_ptr<DecodeGraphRunner> graphs;
   if (graph_modes.back()) {
@@ -83,7 +87,10 @@ absl::Status Run(const Options& o) {
         "model %s (%s), device %s, prompt %d, decode steps %d, tensor parallel %d%s, %.1f MiB of weights "
         "per rank\n",
         o.model.c_str(), c.architecture.c_str(), o.device.c_str(), o.prompt_len, o.steps, o.tensor_parallel_size,
-        o.expert_parallel ? " (expert parallel)" : "", model->weight_bytes() / 1048576.0);
+        o.expert_parallel
+            ? (dispatch == EpDispatch::kAllToAll ? " (expert parallel, all-to-all)" : " (expert parallel)")
+            : "",
+        model->weight_bytes() / 1048576.0);
     std::printf("%6s %6s %14s %14s %14s %14s %8s %10s %8s\n", "batch", "graphs", "prefill tok/s", "decode tok/s",
                 "decode ms/step", "median ms", "misses", "coll ms", "coll %");
   }
@@ -189,6 +196,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_flag("--expert-parallel", o.expert_parallel, "MoE experts whole per rank");
+  app.add_option("--ep-dispatch", o.ep_dispatch,
+                 "expert-parallel token exchange: allreduce or alltoall (no CUDA graphs: --cuda-graphs off)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"allreduce", "alltoall"}));
   CLI11_PARSE(app, argc, argv);
   const absl::Status status = moeserve::Run(o);
   if (!status.ok()) {

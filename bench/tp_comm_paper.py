@@ -2,10 +2,12 @@
 """Collective bytes per decode step under tensor parallelism, on paper (issue 15; docs/PERF.md).
 
   bench/tp_comm_paper.py counted --config bench/configs/deepseek_v2_lite_4l.json --ranks 2 \
-      --batch 1,32 --act-bytes 4 [--log DECODE_BENCH_OUTPUT]
+      --batch 1,32 --act-bytes 4 [--ep-dispatch alltoall] [--log DECODE_BENCH_OUTPUT]
       What moeserve's collectives move per decode step (rank 0's operand bytes, as
       TimedCommunicator counts them), by kind; with --log, next to the counted figures that
       `moeserve-decode-bench --tensor-parallel-size N` printed ("collectives batch=..." lines).
+      --ep-dispatch alltoall: expert parallelism with the all-to-all dispatch, whose all-to-all
+      bytes depend on the routing: on paper, their expectation under uniform routing.
 
   bench/tp_comm_paper.py v3 --config bench/configs/deepseek_v3.json --ranks 8 --batch 64,256
       DeepSeek-V3 (fp8) on 8 x H200: bytes each GPU sends per decode step and their time at NVLink
@@ -39,8 +41,30 @@ def moeserve_step(c, n, b, act):
     return {"all_reduce": (ar_calls, ar_calls * b * d * act), "all_gather": (1, b * (vocab // n) * act)}
 
 
+def moeserve_a2a_step(c, n, b, act):
+    """The same with --expert-parallel --ep-dispatch alltoall (decoder_layer.cc ForwardOwnTokens,
+    moe_dispatch.cc): per MoE layer a reduce-scatter of the attention output [P n, d] (P = the
+    ceil(B / n) tokens each rank owns), five all-to-alls (counts: n i64; token rows [S, d]; their ids
+    and weights [S, k] i32/f32; the partial outputs [R, d] back) and an all-gather of the owned
+    residual rows [P, d]. S, the (token, rank) pairs sent, is P times the expected number of ranks
+    among a token's k experts (uniform routing); R = S on average."""
+    d, layers, vocab = c["hidden_size"], c["num_hidden_layers"], c["vocab_size"]
+    e, k = c["n_routed_experts"], c["num_experts_per_tok"]
+    dense = min(c.get("first_k_dense_replace", 0), layers)
+    moe = layers - dense
+    p = math.ceil(b / n)
+    ranks_per_token = n * (1 - math.comb(e - e // n, k) / math.comb(e, k))
+    s = p * ranks_per_token
+    a2a = 8 * n + s * d * act + s * k * 8 + s * d * act
+    return {"all_reduce": (1 + 2 * dense, (1 + 2 * dense) * b * d * act),
+            "reduce_scatter": (moe, moe * p * n * d * act),
+            "all_to_all": (5 * moe, round(moe * a2a)),
+            "all_gather": (1 + moe, b * (vocab // n) * act + moe * p * d * act)}
+
+
 def counted(args):
     c = load(args.config)
+    step = moeserve_a2a_step if args.ep_dispatch == "alltoall" else moeserve_step
     got = {}
     if args.log:
         for line in open(args.log):
@@ -51,7 +75,7 @@ def counted(args):
     print(f"| batch | kind | calls/step | bytes/step on paper | counted |")
     print("|---:|---|---:|---:|---:|")
     for b in args.batch:
-        for kind, (calls, by) in moeserve_step(c, args.ranks, b, args.act_bytes).items():
+        for kind, (calls, by) in step(c, args.ranks, b, args.act_bytes).items():
             cnt = got.get(b, {}).get(kind)
             cnt_s = f"{cnt[0]:.0f} calls, {cnt[1]:.0f} B" if cnt else "-"
             print(f"| {b} | {kind} | {calls} | {by} | {cnt_s} |")
@@ -118,6 +142,7 @@ def main():
     p.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], required=True)
     p.add_argument("--act-bytes", type=int, default=4)
     p.add_argument("--log")
+    p.add_argument("--ep-dispatch", choices=["allreduce", "alltoall"], default="allreduce")
     p.add_argument("--nvlink-gbps", type=float, default=900.0)
     p.add_argument("--hbm-gbps", type=float, default=4800.0)
     p.add_argument("--latency-us", type=float, default=10.0)

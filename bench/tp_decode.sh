@@ -11,12 +11,14 @@
 # 3. runs, REPS times, one rank (moeserve-decode-bench --threads 1) and then TP ranks under
 #    `mpirun -np TP` (--tensor-parallel-size TP --threads 1, so each rank has one thread and the
 #    pair uses as many cores as ranks), each --batch BATCHES --prompt-len PROMPT --steps STEPS;
-#    EP=1 adds a run with --expert-parallel;
-# 4. prints per batch the median decode ms/step of each (range in brackets), the speed-up, and the
-#    milliseconds per step rank 0 spent in collectives (waiting for the other rank included) with
-#    their share of the step; then the load average.
+#    EP=1 adds a run with --expert-parallel, its tokens exchanged as EP_DISPATCH says: allreduce
+#    (the default), alltoall, or both (a run of each: `EP=1 EP_DISPATCH=both`);
+# 4. prints per batch the median decode ms/step of each (range in brackets), the speed-up, and for
+#    each sharded run the milliseconds per step rank 0 spent in collectives (waiting for the other
+#    rank included) with their share of the step; then the load average.
 #
-# Environment: REPS (3), BATCHES (1,32), TP (2), PROMPT (64), STEPS (16), EP (0), BUILD_DIR,
+# Environment: REPS (3), BATCHES (1,32), TP (2), PROMPT (64), STEPS (16), EP (0), EP_DISPATCH
+# (allreduce), BUILD_DIR,
 # MODEL_DIR (~/.cache/moeserve-bench/v2lite4l), KEEP_LOGS=DIR. The machine is shared: compare the
 # ratio, not the absolute figures.
 set -euo pipefail
@@ -43,7 +45,12 @@ fi
 
 common=(--model "$model" --batch "$batches" --prompt-len "$prompt" --steps "$steps" --threads 1)
 modes=(one tp)
-[[ "${EP:-0}" == "1" ]] && modes+=(ep)
+ep_dispatch="${EP_DISPATCH:-allreduce}"
+case "$ep_dispatch" in allreduce | alltoall | both) ;; *) log "EP_DISPATCH: allreduce, alltoall or both"; exit 2 ;; esac
+if [[ "${EP:-0}" == "1" ]]; then
+  [[ "$ep_dispatch" != "alltoall" ]] && modes+=(ep)
+  [[ "$ep_dispatch" != "allreduce" ]] && modes+=(a2a)
+fi
 for rep in $(seq 1 "$reps"); do
   for mode in "${modes[@]}"; do
     out="$logs/$mode.$rep.txt"
@@ -51,6 +58,8 @@ for rep in $(seq 1 "$reps"); do
       one) "$bench" "${common[@]}" >"$out" ;;
       tp) mpirun --oversubscribe -np "$tp" "$bench" "${common[@]}" --tensor-parallel-size "$tp" >"$out" ;;
       ep) mpirun --oversubscribe -np "$tp" "$bench" "${common[@]}" --tensor-parallel-size "$tp" --expert-parallel >"$out" ;;
+      a2a) mpirun --oversubscribe -np "$tp" "$bench" "${common[@]}" --tensor-parallel-size "$tp" --expert-parallel \
+        --ep-dispatch alltoall >"$out" ;;
     esac
     log "rep $rep $mode: $(grep -c '^decode batch=' "$out") rows"
   done
@@ -68,8 +77,10 @@ for mode in modes:
                 rows.setdefault((mode, int(m.group(1))), []).append((float(m.group(2)), float(m.group(3))))
 def fmt(v):
     return f"{statistics.median(v):.1f} [{min(v):.1f}-{max(v):.1f}]"
-names = {"one": "1 rank", "tp": f"TP={tp}", "ep": f"TP={tp} EP"}
-print(f"| batch | {' | '.join(names[m] + ' ms/step' for m in modes)} | speed-up | collectives ms/step (share) |")
+names = {"one": "1 rank", "tp": f"TP={tp}", "ep": f"TP={tp} EP", "a2a": f"TP={tp} EP all-to-all"}
+sharded = [m for m in modes if m != "one"]
+print(f"| batch | {' | '.join(names[m] + ' ms/step' for m in modes)} | speed-up | "
+      f"collectives ms/step (share): {' / '.join(names[m] for m in sharded)} |")
 print("|---:|" + "---:|" * (len(modes) + 2))
 for batch in sorted({b for _, b in rows}):
     cells, meds = [], {}
@@ -77,8 +88,11 @@ for batch in sorted({b for _, b in rows}):
         v = [r[0] for r in rows[(m, batch)]]
         meds[m] = statistics.median(v)
         cells.append(fmt(v))
-    coll = statistics.median([r[1] for r in rows[("tp", batch)]])
-    speed = " / ".join(f"{meds['one'] / meds[m]:.2f}x" for m in modes if m != "one")
-    print(f"| {batch} | {' | '.join(cells)} | {speed} | {coll:.1f} ({100 * coll / meds['tp']:.0f}%) |")
+    speed = " / ".join(f"{meds['one'] / meds[m]:.2f}x" for m in sharded)
+    colls = []
+    for m in sharded:
+        coll = statistics.median([r[1] for r in rows[(m, batch)]])
+        colls.append(f"{coll:.1f} ({100 * coll / meds[m]:.0f}%)")
+    print(f"| {batch} | {' | '.join(cells)} | {speed} | {' / '.join(colls)} |")
 EOF
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); logs in $logs"

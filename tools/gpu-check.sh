@@ -204,7 +204,9 @@ else
        --tp "$tp_n" --device cuda)
   step "tp parity tp=$tp_n" tp_parity.log "${mpi[@]}" "$fx/llama" "$fx/qwen2_bf16_sharded" "$fx/mixtral" "$fx/deepseek_v2_lite"
   step "tp parity tp=$tp_n ep" tp_parity_ep.log "${mpi[@]}" --expert-parallel "$fx/mixtral" "$fx/deepseek_v2_lite"
-  for f in tp_parity.log tp_parity_ep.log; do
+  step "tp parity tp=$tp_n ep all-to-all" tp_parity_ep_a2a.log "${mpi[@]}" --expert-parallel --ep-dispatch alltoall \
+    "$fx/mixtral" "$fx/deepseek_v2_lite"
+  for f in tp_parity.log tp_parity_ep.log tp_parity_ep_a2a.log; do
     while read -r line; do results+=("tp ${line}"); done < <(grep -E '^(PASS|FAIL) tp=' "$out/$f")
   done
 fi

@@ -17,6 +17,12 @@ void AddParallelOptions(CLI::App* cmd, EngineConfig* config) {
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--expert-parallel", config->expert_parallel,
                 "place MoE experts whole on ranks instead of sharding every expert");
+  cmd->add_option("--ep-dispatch", config->ep_dispatch,
+                  "with --expert-parallel, how tokens reach their experts: allreduce (every rank runs its experts "
+                  "over every token; an all-reduce joins them) or alltoall (tokens split over the ranks, sent to "
+                  "their experts' ranks and back; no CUDA graphs)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"allreduce", "alltoall"}));
   cmd->add_option("--collective-timeout", config->collective_timeout_seconds,
                   "seconds a collective may wait for the other ranks before the group is ended")
       ->capture_default_str()

@@ -55,6 +55,10 @@ void AddPlanCommand(CLI::App& app, absl::Status* status) {
   cmd->add_option("--tensor-parallel-size,--tp", o->plan.tensor_parallel_size, "default: --gpus")
       ->check(CLI::Range(1, 1024));
   cmd->add_flag("--expert-parallel", o->plan.expert_parallel, "whole experts per rank");
+  cmd->add_option_function<std::string>(
+         "--ep-dispatch", [o](const std::string& v) { o->plan.ep_all_to_all = v == "alltoall"; },
+         "as serve's (alltoall: the shared experts whole on every rank)")
+      ->check(CLI::IsMember({"allreduce", "alltoall"}));
   cmd->add_option("--gpu-memory-utilization", o->plan.gpu_memory_utilization, "as serve's")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1.0));

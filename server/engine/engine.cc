@@ -116,10 +116,11 @@ absl::StatusOr<EngineParts> LoadEngineParts(const EngineConfig& config, DistCont
     ASSIGN_OR_RETURN(parts.communicator, dist->CreateCommunicator(parts.backend.get()));
     parts.group = dist->host();
   }
+  ASSIGN_OR_RETURN(const EpDispatch dispatch, ParseEpDispatch(config.ep_dispatch));
   ASSIGN_OR_RETURN(parts.model,
                    LoadModel(config.model_dir, parts.backend.get(),
                              {.max_model_len = config.max_model_len,
-                              .parallel = ModelParallel(parts.communicator.get(), config.expert_parallel),
+                              .parallel = ModelParallel(parts.communicator.get(), config.expert_parallel, dispatch),
                               // Refused with tensor parallelism (Engine::Init), so never loaded sharded.
                               .load_mtp = config.speculative.method == SpeculativeMethod::kMtp && tp <= 1}));
   if (tp > 1) RETURN_IF_ERROR(ReportWeightBytes(*parts.model, parts.group, config.expert_parallel));
@@ -264,7 +265,7 @@ absl::Status Engine::Init() {
                                       // MTP chains its drafts 2..k at positions past the verified ones.
                                       .num_lookahead_tokens = mtp ? config_.speculative.num_speculative_tokens - 1 : 0},
                                      kv_.get()));
-  if (config_.cuda_graphs && config_.max_graph_batch > 0 &&
+  if (config_.cuda_graphs && config_.max_graph_batch > 0 && UsesCudaGraphs(config_) &&
       runner_->EnableDecodeGraphs({.max_batch = std::min(config_.max_graph_batch, config_.max_num_seqs),
                                    .max_model_len = config_.max_model_len})) {
     MS_LOG(INFO) << "CUDA graphs for decode steps of up to " << runner_->decode_graphs()->limits().buckets.back()

@@ -39,10 +39,13 @@ struct EngineConfig {
 
   // Tensor parallelism (server/dist): the model's layers sharded over this many ranks, one process
   // each (mpirun -np N); rank 0 runs the Engine, the others RunFollower(). expert_parallel: MoE
-  // experts are placed whole on ranks instead of each being sharded. A collective that does not
-  // complete within collective_timeout_seconds ends the whole group.
+  // experts are placed whole on ranks instead of each being sharded; ep_dispatch (EpDispatch,
+  // server/model/parallel.h): "allreduce" or "alltoall" (which reads the routing back to the host
+  // every MoE layer, so it runs without CUDA graphs). A collective that does not complete within
+  // collective_timeout_seconds ends the whole group.
   int32_t tensor_parallel_size = 1;
   bool expert_parallel = false;
+  std::string ep_dispatch = "allreduce";
   double collective_timeout_seconds = 300;
 
   // Scheduling (see SchedulerConfig).
@@ -80,6 +83,12 @@ struct EngineConfig {
   // Test hook: after every step, run CheckIntegrity() and fail loudly (MS_CHECK) on an error.
   bool check_integrity_every_step = false;
 };
+
+// False where the model's decode step cannot be recorded as a CUDA graph: the all-to-all expert
+// dispatch reads each MoE layer's routing back to the host.
+inline bool UsesCudaGraphs(const EngineConfig& c) {
+  return !(c.tensor_parallel_size > 1 && c.expert_parallel && c.ep_dispatch == "alltoall");
+}
 
 }  // namespace moeserve
 

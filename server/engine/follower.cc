@@ -20,7 +20,7 @@ absl::Status RunFollower(const EngineConfig& config, DistContext* dist) {
   Sampler sampler({.vocab_size = static_cast<int32_t>(parts.model->config().vocab_size)});  // never samples
   ModelRunner runner(parts.model.get(), parts.backend.get(), &sampler);
   RETURN_IF_ERROR(runner.AllocateKvCache(layout));
-  if (c.cuda_graphs && c.max_graph_batch > 0) {
+  if (c.cuda_graphs && c.max_graph_batch > 0 && UsesCudaGraphs(c)) {
     runner.EnableDecodeGraphs(
         {.max_batch = std::min(c.max_graph_batch, c.max_num_seqs), .max_model_len = c.max_model_len});
   }

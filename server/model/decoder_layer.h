@@ -35,6 +35,10 @@ class DecoderLayer {
 
  private:
   DecoderLayer() = default;
+  // The rest of Forward for a MoE layer with the all-to-all dispatch (parallel.h), from this
+  // rank's partial attention output in block_out.
+  absl::Status ForwardOwnTokens(Backend* backend, const StepContext& ctx, float eps, const Tensor& next_norm,
+                                const Tensor& residual, const Tensor& x, const Tensor& block_out) const;
 
   ModelParallel parallel_;      // the blocks hold this rank's share; outputs are all-reduced
   Tensor input_norm_;           // [d]

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
+#include "server/model/moe_dispatch.h"
 #include "server/model/parallel.h"
 #include "server/model/shared_experts.h"
 
@@ -114,10 +115,10 @@ absl::StatusOr<bool> MoeFfn::LoadFp8Experts(WeightLoader& loader, const MoeTenso
   return true;
 }
 
-absl::StatusOr<DenseMlp> DenseMlp::Load(WeightLoader& loader, const MlpTensors& t) {
+absl::StatusOr<DenseMlp> DenseMlp::Load(WeightLoader& loader, const MlpTensors& t, bool replicated) {
   DenseMlp mlp;
   const int64_t intermediate = t.gate.shape[0], hidden = t.gate.shape[1];
-  if (!loader.parallel().sharded()) {
+  if (!loader.parallel().sharded() || replicated) {
     mlp.intermediate_ = intermediate;
     ASSIGN_OR_RETURN(mlp.gate_up_, loader.LoadConcatRows({loader.Name(t.gate), loader.Name(t.up)},
                                                          {intermediate, t.up.shape[0]}, hidden));
@@ -174,13 +175,14 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const MoeTensors& t, c
   // Shared experts (DeepSeek: one MLP of intermediate n_shared · I), split over the ranks by
   // channels like a dense MLP, are fused into the expert stack where their share per expert equals
   // the routed experts' (see num_shared_fused_; not with expert parallelism), else kept as a
-  // DenseMlp.
+  // DenseMlp. With the all-to-all dispatch each rank holds them whole and runs them on its own
+  // tokens (its slice of the step's tokens: the same work as a channel slice of every token).
   const int64_t n_shared = t.shared ? config.n_shared_experts : 0;
   Range xr{0, n_shared * i_size};
-  if (n_shared > 0) {
+  if (n_shared > 0 && !parallel.ep_all_to_all()) {
     ASSIGN_OR_RETURN(xr, parallel.Share(t.shared->gate.shape[0], "the shared experts' intermediate size"));
   }
-  const bool fuse_shared = n_shared > 0 && xr.count == n_shared * ir.count;
+  const bool fuse_shared = n_shared > 0 && xr.count == n_shared * ir.count && !parallel.ep_all_to_all();
   const bool fused_layout =
       t.fused_gate_up && t.fused_down && !loader.Has(t.experts[0].gate) && loader.Has(*t.fused_gate_up);
   if (fused_layout && n_shared == 0 && !parallel.sharded()) {
@@ -236,22 +238,27 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const MoeTensors& t, c
   ASSIGN_OR_RETURN(moe.expert_counts_, loader.backend()->Allocate(DType::kI64, {e_count}));
   RETURN_IF_ERROR(loader.backend()->Zero(moe.expert_counts_));
   if (n_shared > moe.num_shared_fused_) {
-    ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, *t.shared));
+    ASSIGN_OR_RETURN(DenseMlp shared, DenseMlp::Load(loader, *t.shared, parallel.ep_all_to_all()));
     moe.shared_ = std::move(shared);
   }
   moe.local_experts_ = er.count;
   return moe;
 }
 
-absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& out,
-                             const Tensor& num_valid_tokens) const {
+absl::Status MoeFfn::Route(Backend* backend, const Tensor& x, Tensor* ids, Tensor* weights) const {
   const int64_t t = x.dim(0);
   const int64_t k = routing_.top_k;
   ASSIGN_OR_RETURN(Tensor logits, backend->Allocate(DType::kF32, {t, num_experts_}));
-  ASSIGN_OR_RETURN(Tensor ids, backend->Allocate(DType::kI32, {t, k}));
-  ASSIGN_OR_RETURN(Tensor weights, backend->Allocate(DType::kF32, {t, k}));
+  ASSIGN_OR_RETURN(*ids, backend->Allocate(DType::kI32, {t, k}));
+  ASSIGN_OR_RETURN(*weights, backend->Allocate(DType::kF32, {t, k}));
   RETURN_IF_ERROR(backend->Linear(x, router_, Tensor(), logits));
-  RETURN_IF_ERROR(backend->MoeRoute(logits, correction_bias_, routing_, ids, weights));
+  return backend->MoeRoute(logits, correction_bias_, routing_, *ids, *weights);
+}
+
+absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& out,
+                             const Tensor& num_valid_tokens) const {
+  Tensor ids, weights;
+  RETURN_IF_ERROR(Route(backend, x, &ids, &weights));
   MoeExpertsExtras extras;
   // This rank's experts count into their slots of the [E] counters (expert parallelism: the
   // other ranks' slots stay 0 here).
@@ -268,6 +275,25 @@ absl::Status MoeFfn::Forward(Backend* backend, const Tensor& x, const Tensor& ou
     extras.shared_out = out;
   }
   return backend->MoeExperts(x, ids, weights, gate_up_, down_, out, extras);
+}
+
+absl::Status MoeFfn::ForwardOwnTokens(Backend* backend, const ModelParallel& parallel, const Tensor& x,
+                                      int64_t valid_rows, const Tensor& out) const {
+  Tensor ids, weights;
+  RETURN_IF_ERROR(Route(backend, x, &ids, &weights));
+  if (shared_) {
+    RETURN_IF_ERROR(shared_->Forward(backend, x, out));
+  } else {
+    RETURN_IF_ERROR(backend->Zero(out));
+  }
+  MoeExpertsExtras extras;  // routed experts only: no shared ones in the stack in this mode
+  extras.expert_counts = expert_counts_.Slice(first_expert_, local_experts_);
+  extras.first_expert = first_expert_;
+  extras.num_routed_experts = num_experts_;
+  auto local = [&](const Tensor& rx, const Tensor& rids, const Tensor& rweights, const Tensor& y) {
+    return backend->MoeExperts(rx, rids, rweights, gate_up_, down_, y, extras);
+  };
+  return DispatchToExperts(backend, parallel.comm(), x, ids, weights, valid_rows, num_experts_, local, out);
 }
 
 }  // namespace moeserve

@@ -15,7 +15,8 @@ namespace moeserve {
 // SwiGLU MLP: down(silu(gate(x)) * up(x)), with gate and up merged into one [2I, d] weight.
 class DenseMlp {
  public:
-  static absl::StatusOr<DenseMlp> Load(WeightLoader& loader, const MlpTensors& tensors);
+  // Sharded like the model (loader.parallel()), or whole on every rank when `replicated`.
+  static absl::StatusOr<DenseMlp> Load(WeightLoader& loader, const MlpTensors& tensors, bool replicated = false);
   // out [T, d] = MLP(x [T, d]).
   absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out) const;
 
@@ -35,6 +36,12 @@ class MoeFfn {
   // `num_valid_tokens` (optional, i32 [1] on the backend): rows of x at or past it are padding,
   // computed but left out of expert_counts (MoeExpertsExtras::num_valid_tokens).
   absl::Status Forward(Backend* backend, const Tensor& x, const Tensor& out, const Tensor& num_valid_tokens) const;
+  // Expert parallelism by all-to-all (parallel.ep_all_to_all(), moe_dispatch.h): out [T, d] = the
+  // whole MoE of this rank's own tokens x [T, d], of which the first valid_rows are real; the
+  // routed experts run on the ranks that hold them, the shared experts (whole on every rank in this
+  // mode) here. Collective.
+  absl::Status ForwardOwnTokens(Backend* backend, const ModelParallel& parallel, const Tensor& x, int64_t valid_rows,
+                                const Tensor& out) const;
 
   // i64 [E] on the backend: (token, slot) pairs of real tokens routed to each expert since load,
   // accumulated by MoeExperts on the device (no sync per step). Read it with Backend::CopyToHost
@@ -45,6 +52,9 @@ class MoeFfn {
   static absl::StatusOr<bool> LoadFp8Experts(WeightLoader& loader, const MoeTensors& tensors, int64_t d, Range experts,
                                              Range channels, int64_t n_shared, Range shared_channels, bool fuse_shared,
                                              MoeFfn* moe);
+
+  // ids i32 [T, k] and weights f32 [T, k]: the experts the router picks for each row of x.
+  absl::Status Route(Backend* backend, const Tensor& x, Tensor* ids, Tensor* weights) const;
 
   MoeRoutingParams routing_;
   int64_t num_experts_ = 0;   // routed experts of the model (the router's)

@@ -26,6 +26,17 @@ absl::Status CheckFp8Boundaries(const Checkpoint& ckpt, const std::string& name,
 
 }  // namespace
 
+absl::string_view EpDispatchName(EpDispatch dispatch) {
+  return dispatch == EpDispatch::kAllToAll ? "alltoall" : "allreduce";
+}
+
+absl::StatusOr<EpDispatch> ParseEpDispatch(absl::string_view name) {
+  if (name == "allreduce") return EpDispatch::kAllReduce;
+  if (name == "alltoall") return EpDispatch::kAllToAll;
+  return absl::InvalidArgumentError(
+      absl::StrCat("expert-parallel dispatch \"", name, "\" is not one of: allreduce, alltoall"));
+}
+
 absl::StatusOr<Range> ModelParallel::Share(int64_t n, absl::string_view what) const {
   const int64_t s = size();
   if (n % s != 0) {

@@ -9,8 +9,12 @@
 //   - MoE: each expert's intermediate split, or with expert parallelism whole experts per rank;
 //   - embedding and LM head: vocabulary split.
 // Each block's output is then a partial sum that the decoder layer all-reduces; logits are
-// gathered across the vocabulary. Model code reaches the other ranks only through the
-// Communicator it holds here, never naming a transport.
+// gathered across the vocabulary. With expert parallelism the MoE layers exchange tokens one of
+// two ways (EpDispatch): every rank runs its experts over every (replicated) token and the
+// FFN's partial sums are all-reduced, or the attention output is reduce-scattered so that each
+// rank owns a slice of the tokens, which it routes and sends to the ranks of their experts and
+// back (all-to-all-v; moe_dispatch.h), before an all-gather restores every token on every rank. Model code reaches the
+// other ranks only through the Communicator it holds here, never naming a transport.
 //
 // A value: cheap to copy; the communicator must outlive every copy.
 
@@ -36,17 +40,29 @@ struct Range {
   int64_t end() const { return begin + count; }
 };
 
+// How an expert-parallel MoE layer moves tokens to the ranks of their experts (see above).
+enum class EpDispatch { kAllReduce, kAllToAll };
+// "allreduce" / "alltoall".
+absl::string_view EpDispatchName(EpDispatch dispatch);
+// InvalidArgument naming the accepted values.
+absl::StatusOr<EpDispatch> ParseEpDispatch(absl::string_view name);
+
 class ModelParallel {
  public:
   ModelParallel() = default;  // one rank: nothing split, no collectives
   // `comm` null or of size 1: one rank.
-  ModelParallel(Communicator* comm, bool expert_parallel)
-      : comm_(comm != nullptr && comm->world_size() > 1 ? comm : nullptr), expert_parallel_(expert_parallel) {}
+  ModelParallel(Communicator* comm, bool expert_parallel, EpDispatch dispatch = EpDispatch::kAllReduce)
+      : comm_(comm != nullptr && comm->world_size() > 1 ? comm : nullptr),
+        expert_parallel_(expert_parallel),
+        dispatch_(dispatch) {}
 
   int rank() const { return comm_ != nullptr ? comm_->rank() : 0; }
   int size() const { return comm_ != nullptr ? comm_->world_size() : 1; }
   bool sharded() const { return comm_ != nullptr; }
   bool expert_parallel() const { return expert_parallel_ && sharded(); }
+  // Expert parallelism with tokens dispatched and combined by all-to-all.
+  bool ep_all_to_all() const { return expert_parallel() && dispatch_ == EpDispatch::kAllToAll; }
+  EpDispatch ep_dispatch() const { return dispatch_; }
   Communicator* comm() const { return comm_; }
 
   // This rank's equal share of n items: n / size() of them from rank * n / size().
@@ -58,6 +74,7 @@ class ModelParallel {
  private:
   Communicator* comm_ = nullptr;
   bool expert_parallel_ = false;
+  EpDispatch dispatch_ = EpDispatch::kAllReduce;
 };
 
 // Sharded loads: `range` along dimension `dim` of checkpoint tensor `name` (of `shape`), only

@@ -51,13 +51,13 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // One rank's weight bytes, tensor by tensor, as the load makes them (see the header).
 class RankWeights {
  public:
-  RankWeights(const ModelConfig& c, int ranks, bool expert_parallel)
+  RankWeights(const ModelConfig& c, int ranks, bool expert_parallel, bool ep_all_to_all)
       : c_(c),
         ranks_(ranks),
         expert_parallel_(expert_parallel && ranks > 1),
         fp8_(c.fp8_block_rows > 0),
         shape_(ranks),
-        parallel_(&shape_, expert_parallel) {}
+        parallel_(&shape_, expert_parallel, ep_all_to_all ? EpDispatch::kAllToAll : EpDispatch::kAllReduce) {}
 
   int64_t bytes() const { return bytes_; }
   int64_t replicated() const { return replicated_; }
@@ -149,6 +149,10 @@ class RankWeights {
       for (int64_t e = 0; e < er.count; ++e) RETURN_IF_ERROR(Mlp(t.experts[static_cast<size_t>(e)], ir));
     }
     if (!t.shared) return absl::OkStatus();
+    if (parallel_.ep_all_to_all()) {  // whole on every rank (ffn.cc)
+      for (const WeightSpec* w : {&t.shared->gate, &t.shared->up, &t.shared->down}) Whole(*w, fp8_);
+      return absl::OkStatus();
+    }
     const int64_t n_shared = c_.n_shared_experts;
     ASSIGN_OR_RETURN(const Range xr, Share(t.shared->gate.shape[0], "the shared experts' intermediate size"));
     if (keep_fp8 && xr.count == n_shared * ir.count) {  // fused into the expert stack
@@ -236,7 +240,7 @@ absl::StatusOr<ParallelPlan> PlanParallel(const ModelConfig& config, const Paral
   if (arch == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown architecture ", config.architecture));
   const DecoderTensors tensors = arch->Tensors(config);
 
-  RankWeights rank(config, tp, options.expert_parallel), whole(config, 1, false);
+  RankWeights rank(config, tp, options.expert_parallel, options.ep_all_to_all), whole(config, 1, false, false);
   RETURN_IF_ERROR(rank.Decoder(tensors));
   RETURN_IF_ERROR(whole.Decoder(tensors));
   ParallelPlan p;

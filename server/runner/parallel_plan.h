@@ -31,6 +31,7 @@ struct ParallelPlanOptions {
   int gpus = 1;
   int tensor_parallel_size = 0;  // 0: gpus (one group over every GPU)
   bool expert_parallel = false;
+  bool ep_all_to_all = false;    // --ep-dispatch alltoall: the shared experts whole on every rank
   int64_t gpu_memory_bytes = 0;  // per GPU
   double gpu_memory_utilization = 0.9;
   int64_t reserve_bytes = int64_t{4} << 30;  // activations, CUDA context, workspaces per rank

@@ -1,7 +1,8 @@
 // dist_tp_device_parity: TP=1 against TP=N on any device, one process per rank under mpirun (the
 // GPU check's tensor-parallel step, tools/gpu-check.sh; CTest runs it on CPU ranks).
 //
-//   mpirun -np N dist_tp_device_parity --tp N --device cuda|cpu [--expert-parallel] [--tolerance X] DIR...
+//   mpirun -np N dist_tp_device_parity --tp N --device cuda|cpu [--expert-parallel
+//       [--ep-dispatch allreduce|alltoall]] [--tolerance X] DIR...
 //
 // Every rank loads its shard of each model DIR on its device (GPU = local rank) through the
 // communicator DistContext picks (NCCL for CUDA, MPI for the CPU); rank 0 also loads the whole
@@ -34,6 +35,7 @@ struct Options {
   int tp = 1;
   std::string device = "cpu";
   bool expert_parallel = false;
+  EpDispatch ep_dispatch = EpDispatch::kAllReduce;
   double tolerance = -1;  // < 0: the device's default
   std::vector<std::string> models;
 };
@@ -81,8 +83,8 @@ absl::StatusOr<bool> CheckModel(const std::string& dir, const Options& o, double
     whole = std::move(*m);
     if (absl::Status s = whole->AllocateKvCache(KvLayoutFor(*whole, kBlocks, kBlockSize)); !s.ok()) return s;
   }
-  absl::StatusOr<std::unique_ptr<Model>> sharded =
-      LoadModel(dir, &backend, {.max_model_len = 64, .parallel = ModelParallel(&comm, o.expert_parallel)});
+  absl::StatusOr<std::unique_ptr<Model>> sharded = LoadModel(
+      dir, &backend, {.max_model_len = 64, .parallel = ModelParallel(&comm, o.expert_parallel, o.ep_dispatch)});
   if (!sharded.ok()) return sharded.status();
   Model& b = **sharded;
   if (absl::Status s = b.AllocateKvCache(KvLayoutFor(b, kBlocks, kBlockSize)); !s.ok()) return s;
@@ -128,8 +130,12 @@ absl::StatusOr<bool> CheckModel(const std::string& dir, const Options& o, double
     std::printf(
         "%s tp=%d%s %s: max logits error %.2e (tolerance %.1e), greedy ids %d/%d agree, weights %lld of %lld "
         "bytes on rank 0\n",
-        pass ? "PASS" : "FAIL", dist.world_size(), o.expert_parallel ? " ep" : "", dir.c_str(), worst, tolerance, agree,
-        total, static_cast<long long>(b.weight_bytes()), static_cast<long long>(whole->weight_bytes()));
+        pass ? "PASS" : "FAIL", dist.world_size(),
+        !o.expert_parallel                       ? ""
+        : o.ep_dispatch == EpDispatch::kAllToAll ? " ep-a2a"
+                                                 : " ep",
+        dir.c_str(), worst, tolerance, agree, total, static_cast<long long>(b.weight_bytes()),
+        static_cast<long long>(whole->weight_bytes()));
     std::fflush(stdout);
   }
   uint8_t verdict = pass ? 1 : 0;
@@ -184,13 +190,16 @@ int main(int argc, char** argv) {
       o.device = argv[++i];
     } else if (a == "--expert-parallel") {
       o.expert_parallel = true;
+    } else if (a == "--ep-dispatch" && i + 1 < argc && moeserve::ParseEpDispatch(argv[i + 1]).ok()) {
+      o.ep_dispatch = *moeserve::ParseEpDispatch(argv[++i]);
     } else if (a == "--tolerance" && i + 1 < argc && absl::SimpleAtod(argv[i + 1], &o.tolerance)) {
       ++i;
     } else if (!a.empty() && a[0] != '-') {
       o.models.push_back(a);
     } else {
       std::fprintf(stderr,
-                   "usage: mpirun -np N %s --tp N --device cpu|cuda [--expert-parallel] [--tolerance X] DIR...\n",
+                   "usage: mpirun -np N %s --tp N --device cpu|cuda [--expert-parallel [--ep-dispatch "
+                   "allreduce|alltoall]] [--tolerance X] DIR...\n",
                    argv[0]);
       return 2;
     }

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/cpu/cpu_backend.h"
@@ -73,12 +74,14 @@ class TensorParallelTest : public ::testing::Test {
 
   // Runs one prompt batch and kDecodeSteps greedy steps of two sequences through the whole model
   // and the sharded one; returns the worst relative logits error.
-  void ExpectSameAsOneRank(const std::string& dir, bool expert_parallel) {
-    SCOPED_TRACE(dir + (expert_parallel ? " --expert-parallel" : ""));
+  void ExpectSameAsOneRank(const std::string& dir, bool expert_parallel, EpDispatch dispatch = EpDispatch::kAllReduce) {
+    const std::string mode =
+        expert_parallel ? absl::StrCat(" (expert parallel, ", EpDispatchName(dispatch), ")") : std::string();
+    SCOPED_TRACE(dir + mode);
     auto whole = LoadModel(dir, &whole_backend_, {.max_model_len = 64});
     ASSERT_TRUE(whole.ok()) << whole.status();
     auto sharded = LoadModel(dir, &sharded_backend_,
-                             {.max_model_len = 64, .parallel = ModelParallel(comm_.get(), expert_parallel)});
+                             {.max_model_len = 64, .parallel = ModelParallel(comm_.get(), expert_parallel, dispatch)});
     ASSERT_TRUE(sharded.ok()) << sharded.status();
     Model& a = **whole;
     Model& b = **sharded;
@@ -113,8 +116,8 @@ class TensorParallelTest : public ::testing::Test {
     EXPECT_LE(worst, 2e-5);
     if (comm_->rank() == 0) {
       std::printf("%s%s on %d ranks: max logits error %.2e, weights %lld of %lld bytes per rank\n", dir.c_str(),
-                  expert_parallel ? " (expert parallel)" : "", comm_->world_size(), worst,
-                  static_cast<long long>(b.weight_bytes()), static_cast<long long>(a.weight_bytes()));
+                  mode.c_str(), comm_->world_size(), worst, static_cast<long long>(b.weight_bytes()),
+                  static_cast<long long>(a.weight_bytes()));
     }
   }
 
@@ -130,11 +133,15 @@ TEST_F(TensorParallelTest, DenseFixturesMatchOneRank) {
   }
 }
 
+// Expert parallelism both ways: the FFN's partial sums all-reduced, and tokens dispatched to their
+// experts' ranks by all-to-all (two decode tokens on 4 ranks: two ranks own only padding).
 TEST_F(TensorParallelTest, MoeFixturesMatchOneRankWithAndWithoutExpertParallelism) {
-  for (const char* name : {"mixtral", "deepseek_v2", "deepseek_v2_lite", "deepseek_v3"}) {
-    for (bool ep : {false, true}) ExpectSameAsOneRank(Fixture(name), ep);
+  for (const std::string& dir : {Fixture("mixtral"), Fixture("deepseek_v2"), Fixture("deepseek_v2_lite"),
+                                 Fixture("deepseek_v3"), std::string(MOESERVE_SOURCE_DIR "/models/default")}) {
+    ExpectSameAsOneRank(dir, false);
+    ExpectSameAsOneRank(dir, true, EpDispatch::kAllReduce);
+    ExpectSameAsOneRank(dir, true, EpDispatch::kAllToAll);
   }
-  for (bool ep : {false, true}) ExpectSameAsOneRank(MOESERVE_SOURCE_DIR "/models/default", ep);
 }
 
 // Fixtures added with later architectures (Qwen3, Qwen3-MoE) are taken when present.
@@ -142,7 +149,10 @@ TEST_F(TensorParallelTest, OtherArchitectureFixturesMatchOneRank) {
   for (const char* name : {"qwen3", "qwen3_moe"}) {
     if (!std::filesystem::exists(Fixture(name))) continue;
     ExpectSameAsOneRank(Fixture(name), false);
-    if (std::string(name).find("moe") != std::string::npos) ExpectSameAsOneRank(Fixture(name), true);
+    if (std::string(name).find("moe") != std::string::npos) {
+      ExpectSameAsOneRank(Fixture(name), true, EpDispatch::kAllReduce);
+      ExpectSameAsOneRank(Fixture(name), true, EpDispatch::kAllToAll);
+    }
   }
 }
 

@@ -99,6 +99,14 @@ TEST(ParallelPlanTest, RealModelsOnRealGroups) {
     ASSERT_TRUE(p16.ok()) << p16.status();
     EXPECT_TRUE(p16->fits) << ep;
   }
+  // The all-to-all dispatch holds the shared experts whole (bf16) on every rank: 58 MoE layers x
+  // 3 x 7168 x 2048 x 2 B, less the sixteenth the other dispatch holds.
+  absl::StatusOr<ParallelPlan> ep16 = PlanParallel(v3, {.gpus = 16, .expert_parallel = true, .gpu_memory_bytes = h100});
+  absl::StatusOr<ParallelPlan> a2a16 =
+      PlanParallel(v3, {.gpus = 16, .expert_parallel = true, .ep_all_to_all = true, .gpu_memory_bytes = h100});
+  ASSERT_TRUE(ep16.ok() && a2a16.ok());
+  EXPECT_EQ(a2a16->weight_bytes_per_rank - ep16->weight_bytes_per_rank, int64_t{58} * 3 * 7168 * 2048 * 2 * 15 / 16);
+  EXPECT_TRUE(a2a16->fits);
 
   const ModelConfig llama = BenchConfig("llama3_70b.json");
   absl::StatusOr<ParallelPlan> l = PlanParallel(llama, {.gpus = 4, .gpu_memory_bytes = h100});
