@@ -469,7 +469,9 @@ void Engine::Admit(std::unique_ptr<LiveRequest> request) {
     RequestSpec spec{.id = sample.seq_id,
                      .prompt_token_ids = live->prompt,
                      .max_tokens = p.max_tokens,
-                     .min_tokens = p.min_tokens,
+                     // A constraint applies min_tokens in its masks, where the grammar wins
+                     // (output_constraint.h): its stop must end the request.
+                     .min_tokens = live->constraint != nullptr ? 0 : p.min_tokens,
                      .priority = live->priority,
                      .cache_salt = live->cache_salt,
                      .eos_token_ids = eos_token_ids_,

@@ -11,7 +11,10 @@ namespace moeserve {
 
 bool DeviceSamplingSupports(const SamplingRow& in, int32_t vocab_size) {
   if (in.params == nullptr) return false;
-  if (static_cast<int64_t>(in.output_token_ids.size()) < in.params->min_tokens) return false;
+  // The device path does not suppress tokens for min_tokens (a masked row's is in its mask).
+  if (in.allowed_tokens == nullptr && static_cast<int64_t>(in.output_token_ids.size()) < in.params->min_tokens) {
+    return false;
+  }
   for (absl::Span<const int32_t> ids : {in.prompt_token_ids, in.output_token_ids}) {
     for (int32_t id : ids) {
       if (id < 0 || id >= vocab_size) return false;

@@ -5,8 +5,9 @@
 // SamplingBatch (sparse logit-bias and penalty edits per row, structured-output masks, the Philox
 // key/counter of philox.h) and the device's results into SampleResults. The host Sampler stays the
 // reference and the fallback: rows go to the host when the backend has no device sampler (the
-// CPU) or a row needs what the device path does not take (min_tokens suppression still active,
-// or a prompt/output id outside the vocabulary, which the host reports per row).
+// CPU) or a row needs what the device path does not take (min_tokens suppression still active on
+// a row without a mask, or a prompt/output id outside the vocabulary, which the host reports per
+// row).
 
 #include <cstdint>
 #include <vector>

@@ -81,7 +81,8 @@ absl::Status Sampler::SampleRowImpl(const SamplingRow& row, SampleResult* result
   }
 
   ApplyLogitBias(p.logit_bias, s);
-  if (static_cast<int64_t>(row.output_token_ids.size()) < p.min_tokens) {
+  // A masked row's min_tokens is in its mask (output_constraint.h: the grammar may have to end).
+  if (row.allowed_tokens == nullptr && static_cast<int64_t>(row.output_token_ids.size()) < p.min_tokens) {
     SuppressTokens(p.stop_token_ids, s);
     if (!p.ignore_eos) SuppressTokens(options_.eos_token_ids, s);
   }

@@ -8,7 +8,8 @@
 //   0. allowed tokens    s[id] = -inf where the row's structured-output mask clears id
 //   1. logit bias        s[id] += bias
 //   2. min_tokens        while len(output) < min_tokens: s[id] = -inf for stop_token_ids and,
-//                        unless ignore_eos, the model's EOS ids
+//                        unless ignore_eos, the model's EOS ids; not for a row with a mask (the
+//                        structured-output constraint applies min_tokens in its mask)
 //   3. penalties         repetition (prompt + output), then frequency and presence (output);
 //                        exact fp32 formulas in logits_processors.h
 //   4. greedy            temperature < kGreedyTemperature: argmax s, ties to the lowest id; done

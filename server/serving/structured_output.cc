@@ -68,6 +68,8 @@ absl::StatusOr<std::shared_ptr<const structured::OutputConstraintSpec>> Structur
   spec->grammar = *std::move(grammar);
   spec->reasoning = reasoning_;
   spec->starts_in_reasoning = PromptIdsOpenReasoning(prompt_ids, reasoning_);
+  spec->min_tokens = params.min_tokens;
+  spec->ignore_eos = params.ignore_eos;
   for (int32_t id : params.stop_token_ids) {
     if (id >= 0 && id < vocab_size_) spec->stop_token_ids.push_back(id);
   }

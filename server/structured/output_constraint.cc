@@ -51,6 +51,27 @@ void OutputConstraint::FillMask(uint32_t* mask) {
   for (int32_t id : spec_->stop_token_ids) SetBit(mask, id, can_end);
   // A thinking model may open its reasoning block with its first token.
   if (spec_->reasoning.enabled() && state_.num_outputs == 0) SetBit(mask, spec_->reasoning.start, true);
+  if (state_.num_outputs < spec_->min_tokens) ApplyMinTokens(mask);
+}
+
+void OutputConstraint::ApplyMinTokens(uint32_t* mask) {
+  const TokenVocabulary& vocab = spec_->grammar->vocab();
+  const int32_t words = vocab.mask_words();
+  stops_.clear();
+  if (!spec_->ignore_eos) stops_.insert(stops_.end(), vocab.stop_ids().begin(), vocab.stop_ids().end());
+  stops_.insert(stops_.end(), spec_->stop_token_ids.begin(), spec_->stop_token_ids.end());
+  // Whether anything but a stop id is allowed (a stop's bit does not count).
+  bool other = false;
+  for (int32_t w = 0; w < words && !other; ++w) {
+    uint32_t bits = mask[w];
+    if (bits == 0) continue;
+    for (int32_t id : stops_) {
+      if (id >> 5 == w) bits &= ~(1u << (id & 31));
+    }
+    other = bits != 0;
+  }
+  if (!other) return;  // only the end is possible: the grammar wins over min_tokens
+  for (int32_t id : stops_) SetBit(mask, id, false);
 }
 
 bool OutputConstraint::Advance(int32_t token) {

@@ -16,6 +16,12 @@
 //   - Stop ids: the model's EOS ids (the vocabulary's stop ids) and the request's stop_token_ids are
 //     allowed exactly where the output so far is complete; after one of them only stop ids are
 //     allowed (a request that ignores EOS keeps emitting them until max_tokens).
+//   - min_tokens is applied here, not by the sampler: while fewer than min_tokens tokens are out,
+//     the stop ids (EOS unless ignore_eos, and the request's stop_token_ids) are cleared from a
+//     mask that allows anything else; where the grammar allows nothing but the end, the grammar
+//     wins and the stop ids stay allowed (the request ends early, finish reason "stop"; the engine
+//     does not hold constrained requests to min_tokens). Never an invalid output, never a row
+//     with nothing to sample.
 //
 // Requires external synchronization (one sample, one thread at a time).
 
@@ -42,6 +48,8 @@ struct OutputConstraintSpec {
   ReasoningTokens reasoning;
   bool starts_in_reasoning = false;     // the prompt left a reasoning block open
   std::vector<int32_t> stop_token_ids;  // the request's own (sorted, within the mask)
+  int32_t min_tokens = 0;               // the request's (see above)
+  bool ignore_eos = false;              // the request's: min_tokens leaves EOS alone
 };
 
 class OutputConstraint {
@@ -77,12 +85,14 @@ class OutputConstraint {
   };
   bool IsStop(int32_t token) const;
   void FillMask(uint32_t* mask);
+  void ApplyMinTokens(uint32_t* mask);  // see "min_tokens" above
   bool Advance(int32_t token);  // false (state unchanged) when `token` is not allowed
 
   const std::shared_ptr<const OutputConstraintSpec> spec_;
   const int32_t max_drafts_;
   GrammarMatcher matcher_;
   State state_;
+  std::vector<int32_t> stops_;  // ApplyMinTokens' scratch
 };
 
 }  // namespace moeserve::structured

@@ -54,6 +54,10 @@ TEST(DeviceSamplingTest, MinTokensAndOutOfVocabularyIdsGoToTheHost) {
   EXPECT_FALSE(DeviceSamplingSupports({.params = &p, .prompt_token_ids = bad, .output_token_ids = output}, 64));
   p.min_tokens = 2;
   EXPECT_FALSE(DeviceSamplingSupports({.params = &p, .prompt_token_ids = prompt, .output_token_ids = output}, 64));
+  // A masked row's min_tokens is in its mask: nothing for the device to suppress.
+  const std::vector<uint32_t> mask = {~0u, ~0u};
+  EXPECT_TRUE(DeviceSamplingSupports(
+      {.params = &p, .prompt_token_ids = prompt, .output_token_ids = output, .allowed_tokens = mask.data()}, 64));
   EXPECT_FALSE(DeviceSamplingSupports({.prompt_token_ids = prompt}, 64));  // no params
 }
 

@@ -122,6 +122,21 @@ TEST(SamplerTest, MinTokensSuppressesStopAndEosUntilReached) {
   EXPECT_EQ(SampleOne(sampler, {0.0f, 1.0f, 2.0f, 4.0f}, p, {}).token_id, 3);
 }
 
+// A masked row's min_tokens is its constraint's business (output_constraint.h): the sampler does
+// not suppress the EOS the mask allows, so a grammar that can only end is never left with nothing.
+TEST(SamplerTest, MinTokensLeavesAMaskedRowToItsMask) {
+  Sampler sampler = MakeSampler(4, /*eos=*/{3});
+  SamplingParams p = Greedy();
+  p.min_tokens = 5;
+  const std::vector<uint32_t> only_eos = {1u << 3};
+  const std::vector<float> logits = {0.0f, 1.0f, 5.0f, 4.0f};
+  SamplingRow row{.logits = logits, .params = &p, .allowed_tokens = only_eos.data()};
+  SampleResult result;
+  sampler.SampleRow(row, &result);
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.token_id, 3);
+}
+
 TEST(SamplerTest, PenaltiesApplyBeforeTemperatureAndFilters) {
   Sampler sampler = MakeSampler(3);
   SamplingParams p = Greedy();

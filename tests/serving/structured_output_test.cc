@@ -121,6 +121,28 @@ TEST_F(StructuredOutputTest, JsonSchemaOutputsValidate) {
   EXPECT_GT(finished, 0);
 }
 
+// min_tokens beyond what the grammar can produce: the grammar wins. Every sample ends with the
+// finish reason "stop" as soon as the output is complete (before min_tokens), none fails or runs
+// to max_tokens; a grammar that can go on is held to min_tokens.
+TEST_F(StructuredOutputTest, MinTokensYieldsToAGrammarThatMustEnd) {
+  for (float temperature : {0.0f, 1.0f}) {
+    ServingRequest r = Request({.kind = Constraint::Kind::kRegex, .value = "(yes|no)"}, temperature, 4, 40);
+    r.sampling.min_tokens = 30;
+    for (const Completion& c : Generate(std::move(r))) {
+      ASSERT_EQ(c.finish_reason, FinishReason::kStop) << c.error << " \"" << c.text << "\"";
+      EXPECT_TRUE(c.text == "yes" || c.text == "no") << c.text;
+      EXPECT_LT(c.token_ids.size(), 30u);
+    }
+    r = Request({.kind = Constraint::Kind::kRegex, .value = "[a-z]{1,200}"}, temperature, 2, 40);
+    r.sampling.min_tokens = 12;
+    for (const Completion& c : Generate(std::move(r))) {
+      ASSERT_NE(c.finish_reason, FinishReason::kError) << c.error;
+      EXPECT_GE(c.token_ids.size(), 12u) << c.text;
+      EXPECT_TRUE(std::regex_match(c.text, std::regex("[a-z]{1,200}"))) << c.text;
+    }
+  }
+}
+
 TEST_F(StructuredOutputTest, GrammarAndJsonObject) {
   const std::string grammar = "root ::= word (\", \" word){1,3} \".\"\nword ::= [a-z]{2,6}\n";
   int finished = 0;

@@ -61,6 +61,41 @@ TEST(OutputConstraintTest, GrammarMaskAndStopIds) {
   EXPECT_TRUE(c.Accept('z').ok());  // ends the output
 }
 
+// min_tokens holds the stops back while the grammar can go on, and gives way where it can only end.
+TEST(OutputConstraintTest, MinTokensYieldsToAGrammarThatCanOnlyEnd) {
+  auto spec = std::make_shared<OutputConstraintSpec>(*Spec("a+|bc", false, false, {'z'}));
+  spec->min_tokens = 5;
+  OutputConstraint c(spec, 0);
+  ASSERT_TRUE(c.Accept('a').ok());
+  std::vector<uint32_t> m = Mask(c);
+  EXPECT_TRUE(Allowed(m, 'a'));  // complete, but it can go on: min_tokens holds the stops back
+  EXPECT_FALSE(Allowed(m, kStop));
+  EXPECT_FALSE(Allowed(m, 'z'));
+  OutputConstraint d(spec, 0);
+  ASSERT_TRUE(d.Accept('b').ok());
+  ASSERT_TRUE(d.Accept('c').ok());
+  m = Mask(d);  // "bc" can only end: the grammar wins over min_tokens (2 < 5)
+  EXPECT_TRUE(Allowed(m, kStop));
+  EXPECT_TRUE(Allowed(m, 'z'));
+  EXPECT_FALSE(Allowed(m, 'a'));
+  EXPECT_TRUE(d.Accept(kStop).ok());
+  // ignore_eos: EOS is not a stop, min_tokens leaves it to the grammar (allowed once complete).
+  spec->ignore_eos = true;
+  OutputConstraint e(spec, 0);
+  ASSERT_TRUE(e.Accept('a').ok());
+  m = Mask(e);
+  EXPECT_TRUE(Allowed(m, kStop));
+  EXPECT_FALSE(Allowed(m, 'z'));
+  // From min_tokens on, the stops follow the grammar alone.
+  spec->ignore_eos = false;
+  spec->min_tokens = 2;
+  OutputConstraint f(spec, 0);
+  ASSERT_TRUE(f.Accept('a').ok());
+  EXPECT_FALSE(Allowed(Mask(f), kStop));
+  ASSERT_TRUE(f.Accept('a').ok());
+  EXPECT_TRUE(Allowed(Mask(f), kStop));
+}
+
 TEST(OutputConstraintTest, ReasoningBlockIsFreeButCannotEndTheOutput) {
   OutputConstraint c(Spec("[0-9]", /*reasoning=*/true), 0);
   std::vector<uint32_t> m = Mask(c);
