@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "server/structured/char_class.h"
 #include "server/structured/text_util.h"
 
 namespace moeserve::structured {
@@ -290,31 +291,19 @@ class GbnfParser {
   }
 
   bool ParseClass(Expr* out) {
-    ++pos_;  // [
-    bool negate = false;
-    if (pos_ < s_.size() && s_[pos_] == '^') {
-      negate = true;
-      ++pos_;
+    CodepointSet set;
+    if (!ScanCharClass(
+            s_, &pos_, /*leading_bracket_is_literal=*/false,
+            [&](ClassItem* item) {
+              uint32_t c = 0;
+              if (!ParseChar(&c)) return false;
+              item->set = {{c, c}};
+              return true;
+            },
+            [&](std::string_view message) { return Fail(Error(std::string(message))); }, &set)) {
+      return false;
     }
-    std::vector<CodepointRange> ranges;
-    while (true) {
-      if (pos_ >= s_.size()) return Fail(Error("unterminated character class"));
-      if (s_[pos_] == ']') {
-        ++pos_;
-        break;
-      }
-      uint32_t lo = 0, hi = 0;
-      if (!ParseChar(&lo)) return false;
-      hi = lo;
-      if (pos_ + 1 < s_.size() && s_[pos_] == '-' && s_[pos_ + 1] != ']') {
-        ++pos_;
-        if (!ParseChar(&hi)) return false;
-        if (hi < lo) return Fail(Error("character range out of order"));
-      }
-      ranges.push_back({lo, hi});
-    }
-    CodepointSet set = Canonicalize(std::move(ranges));
-    *out = Class(negate ? Complement(set) : std::move(set));
+    *out = Class(std::move(set));
     return true;
   }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/structured/char_class.h"
 #include "server/structured/text_util.h"
 
 namespace moeserve::structured {
@@ -12,7 +13,6 @@ namespace {
 
 constexpr int kMaxNesting = 256;
 constexpr int64_t kMaxRepeatCount = 1 << 20;
-constexpr uint32_t kAsciiMax = 0x7F;
 
 const CodepointSet& Digits() {
   static const CodepointSet* s = new CodepointSet{{'0', '9'}};
@@ -36,11 +36,8 @@ const CodepointSet& SpaceChars() {
                                                                 {0x3000, 0x3000}}));
   return *s;
 }
-// ASCII minus `set`: \D and \W. Python's classes also hold non-ASCII digits and letters;
-// staying within ASCII keeps every output inside Python's language.
-CodepointSet AsciiComplement(const CodepointSet& set) {
-  return Intersect(Complement(set), CodepointSet{{0, kAsciiMax}});
-}
+// \D and \W are AsciiComplement (char_class.h): Python's classes also hold non-ASCII digits and
+// letters; staying within ASCII keeps every output inside Python's language.
 
 class RegexParser {
  public:
@@ -308,55 +305,24 @@ class RegexParser {
   }
 
   bool ParseClass(Expr* out) {
-    ++pos_;  // [
-    bool negate = false;
-    if (pos_ < s_.size() && s_[pos_] == '^') {
-      negate = true;
-      ++pos_;
-    }
-    std::vector<CodepointRange> ranges;
-    bool ascii_only = false;  // negation stays in ASCII: the class holds \d \w \D or \W
-    bool first = true;
-    while (true) {
-      if (pos_ >= s_.size()) return Fail("unterminated character set");
-      if (s_[pos_] == ']' && !first) {
-        ++pos_;
-        break;
-      }
-      first = false;
-      // One item: a single code point (possibly the start of a range) or a shorthand class.
-      CodepointSet item;
-      bool single = true;
-      if (s_[pos_] == '\\') {
-        const char e = pos_ + 1 < s_.size() ? s_[pos_ + 1] : '\0';
-        single = !(e == 'd' || e == 'D' || e == 'w' || e == 'W' || e == 's' || e == 'S');
-        if (e == 'd' || e == 'D' || e == 'w' || e == 'W') ascii_only = true;
-        if (!ParseEscape(true, &item)) return false;
-      } else {
-        uint32_t cp = 0;
-        if (!DecodeUtf8(s_, &pos_, &cp)) return Fail("invalid UTF-8");
-        item = {{cp, cp}};
-      }
-      if (single && item.size() == 1 && pos_ + 1 < s_.size() && s_[pos_] == '-' && s_[pos_ + 1] != ']') {
-        ++pos_;
-        CodepointSet hi_item;
-        if (s_[pos_] == '\\') {
-          if (!ParseEscape(true, &hi_item)) return false;
-        } else {
-          uint32_t cp = 0;
-          if (!DecodeUtf8(s_, &pos_, &cp)) return Fail("invalid UTF-8");
-          hi_item = {{cp, cp}};
-        }
-        if (hi_item.size() != 1 || hi_item[0].lo != hi_item[0].hi) return Fail("bad character range");
-        if (hi_item[0].lo < item[0].lo) return Fail("bad character range");
-        ranges.push_back({item[0].lo, hi_item[0].lo});
-        continue;
-      }
-      ranges.insert(ranges.end(), item.begin(), item.end());
-    }
-    CodepointSet set = Canonicalize(std::move(ranges));
-    if (negate) {
-      set = ascii_only ? AsciiComplement(set) : Complement(set);
+    CodepointSet set;
+    if (!ScanCharClass(
+            s_, &pos_, /*leading_bracket_is_literal=*/true,
+            [&](ClassItem* item) {
+              if (s_[pos_] != '\\') {
+                uint32_t cp = 0;
+                if (!DecodeUtf8(s_, &pos_, &cp)) return Fail("invalid UTF-8");
+                item->set = {{cp, cp}};
+                return true;
+              }
+              const char e = pos_ + 1 < s_.size() ? s_[pos_ + 1] : '\0';
+              item->shorthand = e == 'd' || e == 'D' || e == 'w' || e == 'W' || e == 's' || e == 'S';
+              // Negation stays in ASCII when the class holds \d \w \D or \W.
+              item->ascii_negation = e == 'd' || e == 'D' || e == 'w' || e == 'W';
+              return ParseEscape(true, &item->set);
+            },
+            [&](std::string_view message) { return Fail(std::string(message)); }, &set)) {
+      return false;
     }
     *out = Class(std::move(set));
     return true;
