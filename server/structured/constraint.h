@@ -9,9 +9,11 @@
 namespace moeserve::structured {
 
 struct Constraint {
-  enum class Kind { kNone, kJsonSchema, kRegex, kGrammar, kJsonObject };
+  // kToolCalls: an output of tool calls in a model's markup (tool_calls_grammar.h), which the API
+  // layer builds for a forced OpenAI tool_choice.
+  enum class Kind { kNone, kJsonSchema, kRegex, kGrammar, kJsonObject, kToolCalls };
   Kind kind = Kind::kNone;
-  std::string value;            // the schema, pattern or GBNF text (empty for kJsonObject)
+  std::string value;            // the schema, pattern, GBNF text or tool-calls spec (empty for kJsonObject)
   bool any_whitespace = false;  // JSON kinds: allow whitespace around structural characters
 
   bool active() const { return kind != Kind::kNone; }

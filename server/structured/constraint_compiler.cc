@@ -6,6 +6,7 @@
 #include "server/structured/gbnf_parser.h"
 #include "server/structured/json_schema.h"
 #include "server/structured/regex_parser.h"
+#include "server/structured/tool_calls_grammar.h"
 
 namespace moeserve::structured {
 namespace {
@@ -26,6 +27,7 @@ const char* ConstraintFieldName(Constraint::Kind kind) {
     case Constraint::Kind::kRegex: return "regex";
     case Constraint::Kind::kGrammar: return "grammar";
     case Constraint::Kind::kJsonObject: return "json_object";
+    case Constraint::Kind::kToolCalls: return "tool_calls";
     case Constraint::Kind::kNone: break;
   }
   return "constraint";
@@ -48,6 +50,7 @@ absl::StatusOr<Grammar> ConstraintToGrammar(const Constraint& c) {
       break;
     }
     case Constraint::Kind::kGrammar: g = ParseGbnf(c.value); break;
+    case Constraint::Kind::kToolCalls: g = ToolCallsGrammar(c.value, {.any_whitespace = c.any_whitespace}); break;
     case Constraint::Kind::kNone: break;
   }
   if (!g.ok()) return AsInvalid(g.status(), field);

@@ -9,6 +9,7 @@
 #include "server/api/openai/openai_errors.h"
 #include "server/api/openai/openai_format.h"
 #include "server/api/openai/response_format.h"
+#include "server/api/openai/tool_choice.h"
 #include "server/serving/errors.h"
 
 namespace moeserve::api::openai {
@@ -115,18 +116,29 @@ TEST(ChatRequestTest, ConversationAndOptions) {
   EXPECT_TRUE(plain->request.max_tokens_to_context);
   EXPECT_FALSE(plain->parse_tool_calls);
 
-  for (const auto& [body, field] : std::vector<std::pair<const char*, const char*>>{
-           {R"({"messages": []})", "messages"},
-           {R"({"messages": [{"role": "bot", "content": "x"}]})", "messages[0].role"},
-           {R"({"messages": [{"role": "user"}]})", "messages[0].content"},
-           {R"({"messages": [{"role": "user", "content": "x", "audio": {}}]})", "messages[0].audio"},
-           {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}})",
-            "response_format.type"},
-           {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", "top_logprobs"},
-           {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
+  for (
+      const auto& [body, field] : std::vector<std::pair<const char*, const char*>>{
+          {R"({"messages": []})", "messages"},
+          {R"({"messages": [{"role": "bot", "content": "x"}]})", "messages[0].role"},
+          {R"({"messages": [{"role": "user"}]})", "messages[0].content"},
+          {R"({"messages": [{"role": "user", "content": "x", "audio": {}}]})", "messages[0].audio"},
+          {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}})",
+           "response_format.type"},
+          {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", "top_logprobs"},
+          {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
+                "tools": [{"type": "function", "function": {"name": "f"}}], "response_format": {"type": "json_object"}})",
+           "tool_choice"},
+          {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})", "tool_choice"},
+          {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function", "function": {"name": "g"}},
                 "tools": [{"type": "function", "function": {"name": "f"}}]})",
-            "tool_choice"},
-           {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "web"}]})", "tools[0]"}}) {
+           "tool_choice.function.name"},
+          {R"({"messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f", "strict": 1}}]})",
+           "tools[0].function.strict"},
+          {R"({"messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]})",
+           "tools[0].function.parameters"},
+          {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "web"}]})", "tools[0]"}}) {
     auto bad = ParseChatRequest(Body(body), "m");
     ASSERT_FALSE(bad.ok()) << body;
     EXPECT_EQ(serving::ErrorField(bad.status()), field) << body << ": " << bad.status();
@@ -193,6 +205,62 @@ TEST(ResponseFormatTest, ShapesBecomeConstraints) {
   ASSERT_TRUE(completion_json.ok()) << completion_json.status();
   EXPECT_EQ(completion_json->prompts[0].sampling.constraint.kind, Kind::kJsonObject);
   EXPECT_EQ(completion_json->prompts[0].names.Sampling("json_object"), "response_format");
+}
+
+// Forced tool calls: the constraint in each format's markup, one call for a named function or
+// without parallel calls, strict schemas checked up front and non-strict ones relaxed.
+TEST(ToolChoiceTest, ForcedCallsBecomeToolCallConstraints) {
+  const Json body = Body(R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required",
+      "tools": [{"type": "function", "function": {"name": "get_weather", "strict": true,
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+                {"type": "function", "function": {"name": "loose",
+                 "parameters": {"type": "object", "properties": {"xs": {"uniqueItems": true}}}}}]})");
+  auto chat = ParseChatRequest(body, "m");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_TRUE(chat->parse_tool_calls);
+  EXPECT_EQ(chat->tool_choice.mode, ToolChoice::Mode::kRequired);
+  auto hermes = ForcedToolCallConstraint(chat->tools, chat->tool_choice, true, parsers::ToolCallFormat::kHermes);
+  ASSERT_TRUE(hermes.ok()) << hermes.status();
+  EXPECT_EQ(hermes->kind, structured::Constraint::Kind::kToolCalls);
+  const Json spec = Json::parse(hermes->value);
+  EXPECT_EQ(spec["max_calls"], 0);
+  ASSERT_EQ(spec["calls"].size(), 2u);
+  EXPECT_EQ(spec["calls"][0]["before"], "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": ");
+  EXPECT_EQ(spec["calls"][0]["after"], "}\n</tool_call>");
+  EXPECT_EQ(spec["calls"][0]["arguments"]["required"], Json::array({"city"}));
+  EXPECT_TRUE(spec["calls"][1]["arguments"].is_null());  // not strict and not enforceable: any object
+  auto deepseek = ForcedToolCallConstraint(chat->tools, chat->tool_choice, /*parallel_tool_calls=*/false,
+                                           parsers::ToolCallFormat::kDeepSeekV3);
+  ASSERT_TRUE(deepseek.ok()) << deepseek.status();
+  const Json ds = Json::parse(deepseek->value);
+  EXPECT_EQ(ds["begin"], "<｜tool▁calls▁begin｜>");
+  EXPECT_EQ(ds["max_calls"], 1);
+  EXPECT_EQ(ds["calls"][0]["before"], "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n");
+  EXPECT_EQ(ds["calls"][0]["after"], "\n```<｜tool▁call▁end｜>");
+  auto none = ForcedToolCallConstraint(chat->tools, chat->tool_choice, true, parsers::ToolCallFormat::kNone);
+  EXPECT_EQ(serving::ErrorField(none.status()), "tool_choice");
+
+  Json strict = body;
+  strict["tools"][1]["function"]["strict"] = true;
+  auto refused = ForcedToolCallConstraint(strict["tools"], chat->tool_choice, true, parsers::ToolCallFormat::kHermes);
+  EXPECT_EQ(serving::ErrorField(refused.status()), "tools[1].function.parameters");
+  EXPECT_THAT(refused.status().message(), HasSubstr("uniqueItems"));
+
+  Json named = body;
+  named["tool_choice"] = Body(R"({"type": "function", "function": {"name": "get_weather"}})");
+  auto one = ParseChatRequest(named, "m");
+  ASSERT_TRUE(one.ok()) << one.status();
+  auto constraint = ForcedToolCallConstraint(one->tools, one->tool_choice, true, parsers::ToolCallFormat::kHermes);
+  ASSERT_TRUE(constraint.ok()) << constraint.status();
+  EXPECT_EQ(Json::parse(constraint->value)["calls"].size(), 1u);
+  EXPECT_EQ(Json::parse(constraint->value)["max_calls"], 1);
+
+  Json automatic = body;
+  automatic["tool_choice"] = "auto";
+  auto parsed = ParseChatRequest(automatic, "m");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_FALSE(parsed->tool_choice.forced());
+  EXPECT_FALSE(parsed->request.sampling.constraint.active());
 }
 
 TEST(OpenAiErrorsTest, ShapeAndStatus) {

@@ -188,6 +188,13 @@ absl::StatusOr<serving::ChatPrompt> ParseConversation(const Json& body) {
           !t["function"].is_object() || !t["function"].contains("name") || !t["function"]["name"].is_string()) {
         return serving::InvalidField(field, " must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
       }
+      const Json& function = t["function"];
+      if (auto p = function.find("parameters"); p != function.end() && !p->is_null() && !p->is_object()) {
+        return serving::InvalidField(absl::StrCat(field, ".function.parameters"), " must be a JSON Schema object");
+      }
+      if (auto s = function.find("strict"); s != function.end() && !s->is_null() && !s->is_boolean()) {
+        return serving::InvalidField(absl::StrCat(field, ".function.strict"), " must be a boolean");
+      }
     }
     if (!tools->empty()) chat.tools = nlohmann::ordered_json::parse(tools->dump());
   }
@@ -299,30 +306,19 @@ absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body, const s
     r.names.renamed.emplace_back("logprobs", "top_logprobs");
   }
 
-  // tool_choice: "auto" (the default with tools) and "none"; a forced call needs structured
-  // output, which this server does not have yet.
-  std::string tool_choice = has_tools ? "auto" : "none";
-  if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null()) {
-    if (!it->is_string()) {
-      return serving::InvalidField("tool_choice",
-                                   ": a named function cannot be forced on this server (no structured "
-                                   "output); use \"auto\" or \"none\"");
+  // tool_choice (tool_choice.h): a forced call is constrained, by the router, which knows the
+  // model's tool-call format.
+  const Json tools = has_tools ? body.at("tools") : Json();
+  absl::StatusOr<ToolChoice> tool_choice = ParseToolChoice(body, tools);
+  if (!tool_choice.ok()) return tool_choice.status();
+  out.tool_choice = *std::move(tool_choice);
+  out.parse_tool_calls = out.tool_choice.mode != ToolChoice::Mode::kNone;
+  if (out.tool_choice.forced()) {
+    if (r.sampling.constraint.active()) {
+      return serving::InvalidField("tool_choice", ": a forced tool call cannot be combined with response_format");
     }
-    tool_choice = it->get<std::string>();
-    if (tool_choice == "required") {
-      return serving::InvalidField("tool_choice",
-                                   ": \"required\" cannot be enforced on this server (no structured "
-                                   "output); use \"auto\" or \"none\"");
-    }
-    if (tool_choice != "auto" && tool_choice != "none") {
-      return serving::InvalidField("tool_choice",
-                                   absl::StrCat(": must be \"auto\" or \"none\", got \"", tool_choice, "\""));
-    }
-    if (tool_choice == "auto" && !has_tools) {
-      return serving::InvalidField("tool_choice", ": \"auto\" needs tools");
-    }
+    out.tools = tools;
   }
-  out.parse_tool_calls = has_tools && tool_choice == "auto";
   absl::StatusOr<std::optional<bool>> parallel = GetBool(body, "parallel_tool_calls");
   if (!parallel.ok()) return parallel.status();
   out.parallel_tool_calls = parallel->value_or(true);

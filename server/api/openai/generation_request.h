@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/api/openai/openai_params.h"
+#include "server/api/openai/tool_choice.h"
 #include "server/serving/serving_request.h"
 
 namespace moeserve::api::openai {
@@ -39,6 +40,8 @@ struct ChatCompletionRequest {
   bool logprobs = false;  // the chat logprobs object
   int32_t top_logprobs = 0;
   bool parse_tool_calls = false;    // tools given and tool_choice is not "none"
+  ToolChoice tool_choice;
+  Json tools;                       // body.tools when tool_choice forces a call (tool_choice.h), else null
   bool parallel_tool_calls = true;  // false: only each choice's first call is returned
 };
 

@@ -167,6 +167,13 @@ void OpenAiRouter::ChatCompletions(const HttpRequest& request, const std::shared
   absl::StatusOr<openai::ChatCompletionRequest> parsed = openai::ParseChatRequest(*body, options_.model_id);
   if (!parsed.ok()) return Reply(exchange, parsed.status());
   openai::ChatCompletionRequest& r = *parsed;
+  if (r.tool_choice.forced()) {
+    absl::StatusOr<structured::Constraint> constraint =
+        openai::ForcedToolCallConstraint(r.tools, r.tool_choice, r.parallel_tool_calls, options_.tool_calls);
+    if (!constraint.ok()) return Reply(exchange, constraint.status());
+    r.request.sampling.constraint = *std::move(constraint);
+    r.request.names.renamed.emplace_back("tool_calls", "tool_choice");
+  }
   openai::ChatJobOptions chat{
       .parser = {.reasoning = options_.reasoning,
                  .tool_calls = r.parse_tool_calls ? options_.tool_calls : parsers::ToolCallFormat::kNone,
