@@ -144,18 +144,24 @@ def parse_sse(raw):
     return events
 
 
+def set_chat_template(model_dir, template_path):
+    """Writes the chat template of `template_path` (a tokenizer_config.json or a .jinja file) into
+    model_dir's tokenizer_config.json."""
+    with open(template_path, encoding="utf-8") as f:
+        template = json.load(f)["chat_template"] if template_path.endswith(".json") else f.read()
+    cfg_path = os.path.join(model_dir, "tokenizer_config.json")
+    with open(cfg_path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    cfg["chat_template"] = template
+    with open(cfg_path, "w", encoding="utf-8") as f:
+        json.dump(cfg, f, ensure_ascii=False)
+
+
 def chat_model_dir(source, template_path, tokenizer_config_dir=None):
     """models/default copied with a chat template (the tiny model has none)."""
     out = tempfile.mkdtemp(prefix="openai_chat_model")
     src = os.path.join(source, "models", "default")
     for name in os.listdir(src):
         shutil.copy(os.path.join(src, name), out)
-    with open(template_path, encoding="utf-8") as f:
-        template = json.load(f)["chat_template"] if template_path.endswith(".json") else f.read()
-    cfg_path = os.path.join(out, "tokenizer_config.json")
-    with open(cfg_path, encoding="utf-8") as f:
-        cfg = json.load(f)
-    cfg["chat_template"] = template
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump(cfg, f, ensure_ascii=False)
+    set_chat_template(out, template_path)
     return out

@@ -28,7 +28,7 @@ import openai
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "http"))
-from openai_test_util import Server, parse_args  # noqa: E402
+from openai_test_util import Server, parse_args, set_chat_template  # noqa: E402
 
 try:
     import jsonschema
@@ -212,14 +212,7 @@ class HermesQwen3Test(ToolsCase, unittest.TestCase):
         template = os.path.join(ARGS.data, "tokenizers", "qwen3", "tokenizer_config.json")
         out = random_v3_model(work) if os.path.isfile(template) else None
         if out is not None:
-            with open(template, encoding="utf-8") as f:
-                qwen3 = json.load(f)["chat_template"]
-            config_path = os.path.join(out, "tokenizer_config.json")
-            with open(config_path, encoding="utf-8") as f:
-                config = json.load(f)
-            config["chat_template"] = qwen3
-            with open(config_path, "w", encoding="utf-8") as f:
-                json.dump(config, f, ensure_ascii=False)
+            set_chat_template(out, template)
         return out
 
 
