@@ -198,7 +198,6 @@ absl::StatusOr<MoeFfn> MoeFfn::Load(WeightLoader& loader, const MoeTensors& t, c
     RETURN_IF_ERROR(StackExperts16(loader, dtype, t, n_shared, i_size, d, &moe.gate_up_, &moe.down_));
     moe.num_shared_fused_ = n_shared;
   } else {
-    auto host = [&](const WeightSpec& w) { return loader.Host(w); };
     std::vector<float> gate_up, down;
     if (fused_layout) {
       // [E, 2I, d] and [E, d, I]: this rank's experts, or the gate and up rows of its channels.

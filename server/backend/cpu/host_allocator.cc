@@ -4,8 +4,6 @@
 #include <bit>
 #include <cstdlib>
 
-#include <sys/mman.h>
-
 namespace moeserve::cpu {
 
 std::shared_ptr<HostAllocator> HostAllocator::Create(int64_t max_cached_bytes) {
@@ -22,17 +20,6 @@ size_t HostAllocator::RoundUp(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
-void* HostAllocator::SystemAllocate(size_t size) {
-  if (size < kHugePage) return std::aligned_alloc(kAlignment, size);
-  void* p = nullptr;
-  if (posix_memalign(&p, kHugePage, size) != 0) return nullptr;
-  // Where transparent huge pages are on "madvise" (the common default), ask for them: first touch
-  // then faults 2 MiB at a time instead of 4 KiB (a 4 GiB expert stack: 2k faults, not 1M).
-  // Advice only; refused or not, the block is usable.
-  madvise(p, size / kHugePage * kHugePage, MADV_HUGEPAGE);
-  return p;
-}
-
 std::shared_ptr<void> HostAllocator::Allocate(size_t bytes) {
   const size_t size = RoundUp(bytes);
   void* p = nullptr;
@@ -46,7 +33,7 @@ std::shared_ptr<void> HostAllocator::Allocate(size_t bytes) {
     }
   }
   if (p == nullptr) {
-    p = SystemAllocate(size);
+    p = std::aligned_alloc(kAlignment, size);
     if (p == nullptr) return nullptr;
     absl::MutexLock lock(&mu_);
     ++system_allocations_;

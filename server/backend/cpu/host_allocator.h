@@ -8,8 +8,7 @@
 // bytes are kept in per-size lists (sizes rounded up to a power-of-two fraction: at most 1/8
 // waste) and handed out again, up to max_cached_bytes in total; smaller blocks go straight back to
 // malloc, which already recycles them. This is the step arena: after the first step of a given
-// shape, steps allocate nothing from the system. Blocks of 2 MiB or more are 2 MiB-aligned and
-// advised to use transparent huge pages (weights, KV cache, large activations).
+// shape, steps allocate nothing from the system.
 //
 // Thread-safe: blocks may be freed on any thread (a Tensor outlives the step that made it).
 
@@ -28,8 +27,6 @@ class HostAllocator : public std::enable_shared_from_this<HostAllocator> {
  public:
   static constexpr size_t kAlignment = 64;
   static constexpr size_t kMinCached = 64 * 1024;
-  // Blocks of at least this size are aligned to it and advised to use transparent huge pages.
-  static constexpr size_t kHugePage = 2 * 1024 * 1024;
 
   static std::shared_ptr<HostAllocator> Create(int64_t max_cached_bytes);
   ~HostAllocator();
@@ -50,7 +47,6 @@ class HostAllocator : public std::enable_shared_from_this<HostAllocator> {
  private:
   explicit HostAllocator(int64_t max_cached_bytes) : max_cached_bytes_(max_cached_bytes) {}
   static size_t RoundUp(size_t bytes);
-  static void* SystemAllocate(size_t size);  // from the system, aligned, huge-page advised
   void Free(void* p, size_t size);
 
   const int64_t max_cached_bytes_;
