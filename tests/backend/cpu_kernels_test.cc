@@ -72,6 +72,49 @@ TEST_P(CpuKernelsTest, WidenRowIsExact) {
   }
 }
 
+// The bf16 dot-product GEMM (where the level has one) against a double-precision reference with the
+// same rounding: activations rounded to bf16 (nearest even), exact products. Tiles that start
+// inside the product, strided rows, K tails (not a multiple of 32) and two K slices (K > 2048).
+TEST_P(CpuKernelsTest, GemmBf16DotMatchesRoundedReference) {
+  if (k().gemm_bf16_dot == nullptr) GTEST_SKIP() << k().name << " has no bf16 dot product";
+  struct Case {
+    int64_t T, N, K, t0, t1, n0, n1;
+  };
+  for (Case c : {Case{1, 1, 1, 0, 1, 0, 1}, Case{1, 9, 31, 0, 1, 0, 9}, Case{1, 17, 33, 0, 1, 2, 17},
+                 Case{2, 5, 64, 0, 2, 0, 5}, Case{3, 7, 100, 0, 3, 0, 7}, Case{7, 13, 896, 1, 7, 3, 13},
+                 Case{13, 9, 2081, 0, 13, 0, 9}, Case{6, 4, 32, 0, 6, 0, 4}, Case{12, 8, 4130, 0, 12, 0, 8},
+                 Case{1, 20, 4099, 0, 1, 0, 20}, Case{25, 11, 47, 3, 24, 1, 10}}) {
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << c.T << " N=" << c.N << " K=" << c.K << " bias=" << with_bias);
+      const int64_t ldx = c.K + 5, ldw = c.K + 3, ldo = c.N + 2;
+      const std::vector<float> x = Random(c.T * ldx), bias = Random(c.N);
+      const std::vector<float> wf = Random(c.N * ldw, 0.1f);
+      std::vector<uint16_t> w(wf.size());
+      for (size_t i = 0; i < w.size(); ++i) w[i] = FloatToBf16(wf[i]);
+      std::vector<float> out(c.T * ldo, -7.0f);
+      const GemmArgs a{c.T, c.N, c.K, x.data(), ldx, w.data(), ldw, with_bias ? bias.data() : nullptr, out.data(), ldo};
+      k().gemm_bf16_dot(a, c.t0, c.t1, c.n0, c.n1);
+      for (int64_t t = 0; t < c.T; ++t) {
+        for (int64_t n = 0; n < c.N; ++n) {
+          const float got = out[t * ldo + n];
+          if (t < c.t0 || t >= c.t1 || n < c.n0 || n >= c.n1) {
+            ASSERT_EQ(got, -7.0f) << "t " << t << " n " << n << " is outside the tile";
+            continue;
+          }
+          double want = with_bias ? bias[n] : 0.0, magnitude = 0;
+          for (int64_t i = 0; i < c.K; ++i) {
+            const double p =
+                static_cast<double>(Bf16ToFloat(FloatToBf16(x[t * ldx + i]))) * Bf16ToFloat(w[n * ldw + i]);
+            want += p;
+            magnitude += std::abs(p);
+          }
+          ASSERT_NEAR(got, want, 1e-5 * magnitude + 1e-6) << "t " << t << " n " << n;
+        }
+      }
+    }
+  }
+}
+
 TEST_P(CpuKernelsTest, ExpSubSum) {
   for (int64_t n : kLengths) {
     std::vector<float> p = Random(n, 20.0f);

@@ -2,10 +2,10 @@
 #define MOESERVE_SERVER_BACKEND_CPU_CPU_KERNELS_H_
 
 // The CPU backend's inner loops, compiled once per instruction-set level and picked at run time
-// from the CPU's features, so that one binary runs on any x86-64 and uses AVX2/FMA/F16C or
-// AVX-512 where present. The same source (cpu_kernels_impl.h, GCC vector extensions) is compiled
-// for each level by cpu_kernels_<level>.cc with that level's -m flags; the baseline level is the
-// scalar-equivalent reference every other level is tested against (cpu_kernels_test).
+// from the CPU's features, so that one binary runs on any x86-64 and uses AVX2/FMA/F16C, AVX-512
+// and AVX512_BF16 where present. The same source (cpu_kernels_impl.h, GCC vector extensions) is
+// compiled for each level by cpu_kernels_<level>.cc with that level's -m flags; the baseline level
+// is the scalar-equivalent reference every other level is tested against (cpu_kernels_test).
 //
 // Kernels work on raw pointers over one tile or row and never allocate; threading and operand
 // validation stay with the ops (cpu_gemm.cc, cpu_attention.cc, ...). Stateless: safe for
@@ -60,7 +60,7 @@ using AttendBlockFn = void (*)(const AttendArgs& a, const float* k, int64_t k_st
                                int64_t n, float* scores, SoftmaxState* state, float* acc);
 
 struct CpuKernels {
-  std::string_view name;  // "baseline", "avx2", "avx512"
+  std::string_view name;  // "baseline", "avx2", "avx512", "avx512_bf16"
   GemmTileFn gemm[kNumWeightTypes];
 
   // dst[i] = widen(src[i]) for n values of a 16-bit float type (kBF16 or kF16).
@@ -78,6 +78,10 @@ struct CpuKernels {
   // p[i] = exp(p[i] - m) in place; returns Σ p[i]. exp as expf within 2 ulp, 0 for -inf.
   float (*exp_sub_sum)(float* p, float m, int64_t n);
   AttendBlockFn attend_block;
+  // For bf16 weights (GemmArgs::w as stored): out[t, n] (=|+=) Σ_k bf16(x[t, k]) · w[n, k] (+ bias[n]),
+  // the activations rounded to bf16 (nearest even) and the exact products summed in fp32 by the
+  // CPU's bf16 dot-product instruction (bf16 subnormals read as zero). Null at the levels without one.
+  GemmTileFn gemm_bf16_dot;
 };
 
 // The kernels of every compiled level this CPU can run, baseline first, best last.
@@ -91,6 +95,7 @@ void ForceKernelsForTesting(const CpuKernels* k);
 const CpuKernels& KernelsBaseline();
 const CpuKernels& KernelsAvx2();
 const CpuKernels& KernelsAvx512();
+const CpuKernels& KernelsAvx512Bf16();  // avx512 plus the bf16 dot-product GEMM
 
 }  // namespace moeserve::cpu
 

@@ -3,7 +3,8 @@
 // vector: 8 for the baseline and AVX2 builds, 16 for AVX-512) and MS_KERNEL_NAME. The code is
 // written with GCC vector extensions, so each build gets that level's instructions (the baseline
 // build splits 32-byte vectors into SSE2 pairs). No intrinsics: nothing here can fault on a CPU
-// that runs the level it was compiled for.
+// that runs the level it was compiled for. The one exception is the bf16 dot-product GEMM
+// (cpu_kernels_bf16_dot.h), built only into the avx512_bf16 level.
 //
 // GEMM (out = x · wᵀ, w [N, K] row-major as PyTorch stores it): out[t, n] is the dot product of
 // two contiguous rows, so the micro-kernel keeps an MR × NR block of vector accumulators over K
@@ -336,6 +337,10 @@ void GemmTile(const GemmArgs& a, int64_t t0, int64_t t1, int64_t n0, int64_t n1)
   }
 }
 
+#ifdef MS_KERNEL_BF16_DOT
+#include "server/backend/cpu/cpu_kernels_bf16_dot.h"
+#endif
+
 // ---- Row kernels ---------------------------------------------------------------------------------
 
 void WidenRow(WeightType type, const void* src, float* dst, int64_t n) {
@@ -544,6 +549,12 @@ void AttendBlock(const AttendArgs& a, const float* k, int64_t k_stride, const fl
   }
 }
 
+#ifdef MS_KERNEL_BF16_DOT
+constexpr GemmTileFn kGemmBf16Dot = &GemmTileBf16Dot;
+#else
+constexpr GemmTileFn kGemmBf16Dot = nullptr;
+#endif
+
 const CpuKernels& Table() {
   static const CpuKernels k = {
       MS_KERNEL_NAME, {&GemmTile<WeightType::kF32>, &GemmTile<WeightType::kBF16>, &GemmTile<WeightType::kF16>},
@@ -551,6 +562,7 @@ const CpuKernels& Table() {
       &AddRmsNormRow, &SiluMulRow,
       &AxpyRow,       &Dot,
       &ExpSubSum,     &AttendBlock,
+      kGemmBf16Dot,
   };
   return k;
 }
