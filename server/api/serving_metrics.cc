@@ -53,6 +53,29 @@ void RenderSpecDecode(const SpecDecodeMetrics& s, std::string* out) {
   }
 }
 
+// Engine steps, and rank 0's step messages to the other ranks of a tensor/expert-parallel group
+// (zero on one rank): the cost of the broadcast per step is its seconds over the steps.
+void RenderSteps(const EngineMetrics& m, std::string* out) {
+  Counter(out, "moeserve_engine_steps_total", "Engine steps (each one forward pass of the batch).",
+          static_cast<double>(m.num_steps));
+  Counter(out, "moeserve_engine_step_seconds_total",
+          "Wall time of the engine steps: scheduling, the forward pass, sampling and outputs.", m.step_seconds);
+  const StepBroadcastMetrics& b = m.step_broadcast;
+  Counter(out, "moeserve_step_broadcast_messages_total", "Step messages rank 0 sent to the other ranks.",
+          static_cast<double>(b.messages));
+  Counter(out, "moeserve_step_broadcast_bytes_total", "Bytes of the step messages.", static_cast<double>(b.bytes));
+  Gauge(out, "moeserve_step_broadcast_max_message_bytes", "The largest step message so far, in bytes.",
+        static_cast<double>(b.max_message_bytes));
+  Counter(out, "moeserve_step_broadcasts_total",
+          "Host broadcasts that carried step messages (one per message up to 4 KiB, two above).",
+          static_cast<double>(b.broadcasts));
+  Counter(out, "moeserve_step_broadcast_encode_seconds_total", "Rank 0's time building the step messages.",
+          b.encode_seconds);
+  Counter(out, "moeserve_step_broadcast_send_seconds_total",
+          "Rank 0's time in the broadcasts of the step messages (waiting for the other ranks included).",
+          b.send_seconds);
+}
+
 // moeserve_moe_layers and moeserve_moe_expert_tokens_total (see ServingMetricsOptions).
 void RenderExpertLoad(const ExpertLoad& load, bool per_layer, std::string* out) {
   Gauge(out, "moeserve_moe_layers",
@@ -193,6 +216,7 @@ std::string ServingMetrics::RenderPrometheus(const EngineMetrics& m) const {
     RenderExpertLoad(*m.expert_load, options_.expert_load_per_layer, &out);
   }
   RenderSpecDecode(m.spec_decode, &out);
+  RenderSteps(m, &out);
   return out;
 }
 

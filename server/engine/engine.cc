@@ -529,6 +529,7 @@ bool Engine::Step() {
     PublishMetrics();
     return false;
   }
+  const absl::Time step_start = absl::Now();
   if (speculator_ != nullptr) ProposeDrafts();
   const SchedulerOutput step = scheduler_->Schedule();
   needs_release_ = false;
@@ -587,6 +588,7 @@ bool Engine::Step() {
   // The step's results are on the host, so the device has synchronised: reading the counters
   // now adds one small copy per MoE layer and no stall.
   ++steps_since_expert_load_;
+  counters_.step_seconds += absl::ToDoubleSeconds(absl::Now() - step_start);
   if (config_.expert_load_interval_steps > 0 && steps_since_expert_load_ >= config_.expert_load_interval_steps) {
     RefreshExpertLoad();
   }
@@ -887,6 +889,15 @@ void Engine::PublishMetrics() {
   m.prefix_query_tokens = usage.prefix_query_tokens;
   m.prefix_hit_tokens = usage.prefix_hit_tokens;
   if (speculator_ != nullptr) m.spec_decode = speculator_->metrics();
+  if (channel_ != nullptr) {
+    const StepChannel::Stats& sent = channel_->stats();
+    m.step_broadcast = StepBroadcastMetrics{.messages = sent.messages,
+                                            .bytes = sent.bytes,
+                                            .max_message_bytes = sent.max_bytes,
+                                            .broadcasts = sent.broadcasts,
+                                            .encode_seconds = absl::ToDoubleSeconds(runner_->step_encode_time()),
+                                            .send_seconds = absl::ToDoubleSeconds(sent.time)};
+  }
   m.prefix_hit_rate =
       usage.prefix_query_tokens > 0 ? static_cast<double>(usage.prefix_hit_tokens) / usage.prefix_query_tokens : 0.0;
   absl::MutexLock lock(&mu_);

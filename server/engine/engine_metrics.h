@@ -9,6 +9,17 @@
 
 namespace moeserve {
 
+// Rank 0 of a tensor/expert-parallel group: the step messages it broadcast to the other ranks
+// (server/runner/step_channel.h). All zero on a single rank.
+struct StepBroadcastMetrics {
+  int64_t messages = 0;
+  int64_t bytes = 0;
+  int64_t max_message_bytes = 0;
+  int64_t broadcasts = 0;       // host broadcasts (one per message unless it exceeds the inline size)
+  double encode_seconds = 0.0;  // building the messages
+  double send_seconds = 0.0;    // in the broadcasts
+};
+
 // A snapshot of the engine's counters, published after every step (for /metrics and tests).
 // Gauges describe the state after the last step; counters are totals since Create().
 struct EngineMetrics {
@@ -23,6 +34,7 @@ struct EngineMetrics {
 
   // Counters.
   int64_t num_steps = 0;
+  double step_seconds = 0.0;  // wall time of the engine's steps (scheduling, model, sampling, outputs)
   int64_t prefix_query_tokens = 0;
   int64_t prefix_hit_tokens = 0;
   double prefix_hit_rate = 0.0;        // prefix_hit_tokens / prefix_query_tokens
@@ -41,6 +53,8 @@ struct EngineMetrics {
   // Speculative decoding (zero when off): drafts verified and accepted, in total and per draft
   // position (server/spec/speculator.h).
   SpecDecodeMetrics spec_decode;
+
+  StepBroadcastMetrics step_broadcast;
 
   // Routed-expert load of a MoE model (null for dense models): totals since the engine started,
   // refreshed every EngineConfig::expert_load_interval_steps steps and whenever the engine goes

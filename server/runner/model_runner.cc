@@ -93,7 +93,9 @@ absl::Status ModelRunner::Execute(const SchedulerOutput& step, absl::Span<const 
   }
 
   if (channel_ != nullptr) {
+    const absl::Time start = absl::Now();
     encoder_.EncodeStep(step, prompt_rows_, &message_);
+    encode_time_ += absl::Now() - start;
     if (absl::Status s = channel_->Send(message_); !s.ok()) channel_->host()->Abort(s);
   }
   const ForwardBatch& batch = builder_->Build(step, prompt_rows_);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "server/backend/backend.h"
 #include "server/kv/kv_layout.h"
@@ -101,6 +102,8 @@ class ModelRunner {
   absl::Status SendControl(StepKind kind);
   // Ranks > 0: runs the batches rank 0 sends until its shutdown (OK). REQUIRES: AllocateKvCache.
   absl::Status Follow(StepChannel* channel);
+  // Rank 0: time spent encoding step messages (the channel counts the sending).
+  absl::Duration step_encode_time() const { return encode_time_; }
 
  private:
   // The step's logits: a decode graph's replay when one applies, else Model::Forward.
@@ -131,6 +134,7 @@ class ModelRunner {
   StepChannel* channel_ = nullptr;                    // rank 0 of a group
   StepEncoder encoder_;
   std::vector<uint8_t> message_;
+  absl::Duration encode_time_;
   std::unique_ptr<MtpDrafter> mtp_;  // null: no MTP drafting
 };
 

@@ -1,5 +1,6 @@
 #include "server/runner/step_channel.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,7 @@ absl::Status StepChannel::Send(absl::Span<const uint8_t> message) {
   }
   ++stats_.messages;
   stats_.bytes += static_cast<int64_t>(n);
+  stats_.max_bytes = std::max(stats_.max_bytes, static_cast<int64_t>(n));
   stats_.time += absl::Now() - start;
   return absl::OkStatus();
 }
@@ -50,6 +52,7 @@ absl::StatusOr<absl::Span<const uint8_t>> StepChannel::Receive() {
   }
   ++stats_.messages;
   stats_.bytes += static_cast<int64_t>(n);
+  stats_.max_bytes = std::max(stats_.max_bytes, static_cast<int64_t>(n));
   stats_.time += absl::Now() - start;
   return absl::MakeConstSpan(buffer_.data() + kLength, n);
 }

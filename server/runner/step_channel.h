@@ -22,7 +22,7 @@ namespace moeserve {
 
 class StepChannel {
  public:
-  static constexpr size_t kInlineBytes = 4096;
+  static constexpr size_t kInlineBytes = 3968;
 
   // `host` must outlive the channel; rank 0 sends, the others receive.
   explicit StepChannel(Communicator* host) : host_(host), buffer_(kInlineBytes) {}
@@ -40,6 +40,7 @@ class StepChannel {
   struct Stats {
     int64_t messages = 0;
     int64_t bytes = 0;
+    int64_t max_bytes = 0;  // of the largest message
     int64_t broadcasts = 0;
     absl::Duration time;  // spent in Send/Receive, waiting included
   };

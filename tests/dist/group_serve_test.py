@@ -163,6 +163,36 @@ def http_completions_served(http_port):
         return False
 
 
+def scrape_metrics(http_port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def check_step_broadcast(http_port, log):
+    """Rank 0 sent one step message per engine step, each in one or two host broadcasts, and says
+    what they cost."""
+    m = scrape_metrics(http_port)
+    steps = m.get("moeserve_engine_steps_total", 0)
+    messages = m.get("moeserve_step_broadcast_messages_total", 0)
+    broadcasts = m.get("moeserve_step_broadcasts_total", 0)
+    if steps <= 0 or messages < steps or not messages <= broadcasts <= 2 * messages:
+        fail(f"step broadcast metrics: steps {steps}, messages {messages}, broadcasts {broadcasts}", log)
+    encode = m["moeserve_step_broadcast_encode_seconds_total"]
+    seconds = encode + m["moeserve_step_broadcast_send_seconds_total"]
+    step_seconds = m["moeserve_engine_step_seconds_total"]
+    print(f"step messages: {messages:.0f} for {steps:.0f} steps, "
+          f"{m['moeserve_step_broadcast_bytes_total'] / messages:.0f} B mean, "
+          f"{m['moeserve_step_broadcast_max_message_bytes']:.0f} B max, {broadcasts:.0f} broadcasts; "
+          f"{1e6 * seconds / messages:.1f} us each ({1e6 * encode / messages:.1f} encoding), "
+          f"{100 * seconds / step_seconds:.2f}% of step time")
+
+
 def run_bench(args, port, num_requests, out_json, http_port=None):
     # The default model's vocabulary: 512 (random prompts over HTTP need it).
     target = (["--backend", "openai-completions", "--base-url", f"http://127.0.0.1:{http_port}/v1",
@@ -223,6 +253,8 @@ def run(args, extra, deadline):
                 if s.get("failed") != 0 or s.get("completed") != 48:
                     fail(f"bench ({'HTTP' if http else 'gRPC'}): completed {s.get('completed')}, "
                          f"failed {s.get('failed')}", group.log())
+            if targets[-1] is not None:
+                check_step_broadcast(group.http_port, group.log())
             os.kill(group.pid, signal.SIGTERM)
             rc = group.wait(deadline.left(120))
             if rc != 0:
