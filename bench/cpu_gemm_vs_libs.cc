@@ -1,11 +1,13 @@
-// moeserve-cpu-gemm-vs-libs: the CPU backend's GEMM (CpuBackend::Linear: fp32 activations, bf16
-// weights as stored, the kernel level the CPU supports) against two libraries from Debian on the
-// products of the benchmark models, side by side in one process (issue 20):
+// moeserve-cpu-gemm-vs-libs: the CPU backend's GEMM (CpuBackend::Linear, bf16 weights as stored, the
+// kernel level the CPU supports: with AVX512_BF16 the bf16 dot product on activations rounded to
+// bf16; "exact" is the exact path, fp32 activations and the widening kernel, CpuBackendOptions::
+// exact_gemm) against two libraries from Debian on the products of the benchmark models, side by
+// side in one process (issue 20):
 //   - OpenBLAS cblas_sgemm, fp32 weights (the widened copy a BLAS needs: twice the bytes);
 //   - oneDNN matmul, bf16 weights in the layout oneDNN picks (packed once, as a server would) and
 //     the activations converted to bf16 inside the timed call (a oneDNN reorder), f32 output.
-// Each shape and batch runs the three in turn, ROUNDS times, and prints the median time per call
-// and each library's time over ours (> 1: ours is faster).
+// Each shape and batch runs the four in turn, ROUNDS times, and prints the median time per call
+// and each one's time over ours (> 1: ours is faster).
 //
 //   bench/cpu_gemm.sh            (installs the libraries, builds, runs; see there)
 //   moeserve-cpu-gemm-vs-libs [--threads N] [--batches 1,4,16,64,256] [--rounds 3] [--models qwen2,v2lite]
@@ -124,14 +126,16 @@ class OneDnnMatmul {
 
 int Run(int threads, const std::vector<int64_t>& batches, int rounds, const std::vector<std::string>& models) {
   CpuBackend backend(threads);
+  CpuBackend exact(CpuBackendOptions{.num_threads = threads, .exact_gemm = true});
   openblas_set_num_threads(threads);
   omp_set_num_threads(threads);
   const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   std::printf("threads %d (moeserve pool %d; OpenBLAS and oneDNN set to the same), oneDNN %d.%d.%d, rounds %d\n",
               threads, backend.num_threads(), dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch,
               rounds);
-  std::printf("%-7s %-15s %7s %6s %4s %12s %12s %12s %9s %9s %10s\n", "model", "product", "N", "K", "T", "moeserve us",
-              "openblas us", "onednn us", "blas/ours", "dnnl/ours", "max |diff|");
+  std::printf("%-7s %-15s %7s %6s %4s %12s %10s %12s %12s %11s %9s %9s %10s\n", "model", "product", "N", "K", "T",
+              "moeserve us", "exact us", "openblas us", "onednn us", "exact/ours", "blas/ours", "dnnl/ours",
+              "max |diff|");
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 0.05f);
   for (const Product& p : kProducts) {
@@ -159,6 +163,7 @@ int Run(int threads, const std::vector<int64_t>& batches, int rounds, const std:
       OneDnnMatmul dnn(eng, t, p.n, p.k, w16);
       std::memcpy(dnn.input(), x.data(), x.size() * 4);
       auto ours = [&] { (void)backend.Linear(tx, *w, Tensor(), ty); };
+      auto ours_exact = [&] { (void)exact.Linear(tx, *w, Tensor(), ty); };
       auto blas = [&] {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(t), static_cast<int>(p.n),
                     static_cast<int>(p.k), 1.0f, x.data(), static_cast<int>(p.k), w32.data(), static_cast<int>(p.k),
@@ -166,8 +171,9 @@ int Run(int threads, const std::vector<int64_t>& batches, int rounds, const std:
       };
       auto onednn = [&] { dnn.Run(); };
       const double flops = 2.0 * static_cast<double>(t * p.n * p.k);
-      std::vector<double> a, b, c;
+      std::vector<double> a, e, b, c;
       for (int r = 0; r < rounds; ++r) {
+        e.push_back(SecondsPerCall(ours_exact, flops));
         a.push_back(SecondsPerCall(ours, flops));
         b.push_back(SecondsPerCall(blas, flops));
         c.push_back(SecondsPerCall(onednn, flops));
@@ -177,10 +183,10 @@ int Run(int threads, const std::vector<int64_t>& batches, int rounds, const std:
       for (size_t i = 0; i < y_blas.size(); ++i) {
         diff = std::max({diff, std::abs(yo[i] - y_blas[i]), std::abs(dnn.output()[i] - y_blas[i])});
       }
-      const double ma = Median(a), mb = Median(b), mc = Median(c);
-      std::printf("%-7s %-15s %7lld %6lld %4lld %12.1f %12.1f %12.1f %9.2f %9.2f %10.2e\n", p.model, p.name,
-                  static_cast<long long>(p.n), static_cast<long long>(p.k), static_cast<long long>(t), ma * 1e6,
-                  mb * 1e6, mc * 1e6, mb / ma, mc / ma, diff);
+      const double ma = Median(a), me = Median(e), mb = Median(b), mc = Median(c);
+      std::printf("%-7s %-15s %7lld %6lld %4lld %12.1f %10.1f %12.1f %12.1f %11.2f %9.2f %9.2f %10.2e\n", p.model,
+                  p.name, static_cast<long long>(p.n), static_cast<long long>(p.k), static_cast<long long>(t), ma * 1e6,
+                  me * 1e6, mb * 1e6, mc * 1e6, me / ma, mb / ma, mc / ma, diff);
       std::fflush(stdout);
     }
   }

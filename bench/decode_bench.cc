@@ -2,7 +2,7 @@
 // the model (no scheduler), for several batch sizes. Prints a table; see docs/PERF.md.
 //
 //   moeserve-decode-bench --model DIR [--device cpu|cuda] [--batch 1,4,16] [--prompt-len 64] [--steps 64]
-//                         [--cuda-graphs on|off|both]
+//                         [--cuda-graphs on|off|both] [--exact-gemm]
 //   mpirun -np N moeserve-decode-bench --model DIR --tensor-parallel-size N [--expert-parallel] ...
 //
 // Per batch size: prefill throughput, decode throughput, mean and median synchronised step time
@@ -43,6 +43,7 @@ struct Options {
   int prompt_len = 64;
   int steps = 64;
   int threads = 0;
+  bool exact_gemm = false;  // CPU: fp32 activations in every product (the reference path)
   int block_size = 16;
   std::string cuda_graphs = "both";  // on, off, both
   int tensor_parallel_size = 1;
@@ -57,8 +58,10 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 absl::Status Run(const Options& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<DistContext> dist,
                    DistContext::Create({.tensor_parallel_size = o.tensor_parallel_size}));
-  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
-                   CreateBackend({.device = o.device, .num_threads = o.threads, .device_index = dist->local_rank()}));
+  ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend({.device = o.device,
+                                                                    .num_threads = o.threads,
+                                                                    .device_index = dist->local_rank(),
+                                                                    .exact_cpu_gemm = o.exact_gemm}));
   ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm, dist->CreateCommunicator(backend.get()));
   TimedCommunicator timed(comm.get());
   const bool leader = dist->rank() == 0;
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_flag("--expert-parallel", o.expert_parallel, "MoE experts whole per rank");
+  app.add_flag("--exact-gemm", o.exact_gemm, "CPU: fp32 activations in every product (no bf16 dot product)");
   app.add_option("--ep-dispatch", o.ep_dispatch,
                  "expert-parallel token exchange: allreduce or alltoall (no CUDA graphs: --cuda-graphs off)")
       ->capture_default_str()

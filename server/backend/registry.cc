@@ -15,6 +15,13 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions&
 #endif
 
 namespace moeserve {
+namespace {
+
+CpuBackendOptions CpuOptions(const BackendOptions& options) {
+  return {.num_threads = options.num_threads, .exact_gemm = options.exact_cpu_gemm};
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
   if (options.device == "auto") {
@@ -23,10 +30,10 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& opt
     auto cuda = CreateCudaBackend(options);
     if (cuda.ok() || !absl::IsUnavailable(cuda.status())) return cuda;
 #endif
-    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(options.num_threads));
+    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(CpuOptions(options)));
   }
   if (options.device == "cpu") {
-    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(options.num_threads));
+    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(CpuOptions(options)));
   }
   if (options.device == "cuda") {
 #ifdef MOESERVE_HAS_CUDA_BACKEND

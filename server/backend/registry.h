@@ -16,6 +16,8 @@ struct BackendOptions {
   std::string device = "cpu";  // "cpu", "cuda", "auto" (cuda when built in and a GPU is present)
   int num_threads = 0;         // CPU worker threads; <= 0 uses every hardware thread
   int device_index = 0;        // which GPU (a tensor-parallel rank's local rank)
+  // CPU: fp32 activations in every product (CpuBackendOptions::exact_gemm), for parity tests.
+  bool exact_cpu_gemm = false;
 };
 
 // InvalidArgument for an unknown device; Unavailable when the device's backend was not built.

@@ -128,8 +128,9 @@ std::vector<double> NaiveLinear(const std::vector<float>& x, const std::vector<f
   return y;
 }
 
-// Every kernel level this CPU runs (baseline, AVX2, AVX-512), each against the naive reference.
-class CpuLinearTest : public CpuBackendTest, public ::testing::WithParamInterface<const cpu::CpuKernels*> {
+// Every kernel level this CPU runs (baseline, AVX2, AVX-512, AVX512_BF16), each against the naive
+// reference: b_ on the exact path (fp32 activations in every product), fast_ with the defaults.
+class CpuLinearTest : public ::testing::TestWithParam<const cpu::CpuKernels*> {
  protected:
   void SetUp() override { cpu::ForceKernelsForTesting(GetParam()); }
   void TearDown() override { cpu::ForceKernelsForTesting(nullptr); }
@@ -147,6 +148,11 @@ class CpuLinearTest : public CpuBackendTest, public ::testing::WithParamInterfac
     EXPECT_EQ(t.dtype(), dtype);  // kept 16-bit
     return t;
   }
+
+  // More threads than cores: exercises the parallel paths.
+  CpuBackend b_{CpuBackendOptions{.num_threads = 3, .exact_gemm = true}};
+  CpuBackend fast_{3};
+  std::mt19937 rng_{1234};
 };
 
 INSTANTIATE_TEST_SUITE_P(Isa, CpuLinearTest, ::testing::ValuesIn(cpu::AvailableKernels()),
@@ -174,6 +180,35 @@ TEST_P(CpuLinearTest, LinearMatchesNaive) {
         ASSERT_TRUE(b_.Linear(tx, tw, tb, ty).ok());
         EXPECT_LE(RelErr(ReadF32(b_, ty), NaiveLinear(x, w, with_bias ? &bias : nullptr, c.T, c.in, c.out)), kTol);
       }
+    }
+  }
+}
+
+// With the defaults, products with bf16 weights round the activations to bf16 at a level with a bf16
+// dot product (the reference rounds them too, and they differ from the exact products); every other
+// product is the exact one.
+TEST_P(CpuLinearTest, DefaultsRoundActivationsOnlyForTheBf16DotProduct) {
+  struct Case {
+    int64_t T, in, out;
+  };
+  for (Case c :
+       {Case{1, 896, 17}, Case{5, 9, 33}, Case{16, 300, 13}, Case{70, 257, 50}, Case{129, 64, 97}, Case{3, 2100, 20}}) {
+    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+      SCOPED_TRACE(::testing::Message() << "T=" << c.T << " in=" << c.in << " out=" << c.out << " w "
+                                        << DTypeName(dtype));
+      const bool rounds = dtype == DType::kBF16 && GetParam()->gemm_bf16_dot != nullptr;
+      auto x = Random(rng_, c.T * c.in);
+      auto w = Random(rng_, c.out * c.in);
+      Tensor ty = Empty(fast_, DType::kF32, Shape{c.T, c.out});
+      ASSERT_TRUE(
+          fast_.Linear(MakeF32(fast_, Shape{c.T, c.in}, x), MakeWeight(dtype, &w, Shape{c.out, c.in}), Tensor(), ty)
+              .ok());
+      std::vector<float> xr = x;
+      if (rounds) {
+        for (float& v : xr) v = Bf16ToFloat(FloatToBf16(v));
+        EXPECT_GT(RelErr(ReadF32(fast_, ty), NaiveLinear(x, w, nullptr, c.T, c.in, c.out)), 1e-4);
+      }
+      EXPECT_LE(RelErr(ReadF32(fast_, ty), NaiveLinear(xr, w, nullptr, c.T, c.in, c.out)), kTol);
     }
   }
 }
@@ -410,6 +445,8 @@ TEST_F(CpuBackendTest, RopeBothStyles) {
 // ---- MoeExperts ------------------------------------------------------------------------------
 
 TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
+  // The exact path: the reference multiplies fp32 activations (CpuLinearTest covers the rounding).
+  CpuBackend exact(CpuBackendOptions{.num_threads = 3, .exact_gemm = true});
   struct Case {
     int64_t T, d, I, E, k;
   };
@@ -420,10 +457,10 @@ TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
       auto gu = Random(rng_, c.E * 2 * c.I * c.d, 0.3f);
       auto dn = Random(rng_, c.E * c.d * c.I, 0.3f);
       auto weight = [&](std::vector<float>& v, Shape shape) {
-        if (!bf16) return *b_.CreateWeight(v, shape);
+        if (!bf16) return *exact.CreateWeight(v, shape);
         std::vector<uint16_t> bits(v.size());
         for (size_t i = 0; i < v.size(); ++i) v[i] = Bf16ToFloat(bits[i] = FloatToBf16(v[i]));
-        Tensor t = *b_.CreateWeightFromHost(
+        Tensor t = *exact.CreateWeightFromHost(
             {DType::kBF16, shape, {reinterpret_cast<const uint8_t*>(bits.data()), bits.size() * 2}});
         EXPECT_EQ(t.dtype(), DType::kBF16);
         return t;
@@ -439,9 +476,10 @@ TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
         std::shuffle(perm.begin(), perm.end(), rng_);
         for (int64_t j = 0; j < c.k; ++j) ids[t * c.k + j] = perm[j];
       }
-      Tensor out = Empty(b_, DType::kF32, Shape{c.T, c.d});
-      ASSERT_TRUE(b_.MoeExperts(MakeF32(b_, Shape{c.T, c.d}, x), MakeI32(b_, Shape{c.T, c.k}, ids),
-                                MakeF32(b_, Shape{c.T, c.k}, wts), gu_w, dn_w, out, {})
+      Tensor out = Empty(exact, DType::kF32, Shape{c.T, c.d});
+      ASSERT_TRUE(exact
+                      .MoeExperts(MakeF32(exact, Shape{c.T, c.d}, x), MakeI32(exact, Shape{c.T, c.k}, ids),
+                                  MakeF32(exact, Shape{c.T, c.k}, wts), gu_w, dn_w, out, {})
                       .ok());
       std::vector<double> ref(c.T * c.d, 0.0);
       for (int64_t t = 0; t < c.T; ++t)
@@ -462,7 +500,7 @@ TEST_F(CpuBackendTest, MoeExpertsMatchesNaive) {
             ref[t * c.d + m] += wts[t * c.k + j] * y;
           }
         }
-      EXPECT_LE(RelErr(ReadF32(b_, out), ref), kTol) << "T=" << c.T << " bf16=" << bf16;
+      EXPECT_LE(RelErr(ReadF32(exact, out), ref), kTol) << "T=" << c.T << " bf16=" << bf16;
     }
   }
 }

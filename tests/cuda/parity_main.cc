@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     std::printf("SKIP: no CUDA backend here: %s\n", gpu.status().ToString().c_str());
     return 77;
   }
-  auto cpu = CreateBackend({.device = "cpu"});
+  auto cpu = CreateBackend({.device = "cpu", .exact_cpu_gemm = true});  // the exact path as the reference
   if (!cpu.ok()) parity::Die(cpu.status(), "cpu backend");
   h.cpu = std::move(*cpu);
   h.gpu = std::move(*gpu);

@@ -121,7 +121,9 @@ class TensorParallelTest : public ::testing::Test {
     }
   }
 
-  CpuBackend whole_backend_{1}, sharded_backend_{1};
+  // The exact path (fp32 activations in every product): both sides differ only in summation order.
+  static constexpr CpuBackendOptions kExact{.num_threads = 1, .exact_gemm = true};
+  CpuBackend whole_backend_{kExact}, sharded_backend_{kExact};
   std::unique_ptr<Communicator> comm_;
 };
 

@@ -112,7 +112,8 @@ struct Side {
 
 absl::StatusOr<Side> Load(const std::string& device, const std::string& dir) {
   Side s;
-  ASSIGN_OR_RETURN(s.backend, CreateBackend({.device = device, .num_threads = 0}));
+  // A CPU reference runs the exact path (fp32 activations in every product).
+  ASSIGN_OR_RETURN(s.backend, CreateBackend({.device = device, .num_threads = 0, .exact_cpu_gemm = true}));
   ASSIGN_OR_RETURN(s.model, LoadModel(dir, s.backend.get(), {.max_model_len = kBlocksPerSeq * kBlockSize}));
   RETURN_IF_ERROR(s.model->AllocateKvCache(KvLayoutFor(*s.model, 2 * kBlocksPerSeq + 1, kBlockSize)));
   return s;

@@ -57,7 +57,8 @@ class LoadedModel {
  public:
   // Fails the current test (ASSERT-style: check ok()) when loading fails.
   LoadedModel(const std::string& dir, int32_t num_blocks, int32_t block_size, const LoadModelOptions& options = {}) {
-    auto backend = CreateBackend({.device = "cpu", .num_threads = 2});
+    // The exact path (fp32 activations in every product): the references are fp32 transformers runs.
+    auto backend = CreateBackend({.device = "cpu", .num_threads = 2, .exact_cpu_gemm = true});
     EXPECT_TRUE(backend.ok()) << backend.status();
     if (!backend.ok()) return;
     backend_ = std::move(*backend);

@@ -93,7 +93,7 @@ int Main(int argc, char** argv) {
     std::printf("usage: mtp_device_parity --device cuda|cpu --model DIR [--tolerance X]\n");
     return 2;
   }
-  auto backend = CreateBackend({.device = device, .num_threads = 2});
+  auto backend = CreateBackend({.device = device, .num_threads = 2, .exact_cpu_gemm = true});  // exact CPU reference
   if (!backend.ok()) {
     std::printf("SKIP no %s backend: %s\n", device.c_str(), std::string(backend.status().message()).c_str());
     return 77;

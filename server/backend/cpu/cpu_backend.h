@@ -20,17 +20,24 @@ struct CpuBackendOptions {
   int num_threads = 0;  // <= 0: every hardware thread
   // Store every weight as fp32 (the reference the other backends' parity is measured against).
   // Off: bf16 / f16 weights of rank >= 2 stay 16-bit (widened inside the GEMM, exactly: the
-  // products are the same, only the summation order of a few ops differs).
+  // products are the same, only the summation order of a few ops differs; but see exact_gemm).
   bool f32_weights = false;
+  // Keep activations fp32 in every product (the exact path, the reference for parity tests). Off:
+  // products with bf16 weights round the activations to bf16 and run the CPU's bf16 dot-product
+  // instruction where it has one (AVX512_BF16; cpu_kernels.h), as llama.cpp and oneDNN do: several
+  // times faster, results within bf16 rounding of the exact ones (~1e-2 on outputs of magnitude 1).
+  bool exact_gemm = false;
   // Freed activation blocks kept for the next step (cpu/host_allocator.h), at most this many bytes.
   int64_t max_cached_bytes = int64_t{512} << 20;
 };
 
-// The CPU backend: host memory, fp32 activations, fp32 or 16-bit weights (see CpuBackendOptions),
-// data-parallel ops on a ThreadPool whose inner loops run the kernel level picked for this CPU
-// (cpu_kernels.h). Every op validates its operands (ranks, shapes, dtypes, and every index it reads
-// through: ids, positions, slots, block tables) before touching memory, and returns InvalidArgument
-// naming the op and the operand. Ops run synchronously: results are visible when the call returns.
+// The CPU backend: host memory, fp32 activations (rounded to bf16 inside products with bf16 weights
+// where the CPU has a bf16 dot product, unless exact_gemm), fp32 or 16-bit weights (see
+// CpuBackendOptions), data-parallel ops on a ThreadPool whose inner loops run the kernel level
+// picked for this CPU (cpu_kernels.h). Every op validates its operands (ranks, shapes, dtypes, and
+// every index it reads through: ids, positions, slots, block tables) before touching memory, and
+// returns InvalidArgument naming the op and the operand. Ops run synchronously: results are visible
+// when the call returns.
 //
 // Memory is 64-byte aligned and owned by the Tensor's shared storage; it is freed when the last
 // view is gone, even after the backend itself is destroyed. Freed blocks are reused by later

@@ -1,6 +1,9 @@
 // Linear and HeadwiseLinear over the [out, in] (PyTorch) weight layout, with fp32 activations and
 // fp32, bf16 or f16 weights (16-bit weights stay 16-bit in memory and are widened inside the
-// micro-kernel: half the bytes per decode step).
+// micro-kernel: half the bytes per decode step). With bf16 weights on a CPU with AVX512_BF16, unless
+// CpuBackendOptions::exact_gemm, the activations are rounded to bf16 and the products run on the
+// bf16 dot-product instruction (CpuKernels::gemm_bf16_dot): 2-3x the widening kernel's speed from
+// T = 16 on, and faster at T = 1 too (bench/cpu_bf16_gemm.sh; docs/PERF.md), so at every T.
 //
 // The product is cut into tiles of MB rows × NB columns run by the kernel level picked for this CPU
 // (cpu_kernels.h; micro-kernel in cpu_kernels_impl.h). For decode (T small) that is effectively a
@@ -41,14 +44,16 @@ absl::Status ExpectWeight(absl::string_view op, absl::string_view name, const Te
 }
 
 void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx, WeightType wt,
-             const void* w, int64_t ldw, const float* bias, float* out, int64_t ldo) {
+             const void* w, int64_t ldw, const float* bias, float* out, int64_t ldo, bool exact) {
   if (T <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t t = 0; t < T; ++t)
       for (int64_t n = 0; n < N; ++n) out[t * ldo + n] = bias != nullptr ? bias[n] : 0.0f;
     return;
   }
-  const GemmTileFn tile = Kernels().gemm[static_cast<int>(wt)];
+  const CpuKernels& kernels = Kernels();
+  const bool dot = !exact && wt == WeightType::kBF16 && kernels.gemm_bf16_dot != nullptr;
+  const GemmTileFn tile = dot ? kernels.gemm_bf16_dot : kernels.gemm[static_cast<int>(wt)];
   const GemmArgs a{T, N, K, x, ldx, w, ldw, bias, out, ldo};
   // Rows of a tile: keep single-row (decode) products on the 1-row kernel, and do not split few
   // rows across tiles (they would re-read the same weights).
@@ -85,7 +90,7 @@ absl::Status CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& 
   if (bias.defined()) RETURN_IF_ERROR(cpu::Expect(kOp, "bias", bias, DType::kF32, {n_out}));
   RETURN_IF_ERROR(cpu::Expect(kOp, "out", out, DType::kF32, {T, n_out}));
   cpu::GemmXWt(&pool_, T, n_out, in, x.data_as<float>(), in, cpu::WeightTypeOf(w.dtype()), w.data(), in,
-               bias.defined() ? bias.data_as<float>() : nullptr, out.data_as<float>(), n_out);
+               bias.defined() ? bias.data_as<float>() : nullptr, out.data_as<float>(), n_out, options_.exact_gemm);
   return absl::OkStatus();
 }
 
@@ -107,13 +112,13 @@ absl::Status CpuBackend::HeadwiseLinear(const Tensor& x, const Tensor& w, const 
     pool_.ParallelFor(H, grain, [&](int64_t b, int64_t e) {
       for (int64_t h = b; h < e; ++h) {
         cpu::GemmXWt(nullptr, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in, nullptr, op + h * n_out,
-                     H * n_out);
+                     H * n_out, options_.exact_gemm);
       }
     });
   } else {
     for (int64_t h = 0; h < H; ++h) {
       cpu::GemmXWt(&pool_, T, n_out, in, xp + h * in, H * in, wt, wp + h * head_bytes, in, nullptr, op + h * n_out,
-                   H * n_out);
+                   H * n_out, options_.exact_gemm);
     }
   }
   return absl::OkStatus();

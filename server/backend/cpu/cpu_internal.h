@@ -25,9 +25,10 @@ using ::moeserve::OpError;
 
 // out[t, n] = Σ_k x[t, k] · w[n, k] (+ bias[n]) for t < T, n < N, k < K, with row strides ldx,
 // ldw, ldo (in elements); w holds elements of type `wt`. Parallel over `pool` when the product is
-// large enough. bias may be null. Runs the kernel level Kernels() picks (cpu_kernels.h).
+// large enough. bias may be null. Runs the kernel level Kernels() picks (cpu_kernels.h): with bf16
+// weights and !exact, its bf16 dot-product GEMM where it has one (x rounded to bf16).
 void GemmXWt(ThreadPool* pool, int64_t T, int64_t N, int64_t K, const float* x, int64_t ldx, WeightType wt,
-             const void* w, int64_t ldw, const float* bias, float* out, int64_t ldo);
+             const void* w, int64_t ldw, const float* bias, float* out, int64_t ldo, bool exact);
 
 // The GEMM weight type of a weight tensor's dtype (f32 for anything but bf16 / f16).
 WeightType WeightTypeOf(DType dtype);

@@ -264,9 +264,9 @@ absl::Status CpuBackend::MoeExperts(const Tensor& x, const Tensor& topk_ids, con
     for (int64_t r = 0; r < n; ++r) {
       std::memcpy(xe + r * d, xp + (pairs[r] / slots) * d, d * sizeof(float));
     }
-    cpu::GemmXWt(&pool_, n, I2, d, xe, d, gu_type, gu + e * gu_expert_bytes, d, nullptr, h, I2);
+    cpu::GemmXWt(&pool_, n, I2, d, xe, d, gu_type, gu + e * gu_expert_bytes, d, nullptr, h, I2, options_.exact_gemm);
     for (int64_t r = 0; r < n; ++r) kernels.silu_mul_row(h + r * I2, h + r * I2 + I, I, act + r * I);
-    cpu::GemmXWt(&pool_, n, d, I, act, I, dn_type, dn + e * dn_expert_bytes, I, nullptr, ye, d);
+    cpu::GemmXWt(&pool_, n, d, I, act, I, dn_type, dn + e * dn_expert_bytes, I, nullptr, ye, d, options_.exact_gemm);
     for (int64_t r = 0; r < n; ++r) {
       kernels.axpy_row(pair_weight(pairs[r]), ye + r * d, d, op + (pairs[r] / slots) * d);
     }
