@@ -348,6 +348,24 @@ class Backend {
                                                       Shape shape) = 0;
 };
 
+// The bytes of host values, as CopyFromHost and CopyToHost take them.
+template <typename T>
+absl::Span<const uint8_t> HostBytes(absl::Span<const T> values) {
+  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(values.data()), values.size() * sizeof(T));
+}
+template <typename T>
+absl::Span<const uint8_t> HostBytes(const std::vector<T>& values) {
+  return HostBytes(absl::MakeConstSpan(values));
+}
+template <typename T>
+absl::Span<uint8_t> MutableHostBytes(absl::Span<T> values) {
+  return absl::MakeSpan(reinterpret_cast<uint8_t*>(values.data()), values.size() * sizeof(T));
+}
+template <typename T>
+absl::Span<uint8_t> MutableHostBytes(std::vector<T>& values) {
+  return MutableHostBytes(absl::MakeSpan(values));
+}
+
 }  // namespace moeserve
 
 #endif  // MOESERVE_SERVER_BACKEND_BACKEND_H_

@@ -82,8 +82,7 @@ int64_t ResidentBytes() {
 absl::Status ReportWeightBytes(const Model& model, Communicator* group, bool expert_parallel) {
   const int64_t mine[2] = {model.weight_bytes(), ResidentBytes()};
   std::vector<int64_t> all(2 * static_cast<size_t>(group->world_size()));
-  RETURN_IF_ERROR(group->AllGatherHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(mine), sizeof(mine)),
-                                       absl::MakeSpan(reinterpret_cast<uint8_t*>(all.data()), all.size() * 8)));
+  RETURN_IF_ERROR(group->AllGatherHost(HostBytes(absl::MakeConstSpan(mine)), MutableHostBytes(all)));
   if (group->rank() != 0) return absl::OkStatus();
   std::string weights, resident;
   int64_t sum = 0;

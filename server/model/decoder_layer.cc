@@ -60,8 +60,7 @@ namespace {
 // An i32 [n] index tensor.
 absl::StatusOr<Tensor> Indices(Backend* b, const std::vector<int32_t>& host) {
   ASSIGN_OR_RETURN(Tensor t, b->Allocate(DType::kI32, {static_cast<int64_t>(host.size())}));
-  RETURN_IF_ERROR(
-      b->CopyFromHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(host.data()), host.size() * 4), t));
+  RETURN_IF_ERROR(b->CopyFromHost(HostBytes(host), t));
   return t;
 }
 

@@ -32,9 +32,7 @@ absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(const ModelConf
   const std::vector<float> table = BuildRopeCosSinTable(ComputeRopeFrequencies(c.rope, rotary_dim), max_model_len);
   Backend* b = m->backend_;
   ASSIGN_OR_RETURN(m->rope_cos_sin_, b->Allocate(DType::kF32, {max_model_len, rotary_dim}));
-  RETURN_IF_ERROR(
-      b->CopyFromHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(table.data()), table.size() * sizeof(float)),
-                      m->rope_cos_sin_));
+  RETURN_IF_ERROR(b->CopyFromHost(HostBytes(table), m->rope_cos_sin_));
   return m;
 }
 
@@ -210,8 +208,7 @@ absl::StatusOr<Tensor> DecoderModel::LogitsOrder(int64_t n) {
   }
   // Made on a shape's first (eager) step, so a graph recorded later only reads it.
   ASSIGN_OR_RETURN(Tensor t, backend_->Allocate(DType::kI32, {n * ranks}));
-  RETURN_IF_ERROR(backend_->CopyFromHost(
-      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(order.data()), order.size() * sizeof(int32_t)), t));
+  RETURN_IF_ERROR(backend_->CopyFromHost(HostBytes(order), t));
   logits_order_.emplace(n, t);
   return t;
 }

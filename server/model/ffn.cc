@@ -40,11 +40,8 @@ absl::Status StackExperts16(WeightLoader& loader, DType dtype, const MoeTensors&
     ASSIGN_OR_RETURN(std::vector<uint16_t> dn, host(t.shared->down));
     std::vector<uint16_t> shared_gate_up, shared_down;
     AppendSharedExperts(gate, up, dn, n_shared, i_size, d, &shared_gate_up, &shared_down);
-    auto bytes = [](const std::vector<uint16_t>& v) {
-      return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(uint16_t));
-    };
-    RETURN_IF_ERROR(backend->CopyFromHost(bytes(shared_gate_up), gate_up->Slice(e_count, n_shared)));
-    RETURN_IF_ERROR(backend->CopyFromHost(bytes(shared_down), down->Slice(e_count, n_shared)));
+    RETURN_IF_ERROR(backend->CopyFromHost(HostBytes(shared_gate_up), gate_up->Slice(e_count, n_shared)));
+    RETURN_IF_ERROR(backend->CopyFromHost(HostBytes(shared_down), down->Slice(e_count, n_shared)));
   }
   loader.Track(*gate_up);
   loader.Track(*down);

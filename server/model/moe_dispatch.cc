@@ -8,16 +8,6 @@
 namespace moeserve {
 namespace {
 
-template <class T>
-absl::Span<const uint8_t> Bytes(const std::vector<T>& v) {
-  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(T));
-}
-
-template <class T>
-absl::Span<uint8_t> MutableBytes(std::vector<T>& v) {
-  return absl::MakeSpan(reinterpret_cast<uint8_t*>(v.data()), v.size() * sizeof(T));
-}
-
 // A [rows, cols] tensor, rows possibly 0 (allocated with one row, viewed with none).
 absl::StatusOr<Tensor> Rows(Backend* backend, DType dtype, int64_t rows, int64_t cols) {
   ASSIGN_OR_RETURN(Tensor t, backend->Allocate(dtype, {std::max<int64_t>(rows, 1), cols}));
@@ -27,7 +17,7 @@ absl::StatusOr<Tensor> Rows(Backend* backend, DType dtype, int64_t rows, int64_t
 template <class T>
 absl::StatusOr<Tensor> Upload(Backend* backend, DType dtype, const std::vector<T>& host, int64_t rows, int64_t cols) {
   ASSIGN_OR_RETURN(Tensor t, Rows(backend, dtype, rows, cols));
-  if (rows > 0) RETURN_IF_ERROR(backend->CopyFromHost(Bytes(host), t));
+  if (rows > 0) RETURN_IF_ERROR(backend->CopyFromHost(HostBytes(host), t));
   return t;
 }
 
@@ -87,8 +77,8 @@ absl::Status DispatchToExperts(Backend* backend, Communicator* comm, const Tenso
   std::vector<int32_t> host_ids(rows * k);
   std::vector<float> host_weights(rows * k);
   if (rows > 0) {
-    RETURN_IF_ERROR(backend->CopyToHost(ids, MutableBytes(host_ids)));
-    RETURN_IF_ERROR(backend->CopyToHost(weights, MutableBytes(host_weights)));
+    RETURN_IF_ERROR(backend->CopyToHost(ids, MutableHostBytes(host_ids)));
+    RETURN_IF_ERROR(backend->CopyToHost(weights, MutableHostBytes(host_weights)));
   }
   ASSIGN_OR_RETURN(MoeDispatchPlan plan, PlanMoeDispatch(host_ids, rows, k, valid_rows, num_experts, ranks));
 
@@ -98,7 +88,7 @@ absl::Status DispatchToExperts(Backend* backend, Communicator* comm, const Tenso
   ASSIGN_OR_RETURN(Tensor recv_counts, Rows(backend, DType::kI64, ranks, 1));
   RETURN_IF_ERROR(comm->AllToAll(send_counts, ones, recv_counts, ones));
   std::vector<int64_t> recv_rows(ranks);
-  RETURN_IF_ERROR(backend->CopyToHost(recv_counts, MutableBytes(recv_rows)));
+  RETURN_IF_ERROR(backend->CopyToHost(recv_counts, MutableHostBytes(recv_rows)));
   const int64_t sent = static_cast<int64_t>(plan.send_index.size());
   int64_t received = 0;
   for (int64_t r : recv_rows) received += r;

@@ -9,8 +9,7 @@ namespace {
 
 absl::StatusOr<Tensor> UploadI32(const std::vector<int32_t>& values, Shape shape, Backend* backend) {
   ASSIGN_OR_RETURN(Tensor t, backend->Allocate(DType::kI32, shape));
-  RETURN_IF_ERROR(backend->CopyFromHost(
-      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(values.data()), values.size() * sizeof(int32_t)), t));
+  RETURN_IF_ERROR(backend->CopyFromHost(HostBytes(values), t));
   return t;
 }
 

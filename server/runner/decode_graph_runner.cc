@@ -10,13 +10,6 @@
 #include "server/common/status_macros.h"
 
 namespace moeserve {
-namespace {
-
-absl::Span<const uint8_t> Bytes(const std::vector<int32_t>& v) {
-  return absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(int32_t));
-}
-
-}  // namespace
 
 std::unique_ptr<DecodeGraphRunner> DecodeGraphRunner::Create(Model* model, Backend* backend,
                                                              const DecodeGraphOptions& options) {
@@ -53,7 +46,7 @@ absl::Status DecodeGraphRunner::AllocateBuffers() {
   ASSIGN_OR_RETURN(num_valid_tokens_, backend_->Allocate(DType::kI32, {1}));
   std::vector<int32_t> identity(static_cast<size_t>(b));
   std::iota(identity.begin(), identity.end(), 0);
-  const HostUpload up{Bytes(identity), logits_indices_};
+  const HostUpload up{HostBytes(identity), logits_indices_};
   return graphs_->UploadAsync(absl::MakeConstSpan(&up, 1));
 }
 
@@ -79,12 +72,12 @@ absl::StatusOr<StepContext> DecodeGraphRunner::Stage(const ForwardBatch& batch, 
   m.block_tables = block_tables_.Slice(0, b * w).View({b, w});
   m.slot_mapping = slot_mapping_.Slice(0, b);
   const HostUpload ups[] = {
-      {Bytes(host_.token_ids), ctx.token_ids},
-      {Bytes(host_.positions), ctx.positions},
-      {Bytes(host_.query_start_loc), m.query_start_loc},
-      {Bytes(host_.seq_lens), m.seq_lens},
-      {Bytes(host_.block_tables), block_tables_.Slice(0, b * w)},
-      {Bytes(host_.slot_mapping), m.slot_mapping},
+      {HostBytes(host_.token_ids), ctx.token_ids},
+      {HostBytes(host_.positions), ctx.positions},
+      {HostBytes(host_.query_start_loc), m.query_start_loc},
+      {HostBytes(host_.seq_lens), m.seq_lens},
+      {HostBytes(host_.block_tables), block_tables_.Slice(0, b * w)},
+      {HostBytes(host_.slot_mapping), m.slot_mapping},
       {absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(&host_.num_valid_tokens), sizeof(int32_t)),
        num_valid_tokens_},
   };

@@ -177,9 +177,7 @@ absl::StatusOr<KvLayout> AgreeKvLayout(Communicator* group, const KvLayout& mine
   if (n == 1) return mine;
   const int32_t sizes[2] = {mine.block_size, mine.num_blocks};
   std::vector<int32_t> all(2 * static_cast<size_t>(n));
-  RETURN_IF_ERROR(
-      group->AllGatherHost(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(sizes), sizeof(sizes)),
-                           absl::MakeSpan(reinterpret_cast<uint8_t*>(all.data()), all.size() * sizeof(int32_t))));
+  RETURN_IF_ERROR(group->AllGatherHost(HostBytes(absl::MakeConstSpan(sizes)), MutableHostBytes(all)));
   KvLayout agreed = mine;
   for (int r = 0; r < n; ++r) {
     if (all[2 * r] != mine.block_size) {

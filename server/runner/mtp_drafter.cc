@@ -67,8 +67,7 @@ void MtpDrafter::AddRows(const ForwardBatch& main, size_t main_row, int32_t firs
 absl::StatusOr<Tensor> MtpDrafter::Gather(const Tensor& x, absl::Span<const int32_t> rows) {
   const int64_t n = static_cast<int64_t>(rows.size());
   ASSIGN_OR_RETURN(Tensor index, backend_->Allocate(DType::kI32, {n}));
-  RETURN_IF_ERROR(backend_->CopyFromHost(
-      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(rows.data()), rows.size() * sizeof(int32_t)), index));
+  RETURN_IF_ERROR(backend_->CopyFromHost(HostBytes(rows), index));
   ASSIGN_OR_RETURN(Tensor out, backend_->Allocate(x.dtype(), {n, x.dim(1)}));
   RETURN_IF_ERROR(backend_->GatherRows(x, index, out));
   return out;

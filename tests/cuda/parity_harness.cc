@@ -25,24 +25,24 @@ Tensor Act(Backend& b, const std::vector<float>& v, Shape shape) {
   auto t = b.Allocate(b.activation_dtype(), shape);
   if (!t.ok()) Die(t.status(), "Allocate");
   if (b.activation_dtype() == DType::kF32) {
-    PARITY_CHECK_OK(b.CopyFromHost({reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}, *t));
+    PARITY_CHECK_OK(b.CopyFromHost(HostBytes(v), *t));
   } else {
     std::vector<uint16_t> h(v.size());
     for (size_t i = 0; i < v.size(); ++i) h[i] = FloatToBf16(v[i]);
-    PARITY_CHECK_OK(b.CopyFromHost({reinterpret_cast<const uint8_t*>(h.data()), h.size() * 2}, *t));
+    PARITY_CHECK_OK(b.CopyFromHost(HostBytes(h), *t));
   }
   return *t;
 }
 Tensor F32(Backend& b, const std::vector<float>& v, Shape shape) {
   auto t = b.Allocate(DType::kF32, shape);
   if (!t.ok()) Die(t.status(), "Allocate");
-  PARITY_CHECK_OK(b.CopyFromHost({reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}, *t));
+  PARITY_CHECK_OK(b.CopyFromHost(HostBytes(v), *t));
   return *t;
 }
 Tensor I32(Backend& b, const std::vector<int32_t>& v, Shape shape) {
   auto t = b.Allocate(DType::kI32, shape);
   if (!t.ok()) Die(t.status(), "Allocate");
-  if (!v.empty()) PARITY_CHECK_OK(b.CopyFromHost({reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}, *t));
+  if (!v.empty()) PARITY_CHECK_OK(b.CopyFromHost(HostBytes(v), *t));
   return *t;
 }
 Tensor Weight(Backend& b, const std::vector<float>& v, Shape shape) {

@@ -46,8 +46,8 @@ void MoeCases(Harness& h) {
         PARITY_CHECK_OK(h.gpu->MoeRoute(F32(*h.gpu, logits, {T, r.E}),
                                         use_bias ? Weight(*h.gpu, bias, {r.E}) : Tensor(), p, ig, wg));
         std::vector<int32_t> idc(T * r.top_k), idg(T * r.top_k);
-        PARITY_CHECK_OK(h.cpu->CopyToHost(ic, {reinterpret_cast<uint8_t*>(idc.data()), idc.size() * 4}));
-        PARITY_CHECK_OK(h.gpu->CopyToHost(ig, {reinterpret_cast<uint8_t*>(idg.data()), idg.size() * 4}));
+        PARITY_CHECK_OK(h.cpu->CopyToHost(ic, MutableHostBytes(idc)));
+        PARITY_CHECK_OK(h.gpu->CopyToHost(ig, MutableHostBytes(idg)));
         int mismatched = 0;
         for (size_t i = 0; i < idc.size(); ++i) mismatched += idc[i] != idg[i];
         if (mismatched > 0) h.failed++;  // the weight line below still prints

@@ -119,9 +119,7 @@ absl::StatusOr<bool> CheckModel(const std::string& dir, const Options& o, double
       for (size_t i = 0; i < ids.size(); ++i) agree += i < got.size() && got[i] == ids[i];
       total += static_cast<int>(ids.size());
     }
-    if (absl::Status s = dist.host()->BroadcastHost(
-            absl::MakeSpan(reinterpret_cast<uint8_t*>(ids.data()), ids.size() * sizeof(int32_t)), 0);
-        !s.ok()) {
+    if (absl::Status s = dist.host()->BroadcastHost(MutableHostBytes(ids), 0); !s.ok()) {
       return s;
     }
   }

@@ -159,7 +159,7 @@ TEST_F(DefaultModelTest, EveryRoutedExpertIsUsed) {
     auto upload = [&](const std::vector<float>& v, Shape shape) {
       auto t = backend_->Allocate(DType::kF32, shape);
       EXPECT_TRUE(t.ok()) << t.status();
-      EXPECT_TRUE(backend_->CopyFromHost({reinterpret_cast<const uint8_t*>(v.data()), v.size() * 4}, *t).ok());
+      EXPECT_TRUE(backend_->CopyFromHost(HostBytes(v), *t).ok());
       return *t;
     };
     auto ids_t = backend_->Allocate(DType::kI32, Shape{T, k});
@@ -168,7 +168,7 @@ TEST_F(DefaultModelTest, EveryRoutedExpertIsUsed) {
     ASSERT_TRUE(
         backend_->MoeRoute(upload(logits, Shape{T, E}), upload(bias, Shape{E}), c.routing, *ids_t, *wts_t).ok());
     std::vector<int32_t> ids(T * k);
-    ASSERT_TRUE(backend_->CopyToHost(*ids_t, {reinterpret_cast<uint8_t*>(ids.data()), ids.size() * 4}).ok());
+    ASSERT_TRUE(backend_->CopyToHost(*ids_t, MutableHostBytes(ids)).ok());
     ASSERT_TRUE(backend_->Synchronize().ok());
 
     std::vector<int64_t> count(E, 0);
