@@ -7,13 +7,13 @@
 #         and integration).
 #   tsan  build-tsan: TSan; builds the test binaries in TSAN_TARGETS below and runs the engine,
 #         scheduler, serving, API and HTTP concurrency tests (TSAN_REGEX below).
-#   fuzz  build-asan: every *_fuzz libFuzzer target (scripts/fuzz.sh) over its committed corpus,
-#         FUZZ_TOTAL_SECONDS in all shared among the targets; an input slower than
-#         FUZZ_INPUT_TIMEOUT seconds, a crash or a sanitizer report fails it.
+#   fuzz  build-asan: every *_fuzz libFuzzer target (scripts/fuzz.sh) over its committed corpus
+#         for FUZZ_SECONDS each, JOBS at a time; an input slower than FUZZ_INPUT_TIMEOUT seconds,
+#         a crash or a sanitizer report fails it.
 # Prints the time each stage took. Reports name the file and line (llvm-symbolizer).
 # Usage: scripts/sanitize.sh [asan] [tsan] [fuzz]     (no argument: all three, in that order)
 # Environment: JOBS (default nproc), MOESERVE_SKIP_DEPS=1 to skip the package check,
-#   FUZZ_TOTAL_SECONDS (default 240), FUZZ_INPUT_TIMEOUT (default 10), SANITIZE_CTEST_ARGS (extra
+#   FUZZ_SECONDS (default 25), FUZZ_INPUT_TIMEOUT (default 10), SANITIZE_CTEST_ARGS (extra
 #   ctest arguments, e.g. "-R Engine").
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,26 +34,24 @@ fi
 
 asan_dir="$root/build-asan"
 tsan_dir="$root/build-tsan"
-generator=()
-if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
+ninja=()
+if command -v ninja >/dev/null 2>&1; then ninja=(-G Ninja); fi
 
-# configure DIR OPT ARGS...: configures DIR with clang (once), host code only, optimized at OPT
-# with line tables (file:line in reports) and assertions on.
+# configure DIR ARGS...: configures DIR with clang, host code only, at -O1 with line tables only
+# (file:line in reports, a fraction of -g's compile time) and assertions on. -O1: at -O0 the
+# instrumented tokenizer and model loads make the tests and the fuzzers' first inputs crawl.
 configure() {
-  local dir="$1" opt="$2"
-  shift 2
-  if [[ ! -f "$dir/CMakeCache.txt" ]]; then
-    mkdir -p "$dir"
-    CC=clang CXX=clang++ cmake -S "$root" -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DCMAKE_C_FLAGS_RELWITHDEBINFO="$opt -gline-tables-only" \
-      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$opt -gline-tables-only" \
-      -DMOESERVE_CUDA=OFF -DMOESERVE_BUILD_BENCH=OFF "$@" >"$dir/configure.log" 2>&1 ||
-      { cat "$dir/configure.log"; return 1; }
-  fi
+  local dir="$1"
+  shift
+  local generator=()
+  [[ -f "$dir/CMakeCache.txt" ]] || { mkdir -p "$dir"; generator=("${ninja[@]}"); }
+  CC=clang CXX=clang++ cmake -S "$root" -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
+    -DMOESERVE_CUDA=OFF -DMOESERVE_BUILD_BENCH=OFF "$@" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; return 1; }
 }
-# ASan at -O0 compiles in 0.6x the time of -O1 (the build dominates this stage); TSan at -O1, as
-# its slowdown at -O0 would dominate its tests.
-asan_configure() { configure "$asan_dir" -O0 -DMOESERVE_SANITIZE=address -DMOESERVE_FUZZ=ON; }
+asan_configure() { configure "$asan_dir" -DMOESERVE_SANITIZE=address -DMOESERVE_FUZZ=ON; }
 
 stage_start=0
 begin() {
@@ -85,7 +83,7 @@ for stage in "${stages[@]}"; do
       ;;
     tsan)
       begin "TSan build ($tsan_dir: ${TSAN_TARGETS[*]})"
-      configure "$tsan_dir" -O1 -DMOESERVE_SANITIZE=thread
+      configure "$tsan_dir" -DMOESERVE_SANITIZE=thread
       cmake --build "$tsan_dir" -j "$jobs" --target "${TSAN_TARGETS[@]}"
       end "TSan build"
       begin "TSan tests (-R '$TSAN_REGEX')"
@@ -98,10 +96,7 @@ for stage in "${stages[@]}"; do
       cmake --build "$asan_dir" -j "$jobs" --target moeserve_fuzz_targets
       end "fuzz build"
       targets=("$asan_dir"/bin/*_fuzz)
-      # Each target gets an equal share of the total, JOBS at a time (at least 20 s each).
-      rounds=$(((${#targets[@]} + jobs - 1) / jobs))
-      seconds=$((${FUZZ_TOTAL_SECONDS:-240} / rounds))
-      ((seconds >= 20)) || seconds=20
+      seconds="${FUZZ_SECONDS:-25}"
       begin "fuzzing ${#targets[@]} targets, $seconds s each, $jobs at a time"
       JOBS="$jobs" "$root/scripts/fuzz.sh" --build "$asan_dir" --seconds "$seconds" \
         --timeout "${FUZZ_INPUT_TIMEOUT:-10}"
