@@ -11,7 +11,19 @@ moeserve_test(http_request_fuzz_replay_test
   SOURCES http_request_fuzz_body.cc request_fuzz.cc http_request_fuzz_replay_test.cc
   DEPS moeserve_openai moeserve_http moeserve_serving)
 
-if(MOESERVE_FUZZ)
+if(MOESERVE_FUZZ AND MOESERVE_SANITIZE STREQUAL "address")
+  # The ASan build (scripts/sanitize.sh) instruments every library already: link them, as the
+  # replay tests do, rather than compile their sources again.
+  add_library(request_fuzz_objects OBJECT request_fuzz.cc)
+  target_include_directories(request_fuzz_objects PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(request_fuzz_objects PUBLIC moeserve_serving)
+  moeserve_fuzz_target(grpc_request_fuzz
+    SOURCES grpc_request_fuzz_main.cc grpc_request_fuzz_body.cc
+    DEPS request_fuzz_objects moeserve_api moeserve_serving moeserve_proto)
+  moeserve_fuzz_target(http_request_fuzz
+    SOURCES http_request_fuzz_main.cc http_request_fuzz_body.cc
+    DEPS request_fuzz_objects moeserve_openai moeserve_http moeserve_serving)
+elseif(MOESERVE_FUZZ)
   # The code under test is compiled (instrumented, with the sanitizers) into the targets; the
   # tokenizer and the constraint compiler, which have targets of their own, are linked.
   set(_moeserve_request_fuzz_sources
