@@ -27,6 +27,11 @@ class AttentionBlock {
   // first. rope_cos_sin [max_model_len, rotary_dim] as Backend::Rope reads it.
   virtual absl::Status Forward(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
                                const Tensor& out) const = 0;
+  // Only the cache rows of x [T, d] at this step's slots, as Forward writes them, with no attention:
+  // for rows whose output nobody reads (the multi-token-prediction layer's verified rows before the
+  // one it drafts from, mtp_module.h).
+  virtual absl::Status WriteCache(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin,
+                                  const Tensor& x) const = 0;
 };
 
 }  // namespace moeserve

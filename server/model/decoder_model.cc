@@ -136,17 +136,27 @@ absl::StatusOr<Tensor> DecoderModel::ForwardWithHidden(const ForwardBatch& batch
   return Logits(ctx, *hidden);
 }
 
-absl::StatusOr<MtpOutput> DecoderModel::ForwardMtp(const ForwardBatch& batch, const Tensor& prev_hidden) {
-  if (!mtp_) return absl::FailedPreconditionError("ForwardMtp: no MTP layer loaded");
+absl::StatusOr<StepContext> DecoderModel::MtpContext(absl::string_view op, const ForwardBatch& batch,
+                                                     const Tensor& prev_hidden) {
+  if (!mtp_) return absl::FailedPreconditionError(absl::StrCat(op, ": no MTP layer loaded"));
   RETURN_IF_ERROR(ValidateBatch(batch));
   const int64_t t = batch.num_tokens();
   const int64_t d = config_.hidden_size;
   if (prev_hidden.rank() != 2 || prev_hidden.dim(0) != t || prev_hidden.dim(1) != d) {
     return absl::InvalidArgumentError(
-        absl::StrCat("ForwardMtp: prev_hidden must be [", t, ", ", d, "], got ", prev_hidden.shape().ToString()));
+        absl::StrCat(op, ": prev_hidden must be [", t, ", ", d, "], got ", prev_hidden.shape().ToString()));
   }
-  ASSIGN_OR_RETURN(StepContext ctx, StepContext::Upload(batch, backend_));
+  return StepContext::Upload(batch, backend_);
+}
+
+absl::StatusOr<MtpOutput> DecoderModel::ForwardMtp(const ForwardBatch& batch, const Tensor& prev_hidden) {
+  ASSIGN_OR_RETURN(StepContext ctx, MtpContext("ForwardMtp", batch, prev_hidden));
   return mtp_->Forward(backend_, ctx, embed_, rope_cos_sin_, static_cast<float>(config_.rms_norm_eps), prev_hidden);
+}
+
+absl::Status DecoderModel::WriteMtpCache(const ForwardBatch& batch, const Tensor& prev_hidden) {
+  ASSIGN_OR_RETURN(StepContext ctx, MtpContext("WriteMtpCache", batch, prev_hidden));
+  return mtp_->WriteCache(backend_, ctx, embed_, rope_cos_sin_, static_cast<float>(config_.rms_norm_eps), prev_hidden);
 }
 
 absl::StatusOr<Tensor> DecoderModel::RunLayers(const StepContext& ctx) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "server/model/decoder_layer.h"
 #include "server/model/decoder_tensors.h"
 #include "server/model/model.h"
@@ -40,6 +41,7 @@ class DecoderModel final : public Model {
   bool has_mtp() const override { return mtp_.has_value(); }
   absl::StatusOr<Tensor> ForwardWithHidden(const ForwardBatch& batch, Tensor* hidden) override;
   absl::StatusOr<MtpOutput> ForwardMtp(const ForwardBatch& batch, const Tensor& prev_hidden) override;
+  absl::Status WriteMtpCache(const ForwardBatch& batch, const Tensor& prev_hidden) override;
 
  private:
   DecoderModel(ModelConfig config, Backend* backend, int64_t max_model_len)
@@ -49,6 +51,8 @@ class DecoderModel final : public Model {
   absl::StatusOr<Tensor> LogitsOrder(int64_t n);
   // Every layer with a KV cache: the decoder layers, then the MTP module's.
   std::vector<const DecoderLayer*> CachedLayers() const;
+  // ForwardMtp's and WriteMtpCache's checks of batch and prev_hidden, then the batch's upload.
+  absl::StatusOr<StepContext> MtpContext(absl::string_view op, const ForwardBatch& batch, const Tensor& prev_hidden);
   // The stack over ctx: final-norm hidden rows [T, d].
   absl::StatusOr<Tensor> RunLayers(const StepContext& ctx);
   // LM-head logits of hidden's rows ctx.logits_indices.

@@ -70,8 +70,8 @@ absl::Status GqaAttention::AllocateCache(Backend* b, int32_t num_blocks, int32_t
   return b->Zero(v_cache_);
 }
 
-absl::Status GqaAttention::Forward(Backend* b, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
-                                   const Tensor& out) const {
+absl::Status GqaAttention::ProjectAndWrite(Backend* b, const StepContext& ctx, const Tensor& rope_cos_sin,
+                                           const Tensor& x, Tensor* q_out) const {
   const DType act = b->activation_dtype();
   const int64_t t = ctx.num_tokens, h = num_heads_, kv = num_kv_heads_, hd = head_dim_;
   ASSIGN_OR_RETURN(Tensor q, b->Allocate(act, {t, h, hd}));
@@ -87,6 +87,22 @@ absl::Status GqaAttention::Forward(Backend* b, const StepContext& ctx, const Ten
   }
   RETURN_IF_ERROR(b->RopeWriteKvCache(q, k, v, ctx.positions, rope_cos_sin, static_cast<int32_t>(rotary_dim_),
                                       rope_style_, ctx.attention, k_cache_, v_cache_));
+  *q_out = q;
+  return absl::OkStatus();
+}
+
+absl::Status GqaAttention::WriteCache(Backend* b, const StepContext& ctx, const Tensor& rope_cos_sin,
+                                      const Tensor& x) const {
+  Tensor q;  // the cache write rotates q with k: projected, then dropped
+  return ProjectAndWrite(b, ctx, rope_cos_sin, x, &q);
+}
+
+absl::Status GqaAttention::Forward(Backend* b, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
+                                   const Tensor& out) const {
+  const DType act = b->activation_dtype();
+  const int64_t t = ctx.num_tokens, h = num_heads_, hd = head_dim_;
+  Tensor q;
+  RETURN_IF_ERROR(ProjectAndWrite(b, ctx, rope_cos_sin, x, &q));
   ASSIGN_OR_RETURN(Tensor attn, b->Allocate(act, {t, h, hd}));
   RETURN_IF_ERROR(b->PagedAttention(q, k_cache_, v_cache_, ctx.attention, scale_, attn));
   return b->Linear(attn.View({t, h * hd}), o_, o_bias_, out);

@@ -25,8 +25,14 @@ class GqaAttention final : public AttentionBlock {
   void FreeCache() override;
   absl::Status Forward(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
                        const Tensor& out) const override;
+  absl::Status WriteCache(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin,
+                          const Tensor& x) const override;
 
  private:
+  // The q/k/v projections of x, k and v rotated into the cache; q (rotated) into *q.
+  absl::Status ProjectAndWrite(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
+                               Tensor* q) const;
+
   int64_t num_heads_ = 0, num_kv_heads_ = 0, head_dim_ = 0, rotary_dim_ = 0;
   float scale_ = 0.0f, norm_eps_ = 0.0f;
   RopeStyle rope_style_ = RopeStyle::kNeox;

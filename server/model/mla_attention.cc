@@ -6,6 +6,12 @@
 #include "server/model/parallel.h"
 
 namespace moeserve {
+namespace {
+
+// The latent norms are built without the config's eps in DeepSeek's code: always 1e-6.
+constexpr float kLatentNormEps = 1e-6f;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<MlaAttention>> MlaAttention::Load(WeightLoader& loader, const MlaTensors& t,
                                                                  const ModelConfig& c) {
@@ -76,11 +82,23 @@ absl::Status MlaAttention::AllocateCache(Backend* b, int32_t num_blocks, int32_t
   return b->Zero(cache_);
 }
 
+absl::Status MlaAttention::WriteCache(Backend* b, const StepContext& ctx, const Tensor& rope_cos_sin,
+                                      const Tensor& x) const {
+  const DType act = b->activation_dtype();
+  const int64_t t = ctx.num_tokens;
+  ASSIGN_OR_RETURN(Tensor kv_c, b->Allocate(act, {t, kv_lora_rank_}));
+  ASSIGN_OR_RETURN(Tensor k_pe, b->Allocate(act, {t, rope_dim_}));
+  RETURN_IF_ERROR(b->Linear(x, kv_a_, Tensor(), kv_c));
+  RETURN_IF_ERROR(b->Linear(x, k_pe_, Tensor(), k_pe));
+  RETURN_IF_ERROR(b->RmsNorm(kv_c, kv_a_norm_, kLatentNormEps, kv_c));
+  // The rope key is only read back from the cache: rotate it on its way in (one op, no k_pe
+  // round trip).
+  return b->RopeWriteMlaCache(kv_c, k_pe, ctx.positions, rope_cos_sin, rope_style_, ctx.attention, cache_);
+}
+
 absl::Status MlaAttention::Forward(Backend* b, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
                                    const Tensor& out) const {
   const DType act = b->activation_dtype();
-  // The latent norms are built without the config's eps in DeepSeek's code: always 1e-6.
-  constexpr float kLatentNormEps = 1e-6f;
   const int64_t t = ctx.num_tokens, h = num_heads_;
   const int64_t dn = nope_dim_, dr = rope_dim_, dv = v_dim_, l = kv_lora_rank_;
 
@@ -94,17 +112,8 @@ absl::Status MlaAttention::Forward(Backend* b, const StepContext& ctx, const Ten
   ASSIGN_OR_RETURN(Tensor q_pe, b->Allocate(act, {t, h, dr}));
   RETURN_IF_ERROR(b->Linear(q_in, q_nope_, Tensor(), q_nope.View({t, h * dn})));
   RETURN_IF_ERROR(b->Linear(q_in, q_pe_, Tensor(), q_pe.View({t, h * dr})));
-
-  ASSIGN_OR_RETURN(Tensor kv_c, b->Allocate(act, {t, l}));
-  ASSIGN_OR_RETURN(Tensor k_pe, b->Allocate(act, {t, dr}));
-  RETURN_IF_ERROR(b->Linear(x, kv_a_, Tensor(), kv_c));
-  RETURN_IF_ERROR(b->Linear(x, k_pe_, Tensor(), k_pe));
-  RETURN_IF_ERROR(b->RmsNorm(kv_c, kv_a_norm_, kLatentNormEps, kv_c));
-
+  RETURN_IF_ERROR(WriteCache(b, ctx, rope_cos_sin, x));
   RETURN_IF_ERROR(b->Rope(q_pe, ctx.positions, rope_cos_sin, static_cast<int32_t>(dr), rope_style_));
-  // The rope key is only read back from the cache: rotate it on its way in (one op, no k_pe
-  // round trip).
-  RETURN_IF_ERROR(b->RopeWriteMlaCache(kv_c, k_pe, ctx.positions, rope_cos_sin, rope_style_, ctx.attention, cache_));
 
   ASSIGN_OR_RETURN(Tensor q_latent, b->Allocate(act, {t, h, l}));
   RETURN_IF_ERROR(b->HeadwiseLinear(q_nope, uk_t_, q_latent));

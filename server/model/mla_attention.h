@@ -30,6 +30,8 @@ class MlaAttention final : public AttentionBlock {
   void FreeCache() override;
   absl::Status Forward(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin, const Tensor& x,
                        const Tensor& out) const override;
+  absl::Status WriteCache(Backend* backend, const StepContext& ctx, const Tensor& rope_cos_sin,
+                          const Tensor& x) const override;
 
  private:
   int64_t num_heads_ = 0, q_lora_rank_ = 0, kv_lora_rank_ = 0;

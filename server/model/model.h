@@ -77,6 +77,13 @@ class Model {
     (void)prev_hidden;
     return absl::UnimplementedError("this model has no multi-token-prediction layer");
   }
+  // ForwardMtp's KV rows only, for positions whose draft nobody reads (the verified positions
+  // before the one a chain starts from): no attention, FFN or head. batch.logits_indices is ignored.
+  virtual absl::Status WriteMtpCache(const ForwardBatch& batch, const Tensor& prev_hidden) {
+    (void)batch;
+    (void)prev_hidden;
+    return absl::UnimplementedError("this model has no multi-token-prediction layer");
+  }
 
   // Tokens routed to each expert of each MoE layer since load or the last ResetExpertLoad(), read
   // from the backend (synchronises: call it right after a step's own synchronisation). Empty for

@@ -31,8 +31,8 @@ absl::StatusOr<MtpModule> MtpModule::Load(WeightLoader& loader, const MtpTensors
   return m;
 }
 
-absl::StatusOr<MtpOutput> MtpModule::Forward(Backend* b, const StepContext& ctx, const Tensor& embed,
-                                             const Tensor& rope_cos_sin, float eps, const Tensor& prev_hidden) const {
+absl::StatusOr<Tensor> MtpModule::Residual(Backend* b, const StepContext& ctx, const Tensor& embed, float eps,
+                                           const Tensor& prev_hidden) const {
   const DType act = b->activation_dtype();
   const int64_t t = ctx.num_tokens;
   const int64_t d = prev_hidden.dim(1);
@@ -47,6 +47,24 @@ absl::StatusOr<MtpOutput> MtpModule::Forward(Backend* b, const StepContext& ctx,
   RETURN_IF_ERROR(b->Linear(g, eh_hidden_, Tensor(), from_hidden));
   ASSIGN_OR_RETURN(Tensor residual, b->Allocate(act, {t, d}));
   RETURN_IF_ERROR(b->Add(from_embed, from_hidden, residual));
+  return residual;
+}
+
+absl::Status MtpModule::WriteCache(Backend* b, const StepContext& ctx, const Tensor& embed, const Tensor& rope_cos_sin,
+                                   float eps, const Tensor& prev_hidden) const {
+  ASSIGN_OR_RETURN(Tensor residual, Residual(b, ctx, embed, eps, prev_hidden));
+  ASSIGN_OR_RETURN(Tensor x, b->Allocate(b->activation_dtype(), residual.shape()));
+  RETURN_IF_ERROR(b->RmsNorm(residual, layer_.input_norm(), eps, x));
+  return layer_.attention().WriteCache(b, ctx, rope_cos_sin, x);
+}
+
+absl::StatusOr<MtpOutput> MtpModule::Forward(Backend* b, const StepContext& ctx, const Tensor& embed,
+                                             const Tensor& rope_cos_sin, float eps, const Tensor& prev_hidden) const {
+  const DType act = b->activation_dtype();
+  const int64_t t = ctx.num_tokens;
+  const int64_t d = prev_hidden.dim(1);
+  ASSIGN_OR_RETURN(Tensor residual, Residual(b, ctx, embed, eps, prev_hidden));
+  ASSIGN_OR_RETURN(Tensor e, b->Allocate(act, {t, d}));  // the layer's scratch
   // One decoder layer; the shared head's norm takes the final norm's place.
   ASSIGN_OR_RETURN(Tensor x, b->Allocate(act, {t, d}));
   RETURN_IF_ERROR(b->RmsNorm(residual, layer_.input_norm(), eps, x));

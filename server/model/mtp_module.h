@@ -31,9 +31,16 @@ class MtpModule {
   // rope_cos_sin its rotary table.
   absl::StatusOr<MtpOutput> Forward(Backend* backend, const StepContext& ctx, const Tensor& embed,
                                     const Tensor& rope_cos_sin, float eps, const Tensor& prev_hidden) const;
+  // Forward's KV rows only (the residual, the layer's input norm, its attention's cache write):
+  // for rows whose logits and output nobody reads.
+  absl::Status WriteCache(Backend* backend, const StepContext& ctx, const Tensor& embed, const Tensor& rope_cos_sin,
+                          float eps, const Tensor& prev_hidden) const;
 
  private:
   explicit MtpModule(DecoderLayer layer) : layer_(std::move(layer)) {}
+  // The layer's input, residual [T, d] = eh_proj(concat(enorm(embed(t)), hnorm(h))).
+  absl::StatusOr<Tensor> Residual(Backend* backend, const StepContext& ctx, const Tensor& embed, float eps,
+                                  const Tensor& prev_hidden) const;
 
   Tensor enorm_, hnorm_;  // [d]
   Tensor eh_embed_;       // [d, d]: the columns of eh_proj that multiply enorm(embed(t))

@@ -34,34 +34,35 @@ MtpDrafter::MtpDrafter(Model* model, Backend* backend, Sampler* sampler, int32_t
       max_model_len_(max_model_len),
       vocab_size_(static_cast<int32_t>(model->config().vocab_size)) {}
 
-void MtpDrafter::BeginPass(const ForwardBatch& main) {
-  pass_.block_size = main.block_size;
-  pass_.max_blocks_per_seq = main.max_blocks_per_seq;
-  pass_.token_ids.clear();
-  pass_.positions.clear();
-  pass_.seq_lens.clear();
-  pass_.block_tables.clear();
-  pass_.slot_mapping.clear();
-  pass_.logits_indices.clear();
-  pass_.query_start_loc.assign(1, 0);
+void MtpDrafter::BeginPass(const ForwardBatch& main, ForwardBatch* pass) {
+  pass->block_size = main.block_size;
+  pass->max_blocks_per_seq = main.max_blocks_per_seq;
+  pass->token_ids.clear();
+  pass->positions.clear();
+  pass->seq_lens.clear();
+  pass->block_tables.clear();
+  pass->slot_mapping.clear();
+  pass->logits_indices.clear();
+  pass->query_start_loc.assign(1, 0);
 }
 
 void MtpDrafter::AddRows(const ForwardBatch& main, size_t main_row, int32_t first, absl::Span<const int32_t> tokens,
-                         bool want_logits) {
-  const int32_t bs = pass_.block_size;
+                         bool want_logits, ForwardBatch* pass) {
+  if (tokens.empty()) return;
+  const int32_t bs = pass->block_size;
   const size_t width = static_cast<size_t>(main.max_blocks_per_seq);
   const int32_t* table = main.block_tables.data() + main_row * width;
   for (size_t r = 0; r < tokens.size(); ++r) {
     const int32_t pos = first + static_cast<int32_t>(r);
-    pass_.token_ids.push_back(tokens[r]);
-    pass_.positions.push_back(pos);
+    pass->token_ids.push_back(tokens[r]);
+    pass->positions.push_back(pos);
     const size_t logical = static_cast<size_t>(pos / bs);
-    pass_.slot_mapping.push_back(logical < width && table[logical] > 0 ? table[logical] * bs + pos % bs : -1);
+    pass->slot_mapping.push_back(logical < width && table[logical] > 0 ? table[logical] * bs + pos % bs : -1);
   }
-  pass_.query_start_loc.push_back(pass_.query_start_loc.back() + static_cast<int32_t>(tokens.size()));
-  pass_.seq_lens.push_back(first + static_cast<int32_t>(tokens.size()));
-  pass_.block_tables.insert(pass_.block_tables.end(), table, table + width);
-  if (want_logits && !tokens.empty()) pass_.logits_indices.push_back(pass_.query_start_loc.back() - 1);
+  pass->query_start_loc.push_back(pass->query_start_loc.back() + static_cast<int32_t>(tokens.size()));
+  pass->seq_lens.push_back(first + static_cast<int32_t>(tokens.size()));
+  pass->block_tables.insert(pass->block_tables.end(), table, table + width);
+  if (want_logits) pass->logits_indices.push_back(pass->query_start_loc.back() - 1);
 }
 
 absl::StatusOr<Tensor> MtpDrafter::Gather(const Tensor& x, absl::Span<const int32_t> rows) {
@@ -110,11 +111,12 @@ absl::Status MtpDrafter::Propose(const SchedulerOutput& step, const ForwardBatch
   contexts_.resize(n);
   positions_.assign(n, -1);
 
-  // Pass 1: the verified positions of every entry.
-  BeginPass(batch);
-  std::vector<int32_t> hidden_rows;
-  std::vector<size_t> drafting;     // entries that get drafts, in pass order
-  std::vector<int32_t> chain_rows;  // per drafting entry: its last row in the pass
+  // The verified positions of every entry: the last one of an entry that drafts in the first
+  // draft pass, the others in the cache-only pass.
+  BeginPass(batch, &cache_pass_);
+  BeginPass(batch, &pass_);
+  std::vector<int32_t> cache_rows, draft_rows;  // their rows of `hidden`
+  std::vector<size_t> drafting;                 // entries that get drafts, in pass order
   for (size_t i = 0; i < n; ++i) {
     const ScheduledRequest& e = step.scheduled[i];
     const SamplingRow& in = inputs[i];
@@ -135,30 +137,40 @@ absl::Status MtpDrafter::Propose(const SchedulerOutput& step, const ForwardBatch
       }
       if (next < 0) break;
       scratch_.push_back(next);
-      hidden_rows.push_back(batch.query_start_loc[i] + r);
     }
     if (scratch_.empty()) continue;
-    AddRows(batch, i, e.start_position, scratch_, e.samples);
-    if (!e.samples || num_drafts_ == 0) continue;
+    const int32_t rows = static_cast<int32_t>(scratch_.size());
+    const bool drafts = e.samples && num_drafts_ > 0;
+    const int32_t cached = drafts ? rows - 1 : rows;
+    AddRows(batch, i, e.start_position, absl::MakeConstSpan(scratch_).first(cached), false, &cache_pass_);
+    for (int32_t r = 0; r < cached; ++r) cache_rows.push_back(batch.query_start_loc[i] + r);
+    if (!drafts) continue;
+    AddRows(batch, i, e.start_position + cached, absl::MakeConstSpan(scratch_).subspan(cached), true, &pass_);
+    draft_rows.push_back(batch.query_start_loc[i] + cached);
     drafting.push_back(i);
-    chain_rows.push_back(pass_.query_start_loc.back() - 1);
-    positions_[i] = e.start_position + static_cast<int32_t>(scratch_.size()) - 1;
+    positions_[i] = e.start_position + cached;
     // The outputs after this step: those before it, the accepted drafts, the sampled token.
     contexts_[i].assign(in.output_token_ids.begin(), in.output_token_ids.end());
     const absl::Span<const int32_t> accepted = in.draft_token_ids.first(results[i].num_accepted);
     contexts_[i].insert(contexts_[i].end(), accepted.begin(), accepted.end());
     contexts_[i].push_back(results[i].tokens.back().token_id);
   }
-  if (pass_.token_ids.empty()) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Tensor prev, Gather(hidden, hidden_rows));
-  ASSIGN_OR_RETURN(MtpOutput out, model_->ForwardMtp(pass_, prev));
+  // The cache rows first: the draft pass's attention reads them.
+  if (!cache_rows.empty()) {
+    ASSIGN_OR_RETURN(Tensor prev, Gather(hidden, cache_rows));
+    RETURN_IF_ERROR(model_->WriteMtpCache(cache_pass_, prev));
+  }
   if (drafting.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Tensor prev, Gather(hidden, draft_rows));
+  ASSIGN_OR_RETURN(MtpOutput out, model_->ForwardMtp(pass_, prev));
 
+  // Every draft pass has one row per drafting entry, in order: row e of out.hidden chains entry
+  // drafting[e].
   for (int32_t j = 0;; ++j) {
     RETURN_IF_ERROR(PickDrafts(out.logits, drafting, inputs));
     std::vector<size_t> next_drafting;
     std::vector<int32_t> y_rows;
-    BeginPass(batch);
+    BeginPass(batch, &pass_);
     for (size_t e = 0; e < drafting.size(); ++e) {
       const size_t i = drafting[e];
       if (picked_[e] < 0) continue;
@@ -170,16 +182,14 @@ absl::Status MtpDrafter::Propose(const SchedulerOutput& step, const ForwardBatch
       const int64_t covered = static_cast<int64_t>(entry.block_ids.size()) * batch.block_size;
       if (j + 1 >= num_drafts_ || p >= max_model_len_ - 1 || p >= covered) continue;
       positions_[i] = p;
-      AddRows(batch, i, p, absl::MakeConstSpan(&picked_[e], 1), true);
-      y_rows.push_back(chain_rows[e]);
+      AddRows(batch, i, p, absl::MakeConstSpan(&picked_[e], 1), true, &pass_);
+      y_rows.push_back(static_cast<int32_t>(e));
       next_drafting.push_back(i);
     }
     if (next_drafting.empty()) break;
     ASSIGN_OR_RETURN(Tensor chained, Gather(out.hidden, y_rows));
     ASSIGN_OR_RETURN(out, model_->ForwardMtp(pass_, chained));
     drafting = std::move(next_drafting);
-    chain_rows.clear();
-    for (size_t e = 0; e < drafting.size(); ++e) chain_rows.push_back(static_cast<int32_t>(e));
   }
   return absl::OkStatus();
 }

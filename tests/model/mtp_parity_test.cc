@@ -119,6 +119,37 @@ TEST_F(MtpParityTest, ChainedDraftsMatchTheTorchReference) {
   }
 }
 
+// The drafter's order: the prompt's rows but the last only write the MTP cache (WriteMtpCache), the
+// last one alone gives the first draft, and the chain reads those cache rows.
+TEST_F(MtpParityTest, CacheOnlyRowsThenTheLastRowMatchTheTorchReference) {
+  const int32_t p = ReadTensor<int32_t>(*ref_, "chain_prompt").at(0);
+  ASSERT_GE(p, 2);
+  const std::vector<int32_t> want_ids = ReadTensor<int32_t>(*ref_, "chain_ids");
+  const std::vector<float> want_logits = ReadTensor<float>(*ref_, "chain_logits");
+  const int64_t vocab = model_->config().vocab_size;
+  const Tensor hidden = MainHidden(p);
+  const std::vector<int32_t> next(ids_.begin() + 1, ids_.begin() + p);  // rows 0 .. p-2
+  ASSERT_TRUE(model_->WriteMtpCache(Batch(next, 0, false), hidden.Slice(0, p - 1)).ok());
+  auto out = model_->ForwardMtp(Batch({ids_[p]}, p - 1, false), hidden.Slice(p - 1, 1));
+  ASSERT_TRUE(out.ok()) << out.status();
+  Tensor prev = out->hidden;
+  std::vector<float> got = Host(out->logits);
+  for (size_t j = 0; j < want_ids.size(); ++j) {
+    ExpectLogitsMatch(got, want_logits.data() + j * vocab, 1, vocab, "chain step", 1e-4);
+    const int32_t draft = moeserve::testing::Argmax(got.data(), vocab);
+    ASSERT_EQ(draft, want_ids[j]) << "draft " << j;
+    if (j + 1 == want_ids.size()) break;
+    auto step = model_->ForwardMtp(Batch({draft}, p + static_cast<int32_t>(j), false), prev);
+    ASSERT_TRUE(step.ok()) << step.status();
+    prev = step->hidden;
+    got = Host(step->logits);
+  }
+  // Its checks are ForwardMtp's.
+  const absl::Status bad = model_->WriteMtpCache(Batch(next, 0, false), hidden);
+  EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
+  EXPECT_THAT(bad.message(), ::testing::HasSubstr("prev_hidden"));
+}
+
 TEST_F(MtpParityTest, LoadingIsOptInAndNamesWhatIsMissing) {
   auto backend = CreateBackend({.device = "cpu", .num_threads = 1});
   ASSERT_TRUE(backend.ok());
