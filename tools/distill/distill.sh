@@ -21,5 +21,5 @@ python3 "$root/tools/distill/train.py" --teacher "$work/teacher" --train "$work/
 python3 "$root/tools/distill/export.py" --ckpt "$work/run/ckpt" --teacher "$work/teacher" \
   --dst "$root/models/default" --val "$work/val.u16"
 python3 "$root/tools/distill/train_mtp.py" --model "$root/models/default" --train "$work/train.u16" \
-  --val "$work/val.u16" --dst "$root/models/default" --steps "${MTP_STEPS:-500}" --batch 8 --lr 3e-3 \
+  --val "$work/val.u16" --dst "$root/models/default" --steps "${MTP_STEPS:-1500}" --batch 8 --lr 3e-3 \
   --seed "$seed"
