@@ -10,8 +10,9 @@ namespace moeserve::structured {
 
 struct Constraint {
   // kToolCalls: an output of tool calls in a model's markup (tool_calls_grammar.h), which the API
-  // layer builds for a forced OpenAI tool_choice.
-  enum class Kind { kNone, kJsonSchema, kRegex, kGrammar, kJsonObject, kToolCalls };
+  // layer builds for a forced OpenAI tool_choice; kTriggered: free text in which tool calls may
+  // start, each constrained once its opening markup appears (tool_choice "auto" with strict tools).
+  enum class Kind { kNone, kJsonSchema, kRegex, kGrammar, kJsonObject, kToolCalls, kTriggered };
   Kind kind = Kind::kNone;
   std::string value;            // the schema, pattern, GBNF text or tool-calls spec (empty for kJsonObject)
   bool any_whitespace = false;  // JSON kinds: allow whitespace around structural characters

@@ -28,6 +28,7 @@ const char* ConstraintFieldName(Constraint::Kind kind) {
     case Constraint::Kind::kGrammar: return "grammar";
     case Constraint::Kind::kJsonObject: return "json_object";
     case Constraint::Kind::kToolCalls: return "tool_calls";
+    case Constraint::Kind::kTriggered: return "triggered";
     case Constraint::Kind::kNone: break;
   }
   return "constraint";
@@ -51,6 +52,9 @@ absl::StatusOr<Grammar> ConstraintToGrammar(const Constraint& c) {
     }
     case Constraint::Kind::kGrammar: g = ParseGbnf(c.value); break;
     case Constraint::Kind::kToolCalls: g = ToolCallsGrammar(c.value, {.any_whitespace = c.any_whitespace}); break;
+    case Constraint::Kind::kTriggered:
+      g = TriggeredToolCallsGrammar(c.value, {.any_whitespace = c.any_whitespace});
+      break;
     case Constraint::Kind::kNone: break;
   }
   if (!g.ok()) return AsInvalid(g.status(), field);

@@ -29,8 +29,8 @@
 
 namespace moeserve::structured {
 
-// "json_schema", "regex", "grammar", "json_object" or "tool_calls": the request field a constraint
-// came from.
+// "json_schema", "regex", "grammar", "json_object", "tool_calls" or "triggered": the request field
+// a constraint came from.
 const char* ConstraintFieldName(Constraint::Kind kind);
 
 // The constraint's grammar IR (no vocabulary). Errors as documented above.

@@ -197,6 +197,10 @@ class NfaBuilder {
         return t;
       }
       case Expr::Kind::kIntersect: return LowerIntersection(e, from);
+      case Expr::Kind::kFreeText: {
+        ASSIGN_OR_RETURN(const Fsm dfa, FreeTextDfa(e, budget_));
+        return CopyIn(dfa, from);
+      }
     }
     return absl::InternalError("unknown expression kind");
   }
@@ -217,18 +221,23 @@ class NfaBuilder {
       }
       product = std::move(dfa);
     }
+    return CopyIn(*product, from);
+  }
+
+  // Copies a DFA without calls in between `from` and a new end state; returns the end.
+  absl::StatusOr<int32_t> CopyIn(const Fsm& dfa, int32_t from) {
     const int32_t end = NewState();
     const auto base = static_cast<int32_t>(fsm_.states.size());
-    for (size_t i = 0; i < product->states.size(); ++i) NewState();
+    for (size_t i = 0; i < dfa.states.size(); ++i) NewState();
     RETURN_IF_ERROR(status_);
     fsm_.states[from].eps.push_back(base);
-    for (size_t i = 0; i < product->states.size(); ++i) {
+    for (size_t i = 0; i < dfa.states.size(); ++i) {
       Fsm::State& st = fsm_.states[base + i];
-      for (ByteEdge edge : product->states[i].bytes) {
+      for (ByteEdge edge : dfa.states[i].bytes) {
         edge.target += base;
         st.bytes.push_back(edge);
       }
-      if (product->states[i].accept) st.eps.push_back(end);
+      if (dfa.states[i].accept) st.eps.push_back(end);
     }
     return end;
   }

@@ -71,6 +71,13 @@ absl::StatusOr<Fsm> Determinize(const Fsm& nfa, CompileBudget* budget);
 // reach acceptance are kept (trimmed later).
 absl::StatusOr<Fsm> IntersectDfas(const Fsm& a, const Fsm& b, CompileBudget* budget);
 
+// The DFA of a kFreeText expression (grammar.h): an Aho-Corasick automaton over its words (the
+// children and `text`), one state per prefix of a word that contains no word, plus one accepting
+// end state when `text` is set (reached when `text` completes first). Errors: InvalidArgument for
+// an empty word or words longer than kMaxFreeTextBytes in total.
+inline constexpr int64_t kMaxFreeTextBytes = 4096;
+absl::StatusOr<Fsm> FreeTextDfa(const Expr& free_text, CompileBudget* budget);
+
 // Minimal DFA (Moore partition refinement): states with the same future over bytes and calls
 // merge. REQUIRES: `dfa` is deterministic and every state is reachable.
 Fsm Minimize(const Fsm& dfa);

@@ -159,6 +159,14 @@ Expr Nothing() {
   return e;
 }
 
+Expr FreeText(const std::vector<std::string>& avoid, std::string_view until) {
+  Expr e;
+  e.kind = Expr::Kind::kFreeText;
+  e.text = std::string(until);
+  for (const std::string& word : avoid) e.children.push_back(Literal(word));
+  return e;
+}
+
 int32_t Grammar::AddRule(std::string name) {
   rules.push_back(Rule{std::move(name), Empty()});
   return static_cast<int32_t>(rules.size()) - 1;
@@ -319,6 +327,19 @@ void Print(const Grammar& g, const Expr& e, bool nested, std::string* out) {
       }
       *out += " )";
       return;
+    case Expr::Kind::kFreeText: {  // not GBNF: printed for debugging only
+      *out += "( free-text";
+      for (const Expr& word : e.children) {
+        *out += " !";
+        Print(g, word, true, out);
+      }
+      if (!e.text.empty()) {
+        *out += " until ";
+        Print(g, Literal(e.text), true, out);
+      }
+      *out += " )";
+      return;
+    }
   }
 }
 

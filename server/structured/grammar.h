@@ -45,6 +45,9 @@ struct Expr {
     kRepeat,     // children[0] between min and max times (max < 0: unbounded)
     kRuleRef,    // rule `rule`
     kIntersect,  // strings every child matches; children must be regular (no kRuleRef inside)
+    kFreeText,   // any bytes in which no child (each a non-empty kLiteral) occurs; when `text` is not
+                 // empty, the bytes up to and including the first occurrence of `text`, which must
+                 // come before any child (free text up to a trigger; see FreeText below)
   };
   Kind kind = Kind::kEmpty;
   std::string text;
@@ -71,6 +74,11 @@ Expr Ref(int32_t rule);
 Expr Intersect(std::vector<Expr> items);
 // Never matches (an empty choice).
 Expr Nothing();
+// Free text (kFreeText): any bytes, not necessarily UTF-8, in which no word of `avoid` occurs;
+// with `until` not empty, the text ends with the first occurrence of `until` (free text before a
+// trigger). Lowered to an Aho-Corasick automaton over the words, so a grammar around it stays a
+// byte-level DFA whose free-text states decide every token without the stack.
+Expr FreeText(const std::vector<std::string>& avoid, std::string_view until = "");
 
 struct Rule {
   std::string name;

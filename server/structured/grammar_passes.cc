@@ -48,6 +48,11 @@ Shape ShapeOf(const Expr& e) {
       s.depth += 1;
       return s;
     }
+    case Expr::Kind::kFreeText: {
+      int64_t size = static_cast<int64_t>(e.text.size()) + 2;
+      for (const Expr& word : e.children) size = SatAdd(size, static_cast<int64_t>(word.text.size()));
+      return {size, 1};
+    }
     case Expr::Kind::kRepeat: {
       const Shape cs = ShapeOf(e.children[0]);
       return {SatAdd(SatMul(cs.size, Copies(e)), 2), cs.depth + 1};

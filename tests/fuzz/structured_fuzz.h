@@ -8,7 +8,8 @@
 
 namespace moeserve::fuzz {
 
-// The first byte picks the constraint kind (json_schema, regex, grammar), the rest is its text.
+// The first byte picks the constraint kind (json_schema, regex, grammar, tool_calls, triggered; see
+// structured_fuzz_body.cc) and free whitespace, the rest is its text.
 // Compilation (with small limits) must either fail with InvalidArgument or succeed; on success, a
 // matcher fed bytes taken from the input must give masks that agree with AcceptToken on every
 // token of a one-token-per-byte vocabulary, and never an empty mask before termination.

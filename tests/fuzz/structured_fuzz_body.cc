@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,9 +42,12 @@ bool Bit(const std::vector<uint32_t>& mask, int32_t id) { return (mask[id >> 5] 
 
 void FuzzConstraintCompiler(std::string_view data) {
   if (data.empty()) return;
+  // The first byte: the kind in its low 7 bits (modulo the kinds), free whitespace in the top bit.
   static constexpr Constraint::Kind kKinds[] = {Constraint::Kind::kJsonSchema, Constraint::Kind::kRegex,
-                                                Constraint::Kind::kGrammar};
-  Constraint c{.kind = kKinds[static_cast<uint8_t>(data[0]) % 3], .value = std::string(data.substr(1))};
+                                                Constraint::Kind::kGrammar, Constraint::Kind::kToolCalls,
+                                                Constraint::Kind::kTriggered};
+  Constraint c{.kind = kKinds[(static_cast<uint8_t>(data[0]) & 0x7F) % std::size(kKinds)],
+               .value = std::string(data.substr(1))};
   c.any_whitespace = static_cast<uint8_t>(data[0]) & 0x80;
   auto compiled = Compiler().Compile(c);
   if (!compiled.ok()) {
