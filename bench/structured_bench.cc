@@ -5,10 +5,14 @@
 //                             [--seed 0] [--tokens-out walks.jsonl]
 //
 // FILE.jsonl: one constraint a line, {"name": ..., "kind": "json_schema" | "regex" | "grammar" |
-// "json_object", "value": <schema object or text>, "any_whitespace": false}. For each constraint:
-// a cold compile (no cache), then `walks` random walks of at most `max-steps` tokens, each step
-// timing FillNextTokenBitmask and then taking a uniformly random allowed token (a stop id, when
-// allowed, with probability 1/2). --tokens-out writes every walk's tokens, so that another
+// "json_object" | "tool_calls" | "triggered", "value": <schema or spec object, or text>,
+// "any_whitespace": false, "prefer": <optional text>}. For each constraint: a cold compile (no
+// cache), then `walks` random walks of at most `max-steps` tokens, each step timing
+// FillNextTokenBitmask and then taking a uniformly random allowed token (a stop id, when allowed,
+// with probability 1/2). Lines with "prefer" (triggered tool calls) stop with probability 1/128
+// and, one step in 40, write "prefer"'s encoding token by token while it is allowed, so that walks
+// open calls; their masks are also reported apart where EOS is allowed (free text) and elsewhere
+// (inside calls). --tokens-out writes every walk's tokens, so that another
 // library can replay the same sequences.
 
 #include <algorithm>
@@ -78,10 +82,19 @@ int Run(const Options& o) {
     const nlohmann::ordered_json spec = nlohmann::ordered_json::parse(line);
     Constraint c;
     const std::string kind = spec.at("kind");
-    c.kind = kind == "json_schema" ? Constraint::Kind::kJsonSchema
-             : kind == "regex"     ? Constraint::Kind::kRegex
-             : kind == "grammar"   ? Constraint::Kind::kGrammar
-                                   : Constraint::Kind::kJsonObject;
+    c.kind = kind == "json_schema"  ? Constraint::Kind::kJsonSchema
+             : kind == "regex"      ? Constraint::Kind::kRegex
+             : kind == "grammar"    ? Constraint::Kind::kGrammar
+             : kind == "tool_calls" ? Constraint::Kind::kToolCalls
+             : kind == "triggered"  ? Constraint::Kind::kTriggered
+                                    : Constraint::Kind::kJsonObject;
+    // "prefer": text whose tokens a walk picks, when allowed, one step in 8 (to open tool calls).
+    std::vector<int32_t> prefer;
+    if (spec.contains("prefer")) {
+      absl::StatusOr<std::vector<int32_t>> ids = (*tokenizer)->Encode(spec["prefer"].get<std::string>(), false);
+      if (!ids.ok()) return std::fprintf(stderr, "%s\n", ids.status().ToString().c_str()), 1;
+      prefer = *std::move(ids);
+    }
     if (spec.contains("value"))
       c.value = spec["value"].is_string() ? spec["value"].get<std::string>() : spec["value"].dump();
     c.any_whitespace = spec.value("any_whitespace", false);
@@ -98,13 +111,16 @@ int Run(const Options& o) {
     all_compiles.push_back(compile_ms);
     all_compile_cpu.push_back(compile_cpu_ms);
     std::vector<double> masks, accepts;
+    std::vector<double> masks_at_end, masks_inside;  // "prefer" lines: where EOS is allowed or not
     for (int w = 0; w < o.walks; ++w) {
       GrammarMatcher m(*compiled);
       std::vector<int32_t> walk;
+      size_t prefer_pos = 0;  // tokens of "prefer" written in a row
       for (int step = 0; step < o.max_steps && !m.IsTerminated(); ++step) {
         const auto t0 = Clock::now();
         m.FillNextTokenBitmask(mask.data());
         masks.push_back(Micros(Clock::now() - t0));
+        if (!prefer.empty()) (m.CanEnd() ? masks_at_end : masks_inside).push_back(masks.back());
         std::vector<int32_t> allowed;
         bool stop_allowed = false;
         for (int32_t word = 0; word < static_cast<int32_t>(mask.size()); ++word) {
@@ -118,7 +134,13 @@ int Run(const Options& o) {
           }
         }
         int32_t next;
-        if (stop_allowed && (allowed.empty() || rng() % 2 == 0)) {
+        auto is_allowed = [&](int32_t id) { return (mask[id >> 5] >> (id & 31)) & 1u; };
+        if (prefer_pos > 0 && prefer_pos < prefer.size() && is_allowed(prefer[prefer_pos])) {
+          next = prefer[prefer_pos++];  // go on writing the preferred text
+        } else if (!prefer.empty() && is_allowed(prefer[0]) && rng() % 40 == 0) {
+          next = prefer[0];
+          prefer_pos = 1;
+        } else if (stop_allowed && (allowed.empty() || rng() % (prefer.empty() ? 2 : 128) == 0)) {
           next = stops[0];
         } else if (!allowed.empty()) {
           next = allowed[rng() % allowed.size()];
@@ -144,6 +166,13 @@ int Run(const Options& o) {
                 static_cast<long long>(cache.num_contexts()), static_cast<long long>(cache.num_uncertain()),
                 (*compiled)->MemoryBytes() / 1024, masks.size(), Percentile(masks, 0.5), Percentile(masks, 0.99),
                 Percentile(accepts, 0.5));
+    if (!prefer.empty()) {
+      std::printf(
+          "  %s: where EOS is allowed (free text) %zu masks, p50 %.1f us, p99 %.1f us; elsewhere (inside "
+          "calls) %zu masks, p50 %.1f us, p99 %.1f us\n",
+          name.c_str(), masks_at_end.size(), Percentile(masks_at_end, 0.5), Percentile(masks_at_end, 0.99),
+          masks_inside.size(), Percentile(masks_inside, 0.5), Percentile(masks_inside, 0.99));
+    }
     all_masks.insert(all_masks.end(), masks.begin(), masks.end());
   }
   std::printf(
@@ -163,8 +192,11 @@ int main(int argc, char** argv) {
   CLI::App app{"Structured-output compile and mask timing"};
   app.add_option("--tokenizer", o.tokenizer, "tokenizer directory (tokenizer.json)")->required();
   app.add_option("--constraints", o.constraints, "JSONL file of constraints")->required();
-  app.add_option("--walks", o.walks, "random walks per constraint");
-  app.add_option("--max-steps", o.max_steps, "tokens per walk at most");
+  // run.sh passes defaults first; a later value (its own arguments) wins.
+  app.add_option("--walks", o.walks, "random walks per constraint")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--max-steps", o.max_steps, "tokens per walk at most")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--seed", o.seed, "random seed");
   app.add_option("--tokens-out", o.tokens_out, "write each walk's tokens (JSONL)");
   CLI11_PARSE(app, argc, argv);

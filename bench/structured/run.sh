@@ -7,6 +7,8 @@
 # python3-torch (apt-get, when missing and run as root) and pip-installs xgrammar and its other
 # dependencies into a folder under ~/.cache; XGRAMMAR=0 skips that part.
 #   bench/structured/run.sh [--walks N] [--max-steps N]
+# SKIP_BUILD=1: use the built bench as it is. ONLY=REGEX: only the constraints whose names match
+# (e.g. ONLY=triggered: the tool_choice "auto" rows).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${BUILD_DIR:-$root/build}"
@@ -16,8 +18,8 @@ trap 'rm -rf "$work"' EXIT
 if [[ ! -f "$build/CMakeCache.txt" ]]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 fi
-cmake --build "$build" --target moeserve-structured-bench
-python3 "$root/bench/structured/make_constraints.py" > "$work/constraints.jsonl"
+[[ "${SKIP_BUILD:-0}" == 1 ]] || cmake --build "$build" --target moeserve-structured-bench
+python3 "$root/bench/structured/make_constraints.py" ${ONLY:+--only "$ONLY"} > "$work/constraints.jsonl"
 echo "== moeserve"
 "$build/bin/moeserve-structured-bench" --tokenizer "$data/tokenizers/deepseek_v3" \
   --constraints "$work/constraints.jsonl" --walks 2 --max-steps 200 --tokens-out "$work/walks.jsonl" "$@"

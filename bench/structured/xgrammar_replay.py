@@ -66,6 +66,16 @@ def main():
                 compiled = compiler.compile_regex(c["value"])
             elif kind == "grammar":
                 compiled = compiler.compile_grammar(c["value"])
+            elif kind == "triggered":
+                # xgrammar's structural tags with triggers: one tag per call, from the trigger to
+                # the call's end (a DeepSeek-V3 block of one call; moeserve's allows several).
+                spec = c["value"]
+                body = spec["tool_calls"]
+                tags = [xgr.StructuralTagItem(begin=spec["trigger"] + body.get("begin", "") + call["before"],
+                                              schema=json.dumps(call["arguments"] or {"type": "object"}),
+                                              end=call["after"] + body.get("end", ""))
+                        for call in body["calls"]]
+                compiled = compiler.compile_structural_tag(tags, [spec["trigger"]])
             else:
                 compiled = compiler.compile_builtin_json_grammar()
         except Exception as e:  # noqa: BLE001

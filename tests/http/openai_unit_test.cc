@@ -11,6 +11,7 @@
 #include "server/api/openai/response_format.h"
 #include "server/api/openai/tool_choice.h"
 #include "server/serving/errors.h"
+#include "server/structured/constraint_compiler.h"
 
 namespace moeserve::api::openai {
 namespace {
@@ -260,7 +261,88 @@ TEST(ToolChoiceTest, ForcedCallsBecomeToolCallConstraints) {
   auto parsed = ParseChatRequest(automatic, "m");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_FALSE(parsed->tool_choice.forced());
-  EXPECT_FALSE(parsed->request.sampling.constraint.active());
+  EXPECT_FALSE(parsed->request.sampling.constraint.active());  // the router adds it (below)
+}
+
+// tool_choice "auto" with a strict tool: free text, then calls constrained once opened (strict
+// tools' arguments by their schema, non-strict ones any object); no strict tool or no tool-call
+// format: unconstrained; response_format keeps its own constraint.
+TEST(ToolChoiceTest, AutoWithStrictToolsBecomesTriggeredConstraint) {
+  const Json body = Body(R"({"messages": [{"role": "user", "content": "x"}],
+      "tools": [{"type": "function", "function": {"name": "get_weather", "strict": true,
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                                "additionalProperties": false}}},
+                {"type": "function", "function": {"name": "loose",
+                 "parameters": {"type": "object", "properties": {"xs": {"uniqueItems": true}}}}}]})");
+  auto chat = ParseChatRequest(body, "m");
+  ASSERT_TRUE(chat.ok()) << chat.status();
+  EXPECT_EQ(chat->tool_choice.mode, ToolChoice::Mode::kAuto);
+  auto hermes = AutoToolCallConstraint(chat->tools, true, parsers::ToolCallFormat::kHermes);
+  ASSERT_TRUE(hermes.ok()) << hermes.status();
+  ASSERT_TRUE(hermes->has_value());
+  EXPECT_EQ((*hermes)->kind, structured::Constraint::Kind::kTriggered);
+  const Json spec = Json::parse((*hermes)->value);
+  EXPECT_EQ(spec["trigger"], "<tool_call>");
+  EXPECT_EQ(spec["max_triggers"], 0);
+  EXPECT_EQ(spec["tool_calls"]["calls"][0]["before"], "\n{\"name\": \"get_weather\", \"arguments\": ");
+  EXPECT_TRUE(spec["tool_calls"]["calls"][1]["arguments"].is_null());  // not strict: any object
+
+  // The language, over a byte vocabulary.
+  std::vector<std::optional<std::string>> bytes(257);
+  for (int i = 0; i < 256; ++i) bytes[i] = std::string(1, static_cast<char>(i));
+  auto vocab = structured::TokenVocabulary::Create(std::move(bytes), {.stop_ids = {256}});
+  ASSERT_TRUE(vocab.ok()) << vocab.status();
+  structured::ConstraintCompiler compiler(*vocab);
+  auto matches = [&](const structured::Constraint& c, const std::string& text) {
+    auto g = compiler.Compile(c);
+    EXPECT_TRUE(g.ok()) << g.status();
+    if (!g.ok()) return false;
+    structured::GrammarMatcher m(*g);
+    return m.AcceptBytes(text) && m.CanEnd();
+  };
+  const std::string call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\":\"Rome\"}}\n</tool_call>";
+  const std::string loose = "<tool_call>\n{\"name\": \"loose\", \"arguments\": {\"xs\":[1,1]}}\n</tool_call>";
+  EXPECT_TRUE(matches(**hermes, "Sure."));
+  EXPECT_TRUE(matches(**hermes, "Sure.\n" + call + "\n" + loose + "\nDone."));
+  EXPECT_FALSE(matches(**hermes, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(matches(**hermes, "<tool_call>\n{\"name\": \"other\", \"arguments\": {}}\n</tool_call>"));
+  auto single = AutoToolCallConstraint(chat->tools, /*parallel_tool_calls=*/false, parsers::ToolCallFormat::kHermes);
+  ASSERT_TRUE(single.ok() && single->has_value());
+  EXPECT_TRUE(matches(**single, call + " ok"));
+  EXPECT_FALSE(matches(**single, call + "\n" + call));
+
+  auto deepseek = AutoToolCallConstraint(chat->tools, true, parsers::ToolCallFormat::kDeepSeekV3);
+  ASSERT_TRUE(deepseek.ok() && deepseek->has_value());
+  const Json ds = Json::parse((*deepseek)->value);
+  EXPECT_EQ(ds["trigger"], "<｜tool▁calls▁begin｜>");
+  EXPECT_EQ(ds["avoid"], Json::array({"<｜tool▁call▁begin｜>"}));
+  EXPECT_EQ(ds["tool_calls"]["end"], "<｜tool▁calls▁end｜>");
+  EXPECT_TRUE(matches(**deepseek,
+                      "Let me check.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>"
+                      "get_weather\n```json\n{\"city\":\"Rome\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"));
+
+  // Unconstrained without a strict tool or a format; a strict schema the compiler cannot take is refused.
+  Json lax = body;
+  lax["tools"][0]["function"]["strict"] = false;
+  auto none = AutoToolCallConstraint(lax["tools"], true, parsers::ToolCallFormat::kHermes);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto no_format = AutoToolCallConstraint(chat->tools, true, parsers::ToolCallFormat::kNone);
+  ASSERT_TRUE(no_format.ok());
+  EXPECT_FALSE(no_format->has_value());
+  Json strict = body;
+  strict["tools"][1]["function"]["strict"] = true;
+  auto refused = AutoToolCallConstraint(strict["tools"], true, parsers::ToolCallFormat::kHermes);
+  EXPECT_EQ(serving::ErrorField(refused.status()), "tools[1].function.parameters");
+
+  // response_format wins: the request keeps no tools for the router to constrain.
+  Json with_format = body;
+  with_format["response_format"] = Body(R"({"type": "json_object"})");
+  auto formatted = ParseChatRequest(with_format, "m");
+  ASSERT_TRUE(formatted.ok()) << formatted.status();
+  EXPECT_TRUE(formatted->tools.is_null());
+  EXPECT_EQ(formatted->request.sampling.constraint.kind, structured::Constraint::Kind::kJsonObject);
+  EXPECT_FALSE(chat->tools.is_null());
 }
 
 TEST(OpenAiErrorsTest, ShapeAndStatus) {

@@ -161,6 +161,55 @@ TEST_F(StructuredOutputTest, GrammarAndJsonObject) {
   EXPECT_GT(finished, 0);
 }
 
+// Triggered tool calls (tool_choice "auto" with strict tools, here with a made-up markup the random
+// model writes often: the trigger "?", given a logit bias): the text is free, and every call that
+// appears is "[" + a JSON object valid under the schema + "]"; at most 3 calls.
+TEST_F(StructuredOutputTest, TriggeredCallsValidateWhereverTheyAppear) {
+  const nlohmann::json spec = {
+      {"trigger", "?"},
+      {"max_triggers", 3},
+      {"tool_calls",
+       {{"max_calls", 1},
+        {"calls",
+         {{{"before", "["},
+           {"arguments",
+            {{"type", "object"},
+             {"properties",
+              {{"n", {{"type", "integer"}, {"minimum", 0}, {"maximum", 99}}}, {"pet", {{"enum", {"cat", "dog"}}}}}},
+             {"required", {"n", "pet"}},
+             {"additionalProperties", false}}},
+           {"after", "]"}}}}}}};
+  int calls = 0;
+  for (uint64_t seed : {1, 2, 3}) {
+    ServingRequest r = Request({.kind = Constraint::Kind::kTriggered, .value = spec.dump()}, 1.0f, 6, 120, seed);
+    r.sampling.logit_bias = {{450, 4.0f}};  // "?" in the default vocabulary
+    for (const Completion& c : Generate(std::move(r))) {
+      ASSERT_NE(c.finish_reason, FinishReason::kError) << c.error;
+      int in_text = 0;
+      for (size_t pos = 0, at; (at = c.text.find('?', pos)) != std::string::npos; pos = at) {
+        const size_t close = c.text.find(']', at);
+        if (close == std::string::npos) {  // cut by max_tokens inside the call
+          EXPECT_EQ(c.finish_reason, FinishReason::kLength) << c.text;
+          break;
+        }
+        ASSERT_EQ(c.text[at + 1], '[') << c.text;
+        const nlohmann::json j = nlohmann::json::parse(c.text.substr(at + 2, close - at - 2), nullptr, false);
+        ASSERT_TRUE(j.is_object()) << c.text;
+        EXPECT_EQ(j.size(), 2u) << c.text;
+        ASSERT_TRUE(j["n"].is_number_integer()) << c.text;
+        EXPECT_GE(j["n"].get<int>(), 0);
+        EXPECT_LE(j["n"].get<int>(), 99);
+        EXPECT_TRUE(j["pet"] == "cat" || j["pet"] == "dog") << c.text;
+        ++in_text;
+        at = close + 1;
+      }
+      EXPECT_LE(in_text, 3) << c.text;
+      calls += in_text;
+    }
+  }
+  EXPECT_GE(calls, 3) << "the biased trigger should open calls";
+}
+
 TEST_F(StructuredOutputTest, MaxTokensEndsWithLengthAndACutOutput) {
   const auto outs = Generate(Request(
       {.kind = Constraint::Kind::kJsonSchema,

@@ -12,6 +12,11 @@ function's parameters; a finished choice (finish_reason "tool_calls") holds only
 named function when one is forced, one at most when parallel_tool_calls is false; whole and
 streamed. Bad tool_choice values and strict schemas the server cannot enforce are 400s naming the
 field, and the server keeps serving.
+tool_choice "auto" (the default) with strict tools, on the DeepSeek-V3 model and on a random model
+with Qwen3's tokenizer (where <tool_call> is one token): the model writes free text and, once it
+opens a call, the call is constrained. A logit_bias on the opening token makes the random model
+open calls often; every call returned names a tool of the request, a strict tool's arguments
+validate with jsonschema and a non-strict tool's are a JSON object; text may surround the calls.
   openai_tools_test.py --moeserve BIN --source DIR    (run by tests/http/run_openai_test.sh)
 Installs jsonschema into the venv it runs in when missing.
 """
@@ -78,8 +83,33 @@ def random_v3_model(work):
     return out
 
 
-class ToolsCase:
-    """The checks, for a server set up by the subclass."""
+def random_qwen3_model(work):
+    """The random DeepSeek-V3-architecture model with Qwen3's tokenizer, vocabulary and template."""
+    tokenizer = os.path.join(ARGS.data, "tokenizers", "qwen3")
+    if not os.path.isfile(os.path.join(tokenizer, "tokenizer.json")):
+        return None
+    with open(os.path.join(HERE, "acceptance", "random_v3_129k.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    config.update(vocab_size=151936, bos_token_id=151643, eos_token_id=151645)
+    config_path = os.path.join(work, "random_qwen3.json")
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f)
+    out = os.path.join(work, "random_qwen3")
+    subprocess.run([ARGS.moeserve, "make-model", "--config", config_path, "--out", out, "--seed", "0",
+                    "--dtype", "bf16"], check=True, stdout=subprocess.DEVNULL)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(tokenizer, f), out)
+    return out
+
+
+# For "auto": the strict tools plus a non-strict one whose schema the server cannot enforce.
+LOOSE = fn("loose", {"type": "object", "properties": {"xs": {"type": "array", "uniqueItems": True}}},
+           strict=False)
+AUTO_TOOLS = TOOLS + [LOOSE]
+
+
+class ServerCase:
+    """A server on the subclass's model, and the checks of returned calls."""
 
     model_dir = None
 
@@ -110,6 +140,65 @@ class ToolsCase:
             self.assertIn(name, SCHEMAS)
             jsonschema.validate(json.loads(arguments), SCHEMAS[name],
                                 format_checker=jsonschema.FormatChecker())
+
+    def check_auto_calls(self, calls):
+        for call in calls:
+            name, arguments = call["name"], json.loads(call["arguments"])
+            if name == "loose":
+                self.assertIsInstance(arguments, dict)
+            else:
+                self.assertIn(name, SCHEMAS)
+                jsonschema.validate(arguments, SCHEMAS[name], format_checker=jsonschema.FormatChecker())
+
+
+class AutoCase(ServerCase):
+    """tool_choice "auto" with strict tools; `trigger` is the token that opens a call."""
+
+    trigger = None
+
+    def auto(self, bias, **kwargs):
+        """[(finish_reason, content, calls)] of one request, with `bias` on the opening token."""
+        out = self.client.chat.completions.create(model="m", messages=ASK, tools=AUTO_TOOLS, max_tokens=240,
+                                                  logit_bias={str(self.trigger): bias}, **kwargs)
+        return [(c.finish_reason, c.message.content or "",
+                 [{"name": t.function.name, "arguments": t.function.arguments}
+                  for t in c.message.tool_calls or []]) for c in out.choices]
+
+    def test_auto_calls_are_constrained_once_opened(self):
+        results = []
+        for seed in range(4):
+            results += self.auto(9, n=4, temperature=1.0, seed=seed)
+        results += self.auto(9, n=2, temperature=1.0, seed=9, parallel_tool_calls=False)
+        calls = [call for _, _, cs in results for call in cs]
+        self.assertGreaterEqual(len(calls), 3, f"too few calls to check: {results}")
+        for reason, _, cs in results:
+            self.check_auto_calls(cs)
+            if cs and reason != "length":
+                self.assertEqual(reason, "tool_calls")
+        for _, _, cs in results[-2:]:
+            self.assertLessEqual(len(cs), 1)
+        # Without the bias the random model writes free text, and the request still finishes.
+        plain = self.auto(0, n=2, temperature=1.0, seed=1)
+        for reason, _, cs in plain:
+            self.assertIn(reason, ("stop", "length", "tool_calls"))
+            self.check_auto_calls(cs)
+
+    def test_auto_streamed(self):
+        chunks = self.client.chat.completions.create(model="m", messages=ASK, tools=AUTO_TOOLS, max_tokens=240,
+                                                     logit_bias={str(self.trigger): 9}, n=3, temperature=1.0,
+                                                     seed=21, stream=True)
+        calls = {}
+        for chunk in chunks:
+            for choice in chunk.choices:
+                for c in choice.delta.tool_calls or []:
+                    entry = calls.setdefault((choice.index, c.index), {"name": "", "arguments": ""})
+                    entry["name"] += c.function.name or ""
+                    entry["arguments"] += c.function.arguments or ""
+        self.check_auto_calls(list(calls.values()))
+
+
+class ToolsCase(ServerCase):
+    """Forced tool calls."""
 
     def whole(self, **kwargs):
         """(finished choices' calls, number of choices) of one request."""
@@ -216,10 +305,20 @@ class HermesQwen3Test(ToolsCase, unittest.TestCase):
         return out
 
 
-class DeepSeekV3Test(ToolsCase, unittest.TestCase):
+class DeepSeekV3Test(ToolsCase, AutoCase, unittest.TestCase):
+    trigger = 128806  # <｜tool▁calls▁begin｜>
+
     @classmethod
     def make_model(cls, work):
         return random_v3_model(work)
+
+
+class Qwen3AutoTest(AutoCase, unittest.TestCase):
+    trigger = 151657  # <tool_call>
+
+    @classmethod
+    def make_model(cls, work):
+        return random_qwen3_model(work)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,9 @@ void FeedChecked(const std::shared_ptr<const CompiledGrammar>& g, const std::vec
       if (ok) m.Rollback(1);
       ASSERT_EQ(ok, Bit(mask, id)) << "step " << step << " token " << id;
     }
-    if (step < ids.size()) ASSERT_TRUE(m.AcceptToken(ids[step])) << "step " << step;
+    if (step < ids.size()) {
+      ASSERT_TRUE(m.AcceptToken(ids[step])) << "step " << step;
+    }
   }
 }
 

@@ -306,8 +306,8 @@ absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body, const s
     r.names.renamed.emplace_back("logprobs", "top_logprobs");
   }
 
-  // tool_choice (tool_choice.h): a forced call is constrained, by the router, which knows the
-  // model's tool-call format.
+  // tool_choice (tool_choice.h): a forced call, or a call under "auto" with strict tools, is
+  // constrained by the router, which knows the model's tool-call format.
   const Json tools = has_tools ? body.at("tools") : Json();
   absl::StatusOr<ToolChoice> tool_choice = ParseToolChoice(body, tools);
   if (!tool_choice.ok()) return tool_choice.status();
@@ -317,6 +317,8 @@ absl::StatusOr<ChatCompletionRequest> ParseChatRequest(const Json& body, const s
     if (r.sampling.constraint.active()) {
       return serving::InvalidField("tool_choice", ": a forced tool call cannot be combined with response_format");
     }
+    out.tools = tools;
+  } else if (out.tool_choice.mode == ToolChoice::Mode::kAuto && !r.sampling.constraint.active()) {
     out.tools = tools;
   }
   absl::StatusOr<std::optional<bool>> parallel = GetBool(body, "parallel_tool_calls");

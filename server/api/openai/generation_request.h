@@ -41,7 +41,7 @@ struct ChatCompletionRequest {
   int32_t top_logprobs = 0;
   bool parse_tool_calls = false;    // tools given and tool_choice is not "none"
   ToolChoice tool_choice;
-  Json tools;                       // body.tools when tool_choice forces a call (tool_choice.h), else null
+  Json tools;  // body.tools when tool_choice forces a call or is "auto" without response_format, else null
   bool parallel_tool_calls = true;  // false: only each choice's first call is returned
 };
 

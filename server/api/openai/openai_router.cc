@@ -173,6 +173,14 @@ void OpenAiRouter::ChatCompletions(const HttpRequest& request, const std::shared
     if (!constraint.ok()) return Reply(exchange, constraint.status());
     r.request.sampling.constraint = *std::move(constraint);
     r.request.names.renamed.emplace_back("tool_calls", "tool_choice");
+  } else if (r.tool_choice.mode == openai::ToolChoice::Mode::kAuto && !r.tools.is_null()) {
+    absl::StatusOr<std::optional<structured::Constraint>> constraint =
+        openai::AutoToolCallConstraint(r.tools, r.parallel_tool_calls, options_.tool_calls);
+    if (!constraint.ok()) return Reply(exchange, constraint.status());
+    if (constraint->has_value()) {
+      r.request.sampling.constraint = **std::move(constraint);
+      r.request.names.renamed.emplace_back("triggered", "tools");
+    }
   }
   openai::ChatJobOptions chat{
       .parser = {.reasoning = options_.reasoning,

@@ -3,8 +3,9 @@
 
 // OpenAI's `tool_choice` (chat completions with `tools`) and what the server enforces for it:
 //   "none"                  the output is content; no tool-call parsing
-//   "auto" (the default)    the model chooses; calls are parsed out of the output (not constrained:
-//                           `strict` tools are not enforced here, as in vLLM's "auto")
+//   "auto" (the default)    the model chooses; calls are parsed out of the output. When some tool
+//                           is `strict` (and the model has a tool-call format), calls are
+//                           constrained once the model opens one (AutoToolCallConstraint)
 //   "required"              the output is tool calls only, constrained to the model's tool-call
 //                           markup: one or more calls (exactly one when parallel_tool_calls is
 //                           false) of any of the tools
@@ -17,6 +18,7 @@
 // (`moeserve serve --tool-call-parser`, detected from the chat template) and cannot be combined
 // with response_format. Pure functions; safe from any thread.
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -37,6 +39,24 @@ struct ToolChoice {
 // Reads body.tool_choice (tools: body.tools, already checked to be well-formed function tools;
 // null when there are none). Errors name tool_choice.
 absl::StatusOr<ToolChoice> ParseToolChoice(const Json& body, const Json& tools);
+
+// tool_choice "auto" with at least one `strict` tool: the model writes free text, but once it opens
+// a tool call in `format`'s markup (Hermes: <tool_call>; DeepSeek-V3: the calls block, and a bare
+// call opening is refused in free text) the call must be a well-formed call of one of `tools`:
+//   - a strict tool's arguments validate against its parameters (a schema the compiler cannot take
+//     is a 400 naming tools[i].function.parameters);
+//   - a non-strict tool's arguments are any JSON object (strict is the per-function opt-in, as in
+//     OpenAI's API; the forced choices above constrain every tool's schema, since the output is
+//     only calls anyway);
+//   - a call naming no tool of the request cannot be written;
+// then the closing markup, then free text again (Hermes: further calls, one at most when
+// parallel_tool_calls is false; DeepSeek-V3: one block, of one call when parallel_tool_calls is
+// false). EOS is allowed in free text, never inside a call. nullopt (unconstrained) when no tool is
+// strict or the model has no tool-call format. A request that also has response_format keeps
+// response_format's constraint (the caller does not ask for this one).
+absl::StatusOr<std::optional<structured::Constraint>> AutoToolCallConstraint(const Json& tools,
+                                                                             bool parallel_tool_calls,
+                                                                             parsers::ToolCallFormat format);
 
 // The constraint that makes the output the forced tool calls in `format`'s markup.
 // REQUIRES: choice.forced(). FailedPrecondition-free: a model without a format gets InvalidArgument
