@@ -71,6 +71,25 @@ class MtpParityTest : public ::testing::Test {
     return hidden;
   }
 
+  // The reference's chained drafts after a prompt of p tokens: `first` is the pass that gave draft
+  // 1 (its logits) and `prev` its MTP output row; drafts 2.. chain one position at a time.
+  void ExpectChainMatches(int32_t p, const MtpOutput& first, Tensor prev) {
+    const std::vector<int32_t> want_ids = ReadTensor<int32_t>(*ref_, "chain_ids");
+    const std::vector<float> want_logits = ReadTensor<float>(*ref_, "chain_logits");
+    const int64_t vocab = model_->config().vocab_size;
+    std::vector<float> got = Host(first.logits);
+    for (size_t j = 0; j < want_ids.size(); ++j) {
+      ExpectLogitsMatch(got, want_logits.data() + j * vocab, 1, vocab, "chain step", 1e-4);
+      const int32_t draft = moeserve::testing::Argmax(got.data(), vocab);
+      ASSERT_EQ(draft, want_ids[j]) << "draft " << j;
+      if (j + 1 == want_ids.size()) break;
+      auto step = model_->ForwardMtp(Batch({draft}, p + static_cast<int32_t>(j), false), prev);
+      ASSERT_TRUE(step.ok()) << step.status();
+      prev = step->hidden;
+      got = Host(step->logits);
+    }
+  }
+
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<SafetensorsFile> ref_;
@@ -96,27 +115,13 @@ TEST_F(MtpParityTest, TeacherForcedLogitsMatchTheTorchReference) {
 
 TEST_F(MtpParityTest, ChainedDraftsMatchTheTorchReference) {
   const int32_t p = ReadTensor<int32_t>(*ref_, "chain_prompt").at(0);
-  const std::vector<int32_t> want_ids = ReadTensor<int32_t>(*ref_, "chain_ids");
-  const std::vector<float> want_logits = ReadTensor<float>(*ref_, "chain_logits");
-  const int64_t vocab = model_->config().vocab_size;
-  // The engine's order: the prompt's MTP rows (the last one with the next token), then one
-  // position at a time with the previous row's MTP output.
+  // All the prompt's MTP rows in one pass (the last one with the next token), then one position at
+  // a time with the previous row's MTP output.
   const Tensor hidden = MainHidden(p);
   const std::vector<int32_t> next(ids_.begin() + 1, ids_.begin() + p + 1);
   auto out = model_->ForwardMtp(Batch(next, 0, false), hidden);
   ASSERT_TRUE(out.ok()) << out.status();
-  Tensor prev = out->hidden.Slice(p - 1, 1);
-  std::vector<float> got = Host(out->logits);
-  for (size_t j = 0; j < want_ids.size(); ++j) {
-    ExpectLogitsMatch(got, want_logits.data() + j * vocab, 1, vocab, "chain step", 1e-4);
-    const int32_t draft = moeserve::testing::Argmax(got.data(), vocab);
-    ASSERT_EQ(draft, want_ids[j]) << "draft " << j;
-    if (j + 1 == want_ids.size()) break;
-    auto step = model_->ForwardMtp(Batch({draft}, p + static_cast<int32_t>(j), false), prev);
-    ASSERT_TRUE(step.ok()) << step.status();
-    prev = step->hidden;
-    got = Host(step->logits);
-  }
+  ExpectChainMatches(p, *out, out->hidden.Slice(p - 1, 1));
 }
 
 // The drafter's order: the prompt's rows but the last only write the MTP cache (WriteMtpCache), the
@@ -124,26 +129,12 @@ TEST_F(MtpParityTest, ChainedDraftsMatchTheTorchReference) {
 TEST_F(MtpParityTest, CacheOnlyRowsThenTheLastRowMatchTheTorchReference) {
   const int32_t p = ReadTensor<int32_t>(*ref_, "chain_prompt").at(0);
   ASSERT_GE(p, 2);
-  const std::vector<int32_t> want_ids = ReadTensor<int32_t>(*ref_, "chain_ids");
-  const std::vector<float> want_logits = ReadTensor<float>(*ref_, "chain_logits");
-  const int64_t vocab = model_->config().vocab_size;
   const Tensor hidden = MainHidden(p);
   const std::vector<int32_t> next(ids_.begin() + 1, ids_.begin() + p);  // rows 0 .. p-2
   ASSERT_TRUE(model_->WriteMtpCache(Batch(next, 0, false), hidden.Slice(0, p - 1)).ok());
   auto out = model_->ForwardMtp(Batch({ids_[p]}, p - 1, false), hidden.Slice(p - 1, 1));
   ASSERT_TRUE(out.ok()) << out.status();
-  Tensor prev = out->hidden;
-  std::vector<float> got = Host(out->logits);
-  for (size_t j = 0; j < want_ids.size(); ++j) {
-    ExpectLogitsMatch(got, want_logits.data() + j * vocab, 1, vocab, "chain step", 1e-4);
-    const int32_t draft = moeserve::testing::Argmax(got.data(), vocab);
-    ASSERT_EQ(draft, want_ids[j]) << "draft " << j;
-    if (j + 1 == want_ids.size()) break;
-    auto step = model_->ForwardMtp(Batch({draft}, p + static_cast<int32_t>(j), false), prev);
-    ASSERT_TRUE(step.ok()) << step.status();
-    prev = step->hidden;
-    got = Host(step->logits);
-  }
+  ExpectChainMatches(p, *out, out->hidden);
   // Its checks are ForwardMtp's.
   const absl::Status bad = model_->WriteMtpCache(Batch(next, 0, false), hidden);
   EXPECT_TRUE(absl::IsInvalidArgument(bad)) << bad;
