@@ -62,9 +62,11 @@ struct HttpServer::Impl {
   explicit Impl(HttpServerOptions options)
       : state(std::make_shared<ServerState>(std::move(options))), work(net::make_work_guard(io)) {}
 
+  // A listening socket. Everything that touches the acceptor and its timer runs on their strand:
+  // the accept handlers and Stop's close would otherwise race on two I/O threads.
   struct Listener {
     Listener(net::io_context& io, HttpHandler* handler, bool tls)
-        : acceptor(io), backoff(io), handler(handler), tls(tls) {}
+        : acceptor(net::make_strand(io)), backoff(acceptor.get_executor()), handler(handler), tls(tls) {}
     tcp::acceptor acceptor;
     net::steady_timer backoff;
     HttpHandler* handler;
@@ -168,7 +170,7 @@ absl::StatusOr<int> HttpServer::Listen(const std::string& host, int port, HttpHa
   const int bound = listener->acceptor.local_endpoint().port();
   Impl::Listener* raw = listener.get();
   impl_->listeners.push_back(std::move(listener));
-  net::post(impl_->io, [this, raw] { impl_->Accept(raw); });
+  net::post(raw->acceptor.get_executor(), [this, raw] { impl_->Accept(raw); });
   return bound;
 }
 
@@ -201,18 +203,18 @@ void HttpServer::CancelInFlight() {
 void HttpServer::Stop() {
   if (impl_->stopped) return;
   impl_->stopped = true;
-  // The listeners close on their I/O thread (Asio objects are not thread-safe); the port is free
-  // once this returns.
-  std::promise<void> closed;
-  net::post(impl_->io, [impl = impl_.get(), &closed] {
-    for (auto& l : impl->listeners) {
+  // The listeners close on their strands (Asio objects are not thread-safe); the port is free once
+  // this returns.
+  for (auto& l : impl_->listeners) {
+    std::promise<void> closed;
+    net::post(l->acceptor.get_executor(), [listener = l.get(), &closed] {
       error_code ignored;
-      l->acceptor.close(ignored);
-      l->backoff.cancel();
-    }
-    closed.set_value();
-  });
-  closed.get_future().wait();
+      listener->acceptor.close(ignored);
+      listener->backoff.cancel();
+      closed.set_value();
+    });
+    closed.get_future().wait();
+  }
   impl_->ForEachConnection([](http_internal::ConnectionControl& c) { c.Cancel(); });
   // Connections end once their handlers have run; then nothing is left for the threads.
   const absl::Time deadline = absl::Now() + absl::Seconds(2);
