@@ -156,7 +156,9 @@ TEST(DatasetTest, RandomHasExactLengthsAndIdsInVocab) {
   }
   EXPECT_GT(lengths.size(), 5u);
   o.range_ratio = 0;
-  for (const BenchPrompt& x : LoadDataset(o).value()) {
+  // Held by name: a range-for over LoadDataset(o).value() would iterate a dead temporary's vector.
+  const std::vector<BenchPrompt> exact = LoadDataset(o).value();
+  for (const BenchPrompt& x : exact) {
     EXPECT_EQ(x.token_ids.size(), 100u);
     EXPECT_EQ(x.output_tokens, 20);
   }
