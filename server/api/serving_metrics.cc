@@ -67,7 +67,8 @@ void RenderSteps(const EngineMetrics& m, std::string* out) {
   Gauge(out, "moeserve_step_broadcast_max_message_bytes", "The largest step message so far, in bytes.",
         static_cast<double>(b.max_message_bytes));
   Counter(out, "moeserve_step_broadcasts_total",
-          "Host broadcasts that carried step messages (one per message up to 4 KiB, two above).",
+          "Host broadcasts that carried step messages (one per message that fits the inline broadcast, "
+          "two above).",
           static_cast<double>(b.broadcasts));
   Counter(out, "moeserve_step_broadcast_encode_seconds_total", "Rank 0's time building the step messages.",
           b.encode_seconds);
