@@ -32,6 +32,18 @@ bool StringMember(const Json& object, const char* key, std::string* out) {
   return true;
 }
 
+// An optional count member (absent or null: 0) in [0, 1024]; an error naming it otherwise.
+absl::Status CountMember(const Json& object, const char* key, std::string_view prefix, int64_t* out) {
+  *out = 0;
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 1024) {
+    return SpecError(prefix, absl::StrCat(key, " must be an integer in [0, 1024]"));
+  }
+  *out = it->get<int64_t>();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Json> ParseSpec(std::string_view text, std::string_view prefix) {
   try {
     return Json::parse(text.begin(), text.end());
@@ -67,12 +79,7 @@ absl::StatusOr<Grammar> ToolCallsFromSpec(const Json& spec, const JsonSchemaOpti
     return SpecError(prefix, "begin, end and separator must be strings");
   }
   int64_t max_calls = 0;
-  if (auto it = spec.find("max_calls"); it != spec.end() && !it->is_null()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 1024) {
-      return SpecError(prefix, "max_calls must be an integer in [0, 1024]");
-    }
-    max_calls = it->get<int64_t>();
-  }
+  RETURN_IF_ERROR(CountMember(spec, "max_calls", prefix, &max_calls));
   auto calls = spec.find("calls");
   if (calls == spec.end() || !calls->is_array() || calls->empty()) {
     return SpecError(prefix, "calls must be a non-empty array");
@@ -152,12 +159,7 @@ absl::StatusOr<Grammar> TriggeredToolCallsGrammar(std::string_view text, const J
                      absl::StrCat("trigger and avoid are ", total, " bytes; the limit is ", kMaxFreeTextBytes));
   }
   int64_t max_triggers = 0;
-  if (auto it = spec.find("max_triggers"); it != spec.end() && !it->is_null()) {
-    if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 1024) {
-      return SpecError(kPrefix, "max_triggers must be an integer in [0, 1024]");
-    }
-    max_triggers = it->get<int64_t>();
-  }
+  RETURN_IF_ERROR(CountMember(spec, "max_triggers", kPrefix, &max_triggers));
   auto body_spec = spec.find("tool_calls");
   if (body_spec == spec.end()) return SpecError(kPrefix, "tool_calls is required");
   ASSIGN_OR_RETURN(Grammar body, ToolCallsFromSpec(*body_spec, options, "triggered: tool_calls: "));
